@@ -1,0 +1,53 @@
+// Loads the built core for tests that exercise single primitives.
+// (The data plane itself is only driven through host/core/.)
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+
+export type Exports = Record<string, any> & { memory: WebAssembly.Memory };
+
+export function loadCore(flavour: "release" | "debug" = "release"): Exports {
+  const file = flavour === "release" ? "build/wesp.wasm" : "build/wesp.debug.wasm";
+  const mod = new WebAssembly.Module(readFileSync(root + file));
+  const inst = new WebAssembly.Instance(mod, {
+    env: {
+      abort(_msg: number, _file: number, line: number, col: number) {
+        throw new Error(`wasm abort at ${line}:${col}`);
+      },
+      seed: () => Date.now(),
+    },
+  });
+  return inst.exports as Exports;
+}
+
+/** A scratch area in wasm memory with byte helpers; allocate once per test file. */
+export class Scratch {
+  readonly base: number;
+  private next: number;
+  constructor(readonly ex: Exports, readonly size = 1 << 20) {
+    this.base = ex.arenaAlloc(size, 64);
+    if (!this.base) throw new Error("wasm arena exhausted");
+    this.next = this.base;
+  }
+  reset(): void { this.next = this.base; }
+  /** Copies bytes in (64-byte aligned) and returns their address. */
+  put(b: Uint8Array, extra = 0): number {
+    const p = this.alloc(b.length + extra);
+    this.u8().set(b, p);
+    return p;
+  }
+  alloc(n: number): number {
+    const p = this.next;
+    this.next = (p + n + 63) & ~63;
+    if (this.next > this.base + this.size) throw new Error("scratch full");
+    return p;
+  }
+  get(p: number, n: number): Uint8Array {
+    return this.u8().slice(p, p + n);
+  }
+  u8(): Uint8Array { return new Uint8Array(this.ex.memory.buffer); }
+}
+
+export const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ""), "hex"));
+export const toHex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
