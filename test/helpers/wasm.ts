@@ -8,8 +8,8 @@ const root = fileURLToPath(new URL("../../", import.meta.url));
 export type Exports = Record<string, any> & { memory: WebAssembly.Memory };
 
 export function loadCore(flavour: "release" | "debug" = "release"): Exports {
-  const file = flavour === "release" ? "build/wesp.wasm" : "build/wesp.debug.wasm";
-  const mod = new WebAssembly.Module(readFileSync(root + file));
+  const file = process.env.WESP_WASM ?? (flavour === "release" ? "build/wesp.wasm" : "build/wesp.debug.wasm");
+  const mod = new WebAssembly.Module(readFileSync(file.startsWith("/") ? file : root + file));
   const inst = new WebAssembly.Instance(mod, {
     env: {
       abort(_msg: number, _file: number, line: number, col: number) {
