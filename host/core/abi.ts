@@ -1,0 +1,171 @@
+// The WASM data-plane ABI as numbers, mirrored from assembly/layout.ts and
+// assembly/counters.ts. host/core/ is the only module that imports this file;
+// test/unit/core-layout.test.ts checks every value against the module's
+// layout*() exports so the two sides cannot drift apart.
+
+// Ring
+export const HEADROOM = 128;
+export const MAX_PACKET = 9000;
+export const SLOT_SIZE = 9472;
+export const DEFAULT_SLOTS = 256;
+export const MAX_SLOTS = 4096;
+
+// Slot descriptor (64 B): see docs/core.md
+export const DESC_SIZE = 64;
+export const D_OFF = 0;
+export const D_LEN = 4;
+export const D_KIND = 8;
+export const D_VERDICT = 9;
+export const D_REASON = 10;
+export const D_SA = 12;
+export const D_PEER = 16;
+export const D_HDRLEN = 20;
+export const D_MTU = 22;
+export const D_FAMILY = 24;
+export const D_PROTO = 25;
+export const D_PORT = 26;
+export const D_LPORT = 28;
+export const D_ADDR = 32;
+export const D_LOCAL = 48;
+
+export const KIND_IP = 0;
+export const KIND_UDP = 1;
+export const KIND_PAYLOAD = 2;
+
+export const VERDICT_DROP = 0;
+export const VERDICT_TO_NETWORK = 1;
+export const VERDICT_TO_TUN = 2;
+export const VERDICT_TO_HOST = 3;
+export const VERDICT_BYPASS = 4;
+export const VERDICT_NAMES = ["DROP", "TO_NETWORK", "TO_TUN", "TO_HOST", "BYPASS"] as const;
+
+// SA parameter block (192 B)
+export const SAP_SIZE = 192;
+export const SAP_DIR = 0;
+export const SAP_SUITE = 1;
+export const SAP_MODE = 2;
+export const SAP_FLAGS = 3;
+export const SAP_SPI = 4;
+export const SAP_WINDOW = 8;
+export const SAP_PEER = 12;
+export const SAP_SEQ = 16;
+export const SAP_FAMILY = 24;
+export const SAP_TTL = 25;
+export const SAP_TOS = 26;
+export const SAP_KEYLEN = 27;
+export const SAP_IPID = 28;
+export const SAP_MTU = 30;
+export const SAP_SPORT = 32;
+export const SAP_DPORT = 34;
+export const SAP_TFC = 36;
+export const SAP_GREKEY = 40;
+export const SAP_KEY = 48;
+export const SAP_SALT = 80;
+export const SAP_IVSEED = 88;
+export const SAP_HMACKEY = 96;
+export const SAP_LOCAL = 128;
+export const SAP_REMOTE = 144;
+
+export const DIR_IN = 0;
+export const DIR_OUT = 1;
+
+export const SUITE_NONE = 0;
+export const SUITE_AES_GCM_16 = 1;
+export const SUITE_CHACHA20_POLY1305 = 2;
+export const SUITE_AES_CBC_HMAC_SHA256 = 3;
+export const SUITE_AES_CBC = 4;
+
+export const MODE_TUNNEL = 0;
+export const MODE_TRANSPORT = 1;
+export const MODE_TRANSPORT_IPIP = 2;
+export const MODE_TRANSPORT_GRE = 3;
+export const MODE_IPIP = 4;
+export const MODE_GRE = 5;
+export const MODE_PAYLOAD = 6;
+
+export const FLAG_ESN = 1;
+export const FLAG_UDP = 2;
+export const FLAG_GRE_KEY = 4;
+export const FLAG_GRE_SEQ = 8;
+export const FLAG_DF = 16;
+export const FLAG_ALLOW_NO_INTEGRITY = 32;
+export const FLAG_REPLAY = 256;
+export const FLAG_NEEDS_REKEY = 512;
+
+export const ERR_NAMES: Record<number, string> = {
+  [-1]: "core not initialised",
+  [-2]: "table full",
+  [-3]: "invalid parameter",
+  [-4]: "duplicate inbound SPI",
+  [-5]: "encryption without integrity refused (set allowNoIntegrity)",
+  [-6]: "no free large replay-window block",
+  [-7]: "out of memory",
+  [-8]: "already initialised",
+  [-9]: "not found",
+};
+
+// SA record (2,560 B): only the fields the host reads
+export const SA_SIZE = 2560;
+export const SA_STATE = 2048;
+export const SA_FLAGS = 2052;
+export const SA_SPI = 2056;
+export const SA_PEER = 2060;
+export const SA_SEQ = 2064;
+export const SA_REPLAY = 2240;
+export const SA_COUNTERS = 2400;
+
+// Counters
+export const REASON_NAMES = [
+  "NONE",
+  "MALFORMED",
+  "BAD_SLOT",
+  "NO_SA",
+  "REPLAY",
+  "REPLAY_OLD",
+  "AUTH",
+  "PADDING",
+  "POLICY",
+  "SEQ_EXHAUSTED",
+  "TOO_BIG",
+  "DISCARD",
+  "NO_POLICY",
+  "DUMMY",
+  "KEEPALIVE",
+  "NEXT_HEADER",
+  "NOT_ESP",
+  "GRE",
+  "UNSUPPORTED",
+] as const;
+export type ReasonName = (typeof REASON_NAMES)[number];
+export const REASON_COUNT = REASON_NAMES.length; // 19
+export const CTR_WORDS = REASON_COUNT + 1;
+export const CTR_BLOCK_SIZE = CTR_WORDS * 8;
+
+// Peer table
+export const PEER_SIZE = 32;
+
+// SPD policy parameter block (64 B)
+export const POLP_SIZE = 64;
+export const POLP_PRIO = 0;
+export const POLP_ACTION = 4;
+export const POLP_FAMILY = 5;
+export const POLP_PROTO = 6;
+export const POLP_SRCPFX = 7;
+export const POLP_DSTPFX = 8;
+export const POLP_SPORTLO = 10;
+export const POLP_SPORTHI = 12;
+export const POLP_DPORTLO = 14;
+export const POLP_DPORTHI = 16;
+export const POLP_SA = 20;
+export const POLP_PEER = 24;
+export const POLP_SRC = 32;
+export const POLP_DST = 48;
+export const POL_SIZE = 96;
+
+export const ACTION_DISCARD = 0;
+export const ACTION_BYPASS = 1;
+export const ACTION_PROTECT = 2;
+
+export const FLOW_ENTRIES = 8192;
+export const FLOW_SIZE = 48;
+export const KAT_IV_MAX = 16;

@@ -1,0 +1,520 @@
+// The typed API around the WASM ESP core: the only module that knows its ABI.
+//
+// One Core = one WebAssembly instance = one packet ring. The host writes
+// packets into ring slots, calls processOutbound(n) / processInbound(n) once
+// per batch, then reads each slot's verdict, offset/length and addresses back.
+// Views over linear memory are built once in create(): the core sizes all of
+// its memory in init() and never grows it afterwards, so they stay valid.
+// Only numbers cross the boundary (STYLE.md §3); see docs/core.md.
+import { readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import * as A from "./abi.ts";
+import { formatAddr, parseAddr, parsePrefix, type Addr } from "./addr.ts";
+
+export type Suite = "aes-gcm-16" | "chacha20-poly1305" | "aes-cbc-hmac-sha256" | "aes-cbc" | "none";
+export type Mode = "tunnel" | "transport" | "transport-ipip" | "transport-gre" | "ipip" | "gre" | "payload";
+export type Verdict = (typeof A.VERDICT_NAMES)[number];
+export type { ReasonName } from "./abi.ts";
+export { REASON_NAMES, VERDICT_NAMES } from "./abi.ts";
+export { formatAddr, parseAddr, parsePrefix } from "./addr.ts";
+
+export const SUITES: Record<Suite, number> = {
+  none: A.SUITE_NONE,
+  "aes-gcm-16": A.SUITE_AES_GCM_16,
+  "chacha20-poly1305": A.SUITE_CHACHA20_POLY1305,
+  "aes-cbc-hmac-sha256": A.SUITE_AES_CBC_HMAC_SHA256,
+  "aes-cbc": A.SUITE_AES_CBC,
+};
+export const MODES: Record<Mode, number> = {
+  tunnel: A.MODE_TUNNEL,
+  transport: A.MODE_TRANSPORT,
+  "transport-ipip": A.MODE_TRANSPORT_IPIP,
+  "transport-gre": A.MODE_TRANSPORT_GRE,
+  ipip: A.MODE_IPIP,
+  gre: A.MODE_GRE,
+  payload: A.MODE_PAYLOAD,
+};
+export const VERDICT = {
+  DROP: A.VERDICT_DROP,
+  TO_NETWORK: A.VERDICT_TO_NETWORK,
+  TO_TUN: A.VERDICT_TO_TUN,
+  TO_HOST: A.VERDICT_TO_HOST,
+  BYPASS: A.VERDICT_BYPASS,
+} as const;
+export const KIND = { IP: A.KIND_IP, UDP: A.KIND_UDP, PAYLOAD: A.KIND_PAYLOAD } as const;
+export const HEADROOM = A.HEADROOM;
+export const MAX_PACKET = A.MAX_PACKET;
+export const SLOT_SIZE = A.SLOT_SIZE;
+
+export interface CoreOptions {
+  /** Ring slots (default 256, at most 4096). */
+  slots?: number;
+  /** SA records (default 1024; 100,000 fit: see docs/core.md for bytes per SA). Peer ids must be < maxSas. */
+  maxSas?: number;
+  /** SPD entries (default 1024). */
+  maxPolicies?: number;
+  /** Replay bitmaps for windows > 960 (16 KiB each, default 16). */
+  largeWindowBlocks?: number;
+  /** Path of the .wasm (default $WESP_WASM or build/wesp.wasm); or pass bytes / a compiled module. */
+  wasmPath?: string;
+  wasm?: Uint8Array | WebAssembly.Module;
+}
+
+export interface SaParams {
+  direction: "in" | "out";
+  suite: Suite;
+  mode: Mode;
+  /** SPI (host order). Not used by plain ipip/gre. Inbound SPIs are unique. */
+  spi?: number;
+  /** Encryption key: 16/24/32 bytes (AES), 32 (ChaCha20), without the salt. */
+  key?: Uint8Array;
+  /** 4-byte nonce salt (AES-GCM, ChaCha20-Poly1305). */
+  salt?: Uint8Array;
+  /** 32-byte HMAC-SHA-256 key (aes-cbc-hmac-sha256, RFC 4868). */
+  hmacKey?: Uint8Array;
+  /** Required for suite "aes-cbc" (no integrity; RFC 3602 vectors only). */
+  allowNoIntegrity?: boolean;
+  /** Extended sequence numbers (RFC 4303 §2.2.1). */
+  esn?: boolean;
+  /** Anti-replay window, inbound: 0 = off, 32..65536 (default 64). */
+  replayWindow?: number;
+  /** Outbound: first sequence number sent (default 1). Inbound: first expected (the window starts just below it). */
+  initialSeq?: bigint | number;
+  /** Peer this SA belongs to (< maxSas). Used by the inbound policy check and NAT-T address learning. */
+  peerId?: number;
+  /** Outer local / remote addresses (same family). */
+  local?: string | Uint8Array;
+  remote?: string | Uint8Array;
+  /** RFC 3948 UDP encapsulation; ports default to 4500. */
+  udp?: boolean | { sport?: number; dport?: number };
+  /** GRE key (RFC 2890 §2.1), absent = no key. */
+  greKey?: number;
+  /** GRE sequence numbers (RFC 2890 §2.2). */
+  greSeq?: boolean;
+  /** Outer IPv4 TTL / IPv6 hop limit (default 64), TOS / traffic class (default 0), DF (default false), first IPv4 id (default 0). */
+  ttl?: number;
+  tos?: number;
+  df?: boolean;
+  ipId?: number;
+  /** Path MTU of the outer packet, 0 = none. Bigger packets drop with TOO_BIG. */
+  mtu?: number;
+  /** TFC padding target (RFC 4303 §2.7): pad the inner packet up to this many bytes, 0 = off. */
+  tfcPad?: number;
+  /** 8-byte seed of the CBC IV (IV = AES_K(seed || seq)); random by default. */
+  ivSeed?: Uint8Array;
+}
+
+export interface PolicyParams {
+  /** Lower numbers match first; equal priorities in insertion order. Default 1000. */
+  priority?: number;
+  action: "protect" | "bypass" | "discard";
+  /** Local-side selector ("10.1.0.0/16", "::/0", bare address = host). */
+  local: string;
+  /** Remote-side selector. Same family as local. */
+  remote: string;
+  /** IP protocol, 0 / absent = any. */
+  proto?: number;
+  /** Inclusive port ranges (TCP/UDP/SCTP), absent = any. */
+  localPorts?: [number, number];
+  remotePorts?: [number, number];
+  /** PROTECT: the outbound SA to use. */
+  saId?: number;
+  /** PROTECT: the peer whose inbound SAs may carry this traffic (RFC 4301 §5.2 check). */
+  peerId?: number;
+}
+
+export interface Counters {
+  packets: bigint;
+  bytes: bigint;
+  drops: Record<A.ReasonName, bigint>;
+}
+
+export interface SaState {
+  live: boolean;
+  spi: number;
+  peerId: number;
+  /** Outbound: next sequence number to send. */
+  seq: bigint;
+  /** Inbound: highest authenticated sequence number. */
+  replayTop: bigint;
+  needsRekey: boolean;
+}
+
+export class CoreError extends Error {
+  constructor(message: string, readonly code: number) {
+    super(`${message}: ${A.ERR_NAMES[code] ?? code}`);
+  }
+}
+
+interface Exports {
+  memory: WebAssembly.Memory;
+  init(slots: number, maxSas: number, maxPolicies: number, largeWindowBlocks: number): number;
+  ringBase(): number;
+  descBase(): number;
+  saParamPtr(): number;
+  saAdd(): number;
+  saRemove(id: number): number;
+  saRecord(id: number): number;
+  policyParamPtr(): number;
+  policyAdd(): number;
+  policyRemove(id: number): number;
+  policyClear(): void;
+  policyCount(): number;
+  spdQuery(family: number, proto: number, src: number, dst: number, sport: number, dport: number): number;
+  processOutbound(n: number): number;
+  processInbound(n: number): number;
+  globalCountersPtr(): number;
+  katIvPtr(): number;
+  katArmIv(len: number): void;
+  scratchPtr(): number;
+  [k: string]: any;
+}
+
+const moduleCache = new Map<string, WebAssembly.Module>();
+const root = fileURLToPath(new URL("../../", import.meta.url));
+
+function compile(opts: CoreOptions): WebAssembly.Module {
+  if (opts.wasm instanceof WebAssembly.Module) return opts.wasm;
+  if (opts.wasm) return new WebAssembly.Module(opts.wasm);
+  const p = opts.wasmPath ?? process.env.WESP_WASM ?? "build/wesp.wasm";
+  const file = p.startsWith("/") ? p : root + p;
+  let m = moduleCache.get(file);
+  if (!m) {
+    m = new WebAssembly.Module(readFileSync(file));
+    moduleCache.set(file, m);
+  }
+  return m;
+}
+
+export class Core {
+  readonly slots: number;
+  readonly maxSas: number;
+  readonly maxPolicies: number;
+  /** Raw exports: for tests of single primitives only. */
+  readonly ex: Exports;
+  private readonly u8: Uint8Array;
+  private readonly dv: DataView;
+  private readonly ring: number;
+  private readonly desc: number;
+  private readonly slotViews: Uint8Array[];
+  private readonly hostTmp = new Uint8Array(16);
+
+  private constructor(ex: Exports, slots: number, maxSas: number, maxPolicies: number) {
+    this.ex = ex;
+    this.slots = slots;
+    this.maxSas = maxSas;
+    this.maxPolicies = maxPolicies;
+    this.u8 = new Uint8Array(ex.memory.buffer);
+    this.dv = new DataView(ex.memory.buffer);
+    this.ring = ex.ringBase();
+    this.desc = ex.descBase();
+    this.slotViews = [];
+    for (let i = 0; i < slots; i++) this.slotViews.push(this.u8.subarray(this.ring + i * A.SLOT_SIZE, this.ring + (i + 1) * A.SLOT_SIZE));
+  }
+
+  /** Instantiates the core and sizes all of its memory once. */
+  static async create(opts: CoreOptions = {}): Promise<Core> {
+    const slots = opts.slots ?? A.DEFAULT_SLOTS;
+    const maxSas = opts.maxSas ?? 1024;
+    const maxPolicies = opts.maxPolicies ?? 1024;
+    const large = opts.largeWindowBlocks ?? 16;
+    const inst = await WebAssembly.instantiate(compile(opts), {
+      env: {
+        abort(_m: number, _f: number, line: number, col: number) {
+          throw new Error(`wasm abort at ${line}:${col}`);
+        },
+        seed: () => Date.now(),
+      },
+    });
+    const ex = inst.exports as unknown as Exports;
+    const rc = ex.init(slots, maxSas, maxPolicies, large);
+    if (rc < 0) throw new CoreError("core init failed", rc);
+    return new Core(ex, slots, maxSas, maxPolicies);
+  }
+
+  // ── SAs ──────────────────────────────────────────────────────────────────
+
+  /** Installs an SA; returns its id (≥ 0). Safe between batches. Throws CoreError. */
+  addSa(p: SaParams): number {
+    const b = this.ex.saParamPtr();
+    const u8 = this.u8, dv = this.dv;
+    u8.fill(0, b, b + A.SAP_SIZE);
+    const suite = SUITES[p.suite];
+    const mode = MODES[p.mode];
+    if (suite === undefined) throw new CoreError(`unknown suite ${p.suite}`, -3);
+    if (mode === undefined) throw new CoreError(`unknown mode ${p.mode}`, -3);
+    let flags = 0;
+    if (p.esn) flags |= A.FLAG_ESN;
+    if (p.udp) flags |= A.FLAG_UDP;
+    if (p.greKey !== undefined) flags |= A.FLAG_GRE_KEY;
+    if (p.greSeq) flags |= A.FLAG_GRE_SEQ;
+    if (p.df) flags |= A.FLAG_DF;
+    if (p.allowNoIntegrity) flags |= A.FLAG_ALLOW_NO_INTEGRITY;
+    u8[b + A.SAP_DIR] = p.direction === "out" ? A.DIR_OUT : A.DIR_IN;
+    u8[b + A.SAP_SUITE] = suite;
+    u8[b + A.SAP_MODE] = mode;
+    u8[b + A.SAP_FLAGS] = flags;
+    dv.setUint32(b + A.SAP_SPI, (p.spi ?? 0) >>> 0, true);
+    dv.setUint32(b + A.SAP_WINDOW, p.direction === "in" ? p.replayWindow ?? 64 : 0, true);
+    dv.setUint32(b + A.SAP_PEER, p.peerId ?? 0, true);
+    dv.setBigUint64(b + A.SAP_SEQ, BigInt(p.initialSeq ?? 1), true);
+    const key = p.key ?? new Uint8Array(0);
+    if (key.length > 32) throw new CoreError("key longer than 32 bytes", -3);
+    u8[b + A.SAP_KEYLEN] = key.length;
+    u8.set(key, b + A.SAP_KEY);
+    if (p.salt) u8.set(p.salt.subarray(0, 4), b + A.SAP_SALT);
+    u8.set(p.ivSeed ? p.ivSeed.subarray(0, 8) : randomBytes(8), b + A.SAP_IVSEED);
+    if (p.hmacKey) {
+      if (p.hmacKey.length !== 32) throw new CoreError("HMAC-SHA-256-128 needs a 32-byte key (RFC 4868 §2.1.1)", -3);
+      u8.set(p.hmacKey, b + A.SAP_HMACKEY);
+    }
+    let family = 4;
+    if (p.local !== undefined || p.remote !== undefined) {
+      const l: Addr = parseAddr(p.local ?? (parseAddr(p.remote!).family === 4 ? "0.0.0.0" : "::"));
+      const r: Addr = parseAddr(p.remote ?? (l.family === 4 ? "0.0.0.0" : "::"));
+      if (l.family !== r.family) throw new CoreError("local and remote must be the same family", -3);
+      family = l.family;
+      u8.set(l.bytes, b + A.SAP_LOCAL);
+      u8.set(r.bytes, b + A.SAP_REMOTE);
+    }
+    u8[b + A.SAP_FAMILY] = family;
+    u8[b + A.SAP_TTL] = p.ttl ?? 64;
+    u8[b + A.SAP_TOS] = p.tos ?? 0;
+    dv.setUint16(b + A.SAP_IPID, p.ipId ?? 0, true);
+    dv.setUint16(b + A.SAP_MTU, p.mtu ?? 0, true);
+    const udp = typeof p.udp === "object" ? p.udp : {};
+    dv.setUint16(b + A.SAP_SPORT, udp.sport ?? 4500, true);
+    dv.setUint16(b + A.SAP_DPORT, udp.dport ?? 4500, true);
+    dv.setUint16(b + A.SAP_TFC, p.tfcPad ?? 0, true);
+    dv.setUint32(b + A.SAP_GREKEY, (p.greKey ?? 0) >>> 0, true);
+    const id = this.ex.saAdd();
+    u8.fill(0, b, b + A.SAP_SIZE); // keys do not linger in the parameter block
+    if (id < 0) throw new CoreError(`addSa(${p.direction} ${p.suite} ${p.mode} spi ${p.spi ?? 0})`, id);
+    return id;
+  }
+
+  /** Removes an SA: its keys are wiped, its SPI forgotten. Safe between batches. */
+  removeSa(id: number): void {
+    const rc = this.ex.saRemove(id);
+    if (rc < 0) throw new CoreError(`removeSa(${id})`, rc);
+  }
+
+  saState(id: number): SaState {
+    const r = this.ex.saRecord(id);
+    if (!r) throw new CoreError(`saState(${id})`, -9);
+    const flags = this.dv.getUint16(r + A.SA_FLAGS, true);
+    return {
+      live: this.u8[r + A.SA_STATE] === 1,
+      spi: this.dv.getUint32(r + A.SA_SPI, true),
+      peerId: this.dv.getUint32(r + A.SA_PEER, true),
+      seq: this.dv.getBigUint64(r + A.SA_SEQ, true),
+      replayTop: this.dv.getBigUint64(r + A.SA_REPLAY, true),
+      needsRekey: (flags & A.FLAG_NEEDS_REKEY) !== 0,
+    };
+  }
+
+  // ── SPD ──────────────────────────────────────────────────────────────────
+
+  /** Adds an SPD entry; returns its id. Match order: priority, then insertion. */
+  addPolicy(p: PolicyParams): number {
+    const b = this.ex.policyParamPtr();
+    const u8 = this.u8, dv = this.dv;
+    u8.fill(0, b, b + A.POLP_SIZE);
+    const l = parsePrefix(p.local), r = parsePrefix(p.remote);
+    if (l.family !== r.family) throw new CoreError("policy local and remote must be the same family", -3);
+    dv.setUint32(b + A.POLP_PRIO, p.priority ?? 1000, true);
+    u8[b + A.POLP_ACTION] = p.action === "protect" ? A.ACTION_PROTECT : p.action === "bypass" ? A.ACTION_BYPASS : A.ACTION_DISCARD;
+    u8[b + A.POLP_FAMILY] = l.family;
+    u8[b + A.POLP_PROTO] = p.proto ?? 0;
+    u8[b + A.POLP_SRCPFX] = l.len;
+    u8[b + A.POLP_DSTPFX] = r.len;
+    const lp = p.localPorts ?? [0, 65535], rp = p.remotePorts ?? [0, 65535];
+    dv.setUint16(b + A.POLP_SPORTLO, lp[0], true);
+    dv.setUint16(b + A.POLP_SPORTHI, lp[1], true);
+    dv.setUint16(b + A.POLP_DPORTLO, rp[0], true);
+    dv.setUint16(b + A.POLP_DPORTHI, rp[1], true);
+    dv.setInt32(b + A.POLP_SA, p.saId ?? -1, true);
+    dv.setUint32(b + A.POLP_PEER, p.peerId ?? 0, true);
+    u8.set(l.bytes, b + A.POLP_SRC);
+    u8.set(r.bytes, b + A.POLP_DST);
+    const id = this.ex.policyAdd();
+    if (id < 0) throw new CoreError(`addPolicy(${p.local} -> ${p.remote})`, id);
+    return id;
+  }
+
+  removePolicy(id: number): void {
+    const rc = this.ex.policyRemove(id);
+    if (rc < 0) throw new CoreError(`removePolicy(${id})`, rc);
+  }
+
+  clearPolicies(): void {
+    this.ex.policyClear();
+  }
+
+  policyCount(): number {
+    return this.ex.policyCount();
+  }
+
+  /** The SPD entry (id) an outbound packet with this 5-tuple matches, or -1. */
+  lookupPolicy(local: string, remote: string, proto = 0, localPort = 0, remotePort = 0): number {
+    const l = parseAddr(local), r = parseAddr(remote);
+    const p = this.ex.scratchPtr(); // 32 bytes for the two addresses
+    this.u8.set(l.bytes, p);
+    this.u8.set(r.bytes, p + 16);
+    return this.ex.spdQuery(l.family, proto, p, p + 16, localPort, remotePort);
+  }
+
+  // ── Slots ────────────────────────────────────────────────────────────────
+
+  /** The whole slot i (SLOT_SIZE bytes) as a view; write packets at HEADROOM. Built once. */
+  slot(i: number): Uint8Array {
+    return this.slotViews[i];
+  }
+
+  /**
+   * Describes slot i's input: packet at [off, off+len) of the slot.
+   * kind: inbound input kind (KIND.*). saId: outbound SA to use directly, -1 = SPD lookup.
+   * proto: outbound payload mode next header / inbound kind 2 IP protocol (0 = ESP).
+   */
+  setPacket(i: number, off: number, len: number, kind = 0, saId = -1, proto = 0): void {
+    const d = this.desc + i * A.DESC_SIZE;
+    const dv = this.dv;
+    dv.setUint32(d + A.D_OFF, off, true);
+    dv.setUint32(d + A.D_LEN, len, true);
+    this.u8[d + A.D_KIND] = kind;
+    this.u8[d + A.D_VERDICT] = A.VERDICT_DROP;
+    dv.setUint16(d + A.D_REASON, 0, true);
+    dv.setInt32(d + A.D_SA, saId, true);
+    this.u8[d + A.D_PROTO] = proto;
+  }
+
+  /** Copies a packet into slot i at HEADROOM and describes it (see setPacket). */
+  writePacket(i: number, bytes: Uint8Array, kind = 0, saId = -1, proto = 0): void {
+    this.slotViews[i].set(bytes, A.HEADROOM);
+    this.setPacket(i, A.HEADROOM, bytes.length, kind, saId, proto);
+  }
+
+  /** Inbound kinds 1/2: where the packet came from (remote) and arrived (local). */
+  setRemote(i: number, remote: string | Uint8Array, port = 0, local?: string | Uint8Array): void {
+    const d = this.desc + i * A.DESC_SIZE;
+    const r = parseAddr(remote);
+    this.u8[d + A.D_FAMILY] = r.family;
+    this.dv.setUint16(d + A.D_PORT, port, true);
+    this.u8.set(r.bytes, d + A.D_ADDR);
+    this.u8.set(local === undefined ? new Uint8Array(16) : parseAddr(local).bytes, d + A.D_LOCAL);
+  }
+
+  /** Processes slots 0..n-1 outbound (inner packets → ESP). Returns how many were not dropped. */
+  processOutbound(n: number): number {
+    return this.ex.processOutbound(n);
+  }
+
+  /** Processes slots 0..n-1 inbound (ESP / NAT-T / plain tunnels → inner). Returns how many were not dropped. */
+  processInbound(n: number): number {
+    return this.ex.processInbound(n);
+  }
+
+  verdict(i: number): number {
+    return this.u8[this.desc + i * A.DESC_SIZE + A.D_VERDICT];
+  }
+  verdictName(i: number): Verdict {
+    return A.VERDICT_NAMES[this.verdict(i)] ?? "DROP";
+  }
+  reason(i: number): number {
+    return this.dv.getUint16(this.desc + i * A.DESC_SIZE + A.D_REASON, true);
+  }
+  reasonName(i: number): A.ReasonName {
+    return A.REASON_NAMES[this.reason(i)];
+  }
+  offset(i: number): number {
+    return this.dv.getUint32(this.desc + i * A.DESC_SIZE + A.D_OFF, true);
+  }
+  length(i: number): number {
+    return this.dv.getUint32(this.desc + i * A.DESC_SIZE + A.D_LEN, true);
+  }
+  /** The packet of slot i as a view (no copy; valid until the slot is reused). */
+  packet(i: number): Uint8Array {
+    const off = this.offset(i);
+    return this.slotViews[i].subarray(off, off + this.length(i));
+  }
+  /** TO_NETWORK: outer IP (+ UDP) header bytes at the front; a UDP socket sends packet(i).subarray(hdrLen). */
+  hdrLen(i: number): number {
+    return this.dv.getUint16(this.desc + i * A.DESC_SIZE + A.D_HDRLEN, true);
+  }
+  saId(i: number): number {
+    return this.dv.getInt32(this.desc + i * A.DESC_SIZE + A.D_SA, true);
+  }
+  peerId(i: number): number {
+    return this.dv.getUint32(this.desc + i * A.DESC_SIZE + A.D_PEER, true);
+  }
+  mtu(i: number): number {
+    return this.dv.getUint16(this.desc + i * A.DESC_SIZE + A.D_MTU, true);
+  }
+  /** Inbound payload mode: the ESP next header. */
+  proto(i: number): number {
+    return this.u8[this.desc + i * A.DESC_SIZE + A.D_PROTO];
+  }
+  /** TO_NETWORK: destination family (4 | 6), port (0 = raw IP) and address bytes (view of 16). */
+  destFamily(i: number): number {
+    return this.u8[this.desc + i * A.DESC_SIZE + A.D_FAMILY];
+  }
+  destPort(i: number): number {
+    return this.dv.getUint16(this.desc + i * A.DESC_SIZE + A.D_PORT, true);
+  }
+  sourcePort(i: number): number {
+    return this.dv.getUint16(this.desc + i * A.DESC_SIZE + A.D_LPORT, true);
+  }
+  destAddrBytes(i: number): Uint8Array {
+    const d = this.desc + i * A.DESC_SIZE + A.D_ADDR;
+    return this.u8.subarray(d, d + 16);
+  }
+  destAddress(i: number): string {
+    return formatAddr(this.destFamily(i), this.destAddrBytes(i));
+  }
+  sourceAddress(i: number): string {
+    const d = this.desc + i * A.DESC_SIZE + A.D_LOCAL;
+    return formatAddr(this.destFamily(i), this.u8.subarray(d, d + 16));
+  }
+
+  // ── Counters ─────────────────────────────────────────────────────────────
+
+  private readBlock(p: number): Counters {
+    const drops = {} as Record<A.ReasonName, bigint>;
+    for (let r = 1; r < A.REASON_COUNT; r++) drops[A.REASON_NAMES[r]] = this.dv.getBigUint64(p + (1 + r) * 8, true);
+    drops.NONE = 0n;
+    return { packets: this.dv.getBigUint64(p, true), bytes: this.dv.getBigUint64(p + 8, true), drops };
+  }
+
+  /** Per-SA counters: packets/bytes that passed, drops by reason. */
+  readCounters(saId: number): Counters {
+    const r = this.ex.saRecord(saId);
+    if (!r) throw new CoreError(`readCounters(${saId})`, -9);
+    return this.readBlock(r + A.SA_COUNTERS);
+  }
+
+  /** Global counters per direction; packets + Σ drops = packets processed. */
+  globalCounters(): { inbound: Counters; outbound: Counters } {
+    const g = this.ex.globalCountersPtr();
+    return { inbound: this.readBlock(g), outbound: this.readBlock(g + A.CTR_BLOCK_SIZE) };
+  }
+
+  /** Known-answer tests only: the next outbound seal uses this IV (8 B GCM/ChaCha, 16 B CBC) once. */
+  katSetIv(iv: Uint8Array): void {
+    if (iv.length > A.KAT_IV_MAX) throw new CoreError("KAT IV too long", -3);
+    this.u8.set(iv, this.ex.katIvPtr());
+    this.ex.katArmIv(iv.length);
+  }
+
+  /** Bytes of WASM linear memory (flat after create()). */
+  memoryBytes(): number {
+    return this.ex.memory.buffer.byteLength;
+  }
+}
+
+/** Total of a counter block's drops. */
+export function totalDrops(c: Counters): bigint {
+  let s = 0n;
+  for (const v of Object.values(c.drops)) s += v;
+  return s;
+}
