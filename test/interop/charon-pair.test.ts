@@ -1,0 +1,250 @@
+// Two strongSwan charons negotiate IKEv2 (PSK) and carry ping between two sites over
+// UDP-encapsulated ESP, for each of the four suites. What this proves, before wesp is
+// plugged in: the namespace harness works, the key extraction from charon's log is
+// right (both daemons' logs agree, and the keys decrypt what was on the wire) and the
+// tshark/scapy checking can both pass and fail.
+//
+//   siteL ──s── gl  ceL (charon L)  wl ═══ 10.99.0.0/24 ═══ wr  ceR (charon R)  gr ──s── siteR
+//   192.168.1.2   .1                .1                      .2                 .1   192.168.2.2
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { canUseNetns, exec, Lab, NS_PREFIX, run, sweepStale, waitFor, type Netns } from "../helpers/netns.ts";
+import { checkEsp, startCapture, tsharkSupports, type EspSa } from "../helpers/tshark.ts";
+import { CHARON, Charon, espDrops, parseChildSas, SUITES, toEspSas, type ChildSa, type Suite } from "./strongswan.ts";
+
+const skip = !canUseNetns()
+  ? "needs root and ip netns"
+  : !existsSync(CHARON)
+    ? "strongSwan charon not installed"
+    : false;
+
+const WAN_L = "10.99.0.1";
+const WAN_R = "10.99.0.2";
+const SITE_L = "192.168.1.2";
+const SITE_R = "192.168.2.2";
+const PINGS = 3;
+
+interface Topo {
+  lab: Lab;
+  ceL: Netns;
+  ceR: Netns;
+  siteL: Netns;
+  siteR: Netns;
+}
+
+async function buildTopo(): Promise<Topo> {
+  const lab = new Lab();
+  const [ceL, ceR, siteL, siteR] = [await lab.ns("ceL"), await lab.ns("ceR"), await lab.ns("siteL"), await lab.ns("siteR")];
+  await lab.veth(ceL, "wl", ceR, "wr");
+  await ceL.addr("wl", `${WAN_L}/24`);
+  await ceR.addr("wr", `${WAN_R}/24`);
+  await lab.veth(ceL, "gl", siteL, "s");
+  await ceL.addr("gl", "192.168.1.1/24");
+  await siteL.addr("s", `${SITE_L}/24`);
+  await siteL.route("default", "192.168.1.1");
+  await lab.veth(ceR, "gr", siteR, "s");
+  await ceR.addr("gr", "192.168.2.1/24");
+  await siteR.addr("s", `${SITE_R}/24`);
+  await siteR.route("default", "192.168.2.1");
+  await ceL.forwarding();
+  await ceR.forwarding();
+  return { lab, ceL, ceR, siteL, siteR };
+}
+
+function charons(t: Topo, suite: Suite): [Charon, Charon] {
+  const common = { psk: "wesp-interop-psk-0123456789", suites: [suite] };
+  return [
+    new Charon(t.ceL, { name: `L-${suite}`, local: WAN_L, remote: WAN_R, localTs: ["192.168.1.0/24"], remoteTs: ["192.168.2.0/24"], ...common }),
+    new Charon(t.ceR, { name: `R-${suite}`, local: WAN_R, remote: WAN_L, localTs: ["192.168.2.0/24"], remoteTs: ["192.168.1.0/24"], ...common }),
+  ];
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+/** The two daemons' views of one CHILD_SA must mirror each other exactly. */
+function assertMirrored(l: ChildSa, r: ChildSa): void {
+  assert.equal(l.initiator, true, "L initiated");
+  assert.equal(r.initiator, false, "R responded");
+  assert.equal(l.proposal, r.proposal);
+  for (const [a, b] of [[l.outbound, r.inbound], [l.inbound, r.outbound]] as const) {
+    assert.equal(a.spi, b.spi);
+    assert.equal(a.src, b.src);
+    assert.equal(a.dst, b.dst);
+    assert.equal(hex(a.encKey), hex(b.encKey));
+    assert.equal(hex(a.integKey), hex(b.integKey));
+  }
+  assert.notEqual(hex(l.outbound.encKey), hex(l.inbound.encKey), "directions have distinct keys");
+}
+
+/** Expected algorithm facts per suite (RFC 4106 / RFC 7634 salt, RFC 4868 key size). */
+const EXPECT: Record<Suite, { enc: string; integ: string; encKeyLen: number; integKeyLen: number; bits: number }> = {
+  aes128gcm16: { enc: "AES_GCM_16", integ: "", encKeyLen: 16 + 4, integKeyLen: 0, bits: 128 },
+  aes256gcm16: { enc: "AES_GCM_16", integ: "", encKeyLen: 32 + 4, integKeyLen: 0, bits: 256 },
+  chacha20poly1305: { enc: "CHACHA20_POLY1305", integ: "", encKeyLen: 32 + 4, integKeyLen: 0, bits: 256 },
+  "aes128-sha256": { enc: "AES_CBC", integ: "HMAC_SHA2_256_128", encKeyLen: 16, integKeyLen: 32, bits: 128 },
+};
+
+/** The key the ICV depends on, with one bit flipped: the AEAD key, or the HMAC key. */
+function flipBit(sa: EspSa): EspSa {
+  const field = sa.authKey?.length ? "authKey" : "encKey";
+  const k = Uint8Array.from(sa[field]!);
+  k[0] ^= 1;
+  return { ...sa, [field]: k };
+}
+
+describe("strongSwan pair over kernel-libipsec", { skip }, () => {
+  let topo: Topo;
+  before(async () => {
+    sweepStale();
+    topo = await buildTopo();
+  });
+  after(async () => {
+    await topo?.lab.teardown();
+  });
+
+  for (const suite of SUITES) {
+    test(`${suite}: negotiate, ping both ways, keys from the log decrypt the wire with good ICVs, replay/forgery dropped`, async () => {
+      const [L, R] = charons(topo, suite);
+      try {
+        await L.start();
+        await R.start();
+        await L.initiate(suite);
+
+        const ls = parseChildSas(L.log());
+        const rs = parseChildSas(R.log());
+        assert.equal(ls.length, 1, "one CHILD_SA in L's log");
+        assert.equal(rs.length, 1, "one CHILD_SA in R's log");
+        const [l, r] = [ls[0], rs[0]];
+        assertMirrored(l, r);
+        const e = EXPECT[suite];
+        assert.equal(l.encAlg, e.enc);
+        assert.equal(l.integAlg, e.integ);
+        assert.equal(l.encKeyBits, e.bits);
+        assert.equal(l.esn, false, "libipsec has no ESN");
+        assert.equal(l.outbound.encKey.length, e.encKeyLen);
+        assert.equal(l.outbound.integKey.length, e.integKeyLen);
+        assert.deepEqual([l.outbound.src, l.outbound.dst], [WAN_L, WAN_R]);
+        assert.equal(l.localTs, "192.168.1.0/24");
+        assert.equal(l.remoteTs, "192.168.2.0/24");
+        // swanctl (over vici, not the log) reports the same SPIs
+        const listed = await L.listSas();
+        for (const spi of [l.inbound.spi, l.outbound.spi]) assert.match(listed, new RegExp(spi.toString(16).padStart(8, "0")));
+
+        const cap = await startCapture(topo.ceL, "wl", join(topo.lab.dir, `${suite}.pcap`), ["udp", "port", "4500"]);
+        const there = await topo.siteL.ping(SITE_R, PINGS);
+        const back = await topo.siteR.ping(SITE_L, PINGS);
+        const pcap = await cap.stop();
+        assert.equal(there.received, PINGS, "siteL → siteR through ESP");
+        assert.equal(back.received, PINGS, "siteR → siteL through ESP");
+
+        const sas = toEspSas(l);
+        const frames = await checkEsp(pcap, sas);
+        assert.ok(frames.length >= 4 * PINGS, `at least ${4 * PINGS} ESP frames, got ${frames.length}`);
+        for (const f of frames) {
+          assert.equal(f.icv, "good", `frame ${f.frame} SPI ${f.spi.toString(16)}: ICV ${f.icv}`);
+          assert.equal(f.udp, true, "UDP-encapsulated");
+          assert.equal(f.checkedBy, tsharkSupports(sas[0]) ? "tshark" : "scapy");
+          assert.equal(f.nextHeader, 4, "tunnel mode: inner IPv4");
+          const outbound = f.spi === l.outbound.spi;
+          assert.ok(outbound || f.spi === l.inbound.spi, "only the negotiated SPIs");
+          assert.deepEqual([f.outerSrc, f.outerDst], outbound ? [WAN_L, WAN_R] : [WAN_R, WAN_L]);
+          assert.ok([SITE_L, SITE_R].includes(f.innerSrc!) && [SITE_L, SITE_R].includes(f.innerDst!), "inner = sites");
+        }
+        assert.ok(frames.some((f) => f.spi === l.outbound.spi) && frames.some((f) => f.spi === l.inbound.spi), "both directions seen");
+
+        // scapy agrees with tshark on what tshark can check (the fallback is sound)
+        if (tsharkSupports(sas[0])) {
+          const viaScapy = await checkEsp(pcap, sas, "scapy");
+          assert.deepEqual(viaScapy.map((f) => [f.frame, f.icv, f.checkedBy]), frames.map((f) => [f.frame, "good", "scapy"]));
+        }
+        // R drops a replayed packet and a forged one, says why, and keeps working
+        // (the forgery's high sequence number must not have moved R's window).
+        const sent = frames.filter((f) => f.spi === l.outbound.spi);
+        const replayed = sent[sent.length - 1];
+        const forged = Uint8Array.from(replayed.esp!);
+        const forgedSeq = Math.max(...sent.map((f) => f.seq)) + 1000;
+        new DataView(forged.buffer).setUint32(4, forgedSeq); // RFC 4303 §2.2: SN at offset 4
+        forged[forged.length - 20] ^= 0x80; // and a ciphertext/ICV bit
+        await topo.ceL.sendUdp(WAN_L, 4500, WAN_R, 4500, replayed.esp!);
+        await topo.ceL.sendUdp(WAN_L, 4500, WAN_R, 4500, forged);
+        const drops = await waitFor(() => {
+          const d = espDrops(R.log());
+          return d.length >= 2 && d;
+        }, "R to log both drops");
+        assert.deepEqual(drops, [
+          { reason: "replay", spi: l.outbound.spi, seq: replayed.seq },
+          { reason: "icv", spi: l.outbound.spi, seq: forgedSeq },
+        ]);
+        assert.equal((await topo.siteL.ping(SITE_R, 1)).received, 1, "still up after the drops");
+        assert.deepEqual(espDrops(L.log()), [], "L dropped nothing");
+
+        // and the check can fail: one flipped key bit makes every frame bad
+        const wrong = await checkEsp(pcap, sas.map(flipBit));
+        assert.ok(wrong.length === frames.length && wrong.every((f) => f.icv === "bad"), "wrong key → every ICV bad");
+      } catch (err) {
+        console.error(`--- charon L log tail ---\n${L.log().split("\n").slice(-40).join("\n")}`);
+        console.error(`--- charon R log tail ---\n${R.log().split("\n").slice(-40).join("\n")}`);
+        throw err;
+      } finally {
+        await L.stop();
+        await R.stop();
+      }
+    });
+  }
+
+  test("teardown leaves no namespace, process or directory behind", async () => {
+    const { lab } = topo;
+    const names = lab.namespaces.map((n) => n.name);
+    const pids = lab.processes.map((p) => p.pid);
+    await lab.teardown();
+    const list = await run(["ip", "netns", "list"]);
+    for (const n of names) assert.ok(!list.split("\n").some((l) => l.split(" ")[0] === n), `${n} deleted`);
+    for (const pid of pids) assert.equal(existsSync(`/proc/${pid}`), false, `pid ${pid} gone`);
+    assert.equal(existsSync(lab.dir), false, "scratch dir removed");
+  });
+});
+
+describe("harness hygiene", { skip }, () => {
+  test("a lab whose test throws is still torn down, processes included", async () => {
+    const lab = new Lab();
+    let ns: Netns | undefined;
+    let pid = 0;
+    await assert.rejects(
+      (async () => {
+        try {
+          ns = await lab.ns("boom");
+          pid = ns.spawn(["sleep", "600"]).pid;
+          throw new Error("test body fails");
+        } finally {
+          await lab.teardown();
+        }
+      })(),
+      /test body fails/,
+    );
+    assert.ok(pid > 0);
+    assert.equal(existsSync(`/proc/${pid}`), false, "sleep killed");
+    assert.equal((await exec(["ip", "netns", "pids", ns!.name])).code !== 0, true, "namespace deleted");
+  });
+
+  test("sweepStale removes leftovers of dead test processes only", async () => {
+    // a pid above the kernel's pid_max cannot be alive
+    const pidMax = Number((await run(["cat", "/proc/sys/kernel/pid_max"])).trim());
+    const dead = `${NS_PREFIX}${pidMax + 1}-0-stale`;
+    const mine = `${NS_PREFIX}${process.pid}-999-live`;
+    await run(["ip", "netns", "add", dead]);
+    await run(["ip", "netns", "add", mine]);
+    try {
+      const removed = sweepStale();
+      assert.ok(removed.includes(dead), "dead owner's namespace swept");
+      assert.ok(!removed.includes(mine), "live owner's namespace kept");
+      const list = await run(["ip", "netns", "list"]);
+      assert.ok(!list.includes(dead));
+      assert.ok(list.includes(mine));
+    } finally {
+      await exec(["ip", "netns", "del", dead]);
+      await exec(["ip", "netns", "del", mine]);
+    }
+  });
+});
