@@ -1,0 +1,99 @@
+// UDP sockets for UDP-encapsulated ESP (RFC 3948; IKE's NAT-T port 4500 by
+// default), with batched receive (recvmmsg) and send (sendmmsg) straight
+// between the socket and the WASM ring.
+//
+// Per-slot side arrays (slot i of each goes with ring slot i):
+//
+//   addrs  Uint8Array(16·n)  peer address: IPv4 socket → 4 bytes + 12 zero;
+//                            IPv6 socket → 16 bytes (an IPv4 peer of a
+//                            dual-stack socket appears as ::ffff:a.b.c.d)
+//   ports  Uint16Array(n)    peer port, host byte order
+//   fams   Uint8Array(n)     send only: 4 or 6 (4 on an IPv6 socket = mapped)
+//   locals Uint8Array(16·n)  receive, optional: the address the peer sent to
+//                            (IP_PKTINFO; needs `pktinfo: true`)
+//
+// Sends block while the socket's send buffer is full — backpressure for the
+// pipeline — but at most sendTimeoutMs; what is left then is counted in
+// counters().unsent and not sent. Receives never block.
+import { F_PKTINFO, F_REUSEPORT, F_V6ONLY, io } from "./native_linux.ts";
+import { PacketFd } from "./packet_fd_linux.ts";
+import { withNetns } from "./netns_linux.ts";
+
+export const DEFAULT_PORT = 4500;
+
+export interface UdpOptions {
+  family: 4 | 6;
+  /** Local address to bind (default: any). */
+  address?: string;
+  /** Local port (default 4500; 0 = any free port, see `.port`). */
+  port?: number;
+  /** SO_REUSEPORT: one socket per worker on the same port; the kernel spreads flows. */
+  reusePort?: boolean;
+  /** IPv6 only (default true), so an IPv4 socket may share the port. false = dual stack. */
+  v6only?: boolean;
+  /** Report each datagram's local (destination) address in recvBatch's `locals`. */
+  pktinfo?: boolean;
+  /** SO_RCVBUF / SO_SNDBUF in bytes (beyond net.core.*mem_max only with CAP_NET_ADMIN). */
+  rcvbuf?: number;
+  sndbuf?: number;
+  /** Longest a send waits for room in a full send buffer (default 20 ms, ≥ 1). */
+  sendTimeoutMs?: number;
+  /** Create the socket inside this network namespace (see netns_linux.ts). */
+  netns?: string;
+}
+
+export class UdpSocket extends PacketFd {
+  readonly family: 4 | 6;
+  /** Bound local address and port (the port the kernel chose when asked for 0). */
+  readonly address: string;
+  readonly port: number;
+
+  private constructor(fd: number, family: 4 | 6) {
+    super(fd);
+    this.family = family;
+    const [address, port] = io.sockName(fd);
+    this.address = address;
+    this.port = port;
+  }
+
+  // (Shadows Function.prototype.bind on the class object, as the API sketch names it.)
+  static override bind(opts: UdpOptions): UdpSocket {
+    const flags =
+      (opts.reusePort ? F_REUSEPORT : 0) | ((opts.v6only ?? true) ? F_V6ONLY : 0) | (opts.pktinfo ? F_PKTINFO : 0);
+    const fd = withNetns(opts.netns, () =>
+      io.sockOpen(
+        false, opts.family, 0, opts.address ?? null, opts.port ?? DEFAULT_PORT,
+        flags, opts.rcvbuf ?? 0, opts.sndbuf ?? 0, opts.sendTimeoutMs ?? 20,
+      ),
+    );
+    return new UdpSocket(fd, opts.family);
+  }
+
+  /**
+   * Receives up to `max` datagrams (≤ io.MAX_BATCH = 256 per call), datagram i
+   * into mem[offs[i], offs[i] + slotCap), length in lens[i], sender in
+   * addrs[16i..16i+16) / ports[i], local address in locals[16i..] when given.
+   * Returns the count; 0 = nothing queued. A datagram longer than slotCap gets
+   * lens[i] = 0 (counters().truncated). addrs/ports/locals may be null.
+   */
+  recvBatch(
+    mem: Uint8Array, offs: Uint32Array, lens: Uint32Array,
+    addrs: Uint8Array | null, ports: Uint16Array | null,
+    max: number, slotCap: number, locals: Uint8Array | null = null,
+  ): number {
+    return io.recvBatch(this.live(), mem, offs, lens, addrs, ports, locals, max, slotCap, this.stats);
+  }
+
+  /**
+   * Sends slots 0..n-1 (n ≤ 256; lens[i] = 0 skips a slot) to addrs[16i..] /
+   * ports[i] of family fams[i]. Returns how many the kernel took; refused
+   * ones (EMSGSIZE, unreachable, firewall) go to counters().failed, and ones
+   * left when the buffer stayed full to counters().unsent.
+   */
+  sendBatch(
+    mem: Uint8Array, offs: Uint32Array, lens: Uint32Array,
+    addrs: Uint8Array, ports: Uint16Array, fams: Uint8Array, n: number,
+  ): number {
+    return io.sendBatch(this.live(), this.family, mem, offs, lens, addrs, ports, fams, n, this.stats);
+  }
+}

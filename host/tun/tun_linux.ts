@@ -1,0 +1,102 @@
+// TUN devices (Linux): open or attach, read and write batches of IP packets
+// straight into the WASM ring.
+//
+// Packets are bare IPv4/IPv6 (IFF_TUN | IFF_NO_PI: no 4-byte packet-info
+// prefix). Linux has no batched TUN read, so a batch is a loop of read(2)s
+// inside one addon call; what the batch saves is the JS↔C crossing and the
+// per-packet JS work. See docs/io.md for the numbers.
+//
+// Ring slots, as the pipeline lays them out in WASM memory:
+//
+//   mem ─┬─ headroom ─┬──────── packet (≤ slotCap) ────────┬─ tailroom ─┬─ next slot…
+//        │            ^ offs[i]                            │            │
+//        │            └────────── lens[i] bytes ───────────┘            │
+//
+// The addon only touches [offs[i], offs[i] + slotCap) on read and
+// [offs[i], offs[i] + lens[i]) on write, and throws a RangeError when such a
+// range falls outside `mem`, so headroom for in-place encapsulation is safe.
+//
+// Running without CAP_NET_ADMIN: an administrator makes a persistent device
+// for the user once,
+//     ip tuntap add dev wesp0 mode tun user wesp [multi_queue]
+// and wesp attaches to it by name (multiQueue must match how it was made).
+import { io } from "../net/native_linux.ts";
+import { PacketFd } from "../net/packet_fd_linux.ts";
+import { withNetns } from "../net/netns_linux.ts";
+
+export interface TunOptions {
+  /** Interface name (≤ 15 bytes); may contain "%d" for the kernel to number it. */
+  name: string;
+  /** IFF_MULTI_QUEUE: each open adds one queue; must match a persistent device. */
+  multiQueue?: boolean;
+  /**
+   * Create/attach inside this network namespace (name from `ip netns add` or a
+   * path; needs CAP_SYS_ADMIN). The device stays there; the fd works from here.
+   */
+  netns?: string;
+}
+
+export class Tun extends PacketFd {
+  /** The kernel's name for the device (resolves a "%d" pattern). */
+  readonly name: string;
+  readonly multiQueue: boolean;
+
+  private constructor(fd: number, name: string, multiQueue: boolean) {
+    super(fd);
+    this.name = name;
+    this.multiQueue = multiQueue;
+  }
+
+  /**
+   * Opens (creating it when absent — needs CAP_NET_ADMIN) or attaches to the
+   * TUN device `opts.name`, one queue. The fd is non-blocking: readiness
+   * comes from onReadable or waitReadable. A non-persistent device vanishes
+   * when its last fd is closed.
+   */
+  static open(opts: TunOptions): Tun {
+    const mq = opts.multiQueue ?? false;
+    const [fd, name] = withNetns(opts.netns, () => io.tunOpen(opts.name, mq));
+    return new Tun(fd, name, mq);
+  }
+
+  /**
+   * Opens `queues` queues of one multi-queue device (one per worker; the
+   * kernel spreads flows over them by hash). All or nothing: on failure the
+   * queues opened so far are closed.
+   */
+  static openQueues(opts: TunOptions, queues: number): Tun[] {
+    if (!Number.isInteger(queues) || queues < 1) throw new RangeError("queues: a positive integer");
+    const out: Tun[] = [];
+    try {
+      const first = Tun.open({ ...opts, multiQueue: true });
+      out.push(first);
+      // The others attach by the resolved name (a "%d" pattern would make new devices).
+      for (let i = 1; i < queues; i++) out.push(Tun.open({ ...opts, name: first.name, multiQueue: true }));
+    } catch (e) {
+      for (const t of out) t.close();
+      throw e;
+    }
+    return out;
+  }
+
+  /**
+   * Reads up to `max` packets (at most io.MAX_BATCH = 256 per call): packet i
+   * into mem[offs[i], offs[i] + slotCap), its length into lens[i]. Returns
+   * how many slots were filled; 0 = nothing ready. A packet longer than
+   * slotCap is dropped (lens[i] = 0, counters().truncated). `offs` and `lens`
+   * need ≥ max elements; slotCap should be ≥ the device MTU.
+   */
+  readBatch(mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, max: number, slotCap: number): number {
+    return io.readBatch(this.live(), mem, offs, lens, max, slotCap, this.stats);
+  }
+
+  /**
+   * Writes packets 0..n-1, packet i = mem[offs[i], offs[i] + lens[i]);
+   * lens[i] = 0 skips the slot (a dropped packet). Returns how many the
+   * kernel took; refused ones (malformed, link down) are counted in
+   * counters().failed and not retried. TUN writes never block.
+   */
+  writeBatch(mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, n: number): number {
+    return io.writeBatch(this.live(), mem, offs, lens, n, this.stats);
+  }
+}

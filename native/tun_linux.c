@@ -1,0 +1,158 @@
+/*
+ * TUN devices: open/attach, and batched read/write straight into ring slots.
+ *
+ * Linux's TUN driver has no batched read (one read() returns one packet), so
+ * a "batch" here is a loop of read()s inside one JS->C call: the cost that
+ * batching saves is the JS/C crossing and the per-packet JS work, not the
+ * syscall. (IFF_VNET_HDR + TUNSETOFFLOAD with GSO would cut syscalls for TCP
+ * as wireguard-go does; not done yet, see docs/io.md.)
+ *
+ * Ring memory as the caller hands it over (the WASM linear memory):
+ *
+ *   mem  ┌──────┬────────────── slot 0 ──────────────┬──────┬─── slot 1 ...
+ *        │ ...  │ packet bytes (<= slotCap)            │ ...  │
+ *        └──────┴──────────────────────────────────────┴──────┴──────────
+ *               ^ offs[0]                                     ^ offs[1]
+ *   lens[i] = bytes of packet i (0 = dropped: truncated, see below)
+ *
+ * Headroom before offs[i] and tailroom after offs[i]+slotCap are the
+ * caller's business: the addon never touches bytes outside
+ * [offs[i], offs[i]+slotCap) and checks that range lies inside mem.
+ */
+#define _GNU_SOURCE
+#include "io_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+/* tunOpen(name, multiQueue) -> [fd, actualName]
+ *
+ * Creates the device if it does not exist (needs CAP_NET_ADMIN) or attaches
+ * to an existing persistent one made with `ip tuntap add dev X mode tun user
+ * U [multi_queue]` (the owner needs no capability). IFF_NO_PI: packets are
+ * bare IP, no 4-byte packet-info prefix. IFF_MULTI_QUEUE must match how the
+ * device was made (the kernel answers EINVAL otherwise); each call then adds
+ * one queue, and the kernel spreads flows over the queues by hash, so each
+ * worker owns one fd. The fd is non-blocking: reads end a batch at EAGAIN
+ * and readiness comes from uv_poll or waitReadable. */
+static napi_value tun_open(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  char name[IFNAMSIZ];
+  int mq;
+  if (!wio_args(env, info, 2, argv) ||
+      !wio_string(env, argv[0], name, sizeof name, "name") ||
+      !wio_bool(env, argv[1], &mq))
+    return NULL;
+
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return wio_throw_errno(env, "open /dev/net/tun", errno);
+
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (mq ? IFF_MULTI_QUEUE : 0);
+  memcpy(ifr.ifr_name, name, strlen(name));
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int e = errno;
+    close(fd);
+    char what[64];
+    snprintf(what, sizeof what, "TUNSETIFF %s", name);
+    return wio_throw_errno(env, what, e);
+  }
+
+  napi_value out, vfd, vname;
+  WIO_TRY(napi_create_array_with_length(env, 2, &out));
+  WIO_TRY(napi_create_int32(env, fd, &vfd));
+  WIO_TRY(napi_create_string_utf8(env, ifr.ifr_name,
+                                  strnlen(ifr.ifr_name, IFNAMSIZ), &vname));
+  napi_set_element(env, out, 0, vfd);
+  napi_set_element(env, out, 1, vname);
+  return out;
+}
+
+/* readBatch(fd, mem, offs, lens, max, slotCap, stats) -> n
+ *
+ * Reads up to `max` packets, packet i into mem[offs[i] .. offs[i]+slotCap),
+ * its length into lens[i]. Returns how many slots were filled; 0 means
+ * nothing was ready. A packet longer than slotCap (the kernel copies what
+ * fits and reports the full length) gets lens[i] = 0 so it is dropped, never
+ * half-processed, and counts in stats[WIO_ST_TRUNCATED]; slotCap should be
+ * at least the device MTU. */
+static napi_value tun_read_batch(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  int32_t fd;
+  uint32_t max, cap, *st;
+  wio_ring r;
+  if (!wio_args(env, info, 7, argv) || !wio_i32(env, argv[0], &fd) ||
+      !wio_u32(env, argv[4], &max) || !wio_u32(env, argv[5], &cap) ||
+      !(st = wio_stats(env, argv[6])) ||
+      !wio_ring_unpack(env, argv + 1, max, cap, 0, &r))
+    return NULL;
+  uint32_t n = 0;
+  while (n < r.count) {
+    ssize_t got = read(fd, r.mem + r.offs[n], cap);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) break;
+      if (n > 0) break; /* report what we have; the error comes back next call */
+      return wio_throw_errno(env, "tun read", errno);
+    }
+    if ((uint64_t)got > cap) {
+      r.lens[n] = 0;
+      st[WIO_ST_TRUNCATED]++;
+    } else {
+      r.lens[n] = (uint32_t)got;
+    }
+    n++;
+  }
+  return wio_int(env, n);
+}
+
+/* writeBatch(fd, mem, offs, lens, n, stats) -> written
+ *
+ * Writes packets 0..n-1 (mem[offs[i] .. offs[i]+lens[i]), lens[i] = 0 is
+ * skipped). A packet the kernel refuses (EINVAL for a malformed header, EIO
+ * while the link is down) is skipped, not retried, and counted in
+ * stats[WIO_ST_FAILED] with its errno in stats[WIO_ST_ERRNO]. TUN writes
+ * never block, so there is no EAGAIN case worth waiting for. */
+static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  int32_t fd;
+  uint32_t n, *st;
+  wio_ring r;
+  if (!wio_args(env, info, 6, argv) || !wio_i32(env, argv[0], &fd) ||
+      !wio_u32(env, argv[4], &n) || !(st = wio_stats(env, argv[5])) ||
+      !wio_ring_unpack(env, argv + 1, n, 0, 1, &r))
+    return NULL;
+  uint32_t written = 0;
+  for (uint32_t i = 0; i < r.count; i++) {
+    if (r.lens[i] == 0) continue;
+    ssize_t w;
+    do {
+      w = write(fd, r.mem + r.offs[i], r.lens[i]);
+    } while (w < 0 && errno == EINTR);
+    if (w < 0) {
+      if (errno == EBADF || errno == EBADFD)
+        return wio_throw_errno(env, "tun write", errno);
+      st[WIO_ST_FAILED]++;
+      st[WIO_ST_ERRNO] = (uint32_t)errno;
+      continue;
+    }
+    written++;
+  }
+  return wio_int(env, written);
+}
+
+int wio_init_tun(napi_env env, napi_value exports) {
+  static const wio_fn fns[] = {
+      {"tunOpen", tun_open},
+      {"readBatch", tun_read_batch},
+      {"writeBatch", tun_write_batch},
+  };
+  return wio_export(env, exports, fns, sizeof fns / sizeof fns[0]);
+}
