@@ -1,0 +1,142 @@
+// The `wesp` command: parses the command name and hands the rest of the
+// arguments to that command's `main(args): Promise<number>`.
+//
+// Commands written in other parts of the tree (up, status, bench, selftest)
+// are loaded with a dynamic import, so a build without one of them still runs
+// every other command and says "not available in this build" (exit 1).
+
+import { readFileSync } from "node:fs";
+import { scrub } from "../config/redact.ts";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./exit_codes.ts";
+import { UsageError } from "./usage.ts";
+
+type CommandMain = (args: string[]) => Promise<number>;
+
+interface Command {
+  name: string;
+  summary: string;
+  usage: string;
+  /** Module next to this file exporting `main(args: string[]): Promise<number>`. */
+  module: string;
+}
+
+export const COMMANDS: readonly Command[] = [
+  { name: "up", usage: "up CONFIG", summary: "run the data plane in the foreground (SIGINT/SIGTERM stop it cleanly)", module: "./up.ts" },
+  { name: "status", usage: "status [CONFIG]", summary: "show per-SA counters of the running instance (control socket)", module: "./status.ts" },
+  { name: "check", usage: "check CONFIG", summary: "validate a config file; exit 2 naming the field at fault", module: "./check.ts" },
+  { name: "keys", usage: "keys --wireshark CONFIG [-o FILE]", summary: "write the SA keys as Wireshark's esp_sa table (debugging)", module: "./keys.ts" },
+  { name: "selftest", usage: "selftest", summary: "check the WASM core against test vectors", module: "./selftest.ts" },
+  { name: "bench", usage: "bench", summary: "measure the core's throughput per cipher and packet size", module: "./bench.ts" },
+];
+
+export const HELP = `Usage: wesp COMMAND [options] [arguments]
+
+wesp: a userspace IPsec ESP data plane (RFC 4303) for CE-based VPNs.
+
+Commands:
+${COMMANDS.map((c) => `  ${c.usage.padEnd(36)}${c.summary}`).join("\n")}
+  help [COMMAND]                      show this help, or a command's
+
+Options:
+  -h, --help      show help (after a command: that command's help)
+  -V, --version   print the version
+
+Exit status (all commands):
+  0  success
+  1  runtime failure (I/O error, failed self-test, command not in this build)
+  2  bad usage, or an invalid or unreadable config
+  3  missing privilege (CAP_NET_ADMIN / CAP_NET_RAW)
+  4  no running instance on the control socket (status)
+
+See docs/cli.md and docs/config.md.
+`;
+
+export interface Io {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+const defaultIo: Io = {
+  stdout: (t) => void process.stdout.write(t),
+  stderr: (t) => void process.stderr.write(t),
+};
+
+/** Run `wesp` with `argv` (without node and script); resolves to the exit code. */
+export async function run(argv: string[], io: Io = defaultIo): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined) {
+    io.stderr(HELP);
+    return EXIT_USAGE;
+  }
+  if (first === "-h" || first === "--help") {
+    io.stdout(HELP);
+    return EXIT_OK;
+  }
+  if (first === "-V" || first === "--version") {
+    io.stdout(`wesp ${version()}\n`);
+    return EXIT_OK;
+  }
+  if (first === "help") {
+    if (rest.length === 0) {
+      io.stdout(HELP);
+      return EXIT_OK;
+    }
+    return run([rest[0], "--help"], io);
+  }
+  const command = COMMANDS.find((c) => c.name === first);
+  if (!command) {
+    io.stderr(`wesp: unknown command "${scrub(first)}"\nRun 'wesp --help' for the list of commands.\n`);
+    return EXIT_USAGE;
+  }
+  const main = await loadCommand(command, io);
+  if (!main) return EXIT_FAILURE;
+  try {
+    return await main(rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.stderr(`wesp ${command.name}: ${scrub(e.message)}\nRun 'wesp ${command.name} --help' for usage.\n`);
+      return EXIT_USAGE;
+    }
+    // Errors from other modules are scrubbed too: we cannot vouch for what they quote.
+    io.stderr(`wesp ${command.name}: ${scrub(e instanceof Error ? e.message : String(e))}\n`);
+    if (process.env.WESP_DEBUG && e instanceof Error && e.stack) io.stderr(scrub(e.stack) + "\n");
+    return EXIT_FAILURE;
+  }
+}
+
+async function loadCommand(c: Command, io: Io): Promise<CommandMain | undefined> {
+  const url = new URL(c.module, import.meta.url);
+  let mod: { main?: unknown };
+  try {
+    mod = await import(url.href);
+  } catch (e) {
+    if (isMissing(e, url)) {
+      io.stderr(`wesp ${c.name}: not available in this build (${c.module.slice(2)} is missing)\n`);
+      return undefined;
+    }
+    // The file exists but fails to load (a broken import inside it): say so, do not mask it.
+    io.stderr(`wesp ${c.name}: cannot load the command: ${scrub((e as Error).message.split("\n")[0])}\n`);
+    return undefined;
+  }
+  if (typeof mod.main !== "function") {
+    io.stderr(`wesp ${c.name}: not available in this build (${c.module.slice(2)} has no main(args))\n`);
+    return undefined;
+  }
+  return mod.main as CommandMain;
+}
+
+/** True when `e` reports that the command module itself (not one it imports) is absent. */
+function isMissing(e: unknown, url: URL): boolean {
+  const err = e as NodeJS.ErrnoException & { url?: string };
+  if (err?.code !== "ERR_MODULE_NOT_FOUND") return false;
+  const path = decodeURIComponent(url.pathname);
+  return err.url === url.href || (typeof err.message === "string" && err.message.includes(`'${path}'`));
+}
+
+function version(): string {
+  try {
+    return JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")).version;
+  } catch {
+    return "unknown";
+  }
+}

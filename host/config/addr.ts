@@ -1,0 +1,142 @@
+// IP addresses and CIDR prefixes for the config: parsing to network-order
+// bytes, canonical text, and the overlap test used to refuse ambiguous SPDs.
+// Errors are plain strings (the caller adds the field path).
+
+import { isIPv4, isIPv6 } from "node:net";
+import type { Address, Family, InterfaceAddress, Prefix } from "./model.ts";
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
+
+/** Parse an IPv4 or IPv6 address (no prefix, no zone index). */
+export function parseAddress(text: string): Parsed<Address> {
+  if (isIPv4(text)) {
+    const bytes = Uint8Array.from(text.split(".").map(Number));
+    return { ok: true, value: { text: formatAddress(bytes), family: 4, bytes } };
+  }
+  if (isIPv6(text) && !text.includes("%")) {
+    const bytes = parseIPv6(text);
+    return { ok: true, value: { text: formatAddress(bytes), family: 6, bytes } };
+  }
+  return { ok: false, message: `"${text}" is not an IPv4 or IPv6 address` };
+}
+
+/** Parse "a.b.c.d/n" or "x::/n"; host bits must be zero. */
+export function parsePrefix(text: string): Parsed<Prefix> {
+  const split = splitCidr(text);
+  if (!split.ok) return split;
+  const { address, length } = split.value;
+  const masked = maskBytes(address.bytes, length);
+  if (!bytesEqual(masked, address.bytes)) {
+    const fixed = `${formatAddress(masked)}/${length}`;
+    return { ok: false, message: `"${text}" has host bits set (did you mean ${fixed}?)` };
+  }
+  return { ok: true, value: { text: `${address.text}/${length}`, family: address.family, bytes: masked, length } };
+}
+
+/** Parse an interface address "10.1.0.1/16" (host bits expected). */
+export function parseInterfaceAddress(text: string): Parsed<InterfaceAddress> {
+  const split = splitCidr(text);
+  if (!split.ok) return split;
+  const { address, length } = split.value;
+  return { ok: true, value: { text: `${address.text}/${length}`, address, length } };
+}
+
+function splitCidr(text: string): Parsed<{ address: Address; length: number }> {
+  const slash = text.indexOf("/");
+  if (slash < 0) return { ok: false, message: `"${text}" is not a CIDR prefix (missing "/length")` };
+  const a = parseAddress(text.slice(0, slash));
+  if (!a.ok) return { ok: false, message: `"${text}" is not a CIDR prefix (bad address)` };
+  const lenText = text.slice(slash + 1);
+  const max = a.value.family === 4 ? 32 : 128;
+  if (!/^\d{1,3}$/.test(lenText) || Number(lenText) > max) {
+    return { ok: false, message: `"${text}" has a bad prefix length (IPv${a.value.family}: 0..${max})` };
+  }
+  return { ok: true, value: { address: a.value, length: Number(lenText) } };
+}
+
+/** Two prefixes overlap when one contains the other's network address. */
+export function prefixesOverlap(a: Prefix, b: Prefix): boolean {
+  if (a.family !== b.family) return false;
+  const len = Math.min(a.length, b.length);
+  return bytesEqual(maskBytes(a.bytes, len), maskBytes(b.bytes, len));
+}
+
+/** True when `addr` lies inside `p`. */
+export function prefixContains(p: Prefix, addr: Address): boolean {
+  if (p.family !== addr.family) return false;
+  return bytesEqual(maskBytes(addr.bytes, p.length), p.bytes);
+}
+
+export function isUnspecified(a: Address): boolean {
+  return a.bytes.every((b) => b === 0);
+}
+
+/** Multicast (224/4, ff00::/8) or IPv4 limited broadcast: never a unicast peer. */
+export function isMulticastOrBroadcast(a: Address): boolean {
+  if (a.family === 4) return (a.bytes[0] & 0xf0) === 0xe0 || a.bytes.every((b) => b === 255);
+  return a.bytes[0] === 0xff;
+}
+
+export function familyName(f: Family): string {
+  return f === 4 ? "IPv4" : "IPv6";
+}
+
+function maskBytes(bytes: Uint8Array, length: number): Uint8Array {
+  const out = new Uint8Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) {
+    const bits = Math.max(0, Math.min(8, length - i * 8));
+    out[i] = bytes[i] & ((0xff00 >> bits) & 0xff);
+  }
+  return out;
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+// Input already passed net.isIPv6, so only the shapes it accepts need handling:
+// "::" compression and an embedded dotted IPv4 tail (RFC 4291 §2.2).
+function parseIPv6(text: string): Uint8Array {
+  let s = text.toLowerCase();
+  const lastColon = s.lastIndexOf(":");
+  if (s.slice(lastColon + 1).includes(".")) {
+    const v4 = s.slice(lastColon + 1).split(".").map(Number);
+    s = `${s.slice(0, lastColon + 1)}${((v4[0] << 8) | v4[1]).toString(16)}:${((v4[2] << 8) | v4[3]).toString(16)}`;
+  }
+  const parse = (part: string) => (part === "" ? [] : part.split(":").map((x) => parseInt(x, 16)));
+  let groups: number[];
+  if (s.includes("::")) {
+    const [head, rest] = s.split("::");
+    const h = parse(head), r = parse(rest);
+    groups = [...h, ...new Array<number>(8 - h.length - r.length).fill(0), ...r];
+  } else {
+    groups = parse(s);
+  }
+  const out = new Uint8Array(16);
+  for (let i = 0; i < 8; i++) {
+    out[i * 2] = groups[i] >> 8;
+    out[i * 2 + 1] = groups[i] & 0xff;
+  }
+  return out;
+}
+
+/** Canonical text: dotted quad, or RFC 5952 compressed IPv6. */
+export function formatAddress(bytes: Uint8Array): string {
+  if (bytes.length === 4) return Array.from(bytes).join(".");
+  const g: number[] = [];
+  for (let i = 0; i < 16; i += 2) g.push((bytes[i] << 8) | bytes[i + 1]);
+  // RFC 5952 §4.2: compress the longest run (≥ 2) of zero groups, the first if tied.
+  let bestAt = -1, bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) { bestAt = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = g.map((x) => x.toString(16));
+  if (bestAt < 0) return hex.join(":");
+  return `${hex.slice(0, bestAt).join(":")}::${hex.slice(bestAt + bestLen).join(":")}`;
+}

@@ -1,0 +1,118 @@
+// Key material: decoding from hex (inline or from a key file) into `KeyBytes`,
+// a Uint8Array that refuses to show its contents when logged.
+//
+// Rule: no function in this file puts key bytes or key text into an error
+// message. Errors say where (character position, file name) and how long, never what.
+
+import { readFileSync, statSync } from "node:fs";
+import { inspect } from "node:util";
+
+/**
+ * Key bytes. A real Uint8Array (copy it into WASM memory with `.set`), but
+ * `console.log`, `util.inspect`, `JSON.stringify` and `String()` print only
+ * its length, so a config dumped for debugging leaks nothing.
+ * (A structured clone, e.g. `postMessage` to a worker, yields a plain Uint8Array.)
+ */
+export class KeyBytes extends Uint8Array {
+  // Derived arrays (subarray, slice, map) are built through Symbol.species,
+  // which a subclass inherits as itself: they stay KeyBytes, hence redacted too.
+  [inspect.custom](): string {
+    return `<key ${this.length} bytes>`;
+  }
+  toJSON(): string {
+    return `<key ${this.length} bytes>`;
+  }
+  override toString(): string {
+    return `<key ${this.length} bytes>`;
+  }
+  override toLocaleString(): string {
+    return this.toString();
+  }
+  override join(_separator?: string): string {
+    return this.toString();
+  }
+  /** Overwrite with zeros (when an SA is removed). */
+  wipe(): void {
+    this.fill(0);
+  }
+}
+
+/** Result of decoding: the key, or a message safe to print. */
+export type KeyResult = { ok: true; key: KeyBytes } | { ok: false; message: string };
+
+const HEX_DIGIT = /^[0-9a-fA-F]$/;
+
+/**
+ * Decode inline hex ("0x" prefix optional). The message on failure names the
+ * 1-based character position but never the character itself.
+ */
+export function decodeHexKey(text: string): KeyResult {
+  const body = text.startsWith("0x") || text.startsWith("0X") ? text.slice(2) : text;
+  const offset = text.length - body.length;
+  if (body.length === 0) return { ok: false, message: "is empty" };
+  for (let i = 0; i < body.length; i++) {
+    if (!HEX_DIGIT.test(body[i])) {
+      return { ok: false, message: `is not hex: character ${i + offset + 1} is not 0-9/a-f` };
+    }
+  }
+  if (body.length % 2 !== 0) {
+    return { ok: false, message: `has an odd number of hex digits (${body.length})` };
+  }
+  const key = new KeyBytes(body.length / 2);
+  for (let i = 0; i < key.length; i++) key[i] = parseInt(body.substr(i * 2, 2), 16);
+  return { ok: true, key };
+}
+
+/**
+ * Key file format: text; hex digits (optionally "0x"-prefixed) with any
+ * whitespace in between; lines whose first non-blank character is `#` are comments.
+ * Returns the key, or a message naming the file (never its contents).
+ * `warn` receives a note when the file is readable by group or others.
+ */
+export function readKeyFile(path: string, warn: (message: string) => void): KeyResult {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? "error";
+    return { ok: false, message: `cannot read key file ${path} (${code})` };
+  }
+  try {
+    const mode = statSync(path).mode;
+    if ((mode & 0o044) !== 0) {
+      warn(`key file ${path} is readable by group or others (mode ${(mode & 0o777).toString(8)}); chmod 600 it`);
+    }
+  } catch {
+    // the read above succeeded; a failing stat only loses the warning
+  }
+  const hex = text
+    .split("\n")
+    .filter((line) => !line.trimStart().startsWith("#"))
+    .join("")
+    .replace(/\s+/g, "");
+  const r = decodeHexKey(hex);
+  if (!r.ok) return { ok: false, message: `key file ${path} ${r.message}` };
+  return r;
+}
+
+/** True when every byte is zero (a placeholder key). Runs over the whole key. */
+export function isAllZero(key: Uint8Array): boolean {
+  let acc = 0;
+  for (let i = 0; i < key.length; i++) acc |= key[i];
+  return acc === 0;
+}
+
+/** Constant-time equality of two keys (lengths are not secret). */
+export function keysEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let acc = 0;
+  for (let i = 0; i < a.length; i++) acc |= a[i] ^ b[i];
+  return acc === 0;
+}
+
+/** Lower-case hex of a key, for the one place that must write keys out (`wesp keys`). */
+export function keyToHex(key: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < key.length; i++) s += key[i].toString(16).padStart(2, "0");
+  return s;
+}

@@ -1,0 +1,127 @@
+// Loading a config: YAML 1.2 (so JSON too) → JSON Schema (schema.json) →
+// normalized model (normalize.ts) → cross-field checks (semantic.ts).
+//
+// Every problem is reported as a `ConfigIssue` naming the field by path
+// (`peers[1].sas[0].key_out`) and, for files, the line. All issues found in a
+// stage are reported together; a later stage runs only if the earlier ones
+// passed, since its input would not be trustworthy. Messages are scrubbed of
+// anything key-shaped (redact.ts) before they leave this module.
+
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { isNode, LineCounter, parseDocument, type Document } from "yaml";
+import type { Config, ConfigIssue } from "./model.ts";
+import { normalize, type NormalizeContext, type RawConfig } from "./normalize.ts";
+import { scrub } from "./redact.ts";
+import { formatPath, validateSchema, type PathSegments, type RawIssue } from "./schema_errors.ts";
+import { checkSemantics } from "./semantic.ts";
+
+export interface LoadOptions {
+  /** Environment for defaults (XDG_RUNTIME_DIR); default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** User id for the default control socket path; default process.getuid(). */
+  uid?: number;
+}
+
+export interface ParseOptions extends LoadOptions {
+  /** Where relative key files and socket paths are resolved from. */
+  baseDir: string;
+  /** Name used in messages; default "<text>". */
+  source?: string;
+}
+
+export interface LoadResult {
+  config: Config;
+  /** Problems that do not stop wesp (world-readable key files, all-zero keys, ...). */
+  warnings: ConfigIssue[];
+}
+
+/** Thrown when a config is invalid; `issues` name each field at fault. */
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly issues: ConfigIssue[],
+    readonly warnings: ConfigIssue[] = [],
+  ) {
+    super(issues.map((i) => formatIssue(source, i)).join("\n"));
+    this.name = "ConfigError";
+  }
+}
+
+/** "site-a.yaml:42: peers[1].sas[0].key_out: AES-256-GCM needs 36 bytes (32 key + 4 salt), got 20" */
+export function formatIssue(source: string, issue: ConfigIssue): string {
+  const where = issue.line !== undefined ? `${source}:${issue.line}` : source;
+  return issue.path ? `${where}: ${issue.path}: ${issue.message}` : `${where}: ${issue.message}`;
+}
+
+/** Read and check a config file; throws ConfigError. Key files are resolved relative to it. */
+export function loadConfigSync(file: string, opts: LoadOptions = {}): LoadResult {
+  const path = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? "error";
+    throw new ConfigError(path, [{ path: "", message: `cannot read the config file (${code})` }]);
+  }
+  return parseConfig(text, { ...opts, baseDir: dirname(path), source: path });
+}
+
+/** Async form of `loadConfigSync`, for callers that prefer a promise. */
+export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<LoadResult> {
+  return loadConfigSync(file, opts);
+}
+
+/** Check a config given as text (YAML or JSON), e.g. pushed by a controller; throws ConfigError. */
+export function parseConfig(text: string, opts: ParseOptions): LoadResult {
+  const source = opts.source ?? "<text>";
+  const lines = new LineCounter();
+  // prettyErrors off: the pretty form quotes the source line, which may hold a key.
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(source, doc.errors.map((e) => ({
+      path: "",
+      line: e.linePos?.[0].line,
+      message: scrub(`not valid YAML/JSON: ${e.message.split("\n")[0]}`),
+    })));
+  }
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    throw new ConfigError(source, [{ path: "", message: scrub(`not usable YAML: ${(e as Error).message.split("\n")[0]}`) }]);
+  }
+  if (raw === null || raw === undefined) {
+    throw new ConfigError(source, [{ path: "", message: "is empty" }]);
+  }
+  const locateOne = (r: RawIssue): ConfigIssue => ({ path: formatPath(r.at), message: scrub(r.message), line: lineOf(doc, lines, r.at) });
+  // Reported in file order, as a compiler would.
+  const locate = (list: RawIssue[]): ConfigIssue[] => list.map(locateOne).sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+
+  const schemaIssues = validateSchema(raw);
+  if (schemaIssues.length > 0) throw new ConfigError(source, locate(schemaIssues));
+
+  const ctx: NormalizeContext = {
+    baseDir: opts.baseDir,
+    env: opts.env ?? process.env,
+    uid: opts.uid ?? process.getuid?.() ?? 0,
+    errors: [],
+    warnings: [],
+  };
+  const config = normalize(raw as RawConfig, source, ctx);
+  if (ctx.errors.length > 0) throw new ConfigError(source, locate(ctx.errors), locate(ctx.warnings));
+
+  const sem = checkSemantics(config);
+  const warnings = locate([...ctx.warnings, ...sem.warnings]);
+  if (sem.errors.length > 0) throw new ConfigError(source, locate(sem.errors), warnings);
+  return { config, warnings };
+}
+
+/** Line of the deepest node on `at` that exists in the document (1-based). */
+function lineOf(doc: Document, lines: LineCounter, at: PathSegments): number | undefined {
+  for (let n = at.length; n >= 0; n--) {
+    const node = n === 0 ? doc.contents : doc.getIn(at.slice(0, n), true);
+    if (isNode(node) && node.range) return lines.linePos(node.range[0]).line;
+  }
+  return undefined;
+}

@@ -1,0 +1,59 @@
+// Keeping key material out of what we print.
+//
+// First line of defence: messages are built from field names and lengths,
+// never from values that may be keys (keys.ts, schema_errors.ts). Second line,
+// here: every message that leaves the loader goes through `scrub`, which
+// blanks anything shaped like key material, in case a parser quotes the source.
+
+import type { Config } from "./model.ts";
+import { SUITES } from "./suites.ts";
+
+// 16+ hex digits (8+ bytes): longer than any SPI, GRE key or IPv6 group run we print.
+const HEX_RUN = /(0[xX])?[0-9a-fA-F]{16,}/g;
+// 20+ base64 characters mixing upper case, lower case and digits, as random
+// base64 does; words and paths such as /work/main/examples survive.
+const B64_RUN = /[A-Za-z0-9+/]{20,}={0,2}/g;
+
+/** Replace key-shaped runs with "[redacted]". */
+export function scrub(text: string): string {
+  return text
+    .replace(HEX_RUN, "[redacted]")
+    .replace(B64_RUN, (m) => (/[0-9]/.test(m) && /[A-Z]/.test(m) && /[a-z]/.test(m) ? "[redacted]" : m));
+}
+
+/**
+ * A human-readable summary of a loaded config for `wesp check --verbose` and
+ * debug logs: every setting except keys, which appear as their length only.
+ */
+export function describeConfig(c: Config): string {
+  const n = c.node;
+  const lines: string[] = [];
+  lines.push(`node ${n.name} (from ${c.source})`);
+  for (const w of n.wan) {
+    lines.push(`  wan ${w.name}: ${w.address.text} udp/${w.port} encap=${w.encap}${w.trusted ? " trusted" : ""}`);
+  }
+  const addrs = n.tun.addresses.map((a) => a.text).join(", ") || "none";
+  lines.push(`  tun ${n.tun.name}: mtu ${n.tun.mtu}, addresses ${addrs}${n.tun.persistent ? ", persistent" : ""}`);
+  lines.push(`  local prefixes: ${n.localPrefixes.map((p) => p.text).join(", ") || "none"}`);
+  lines.push(`  control socket: ${n.control.socket}`);
+  lines.push(`  workers: ${n.workers}`);
+  for (const p of c.peers) {
+    const encap = p.mode === "ipip" || p.mode === "gre" ? "plain" : `${p.encap}${p.natT ? " nat-t" : ""}`;
+    const gre = p.gre.key !== undefined || p.gre.sequence ? ` gre(key=${p.gre.key ?? "none"}, seq=${p.gre.sequence})` : "";
+    lines.push(`peer ${p.name}: ${p.address.text} port ${p.port} via ${p.wan}, mode ${p.mode}, ${encap}${gre}${p.mtu ? `, mtu ${p.mtu}` : ""}${p.keepalive ? `, keepalive ${p.keepalive}s` : ""}`);
+    lines.push(`  prefixes: ${p.prefixes.map((x) => x.text).join(", ")}`);
+    for (const sa of p.sas) {
+      const auth = sa.authKeyIn ? `, auth keys ${sa.authKeyIn.length}/${sa.authKeyOut?.length ?? 0} bytes` : "";
+      const life = Object.entries(sa.lifetime).map(([k, v]) => `${k}=${v}`).join(" ");
+      lines.push(
+        `  sa[${sa.index}] ${SUITES[sa.suite].label}: in 0x${hex8(sa.spiIn)} out 0x${hex8(sa.spiOut)}, ` +
+          `keys ${sa.keyIn.length}/${sa.keyOut.length} bytes${auth}, replay ${sa.replayWindow}, esn ${sa.esn}${life ? `, lifetime ${life}` : ""}`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
+function hex8(n: number): string {
+  return n.toString(16).padStart(8, "0");
+}

@@ -1,0 +1,170 @@
+// Checks that relate fields to each other, which a JSON Schema cannot express:
+// unique names and SPIs, prefixes that do not overlap, address families that
+// match their WAN port, modes allowed on a port, keys not reused.
+// Runs on a model that normalize.ts built without errors.
+
+import { availableParallelism } from "node:os";
+import { familyName, isMulticastOrBroadcast, isUnspecified, prefixContains, prefixesOverlap } from "./addr.ts";
+import { keysEqual } from "./keys.ts";
+import type { Config, PeerConfig, Prefix } from "./model.ts";
+import { isPlain, keyField } from "./normalize.ts";
+import type { PathSegments, RawIssue } from "./schema_errors.ts";
+import { formatPath } from "./schema_errors.ts";
+
+export interface SemanticResult {
+  errors: RawIssue[];
+  warnings: RawIssue[];
+}
+
+export function checkSemantics(c: Config): SemanticResult {
+  const r: SemanticResult = { errors: [], warnings: [] };
+  checkNode(c, r);
+  c.peers.forEach((p, i) => checkPeer(c, p, ["peers", i], r));
+  checkUniquePeers(c, r);
+  checkSpis(c, r);
+  checkPrefixes(c, r);
+  checkKeyReuse(c, r);
+  return r;
+}
+
+function checkNode(c: Config, r: SemanticResult): void {
+  const n = c.node;
+  firstDuplicate(n.wan.map((w) => w.name), (i, j) =>
+    r.errors.push({ at: ["node", "wan", j, "name"], message: `duplicate WAN port name "${n.wan[j].name}" (also node.wan[${i}].name)` }));
+  firstDuplicate(n.wan.map((w) => `${w.address.text}|${w.port}`), (i, j) =>
+    r.errors.push({ at: ["node", "wan", j, "address"], message: `same address and port as node.wan[${i}]` }));
+  n.wan.forEach((w, i) => {
+    if (isMulticastOrBroadcast(w.address)) r.errors.push({ at: ["node", "wan", i, "address"], message: `${w.address.text} is not a unicast address` });
+  });
+  const v6 = n.localPrefixes.some((p) => p.family === 6) || c.peers.some((p) => p.prefixes.some((q) => q.family === 6));
+  // RFC 8200 §5: every IPv6 link carries at least 1280-byte packets.
+  if (v6 && n.tun.mtu < 1280) {
+    r.errors.push({ at: ["node", "tun", "mtu"], message: `is ${n.tun.mtu}, but IPv6 prefixes are configured and IPv6 needs at least 1280 (RFC 8200 §5)` });
+  }
+  if (n.workers > availableParallelism()) {
+    r.warnings.push({ at: ["node", "workers"], message: `${n.workers} workers on ${availableParallelism()} cores: more workers than cores only adds contention` });
+  }
+  if (n.tun.persistent && n.tun.addresses.length > 0) {
+    r.warnings.push({ at: ["node", "tun", "addresses"], message: "are set on a persistent TUN: assigning them needs CAP_NET_ADMIN, which a persistent TUN is meant to avoid" });
+  }
+}
+
+function checkPeer(c: Config, p: PeerConfig, at: PathSegments, r: SemanticResult): void {
+  const port = c.node.wan[p.wanIndex];
+  if (p.address.family !== port.address.family) {
+    r.errors.push({ at: [...at, "address"], message: `is ${familyName(p.address.family)} but WAN port "${port.name}" (node.wan[${p.wanIndex}].address) is ${familyName(port.address.family)}` });
+  }
+  if (isUnspecified(p.address) || isMulticastOrBroadcast(p.address)) {
+    r.errors.push({ at: [...at, "address"], message: `${p.address.text} is not a unicast address` });
+  }
+  c.node.wan.forEach((w, i) => {
+    if (w.address.text === p.address.text) r.errors.push({ at: [...at, "address"], message: `is this node's own address (node.wan[${i}].address)` });
+  });
+  // A peer's outer address inside a tunnelled prefix would send the tunnel into itself.
+  c.peers.forEach((q, qi) => q.prefixes.forEach((pre, k) => {
+    if (prefixContains(pre, p.address)) {
+      r.errors.push({ at: [...at, "address"], message: `${p.address.text} lies inside peers[${qi}].prefixes[${k}] (${pre.text}): outer packets would be routed into the tunnel` });
+    }
+  }));
+  // RFC 791 §3.2 / RFC 8200 §5 minimum link MTUs for the outer family.
+  const minMtu = p.address.family === 6 ? 1280 : 576;
+  if (p.mtu !== undefined && p.mtu < minMtu) {
+    r.errors.push({ at: [...at, "mtu"], message: `is ${p.mtu}, below the ${familyName(p.address.family)} minimum of ${minMtu}` });
+  }
+  checkMode(p, port.name, port.trusted, port.encap, at, r);
+}
+
+function checkMode(p: PeerConfig, portName: string, trusted: boolean, encap: string, at: PathSegments, r: SemanticResult): void {
+  if (isPlain(p.mode)) {
+    if (!trusted) {
+      r.errors.push({ at: [...at, "mode"], message: `"${p.mode}" sends traffic unencrypted and is only allowed on a trusted WAN port; "${portName}" is not (set trusted: true on it, or use an ESP mode)` });
+    }
+    if (p.sas.length > 0) r.errors.push({ at: [...at, "sas"], message: `must be absent for mode "${p.mode}" (no ESP)` });
+    if (p.natT) r.errors.push({ at: [...at, "nat_t"], message: `cannot be true for mode "${p.mode}": NAT traversal applies to ESP only` });
+  } else {
+    if (p.sas.length === 0) r.errors.push({ at: [...at, "sas"], message: `needs at least 1 SA for mode "${p.mode}"` });
+    if (p.natT && encap === "raw") {
+      r.errors.push({ at: [...at, "nat_t"], message: `NAT traversal needs UDP encapsulation (RFC 3948) but WAN port "${portName}" has encap: raw` });
+    }
+  }
+  const gre = p.mode === "gre" || p.mode === "transport-gre";
+  if (!gre && (p.gre.key !== undefined || p.gre.sequence)) {
+    r.errors.push({ at: [...at, "gre"], message: `only applies to mode "gre" or "transport-gre", not "${p.mode}"` });
+  }
+  if (p.keepalive > 0 && !p.natT) {
+    r.errors.push({ at: [...at, "keepalive"], message: "NAT-keepalives (RFC 3948 §2.3) need nat_t (UDP encapsulation)" });
+  }
+}
+
+function checkUniquePeers(c: Config, r: SemanticResult): void {
+  firstDuplicate(c.peers.map((p) => p.name), (i, j) =>
+    r.errors.push({ at: ["peers", j, "name"], message: `duplicate peer name "${c.peers[j].name}" (also peers[${i}].name)` }));
+  c.peers.forEach((p, j) => {
+    if (p.name === c.node.name) r.errors.push({ at: ["peers", j, "name"], message: `is the node's own name (node.name)` });
+  });
+  // Plain ipip/gre packets carry no SPI: the outer source address (and GRE key) is all that tells peers apart.
+  const plainKey = (p: PeerConfig) => `${p.wanIndex}|${p.address.text}|${p.mode === "gre" ? `gre:${p.gre.key ?? "-"}` : "ipip"}`;
+  const plain = c.peers.map((p, i) => ({ p, i })).filter(({ p }) => isPlain(p.mode));
+  firstDuplicate(plain.map(({ p }) => plainKey(p)), (a, b) =>
+    r.errors.push({ at: ["peers", plain[b].i, "address"], message: `same address, WAN port and ${plain[b].p.mode === "gre" ? "GRE key" : "mode"} as peers[${plain[a].i}]: inbound packets could not be told apart` }));
+}
+
+function checkSpis(c: Config, r: SemanticResult): void {
+  // Inbound lookup is by SPI alone (RFC 4303 §2.1 lets the receiver choose it), so it must be unique on the node.
+  const seen = new Map<number, string>();
+  c.peers.forEach((p, i) => p.sas.forEach((sa, k) => {
+    const here = formatPath(["peers", i, "sas", k, "spi_in"]);
+    const prev = seen.get(sa.spiIn);
+    if (prev) r.errors.push({ at: ["peers", i, "sas", k, "spi_in"], message: `duplicate SPI 0x${hex8(sa.spiIn)} (also ${prev})` });
+    else seen.set(sa.spiIn, here);
+  }));
+  c.peers.forEach((p, i) => firstDuplicate(p.sas.map((sa) => sa.spiOut), (a, b) =>
+    r.errors.push({ at: ["peers", i, "sas", b, "spi_out"], message: `duplicate SPI 0x${hex8(p.sas[b].spiOut)} (also peers[${i}].sas[${a}].spi_out)` })));
+}
+
+function checkPrefixes(c: Config, r: SemanticResult): void {
+  const all: { at: PathSegments; p: Prefix; owner: number }[] = [];
+  c.node.localPrefixes.forEach((p, k) => all.push({ at: ["node", "local_prefixes", k], p, owner: -1 }));
+  c.peers.forEach((peer, i) => peer.prefixes.forEach((p, k) => all.push({ at: ["peers", i, "prefixes", k], p, owner: i })));
+  // Quadratic, but configs have tens of prefixes; a clear message matters more here.
+  for (let b = 0; b < all.length; b++) {
+    for (let a = 0; a < b; a++) {
+      if (!prefixesOverlap(all[a].p, all[b].p)) continue;
+      const what = all[a].owner === all[b].owner ? "overlaps" : all[a].owner === -1 ? "overlaps this node's own" : "overlaps another peer's";
+      r.errors.push({ at: all[b].at, message: `${all[b].p.text} ${what} ${all[a].p.text} (${formatPath(all[a].at)}): the destination would be ambiguous` });
+      break;
+    }
+  }
+}
+
+function checkKeyReuse(c: Config, r: SemanticResult): void {
+  // One key in two places means two senders share a (key, sequence number) nonce space:
+  // RFC 4106 §3.1 / RFC 7634 §2 require a nonce never repeat under one key.
+  const keys: { at: PathSegments; key: Uint8Array }[] = [];
+  c.peers.forEach((p, i) => p.sas.forEach((sa, k) => {
+    for (const [key, dflt] of [[sa.keyIn, "key_in"], [sa.keyOut, "key_out"], [sa.authKeyIn, "auth_key_in"], [sa.authKeyOut, "auth_key_out"]] as const) {
+      if (key) keys.push({ at: ["peers", i, "sas", k, keyField.get(key) ?? dflt], key });
+    }
+  }));
+  for (let b = 0; b < keys.length; b++) {
+    for (let a = 0; a < b; a++) {
+      if (keys[b].key.length > 0 && keysEqual(keys[a].key, keys[b].key)) {
+        r.errors.push({ at: keys[b].at, message: `is the same key as ${formatPath(keys[a].at)}: every SA and direction needs its own key` });
+        break;
+      }
+    }
+  }
+}
+
+function firstDuplicate<T>(values: T[], report: (first: number, dup: number) => void): void {
+  const seen = new Map<T, number>();
+  values.forEach((v, i) => {
+    const prev = seen.get(v);
+    if (prev !== undefined) report(prev, i);
+    else seen.set(v, i);
+  });
+}
+
+function hex8(n: number): string {
+  return n.toString(16).padStart(8, "0");
+}
