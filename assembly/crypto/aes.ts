@@ -1,0 +1,361 @@
+// AES-128/192/256 (FIPS-197), bitsliced: eight blocks at a time in eight v128.
+//
+// Constant time by construction: SubBytes is the Boyar–Peralta boolean circuit
+// (113 gates, "A new combinational logic minimization technique with
+// applications to cryptology", 2010), ShiftRows/MixColumns are byte
+// permutations with constant masks (i8x16.swizzle = one pshufb) and XORs, and
+// the key schedule runs its SubWord through the same circuit. Nothing indexes
+// memory with secret data and nothing branches on it.
+//
+// Bitsliced layout (Käsper–Schwabe, "Faster and timing-attack resistant
+// AES-GCM", CHES 2009): the 8 blocks × 16 bytes × 8 bits = 1024 state bits
+// live in q0..q7, where
+//
+//   qb byte k, bit i  =  bit b of byte k of block i      (b, i = 0..7, k = 0..15)
+//
+//        byte:  0    1    2   ...  15        byte k is state position k of
+//   q0  [ ........ ........ ... ........ ]   FIPS-197 §3.4 (column-major:
+//   ...   ^ one bit per block (bit i = block i)  k = 4·column + row)
+//   q7  [ ........ ........ ... ........ ]
+//
+// so each gate of the S-box circuit runs all 128 S-boxes at once, ShiftRows is
+// the same byte permutation on every qb, and MixColumns rotates bytes within
+// each column. `ortho` converts eight plain blocks to this layout and back (it
+// is an 8×8 bit transpose per byte position, its own inverse).
+//
+// Context layout (AES_CTX_SIZE bytes, caller-allocated, 64-byte aligned):
+//
+//   0     ┌──────────────────────────────────────────────┐
+//         │ round key 0, bitsliced: 8 × v128 (q0..q7)      │ 128 B each; a round key
+//   128   │ round key 1                                    │ is the same for all 8
+//   ...   │ ...                                            │ blocks, so each of its
+//   1792  │ round key 14 (AES-256; unused for 128/192)     │ bytes is 0x00 or 0xFF
+//   1920  ├──────────────────────────────────────────────┤
+//         │ u32 Nr (10, 12 or 14)  │ 12 B reserved (zero)  │
+//   1936  └──────────────────────────────────────────────┘
+//
+// Decryption uses the same round keys in reverse with the inverse cipher
+// (FIPS-197 §5.3), so one schedule serves both directions.
+//
+// Callers that interleave other work between rounds (GCM runs GHASH there)
+// use the building blocks aesStateIn / aesAddKey / aesRound / aesStateOut on
+// the module's static state; aesEncrypt8 / aesDecrypt8 are the plain paths.
+
+/** Bytes of an AES context: 15 bitsliced round keys + Nr. */
+export const AES_CTX_SIZE: i32 = 1936;
+/** Offset of the u32 round count in the context. */
+const CTX_NR: usize = 1920;
+/** Bytes of one bitsliced round key. */
+export const AES_RK_SIZE: usize = 128;
+
+/** aesRound mode bits: inverse cipher round / final round (no (Inv)MixColumns). */
+export const AES_DEC: i32 = 1;
+export const AES_LAST: i32 = 2;
+
+/** The bitsliced state q0..q7 (128 B). Every call below works on it. */
+const ST = memory.data(128, 64);
+/** Plain FIPS-197 key schedule words while aesInit runs (240 B); wiped after. */
+const KW = memory.data(240, 16);
+/** An all-zero bitsliced round key (for SubWord via aesRound). Never written. */
+const ZERO_RK = memory.data(128, 16);
+/** One block in, one block out, for aesEncryptBlock (8 blocks wide). */
+const ONE = memory.data(128, 16);
+
+// FIPS-197 §5.1.2 ShiftRows: new[4c+r] = old[4((c+r) mod 4)+r]; its inverse (§5.3.1).
+const SR: v128 = i8x16(0, 5, 10, 15, 4, 9, 14, 3, 8, 13, 2, 7, 12, 1, 6, 11);
+const ISR: v128 = i8x16(0, 13, 10, 7, 4, 1, 14, 11, 8, 5, 2, 15, 12, 9, 6, 3);
+// Rotations of each column by one and two rows: rot1(x)[4c+r] = x[4c+(r+1) mod 4].
+const ROT1: v128 = i8x16(1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12);
+const ROT2: v128 = i8x16(2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+// ROT1 after SR in one permutation: SR_ROT1[k] = SR[ROT1[k]].
+const SR_ROT1: v128 = i8x16(5, 10, 15, 0, 9, 14, 3, 4, 13, 2, 7, 8, 1, 6, 11, 12);
+
+// ortho's swap masks: exchange bit 1/2/4 of the register index with the same
+// bit of the position inside each byte.
+const M55: v128 = i8x16(0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55);
+const M33: v128 = i8x16(0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33);
+const M0F: v128 = i8x16(0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f);
+
+/**
+ * 8×8 bit transpose at every byte position of the 8 v128 at p (128 B), in
+ * place: register i bit b ↔ register b bit i. Plain blocks ↔ bitsliced state.
+ */
+function ortho(p: usize): void {
+  let q0 = v128.load(p), q1 = v128.load(p, 16), q2 = v128.load(p, 32), q3 = v128.load(p, 48);
+  let q4 = v128.load(p, 64), q5 = v128.load(p, 80), q6 = v128.load(p, 96), q7 = v128.load(p, 112);
+  let t: v128;
+  // swap(lo, hi, n, m): t = ((lo >> n) ^ hi) & m; hi ^= t; lo ^= t << n
+  t = v128.and(v128.xor(i64x2.shr_u(q0, 1), q1), M55); q1 = v128.xor(q1, t); q0 = v128.xor(q0, i64x2.shl(t, 1));
+  t = v128.and(v128.xor(i64x2.shr_u(q2, 1), q3), M55); q3 = v128.xor(q3, t); q2 = v128.xor(q2, i64x2.shl(t, 1));
+  t = v128.and(v128.xor(i64x2.shr_u(q4, 1), q5), M55); q5 = v128.xor(q5, t); q4 = v128.xor(q4, i64x2.shl(t, 1));
+  t = v128.and(v128.xor(i64x2.shr_u(q6, 1), q7), M55); q7 = v128.xor(q7, t); q6 = v128.xor(q6, i64x2.shl(t, 1));
+  t = v128.and(v128.xor(i64x2.shr_u(q0, 2), q2), M33); q2 = v128.xor(q2, t); q0 = v128.xor(q0, i64x2.shl(t, 2));
+  t = v128.and(v128.xor(i64x2.shr_u(q1, 2), q3), M33); q3 = v128.xor(q3, t); q1 = v128.xor(q1, i64x2.shl(t, 2));
+  t = v128.and(v128.xor(i64x2.shr_u(q4, 2), q6), M33); q6 = v128.xor(q6, t); q4 = v128.xor(q4, i64x2.shl(t, 2));
+  t = v128.and(v128.xor(i64x2.shr_u(q5, 2), q7), M33); q7 = v128.xor(q7, t); q5 = v128.xor(q5, i64x2.shl(t, 2));
+  t = v128.and(v128.xor(i64x2.shr_u(q0, 4), q4), M0F); q4 = v128.xor(q4, t); q0 = v128.xor(q0, i64x2.shl(t, 4));
+  t = v128.and(v128.xor(i64x2.shr_u(q1, 4), q5), M0F); q5 = v128.xor(q5, t); q1 = v128.xor(q1, i64x2.shl(t, 4));
+  t = v128.and(v128.xor(i64x2.shr_u(q2, 4), q6), M0F); q6 = v128.xor(q6, t); q2 = v128.xor(q2, i64x2.shl(t, 4));
+  t = v128.and(v128.xor(i64x2.shr_u(q3, 4), q7), M0F); q7 = v128.xor(q7, t); q3 = v128.xor(q3, i64x2.shl(t, 4));
+  v128.store(p, q0); v128.store(p, q1, 16); v128.store(p, q2, 32); v128.store(p, q3, 48);
+  v128.store(p, q4, 64); v128.store(p, q5, 80); v128.store(p, q6, 96); v128.store(p, q7, 112);
+}
+
+/** Loads 8 blocks (128 B at src, any alignment) into the bitsliced state. */
+export function aesStateIn(src: usize): void {
+  memory.copy(ST, src, 128);
+  ortho(ST);
+}
+
+/** Writes the bitsliced state back as 8 plain blocks (128 B at dst, any alignment). */
+export function aesStateOut(dst: usize): void {
+  ortho(ST);
+  memory.copy(dst, ST, 128);
+}
+
+/** AddRoundKey (FIPS-197 §5.1.4) with the bitsliced round key at rk (128 B). */
+export function aesAddKey(rk: usize): void {
+  for (let i: usize = 0; i < 128; i += 16) v128.store(ST + i, v128.xor(v128.load(ST + i), v128.load(rk + i)));
+}
+
+/**
+ * One round on the state; mode is 0 (cipher round), AES_LAST (final cipher
+ * round), AES_DEC (inverse cipher round) or AES_DEC|AES_LAST.
+ *   cipher (§5.1):          SubBytes, ShiftRows, MixColumns*, AddRoundKey(rk)
+ *   inverse cipher (§5.3):  InvSubBytes, InvShiftRows, AddRoundKey(rk), InvMixColumns*
+ *   (* not in the final round; InvShiftRows and InvSubBytes commute.)
+ * rk: a bitsliced round key (128 B). The mode is public, so its branches are too.
+ */
+export function aesRound(rk: usize, mode: i32): void {
+  let q0 = v128.load(ST), q1 = v128.load(ST, 16), q2 = v128.load(ST, 32), q3 = v128.load(ST, 48);
+  let q4 = v128.load(ST, 64), q5 = v128.load(ST, 80), q6 = v128.load(ST, 96), q7 = v128.load(ST, 112);
+  const dec = (mode & AES_DEC) != 0;
+  if (dec) {
+    // InvSubBytes(y) = L(SubBytes(L(y))) with L(y) = A⁻¹·y ⊕ 0x05, the inverse
+    // affine map of §5.3.2: S(x) = A·x⁻¹ ⊕ 0x63 gives L(S(L(y))) = (A⁻¹·y ⊕ 0x05)⁻¹.
+    // L: bit i = y(i+2) ^ y(i+5) ^ y(i+7) ^ bit i of 0x05.
+    const a0 = v128.not(v128.xor(v128.xor(q2, q5), q7)), a1 = v128.xor(v128.xor(q3, q6), q0);
+    const a2 = v128.not(v128.xor(v128.xor(q4, q7), q1)), a3 = v128.xor(v128.xor(q5, q0), q2);
+    const a4 = v128.xor(v128.xor(q6, q1), q3), a5 = v128.xor(v128.xor(q7, q2), q4);
+    const a6 = v128.xor(v128.xor(q0, q3), q5), a7 = v128.xor(v128.xor(q1, q4), q6);
+    q0 = a0; q1 = a1; q2 = a2; q3 = a3; q4 = a4; q5 = a5; q6 = a6; q7 = a7;
+  }
+
+  // SubBytes: the Boyar–Peralta circuit; x0 is the most significant bit.
+  const x0 = q7, x1 = q6, x2 = q5, x3 = q4, x4 = q3, x5 = q2, x6 = q1, x7 = q0;
+  // Top linear layer.
+  const y14 = v128.xor(x3, x5), y13 = v128.xor(x0, x6), y9 = v128.xor(x0, x3), y8 = v128.xor(x0, x5);
+  const t0 = v128.xor(x1, x2), y1 = v128.xor(t0, x7), y4 = v128.xor(y1, x3), y12 = v128.xor(y13, y14);
+  const y2 = v128.xor(y1, x0), y5 = v128.xor(y1, x6), y3 = v128.xor(y5, y8), t1 = v128.xor(x4, y12);
+  const y15 = v128.xor(t1, x5), y20 = v128.xor(t1, x1), y6 = v128.xor(y15, x7), y10 = v128.xor(y15, t0);
+  const y11 = v128.xor(y20, y9), y7 = v128.xor(x7, y11), y17 = v128.xor(y10, y11), y19 = v128.xor(y10, y8);
+  const y16 = v128.xor(t0, y11), y21 = v128.xor(y13, y16), y18 = v128.xor(x0, y16);
+  // Non-linear middle: inversion in GF(2^8) through GF(2^4).
+  const t2 = v128.and(y12, y15), t3 = v128.and(y3, y6), t4 = v128.xor(t3, t2), t5 = v128.and(y4, x7);
+  const t6 = v128.xor(t5, t2), t7 = v128.and(y13, y16), t8 = v128.and(y5, y1), t9 = v128.xor(t8, t7);
+  const t10 = v128.and(y2, y7), t11 = v128.xor(t10, t7), t12 = v128.and(y9, y11), t13 = v128.and(y14, y17);
+  const t14 = v128.xor(t13, t12), t15 = v128.and(y8, y10), t16 = v128.xor(t15, t12), t17 = v128.xor(t4, t14);
+  const t18 = v128.xor(t6, t16), t19 = v128.xor(t9, t14), t20 = v128.xor(t11, t16), t21 = v128.xor(t17, y20);
+  const t22 = v128.xor(t18, y19), t23 = v128.xor(t19, y21), t24 = v128.xor(t20, y18);
+  const t25 = v128.xor(t21, t22), t26 = v128.and(t21, t23), t27 = v128.xor(t24, t26), t28 = v128.and(t25, t27);
+  const t29 = v128.xor(t28, t22), t30 = v128.xor(t23, t24), t31 = v128.xor(t22, t26), t32 = v128.and(t31, t30);
+  const t33 = v128.xor(t32, t24), t34 = v128.xor(t23, t33), t35 = v128.xor(t27, t33), t36 = v128.and(t24, t35);
+  const t37 = v128.xor(t36, t34), t38 = v128.xor(t27, t36), t39 = v128.and(t29, t38), t40 = v128.xor(t25, t39);
+  const t41 = v128.xor(t40, t37), t42 = v128.xor(t29, t33), t43 = v128.xor(t29, t40), t44 = v128.xor(t33, t37);
+  const t45 = v128.xor(t42, t41);
+  const z0 = v128.and(t44, y15), z1 = v128.and(t37, y6), z2 = v128.and(t33, x7), z3 = v128.and(t43, y16);
+  const z4 = v128.and(t40, y1), z5 = v128.and(t29, y7), z6 = v128.and(t42, y11), z7 = v128.and(t45, y17);
+  const z8 = v128.and(t41, y10), z9 = v128.and(t44, y12), z10 = v128.and(t37, y3), z11 = v128.and(t33, y4);
+  const z12 = v128.and(t43, y13), z13 = v128.and(t40, y5), z14 = v128.and(t29, y2), z15 = v128.and(t42, y9);
+  const z16 = v128.and(t45, y14), z17 = v128.and(t41, y8);
+  // Bottom linear layer (with the affine constant 0x63 as the four NOTs).
+  const t46 = v128.xor(z15, z16), t47 = v128.xor(z10, z11), t48 = v128.xor(z5, z13), t49 = v128.xor(z9, z10);
+  const t50 = v128.xor(z2, z12), t51 = v128.xor(z2, z5), t52 = v128.xor(z7, z8), t53 = v128.xor(z0, z3);
+  const t54 = v128.xor(z6, z7), t55 = v128.xor(z16, z17), t56 = v128.xor(z12, t48), t57 = v128.xor(t50, t53);
+  const t58 = v128.xor(z4, t46), t59 = v128.xor(z3, t54), t60 = v128.xor(t46, t57), t61 = v128.xor(z14, t57);
+  const t62 = v128.xor(t52, t58), t63 = v128.xor(t49, t58), t64 = v128.xor(z4, t59), t65 = v128.xor(t61, t62);
+  const t66 = v128.xor(z1, t63), t67 = v128.xor(t64, t65);
+  const s3 = v128.xor(t53, t66);
+  q7 = v128.xor(t59, t63);
+  q6 = v128.not(v128.xor(t64, s3));
+  q5 = v128.not(v128.xor(t55, t67));
+  q4 = s3;
+  q3 = v128.xor(t51, t66);
+  q2 = v128.xor(t47, t65);
+  q1 = v128.not(v128.xor(t56, t62));
+  q0 = v128.not(v128.xor(t48, t60));
+
+  if (!dec) {
+    if (mode & AES_LAST) {
+      q0 = v128.xor(i8x16.swizzle(q0, SR), v128.load(rk)); q1 = v128.xor(i8x16.swizzle(q1, SR), v128.load(rk, 16));
+      q2 = v128.xor(i8x16.swizzle(q2, SR), v128.load(rk, 32)); q3 = v128.xor(i8x16.swizzle(q3, SR), v128.load(rk, 48));
+      q4 = v128.xor(i8x16.swizzle(q4, SR), v128.load(rk, 64)); q5 = v128.xor(i8x16.swizzle(q5, SR), v128.load(rk, 80));
+      q6 = v128.xor(i8x16.swizzle(q6, SR), v128.load(rk, 96)); q7 = v128.xor(i8x16.swizzle(q7, SR), v128.load(rk, 112));
+    } else {
+      // ShiftRows then MixColumns (§5.1.3) per column, with a = SR(q):
+      //   out_r = 2·a_r ⊕ 3·a_(r+1) ⊕ a_(r+2) ⊕ a_(r+3) = 2·t ⊕ rot1(a) ⊕ rot2(t), t = a ⊕ rot1(a).
+      // Multiplying by 2 (xtime) moves bit b to b+1 and folds bit 7 into bits 0,1,3,4 (x^8 = x^4+x^3+x+1).
+      const a0 = i8x16.swizzle(q0, SR), r0 = i8x16.swizzle(q0, SR_ROT1), u0 = v128.xor(a0, r0);
+      const a1 = i8x16.swizzle(q1, SR), r1 = i8x16.swizzle(q1, SR_ROT1), u1 = v128.xor(a1, r1);
+      const a2 = i8x16.swizzle(q2, SR), r2 = i8x16.swizzle(q2, SR_ROT1), u2 = v128.xor(a2, r2);
+      const a3 = i8x16.swizzle(q3, SR), r3 = i8x16.swizzle(q3, SR_ROT1), u3 = v128.xor(a3, r3);
+      const a4 = i8x16.swizzle(q4, SR), r4 = i8x16.swizzle(q4, SR_ROT1), u4 = v128.xor(a4, r4);
+      const a5 = i8x16.swizzle(q5, SR), r5 = i8x16.swizzle(q5, SR_ROT1), u5 = v128.xor(a5, r5);
+      const a6 = i8x16.swizzle(q6, SR), r6 = i8x16.swizzle(q6, SR_ROT1), u6 = v128.xor(a6, r6);
+      const a7 = i8x16.swizzle(q7, SR), r7 = i8x16.swizzle(q7, SR_ROT1), u7 = v128.xor(a7, r7);
+      q0 = v128.xor(v128.xor(u7, r0), v128.xor(i8x16.swizzle(u0, ROT2), v128.load(rk)));
+      q1 = v128.xor(v128.xor(v128.xor(u0, u7), r1), v128.xor(i8x16.swizzle(u1, ROT2), v128.load(rk, 16)));
+      q2 = v128.xor(v128.xor(u1, r2), v128.xor(i8x16.swizzle(u2, ROT2), v128.load(rk, 32)));
+      q3 = v128.xor(v128.xor(v128.xor(u2, u7), r3), v128.xor(i8x16.swizzle(u3, ROT2), v128.load(rk, 48)));
+      q4 = v128.xor(v128.xor(v128.xor(u3, u7), r4), v128.xor(i8x16.swizzle(u4, ROT2), v128.load(rk, 64)));
+      q5 = v128.xor(v128.xor(u4, r5), v128.xor(i8x16.swizzle(u5, ROT2), v128.load(rk, 80)));
+      q6 = v128.xor(v128.xor(u5, r6), v128.xor(i8x16.swizzle(u6, ROT2), v128.load(rk, 96)));
+      q7 = v128.xor(v128.xor(u6, r7), v128.xor(i8x16.swizzle(u7, ROT2), v128.load(rk, 112)));
+    }
+  } else {
+    // Undo the L applied before the circuit, then InvShiftRows and AddRoundKey.
+    const b0 = v128.not(v128.xor(v128.xor(q2, q5), q7)), b1 = v128.xor(v128.xor(q3, q6), q0);
+    const b2 = v128.not(v128.xor(v128.xor(q4, q7), q1)), b3 = v128.xor(v128.xor(q5, q0), q2);
+    const b4 = v128.xor(v128.xor(q6, q1), q3), b5 = v128.xor(v128.xor(q7, q2), q4);
+    const b6 = v128.xor(v128.xor(q0, q3), q5), b7 = v128.xor(v128.xor(q1, q4), q6);
+    q0 = v128.xor(i8x16.swizzle(b0, ISR), v128.load(rk)); q1 = v128.xor(i8x16.swizzle(b1, ISR), v128.load(rk, 16));
+    q2 = v128.xor(i8x16.swizzle(b2, ISR), v128.load(rk, 32)); q3 = v128.xor(i8x16.swizzle(b3, ISR), v128.load(rk, 48));
+    q4 = v128.xor(i8x16.swizzle(b4, ISR), v128.load(rk, 64)); q5 = v128.xor(i8x16.swizzle(b5, ISR), v128.load(rk, 80));
+    q6 = v128.xor(i8x16.swizzle(b6, ISR), v128.load(rk, 96)); q7 = v128.xor(i8x16.swizzle(b7, ISR), v128.load(rk, 112));
+    if (!(mode & AES_LAST)) {
+      // InvMixColumns (§5.3.3) = MixColumns ∘ P with P(u) = u ⊕ 4·(u ⊕ rot2(u)):
+      // {0b,0d,09,0e} = {03,01,01,02}·{00,04,00,05} as polynomials mod x^4+1.
+      // 4·w by bit: [w6, w6^w7, w0^w7, w1^w6, w2^w6^w7, w3^w7, w4, w5].
+      const w0 = v128.xor(q0, i8x16.swizzle(q0, ROT2)), w1 = v128.xor(q1, i8x16.swizzle(q1, ROT2));
+      const w2 = v128.xor(q2, i8x16.swizzle(q2, ROT2)), w3 = v128.xor(q3, i8x16.swizzle(q3, ROT2));
+      const w4 = v128.xor(q4, i8x16.swizzle(q4, ROT2)), w5 = v128.xor(q5, i8x16.swizzle(q5, ROT2));
+      const w6 = v128.xor(q6, i8x16.swizzle(q6, ROT2)), w7 = v128.xor(q7, i8x16.swizzle(q7, ROT2));
+      const w67 = v128.xor(w6, w7);
+      const a0 = v128.xor(q0, w6), a1 = v128.xor(q1, w67), a2 = v128.xor(q2, v128.xor(w0, w7));
+      const a3 = v128.xor(q3, v128.xor(w1, w6)), a4 = v128.xor(q4, v128.xor(w2, w67));
+      const a5 = v128.xor(q5, v128.xor(w3, w7)), a6 = v128.xor(q6, w4), a7 = v128.xor(q7, w5);
+      const r0 = i8x16.swizzle(a0, ROT1), u0 = v128.xor(a0, r0), r1 = i8x16.swizzle(a1, ROT1), u1 = v128.xor(a1, r1);
+      const r2 = i8x16.swizzle(a2, ROT1), u2 = v128.xor(a2, r2), r3 = i8x16.swizzle(a3, ROT1), u3 = v128.xor(a3, r3);
+      const r4 = i8x16.swizzle(a4, ROT1), u4 = v128.xor(a4, r4), r5 = i8x16.swizzle(a5, ROT1), u5 = v128.xor(a5, r5);
+      const r6 = i8x16.swizzle(a6, ROT1), u6 = v128.xor(a6, r6), r7 = i8x16.swizzle(a7, ROT1), u7 = v128.xor(a7, r7);
+      q0 = v128.xor(v128.xor(u7, r0), i8x16.swizzle(u0, ROT2));
+      q1 = v128.xor(v128.xor(v128.xor(u0, u7), r1), i8x16.swizzle(u1, ROT2));
+      q2 = v128.xor(v128.xor(u1, r2), i8x16.swizzle(u2, ROT2));
+      q3 = v128.xor(v128.xor(v128.xor(u2, u7), r3), i8x16.swizzle(u3, ROT2));
+      q4 = v128.xor(v128.xor(v128.xor(u3, u7), r4), i8x16.swizzle(u4, ROT2));
+      q5 = v128.xor(v128.xor(u4, r5), i8x16.swizzle(u5, ROT2));
+      q6 = v128.xor(v128.xor(u5, r6), i8x16.swizzle(u6, ROT2));
+      q7 = v128.xor(v128.xor(u6, r7), i8x16.swizzle(u7, ROT2));
+    }
+  }
+  v128.store(ST, q0); v128.store(ST, q1, 16); v128.store(ST, q2, 32); v128.store(ST, q3, 48);
+  v128.store(ST, q4, 64); v128.store(ST, q5, 80); v128.store(ST, q6, 96); v128.store(ST, q7, 112);
+}
+
+/** Round count Nr of an initialised context (10, 12 or 14). */
+// @ts-ignore: decorator
+@inline export function aesRounds(ctx: usize): i32 {
+  return load<i32>(ctx + CTX_NR);
+}
+
+/**
+ * Bitsliced form of a round key that is the same for all 8 blocks: byte k of
+ * qb is 0xFF when bit b of key byte k is set. rk16: 16 B; out: 128 B.
+ */
+function spreadKey(rk16: usize, out: usize): void {
+  const k = v128.load(rk16);
+  // Shift bit b up to bit 7, then arithmetic-shift it over the whole byte.
+  v128.store(out, i8x16.shr_s(i8x16.shl(k, 7), 7));
+  v128.store(out, i8x16.shr_s(i8x16.shl(k, 6), 7), 16);
+  v128.store(out, i8x16.shr_s(i8x16.shl(k, 5), 7), 32);
+  v128.store(out, i8x16.shr_s(i8x16.shl(k, 4), 7), 48);
+  v128.store(out, i8x16.shr_s(i8x16.shl(k, 3), 7), 64);
+  v128.store(out, i8x16.shr_s(i8x16.shl(k, 2), 7), 80);
+  v128.store(out, i8x16.shr_s(i8x16.shl(k, 1), 7), 96);
+  v128.store(out, i8x16.shr_s(k, 7), 112);
+}
+
+/**
+ * SubWord (FIPS-197 §5.2) through the circuit: the word fills all four
+ * columns, so ShiftRows leaves it in place and a final round with a zero key
+ * is exactly SubBytes. Word bytes are in memory order (byte 0 = low byte).
+ */
+function subWord(w: u32): u32 {
+  store<u32>(ONE, w); store<u32>(ONE, w, 4); store<u32>(ONE, w, 8); store<u32>(ONE, w, 12);
+  spreadKey(ONE, ST);
+  aesRound(ZERO_RK, AES_LAST);
+  // Gather bit b of each byte from qb (every block holds the same value).
+  let r = v128.and(v128.load(ST), i8x16.splat(1));
+  for (let b = 1; b < 8; b++) {
+    const bit: i32 = 0x0101 << b;
+    r = v128.or(r, v128.and(v128.load(ST + (<usize>b << 4)), i16x8.splat(<i16>bit)));
+  }
+  return i32x4.extract_lane(r, 0);
+}
+
+/**
+ * Expands an AES key (FIPS-197 §5.2) into ctx (AES_CTX_SIZE bytes).
+ * key: keyLen bytes; keyLen: 16, 24 or 32 (anything else is treated as 16).
+ */
+export function aesInit(ctx: usize, key: usize, keyLen: i32): void {
+  const nk = keyLen == 24 ? 6 : keyLen == 32 ? 8 : 4;
+  const nr = nk + 6;
+  const nw = 4 * (nr + 1);
+  for (let i = 0; i < nk; i++) store<u32>(KW + (<usize>i << 2), load<u32>(key + (<usize>i << 2)));
+  let rcon: u32 = 1;
+  for (let i = nk; i < nw; i++) {
+    let t = load<u32>(KW + (<usize>(i - 1) << 2));
+    // i, nk and rcon are public: these branches reveal nothing about the key.
+    if (i % nk == 0) {
+      t = subWord(rotr<u32>(t, 8)) ^ rcon; // RotWord: bytes [b1 b2 b3 b0]
+      rcon = ((rcon << 1) ^ (0x11b & (0 - (rcon >> 7)))) & 0xff;
+    } else if (nk > 6 && i % nk == 4) {
+      t = subWord(t);
+    }
+    store<u32>(KW + (<usize>i << 2), load<u32>(KW + (<usize>(i - nk) << 2)) ^ t);
+  }
+  for (let r = 0; r <= nr; r++) spreadKey(KW + (<usize>r << 4), ctx + <usize>r * AES_RK_SIZE);
+  for (let r = nr + 1; r <= 14; r++) memory.fill(ctx + <usize>r * AES_RK_SIZE, 0, AES_RK_SIZE);
+  store<i32>(ctx + CTX_NR, nr);
+  memory.fill(ctx + CTX_NR + 4, 0, 12);
+  memory.fill(KW, 0, 240);
+  memory.fill(ST, 0, 128);
+  memory.fill(ONE, 0, 128);
+}
+
+/** Encrypts 8 blocks: src and dst 128 B each (may be the same, any alignment). */
+export function aesEncrypt8(ctx: usize, src: usize, dst: usize): void {
+  const nr = aesRounds(ctx);
+  aesStateIn(src);
+  aesAddKey(ctx);
+  for (let r = 1; r < nr; r++) aesRound(ctx + <usize>r * AES_RK_SIZE, 0);
+  aesRound(ctx + <usize>nr * AES_RK_SIZE, AES_LAST);
+  aesStateOut(dst);
+}
+
+/** Decrypts 8 blocks with the inverse cipher: src and dst 128 B each (may be the same). */
+export function aesDecrypt8(ctx: usize, src: usize, dst: usize): void {
+  const nr = aesRounds(ctx);
+  aesStateIn(src);
+  aesAddKey(ctx + <usize>nr * AES_RK_SIZE);
+  for (let r = nr - 1; r > 0; r--) aesRound(ctx + <usize>r * AES_RK_SIZE, AES_DEC);
+  aesRound(ctx, AES_DEC | AES_LAST);
+  aesStateOut(dst);
+}
+
+/**
+ * Encrypts one block (16 B at inp → 16 B at out; may be the same). Costs as
+ * much as eight: bitslicing has no cheaper one-block form.
+ */
+export function aesEncryptBlock(ctx: usize, inp: usize, out: usize): void {
+  memory.copy(ONE, inp, 16);
+  aesEncrypt8(ctx, ONE, ONE);
+  memory.copy(out, ONE, 16);
+}
+
+/** Decrypts one block (16 B at inp → 16 B at out; may be the same). */
+export function aesDecryptBlock(ctx: usize, inp: usize, out: usize): void {
+  memory.copy(ONE, inp, 16);
+  aesDecrypt8(ctx, ONE, ONE);
+  memory.copy(out, ONE, 16);
+}

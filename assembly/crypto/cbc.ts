@@ -1,0 +1,55 @@
+// AES-CBC for ESP (RFC 3602): the caller supplies a fresh unpredictable
+// 16-byte IV per packet (§2.4) and a payload already padded to a multiple of
+// 16 bytes (RFC 4303 §2.4 padding); ciphertext replaces plaintext in place.
+//
+// Encryption is a chain — block i needs ciphertext i−1 — so it runs one block
+// per AES call (8× the work of a block in a full bitsliced batch). Decryption
+// has no chain on its input, so it runs 8 blocks per call and XORs each
+// result with the ciphertext block before it, saved first because the
+// buffer is overwritten in place.
+//
+// ctx is an aesInit context (aes.ts). CBC gives no integrity: ESP pairs it
+// with HMAC-SHA-256-128 (RFC 4868), checked before cbcDecrypt is called.
+
+import { aesEncrypt8, aesDecrypt8 } from "./aes";
+
+/** Batch buffer: 8 blocks going through the cipher (128 B). */
+const BUF = memory.data(128, 64);
+/** The batch's ciphertext, kept for chaining while data is overwritten (128 B). */
+const CT = memory.data(128, 64);
+
+/**
+ * CBC-encrypts len bytes at data in place (§2.3).
+ * iv: 16 B; data: len bytes, any alignment; len: a multiple of 16 (a
+ * trailing partial block is left as is).
+ */
+export function cbcEncrypt(ctx: usize, iv: usize, data: usize, len: i32): void {
+  let prev = v128.load(iv);
+  for (let off = 0; off + 16 <= len; off += 16) {
+    v128.store(BUF, v128.xor(v128.load(data + <usize>off), prev));
+    aesEncrypt8(ctx, BUF, BUF);
+    prev = v128.load(BUF);
+    v128.store(data + <usize>off, prev);
+  }
+}
+
+/**
+ * CBC-decrypts len bytes at data in place.
+ * iv: 16 B; data: len bytes, any alignment; len: a multiple of 16 (a
+ * trailing partial block is left as is).
+ */
+export function cbcDecrypt(ctx: usize, iv: usize, data: usize, len: i32): void {
+  const n = len >> 4;
+  let prev = v128.load(iv);
+  for (let i = 0; i < n; i += 8) {
+    const k = min(8, n - i);
+    const p = data + (<usize>i << 4);
+    memory.copy(CT, p, <usize>k << 4);
+    aesDecrypt8(ctx, CT, BUF);
+    for (let b = 0; b < k; b++) {
+      const o = <usize>b << 4;
+      v128.store(p + o, v128.xor(v128.load(BUF + o), prev));
+      prev = v128.load(CT + o);
+    }
+  }
+}

@@ -1,0 +1,155 @@
+// AES-GCM (NIST SP 800-38D) as ESP uses it (RFC 4106): 12-byte nonce =
+// 4-byte salt ‖ 8-byte explicit IV (§4), 16-byte ICV (§6, ENCR_AES_GCM_16).
+//
+// Speed comes from doing GHASH inside the AES round loop: the bitsliced AES
+// (aes.ts) keeps the vector unit busy, GHASH (ghash.ts) the scalar
+// multiplier, so one GHASH block is run between consecutive AES rounds and
+// the two overlap. Eight counter blocks are encrypted per batch.
+//
+// Keystream numbering: keystream block j is E(K, J0 + j) with J0 = nonce ‖
+// 0x00000001 (§7.1 step 2, 96-bit IV), inc32 on the last four bytes. Block 0
+// masks the tag (§7.1 step 6), block j ≥ 1 encrypts data block j − 1.
+//
+//   gcmSeal: batch b makes keystream blocks 8b..8b+7, encrypts the data they
+//            cover, and GHASHes the previous batch's ciphertext between its rounds.
+//   gcmOpen: GHASHes the ciphertext between the rounds while the keystream
+//            goes to scratch (KSALL); only when the tag matches (ctEqual) is
+//            the keystream XORed into the data, so a forgery leaves the
+//            buffer untouched (authenticate before decrypting, RFC 4303 §3.4.4).
+//
+// Context layout (GCM_CTX_SIZE bytes, caller-allocated, 64-byte aligned):
+//   0     AES context (aes.ts, AES_CTX_SIZE bytes: bitsliced round keys + Nr)
+//   1936  H = E(K, 0^128), 16 B (the GHASH key, §6.4)
+//   1952  end
+
+import { AES_CTX_SIZE, AES_RK_SIZE, AES_LAST, aesInit, aesEncryptBlock, aesRounds, aesStateIn, aesStateOut, aesAddKey, aesRound } from "./aes";
+import { ghashStart, ghashBlock, ghashBytes, ghashLengths, ghashFinish } from "./ghash";
+import { ctEqual } from "./ct";
+
+/** Bytes of a GCM context: the AES schedule and H. */
+export const GCM_CTX_SIZE: i32 = AES_CTX_SIZE + 16;
+const CTX_H: usize = <usize>AES_CTX_SIZE;
+
+/** Largest payload gcmOpen accepts (the keystream scratch is sized for it). */
+export const GCM_MAX_LEN: i32 = 9216;
+
+/** Eight counter blocks for the current batch (128 B). */
+const CTR = memory.data(128, 64);
+/** Keystream of one batch (seal, 128 B). */
+const KS = memory.data(128, 64);
+/**
+ * Keystream of a whole packet for gcmOpen: 1 + 9216/16 = 577 blocks, made in
+ * batches of 8 → 584 blocks = 9344 B.
+ */
+const KSALL = memory.data(9344, 64);
+/** E(K, J0), the tag mask (seal), and the computed tag (open). */
+const MASK = memory.data(16, 16);
+const TAG = memory.data(16, 16);
+const ZERO16 = memory.data(16, 16);
+
+/**
+ * Expands the key and derives H into ctx (GCM_CTX_SIZE bytes).
+ * key: keyLen bytes, keyLen 16 | 24 | 32 (the salt is not part of it).
+ */
+export function gcmInit(ctx: usize, key: usize, keyLen: i32): void {
+  aesInit(ctx, key, keyLen);
+  aesEncryptBlock(ctx, ZERO16, ctx + CTX_H);
+}
+
+/** Writes the counter blocks J0+first .. J0+first+7 (nonce: 12 B) to CTR. */
+// @ts-ignore: decorator
+@inline function fillCounters(nonce: usize, first: u32): void {
+  const base = i32x4.replace_lane(i64x2.splat(load<i64>(nonce)), 2, load<i32>(nonce, 8));
+  for (let i: u32 = 0; i < 8; i++) {
+    v128.store(CTR + (<usize>i << 4), i32x4.replace_lane(base, 3, bswap<u32>(first + i)));
+  }
+}
+
+/** dst[0..n) ^= ks[0..n), n ≤ 16 (the last, possibly partial, block). */
+// @ts-ignore: decorator
+@inline function xorBlock(dst: usize, ks: usize, n: i32): void {
+  if (n == 16) {
+    v128.store(dst, v128.xor(v128.load(dst), v128.load(ks)));
+  } else {
+    for (let i = 0; i < n; i++) store<u8>(dst + <usize>i, load<u8>(dst + <usize>i) ^ load<u8>(ks + <usize>i));
+  }
+}
+
+/** Runs the rounds after AddRoundKey(0) on the state in aes.ts, one GHASH block per round while g < gEnd; returns the new g. */
+// @ts-ignore: decorator
+@inline function roundsWithGhash(ctx: usize, nr: i32, data: usize, g: i32, gEnd: i32): i32 {
+  for (let r = 1; r < nr; r++) {
+    aesRound(ctx + <usize>r * AES_RK_SIZE, 0);
+    if (g < gEnd) { ghashBlock(data + (<usize>g << 4)); g++; }
+  }
+  aesRound(ctx + <usize>nr * AES_RK_SIZE, AES_LAST);
+  return g;
+}
+
+/**
+ * Encrypts len bytes at data in place and writes the 16-byte ICV to tag.
+ * nonce: 12 B (salt ‖ IV); aad: aadLen bytes (ESP: SPI ‖ [ESN high ‖] seq, RFC 4106 §5);
+ * data: len bytes, any alignment; tag: 16 B.
+ */
+export function gcmSeal(ctx: usize, nonce: usize, aad: usize, aadLen: i32, data: usize, len: i32, tag: usize): void {
+  ghashStart(ctx + CTX_H);
+  ghashBytes(aad, aadLen);
+  const nr = aesRounds(ctx);
+  const nblk = (len + 15) >> 4, nfull = len >> 4;
+  let g = 0;     // next ciphertext block to GHASH
+  let ready = 0; // ciphertext blocks written so far
+  for (let j = 0; j <= nblk; j += 8) {
+    fillCounters(nonce, <u32>(1 + j));
+    aesStateIn(CTR);
+    aesAddKey(ctx);
+    g = roundsWithGhash(ctx, nr, data, g, min(ready, nfull));
+    aesStateOut(KS);
+    let k = 0;
+    if (j == 0) { v128.store(MASK, v128.load(KS)); k = 1; }
+    const end = min(j + 8, nblk + 1);
+    for (; j + k < end; k++) {
+      const off = (j + k - 1) << 4;
+      xorBlock(data + <usize>off, KS + (<usize>k << 4), min(16, len - off));
+    }
+    ready = end - 1;
+  }
+  for (; g < nfull; g++) ghashBlock(data + (<usize>g << 4));
+  ghashBytes(data + (<usize>nfull << 4), len - (nfull << 4));
+  ghashLengths(aadLen, len);
+  ghashFinish(MASK, tag);
+}
+
+/**
+ * Verifies the 16-byte ICV at tag over aad and the ciphertext, then decrypts
+ * len bytes at data in place. Returns false, with data untouched, when the tag
+ * does not match or len is outside 0..GCM_MAX_LEN.
+ * nonce: 12 B; aad: aadLen bytes; data: len bytes, any alignment; tag: 16 B.
+ */
+export function gcmOpen(ctx: usize, nonce: usize, aad: usize, aadLen: i32, data: usize, len: i32, tag: usize): bool {
+  if (len < 0 || len > GCM_MAX_LEN) return false;
+  ghashStart(ctx + CTX_H);
+  ghashBytes(aad, aadLen);
+  const nr = aesRounds(ctx);
+  const nblk = (len + 15) >> 4, nfull = len >> 4;
+  let g = 0;
+  for (let j = 0; j <= nblk; j += 8) {
+    fillCounters(nonce, <u32>(1 + j));
+    aesStateIn(CTR);
+    aesAddKey(ctx);
+    g = roundsWithGhash(ctx, nr, data, g, nfull);
+    aesStateOut(KSALL + (<usize>j << 4));
+  }
+  for (; g < nfull; g++) ghashBlock(data + (<usize>g << 4));
+  ghashBytes(data + (<usize>nfull << 4), len - (nfull << 4));
+  ghashLengths(aadLen, len);
+  ghashFinish(KSALL, TAG);
+  // SP 800-38D §7.2 step 8: release the plaintext only when the tags agree.
+  if (!ctEqual(TAG, tag, 16)) return false;
+  const ks = KSALL + 16;
+  let i = 0;
+  for (; i + 16 <= len; i += 16) {
+    v128.store(data + <usize>i, v128.xor(v128.load(data + <usize>i), v128.load(ks + <usize>i)));
+  }
+  xorBlock(data + <usize>i, ks + <usize>i, len - i);
+  return true;
+}
