@@ -3,3 +3,10 @@
 // below to check them against published vectors and reference code.
 export { arenaAlloc, arenaTop } from "./arena";
 export { ctEqual } from "./crypto/ct";
+export { sha256 } from "./crypto/sha256";
+export { HMAC_CTX_SIZE, hmacSha256Init, hmacSha256 } from "./crypto/hmac_sha256";
+export {
+  REPLAY_HDR_SIZE, REPLAY_OK, REPLAY_DUPLICATE, REPLAY_TOO_OLD,
+  replayWords, replayInit, replayCheck, replayAdvance,
+} from "./replay";
+export { esnInfer } from "./esn";
