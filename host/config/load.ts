@@ -81,7 +81,7 @@ export function parseConfig(text: string, opts: ParseOptions): LoadResult {
   if (doc.errors.length > 0) {
     throw new ConfigError(source, doc.errors.map((e) => ({
       path: "",
-      line: e.linePos?.[0].line,
+      line: lines.linePos(e.pos[0]).line,
       message: scrub(`not valid YAML/JSON: ${e.message.split("\n")[0]}`),
     })));
   }

@@ -105,7 +105,7 @@ function translate(e: ErrorObject, validate: ValidateFunction): RawIssue | undef
     case "maxLength":
       return { at, message: KEY_FIELD.test(field) ? "is too long to be a key (at most 128 bytes)" : `is too long (at most ${p.limit} characters)` };
     case "pattern":
-      return { at, message: patternMessage(field) };
+      return { at, message: patternMessage(at) };
     default:
       return { at, message: e.message ?? "is invalid" };
   }
@@ -119,7 +119,9 @@ function rangeMessage(field: string, e: ErrorObject): string {
   return e.keyword === "minimum" ? `must be at least ${limit}` : `must be at most ${limit}`;
 }
 
-function patternMessage(field: string): string {
+function patternMessage(at: PathSegments): string {
+  const field = String(at[at.length - 1]);
+  if (at[1] === "tun" && field === "name") return "must be 1-15 characters (an interface name, IFNAMSIZ): letters, digits, '_', '.', '-'";
   if (field === "spi_in" || field === "spi_out") return 'must be a number or a "0x…" hex string of at most 8 digits';
   if (field === "name" || field === "wan") return "must be 1-32 characters: letters, digits, '_', '.', '-' (not starting with a symbol)";
   return "has a bad format";
@@ -141,8 +143,13 @@ function knownProperties(at: PathSegments, validate: ValidateFunction): string[]
   return node?.properties ? Object.keys(node.properties) : [];
 }
 
-/** Closest known name within edit distance 2, if any. */
+/** Closest known name within edit distance 2, or one the name abbreviates. */
 function suggest(name: string, known: string[]): string | undefined {
+  const lower = name.toLowerCase();
+  if (lower.length >= 3) {
+    const prefixed = known.filter((k) => k.startsWith(lower));
+    if (prefixed.length === 1) return prefixed[0];
+  }
   let best: string | undefined;
   let bestD = 3;
   for (const k of known) {
