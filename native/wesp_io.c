@@ -123,30 +123,27 @@ int wio_bool(napi_env env, napi_value v, int *out) {
 int wio_typed(napi_env env, napi_value v, napi_typedarray_type type,
               int optional, void **data, size_t *len, const char *name) {
   char msg[128];
-  napi_valuetype t;
-  bool is_ta = false;
-  if (napi_typeof(env, v, &t) != napi_ok) return 0;
-  if (optional && (t == napi_undefined || t == napi_null)) {
-    *data = NULL;
-    *len = 0;
-    return 1;
-  }
-  if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta) {
-    snprintf(msg, sizeof msg, "%s must be a typed array", name);
-    wio_throw_type(env, msg);
-    return 0;
-  }
   napi_typedarray_type got;
-  /* data already points at byteOffset inside the (possibly shared) buffer. */
-  if (napi_get_typedarray_info(env, v, &got, len, data, NULL, NULL) !=
-      napi_ok)
-    return 0;
-  if (got != type) {
+  /* One napi call on the fast path: it fails (without throwing) for
+   * anything that is not a typed array. data already points at byteOffset
+   * inside the (possibly shared) buffer. */
+  if (napi_get_typedarray_info(env, v, &got, len, data, NULL, NULL) ==
+      napi_ok) {
+    if (got == type) return 1;
     snprintf(msg, sizeof msg, "%s has the wrong element type", name);
     wio_throw_type(env, msg);
     return 0;
   }
-  return 1;
+  napi_valuetype t;
+  if (optional && napi_typeof(env, v, &t) == napi_ok &&
+      (t == napi_undefined || t == napi_null)) {
+    *data = NULL;
+    *len = 0;
+    return 1;
+  }
+  snprintf(msg, sizeof msg, "%s must be a typed array", name);
+  wio_throw_type(env, msg);
+  return 0;
 }
 
 int wio_string(napi_env env, napi_value v, char *buf, size_t cap,
