@@ -10,3 +10,12 @@ export {
   replayWords, replayInit, replayCheck, replayAdvance,
 } from "./replay";
 export { esnInfer } from "./esn";
+export * from "./api";
+export {
+  AES_CTX_SIZE, aesInit, aesEncryptBlock, aesDecryptBlock, aesEncrypt8, aesDecrypt8,
+} from "./crypto/aes";
+export { ghashStart, ghashBytes, ghashFinish } from "./crypto/ghash";
+export {
+  GCM_CTX_SIZE, GCM_MAX_LEN, gcmInit, gcmSeal, gcmOpen, gcmIvToJ0, gcmSealJ0, gcmOpenJ0,
+} from "./crypto/gcm";
+export { cbcEncrypt, cbcDecrypt } from "./crypto/cbc";

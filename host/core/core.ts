@@ -176,7 +176,7 @@ const root = fileURLToPath(new URL("../../", import.meta.url));
 
 function compile(opts: CoreOptions): WebAssembly.Module {
   if (opts.wasm instanceof WebAssembly.Module) return opts.wasm;
-  if (opts.wasm) return new WebAssembly.Module(opts.wasm);
+  if (opts.wasm) return new WebAssembly.Module(opts.wasm as Uint8Array<ArrayBuffer>);
   const p = opts.wasmPath ?? process.env.WESP_WASM ?? "build/wesp.wasm";
   const file = p.startsWith("/") ? p : root + p;
   let m = moduleCache.get(file);

@@ -1,0 +1,131 @@
+// The data-plane ABI: what host/core/ calls. Numbers in, numbers out; no
+// optional parameters (raw bindings trap on them). docs/core.md describes
+// each call; layout.ts every offset and size.
+//
+// Memory map after init (all from the arena, in this order, never grown again):
+//
+//  __heap_base ─► ┌─────────────────────────────┐
+//                 │ global counters 2 × 160 B    │
+//                 │ ring: slots × 9,472 B        │
+//                 │ descriptors: slots × 64 B    │
+//                 │ SA records: maxSas × 2,560 B │
+//                 │ peer table: maxSas × 32 B    │
+//                 │ SA parameter block 192 B     │
+//                 │ large replay bitmaps         │
+//                 │   largeWindowBlocks × 16 KiB │
+//                 │ SAD buckets: 2^⌈log2 maxSas⌉ × 4 B │
+//                 │ SPD: maxPolicies × 96 B      │
+//                 │ flow cache: 8,192 × 48 B     │
+//                 │ policy parameter block 64 B  │
+//  arenaTop() ──► └─────────────────────────────┘
+import { arenaTop } from "./arena";
+import { countersInit, globalCounters } from "./counters";
+import { inboundOne } from "./esp_inbound";
+import { katArm, katIvBuffer, outboundOne } from "./esp_outbound";
+import {
+  CTR_BLOCK_SIZE, DEFAULT_SLOTS, DESC_SIZE, ERR_ALREADY_INIT, ERR_NO_MEMORY, ERR_NOT_INIT, ERR_PARAM, HEADROOM,
+  KAT_IV_MAX, MAX_PACKET, MAX_SLOTS, POL_SIZE, POLP_SIZE, REASON_COUNT, SA_COUNTERS, SA_FLAGS, SA_REPLAY, SA_SEQ,
+  SA_SIZE, SAP_SIZE, SLOT_SIZE, TAILROOM, PEER_SIZE, FLOW_ENTRIES, FLOW_SIZE,
+} from "./layout";
+import { ringCount, ringDescBase, ringInit, ringSlotsBase } from "./ring";
+import { peerForget, saAddFromParams, saCapacity, saInit, saLargeFree, saLive, saParamBlock, saRemoveId } from "./sa";
+import { sadFindSpi, sadFindSpiLinear, sadInit } from "./sad";
+import { FLOW_KEY, flowKeySet, spdAddFromParams, spdClear, spdCount, spdIdAt, spdInit, spdLookup, spdParamBlock, spdRemove, spdScan } from "./spd";
+
+let ready = false;
+const SCRATCH = memory.data(64, 16);
+
+/**
+ * Sizes all memory once: `slots` ring slots (0 = 256), `maxSas` SA records,
+ * `maxPolicies` SPD entries, `largeWindowBlocks` replay bitmaps for windows
+ * above 960. Returns 0, or ERR_PARAM / ERR_NO_MEMORY / ERR_ALREADY_INIT.
+ */
+export function init(slots: i32, maxSas: i32, maxPolicies: i32, largeWindowBlocks: i32): i32 {
+  if (ready) return ERR_ALREADY_INIT;
+  if (slots == 0) slots = DEFAULT_SLOTS;
+  if (slots < 1 || slots > MAX_SLOTS || maxSas < 1 || maxSas > 1000000 || maxPolicies < 1 || maxPolicies > 1000000) return ERR_PARAM;
+  if (largeWindowBlocks < 0 || largeWindowBlocks > 65536) return ERR_PARAM;
+  if (!countersInit() || !ringInit(slots) || !saInit(maxSas, largeWindowBlocks) || !sadInit(maxSas) || !spdInit(maxPolicies)) return ERR_NO_MEMORY;
+  ready = true;
+  return 0;
+}
+
+export function ringBase(): usize { return ringSlotsBase(); }
+export function descBase(): usize { return ringDescBase(); }
+
+/** Processes slots 0..n-1 outbound; returns how many were not dropped. */
+export function processOutbound(n: i32): i32 {
+  if (!ready) return ERR_NOT_INIT;
+  const m = min(max(n, 0), ringCount());
+  let ok = 0;
+  for (let i = 0; i < m; i++) if (outboundOne(i)) ok++;
+  return ok;
+}
+
+/** Processes slots 0..n-1 inbound; returns how many were not dropped. */
+export function processInbound(n: i32): i32 {
+  if (!ready) return ERR_NOT_INIT;
+  const m = min(max(n, 0), ringCount());
+  let ok = 0;
+  for (let i = 0; i < m; i++) if (inboundOne(i)) ok++;
+  return ok;
+}
+
+// SAs
+export function saParamPtr(): usize { return saParamBlock(); }
+export function saAdd(): i32 { return ready ? saAddFromParams() : ERR_NOT_INIT; }
+export function saRemove(id: i32): i32 { return ready ? saRemoveId(id) : ERR_NOT_INIT; }
+/** Record of a live SA (for the host's reads of state and counters), 0 if none. */
+export function saRecord(id: i32): usize { return ready ? saLive(id) : 0; }
+export function saMax(): i32 { return saCapacity(); }
+export function saLargeBlocksFree(): i32 { return saLargeFree(); }
+export function peerReset(peerId: u32): i32 { return ready ? peerForget(peerId) : ERR_NOT_INIT; }
+/** SAD lookup by SPI (O(1)) and the same by linear scan: the property test compares them. */
+export function sadLookup(spi: u32): i32 { return sadFindSpi(spi); }
+export function sadLookupLinear(spi: u32): i32 { return sadFindSpiLinear(spi); }
+
+// SPD
+export function policyParamPtr(): usize { return spdParamBlock(); }
+export function policyAdd(): i32 { return ready ? spdAddFromParams() : ERR_NOT_INIT; }
+export function policyRemove(id: i32): i32 { return ready ? (id < 0 ? ERR_PARAM : spdRemove(<u32>id)) : ERR_NOT_INIT; }
+export function policyClear(): void { if (ready) spdClear(); }
+export function policyCount(): i32 { return spdCount(); }
+/** Policy id an outbound 5-tuple matches (through the flow cache), -1 none. src/dst: 16 bytes each. */
+export function spdQuery(family: i32, proto: i32, src: usize, dst: usize, sport: i32, dport: i32): i32 {
+  flowKeySet(family, proto, src, dst, sport, dport);
+  return spdIdAt(spdLookup(FLOW_KEY));
+}
+/** The same by ordered scan, bypassing the cache. */
+export function spdQueryLinear(family: i32, proto: i32, src: usize, dst: usize, sport: i32, dport: i32): i32 {
+  flowKeySet(family, proto, src, dst, sport, dport);
+  return spdIdAt(spdScan(FLOW_KEY));
+}
+
+// Counters, KAT, scratch
+export function globalCountersPtr(): usize { return globalCounters(0); }
+export function katIvPtr(): usize { return katIvBuffer(); }
+/** Known-answer tests only: the next seal uses the IV at katIvPtr() (len = the SA's IV length), once. */
+export function katArmIv(len: i32): void { katArm(len > KAT_IV_MAX ? 0 : len); }
+/** 64 bytes the host may use to pass addresses to spdQuery. */
+export function scratchPtr(): usize { return SCRATCH; }
+export function memoryTop(): usize { return arenaTop(); }
+
+// Layout, read back by host/core and checked against host/core/abi.ts.
+export function layoutHeadroom(): i32 { return HEADROOM; }
+export function layoutTailroom(): i32 { return TAILROOM; }
+export function layoutMaxPacket(): i32 { return MAX_PACKET; }
+export function layoutSlotSize(): i32 { return SLOT_SIZE; }
+export function layoutSlotDescSize(): i32 { return DESC_SIZE; }
+export function layoutSaRecordSize(): i32 { return SA_SIZE; }
+export function layoutSaParamSize(): i32 { return SAP_SIZE; }
+export function layoutPolicyParamSize(): i32 { return POLP_SIZE; }
+export function layoutPolicyRecordSize(): i32 { return POL_SIZE; }
+export function layoutReasonCount(): i32 { return REASON_COUNT; }
+export function layoutCounterBlockSize(): i32 { return CTR_BLOCK_SIZE; }
+export function layoutSaCounters(): i32 { return SA_COUNTERS; }
+export function layoutSaSeq(): i32 { return SA_SEQ; }
+export function layoutSaFlags(): i32 { return SA_FLAGS; }
+export function layoutSaReplay(): i32 { return SA_REPLAY; }
+export function layoutPeerSize(): i32 { return PEER_SIZE; }
+export function layoutFlowEntries(): i32 { return FLOW_ENTRIES; }
+export function layoutFlowSize(): i32 { return FLOW_SIZE; }

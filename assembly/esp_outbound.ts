@@ -1,0 +1,361 @@
+// Outbound: inner packet → SPD → SA → ESP (RFC 4303 §3.3) → outer headers,
+// in place in the packet's slot.
+//
+// Head and tail, as Linux's esp_output does it: first everything that can
+// fail is decided (SA, sizes, MTU, room, sequence number) so a dropped packet
+// never consumes a sequence number; then the trailer (TFC padding, padding,
+// pad length, next header), the ESP header and IV, the seal in place, and
+// last the headers in front of ESP.
+//
+//  tunnel / transport-ipip:      transport:                  transport-gre:
+//  [IP][UDP][ESP][IV][inner ][pad][pl][nh][ICV]     [IP'][UDP][ESP][IV][payload]…   […][ESP][IV][GRE][inner]…
+//  outer from the SA template      IP' = inner header moved     template + GRE header
+//
+// The explicit IV of AES-GCM and ChaCha20-Poly1305 is the 64-bit sequence
+// number (RFC 4106 §3.1 "MUST NOT repeat for a given key"; RFC 7634 §2), so
+// a (key, nonce) pair is never reused while sequence numbers never wrap
+// (§3.3.3, enforced below). AES-CBC needs an unpredictable IV (RFC 3602
+// §2.4): IV = AES_K(ivSeed ‖ seq64), i.e. the encryption of a nonce under the
+// SA's own key — the method of NIST SP 800-38A Appendix C — unique per packet
+// and unpredictable without the key.
+import { aesEncryptBlock } from "./crypto/aes";
+import { cbcEncrypt } from "./crypto/cbc";
+import { chachaPolySeal } from "./crypto/chacha20poly1305";
+import { gcmSeal } from "./crypto/gcm";
+import { hmacSha256 } from "./crypto/hmac_sha256";
+import { Reason, countDrop, countOk } from "./counters";
+import { greHeaderLen, greWrite } from "./gre";
+import { IPV4_HDR, IPV6_HDR, IP4_DST, IP4_ID, IP6_DST, PROTO_ESP, PROTO_GRE, PROTO_IPIP, PROTO_IPV6, PROTO_UDP, ipFamily, ipHl, ipParse, ipProto, ipSetLength, ipSetProto, ipTotal, ipv4SetChecksum, addrCopy } from "./ip";
+import { innerLength, ipipProtoOf } from "./ipip";
+import {
+  ACTION_BYPASS, ACTION_DISCARD, DIR_OUT, D_ADDR, D_FAMILY, D_HDRLEN, D_LEN, D_LOCAL, D_LPORT, D_MTU, D_OFF, D_PEER, D_PORT,
+  D_PROTO, D_REASON, D_SA, D_VERDICT, FLAG_ESN, FLAG_NEEDS_REKEY, FLAG_UDP, KAT_IV_MAX,
+  MODE_GRE, MODE_IPIP, MODE_PAYLOAD, MODE_TRANSPORT, MODE_TRANSPORT_GRE, MODE_TRANSPORT_IPIP, MODE_TUNNEL,
+  SA_ALIGN, SA_CTX, SA_DIR, SA_DPORT, SA_FAMILY, SA_FLAGS, SA_HMAC_CTX, SA_ICVLEN, SA_IPID, SA_IVLEN, SA_IVSEED,
+  SA_LOCAL, SA_MODE, SA_MTU, SA_PEER, SA_REMOTE, SA_SALT, SA_SEQ, SA_SPI, SA_SPORT, SA_SUITE, SA_TFC, SA_TMPL,
+  SA_TMPLLEN, SLOT_SIZE, SUITE_AES_CBC, SUITE_AES_CBC_HMAC_SHA256, SUITE_AES_GCM_16, SUITE_CHACHA20_POLY1305,
+  VERDICT_BYPASS, VERDICT_DROP, VERDICT_TO_NETWORK,
+} from "./layout";
+import { descInBounds, descPtr, slotPtr } from "./ring";
+import { saLive, saRefreshFromPeer } from "./sa";
+import { FLOW_KEY, flowKeyFromPacket, polAction, polSa, spdLookup } from "./spd";
+import { udpChecksumV6, udpSetLength } from "./udp_encap";
+
+const DIR: i32 = 1; // counters: outbound block
+
+// Scratch (single-threaded instance).
+const NONCE = memory.data(16, 16); // salt(4) ‖ IV(8)
+const AAD = memory.data(16, 16); // SPI ‖ seqHi ‖ seqLo (ESN)
+const HI = memory.data(4, 4); // seqHi, big-endian, appended to the HMAC input (RFC 4303 §2.2.1)
+const MAC = memory.data(32, 16);
+const CBC_NONCE = memory.data(16, 16); // ivSeed ‖ seq64
+const CBC_IV = memory.data(16, 16); // chaining copy: the IV on the wire stays as sent
+const KAT_IV = memory.data(KAT_IV_MAX, 16);
+let katIvLen: i32 = 0;
+
+/**
+ * Known-answer tests only: the next ESP seal uses the KAT_IV_MAX-byte buffer
+ * at katIvBuffer() as its IV instead of the one derived from the sequence
+ * number, once (if `len` equals the SA's IV length). Normal operation never
+ * calls this; it exists so the published vectors, whose IVs are arbitrary,
+ * can be reproduced bit for bit.
+ */
+export function katIvBuffer(): usize {
+  return KAT_IV;
+}
+export function katArm(len: i32): void {
+  katIvLen = len;
+}
+
+function drop(d: usize, sa: usize, reason: u16): bool {
+  store<u8>(d + D_VERDICT, VERDICT_DROP);
+  store<u16>(d + D_REASON, reason);
+  countDrop(DIR, sa, reason);
+  return false;
+}
+
+/** Processes slot i outbound; true when it leaves with a non-DROP verdict. */
+export function outboundOne(i: i32): bool {
+  const d = descPtr(i);
+  store<u8>(d + D_VERDICT, VERDICT_DROP);
+  store<u16>(d + D_REASON, 0);
+  store<u32>(d + D_HDRLEN, 0); // hdrLen and mtu
+  if (!descInBounds(d)) return drop(d, 0, Reason.BAD_SLOT);
+  const off = <i32>load<u32>(d + D_OFF);
+  const len = <i32>load<u32>(d + D_LEN);
+  const slot = slotPtr(i);
+  let saId = load<i32>(d + D_SA);
+  if (saId < 0) {
+    // RFC 4301 §5.1: every outbound packet is matched against the SPD.
+    if (!flowKeyFromPacket(slot + <usize>off, len, false)) return drop(d, 0, Reason.MALFORMED);
+    const pi = spdLookup(FLOW_KEY);
+    if (pi < 0) return drop(d, 0, Reason.NO_POLICY);
+    const action = polAction(pi);
+    if (action == ACTION_DISCARD) return drop(d, 0, Reason.DISCARD);
+    if (action == ACTION_BYPASS) {
+      store<u8>(d + D_VERDICT, VERDICT_BYPASS);
+      countOk(DIR, 0, len);
+      return true;
+    }
+    saId = polSa(pi);
+  }
+  const sa = saLive(saId);
+  if (sa == 0 || load<u8>(sa + SA_DIR) != DIR_OUT) {
+    store<i32>(d + D_SA, -1);
+    return drop(d, 0, Reason.NO_SA);
+  }
+  store<i32>(d + D_SA, saId);
+  store<u32>(d + D_PEER, load<u32>(sa + SA_PEER));
+  saRefreshFromPeer(sa);
+  const mode = load<u8>(sa + SA_MODE);
+  if (mode == MODE_IPIP || mode == MODE_GRE) return plainOut(d, slot, off, len, sa, mode);
+  return espOut(d, slot, off, len, sa, mode);
+}
+
+/** Fills the TO_NETWORK part of the descriptor. */
+function toNetwork(d: usize, slot: usize, start: usize, total: i32, hdrLen: i32, sa: usize, dst: usize, family: i32): void {
+  const udp = (load<u16>(sa + SA_FLAGS) & FLAG_UDP) != 0;
+  store<u32>(d + D_OFF, <u32>(start - slot));
+  store<u32>(d + D_LEN, <u32>total);
+  store<u16>(d + D_HDRLEN, <u16>hdrLen);
+  store<u8>(d + D_FAMILY, <u8>family);
+  store<u16>(d + D_PORT, udp ? load<u16>(sa + SA_DPORT) : 0);
+  store<u16>(d + D_LPORT, udp ? load<u16>(sa + SA_SPORT) : 0);
+  addrCopy(d + D_ADDR, dst, family);
+  addrCopy(d + D_LOCAL, sa + SA_LOCAL, family);
+  store<u8>(d + D_VERDICT, VERDICT_TO_NETWORK);
+}
+
+/** Copies the SA's outer IP template to `h` and sets its id/length/checksum (IPv4) or payload length (IPv6). */
+function outerIp(h: usize, sa: usize, total: i32, proto: u8): i32 {
+  const family = <i32>load<u8>(sa + SA_FAMILY);
+  const t = sa + SA_TMPL;
+  if (family == 4) {
+    v128.store(h, v128.load(t));
+    store<u32>(h + 16, load<u32>(t + 16));
+    if (proto != 0) ipSetProto(h, 4, proto);
+    const id = load<u16>(sa + SA_IPID);
+    store<u16>(sa + SA_IPID, id + 1);
+    store<u16>(h + IP4_ID, bswap<u16>(id));
+    ipSetLength(h, 4, IPV4_HDR, total);
+    return IPV4_HDR;
+  }
+  v128.store(h, v128.load(t));
+  v128.store(h + 16, v128.load(t + 16));
+  store<u64>(h + 32, load<u64>(t + 32));
+  if (proto != 0) ipSetProto(h, 6, proto);
+  ipSetLength(h, 6, IPV6_HDR, total);
+  return IPV6_HDR;
+}
+
+/** Plain IP-in-IP (RFC 2003/2473) or GRE (RFC 2784) without ESP, for trusted ports. */
+function plainOut(d: usize, slot: usize, off: i32, len: i32, sa: usize, mode: u8): bool {
+  const pkt = slot + <usize>off;
+  const nh = ipipProtoOf(load<u8>(pkt));
+  if (len < 1 || nh == 0) return drop(d, sa, Reason.MALFORMED);
+  const n = innerLength(pkt, len, nh);
+  if (n < 0) return drop(d, sa, Reason.MALFORMED);
+  const g = mode == MODE_GRE ? greHeaderLen(sa) : 0;
+  const ipLen = <i32>load<u16>(sa + SA_TMPLLEN);
+  const total = ipLen + g + n;
+  const mtu = <i32>load<u16>(sa + SA_MTU);
+  if (mtu != 0 && total > mtu) {
+    store<u16>(d + D_MTU, <u16>mtu);
+    return drop(d, sa, Reason.TOO_BIG);
+  }
+  if (off < ipLen + g) return drop(d, sa, Reason.BAD_SLOT);
+  const start = pkt - <usize>(ipLen + g);
+  if (mode == MODE_GRE) greWrite(pkt - <usize>g, sa, nh == PROTO_IPIP ? 4 : 6);
+  outerIp(start, sa, total, mode == MODE_GRE ? PROTO_GRE : nh);
+  toNetwork(d, slot, start, total, ipLen, sa, sa + SA_REMOTE, <i32>load<u8>(sa + SA_FAMILY));
+  countOk(DIR, sa, n);
+  return true;
+}
+
+function espOut(d: usize, slot: usize, off: i32, len: i32, sa: usize, mode: u8): bool {
+  const flags = load<u16>(sa + SA_FLAGS);
+  if ((flags & FLAG_NEEDS_REKEY) != 0) return drop(d, sa, Reason.SEQ_EXHAUSTED);
+  const pkt = slot + <usize>off;
+  let payOff = off; // slot offset of what ESP protects
+  let payLen = len;
+  let nh: u8 = 0;
+  let ipHdr = 0; // transport: bytes of the packet's own IP header
+  let innerFamily = 0;
+  switch (mode) {
+    case MODE_TUNNEL:
+    case MODE_TRANSPORT_IPIP: {
+      // transport-ipip is tunnel mode byte for byte: the RFC 2003 delivery
+      // header CE→CE is the outer header, ESP sits between it and the inner
+      // packet with next header 4/41; only the SA's selectors differ.
+      nh = len > 0 ? ipipProtoOf(load<u8>(pkt)) : 0;
+      payLen = nh == 0 ? -1 : innerLength(pkt, len, nh);
+      if (payLen < 0) return drop(d, sa, Reason.MALFORMED);
+      break;
+    }
+    case MODE_TRANSPORT: {
+      if (!ipParse(pkt, len)) return drop(d, sa, Reason.MALFORMED);
+      ipHdr = ipHl;
+      innerFamily = ipFamily;
+      nh = <u8>ipProto;
+      payOff = off + ipHdr;
+      payLen = ipTotal - ipHdr;
+      break;
+    }
+    case MODE_TRANSPORT_GRE: {
+      const v = len > 0 ? ipipProtoOf(load<u8>(pkt)) : 0;
+      payLen = v == 0 ? -1 : innerLength(pkt, len, v);
+      if (payLen < 0) return drop(d, sa, Reason.MALFORMED);
+      innerFamily = v == PROTO_IPIP ? 4 : 6;
+      const g = greHeaderLen(sa);
+      payOff = off - g;
+      payLen += g;
+      nh = PROTO_GRE;
+      break;
+    }
+    case MODE_PAYLOAD: {
+      nh = load<u8>(d + D_PROTO);
+      break;
+    }
+    default:
+      return drop(d, sa, Reason.UNSUPPORTED);
+  }
+
+  // Sizes: RFC 4303 §2.4 padding to the block size and 4-byte alignment;
+  // §2.7 TFC padding only where the receiver can find the real end (an inner
+  // IP header's length field: next header 4, 41, or GRE carrying IP).
+  const ivLen = <i32>load<u8>(sa + SA_IVLEN);
+  const icvLen = <i32>load<u8>(sa + SA_ICVLEN);
+  const align = <i32>load<u8>(sa + SA_ALIGN);
+  const tfcTarget = <i32>load<u16>(sa + SA_TFC);
+  let tfc = 0;
+  if (tfcTarget > payLen && (nh == PROTO_IPIP || nh == PROTO_IPV6 || nh == PROTO_GRE)) tfc = tfcTarget - payLen;
+  const plen = payLen + tfc;
+  const pad = (align - ((plen + 2) & (align - 1))) & (align - 1);
+  const ctLen = plen + pad + 2;
+  const tmplLen = <i32>load<u16>(sa + SA_TMPLLEN); // transport: UDP or nothing
+  const udp = (flags & FLAG_UDP) != 0 && mode != MODE_PAYLOAD;
+  const front = ipHdr + tmplLen + 8 + ivLen; // bytes in front of the protected data
+  const startOff = payOff - front;
+  const endOff = payOff + ctLen + icvLen;
+  const total = endOff - startOff;
+  const mtu = <i32>load<u16>(sa + SA_MTU);
+  if (mtu != 0 && total > mtu) {
+    store<u16>(d + D_MTU, <u16>mtu);
+    return drop(d, sa, Reason.TOO_BIG);
+  }
+  if (startOff < 0 || endOff > SLOT_SIZE) return drop(d, sa, Reason.TOO_BIG);
+
+  // RFC 4303 §3.3.3: the counter must not cycle. The last number an SA may
+  // send is 2^32 - 1 (2^64 - 1 with ESN); after it the SA needs a rekey.
+  const esn = (flags & FLAG_ESN) != 0;
+  const seq = load<u64>(sa + SA_SEQ);
+  if (!esn && seq > 0xffffffff) {
+    store<u16>(sa + SA_FLAGS, flags | FLAG_NEEDS_REKEY);
+    return drop(d, sa, Reason.SEQ_EXHAUSTED);
+  }
+  store<u64>(sa + SA_SEQ, seq + 1);
+  if (esn ? seq == 0xffffffffffffffff : seq == 0xffffffff) store<u16>(sa + SA_FLAGS, flags | FLAG_NEEDS_REKEY);
+
+  const start = slot + <usize>startOff;
+  const data = slot + <usize>payOff;
+  const esp = data - <usize>(8 + ivLen);
+  // Transport: move the packet's IP header to the front before ESP overwrites it.
+  if (ipHdr != 0) memory.copy(start, pkt, <usize>ipHdr);
+  if (mode == MODE_TRANSPORT_GRE) greWrite(data, sa, innerFamily);
+
+  // Trailer: TFC zeros, padding 1, 2, 3, … (§2.4), pad length, next header.
+  let t = data + <usize>payLen;
+  if (tfc > 0) memory.fill(t, 0, <usize>tfc);
+  t += <usize>tfc;
+  for (let k = 0; k < pad; k++) store<u8>(t + <usize>k, <u8>(k + 1));
+  t += <usize>pad;
+  store<u8>(t, <u8>pad);
+  store<u8>(t + 1, nh);
+
+  store<u32>(esp, bswap<u32>(load<u32>(sa + SA_SPI)));
+  store<u32>(esp + 4, bswap<u32>(<u32>seq));
+  seal(sa, esp, ivLen, data, ctLen, seq, esn);
+
+  // Headers in front of ESP.
+  let ipLen = 0;
+  let dst: usize = sa + SA_REMOTE;
+  let family = <i32>load<u8>(sa + SA_FAMILY);
+  if (mode == MODE_TRANSPORT) {
+    ipLen = ipHdr;
+    family = innerFamily;
+    dst = start + (family == 4 ? IP4_DST : IP6_DST);
+    if (udp) memory.copy(start + <usize>ipHdr, sa + SA_TMPL, 8);
+    ipSetProto(start, family, udp ? PROTO_UDP : PROTO_ESP);
+    ipSetLength(start, family, ipHdr, total);
+  } else if (mode != MODE_PAYLOAD) {
+    ipLen = outerIp(start, sa, total, 0);
+    if (udp) store<u64>(start + <usize>ipLen, load<u64>(sa + SA_TMPL + <usize>ipLen));
+  }
+  if (udp) {
+    const u = start + <usize>ipLen;
+    udpSetLength(u, total - ipLen);
+    if (family == 6) udpChecksumV6(start, u, total - ipLen);
+  }
+  toNetwork(d, slot, start, total, ipLen + (udp ? 8 : 0), sa, dst, family);
+  countOk(DIR, sa, len);
+  return true;
+}
+
+/** IV, then encryption and ICV in place (RFC 4303 §3.3.2). */
+function seal(sa: usize, esp: usize, ivLen: i32, data: usize, ctLen: i32, seq: u64, esn: bool): void {
+  const suite = load<u8>(sa + SA_SUITE);
+  const iv = esp + 8;
+  const tag = data + <usize>ctLen;
+  const kat = katIvLen == ivLen;
+  katIvLen = 0;
+  if (kat) {
+    memory.copy(iv, KAT_IV, <usize>ivLen);
+  } else if (ivLen == 8) {
+    store<u64>(iv, bswap<u64>(seq));
+  } else {
+    memory.copy(CBC_NONCE, sa + SA_IVSEED, 8);
+    store<u64>(CBC_NONCE + 8, bswap<u64>(seq));
+    aesEncryptBlock(sa + SA_CTX, CBC_NONCE, iv);
+  }
+  // AAD (RFC 4106 §5, RFC 7634 §2.1): SPI ‖ seq, or SPI ‖ seqHi ‖ seqLo with ESN.
+  let aad = esp;
+  let aadLen = 8;
+  if (esn) {
+    store<u32>(AAD, load<u32>(esp));
+    store<u32>(AAD + 4, bswap<u32>(<u32>(seq >> 32)));
+    store<u32>(AAD + 8, load<u32>(esp + 4));
+    aad = AAD;
+    aadLen = 12;
+  }
+  switch (suite) {
+    case SUITE_AES_GCM_16: {
+      store<u32>(NONCE, load<u32>(sa + SA_SALT));
+      store<u64>(NONCE + 4, load<u64>(iv));
+      gcmSeal(sa + SA_CTX, NONCE, aad, aadLen, data, ctLen, tag);
+      break;
+    }
+    case SUITE_CHACHA20_POLY1305: {
+      store<u32>(NONCE, load<u32>(sa + SA_SALT));
+      store<u64>(NONCE + 4, load<u64>(iv));
+      chachaPolySeal(sa + SA_CTX, NONCE, aad, aadLen, data, ctLen, tag);
+      break;
+    }
+    case SUITE_AES_CBC_HMAC_SHA256: {
+      v128.store(CBC_IV, v128.load(iv));
+      cbcEncrypt(sa + SA_CTX, CBC_IV, data, ctLen);
+      // RFC 4303 §2.2.1 / §3.3.2.1: with ESN the high 32 bits are appended
+      // to the ICV input (never sent); RFC 4868: ICV = first 128 bits.
+      store<u32>(HI, bswap<u32>(<u32>(seq >> 32)));
+      hmacSha256(sa + SA_HMAC_CTX, esp, 8 + ivLen + ctLen, HI, esn ? 4 : 0, MAC);
+      v128.store(tag, v128.load(MAC));
+      break;
+    }
+    case SUITE_AES_CBC: {
+      v128.store(CBC_IV, v128.load(iv));
+      cbcEncrypt(sa + SA_CTX, CBC_IV, data, ctLen);
+      break;
+    }
+    default:
+      break;
+  }
+}
