@@ -46,6 +46,8 @@ const KSALL = memory.data(9344, 64);
 const MASK = memory.data(16, 16);
 const TAG = memory.data(16, 16);
 const ZERO16 = memory.data(16, 16);
+/** The pre-counter block J0 built from a nonce (16 B). */
+const J0 = memory.data(16, 16);
 
 /**
  * Expands the key and derives H into ctx (GCM_CTX_SIZE bytes).
@@ -56,13 +58,25 @@ export function gcmInit(ctx: usize, key: usize, keyLen: i32): void {
   aesEncryptBlock(ctx, ZERO16, ctx + CTX_H);
 }
 
-/** Writes the counter blocks J0+first .. J0+first+7 (nonce: 12 B) to CTR. */
+/**
+ * Writes the counter blocks J0+first .. J0+first+7 to CTR (j0: 16 B). inc32
+ * (§6.2) only counts in the last four bytes, modulo 2^32.
+ */
 // @ts-ignore: decorator
-@inline function fillCounters(nonce: usize, first: u32): void {
-  const base = i32x4.replace_lane(i64x2.splat(load<i64>(nonce)), 2, load<i32>(nonce, 8));
+@inline function fillCounters(j0: usize, first: u32): void {
+  const base = v128.load(j0);
+  const c0 = bswap<u32>(load<u32>(j0, 12)) + first;
   for (let i: u32 = 0; i < 8; i++) {
-    v128.store(CTR + (<usize>i << 4), i32x4.replace_lane(base, 3, bswap<u32>(first + i)));
+    v128.store(CTR + (<usize>i << 4), i32x4.replace_lane(base, 3, bswap<u32>(c0 + i)));
   }
+}
+
+/** J0 = nonce ‖ 0x00000001 for a 12-byte nonce (§7.1 step 2), into J0. */
+// @ts-ignore: decorator
+@inline function nonceJ0(nonce: usize): void {
+  store<u64>(J0, load<u64>(nonce));
+  store<u32>(J0, load<u32>(nonce, 8), 8);
+  store<u32>(J0, 0x01000000, 12);
 }
 
 /** dst[0..n) ^= ks[0..n), n ≤ 16 (the last, possibly partial, block). */
@@ -92,6 +106,40 @@ export function gcmInit(ctx: usize, key: usize, keyLen: i32): void {
  * data: len bytes, any alignment; tag: 16 B.
  */
 export function gcmSeal(ctx: usize, nonce: usize, aad: usize, aadLen: i32, data: usize, len: i32, tag: usize): void {
+  nonceJ0(nonce);
+  gcmSealJ0(ctx, J0, aad, aadLen, data, len, tag);
+}
+
+/**
+ * Verifies the 16-byte ICV at tag over aad and the ciphertext, then decrypts
+ * len bytes at data in place. Returns false, with data untouched, when the tag
+ * does not match or len is outside 0..GCM_MAX_LEN.
+ * nonce: 12 B; aad: aadLen bytes; data: len bytes, any alignment; tag: 16 B.
+ */
+export function gcmOpen(ctx: usize, nonce: usize, aad: usize, aadLen: i32, data: usize, len: i32, tag: usize): bool {
+  nonceJ0(nonce);
+  return gcmOpenJ0(ctx, J0, aad, aadLen, data, len, tag);
+}
+
+/**
+ * J0 for an IV of any length ≥ 1 (§7.1 step 2): GHASH(IV ‖ 0-pad ‖ 0^64 ‖
+ * [len(IV)]_64) when it is not 96 bits. ESP never needs this; the GCM
+ * specification's test cases 5, 6, 11, 12, 17, 18 do. iv: ivLen bytes; j0: 16 B out.
+ */
+export function gcmIvToJ0(ctx: usize, iv: usize, ivLen: i32, j0: usize): void {
+  if (ivLen == 12) {
+    nonceJ0(iv);
+    v128.store(j0, v128.load(J0));
+    return;
+  }
+  ghashStart(ctx + CTX_H);
+  ghashBytes(iv, ivLen);
+  ghashLengths(0, ivLen);
+  ghashFinish(ZERO16, j0);
+}
+
+/** gcmSeal from a pre-counter block J0 (j0: 16 B) instead of a nonce. */
+export function gcmSealJ0(ctx: usize, j0: usize, aad: usize, aadLen: i32, data: usize, len: i32, tag: usize): void {
   ghashStart(ctx + CTX_H);
   ghashBytes(aad, aadLen);
   const nr = aesRounds(ctx);
@@ -99,7 +147,7 @@ export function gcmSeal(ctx: usize, nonce: usize, aad: usize, aadLen: i32, data:
   let g = 0;     // next ciphertext block to GHASH
   let ready = 0; // ciphertext blocks written so far
   for (let j = 0; j <= nblk; j += 8) {
-    fillCounters(nonce, <u32>(1 + j));
+    fillCounters(j0, <u32>j);
     aesStateIn(CTR);
     aesAddKey(ctx);
     g = roundsWithGhash(ctx, nr, data, g, min(ready, nfull));
@@ -119,13 +167,8 @@ export function gcmSeal(ctx: usize, nonce: usize, aad: usize, aadLen: i32, data:
   ghashFinish(MASK, tag);
 }
 
-/**
- * Verifies the 16-byte ICV at tag over aad and the ciphertext, then decrypts
- * len bytes at data in place. Returns false, with data untouched, when the tag
- * does not match or len is outside 0..GCM_MAX_LEN.
- * nonce: 12 B; aad: aadLen bytes; data: len bytes, any alignment; tag: 16 B.
- */
-export function gcmOpen(ctx: usize, nonce: usize, aad: usize, aadLen: i32, data: usize, len: i32, tag: usize): bool {
+/** gcmOpen from a pre-counter block J0 (j0: 16 B) instead of a nonce. */
+export function gcmOpenJ0(ctx: usize, j0: usize, aad: usize, aadLen: i32, data: usize, len: i32, tag: usize): bool {
   if (len < 0 || len > GCM_MAX_LEN) return false;
   ghashStart(ctx + CTX_H);
   ghashBytes(aad, aadLen);
@@ -133,7 +176,7 @@ export function gcmOpen(ctx: usize, nonce: usize, aad: usize, aadLen: i32, data:
   const nblk = (len + 15) >> 4, nfull = len >> 4;
   let g = 0;
   for (let j = 0; j <= nblk; j += 8) {
-    fillCounters(nonce, <u32>(1 + j));
+    fillCounters(j0, <u32>j);
     aesStateIn(CTR);
     aesAddKey(ctx);
     g = roundsWithGhash(ctx, nr, data, g, nfull);

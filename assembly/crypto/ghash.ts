@@ -55,7 +55,7 @@ const NIB: v128 = i8x16(15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 
 
 /** Low 64 bits of the carry-less product x·y; y is pre-split into classes at hp (4 × u64). */
 // @ts-ignore: decorator
-@inline function bmul64(x: u64, hp: usize): u64 {
+function bmul64(x: u64, hp: usize): u64 {
   const x0 = x & M0, x1 = x & M1, x2 = x & M2, x3 = x & M3;
   const y0 = load<u64>(hp), y1 = load<u64>(hp, 8), y2 = load<u64>(hp, 16), y3 = load<u64>(hp, 24);
   const z0 = (x0 * y0) ^ (x1 * y3) ^ (x2 * y2) ^ (x3 * y1);
