@@ -2,6 +2,7 @@
 // fresh random keys, helpers to write it out, and a leak detector that looks
 // for any of those keys (hex or base64, whole or in part) in a piece of output.
 
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,6 +11,12 @@ import { stringify } from "yaml";
 
 export const REPO = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 export const WESP_BIN = join(REPO, "bin/wesp.js");
+
+/** Run bin/wesp.js (or another copy of it) as a child process. */
+export function wesp(args: string[], bin = WESP_BIN, env: NodeJS.ProcessEnv = process.env) {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", timeout: 60_000, env });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
 
 export function hexKey(bytes: number): string {
   return randomBytes(bytes).toString("hex");
