@@ -19,6 +19,9 @@
 //                 │ policy parameter block 64 B  │
 //  arenaTop() ──► └─────────────────────────────┘
 import { arenaTop } from "./arena";
+import { AES_CTX_SIZE } from "./crypto/aes";
+import { GCM_CTX_SIZE } from "./crypto/gcm";
+import { HMAC_CTX_SIZE } from "./crypto/hmac_sha256";
 import { countersInit, globalCounters } from "./counters";
 import { inboundOne } from "./esp_inbound";
 import { katArm, katIvBuffer, outboundOne } from "./esp_outbound";
@@ -129,3 +132,6 @@ export function layoutSaReplay(): i32 { return SA_REPLAY; }
 export function layoutPeerSize(): i32 { return PEER_SIZE; }
 export function layoutFlowEntries(): i32 { return FLOW_ENTRIES; }
 export function layoutFlowSize(): i32 { return FLOW_SIZE; }
+export function layoutAesCtxSize(): i32 { return AES_CTX_SIZE; }
+export function layoutGcmCtxSize(): i32 { return GCM_CTX_SIZE; }
+export function layoutHmacCtxSize(): i32 { return HMAC_CTX_SIZE; }

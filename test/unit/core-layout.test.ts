@@ -1,0 +1,71 @@
+// The host's mirror of the ABI (host/core/abi.ts) must equal what the WASM
+// module reports, and the sizes the design promises must hold.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as A from "../../host/core/abi.ts";
+import { makeCore } from "./core-helpers.ts";
+
+test("abi.ts matches the module's layout exports", async () => {
+  const core = await makeCore();
+  const ex = core.ex;
+  const pairs: [string, number, number][] = [
+    ["headroom", ex.layoutHeadroom(), A.HEADROOM],
+    ["max packet", ex.layoutMaxPacket(), A.MAX_PACKET],
+    ["slot size", ex.layoutSlotSize(), A.SLOT_SIZE],
+    ["slot descriptor", ex.layoutSlotDescSize(), A.DESC_SIZE],
+    ["SA record", ex.layoutSaRecordSize(), A.SA_SIZE],
+    ["SA params", ex.layoutSaParamSize(), A.SAP_SIZE],
+    ["policy params", ex.layoutPolicyParamSize(), A.POLP_SIZE],
+    ["policy record", ex.layoutPolicyRecordSize(), A.POL_SIZE],
+    ["reason count", ex.layoutReasonCount(), A.REASON_COUNT],
+    ["counter block", ex.layoutCounterBlockSize(), A.CTR_BLOCK_SIZE],
+    ["SA counters offset", ex.layoutSaCounters(), A.SA_COUNTERS],
+    ["SA seq offset", ex.layoutSaSeq(), A.SA_SEQ],
+    ["SA flags offset", ex.layoutSaFlags(), A.SA_FLAGS],
+    ["SA replay offset", ex.layoutSaReplay(), A.SA_REPLAY],
+    ["peer entry", ex.layoutPeerSize(), A.PEER_SIZE],
+    ["flow entries", ex.layoutFlowEntries(), A.FLOW_ENTRIES],
+    ["flow entry", ex.layoutFlowSize(), A.FLOW_SIZE],
+  ];
+  for (const [what, wasm, host] of pairs) assert.equal(host, wasm, `${what}: host ${host}, wasm ${wasm}`);
+});
+
+test("sizes the design promises", async () => {
+  const core = await makeCore();
+  const ex = core.ex;
+  // Slot: headroom for IPv6 + UDP + ESP + IV + GRE(key, seq) + a delivery header; tailroom for padding + ICV.
+  assert.ok(ex.layoutHeadroom() >= 40 + 8 + 8 + 16 + 12 + 40);
+  assert.ok(ex.layoutTailroom() >= 255 + 2 + 16 + 4);
+  assert.equal(ex.layoutHeadroom() + ex.layoutMaxPacket() + ex.layoutTailroom(), ex.layoutSlotSize());
+  assert.equal(ex.layoutSlotSize() % 64, 0);
+  assert.equal(ex.layoutSlotDescSize(), 64);
+  assert.equal(ex.layoutSaRecordSize(), 2560);
+  // The crypto contexts fit the record's 2,048-byte context area (AES + HMAC at 1,984).
+  assert.ok(ex.layoutGcmCtxSize() <= 2048, `GCM ctx ${ex.layoutGcmCtxSize()}`);
+  assert.ok(ex.layoutAesCtxSize() <= 1984, `AES ctx ${ex.layoutAesCtxSize()}`);
+  assert.equal(ex.layoutHmacCtxSize(), 64);
+  // Inline replay bitmap (128 B at +32) holds windows up to 960; the counters end the record.
+  assert.ok(ex.replayWords(960) * 8 <= 128);
+  assert.ok(ex.replayWords(1024) * 8 > 128);
+  assert.equal(ex.layoutSaCounters() + ex.layoutCounterBlockSize(), ex.layoutSaRecordSize());
+  assert.ok(ex.layoutSaReplay() + 32 + 128 <= ex.layoutSaCounters());
+});
+
+test("reason names: one per counter, NONE first", () => {
+  assert.equal(A.REASON_NAMES.length, A.REASON_COUNT);
+  assert.equal(A.REASON_NAMES[0], "NONE");
+  assert.equal(new Set(A.REASON_NAMES).size, A.REASON_NAMES.length);
+});
+
+test("memory is sized by init and stays put", async () => {
+  const core = await makeCore({ slots: 8, maxSas: 1000, maxPolicies: 100, largeWindowBlocks: 4 });
+  const before = core.memoryBytes();
+  const top = core.ex.memoryTop();
+  // Every structure sits below the arena top, which sits inside memory.
+  assert.ok(top <= before);
+  // Bytes per SA: the record, a peer entry, a SAD bucket (≤ 2 × 4 B when maxSas is not a power of two).
+  const perSa = 2560 + 32 + 8;
+  assert.ok(top - core.ex.ringBase() < 8 * (9472 + 64) + 1000 * perSa + 4 * 16384 + 100 * 96 + 8192 * 48 + 4096);
+  assert.equal(core.ex.init(8, 10, 10, 0), -8, "a second init is refused");
+  assert.equal(core.memoryBytes(), before);
+});
