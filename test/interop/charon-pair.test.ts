@@ -180,9 +180,13 @@ describe("strongSwan pair over kernel-libipsec", { skip }, () => {
         assert.equal((await topo.siteL.ping(SITE_R, 1)).received, 1, "still up after the drops");
         assert.deepEqual(espDrops(L.log()), [], "L dropped nothing");
 
-        // and the check can fail: one flipped key bit makes every frame bad
+        // and the check can fail: with one flipped key bit no frame checks good. (Not
+        // "every frame bad": tshark 4.0 reports no ICV status when the garbage
+        // plaintext makes its dissector throw, e.g. on a nonsense next header.)
         const wrong = await checkEsp(pcap, sas.map(flipBit));
-        assert.ok(wrong.length === frames.length && wrong.every((f) => f.icv === "bad"), "wrong key → every ICV bad");
+        assert.equal(wrong.length, frames.length);
+        assert.ok(wrong.every((f) => f.icv !== "good"), "wrong key → no ICV good");
+        assert.ok(wrong.filter((f) => f.icv === "bad").length >= frames.length / 2, "wrong key → ICVs bad");
       } catch (err) {
         console.error(`--- charon L log tail ---\n${L.log().split("\n").slice(-40).join("\n")}`);
         console.error(`--- charon R log tail ---\n${R.log().split("\n").slice(-40).join("\n")}`);
@@ -202,7 +206,7 @@ describe("strongSwan pair over kernel-libipsec", { skip }, () => {
     const list = await run(["ip", "netns", "list"]);
     for (const n of names) assert.ok(!list.split("\n").some((l) => l.split(" ")[0] === n), `${n} deleted`);
     for (const pid of pids) assert.equal(existsSync(`/proc/${pid}`), false, `pid ${pid} gone`);
-    assert.equal(existsSync(lab.dir), false, "scratch dir removed");
+    if (!process.env.WESP_KEEP_LABDIR) assert.equal(existsSync(lab.dir), false, "scratch dir removed");
   });
 });
 
