@@ -133,7 +133,7 @@ export interface Lifetime {
  * `spiOut`/`keyOut` what we send it (the peer's `spiIn`).
  */
 export interface SaConfig {
-  /** Position in the peer's `sas` list (0 = current, 1 = the one being rekeyed to). */
+  /** Position in the peer's `sas` list. All are accepted inbound; index 0 is the one used outbound. */
   index: number;
   /** SPI we receive on; 256..2^32-1 (0..255 are reserved, RFC 4303 §2.1). Unique on this node. */
   spiIn: number;
@@ -190,7 +190,10 @@ export interface PeerConfig {
   gre: GreOptions;
   /** Path MTU towards the peer (outer packet size limit); undefined = the WAN link's. */
   mtu?: number;
-  /** 1 SA pair normally, 2 while rekeying; empty for plain `ipip` / `gre`. */
+  /**
+   * 1 SA pair normally, 2 while rekeying (make before break: both accepted
+   * inbound, `sas[0]` used outbound); empty for plain `ipip` / `gre`.
+   */
   sas: SaConfig[];
 }
 

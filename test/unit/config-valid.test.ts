@@ -2,7 +2,7 @@
 // addresses, SPIs and keys (inline, from files, JSON input).
 
 import assert from "node:assert/strict";
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { KeyBytes } from "../../host/config/keys.ts";
@@ -204,4 +204,25 @@ test("a node with no peers is valid", () => {
   const doc = baseConfig();
   doc.peers = [];
   assert.equal(parseConfig(toYaml(doc), opts).config.peers.length, 0);
+});
+
+test("splitKey: AEAD KEYMAT is cipher key then 4-byte salt; CBC keys have no salt", async () => {
+  const { splitKey } = await import("../../host/config/suites.ts");
+  const doc = baseConfig();
+  const c = parseConfig(toYaml(doc), opts).config;
+  const gcm = splitKey("aes-256-gcm", c.peers[0].sas[0].keyIn);
+  assert.equal(Buffer.from(gcm.key).toString("hex"), doc.peers[0].sas[0].key_in.slice(0, 64));
+  assert.equal(Buffer.from(gcm.salt).toString("hex"), doc.peers[0].sas[0].key_in.slice(64));
+  assert.ok(gcm.key instanceof KeyBytes);
+  const cbc = splitKey("aes-128-cbc-hmac-sha256", c.peers[1].sas[0].keyIn);
+  assert.equal(cbc.key.length, 16);
+  assert.equal(cbc.salt.length, 0);
+});
+
+test("docs/config.md shows the three example files verbatim", () => {
+  const doc = readFileSync(join(REPO, "docs/config.md"), "utf8");
+  for (const f of ["hq.yaml", "branch-b.yaml", "branch-c.yaml"]) {
+    const text = readFileSync(join(REPO, "examples/three-sites", f), "utf8");
+    assert.ok(doc.includes("```yaml\n" + text + "```"), `${f} differs from docs/config.md`);
+  }
 });
