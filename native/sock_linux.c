@@ -98,7 +98,8 @@ static napi_value sock_open(napi_env env, napi_callback_info info) {
   int ok = 1;
   if ((flags & WIO_F_REUSEPORT) && set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1) < 0)
     ok = 0, step = "SO_REUSEPORT";
-  if (ok && af == AF_INET6 &&
+  /* (Raw IPv6 sockets never see IPv4 and reject the option.) */
+  if (ok && af == AF_INET6 && !raw &&
       set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, (flags & WIO_F_V6ONLY) ? 1 : 0) < 0)
     ok = 0, step = "IPV6_V6ONLY";
   if (ok && (flags & WIO_F_PKTINFO)) {

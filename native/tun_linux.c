@@ -29,6 +29,7 @@
 #include <linux/if_tun.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* tunOpen(name, multiQueue) -> [fd, actualName]
@@ -79,10 +80,14 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
  *
  * Reads up to `max` packets, packet i into mem[offs[i] .. offs[i]+slotCap),
  * its length into lens[i]. Returns how many slots were filled; 0 means
- * nothing was ready. A packet longer than slotCap (the kernel copies what
- * fits and reports the full length) gets lens[i] = 0 so it is dropped, never
- * half-processed, and counts in stats[WIO_ST_TRUNCATED]; slotCap should be
- * at least the device MTU. */
+ * nothing was ready. A packet longer than slotCap gets lens[i] = 0 so it is
+ * dropped, never half-processed, and counts in stats[WIO_ST_TRUNCATED];
+ * slotCap should be at least the device MTU.
+ *
+ * The TUN driver truncates silently (read returns min(packet, buffer)), so
+ * each read offers one spill byte after the slot through readv: a read that
+ * fills it was longer than slotCap. The spill byte is on our stack; the slot's
+ * neighbour in mem is never touched. */
 static napi_value tun_read_batch(napi_env env, napi_callback_info info) {
   napi_value argv[7];
   int32_t fd;
@@ -94,8 +99,11 @@ static napi_value tun_read_batch(napi_env env, napi_callback_info info) {
       !wio_ring_unpack(env, argv + 1, max, cap, 0, &r))
     return NULL;
   uint32_t n = 0;
+  uint8_t spill;
+  struct iovec iov[2] = {{NULL, cap}, {&spill, 1}};
   while (n < r.count) {
-    ssize_t got = read(fd, r.mem + r.offs[n], cap);
+    iov[0].iov_base = r.mem + r.offs[n];
+    ssize_t got = readv(fd, iov, 2);
     if (got < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) break;
