@@ -139,9 +139,23 @@ const FIELDS = [
 export async function checkEsp(pcap: string, sas: EspSa[], via: "auto" | "scapy" = "auto"): Promise<EspFrame[]> {
   const forTshark = via === "auto" ? sas.filter(tsharkSupports) : [];
   const forScapy = sas.filter((s) => !forTshark.includes(s));
+  return check(pcap, forTshark.map(espSaRecord), forScapy);
+}
+
+/**
+ * Like `checkEsp`, with tshark given an `esp_sa` table as written by
+ * `wesp keys --wireshark` (comment lines skipped). `scapySas` are checked by scapy:
+ * the SAs the table cannot hold (it lists ChaCha20-Poly1305 only as a comment).
+ */
+export async function checkEspTable(pcap: string, table: string, scapySas: EspSa[] = []): Promise<EspFrame[]> {
+  const records = table.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+  return check(pcap, records, scapySas);
+}
+
+async function check(pcap: string, records: string[], forScapy: EspSa[]): Promise<EspFrame[]> {
   const args = ["tshark", "-r", pcap, "-n", "-Y", "esp",
     "-o", "esp.enable_encryption_decode:TRUE", "-o", "esp.enable_authentication_check:TRUE",
-    ...forTshark.flatMap((s) => ["-o", `uat:esp_sa:${espSaRecord(s)}`]),
+    ...records.flatMap((r) => ["-o", `uat:esp_sa:${r}`]),
     "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=|",
     ...FIELDS.flatMap((f) => ["-e", f])];
   const r = await exec(args, { timeoutMs: 120_000 });

@@ -11,7 +11,8 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { canUseNetns, exec, Lab, NS_PREFIX, run, sweepStale, waitFor, type Netns } from "../helpers/netns.ts";
-import { checkEsp, startCapture, tsharkSupports, type EspSa } from "../helpers/tshark.ts";
+import { checkEsp, checkEspTable, startCapture, tsharkSupports, type EspSa } from "../helpers/tshark.ts";
+import { wesp, wespConfig, writeWespConfig } from "./wesp-peer.ts";
 import { CHARON, Charon, espDrops, parseChildSas, SUITES, toEspSas, type ChildSa, type Suite } from "./strongswan.ts";
 
 const skip = !canUseNetns()
@@ -159,6 +160,20 @@ describe("strongSwan pair over kernel-libipsec", { skip }, () => {
           const viaScapy = await checkEsp(pcap, sas, "scapy");
           assert.deepEqual(viaScapy.map((f) => [f.frame, f.icv, f.checkedBy]), frames.map((f) => [f.frame, "good", "scapy"]));
         }
+        // The same SAs as a wesp config (what wesp will run with in L's place): it
+        // passes `wesp check`, and the table `wesp keys --wireshark` writes from it
+        // makes tshark reach the same verdicts as the SAs taken from the log.
+        const cfg = writeWespConfig(join(topo.lab.dir, `wesp-${suite}.json`), wespConfig(l, suite, {
+          name: "ceL", wanAddress: WAN_L, peerAddress: WAN_R, localPrefixes: ["192.168.1.0/24"],
+          peerPrefixes: ["192.168.2.0/24"], tunName: "wesp0", controlSocket: join(topo.lab.dir, "wesp.sock"),
+        }));
+        const checked = await wesp("check", cfg);
+        assert.equal(checked.code, 0, `wesp check: ${checked.stderr}${checked.stdout}`);
+        const table = await wesp("keys", "--wireshark", cfg);
+        assert.equal(table.code, 0, `wesp keys: ${table.stderr}`);
+        const viaTable = await checkEspTable(pcap, table.stdout, sas.filter((s) => !tsharkSupports(s)));
+        assert.deepEqual(viaTable.map((f) => [f.frame, f.icv, f.checkedBy]), frames.map((f) => [f.frame, "good", f.checkedBy]));
+
         // R drops a replayed packet and a forged one, says why, and keeps working
         // (the forgery's high sequence number must not have moved R's window).
         const sent = frames.filter((f) => f.spi === l.outbound.spi);
