@@ -74,7 +74,7 @@ export function randomSa(r: Rng, c: SuiteCase, esn: boolean): RefSa {
 
 /** A 64-bit sequence number: with ESN any high half, often near the 2^32 edges. */
 export function randomSeq(r: Rng, esn: boolean): bigint {
-  const lo = r.pick([() => r.int(1, 1000), () => r.u32() || 1, () => 0xffffffff - r.int(0, 1000)])();
+  const lo = r.pick([() => r.int(1, 1000), () => r.u32() || 1, () => 0xffffffff - r.int(0, 1000), () => 0xffffffff - r.int(0, 6)])();
   if (!esn) return BigInt(lo);
   const hi = r.pick([() => 0, () => r.int(1, 4), () => r.u32(), () => 0xffffffff])();
   return (BigInt(hi) << 32n) | BigInt(lo);

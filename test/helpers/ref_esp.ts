@@ -14,7 +14,7 @@
 //
 // For the AEAD suites the AAD is SPI || [seq hi ||] seq lo (RFC 4106 §5,
 // RFC 7634 §2.1) and the nonce is salt || IV (RFC 4106 §4, RFC 7634 §2).
-import { gcm, cbc } from "@noble/ciphers/aes.js";
+import { gcm, cbc, ecb } from "@noble/ciphers/aes.js";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
@@ -344,16 +344,49 @@ export function greStrip(b: Uint8Array): { proto: number; key?: number; seq?: nu
 }
 
 /**
- * Classic transport mode on a whole IPv4 packet without options (RFC 4303 §3.1.1):
- * the IP header stays, its protocol becomes 50 and its length and checksum are
- * redone; the old protocol goes into the ESP next header.
+ * Classic transport mode on a whole IPv4 (no options) or IPv6 (no extension
+ * headers) packet (RFC 4303 §3.1.1): the IP header stays, its protocol becomes
+ * 50 (17 with RFC 3948 UDP, §2.1 of that RFC) and its length (and IPv4
+ * checksum) is redone; the old protocol goes into the ESP next header.
  */
-export function sealTransport4(sa: RefSa, ip: Uint8Array, seq: bigint, iv: Uint8Array): Uint8Array {
-  if (ip[0] !== 0x45) throw new Error("sealTransport4: IPv4 without options only");
-  const esp = sealEsp(sa, { seq, iv, payload: ip.subarray(20), nextHeader: ip[9] });
-  const h = ip.slice(0, 20);
+export function sealTransport(
+  sa: RefSa, ip: Uint8Array, seq: bigint, iv: Uint8Array, udp?: { sport: number; dport: number }, extraPad = 0,
+): Uint8Array {
+  const six = ip[0] >> 4 === 6;
+  if (!six && ip[0] !== 0x45) throw new Error("sealTransport: IPv4 without options only");
+  const hl = six ? 40 : 20;
+  const esp = sealEsp(sa, { seq, iv, payload: ip.subarray(hl), nextHeader: ip[six ? 6 : 9], extraPad });
+  const h = ip.slice(0, hl);
   const v = new DataView(h.buffer);
-  v.setUint16(2, 20 + esp.length); h[9] = PROTO.ESP; v.setUint16(10, 0);
-  v.setUint16(10, inetChecksum(h));
-  return concat(h, esp);
+  const src = six ? h.slice(8, 24) : h.slice(12, 16), dst = six ? h.slice(24, 40) : h.slice(16, 20);
+  let body = esp;
+  if (udp) {
+    body = concat(new Uint8Array(8), esp);
+    const u = new DataView(body.buffer);
+    u.setUint16(0, udp.sport); u.setUint16(2, udp.dport); u.setUint16(4, body.length);
+    if (six) u.setUint16(6, udpChecksum6(src, dst, body));
+  }
+  const proto = udp ? PROTO.UDP : PROTO.ESP;
+  if (six) {
+    v.setUint16(4, body.length); h[6] = proto;
+  } else {
+    v.setUint16(2, 20 + body.length); h[9] = proto; v.setUint16(10, 0);
+    v.setUint16(10, inetChecksum(h));
+  }
+  return concat(h, body);
+}
+
+/** The 64-bit sequence number as the 8-byte big-endian explicit IV (RFC 4106 §3.1, RFC 7634 §2). */
+export function seqIv(seq: bigint): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, seq);
+  return b;
+}
+
+/**
+ * The CBC IV the core derives: AES_K(ivSeed || seq64), the encryption of a
+ * per-packet nonce under the SA's key (NIST SP 800-38A Appendix C).
+ */
+export function cbcIvFromSeed(key: Uint8Array, ivSeed: Uint8Array, seq: bigint): Uint8Array {
+  return ecb(key, { disablePadding: true }).encrypt(concat(ivSeed, seqIv(seq)));
 }

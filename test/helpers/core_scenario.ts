@@ -1,0 +1,178 @@
+// One pair of SAs (outbound and inbound, one peer) installed in the core
+// together with their reference twins, and what the reference says the core
+// must emit and accept. Shared by the differential, scapy and fuzz tests.
+//
+//   inner 10.1/16 (fd01::/16)  ── local ════ ESP ════ remote ──  inner 10.2/16 (fd02::/16)
+//   (our side, policy "local")      outer addresses           (the peer's side)
+//
+// Transport mode has no inner network: the packet's own addresses are the
+// outer ones (local host → remote host).
+import type { Core, Mode as CoreMode, Suite as CoreSuite } from "../../host/core/core.ts";
+import {
+  cbcIvFromSeed, concat, frame, greHeader, innerProto, PROTO, sealEsp, sealTransport, seqIv, suiteSizes,
+  type Outer, type RefSa, type RefSuite,
+} from "./ref_esp.ts";
+import { innerPacket, randomSa, randomSeq, v4, v6, type Rng, type SuiteCase } from "./gen.ts";
+
+export type DiffMode = "tunnel" | "transport-ipip" | "transport-gre" | "transport";
+export const DIFF_MODES: readonly DiffMode[] = ["tunnel", "transport-ipip", "transport-gre", "transport"];
+
+export const coreSuite = (s: RefSuite): CoreSuite => (s === "aes-cbc-hmac-sha256-128" ? "aes-cbc-hmac-sha256" : s);
+
+export interface ScenarioSpec {
+  c: SuiteCase;
+  esn: boolean;
+  mode: DiffMode;
+  outerFamily: 4 | 6;
+  /** ignored in transport mode (the packet is the outer family) */
+  innerFamily: 4 | 6;
+  udp: boolean;
+}
+
+export interface Scenario extends ScenarioSpec {
+  peerId: number;
+  local: Uint8Array;
+  remote: Uint8Array;
+  ttl: number;
+  tos: number;
+  df: boolean;
+  /** next outer IPv4 id the outbound SA will use */
+  ipId: number;
+  ports?: { sport: number; dport: number };
+  gre?: { key?: number; seq: boolean; next: number };
+  out: RefSa;
+  ivSeed: Uint8Array;
+  /** next outbound sequence number */
+  outSeq: bigint;
+  in: RefSa;
+  /** next inbound sequence number the test will send */
+  inSeq: bigint;
+  window: number;
+  outId: number;
+  inId: number;
+}
+
+const net = (six: boolean, side: 1 | 2) => (six ? `fd0${side}::/16` : `10.${side}.0.0/16`);
+
+/** A sequence start that leaves `room` numbers before the SA would be exhausted. */
+function seqStart(r: Rng, esn: boolean, room: number): bigint {
+  const s = randomSeq(r, esn);
+  const max = esn ? 0xffffffffffffffffn : 0xffffffffn;
+  return s + BigInt(room) > max ? max - BigInt(room) : s;
+}
+
+/** Installs a random outbound + inbound SA pair (and the SPD entries) for `spec` in `core`. */
+export function addScenario(core: Core, r: Rng, spec: ScenarioSpec, peerId: number, room = 100_000): Scenario {
+  const six = spec.outerFamily === 6;
+  const local = six ? v6(r, 0x2001_0db8) : v4(192, 0, 2, r.int(1, 254));
+  const remote = six ? v6(r, 0x2001_0db9) : v4(198, 51, 100, r.int(1, 254));
+  const out = randomSa(r, spec.c, spec.esn);
+  let inn = randomSa(r, spec.c, spec.esn);
+  while (inn.spi === out.spi) inn = randomSa(r, spec.c, spec.esn);
+  const s: Scenario = {
+    ...spec, peerId, local, remote,
+    ttl: r.int(1, 255), tos: r.int(0, 63) << 2, df: r.bool(), ipId: r.int(0, 65535),
+    ports: spec.udp ? { sport: r.pick([4500, r.int(1024, 65535)]), dport: r.pick([4500, r.int(1024, 65535)]) } : undefined,
+    gre: spec.mode === "transport-gre" ? { key: r.bool() ? r.u32() : undefined, seq: r.bool(), next: 0 } : undefined,
+    out, ivSeed: r.bytes(8), outSeq: seqStart(r, spec.esn, room),
+    in: inn, inSeq: seqStart(r, spec.esn, room), window: r.pick([32, 64, 128, 1024, 4096]),
+    outId: -1, inId: -1,
+  };
+  const common = {
+    suite: coreSuite(spec.c.suite), mode: spec.mode as CoreMode, esn: spec.esn, peerId,
+    allowNoIntegrity: spec.c.suite === "aes-cbc", greKey: s.gre?.key, greSeq: s.gre?.seq,
+  };
+  s.outId = core.addSa({
+    ...common, direction: "out", spi: out.spi, key: out.key, salt: out.salt, hmacKey: out.authKey, ivSeed: s.ivSeed,
+    initialSeq: s.outSeq, local, remote, ttl: s.ttl, tos: s.tos, df: s.df, ipId: s.ipId, udp: s.ports ?? false,
+  });
+  s.inId = core.addSa({
+    ...common, direction: "in", spi: inn.spi, key: inn.key, salt: inn.salt, hmacKey: inn.authKey,
+    initialSeq: s.inSeq, replayWindow: s.window, local, remote, udp: s.ports ? { sport: s.ports.sport, dport: s.ports.dport } : false,
+  });
+  const innerSix = spec.mode === "transport" ? six : spec.innerFamily === 6;
+  const [l, rm] = spec.mode === "transport"
+    ? [addrText(local) + (six ? "/128" : "/32"), addrText(remote) + (six ? "/128" : "/32")]
+    : [net(innerSix, 1), net(innerSix, 2)];
+  core.addPolicy({ action: "protect", local: l, remote: rm, saId: s.outId, peerId });
+  return s;
+}
+
+export function addrText(a: Uint8Array): string {
+  if (a.length === 4) return Array.from(a).join(".");
+  const w: string[] = [];
+  for (let i = 0; i < 16; i += 2) w.push(((a[i] << 8) | a[i + 1]).toString(16));
+  return w.join(":");
+}
+
+/** A random inner packet of the scenario, outbound (local side → remote side) or inbound. */
+export function scenarioInner(r: Rng, s: Scenario, dir: "out" | "in", len?: number): Uint8Array {
+  const six = s.mode === "transport" ? s.outerFamily === 6 : s.innerFamily === 6;
+  let a: Uint8Array, b: Uint8Array;
+  if (s.mode === "transport") {
+    [a, b] = [s.local, s.remote];
+  } else if (six) {
+    a = v6(r, 0xfd01_0000 | r.int(0, 0xffff)); b = v6(r, 0xfd02_0000 | r.int(0, 0xffff));
+  } else {
+    a = v4(10, 1, r.int(0, 255), r.int(1, 254)); b = v4(10, 2, r.int(0, 255), r.int(1, 254));
+  }
+  const n = len ?? r.pick([six ? 48 : 28, r.int(six ? 48 : 28, 200), r.int(200, 1400)]);
+  return dir === "out" ? innerPacket(r, a, b, n) : innerPacket(r, b, a, n);
+}
+
+/** The outbound IV the core uses: the sequence number (AEAD) or AES_K(ivSeed || seq) (CBC). */
+export function outIv(s: Scenario, seq: bigint): Uint8Array {
+  return suiteSizes(s.out.suite).ivLen === 8 ? seqIv(seq) : cbcIvFromSeed(s.out.key, s.ivSeed, seq);
+}
+
+/**
+ * The bytes the core must emit for `inner`, byte for byte, and advances the
+ * scenario's outbound state (sequence number, IPv4 id, GRE sequence).
+ */
+export function expectOutbound(s: Scenario, inner: Uint8Array): Uint8Array {
+  const seq = s.outSeq++;
+  const iv = outIv(s, seq);
+  if (s.mode === "transport") return sealTransport(s.out, inner, seq, iv, s.ports);
+  const o: Outer = { src: s.local, dst: s.remote, ttl: s.ttl, tos: s.tos, id: s.ipId, df: s.df, udp: s.ports };
+  if (s.outerFamily === 4) s.ipId = (s.ipId + 1) & 0xffff;
+  let payload = inner, nh = innerProto(inner);
+  if (s.mode === "transport-gre") {
+    payload = concat(greHeader(inner, { key: s.gre!.key, seq: s.gre!.seq ? s.gre!.next++ >>> 0 : undefined }), inner);
+    nh = PROTO.GRE;
+  }
+  return frame(o, PROTO.ESP, sealEsp(s.out, { seq, iv, payload, nextHeader: nh }));
+}
+
+export interface InboundPacket {
+  /** the whole packet as it arrives: outer IP [/ UDP] / ESP */
+  packet: Uint8Array;
+  /** what the core must hand to TUN */
+  inner: Uint8Array;
+  seq: bigint;
+  /** offset of the ESP header in `packet` */
+  espOff: number;
+}
+
+/**
+ * The peer's side: seals `inner` with the inbound SA at sequence `seq` with a
+ * random IV and, sometimes, more padding than needed (RFC 4303 §2.4 allows up
+ * to 255 bytes; the receiver must accept it).
+ */
+export function sealInbound(r: Rng, s: Scenario, inner: Uint8Array, seq: bigint): InboundPacket {
+  const { ivLen, align } = suiteSizes(s.in.suite);
+  const iv = r.bytes(ivLen);
+  const extraPad = r.bool(0.25) ? align * r.int(1, Math.floor(200 / align)) : 0;
+  const udp = s.ports ? { sport: s.ports.dport, dport: s.ports.sport } : undefined;
+  if (s.mode === "transport") {
+    const packet = sealTransport(s.in, inner, seq, iv, udp, extraPad);
+    return { packet, inner, seq, espOff: (s.outerFamily === 4 ? 20 : 40) + (udp ? 8 : 0) };
+  }
+  let payload = inner, nh = innerProto(inner);
+  if (s.mode === "transport-gre") {
+    payload = concat(greHeader(inner, { key: s.gre!.key, seq: r.bool() ? r.u32() : undefined }), inner);
+    nh = PROTO.GRE;
+  }
+  const o: Outer = { src: s.remote, dst: s.local, ttl: r.int(1, 255), tos: r.int(0, 255), id: r.int(0, 65535), udp };
+  const packet = frame(o, PROTO.ESP, sealEsp(s.in, { seq, iv, payload, nextHeader: nh, extraPad }));
+  return { packet, inner, seq, espOff: (s.outerFamily === 4 ? 20 : 40) + (udp ? 8 : 0) };
+}
