@@ -7,7 +7,9 @@
 //
 // Transport mode has no inner network: the packet's own addresses are the
 // outer ones (local host → remote host).
-import type { Core, Mode as CoreMode, Suite as CoreSuite } from "../../host/core/core.ts";
+import assert from "node:assert/strict";
+import { KIND, type Core, type Mode as CoreMode, type Suite as CoreSuite } from "../../host/core/core.ts";
+import { toHex } from "./wasm.ts";
 import {
   cbcIvFromSeed, concat, frame, greHeader, innerProto, PROTO, sealEsp, sealTransport, seqIv, suiteSizes,
   type Outer, type RefSa, type RefSuite,
@@ -175,4 +177,61 @@ export function sealInbound(r: Rng, s: Scenario, inner: Uint8Array, seq: bigint)
   const o: Outer = { src: s.remote, dst: s.local, ttl: r.int(1, 255), tos: r.int(0, 255), id: r.int(0, 65535), udp };
   const packet = frame(o, PROTO.ESP, sealEsp(s.in, { seq, iv, payload, nextHeader: nh, extraPad }));
   return { packet, inner, seq, espOff: (s.outerFamily === 4 ? 20 : 40) + (udp ? 8 : 0) };
+}
+
+/** The input kind each slot was last given. */
+export const slotKinds: number[] = [];
+
+/** Puts an inbound packet in slot i as a whole IP packet, or (sometimes) as the host's sockets would hand it over. */
+export function writeInbound(core: Core, r: Rng, s: Scenario, i: number, p: InboundPacket, kind?: number): void {
+  const k = kind ?? (s.mode === "transport" ? KIND.IP : r.pick([KIND.IP, KIND.IP, s.ports ? KIND.UDP : KIND.PAYLOAD]));
+  slotKinds[i] = k;
+  if (k === KIND.IP) {
+    core.writePacket(i, p.packet, KIND.IP);
+    return;
+  }
+  core.writePacket(i, p.packet.subarray(p.espOff - (k === KIND.UDP ? 0 : s.ports ? 8 : 0)), k);
+  core.setRemote(i, s.remote, k === KIND.UDP ? s.ports!.sport : 0, s.local);
+}
+
+/** Every single-bit change of an ESP packet is refused for the right reason and changes nothing. */
+export function checkFlips(core: Core, r: Rng, s: Scenario, p: InboundPacket, why: string): void {
+  const before = core.readCounters(s.inId);
+  const topBefore = core.saState(s.inId).replayTop;
+  const espLen = p.packet.length - p.espOff;
+  let auth = 0;
+  for (let start = 0; start < espLen; start += core.slots) {
+    const n = Math.min(core.slots, espLen - start);
+    for (let k = 0; k < n; k++) {
+      const bad = p.packet.slice();
+      bad[p.espOff + start + k] ^= 1 << r.int(0, 7);
+      writeInbound(core, r, s, k, { ...p, packet: bad }, KIND.IP);
+    }
+    assert.equal(core.processInbound(n), 0, `${why}: a flipped packet got through`);
+    for (let k = 0; k < n; k++) {
+      const at = start + k;
+      const got = core.reasonName(k);
+      const spi = new DataView(p.packet.buffer).getUint32(p.espOff);
+      if (at < 4) {
+        assert.equal(got, "NO_SA", `${why}: SPI byte ${at} (spi ${spi.toString(16)})`);
+      } else if (at < 8) {
+        assert.ok(got === "AUTH" || got === "REPLAY" || got === "REPLAY_OLD", `${why}: sequence byte ${at} gave ${got}`);
+        if (got === "AUTH") auth++;
+      } else {
+        assert.equal(got, "AUTH", `${why}: byte ${at} of ${espLen}`);
+        auth++;
+      }
+    }
+  }
+  const after = core.readCounters(s.inId);
+  assert.equal(after.drops.AUTH - before.drops.AUTH, BigInt(auth), `${why}: AUTH counted per SA`);
+  assert.equal(after.packets, before.packets, why);
+  assert.equal(core.saState(s.inId).replayTop, topBefore, `${why}: forged packets moved the window`);
+  // The genuine packet still opens, once.
+  writeInbound(core, r, s, 0, p, KIND.IP);
+  writeInbound(core, r, s, 1, p, KIND.IP);
+  assert.equal(core.processInbound(2), 1, why);
+  assert.equal(core.verdictName(0), "TO_TUN", why);
+  assert.equal(toHex(core.packet(0)), toHex(p.inner), why);
+  assert.equal(core.reasonName(1), "REPLAY", `${why}: the same packet twice`);
 }

@@ -60,11 +60,17 @@ export const SUITE_CASES: readonly SuiteCase[] = [
   { suite: "aes-cbc", keyLen: 16, name: "aes-128-cbc (no integrity)" },
 ];
 
-/** A random reference SA for `c`: random SPI (never 0..255, RFC 4303 §2.1 reserves them), keys, salt. */
+/**
+ * A random reference SA for `c`: random SPI (never 0..255, RFC 4303 §2.1
+ * reserves them, and never a single set bit, so no one-bit change makes it the
+ * RFC 3948 non-ESP marker 0), keys, salt.
+ */
 export function randomSa(r: Rng, c: SuiteCase, esn: boolean): RefSa {
+  let spi = r.int(256, 0xffffffff);
+  while ((spi & (spi - 1)) === 0) spi = r.int(256, 0xffffffff);
   return {
     suite: c.suite,
-    spi: r.int(256, 0xffffffff),
+    spi,
     key: r.bytes(c.keyLen),
     salt: c.suite === "aes-gcm-16" || c.suite === "chacha20-poly1305" ? r.bytes(4) : undefined,
     authKey: c.suite === "aes-cbc-hmac-sha256-128" ? r.bytes(32) : undefined,
