@@ -73,6 +73,12 @@ enum {
 };
 uint32_t *wio_stats(napi_env env, napi_value v);
 
+/* Every fd the addon opens is owned by the env (main thread or worker) that
+ * opened it until close() is called on it; when an env is torn down (a
+ * worker terminated, the process exiting) the fds it still owns are closed,
+ * so a terminated worker releases its TUN queue and sockets. */
+void wio_own_fd(napi_env env, int fd);
+
 /* Registration of the functions of each file on the module's exports. */
 typedef struct {
   const char *name;

@@ -150,6 +150,7 @@ static napi_value sock_open(napi_env env, napi_callback_info info) {
     close(fd);
     return wio_throw_errno(env, step, e);
   }
+  wio_own_fd(env, fd);
   return wio_int(env, fd);
 }
 

@@ -66,6 +66,7 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
     return wio_throw_errno(env, what, e);
   }
 
+  wio_own_fd(env, fd);
   napi_value out, vfd, vname;
   WIO_TRY(napi_create_array_with_length(env, 2, &out));
   WIO_TRY(napi_create_int32(env, fd, &vfd));

@@ -27,6 +27,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -228,14 +229,67 @@ uint32_t *wio_stats(napi_env env, napi_value v) {
   return st;
 }
 
+/* ---- fds owned per env ------------------------------------------------ */
+
+/* Instance data of one env: the fds it opened and has not closed. A plain
+ * array: an env holds a handful (one TUN queue, a socket or two, a waker). */
+typedef struct {
+  int *fds;
+  size_t n, cap;
+} owned_fds;
+
+static owned_fds *owned(napi_env env) {
+  void *p = NULL;
+  napi_get_instance_data(env, &p);
+  return (owned_fds *)p;
+}
+
+void wio_own_fd(napi_env env, int fd) {
+  owned_fds *o = owned(env);
+  if (o == NULL) return;
+  if (o->n == o->cap) {
+    size_t cap = o->cap ? o->cap * 2 : 16;
+    int *fds = (int *)realloc(o->fds, cap * sizeof *fds);
+    if (fds == NULL) return; /* then this fd is merely not closed at teardown */
+    o->fds = fds;
+    o->cap = cap;
+  }
+  o->fds[o->n++] = fd;
+}
+
+/* Forgets fd; returns whether this env owned it. */
+static int disown_fd(napi_env env, int fd) {
+  owned_fds *o = owned(env);
+  if (o == NULL) return 0;
+  for (size_t i = 0; i < o->n; i++) {
+    if (o->fds[i] == fd) {
+      o->fds[i] = o->fds[--o->n];
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* Env teardown: runs after the async cleanup hooks that stopped the polls. */
+static void close_owned(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  owned_fds *o = (owned_fds *)data;
+  for (size_t i = 0; i < o->n; i++) close(o->fds[i]);
+  free(o->fds);
+  free(o);
+}
+
 /* ---- fd-level calls --------------------------------------------------- */
 
-/* close(fd). Callers stop any poll handle on the fd first (epoll must not
- * watch a number that may be reused). */
+/* close(fd) of an fd this env opened. Callers stop any poll handle on the
+ * fd first (epoll must not watch a number that may be reused). Refuses fds
+ * the env does not own, so a stale number can never close someone else's. */
 static napi_value fd_close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int32_t fd;
   if (!wio_args(env, info, 1, argv) || !wio_i32(env, argv[0], &fd)) return NULL;
+  if (!disown_fd(env, fd)) return wio_throw_errno(env, "close (not opened here)", EBADF);
   if (close(fd) < 0 && errno != EINTR) return wio_throw_errno(env, "close", errno);
   return NULL;
 }
@@ -246,6 +300,7 @@ static napi_value ev_open(napi_env env, napi_callback_info info) {
   (void)info;
   int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (fd < 0) return wio_throw_errno(env, "eventfd", errno);
+  wio_own_fd(env, fd);
   return wio_int(env, fd);
 }
 
@@ -277,9 +332,15 @@ static napi_value ev_drain(napi_env env, napi_callback_info info) {
  * (bit i = fds[i]; at most 31 fds), 0 on timeout.
  *
  * For a worker that prefers a blocking loop over uv_poll callbacks: it blocks
- * the calling thread at most timeoutMs, and an eventfd in `fds` lets another
- * thread end the wait at once. POLLERR/POLLHUP count as readable so the next
- * read reports the error instead of the loop spinning. */
+ * the calling thread, and an eventfd in `fds` lets another thread end the
+ * wait at once. POLLERR/POLLHUP count as readable so the next read reports
+ * the error instead of the loop spinning.
+ *
+ * No single wait lasts longer than WIO_WAIT_SLICE_MS, whatever timeoutMs says
+ * (-1 included): Worker.terminate() can only stop a thread when it next runs
+ * JS, so a wait without an end would make a worker unkillable. Callers loop
+ * on 0 anyway. */
+#define WIO_WAIT_SLICE_MS 200
 static napi_value wait_readable(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   int32_t *fds;
@@ -296,6 +357,7 @@ static napi_value wait_readable(napi_env env, napi_callback_info info) {
     p[i].events = POLLIN;
     p[i].revents = 0;
   }
+  if (timeout < 0 || timeout > WIO_WAIT_SLICE_MS) timeout = WIO_WAIT_SLICE_MS;
   int r;
   do {
     r = poll(p, n, timeout);
@@ -365,6 +427,11 @@ int wio_init_fd(napi_env env, napi_value exports) {
 }
 
 NAPI_MODULE_INIT() {
+  owned_fds *o = (owned_fds *)calloc(1, sizeof *o);
+  if (o == NULL || napi_set_instance_data(env, o, close_owned, NULL) != napi_ok) {
+    free(o);
+    return NULL;
+  }
   if (!wio_init_fd(env, exports) || !wio_init_tun(env, exports) ||
       !wio_init_sock(env, exports) || !wio_init_poll(env, exports))
     return NULL;

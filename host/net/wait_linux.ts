@@ -3,18 +3,23 @@
 // other thread end the wait at once through an eventfd (a Waker), e.g. to
 // shut down. Nothing here can block forever, so shutdown never hangs.
 //
-//   worker:  for (;;) { const m = waitReadable(fds, 100); if (m & WAKE) break; ... }
+//   worker:  for (;;) { const m = waitReadable(fds, -1); if (m & WAKE) break; ... }
 //   main:    waker.signal()
 import { io } from "./native_linux.ts";
 
 /** Largest number of fds one wait takes (bits of the returned mask). */
 export const MAX_WAIT_FDS = 31;
 
+/** Longest one waitReadable blocks, whatever its timeout (native WIO_WAIT_SLICE_MS). */
+export const WAIT_SLICE_MS = 200;
+
 /**
  * Blocks the calling thread until one of `fds` is readable (or has an error
- * or hangup, so the next read reports it) or `timeoutMs` passes (-1 = no
- * limit; pass a Waker's fd then). Returns a mask: bit i set = fds[i] ready; 0
- * on timeout. `fds` holds 1 to 31 descriptors.
+ * or hangup, so the next read reports it) or `timeoutMs` passes. Returns a
+ * mask: bit i set = fds[i] ready; 0 on timeout. `fds` holds 1 to 31
+ * descriptors. A wait never lasts longer than WAIT_SLICE_MS (-1 means that
+ * too): Worker.terminate() only takes effect when the thread runs JS again,
+ * so an endless wait would make a worker unkillable. Loop on 0.
  */
 export function waitReadable(fds: Int32Array, timeoutMs: number): number {
   return io.waitReadable(fds, timeoutMs);
