@@ -10,15 +10,17 @@ import { SUITES } from "./suites.ts";
 
 // 16+ hex digits (8+ bytes): longer than any SPI, GRE key or IPv6 group run we print.
 const HEX_RUN = /(0[xX])?[0-9a-fA-F]{16,}/g;
-// 20+ base64 characters mixing upper case, lower case and digits, as random
-// base64 does; words and paths such as /work/main/examples survive.
+// 20+ base64 characters. Redacted when some '/'-separated piece of 16+
+// characters mixes upper case, lower case and digits, as random base64 does;
+// words and paths such as /tmp/wesp-cfg-Ab3xYz/host/cli/bench.ts survive.
 const B64_RUN = /[A-Za-z0-9+/]{20,}={0,2}/g;
+const RANDOM_PIECE = (piece: string) => piece.length >= 16 && /[0-9]/.test(piece) && /[A-Z]/.test(piece) && /[a-z]/.test(piece);
 
 /** Replace key-shaped runs with "[redacted]". */
 export function scrub(text: string): string {
   return text
     .replace(HEX_RUN, "[redacted]")
-    .replace(B64_RUN, (m) => (/[0-9]/.test(m) && /[A-Z]/.test(m) && /[a-z]/.test(m) ? "[redacted]" : m));
+    .replace(B64_RUN, (m) => (m.replace(/=+$/, "").split("/").some(RANDOM_PIECE) ? "[redacted]" : m));
 }
 
 /**

@@ -57,6 +57,8 @@ test("scrub blanks hex and base64 runs but keeps what messages legitimately hold
   assert.equal(scrub(`b64 ${Buffer.from(hexKey(32), "hex").toString("base64")}`).includes("[redacted]"), true);
   const keep = "/work/main/examples/three-sites/hq.yaml:12: peers[0].sas[0].spi_in: duplicate SPI 0x000a0b01 (also fd00:1::/48, 2001:db8::1)";
   assert.equal(scrub(keep), keep);
+  const tmp = "Cannot find module '/tmp/wesp-cfg-Ab3xYz/host/cli/does-not-exist.ts' imported from /tmp/wesp-cfg-Ab3xYz/host/cli/bench.ts";
+  assert.equal(scrub(tmp), tmp);
 });
 
 test("a YAML syntax error on a key's line does not quote the line", () => {
