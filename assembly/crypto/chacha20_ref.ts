@@ -1,7 +1,7 @@
 // ChaCha20, the plain way: one 64-byte block at a time, written straight from
 // RFC 8439 §2.1–§2.4. This is the reference twin of the 4-lane SIMD code in
-// chacha20.ts and the fused loop in chacha20poly1305.ts; a test holds them
-// equal. It is not on any packet path.
+// chacha20.ts; test/unit/crypto-chacha20.test.ts holds them equal. It is not
+// on any packet path.
 //
 // State (RFC 8439 §2.3), 16 little-endian u32 words:
 //   ┌────────┬────────┬────────┬────────┐
