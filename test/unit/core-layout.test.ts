@@ -30,6 +30,14 @@ test("abi.ts matches the module's layout exports", async () => {
   for (const [what, wasm, host] of pairs) assert.equal(host, wasm, `${what}: host ${host}, wasm ${wasm}`);
 });
 
+test("every descriptor/parameter offset and enumeration value matches", async () => {
+  const core = await makeCore();
+  const ex = core.ex;
+  assert.equal(ex.layoutTableLength(), A.LAYOUT_CHECK.length);
+  const t = new Int32Array(ex.memory.buffer, ex.layoutTable(), A.LAYOUT_CHECK.length);
+  A.LAYOUT_CHECK.forEach(([name, host], i) => assert.equal(host, t[i], `${name}: host ${host}, wasm ${t[i]}`));
+});
+
 test("sizes the design promises", async () => {
   const core = await makeCore();
   const ex = core.ex;
