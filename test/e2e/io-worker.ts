@@ -6,7 +6,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { readlinkSync } from "node:fs";
 import { Tun } from "../../host/tun/tun_linux.ts";
 import { UdpSocket } from "../../host/net/udp_linux.ts";
-import { waitReadable, Waker } from "../../host/net/wait_linux.ts";
+import { waitReadable } from "../../host/net/wait_linux.ts";
 
 interface Data {
   mode: "udp-poll" | "tun-poll" | "blocking";
@@ -49,5 +49,5 @@ if (d.mode === "udp-poll") {
     if (m & 1) port.postMessage({ got: s.recvBatch(mem, offs, lens, null, null, 64, 2048) });
   }
   s.close();
-  port.postMessage({ stopped: true, waker: Waker.name });
+  port.postMessage({ stopped: true });
 }
