@@ -19,3 +19,7 @@ export {
   GCM_CTX_SIZE, GCM_MAX_LEN, gcmInit, gcmSeal, gcmOpen, gcmIvToJ0, gcmSealJ0, gcmOpenJ0,
 } from "./crypto/gcm";
 export { cbcEncrypt, cbcDecrypt } from "./crypto/cbc";
+export { chacha20Xor, chacha20Block, chacha20Blocks4 } from "./crypto/chacha20";
+export { chacha20BlockRef, chacha20XorRef } from "./crypto/chacha20_ref";
+export { poly1305Mac, poly1305MacRef } from "./crypto/poly1305";
+export { chachaPolySeal, chachaPolyOpen } from "./crypto/chacha20poly1305";
