@@ -231,6 +231,44 @@ s.bind((src, 0))
 s.sendto(struct.pack("!HHHH", sport, dport, ulen, c) + data, (dst, 0))
 `;
 
+// TCP echo for transfers with their bytes checked: the server sends back whatever it
+// receives; the client sends N random bytes, half-closes, and compares what returns.
+const ECHO_SERVER_JS = String.raw`
+const net = require("node:net");
+const [addr, port] = process.argv.slice(1);
+const srv = net.createServer((c) => { c.pipe(c); c.on("close", () => srv.close()); });
+srv.listen(Number(port), addr, () => console.log("listening"));
+`;
+const ECHO_CLIENT_JS = String.raw`
+const net = require("node:net"), crypto = require("node:crypto");
+const [addr, port, n] = process.argv.slice(1);
+const data = crypto.randomBytes(Number(n));
+const got = [];
+const c = net.connect(Number(port), addr, () => c.end(data));
+c.on("data", (d) => got.push(d));
+c.on("end", () => {
+  const back = Buffer.concat(got);
+  console.log(JSON.stringify({ sent: data.length, echoed: back.length, equal: back.equals(data) }));
+});
+c.on("error", (e) => { console.error(e.message); process.exit(1); });
+`;
+
+/**
+ * A TCP transfer checked byte for byte: `bytes` random bytes from `client` to
+ * `serverAddr` in `server`, echoed back. Both directions carry all the bytes.
+ */
+export async function tcpEcho(server: Netns, serverAddr: string, client: Netns, bytes = 1 << 20, port = 5001): Promise<{ sent: number; echoed: number; equal: boolean }> {
+  const srv = server.spawn([process.execPath, "-e", ECHO_SERVER_JS, serverAddr, String(port)]);
+  try {
+    await waitFor(() => /listening/.test(srv.stdout) || !srv.running, `echo server in ${server.name}`);
+    if (!srv.running) throw new Error(`echo server failed: ${srv.stderr}`);
+    const out = await client.run([process.execPath, "-e", ECHO_CLIENT_JS, serverAddr, String(port), String(bytes)], { timeoutMs: 60_000 });
+    return JSON.parse(out);
+  } finally {
+    await srv.stop();
+  }
+}
+
 let labSeq = 0;
 const liveLabs = new Set<Lab>();
 

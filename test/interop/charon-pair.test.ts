@@ -10,7 +10,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { canUseNetns, exec, Lab, NS_PREFIX, run, sweepStale, waitFor, type Netns } from "../helpers/netns.ts";
+import { canUseNetns, exec, Lab, NS_PREFIX, run, sweepStale, tcpEcho, waitFor, type Netns } from "../helpers/netns.ts";
 import { checkEsp, checkEspTable, startCapture, tsharkSupports, type EspSa } from "../helpers/tshark.ts";
 import { wesp, wespConfig, writeWespConfig } from "./wesp-peer.ts";
 import { CHARON, Charon, espDrops, parseChildSas, SUITES, toEspSas, type ChildSa, type Suite } from "./strongswan.ts";
@@ -106,7 +106,7 @@ describe("strongSwan pair over kernel-libipsec", { skip }, () => {
   });
 
   for (const suite of SUITES) {
-    test(`${suite}: negotiate, ping both ways, keys from the log decrypt the wire with good ICVs, replay/forgery dropped`, async () => {
+    test(`${suite}: negotiate, ping + TCP both ways, keys from the log decrypt the wire with good ICVs, replay/forgery dropped`, async () => {
       const [L, R] = charons(topo, suite);
       try {
         await L.start();
@@ -136,7 +136,9 @@ describe("strongSwan pair over kernel-libipsec", { skip }, () => {
         const cap = await startCapture(topo.ceL, "wl", join(topo.lab.dir, `${suite}.pcap`), ["udp", "port", "4500"]);
         const there = await topo.siteL.ping(SITE_R, PINGS);
         const back = await topo.siteR.ping(SITE_L, PINGS);
+        const tcp = await tcpEcho(topo.siteR, SITE_R, topo.siteL, 256 << 10);
         const pcap = await cap.stop();
+        assert.deepEqual(tcp, { sent: 256 << 10, echoed: 256 << 10, equal: true }, "TCP both ways, bytes intact");
         assert.equal(there.received, PINGS, "siteL → siteR through ESP");
         assert.equal(back.received, PINGS, "siteR → siteL through ESP");
 
