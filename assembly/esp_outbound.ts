@@ -33,7 +33,7 @@ import {
   MODE_GRE, MODE_IPIP, MODE_PAYLOAD, MODE_TRANSPORT, MODE_TRANSPORT_GRE, MODE_TRANSPORT_IPIP, MODE_TUNNEL,
   SA_ALIGN, SA_CTX, SA_DIR, SA_DPORT, SA_FAMILY, SA_FLAGS, SA_HMAC_CTX, SA_ICVLEN, SA_IPID, SA_IVLEN, SA_IVSEED,
   SA_LOCAL, SA_MODE, SA_MTU, SA_PEER, SA_REMOTE, SA_SALT, SA_SEQ, SA_SPI, SA_SPORT, SA_SUITE, SA_TFC, SA_TMPL,
-  SA_TMPLLEN, SLOT_SIZE, SUITE_AES_CBC, SUITE_AES_CBC_HMAC_SHA256, SUITE_AES_GCM_16, SUITE_CHACHA20_POLY1305,
+  SA_TMPLLEN, SLOT_SIZE, MAX_PACKET, SUITE_AES_CBC, SUITE_AES_CBC_HMAC_SHA256, SUITE_AES_GCM_16, SUITE_CHACHA20_POLY1305,
   VERDICT_BYPASS, VERDICT_DROP, VERDICT_TO_NETWORK,
 } from "./layout";
 import { descInBounds, descPtr, slotPtr } from "./ring";
@@ -83,6 +83,7 @@ export function outboundOne(i: i32): bool {
   if (!descInBounds(d)) return drop(d, 0, Reason.BAD_SLOT);
   const off = <i32>load<u32>(d + D_OFF);
   const len = <i32>load<u32>(d + D_LEN);
+  if (len > MAX_PACKET) return drop(d, 0, Reason.TOO_BIG); // inner packets are at most 9,000 bytes
   const slot = slotPtr(i);
   let saId = load<i32>(d + D_SA);
   if (saId < 0) {
