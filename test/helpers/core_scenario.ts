@@ -8,7 +8,7 @@
 // Transport mode has no inner network: the packet's own addresses are the
 // outer ones (local host → remote host).
 import assert from "node:assert/strict";
-import { KIND, type Core, type Mode as CoreMode, type Suite as CoreSuite } from "../../host/core/core.ts";
+import { KIND, type Core, type Mode as CoreMode, type SaParams, type Suite as CoreSuite } from "../../host/core/core.ts";
 import { toHex } from "./wasm.ts";
 import {
   cbcIvFromSeed, concat, frame, greHeader, innerProto, PROTO, sealEsp, sealTransport, seqIv, suiteSizes,
@@ -29,6 +29,12 @@ export interface ScenarioSpec {
   /** ignored in transport mode (the packet is the outer family) */
   innerFamily: 4 | 6;
   udp: boolean;
+  /** inner networks 10.(2n+1)/16 ↔ 10.(2n+2)/16 (fd(2n+1)::/16 ↔ fd(2n+2)::/16), so scenarios can share an SPD; default 0 */
+  net?: number;
+  /** first outbound sequence number (default random, with `room` numbers left) */
+  outSeq?: bigint;
+  /** more outbound SA parameters (mtu, tfcPad, …) */
+  outExtra?: Partial<SaParams>;
 }
 
 export interface Scenario extends ScenarioSpec {
@@ -54,7 +60,9 @@ export interface Scenario extends ScenarioSpec {
   inId: number;
 }
 
-const net = (six: boolean, side: 1 | 2) => (six ? `fd0${side}::/16` : `10.${side}.0.0/16`);
+/** The inner network of side 1 (ours) or 2 (the peer's) of scenario net `n`: a /16. */
+const netByte = (n: number, side: 1 | 2) => 2 * n + side;
+const net = (six: boolean, n: number, side: 1 | 2) => (six ? `fd${netByte(n, side).toString(16).padStart(2, "0")}::/16` : `10.${netByte(n, side)}.0.0/16`);
 
 /** A sequence start that leaves `room` numbers before the SA would be exhausted. */
 function seqStart(r: Rng, esn: boolean, room: number): bigint {
@@ -76,7 +84,7 @@ export function addScenario(core: Core, r: Rng, spec: ScenarioSpec, peerId: numb
     ttl: r.int(1, 255), tos: r.int(0, 63) << 2, df: r.bool(), ipId: r.int(0, 65535),
     ports: spec.udp ? { sport: r.pick([4500, r.int(1024, 65535)]), dport: r.pick([4500, r.int(1024, 65535)]) } : undefined,
     gre: spec.mode === "transport-gre" ? { key: r.bool() ? r.u32() : undefined, seq: r.bool(), next: 0 } : undefined,
-    out, ivSeed: r.bytes(8), outSeq: seqStart(r, spec.esn, room),
+    out, ivSeed: r.bytes(8), outSeq: spec.outSeq ?? seqStart(r, spec.esn, room),
     in: inn, inSeq: seqStart(r, spec.esn, room), window: r.pick([32, 64, 128, 1024, 4096]),
     outId: -1, inId: -1,
   };
@@ -87,6 +95,7 @@ export function addScenario(core: Core, r: Rng, spec: ScenarioSpec, peerId: numb
   s.outId = core.addSa({
     ...common, direction: "out", spi: out.spi, key: out.key, salt: out.salt, hmacKey: out.authKey, ivSeed: s.ivSeed,
     initialSeq: s.outSeq, local, remote, ttl: s.ttl, tos: s.tos, df: s.df, ipId: s.ipId, udp: s.ports ?? false,
+    ...spec.outExtra,
   });
   s.inId = core.addSa({
     ...common, direction: "in", spi: inn.spi, key: inn.key, salt: inn.salt, hmacKey: inn.authKey,
@@ -95,7 +104,7 @@ export function addScenario(core: Core, r: Rng, spec: ScenarioSpec, peerId: numb
   const innerSix = spec.mode === "transport" ? six : spec.innerFamily === 6;
   const [l, rm] = spec.mode === "transport"
     ? [addrText(local) + (six ? "/128" : "/32"), addrText(remote) + (six ? "/128" : "/32")]
-    : [net(innerSix, 1), net(innerSix, 2)];
+    : [net(innerSix, spec.net ?? 0, 1), net(innerSix, spec.net ?? 0, 2)];
   core.addPolicy({ action: "protect", local: l, remote: rm, saId: s.outId, peerId });
   return s;
 }
@@ -114,9 +123,12 @@ export function scenarioInner(r: Rng, s: Scenario, dir: "out" | "in", len?: numb
   if (s.mode === "transport") {
     [a, b] = [s.local, s.remote];
   } else if (six) {
-    a = v6(r, 0xfd01_0000 | r.int(0, 0xffff)); b = v6(r, 0xfd02_0000 | r.int(0, 0xffff));
+    const n = s.net ?? 0;
+    a = v6(r, (((0xfd00 | netByte(n, 1)) << 16) | r.int(0, 0xffff)) >>> 0);
+    b = v6(r, (((0xfd00 | netByte(n, 2)) << 16) | r.int(0, 0xffff)) >>> 0);
   } else {
-    a = v4(10, 1, r.int(0, 255), r.int(1, 254)); b = v4(10, 2, r.int(0, 255), r.int(1, 254));
+    const n = s.net ?? 0;
+    a = v4(10, netByte(n, 1), r.int(0, 255), r.int(1, 254)); b = v4(10, netByte(n, 2), r.int(0, 255), r.int(1, 254));
   }
   const n = len ?? r.pick([six ? 48 : 28, r.int(six ? 48 : 28, 200), r.int(200, 1400)]);
   return dir === "out" ? innerPacket(r, a, b, n) : innerPacket(r, b, a, n);
