@@ -24,6 +24,7 @@
 const Y = memory.data(16, 16);
 const HK = memory.data(24 * 8, 16);
 const PAD = memory.data(16, 16);
+const FENCE = memory.data(8, 8);
 
 // HK offsets of the six operands (4 × u64 each: classes 0..3).
 const H0: usize = 0, H1: usize = 32, H2: usize = 64, H0R: usize = 96, H1R: usize = 128, H2R: usize = 160;
@@ -31,13 +32,27 @@ const H0: usize = 0, H1: usize = 32, H2: usize = 64, H0R: usize = 96, H1R: usize
 const M0: u64 = 0x1111111111111111, M1: u64 = 0x2222222222222222;
 const M2: u64 = 0x4444444444444444, M3: u64 = 0x8888888888888888;
 
-// Byte order swap inside each 64-bit lane (big-endian ↔ native).
-const BSWAP64: v128 = i8x16(7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8);
-// Bit reversal of a nibble n, as the high nibble / low nibble of a byte.
-// (bytes 00 80 40 c0 20 a0 60 e0 10 90 50 d0 30 b0 70 f0, little-endian in the two lanes)
-const REVNIB_HI: v128 = i64x2(<i64>0xe060a020c0408000, <i64>0xf070b030d0509010);
-const REVNIB_LO: v128 = i8x16(0x0, 0x8, 0x4, 0xc, 0x2, 0xa, 0x6, 0xe, 0x1, 0x9, 0x5, 0xd, 0x3, 0xb, 0x7, 0xf);
-const NIB: v128 = i8x16(15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15);
+// Constants live in memory rather than as v128.const: V8 rebuilds a v128
+// constant from two 64-bit immediates at every use (3–4 instructions), while
+// a load from here folds into the instruction that uses it.
+//   +0   BSWAP64()    byte order swap inside each 64-bit lane (big-endian ↔ native)
+//   +16  REVNIB_HI()  bit reversal of nibble n, placed in the high nibble
+//   +32  REVNIB_LO()  … in the low nibble
+//   +48  NIB()        0x0f in every byte
+const K = memory.data<u8>([
+  7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8,
+  0x00, 0x80, 0x40, 0xc0, 0x20, 0xa0, 0x60, 0xe0, 0x10, 0x90, 0x50, 0xd0, 0x30, 0xb0, 0x70, 0xf0,
+  0x0, 0x8, 0x4, 0xc, 0x2, 0xa, 0x6, 0xe, 0x1, 0x9, 0x5, 0xd, 0x3, 0xb, 0x7, 0xf,
+  15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
+], 16);
+// @ts-ignore: decorator
+@inline function BSWAP64(): v128 { return v128.load(K); }
+// @ts-ignore: decorator
+@inline function REVNIB_HI(): v128 { return v128.load(K, 16); }
+// @ts-ignore: decorator
+@inline function REVNIB_LO(): v128 { return v128.load(K, 32); }
+// @ts-ignore: decorator
+@inline function NIB(): v128 { return v128.load(K, 48); }
 
 /**
  * Reverses the bits of each 64-bit lane. The nibble lookups are swizzles of a
@@ -46,23 +61,27 @@ const NIB: v128 = i8x16(15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 
  */
 // @ts-ignore: decorator
 @inline function rev64x2(v: v128): v128 {
-  const b = i8x16.swizzle(v, BSWAP64);
+  const b = i8x16.swizzle(v, BSWAP64());
   return v128.or(
-    i8x16.swizzle(REVNIB_HI, v128.and(b, NIB)),
-    i8x16.swizzle(REVNIB_LO, v128.and(i16x8.shr_u(b, 4), NIB)),
+    i8x16.swizzle(REVNIB_HI(), v128.and(b, NIB())),
+    i8x16.swizzle(REVNIB_LO(), v128.and(i16x8.shr_u(b, 4), NIB())),
   );
 }
 
 /** Low 64 bits of the carry-less product x·y; y is pre-split into classes at hp (4 × u64). */
 // @ts-ignore: decorator
-function bmul64(x: u64, hp: usize): u64 {
+@inline function bmul64(x: u64, hp: usize): u64 {
   const x0 = x & M0, x1 = x & M1, x2 = x & M2, x3 = x & M3;
   const y0 = load<u64>(hp), y1 = load<u64>(hp, 8), y2 = load<u64>(hp, 16), y3 = load<u64>(hp, 24);
   const z0 = (x0 * y0) ^ (x1 * y3) ^ (x2 * y2) ^ (x3 * y1);
   const z1 = (x0 * y1) ^ (x1 * y0) ^ (x2 * y3) ^ (x3 * y2);
   const z2 = (x0 * y2) ^ (x1 * y1) ^ (x2 * y0) ^ (x3 * y3);
   const z3 = (x0 * y3) ^ (x1 * y2) ^ (x2 * y1) ^ (x3 * y0);
-  return (z0 & M0) | (z1 & M1) | (z2 & M2) | (z3 & M3);
+  const z = (z0 & M0) | (z1 & M1) | (z2 & M2) | (z3 & M3);
+  // A store here keeps V8 from hoisting the next product's loads above this
+  // one (loads only order against stores), which would spill half of them.
+  store<u64>(FENCE, z);
+  return z;
 }
 
 // @ts-ignore: decorator
@@ -75,7 +94,7 @@ function bmul64(x: u64, hp: usize): u64 {
  * derives the operand table and zeroes the accumulator.
  */
 export function ghashStart(h: usize): void {
-  const hv = i8x16.swizzle(v128.load(h), BSWAP64);
+  const hv = i8x16.swizzle(v128.load(h), BSWAP64());
   const hr = rev64x2(hv);
   const h1 = i64x2.extract_lane(hv, 0), h0 = i64x2.extract_lane(hv, 1);
   const h1r = i64x2.extract_lane(hr, 0), h0r = i64x2.extract_lane(hr, 1);
@@ -86,7 +105,7 @@ export function ghashStart(h: usize): void {
 
 /** Y = (Y ⊕ X)·H for the 16-byte block X at p (any alignment). */
 export function ghashBlock(p: usize): void {
-  const v = v128.xor(i8x16.swizzle(v128.load(p), BSWAP64), v128.load(Y));
+  const v = v128.xor(i8x16.swizzle(v128.load(p), BSWAP64()), v128.load(Y));
   const vr = rev64x2(v);
   const y1 = i64x2.extract_lane(v, 0), y0 = i64x2.extract_lane(v, 1);
   const y1r = i64x2.extract_lane(vr, 0), y0r = i64x2.extract_lane(vr, 1);
@@ -134,12 +153,12 @@ export function ghashBytes(p: usize, len: i32): void {
 /** The closing block len(A)‖len(C), both as 64-bit big-endian bit counts (§7.1 step 5). */
 export function ghashLengths(aadLen: i32, len: i32): void {
   const v = i64x2.replace_lane(i64x2.splat(<i64>aadLen << 3), 1, <i64>len << 3);
-  v128.store(PAD, i8x16.swizzle(v, BSWAP64));
+  v128.store(PAD, i8x16.swizzle(v, BSWAP64()));
   ghashBlock(PAD);
 }
 
 /** Writes the GHASH output (16 B at out) XORed with the 16 B at mask: the GCM tag E(K, J0) ⊕ S. */
 export function ghashFinish(mask: usize, out: usize): void {
-  v128.store(out, v128.xor(i8x16.swizzle(v128.load(Y), BSWAP64), v128.load(mask)));
+  v128.store(out, v128.xor(i8x16.swizzle(v128.load(Y), BSWAP64()), v128.load(mask)));
   v128.store(Y, i64x2.splat(0));
 }
