@@ -23,6 +23,7 @@
  */
 #include "io_util.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <uv.h>
 
@@ -121,7 +122,7 @@ static napi_value poll_start(napi_env env, napi_callback_info info) {
   uv_loop_t *loop;
   WIO_TRY(napi_get_uv_event_loop(env, &loop));
   poller *p = (poller *)calloc(1, sizeof *p);
-  if (p == NULL) return wio_throw_errno(env, "pollStart", 12 /* ENOMEM */);
+  if (p == NULL) return wio_throw_errno(env, "pollStart", ENOMEM);
   p->env = env;
   int rc = uv_poll_init(loop, &p->handle, fd);
   if (rc < 0) {

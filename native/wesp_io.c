@@ -31,36 +31,16 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+#include <uv.h>
 
 /* ---- helpers ---------------------------------------------------------- */
 
 napi_value wio_throw_errno(napi_env env, const char *what, int err) {
   char msg[256];
-  char code[32];
   snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
-  /* error.code is the errno name Node uses elsewhere (EPERM, EBUSY, ...)
-   * when we know it; the number goes on error.errno. */
-  const char *name = NULL;
-  switch (err) {
-    case EPERM: name = "EPERM"; break;
-    case EACCES: name = "EACCES"; break;
-    case EBUSY: name = "EBUSY"; break;
-    case EINVAL: name = "EINVAL"; break;
-    case ENOENT: name = "ENOENT"; break;
-    case EBADF: name = "EBADF"; break;
-    case EBADFD: name = "EBADFD"; break;
-    case EADDRINUSE: name = "EADDRINUSE"; break;
-    case EADDRNOTAVAIL: name = "EADDRNOTAVAIL"; break;
-    case EAFNOSUPPORT: name = "EAFNOSUPPORT"; break;
-    case EIO: name = "EIO"; break;
-    case ENODEV: name = "ENODEV"; break;
-    case EMFILE: name = "EMFILE"; break;
-    default: break;
-  }
-  if (name == NULL) {
-    snprintf(code, sizeof code, "E%d", err);
-    name = code;
-  }
+  /* error.code is the errno name, as Node's own errors have it (libuv's
+   * codes are the negated errno values on Linux); error.errno the number. */
+  const char *name = uv_err_name(-err);
   napi_value vcode, vmsg, verr, vnum;
   napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &vcode);
   napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &vmsg);
