@@ -16,7 +16,7 @@
 //   +64 └──────────────────────────────────┘
 // (chaining state word order: see sha256.ts)
 
-import { sha256, sha256Blocks, sha256Finish, sha256InitState } from "./sha256";
+import { sha256, sha256Blocks, sha256Finish, sha256InitState, sha256WipeSchedule } from "./sha256";
 import { wipe } from "./ct";
 
 export const HMAC_CTX_SIZE: i32 = 64;
@@ -45,6 +45,12 @@ export function hmacSha256Init(ctx: usize, key: usize, keyLen: i32): void {
   sha256InitState(ctx + 32);
   sha256Blocks(ctx + 32, KBLOCK, 1);
   wipe(KBLOCK, 64);
+  sha256WipeSchedule(); // it held K0 ⊕ opad
+}
+
+/** Zeroes an HMAC context (HMAC_CTX_SIZE bytes at `ctx`), e.g. when its SA is removed. */
+export function hmacSha256Wipe(ctx: usize): void {
+  wipe(ctx, HMAC_CTX_SIZE);
 }
 
 /**

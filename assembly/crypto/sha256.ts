@@ -256,7 +256,7 @@ export function sha256Finish(st: usize, tail: usize, tailLen: i32, totalLen: u64
 /**
  * One-shot SHA-256: hashes the `len` bytes at `p` and writes the 32-byte digest to `out`
  * (may overlap the input). Control path (it hashes over-long HMAC keys), so it wipes
- * its static scratch, which would otherwise keep the key's last bytes and its hash.
+ * its static scratch and schedule, which would otherwise keep the key's last bytes.
  */
 export function sha256(p: usize, len: i32, out: usize): void {
   sha256InitState(ST);
@@ -267,4 +267,14 @@ export function sha256(p: usize, len: i32, out: usize): void {
   sha256Finish(ST, TAIL, rest, <u64>len, out);
   wipe(TAIL, 128);
   wipe(ST, 32);
+  sha256WipeSchedule();
+}
+
+/**
+ * Zeroes the static message schedule, which holds the last block's words (plus the
+ * round constants) after a compression. Call after compressing key material
+ * (hmacSha256Init does) so no copy of a key outlives its SA.
+ */
+export function sha256WipeSchedule(): void {
+  wipe(WK, 256);
 }

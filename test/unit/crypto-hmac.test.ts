@@ -101,3 +101,20 @@ test("one context serves many messages and the ctx is not modified by hmacSha256
   }
   assert.deepEqual(s.get(ctx, CTX), before);
 });
+
+test("hmacSha256Init leaves no plain copy of the key, K0 ⊕ ipad or K0 ⊕ opad in memory", () => {
+  for (const len of [32, 100]) {
+    s.reset();
+    const key = Uint8Array.from({ length: len }, (_, i) => (i * 73 + 41) & 0xff);
+    const ctx = s.alloc(CTX);
+    const kp = s.put(key);
+    ex.hmacSha256Init(ctx, kp, len);
+    s.u8().fill(0, kp, kp + len); // the caller's own copy
+    const k0 = new Uint8Array(64);
+    k0.set(len > 64 ? sha256(key) : key);
+    const mem = Buffer.from(ex.memory.buffer);
+    const needles = [key.subarray(len - 16), k0.map((b) => b ^ 0x36).subarray(0, 16), k0.map((b) => b ^ 0x5c).subarray(0, 16)];
+    if (len > 64) needles.push(k0.subarray(0, 16)); // H(K)
+    for (const n of needles) assert.equal(mem.indexOf(Buffer.from(n)), -1, `key length ${len}: ${toHex(n)} found`);
+  }
+});
