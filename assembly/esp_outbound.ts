@@ -173,71 +173,74 @@ function plainOut(d: usize, slot: usize, off: i32, len: i32, sa: usize, mode: u8
   return true;
 }
 
-function espOut(d: usize, slot: usize, off: i32, len: i32, sa: usize, mode: u8): bool {
-  const flags = load<u16>(sa + SA_FLAGS);
-  if ((flags & FLAG_NEEDS_REKEY) != 0) return drop(d, sa, Reason.SEQ_EXHAUSTED);
-  const pkt = slot + <usize>off;
-  let payOff = off; // slot offset of what ESP protects
-  let payLen = len;
-  let nh: u8 = 0;
-  let ipHdr = 0; // transport: bytes of the packet's own IP header
-  let innerFamily = 0;
+// What ESP protects, decided by espPayload (module state: no allocation).
+let pOff: i32 = 0; // slot offset of the protected data
+let pLen: i32 = 0; // its length
+let pNh: u8 = 0; // next header for the trailer
+let pIpHdr: i32 = 0; // transport: bytes of the packet's own IP header
+let pFamily: i32 = 0; // transport / transport-gre: family of the inner packet
+
+/** Per mode, what ESP will protect; false when the inner packet is unusable. */
+function espPayload(d: usize, pkt: usize, off: i32, len: i32, sa: usize, mode: u8): bool {
+  pOff = off;
+  pLen = len;
+  pIpHdr = 0;
   switch (mode) {
     case MODE_TUNNEL:
     case MODE_TRANSPORT_IPIP: {
       // transport-ipip is tunnel mode byte for byte: the RFC 2003 delivery
       // header CE→CE is the outer header, ESP sits between it and the inner
       // packet with next header 4/41; only the SA's selectors differ.
-      nh = len > 0 ? ipipProtoOf(load<u8>(pkt)) : 0;
-      payLen = nh == 0 ? -1 : innerLength(pkt, len, nh);
-      if (payLen < 0) return drop(d, sa, Reason.MALFORMED);
-      break;
+      pNh = len > 0 ? ipipProtoOf(load<u8>(pkt)) : 0;
+      pLen = pNh == 0 ? -1 : innerLength(pkt, len, pNh);
+      return pLen >= 0;
     }
     case MODE_TRANSPORT: {
-      if (!ipParse(pkt, len)) return drop(d, sa, Reason.MALFORMED);
-      ipHdr = ipHl;
-      innerFamily = ipFamily;
-      nh = <u8>ipProto;
-      payOff = off + ipHdr;
-      payLen = ipTotal - ipHdr;
-      break;
+      if (!ipParse(pkt, len)) return false;
+      pIpHdr = ipHl;
+      pFamily = ipFamily;
+      pNh = <u8>ipProto;
+      pOff = off + ipHl;
+      pLen = ipTotal - ipHl;
+      return true;
     }
     case MODE_TRANSPORT_GRE: {
       const v = len > 0 ? ipipProtoOf(load<u8>(pkt)) : 0;
-      payLen = v == 0 ? -1 : innerLength(pkt, len, v);
-      if (payLen < 0) return drop(d, sa, Reason.MALFORMED);
-      innerFamily = v == PROTO_IPIP ? 4 : 6;
+      const n = v == 0 ? -1 : innerLength(pkt, len, v);
+      if (n < 0) return false;
       const g = greHeaderLen(sa);
-      payOff = off - g;
-      payLen += g;
-      nh = PROTO_GRE;
-      break;
+      pFamily = v == PROTO_IPIP ? 4 : 6;
+      pOff = off - g;
+      pLen = n + g;
+      pNh = PROTO_GRE;
+      return true;
     }
-    case MODE_PAYLOAD: {
-      nh = load<u8>(d + D_PROTO);
-      break;
-    }
-    default:
-      return drop(d, sa, Reason.UNSUPPORTED);
+    default: // MODE_PAYLOAD
+      pNh = load<u8>(d + D_PROTO);
+      return true;
   }
+}
 
-  // Sizes: RFC 4303 §2.4 padding to the block size and 4-byte alignment;
-  // §2.7 TFC padding only where the receiver can find the real end (an inner
-  // IP header's length field: next header 4, 41, or GRE carrying IP).
+function espOut(d: usize, slot: usize, off: i32, len: i32, sa: usize, mode: u8): bool {
+  const flags = load<u16>(sa + SA_FLAGS);
+  if ((flags & FLAG_NEEDS_REKEY) != 0) return drop(d, sa, Reason.SEQ_EXHAUSTED);
+  const pkt = slot + <usize>off;
+  if (!espPayload(d, pkt, off, len, sa, mode)) return drop(d, sa, Reason.MALFORMED);
+
+  // Sizes, decided before anything is written: RFC 4303 §2.4 padding to the
+  // block size and 4-byte alignment; §2.7 TFC padding only where the
+  // receiver can find the real end (an inner IP length: next header 4, 41,
+  // or GRE carrying IP).
   const ivLen = <i32>load<u8>(sa + SA_IVLEN);
   const icvLen = <i32>load<u8>(sa + SA_ICVLEN);
   const align = <i32>load<u8>(sa + SA_ALIGN);
   const tfcTarget = <i32>load<u16>(sa + SA_TFC);
-  let tfc = 0;
-  if (tfcTarget > payLen && (nh == PROTO_IPIP || nh == PROTO_IPV6 || nh == PROTO_GRE)) tfc = tfcTarget - payLen;
-  const plen = payLen + tfc;
-  const pad = (align - ((plen + 2) & (align - 1))) & (align - 1);
-  const ctLen = plen + pad + 2;
-  const tmplLen = <i32>load<u16>(sa + SA_TMPLLEN); // transport: UDP or nothing
-  const udp = (flags & FLAG_UDP) != 0 && mode != MODE_PAYLOAD;
-  const front = ipHdr + tmplLen + 8 + ivLen; // bytes in front of the protected data
-  const startOff = payOff - front;
-  const endOff = payOff + ctLen + icvLen;
+  const tfc = tfcTarget > pLen && (pNh == PROTO_IPIP || pNh == PROTO_IPV6 || pNh == PROTO_GRE) ? tfcTarget - pLen : 0;
+  const pad = (align - ((pLen + tfc + 2) & (align - 1))) & (align - 1);
+  const ctLen = pLen + tfc + pad + 2;
+  const front = pIpHdr + <i32>load<u16>(sa + SA_TMPLLEN) + 8 + ivLen; // template: IP + UDP (transport: UDP or nothing)
+  const startOff = pOff - front;
+  const endOff = pOff + ctLen + icvLen;
   const total = endOff - startOff;
   const mtu = <i32>load<u16>(sa + SA_MTU);
   if (mtu != 0 && total > mtu) {
@@ -258,36 +261,43 @@ function espOut(d: usize, slot: usize, off: i32, len: i32, sa: usize, mode: u8):
   if (esn ? seq == 0xffffffffffffffff : seq == 0xffffffff) store<u16>(sa + SA_FLAGS, flags | FLAG_NEEDS_REKEY);
 
   const start = slot + <usize>startOff;
-  const data = slot + <usize>payOff;
+  const data = slot + <usize>pOff;
   const esp = data - <usize>(8 + ivLen);
   // Transport: move the packet's IP header to the front before ESP overwrites it.
-  if (ipHdr != 0) memory.copy(start, pkt, <usize>ipHdr);
-  if (mode == MODE_TRANSPORT_GRE) greWrite(data, sa, innerFamily);
+  if (pIpHdr != 0) memory.copy(start, pkt, <usize>pIpHdr);
+  if (mode == MODE_TRANSPORT_GRE) greWrite(data, sa, pFamily);
+  writeTrailer(data + <usize>pLen, tfc, pad, pNh);
+  store<u32>(esp, bswap<u32>(load<u32>(sa + SA_SPI)));
+  store<u32>(esp + 4, bswap<u32>(<u32>seq));
+  seal(sa, esp, ivLen, data, ctLen, seq, esn);
+  frontHeaders(d, slot, start, total, sa, mode);
+  countOk(DIR, sa, len);
+  return true;
+}
 
-  // Trailer: TFC zeros, padding 1, 2, 3, … (§2.4), pad length, next header.
-  let t = data + <usize>payLen;
+/** Trailer at `t`: TFC zeros, padding 1, 2, 3, … (RFC 4303 §2.4), pad length, next header. */
+function writeTrailer(t: usize, tfc: i32, pad: i32, nh: u8): void {
   if (tfc > 0) memory.fill(t, 0, <usize>tfc);
   t += <usize>tfc;
   for (let k = 0; k < pad; k++) store<u8>(t + <usize>k, <u8>(k + 1));
   t += <usize>pad;
   store<u8>(t, <u8>pad);
   store<u8>(t + 1, nh);
+}
 
-  store<u32>(esp, bswap<u32>(load<u32>(sa + SA_SPI)));
-  store<u32>(esp + 4, bswap<u32>(<u32>seq));
-  seal(sa, esp, ivLen, data, ctLen, seq, esn);
-
-  // Headers in front of ESP.
+/** The headers in front of ESP (IP from the template or the moved transport header, UDP), then the descriptor. */
+function frontHeaders(d: usize, slot: usize, start: usize, total: i32, sa: usize, mode: u8): void {
+  const udp = (load<u16>(sa + SA_FLAGS) & FLAG_UDP) != 0 && mode != MODE_PAYLOAD;
   let ipLen = 0;
   let dst: usize = sa + SA_REMOTE;
   let family = <i32>load<u8>(sa + SA_FAMILY);
   if (mode == MODE_TRANSPORT) {
-    ipLen = ipHdr;
-    family = innerFamily;
+    ipLen = pIpHdr;
+    family = pFamily;
     dst = start + (family == 4 ? IP4_DST : IP6_DST);
-    if (udp) memory.copy(start + <usize>ipHdr, sa + SA_TMPL, 8);
+    if (udp) memory.copy(start + <usize>ipLen, sa + SA_TMPL, 8);
     ipSetProto(start, family, udp ? PROTO_UDP : PROTO_ESP);
-    ipSetLength(start, family, ipHdr, total);
+    ipSetLength(start, family, ipLen, total);
   } else if (mode != MODE_PAYLOAD) {
     ipLen = outerIp(start, sa, total, 0);
     if (udp) store<u64>(start + <usize>ipLen, load<u64>(sa + SA_TMPL + <usize>ipLen));
@@ -298,8 +308,6 @@ function espOut(d: usize, slot: usize, off: i32, len: i32, sa: usize, mode: u8):
     if (family == 6) udpChecksumV6(start, u, total - ipLen);
   }
   toNetwork(d, slot, start, total, ipLen + (udp ? 8 : 0), sa, dst, family);
-  countOk(DIR, sa, len);
-  return true;
 }
 
 /** IV, then encryption and ICV in place (RFC 4303 §3.3.2). */
