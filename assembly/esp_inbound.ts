@@ -206,7 +206,11 @@ function espIn(d: usize, slot: usize, p: usize, len: i32): bool {
     if (<i32>load<u8>(padAt + <usize>k) != k + 1) return drop(d, sa, Reason.PADDING);
   }
   if (nh == PROTO_NONE) return drop(d, sa, Reason.DUMMY); // §2.6
+  return decap(d, slot, sa, data, payLen, nh, flags);
+}
 
+/** The ESP payload (`payLen` bytes at `data`, next header `nh`) per the SA's mode → TO_TUN or DROP. */
+function decap(d: usize, slot: usize, sa: usize, data: usize, payLen: i32, nh: i32, flags: u16): bool {
   const mode = load<u8>(sa + SA_MODE);
   switch (mode) {
     case MODE_PAYLOAD: {
