@@ -226,3 +226,26 @@ test("docs/config.md shows the three example files verbatim", () => {
     assert.ok(doc.includes("```yaml\n" + text + "```"), `${f} differs from docs/config.md`);
   }
 });
+
+test("the defaults the schema documents are the ones the loader applies", async () => {
+  const { loadSchema } = await import("../../host/config/schema_errors.ts");
+  const defs = (loadSchema() as { $defs: Record<string, { properties: Record<string, { default?: unknown }> }> }).$defs;
+  const doc = baseConfig();
+  doc.node.tun = {};
+  const c = parseConfig(toYaml(doc), opts).config;
+  const pairs: [unknown, unknown][] = [
+    [defs.wan.properties.port.default, c.node.wan[0].port],
+    [defs.wan.properties.encap.default, c.node.wan[0].encap],
+    [defs.wan.properties.trusted.default, c.node.wan[0].trusted],
+    [defs.tun.properties.name.default, c.node.tun.name],
+    [defs.tun.properties.mtu.default, c.node.tun.mtu],
+    [defs.tun.properties.persistent.default, c.node.tun.persistent],
+    [defs.peer.properties.port.default, c.peers[0].port],
+    [defs.peer.properties.mode.default, c.peers[0].mode],
+    [defs.peer.properties.keepalive.default, c.peers[0].keepalive],
+    [defs.sa.properties.replay_window.default, c.peers[0].sas[0].replayWindow],
+    [defs.sa.properties.esn.default, c.peers[0].sas[0].esn],
+  ];
+  for (const [schema, model] of pairs) assert.equal(model, schema);
+  assert.equal(defs.peer.properties.nat_t.default, "auto");
+});
