@@ -20,7 +20,7 @@ import { esnInfer } from "./esn";
 import { greFamily, greHasKey, greKey, greLen, greParse } from "./gre";
 import {
   IPV4_HDR, IPV6_HDR, PROTO_ESP, PROTO_GRE, PROTO_IPIP, PROTO_IPV6, PROTO_NONE, PROTO_UDP,
-  addrCopy, addrEq, ipDst, ipFamily, ipFragment, ipHl, ipParse, ipProto, ipSetLength, ipSetProto, ipSrc, ipTotal, ipv4Build, ipv6Build,
+  addrCopy, addrEq, ipDst, ipFamily, ipFragment, ipHl, ipParse, ipProto, ipSetLength, ipSetProto, ipSrc, ipTotal, ipv4Build, ipv4ChecksumOk, ipv6Build,
 } from "./ip";
 import { innerLength, innerLengthFamily } from "./ipip";
 import {
@@ -80,7 +80,10 @@ export function inboundOne(i: i32): bool {
   oUdp = false;
   oPort = 0;
   if (kind == KIND_IP) {
+    // Outer header: well formed, not a fragment (reassembly is the host's
+    // kernel's job), and for IPv4 a header checksum that verifies.
     if (!ipParse(pkt, len) || ipFragment) return drop(d, 0, Reason.MALFORMED);
+    if (ipFamily == 4 && !ipv4ChecksumOk(pkt, ipHl)) return drop(d, 0, Reason.MALFORMED);
     oFamily = ipFamily;
     oHdr = pkt;
     oHl = ipHl;

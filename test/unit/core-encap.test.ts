@@ -68,6 +68,14 @@ test("GRE: header with key and sequence (RFC 2890), sequence counts up from 0", 
   assert.equal(hexOf(c6.packet(0).subarray(40, 44)), "000086dd", "no key, no sequence; IPv6 payload");
 });
 
+/** Recomputes the IPv4 header checksum after a test edited the header. */
+function fixSum(p: Uint8Array): void {
+  p[10] = p[11] = 0;
+  const c = inetChecksum(p.subarray(0, 20));
+  p[10] = c >> 8;
+  p[11] = c & 0xff;
+}
+
 function gre(bits: number, proto: number, opts: { csum?: boolean; key?: number; seq?: number }, payload: Uint8Array): Uint8Array {
   const words: number[] = [];
   if (opts.csum) words.push(0);
@@ -132,18 +140,23 @@ test("NAT-T: non-ESP marker goes to the host untouched, keepalives are counted, 
   assert.equal(g.packets, 2n);
 });
 
-test("inbound kinds: ICMP is NOT_ESP, fragments and lying lengths are MALFORMED, kind 2 takes the protocol from the descriptor", async () => {
+test("inbound kinds: ICMP is NOT_ESP, fragments, lying lengths and bad IPv4 header checksums are MALFORMED, kind 2 takes the protocol from the descriptor", async () => {
   const c = await makeCore();
   c.writePacket(0, ipv4({ src: R4, dst: L4, proto: 1, payload: randomBytes(20) }), KIND.IP);
   const frag = ipv4({ src: R4, dst: L4, proto: 50, payload: randomBytes(40) });
   frag[6] = 0x20; // MF
+  fixSum(frag);
   c.writePacket(1, frag, KIND.IP);
   const lying = ipv4({ src: R4, dst: L4, proto: 50, payload: randomBytes(40) });
   lying[3] += 10; // total length beyond the packet
+  fixSum(lying);
   c.writePacket(2, lying, KIND.IP);
   c.writePacket(3, Uint8Array.from([0x40, 0, 8, 0, ...randomBytes(26)]), KIND.PAYLOAD, -1, 47); // GRE with R set
   c.setRemote(3, R4, 0, L4);
   c.writePacket(4, ipv4({ src: R4, dst: L4, proto: 17, payload: udp(1, 4500, new Uint8Array(0)).subarray(0, 6) }), KIND.IP);
-  c.processInbound(5);
-  assert.deepEqual([0, 1, 2, 3, 4].map((i) => c.reasonName(i)), ["NOT_ESP", "MALFORMED", "MALFORMED", "GRE", "MALFORMED"]);
+  const badSum = ipv4({ src: R4, dst: L4, proto: 1, payload: randomBytes(20) });
+  badSum[10] ^= 0x80;
+  c.writePacket(5, badSum, KIND.IP);
+  c.processInbound(6);
+  assert.deepEqual([0, 1, 2, 3, 4, 5].map((i) => c.reasonName(i)), ["NOT_ESP", "MALFORMED", "MALFORMED", "GRE", "MALFORMED", "MALFORMED"]);
 });
