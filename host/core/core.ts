@@ -167,6 +167,7 @@ interface Exports {
   globalCountersPtr(): number;
   katIvPtr(): number;
   katArmIv(len: number): void;
+  peerReset(peerId: number): number;
   scratchPtr(): number;
   [k: string]: any;
 }
@@ -300,6 +301,12 @@ export class Core {
     if (rc < 0) throw new CoreError(`removeSa(${id})`, rc);
   }
 
+  /** Forgets the address NAT-T learned for a peer (before reusing its id for another peer). */
+  forgetPeer(peerId: number): void {
+    const rc = this.ex.peerReset(peerId);
+    if (rc < 0) throw new CoreError(`forgetPeer(${peerId})`, rc);
+  }
+
   saState(id: number): SaState {
     const r = this.ex.saRecord(id);
     if (!r) throw new CoreError(`saState(${id})`, -9);
@@ -403,6 +410,34 @@ export class Core {
     this.dv.setUint16(d + A.D_PORT, port, true);
     this.u8.set(r.bytes, d + A.D_ADDR);
     this.u8.set(local === undefined ? new Uint8Array(16) : parseAddr(local).bytes, d + A.D_LOCAL);
+  }
+
+  /**
+   * The whole WASM linear memory as one view, for batch I/O straight into
+   * ring slots (the wesp_io addon's `mem`): slot i's byte j is at
+   * `memory[slotBase(i) + j]`. Built once; memory never grows after init.
+   */
+  get memory(): Uint8Array {
+    return this.u8;
+  }
+
+  /** Byte offset of slot i (SLOT_SIZE bytes) in `memory`. */
+  slotBase(i: number): number {
+    return this.ring + i * A.SLOT_SIZE;
+  }
+
+  /**
+   * setRemote without parsing, for the receive path: `addr` and `local` are
+   * views of at least 16 bytes in the addon's per-slot layout (IPv4: 4 bytes
+   * then zeros), copied as they are. `local` null = unknown (zeros).
+   */
+  setRemoteBytes(i: number, family: 4 | 6, addr: Uint8Array, port: number, local: Uint8Array | null): void {
+    const d = this.desc + i * A.DESC_SIZE;
+    this.u8[d + A.D_FAMILY] = family;
+    this.dv.setUint16(d + A.D_PORT, port, true);
+    this.u8.set(addr.subarray(0, 16), d + A.D_ADDR);
+    if (local) this.u8.set(local.subarray(0, 16), d + A.D_LOCAL);
+    else this.u8.fill(0, d + A.D_LOCAL, d + A.D_LOCAL + 16);
   }
 
   /** Processes slots 0..n-1 outbound (inner packets → ESP). Returns how many were not dropped. */
