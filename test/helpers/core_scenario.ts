@@ -154,6 +154,10 @@ export function expectOutbound(s: Scenario, inner: Uint8Array): Uint8Array {
     payload = concat(greHeader(inner, { key: s.gre!.key, seq: s.gre!.seq ? s.gre!.next++ >>> 0 : undefined }), inner);
     nh = PROTO.GRE;
   }
+  // RFC 4303 §2.7 TFC padding: zeros after the payload up to the target; the
+  // receiver finds the real end from the inner IP header.
+  const tfc = s.outExtra?.tfcPad ?? 0;
+  if (tfc > payload.length) payload = concat(payload, new Uint8Array(tfc - payload.length));
   return frame(o, PROTO.ESP, sealEsp(s.out, { seq, iv, payload, nextHeader: nh }));
 }
 

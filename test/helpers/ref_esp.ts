@@ -112,6 +112,10 @@ export interface SealArgs {
   nextHeader: number;
   /** extra padding beyond the minimum, a multiple of the suite's alignment; pad length stays ≤ 255 */
   extraPad?: number;
+  /** negative tests only: these padding bytes instead of 1, 2, 3, … (the caller keeps the alignment) */
+  padding?: Uint8Array;
+  /** negative tests only: this value in the pad length byte instead of the padding's length */
+  padLenByte?: number;
 }
 
 /** Seals one ESP packet: returns SPI || seq || IV || ciphertext || ICV. */
@@ -122,7 +126,9 @@ export function sealEsp(sa: RefSa, a: SealArgs): Uint8Array {
   if (extra % align !== 0) throw new Error(`extraPad must be a multiple of ${align}`);
   const padLen = minPadLen(sa.suite, a.payload.length) + extra;
   if (padLen > 255) throw new Error("pad length over 255");
-  const plain = concat(a.payload, monotonicPad(padLen), Uint8Array.of(padLen, a.nextHeader));
+  const padding = a.padding ?? monotonicPad(padLen);
+  const plain = concat(a.payload, padding, Uint8Array.of(a.padLenByte ?? padding.length, a.nextHeader));
+  if ((plain.length % align) !== 0) throw new Error("padding breaks the alignment");
   const { hi, lo } = seqHalves(a.seq);
   const head = concat(u32be(sa.spi), u32be(lo), a.iv);
   if (isAead(sa.suite)) return concat(head, aead(sa, a.iv, espAad(sa, lo, hi)).encrypt(plain));

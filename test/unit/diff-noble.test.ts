@@ -16,10 +16,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Core, KIND, VERDICT } from "../../host/core/core.ts";
 import { toHex } from "../helpers/wasm.ts";
-import { openEsp, seqHalves, unframe } from "../helpers/ref_esp.ts";
-import { Rng, SUITE_CASES, seedFromEnv } from "../helpers/gen.ts";
 import {
-  DIFF_MODES, addScenario, checkFlips, expectOutbound, scenarioInner, sealInbound, slotKinds, writeInbound,
+  concat, frame, innerProto, minPadLen, monotonicPad, openEsp, PROTO, sealEsp, seqHalves, suiteSizes, unframe, type Outer,
+} from "../helpers/ref_esp.ts";
+import { Rng, SUITE_CASES, innerPacket, seedFromEnv, v4, v6, type SuiteCase } from "../helpers/gen.ts";
+import {
+  DIFF_MODES, addScenario, checkFlips, expectOutbound, outIv, scenarioInner, sealInbound, slotKinds, writeInbound,
   type InboundPacket, type Scenario, type ScenarioSpec,
 } from "../helpers/core_scenario.ts";
 
@@ -108,3 +110,182 @@ for (const c of SUITE_CASES) {
     });
   }
 }
+
+// ─── Edges, each against the reference ───────────────────────────────────────
+
+const INTEGRITY_CASES = SUITE_CASES.filter((c) => c.suite !== "aes-cbc");
+
+/** A fresh core with one scenario in it. */
+async function one(r: Rng, spec: Partial<ScenarioSpec> & { c: SuiteCase }): Promise<{ core: Core; s: Scenario }> {
+  const core = await Core.create({ slots: 16, maxSas: 8, maxPolicies: 4, largeWindowBlocks: 2 });
+  const s = addScenario(core, r, { esn: false, mode: "tunnel", outerFamily: 4, innerFamily: 4, udp: false, ...spec }, 1);
+  return { core, s };
+}
+
+test("TFC padding (RFC 4303 §2.7): the core pads to the target byte for byte, and strips what the reference pads", async () => {
+  const r = new Rng(SEED ^ 0x7fc);
+  for (const c of SUITE_CASES) {
+    for (const mode of ["tunnel", "transport-gre"] as const) {
+      const tfcPad = r.int(60, 1000);
+      const { core, s } = await one(r, { c, mode, esn: r.bool(), outerFamily: r.pick([4, 6] as const), innerFamily: r.pick([4, 6] as const), outExtra: { tfcPad } });
+      const why = `seed ${SEED}: ${c.name} ${mode} tfc ${tfcPad}`;
+      const inners = Array.from({ length: 8 }, (_, k) => scenarioInner(r, s, "out", k < 6 ? undefined : tfcPad + k));
+      inners.forEach((p, i) => core.writePacket(i, p));
+      assert.equal(core.processOutbound(8), 8, why);
+      for (let i = 0; i < 8; i++) assert.equal(toHex(core.packet(i)), toHex(expectOutbound(s, inners[i])), `${why} #${i} (${inners[i].length} B)`);
+      // Inbound: the peer pads with zeros too; the core hands TUN the inner packet alone.
+      for (let i = 0; i < 8; i++) {
+        const inner = scenarioInner(r, s, "in");
+        const padded = concat(inner, new Uint8Array(r.int(1, 300)));
+        const p = sealInbound(r, s, padded, s.inSeq++);
+        core.writePacket(0, p.packet);
+        assert.equal(core.processInbound(1), 1, `${why}: ${core.reasonName(0)}`);
+        assert.equal(toHex(core.packet(0)), toHex(inner), `${why}: inbound TFC stripped`);
+      }
+    }
+  }
+});
+
+test("path MTU: a packet over it drops as TOO_BIG with the MTU, consuming no sequence number, IPv4 id or GRE sequence", async () => {
+  const r = new Rng(SEED ^ 0x3707);
+  for (const c of SUITE_CASES) {
+    const mtu = r.int(300, 900);
+    const mode = r.pick(["tunnel", "transport-gre", "transport"] as const);
+    const { core, s } = await one(r, { c, mode, esn: r.bool(), udp: r.bool(), outExtra: { mtu } });
+    const why = `seed ${SEED}: ${c.name} ${mode} mtu ${mtu}`;
+    let big = 0, sent = 0;
+    for (let k = 0; k < 24; k++) {
+      const inner = scenarioInner(r, s, "out", r.int(28, 1200));
+      const saved = { outSeq: s.outSeq, ipId: s.ipId, gre: s.gre && { ...s.gre } };
+      const want = expectOutbound(s, inner);
+      core.writePacket(0, inner);
+      core.processOutbound(1);
+      if (want.length > mtu) {
+        Object.assign(s, saved);
+        assert.equal(core.reasonName(0), "TOO_BIG", `${why}: ${want.length} B`);
+        assert.equal(core.mtu(0), mtu, why);
+        big++;
+      } else {
+        assert.equal(core.verdictName(0), "TO_NETWORK", `${why}: ${want.length} B: ${core.reasonName(0)}`);
+        assert.equal(toHex(core.packet(0)), toHex(want), `${why}: after ${big} TOO_BIG`);
+        sent++;
+      }
+    }
+    assert.ok(big > 0 && sent > 0, `${why}: both sides of the MTU exercised (${big}/${sent})`);
+    assert.equal(core.readCounters(s.outId).drops.TOO_BIG, BigInt(big), why);
+  }
+});
+
+test("sequence numbers never wrap (RFC 4303 §3.3.3): the last number is sent, then SEQ_EXHAUSTED and needsRekey", async () => {
+  const r = new Rng(SEED ^ 0x5e9);
+  for (const c of SUITE_CASES) {
+    for (const esn of [false, true]) {
+      const last = esn ? 0xffffffffffffffffn : 0xffffffffn;
+      const { core, s } = await one(r, { c, esn, outSeq: last - 2n });
+      const why = `seed ${SEED}: ${c.name} esn=${esn}`;
+      for (let k = 0; k < 3; k++) {
+        const inner = scenarioInner(r, s, "out");
+        core.writePacket(0, inner);
+        assert.equal(core.processOutbound(1), 1, `${why}: packet ${k}`);
+        assert.equal(toHex(core.packet(0)), toHex(expectOutbound(s, inner)), why);
+      }
+      assert.equal(core.saState(s.outId).needsRekey, true, `${why}: needs a rekey after ${last}`);
+      core.writePacket(0, scenarioInner(r, s, "out"));
+      assert.equal(core.processOutbound(1), 0, why);
+      assert.equal(core.reasonName(0), "SEQ_EXHAUSTED", why);
+    }
+  }
+});
+
+test("trailer and inner checks after authentication: dummy, padding, next header, spoofed or short inner packet", async () => {
+  const r = new Rng(SEED ^ 0x7a11);
+  for (const c of INTEGRITY_CASES) {
+    const esn = r.bool();
+    const { core, s } = await one(r, { c, esn, outerFamily: r.pick([4, 6] as const), udp: r.bool() });
+    const why = `seed ${SEED}: ${c.name} esn=${esn}`;
+    const { ivLen, align } = suiteSizes(s.in.suite);
+    const udp = s.ports ? { sport: s.ports.dport, dport: s.ports.sport } : undefined;
+    const send = (payload: Uint8Array, nextHeader: number, extra: { padding?: Uint8Array; padLenByte?: number } = {}) => {
+      const seq = s.inSeq++;
+      const esp = sealEsp(s.in, { seq, iv: r.bytes(ivLen), payload, nextHeader, ...extra });
+      core.writePacket(0, frame({ src: s.remote, dst: s.local, udp }, PROTO.ESP, esp));
+      core.processInbound(1);
+      return { reason: core.reasonName(0), seq };
+    };
+    const inner = () => scenarioInner(r, s, "in");
+    const before = core.readCounters(s.inId).drops;
+
+    // §2.6: a dummy packet authenticates, moves the window, and is dropped and counted.
+    const dummy = send(r.bytes(r.int(0, 100)), PROTO.NONE);
+    assert.equal(dummy.reason, "DUMMY", why);
+    assert.equal(core.saState(s.inId).replayTop, dummy.seq, `${why}: dummy advanced the window`);
+
+    // §2.4: padding not 1, 2, 3, … and a pad length longer than the data.
+    const p = inner();
+    const n = minPadLen(s.in.suite, p.length) + align;
+    const bad = monotonicPad(n);
+    bad[r.int(0, n - 1)] ^= 0x40;
+    assert.equal(send(p, innerProto(p), { padding: bad }).reason, "PADDING", `${why}: padding ${toHex(bad)}`);
+    assert.equal(send(p, innerProto(p), { padLenByte: 255 }).reason, "PADDING", `${why}: pad length 255 on ${p.length} B`);
+
+    // A tunnel SA carries IP: GRE or TCP as next header is refused.
+    assert.equal(send(inner(), PROTO.GRE).reason, "NEXT_HEADER", why);
+    assert.equal(send(inner(), PROTO.TCP).reason, "NEXT_HEADER", why);
+
+    // RFC 4301 §5.2: an inner source outside the peer's selectors is spoofed.
+    const spoof = innerPacket(r, v4(10, 99, 0, 1), v4(10, 1, 0, 1), 60);
+    const sp6 = innerPacket(r, v6(r, 0xfd63_0000), v6(r, 0xfd01_0000), 80);
+    assert.equal(send(s.innerFamily === 4 ? spoof : sp6, innerProto(spoof)).reason, "POLICY", `${why}: spoofed inner source`);
+
+    // An inner packet whose own length runs past the decrypted data.
+    const short = inner();
+    assert.equal(send(short.subarray(0, short.length - r.int(1, 8)), innerProto(short)).reason, "MALFORMED", `${why}: truncated inner`);
+
+    const after = core.readCounters(s.inId).drops;
+    for (const [k, v] of [["DUMMY", 1n], ["PADDING", 2n], ["NEXT_HEADER", 2n], ["POLICY", 1n], ["MALFORMED", 1n]] as const) {
+      assert.equal(after[k] - before[k], v, `${why}: ${k} counted on the SA`);
+    }
+    // Still working afterwards.
+    const ok = inner();
+    assert.equal(send(ok, innerProto(ok)).reason, "NONE", why);
+    assert.equal(toHex(core.packet(0)), toHex(ok), why);
+  }
+});
+
+test("NAT-T (RFC 3948): the peer's address and port move only with an authenticated packet that is new", async () => {
+  const r = new Rng(SEED ^ 0x4500);
+  for (const c of INTEGRITY_CASES) {
+    const { core, s } = await one(r, { c, esn: r.bool(), udp: true, outerFamily: r.pick([4, 6] as const) });
+    const why = `seed ${SEED}: ${c.name}`;
+    const moved = s.outerFamily === 4 ? v4(203, 0, 113, r.int(1, 254)) : v6(r, 0x2001_0db7);
+    const port = r.int(1024, 65535);
+    const from = (src: Uint8Array, sport: number, seq: bigint, forge = false) => {
+      const p = sealInbound(r, s, scenarioInner(r, s, "in"), seq);
+      const esp = p.packet.slice(p.espOff);
+      if (forge) esp[esp.length - 1] ^= 1;
+      core.writePacket(0, frame({ src, dst: s.local, udp: { sport, dport: s.ports!.sport } }, PROTO.ESP, esp));
+      core.processInbound(1);
+      return core.reasonName(0);
+    };
+    const sendTo = (dst: Uint8Array, dport: number) => {
+      const inner = scenarioInner(r, s, "out");
+      core.writePacket(0, inner);
+      assert.equal(core.processOutbound(1), 1, why);
+      const o: Outer = { src: s.local, dst, ttl: s.ttl, tos: s.tos, id: s.ipId, df: s.df, udp: { sport: s.ports!.sport, dport } };
+      const seq = s.outSeq++;
+      if (s.outerFamily === 4) s.ipId = (s.ipId + 1) & 0xffff;
+      const want = frame(o, PROTO.ESP, sealEsp(s.out, { seq, iv: outIv(s, seq), payload: inner, nextHeader: innerProto(inner) }));
+      assert.equal(toHex(core.packet(0)), toHex(want), `${why}: sent to ${toHex(dst)}:${dport}`);
+      assert.equal(core.destPort(0), dport, why);
+    };
+    // A forged packet from elsewhere changes nothing.
+    assert.equal(from(moved, port, s.inSeq + 5n, true), "AUTH", why);
+    sendTo(s.remote, s.ports!.dport);
+    // A genuine new packet from elsewhere: the peer moved (its NAT mapping changed).
+    assert.equal(from(moved, port, s.inSeq + 5n), "NONE", why);
+    sendTo(moved, port);
+    // A genuine but older packet (inside the window) from the old address does not move it back.
+    assert.equal(from(s.remote, s.ports!.dport, s.inSeq + 2n), "NONE", why);
+    sendTo(moved, port);
+  }
+});
