@@ -289,3 +289,28 @@ test("NAT-T (RFC 3948): the peer's address and port move only with an authentica
     sendTo(moved, port);
   }
 });
+
+test("replay state moves only after authentication: a forged packet inside the window does not mark its number", async () => {
+  const r = new Rng(SEED ^ 0xb17);
+  for (const c of INTEGRITY_CASES) {
+    const { core, s } = await one(r, { c, esn: r.bool(), outerFamily: r.pick([4, 6] as const) });
+    const why = `seed ${SEED}: ${c.name}`;
+    const base = s.inSeq;
+    const mk = (seq: bigint) => sealInbound(r, s, scenarioInner(r, s, "in"), seq);
+    const ahead = mk(base + 5n), hole = mk(base + 2n);
+    core.writePacket(0, ahead.packet);
+    assert.equal(core.processInbound(1), 1, why);
+    // The same number, forged: a flipped ICV byte.
+    const forged = hole.packet.slice();
+    forged[forged.length - 1 - r.int(0, 15)] ^= r.int(1, 255);
+    core.writePacket(0, forged);
+    core.writePacket(1, forged);
+    assert.equal(core.processInbound(2), 0, why);
+    assert.deepEqual([core.reasonName(0), core.reasonName(1)], ["AUTH", "AUTH"], `${why}: a forgery is never a replay`);
+    // The genuine packet with that number is still new.
+    core.writePacket(0, hole.packet);
+    assert.equal(core.processInbound(1), 1, `${why}: ${core.reasonName(0)}`);
+    assert.equal(toHex(core.packet(0)), toHex(hole.inner), why);
+    assert.equal(core.saState(s.inId).replayTop, base + 5n, why);
+  }
+});
