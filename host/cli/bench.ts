@@ -1,0 +1,14 @@
+// `wesp bench [ARGS]`: the core benchmark (bench/core/index.ts) with the same
+// arguments, in a child process of its own (it runs at import and owns its
+// process: argv, exit code).
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { EXIT_FAILURE } from "./exit_codes.ts";
+
+const BENCH = fileURLToPath(new URL("../../bench/core/index.ts", import.meta.url));
+
+export async function main(args: string[]): Promise<number> {
+  const a = args.map((x) => (x === "-h" ? "--help" : x));
+  const r = spawnSync(process.execPath, ["--import", "tsx", BENCH, ...a], { stdio: "inherit" });
+  return r.status ?? EXIT_FAILURE;
+}

@@ -1,0 +1,119 @@
+// `wesp up CONFIG`: the data plane in the foreground. Self-test first (a core
+// that fails its known answers must not carry traffic), then the control
+// socket, the worker with its TUN and sockets, and forwarding until SIGINT or
+// SIGTERM; then TUN and sockets are closed and the exit status is 0.
+import { ConfigError, formatIssue, loadConfigSync } from "../config/load.ts";
+import { selftest, DEFAULT_VECTORS } from "../core/selftest.ts";
+import { ControlServer } from "../control/server.ts";
+import { Forwarder, ForwarderError } from "../pipeline/forwarder.ts";
+import { EXIT_FAILURE, EXIT_OK, EXIT_PERMISSION, EXIT_USAGE } from "./exit_codes.ts";
+import { parseCommandArgs, UsageError } from "./usage.ts";
+
+export const summary = "run the data plane in the foreground (SIGINT/SIGTERM stop it cleanly)";
+
+export const help = `Usage: wesp up [options] CONFIG
+
+Run the ESP data plane of the node described by CONFIG in the foreground:
+  1. check the config (as 'wesp check') and run the known-answer self-test
+     (as 'wesp selftest'); refuse to start if either fails;
+  2. open the control socket (node.control.socket, mode 0600) for 'wesp status';
+  3. create the TUN interface (or attach to a persistent one), open the UDP
+     and raw sockets of each WAN port, install SAs and policies;
+  4. forward until SIGINT or SIGTERM, then close the TUN and sockets.
+Without 'tun.persistent', wesp sets the TUN's MTU and addresses, brings it up
+and routes every peer prefix into it (needs CAP_NET_ADMIN); a persistent TUN
+is left as the administrator configured it. Raw ESP, IP-in-IP and GRE ports
+need CAP_NET_RAW; UDP-encapsulated ESP needs no privilege.
+
+Options:
+  -q, --quiet    log only warnings and errors
+  -h, --help     show this help
+
+Exit status: 0 stopped by a signal, 1 runtime failure (self-test, I/O),
+2 invalid config or bad usage, 3 missing privilege (CAP_NET_ADMIN / CAP_NET_RAW).
+`;
+
+const PERMISSION_CODES = new Set(["EPERM", "EACCES"]);
+
+export async function main(args: string[]): Promise<number> {
+  const { values, positionals, help: wantHelp } = parseCommandArgs("up", args, { quiet: { type: "boolean", short: "q" } });
+  if (wantHelp) {
+    process.stdout.write(help);
+    return EXIT_OK;
+  }
+  if (positionals.length !== 1) throw new UsageError("expects exactly one CONFIG file", "up");
+  const err = (l: string) => void process.stderr.write(`wesp up: ${l}\n`);
+  const info = values.quiet ? () => {} : err;
+
+  let loaded;
+  try {
+    loaded = loadConfigSync(positionals[0]);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    for (const i of e.issues) process.stderr.write(`${formatIssue(e.source, i)}\n`);
+    return EXIT_USAGE;
+  }
+  const { config, warnings } = loaded;
+  for (const w of warnings) process.stderr.write(`warning: ${formatIssue(config.source, w)}\n`);
+
+  const lines: string[] = [];
+  const st = await selftest(DEFAULT_VECTORS, (l) => lines.push(l));
+  if (st.failed > 0) {
+    for (const l of lines) if (!/\bok\b|pass/i.test(l) || /fail/i.test(l)) process.stderr.write(l + "\n");
+    err(`self-test failed (${st.failed} of ${st.passed + st.failed} vectors): not starting`);
+    return EXIT_FAILURE;
+  }
+  info(`self-test: ${st.passed} vectors passed`);
+  if (config.node.workers > 1) info(`running 1 packet worker (of ${config.node.workers} configured): every SA has one writer (docs/forwarder.md)`);
+
+  let fwd: Forwarder | undefined;
+  let control: ControlServer;
+  try {
+    control = await ControlServer.listen(config.node.control.socket, async () => {
+      if (!fwd) throw new Error("starting");
+      return fwd.status();
+    });
+  } catch (e) {
+    err(`control socket ${config.node.control.socket}: ${(e as Error).message}`);
+    return PERMISSION_CODES.has((e as NodeJS.ErrnoException).code ?? "") ? EXIT_PERMISSION : EXIT_FAILURE;
+  }
+
+  let fatal: ForwarderError | undefined;
+  let wake: (why: string) => void = () => {};
+  const stopped = new Promise<string>((r) => (wake = r));
+  const onSignal = (sig: NodeJS.Signals) => wake(sig);
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    fwd = await Forwarder.start(config, {
+      log: info,
+      onFatal: (e) => {
+        fatal ??= e;
+        wake("error");
+      },
+    });
+  } catch (e) {
+    await control.close();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    if (!(e instanceof ForwarderError)) throw e;
+    err(e.message);
+    if (PERMISSION_CODES.has(e.code ?? "")) {
+      err("missing privilege: creating a TUN needs CAP_NET_ADMIN (or use tun.persistent), raw sockets need CAP_NET_RAW");
+      return EXIT_PERMISSION;
+    }
+    return EXIT_FAILURE;
+  }
+  const n = config.peers.length;
+  info(`node ${config.node.name}: forwarding on ${fwd.tunName}, ${n} peer${n === 1 ? "" : "s"}, control ${control.path}`);
+
+  const why = await stopped;
+  if (why === "error") err(`stopping: ${fatal?.message}`);
+  else info(`stopping (${why})`);
+  await control.close();
+  await fwd.stop();
+  process.off("SIGINT", onSignal);
+  process.off("SIGTERM", onSignal);
+  info("stopped: TUN and sockets closed");
+  return fatal ? EXIT_FAILURE : EXIT_OK;
+}

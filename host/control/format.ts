@@ -1,0 +1,47 @@
+// `wesp status` as text: one block per peer, one line per SA, then the global
+// and host counters. Drop reasons that are zero are left out of the text (the
+// --json form has every one).
+import type { CounterBlock, SaStatus, Status } from "../pipeline/status.ts";
+
+const hex = (spi: number) => "0x" + spi.toString(16).padStart(8, "0");
+
+function drops(c: CounterBlock): string {
+  const nz = Object.entries(c.drops).filter(([, v]) => v > 0);
+  if (nz.length === 0) return "drops 0";
+  return `drops ${c.dropped} (${nz.map(([k, v]) => `${k} ${v}`).join(", ")})`;
+}
+
+function duration(s: number): string {
+  const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+  return d > 0 ? `${d}d${h}h` : h > 0 ? `${h}h${m}m` : m > 0 ? `${m}m${s % 60}s` : `${s}s`;
+}
+
+function saLine(dir: "out" | "in", s: SaStatus): string {
+  const state = s.expired ? "  EXPIRED" : s.live ? "" : "  (not live)";
+  const seq = dir === "out" ? `next seq ${s.seq}` : `top seq ${s.seq}`;
+  return `  ${dir.padEnd(3)} spi ${hex(s.spi)}  packets ${s.counters.packets}  bytes ${s.counters.bytes}  ${seq}  ${drops(s.counters)}${state}`;
+}
+
+export function formatStatus(st: Status): string {
+  const out: string[] = [];
+  out.push(`node ${st.node}  pid ${st.pid}  up ${duration(st.uptimeSeconds)}  tun ${st.tun}  workers ${st.workers}`);
+  for (const p of st.peers) {
+    const enc = p.encap === "plain" ? "plain" : p.encap === "udp" ? "esp-in-udp" : "raw esp";
+    out.push(`peer ${p.name}  ${p.mode}  ${enc}${p.suite ? "  " + p.suite : ""}  ${p.address}${p.encap === "udp" ? ":" + p.port : ""}`);
+    if (p.outbound) out.push(p.encap === "plain" ? saLine("out", p.outbound).replace(/spi 0x0+ {2}/, "") : saLine("out", p.outbound));
+    for (const s of p.inbound) out.push(p.encap === "plain" ? saLine("in", s).replace(/spi 0x0+ {2}/, "") : saLine("in", s));
+  }
+  const g = st.global;
+  out.push(`global inbound   packets ${g.inbound.packets}  bytes ${g.inbound.bytes}  ${drops(g.inbound)}`);
+  out.push(`global outbound  packets ${g.outbound.packets}  bytes ${g.outbound.bytes}  ${drops(g.outbound)}`);
+  const h = st.host;
+  out.push(
+    `host  tun read ${h.tunRead}  tun written ${h.tunWritten}  sent ${h.sent}  received ${h.received}  to-host ${h.toHost}  ` +
+      `icmp too-big ${h.icmpTooBig} (rate-limited ${h.icmpRateLimited})  fragmented ${h.fragmented}  keepalives ${h.keepalives}`,
+  );
+  for (const s of st.sockets) {
+    const errs = s.failed || s.unsent || s.truncated ? `  failed ${s.failed} (errno ${s.lastErrno})  unsent ${s.unsent}  truncated ${s.truncated}` : "";
+    out.push(`  ${s.name.padEnd(22)} rx ${s.received}  tx ${s.sent}${errs}`);
+  }
+  return out.join("\n") + "\n";
+}

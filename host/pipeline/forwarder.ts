@@ -1,0 +1,177 @@
+// Orchestration on the main thread: start the packet worker, configure the
+// TUN interface around it, answer status, stop cleanly.
+//
+//   main thread                         worker thread (worker.ts)
+//   ───────────                         ─────────────────────────
+//   Forwarder.start(config) ──spawn──►  load config, Core.create, provision,
+//                                       open TUN + WAN sockets, Pipeline.start
+//                           ◄─ready───
+//   ip link/addr/route (unless persistent)
+//   status() ───────────────{status}─►  snapshot(core) ─► {status}
+//   stop()  ────────────────{stop}───►  close fds ─► {stopped}, thread ends
+//            (terminate() after a grace period: nothing can hang shutdown)
+//
+// One worker owns every SA: an SA's sequence number and replay window must
+// have exactly one writer (docs/forwarder.md explains the plan for N).
+import { Worker } from "node:worker_threads";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import type { Config } from "../config/model.ts";
+import type { Status, WorkerStatus } from "./status.ts";
+
+const run = promisify(execFile);
+
+/** Thrown when the worker fails to start; `code` is the errno name when the kernel refused (EPERM …). */
+export class ForwarderError extends Error {
+  constructor(message: string, readonly code?: string, readonly where?: string) {
+    super(message);
+    this.name = "ForwarderError";
+  }
+}
+
+export interface ForwarderOptions {
+  /** Ring slots per worker (default 256). */
+  slots?: number;
+  /** Where the worker's log lines go (default stderr). */
+  log?: (line: string) => void;
+  /** Called when the worker reports an error after start (a fatal fd error, a crash). */
+  onFatal?: (e: ForwarderError) => void;
+}
+
+function startWorker(configPath: string, slots: number): Worker {
+  const tsx = import.meta.resolve("tsx/esm/api");
+  const entry = new URL("./worker.ts", import.meta.url).href;
+  // Node 20 does not apply `--import tsx` to a .ts worker entry: register tsx first (docs/io.md).
+  const src = `import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(entry)}); })`;
+  return new Worker(src, { eval: true, workerData: { configPath, slots } });
+}
+
+export class Forwarder {
+  readonly startedAt = new Date();
+  private nextId = 1;
+  private readonly pending = new Map<number, (s: WorkerStatus) => void>();
+  private stopping: Promise<void> | null = null;
+  private exited = false;
+
+  private constructor(
+    readonly config: Config,
+    private readonly worker: Worker,
+    readonly tunName: string,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** Starts the worker and configures the TUN. Rejects with ForwarderError (worker is gone then). */
+  static async start(config: Config, opts: ForwarderOptions = {}): Promise<Forwarder> {
+    const log = opts.log ?? ((l: string) => void process.stderr.write(l + "\n"));
+    const worker = startWorker(config.source, opts.slots ?? 256);
+    let fwd: Forwarder | undefined;
+    const ready = new Promise<string>((resolve, reject) => {
+      worker.on("message", (m) => {
+        if (m.type === "ready") resolve(m.tun);
+        else if (m.type === "log") log(m.message);
+        else if (m.type === "error") {
+          const e = new ForwarderError(`${m.where}: ${m.message}`, m.code, m.where);
+          if (!fwd) reject(e);
+          else opts.onFatal?.(e);
+        } else if (m.type === "status") fwd?.pending.get(m.id)?.(m.status);
+      });
+      worker.on("error", (e) => {
+        const fe = new ForwarderError(`worker: ${e.message}`);
+        if (!fwd) reject(fe);
+        else opts.onFatal?.(fe);
+      });
+      worker.on("exit", (code) => {
+        if (fwd) fwd.exited = true;
+        if (!fwd) reject(new ForwarderError(`worker exited (${code}) before it was ready`));
+        else if (!fwd.stopping) opts.onFatal?.(new ForwarderError(`worker exited unexpectedly (${code})`));
+      });
+    });
+    let tun: string;
+    try {
+      tun = await ready;
+    } catch (e) {
+      await worker.terminate();
+      throw e;
+    }
+    fwd = new Forwarder(config, worker, tun, log);
+    try {
+      if (!config.node.tun.persistent) await fwd.configureTun();
+    } catch (e) {
+      await fwd.stop();
+      throw e;
+    }
+    return fwd;
+  }
+
+  /**
+   * MTU, addresses, link up and a route per peer prefix into the TUN, with
+   * `ip` (needs CAP_NET_ADMIN, which creating the TUN already required). A
+   * persistent TUN is the administrator's to configure (docs/config.md).
+   */
+  private async configureTun(): Promise<void> {
+    const t = this.config.node.tun;
+    const ip = async (...args: string[]) => {
+      try {
+        await run("ip", args);
+      } catch (e) {
+        const err = e as { stderr?: string; message: string };
+        const msg = (err.stderr || err.message).trim();
+        throw new ForwarderError(`ip ${args.join(" ")}: ${msg}`, /Operation not permitted/.test(msg) ? "EPERM" : undefined, "tun");
+      }
+    };
+    await ip("link", "set", "dev", this.tunName, "mtu", String(t.mtu));
+    for (const a of t.addresses) {
+      await ip(...(a.address.family === 6 ? ["-6"] : []), "addr", "replace", a.text, "dev", this.tunName, ...(a.address.family === 6 ? ["nodad"] : []));
+    }
+    await ip("link", "set", "dev", this.tunName, "up");
+    for (const p of this.config.peers) {
+      for (const r of p.prefixes) await ip(...(r.family === 6 ? ["-6"] : []), "route", "replace", r.text, "dev", this.tunName);
+    }
+  }
+
+  /** Counters and identities of the running instance (never keys). */
+  async status(timeoutMs = 5000): Promise<Status> {
+    if (this.exited || this.stopping) throw new ForwarderError("not running");
+    const id = this.nextId++;
+    const ws = await new Promise<WorkerStatus>((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new ForwarderError("worker did not answer"));
+      }, timeoutMs);
+      this.pending.set(id, (s) => {
+        clearTimeout(t);
+        this.pending.delete(id);
+        resolve(s);
+      });
+      this.worker.postMessage({ type: "status", id });
+    });
+    const n = this.config.node;
+    return {
+      node: n.name,
+      pid: process.pid,
+      startedAt: this.startedAt.toISOString(),
+      uptimeSeconds: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
+      tun: this.tunName,
+      workers: 1,
+      control: n.control.socket,
+      ...ws,
+    };
+  }
+
+  /** Closes the TUN and sockets (in the worker) and ends it; terminate() after `graceMs`. Idempotent. */
+  stop(graceMs = 3000): Promise<void> {
+    if (this.stopping) return this.stopping;
+    this.stopping = (async () => {
+      if (this.exited) return;
+      const gone = new Promise<void>((r) => this.worker.once("exit", () => r()));
+      this.worker.postMessage({ type: "stop" });
+      const t = setTimeout(() => {
+        this.log("worker did not stop in time; terminating it (its fds are closed with it)");
+        void this.worker.terminate();
+      }, graceMs);
+      await gone;
+      clearTimeout(t);
+    })();
+    return this.stopping;
+  }
+}

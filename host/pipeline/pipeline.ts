@@ -1,0 +1,360 @@
+// The packet loop: TUN and sockets in, one core call per batch, each slot out
+// per its verdict. One Pipeline = one core (one WASM instance, one ring) and
+// the fds that feed it, all owned by the thread that runs it (worker.ts).
+//
+// Outbound (TUN → network):
+//   tun.readBatch → slots at HEADROOM (straight into WASM memory)
+//   → core.processOutbound(n)
+//   → TO_NETWORK: queued on the SA's socket — UDP takes packet[hdrLen..] to
+//     the descriptor's address:port, a raw socket (IP_HDRINCL) the whole
+//     packet; BYPASS: the bypass socket of its family, if one was given;
+//     DROP TOO_BIG: ICMP error built in place (icmp.ts) and queued for the
+//     TUN, or IPv4 with DF clear fragmented and run through the core again
+//   → one sendmmsg per socket, one TUN write batch.
+// Inbound (socket → TUN):
+//   recvBatch → slots at HEADROOM (kind UDP with the sender's address:port;
+//   IPv4 raw: kind IP, the header is there; IPv6 raw: kind PAYLOAD with the
+//   protocol, addresses from the socket) → core.processInbound(n)
+//   → TO_TUN: one TUN write batch; TO_HOST (IKE behind the RFC 3948
+//   non-ESP marker): counted, no IKE daemon yet.
+//
+// Readiness comes from onReadable (uv_poll on this thread's loop,
+// level-triggered): each callback handles one batch and returns, so status
+// requests and the stop message are never starved, and nothing ever sits in
+// a blocking read (shutdown cannot hang on one).
+import { Core, HEADROOM, KIND, MAX_PACKET, SLOT_SIZE, VERDICT } from "../core/core.ts";
+import type { Tun } from "../tun/tun_linux.ts";
+import type { UdpSocket } from "../net/udp_linux.ts";
+import type { RawSocket } from "../net/raw_linux.ts";
+import type { Provisioned, OutSa } from "./provision.ts";
+import { fragment4, RateLimit, tooBig, usableMtu } from "./icmp.ts";
+
+const REASON_TOO_BIG = 10; // host/core/abi.ts REASON_NAMES
+/** Most a received datagram may fill: the slot after its headroom. */
+const RECV_CAP = SLOT_SIZE - HEADROOM;
+
+/** The sockets of one WAN port (any may be absent). */
+export interface WanSockets {
+  name: string;
+  udp?: UdpSocket;
+  /** Raw sockets by IP protocol (50 ESP, 4/41 IP-in-IP, 47 GRE), IP_HDRINCL. */
+  raw: Map<number, RawSocket>;
+}
+
+/** Per-socket send queue: side arrays in the addon's per-slot layout (docs/io.md). */
+class SendQueue {
+  n = 0;
+  readonly offs: Uint32Array;
+  readonly lens: Uint32Array;
+  readonly addrs: Uint8Array;
+  readonly ports: Uint16Array;
+  readonly fams: Uint8Array;
+  sent = 0;
+  constructor(readonly name: string, readonly sock: UdpSocket | RawSocket, readonly udp: boolean, slots: number) {
+    this.offs = new Uint32Array(slots);
+    this.lens = new Uint32Array(slots);
+    this.addrs = new Uint8Array(slots * 16);
+    this.ports = new Uint16Array(slots);
+    this.fams = new Uint8Array(slots);
+  }
+  flush(mem: Uint8Array): void {
+    if (this.n === 0) return;
+    const s = this.sock;
+    this.sent += this.udp
+      ? (s as UdpSocket).sendBatch(mem, this.offs, this.lens, this.addrs, this.ports, this.fams, this.n)
+      : (s as RawSocket).sendBatch(mem, this.offs, this.lens, this.addrs, this.fams, this.n);
+    this.n = 0;
+  }
+}
+
+/** A socket the pipeline receives from, and what its slots hold. */
+interface Receiver {
+  name: string;
+  sock: UdpSocket | RawSocket;
+  kind: number;
+  proto: number;
+  family: 4 | 6;
+  received: number;
+}
+
+export interface HostCounters {
+  tunRead: number;
+  tunWritten: number;
+  sent: number;
+  received: number;
+  toHost: number;
+  icmpTooBig: number;
+  icmpRateLimited: number;
+  fragmented: number;
+  bypassUnsent: number;
+  keepalives: number;
+}
+
+export class Pipeline {
+  readonly counters: HostCounters = {
+    tunRead: 0, tunWritten: 0, sent: 0, received: 0, toHost: 0,
+    icmpTooBig: 0, icmpRateLimited: 0, fragmented: 0, bypassUnsent: 0, keepalives: 0,
+  };
+  private readonly mem: Uint8Array;
+  private readonly slots: number;
+  /** Fixed receive offsets: slot i at HEADROOM. */
+  private readonly inOffs: Uint32Array;
+  private readonly inLens: Uint32Array;
+  private readonly inAddrs: Uint8Array;
+  private readonly inPorts: Uint16Array;
+  private readonly inLocals: Uint8Array;
+  private readonly tunQ: { n: number; offs: Uint32Array; lens: Uint32Array };
+  private readonly queues: SendQueue[] = [];
+  /** Outbound SA id → its queue (UDP / raw ESP), or the WAN's raw sockets by protocol (plain tunnels). */
+  private readonly bySa = new Map<number, { q?: SendQueue; byProto?: Map<number, SendQueue>; out: OutSa }>();
+  private readonly receivers: Receiver[] = [];
+  private readonly bypass = new Map<number, SendQueue>();
+  private readonly icmpLimit = new RateLimit();
+  private frags: Uint8Array[] = [];
+  private started = false;
+
+  constructor(
+    readonly core: Core,
+    readonly tun: Tun,
+    readonly wans: WanSockets[],
+    readonly prov: Provisioned,
+    bypass: RawSocket[] = [],
+  ) {
+    this.mem = core.memory;
+    this.slots = core.slots;
+    const n = this.slots;
+    this.inOffs = Uint32Array.from({ length: n }, (_, i) => core.slotBase(i) + HEADROOM);
+    this.inLens = new Uint32Array(n);
+    this.inAddrs = new Uint8Array(n * 16);
+    this.inPorts = new Uint16Array(n);
+    this.inLocals = new Uint8Array(n * 16);
+    this.tunQ = { n: 0, offs: new Uint32Array(n), lens: new Uint32Array(n) };
+    const wanQ = wans.map((w) => {
+      const udp = w.udp ? this.queue(`${w.name}/udp`, w.udp, true) : undefined;
+      const raw = new Map<number, SendQueue>();
+      for (const [proto, s] of w.raw) raw.set(proto, this.queue(`${w.name}/raw${s.family === 6 ? "6" : ""}-${proto}`, s, false));
+      if (w.udp) this.receivers.push({ name: `${w.name}/udp`, sock: w.udp, kind: KIND.UDP, proto: 0, family: w.udp.family, received: 0 });
+      for (const [proto, s] of w.raw) {
+        // raw(7): IPv4 delivers the IP header, IPv6 only the payload (RFC 3542 §3).
+        const kind = s.receivesIpHeader ? KIND.IP : KIND.PAYLOAD;
+        this.receivers.push({ name: `${w.name}/raw${s.family === 6 ? "6" : ""}-${proto}`, sock: s, kind, proto, family: s.family, received: 0 });
+      }
+      return { udp, raw };
+    });
+    for (const out of prov.outBySa.values()) {
+      const w = wanQ[out.wanIndex];
+      if (out.carrier === "udp") this.bySa.set(out.saId, { q: w.udp, out });
+      else if (out.carrier === "raw-esp") this.bySa.set(out.saId, { q: w.raw.get(50), out });
+      else this.bySa.set(out.saId, { byProto: w.raw, out });
+    }
+    for (const s of bypass) this.bypass.set(s.family, this.queue(`bypass${s.family}`, s, false));
+  }
+
+  private queue(name: string, sock: UdpSocket | RawSocket, udp: boolean): SendQueue {
+    const q = new SendQueue(name, sock, udp, this.slots);
+    this.queues.push(q);
+    return q;
+  }
+
+  /** Starts reading: the TUN and every receiving socket on this thread's event loop. */
+  start(onError: (where: string, e: Error) => void): void {
+    if (this.started) return;
+    this.started = true;
+    this.tun.onReadable((err) => (err ? onError("tun", err) : this.guard("tun", onError, () => this.outboundBatch())));
+    for (const r of this.receivers) {
+      r.sock.onReadable((err) => (err ? onError(r.name, err) : this.guard(r.name, onError, () => this.inboundBatch(r))));
+    }
+  }
+
+  private guard(where: string, onError: (where: string, e: Error) => void, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      onError(where, e as Error);
+    }
+  }
+
+  /** Stops reading and closes every fd (idempotent). */
+  close(): void {
+    this.tun.close();
+    for (const w of this.wans) {
+      w.udp?.close();
+      for (const s of w.raw.values()) s.close();
+    }
+    for (const q of this.bypass.values()) q.sock.close();
+  }
+
+  /** One TUN batch outbound. Returns how many packets were read. */
+  outboundBatch(): number {
+    const core = this.core;
+    const n = this.tun.readBatch(this.mem, this.inOffs, this.inLens, this.slots, MAX_PACKET);
+    if (n === 0) return 0;
+    this.counters.tunRead += n;
+    for (let i = 0; i < n; i++) core.setPacket(i, HEADROOM, this.inLens[i]);
+    core.processOutbound(n);
+    this.dispatchOutbound(n, true);
+    this.flush();
+    // IPv4 packets with DF clear that were too big: their fragments, in batches of the ring's size.
+    while (this.frags.length > 0) {
+      const batch = this.frags.splice(0, this.slots);
+      batch.forEach((f, i) => core.writePacket(i, f));
+      core.processOutbound(batch.length);
+      this.dispatchOutbound(batch.length, false);
+      this.flush();
+    }
+    return n;
+  }
+
+  private dispatchOutbound(n: number, mayFragment: boolean): void {
+    const core = this.core, mem = this.mem;
+    for (let i = 0; i < n; i++) {
+      const v = core.verdict(i);
+      if (v === VERDICT.TO_NETWORK) {
+        const route = this.bySa.get(core.saId(i));
+        let q = route?.q;
+        const base = core.slotBase(i) + core.offset(i);
+        if (route?.byProto) {
+          // Plain IP-in-IP / GRE: the socket whose protocol the outer header names.
+          const proto = core.destFamily(i) === 4 ? mem[base + 9] : mem[base + 6];
+          q = route.byProto.get(proto);
+        }
+        if (!q) continue; // no socket for it: cannot happen with a provisioned config
+        const k = q.n++;
+        const skip = q.udp ? core.hdrLen(i) : 0;
+        q.offs[k] = base + skip;
+        q.lens[k] = core.length(i) - skip;
+        q.addrs.set(core.destAddrBytes(i), k * 16);
+        q.ports[k] = core.destPort(i);
+        q.fams[k] = core.destFamily(i);
+      } else if (v === VERDICT.TO_TUN) {
+        this.toTun(core.slotBase(i) + core.offset(i), core.length(i));
+      } else if (v === VERDICT.BYPASS) {
+        const base = core.slotBase(i) + core.offset(i);
+        const q = this.bypass.get(mem[base] >> 4);
+        if (!q) {
+          this.counters.bypassUnsent++;
+          continue;
+        }
+        const k = q.n++;
+        q.offs[k] = base;
+        q.lens[k] = core.length(i);
+        q.fams[k] = mem[base] >> 4;
+        // With IP_HDRINCL the address only steers routing: the packet's own destination.
+        q.addrs.fill(0, k * 16, k * 16 + 16);
+        if (q.fams[k] === 4) q.addrs.set(mem.subarray(base + 16, base + 20), k * 16);
+        else q.addrs.set(mem.subarray(base + 24, base + 40), k * 16);
+      } else if (core.reason(i) === REASON_TOO_BIG && core.mtu(i) > 0) {
+        this.answerTooBig(i, mayFragment);
+      }
+    }
+  }
+
+  /** An inner packet over the SA's path MTU: ICMP error to the sender, or fragments (IPv4, DF clear). */
+  private answerTooBig(i: number, mayFragment: boolean): void {
+    const core = this.core;
+    const out = this.prov.outBySa.get(core.saId(i));
+    if (!out) return;
+    const inner = usableMtu(out.overhead, core.mtu(i));
+    const base = core.slotBase(i) + core.offset(i);
+    const len = core.length(i);
+    const a = tooBig(this.mem, base, len, inner);
+    if (a.kind === "icmp") {
+      if (!this.icmpLimit.take()) {
+        this.counters.icmpRateLimited++;
+        return;
+      }
+      this.counters.icmpTooBig++;
+      this.toTun(a.off, a.len);
+    } else if (a.kind === "fragment" && mayFragment) {
+      const fr = fragment4(this.mem.subarray(base, base + len), inner);
+      if (fr.length > 0) {
+        this.counters.fragmented++;
+        this.frags.push(...fr);
+      }
+    }
+  }
+
+  private toTun(off: number, len: number): void {
+    const t = this.tunQ;
+    t.offs[t.n] = off;
+    t.lens[t.n] = len;
+    t.n++;
+  }
+
+  private flush(): void {
+    for (const q of this.queues) {
+      const before = q.sent;
+      q.flush(this.mem);
+      this.counters.sent += q.sent - before;
+    }
+    const t = this.tunQ;
+    if (t.n > 0) {
+      this.counters.tunWritten += this.tun.writeBatch(this.mem, t.offs, t.lens, t.n);
+      t.n = 0;
+    }
+  }
+
+  /** One receive batch from `r` inbound. Returns how many packets were received. */
+  inboundBatch(r: Receiver): number {
+    const core = this.core;
+    const udp = r.kind === KIND.UDP;
+    const n = udp
+      ? (r.sock as UdpSocket).recvBatch(this.mem, this.inOffs, this.inLens, this.inAddrs, this.inPorts, this.slots, RECV_CAP, this.inLocals)
+      : (r.sock as RawSocket).recvBatch(this.mem, this.inOffs, this.inLens, this.inAddrs, this.slots, RECV_CAP, this.inLocals);
+    if (n === 0) return 0;
+    r.received += n;
+    this.counters.received += n;
+    for (let i = 0; i < n; i++) {
+      core.setPacket(i, HEADROOM, this.inLens[i], r.kind, -1, r.proto);
+      if (r.kind !== KIND.IP) {
+        core.setRemoteBytes(i, r.family, this.inAddrs.subarray(i * 16, i * 16 + 16), udp ? this.inPorts[i] : 0, this.inLocals.subarray(i * 16, i * 16 + 16));
+      }
+    }
+    core.processInbound(n);
+    for (let i = 0; i < n; i++) {
+      const v = core.verdict(i);
+      if (v === VERDICT.TO_TUN) this.toTun(core.slotBase(i) + core.offset(i), core.length(i));
+      else if (v === VERDICT.TO_HOST) this.counters.toHost++;
+    }
+    this.flush();
+    return n;
+  }
+
+  /**
+   * Sends one NAT-keepalive (RFC 3948 §2.3: a single 0xFF byte) to `addr`
+   * (4 or 16 bytes) : `port` from WAN port `wanIndex`'s UDP socket.
+   */
+  keepalive(wanIndex: number, family: 4 | 6, addr: Uint8Array, port: number): void {
+    const s = this.wans[wanIndex]?.udp;
+    if (!s) return;
+    const ka = keepaliveBuf;
+    ka.addrs.fill(0);
+    ka.addrs.set(addr);
+    ka.ports[0] = port;
+    ka.fams[0] = family;
+    this.counters.keepalives += s.sendBatch(ka.mem, ka.offs, ka.lens, ka.addrs, ka.ports, ka.fams, 1);
+  }
+
+  /** Per-fd view for status: packets received/sent and the addon's drop counters. */
+  sockets(): { name: string; received: number; sent: number; failed: number; lastErrno: number; unsent: number; truncated: number }[] {
+    const rows = new Map<string, { name: string; received: number; sent: number; failed: number; lastErrno: number; unsent: number; truncated: number }>();
+    for (const q of this.queues) rows.set(q.name, { name: q.name, received: 0, sent: q.sent, ...q.sock.counters() });
+    for (const r of this.receivers) {
+      const row = rows.get(r.name) ?? { name: r.name, received: 0, sent: 0, ...r.sock.counters() };
+      row.received = r.received;
+      rows.set(r.name, row);
+    }
+    const t = this.tun.counters();
+    return [{ name: `tun/${this.tun.name}`, received: this.counters.tunRead, sent: this.counters.tunWritten, ...t }, ...rows.values()];
+  }
+}
+
+/** One-byte NAT-keepalive datagram (RFC 3948 §2.3), outside WASM memory: it never meets the core. */
+const keepaliveBuf = {
+  mem: Uint8Array.of(0xff),
+  offs: Uint32Array.of(0),
+  lens: Uint32Array.of(1),
+  addrs: new Uint8Array(16),
+  ports: new Uint16Array(1),
+  fams: new Uint8Array(1),
+};
