@@ -77,3 +77,25 @@ test("memory is sized by init and stays put", async () => {
   assert.equal(core.ex.init(8, 10, 10, 0), -8, "a second init is refused");
   assert.equal(core.memoryBytes(), before);
 });
+
+test("SA install/remove and packet batches never grow memory", async () => {
+  const { randomBytes } = await import("node:crypto");
+  const { innerUdp } = await import("./core-helpers.ts");
+  const core = await makeCore({ slots: 64, maxSas: 8, maxPolicies: 8, largeWindowBlocks: 1 });
+  const bytes = core.memoryBytes(), top = core.ex.memoryTop();
+  const key = randomBytes(32);
+  for (let round = 0; round < 50; round++) {
+    const out = core.addSa({ direction: "out", suite: "chacha20-poly1305", mode: "tunnel", spi: 100 + round, key, local: "192.0.2.1", remote: "192.0.2.2" });
+    const inb = core.addSa({ direction: "in", suite: "aes-gcm-16", mode: "tunnel", spi: 100 + round, key: key.subarray(0, 16), replayWindow: 65536 });
+    core.addPolicy({ action: "protect", local: "10.1.0.0/16", remote: "10.2.0.0/16", saId: out });
+    for (let i = 0; i < 64; i++) core.writePacket(i, innerUdp("10.1.0.1", "10.2.0.1", (i * 97) % 1500));
+    assert.equal(core.processOutbound(64), 64);
+    for (let i = 0; i < 64; i++) core.writePacket(i, core.packet(i).slice(), 0);
+    core.processInbound(64);
+    core.removeSa(out);
+    core.removeSa(inb);
+    core.clearPolicies();
+  }
+  assert.equal(core.memoryBytes(), bytes);
+  assert.equal(core.ex.memoryTop(), top);
+});
