@@ -37,9 +37,11 @@
 // Decryption uses the same round keys in reverse with the inverse cipher
 // (FIPS-197 §5.3), so one schedule serves both directions.
 //
-// Callers that interleave other work between rounds (GCM runs GHASH there)
-// use the building blocks aesStateIn / aesAddKey / aesRound / aesStateOut on
-// the module's static state; aesEncrypt8 / aesDecrypt8 are the plain paths.
+// GCM uses the building blocks aesStateIn / aesAddKey / aesRun / aesStateOut
+// on the module's static state, so that aesRun can GHASH ciphertext between
+// rounds; aesEncrypt8 / aesDecrypt8 are the plain paths.
+
+import { ghashBlockInline } from "./ghash";
 
 /** Bytes of an AES context: 15 bitsliced round keys + Nr. */
 export const AES_CTX_SIZE: i32 = 1936;
@@ -48,15 +50,14 @@ const CTX_NR: usize = 1920;
 /** Bytes of one bitsliced round key. */
 export const AES_RK_SIZE: usize = 128;
 
-/** aesRound mode bits: inverse cipher round / final round (no (Inv)MixColumns). */
-export const AES_DEC: i32 = 1;
-export const AES_LAST: i32 = 2;
+// Round kinds inside aesRun: final round (no (Inv)MixColumns).
+const AES_LAST: i32 = 2;
 
 /** The bitsliced state q0..q7 (128 B). Every call below works on it. */
 const ST = memory.data(128, 64);
 /** Plain FIPS-197 key schedule words while aesInit runs (240 B); wiped after. */
 const KW = memory.data(240, 16);
-/** An all-zero bitsliced round key (for SubWord via aesRound). Never written. */
+/** An all-zero bitsliced round key (for SubWord via aesRun). Never written. */
 const ZERO_RK = memory.data(128, 16);
 /** One block in, one block out, for aesEncryptBlock (8 blocks wide). */
 const ONE = memory.data(128, 16);
@@ -119,17 +120,24 @@ export function aesAddKey(rk: usize): void {
 }
 
 /**
- * One round on the state; mode is 0 (cipher round), AES_LAST (final cipher
- * round), AES_DEC (inverse cipher round) or AES_DEC|AES_LAST.
- *   cipher (§5.1):          SubBytes, ShiftRows, MixColumns*, AddRoundKey(rk)
- *   inverse cipher (§5.3):  InvSubBytes, InvShiftRows, AddRoundKey(rk), InvMixColumns*
+ * Rounds 1..nr of the cipher (FIPS-197 §5.1), or of the inverse cipher
+ * (§5.3) when dec, on the state (AddRoundKey 0 already applied):
+ *   cipher round r:          SubBytes, ShiftRows, MixColumns*, AddRoundKey(r)
+ *   inverse round nr−i:      InvSubBytes, InvShiftRows, AddRoundKey(nr−i), InvMixColumns*
  *   (* not in the final round; InvShiftRows and InvSubBytes commute.)
- * rk: a bitsliced round key (128 B). The mode is public, so its branches are too.
+ * rk0: bitsliced round key 0, the others follow every AES_RK_SIZE bytes.
+ *
+ * The state stays in registers across rounds. Between rounds it GHASHes one
+ * block at gp + 16·g while g < gEnd and returns the new g: GCM's GHASH is
+ * scalar multiplies, the rounds are vector work, so the CPU overlaps them
+ * (pass gEnd = 0 for plain AES). dec, nr and g are public, so are the branches.
  */
-export function aesRound(rk: usize, mode: i32): void {
+export function aesRun(rk0: usize, nr: i32, dec: bool, gp: usize, g: i32, gEnd: i32): i32 {
   let q0 = v128.load(ST), q1 = v128.load(ST, 16), q2 = v128.load(ST, 32), q3 = v128.load(ST, 48);
   let q4 = v128.load(ST, 64), q5 = v128.load(ST, 80), q6 = v128.load(ST, 96), q7 = v128.load(ST, 112);
-  const dec = (mode & AES_DEC) != 0;
+  for (let i = 1; i <= nr; i++) {
+  const rk = rk0 + <usize>(dec ? nr - i : i) * AES_RK_SIZE;
+  const mode = i == nr ? AES_LAST : 0;
   if (dec) {
     // InvSubBytes(y) = L(SubBytes(L(y))) with L(y) = A⁻¹·y ⊕ 0x05, the inverse
     // affine map of §5.3.2: S(x) = A·x⁻¹ ⊕ 0x63 gives L(S(L(y))) = (A⁻¹·y ⊕ 0x05)⁻¹.
@@ -248,8 +256,14 @@ export function aesRound(rk: usize, mode: i32): void {
       q7 = v128.xor(v128.xor(u6, r7), i8x16.swizzle(u7, ROT2));
     }
   }
+  if (g < gEnd) {
+    ghashBlockInline(gp + (<usize>g << 4));
+    g++;
+  }
+  }
   v128.store(ST, q0); v128.store(ST, q1, 16); v128.store(ST, q2, 32); v128.store(ST, q3, 48);
   v128.store(ST, q4, 64); v128.store(ST, q5, 80); v128.store(ST, q6, 96); v128.store(ST, q7, 112);
+  return g;
 }
 
 /** Round count Nr of an initialised context (10, 12 or 14). */
@@ -283,7 +297,7 @@ function spreadKey(rk16: usize, out: usize): void {
 function subWord(w: u32): u32 {
   store<u32>(ONE, w); store<u32>(ONE, w, 4); store<u32>(ONE, w, 8); store<u32>(ONE, w, 12);
   spreadKey(ONE, ST);
-  aesRound(ZERO_RK, AES_LAST);
+  aesRun(ZERO_RK - AES_RK_SIZE, 1, false, 0, 0, 0);
   // Gather bit b of each byte from qb (every block holds the same value).
   let r = v128.and(v128.load(ST), i8x16.splat(1));
   for (let b = 1; b < 8; b++) {
@@ -328,8 +342,7 @@ export function aesEncrypt8(ctx: usize, src: usize, dst: usize): void {
   const nr = aesRounds(ctx);
   aesStateIn(src);
   aesAddKey(ctx);
-  for (let r = 1; r < nr; r++) aesRound(ctx + <usize>r * AES_RK_SIZE, 0);
-  aesRound(ctx + <usize>nr * AES_RK_SIZE, AES_LAST);
+  aesRun(ctx, nr, false, 0, 0, 0);
   aesStateOut(dst);
 }
 
@@ -338,8 +351,7 @@ export function aesDecrypt8(ctx: usize, src: usize, dst: usize): void {
   const nr = aesRounds(ctx);
   aesStateIn(src);
   aesAddKey(ctx + <usize>nr * AES_RK_SIZE);
-  for (let r = nr - 1; r > 0; r--) aesRound(ctx + <usize>r * AES_RK_SIZE, AES_DEC);
-  aesRound(ctx, AES_DEC | AES_LAST);
+  aesRun(ctx, nr, true, 0, 0, 0);
   aesStateOut(dst);
 }
 

@@ -22,7 +22,7 @@
 //   1936  H = E(K, 0^128), 16 B (the GHASH key, §6.4)
 //   1952  end
 
-import { AES_CTX_SIZE, AES_RK_SIZE, AES_LAST, aesInit, aesEncryptBlock, aesRounds, aesStateIn, aesStateOut, aesAddKey, aesRound } from "./aes";
+import { AES_CTX_SIZE, aesInit, aesEncryptBlock, aesRounds, aesStateIn, aesStateOut, aesAddKey, aesRun } from "./aes";
 import { ghashStart, ghashBlock, ghashBytes, ghashLengths, ghashFinish } from "./ghash";
 import { ctEqual } from "./ct";
 
@@ -89,17 +89,6 @@ export function gcmInit(ctx: usize, key: usize, keyLen: i32): void {
   }
 }
 
-/** Runs the rounds after AddRoundKey(0) on the state in aes.ts, one GHASH block per round while g < gEnd; returns the new g. */
-// @ts-ignore: decorator
-@inline function roundsWithGhash(ctx: usize, nr: i32, data: usize, g: i32, gEnd: i32): i32 {
-  for (let r = 1; r < nr; r++) {
-    aesRound(ctx + <usize>r * AES_RK_SIZE, 0);
-    if (g < gEnd) { ghashBlock(data + (<usize>g << 4)); g++; }
-  }
-  aesRound(ctx + <usize>nr * AES_RK_SIZE, AES_LAST);
-  return g;
-}
-
 /**
  * Encrypts len bytes at data in place and writes the 16-byte ICV to tag.
  * nonce: 12 B (salt ‖ IV); aad: aadLen bytes (ESP: SPI ‖ [ESN high ‖] seq, RFC 4106 §5);
@@ -150,7 +139,7 @@ export function gcmSealJ0(ctx: usize, j0: usize, aad: usize, aadLen: i32, data: 
     fillCounters(j0, <u32>j);
     aesStateIn(CTR);
     aesAddKey(ctx);
-    g = roundsWithGhash(ctx, nr, data, g, min(ready, nfull));
+    g = aesRun(ctx, nr, false, data, g, min(ready, nfull));
     aesStateOut(KS);
     let k = 0;
     if (j == 0) { v128.store(MASK, v128.load(KS)); k = 1; }
@@ -179,7 +168,7 @@ export function gcmOpenJ0(ctx: usize, j0: usize, aad: usize, aadLen: i32, data: 
     fillCounters(j0, <u32>j);
     aesStateIn(CTR);
     aesAddKey(ctx);
-    g = roundsWithGhash(ctx, nr, data, g, nfull);
+    g = aesRun(ctx, nr, false, data, g, nfull);
     aesStateOut(KSALL + (<usize>j << 4));
   }
   for (; g < nfull; g++) ghashBlock(data + (<usize>g << 4));

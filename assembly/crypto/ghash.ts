@@ -105,6 +105,12 @@ export function ghashStart(h: usize): void {
 
 /** Y = (Y ⊕ X)·H for the 16-byte block X at p (any alignment). */
 export function ghashBlock(p: usize): void {
+  ghashBlockInline(p);
+}
+
+/** ghashBlock's body, for aesRun to interleave with the AES rounds. */
+// @ts-ignore: decorator
+@inline export function ghashBlockInline(p: usize): void {
   const v = v128.xor(i8x16.swizzle(v128.load(p), BSWAP64()), v128.load(Y));
   const vr = rev64x2(v);
   const y1 = i64x2.extract_lane(v, 0), y0 = i64x2.extract_lane(v, 1);
