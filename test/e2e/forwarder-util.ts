@@ -159,6 +159,11 @@ export async function startPair(s: Sites, c: Case, tag: string): Promise<Running
   const cfgA = join(s.lab.dir, `${tag}-a.json`), cfgB = join(s.lab.dir, `${tag}-b.json`);
   writeFileSync(cfgA, JSON.stringify(a, null, 1), { mode: 0o600 });
   writeFileSync(cfgB, JSON.stringify(b, null, 1), { mode: 0o600 });
+  // Each case starts with no path MTU learned by an earlier one.
+  for (const ns of [s.hostA, s.ceA, s.ceB, s.hostB]) {
+    await ns.ip("route", "flush", "cache");
+    await ns.ip("-6", "route", "flush", "cache");
+  }
   const pa = s.ceA.spawn([process.execPath, WESP_BIN, "up", cfgA]);
   const pb = s.ceB.spawn([process.execPath, WESP_BIN, "up", cfgB]);
   const sockA = join(s.lab.dir, "ceA.sock"), sockB = join(s.lab.dir, "ceB.sock");
