@@ -37,7 +37,7 @@
 // Decryption uses the same round keys in reverse with the inverse cipher
 // (FIPS-197 §5.3), so one schedule serves both directions.
 //
-// GCM uses the building blocks aesStateIn / aesAddKey / aesRun / aesStateOut
+// GCM uses the building blocks aesStateIn / aesRun / aesStateOut
 // on the module's static state, so that aesRun can GHASH ciphertext between
 // rounds; aesEncrypt8 / aesDecrypt8 are the plain paths.
 
@@ -57,7 +57,7 @@ const AES_LAST: i32 = 2;
 const ST = memory.data(128, 64);
 /** Plain FIPS-197 key schedule words while aesInit runs (240 B); wiped after. */
 const KW = memory.data(240, 16);
-/** An all-zero bitsliced round key (for SubWord via aesRun). Never written. */
+/** An all-zero bitsliced round key (SubWord via aesRun). Never written. */
 const ZERO_RK = memory.data(128, 16);
 /** One block in, one block out, for aesEncryptBlock (8 blocks wide). */
 const ONE = memory.data(128, 16);
@@ -78,10 +78,14 @@ const M33: v128 = i8x16(0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x
 const M0F: v128 = i8x16(0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f);
 
 /**
- * 8×8 bit transpose at every byte position of the 8 v128 at p (128 B), in
- * place: register i bit b ↔ register b bit i. Plain blocks ↔ bitsliced state.
+ * 8×8 bit transpose at every byte position of the 8 v128 at src (128 B) into
+ * dst (128 B; may be src): register i bit b ↔ register b bit i. Plain blocks
+ * ↔ bitsliced state. XORs the 128 B at key into the result unless key is 0:
+ * AddRoundKey 0 rides along for free.
  */
-function ortho(p: usize): void {
+// @ts-ignore: decorator
+@inline function ortho(src: usize, dst: usize, key: usize): void {
+  const p = src;
   let q0 = v128.load(p), q1 = v128.load(p, 16), q2 = v128.load(p, 32), q3 = v128.load(p, 48);
   let q4 = v128.load(p, 64), q5 = v128.load(p, 80), q6 = v128.load(p, 96), q7 = v128.load(p, 112);
   let t: v128;
@@ -98,25 +102,27 @@ function ortho(p: usize): void {
   t = v128.and(v128.xor(i64x2.shr_u(q1, 4), q5), M0F); q5 = v128.xor(q5, t); q1 = v128.xor(q1, i64x2.shl(t, 4));
   t = v128.and(v128.xor(i64x2.shr_u(q2, 4), q6), M0F); q6 = v128.xor(q6, t); q2 = v128.xor(q2, i64x2.shl(t, 4));
   t = v128.and(v128.xor(i64x2.shr_u(q3, 4), q7), M0F); q7 = v128.xor(q7, t); q3 = v128.xor(q3, i64x2.shl(t, 4));
-  v128.store(p, q0); v128.store(p, q1, 16); v128.store(p, q2, 32); v128.store(p, q3, 48);
-  v128.store(p, q4, 64); v128.store(p, q5, 80); v128.store(p, q6, 96); v128.store(p, q7, 112);
+  if (key) {
+    q0 = v128.xor(q0, v128.load(key)); q1 = v128.xor(q1, v128.load(key, 16));
+    q2 = v128.xor(q2, v128.load(key, 32)); q3 = v128.xor(q3, v128.load(key, 48));
+    q4 = v128.xor(q4, v128.load(key, 64)); q5 = v128.xor(q5, v128.load(key, 80));
+    q6 = v128.xor(q6, v128.load(key, 96)); q7 = v128.xor(q7, v128.load(key, 112));
+  }
+  v128.store(dst, q0); v128.store(dst, q1, 16); v128.store(dst, q2, 32); v128.store(dst, q3, 48);
+  v128.store(dst, q4, 64); v128.store(dst, q5, 80); v128.store(dst, q6, 96); v128.store(dst, q7, 112);
 }
 
-/** Loads 8 blocks (128 B at src, any alignment) into the bitsliced state. */
-export function aesStateIn(src: usize): void {
-  memory.copy(ST, src, 128);
-  ortho(ST);
+/**
+ * Loads 8 blocks (128 B at src, any alignment) into the bitsliced state and
+ * applies AddRoundKey (FIPS-197 §5.1.4) with the bitsliced round key at rk.
+ */
+export function aesStateIn(src: usize, rk: usize): void {
+  ortho(src, ST, rk);
 }
 
 /** Writes the bitsliced state back as 8 plain blocks (128 B at dst, any alignment). */
 export function aesStateOut(dst: usize): void {
-  ortho(ST);
-  memory.copy(dst, ST, 128);
-}
-
-/** AddRoundKey (FIPS-197 §5.1.4) with the bitsliced round key at rk (128 B). */
-export function aesAddKey(rk: usize): void {
-  for (let i: usize = 0; i < 128; i += 16) v128.store(ST + i, v128.xor(v128.load(ST + i), v128.load(rk + i)));
+  ortho(ST, dst, 0);
 }
 
 /**
@@ -340,8 +346,7 @@ export function aesInit(ctx: usize, key: usize, keyLen: i32): void {
 /** Encrypts 8 blocks: src and dst 128 B each (may be the same, any alignment). */
 export function aesEncrypt8(ctx: usize, src: usize, dst: usize): void {
   const nr = aesRounds(ctx);
-  aesStateIn(src);
-  aesAddKey(ctx);
+  aesStateIn(src, ctx);
   aesRun(ctx, nr, false, 0, 0, 0);
   aesStateOut(dst);
 }
@@ -349,8 +354,7 @@ export function aesEncrypt8(ctx: usize, src: usize, dst: usize): void {
 /** Decrypts 8 blocks with the inverse cipher: src and dst 128 B each (may be the same). */
 export function aesDecrypt8(ctx: usize, src: usize, dst: usize): void {
   const nr = aesRounds(ctx);
-  aesStateIn(src);
-  aesAddKey(ctx + <usize>nr * AES_RK_SIZE);
+  aesStateIn(src, ctx + <usize>nr * AES_RK_SIZE);
   aesRun(ctx, nr, true, 0, 0, 0);
   aesStateOut(dst);
 }
@@ -360,14 +364,14 @@ export function aesDecrypt8(ctx: usize, src: usize, dst: usize): void {
  * much as eight: bitslicing has no cheaper one-block form.
  */
 export function aesEncryptBlock(ctx: usize, inp: usize, out: usize): void {
-  memory.copy(ONE, inp, 16);
+  v128.store(ONE, v128.load(inp));
   aesEncrypt8(ctx, ONE, ONE);
-  memory.copy(out, ONE, 16);
+  v128.store(out, v128.load(ONE));
 }
 
 /** Decrypts one block (16 B at inp → 16 B at out; may be the same). */
 export function aesDecryptBlock(ctx: usize, inp: usize, out: usize): void {
-  memory.copy(ONE, inp, 16);
+  v128.store(ONE, v128.load(inp));
   aesDecrypt8(ctx, ONE, ONE);
-  memory.copy(out, ONE, 16);
+  v128.store(out, v128.load(ONE));
 }

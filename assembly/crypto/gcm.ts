@@ -22,7 +22,7 @@
 //   1936  H = E(K, 0^128), 16 B (the GHASH key, §6.4)
 //   1952  end
 
-import { AES_CTX_SIZE, aesInit, aesEncryptBlock, aesRounds, aesStateIn, aesStateOut, aesAddKey, aesRun } from "./aes";
+import { AES_CTX_SIZE, aesInit, aesEncryptBlock, aesRounds, aesStateIn, aesStateOut, aesRun } from "./aes";
 import { ghashStart, ghashBlock, ghashBytes, ghashLengths, ghashFinish } from "./ghash";
 import { ctEqual } from "./ct";
 
@@ -137,8 +137,7 @@ export function gcmSealJ0(ctx: usize, j0: usize, aad: usize, aadLen: i32, data: 
   let ready = 0; // ciphertext blocks written so far
   for (let j = 0; j <= nblk; j += 8) {
     fillCounters(j0, <u32>j);
-    aesStateIn(CTR);
-    aesAddKey(ctx);
+    aesStateIn(CTR, ctx);
     g = aesRun(ctx, nr, false, data, g, min(ready, nfull));
     aesStateOut(KS);
     let k = 0;
@@ -166,8 +165,7 @@ export function gcmOpenJ0(ctx: usize, j0: usize, aad: usize, aadLen: i32, data: 
   let g = 0;
   for (let j = 0; j <= nblk; j += 8) {
     fillCounters(j0, <u32>j);
-    aesStateIn(CTR);
-    aesAddKey(ctx);
+    aesStateIn(CTR, ctx);
     g = aesRun(ctx, nr, false, data, g, nfull);
     aesStateOut(KSALL + (<usize>j << 4));
   }
