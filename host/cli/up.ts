@@ -26,8 +26,10 @@ is left as the administrator configured it. Raw ESP, IP-in-IP and GRE ports
 need CAP_NET_RAW; UDP-encapsulated ESP needs no privilege.
 
 Options:
-  -q, --quiet    log only warnings and errors
-  -h, --help     show this help
+  -q, --quiet                  log only warnings and errors
+      --selftest-vectors FILE  known-answer vectors for the self-test
+                               (default: the shipped ones, as 'wesp selftest')
+  -h, --help                   show this help
 
 Exit status: 0 stopped by a signal, 1 runtime failure (self-test, I/O),
 2 invalid config or bad usage, 3 missing privilege (CAP_NET_ADMIN / CAP_NET_RAW).
@@ -36,7 +38,10 @@ Exit status: 0 stopped by a signal, 1 runtime failure (self-test, I/O),
 const PERMISSION_CODES = new Set(["EPERM", "EACCES"]);
 
 export async function main(args: string[]): Promise<number> {
-  const { values, positionals, help: wantHelp } = parseCommandArgs("up", args, { quiet: { type: "boolean", short: "q" } });
+  const { values, positionals, help: wantHelp } = parseCommandArgs("up", args, {
+    quiet: { type: "boolean", short: "q" },
+    "selftest-vectors": { type: "string" },
+  });
   if (wantHelp) {
     process.stdout.write(help);
     return EXIT_OK;
@@ -57,7 +62,8 @@ export async function main(args: string[]): Promise<number> {
   for (const w of warnings) process.stderr.write(`warning: ${formatIssue(config.source, w)}\n`);
 
   const lines: string[] = [];
-  const st = await selftest(DEFAULT_VECTORS, (l) => lines.push(l));
+  const vectors = values["selftest-vectors"];
+  const st = await selftest(typeof vectors === "string" ? vectors : DEFAULT_VECTORS, (l) => lines.push(l));
   if (st.failed > 0) {
     for (const l of lines) if (!/\bok\b|pass/i.test(l) || /fail/i.test(l)) process.stderr.write(l + "\n");
     err(`self-test failed (${st.failed} of ${st.passed + st.failed} vectors): not starting`);
@@ -99,7 +105,9 @@ export async function main(args: string[]): Promise<number> {
     if (!(e instanceof ForwarderError)) throw e;
     err(e.message);
     if (PERMISSION_CODES.has(e.code ?? "")) {
-      err("missing privilege: creating a TUN needs CAP_NET_ADMIN (or use tun.persistent), raw sockets need CAP_NET_RAW");
+      err(e.where === "socket"
+        ? "missing privilege: raw ESP, IP-in-IP and GRE sockets need CAP_NET_RAW"
+        : "missing privilege: creating a TUN needs CAP_NET_ADMIN (or attach to one made beforehand: tun.persistent)");
       return EXIT_PERMISSION;
     }
     return EXIT_FAILURE;

@@ -11,6 +11,7 @@
 //                           | { type: "error", message, code?, where } | { type: "stopped" }
 //                           | { type: "log", message }
 import { parentPort, workerData } from "node:worker_threads";
+import { readFileSync } from "node:fs";
 import { Core } from "../core/core.ts";
 import { loadConfigSync } from "../config/load.ts";
 import { Tun } from "../tun/tun_linux.ts";
@@ -32,8 +33,13 @@ const port = parentPort!;
 const data = workerData as WorkerData;
 
 function fail(where: string, e: unknown): void {
-  const err = e as NodeJS.ErrnoException;
-  port.postMessage({ type: "error", where, message: err?.message ?? String(e), code: err?.code });
+  const err = e as NodeJS.ErrnoException & { where?: string };
+  port.postMessage({ type: "error", where: err?.where ?? where, message: err?.message ?? String(e), code: err?.code });
+}
+
+/** Whether this network namespace has an interface `name` (/proc/net/dev is per namespace). */
+function deviceExists(name: string): boolean {
+  return readFileSync("/proc/net/dev", "utf8").split("\n").some((l) => l.trim().startsWith(name + ":"));
 }
 
 /** Opens the sockets each WAN port needs for the peers that use it. */
@@ -97,23 +103,31 @@ async function main(): Promise<void> {
 
   let tun: Tun | undefined;
   let wans: WanSockets[] = [];
+  const t = config.node.tun;
   try {
-    tun = Tun.open({ name: config.node.tun.name });
+    // A persistent device must exist: opening a missing one would create a new, non-persistent one.
+    if (t.persistent && !deviceExists(t.name)) {
+      throw Object.assign(new Error(`tun.persistent is set but there is no device ${t.name} (ip tuntap add dev ${t.name} mode tun user U)`), { code: "ENODEV" });
+    }
+    tun = Tun.open({ name: t.name });
+  } catch (e) {
+    throw Object.assign(e as Error, { where: "tun" });
+  }
+  try {
     wans = openWans(config);
   } catch (e) {
-    tun?.close();
+    tun.close();
     closeAll(wans);
-    throw e;
+    throw Object.assign(e as Error, { where: "socket" });
   }
   const pipe = new Pipeline(core, tun, wans, prov);
   pipe.start((where, e) => fail(where, e));
 
   const timers: NodeJS.Timeout[] = [];
-  for (const [k, p] of config.peers.entries()) {
+  for (const p of config.peers) {
     if (p.keepalive > 0 && p.natT) {
       const a = parseAddr(p.address.text);
       timers.push(setInterval(() => pipe.keepalive(p.wanIndex, a.family, a.bytes, p.port), p.keepalive * 1000));
-      void k;
     }
   }
   timers.push(setInterval(() => lifetimeCheck(core, prov, started, expired, log), 1000));
