@@ -427,17 +427,20 @@ export class Core {
   }
 
   /**
-   * setRemote without parsing, for the receive path: `addr` and `local` are
-   * views of at least 16 bytes in the addon's per-slot layout (IPv4: 4 bytes
-   * then zeros), copied as they are. `local` null = unknown (zeros).
+   * setRemote without parsing or allocating, for the receive path: copies 16
+   * bytes of `addr` from `addrOff` and of `local` from `localOff` (IPv4: 4
+   * bytes then zeros), e.g. straight out of the I/O layer's per-slot arrays
+   * (`addrOff = i * 16`) with no subarray views. `local` null = unknown (zeros).
    */
-  setRemoteBytes(i: number, family: 4 | 6, addr: Uint8Array, port: number, local: Uint8Array | null): void {
+  setRemoteBytes(i: number, family: 4 | 6, addr: Uint8Array, port: number, local: Uint8Array | null, addrOff = 0, localOff = 0): void {
     const d = this.desc + i * A.DESC_SIZE;
-    this.u8[d + A.D_FAMILY] = family;
+    const u8 = this.u8;
+    u8[d + A.D_FAMILY] = family;
     this.dv.setUint16(d + A.D_PORT, port, true);
-    this.u8.set(addr.subarray(0, 16), d + A.D_ADDR);
-    if (local) this.u8.set(local.subarray(0, 16), d + A.D_LOCAL);
-    else this.u8.fill(0, d + A.D_LOCAL, d + A.D_LOCAL + 16);
+    const a = d + A.D_ADDR, l = d + A.D_LOCAL;
+    for (let k = 0; k < 16; k++) u8[a + k] = addr[addrOff + k];
+    if (local) for (let k = 0; k < 16; k++) u8[l + k] = local[localOff + k];
+    else u8.fill(0, l, l + 16);
   }
 
   /** Processes slots 0..n-1 outbound (inner packets → ESP). Returns how many were not dropped. */
