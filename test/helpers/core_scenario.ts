@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { KIND, type Core, type Mode as CoreMode, type SaParams, type Suite as CoreSuite } from "../../host/core/core.ts";
 import { toHex } from "./wasm.ts";
 import {
-  cbcIvFromSeed, concat, frame, greHeader, innerProto, PROTO, sealEsp, sealTransport, seqIv, suiteSizes,
+  addrText, cbcIvFromSeed, concat, frame, greHeader, innerProto, PROTO, sealEsp, sealTransport, seqIv, suiteSizes,
   type Outer, type RefSa, type RefSuite,
 } from "./ref_esp.ts";
 import { innerPacket, randomSa, randomSeq, v4, v6, type Rng, type SuiteCase } from "./gen.ts";
@@ -107,13 +107,6 @@ export function addScenario(core: Core, r: Rng, spec: ScenarioSpec, peerId: numb
     : [net(innerSix, spec.net ?? 0, 1), net(innerSix, spec.net ?? 0, 2)];
   core.addPolicy({ action: "protect", local: l, remote: rm, saId: s.outId, peerId });
   return s;
-}
-
-export function addrText(a: Uint8Array): string {
-  if (a.length === 4) return Array.from(a).join(".");
-  const w: string[] = [];
-  for (let i = 0; i < 16; i += 2) w.push(((a[i] << 8) | a[i + 1]).toString(16));
-  return w.join(":");
 }
 
 /** A random inner packet of the scenario, outbound (local side → remote side) or inbound. */

@@ -194,6 +194,14 @@ export function inetChecksum(b: Uint8Array, sum = 0): number {
   return ~sum & 0xffff;
 }
 
+/** Dotted or colon text form of a 4- or 16-byte address (as scapy and the SPD take it). */
+export function addrText(a: Uint8Array): string {
+  if (a.length === 4) return Array.from(a).join(".");
+  const w: string[] = [];
+  for (let i = 0; i < 16; i += 2) w.push(((a[i] << 8) | a[i + 1]).toString(16));
+  return w.join(":");
+}
+
 export interface Outer {
   /** 4 bytes (IPv4) or 16 bytes (IPv6); src and dst the same family */
   src: Uint8Array;

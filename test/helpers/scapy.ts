@@ -6,6 +6,7 @@ import { appendFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { toHex } from "./wasm.ts";
 import type { RefSuite } from "./ref_esp.ts";
+export { addrText } from "./ref_esp.ts";
 
 const BRIDGE = fileURLToPath(new URL("../interop/scapy_esp.py", import.meta.url));
 export const PYTHON = "/usr/bin/python3";
@@ -93,12 +94,4 @@ export class ScapyEsp {
 export function bytes(a: ScapyAnswer, field: string): Uint8Array {
   if (!a.ok) throw new Error(`scapy: ${a.error}: ${a.message}`);
   return Uint8Array.from(Buffer.from(a[field] as string, "hex"));
-}
-
-/** Dotted or colon text form of a 4- or 16-byte address, as scapy takes it. */
-export function addrText(a: Uint8Array): string {
-  if (a.length === 4) return Array.from(a).join(".");
-  const w: string[] = [];
-  for (let i = 0; i < 16; i += 2) w.push(((a[i] << 8) | a[i + 1]).toString(16));
-  return w.join(":");
 }

@@ -14,7 +14,7 @@
 // Seeded: a failure names its seed; WESP_SEED=<n> replays it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Core, KIND, VERDICT } from "../../host/core/core.ts";
+import { Core, KIND } from "../../host/core/core.ts";
 import { toHex } from "../helpers/wasm.ts";
 import {
   concat, frame, innerProto, minPadLen, monotonicPad, openEsp, PROTO, sealEsp, seqHalves, suiteSizes, unframe, type Outer,

@@ -15,7 +15,7 @@ import {
 import { Rng, SUITE_CASES, innerPacket, randomSa, randomSeq, seedFromEnv, v4, v6 } from "../helpers/gen.ts";
 import { Core, KIND } from "../../host/core/core.ts";
 import {
-  DIFF_MODES, addScenario, addrText as addrOf, checkFlips, scenarioInner, slotKinds, writeInbound, type InboundPacket, type Scenario,
+  DIFF_MODES, addScenario, checkFlips, scenarioInner, slotKinds, writeInbound, type InboundPacket, type Scenario,
 } from "../helpers/core_scenario.ts";
 
 const scapy = new ScapyEsp();
@@ -128,9 +128,6 @@ test("scapy and the reference ESP agree byte for byte on random packets (every s
 
 // ─── The core against scapy ──────────────────────────────────────────────────
 
-/** scapy's view of a scenario's SA for the packet with sequence number `seq`. */
-const scapyOf = (sa: RefSa, seq: bigint): ScapySa => scapySa(sa, seq);
-
 /** The core seals a batch; scapy opens each packet back to what went in. */
 async function coreToScapy(core: Core, r: Rng, s: Scenario, why: string): Promise<void> {
   const inners = Array.from({ length: SCAPY_BATCH }, () => scenarioInner(r, s, "out"));
@@ -140,7 +137,7 @@ async function coreToScapy(core: Core, r: Rng, s: Scenario, why: string): Promis
     const seq = s.outSeq++;
     const pkt = core.packet(i).slice();
     const mode = s.mode === "transport" || s.mode === "transport-gre" ? "transport" : "tunnel";
-    const back = bytes(await scapy.open(scapyOf(s.out, seq), mode, pkt), "packet");
+    const back = bytes(await scapy.open(scapySa(s.out, seq), mode, pkt), "packet");
     if (s.mode === "transport") {
       // scapy puts the header back with the protocol from the trailer: the original packet.
       assert.equal(toHex(back), toHex(inners[i]), `${why} #${i}: scapy opened (transport)`);
@@ -161,7 +158,7 @@ async function scapyToCore(core: Core, r: Rng, s: Scenario, why: string): Promis
   const sealed: InboundPacket[] = [];
   for (let k = 0; k <= SCAPY_BATCH; k++) {
     const seq = s.inSeq++;
-    const lo = seqHalves(seq).lo, ssa = scapyOf(s.in, seq), iv = r.bytes(ivLen);
+    const lo = seqHalves(seq).lo, ssa = scapySa(s.in, seq), iv = r.bytes(ivLen);
     const inner = scenarioInner(r, s, "in");
     let packet: Uint8Array;
     if (s.mode === "transport") {
@@ -170,7 +167,7 @@ async function scapyToCore(core: Core, r: Rng, s: Scenario, why: string): Promis
       const plain = frame({ src: s.remote, dst: s.local }, PROTO.GRE, concat(greHeader(inner, { key: s.gre!.key }), inner));
       packet = await scapy.sealTransport(ssa, lo, iv, plain, udp);
     } else {
-      packet = await scapy.sealTunnel(ssa, lo, iv, { src: addrOf(s.remote), dst: addrOf(s.local), ttl: r.int(1, 255) }, inner, udp);
+      packet = await scapy.sealTunnel(ssa, lo, iv, { src: addrText(s.remote), dst: addrText(s.local), ttl: r.int(1, 255) }, inner, udp);
     }
     sealed.push({ packet, inner, seq, espOff: (s.outerFamily === 4 ? 20 : 40) + (udp ? 8 : 0) });
   }
