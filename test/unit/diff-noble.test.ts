@@ -17,11 +17,11 @@ import assert from "node:assert/strict";
 import { Core, KIND } from "../../host/core/core.ts";
 import { toHex } from "../helpers/wasm.ts";
 import {
-  concat, frame, innerProto, minPadLen, monotonicPad, openEsp, PROTO, sealEsp, seqHalves, suiteSizes, unframe, type Outer,
+  concat, frame, innerProto, minPadLen, monotonicPad, openEsp, PROTO, sealEsp, seqHalves, seqIv, suiteSizes, unframe, type Outer,
 } from "../helpers/ref_esp.ts";
-import { Rng, SUITE_CASES, innerPacket, seedFromEnv, v4, v6, type SuiteCase } from "../helpers/gen.ts";
+import { Rng, SUITE_CASES, innerPacket, randomSa, randomSeq, seedFromEnv, v4, v6, type SuiteCase } from "../helpers/gen.ts";
 import {
-  DIFF_MODES, addScenario, checkFlips, expectOutbound, outIv, scenarioInner, sealInbound, slotKinds, writeInbound,
+  DIFF_MODES, addScenario, checkFlips, coreSuite, expectOutbound, outIv, scenarioInner, sealInbound, slotKinds, writeInbound,
   type InboundPacket, type Scenario, type ScenarioSpec,
 } from "../helpers/core_scenario.ts";
 
@@ -312,5 +312,43 @@ test("replay state moves only after authentication: a forged packet inside the w
     assert.equal(core.processInbound(1), 1, `${why}: ${core.reasonName(0)}`);
     assert.equal(toHex(core.packet(0)), toHex(hole.inner), why);
     assert.equal(core.saState(s.inId).replayTop, base + 5n, why);
+  }
+});
+
+test("payload mode with the one-shot IV override (the self-test path) equals the reference for random payloads and IVs", async () => {
+  const r = new Rng(SEED ^ 0x9a7);
+  const core = await Core.create({ slots: 4, maxSas: 32, maxPolicies: 1, largeWindowBlocks: 1 });
+  for (const c of SUITE_CASES) {
+    for (const esn of [false, true]) {
+      const sa = randomSa(r, c, esn);
+      const max = esn ? 0xffffffffffffffffn : 0xffffffffn;
+      const s0 = randomSeq(r, esn);
+      const seq = s0 > max - 8n ? max - 8n : s0;
+      const common = { suite: coreSuite(c.suite), mode: "payload" as const, spi: sa.spi, key: sa.key, salt: sa.salt, hmacKey: sa.authKey, esn, allowNoIntegrity: c.suite === "aes-cbc", initialSeq: seq };
+      const out = core.addSa({ ...common, direction: "out" });
+      const inb = core.addSa({ ...common, direction: "in" });
+      const why = `seed ${SEED}: ${c.name} esn=${esn} seq ${seq}`;
+      for (let k = 0; k < 4; k++) {
+        const payload = r.bytes(r.int(0, 300)), nh = r.pick([1, 4, 6, 17, 41, 47]);
+        const iv = r.bytes(suiteSizes(c.suite).ivLen);
+        core.katSetIv(iv);
+        core.writePacket(0, payload, 0, out, nh);
+        assert.equal(core.processOutbound(1), 1, `${why}: ${core.reasonName(0)}`);
+        const want = sealEsp(sa, { seq: seq + BigInt(k), iv, payload, nextHeader: nh });
+        assert.equal(toHex(core.packet(0)), toHex(want), why);
+        // The core opens it back in payload mode, the next header in the descriptor.
+        core.writePacket(0, want, KIND.PAYLOAD, -1, 0);
+        core.setRemote(0, "198.51.100.1", 0, "192.0.2.1");
+        assert.equal(core.processInbound(1), 1, `${why}: ${core.reasonName(0)}`);
+        assert.equal(toHex(core.packet(0)), toHex(payload), why);
+        assert.equal(core.proto(0), nh, why);
+      }
+      // The override is one-shot: without it the IV is derived again (AEAD: the sequence number).
+      core.writePacket(0, r.bytes(40), 0, out, 4);
+      assert.equal(core.processOutbound(1), 1, why);
+      if (suiteSizes(c.suite).ivLen === 8) assert.equal(toHex(core.packet(0).subarray(8, 16)), toHex(seqIv(seq + 4n)), `${why}: IV back to the sequence number`);
+      core.removeSa(out);
+      core.removeSa(inb);
+    }
   }
 });
