@@ -27,7 +27,7 @@
 //
 //   0     ┌──────────────────────────────────────────────┐
 //         │ round key 0, bitsliced: 8 × v128 (q0..q7)      │ 128 B each; a round key
-//   128   │ round key 1                                    │ is the same for all 8
+//   128   │ round key 1 ⊕ 0x63…63 (see aesRun)             │ is the same for all 8
 //   ...   │ ...                                            │ blocks, so each of its
 //   1792  │ round key 14 (AES-256; unused for 128/192)     │ bytes is 0x00 or 0xFF
 //   1920  ├──────────────────────────────────────────────┤
@@ -133,6 +133,15 @@ export function aesStateOut(dst: usize): void {
  *   (* not in the final round; InvShiftRows and InvSubBytes commute.)
  * rk0: bitsliced round key 0, the others follow every AES_RK_SIZE bytes.
  *
+ * SubBytes' affine constant 0x63 is not in the circuit: S(x) = S'(x) ⊕ C with
+ * C = 0x63 in every byte, and since ShiftRows and MixColumns map C to itself
+ * (each column of MixColumns sums to 2⊕3⊕1⊕1 = 1), C is folded into round
+ * keys 1..Nr at aesInit. The inverse cipher keeps its state ⊕ C instead (the
+ * initial AddRoundKey uses the folded key Nr): then both L maps lose their
+ * constant too — L(y ⊕ C) = L_lin(y), since L_lin(0x63) = 0x05 — the folded
+ * keys 1..Nr keep the ⊕ C through every round (InvMixColumns also fixes C),
+ * and the plain key 0 removes it in the final round. No NOT is left.
+ *
  * The state stays in registers across rounds. Between rounds it GHASHes one
  * block at gp + 16·g while g < gEnd and returns the new g: GCM's GHASH is
  * scalar multiplies, the rounds are vector work, so the CPU overlaps them
@@ -147,9 +156,9 @@ export function aesRun(rk0: usize, nr: i32, dec: bool, gp: usize, g: i32, gEnd: 
   if (dec) {
     // InvSubBytes(y) = L(SubBytes(L(y))) with L(y) = A⁻¹·y ⊕ 0x05, the inverse
     // affine map of §5.3.2: S(x) = A·x⁻¹ ⊕ 0x63 gives L(S(L(y))) = (A⁻¹·y ⊕ 0x05)⁻¹.
-    // L: bit i = y(i+2) ^ y(i+5) ^ y(i+7) ^ bit i of 0x05.
-    const a0 = v128.not(v128.xor(v128.xor(q2, q5), q7)), a1 = v128.xor(v128.xor(q3, q6), q0);
-    const a2 = v128.not(v128.xor(v128.xor(q4, q7), q1)), a3 = v128.xor(v128.xor(q5, q0), q2);
+    // L_lin: bit i = y(i+2) ^ y(i+5) ^ y(i+7); the state carries ⊕ C (see above).
+    const a0 = v128.xor(v128.xor(q2, q5), q7), a1 = v128.xor(v128.xor(q3, q6), q0);
+    const a2 = v128.xor(v128.xor(q4, q7), q1), a3 = v128.xor(v128.xor(q5, q0), q2);
     const a4 = v128.xor(v128.xor(q6, q1), q3), a5 = v128.xor(v128.xor(q7, q2), q4);
     const a6 = v128.xor(v128.xor(q0, q3), q5), a7 = v128.xor(v128.xor(q1, q4), q6);
     q0 = a0; q1 = a1; q2 = a2; q3 = a3; q4 = a4; q5 = a5; q6 = a6; q7 = a7;
@@ -182,7 +191,7 @@ export function aesRun(rk0: usize, nr: i32, dec: bool, gp: usize, g: i32, gEnd: 
   const z8 = v128.and(t41, y10), z9 = v128.and(t44, y12), z10 = v128.and(t37, y3), z11 = v128.and(t33, y4);
   const z12 = v128.and(t43, y13), z13 = v128.and(t40, y5), z14 = v128.and(t29, y2), z15 = v128.and(t42, y9);
   const z16 = v128.and(t45, y14), z17 = v128.and(t41, y8);
-  // Bottom linear layer (with the affine constant 0x63 as the four NOTs).
+  // Bottom linear layer (its four NOTs, the affine constant 0x63, are in the round keys).
   const t46 = v128.xor(z15, z16), t47 = v128.xor(z10, z11), t48 = v128.xor(z5, z13), t49 = v128.xor(z9, z10);
   const t50 = v128.xor(z2, z12), t51 = v128.xor(z2, z5), t52 = v128.xor(z7, z8), t53 = v128.xor(z0, z3);
   const t54 = v128.xor(z6, z7), t55 = v128.xor(z16, z17), t56 = v128.xor(z12, t48), t57 = v128.xor(t50, t53);
@@ -191,13 +200,13 @@ export function aesRun(rk0: usize, nr: i32, dec: bool, gp: usize, g: i32, gEnd: 
   const t66 = v128.xor(z1, t63), t67 = v128.xor(t64, t65);
   const s3 = v128.xor(t53, t66);
   q7 = v128.xor(t59, t63);
-  q6 = v128.not(v128.xor(t64, s3));
-  q5 = v128.not(v128.xor(t55, t67));
+  q6 = v128.xor(t64, s3);
+  q5 = v128.xor(t55, t67);
   q4 = s3;
   q3 = v128.xor(t51, t66);
   q2 = v128.xor(t47, t65);
-  q1 = v128.not(v128.xor(t56, t62));
-  q0 = v128.not(v128.xor(t48, t60));
+  q1 = v128.xor(t56, t62);
+  q0 = v128.xor(t48, t60);
 
   if (!dec) {
     if (mode & AES_LAST) {
@@ -227,9 +236,9 @@ export function aesRun(rk0: usize, nr: i32, dec: bool, gp: usize, g: i32, gEnd: 
       q7 = v128.xor(v128.xor(u6, r7), v128.xor(i8x16.swizzle(u7, ROT2), v128.load(rk, 112)));
     }
   } else {
-    // Undo the L applied before the circuit, then InvShiftRows and AddRoundKey.
-    const b0 = v128.not(v128.xor(v128.xor(q2, q5), q7)), b1 = v128.xor(v128.xor(q3, q6), q0);
-    const b2 = v128.not(v128.xor(v128.xor(q4, q7), q1)), b3 = v128.xor(v128.xor(q5, q0), q2);
+    // L_lin again, then InvShiftRows and AddRoundKey.
+    const b0 = v128.xor(v128.xor(q2, q5), q7), b1 = v128.xor(v128.xor(q3, q6), q0);
+    const b2 = v128.xor(v128.xor(q4, q7), q1), b3 = v128.xor(v128.xor(q5, q0), q2);
     const b4 = v128.xor(v128.xor(q6, q1), q3), b5 = v128.xor(v128.xor(q7, q2), q4);
     const b6 = v128.xor(v128.xor(q0, q3), q5), b7 = v128.xor(v128.xor(q1, q4), q6);
     q0 = v128.xor(i8x16.swizzle(b0, ISR), v128.load(rk)); q1 = v128.xor(i8x16.swizzle(b1, ISR), v128.load(rk, 16));
@@ -310,7 +319,7 @@ function subWord(w: u32): u32 {
     const bit: i32 = 0x0101 << b;
     r = v128.or(r, v128.and(v128.load(ST + (<usize>b << 4)), i16x8.splat(<i16>bit)));
   }
-  return i32x4.extract_lane(r, 0);
+  return i32x4.extract_lane(r, 0) ^ 0x63636363; // the circuit leaves out the affine constant
 }
 
 /**
@@ -335,6 +344,12 @@ export function aesInit(ctx: usize, key: usize, keyLen: i32): void {
     store<u32>(KW + (<usize>i << 2), load<u32>(KW + (<usize>(i - nk) << 2)) ^ t);
   }
   for (let r = 0; r <= nr; r++) spreadKey(KW + (<usize>r << 4), ctx + <usize>r * AES_RK_SIZE);
+  // Round keys 1..Nr also carry SubBytes' affine constant 0x63 (see aesRun).
+  for (let r = 1; r <= nr; r++) {
+    const k = ctx + <usize>r * AES_RK_SIZE;
+    v128.store(k, v128.not(v128.load(k))); v128.store(k, v128.not(v128.load(k, 16)), 16);
+    v128.store(k, v128.not(v128.load(k, 80)), 80); v128.store(k, v128.not(v128.load(k, 96)), 96);
+  }
   for (let r = nr + 1; r <= 14; r++) memory.fill(ctx + <usize>r * AES_RK_SIZE, 0, AES_RK_SIZE);
   store<i32>(ctx + CTX_NR, nr);
   memory.fill(ctx + CTX_NR + 4, 0, 12);
