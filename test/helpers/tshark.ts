@@ -19,6 +19,8 @@ export interface Capture {
   readonly pcap: string;
   /** Stops the capture (SIGINT lets tcpdump flush) and returns the pcap path. */
   stop(): Promise<string>;
+  /** After `stop`: packets tcpdump wrote, and those the kernel dropped before it could (a busy machine). */
+  stats?: { captured: number; dropped: number };
 }
 
 /**
@@ -27,16 +29,20 @@ export interface Capture {
  * it right after the traffic; `-Z root` so it can write into the lab's 0700 dir.
  */
 export async function startCapture(ns: Netns, iface: string, pcap: string, filter: string[] = []): Promise<Capture> {
-  const p: Spawned = ns.spawn(["tcpdump", "-Z", "root", "-i", iface, "-n", "--immediate-mode", "-U", "-w", pcap, ...filter]);
+  // -B: a 16 MiB kernel buffer, so bursts (a TCP transfer) are not dropped on a loaded machine
+  const p: Spawned = ns.spawn(["tcpdump", "-Z", "root", "-i", iface, "-n", "-B", "16384", "--immediate-mode", "-U", "-w", pcap, ...filter]);
   await waitFor(() => /listening on/.test(p.stderr) || !p.running, `tcpdump on ${ns.name}/${iface}`);
   if (!p.running) throw new Error(`tcpdump failed: ${p.stderr}`);
-  return {
+  const capture: Capture = {
     pcap,
     async stop() {
       await p.stop("SIGINT", 3000);
+      const n = (what: string) => Number(new RegExp(`(\\d+) packets? ${what}`).exec(p.stderr)?.[1] ?? NaN);
+      capture.stats = { captured: n("captured"), dropped: n("dropped by kernel") };
       return pcap;
     },
   };
+  return capture;
 }
 
 // ---------------------------------------------------------------------------

@@ -8,12 +8,14 @@
 //   192.168.1.2   .1                .1                      .2                 .1   192.168.2.2
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { canUseNetns, exec, Lab, NS_PREFIX, run, sweepStale, tcpEcho, waitFor, type Netns } from "../helpers/netns.ts";
 import { checkEsp, checkEspTable, startCapture, tsharkSupports, type EspSa } from "../helpers/tshark.ts";
 import { wesp, wespConfig, writeWespConfig } from "./wesp-peer.ts";
-import { CHARON, Charon, espDrops, parseChildSas, SUITES, toEspSas, type ChildSa, type Suite } from "./strongswan.ts";
+import { concat, inetChecksum, ipv4Header, openEsp, PROTO, sealEsp, type RefSa } from "../helpers/ref_esp.ts";
+import { CHARON, Charon, espDrops, parseChildSas, SUITES, toEspSas, type ChildSa, type EspDirection, type Suite } from "./strongswan.ts";
 
 const skip = !canUseNetns()
   ? "needs root and ip netns"
@@ -86,6 +88,29 @@ const EXPECT: Record<Suite, { enc: string; integ: string; encKeyLen: number; int
   chacha20poly1305: { enc: "CHACHA20_POLY1305", integ: "", encKeyLen: 32 + 4, integKeyLen: 0, bits: 256 },
   "aes128-sha256": { enc: "AES_CBC", integ: "HMAC_SHA2_256_128", encKeyLen: 16, integKeyLen: 32, bits: 128 },
 };
+
+/** A CHILD_SA direction as the reference ESP's SA (test/helpers/ref_esp.ts, on @noble). */
+function refSa(c: ChildSa, d: EspDirection): RefSa {
+  if (c.integAlg === "") {
+    const suite = c.encAlg === "CHACHA20_POLY1305" ? "chacha20-poly1305" : "aes-gcm-16";
+    return { suite, spi: d.spi, key: d.encKey.slice(0, -4), salt: d.encKey.slice(-4), esn: false };
+  }
+  return { suite: "aes-cbc-hmac-sha256-128", spi: d.spi, key: d.encKey, authKey: d.integKey, esn: false };
+}
+
+const ip4 = (a: string) => Uint8Array.from(a.split(".").map(Number));
+
+/** An ICMP echo request (RFC 792) in IPv4, `from` → `to`. */
+function echoRequest(from: string, to: string, id: number, payload: Uint8Array): Uint8Array {
+  const icmp = new Uint8Array(8 + payload.length);
+  const v = new DataView(icmp.buffer);
+  icmp[0] = 8;
+  v.setUint16(4, id);
+  v.setUint16(6, 1);
+  icmp.set(payload, 8);
+  v.setUint16(2, inetChecksum(icmp));
+  return concat(ipv4Header({ src: ip4(from), dst: ip4(to) }, PROTO.ICMP, icmp.length), icmp);
+}
 
 /** The key the ICV depends on, with one bit flipped: the AEAD key, or the HMAC key. */
 function flipBit(sa: EspSa): EspSa {
@@ -204,6 +229,35 @@ describe("strongSwan pair over kernel-libipsec", { skip }, () => {
         assert.equal(wrong.length, frames.length);
         assert.ok(wrong.every((f) => f.icv !== "good"), "wrong key → no ICV good");
         assert.ok(wrong.filter((f) => f.icv === "bad").length >= frames.length / 2, "wrong key → ICVs bad");
+
+        // The premise of wesp's interop test, shown with an independent ESP (the
+        // @noble reference) in L's place: L killed without a word, R keeps the SA,
+        // accepts the stand-in's next sequence number and answers it.
+        await L.stop(true);
+        assert.equal((await exec(["ip", "-n", topo.ceL.name, "link", "show", "ipsec0"])).code !== 0, true, "L's TUN gone");
+        const cap2 = await startCapture(topo.ceL, "wl", join(topo.lab.dir, `${suite}-standin.pcap`), ["udp", "port", "4500"]);
+        const id = 0x5e5e;
+        const hello = new TextEncoder().encode(`stand-in for charon L, ${suite}`);
+        // ahead of what L sent (the "still up" ping used one more) but far below the
+        // forgery's: R's window must not have moved to it (RFC 4303 §3.4.3)
+        const nextSeq = Math.max(...sent.map((f) => f.seq)) + 10;
+        const iv = randomBytes(l.integAlg === "" ? 8 : 16);
+        const sealed = sealEsp(refSa(l, l.outbound), { seq: BigInt(nextSeq), iv, payload: echoRequest(SITE_L, SITE_R, id, hello), nextHeader: 4 });
+        await topo.ceL.sendUdp(WAN_L, 4500, WAN_R, 4500, sealed);
+        const spiIn = `0x${l.inbound.spi.toString(16).padStart(8, "0")}`;
+        const seen = async () => (await exec(["tshark", "-r", cap2.pcap, "-Y", `esp.spi == ${spiIn}`, "-T", "fields", "-e", "frame.number"])).stdout.trim();
+        await waitFor(seen, "R's answer on the wire", 30_000, 200);
+        await cap2.stop();
+        const answer = (await checkEsp(cap2.pcap, sas)).find((f) => f.spi === l.inbound.spi)!;
+        assert.equal(answer.icv, "good");
+        const opened = openEsp(refSa(l, l.inbound), answer.esp!);
+        assert.ok(opened.ok, "the reference opens R's answer");
+        const reply = opened.payload;
+        assert.deepEqual([opened.nextHeader, reply[9], reply[20]], [4, PROTO.ICMP, 0], "tunnel mode, ICMP echo reply");
+        assert.deepEqual([reply.slice(12, 16), reply.slice(16, 20)], [ip4(SITE_R), ip4(SITE_L)]);
+        assert.equal(new DataView(reply.buffer, reply.byteOffset).getUint16(24), id);
+        assert.deepEqual(reply.slice(28), hello, "our payload echoed back");
+        assert.equal(espDrops(R.log()).length, 2, "no drop beyond the replay and the forgery");
       } catch (err) {
         console.error(`--- charon L log tail ---\n${L.log().split("\n").slice(-40).join("\n")}`);
         console.error(`--- charon R log tail ---\n${R.log().split("\n").slice(-40).join("\n")}`);

@@ -374,6 +374,19 @@ export function toEspSas(c: ChildSa): EspSa[] {
   }));
 }
 
+/**
+ * Sequence numbers of the inbound ESP packets with `spi` that libipsec parsed, in
+ * log order (`esp >= 2`): what actually reached strongSwan, dropped or not.
+ */
+export function espParsed(log: string, spi: number): number[] {
+  const want = spi.toString(16).padStart(8, "0");
+  const seqs: number[] = [];
+  for (const m of log.matchAll(/^\d+\[ESP\] parsed ESP header with SPI ([0-9a-f]{8}) \[seq (\d+)\]$/gm)) {
+    if (m[1] === want) seqs.push(Number(m[2]));
+  }
+  return seqs;
+}
+
 /** Why charon's libipsec dropped an inbound ESP packet (libipsec/esp_packet.c). */
 export type EspDropReason = "replay" | "icv" | "length" | "padding";
 
