@@ -209,32 +209,35 @@ export function aesRun(rk0: usize, nr: i32, dec: bool, gp: usize, g: i32, gEnd: 
   q0 = v128.xor(t48, t60);
 
   if (!dec) {
+    // ShiftRows (§5.1.2), then MixColumns (§5.1.3) except in the final round,
+    // per column with a = SR(q):
+    //   out_r = 2·a_r ⊕ 3·a_(r+1) ⊕ a_(r+2) ⊕ a_(r+3) = 2·t ⊕ rot1(a) ⊕ rot2(t), t = a ⊕ rot1(a).
+    // Multiplying by 2 (xtime) moves bit b to b+1 and folds bit 7 into bits 0,1,3,4 (x^8 = x^4+x^3+x+1).
     if (mode & AES_LAST) {
-      q0 = v128.xor(i8x16.swizzle(q0, SR), v128.load(rk)); q1 = v128.xor(i8x16.swizzle(q1, SR), v128.load(rk, 16));
-      q2 = v128.xor(i8x16.swizzle(q2, SR), v128.load(rk, 32)); q3 = v128.xor(i8x16.swizzle(q3, SR), v128.load(rk, 48));
-      q4 = v128.xor(i8x16.swizzle(q4, SR), v128.load(rk, 64)); q5 = v128.xor(i8x16.swizzle(q5, SR), v128.load(rk, 80));
-      q6 = v128.xor(i8x16.swizzle(q6, SR), v128.load(rk, 96)); q7 = v128.xor(i8x16.swizzle(q7, SR), v128.load(rk, 112));
+      q0 = i8x16.swizzle(q0, SR); q1 = i8x16.swizzle(q1, SR); q2 = i8x16.swizzle(q2, SR); q3 = i8x16.swizzle(q3, SR);
+      q4 = i8x16.swizzle(q4, SR); q5 = i8x16.swizzle(q5, SR); q6 = i8x16.swizzle(q6, SR); q7 = i8x16.swizzle(q7, SR);
     } else {
-      // ShiftRows then MixColumns (§5.1.3) per column, with a = SR(q):
-      //   out_r = 2·a_r ⊕ 3·a_(r+1) ⊕ a_(r+2) ⊕ a_(r+3) = 2·t ⊕ rot1(a) ⊕ rot2(t), t = a ⊕ rot1(a).
-      // Multiplying by 2 (xtime) moves bit b to b+1 and folds bit 7 into bits 0,1,3,4 (x^8 = x^4+x^3+x+1).
-      const a0 = i8x16.swizzle(q0, SR), r0 = i8x16.swizzle(q0, SR_ROT1), u0 = v128.xor(a0, r0);
-      const a1 = i8x16.swizzle(q1, SR), r1 = i8x16.swizzle(q1, SR_ROT1), u1 = v128.xor(a1, r1);
-      const a2 = i8x16.swizzle(q2, SR), r2 = i8x16.swizzle(q2, SR_ROT1), u2 = v128.xor(a2, r2);
-      const a3 = i8x16.swizzle(q3, SR), r3 = i8x16.swizzle(q3, SR_ROT1), u3 = v128.xor(a3, r3);
-      const a4 = i8x16.swizzle(q4, SR), r4 = i8x16.swizzle(q4, SR_ROT1), u4 = v128.xor(a4, r4);
-      const a5 = i8x16.swizzle(q5, SR), r5 = i8x16.swizzle(q5, SR_ROT1), u5 = v128.xor(a5, r5);
-      const a6 = i8x16.swizzle(q6, SR), r6 = i8x16.swizzle(q6, SR_ROT1), u6 = v128.xor(a6, r6);
-      const a7 = i8x16.swizzle(q7, SR), r7 = i8x16.swizzle(q7, SR_ROT1), u7 = v128.xor(a7, r7);
-      q0 = v128.xor(v128.xor(u7, r0), v128.xor(i8x16.swizzle(u0, ROT2), v128.load(rk)));
-      q1 = v128.xor(v128.xor(v128.xor(u0, u7), r1), v128.xor(i8x16.swizzle(u1, ROT2), v128.load(rk, 16)));
-      q2 = v128.xor(v128.xor(u1, r2), v128.xor(i8x16.swizzle(u2, ROT2), v128.load(rk, 32)));
-      q3 = v128.xor(v128.xor(v128.xor(u2, u7), r3), v128.xor(i8x16.swizzle(u3, ROT2), v128.load(rk, 48)));
-      q4 = v128.xor(v128.xor(v128.xor(u3, u7), r4), v128.xor(i8x16.swizzle(u4, ROT2), v128.load(rk, 64)));
-      q5 = v128.xor(v128.xor(u4, r5), v128.xor(i8x16.swizzle(u5, ROT2), v128.load(rk, 80)));
-      q6 = v128.xor(v128.xor(u5, r6), v128.xor(i8x16.swizzle(u6, ROT2), v128.load(rk, 96)));
-      q7 = v128.xor(v128.xor(u6, r7), v128.xor(i8x16.swizzle(u7, ROT2), v128.load(rk, 112)));
+      const r7 = i8x16.swizzle(q7, SR_ROT1), u7 = v128.xor(i8x16.swizzle(q7, SR), r7);
+      let r = i8x16.swizzle(q0, SR_ROT1), u = v128.xor(i8x16.swizzle(q0, SR), r), prev = u;
+      q0 = v128.xor(v128.xor(u7, r), i8x16.swizzle(u, ROT2));
+      r = i8x16.swizzle(q1, SR_ROT1); u = v128.xor(i8x16.swizzle(q1, SR), r);
+      q1 = v128.xor(v128.xor(v128.xor(prev, u7), r), i8x16.swizzle(u, ROT2)); prev = u;
+      r = i8x16.swizzle(q2, SR_ROT1); u = v128.xor(i8x16.swizzle(q2, SR), r);
+      q2 = v128.xor(v128.xor(prev, r), i8x16.swizzle(u, ROT2)); prev = u;
+      r = i8x16.swizzle(q3, SR_ROT1); u = v128.xor(i8x16.swizzle(q3, SR), r);
+      q3 = v128.xor(v128.xor(v128.xor(prev, u7), r), i8x16.swizzle(u, ROT2)); prev = u;
+      r = i8x16.swizzle(q4, SR_ROT1); u = v128.xor(i8x16.swizzle(q4, SR), r);
+      q4 = v128.xor(v128.xor(v128.xor(prev, u7), r), i8x16.swizzle(u, ROT2)); prev = u;
+      r = i8x16.swizzle(q5, SR_ROT1); u = v128.xor(i8x16.swizzle(q5, SR), r);
+      q5 = v128.xor(v128.xor(prev, r), i8x16.swizzle(u, ROT2)); prev = u;
+      r = i8x16.swizzle(q6, SR_ROT1); u = v128.xor(i8x16.swizzle(q6, SR), r);
+      q6 = v128.xor(v128.xor(prev, r), i8x16.swizzle(u, ROT2)); prev = u;
+      q7 = v128.xor(v128.xor(prev, r7), i8x16.swizzle(u7, ROT2));
     }
+    q0 = v128.xor(q0, v128.load(rk)); q1 = v128.xor(q1, v128.load(rk, 16));
+    q2 = v128.xor(q2, v128.load(rk, 32)); q3 = v128.xor(q3, v128.load(rk, 48));
+    q4 = v128.xor(q4, v128.load(rk, 64)); q5 = v128.xor(q5, v128.load(rk, 80));
+    q6 = v128.xor(q6, v128.load(rk, 96)); q7 = v128.xor(q7, v128.load(rk, 112));
   } else {
     // L_lin again, then InvShiftRows and AddRoundKey.
     const b0 = v128.xor(v128.xor(q2, q5), q7), b1 = v128.xor(v128.xor(q3, q6), q0);
