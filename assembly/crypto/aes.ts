@@ -143,9 +143,9 @@ export function aesStateOut(dst: usize): void {
  * and the plain key 0 removes it in the final round. No NOT is left.
  *
  * The state stays in registers across rounds. Between rounds it GHASHes one
- * block at gp + 16·g while g < gEnd and returns the new g: GCM's GHASH is
- * scalar multiplies, the rounds are vector work, so the CPU overlaps them
- * (pass gEnd = 0 for plain AES). dec, nr and g are public, so are the branches.
+ * block at gp + 16·g while g < gEnd and returns the new g (GCM, see gcm.ts;
+ * pass gEnd = 0 for plain AES): no call in between, so the two independent
+ * dependency chains overlap. dec, nr and g are public, so are the branches.
  */
 export function aesRun(rk0: usize, nr: i32, dec: bool, gp: usize, g: i32, gEnd: i32): i32 {
   let q0 = v128.load(ST), q1 = v128.load(ST, 16), q2 = v128.load(ST, 32), q3 = v128.load(ST, 48);
