@@ -27,6 +27,7 @@ export const COMMANDS: readonly Command[] = [
   { name: "keys", usage: "keys --wireshark CONFIG [-o FILE]", summary: "write the SA keys as Wireshark's esp_sa table (debugging)", module: "./keys.ts" },
   { name: "selftest", usage: "selftest", summary: "check the WASM core against test vectors", module: "./selftest.ts" },
   { name: "bench", usage: "bench", summary: "measure the core's throughput per cipher and packet size", module: "./bench.ts" },
+  { name: "demo", usage: "demo [--keep | --down]", summary: "three-site ESP VPN in namespaces: build, send traffic, check, tear down", module: "./demo.ts" },
 ];
 
 export const HELP = `Usage: wesp COMMAND [options] [arguments]

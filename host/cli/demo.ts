@@ -1,0 +1,90 @@
+// `wesp demo [--keep] [--down]`: a three-site ESP VPN in network namespaces,
+// end to end (host/demo/run.ts does the work; docs/demo.md explains it).
+import { execFileSync } from "node:child_process";
+import { existsSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { DEFAULT_PREFIX, removeLeftovers } from "../demo/lab.ts";
+import { runDemo } from "../demo/run.ts";
+import { EXIT_FAILURE, EXIT_OK, EXIT_PERMISSION } from "./exit_codes.ts";
+import { parseCommandArgs, UsageError } from "./usage.ts";
+
+export const summary = "build a three-site ESP VPN in namespaces, send traffic, check it, tear it down";
+
+export const help = `Usage: wesp demo [--keep | --down] [options]
+
+Builds a three-site CE VPN in network namespaces: three CEs running
+'wesp up' in a full mesh (AES-GCM-128, AES-GCM-256, ChaCha20-Poly1305), a
+LAN host behind each, an "Internet" bridge between them and site C behind a
+source NAT (nftables), so C's ESP goes in UDP (RFC 3948) and its peers learn
+C's translated address and port. Then it pings (IPv4, IPv6) and sends 1 MiB
+over TCP between every pair of sites, prints the per-SA counters of each CE
+('wesp status') and what crossed the wire, decrypted and authenticated by
+tshark with the table from 'wesp keys --wireshark', and tears everything down,
+also on Ctrl-C or failure. Needs root, iproute2, nftables, tcpdump, tshark and
+a built core (npm run build:wasm; 'npm run demo' does both). See docs/demo.md.
+
+Options:
+      --keep           leave the lab up at the end, and print how to look around
+      --down           remove a lab left by --keep (or by a killed run), then exit
+      --report FILE    also write the result as JSON to FILE
+      --prefix NAME    name namespaces and the scratch dir NAME* (default ${DEFAULT_PREFIX})
+  -h, --help           show this help
+
+Exit status: 0 every check passed, 1 a check failed or the demo could not run,
+2 bad usage, 3 not root.
+`;
+
+const TOOLS = ["ip", "nft", "tcpdump", "tshark"];
+const WASM = fileURLToPath(new URL("../../build/wesp.wasm", import.meta.url));
+
+export async function main(args: string[]): Promise<number> {
+  const { values, positionals, help: wantHelp } = parseCommandArgs("demo", args, {
+    keep: { type: "boolean" },
+    down: { type: "boolean" },
+    report: { type: "string" },
+    prefix: { type: "string" },
+  });
+  if (wantHelp) {
+    process.stdout.write(help);
+    return EXIT_OK;
+  }
+  if (positionals.length) throw new UsageError(`takes no arguments (got "${positionals[0]}")`, "demo");
+  if (values.keep && values.down) throw new UsageError("--keep and --down exclude each other", "demo");
+  const prefix = (values.prefix as string | undefined) ?? DEFAULT_PREFIX;
+  // Names end up in /run/netns and /tmp: keep them to a safe alphabet.
+  if (!/^[a-z][a-z0-9-]{0,23}$/.test(prefix)) throw new UsageError("--prefix: 1-24 of a-z 0-9 -, starting with a letter", "demo");
+
+  if (process.getuid?.() !== 0) {
+    process.stderr.write("wesp demo: needs root (network namespaces, TUN devices, nftables)\n");
+    return EXIT_PERMISSION;
+  }
+  if (values.down) {
+    const gone = await removeLeftovers(prefix);
+    process.stdout.write(gone.length ? `removed ${gone.join(", ")}\n` : `no demo lab (${prefix}*) found\n`);
+    return EXIT_OK;
+  }
+  const missing = TOOLS.filter((t) => !onPath(t));
+  if (missing.length) {
+    process.stderr.write(`wesp demo: missing ${missing.join(", ")} (Debian: apt-get install iproute2 nftables tcpdump tshark)\n`);
+    return EXIT_FAILURE;
+  }
+  if (!process.env.WESP_WASM && !existsSync(WASM)) {
+    process.stderr.write(`wesp demo: ${WASM} is missing: run 'npm run build:wasm' (or 'npm run demo')\n`);
+    return EXIT_FAILURE;
+  }
+
+  // `wesp demo | head` must not kill the demo before it has torn the lab down.
+  process.stdout.on("error", () => {});
+  const result = await runDemo({ keep: values.keep === true, prefix });
+  if (typeof values.report === "string") writeFileSync(values.report, JSON.stringify(result, null, 2) + "\n");
+  return result.ok ? EXIT_OK : EXIT_FAILURE;
+}
+
+function onPath(tool: string): boolean {
+  try {
+    execFileSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,43 @@
+// The three CEs' `wesp up` processes and their `wesp status`.
+//
+// Each runs `node bin/wesp.js up CONFIG` inside its CE namespace, its output
+// going to `<lab dir>/wesp-<site>.log`; it makes the TUN, routes the other
+// sites' prefixes into it and listens on UDP 4500 (docs/cli.md). The demo
+// stops them with SIGTERM, which `wesp up` answers by closing TUN and sockets.
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { exec, waitFor, type Lab, type LabProcess } from "./lab.ts";
+import { NS, type Site, type SiteId } from "./plan.ts";
+import type { DemoConfigs } from "./configs.ts";
+import type { Status } from "../pipeline/status.ts";
+import { formatStatus } from "../control/format.ts";
+
+export const WESP = fileURLToPath(new URL("../../bin/wesp.js", import.meta.url));
+/** The package root: `wesp up` finds build/wesp.wasm relative to its working directory. */
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+/** Starts `wesp up` for `site`; resolves once it forwards (its log says so), rejects if it exits first. */
+export async function startCe(lab: Lab, site: Site, configs: DemoConfigs): Promise<LabProcess> {
+  const p = lab.spawn(NS.ce(site), `wesp-${site.name}`, [process.execPath, WESP, "up", configs.files[site.id]], { cwd: ROOT });
+  const log = () => readFileSync(p.log, "utf8");
+  await waitFor(() => /forwarding on/.test(log()) || !p.running, `wesp up in ${NS.ce(site)}`, 30_000);
+  if (!p.running) throw new Error(`wesp up in ${NS.ce(site)} exited with ${p.exitCode}:\n${log().trimEnd()}`);
+  return p;
+}
+
+/**
+ * `wesp status --json CONFIG`, and the same as `wesp status` prints it
+ * (host/control/format.ts); json is null when the CE did not answer.
+ */
+export async function ceStatus(configs: DemoConfigs, id: SiteId): Promise<{ text: string; json: Status | null; error?: string }> {
+  const r = await exec([process.execPath, WESP, "status", "--json", configs.files[id]]);
+  try {
+    if (r.code === 0) {
+      const json = JSON.parse(r.stdout) as Status;
+      return { text: formatStatus(json), json };
+    }
+  } catch {
+    /* reported below */
+  }
+  return { text: "", json: null, error: `wesp status → exit ${r.code}: ${r.stderr.trim()}` };
+}

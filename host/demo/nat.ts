@@ -1,0 +1,61 @@
+// The NAT in front of site C: a namespace doing source NAT with nftables
+// (masquerade on its outside interface), as a home or carrier-grade NAT would.
+//
+// UDP flows get a source port from 20000-20999 instead of keeping their own,
+// so C's ESP-in-UDP (RFC 3948) leaves as 192.0.2.3:20xxx, not :4500. A and B
+// are configured with 192.0.2.3:4500 and must follow the real mapping from
+// authenticated packets: this is what makes the NAT traversal visible.
+// Nothing is forwarded from outside in: only replies to flows C opened pass.
+import { IF, NAT_INSIDE, NAT_OUTSIDE, NAT_PORTS, NS, WAN_LEN } from "./plan.ts";
+import type { Lab } from "./lab.ts";
+
+const RULES = `
+table ip nat {
+  chain post {
+    type nat hook postrouting priority srcnat;
+    oifname "${IF.natOutside}" meta l4proto udp masquerade to :${NAT_PORTS.first}-${NAT_PORTS.last}
+    oifname "${IF.natOutside}" masquerade
+  }
+}
+`;
+
+export async function setUpNat(lab: Lab): Promise<void> {
+  await lab.ip(NS.nat, "addr", "add", `${NAT_OUTSIDE}/${WAN_LEN}`, "dev", IF.natOutside);
+  await lab.ip(NS.nat, "addr", "add", `${NAT_INSIDE.nat}/${NAT_INSIDE.len}`, "dev", IF.natInside);
+  await lab.runIn(NS.nat, ["nft", "-f", "-"], { input: RULES });
+}
+
+export interface NatMapping {
+  /** Inside source as C sent it. */
+  inside: string;
+  /** The same flow as the outside sees it. */
+  outside: string;
+  /** Where it goes. */
+  remote: string;
+}
+
+/**
+ * The NAT's UDP mappings, from its connection tracking table
+ * (`/proc/net/nf_conntrack`, read inside the NAT namespace): the original
+ * tuple's source, and the reply tuple's destination, which is the translated source.
+ */
+export async function natMappings(lab: Lab): Promise<NatMapping[]> {
+  const r = await lab.exec(NS.nat, ["cat", "/proc/net/nf_conntrack"]);
+  if (r.code !== 0) return [];
+  return parseConntrack(r.stdout);
+}
+
+export function parseConntrack(text: string): NatMapping[] {
+  const out: NatMapping[] = [];
+  for (const line of text.split("\n")) {
+    if (!/\budp\b/.test(line)) continue;
+    const kv = [...line.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1], m[2]] as const);
+    const get = (k: string, n: number) => kv.filter(([key]) => key === k)[n]?.[1];
+    const src = get("src", 0), dst = get("dst", 0), sport = get("sport", 0), dport = get("dport", 0);
+    const rdst = get("dst", 1), rdport = get("dport", 1);
+    if (!src || !rdst) continue;
+    out.push({ inside: `${src}:${sport}`, outside: `${rdst}:${rdport}`, remote: `${dst}:${dport}` });
+  }
+  return out;
+}
+

@@ -1,0 +1,127 @@
+// The demo's network, as data: three sites of a CE-based VPN
+// (draft-ietf-l3vpn-ce-based-02), a full mesh of ESP SA pairs with a different
+// suite per pair, and site C behind a source NAT.
+//
+//   site-a 10.1.0.2 ─lan─ ce-a ─wan 192.0.2.1 ──┐
+//                                               │  wan: bridge br0, 192.0.2.0/24
+//   site-b 10.2.0.2 ─lan─ ce-b ─wan 192.0.2.2 ──┤  (the "Internet"; the capture point)
+//                                               │
+//                    nat: outside 192.0.2.3 ────┘  masquerade, ports 20000-20999
+//                         inside  172.16.3.1 ──┐
+//   site-c 10.3.0.2 ─lan─ ce-c ─wan 172.16.3.2 ┘  default route via the NAT
+//
+// Each CE runs `wesp up` with a TUN `wesp0`; the routes to the other sites'
+// prefixes point into it. A and B know C only by the NAT's outside address and
+// port 4500, which is NOT where C's packets come from: the NAT rewrites C's
+// source port to one of 20000-20999, so A and B reach C only because the core
+// learns C's translated address and port from authenticated inbound packets
+// (RFC 3948 §2.2; docs/core.md "NAT-T peer address learning"). C sends first
+// (its keepalives, RFC 3948 §2.3, and the demo's first pings go from C).
+//
+// SPIs read as "from, to": 0x0000ab01 is the SA A sends to B on.
+
+export type SiteId = "a" | "b" | "c";
+
+export interface Site {
+  id: SiteId;
+  /** Node name in the config and in the output. */
+  name: string;
+  /** Prefixes behind the CE (its `local_prefixes`). */
+  prefixes: [v4: string, v6: string];
+  /** The site's LAN host (a namespace of its own). */
+  host: { v4: string; v6: string };
+  /** The CE's address on the LAN, the host's default gateway. */
+  gateway: { v4: string; v6: string };
+  /** LAN on-link prefix lengths. */
+  lanLen: { v4: number; v6: number };
+  /** The CE's own WAN address (private for C, behind the NAT). */
+  wan: string;
+  /** Where the other CEs send to: the WAN address, or the NAT's outside one. */
+  publicAddress: string;
+  behindNat: boolean;
+}
+
+export const WAN_LEN = 24;
+export const NAT_INSIDE = { nat: "172.16.3.1", len: 24 };
+/** The NAT's outside address: site C's public address. */
+export const NAT_OUTSIDE = "192.0.2.3";
+/** Source ports the NAT maps C's flows to (so 4500 in the config is wrong on purpose). */
+export const NAT_PORTS = { first: 20000, last: 20999 };
+export const ESP_PORT = 4500;
+
+export const SITES: readonly Site[] = [
+  site("a", "10.1", "fd00:1", "192.0.2.1", "192.0.2.1", false),
+  site("b", "10.2", "fd00:2", "192.0.2.2", "192.0.2.2", false),
+  site("c", "10.3", "fd00:3", "172.16.3.2", NAT_OUTSIDE, true),
+];
+
+function site(id: SiteId, v4: string, v6: string, wan: string, pub: string, behindNat: boolean): Site {
+  return {
+    id,
+    name: `site-${id}`,
+    prefixes: [`${v4}.0.0/16`, `${v6}::/48`],
+    host: { v4: `${v4}.0.2`, v6: `${v6}::2` },
+    gateway: { v4: `${v4}.0.1`, v6: `${v6}::1` },
+    lanLen: { v4: 24, v6: 64 },
+    wan,
+    publicAddress: pub,
+    behindNat,
+  };
+}
+
+export type DemoSuite = "aes-128-gcm" | "aes-256-gcm" | "chacha20-poly1305";
+
+export interface Pair {
+  a: Site;
+  b: Site;
+  suite: DemoSuite;
+  /** SPI of the SA a sends on (b receives), and the reverse. */
+  spiAB: number;
+  spiBA: number;
+}
+
+function spi(from: SiteId, to: SiteId): number {
+  return parseInt(`${from}${to}01`, 16);
+}
+
+const PAIR_SUITES: Record<string, DemoSuite> = {
+  ab: "aes-128-gcm",
+  ac: "aes-256-gcm",
+  bc: "chacha20-poly1305",
+};
+
+/** Every unordered pair of sites, each with its suite and SPIs. */
+export const PAIRS: readonly Pair[] = (["ab", "ac", "bc"] as const).map((k) => {
+  const a = siteById(k[0] as SiteId);
+  const b = siteById(k[1] as SiteId);
+  return { a, b, suite: PAIR_SUITES[k], spiAB: spi(a.id, b.id), spiBA: spi(b.id, a.id) };
+});
+
+export function siteById(id: SiteId): Site {
+  const s = SITES.find((x) => x.id === id);
+  if (!s) throw new Error(`no site ${id}`);
+  return s;
+}
+
+/** NAT-keepalive interval (RFC 3948 §2.3) of the site behind the NAT, in seconds. */
+export const KEEPALIVE_S = 5;
+
+/** Namespace labels (the lab prefixes them). */
+export const NS = {
+  wan: "wan",
+  nat: "nat",
+  ce: (s: Site) => `ce-${s.id}`,
+  host: (s: Site) => `site-${s.id}`,
+} as const;
+
+/** Interface names inside the namespaces (at most 15 bytes, IFNAMSIZ). */
+export const IF = {
+  bridge: "br0",
+  wanPort: (label: string) => `to-${label}`,
+  ceWan: "wan",
+  ceLan: "lan",
+  tun: "wesp0",
+  hostLan: "eth0",
+  natOutside: "outside",
+  natInside: "inside",
+} as const;

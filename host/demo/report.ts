@@ -1,0 +1,115 @@
+// What the demo prints: a step at a time, then the checks and PASS or FAIL.
+import { existsSync, readFileSync } from "node:fs";
+import type { Lab } from "./lab.ts";
+import { NAT_OUTSIDE, NAT_PORTS, NS, PAIRS, SITES, siteById, type SiteId } from "./plan.ts";
+import type { DemoConfigs } from "./configs.ts";
+import type { PingResult, TcpResult } from "./traffic.ts";
+import type { SpiSummary, WireFrame, WireReport } from "./wire.ts";
+import type { NatMapping } from "./nat.ts";
+import type { DemoResult } from "./run.ts";
+
+type Out = (line: string) => void;
+
+const hex = (spi: number) => "0x" + spi.toString(16).padStart(8, "0");
+const site = (id: SiteId) => siteById(id).name;
+
+export function size(n: number): string {
+  return n >= 1 << 20 && n % (1 << 20) === 0 ? `${n >> 20} MiB` : n >= 1024 && n % 1024 === 0 ? `${n >> 10} KiB` : `${n} bytes`;
+}
+
+export function banner(out: Out): void {
+  out("wesp demo: a three-site CE VPN over ESP (RFC 4303), in network namespaces");
+  out("");
+  out("  site-a 10.1.0.2 ── ce-a 192.0.2.1 ──┐");
+  out("  site-b 10.2.0.2 ── ce-b 192.0.2.2 ──┼── wan (bridge 192.0.2.0/24, captured)");
+  out(`  site-c 10.3.0.2 ── ce-c 172.16.3.2 ── nat ${NAT_OUTSIDE} (masquerade, UDP ports ${NAT_PORTS.first}-${NAT_PORTS.last})`);
+  out("");
+  for (const p of PAIRS) out(`  ${p.a.name} ⇄ ${p.b.name}: ${p.suite.padEnd(17)} SPIs ${hex(p.spiAB)} / ${hex(p.spiBA)}, ESP in UDP 4500 (RFC 3948)`);
+}
+
+export function step(out: Out, n: number, what: string): void {
+  out(`\n[${n}/6] ${what}`);
+}
+
+export function lab(out: Out, l: Lab, c: DemoConfigs, took: string): void {
+  out(`  ${l.namespaces.length} namespaces (${l.prefix}*), configs with fresh keys in ${l.dir} (${took})`);
+  for (const s of SITES) out(`    ${c.files[s.id]}`);
+}
+
+export function pings(out: Out, ps: PingResult[], took: string): void {
+  for (const p of ps) {
+    const mark = p.received === p.sent ? "ok  " : "FAIL";
+    out(`  ${mark} ${site(p.from)} → ${site(p.to)}  ${p.dst.padEnd(10)} ${p.received}/${p.sent} echo replies${p.error ? `  (${p.error})` : ""}`);
+  }
+  out(`  (${took})`);
+}
+
+export function transfers(out: Out, ts: TcpResult[], took: string): void {
+  for (const t of ts) {
+    const mark = t.ok ? "ok  " : "FAIL";
+    const far = t.ok ? `far end: ${t.farBytes} bytes, sha256 ${t.farSha256.slice(0, 16)}… = sent` : `far end: ${t.farBytes} bytes${t.error ? `  (${t.error})` : ", sha256 differs"}`;
+    out(`  ${mark} ${site(t.from)} → ${site(t.to)}  ${t.dst.padEnd(10)} ${far}`);
+  }
+  out(`  (${took})`);
+}
+
+export function status(out: Out, name: string, text: string, error?: string): void {
+  out(`  ── ${name} ──`);
+  if (error) out(`  ${error}`);
+  for (const line of text.trimEnd().split("\n")) if (line) out(`  ${line}`);
+}
+
+export function wire(out: Out, spis: SpiSummary[], w: WireReport, table: { rows: number; notes: string[] }, nat: NatMapping[], dropped: number, took: string): void {
+  out(`  esp_sa table: ${table.rows} rows from 'wesp keys --wireshark --any-address' of the three configs`);
+  if (table.notes.length) out(`  (Wireshark 4.0 has no ChaCha20-Poly1305 for ESP: those SAs are checked with @noble/ciphers instead)`);
+  out("");
+  out(`  ${"SPI".padEnd(10)}  ${"from → to".padEnd(16)}  ${"suite".padEnd(17)}  ${"frames".padStart(6)}  ${"ICV good/bad".padEnd(12)}  checked by  outer (UDP)`);
+  for (const s of spis) {
+    out(`  ${hex(s.spi)}  ${`${site(s.from)} → ${site(s.to)}`.padEnd(16)}  ${s.suite.padEnd(17)}  ${String(s.frames).padStart(6)}  ${`${s.good}/${s.bad}${s.unchecked ? ` (${s.unchecked} unchecked)` : ""}`.padEnd(12)}  ${s.checkedBy.join(",").padEnd(10)}  ${s.endpoints.join(", ")}`);
+  }
+  out(`  NAT-keepalives (RFC 3948 §2.3): ${w.keepalives}; other UDP: ${w.other}`);
+  if (dropped) out(`  tcpdump lost ${dropped} packets (its buffer overflowed): the counts above are a sample`);
+  for (const m of nat) out(`  NAT mapping: ${m.inside} → ${m.outside} (to ${m.remote})`);
+  out("");
+  out("  a few frames, decrypted:");
+  for (const f of samples(w.frames, spis)) {
+    out(`  #${String(f.frame).padEnd(5)} ${f.src} → ${f.dst}  SPI ${hex(f.spi)} seq ${f.seq}  ICV ${f.icv} (${f.checkedBy})`);
+    out(`         inner ${f.innerSrc} → ${f.innerDst}  ${(f.info ?? "").replace(/\s+/g, " ").slice(0, 90)}`);
+  }
+  out(`  (${took})`);
+}
+
+/** Per SA: its first ICMP frame and its first TCP frame with data. */
+function samples(frames: WireFrame[], spis: SpiSummary[]): WireFrame[] {
+  const out: WireFrame[] = [];
+  for (const s of spis) {
+    const mine = frames.filter((f) => f.spi === s.spi && f.icv === "good");
+    const icmp = mine.find((f) => /echo/i.test(f.info ?? ""));
+    const data = mine.find((f) => /TCP|→|>/.test(f.info ?? "") && /len=[1-9]|Len=[1-9]/.test(f.info ?? ""));
+    for (const f of [icmp, data]) if (f) out.push(f);
+  }
+  return out;
+}
+
+export function verdict(out: Out, r: DemoResult): void {
+  out("\nchecks:");
+  for (const c of r.checks) out(`  ${c.ok ? "PASS" : "FAIL"}  ${c.name.padEnd(32)} ${c.detail}`);
+  const passed = r.checks.filter((c) => c.ok).length;
+  out(`\n${r.ok ? "PASS" : "FAIL"}: ${passed} of ${r.checks.length} checks passed${r.error ? ` (stopped early: ${r.error.split("\n")[0]})` : ""}`);
+}
+
+export function kept(out: Out, l: Lab): void {
+  out(`\nthe lab is still up (--keep). Look around:`);
+  for (const s of SITES) out(`  ip netns exec ${l.nsName(NS.host(s))} bash      # ${s.name}'s LAN host, ${s.host.v4}`);
+  out(`  ip netns exec ${l.nsName(NS.ce(SITES[0]))} node bin/wesp.js status ${l.dir}/site-a.yaml`);
+  out(`  ip netns exec ${l.nsName(NS.wan)} tcpdump -ni br0 udp       # the Internet`);
+  out(`  logs, configs, keys and the capture: ${l.dir}`);
+  out(`tear it down with:  node bin/wesp.js demo --down${l.prefix === "wesp-demo-" ? "" : ` --prefix ${l.prefix}`}`);
+}
+
+export function logTail(out: Out, label: string, path: string): void {
+  if (!existsSync(path)) return;
+  const lines = readFileSync(path, "utf8").trimEnd().split("\n").slice(-15);
+  out(`  ── ${label} log (last lines) ──`);
+  for (const l of lines) out(`  ${l}`);
+}

@@ -1,0 +1,71 @@
+// Builds the demo's network (plan.ts) in namespaces: the WAN bridge, the NAT,
+// three CEs and three site hosts, with addresses, routes and forwarding. The
+// routes into each CE's TUN are added later (routesIntoTun), once `wesp up`
+// has made the device.
+import { IF, NAT_INSIDE, NS, SITES, WAN_LEN, type Site } from "./plan.ts";
+import type { Lab } from "./lab.ts";
+import { setUpNat } from "./nat.ts";
+
+/** Turns a namespace into an IPv4/IPv6 router; no reverse-path filter (asymmetric paths via the TUN). */
+async function router(lab: Lab, ns: string): Promise<void> {
+  await lab.runIn(ns, ["sysctl", "-qw",
+    "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
+    "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"]);
+}
+
+async function addr(lab: Lab, ns: string, ifname: string, cidr: string): Promise<void> {
+  // nodad: an IPv6 address is usable at once instead of after duplicate address detection
+  await lab.ip(ns, "addr", "add", cidr, "dev", ifname, ...(cidr.includes(":") ? ["nodad"] : []));
+}
+
+/** The whole topology of plan.ts, without the TUN routes. */
+export async function buildTopology(lab: Lab): Promise<void> {
+  await lab.ns(NS.wan);
+  await lab.ns(NS.nat);
+  for (const s of SITES) {
+    await lab.ns(NS.ce(s));
+    await lab.ns(NS.host(s));
+  }
+
+  // The "Internet": one bridge, so a single capture on it sees every outer packet once.
+  await lab.ip(NS.wan, "link", "add", IF.bridge, "type", "bridge");
+  await lab.ip(NS.wan, "link", "set", IF.bridge, "up");
+  const attach = async (label: string, peerNs: string, peerIf: string) => {
+    await lab.veth(NS.wan, IF.wanPort(label), peerNs, peerIf);
+    await lab.ip(NS.wan, "link", "set", IF.wanPort(label), "master", IF.bridge);
+  };
+
+  for (const s of SITES) {
+    const ce = NS.ce(s);
+    const host = NS.host(s);
+    await router(lab, ce);
+    if (s.behindNat) await lab.veth(NS.nat, IF.natInside, ce, IF.ceWan);
+    else await attach(s.id, ce, IF.ceWan);
+    await addr(lab, ce, IF.ceWan, `${s.wan}/${s.behindNat ? NAT_INSIDE.len : WAN_LEN}`);
+    if (s.behindNat) await lab.ip(ce, "route", "add", "default", "via", NAT_INSIDE.nat);
+
+    await lab.veth(ce, IF.ceLan, host, IF.hostLan);
+    await addr(lab, ce, IF.ceLan, `${s.gateway.v4}/${s.lanLen.v4}`);
+    await addr(lab, ce, IF.ceLan, `${s.gateway.v6}/${s.lanLen.v6}`);
+    await addr(lab, host, IF.hostLan, `${s.host.v4}/${s.lanLen.v4}`);
+    await addr(lab, host, IF.hostLan, `${s.host.v6}/${s.lanLen.v6}`);
+    await lab.ip(host, "route", "add", "default", "via", s.gateway.v4);
+    await lab.ip(host, "-6", "route", "add", "default", "via", s.gateway.v6);
+  }
+
+  await attach(NS.nat, NS.nat, IF.natOutside);
+  await router(lab, NS.nat);
+  await setUpNat(lab);
+}
+
+/**
+ * Routes the other sites' prefixes into `wesp0` of `site`'s CE. `replace`,
+ * so it does not matter whether `wesp up` installed them already.
+ */
+export async function routesIntoTun(lab: Lab, site: Site): Promise<void> {
+  for (const other of SITES) {
+    if (other.id === site.id) continue;
+    await lab.ip(NS.ce(site), "route", "replace", other.prefixes[0], "dev", IF.tun);
+    await lab.ip(NS.ce(site), "-6", "route", "replace", other.prefixes[1], "dev", IF.tun);
+  }
+}

@@ -1,0 +1,159 @@
+// What crossed the "Internet": a tcpdump capture on the WAN bridge, decrypted
+// and authenticated by tshark with the esp_sa table `wesp keys --wireshark`
+// writes, and the ChaCha20-Poly1305 frames (which Wireshark 4.0 cannot
+// decrypt) by @noble/ciphers (esp_check.ts). Nothing here trusts wesp: both
+// checkers are independent of its core.
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { exec, waitFor, type Lab, type LabProcess } from "./lab.ts";
+import { IF, NS, SITES, type SiteId } from "./plan.ts";
+import type { DemoConfigs, DemoSa } from "./configs.ts";
+import { describeInner, openChachaEsp } from "./esp_check.ts";
+import { WESP } from "./ces.ts";
+
+
+export interface Capture {
+  pcap: string;
+  /** Stops tcpdump; resolves to the packets it says the kernel dropped (its buffer overflowed). */
+  stop(): Promise<number>;
+}
+
+/** tcpdump on the WAN bridge: every outer packet between the CEs and the NAT, once. */
+export async function startCapture(lab: Lab): Promise<Capture> {
+  const pcap = join(lab.dir, "wan.pcap");
+  // -B: a 64 MiB buffer, so a burst of TCP does not overflow it; --immediate-mode -U:
+  // nothing waits in a buffer when the demo stops the capture.
+  const p: LabProcess = lab.spawn(NS.wan, "tcpdump", ["tcpdump", "-Z", "root", "-i", IF.bridge, "-n", "-B", "65536", "--immediate-mode", "-U", "-w", pcap, "udp"]);
+  await waitFor(() => /listening on/.test(readFileSync(p.log, "utf8")) || !p.running, "tcpdump on the WAN bridge");
+  if (!p.running) throw new Error(`tcpdump failed: ${readFileSync(p.log, "utf8")}`);
+  return {
+    pcap,
+    async stop() {
+      await p.stop("SIGINT", 3000); // SIGINT: tcpdump flushes, closes the file, prints its counts
+      return Number(/(\d+) packets? dropped by kernel/.exec(readFileSync(p.log, "utf8"))?.[1] ?? 0);
+    },
+  };
+}
+
+/**
+ * The merged esp_sa table of the three CEs, from `wesp keys --wireshark
+ * --any-address` (any address: C's frames carry the NAT's, not C's own).
+ * Written where tshark looks when XDG_CONFIG_HOME is the returned directory.
+ */
+export async function espSaTable(lab: Lab, configs: DemoConfigs): Promise<{ xdg: string; rows: number; notes: string[] }> {
+  const rows = new Set<string>();
+  const notes = new Set<string>();
+  const runs = await Promise.all(SITES.map((s) => exec([process.execPath, WESP, "keys", "--wireshark", "--any-address", configs.files[s.id]])));
+  for (const [i, r] of runs.entries()) {
+    if (r.code !== 0) throw new Error(`wesp keys --wireshark ${configs.files[SITES[i].id]} → exit ${r.code}: ${r.stderr}`);
+    for (const line of r.stdout.split("\n")) if (line.startsWith('"')) rows.add(line);
+    for (const line of r.stderr.split("\n")) if (line.startsWith("note: ")) notes.add(line.slice(6).replace(/^peers\[\d+\] /, ""));
+  }
+  const xdg = join(lab.dir, "tshark");
+  mkdirSync(join(xdg, "wireshark"), { recursive: true, mode: 0o700 });
+  writeFileSync(join(xdg, "wireshark", "esp_sa"), [...rows].join("\n") + "\n", { mode: 0o600 });
+  return { xdg, rows: rows.size, notes: [...notes] };
+}
+
+export interface WireFrame {
+  frame: number;
+  src: string;
+  dst: string;
+  spi: number;
+  seq: number;
+  icv: "good" | "bad" | "unchecked";
+  checkedBy: "tshark" | "noble" | "none";
+  innerSrc?: string;
+  innerDst?: string;
+  info?: string;
+}
+
+export interface WireReport {
+  frames: WireFrame[];
+  /** NAT-keepalives (RFC 3948 §2.3: one 0xFF byte) seen. */
+  keepalives: number;
+  /** Other UDP frames (not ESP, not keepalives). */
+  other: number;
+}
+
+const FIELDS = ["frame.number", "ip.src", "ip.dst", "udp.srcport", "udp.dstport", "udp.payload",
+  "esp.spi", "esp.sequence", "esp.icv_good", "esp.icv_bad", "_ws.col.Info"];
+
+/** Every UDP frame of the capture, ESP ones checked (tshark first, noble for ChaCha20-Poly1305). */
+export async function decode(pcap: string, xdg: string, sas: DemoSa[]): Promise<WireReport> {
+  const r = await exec(["env", `XDG_CONFIG_HOME=${xdg}`, "tshark", "-r", pcap, "-n",
+    "-o", "esp.enable_encryption_decode:TRUE", "-o", "esp.enable_authentication_check:TRUE",
+    "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=|",
+    ...FIELDS.flatMap((f) => ["-e", f])], { timeoutMs: 120_000 });
+  if (r.code !== 0) throw new Error(`tshark → exit ${r.code}: ${r.stderr}`);
+  const bySpi = new Map(sas.map((s) => [s.spi, s]));
+  const report: WireReport = { frames: [], keepalives: 0, other: 0 };
+  for (const line of r.stdout.split("\n")) {
+    if (!line) continue;
+    const c = line.split("\t");
+    const col = (name: string) => (c[FIELDS.indexOf(name)] ?? "").split("|").filter((x) => x !== "");
+    const payload = Buffer.from((col("udp.payload")[0] ?? "").replace(/:/g, ""), "hex");
+    if (payload.length === 1 && payload[0] === 0xff) {
+      report.keepalives++;
+      continue;
+    }
+    if (payload.length < 8 || payload.readUInt32BE(0) === 0) {
+      report.other++;
+      continue;
+    }
+    const [src, innerSrc] = col("ip.src");
+    const [dst, innerDst] = col("ip.dst");
+    const f: WireFrame = {
+      frame: Number(col("frame.number")[0]),
+      src: `${src}:${col("udp.srcport")[0]}`,
+      dst: `${dst}:${col("udp.dstport")[0]}`,
+      spi: payload.readUInt32BE(0),
+      seq: payload.readUInt32BE(4),
+      icv: col("esp.icv_good")[0] === "1" ? "good" : col("esp.icv_bad")[0] === "1" ? "bad" : "unchecked",
+      checkedBy: "tshark",
+    };
+    if (f.icv === "good") Object.assign(f, { innerSrc, innerDst, info: col("_ws.col.Info").join(" ") });
+    const sa = bySpi.get(f.spi);
+    if (f.icv === "unchecked" && sa?.suite === "chacha20-poly1305") {
+      const o = openChachaEsp(payload, sa);
+      f.icv = o.icv;
+      f.checkedBy = "noble";
+      if (o.inner) {
+        const d = describeInner(o.inner);
+        Object.assign(f, { innerSrc: d.src, innerDst: d.dst, info: d.info });
+      }
+    }
+    if (f.icv === "unchecked") f.checkedBy = "none";
+    report.frames.push(f);
+  }
+  return report;
+}
+
+export interface SpiSummary {
+  spi: number;
+  from: SiteId;
+  to: SiteId;
+  suite: string;
+  frames: number;
+  good: number;
+  bad: number;
+  unchecked: number;
+  checkedBy: string[];
+  /** Outer "src → dst" endpoints seen (for C: the NAT's mapped port). */
+  endpoints: string[];
+}
+
+export function summarize(report: WireReport, sas: DemoSa[]): SpiSummary[] {
+  return sas.map((sa) => {
+    const fs = report.frames.filter((f) => f.spi === sa.spi);
+    return {
+      spi: sa.spi, from: sa.from, to: sa.to, suite: sa.suite,
+      frames: fs.length,
+      good: fs.filter((f) => f.icv === "good").length,
+      bad: fs.filter((f) => f.icv === "bad").length,
+      unchecked: fs.filter((f) => f.icv === "unchecked").length,
+      checkedBy: [...new Set(fs.map((f) => f.checkedBy))],
+      endpoints: [...new Set(fs.map((f) => `${f.src} → ${f.dst}`))],
+    };
+  });
+}
