@@ -15,7 +15,7 @@ import { canUseNetns, exec, Lab, NS_PREFIX, run, sweepStale, tcpEcho, waitFor, t
 import { checkEsp, checkEspTable, startCapture, tsharkSupports, type EspSa } from "../helpers/tshark.ts";
 import { wesp, wespConfig, writeWespConfig } from "./wesp-peer.ts";
 import { concat, inetChecksum, ipv4Header, openEsp, PROTO, sealEsp, type RefSa } from "../helpers/ref_esp.ts";
-import { CHARON, Charon, espDrops, parseChildSas, SUITES, toEspSas, type ChildSa, type EspDirection, type Suite } from "./strongswan.ts";
+import { CHARON, Charon, espDrops, espParsed, parseChildSas, SUITES, toEspSas, type ChildSa, type EspDirection, type Suite } from "./strongswan.ts";
 
 const skip = !canUseNetns()
   ? "needs root and ip netns"
@@ -204,7 +204,9 @@ describe("strongSwan pair over kernel-libipsec", { skip }, () => {
         // R drops a replayed packet and a forged one, says why, and keeps working
         // (the forgery's high sequence number must not have moved R's window).
         const sent = frames.filter((f) => f.spi === l.outbound.spi);
-        const replayed = sent[sent.length - 1];
+        // a packet R is known to have received (its socket may drop some under load)
+        const atR = new Set(espParsed(R.log(), l.outbound.spi));
+        const replayed = sent.filter((f) => atR.has(f.seq)).pop()!;
         const forged = Uint8Array.from(replayed.esp!);
         const forgedSeq = Math.max(...sent.map((f) => f.seq)) + 1000;
         new DataView(forged.buffer).setUint32(4, forgedSeq); // RFC 4303 §2.2: SN at offset 4
@@ -238,9 +240,9 @@ describe("strongSwan pair over kernel-libipsec", { skip }, () => {
         const cap2 = await startCapture(topo.ceL, "wl", join(topo.lab.dir, `${suite}-standin.pcap`), ["udp", "port", "4500"]);
         const id = 0x5e5e;
         const hello = new TextEncoder().encode(`stand-in for charon L, ${suite}`);
-        // ahead of what L sent (the "still up" ping used one more) but far below the
-        // forgery's: R's window must not have moved to it (RFC 4303 §3.4.3)
-        const nextSeq = Math.max(...sent.map((f) => f.seq)) + 10;
+        // just ahead of what R got from L, far below the forgery's: R's window must
+        // not have moved to the forgery (RFC 4303 §3.4.3)
+        const nextSeq = Math.max(...espParsed(R.log(), l.outbound.spi).filter((q) => q !== forgedSeq)) + 1;
         const iv = randomBytes(l.integAlg === "" ? 8 : 16);
         const sealed = sealEsp(refSa(l, l.outbound), { seq: BigInt(nextSeq), iv, payload: echoRequest(SITE_L, SITE_R, id, hello), nextHeader: 4 });
         await topo.ceL.sendUdp(WAN_L, 4500, WAN_R, 4500, sealed);

@@ -162,7 +162,8 @@ describe("wesp in place of a charon, against strongSwan over kernel-libipsec", {
         assert.deepEqual(fromWesp.map((f) => f.seq), [...fromWesp.map((f) => f.seq)].sort((a, b) => a - b), "captured in order");
 
         // the harness replays wesp's last packet and forges a new one from wesp's address
-        const last = fromWesp[fromWesp.length - 1];
+        const atR = new Set(received);
+        const last = fromWesp.filter((f) => atR.has(f.seq)).pop()!; // known to have reached R
         const forged = Uint8Array.from(last.esp!);
         const forgedSeq = last.seq + 1000;
         new DataView(forged.buffer).setUint32(4, forgedSeq); // RFC 4303 §2.2
