@@ -53,6 +53,10 @@ export function transfers(out: Out, ts: TcpResult[], took: string): void {
   out(`  (${took})`);
 }
 
+export function statusNote(out: Out, took: string): void {
+  out(`  (peer addresses are as configured; where site-c's packets really come from is learned, see the wire below) (${took})`);
+}
+
 export function status(out: Out, name: string, text: string, error?: string): void {
   out(`  ── ${name} ──`);
   if (error) out(`  ${error}`);
@@ -79,13 +83,13 @@ export function wire(out: Out, spis: SpiSummary[], w: WireReport, table: { rows:
   out(`  (${took})`);
 }
 
-/** Per SA: its first ICMP frame and its first TCP frame with data. */
+/** Per SA: its first IPv4 echo and its first IPv6 TCP segment with data. */
 function samples(frames: WireFrame[], spis: SpiSummary[]): WireFrame[] {
   const out: WireFrame[] = [];
   for (const s of spis) {
     const mine = frames.filter((f) => f.spi === s.spi && f.icv === "good");
-    const icmp = mine.find((f) => /echo/i.test(f.info ?? ""));
-    const data = mine.find((f) => /TCP|→|>/.test(f.info ?? "") && /len=[1-9]|Len=[1-9]/.test(f.info ?? ""));
+    const icmp = mine.find((f) => !f.innerSrc?.includes(":") && /echo/i.test(f.info ?? ""));
+    const data = mine.find((f) => f.innerSrc?.includes(":") && /\b(len|Len)=[1-9]/.test(f.info ?? ""));
     for (const f of [icmp, data]) if (f) out.push(f);
   }
   return out;

@@ -119,6 +119,7 @@ async function steps(lab: Lab, opts: DemoOptions, out: (l: string) => void, r: D
     r.status[s.id] = statuses[i].json;
     say.status(out, s.name, statuses[i].text, statuses[i].error);
   }
+  say.statusNote(out, took());
 
   say.step(out, 6, "what crossed the Internet (tcpdump on the WAN bridge, decrypted by tshark)");
   r.nat = await natMappings(lab);
