@@ -5,7 +5,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { statSync } from "node:fs";
-import { canUseNetns, Lab, tcpEcho } from "../helpers/netns.ts";
+import { canUseNetns, Lab, tcpEcho, waitFor } from "../helpers/netns.ts";
 import { assertNoNamespacesLeft } from "./io-util.ts";
 import { findKeyLeaks } from "../helpers/config_fixture.ts";
 import { ADDR, buildSites, startPair, status, stopPair, wesp, type Case, type Sites } from "./forwarder-util.ts";
@@ -14,7 +14,7 @@ const TCP_BYTES = 2 << 20;
 const PINGS = 3;
 
 const CASES: Case[] = [
-  { name: "tunnel, ESP in UDP over IPv4, AES-256-GCM", mode: "tunnel", outer: 4, encap: "udp", suite: "aes-256-gcm" },
+  { name: "tunnel, ESP in UDP over IPv4, AES-256-GCM, NAT-keepalives", mode: "tunnel", outer: 4, encap: "udp", suite: "aes-256-gcm", keepaliveA: 1 },
   { name: "tunnel, raw ESP over IPv6, ChaCha20-Poly1305", mode: "tunnel", outer: 6, encap: "raw", suite: "chacha20-poly1305" },
   { name: "transport-ipip, ESP in UDP over IPv6, AES-128-CBC + HMAC-SHA-256", mode: "transport-ipip", outer: 6, encap: "udp", suite: "aes-128-cbc-hmac-sha256" },
   { name: "transport-ipip, raw ESP over IPv4, AES-128-GCM", mode: "transport-ipip", outer: 4, encap: "raw", suite: "aes-128-gcm" },
@@ -81,9 +81,39 @@ describe("wesp up: two sites through ESP", { skip: !canUseNetns() && "needs root
         }
         // owner-only control socket
         assert.equal(statSync(r.sockA).mode & 0o777, 0o600);
+
+        if (c.keepaliveA) {
+          // RFC 3948 §2.3: ceB receives ceA's one-byte keepalives and counts them as such
+          const stB = await waitFor(async () => {
+            const x = await status(r.sockB);
+            return x.global.inbound.drops.KEEPALIVE >= 1 && x;
+          }, "a keepalive at ceB", 15_000, 300);
+          assert.equal(stB.peers[0].inbound[0].counters.dropped, 0, "keepalives are not charged to the SA");
+          assert.ok((await status(r.sockA)).host.keepalives >= stB.global.inbound.drops.KEEPALIVE);
+        }
       } finally {
         await stopPair(s, r);
       }
     });
+  });
+  it("a hard lifetime in packets: the SA is removed once reached and its traffic stops", { timeout: 120_000 }, async () => {
+    const c: Case = { name: "lt", mode: "tunnel", outer: 4, encap: "udp", suite: "aes-128-gcm", lifetimePacketsA: 4 };
+    const r = await startPair(s, c, "lifetime");
+    try {
+      assert.equal((await s.hostA.ping(ADDR.hostB.v4, 4)).received, 4, "the first 4 packets each way pass");
+      const st = await waitFor(async () => {
+        const x = await status(r.sockA);
+        return x.peers[0].outbound.expired && x.peers[0].inbound[0].expired && x;
+      }, "both SAs of ceA to expire", 15_000, 300);
+      assert.equal(st.peers[0].outbound.live, false);
+      assert.match(r.a.stderr, /reached its lifetime and was removed/);
+      assert.equal((await s.hostA.ping(ADDR.hostB.v4, 1)).received, 0, "no SA, no traffic");
+      const after = await status(r.sockA);
+      assert.ok(after.global.outbound.drops.NO_SA >= 1, JSON.stringify(after.global.outbound.drops));
+      const text = await wesp("status", "--control", r.sockA);
+      assert.match(text.stdout, /EXPIRED/);
+    } finally {
+      await stopPair(s, r);
+    }
   });
 });

@@ -77,6 +77,10 @@ export interface Case {
   gre?: { key?: number; sequence?: boolean };
   /** UDP port (both sides). */
   port?: number;
+  /** ceA's NAT-keepalive interval towards ceB (seconds). */
+  keepaliveA?: number;
+  /** Hard lifetime of the SA pair on ceA, in packets per direction. */
+  lifetimePacketsA?: number;
 }
 
 const KEY_BYTES: Record<string, number> = {
@@ -118,6 +122,7 @@ export function configs(c: Case, dir: string): { a: object; b: object; keys: str
         mode: c.mode,
         ...(c.gre ? { gre: c.gre } : {}),
         ...(c.mtu ? { mtu: c.mtu } : {}),
+        ...(A && c.keepaliveA ? { keepalive: c.keepaliveA } : {}),
         ...(plain ? {} : {
           sas: [{
             spi_in: A ? 0x1000b : 0x1000a,
@@ -126,6 +131,7 @@ export function configs(c: Case, dir: string): { a: object; b: object; keys: str
             key_in: A ? kBA : kAB,
             key_out: A ? kAB : kBA,
             ...(cbc ? { auth_key_in: A ? hBA : hAB, auth_key_out: A ? hAB : hBA } : {}),
+            ...(A && c.lifetimePacketsA ? { lifetime: { packets: c.lifetimePacketsA } } : {}),
           }],
         }),
       }],
