@@ -22,14 +22,14 @@
 // level-triggered): each callback handles one batch and returns, so status
 // requests and the stop message are never starved, and nothing ever sits in
 // a blocking read (shutdown cannot hang on one).
-import { Core, HEADROOM, KIND, MAX_PACKET, SLOT_SIZE, VERDICT } from "../core/core.ts";
+import { Core, HEADROOM, KIND, MAX_PACKET, REASON_NAMES, SLOT_SIZE, VERDICT } from "../core/core.ts";
 import type { Tun } from "../tun/tun_linux.ts";
 import type { UdpSocket } from "../net/udp_linux.ts";
 import type { RawSocket } from "../net/raw_linux.ts";
 import type { Provisioned, OutSa } from "./provision.ts";
 import { fragment4, RateLimit, tooBig, usableMtu } from "./icmp.ts";
 
-const REASON_TOO_BIG = 10; // host/core/abi.ts REASON_NAMES
+const REASON_TOO_BIG = REASON_NAMES.indexOf("TOO_BIG");
 /** Most a received datagram may fill: the slot after its headroom. */
 const RECV_CAP = SLOT_SIZE - HEADROOM;
 
