@@ -147,7 +147,7 @@ export class Netns {
     return this.ip("addr", "add", cidr, "dev", ifname, ...(cidr.includes(":") ? ["nodad"] : []));
   }
   up(ifname: string): Promise<string> {
-    return this.ip("link", "set", ifname, "up");
+    return this.ip("link", "set", "dev", ifname, "up");
   }
   route(prefix: string, via: string): Promise<string> {
     return this.ip(...(via.includes(":") ? ["-6"] : []), "route", "add", prefix, "via", via);
@@ -302,7 +302,8 @@ export class Lab {
    * Interface names are limited to 15 bytes (IFNAMSIZ).
    */
   async veth(a: Netns, aIf: string, b: Netns, bIf: string): Promise<void> {
-    await run(["ip", "link", "add", aIf, "netns", a.name, "type", "veth", "peer", "name", bIf, "netns", b.name]);
+    // "name" spelled out: a bare short name like "a" would parse as the keyword "address"
+    await run(["ip", "link", "add", "name", aIf, "netns", a.name, "type", "veth", "peer", "name", bIf, "netns", b.name]);
     await a.up(aIf);
     await b.up(bIf);
   }

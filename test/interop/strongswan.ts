@@ -2,9 +2,10 @@
 //
 // The kernel here has no XFRM, so charon runs with `kernel-libipsec`: ESP is done in
 // userspace over a TUN device (`ipsec0`), and only UDP-encapsulated ESP (RFC 3948) is
-// supported, without ESN. `kernel-netlink` is still loaded: it provides the
-// networking half (addresses, routes into table 220 via `ipsec0`); its XFRM half is
-// not used because libipsec registers the IPsec interface first.
+// supported, without ESN. `kernel-netlink` must still be loaded: it is the only
+// provider of `kernel-net` (addresses, routes into table 220 via `ipsec0`), and
+// charon refuses to start without it ("unmet dependency: CUSTOM:kernel-net"). With
+// both loaded, ESP goes through libipsec and nothing touches XFRM.
 //
 // Each daemon gets its own directory (config, log, vici socket) and its own `/run`
 // (a tmpfs in a private mount namespace), because charon insists on
