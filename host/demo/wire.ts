@@ -76,7 +76,7 @@ export interface WireReport {
   other: number;
 }
 
-const FIELDS = ["frame.number", "ip.src", "ip.dst", "udp.srcport", "udp.dstport", "udp.payload",
+const FIELDS = ["frame.number", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "udp.srcport", "udp.dstport", "udp.payload",
   "esp.spi", "esp.sequence", "esp.icv_good", "esp.icv_bad", "_ws.col.Info"];
 
 /** Every UDP frame of the capture, ESP ones checked (tshark first, noble for ChaCha20-Poly1305). */
@@ -101,8 +101,9 @@ export async function decode(pcap: string, xdg: string, sas: DemoSa[]): Promise<
       report.other++;
       continue;
     }
-    const [src, innerSrc] = col("ip.src");
-    const [dst, innerDst] = col("ip.dst");
+    // The outer header is IPv4 (the first ip.src); the decrypted inner one is the second ip.src or the ipv6.src.
+    const [src, innerSrc = col("ipv6.src")[0]] = col("ip.src");
+    const [dst, innerDst = col("ipv6.dst")[0]] = col("ip.dst");
     const f: WireFrame = {
       frame: Number(col("frame.number")[0]),
       src: `${src}:${col("udp.srcport")[0]}`,
