@@ -126,6 +126,40 @@ export function aesStateOut(dst: usize): void {
 }
 
 /**
+ * Counter mode without the input transpose. Eight counter blocks
+ * prefix ‖ c, prefix ‖ c+1, …, prefix ‖ c+7 with c ≡ 0 (mod 8) differ only in
+ * the three low bits of byte 15, and those bits are the block number i: bit b
+ * of byte 15 across the blocks is the fixed pattern 0xaa, 0xcc, 0xf0 for
+ * b = 0, 1, 2. Everything else is the same in all eight blocks, so its
+ * bitsliced form is a broadcast (0x00/0xff bytes) — no transpose needed.
+ *
+ * aesCtrBase builds, once per message, the bitsliced prefix with that pattern
+ * and round key 0 already added (base: 128 B; j0: 16 B, bytes 0..11 used);
+ * aesCtrIn then loads the state for the batch whose first counter is c
+ * (a multiple of 8, big-endian in bytes 12..15) by adding c's broadcast bits.
+ */
+export function aesCtrBase(rk0: usize, j0: usize, base: usize): void {
+  v128.store(ONE, i32x4.replace_lane(v128.load(j0), 3, 0));
+  spreadKey(ONE, base);
+  for (let b: usize = 0; b < 8; b++) {
+    let v = v128.xor(v128.load(base + (b << 4)), v128.load(rk0 + (b << 4)));
+    if (b < 3) v = v128.xor(v, i32x4.replace_lane(i64x2.splat(0), 3, b == 0 ? <i32>0xaa000000 : b == 1 ? <i32>0xcc000000 : <i32>0xf0000000));
+    v128.store(base + (b << 4), v);
+  }
+}
+
+/** State = base ⊕ bitsliced broadcast of the counter c (c ≡ 0 mod 8) in bytes 12..15. */
+export function aesCtrIn(base: usize, c: u32): void {
+  // Byte k of plane b is 0xff when bit b of counter byte k is set.
+  const v = i32x4.replace_lane(i64x2.splat(0), 3, bswap<u32>(c));
+  for (let b: usize = 0; b < 8; b++) {
+    const one: i32 = 1 << <i32>b;
+    const bit = i8x16.splat(<i8>one);
+    v128.store(ST + (b << 4), v128.xor(v128.load(base + (b << 4)), i8x16.eq(v128.and(v, bit), bit)));
+  }
+}
+
+/**
  * Rounds 1..nr of the cipher (FIPS-197 §5.1), or of the inverse cipher
  * (§5.3) when dec, on the state (AddRoundKey 0 already applied):
  *   cipher round r:          SubBytes, ShiftRows, MixColumns*, AddRoundKey(r)

@@ -11,8 +11,13 @@
 // 0x00000001 (§7.1 step 2, 96-bit IV), inc32 on the last four bytes. Block 0
 // masks the tag (§7.1 step 6), block j ≥ 1 encrypts data block j − 1.
 //
-//   gcmSeal: batch b makes keystream blocks 8b..8b+7, encrypts the data they
-//            cover, and GHASHes the previous batch's ciphertext between its rounds.
+// Batches are aligned on the counter, not on j, so that the eight counter
+// blocks can be bitsliced without a transpose (aesCtrIn): with off = J0's
+// counter mod 8, lane i of batch k holds keystream block j = 8k + i − off
+// (lanes with j < 0 or j > the last block are computed and dropped).
+//
+//   gcmSeal: each batch encrypts the data its keystream covers, and GHASHes
+//            the previous batch's ciphertext between its rounds.
 //   gcmOpen: GHASHes the ciphertext between the rounds while the keystream
 //            goes to scratch (KSALL); only when the tag matches (ctEqual) is
 //            the keystream XORed into the data, so a forgery leaves the
@@ -23,7 +28,7 @@
 //   1936  H = E(K, 0^128), 16 B (the GHASH key, §6.4)
 //   1952  end
 
-import { AES_CTX_SIZE, aesInit, aesEncryptBlock, aesRounds, aesStateIn, aesStateOut, aesRun } from "./aes";
+import { AES_CTX_SIZE, aesInit, aesEncryptBlock, aesRounds, aesCtrBase, aesCtrIn, aesStateOut, aesRun } from "./aes";
 import { ghashStart, ghashBlock, ghashBytes, ghashLengths, ghashFinish } from "./ghash";
 import { ctEqual } from "./ct";
 
@@ -34,15 +39,17 @@ const CTX_H: usize = <usize>AES_CTX_SIZE;
 /** Largest payload gcmOpen accepts (the keystream scratch is sized for it). */
 export const GCM_MAX_LEN: i32 = 9216;
 
-/** Eight counter blocks for the current batch (128 B). */
-const CTR = memory.data(128, 64);
+/** The message's bitsliced counter prefix ⊕ round key 0 (aesCtrBase, 128 B). */
+const BASE = memory.data(128, 64);
 /** Keystream of one batch (seal, 128 B). */
 const KS = memory.data(128, 64);
 /**
  * Keystream of a whole packet for gcmOpen: 1 + 9216/16 = 577 blocks, made in
- * batches of 8 → 584 blocks = 9344 B.
+ * batches of 8 aligned on the counter → up to 584 blocks = 9344 B, and up to
+ * 7 blocks before block 0 (the counters below J0 in the first batch).
  */
-const KSALL = memory.data(9344, 64);
+const KSALL_FRAME = memory.data(128 + 9344, 64);
+const KSALL = KSALL_FRAME + 128;
 /** E(K, J0), the tag mask (seal), and the computed tag (open). */
 const MASK = memory.data(16, 16);
 const TAG = memory.data(16, 16);
@@ -57,19 +64,6 @@ const J0 = memory.data(16, 16);
 export function gcmInit(ctx: usize, key: usize, keyLen: i32): void {
   aesInit(ctx, key, keyLen);
   aesEncryptBlock(ctx, ZERO16, ctx + CTX_H);
-}
-
-/**
- * Writes the counter blocks J0+first .. J0+first+7 to CTR (j0: 16 B). inc32
- * (§6.2) only counts in the last four bytes, modulo 2^32.
- */
-// @ts-ignore: decorator
-@inline function fillCounters(j0: usize, first: u32): void {
-  const base = v128.load(j0);
-  const c0 = bswap<u32>(load<u32>(j0, 12)) + first;
-  for (let i: u32 = 0; i < 8; i++) {
-    v128.store(CTR + (<usize>i << 4), i32x4.replace_lane(base, 3, bswap<u32>(c0 + i)));
-  }
 }
 
 /** J0 = nonce ‖ 0x00000001 for a 12-byte nonce (§7.1 step 2), into J0. */
@@ -134,21 +128,24 @@ export function gcmSealJ0(ctx: usize, j0: usize, aad: usize, aadLen: i32, data: 
   ghashBytes(aad, aadLen);
   const nr = aesRounds(ctx);
   const nblk = (len + 15) >> 4, nfull = len >> 4;
+  // Batches are aligned on the counter (aesCtrIn): lane i of batch k holds
+  // keystream block j = 8k + i − off, off = J0's counter mod 8.
+  const c0 = bswap<u32>(load<u32>(j0, 12)), off = <i32>(c0 & 7);
+  aesCtrBase(ctx, j0, BASE);
   let g = 0;     // next ciphertext block to GHASH
   let ready = 0; // ciphertext blocks written so far
-  for (let j = 0; j <= nblk; j += 8) {
-    fillCounters(j0, <u32>j);
-    aesStateIn(CTR, ctx);
+  for (let first = -off; first <= nblk; first += 8) {
+    aesCtrIn(BASE, (c0 & ~7) + <u32>(first + off));
     g = aesRun(ctx, nr, false, data, g, min(ready, nfull));
     aesStateOut(KS);
-    let k = 0;
-    if (j == 0) { v128.store(MASK, v128.load(KS)); k = 1; }
-    const end = min(j + 8, nblk + 1);
-    for (; j + k < end; k++) {
-      const off = (j + k - 1) << 4;
-      xorBlock(data + <usize>off, KS + (<usize>k << 4), min(16, len - off));
+    let i = max(0, -first);
+    if (first + i == 0) { v128.store(MASK, v128.load(KS + (<usize>i << 4))); i++; }
+    const end = min(8, nblk + 1 - first);
+    for (; i < end; i++) {
+      const at = (first + i - 1) << 4;
+      xorBlock(data + <usize>at, KS + (<usize>i << 4), min(16, len - at));
     }
-    ready = end - 1;
+    ready = first + end - 1;
   }
   for (; g < nfull; g++) ghashBlock(data + (<usize>g << 4));
   ghashBytes(data + (<usize>nfull << 4), len - (nfull << 4));
@@ -163,12 +160,13 @@ export function gcmOpenJ0(ctx: usize, j0: usize, aad: usize, aadLen: i32, data: 
   ghashBytes(aad, aadLen);
   const nr = aesRounds(ctx);
   const nblk = (len + 15) >> 4, nfull = len >> 4;
+  const c0 = bswap<u32>(load<u32>(j0, 12)), off = <i32>(c0 & 7);
+  aesCtrBase(ctx, j0, BASE);
   let g = 0;
-  for (let j = 0; j <= nblk; j += 8) {
-    fillCounters(j0, <u32>j);
-    aesStateIn(CTR, ctx);
+  for (let first = -off; first <= nblk; first += 8) {
+    aesCtrIn(BASE, (c0 & ~7) + <u32>(first + off));
     g = aesRun(ctx, nr, false, data, g, nfull);
-    aesStateOut(KSALL + (<usize>j << 4));
+    aesStateOut(KSALL + (<isize>first << 4));
   }
   for (; g < nfull; g++) ghashBlock(data + (<usize>g << 4));
   ghashBytes(data + (<usize>nfull << 4), len - (nfull << 4));
