@@ -507,6 +507,12 @@ export class Core {
     const d = this.desc + i * A.DESC_SIZE + A.D_ADDR;
     return this.u8.subarray(d, d + 16);
   }
+  /** TO_NETWORK: copies the 16 destination address bytes into out[off, off+16) — no view allocated (send path). */
+  destAddrInto(i: number, out: Uint8Array, off: number): void {
+    const d = this.desc + i * A.DESC_SIZE + A.D_ADDR;
+    const u8 = this.u8;
+    for (let k = 0; k < 16; k++) out[off + k] = u8[d + k];
+  }
   destAddress(i: number): string {
     return formatAddr(this.destFamily(i), this.destAddrBytes(i));
   }

@@ -223,7 +223,7 @@ export class Pipeline {
         const skip = q.udp ? core.hdrLen(i) : 0;
         q.offs[k] = base + skip;
         q.lens[k] = core.length(i) - skip;
-        q.addrs.set(core.destAddrBytes(i), k * 16);
+        core.destAddrInto(i, q.addrs, k * 16);
         q.ports[k] = core.destPort(i);
         q.fams[k] = core.destFamily(i);
       } else if (v === VERDICT.TO_TUN) {
@@ -307,7 +307,7 @@ export class Pipeline {
     for (let i = 0; i < n; i++) {
       core.setPacket(i, HEADROOM, this.inLens[i], r.kind, -1, r.proto);
       if (r.kind !== KIND.IP) {
-        core.setRemoteBytes(i, r.family, this.inAddrs.subarray(i * 16, i * 16 + 16), udp ? this.inPorts[i] : 0, this.inLocals.subarray(i * 16, i * 16 + 16));
+        core.setRemoteBytes(i, r.family, this.inAddrs, udp ? this.inPorts[i] : 0, this.inLocals, i * 16, i * 16);
       }
     }
     core.processInbound(n);
