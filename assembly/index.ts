@@ -23,3 +23,6 @@ export { chacha20Xor, chacha20Block, chacha20Blocks4 } from "./crypto/chacha20";
 export { chacha20BlockRef, chacha20XorRef } from "./crypto/chacha20_ref";
 export { poly1305Mac, poly1305MacRef } from "./crypto/poly1305";
 export { chachaPolySeal, chachaPolyOpen } from "./crypto/chacha20poly1305";
+export { aesWipeScratch } from "./crypto/aes";
+export { gcmWipeScratch } from "./crypto/gcm";
+export { cbcWipeScratch } from "./crypto/cbc";

@@ -427,3 +427,14 @@ export function aesDecryptBlock(ctx: usize, inp: usize, out: usize): void {
   aesDecrypt8(ctx, ONE, ONE);
   v128.store(out, v128.load(ONE));
 }
+
+/**
+ * Zeroes this module's scratch (the state, the key schedule words, the
+ * one-block buffer): after the last packet of an SA they still hold material
+ * derived from its key. Call with the contexts' own wipe when SAs are removed.
+ */
+export function aesWipeScratch(): void {
+  memory.fill(ST, 0, 128);
+  memory.fill(KW, 0, 240);
+  memory.fill(ONE, 0, 128);
+}

@@ -11,7 +11,7 @@
 // ctx is an aesInit context (aes.ts). CBC gives no integrity: ESP pairs it
 // with HMAC-SHA-256-128 (RFC 4868), checked before cbcDecrypt is called.
 
-import { aesEncrypt8, aesDecrypt8 } from "./aes";
+import { aesEncrypt8, aesDecrypt8, aesWipeScratch } from "./aes";
 
 /** Batch buffer: 8 blocks going through the cipher (128 B). */
 const BUF = memory.data(128, 64);
@@ -52,4 +52,11 @@ export function cbcDecrypt(ctx: usize, iv: usize, data: usize, len: i32): void {
       prev = v128.load(CT + o);
     }
   }
+}
+
+/** Zeroes the CBC and AES scratch (see aesWipeScratch). */
+export function cbcWipeScratch(): void {
+  aesWipeScratch();
+  memory.fill(BUF, 0, 128);
+  memory.fill(CT, 0, 128);
 }

@@ -28,8 +28,8 @@
 //   1936  H = E(K, 0^128), 16 B (the GHASH key, §6.4)
 //   1952  end
 
-import { AES_CTX_SIZE, aesInit, aesEncryptBlock, aesRounds, aesCtrBase, aesCtrIn, aesStateOut, aesRun } from "./aes";
-import { ghashStart, ghashBlock, ghashBytes, ghashLengths, ghashFinish } from "./ghash";
+import { AES_CTX_SIZE, aesInit, aesEncryptBlock, aesRounds, aesCtrBase, aesCtrIn, aesStateOut, aesRun, aesWipeScratch } from "./aes";
+import { ghashStart, ghashBlock, ghashBytes, ghashLengths, ghashFinish, ghashWipeScratch } from "./ghash";
 import { ctEqual } from "./ct";
 
 /** Bytes of a GCM context: the AES schedule and H. */
@@ -181,4 +181,20 @@ export function gcmOpenJ0(ctx: usize, j0: usize, aad: usize, aadLen: i32, data: 
   }
   xorBlock(data + <usize>i, ks + <usize>i, len - i);
   return true;
+}
+
+/**
+ * Zeroes every scratch buffer AES-GCM uses — keystream, counter base (it
+ * contains round key 0), tag mask, GHASH tables — so nothing derived from a
+ * removed SA's key stays in linear memory. Not needed between packets.
+ */
+export function gcmWipeScratch(): void {
+  aesWipeScratch();
+  ghashWipeScratch();
+  memory.fill(BASE, 0, 128);
+  memory.fill(KS, 0, 128);
+  memory.fill(KSALL_FRAME, 0, 128 + 9344);
+  memory.fill(MASK, 0, 16);
+  memory.fill(TAG, 0, 16);
+  memory.fill(J0, 0, 16);
 }

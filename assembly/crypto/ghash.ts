@@ -187,3 +187,12 @@ export function ghashFinish(mask: usize, out: usize): void {
   v128.store(out, v128.xor(i8x16.swizzle(v128.load(Y), REV16), v128.load(mask)));
   v128.store(Y, i64x2.splat(0));
 }
+
+/** Zeroes the H-derived tables and the accumulator (see aesWipeScratch). */
+export function ghashWipeScratch(): void {
+  memory.fill(Y, 0, 16);
+  memory.fill(TP, 0, 17 * 16);
+  memory.fill(TQ, 0, 17 * 16);
+  memory.fill(PAD, 0, 16);
+  memory.fill(HS, 0, 8 * 24);
+}

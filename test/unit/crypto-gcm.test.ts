@@ -290,3 +290,30 @@ test("a wrong nonce or key fails; the largest payload round-trips; lengths beyon
   assert.equal(ex.gcmOpen(p.ctx, p.n, p.a, aad.length, p.d, MAX_LEN + 1, p.t), 0);
   assert.equal(ex.gcmOpen(p.ctx, p.n, p.a, aad.length, p.d, -1, p.t), 0);
 });
+
+test("gcmWipeScratch and cbcWipeScratch leave no key-derived bytes in the module's static data", () => {
+  // A fresh instance's static data (everything below the arena) is the reference.
+  const fresh = loadCore();
+  const staticEnd = fresh.arenaAlloc(64, 64);
+  const reference = new Uint8Array(fresh.memory.buffer).slice(0, staticEnd);
+  const used = loadCore();
+  const t = new Scratch(used, 1 << 16);
+  assert.ok(t.base >= staticEnd);
+  const key = crypto.randomBytes(32), nonce = crypto.randomBytes(12), aad = crypto.randomBytes(12);
+  const ctx = t.alloc(CTX_SIZE);
+  used.gcmInit(ctx, t.put(key), 32);
+  const pt = crypto.randomBytes(1000);
+  const d = t.put(pt), tg = t.alloc(16), n = t.put(nonce), a = t.put(aad);
+  used.gcmSeal(ctx, n, a, aad.length, d, pt.length, tg);
+  assert.ok(used.gcmOpen(ctx, n, a, aad.length, d, pt.length, tg));
+  const actx = t.alloc(used.AES_CTX_SIZE.value);
+  used.aesInit(actx, t.put(key), 32);
+  used.cbcEncrypt(actx, t.put(crypto.randomBytes(16)), d, 992);
+  const dirty = new Uint8Array(used.memory.buffer).slice(0, staticEnd);
+  assert.notEqual(toHex(dirty), toHex(reference), "the operations above should have used the scratch");
+  used.gcmWipeScratch();
+  used.cbcWipeScratch();
+  assert.equal(toHex(new Uint8Array(used.memory.buffer).slice(0, staticEnd)), toHex(reference));
+  // And the contexts still work afterwards.
+  assert.equal(toHex(seal(key, nonce, aad, pt)), nodeSeal(key, nonce, aad, pt));
+});
