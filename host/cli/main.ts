@@ -25,7 +25,7 @@ export const COMMANDS: readonly Command[] = [
   { name: "status", usage: "status [CONFIG]", summary: "show per-SA counters of the running instance (control socket)", module: "./status.ts" },
   { name: "check", usage: "check CONFIG", summary: "validate a config file; exit 2 naming the field at fault", module: "./check.ts" },
   { name: "keys", usage: "keys --wireshark CONFIG [-o FILE]", summary: "write the SA keys as Wireshark's esp_sa table (debugging)", module: "./keys.ts" },
-  { name: "selftest", usage: "selftest", summary: "check the WASM core against test vectors", module: "./selftest.ts" },
+  { name: "selftest", usage: "selftest [--vectors FILE]", summary: "run ESP known-answer vectors through the WASM core", module: "./selftest.ts" },
   { name: "bench", usage: "bench", summary: "measure the core's throughput per cipher and packet size", module: "./bench.ts" },
   { name: "demo", usage: "demo [--keep | --down]", summary: "three-site ESP VPN in namespaces: build, send traffic, check, tear down", module: "./demo.ts" },
 ];
