@@ -16,10 +16,12 @@ function duration(s: number): string {
   return d > 0 ? `${d}d${h}h` : h > 0 ? `${h}h${m}m` : m > 0 ? `${m}m${s % 60}s` : `${s}s`;
 }
 
-function saLine(dir: "out" | "in", s: SaStatus): string {
+function saLine(dir: "out" | "in", s: SaStatus, plain: boolean): string {
   const state = s.expired ? "  EXPIRED" : s.live ? "" : "  (not live)";
-  const seq = dir === "out" ? `next seq ${s.seq}` : `top seq ${s.seq}`;
-  return `  ${dir.padEnd(3)} spi ${hex(s.spi)}  packets ${s.counters.packets}  bytes ${s.counters.bytes}  ${seq}  ${drops(s.counters)}${state}`;
+  // Plain IP-in-IP / GRE "SAs" have neither SPI nor sequence numbers.
+  const spi = plain ? "" : `spi ${hex(s.spi)}  `;
+  const seq = plain ? "" : dir === "out" ? `next seq ${s.seq}  ` : `top seq ${s.seq}  `;
+  return `  ${dir.padEnd(3)} ${spi}packets ${s.counters.packets}  bytes ${s.counters.bytes}  ${seq}${drops(s.counters)}${state}`;
 }
 
 export function formatStatus(st: Status): string {
@@ -28,8 +30,9 @@ export function formatStatus(st: Status): string {
   for (const p of st.peers) {
     const enc = p.encap === "plain" ? "plain" : p.encap === "udp" ? "esp-in-udp" : "raw esp";
     out.push(`peer ${p.name}  ${p.mode}  ${enc}${p.suite ? "  " + p.suite : ""}  ${p.address}${p.encap === "udp" ? ":" + p.port : ""}`);
-    if (p.outbound) out.push(p.encap === "plain" ? saLine("out", p.outbound).replace(/spi 0x0+ {2}/, "") : saLine("out", p.outbound));
-    for (const s of p.inbound) out.push(p.encap === "plain" ? saLine("in", s).replace(/spi 0x0+ {2}/, "") : saLine("in", s));
+    const plain = p.encap === "plain";
+    if (p.outbound) out.push(saLine("out", p.outbound, plain));
+    for (const s of p.inbound) out.push(saLine("in", s, plain));
   }
   const g = st.global;
   out.push(`global inbound   packets ${g.inbound.packets}  bytes ${g.inbound.bytes}  ${drops(g.inbound)}`);

@@ -49,7 +49,8 @@ function openWans(config: Config): WanSockets[] {
     const family = w.address.family;
     const ws: WanSockets = { name: w.name, raw: new Map() };
     const esp = (p: Config["peers"][number]) => p.mode !== "ipip" && p.mode !== "gre";
-    if (w.encap === "udp" || peers.some((p) => esp(p) && p.encap === "udp")) {
+    // UDP 4500 only where an ESP peer uses it: a trusted port carrying plain tunnels needs none.
+    if (peers.some((p) => esp(p) && p.encap === "udp")) {
       ws.udp = UdpSocket.bind({ family, address: w.address.text, port: w.port, pktinfo: true });
     }
     const protos = new Set<number>();
