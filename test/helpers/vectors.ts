@@ -1,6 +1,7 @@
+import { fileURLToPath } from "node:url";
 // The shared ESP vector file (../shared/vectors/esp-vectors.json) as typed
 // records, and the reference SA each one describes.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import type { RefSa, RefSuite } from "./ref_esp.ts";
 import { hex } from "./wasm.ts";
 
@@ -26,7 +27,11 @@ export interface EspVector {
   expected_packet?: string;
 }
 
-export const VECTOR_FILE = process.env.WESP_VECTORS ?? "/work/shared/vectors/esp-vectors.json";
+/** The published vectors beside the repository (../shared), as CI and the workspace lay them out. */
+export const SHARED_VECTOR_FILE = fileURLToPath(new URL("../../../shared/vectors/esp-vectors.json", import.meta.url));
+/** The copy the package ships (host/core/vectors), held identical by test/unit/core-selftest.test.ts. */
+export const SHIPPED_VECTOR_FILE = fileURLToPath(new URL("../../host/core/vectors/esp-vectors.json", import.meta.url));
+export const VECTOR_FILE = process.env.WESP_VECTORS ?? (existsSync(SHARED_VECTOR_FILE) ? SHARED_VECTOR_FILE : SHIPPED_VECTOR_FILE);
 
 export function loadVectors(file = VECTOR_FILE): EspVector[] {
   return JSON.parse(readFileSync(file, "utf8")).vectors as EspVector[];
