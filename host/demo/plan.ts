@@ -104,7 +104,7 @@ export function siteById(id: SiteId): Site {
 }
 
 /** NAT-keepalive interval (RFC 3948 §2.3) of the site behind the NAT, in seconds. */
-export const KEEPALIVE_S = 5;
+export const KEEPALIVE_S = 2; // short, so that even a quick run shows some on the wire
 
 /** Namespace labels (the lab prefixes them). */
 export const NS = {
