@@ -105,20 +105,7 @@ async function group(test: string, size: number, n: number, methods: Method[]): 
  * while its sends are queued, and Node would otherwise exit mid-benchmark.
  */
 function countEvents(n: number, subscribe: (tick: () => void) => void, unsubscribe: () => void): Promise<number> {
-  return new Promise((done) => {
-    let got = 0;
-    const t = setTimeout(() => {
-      unsubscribe();
-      done(got);
-    }, 5000);
-    subscribe(() => {
-      if (++got === n) {
-        clearTimeout(t);
-        unsubscribe();
-        done(got);
-      }
-    });
-  });
+  return countBatches(n, (add) => subscribe(() => add(1)), unsubscribe);
 }
 
 const median = (xs: number[]) => xs.sort((x, y) => x - y)[xs.length >> 1];
@@ -143,6 +130,30 @@ function sendAll(sock: UdpSocket | RawSocket, ring: Ring, n: number): void {
     else sock.sendBatch(ring.mem, ring.offs, ring.lens, ring.addrs, ring.fams, k);
   }
 }
+
+/** Sends n packets from `ring` with the addon's sendBatch(BATCH); counts those the kernel took. */
+function addonSend(name: string, sock: UdpSocket | RawSocket, ring: Ring, n: number, prep: () => void): Method {
+  return { name, prep, run: () => {
+    const before = sock.counters().unsent;
+    sendAll(sock, ring, n);
+    return n - (sock.counters().unsent - before);
+  } };
+}
+
+/** Sends n packets from `ring` with koffi's sendmmsg(BATCH) on fd; counts those sent. */
+function koffiSend(name: string, kMsg: KMmsg, fd: number, base: number, ring: Ring, n: number, prep: () => void): Method {
+  return { name, prep, run: () => {
+    let w = 0;
+    for (let d = 0; d < n; d += BATCH) w += kMsg.send(fd, base, ring.offs, ring.lens, ring.addrs, ring.ports, BATCH);
+    return w;
+  } };
+}
+
+/** A prep that fills `ring` with `size`-byte packets to 10.1.0.2:port and sends n of them from `sock`. */
+const queueTo = (sock: UdpSocket | RawSocket, ring: Ring, size: number, port: number, n: number) => () => {
+  ring.fill(size, [10, 1, 0, 2], port);
+  sendAll(sock, ring, n);
+};
 
 // ---- TUN -------------------------------------------------------------------
 
@@ -262,21 +273,13 @@ async function benchUdp(net: BenchNet): Promise<void> {
       const toNowhere = () => ring.fill(size, [10, 77, 0, 1], 4500);
       const payload = Buffer.alloc(size, 7);
       await group("udp send", size, N, [
-        { name: "addon sendBatch(64) sendmmsg", prep: toNowhere, run: () => {
-          const before = tx.counters().unsent;
-          sendAll(tx, ring, N);
-          return N - (tx.counters().unsent - before);
-        } },
+        addonSend("addon sendBatch(64) sendmmsg", tx, ring, N, toNowhere),
         { name: "addon sendBatch(1) per packet", prep: toNowhere, run: () => {
           let w = 0;
           for (let i = 0; i < N; i++) w += tx.sendBatch(ring.mem, ring.offs, ring.lens, ring.addrs, ring.ports, ring.fams, 1);
           return w;
         } },
-        { name: "koffi sendmmsg(64)", prep: toNowhere, run: () => {
-          let w = 0;
-          for (let d = 0; d < N; d += BATCH) w += kMsg.send(kTx, base, ring.offs, ring.lens, ring.addrs, ring.ports, BATCH);
-          return w;
-        } },
+        koffiSend("koffi sendmmsg(64)", kMsg, kTx, base, ring, N, toNowhere),
         { name: "node:dgram send() per packet", run: () =>
           countEvents(N, (tick) => {
             for (let i = 0; i < N; i++) dTx.send(payload, 4500, "10.77.0.1", (e) => { if (!e) tick(); });
@@ -284,10 +287,7 @@ async function benchUdp(net: BenchNet): Promise<void> {
       ]);
 
       // Receive (drain): ns a queues N datagrams at 10.1.0.2:port first.
-      const queue = (port: number) => () => {
-        ring.fill(size, [10, 1, 0, 2], port);
-        sendAll(tx, ring, N);
-      };
+      const queue = (port: number) => queueTo(tx, ring, size, port, N);
       const recv = (max: number) => () => rx.recvBatch(ring.mem, ring.offs, ring.lens, ring.addrs, ring.ports, max, 2000);
       await group("udp recv", size, N, [
         { name: "addon recvBatch(64) recvmmsg", prep: queue(4500), run: () => drainLoop(N, recv(BATCH)) },
@@ -328,16 +328,8 @@ async function benchRaw(net: BenchNet): Promise<void> {
       const toNowhere = () => ring.fill(size, [10, 77, 0, 1], 0);
       const payload = Buffer.alloc(size, 7);
       await group("esp send", size, N, [
-        { name: "addon raw sendBatch(64)", prep: toNowhere, run: () => {
-          const before = tx.counters().unsent;
-          sendAll(tx, ring, N);
-          return N - (tx.counters().unsent - before);
-        } },
-        { name: "koffi raw sendmmsg(64)", prep: toNowhere, run: () => {
-          let w = 0;
-          for (let d = 0; d < N; d += BATCH) w += kMsg.send(kTx, base, ring.offs, ring.lens, ring.addrs, ring.ports, BATCH);
-          return w;
-        } },
+        addonSend("addon raw sendBatch(64)", tx, ring, N, toNowhere),
+        koffiSend("koffi raw sendmmsg(64)", kMsg, kTx, base, ring, N, toNowhere),
         { name: "raw-socket send() per packet", run: () =>
           countEvents(N, (tick) => {
             for (let i = 0; i < N; i++) rs.send(payload, 0, size, "10.77.0.1", null, (e: Error | null) => { if (!e) tick(); });
@@ -347,10 +339,7 @@ async function benchRaw(net: BenchNet): Promise<void> {
       // Receive (drain). Every raw ESP socket in ns b gets its own copy of
       // each packet, so each method opens its receiver in prep and closes it
       // in post: only one exists while packets are queued.
-      const queue = () => {
-        ring.fill(size, [10, 1, 0, 2], 0);
-        sendAll(tx, ring, N);
-      };
+      const queue = queueTo(tx, ring, size, 0, N);
       let rx: RawSocket | null = null;
       let kRx = -1;
       let rr: any = null;

@@ -154,14 +154,19 @@ export class KMmsg {
     this.dv.setUint32(at + 4, Math.floor(addr / 0x100000000), true);
   }
 
+  /** Points slot i's iovec at `len` bytes at `addr` and sets its msg_namelen. */
+  private setSlot(i: number, addr: number, len: number, nameLen: number): void {
+    const iov = this.iovAt + i * IOV;
+    this.setPtr(iov, addr);
+    this.dv.setUint32(iov + 8, len, true);
+    this.dv.setUint32(i * MMSG + 8, nameLen, true); // msg_namelen
+  }
+
   /** recvmmsg(MSG_DONTWAIT) into slots; addrs: 16 B per slot (IPv4 in the first 4). */
   recv(fd: number, base: number, offs: Uint32Array, lens: Uint32Array, addrs: Uint8Array, ports: Uint16Array, max: number, cap: number): number {
     const dv = this.dv;
     for (let i = 0; i < max; i++) {
-      const iov = this.iovAt + i * IOV;
-      this.setPtr(iov, base + offs[i]);
-      dv.setUint32(iov + 8, cap, true);
-      dv.setUint32(i * MMSG + 8, SA, true); // msg_namelen
+      this.setSlot(i, base + offs[i], cap, SA);
       dv.setInt32(i * MMSG + 48, 0, true); // msg_flags
     }
     const got = c.recvmmsg(fd, this.vec, max, MSG_DONTWAIT, 0);
@@ -175,10 +180,7 @@ export class KMmsg {
       lens[i] = truncated ? 0 : dv.getUint32(m + 56, true);
       const sa = this.saAt + i * SA;
       ports[i] = dv.getUint16(sa + 2, false);
-      addrs[i * 16] = dv.getUint8(sa + 4);
-      addrs[i * 16 + 1] = dv.getUint8(sa + 5);
-      addrs[i * 16 + 2] = dv.getUint8(sa + 6);
-      addrs[i * 16 + 3] = dv.getUint8(sa + 7);
+      for (let b = 0; b < 4; b++) addrs[i * 16 + b] = dv.getUint8(sa + 4 + b); // sin_addr
     }
     return got;
   }
@@ -187,17 +189,11 @@ export class KMmsg {
   send(fd: number, base: number, offs: Uint32Array, lens: Uint32Array, addrs: Uint8Array, ports: Uint16Array, n: number): number {
     const dv = this.dv;
     for (let i = 0; i < n; i++) {
-      const iov = this.iovAt + i * IOV;
-      this.setPtr(iov, base + offs[i]);
-      dv.setUint32(iov + 8, lens[i], true);
-      dv.setUint32(i * MMSG + 8, 16, true);
+      this.setSlot(i, base + offs[i], lens[i], 16); // sizeof(sockaddr_in)
       const sa = this.saAt + i * SA;
-      dv.setUint16(sa, 2, true);
+      dv.setUint16(sa, 2, true); // AF_INET
       dv.setUint16(sa + 2, ports[i], false);
-      dv.setUint8(sa + 4, addrs[i * 16]);
-      dv.setUint8(sa + 5, addrs[i * 16 + 1]);
-      dv.setUint8(sa + 6, addrs[i * 16 + 2]);
-      dv.setUint8(sa + 7, addrs[i * 16 + 3]);
+      for (let b = 0; b < 4; b++) dv.setUint8(sa + 4 + b, addrs[i * 16 + b]); // sin_addr
     }
     let k = 0;
     while (k < n) {
