@@ -6,63 +6,19 @@
 //
 //   siteL ──s── gl  ceL (charon L)  wl ═══ 10.99.0.0/24 ═══ wr  ceR (charon R)  gr ──s── siteR
 //   192.168.1.2   .1                .1                      .2                 .1   192.168.2.2
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { canUseNetns, exec, Lab, NS_PREFIX, run, sweepStale, tcpEcho, waitFor, type Netns } from "../helpers/netns.ts";
+import { exec, Lab, NS_PREFIX, run, sweepStale, tcpEcho, waitFor, type Netns } from "../helpers/netns.ts";
 import { checkEsp, checkEspTable, startCapture, tsharkSupports, type EspSa } from "../helpers/tshark.ts";
 import { wesp, wespConfig, writeWespConfig } from "./wesp-peer.ts";
 import { concat, inetChecksum, ipv4Header, openEsp, PROTO, sealEsp, type RefSa } from "../helpers/ref_esp.ts";
-import { CHARON, Charon, espDrops, espParsed, parseChildSas, SUITES, toEspSas, type ChildSa, type EspDirection, type Suite } from "./strongswan.ts";
+import { espDrops, espParsed, parseChildSas, SUITES, toEspSas, type ChildSa, type EspDirection, type Suite } from "./strongswan.ts";
+import { charons, labSkip, linkExists, NET_L, NET_R, PINGS, replayAndForge, SITE_L, SITE_R, useTopo, WAN_L, WAN_R } from "./lab_setup.ts";
 
-const skip = !canUseNetns()
-  ? "needs root and ip netns"
-  : !existsSync(CHARON)
-    ? "strongSwan charon not installed"
-    : false;
-
-const WAN_L = "10.99.0.1";
-const WAN_R = "10.99.0.2";
-const SITE_L = "192.168.1.2";
-const SITE_R = "192.168.2.2";
-const PINGS = 3;
-
-interface Topo {
-  lab: Lab;
-  ceL: Netns;
-  ceR: Netns;
-  siteL: Netns;
-  siteR: Netns;
-}
-
-async function buildTopo(): Promise<Topo> {
-  const lab = new Lab();
-  const [ceL, ceR, siteL, siteR] = [await lab.ns("ceL"), await lab.ns("ceR"), await lab.ns("siteL"), await lab.ns("siteR")];
-  await lab.veth(ceL, "wl", ceR, "wr");
-  await ceL.addr("wl", `${WAN_L}/24`);
-  await ceR.addr("wr", `${WAN_R}/24`);
-  await lab.veth(ceL, "gl", siteL, "s");
-  await ceL.addr("gl", "192.168.1.1/24");
-  await siteL.addr("s", `${SITE_L}/24`);
-  await siteL.route("default", "192.168.1.1");
-  await lab.veth(ceR, "gr", siteR, "s");
-  await ceR.addr("gr", "192.168.2.1/24");
-  await siteR.addr("s", `${SITE_R}/24`);
-  await siteR.route("default", "192.168.2.1");
-  await ceL.forwarding();
-  await ceR.forwarding();
-  return { lab, ceL, ceR, siteL, siteR };
-}
-
-function charons(t: Topo, suite: Suite): [Charon, Charon] {
-  const common = { psk: "wesp-interop-psk-0123456789", suites: [suite] };
-  return [
-    new Charon(t.ceL, { name: `L-${suite}`, local: WAN_L, remote: WAN_R, localTs: ["192.168.1.0/24"], remoteTs: ["192.168.2.0/24"], ...common }),
-    new Charon(t.ceR, { name: `R-${suite}`, local: WAN_R, remote: WAN_L, localTs: ["192.168.2.0/24"], remoteTs: ["192.168.1.0/24"], ...common }),
-  ];
-}
+const skip = labSkip();
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
@@ -121,17 +77,11 @@ function flipBit(sa: EspSa): EspSa {
 }
 
 describe("strongSwan pair over kernel-libipsec", { skip }, () => {
-  let topo: Topo;
-  before(async () => {
-    sweepStale();
-    topo = await buildTopo();
-  });
-  after(async () => {
-    await topo?.lab.teardown();
-  });
+  const getTopo = useTopo();
 
   for (const suite of SUITES) {
     test(`${suite}: negotiate, ping + TCP both ways, keys from the log decrypt the wire with good ICVs, replay/forgery dropped`, async () => {
+      const topo = getTopo();
       const [L, R] = charons(topo, suite);
       try {
         await L.start();
@@ -152,8 +102,8 @@ describe("strongSwan pair over kernel-libipsec", { skip }, () => {
         assert.equal(l.outbound.encKey.length, e.encKeyLen);
         assert.equal(l.outbound.integKey.length, e.integKeyLen);
         assert.deepEqual([l.outbound.src, l.outbound.dst], [WAN_L, WAN_R]);
-        assert.equal(l.localTs, "192.168.1.0/24");
-        assert.equal(l.remoteTs, "192.168.2.0/24");
+        assert.equal(l.localTs, NET_L);
+        assert.equal(l.remoteTs, NET_R);
         // swanctl (over vici, not the log) reports the same SPIs
         const listed = await L.listSas();
         for (const spi of [l.inbound.spi, l.outbound.spi]) assert.match(listed, new RegExp(spi.toString(16).padStart(8, "0")));
@@ -191,8 +141,8 @@ describe("strongSwan pair over kernel-libipsec", { skip }, () => {
         // passes `wesp check`, and the table `wesp keys --wireshark` writes from it
         // makes tshark reach the same verdicts as the SAs taken from the log.
         const cfg = writeWespConfig(join(topo.lab.dir, `wesp-${suite}.json`), wespConfig(l, suite, {
-          name: "ceL", wanAddress: WAN_L, peerAddress: WAN_R, localPrefixes: ["192.168.1.0/24"],
-          peerPrefixes: ["192.168.2.0/24"], tunName: "wesp0", controlSocket: join(topo.lab.dir, "wesp.sock"),
+          name: "ceL", wanAddress: WAN_L, peerAddress: WAN_R, localPrefixes: [NET_L],
+          peerPrefixes: [NET_R], tunName: "wesp0", controlSocket: join(topo.lab.dir, "wesp.sock"),
         }));
         const checked = await wesp("check", cfg);
         assert.equal(checked.code, 0, `wesp check: ${checked.stderr}${checked.stdout}`);
@@ -207,16 +157,8 @@ describe("strongSwan pair over kernel-libipsec", { skip }, () => {
         // a packet R is known to have received (its socket may drop some under load)
         const atR = new Set(espParsed(R.log(), l.outbound.spi));
         const replayed = sent.filter((f) => atR.has(f.seq)).pop()!;
-        const forged = Uint8Array.from(replayed.esp!);
         const forgedSeq = Math.max(...sent.map((f) => f.seq)) + 1000;
-        new DataView(forged.buffer).setUint32(4, forgedSeq); // RFC 4303 §2.2: SN at offset 4
-        forged[forged.length - 20] ^= 0x80; // and a ciphertext/ICV bit
-        await topo.ceL.sendUdp(WAN_L, 4500, WAN_R, 4500, replayed.esp!);
-        await topo.ceL.sendUdp(WAN_L, 4500, WAN_R, 4500, forged);
-        const drops = await waitFor(() => {
-          const d = espDrops(R.log());
-          return d.length >= 2 && d;
-        }, "R to log both drops");
+        const drops = await replayAndForge(topo.ceL, R, replayed.esp!, forgedSeq);
         assert.deepEqual(drops, [
           { reason: "replay", spi: l.outbound.spi, seq: replayed.seq },
           { reason: "icv", spi: l.outbound.spi, seq: forgedSeq },
@@ -236,7 +178,7 @@ describe("strongSwan pair over kernel-libipsec", { skip }, () => {
         // @noble reference) in L's place: L killed without a word, R keeps the SA,
         // accepts the stand-in's next sequence number and answers it.
         await L.stop(true);
-        assert.equal((await exec(["ip", "-n", topo.ceL.name, "link", "show", "ipsec0"])).code !== 0, true, "L's TUN gone");
+        assert.equal(await linkExists(topo.ceL, "ipsec0"), false, "L's TUN gone");
         const cap2 = await startCapture(topo.ceL, "wl", join(topo.lab.dir, `${suite}-standin.pcap`), ["udp", "port", "4500"]);
         const id = 0x5e5e;
         const hello = new TextEncoder().encode(`stand-in for charon L, ${suite}`);
@@ -272,7 +214,7 @@ describe("strongSwan pair over kernel-libipsec", { skip }, () => {
   }
 
   test("teardown leaves no namespace, process or directory behind", async () => {
-    const { lab } = topo;
+    const { lab } = getTopo();
     const names = lab.namespaces.map((n) => n.name);
     const pids = lab.processes.map((p) => p.pid);
     await lab.teardown();

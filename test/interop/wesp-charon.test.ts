@@ -11,61 +11,22 @@
 //
 // No traffic crosses before the switch: wesp starts its sequence numbers at 1, and
 // R's replay window would reject them had charon L already used them.
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { canUseNetns, exec, Lab, sweepStale, tcpEcho, waitFor, type Netns } from "../helpers/netns.ts";
+import { tcpEcho, waitFor, type Netns } from "../helpers/netns.ts";
 import { checkEspTable, startCapture, tsharkSupports } from "../helpers/tshark.ts";
-import { CHARON, Charon, espDrops, espParsed, parseChildSas, SUITES, toEspSas, type Suite } from "./strongswan.ts";
+import { espParsed, parseChildSas, SUITES, toEspSas } from "./strongswan.ts";
+import { charons, labSkip, linkExists, NET_L, NET_R, PINGS, replayAndForge, SITE_L, SITE_R, useTopo, WAN_L, WAN_R } from "./lab_setup.ts";
 import { wesp, wespConfig, wespUp, writeWespConfig } from "./wesp-peer.ts";
 
 const UP_TS = fileURLToPath(new URL("../../host/cli/up.ts", import.meta.url));
-const skip = !canUseNetns()
-  ? "needs root and ip netns"
-  : !existsSync(CHARON)
-    ? "strongSwan charon not installed"
-    : !existsSync(UP_TS)
-      ? "wesp up is not in this build yet (host/cli/up.ts)"
-      : false;
+const skip = labSkip() || (!existsSync(UP_TS) ? "wesp up is not in this build yet (host/cli/up.ts)" : false);
 
-const WAN_L = "10.99.0.1";
-const WAN_R = "10.99.0.2";
-const SITE_L = "192.168.1.2";
-const SITE_R = "192.168.2.2";
-const NET_L = "192.168.1.0/24";
-const NET_R = "192.168.2.0/24";
-const PINGS = 3;
 const TCP_BYTES = 256 << 10;
 const TUN = "wesp0";
-
-interface Topo {
-  lab: Lab;
-  ceL: Netns;
-  ceR: Netns;
-  siteL: Netns;
-  siteR: Netns;
-}
-
-async function buildTopo(): Promise<Topo> {
-  const lab = new Lab();
-  const [ceL, ceR, siteL, siteR] = [await lab.ns("ceL"), await lab.ns("ceR"), await lab.ns("siteL"), await lab.ns("siteR")];
-  await lab.veth(ceL, "wl", ceR, "wr");
-  await ceL.addr("wl", `${WAN_L}/24`);
-  await ceR.addr("wr", `${WAN_R}/24`);
-  await lab.veth(ceL, "gl", siteL, "s");
-  await ceL.addr("gl", "192.168.1.1/24");
-  await siteL.addr("s", `${SITE_L}/24`);
-  await siteL.route("default", "192.168.1.1");
-  await lab.veth(ceR, "gr", siteR, "s");
-  await ceR.addr("gr", "192.168.2.1/24");
-  await siteR.addr("s", `${SITE_R}/24`);
-  await siteR.route("default", "192.168.2.1");
-  await ceL.forwarding();
-  await ceR.forwarding();
-  return { lab, ceL, ceR, siteL, siteR };
-}
 
 /** UDP datagrams the namespace's kernel dropped because a socket's buffer was full (/proc/net/snmp). */
 async function udpRcvbufErrors(ns: Netns): Promise<number> {
@@ -74,24 +35,14 @@ async function udpRcvbufErrors(ns: Netns): Promise<number> {
   return Number(values[names.indexOf("RcvbufErrors")]);
 }
 
-const linkExists = async (ns: Netns, dev: string) => (await exec(["ip", "-n", ns.name, "link", "show", dev])).code === 0;
-
 describe("wesp in place of a charon, against strongSwan over kernel-libipsec", { skip }, () => {
-  let topo: Topo;
-  before(async () => {
-    sweepStale();
-    topo = await buildTopo();
-  });
-  after(async () => {
-    await topo?.lab.teardown();
-  });
+  const getTopo = useTopo();
 
   for (const suite of SUITES) {
     test(`${suite}: ping + TCP both ways, every ICV good, replay and forgery dropped by strongSwan`, async () => {
+      const topo = getTopo();
       const { lab, ceL, siteL, siteR } = topo;
-      const common = { psk: "wesp-interop-psk-0123456789", suites: [suite] as Suite[] };
-      const L = new Charon(ceL, { name: `L-${suite}`, local: WAN_L, remote: WAN_R, localTs: [NET_L], remoteTs: [NET_R], ...common });
-      const R = new Charon(topo.ceR, { name: `R-${suite}`, local: WAN_R, remote: WAN_L, localTs: [NET_R], remoteTs: [NET_L], ...common });
+      const [L, R] = charons(topo, suite);
       let w: ReturnType<typeof wespUp> | undefined;
       try {
         await L.start();
@@ -164,16 +115,8 @@ describe("wesp in place of a charon, against strongSwan over kernel-libipsec", {
         // the harness replays wesp's last packet and forges a new one from wesp's address
         const atR = new Set(received);
         const last = fromWesp.filter((f) => atR.has(f.seq)).pop()!; // known to have reached R
-        const forged = Uint8Array.from(last.esp!);
         const forgedSeq = last.seq + 1000;
-        new DataView(forged.buffer).setUint32(4, forgedSeq); // RFC 4303 §2.2
-        forged[forged.length - 20] ^= 0x80;
-        await ceL.sendUdp(WAN_L, 4500, WAN_R, 4500, last.esp!);
-        await ceL.sendUdp(WAN_L, 4500, WAN_R, 4500, forged);
-        const drops = await waitFor(() => {
-          const d = espDrops(R.log());
-          return d.length >= 2 && d;
-        }, "strongSwan to log both drops");
+        const drops = await replayAndForge(ceL, R, last.esp!, forgedSeq);
         assert.deepEqual(drops, [
           { reason: "replay", spi: child.outbound.spi, seq: last.seq },
           { reason: "icv", spi: child.outbound.spi, seq: forgedSeq },
