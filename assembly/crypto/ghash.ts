@@ -31,11 +31,19 @@
 //   Y    v128               the accumulator (little-endian integer)
 //   TP   17 × v128          plane j: byte j of n ⊗ H, lane n = 0..15
 //   TQ   17 × v128          plane j: byte j of (n ⊗ H) << 4
+//   HC   v128               the H that TP and TQ belong to
 
 const Y = memory.data(16, 16);
 const TP = memory.data(17 * 16, 16);
 const TQ = memory.data(17 * 16, 16);
 const PAD = memory.data(16, 16);
+/**
+ * The H the planes were last built for (16 B, as given to ghashStart). The
+ * planes are a function of H alone, so when the next message has the same H
+ * — consecutive packets of one SA — they are reused as they are. All zero at
+ * start and after a wipe, which matches the all-zero planes of H = 0.
+ */
+const HC = memory.data(16, 16);
 /** H << s for s = 0..7 as 17-byte little-endian integers, 24 bytes apart (table build). */
 const HS = memory.data(8 * 24, 16);
 
@@ -57,10 +65,18 @@ const REV16: v128 = i8x16(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
 
 /**
  * Starts a GHASH with hash key H (16 B at h, the block E(K, 0^128)):
- * tabulates the planes and zeroes the accumulator.
+ * tabulates the planes (unless they already hold this H's) and zeroes the
+ * accumulator.
  */
 export function ghashStart(h: usize): void {
-  const hv = i8x16.swizzle(v128.load(h), REV16);
+  v128.store(Y, i64x2.splat(0));
+  // Whether this message uses the previous message's H is public (it is
+  // whether it belongs to the same SA), so this branch reveals nothing secret;
+  // the comparison itself is a whole-vector compare without early exit.
+  const hb = v128.load(h);
+  if (i8x16.all_true(i8x16.eq(hb, v128.load(HC)))) return;
+  v128.store(HC, hb);
+  const hv = i8x16.swizzle(hb, REV16);
   const l0 = <u64>i64x2.extract_lane(hv, 0), l1 = <u64>i64x2.extract_lane(hv, 1);
   store<u64>(HS, l0); store<u64>(HS, l1, 8); store<u64>(HS, 0, 16);
   for (let s: u64 = 1; s < 8; s++) {
@@ -79,7 +95,6 @@ export function ghashStart(h: usize): void {
       v128.xor(v128.and(m0, i8x16.splat(load<i8>(HS + 96 + j))), v128.and(m1, i8x16.splat(load<i8>(HS + 120 + j)))),
       v128.xor(v128.and(m2, i8x16.splat(load<i8>(HS + 144 + j))), v128.and(m3, i8x16.splat(load<i8>(HS + 168 + j))))));
   }
-  v128.store(Y, i64x2.splat(0));
 }
 
 /** Y = (Y ⊕ X)·H for the 16-byte block X at p (any alignment). */
@@ -195,4 +210,5 @@ export function ghashWipeScratch(): void {
   memory.fill(TQ, 0, 17 * 16);
   memory.fill(PAD, 0, 16);
   memory.fill(HS, 0, 8 * 24);
+  memory.fill(HC, 0, 16);
 }
