@@ -12,7 +12,8 @@
 import { arenaAlloc } from "./arena";
 import { wipe } from "./crypto/ct";
 import { AES_CTX_SIZE, aesInit } from "./crypto/aes";
-import { GCM_CTX_SIZE, gcmInit } from "./crypto/gcm";
+import { GCM_CTX_SIZE, gcmInit, gcmWipeScratch } from "./crypto/gcm";
+import { cbcWipeScratch } from "./crypto/cbc";
 import { hmacSha256Init } from "./crypto/hmac_sha256";
 import { replayInit, replayWords, REPLAY_HDR_SIZE } from "./replay";
 import { IPV4_HDR, IPV6_HDR, PROTO_ESP, PROTO_GRE, PROTO_IPIP, PROTO_UDP, ipv4Build, ipv6Build } from "./ip";
@@ -219,6 +220,7 @@ function fillRecord(r: usize, p: usize, large: i32): void {
     case SUITE_AES_CBC: aesInit(r + SA_CTX, key, keyLen); break;
     default: break;
   }
+  wipeCipherScratch(suite); // the key expansion ran through the AES module's scratch
 
   // Replay window (inbound). With the check off the state still tracks the
   // highest authenticated number, which ESN inference needs (RFC 4303 §2.2.1).
@@ -309,6 +311,23 @@ export function peerForget(peerId: u32): i32 {
   return 0;
 }
 
+/**
+ * Zeroes the static scratch of the suite's cipher modules: after a key
+ * expansion or the last packet of an SA it still holds key-derived data
+ * (AES state and schedule words, GHASH tables, GCM keystream and tag mask).
+ * Control path only (~10 KB of stores); the packet path never needs it
+ * zeroed. Not covered yet: the ChaCha20-Poly1305 and HMAC modules' scratch
+ * (keystream, Poly1305 state), which export no wipe.
+ */
+function wipeCipherScratch(suite: u8): void {
+  switch (suite) {
+    case SUITE_AES_GCM_16: gcmWipeScratch(); break;
+    case SUITE_AES_CBC_HMAC_SHA256:
+    case SUITE_AES_CBC: cbcWipeScratch(); break;
+    default: break;
+  }
+}
+
 /** Removes SA `id`: out of the SAD, keys and state wiped, large block returned. */
 export function saRemoveId(id: i32): i32 {
   const r = saLive(id);
@@ -325,6 +344,7 @@ export function saRemoveId(id: i32): i32 {
     largeFree = large;
   }
   wipe(r, SA_SIZE); // keys, salt, IV seed, HMAC pads (issue 2 §6: keys zeroed on removal)
+  wipeCipherScratch(suite);
   store<i32>(r + SA_NEXT, freeHead);
   freeHead = id;
   return 0;
