@@ -7,37 +7,24 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { loadCore, Scratch, hex, toHex } from "../helpers/wasm.ts";
+import { guardsIntact, placeGuarded, type Guarded } from "../helpers/guard_bytes.ts";
 
 const ex = loadCore();
 const s = new Scratch(ex, 4 << 20);
 
 /** Where a packet's pieces sit in wasm memory; `shift` misaligns data and tag on purpose. */
-interface Placed { k: number; n: number; a: number; d: number; t: number }
+interface Placed extends Guarded { k: number; n: number; a: number }
 
 function place(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, data: Uint8Array, tag: Uint8Array, shift: number): Placed {
   s.reset();
   const k = s.put(key), n = s.put(nonce), a = s.put(aad);
-  // Guard bytes around data+tag catch writes outside them.
-  const region = s.alloc(64 + data.length + 16 + 64 + 16);
-  const u8 = s.u8();
-  u8.fill(0xa5, region, region + 64 + data.length + 16 + 64 + 16);
-  const d = region + 64 + shift;
-  u8.set(data, d);
-  u8.set(tag, d + data.length);
-  return { k, n, a, d, t: d + data.length };
-}
-
-function guardsIntact(p: Placed, len: number): boolean {
-  const u8 = s.u8();
-  for (let i = p.d - 64; i < p.d; i++) if (u8[i] !== 0xa5) return false;
-  for (let i = p.t + 16; i < p.t + 16 + 64; i++) if (u8[i] !== 0xa5) return false;
-  return true;
+  return { k, n, a, ...placeGuarded(s, data, tag, shift) };
 }
 
 function seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, pt: Uint8Array, shift = 0): Uint8Array {
   const p = place(key, nonce, aad, pt, new Uint8Array(16), shift);
   ex.chachaPolySeal(p.k, p.n, p.a, aad.length, p.d, pt.length, p.t);
-  assert.ok(guardsIntact(p, pt.length), "seal wrote outside data and tag");
+  assert.ok(guardsIntact(s, p), "seal wrote outside data and tag");
   return s.get(p.d, pt.length + 16);
 }
 
@@ -46,7 +33,7 @@ function open(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8
   const ct = sealed.subarray(0, sealed.length - 16), tag = sealed.subarray(sealed.length - 16);
   const p = place(key, nonce, aad, ct, tag, shift);
   const ok = ex.chachaPolyOpen(p.k, p.n, p.a, aad.length, p.d, ct.length, p.t) === 1;
-  assert.ok(guardsIntact(p, ct.length), "open wrote outside data and tag");
+  assert.ok(guardsIntact(s, p), "open wrote outside data and tag");
   return [ok, s.get(p.d, ct.length)];
 }
 

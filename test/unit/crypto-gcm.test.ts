@@ -12,6 +12,7 @@ import fc from "fast-check";
 import { gcm } from "@noble/ciphers/aes.js";
 import { ghash } from "@noble/ciphers/_polyval.js";
 import { loadCore, Scratch, hex, toHex } from "../helpers/wasm.ts";
+import { guardsIntact, placeGuarded, type Guarded } from "../helpers/guard_bytes.ts";
 
 const ex = loadCore();
 const s = new Scratch(ex, 4 << 20);
@@ -19,34 +20,21 @@ const CTX_SIZE: number = ex.GCM_CTX_SIZE.value;
 const MAX_LEN: number = ex.GCM_MAX_LEN.value;
 
 /** Where a packet's pieces sit in wasm memory; `shift` misaligns data and tag on purpose. */
-interface Placed { ctx: number; n: number; a: number; d: number; t: number }
+interface Placed extends Guarded { ctx: number; n: number; a: number }
 
 function place(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, data: Uint8Array, tag: Uint8Array, shift: number): Placed {
   s.reset();
   const ctx = s.alloc(CTX_SIZE);
   ex.gcmInit(ctx, s.put(key), key.length);
   const n = s.put(nonce), a = s.put(aad);
-  // Guard bytes around data+tag catch writes outside them.
-  const region = s.alloc(64 + data.length + 16 + 64 + 16);
-  s.u8().fill(0xa5, region, region + 64 + data.length + 16 + 64 + 16);
-  const d = region + 64 + shift;
-  s.u8().set(data, d);
-  s.u8().set(tag, d + data.length);
-  return { ctx, n, a, d, t: d + data.length };
-}
-
-function guardsIntact(p: Placed): boolean {
-  const u8 = s.u8();
-  for (let i = p.d - 64; i < p.d; i++) if (u8[i] !== 0xa5) return false;
-  for (let i = p.t + 16; i < p.t + 16 + 64; i++) if (u8[i] !== 0xa5) return false;
-  return true;
+  return { ctx, n, a, ...placeGuarded(s, data, tag, shift) };
 }
 
 /** Seals with a 12-byte nonce: returns ciphertext ‖ tag. */
 function seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, pt: Uint8Array, shift = 0): Uint8Array {
   const p = place(key, nonce, aad, pt, new Uint8Array(16), shift);
   ex.gcmSeal(p.ctx, p.n, p.a, aad.length, p.d, pt.length, p.t);
-  assert.ok(guardsIntact(p), "seal wrote outside data and tag");
+  assert.ok(guardsIntact(s, p), "seal wrote outside data and tag");
   return s.get(p.d, pt.length + 16);
 }
 
@@ -55,7 +43,7 @@ function open(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8
   const len = sealed.length - 16;
   const p = place(key, nonce, aad, sealed.subarray(0, len), sealed.subarray(len), shift);
   const ok = ex.gcmOpen(p.ctx, p.n, p.a, aad.length, p.d, len, p.t);
-  assert.ok(guardsIntact(p), "open wrote outside data and tag");
+  assert.ok(guardsIntact(s, p), "open wrote outside data and tag");
   if (!ok) {
     assert.equal(toHex(s.get(p.d, len + 16)), toHex(sealed), "a rejected packet must be left untouched");
     return null;
@@ -81,7 +69,7 @@ function openIv(key: Uint8Array, iv: Uint8Array, aad: Uint8Array, sealed: Uint8A
 }
 
 function nodeSeal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, pt: Uint8Array): string {
-  const c = crypto.createCipheriv(`aes-${key.length * 8}-gcm`, key, nonce);
+  const c = crypto.createCipheriv(`aes-${key.length * 8}-gcm` as crypto.CipherGCMTypes, key, nonce);
   c.setAAD(aad);
   return Buffer.concat([c.update(pt), c.final(), c.getAuthTag()]).toString("hex");
 }
