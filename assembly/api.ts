@@ -26,13 +26,13 @@ import { countersInit, globalCounters } from "./counters";
 import { inboundOne } from "./esp_inbound";
 import { katArm, katIvBuffer, outboundOne } from "./esp_outbound";
 import {
-  CTR_BLOCK_SIZE, DEFAULT_SLOTS, DESC_SIZE, ERR_ALREADY_INIT, ERR_NO_MEMORY, ERR_NOT_INIT, ERR_PARAM, HEADROOM,
+  CTR_BLOCK_SIZE, DEFAULT_SLOTS, DESC_SIZE, ERR_ALREADY_INIT, ERR_NO_MEMORY, ERR_NOT_FOUND, ERR_NOT_INIT, ERR_PARAM, HEADROOM,
   KAT_IV_MAX, MAX_PACKET, MAX_SLOTS, POL_SIZE, POLP_SIZE, REASON_COUNT, SA_COUNTERS, SA_FLAGS, SA_REPLAY, SA_SEQ,
   SA_SIZE, SAP_SIZE, SLOT_SIZE, TAILROOM, PEER_SIZE, FLOW_ENTRIES, FLOW_SIZE,
 } from "./layout";
 import * as L from "./layout";
 import { ringCount, ringDescBase, ringInit, ringSlotsBase } from "./ring";
-import { peerForget, saAddFromParams, saCapacity, saInit, saLargeFree, saLive, saParamBlock, saRemoveId } from "./sa";
+import { peerForget, saAddFromParams, saCapacity, saInit, saLargeFree, saLive, saParamBlock, saRemoteInto, saRemoveId } from "./sa";
 import { sadFindSpi, sadFindSpiLinear, sadInit } from "./sad";
 import { FLOW_KEY, flowKeySet, spdAddFromParams, spdClear, spdCount, spdIdAt, spdInit, spdLookup, spdParamBlock, spdRemove, spdScan } from "./spd";
 
@@ -81,6 +81,16 @@ export function saAdd(): i32 { return ready ? saAddFromParams() : ERR_NOT_INIT; 
 export function saRemove(id: i32): i32 { return ready ? saRemoveId(id) : ERR_NOT_INIT; }
 /** Record of a live SA (for the host's reads of state and counters), 0 if none. */
 export function saRecord(id: i32): usize { return ready ? saLive(id) : 0; }
+/**
+ * SA `id`'s current remote address (NAT-T learned, else configured) into
+ * scratchPtr() (16 B); returns port | family << 16 | learned << 24, or
+ * ERR_NOT_FOUND / ERR_NOT_INIT.
+ */
+export function saRemote(id: i32): i32 {
+  if (!ready) return ERR_NOT_INIT;
+  const r = saLive(id);
+  return r == 0 ? ERR_NOT_FOUND : saRemoteInto(r, SCRATCH);
+}
 export function saMax(): i32 { return saCapacity(); }
 export function saLargeBlocksFree(): i32 { return saLargeFree(); }
 export function peerReset(peerId: u32): i32 { return ready ? peerForget(peerId) : ERR_NOT_INIT; }

@@ -301,6 +301,24 @@ export function saRefreshFromPeer(r: usize): void {
   buildTemplate(r);
 }
 
+/**
+ * The remote outer address and UDP port SA record `r` sends to now: for a
+ * UDP-encapsulated SA whose peer NAT-T has learned (RFC 3948 §3.5: from an
+ * authenticated, newest inbound packet) the learned pair, even before the
+ * next outbound packet refreshes the template; otherwise the configured one.
+ * Copies the address to `dst` (16 bytes; IPv4 in the first 4, rest zero) and
+ * returns port | family << 16 | learned << 24. Control path (status).
+ */
+export function saRemoteInto(r: usize, dst: usize): i32 {
+  const pr = peerRec(load<u32>(r + SA_PEER));
+  const family = load<u8>(r + SA_FAMILY);
+  const learned = (load<u16>(r + SA_FLAGS) & FLAG_UDP) != 0 && load<u8>(pr + PEER_LEARNED) != 0 &&
+    load<u8>(pr + PEER_FAMILY) == family;
+  memory.copy(dst, learned ? pr + PEER_ADDR : r + SA_REMOTE, 16);
+  const port = learned ? load<u16>(pr + PEER_PORT) : load<u16>(r + SA_DPORT);
+  return <i32>port | (<i32>family << 16) | (learned ? 1 << 24 : 0);
+}
+
 /** Forgets what NAT-T learned about a peer (the host reuses the peer id). */
 export function peerForget(peerId: u32): i32 {
   if (peerId >= <u32>capacity) return ERR_PARAM;

@@ -29,7 +29,10 @@ export function formatStatus(st: Status): string {
   out.push(`node ${st.node}  pid ${st.pid}  up ${duration(st.uptimeSeconds)}  tun ${st.tun}  workers ${st.workers}`);
   for (const p of st.peers) {
     const enc = p.encap === "plain" ? "plain" : p.encap === "udp" ? "esp-in-udp" : "raw esp";
-    out.push(`peer ${p.name}  ${p.mode}  ${enc}${p.suite ? "  " + p.suite : ""}  ${p.address}${p.encap === "udp" ? ":" + p.port : ""}`);
+    const at = (a: string, port: number) => (a.includes(":") ? `[${a}]` : a) + (p.encap === "udp" ? `:${port}` : "");
+    // RFC 3948 §3.5: behind a NAT the peer is where its authenticated packets come from
+    const learned = p.learned ? `  (NAT-T learned; configured ${at(p.configured.address, p.configured.port)})` : "";
+    out.push(`peer ${p.name}  ${p.mode}  ${enc}${p.suite ? "  " + p.suite : ""}  ${at(p.address, p.port)}${learned}`);
     const plain = p.encap === "plain";
     if (p.outbound) out.push(saLine("out", p.outbound, plain));
     for (const s of p.inbound) out.push(saLine("in", s, plain));

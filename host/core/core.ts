@@ -139,6 +139,14 @@ export interface SaState {
   /** Inbound: highest authenticated sequence number. */
   replayTop: bigint;
   needsRekey: boolean;
+  /**
+   * The remote outer address and UDP port the SA uses now: what NAT-T learned
+   * from authenticated inbound packets of the peer (RFC 3948 §3.5) when the
+   * SA is UDP-encapsulated, else the configured ones (`remoteLearned` says which).
+   */
+  remote: string;
+  remotePort: number;
+  remoteLearned: boolean;
 }
 
 export class CoreError extends Error {
@@ -156,6 +164,7 @@ interface Exports {
   saAdd(): number;
   saRemove(id: number): number;
   saRecord(id: number): number;
+  saRemote(id: number): number;
   policyParamPtr(): number;
   policyAdd(): number;
   policyRemove(id: number): number;
@@ -311,6 +320,9 @@ export class Core {
     const r = this.ex.saRecord(id);
     if (!r) throw new CoreError(`saState(${id})`, -9);
     const flags = this.dv.getUint16(r + A.SA_FLAGS, true);
+    const rem = this.ex.saRemote(id); // port | family << 16 | learned << 24, address in scratch
+    if (rem < 0) throw new CoreError(`saState(${id})`, rem);
+    const sp = this.ex.scratchPtr();
     return {
       live: this.u8[r + A.SA_STATE] === 1,
       spi: this.dv.getUint32(r + A.SA_SPI, true),
@@ -318,6 +330,9 @@ export class Core {
       seq: this.dv.getBigUint64(r + A.SA_SEQ, true),
       replayTop: this.dv.getBigUint64(r + A.SA_REPLAY, true),
       needsRekey: (flags & A.FLAG_NEEDS_REKEY) !== 0,
+      remote: formatAddr((rem >> 16) & 0xff, this.u8.subarray(sp, sp + 16)),
+      remotePort: rem & 0xffff,
+      remoteLearned: (rem >> 24) !== 0,
     };
   }
 

@@ -35,8 +35,15 @@ export interface PeerStatus {
   mode: string;
   encap: string;
   suite: string | null;
+  /**
+   * Where the peer's packets go now: learned by NAT-T from its authenticated
+   * inbound packets (RFC 3948 §3.5) when `learned`, else as configured.
+   */
   address: string;
   port: number;
+  learned: boolean;
+  /** The peer's address and port as the config gives them. */
+  configured: { address: string; port: number };
   outbound: SaStatus | null;
   inbound: SaStatus[];
 }
@@ -88,12 +95,22 @@ function saStatus(core: Core, saId: number, spi: number, index: number, dir: "in
   };
 }
 
+/** The peer's current remote from a live SA record (outbound first), else the configured one. */
+function remote(core: Core, p: Provisioned["peers"][number], expired: Set<number>): { address: string; port: number; learned: boolean } {
+  for (const id of [p.out?.saId, ...p.in.map((s) => s.saId)]) {
+    if (id === undefined || expired.has(id)) continue;
+    const st = core.saState(id);
+    if (st.live && st.remoteLearned) return { address: st.remote, port: st.remotePort, learned: true };
+  }
+  return { address: p.address, port: p.port, learned: false };
+}
+
 export function snapshot(core: Core, prov: Provisioned, pipe: Pipeline, expired: Set<number>): WorkerStatus {
   const g = core.globalCounters();
   return {
     peers: prov.peers.map((p) => ({
       name: p.name, peerId: p.peerId, mode: p.mode, encap: p.encap, suite: p.suite ?? null,
-      address: p.address, port: p.port,
+      ...remote(core, p, expired), configured: { address: p.address, port: p.port },
       outbound: p.out ? saStatus(core, p.out.saId, p.out.spi, 0, "out", expired) : null,
       inbound: p.in.map((s) => saStatus(core, s.saId, s.spi, s.index, "in", expired)),
     })),
