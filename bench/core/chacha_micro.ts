@@ -7,47 +7,14 @@
 //   node --import tsx bench/core/chacha_micro.ts            # uses build/wesp.wasm
 //   WESP_WASM=/abs/other.wasm node --import tsx bench/core/chacha_micro.ts
 //
-// New WASM runs in V8's baseline tier at about a third of its speed for the
-// first 20–30 ms, so each case is warmed up before it is timed, and each
-// figure is the median of several timed rounds.
+// Timing (warm-up, medians of CPU-time rounds) is bench/core/micro.ts.
 import { cpus, loadavg } from "node:os";
 import sodium from "libsodium-wrappers";
 import { loadCore, Scratch } from "../../test/helpers/wasm.ts";
+import { rate as rateOf, ROUND_MS, ROUNDS, SIZES, WALL } from "./micro.ts";
 
-const ROUNDS = 9;
-const ROUND_MS = 60;
-const SIZES = (process.env.SIZES ?? "64,1400,8192").split(",").map(Number);
-
-function median(xs: number[]): number {
-  const v = [...xs].sort((a, b) => a - b);
-  return v[v.length >> 1];
-}
-
-/**
- * Runs fn in batches for ROUND_MS each; returns the median calls per second of
- * this process's CPU time (user + system), which on a shared 2-core VM varies
- * far less than wall time when other jobs run. CLOCK=wall switches to wall time.
- */
-const WALL = process.env.CLOCK === "wall";
-function rate(fn: () => void): number {
-  const warmUntil = performance.now() + 150;
-  while (performance.now() < warmUntil) for (let i = 0; i < 100; i++) fn();
-  const rates: number[] = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    let n = 0;
-    const c0 = process.cpuUsage();
-    const t0 = performance.now();
-    let t = t0;
-    while (t - t0 < ROUND_MS) {
-      for (let i = 0; i < 200; i++) fn();
-      n += 200;
-      t = performance.now();
-    }
-    const c = process.cpuUsage(c0);
-    rates.push(n / (WALL ? (t - t0) / 1000 : (c.user + c.system) / 1e6));
-  }
-  return median(rates);
-}
+// Batches of 200 calls between clock reads: the smallest cases take well under a microsecond.
+const rate = (fn: () => void) => rateOf(fn, 200);
 
 await sodium.ready;
 const ex = loadCore();
