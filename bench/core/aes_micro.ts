@@ -16,45 +16,7 @@ import crypto from "node:crypto";
 import { cpus, loadavg } from "node:os";
 import { gcm } from "@noble/ciphers/aes.js";
 import { loadCore, Scratch } from "../../test/helpers/wasm.ts";
-
-const ROUNDS = 9;
-const ROUND_MS = 60;
-const SIZES = (process.env.SIZES ?? "64,1400,8192").split(",").map(Number);
-const WALL = process.env.CLOCK === "wall";
-
-function median(xs: number[]): number {
-  const v = [...xs].sort((a, b) => a - b);
-  return v[v.length >> 1];
-}
-
-/**
- * Calls per second of each function: all are warmed up, then timed in turn,
- * round-robin, ROUNDS rounds of ROUND_MS each, and each gets its median. Taking
- * turns means load from other jobs on the machine hits every peer alike.
- */
-function rates(fns: (() => void)[]): number[] {
-  for (const fn of fns) {
-    const warmUntil = performance.now() + 150;
-    while (performance.now() < warmUntil) for (let i = 0; i < 50; i++) fn();
-  }
-  const runs: number[][] = fns.map(() => []);
-  for (let r = 0; r < ROUNDS; r++) {
-    fns.forEach((fn, k) => {
-      let n = 0;
-      const c0 = process.cpuUsage();
-      const t0 = performance.now();
-      let t = t0;
-      while (t - t0 < ROUND_MS) {
-        for (let i = 0; i < 50; i++) fn();
-        n += 50;
-        t = performance.now();
-      }
-      const c = process.cpuUsage(c0);
-      runs[k].push(n / (WALL ? (t - t0) / 1000 : (c.user + c.system) / 1e6));
-    });
-  }
-  return runs.map(median);
-}
+import { rates, SIZES, WALL } from "./micro.ts";
 
 const ex = loadCore();
 const s = new Scratch(ex, 1 << 20);
