@@ -30,13 +30,16 @@ export const COMMANDS: readonly Command[] = [
   { name: "demo", usage: "demo [--keep | --down]", summary: "three-site ESP VPN in namespaces: build, send traffic, check, tear down", module: "./demo.ts" },
 ];
 
+/** Width of the usage column: the longest usage line and two spaces. */
+const USAGE_WIDTH = Math.max(36, ...COMMANDS.map((c) => c.usage.length + 2));
+
 export const HELP = `Usage: wesp COMMAND [options] [arguments]
 
 wesp: a userspace IPsec ESP data plane (RFC 4303) for CE-based VPNs.
 
 Commands:
-${COMMANDS.map((c) => `  ${c.usage.padEnd(36)}${c.summary}`).join("\n")}
-  help [COMMAND]                      show this help, or a command's
+${COMMANDS.map((c) => `  ${c.usage.padEnd(USAGE_WIDTH)}${c.summary}`).join("\n")}
+  ${"help [COMMAND]".padEnd(USAGE_WIDTH)}show this help, or a command's
 
 Options:
   -h, --help      show help (after a command: that command's help)
