@@ -6,9 +6,13 @@
 import { availableParallelism } from "node:os";
 import { familyName, isMulticastOrBroadcast, isUnspecified, prefixContains, prefixesOverlap } from "./addr.ts";
 import { keysEqual } from "./keys.ts";
-import type { Config, PeerConfig, Prefix } from "./model.ts";
+import type { Config, PeerConfig, Prefix, WanPort } from "./model.ts";
 import { isPlain, keyField } from "./normalize.ts";
 import type { PathSegments, RawIssue } from "./schema_errors.ts";
+// The same overhead and usable-MTU arithmetic the ICMP "too big" answer uses,
+// so the config check and the running data plane cannot disagree.
+import { overheadOf } from "../pipeline/provision.ts";
+import { usableMtu } from "../pipeline/icmp.ts";
 import { formatPath } from "./schema_errors.ts";
 
 export interface SemanticResult {
@@ -70,8 +74,30 @@ function checkPeer(c: Config, p: PeerConfig, at: PathSegments, r: SemanticResult
   const minMtu = p.address.family === 6 ? 1280 : 576;
   if (p.mtu !== undefined && p.mtu < minMtu) {
     r.errors.push({ at: [...at, "mtu"], message: `is ${p.mtu}, below the ${familyName(p.address.family)} minimum of ${minMtu}` });
+  } else if (p.mtu !== undefined && p.prefixes.some((q) => q.family === 6)) {
+    checkInnerRoom(p, port, p.mtu, at, r);
   }
   checkMode(p, port.name, port.trusted, port.encap, at, r);
+}
+
+/**
+ * RFC 8200 §5: every IPv6 link carries 1280-byte packets, and the tunnel is
+ * such a link for the peer's IPv6 prefixes; RFC 8201 hosts ignore a smaller
+ * "Packet Too Big". So the peer's path MTU less the encapsulation (outer IP,
+ * UDP, ESP header, IV, ICV, padding to the block, GRE) must leave 1280 bytes.
+ * With two SAs (a rekey) the larger overhead counts.
+ */
+function checkInnerRoom(p: PeerConfig, port: WanPort, mtu: number, at: PathSegments, r: SemanticResult): void {
+  const suites = isPlain(p.mode) ? [undefined] : p.sas.map((sa) => sa.suite);
+  const room = (m: number) => Math.min(...suites.map((s) => usableMtu(overheadOf(p, port, s), m)));
+  const inner = room(mtu);
+  if (inner >= 1280) return;
+  let need = mtu;
+  while (room(need) < 1280) need++;
+  r.errors.push({
+    at: [...at, "mtu"],
+    message: `is ${mtu}, which leaves ${inner} bytes for inner packets after the ${p.mode} encapsulation, but ${formatPath([...at, "prefixes"])} has IPv6 prefixes and IPv6 needs 1280 (RFC 8200 §5): use at least ${need}`,
+  });
 }
 
 function checkMode(p: PeerConfig, portName: string, trusted: boolean, encap: string, at: PathSegments, r: SemanticResult): void {

@@ -167,6 +167,11 @@ describe("provision: config → core", () => {
     it(`${c.name}: usableMtu is the largest inner packet the core sends within the path MTU`, async () => {
       for (const mtu of [1280, 1333, 1400, 1499]) {
         const docs = configs({ ...c, mtu }, "/tmp");
+        // IPv4 prefixes only: the smaller path MTUs leave IPv6 less than its 1280 (refused by the config check)
+        for (const d of [docs.a, docs.b] as any[]) {
+          d.node.local_prefixes = d.node.local_prefixes.filter((x: string) => !x.includes(":"));
+          d.peers[0].prefixes = d.peers[0].prefixes.filter((x: string) => !x.includes(":"));
+        }
         const A = await side(docs.a);
         const out = A.prov.peers[0].out!;
         const inner = usableMtu(out.overhead, mtu);
