@@ -23,14 +23,15 @@
 // Bit order: GHASH reads a block as a polynomial whose x^0 coefficient is the
 // most significant bit of byte 0 (SP 800-38D §6.3). Taking the block as a
 // big-endian 128-bit integer, the carry-less product of two such integers is
-// the reflected product shifted right by one, hence the `<< 1` before the
-// reduction by x^128 + x^7 + x^2 + x + 1. Inside a v128 the integer is kept
+// the reflected product shifted right by one, hence a `<< 1` before the
+// reduction by x^128 + x^7 + x^2 + x + 1 — done once per H by tabulating
+// multiples of H << 1 instead of H (off the per-block dependency chain). Inside a v128 the integer is kept
 // little-endian: lane m = byte m of the integer = byte 15 − m of the block.
 //
 // State (static, one GHASH at a time per instance):
 //   Y    v128               the accumulator (little-endian integer)
-//   TP   17 × v128          plane j: byte j of n ⊗ H, lane n = 0..15
-//   TQ   17 × v128          plane j: byte j of (n ⊗ H) << 4
+//   TP   17 × v128          plane j: byte j of n ⊗ (H << 1), lane n = 0..15
+//   TQ   17 × v128          plane j: byte j of (n ⊗ (H << 1)) << 4
 //   HC   v128               the H that TP and TQ belong to
 
 const Y = memory.data(16, 16);
@@ -44,7 +45,7 @@ const PAD = memory.data(16, 16);
  * start and after a wipe, which matches the all-zero planes of H = 0.
  */
 const HC = memory.data(16, 16);
-/** H << s for s = 0..7 as 17-byte little-endian integers, 24 bytes apart (table build). */
+/** H << s for s = 1..8 as 17-byte little-endian integers, 24 bytes apart (table build). */
 const HS = memory.data(8 * 24, 16);
 
 // Constants live in memory rather than as v128.const where V8 would rebuild
@@ -78,9 +79,10 @@ export function ghashStart(h: usize): void {
   v128.store(HC, hb);
   const hv = i8x16.swizzle(hb, REV16);
   const l0 = <u64>i64x2.extract_lane(hv, 0), l1 = <u64>i64x2.extract_lane(hv, 1);
-  store<u64>(HS, l0); store<u64>(HS, l1, 8); store<u64>(HS, 0, 16);
-  for (let s: u64 = 1; s < 8; s++) {
-    const p = HS + <usize>s * 24;
+  // Entry s holds H << (s + 1): the product's `<< 1` (see the top) is built
+  // into the tables, 129 + 7 bits still fit in 17 bytes.
+  for (let s: u64 = 1; s <= 8; s++) {
+    const p = HS + <usize>(s - 1) * 24;
     store<u64>(p, l0 << s);
     store<u64>(p, (l1 << s) | (l0 >> (64 - s)), 8);
     store<u64>(p, l1 >> (64 - s), 16);
@@ -161,13 +163,11 @@ export function ghashBlock(p: usize): void {
   r = v128.xor(i8x16.swizzle(v128.load(TP, 256), lo), i8x16.swizzle(v128.load(TQ, 256), hi));
   zh = v128.xor(zh, r);
 
-  // The 256-bit product v3:v2:v1:v0 (v3 most significant), shifted left by one.
-  let v0 = <u64>i64x2.extract_lane(zl, 0), v1 = <u64>i64x2.extract_lane(zl, 1);
+  // The 256-bit product v3:v2:v1:v0 (v3 most significant), already shifted
+  // left by one (the tables hold multiples of H << 1).
+  const v0 = <u64>i64x2.extract_lane(zl, 0);
+  let v1 = <u64>i64x2.extract_lane(zl, 1);
   let v2 = <u64>i64x2.extract_lane(zh, 0), v3 = <u64>i64x2.extract_lane(zh, 1);
-  v3 = (v3 << 1) | (v2 >> 63);
-  v2 = (v2 << 1) | (v1 >> 63);
-  v1 = (v1 << 1) | (v0 >> 63);
-  v0 = v0 << 1;
   // Reduce: in reflected order x^128 = x^7 + x^2 + x + 1 is a right shift by
   // 0, 1, 2 and 7 of the low half into the high half; v0's spill lands in v1
   // first, then v1 (with it) is folded.
