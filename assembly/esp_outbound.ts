@@ -18,8 +18,7 @@
 // §2.4): IV = AES_K(ivSeed ‖ seq64), i.e. the encryption of a nonce under the
 // SA's own key — the method of NIST SP 800-38A Appendix C — unique per packet
 // and unpredictable without the key.
-import { aesEncryptBlock } from "./crypto/aes";
-import { cbcEncrypt } from "./crypto/cbc";
+import { cbcEncrypt, cbcEspIv } from "./crypto/cbc";
 import { chachaPolySeal } from "./crypto/chacha20poly1305";
 import { gcmSeal } from "./crypto/gcm";
 import { hmacSha256 } from "./crypto/hmac_sha256";
@@ -48,7 +47,6 @@ const NONCE = memory.data(16, 16); // salt(4) ‖ IV(8)
 const AAD = memory.data(16, 16); // SPI ‖ seqHi ‖ seqLo (ESN)
 const HI = memory.data(4, 4); // seqHi, big-endian, appended to the HMAC input (RFC 4303 §2.2.1)
 const MAC = memory.data(32, 16);
-const CBC_NONCE = memory.data(16, 16); // ivSeed ‖ seq64
 const CBC_IV = memory.data(16, 16); // chaining copy: the IV on the wire stays as sent
 const KAT_IV = memory.data(KAT_IV_MAX, 16);
 let katIvLen: i32 = 0;
@@ -322,9 +320,7 @@ function seal(sa: usize, esp: usize, ivLen: i32, data: usize, ctLen: i32, seq: u
   } else if (ivLen == 8) {
     store<u64>(iv, bswap<u64>(seq));
   } else {
-    memory.copy(CBC_NONCE, sa + SA_IVSEED, 8);
-    store<u64>(CBC_NONCE + 8, bswap<u64>(seq));
-    aesEncryptBlock(sa + SA_CTX, CBC_NONCE, iv);
+    cbcEspIv(sa + SA_CTX, sa + SA_IVSEED, seq, iv); // 8 IVs per AES pass, cached
   }
   // AAD (RFC 4106 §5, RFC 7634 §2.1): SPI ‖ seq, or SPI ‖ seqHi ‖ seqLo with ESN.
   let aad = esp;

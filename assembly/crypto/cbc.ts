@@ -54,9 +54,51 @@ export function cbcDecrypt(ctx: usize, iv: usize, data: usize, len: i32): void {
   }
 }
 
-/** Zeroes the CBC and AES scratch (see aesWipeScratch). */
+/**
+ * ESP's CBC IVs (esp_outbound.ts): IV(seq) = E_K(ivSeed ‖ seq64), the
+ * encryption of a never-repeating nonce, unpredictable without K (RFC 3602
+ * §2.4). One block costs a whole 8-block pass, so the pass computes the IVs
+ * of the 8 sequence numbers seq & ~7 … (seq & ~7) + 7 at once and keeps them
+ * here with the context, seed and base they belong to; the next packets of
+ * the same SA take theirs from the cache.
+ *
+ *   IVC_TAG   0 ctx (usize, as u64) │ 8 ivSeed │ 16 base seq │ 24 (zero)
+ *   IVC       8 × 16 B: lane i = IV(base + i)
+ *
+ * All zero at start and after cbcWipeScratch (called when an SA is added or
+ * removed), and ctx 0 never matches a live context, so a new SA never sees
+ * an old key's IVs.
+ */
+const IVC_TAG = memory.data(32, 16);
+const IVC = memory.data(128, 64);
+
+/**
+ * Writes IV(seq) = E_K(seed ‖ seq as 64-bit big-endian) to iv (16 B).
+ * ctx: aesInit context; seed: 8 B.
+ */
+export function cbcEspIv(ctx: usize, seed: usize, seq: u64, iv: usize): void {
+  const base = seq & ~(<u64>7);
+  // ctx, the SA's seed and seq are public (which SA, which packet): so is the branch.
+  if (load<u64>(IVC_TAG) != <u64>ctx || load<u64>(IVC_TAG, 8) != load<u64>(seed) || load<u64>(IVC_TAG, 16) != base) {
+    const s = load<u64>(seed);
+    for (let i: u64 = 0; i < 8; i++) {
+      const p = IVC + (<usize>i << 4);
+      store<u64>(p, s);
+      store<u64>(p, bswap<u64>(base + i), 8);
+    }
+    aesEncrypt8(ctx, IVC, IVC);
+    store<u64>(IVC_TAG, <u64>ctx);
+    store<u64>(IVC_TAG, s, 8);
+    store<u64>(IVC_TAG, base, 16);
+  }
+  v128.store(iv, v128.load(IVC + (<usize>(seq & 7) << 4)));
+}
+
+/** Zeroes the CBC and AES scratch, including the IV cache (see aesWipeScratch). */
 export function cbcWipeScratch(): void {
   aesWipeScratch();
   memory.fill(BUF, 0, 128);
   memory.fill(CT, 0, 128);
+  memory.fill(IVC_TAG, 0, 32);
+  memory.fill(IVC, 0, 128);
 }
