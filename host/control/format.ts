@@ -47,7 +47,9 @@ export function formatStatus(st: Status): string {
   );
   for (const s of st.sockets) {
     const errs = s.failed || s.unsent || s.truncated ? `  failed ${s.failed} (errno ${s.lastErrno})  unsent ${s.unsent}  truncated ${s.truncated}` : "";
-    out.push(`  ${s.name.padEnd(22)} rx ${s.received}  tx ${s.sent}${errs}`);
+    // the kernel's drops on a full receive buffer (UdpRcvbufErrors for this socket)
+    const kd = s.kernelDrops ? `  kernel drops ${s.kernelDrops} (receive buffer full)` : "";
+    out.push(`  ${s.name.padEnd(22)} rx ${s.received}  tx ${s.sent}${errs}${kd}`);
   }
   return out.join("\n") + "\n";
 }

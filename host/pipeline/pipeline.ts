@@ -28,6 +28,7 @@ import type { UdpSocket } from "../net/udp_linux.ts";
 import type { RawSocket } from "../net/raw_linux.ts";
 import type { Provisioned, OutSa } from "./provision.ts";
 import { fragment4, RateLimit, tooBig, usableMtu } from "./icmp.ts";
+import { kernelDrops } from "./sockstat_linux.ts";
 
 const REASON_TOO_BIG = REASON_NAMES.indexOf("TOO_BIG");
 /** Most a received datagram may fill: the slot after its headroom. */
@@ -75,6 +76,19 @@ interface Receiver {
   proto: number;
   family: 4 | 6;
   received: number;
+}
+
+/** One fd's row in status (see Pipeline.sockets). */
+export interface SocketRow {
+  name: string;
+  received: number;
+  sent: number;
+  failed: number;
+  lastErrno: number;
+  unsent: number;
+  truncated: number;
+  /** Datagrams the kernel dropped on a full receive buffer; null for the TUN or when unknown. */
+  kernelDrops: number | null;
 }
 
 export interface HostCounters {
@@ -335,17 +349,23 @@ export class Pipeline {
     this.counters.keepalives += s.sendBatch(ka.mem, ka.offs, ka.lens, ka.addrs, ka.ports, ka.fams, 1);
   }
 
-  /** Per-fd view for status: packets received/sent and the addon's drop counters. */
-  sockets(): { name: string; received: number; sent: number; failed: number; lastErrno: number; unsent: number; truncated: number }[] {
-    const rows = new Map<string, { name: string; received: number; sent: number; failed: number; lastErrno: number; unsent: number; truncated: number }>();
-    for (const q of this.queues) rows.set(q.name, { name: q.name, received: 0, sent: q.sent, ...q.sock.counters() });
+  /**
+   * Per-fd view for status: packets received/sent, the addon's drop counters,
+   * and for sockets the kernel's receive-buffer drops (sockstat_linux.ts; null
+   * for the TUN or when unreadable). Control path: reads /proc.
+   */
+  sockets(): SocketRow[] {
+    const rows = new Map<string, SocketRow>();
+    const row = (name: string, sock: UdpSocket | RawSocket): SocketRow =>
+      ({ name, received: 0, sent: 0, ...sock.counters(), kernelDrops: kernelDrops(sock.fd) });
+    for (const q of this.queues) rows.set(q.name, { ...row(q.name, q.sock), sent: q.sent });
     for (const r of this.receivers) {
-      const row = rows.get(r.name) ?? { name: r.name, received: 0, sent: 0, ...r.sock.counters() };
-      row.received = r.received;
-      rows.set(r.name, row);
+      const x = rows.get(r.name) ?? row(r.name, r.sock);
+      x.received = r.received;
+      rows.set(r.name, x);
     }
     const t = this.tun.counters();
-    return [{ name: `tun/${this.tun.name}`, received: this.counters.tunRead, sent: this.counters.tunWritten, ...t }, ...rows.values()];
+    return [{ name: `tun/${this.tun.name}`, received: this.counters.tunRead, sent: this.counters.tunWritten, ...t, kernelDrops: null }, ...rows.values()];
   }
 }
 

@@ -6,7 +6,7 @@
 // Nothing here touches key material: SaState and Counters carry no key
 // bytes, and the config's keys are not passed in.
 import { totalDrops, type Core, type Counters } from "../core/core.ts";
-import type { Pipeline, HostCounters } from "./pipeline.ts";
+import type { Pipeline, HostCounters, SocketRow } from "./pipeline.ts";
 import type { Provisioned } from "./provision.ts";
 
 export interface CounterBlock {
@@ -48,15 +48,7 @@ export interface PeerStatus {
   inbound: SaStatus[];
 }
 
-export interface SocketStatus {
-  name: string;
-  received: number;
-  sent: number;
-  failed: number;
-  lastErrno: number;
-  unsent: number;
-  truncated: number;
-}
+export type SocketStatus = SocketRow;
 
 export interface WorkerStatus {
   peers: PeerStatus[];

@@ -42,8 +42,19 @@ function deviceExists(name: string): boolean {
   return readFileSync("/proc/net/dev", "utf8").split("\n").some((l) => l.trim().startsWith(name + ":"));
 }
 
+/**
+ * SO_RCVBUF / SO_SNDBUF of every WAN socket. The kernel default (212,992
+ * bytes, net.core.rmem_default) holds ~140 full-size datagrams: a TCP burst
+ * arriving while the worker is busy with a batch overflowed it (the demo lost
+ * ~4 % of ESP packets as UdpRcvbufErrors). 4 MiB holds ~2,800. The addon sets
+ * it with SO_RCVBUFFORCE (CAP_NET_ADMIN: beyond net.core.rmem_max), else
+ * SO_RCVBUF, which the kernel caps at rmem_max (then raise that sysctl).
+ */
+export const WAN_SOCKET_BUFFER = 4 << 20;
+
 /** Opens the sockets each WAN port needs for the peers that use it. */
 function openWans(config: Config): WanSockets[] {
+  const bufs = { rcvbuf: WAN_SOCKET_BUFFER, sndbuf: WAN_SOCKET_BUFFER };
   return config.node.wan.map((w, k) => {
     const peers = config.peers.filter((p) => p.wanIndex === k);
     const family = w.address.family;
@@ -51,7 +62,7 @@ function openWans(config: Config): WanSockets[] {
     const esp = (p: Config["peers"][number]) => p.mode !== "ipip" && p.mode !== "gre";
     // UDP 4500 only where an ESP peer uses it: a trusted port carrying plain tunnels needs none.
     if (peers.some((p) => esp(p) && p.encap === "udp")) {
-      ws.udp = UdpSocket.bind({ family, address: w.address.text, port: w.port, pktinfo: true });
+      ws.udp = UdpSocket.bind({ family, address: w.address.text, port: w.port, pktinfo: true, ...bufs });
     }
     const protos = new Set<number>();
     for (const p of peers) {
@@ -61,7 +72,7 @@ function openWans(config: Config): WanSockets[] {
       if (p.mode === "gre") protos.add(PROTO_GRE);
     }
     for (const protocol of protos) {
-      ws.raw.set(protocol, RawSocket.open({ family, protocol, address: w.address.text, headerIncluded: true, pktinfo: true }));
+      ws.raw.set(protocol, RawSocket.open({ family, protocol, address: w.address.text, headerIncluded: true, pktinfo: true, ...bufs }));
     }
     return ws;
   });

@@ -96,6 +96,15 @@ describe("wesp up: two sites through ESP", { skip: !canUseNetns() && "needs root
         assert.equal(st.global.inbound.drops.AUTH, 0);
         const tunRow = st.sockets.find((x: { name: string }) => x.name === "tun/wesp0");
         assert.ok(tunRow.received >= minPkts && tunRow.sent >= minPkts, "TUN counters");
+        // WAN sockets: the kernel's receive-buffer drops are readable, and the UDP socket's
+        // buffers are 4 MiB (ss shows the kernel's doubled value; it has no skmem for raw sockets)
+        const wanRows = st.sockets.filter((x: { name: string }) => x.name.startsWith("wan/"));
+        assert.ok(wanRows.length > 0 && wanRows.every((x: { kernelDrops: unknown }) => typeof x.kernelDrops === "number"), JSON.stringify(wanRows));
+        if (c.encap === "udp") {
+          const ss = await s.ceA.run(["ss", "-H", "-u", "-a", "-m", "-n"]);
+          const bufs = [...ss.matchAll(/\b(rb|tb)(\d+)/g)].map((m) => Number(m[2]));
+          assert.ok(bufs.length >= 2 && bufs.every((b) => b >= 4 << 20), `WAN socket buffers: ${ss}`);
+        }
 
         // the text form names the SAs, and neither form shows a key
         const text = await wesp("status", "--control", r.sockA);
