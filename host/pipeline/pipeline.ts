@@ -174,9 +174,12 @@ export class Pipeline {
   start(onError: (where: string, e: Error) => void): void {
     if (this.started) return;
     this.started = true;
-    this.tun.onReadable((err) => (err ? onError("tun", err) : this.guard("tun", onError, () => this.outboundBatch())));
+    // The batch functions are made once here, not per readiness callback.
+    const outbound = () => this.outboundBatch();
+    this.tun.onReadable((err) => (err ? onError("tun", err) : this.guard("tun", onError, outbound)));
     for (const r of this.receivers) {
-      r.sock.onReadable((err) => (err ? onError(r.name, err) : this.guard(r.name, onError, () => this.inboundBatch(r))));
+      const inbound = () => this.inboundBatch(r);
+      r.sock.onReadable((err) => (err ? onError(r.name, err) : this.guard(r.name, onError, inbound)));
     }
   }
 
@@ -253,10 +256,10 @@ export class Pipeline {
         q.offs[k] = base;
         q.lens[k] = core.length(i);
         q.fams[k] = mem[base] >> 4;
-        // With IP_HDRINCL the address only steers routing: the packet's own destination.
-        q.addrs.fill(0, k * 16, k * 16 + 16);
-        if (q.fams[k] === 4) q.addrs.set(mem.subarray(base + 16, base + 20), k * 16);
-        else q.addrs.set(mem.subarray(base + 24, base + 40), k * 16);
+        // With IP_HDRINCL the address only steers routing: the packet's own destination
+        // (IPv4 bytes 16..20, IPv6 24..40), copied byte by byte: no subarray view per packet.
+        const a = k * 16, v4 = q.fams[k] === 4, from = base + (v4 ? 16 : 24), n = v4 ? 4 : 16;
+        for (let b = 0; b < 16; b++) q.addrs[a + b] = b < n ? mem[from + b] : 0;
       } else if (core.reason(i) === REASON_TOO_BIG && core.mtu(i) > 0) {
         this.answerTooBig(i, mayFragment);
       }
@@ -296,7 +299,10 @@ export class Pipeline {
   }
 
   private flush(): void {
-    for (const q of this.queues) {
+    // Indexed, not for-of: the array iterator was allocated per call (test/unit/pipeline-noalloc).
+    const qs = this.queues;
+    for (let k = 0; k < qs.length; k++) {
+      const q = qs[k];
       const before = q.sent;
       q.flush(this.mem);
       this.counters.sent += q.sent - before;
