@@ -165,19 +165,16 @@ export function ghashBlock(p: usize): void {
   zl = i8x16.shuffle(ZERO, zl, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
   zl = v128.xor(zl, v128.xor(i8x16.swizzle(v128.load(TP), lo), i8x16.swizzle(v128.load(TQ), hi)));
 
-  // The 256-bit product v3:v2:v1:v0 (v3 most significant), already shifted
-  // left by one (the tables hold multiples of H << 1).
-  const v0 = <u64>i64x2.extract_lane(zl, 0);
-  let v1 = <u64>i64x2.extract_lane(zl, 1);
-  let v2 = <u64>i64x2.extract_lane(zh, 0), v3 = <u64>i64x2.extract_lane(zh, 1);
-  // Reduce: in reflected order x^128 = x^7 + x^2 + x + 1 is a right shift by
-  // 0, 1, 2 and 7 of the low half into the high half; v0's spill lands in v1
-  // first, then v1 (with it) is folded.
-  v2 ^= v0 ^ (v0 >> 1) ^ (v0 >> 2) ^ (v0 >> 7);
-  v1 ^= (v0 << 63) ^ (v0 << 62) ^ (v0 << 57);
-  v3 ^= v1 ^ (v1 >> 1) ^ (v1 >> 2) ^ (v1 >> 7);
-  v2 ^= (v1 << 63) ^ (v1 << 62) ^ (v1 << 57);
-  v128.store(Y, i64x2.replace_lane(i64x2.splat(v2), 1, v3));
+  // The 256-bit product v3:v2:v1:v0 (v3 most significant; zl = v1:v0,
+  // zh = v3:v2), already shifted left by one (the tables hold multiples of
+  // H << 1). Reduce: in reflected order x^128 = x^7 + x^2 + x + 1 folds each
+  // low word w into the word two above as f(w) = w ⊕ w>>1 ⊕ w>>2 ⊕ w>>7 and
+  // into the word one above as g(w) = w<<63 ⊕ w<<62 ⊕ w<<57. v0's g lands in
+  // v1 before v1 is folded; g(g(v0)) = 0, so g of both words is taken at once.
+  const gw = v128.xor(v128.xor(i64x2.shl(zl, 63), i64x2.shl(zl, 62)), i64x2.shl(zl, 57));
+  const w = v128.xor(zl, i8x16.shuffle(ZERO, gw, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23));
+  const f = v128.xor(v128.xor(w, i64x2.shr_u(w, 1)), v128.xor(i64x2.shr_u(w, 2), i64x2.shr_u(w, 7)));
+  v128.store(Y, v128.xor(v128.xor(zh, f), i8x16.shuffle(gw, ZERO, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23)));
 }
 
 /** GHASHes len bytes at p (any length), zero-padding the last partial block (§6.4, §7.1 step 5). */
