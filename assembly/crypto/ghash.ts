@@ -7,13 +7,15 @@
 //
 //   Y = Σ_m byte_m · 2^(8m)   ⇒   Y ⊗ H = Σ_m (lo_m ⊗ H ⊕ (hi_m ⊗ H) << 4) << 8m
 //
-// where lo_m, hi_m are the nibbles of byte m. For each H (once per packet) we
-// tabulate T[n] = n ⊗ H and T[n] << 4 for n = 0..15 — 17 bytes each — and
+// where lo_m, hi_m are the nibbles of byte m. For each H (once per SA while
+// its packets come one after another, see HC) we tabulate T[n] = n ⊗ H and T[n] << 4 for n = 0..15 — 17 bytes each — and
 // store them as byte planes: plane j holds byte j of all 16 entries. One
 // swizzle of plane j by the vector of low nibbles then gives, in lane m, byte
 // j of lo_m ⊗ H for all 16 bytes of Y at once; shifting that vector up j lanes
-// lines it up with product byte m + j. 17 planes × 2 nibbles = 34 swizzles per
-// block and no multiplies.
+// lines it up with product byte m + j (Horner's rule: one byte shift of the
+// running 256-bit sum per plane). 17 planes × 2 nibbles = 34 swizzles per
+// block and no multiplies. (V8 adds a paddusb to every swizzle whose index
+// is not a constant, to zero lanes ≥ 16: these 34 cost two instructions each.)
 //
 // Constant time: a swizzle is a register permutation whose timing does not
 // depend on the index values; the planes are loaded from fixed addresses, so
@@ -25,8 +27,9 @@
 // big-endian 128-bit integer, the carry-less product of two such integers is
 // the reflected product shifted right by one, hence a `<< 1` before the
 // reduction by x^128 + x^7 + x^2 + x + 1 — done once per H by tabulating
-// multiples of H << 1 instead of H (off the per-block dependency chain). Inside a v128 the integer is kept
-// little-endian: lane m = byte m of the integer = byte 15 − m of the block.
+// multiples of H << 1 instead of H (off the per-block dependency chain).
+// Inside a v128 the integer is kept little-endian: lane m = byte m of the
+// integer = byte 15 − m of the block.
 //
 // State (static, one GHASH at a time per instance):
 //   Y    v128               the accumulator (little-endian integer)
