@@ -54,7 +54,7 @@ export function transfers(out: Out, ts: TcpResult[], took: string): void {
 }
 
 export function statusNote(out: Out, took: string): void {
-  out(`  (peer addresses are as configured; where site-c's packets really come from is learned, see the wire below) (${took})`);
+  out(`  (a peer address marked "NAT-T learned" is where its authenticated packets really come from, RFC 3948; the wire below shows the same) (${took})`);
 }
 
 export function status(out: Out, name: string, text: string, error?: string): void {
