@@ -16,6 +16,7 @@ import { ctEqual } from "./crypto/ct";
 import { gcmOpen } from "./crypto/gcm";
 import { hmacSha256 } from "./crypto/hmac_sha256";
 import { Reason, countDrop, countOk } from "./counters";
+import { espAad, espAadLen, espNonce } from "./esp_aead";
 import { esnInfer } from "./esn";
 import { greFamily, greHasKey, greKey, greLen, greParse } from "./gre";
 import {
@@ -41,8 +42,6 @@ import { NATT_ESP, NATT_IKE, NATT_KEEPALIVE, UDP_HDR, nattClassify } from "./udp
 
 const DIR: i32 = 0; // counters: inbound block
 
-const NONCE = memory.data(16, 16);
-const AAD = memory.data(16, 16);
 const HI = memory.data(4, 4);
 const MAC = memory.data(32, 16);
 const CBC_IV = memory.data(16, 16);
@@ -290,25 +289,14 @@ function open(sa: usize, esp: usize, ivLen: i32, data: usize, ctLen: i32, seq: u
   const suite = load<u8>(sa + SA_SUITE);
   const iv = esp + 8;
   const tag = data + <usize>ctLen;
-  let aad = esp;
-  let aadLen = 8;
-  if (esn) {
-    store<u32>(AAD, load<u32>(esp));
-    store<u32>(AAD + 4, bswap<u32>(<u32>(seq >> 32)));
-    store<u32>(AAD + 8, load<u32>(esp + 4));
-    aad = AAD;
-    aadLen = 12;
-  }
+  const aad = espAad(esp, seq, esn);
+  const aadLen = espAadLen(esn);
   switch (suite) {
     case SUITE_AES_GCM_16: {
-      store<u32>(NONCE, load<u32>(sa + SA_SALT));
-      store<u64>(NONCE + 4, load<u64>(iv));
-      return gcmOpen(sa + SA_CTX, NONCE, aad, aadLen, data, ctLen, tag);
+      return gcmOpen(sa + SA_CTX, espNonce(sa, iv), aad, aadLen, data, ctLen, tag);
     }
     case SUITE_CHACHA20_POLY1305: {
-      store<u32>(NONCE, load<u32>(sa + SA_SALT));
-      store<u64>(NONCE + 4, load<u64>(iv));
-      return chachaPolyOpen(sa + SA_CTX, NONCE, aad, aadLen, data, ctLen, tag);
+      return chachaPolyOpen(sa + SA_CTX, espNonce(sa, iv), aad, aadLen, data, ctLen, tag);
     }
     case SUITE_AES_CBC_HMAC_SHA256: {
       store<u32>(HI, bswap<u32>(<u32>(seq >> 32)));

@@ -23,6 +23,7 @@ import { chachaPolySeal } from "./crypto/chacha20poly1305";
 import { gcmSeal } from "./crypto/gcm";
 import { hmacSha256 } from "./crypto/hmac_sha256";
 import { Reason, countDrop, countOk } from "./counters";
+import { espAad, espAadLen, espNonce } from "./esp_aead";
 import { greHeaderLen, greWrite } from "./gre";
 import { IPV4_HDR, IPV6_HDR, IP4_DST, IP4_ID, IP6_DST, PROTO_ESP, PROTO_GRE, PROTO_IPIP, PROTO_IPV6, PROTO_UDP, ipFamily, ipHl, ipParse, ipProto, ipSetLength, ipSetProto, ipTotal, ipv4SetChecksum, addrCopy } from "./ip";
 import { innerLength, ipipProtoOf } from "./ipip";
@@ -43,8 +44,6 @@ import { udpChecksumV6, udpSetLength } from "./udp_encap";
 const DIR: i32 = 1; // counters: outbound block
 
 // Scratch (single-threaded instance).
-const NONCE = memory.data(16, 16); // salt(4) ‖ IV(8)
-const AAD = memory.data(16, 16); // SPI ‖ seqHi ‖ seqLo (ESN)
 const HI = memory.data(4, 4); // seqHi, big-endian, appended to the HMAC input (RFC 4303 §2.2.1)
 const MAC = memory.data(32, 16);
 const CBC_IV = memory.data(16, 16); // chaining copy: the IV on the wire stays as sent
@@ -322,27 +321,15 @@ function seal(sa: usize, esp: usize, ivLen: i32, data: usize, ctLen: i32, seq: u
   } else {
     cbcEspIv(sa + SA_CTX, sa + SA_IVSEED, seq, iv); // 8 IVs per AES pass, cached
   }
-  // AAD (RFC 4106 §5, RFC 7634 §2.1): SPI ‖ seq, or SPI ‖ seqHi ‖ seqLo with ESN.
-  let aad = esp;
-  let aadLen = 8;
-  if (esn) {
-    store<u32>(AAD, load<u32>(esp));
-    store<u32>(AAD + 4, bswap<u32>(<u32>(seq >> 32)));
-    store<u32>(AAD + 8, load<u32>(esp + 4));
-    aad = AAD;
-    aadLen = 12;
-  }
+  const aad = espAad(esp, seq, esn);
+  const aadLen = espAadLen(esn);
   switch (suite) {
     case SUITE_AES_GCM_16: {
-      store<u32>(NONCE, load<u32>(sa + SA_SALT));
-      store<u64>(NONCE + 4, load<u64>(iv));
-      gcmSeal(sa + SA_CTX, NONCE, aad, aadLen, data, ctLen, tag);
+      gcmSeal(sa + SA_CTX, espNonce(sa, iv), aad, aadLen, data, ctLen, tag);
       break;
     }
     case SUITE_CHACHA20_POLY1305: {
-      store<u32>(NONCE, load<u32>(sa + SA_SALT));
-      store<u64>(NONCE + 4, load<u64>(iv));
-      chachaPolySeal(sa + SA_CTX, NONCE, aad, aadLen, data, ctLen, tag);
+      chachaPolySeal(sa + SA_CTX, espNonce(sa, iv), aad, aadLen, data, ctLen, tag);
       break;
     }
     case SUITE_AES_CBC_HMAC_SHA256: {

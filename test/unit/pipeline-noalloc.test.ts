@@ -112,7 +112,7 @@ async function child(): Promise<void> {
   let minorGcs = 0, majorGcs = 0;
   const obs = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
-      if ((e.detail as { kind: number }).kind === constants.NODE_PERFORMANCE_GC_MINOR) minorGcs++;
+      if (((e as PerformanceEntry & { detail?: { kind: number } }).detail)?.kind === constants.NODE_PERFORMANCE_GC_MINOR) minorGcs++;
       else majorGcs++;
     }
   });
