@@ -29,3 +29,9 @@ export function espNonce(sa: usize, iv: usize): usize {
   store<u64>(NONCE + 4, load<u64>(iv));
   return NONCE;
 }
+
+/** Zeroes the nonce and AAD scratch (the last SA's salt and IV): called when an SA is removed. */
+export function espAeadWipe(): void {
+  memory.fill(NONCE, 0, 16);
+  memory.fill(AAD, 0, 16);
+}

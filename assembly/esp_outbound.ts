@@ -340,6 +340,7 @@ function seal(sa: usize, esp: usize, ivLen: i32, data: usize, ctLen: i32, seq: u
       store<u32>(HI, bswap<u32>(<u32>(seq >> 32)));
       hmacSha256(sa + SA_HMAC_CTX, esp, 8 + ivLen + ctLen, HI, esn ? 4 : 0, MAC);
       v128.store(tag, v128.load(MAC));
+      v128.store(MAC + 16, i64x2.splat(0)); // the truncated half (RFC 4868) is never sent: leave none behind
       break;
     }
     case SUITE_AES_CBC: {

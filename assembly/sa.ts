@@ -14,7 +14,9 @@ import { wipe } from "./crypto/ct";
 import { AES_CTX_SIZE, aesInit } from "./crypto/aes";
 import { GCM_CTX_SIZE, gcmInit, gcmWipeScratch } from "./crypto/gcm";
 import { cbcWipeScratch } from "./crypto/cbc";
-import { hmacSha256Init } from "./crypto/hmac_sha256";
+import { chachaPolyWipeScratch } from "./crypto/chacha20poly1305";
+import { hmacSha256Init, hmacSha256WipeScratch } from "./crypto/hmac_sha256";
+import { espAeadWipe } from "./esp_aead";
 import { replayInit, replayWords, REPLAY_HDR_SIZE } from "./replay";
 import { IPV4_HDR, IPV6_HDR, PROTO_ESP, PROTO_GRE, PROTO_IPIP, PROTO_UDP, ipv4Build, ipv6Build } from "./ip";
 import { sadFindSpi, sadInsert, sadRemove, tunnelKey } from "./sad";
@@ -334,13 +336,14 @@ export function peerForget(peerId: u32): i32 {
  * expansion or the last packet of an SA it still holds key-derived data
  * (AES state and schedule words, GHASH tables, GCM keystream and tag mask).
  * Control path only (~10 KB of stores); the packet path never needs it
- * zeroed. Not covered yet: the ChaCha20-Poly1305 and HMAC modules' scratch
- * (keystream, Poly1305 state), which export no wipe.
+ * zeroed. The ESP nonce/AAD scratch (salt, IV) is cleared for every suite.
  */
 function wipeCipherScratch(suite: u8): void {
+  espAeadWipe();
   switch (suite) {
     case SUITE_AES_GCM_16: gcmWipeScratch(); break;
-    case SUITE_AES_CBC_HMAC_SHA256:
+    case SUITE_CHACHA20_POLY1305: chachaPolyWipeScratch(); break;
+    case SUITE_AES_CBC_HMAC_SHA256: cbcWipeScratch(); hmacSha256WipeScratch(); break;
     case SUITE_AES_CBC: cbcWipeScratch(); break;
     default: break;
   }

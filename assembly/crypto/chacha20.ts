@@ -156,3 +156,8 @@ export function chacha20Block(key: usize, nonce: usize, counter: u32, out: usize
   chacha20Blocks4(key, nonce, counter, ZEROS256, KEYSTREAM);
   memory.copy(out, KEYSTREAM, 64);
 }
+
+/** Zeroes the keystream scratch (control path: an SA using this module went away). */
+export function chacha20WipeScratch(): void {
+  memory.fill(KEYSTREAM, 0, 256);
+}

@@ -27,8 +27,8 @@
 //   TAIL   16 bytes         the length block, then the computed tag on open
 
 import { ctEqual, wipe } from "./ct";
-import { ZEROS256, chacha20Blocks4, chacha20Xor, xorBytes } from "./chacha20";
-import { HIBIT, POLY_STATE_SIZE, poly1305Blocks, poly1305Finish, poly1305Init, poly1305Padded } from "./poly1305";
+import { ZEROS256, chacha20Blocks4, chacha20WipeScratch, chacha20Xor, xorBytes } from "./chacha20";
+import { HIBIT, POLY_STATE_SIZE, poly1305Blocks, poly1305Finish, poly1305Init, poly1305Padded, poly1305WipeScratch } from "./poly1305";
 
 const KS = memory.data(256, 16);
 const STATE = memory.data(POLY_STATE_SIZE, 16);
@@ -86,4 +86,17 @@ export function chachaPolyOpen(key: usize, nonce: usize, aad: usize, aadLen: i32
   }
   crypt(key, nonce, data, len);
   return true;
+}
+
+/**
+ * Zeroes every static buffer of the AEAD and of the ChaCha20 and Poly1305
+ * modules under it (keystream, Poly1305 key-derived state): called when an
+ * SA is removed so no key-derived bytes outlive it.
+ */
+export function chachaPolyWipeScratch(): void {
+  memory.fill(KS, 0, 256);
+  memory.fill(STATE, 0, POLY_STATE_SIZE);
+  memory.fill(TAIL, 0, 16);
+  chacha20WipeScratch();
+  poly1305WipeScratch();
 }

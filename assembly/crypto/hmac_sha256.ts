@@ -16,7 +16,7 @@
 //   +64 └──────────────────────────────────┘
 // (chaining state word order: see sha256.ts)
 
-import { sha256, sha256Blocks, sha256Finish, sha256InitState, sha256WipeSchedule } from "./sha256";
+import { sha256, sha256Blocks, sha256Finish, sha256InitState, sha256WipeSchedule, sha256WipeScratch } from "./sha256";
 import { wipe } from "./ct";
 
 export const HMAC_CTX_SIZE: i32 = 64;
@@ -87,4 +87,13 @@ export function hmacSha256(ctx: usize, p1: usize, len1: i32, p2: usize, len2: i3
   memory.copy(BUF, INNER, 32);
   memory.copy(ST, ctx + 32, 32);
   sha256Finish(ST, BUF, 32, 64 + 32, out);
+}
+
+/** Zeroes the module's static buffers (key block, chaining states): called when an SA is removed. */
+export function hmacSha256WipeScratch(): void {
+  memory.fill(KBLOCK, 0, 64);
+  memory.fill(ST, 0, 32);
+  memory.fill(BUF, 0, 128);
+  memory.fill(INNER, 0, 32);
+  sha256WipeScratch();
 }

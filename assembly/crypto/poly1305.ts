@@ -275,3 +275,10 @@ export function poly1305Mac(key: usize, msg: usize, len: i32, out: usize): void 
 export function poly1305MacRef(key: usize, msg: usize, len: i32, out: usize): void {
   mac(key, msg, len, out, false);
 }
+
+/** Zeroes the saved accumulator and MAC state (control path: an SA using this module went away). */
+export function poly1305WipeScratch(): void {
+  memory.fill(SAVED_H, 0, 20);
+  memory.fill(PAD_BLOCK, 0, 16);
+  memory.fill(MAC_STATE, 0, POLY_STATE_SIZE);
+}

@@ -278,3 +278,10 @@ export function sha256(p: usize, len: i32, out: usize): void {
 export function sha256WipeSchedule(): void {
   wipe(WK, 256);
 }
+
+/** Zeroes the chaining state, tail block and schedule (control path: the last hashed data may be key-derived). */
+export function sha256WipeScratch(): void {
+  wipe(ST, 32);
+  wipe(TAIL, 128);
+  wipe(WK, 256);
+}

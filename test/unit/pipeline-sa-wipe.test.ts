@@ -1,6 +1,7 @@
 // SA removal (assembly/sa.ts) leaves nothing derived from the SA's key in
-// the module's static data: the AES / GCM / CBC scratch is wiped
-// (gcmWipeScratch, cbcWipeScratch), also right after a key expansion. Checked
+// the module's static data: the AES / GCM / CBC, ChaCha20-Poly1305 and HMAC
+// scratch and the ESP nonce/AAD buffers are wiped (gcmWipeScratch,
+// cbcWipeScratch, chachaPolyWipeScratch, hmacSha256WipeScratch, espAeadWipe). Checked
 // differentially against the real core: two runs that differ only in their
 // keys must end with the same static data.
 import { describe, it } from "node:test";
@@ -21,16 +22,16 @@ describe("SA removal wipes the cipher scratch", () => {
   // global counters; the ring, descriptors and SA records come after it. Two
   // runs that differ only in their keys must end with the same static data,
   // except for bytes that are public anyway (a CBC IV or ciphertext block as
-  // sent on the wire) and the ESP nonce buffers' copy of the 4-byte salt
-  // (esp_outbound/esp_inbound scratch, not the cipher modules': not wiped yet).
-  interface Run { data: Buffer; wire: Buffer[]; salt: Buffer }
+  // sent on the wire).
+  type WipeSuite = "aes-gcm-16" | "aes-cbc" | "chacha20-poly1305" | "aes-cbc-hmac-sha256";
+  interface Run { data: Buffer; wire: Buffer[] }
 
-  async function run(suite: "aes-gcm-16" | "aes-cbc", removeAll: boolean, ivSeed: Uint8Array): Promise<Run> {
+  async function run(suite: WipeSuite, removeAll: boolean, ivSeed: Uint8Array): Promise<Run> {
     const core = await Core.create({ slots: 4, maxSas: 4, maxPolicies: 4 });
-    const cbc = suite === "aes-cbc";
+    const cbc = suite === "aes-cbc" || suite === "aes-cbc-hmac-sha256";
     const salt = randomBytes(4);
     const base: SaParams = { direction: "out", suite, mode: "tunnel", spi: 0x100, local: "192.0.2.1", remote: "192.0.2.2", ivSeed, allowNoIntegrity: true };
-    const k = { key: randomBytes(cbc ? 16 : 32), ...(cbc ? {} : { salt }) };
+    const k = { key: randomBytes(cbc ? 16 : 32), ...(cbc ? {} : { salt }), ...(suite === "aes-cbc-hmac-sha256" ? { hmacKey: randomBytes(32) } : {}) };
     const out = core.addSa({ ...base, ...k });
     const inb = core.addSa({ ...base, ...k, direction: "in", local: "192.0.2.2", remote: "192.0.2.1" });
     // the core opens its own packets: the inbound check (RFC 4301 §5.2) sees 10.2/24 as local
@@ -49,10 +50,10 @@ describe("SA removal wipes the cipher scratch", () => {
       core.removeSa(out);
       core.removeSa(inb);
     }
-    return { data: Buffer.from(core.memory.subarray(0, core.slotBase(0))), wire, salt: cbc ? Buffer.alloc(0) : salt };
+    return { data: Buffer.from(core.memory.subarray(0, core.slotBase(0))), wire };
   }
 
-  /** Runs of bytes where a and b differ that are neither on a's wire nor a's salt. */
+  /** Runs of bytes where a and b differ that are not on a's wire. */
   function secretDiffs(a: Run, b: Run): string[] {
     const out: string[] = [];
     for (let i = 0; i < a.data.length; ) {
@@ -60,14 +61,14 @@ describe("SA removal wipes the cipher scratch", () => {
       let j = i;
       while (j < a.data.length && a.data[j] !== b.data[j]) j++;
       const bytes = a.data.subarray(i, j);
-      const known = a.wire.some((w) => w.includes(bytes)) || (a.salt.length > 0 && a.salt.includes(bytes));
+      const known = a.wire.some((w) => w.includes(bytes));
       if (!known) out.push(`${i}..${j - 1}`);
       i = j;
     }
     return out;
   }
 
-  for (const suite of ["aes-gcm-16", "aes-cbc"] as const) {
+  for (const suite of ["aes-gcm-16", "aes-cbc", "chacha20-poly1305", "aes-cbc-hmac-sha256"] as const) {
     it(`${suite}: two cores differing only in keys end with the same cipher scratch`, async () => {
       const ivSeed = randomBytes(8);
       // the test can fail: while the SAs live, the scratch holds key-derived bytes
