@@ -6,15 +6,14 @@
 // (issue 3 item 8): tshark decrypts it with the table `wesp keys --wireshark`
 // writes for ceA's own config, and scapy checks the ChaCha20-Poly1305 frames
 // (Wireshark 4.0 has no decoder for them); every ESP frame's ICV must be good.
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { canUseNetns, Lab, tcpEcho, waitFor } from "../helpers/netns.ts";
-import { assertNoNamespacesLeft } from "./io-util.ts";
+import { canUseNetns, tcpEcho, waitFor } from "../helpers/netns.ts";
 import { findKeyLeaks } from "../helpers/config_fixture.ts";
 import { checkEspTable, startCapture, type EspFrame, type EspSa } from "../helpers/tshark.ts";
-import { ADDR, buildSites, startPair, status, stopPair, wesp, type Case, type Running, type Sites } from "./forwarder-util.ts";
+import { ADDR, useSites, startPair, status, stopPair, wesp, type Case, type Running, type Sites } from "./forwarder-util.ts";
 
 const TCP_BYTES = 2 << 20;
 const PINGS = 3;
@@ -48,16 +47,8 @@ function nextHeaders(c: Case): number[] {
 }
 
 describe("wesp up: two sites through ESP", { skip: !canUseNetns() && "needs root and ip netns" }, () => {
-  const lab = new Lab();
-  let s: Sites;
-
-  before(async () => {
-    s = await buildSites(lab);
-  });
-  after(async () => {
-    await lab.teardown();
-    assertNoNamespacesLeft(lab);
-  });
+  let s!: Sites;
+  useSites((x) => (s = x));
 
   CASES.forEach((c, k) => {
     it(c.name, { timeout: 120_000 }, async () => {

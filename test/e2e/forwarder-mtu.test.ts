@@ -5,11 +5,10 @@
 // the host's own kernel learns from it — and TCP, which sets DF, completes a
 // transfer only because of it. An IPv4 packet with DF clear is fragmented by
 // wesp before encryption (RFC 791) and arrives whole.
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { canUseNetns, Lab, tcpEcho } from "../helpers/netns.ts";
-import { assertNoNamespacesLeft } from "./io-util.ts";
-import { ADDR, buildSites, espInnerMtu, learnedMtu, startPair, status, stopPair, udpNoDf, type Case, type Sites } from "./forwarder-util.ts";
+import { canUseNetns, tcpEcho } from "../helpers/netns.ts";
+import { ADDR, useSites, espInnerMtu, learnedMtu, startPair, status, stopPair, udpNoDf, type Case, type Sites } from "./forwarder-util.ts";
 
 const TCP_BYTES = 1 << 20;
 
@@ -25,16 +24,8 @@ const CASES: { c: Case; inner: number }[] = [
 ];
 
 describe("wesp up: ICMP too big", { skip: !canUseNetns() && "needs root and ip netns" }, () => {
-  const lab = new Lab();
-  let s: Sites;
-
-  before(async () => {
-    s = await buildSites(lab);
-  });
-  after(async () => {
-    await lab.teardown();
-    assertNoNamespacesLeft(lab);
-  });
+  let s!: Sites;
+  useSites((x) => (s = x));
 
   CASES.forEach(({ c, inner }, k) => {
     it(c.name, { timeout: 120_000 }, async () => {

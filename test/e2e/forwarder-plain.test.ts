@@ -1,11 +1,10 @@
 // wesp up with plain IP-in-IP and GRE (no ESP) on a trusted WAN port — the
 // MPLS-facing case of docs/config.md — over IPv4 and IPv6, both inner
 // families (so IP-in-IP uses protocols 4 and 41), ping and TCP.
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { canUseNetns, Lab, tcpEcho } from "../helpers/netns.ts";
-import { assertNoNamespacesLeft } from "./io-util.ts";
-import { ADDR, buildSites, startPair, status, stopPair, type Case, type Sites } from "./forwarder-util.ts";
+import { canUseNetns, tcpEcho } from "../helpers/netns.ts";
+import { ADDR, useSites, startPair, status, stopPair, type Case, type Sites } from "./forwarder-util.ts";
 
 const TCP_BYTES = 1 << 20;
 
@@ -15,16 +14,8 @@ const CASES: Case[] = [
 ];
 
 describe("wesp up: plain tunnels on a trusted port", { skip: !canUseNetns() && "needs root and ip netns" }, () => {
-  const lab = new Lab();
-  let s: Sites;
-
-  before(async () => {
-    s = await buildSites(lab);
-  });
-  after(async () => {
-    await lab.teardown();
-    assertNoNamespacesLeft(lab);
-  });
+  let s!: Sites;
+  useSites((x) => (s = x));
 
   CASES.forEach((c, k) => {
     it(c.name, { timeout: 120_000 }, async () => {

@@ -10,6 +10,8 @@
 // per test file and shared by every case; each case starts a fresh pair of
 // wesp processes with its own mode/encapsulation/suite and stops them again.
 import assert from "node:assert/strict";
+import { after, before } from "node:test";
+import { assertNoNamespacesLeft } from "./io-util.ts";
 import { randomBytes } from "node:crypto";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -59,6 +61,19 @@ export async function buildSites(lab: Lab): Promise<Sites> {
   await hostB.ip("route", "add", "default", "via", ADDR.ceBlan.v4);
   await hostB.ip("-6", "route", "add", "default", "via", ADDR.ceBlan.v6);
   return { lab, hostA, ceA, ceB, hostB };
+}
+
+/**
+ * Builds the two-site lab once for a describe block and tears it down after
+ * (even when a test failed), checking that no namespace is left behind.
+ */
+export function useSites(set: (s: Sites) => void): void {
+  const lab = new Lab();
+  before(async () => set(await buildSites(lab)));
+  after(async () => {
+    await lab.teardown();
+    assertNoNamespacesLeft(lab);
+  });
 }
 
 export type Mode = "tunnel" | "transport-ipip" | "transport-gre" | "ipip" | "gre";
