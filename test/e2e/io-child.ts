@@ -33,11 +33,13 @@ if (mode === "attach") {
   const lens = new Uint32Array(2);
   const addr = new Uint8Array(32);
   addr.set(dst.split(".").map(Number));
-  mem.set([1, 2, 3, 4, 5], 0);
-  lens[0] = 5;
-  s.sendBatch(mem, offs, lens, addr, Uint16Array.of(9, 0), Uint8Array.of(4, 0), 1);
   let udpSeen = false;
   for (let i = 0; i < 20 && !udpSeen; i++) {
+    // (Re)send until one comes out: the first may be dropped while the
+    // device's carrier is still coming up after the attach, on a loaded machine.
+    mem.set([1, 2, 3, 4, 5], 0);
+    lens[0] = 5;
+    s.sendBatch(mem, offs, lens, addr, Uint16Array.of(9, 0), Uint8Array.of(4, 0), 1);
     if (waitReadable(Int32Array.of(tun.fd), 100) === 0) continue;
     const n = tun.readBatch(mem, offs, lens, 2, 2048);
     for (let k = 0; k < n; k++) if (mem[offs[k]] >> 4 === 4 && mem[offs[k] + 9] === 17) udpSeen = true;
