@@ -3,7 +3,7 @@
 // This command exists to write keys out; nothing else in wesp does.
 
 import { closeSync, fchmodSync, fstatSync, openSync, writeSync } from "node:fs";
-import { ConfigError, formatIssue, loadConfigSync } from "../config/load.ts";
+import { loadConfigOrReport } from "./config_arg.ts";
 import { espSaTable } from "../config/wireshark.ts";
 import { EXIT_OK, EXIT_USAGE } from "./exit_codes.ts";
 import { parseCommandArgs, UsageError } from "./usage.ts";
@@ -45,14 +45,8 @@ export async function main(args: string[]): Promise<number> {
   }
   if (!values.wireshark) throw new UsageError("choose an output format: --wireshark", "keys");
   if (positionals.length !== 1) throw new UsageError("expects exactly one CONFIG file", "keys");
-  let loaded;
-  try {
-    loaded = loadConfigSync(positionals[0]);
-  } catch (e) {
-    if (!(e instanceof ConfigError)) throw e;
-    for (const i of e.issues) process.stderr.write(`${formatIssue(e.source, i)}\n`);
-    return EXIT_USAGE;
-  }
+  const loaded = loadConfigOrReport(positionals[0]);
+  if (!loaded) return EXIT_USAGE;
   const table = espSaTable(loaded.config, { anyAddress: values["any-address"] === true });
   for (const n of table.notes) process.stderr.write(`note: ${n}\n`);
   const out = values.output as string | undefined;

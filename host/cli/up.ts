@@ -2,7 +2,8 @@
 // that fails its known answers must not carry traffic), then the control
 // socket, the worker with its TUN and sockets, and forwarding until SIGINT or
 // SIGTERM; then TUN and sockets are closed and the exit status is 0.
-import { ConfigError, formatIssue, loadConfigSync } from "../config/load.ts";
+import { formatIssue } from "../config/load.ts";
+import { loadConfigOrReport } from "./config_arg.ts";
 import { selftest, DEFAULT_VECTORS } from "../core/selftest.ts";
 import { ControlServer } from "../control/server.ts";
 import { Forwarder, ForwarderError } from "../pipeline/forwarder.ts";
@@ -50,14 +51,8 @@ export async function main(args: string[]): Promise<number> {
   const err = (l: string) => void process.stderr.write(`wesp up: ${l}\n`);
   const info = values.quiet ? () => {} : err;
 
-  let loaded;
-  try {
-    loaded = loadConfigSync(positionals[0]);
-  } catch (e) {
-    if (!(e instanceof ConfigError)) throw e;
-    for (const i of e.issues) process.stderr.write(`${formatIssue(e.source, i)}\n`);
-    return EXIT_USAGE;
-  }
+  const loaded = loadConfigOrReport(positionals[0]);
+  if (!loaded) return EXIT_USAGE;
   const { config, warnings } = loaded;
   for (const w of warnings) process.stderr.write(`warning: ${formatIssue(config.source, w)}\n`);
 

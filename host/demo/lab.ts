@@ -11,51 +11,15 @@
 //
 // Teardown runs on success, on failure, on SIGINT/SIGTERM/SIGHUP and on
 // process exit (synchronously there), unless the lab is kept.
-import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, openSync, closeSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 export const DEFAULT_PREFIX = "wesp-demo-";
 
-export interface ExecResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs argv to completion (killed after `timeoutMs`); never rejects on a non-zero exit. */
-export function exec(argv: string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<ExecResult> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(argv[0], argv.slice(1), { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 << 20, encoding: "utf8" },
-      (err, stdout, stderr) => {
-        const e = err as (Error & { code?: unknown; killed?: boolean }) | null;
-        if (e && typeof e.code !== "number" && !e.killed) return reject(e);
-        resolve({ code: e ? (typeof e.code === "number" ? e.code : 124) : 0, stdout, stderr });
-      });
-    // a command that never reads its stdin may close it first: not an error
-    child.stdin?.on("error", () => {});
-    child.stdin?.end(opts.input ?? "");
-  });
-}
-
-/** Runs argv and returns its stdout; rejects with the command and its output on failure. */
-export async function run(argv: string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<string> {
-  const r = await exec(argv, opts);
-  if (r.code !== 0) throw new Error(`${argv.join(" ")} → exit ${r.code}\n${r.stderr}${r.stdout}`.trimEnd());
-  return r.stdout;
-}
-
-/** Polls `check` until it returns something truthy; for readiness, never a measurement. */
-export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 15_000, stepMs = 50): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
-}
+export { exec, run, waitFor, type ExecResult } from "../util/proc.ts";
+import { exec, run, waitFor, type ExecResult } from "../util/proc.ts";
 
 /** A long-running process in a namespace, its output going to a log file in the lab dir. */
 export class LabProcess {

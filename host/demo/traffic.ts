@@ -59,7 +59,7 @@ export async function startAgents(lab: Lab): Promise<Map<SiteId, Agent>> {
     agents.set(s.id, new Agent(s, p));
   }
   for (const a of agents.values()) {
-    await waitFor(() => a.ready || !a.proc.running, `the traffic agent in ${a.site.name}`);
+    await waitFor(() => a.ready || !a.proc.running, `the traffic agent in ${a.site.name}`, 15_000);
     if (!a.proc.running) throw new Error(`the traffic agent in ${a.site.name} did not start (log: ${a.proc.log})`);
     for (const addr of [a.site.host.v4, a.site.host.v6]) {
       const r = await a.ask({ op: "listen", addr, port: TCP_PORT });

@@ -24,7 +24,7 @@ export async function startCapture(lab: Lab): Promise<Capture> {
   // -B: a 64 MiB buffer, so a burst of TCP does not overflow it; --immediate-mode -U:
   // nothing waits in a buffer when the demo stops the capture.
   const p: LabProcess = lab.spawn(NS.wan, "tcpdump", ["tcpdump", "-Z", "root", "-i", IF.bridge, "-n", "-B", "65536", "--immediate-mode", "-U", "-w", pcap, "udp"]);
-  await waitFor(() => /listening on/.test(readFileSync(p.log, "utf8")) || !p.running, "tcpdump on the WAN bridge");
+  await waitFor(() => /listening on/.test(readFileSync(p.log, "utf8")) || !p.running, "tcpdump on the WAN bridge", 15_000);
   if (!p.running) throw new Error(`tcpdump failed: ${readFileSync(p.log, "utf8")}`);
   return {
     pcap,

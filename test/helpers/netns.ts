@@ -11,62 +11,15 @@
 // directly in their target namespaces), so deleting a namespace deletes its
 // interfaces, and a process dying takes its TUN devices with it. Mounts are made
 // only inside private mount namespaces (`unshare -m`) that die with their process.
-import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 export const NS_PREFIX = "wesp-t-";
 
-export interface ExecResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-export interface ExecOptions {
-  /** Bytes or text written to the command's stdin. */
-  input?: string | Uint8Array;
-  env?: NodeJS.ProcessEnv;
-  /** Kill the command after this long (default 30 s); a hang must not hang the suite. */
-  timeoutMs?: number;
-}
-
-/** Runs argv to completion; never rejects on a non-zero exit (see `run`). */
-export function exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(
-      argv[0],
-      argv.slice(1),
-      { env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 << 20, encoding: "utf8" },
-      (err, stdout, stderr) => {
-        if (err && typeof (err as any).code !== "number" && !(err as any).killed) return reject(err);
-        const code = err ? (typeof (err as any).code === "number" ? (err as any).code : 124) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-    if (opts.input !== undefined) child.stdin!.end(opts.input);
-    else child.stdin!.end();
-  });
-}
-
-/** Runs argv and returns stdout; rejects with the command and its stderr on failure. */
-export async function run(argv: string[], opts: ExecOptions = {}): Promise<string> {
-  const r = await exec(argv, opts);
-  if (r.code !== 0) throw new Error(`${argv.join(" ")} → exit ${r.code}\n${r.stderr}${r.stdout}`);
-  return r.stdout;
-}
-
-/** Polls `check` until it returns a truthy value; readiness only, never a measurement. */
-export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 10_000, stepMs = 50): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
-}
+export { exec, run, waitFor, type ExecOptions, type ExecResult } from "../../host/util/proc.ts";
+import { exec, run, waitFor, type ExecOptions, type ExecResult } from "../../host/util/proc.ts";
 
 /** A process started inside a namespace; its output is kept for diagnostics. */
 export class Spawned {
