@@ -124,7 +124,10 @@ export class Netns {
    * ICMP echo with a stdlib-only Python raw socket (the image has no `ping`).
    * Counts replies that carry our identifier, sequence and payload.
    */
-  async ping(dst: string, count = 3, timeoutSec = 1): Promise<{ sent: number; received: number }> {
+  // Each echo may wait 3 s: the first packet on a fresh link waits for IPv6
+  // neighbour discovery, whose retransmit timer alone is 1 s (RFC 4861 §10);
+  // a 1 s wait lost such a reply on a loaded CI machine. Every echo must still come back.
+  async ping(dst: string, count = 3, timeoutSec = 3): Promise<{ sent: number; received: number }> {
     const out = await this.run(["/usr/bin/python3", "-c", PING_PY, dst, String(count), String(timeoutSec)], {
       timeoutMs: (count * timeoutSec + 10) * 1000,
     });
