@@ -27,7 +27,7 @@ import { inboundOne } from "./esp_inbound";
 import { katArm, katIvBuffer, outboundOne } from "./esp_outbound";
 import {
   CTR_BLOCK_SIZE, DEFAULT_SLOTS, DESC_SIZE, ERR_ALREADY_INIT, ERR_NO_MEMORY, ERR_NOT_FOUND, ERR_NOT_INIT, ERR_PARAM, HEADROOM,
-  KAT_IV_MAX, MAX_PACKET, MAX_SLOTS, POL_SIZE, POLP_SIZE, REASON_COUNT, SA_COUNTERS, SA_FLAGS, SA_REPLAY, SA_SEQ,
+  KAT_IV_MAX, MAX_PACKET, MAX_SLOTS, POL_SIZE, POLP_SIZE, REASON_COUNT, SA_COUNTERS, SA_FLAGS, SA_REPLAY, SA_SEQ, SA_SEQLIMIT,
   SA_SIZE, SAP_SIZE, SLOT_SIZE, TAILROOM, PEER_SIZE, FLOW_ENTRIES, FLOW_SIZE,
 } from "./layout";
 import * as L from "./layout";
@@ -90,6 +90,18 @@ export function saRemote(id: i32): i32 {
   if (!ready) return ERR_NOT_INIT;
   const r = saLive(id);
   return r == 0 ? ERR_NOT_FOUND : saRemoteInto(r, SCRATCH);
+}
+/**
+ * Sets SA `id`'s reservation limit (SA_SEQLIMIT): outbound the last sequence
+ * number it may send, inbound the last it may accept; 0 = none. The host
+ * calls it only once the reservation is on disk. Safe between batches.
+ */
+export function saSetSeqLimit(id: i32, limit: u64): i32 {
+  if (!ready) return ERR_NOT_INIT;
+  const r = saLive(id);
+  if (r == 0) return ERR_NOT_FOUND;
+  store<u64>(r + SA_SEQLIMIT, limit);
+  return 0;
 }
 export function saMax(): i32 { return saCapacity(); }
 export function saLargeBlocksFree(): i32 { return saLargeFree(); }
@@ -189,6 +201,7 @@ const LAYOUT_TABLE = memory.data<i32>([
   <i32>L.SAP_HMACKEY,
   <i32>L.SAP_LOCAL,
   <i32>L.SAP_REMOTE,
+  <i32>L.SAP_SEQLIMIT,
   <i32>L.SA_STATE,
   <i32>L.SA_FLAGS,
   <i32>L.SA_SPI,
@@ -196,6 +209,7 @@ const LAYOUT_TABLE = memory.data<i32>([
   <i32>L.SA_SEQ,
   <i32>L.SA_REPLAY,
   <i32>L.SA_COUNTERS,
+  <i32>L.SA_SEQLIMIT,
   <i32>L.POLP_PRIO,
   <i32>L.POLP_ACTION,
   <i32>L.POLP_FAMILY,
@@ -238,6 +252,7 @@ const LAYOUT_TABLE = memory.data<i32>([
   <i32>L.FLAG_GRE_SEQ,
   <i32>L.FLAG_DF,
   <i32>L.FLAG_ALLOW_NO_INTEGRITY,
+  <i32>L.FLAG_PRIOR_SEEN,
   <i32>L.FLAG_REPLAY,
   <i32>L.FLAG_NEEDS_REKEY,
   <i32>L.ACTION_DISCARD,
@@ -246,4 +261,4 @@ const LAYOUT_TABLE = memory.data<i32>([
   <i32>L.KAT_IV_MAX,
 ]);
 export function layoutTable(): usize { return LAYOUT_TABLE; }
-export function layoutTableLength(): i32 { return 94; }
+export function layoutTableLength(): i32 { return 97; }

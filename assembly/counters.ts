@@ -29,6 +29,7 @@ export namespace Reason {
   export const NOT_ESP: u16 = 16; // neither ESP, NAT-T UDP nor a plain tunnel
   export const GRE: u16 = 17; // bad GRE header, checksum or key (RFC 2784/2890)
   export const UNSUPPORTED: u16 = 18; // SA mode/suite not usable on this path
+  export const SEQ_UNRESERVED: u16 = 19; // sequence number past the durable reservation (SA_SEQLIMIT)
 }
 
 let globalBase: usize = 0; // two blocks: inbound, outbound

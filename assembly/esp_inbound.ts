@@ -29,7 +29,7 @@ import {
   FLAG_ESN, FLAG_GRE_KEY, FLAG_REPLAY, FLAG_UDP, KIND_IP, KIND_PAYLOAD, KIND_UDP,
   MODE_GRE, MODE_IPIP, MODE_PAYLOAD, MODE_TRANSPORT, MODE_TRANSPORT_GRE, MODE_TRANSPORT_IPIP, MODE_TUNNEL,
   SA_ALIGN, SA_CTX, SA_FAMILY, SA_FLAGS, SA_GREKEY, SA_HMAC_CTX, SA_ICVLEN, SA_IVLEN, SA_LOCAL, SA_MODE, SA_PEER,
-  SA_REMOTE, SA_REPLAY, SA_SALT, SA_SUITE,
+  SA_REMOTE, SA_REPLAY, SA_SALT, SA_SEQLIMIT, SA_SUITE,
   SUITE_AES_CBC, SUITE_AES_CBC_HMAC_SHA256, SUITE_AES_GCM_16, SUITE_CHACHA20_POLY1305,
   VERDICT_DROP, VERDICT_TO_HOST, VERDICT_TO_TUN,
 } from "./layout";
@@ -192,6 +192,11 @@ function espIn(d: usize, slot: usize, p: usize, len: i32): bool {
   }
   const data = p + 8 + <usize>ivLen;
   if (!open(sa, p, ivLen, data, ctLen, seq, esn)) return drop(d, sa, Reason.AUTH);
+  // A number past the durable reservation is not accepted: after a crash the
+  // window restarts at the reservation, and everything this run accepted
+  // must count as a replay then (docs/replay.md, "Across restarts").
+  const limit = load<u64>(sa + SA_SEQLIMIT);
+  if (limit != 0 && seq > limit) return drop(d, sa, Reason.SEQ_UNRESERVED);
   replayAdvance(st, seq); // only after authentication (§3.4.3)
   if (oUdp && seq > top && (flags & FLAG_UDP) != 0) {
     addrCopy(ADDR16, oSrc, oFamily);

@@ -32,7 +32,7 @@ import {
   D_PROTO, D_REASON, D_SA, D_VERDICT, FLAG_ESN, FLAG_NEEDS_REKEY, FLAG_UDP, KAT_IV_MAX,
   MODE_GRE, MODE_IPIP, MODE_PAYLOAD, MODE_TRANSPORT, MODE_TRANSPORT_GRE, MODE_TRANSPORT_IPIP, MODE_TUNNEL,
   SA_ALIGN, SA_CTX, SA_DIR, SA_DPORT, SA_FAMILY, SA_FLAGS, SA_HMAC_CTX, SA_ICVLEN, SA_IPID, SA_IVLEN, SA_IVSEED,
-  SA_LOCAL, SA_MODE, SA_MTU, SA_PEER, SA_REMOTE, SA_SALT, SA_SEQ, SA_SPI, SA_SPORT, SA_SUITE, SA_TFC, SA_TMPL,
+  SA_LOCAL, SA_MODE, SA_MTU, SA_PEER, SA_REMOTE, SA_SALT, SA_SEQ, SA_SEQLIMIT, SA_SPI, SA_SPORT, SA_SUITE, SA_TFC, SA_TMPL,
   SA_TMPLLEN, SLOT_SIZE, MAX_PACKET, SUITE_AES_CBC, SUITE_AES_CBC_HMAC_SHA256, SUITE_AES_GCM_16, SUITE_CHACHA20_POLY1305,
   VERDICT_BYPASS, VERDICT_DROP, VERDICT_TO_NETWORK,
 } from "./layout";
@@ -254,6 +254,10 @@ function espOut(d: usize, slot: usize, off: i32, len: i32, sa: usize, mode: u8):
     store<u16>(sa + SA_FLAGS, flags | FLAG_NEEDS_REKEY);
     return drop(d, sa, Reason.SEQ_EXHAUSTED);
   }
+  // Past the durable reservation: not sent, so the number (and its nonce)
+  // stays unused until the host has made a new reservation durable.
+  const limit = load<u64>(sa + SA_SEQLIMIT);
+  if (limit != 0 && seq > limit) return drop(d, sa, Reason.SEQ_UNRESERVED);
   store<u64>(sa + SA_SEQ, seq + 1);
   if (esn ? seq == 0xffffffffffffffff : seq == 0xffffffff) store<u16>(sa + SA_FLAGS, flags | FLAG_NEEDS_REKEY);
 

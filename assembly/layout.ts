@@ -77,7 +77,7 @@ export const VERDICT_BYPASS: u8 = 4; // SPD said BYPASS: send as is
 //  16 initialSeq u64 · family u8 · ttl u8 · tos u8 · keyLen u8 · ipId u16 · mtu u16
 //  32 sport u16 · dport u16 · tfcTarget u16 · (spare) u16 · greKey u32 · (spare) u32
 //  48 key[32] · 80 salt[4] · 84 (spare) · 88 ivSeed[8] · 96 hmacKey[32]
-// 128 local[16] · 144 remote[16] · 160..192 spare
+// 128 local[16] · 144 remote[16] · 160 seqLimit u64 · 168..192 spare
 export const SAP_SIZE: i32 = 192;
 export const SAP_DIR: i32 = 0;
 export const SAP_SUITE: i32 = 1;
@@ -103,6 +103,7 @@ export const SAP_IVSEED: i32 = 88;
 export const SAP_HMACKEY: i32 = 96;
 export const SAP_LOCAL: i32 = 128;
 export const SAP_REMOTE: i32 = 144;
+export const SAP_SEQLIMIT: i32 = 160; // u64, 0 = no limit (see SA_SEQLIMIT)
 
 export const DIR_IN: u8 = 0;
 export const DIR_OUT: u8 = 1;
@@ -128,6 +129,9 @@ export const FLAG_GRE_KEY: u16 = 4;
 export const FLAG_GRE_SEQ: u16 = 8;
 export const FLAG_DF: u16 = 16; // outer IPv4 don't-fragment
 export const FLAG_ALLOW_NO_INTEGRITY: u16 = 32;
+// Inbound, parameter only: every number below initialSeq counts as already
+// received (a restart resumes past a durable reservation: docs/replay.md).
+export const FLAG_PRIOR_SEEN: u16 = 64;
 // Record-only flags.
 export const FLAG_REPLAY: u16 = 256; // anti-replay check on (window > 0)
 export const FLAG_NEEDS_REKEY: u16 = 512; // outbound sequence exhausted (RFC 4303 §3.3.3)
@@ -144,7 +148,7 @@ export const ERR_NO_MEMORY: i32 = -7;
 export const ERR_ALREADY_INIT: i32 = -8;
 export const ERR_NOT_FOUND: i32 = -9;
 
-// ─── SA runtime record (SA_SIZE = 2,560 bytes, 64-byte aligned) ────────────
+// ─── SA runtime record (SA_SIZE = 2,624 bytes, 64-byte aligned) ────────────
 //
 //    0 ┌──────────────────────────────────────────────────────────────┐
 //      │ crypto context, 2,048 B:                                      │
@@ -159,9 +163,11 @@ export const ERR_NOT_FOUND: i32 = -9;
 //      │ replay state: header 32 (replay.ts) + inline bitmap 128       │
 //      │ (16 words → windows ≤ 960; larger ones point into the pool)   │
 // 2400 ├──────────────────────────────────────────────────────────────┤
-//      │ counters 20 × u64: packets, bytes, drops by reason 1..18      │
-// 2560 └──────────────────────────────────────────────────────────────┘
-export const SA_SIZE: i32 = 2560;
+//      │ counters 21 × u64: packets, bytes, drops by reason 1..19      │
+// 2568 ├──────────────────────────────────────────────────────────────┤
+//      │ (spare, to the 64-byte alignment)                             │
+// 2624 └──────────────────────────────────────────────────────────────┘
+export const SA_SIZE: i32 = 2624;
 export const SA_CTX: i32 = 0;
 export const SA_CTX_SIZE: i32 = 2048;
 export const SA_HMAC_CTX: i32 = 1984;
@@ -195,6 +201,12 @@ export const SA_LOCAL: i32 = 2112; // 16 bytes
 export const SA_REMOTE: i32 = 2128; // 16 bytes
 export const SA_IVSEED: i32 = 2144; // 8 bytes
 export const SA_WINDOW: i32 = 2152; // u32
+// u64 reservation limit, 0 = none. Outbound: the last sequence number that
+// may be sent; inbound: the last that may be accepted. The host raises it
+// only after the reservation is durable (host/sa/seq_store.ts), so no number
+// beyond what is on disk is ever used — the (key, nonce) guarantee across a
+// crash (RFC 4106 §3.1, RFC 7634 §2: an IV must never repeat under a key).
+export const SA_SEQLIMIT: i32 = 2160;
 export const SA_TMPL: i32 = 2176;
 export const SA_TMPL_SIZE: i32 = 64;
 export const SA_REPLAY: i32 = 2240;
@@ -207,11 +219,11 @@ export const SA_COUNTERS: i32 = 2400;
 // outbound. packets/bytes count packets that left with a non-DROP verdict
 // (bytes = inner/plaintext length), so per block: sum(drops) + packets =
 // packets processed.
-export const REASON_COUNT: i32 = 19; // including 0 = none
+export const REASON_COUNT: i32 = 20; // including 0 = none
 export const CTR_PACKETS: i32 = 0;
 export const CTR_BYTES: i32 = 1;
-export const CTR_WORDS: i32 = REASON_COUNT + 1; // 20
-export const CTR_BLOCK_SIZE: i32 = CTR_WORDS * 8; // 160
+export const CTR_WORDS: i32 = REASON_COUNT + 1; // 21
+export const CTR_BLOCK_SIZE: i32 = CTR_WORDS * 8; // 168
 
 // ─── Peer table (32 bytes per peer id; peer ids are < maxSas) ──────────────
 //   0 addr[16] · 16 port u16 · 18 family u8 · 19 learned u8 · 20 version u32

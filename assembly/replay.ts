@@ -102,6 +102,20 @@ export function replayInit(state: usize, window: u32, bitmap: usize): void {
   memory.fill(bitmap, 0, <usize>words << 3);
 }
 
+/**
+ * Marks every number ≤ `top` as received (top must equal the state's top):
+ * a window resumed after a restart, where each number up to the durable
+ * reservation may have been accepted before the crash. Numbers above top in
+ * top's own word stay clear, so a reordered packet just past it still passes.
+ */
+export function replayMarkBelow(state: usize, top: u64): void {
+  const words = <usize>load<u32>(state, OFF_MASK) + 1;
+  const bitmap = load<usize>(state, OFF_BITMAP);
+  memory.fill(bitmap, 0xff, words << 3);
+  const bit = top & 63;
+  store<u64>(wordAddr(state, top >> 6), bit == 63 ? 0xffffffffffffffff : (<u64>1 << (bit + 1)) - 1);
+}
+
 // @ts-ignore: decorator
 @inline function wordAddr(state: usize, block: u64): usize {
   return load<usize>(state, OFF_BITMAP) + ((<usize>(<u32>block & load<u32>(state, OFF_MASK))) << 3);

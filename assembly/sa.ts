@@ -17,20 +17,20 @@ import { cbcWipeScratch } from "./crypto/cbc";
 import { chachaPolyWipeScratch } from "./crypto/chacha20poly1305";
 import { hmacSha256Init, hmacSha256WipeScratch } from "./crypto/hmac_sha256";
 import { espAeadWipe } from "./esp_aead";
-import { replayInit, replayWords, REPLAY_HDR_SIZE } from "./replay";
+import { replayInit, replayMarkBelow, replayWords, REPLAY_HDR_SIZE } from "./replay";
 import { IPV4_HDR, IPV6_HDR, PROTO_ESP, PROTO_GRE, PROTO_IPIP, PROTO_UDP, ipv4Build, ipv6Build } from "./ip";
 import { sadFindSpi, sadInsert, sadRemove, tunnelKey } from "./sad";
 import {
   DIR_IN, DIR_OUT, ERR_DUP_SPI, ERR_FULL, ERR_NO_INTEGRITY, ERR_NO_LARGE_WINDOW, ERR_NOT_FOUND, ERR_PARAM,
-  FLAG_ALLOW_NO_INTEGRITY, FLAG_DF, FLAG_ESN, FLAG_REPLAY, FLAG_UDP,
+  FLAG_ALLOW_NO_INTEGRITY, FLAG_DF, FLAG_PRIOR_SEEN, FLAG_ESN, FLAG_REPLAY, FLAG_UDP,
   MODE_GRE, MODE_IPIP, MODE_PAYLOAD, MODE_TRANSPORT,
   PEER_ADDR, PEER_FAMILY, PEER_LEARNED, PEER_PORT, PEER_SIZE, PEER_VERSION,
   SAP_DIR, SAP_DPORT, SAP_FAMILY, SAP_FLAGS, SAP_GREKEY, SAP_HMACKEY, SAP_IPID, SAP_IVSEED, SAP_KEY, SAP_KEYLEN,
-  SAP_LOCAL, SAP_MODE, SAP_MTU, SAP_PEER, SAP_REMOTE, SAP_SALT, SAP_SEQ, SAP_SIZE, SAP_SPI, SAP_SPORT, SAP_SUITE,
+  SAP_LOCAL, SAP_MODE, SAP_MTU, SAP_PEER, SAP_REMOTE, SAP_SALT, SAP_SEQ, SAP_SEQLIMIT, SAP_SIZE, SAP_SPI, SAP_SPORT, SAP_SUITE,
   SAP_TFC, SAP_TOS, SAP_TTL, SAP_WINDOW,
   SA_ALIGN, SA_CTX, SA_CTX_SIZE, SA_DIR, SA_DPORT, SA_FAMILY, SA_FLAGS, SA_GREKEY, SA_HMAC_CTX, SA_ICVLEN, SA_IPID,
   SA_IVLEN, SA_IVSEED, SA_LARGE, SA_LOCAL, SA_MODE, SA_MTU, SA_NEXT, SA_PEER, SA_PEERVER, SA_REMOTE, SA_REPLAY,
-  SA_REPLAY_INLINE_BYTES, SA_SALT, SA_SEQ, SA_SIZE, SA_SPI, SA_SPORT, SA_STATE, SA_SUITE, SA_TFC, SA_TMPL,
+  SA_REPLAY_INLINE_BYTES, SA_SALT, SA_SEQ, SA_SEQLIMIT, SA_SIZE, SA_SPI, SA_SPORT, SA_STATE, SA_SUITE, SA_TFC, SA_TMPL,
   SA_TMPLLEN, SA_TOS, SA_TTL, SA_WINDOW, MAX_PACKET,
   SUITE_AES_CBC, SUITE_AES_CBC_HMAC_SHA256, SUITE_AES_GCM_16, SUITE_CHACHA20_POLY1305, SUITE_NONE,
 } from "./layout";
@@ -179,7 +179,8 @@ export function saAddFromParams(): i32 {
 
 function fillRecord(r: usize, p: usize, large: i32): void {
   const dir = load<u8>(p + SAP_DIR), suite = load<u8>(p + SAP_SUITE), mode = load<u8>(p + SAP_MODE);
-  let flags = <u16>load<u8>(p + SAP_FLAGS) & ~FLAG_ALLOW_NO_INTEGRITY;
+  const pflags = <u16>load<u8>(p + SAP_FLAGS);
+  let flags = pflags & ~(FLAG_ALLOW_NO_INTEGRITY | FLAG_PRIOR_SEEN);
   const window = load<u32>(p + SAP_WINDOW);
   if (dir == DIR_IN && window != 0) flags |= FLAG_REPLAY;
   store<u8>(r + SA_DIR, dir);
@@ -195,6 +196,7 @@ function fillRecord(r: usize, p: usize, large: i32): void {
   store<u32>(r + SA_SPI, load<u32>(p + SAP_SPI));
   store<u32>(r + SA_PEER, load<u32>(p + SAP_PEER));
   store<u64>(r + SA_SEQ, load<u64>(p + SAP_SEQ));
+  store<u64>(r + SA_SEQLIMIT, load<u64>(p + SAP_SEQLIMIT));
   store<u8>(r + SA_FAMILY, load<u8>(p + SAP_FAMILY));
   store<u8>(r + SA_TTL, load<u8>(p + SAP_TTL));
   store<u8>(r + SA_TOS, load<u8>(p + SAP_TOS));
@@ -232,6 +234,7 @@ function fillRecord(r: usize, p: usize, large: i32): void {
     replayInit(st, window != 0 ? window : 32, bitmap);
     const first = load<u64>(p + SAP_SEQ);
     store<u64>(st, first - 1); // top: the window starts just below the first expected number
+    if ((pflags & FLAG_PRIOR_SEEN) != 0) replayMarkBelow(st, first - 1);
   }
   buildTemplate(r);
 }

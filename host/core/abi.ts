@@ -65,6 +65,7 @@ export const SAP_IVSEED = 88;
 export const SAP_HMACKEY = 96;
 export const SAP_LOCAL = 128;
 export const SAP_REMOTE = 144;
+export const SAP_SEQLIMIT = 160;
 
 export const DIR_IN = 0;
 export const DIR_OUT = 1;
@@ -89,6 +90,7 @@ export const FLAG_GRE_KEY = 4;
 export const FLAG_GRE_SEQ = 8;
 export const FLAG_DF = 16;
 export const FLAG_ALLOW_NO_INTEGRITY = 32;
+export const FLAG_PRIOR_SEEN = 64;
 export const FLAG_REPLAY = 256;
 export const FLAG_NEEDS_REKEY = 512;
 
@@ -104,8 +106,8 @@ export const ERR_NAMES: Record<number, string> = {
   [-9]: "not found",
 };
 
-// SA record (2,560 B): only the fields the host reads
-export const SA_SIZE = 2560;
+// SA record (2,624 B): only the fields the host reads
+export const SA_SIZE = 2624;
 export const SA_STATE = 2048;
 export const SA_FLAGS = 2052;
 export const SA_SPI = 2056;
@@ -113,6 +115,7 @@ export const SA_PEER = 2060;
 export const SA_SEQ = 2064;
 export const SA_REPLAY = 2240;
 export const SA_COUNTERS = 2400;
+export const SA_SEQLIMIT = 2160;
 
 // Counters
 export const REASON_NAMES = [
@@ -135,9 +138,10 @@ export const REASON_NAMES = [
   "NOT_ESP",
   "GRE",
   "UNSUPPORTED",
+  "SEQ_UNRESERVED",
 ] as const;
 export type ReasonName = (typeof REASON_NAMES)[number];
-export const REASON_COUNT = REASON_NAMES.length; // 19
+export const REASON_COUNT = REASON_NAMES.length; // 20
 export const CTR_WORDS = REASON_COUNT + 1;
 export const CTR_BLOCK_SIZE = CTR_WORDS * 8;
 
@@ -211,6 +215,7 @@ export const LAYOUT_CHECK: [string, number][] = [
   ["SAP_HMACKEY", SAP_HMACKEY],
   ["SAP_LOCAL", SAP_LOCAL],
   ["SAP_REMOTE", SAP_REMOTE],
+  ["SAP_SEQLIMIT", SAP_SEQLIMIT],
   ["SA_STATE", SA_STATE],
   ["SA_FLAGS", SA_FLAGS],
   ["SA_SPI", SA_SPI],
@@ -218,6 +223,7 @@ export const LAYOUT_CHECK: [string, number][] = [
   ["SA_SEQ", SA_SEQ],
   ["SA_REPLAY", SA_REPLAY],
   ["SA_COUNTERS", SA_COUNTERS],
+  ["SA_SEQLIMIT", SA_SEQLIMIT],
   ["POLP_PRIO", POLP_PRIO],
   ["POLP_ACTION", POLP_ACTION],
   ["POLP_FAMILY", POLP_FAMILY],
@@ -260,6 +266,7 @@ export const LAYOUT_CHECK: [string, number][] = [
   ["FLAG_GRE_SEQ", FLAG_GRE_SEQ],
   ["FLAG_DF", FLAG_DF],
   ["FLAG_ALLOW_NO_INTEGRITY", FLAG_ALLOW_NO_INTEGRITY],
+  ["FLAG_PRIOR_SEEN", FLAG_PRIOR_SEEN],
   ["FLAG_REPLAY", FLAG_REPLAY],
   ["FLAG_NEEDS_REKEY", FLAG_NEEDS_REKEY],
   ["ACTION_DISCARD", ACTION_DISCARD],

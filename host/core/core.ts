@@ -81,6 +81,14 @@ export interface SaParams {
   replayWindow?: number;
   /** Outbound: first sequence number sent (default 1). Inbound: first expected (the window starts just below it). */
   initialSeq?: bigint | number;
+  /** Inbound: every number below initialSeq counts as already received (resuming after a restart). */
+  priorSeen?: boolean;
+  /**
+   * Reservation limit (default 0 = none): outbound the last sequence number
+   * the SA may send, inbound the last it may accept; past it packets drop as
+   * SEQ_UNRESERVED until setSeqLimit raises it (host/sa/seq_store.ts).
+   */
+  seqLimit?: bigint | number;
   /** Peer this SA belongs to (< maxSas). Used by the inbound policy check and NAT-T address learning. */
   peerId?: number;
   /** Outer local / remote addresses (same family). */
@@ -138,6 +146,8 @@ export interface SaState {
   seq: bigint;
   /** Inbound: highest authenticated sequence number. */
   replayTop: bigint;
+  /** Reservation limit (0 = none): see SaParams.seqLimit. */
+  seqLimit: bigint;
   needsRekey: boolean;
   /**
    * The remote outer address and UDP port the SA uses now: what NAT-T learned
@@ -165,6 +175,7 @@ interface Exports {
   saRemove(id: number): number;
   saRecord(id: number): number;
   saRemote(id: number): number;
+  saSetSeqLimit(id: number, limit: bigint): number;
   policyParamPtr(): number;
   policyAdd(): number;
   policyRemove(id: number): number;
@@ -261,6 +272,7 @@ export class Core {
     if (p.greSeq) flags |= A.FLAG_GRE_SEQ;
     if (p.df) flags |= A.FLAG_DF;
     if (p.allowNoIntegrity) flags |= A.FLAG_ALLOW_NO_INTEGRITY;
+    if (p.priorSeen) flags |= A.FLAG_PRIOR_SEEN;
     u8[b + A.SAP_DIR] = p.direction === "out" ? A.DIR_OUT : A.DIR_IN;
     u8[b + A.SAP_SUITE] = suite;
     u8[b + A.SAP_MODE] = mode;
@@ -269,6 +281,7 @@ export class Core {
     dv.setUint32(b + A.SAP_WINDOW, p.direction === "in" ? p.replayWindow ?? 64 : 0, true);
     dv.setUint32(b + A.SAP_PEER, p.peerId ?? 0, true);
     dv.setBigUint64(b + A.SAP_SEQ, BigInt(p.initialSeq ?? 1), true);
+    dv.setBigUint64(b + A.SAP_SEQLIMIT, BigInt(p.seqLimit ?? 0), true);
     const key = p.key ?? new Uint8Array(0);
     if (key.length > 32) throw new CoreError("key longer than 32 bytes", -3);
     u8[b + A.SAP_KEYLEN] = key.length;
@@ -310,6 +323,23 @@ export class Core {
     if (rc < 0) throw new CoreError(`removeSa(${id})`, rc);
   }
 
+  /** Raises (or sets) SA `id`'s reservation limit; 0 = none. Call only once the reservation is durable. */
+  setSeqLimit(id: number, limit: bigint): void {
+    const rc = this.ex.saSetSeqLimit(id, limit);
+    if (rc < 0) throw new CoreError(`setSeqLimit(${id})`, rc);
+  }
+
+  /**
+   * The SA's progress without allocating a state object: outbound the next
+   * sequence number to send, inbound the highest authenticated one; -1n for
+   * an id that is not a live SA. Polled by the reservation loop.
+   */
+  seqOf(id: number, outbound: boolean): bigint {
+    const r = this.ex.saRecord(id);
+    if (!r) return -1n;
+    return this.dv.getBigUint64(r + (outbound ? A.SA_SEQ : A.SA_REPLAY), true);
+  }
+
   /** Forgets the address NAT-T learned for a peer (before reusing its id for another peer). */
   forgetPeer(peerId: number): void {
     const rc = this.ex.peerReset(peerId);
@@ -329,6 +359,7 @@ export class Core {
       peerId: this.dv.getUint32(r + A.SA_PEER, true),
       seq: this.dv.getBigUint64(r + A.SA_SEQ, true),
       replayTop: this.dv.getBigUint64(r + A.SA_REPLAY, true),
+      seqLimit: this.dv.getBigUint64(r + A.SA_SEQLIMIT, true),
       needsRekey: (flags & A.FLAG_NEEDS_REKEY) !== 0,
       remote: formatAddr((rem >> 16) & 0xff, this.u8.subarray(sp, sp + 16)),
       remotePort: rem & 0xffff,

@@ -393,7 +393,7 @@ test("removing an SA wipes its record (keys included) and forgets its SPI", asyn
   l.b.removeSa(l.inb);
   // Everything but the free-list link (SA_NEXT, 4 bytes at 2096) is zero: keys, salt, IV seed, HMAC pads, counters.
   assert.ok(mem.subarray(rec, rec + 2096).every((x) => x === 0), "crypto context zeroed");
-  assert.ok(mem.subarray(rec + 2100, rec + 2560).every((x) => x === 0), "rest of the record zeroed");
+  assert.ok(mem.subarray(rec + 2100, rec + 2624).every((x) => x === 0), "rest of the record zeroed");
   assert.equal(l.b.ex.sadLookup(l.params.spi), -1);
   l.b.writePacket(0, wire, KIND.IP);
   l.b.processInbound(1);

@@ -47,15 +47,18 @@ test("sizes the design promises", async () => {
   assert.equal(ex.layoutHeadroom() + ex.layoutMaxPacket() + ex.layoutTailroom(), ex.layoutSlotSize());
   assert.equal(ex.layoutSlotSize() % 64, 0);
   assert.equal(ex.layoutSlotDescSize(), 64);
-  assert.equal(ex.layoutSaRecordSize(), 2560);
+  assert.equal(ex.layoutSaRecordSize(), 2624);
   // The crypto contexts fit the record's 2,048-byte context area (AES + HMAC at 1,984).
   assert.ok(ex.layoutGcmCtxSize() <= 2048, `GCM ctx ${ex.layoutGcmCtxSize()}`);
   assert.ok(ex.layoutAesCtxSize() <= 1984, `AES ctx ${ex.layoutAesCtxSize()}`);
   assert.equal(ex.layoutHmacCtxSize(), 64);
-  // Inline replay bitmap (128 B at +32) holds windows up to 960; the counters end the record.
+  // Inline replay bitmap (128 B at +32) holds windows up to 960; the counters fit the record,
+  // which is padded to the 64-byte alignment after them.
   assert.ok(ex.replayWords(960) * 8 <= 128);
   assert.ok(ex.replayWords(1024) * 8 > 128);
-  assert.equal(ex.layoutSaCounters() + ex.layoutCounterBlockSize(), ex.layoutSaRecordSize());
+  assert.ok(ex.layoutSaCounters() + ex.layoutCounterBlockSize() <= ex.layoutSaRecordSize());
+  assert.ok(ex.layoutSaCounters() + ex.layoutCounterBlockSize() > ex.layoutSaRecordSize() - 64);
+  assert.equal(ex.layoutSaRecordSize() % 64, 0);
   assert.ok(ex.layoutSaReplay() + 32 + 128 <= ex.layoutSaCounters());
 });
 
@@ -72,7 +75,7 @@ test("memory is sized by init and stays put", async () => {
   // Every structure sits below the arena top, which sits inside memory.
   assert.ok(top <= before);
   // Bytes per SA: the record, a peer entry, a SAD bucket (≤ 2 × 4 B when maxSas is not a power of two).
-  const perSa = 2560 + 32 + 8;
+  const perSa = 2624 + 32 + 8;
   assert.ok(top - core.ex.ringBase() < 8 * (9472 + 64) + 1000 * perSa + 4 * 16384 + 100 * 96 + 8192 * 48 + 4096);
   assert.equal(core.ex.init(8, 10, 10, 0), -8, "a second init is refused");
   assert.equal(core.memoryBytes(), before);
