@@ -4,7 +4,7 @@
 // Rule: no function in this file puts key bytes or key text into an error
 // message. Errors say where (character position, file name) and how long, never what.
 
-import { readFileSync, statSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readFileSync } from "node:fs";
 import { inspect } from "node:util";
 
 /**
@@ -64,27 +64,51 @@ export function decodeHexKey(text: string): KeyResult {
 }
 
 /**
+ * The mode rule for every file that holds keys: a key file, or a config with
+ * inline keys. Writable by group or others (mode & 0o022): refused, since
+ * whoever can write the file can put in keys they know and read the traffic.
+ * Readable by group or others (mode & 0o044): a warning. `what` names the
+ * file in the message ("key file /etc/wesp/a.key").
+ */
+export function secretFileMode(what: string, mode: number): { error?: string; warning?: string } {
+  const octal = `mode 0${(mode & 0o777).toString(8)}`;
+  if ((mode & 0o022) !== 0) return { error: `${what} is writable by group or others (${octal}); chmod 600 it` };
+  if ((mode & 0o044) !== 0) return { warning: `${what} is readable by group or others (${octal}); chmod 600 it` };
+  return {};
+}
+
+/**
+ * Read a whole file and the mode of the very file read (fstat on the open
+ * descriptor, so a rename between the check and the read cannot swap it).
+ */
+export function readFileAndMode(path: string): { text: string; mode: number } {
+  const fd = openSync(path, "r");
+  try {
+    return { mode: fstatSync(fd).mode, text: readFileSync(fd, "utf8") };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
  * Key file format: text; hex digits (optionally "0x"-prefixed) with any
  * whitespace in between; lines whose first non-blank character is `#` are comments.
  * Returns the key, or a message naming the file (never its contents).
- * `warn` receives a note when the file is readable by group or others.
+ * The file's mode follows `secretFileMode`: refused when group or others can
+ * write it; `warn` receives a note when they can read it.
  */
 export function readKeyFile(path: string, warn: (message: string) => void): KeyResult {
   let text: string;
+  let mode: number;
   try {
-    text = readFileSync(path, "utf8");
+    ({ text, mode } = readFileAndMode(path));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? "error";
     return { ok: false, message: `cannot read key file ${path} (${code})` };
   }
-  try {
-    const mode = statSync(path).mode;
-    if ((mode & 0o044) !== 0) {
-      warn(`key file ${path} is readable by group or others (mode ${(mode & 0o777).toString(8)}); chmod 600 it`);
-    }
-  } catch {
-    // the read above succeeded; a failing stat only loses the warning
-  }
+  const rule = secretFileMode(`key file ${path}`, mode);
+  if (rule.error) return { ok: false, message: rule.error };
+  if (rule.warning) warn(rule.warning);
   const hex = text
     .split("\n")
     .filter((line) => !line.trimStart().startsWith("#"))

@@ -7,9 +7,9 @@
 // passed, since its input would not be trustworthy. Messages are scrubbed of
 // anything key-shaped (redact.ts) before they leave this module.
 
-import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { isNode, LineCounter, parseDocument, type Document } from "yaml";
+import { readFileAndMode, secretFileMode } from "./keys.ts";
 import type { Config, ConfigIssue } from "./model.ts";
 import { normalize, type NormalizeContext, type RawConfig } from "./normalize.ts";
 import { scrub } from "./redact.ts";
@@ -28,6 +28,12 @@ export interface ParseOptions extends LoadOptions {
   baseDir: string;
   /** Name used in messages; default "<text>". */
   source?: string;
+  /**
+   * Mode of the file the text was read from (loadConfigSync passes it). Inline
+   * keys in a file group or others can write are refused, in one they can read
+   * warned about: the rule of key files (keys.ts, secretFileMode).
+   */
+  fileMode?: number;
 }
 
 export interface LoadResult {
@@ -58,13 +64,14 @@ export function formatIssue(source: string, issue: ConfigIssue): string {
 export function loadConfigSync(file: string, opts: LoadOptions = {}): LoadResult {
   const path = resolve(file);
   let text: string;
+  let mode: number;
   try {
-    text = readFileSync(path, "utf8");
+    ({ text, mode } = readFileAndMode(path));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? "error";
     throw new ConfigError(path, [{ path: "", message: `cannot read the config file (${code})` }]);
   }
-  return parseConfig(text, { ...opts, baseDir: dirname(path), source: path });
+  return parseConfig(text, { ...opts, baseDir: dirname(path), source: path, fileMode: mode });
 }
 
 /** Async form of `loadConfigSync`, for callers that prefer a promise. */
@@ -98,8 +105,19 @@ export function parseConfig(text: string, opts: ParseOptions): LoadResult {
   // Reported in file order, as a compiler would.
   const locate = (list: RawIssue[]): ConfigIssue[] => list.map(locateOne).sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
 
+  // Whole-file issues (path ""), on the line of the first inline key.
+  const fileWarnings: ConfigIssue[] = [];
+  const inline = opts.fileMode !== undefined ? inlineKeyFields(raw) : [];
+  if (inline.length > 0) {
+    const more = inline.length > 1 ? ` and ${inline.length - 1} more` : "";
+    const rule = secretFileMode(`config file ${source} with inline keys (${formatPath(inline[0])}${more})`, opts.fileMode!);
+    const line = lineOf(doc, lines, inline[0]);
+    if (rule.error) throw new ConfigError(source, [{ path: "", line, message: scrub(`${rule.error}, or move the keys to key files (key_in_file, ...)`) }]);
+    if (rule.warning) fileWarnings.push({ path: "", line, message: scrub(rule.warning) });
+  }
+
   const schemaIssues = validateSchema(raw);
-  if (schemaIssues.length > 0) throw new ConfigError(source, locate(schemaIssues));
+  if (schemaIssues.length > 0) throw new ConfigError(source, locate(schemaIssues), fileWarnings);
 
   const ctx: NormalizeContext = {
     baseDir: opts.baseDir,
@@ -109,12 +127,30 @@ export function parseConfig(text: string, opts: ParseOptions): LoadResult {
     warnings: [],
   };
   const config = normalize(raw as RawConfig, source, ctx);
-  if (ctx.errors.length > 0) throw new ConfigError(source, locate(ctx.errors), locate(ctx.warnings));
+  if (ctx.errors.length > 0) throw new ConfigError(source, locate(ctx.errors), [...fileWarnings, ...locate(ctx.warnings)]);
 
   const sem = checkSemantics(config);
-  const warnings = locate([...ctx.warnings, ...sem.warnings]);
+  const warnings = [...fileWarnings, ...locate([...ctx.warnings, ...sem.warnings])];
   if (sem.errors.length > 0) throw new ConfigError(source, locate(sem.errors), warnings);
   return { config, warnings };
+}
+
+const INLINE_KEYS = ["key_in", "key_out", "auth_key_in", "auth_key_out"];
+
+/** Paths of the inline keys in `peers[].sas[]` of a parsed document of any shape (before the schema). */
+function inlineKeyFields(raw: unknown): PathSegments[] {
+  const found: PathSegments[] = [];
+  const peers = (raw as { peers?: unknown })?.peers;
+  if (!Array.isArray(peers)) return found;
+  peers.forEach((p: unknown, i) => {
+    const sas = (p as { sas?: unknown })?.sas;
+    if (!Array.isArray(sas)) return;
+    sas.forEach((sa: unknown, k) => {
+      if (sa === null || typeof sa !== "object") return;
+      for (const f of INLINE_KEYS) if (Object.hasOwn(sa, f)) found.push(["peers", i, "sas", k, f]);
+    });
+  });
+  return found;
 }
 
 /** Line of the deepest node on `at` that exists in the document (1-based). */

@@ -2,7 +2,7 @@
 // addresses, SPIs and keys (inline, from files, JSON input).
 
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { KeyBytes } from "../../host/config/keys.ts";
@@ -18,7 +18,9 @@ test("every examples/three-sites config loads without errors or warnings", () =>
   assert.equal(files.length, 3);
   for (const f of files) {
     const { config, warnings } = loadConfigSync(join(dir, f), { uid: 0, env: {} });
-    assert.deepEqual(warnings, [], f);
+    // Their (example) inline keys draw the mode warning when the checkout made them world-readable.
+    const readable = (statSync(join(dir, f)).mode & 0o044) !== 0;
+    assert.deepEqual(warnings.filter((w) => !(readable && w.path === "" && /inline keys .* readable by group or others/.test(w.message))), [], f);
     assert.ok(config.peers.length === 2, f);
   }
 });
@@ -187,8 +189,9 @@ test("trusted MPLS port: plain GRE and IP-in-IP peers without SAs; raw ESP port"
   assert.equal(c.peers[3].wanIndex, 1);
 });
 
-test("aes-128-cbc is accepted with allow_no_integrity", () => {
+test("aes-128-cbc is accepted with allow_no_integrity (and nat_t: false: no address learning without an ICV)", () => {
   const doc = baseConfig();
+  doc.peers[1].nat_t = false;
   const s = doc.peers[1].sas[0];
   s.suite = "aes-128-cbc";
   s.allow_no_integrity = true;
