@@ -15,7 +15,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { canUseNetns } from "../helpers/netns.ts";
+import { requireTools } from "../helpers/require.ts";
 import { sealEsp } from "../helpers/ref_esp.ts";
 import { leftovers, removeLeftovers } from "../../host/demo/lab.ts";
 import { parseConntrack } from "../../host/demo/nat.ts";
@@ -80,7 +80,7 @@ function assertNothingLeft(prefix: string, dir?: string): void {
   if (dir) assert.deepEqual(processesMentioning(dir), [], `processes of ${dir} still running`);
 }
 
-describe("wesp demo", { skip: !canUseNetns() && "needs root and ip netns" }, () => {
+describe("wesp demo", { skip: requireTools(["netns", "nft", "tcpdump", "tshark"], { why: "e2e wesp demo" }) }, () => {
   after(async () => {
     for (const p of prefixes) await removeLeftovers(p); // only if a test failed half-way
     rmSync(scratch, { recursive: true, force: true });

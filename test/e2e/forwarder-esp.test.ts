@@ -10,7 +10,8 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { canUseNetns, tcpEcho, waitFor } from "../helpers/netns.ts";
+import { tcpEcho, waitFor } from "../helpers/netns.ts";
+import { requireTools } from "../helpers/require.ts";
 import { findKeyLeaks } from "../helpers/config_fixture.ts";
 import { checkEspTable, startCapture, type EspFrame, type EspSa } from "../helpers/tshark.ts";
 import { ADDR, useSites, startPair, status, stopPair, wesp, type Case, type Running, type Sites } from "./forwarder-util.ts";
@@ -46,7 +47,7 @@ function nextHeaders(c: Case): number[] {
   return c.mode === "transport-gre" ? [47] : [4, 41];
 }
 
-describe("wesp up: two sites through ESP", { skip: !canUseNetns() && "needs root and ip netns" }, () => {
+describe("wesp up: two sites through ESP", { skip: requireTools(["netns", "python3", "sysctl", "tcpdump", "tshark", "scapy"], { why: "e2e wesp up: two sites through ESP" }) }, () => {
   let s!: Sites;
   useSites((x) => (s = x));
 

@@ -7,7 +7,8 @@
 // wesp before encryption (RFC 791) and arrives whole.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { canUseNetns, tcpEcho } from "../helpers/netns.ts";
+import { tcpEcho } from "../helpers/netns.ts";
+import { requireTools } from "../helpers/require.ts";
 import { ADDR, useSites, espInnerMtu, learnedMtu, startPair, status, stopPair, udpNoDf, type Case, type Sites } from "./forwarder-util.ts";
 
 const TCP_BYTES = 1 << 20;
@@ -23,7 +24,7 @@ const CASES: { c: Case; inner: number }[] = [
   },
 ];
 
-describe("wesp up: ICMP too big", { skip: !canUseNetns() && "needs root and ip netns" }, () => {
+describe("wesp up: ICMP too big", { skip: requireTools(["netns", "python3", "sysctl"], { why: "e2e wesp up: ICMP too big" }) }, () => {
   let s!: Sites;
   useSites((x) => (s = x));
 

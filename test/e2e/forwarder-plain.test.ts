@@ -3,7 +3,8 @@
 // families (so IP-in-IP uses protocols 4 and 41), ping and TCP.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { canUseNetns, tcpEcho } from "../helpers/netns.ts";
+import { tcpEcho } from "../helpers/netns.ts";
+import { requireTools } from "../helpers/require.ts";
 import { ADDR, useSites, startPair, status, stopPair, type Case, type Sites } from "./forwarder-util.ts";
 
 const TCP_BYTES = 1 << 20;
@@ -13,7 +14,7 @@ const CASES: Case[] = [
   { name: "plain IP-in-IP over IPv6", mode: "ipip", outer: 6, encap: "udp" },
 ];
 
-describe("wesp up: plain tunnels on a trusted port", { skip: !canUseNetns() && "needs root and ip netns" }, () => {
+describe("wesp up: plain tunnels on a trusted port", { skip: requireTools(["netns", "python3", "sysctl"], { why: "e2e wesp up: plain tunnels" }) }, () => {
   let s!: Sites;
   useSites((x) => (s = x));
 

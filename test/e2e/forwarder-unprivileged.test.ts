@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { canUseNetns, Lab, tcpEcho, waitFor } from "../helpers/netns.ts";
+import { Lab, tcpEcho, waitFor } from "../helpers/netns.ts";
+import { requireTools } from "../helpers/require.ts";
 import { assertNoNamespacesLeft } from "./io-util.ts";
 import { ADDR, buildSites, configs, status, WESP_BIN, wesp, type Sites } from "./forwarder-util.ts";
 
@@ -17,7 +18,7 @@ const uid = Number(execFileSync("id", ["-u", "nobody"], { encoding: "utf8" }).tr
 const gid = Number(execFileSync("id", ["-g", "nobody"], { encoding: "utf8" }).trim());
 const asNobody = ["setpriv", `--reuid=${uid}`, `--regid=${gid}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"];
 
-describe("wesp up without privileges", { skip: !canUseNetns() && "needs root and ip netns" }, () => {
+describe("wesp up without privileges", { skip: requireTools(["netns", "python3"], { why: "e2e wesp up without privileges" }) }, () => {
   const lab = new Lab();
   let s: Sites;
   let dir: string;
@@ -46,6 +47,8 @@ describe("wesp up without privileges", { skip: !canUseNetns() && "needs root and
     const c = configs({ name: "p", mode: "tunnel", outer: 4, encap: "udp", suite: "chacha20-poly1305" }, dir);
     const a = c.a as any, b = c.b as any;
     a.node.tun.persistent = true;
+    // ceB runs as root: its control socket goes in root's lab dir, not in nobody's (refused: not ours)
+    b.node.control.socket = join(lab.dir, "ceB.sock");
     // the administrator's part: the device, its MTU, address and routes
     await s.ceA.ip("tuntap", "add", "dev", "wesp0", "mode", "tun", "user", "nobody");
     await s.ceA.ip("link", "set", "dev", "wesp0", "mtu", "1400", "up");

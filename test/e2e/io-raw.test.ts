@@ -8,7 +8,8 @@
 // payload. The tests pin both, since the pipeline parses accordingly.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { canUseNetns, Lab, type Netns } from "../helpers/netns.ts";
+import { Lab, type Netns } from "../helpers/netns.ts";
+import { requireTools } from "../helpers/require.ts";
 import { RawSocket, PROTO_ESP, PROTO_GRE, PROTO_IPIP, PROTO_IPV6 } from "../../host/net/raw_linux.ts";
 import { assertNoNamespacesLeft, collect, ipv4Header, ipv6Header, payload, Ring, udpPacket, v4, v6 } from "./io-util.ts";
 
@@ -30,7 +31,7 @@ const concat = (...parts: Uint8Array[]) => {
   return out;
 };
 
-describe("raw IP sockets over veth", { skip: !canUseNetns() && "needs root and ip netns" }, () => {
+describe("raw IP sockets over veth", { skip: requireTools(["netns"], { why: "e2e raw IP sockets over veth" }) }, () => {
   const lab = new Lab();
   let a: Netns;
   let b: Netns;

@@ -8,7 +8,8 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { canUseNetns, Lab, type Netns } from "../helpers/netns.ts";
+import { Lab, type Netns } from "../helpers/netns.ts";
+import { requireTools } from "../helpers/require.ts";
 import { Tun } from "../../host/tun/tun_linux.ts";
 import { UdpSocket } from "../../host/net/udp_linux.ts";
 import { waitReadable } from "../../host/net/wait_linux.ts";
@@ -48,7 +49,7 @@ async function readUdp(tuns: Tun[], want: number, match: (u: ParsedUdp) => boole
   return per;
 }
 
-describe("TUN devices", { skip: !canUseNetns() && "needs root and ip netns" }, () => {
+describe("TUN devices", { skip: requireTools(["netns"], { why: "e2e TUN devices" }) }, () => {
   const lab = new Lab();
   let t: Netns;
   let tun: Tun;

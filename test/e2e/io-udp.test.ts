@@ -4,14 +4,15 @@
 //   ns a  a0 10.31.0.1/24 fd31::1/64  ═══ veth ═══  b0 10.31.0.2/24 fd31::2/64  ns b
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { canUseNetns, Lab, type Netns } from "../helpers/netns.ts";
+import { Lab, type Netns } from "../helpers/netns.ts";
+import { requireTools } from "../helpers/require.ts";
 import { UdpSocket, DEFAULT_PORT } from "../../host/net/udp_linux.ts";
 import { io } from "../../host/net/native_linux.ts";
 import { assertNoNamespacesLeft, collect, payload, Ring, v4, v6 } from "./io-util.ts";
 
 const ENETUNREACH = 101;
 
-describe("UDP batches over veth", { skip: !canUseNetns() && "needs root and ip netns" }, () => {
+describe("UDP batches over veth", { skip: requireTools(["netns"], { why: "e2e UDP batches over veth" }) }, () => {
   const lab = new Lab();
   let a: Netns;
   let b: Netns;

@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { readlinkSync } from "node:fs";
 import { Worker } from "node:worker_threads";
-import { canUseNetns, Lab, waitFor, type Netns } from "../helpers/netns.ts";
+import { Lab, waitFor, type Netns } from "../helpers/netns.ts";
+import { requireTools } from "../helpers/require.ts";
 import { UdpSocket } from "../../host/net/udp_linux.ts";
 import { Waker } from "../../host/net/wait_linux.ts";
 import { assertNoNamespacesLeft, payload, Ring, v4 } from "./io-util.ts";
@@ -48,7 +49,7 @@ function sendFlows(ns: string, dst: number[], port: number, flows: number): void
   }
 }
 
-describe("I/O from worker threads", { skip: !canUseNetns() && "needs root and ip netns" }, () => {
+describe("I/O from worker threads", { skip: requireTools(["netns"], { why: "e2e I/O from worker threads" }) }, () => {
   const lab = new Lab();
   let w: Netns;
   const mainNs = readlinkSync("/proc/thread-self/ns/net");

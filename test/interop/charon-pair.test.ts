@@ -18,7 +18,7 @@ import { concat, inetChecksum, ipv4Header, openEsp, PROTO, sealEsp, type RefSa }
 import { espDrops, espParsed, parseChildSas, SUITES, toEspSas, type ChildSa, type EspDirection, type Suite } from "./strongswan.ts";
 import { charons, labSkip, linkExists, NET_L, NET_R, PINGS, replayAndForge, SITE_L, SITE_R, useTopo, WAN_L, WAN_R } from "./lab_setup.ts";
 
-const skip = labSkip();
+const skip = labSkip("interop strongSwan pair");
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 

@@ -5,9 +5,9 @@
 //   siteL ──s── gl  ceL  wl ═══ 10.99.0.0/24 ═══ wr  ceR  gr ──s── siteR
 //   192.168.1.2   .1     .1                      .2       .1   192.168.2.2
 import { after, before } from "node:test";
-import { existsSync } from "node:fs";
-import { canUseNetns, exec, Lab, sweepStale, waitFor, type Netns } from "../helpers/netns.ts";
-import { CHARON, Charon, espDrops, type EspDrop, type Suite } from "./strongswan.ts";
+import { exec, Lab, sweepStale, waitFor, type Netns } from "../helpers/netns.ts";
+import { requireTools, type Need } from "../helpers/require.ts";
+import { Charon, espDrops, type EspDrop, type Suite } from "./strongswan.ts";
 
 export const WAN_L = "10.99.0.1";
 export const WAN_R = "10.99.0.2";
@@ -18,11 +18,12 @@ export const NET_R = "192.168.2.0/24";
 export const PINGS = 3;
 const PSK = "wesp-interop-psk-0123456789";
 
-/** Why the interop tests cannot run here, or false when they can. */
-export function labSkip(): string | false {
-  if (!canUseNetns()) return "needs root and ip netns";
-  if (!existsSync(CHARON)) return "strongSwan charon not installed";
-  return false;
+/**
+ * Why the interop tests cannot run here, or false when they can (test/helpers/require.ts:
+ * under CI a missing tool throws instead). `extra`: what one file needs besides the lab.
+ */
+export function labSkip(why: string, extra: Need[] = []): string | false {
+  return requireTools(["netns", "python3", "sysctl", "charon", "kernel-libipsec", "swanctl", "tcpdump", "tshark", "scapy", ...extra], { why });
 }
 
 export interface Topo {

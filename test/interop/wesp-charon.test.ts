@@ -23,7 +23,9 @@ import { charons, labSkip, linkExists, NET_L, NET_R, PINGS, replayAndForge, SITE
 import { wesp, wespConfig, wespUp, writeWespConfig } from "./wesp-peer.ts";
 
 const UP_TS = fileURLToPath(new URL("../../host/cli/up.ts", import.meta.url));
-const skip = labSkip() || (!existsSync(UP_TS) ? "wesp up is not in this build yet (host/cli/up.ts)" : false);
+const skip = labSkip("interop wesp against strongSwan", [
+  { name: "wesp up (host/cli/up.ts)", present: () => existsSync(UP_TS), install: "a build with host/cli/up.ts" },
+]);
 
 const TCP_BYTES = 256 << 10;
 const TUN = "wesp0";

@@ -8,12 +8,11 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { requireTools } from "../helpers/require.ts";
 import { findKeyLeaks, hexKey, keysOf, tempDir, toYaml, wesp, type Doc } from "../helpers/config_fixture.ts";
 
 const PYTHON = "/usr/bin/python3";
-const haveTools =
-  spawnSync("tshark", ["--version"]).status === 0 &&
-  spawnSync(PYTHON, ["-c", "import scapy.layers.ipsec"]).status === 0;
+const skipWireshark = requireTools(["tshark", "scapy"], { why: "unit tshark decrypts scapy's ESP" });
 
 // Reads [{family, src, dst, spi, crypt, key, auth, auth_key, udp, payload, esn}] as JSON on
 // stdin and writes one Ethernet frame per entry (ESP tunnel mode around ICMP echo) to argv[1].
@@ -84,7 +83,7 @@ function suiteConfig(): Doc {
 
 interface Packet { spi: number; suite: string; dir: "in" | "out"; payload: string; esn: boolean }
 
-test("tshark decrypts and authenticates scapy's ESP with the table from wesp keys --wireshark", { skip: !haveTools && "needs tshark and python3-scapy" }, () => {
+test("tshark decrypts and authenticates scapy's ESP with the table from wesp keys --wireshark", { skip: skipWireshark }, () => {
   const dir = tempDir();
   try {
     const doc = suiteConfig();

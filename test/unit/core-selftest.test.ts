@@ -4,6 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { SHARED_VECTOR_FILE } from "../helpers/vectors.ts";
+import { requireTools } from "../helpers/require.ts";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { tmpdir } from "node:os";
@@ -13,7 +14,8 @@ import { main } from "../../host/cli/selftest.ts";
 
 // ../shared beside the repository: present in the workspace and in CI.
 const SHARED = SHARED_VECTOR_FILE;
-const sharedPresent = existsSync(SHARED);
+const skipShared = requireTools([{ name: "../shared beside this checkout", present: () => existsSync(SHARED), install: "check out the shared repository beside this one" }],
+  { why: "unit shipped vectors = shared ones" });
 
 test("all shipped vectors pass (seal reproduces expected_esp/expected_packet, open gives the plaintext)", async () => {
   const lines: string[] = [];
@@ -25,11 +27,11 @@ test("all shipped vectors pass (seal reproduces expected_esp/expected_packet, op
   assert.equal(lines.at(-1), "21 passed, 0 failed");
 });
 
-test("the shipped vectors are the shared ones", { skip: !sharedPresent && !process.env.CI && "no ../shared beside this checkout" }, () => {
+test("the shipped vectors are the shared ones", { skip: skipShared }, () => {
   assert.equal(readFileSync(DEFAULT_VECTORS, "utf8"), readFileSync(SHARED, "utf8"));
 });
 
-test("wesp selftest --vectors ../shared/vectors/esp-vectors.json: 21 passed, 0 failed", { skip: !sharedPresent && !process.env.CI && "no ../shared beside this checkout" }, () => {
+test("wesp selftest --vectors ../shared/vectors/esp-vectors.json: 21 passed, 0 failed", { skip: skipShared }, () => {
   // The command itself, as a user runs it.
   const bin = fileURLToPath(new URL("../../bin/wesp.js", import.meta.url));
   const r = spawnSync(process.execPath, [bin, "selftest", "--vectors", SHARED], { encoding: "utf8" });
