@@ -6,8 +6,9 @@
 //   parse (per input kind) → SPI lookup (O(1), sad.ts) → replay check
 //   (§3.4.3, before decryption) → ESN high bits (Appendix A) → verify ICV and
 //   decrypt (§3.4.4; AAD/ICV include the high bits) → replay advance (only
-//   now) → padding check (§2.4) → next header: 4/41 inner packet, 47 GRE,
-//   59 dummy (§2.6) → inner policy check (RFC 4301 §5.2) → TO_TUN.
+//   now, and only with an ICV) → padding check (§2.4) → next header: 4/41
+//   inner packet, 47 GRE, 59 dummy (§2.6) → inner policy check (RFC 4301
+//   §5.2) → TO_TUN.
 // Every read is bounded by the packet's length; every failure is a DROP
 // with a reason, counted globally and on the SA once one is known.
 import { cbcDecrypt } from "./crypto/cbc";
@@ -180,18 +181,27 @@ function espIn(d: usize, slot: usize, p: usize, len: i32): bool {
   if (ctLen < 2 || (ctLen & (<i32>load<u8>(sa + SA_ALIGN) - 1)) != 0) return drop(d, sa, Reason.MALFORMED);
 
   // §3.4.3 before decryption; the high ESN bits come from the window (App. A).
+  // Without an ICV (suite aes-cbc) nothing vouches for the sequence number or
+  // the sender: anti-replay "MUST NOT be enabled unless integrity service
+  // also is enabled" (§3.4.3), and a NAT mapping is only followed on a packet
+  // that authenticates (as IKE does, RFC 7296 §2.23). Such an SA neither
+  // checks nor advances the window, nor learns an address: else one forged
+  // datagram carrying its SPI would redirect the peer's traffic or shut
+  // the window on every genuine packet.
+  const icv = icvLen != 0;
   const st = sa + SA_REPLAY;
   const top = load<u64>(st);
   const esn = (flags & FLAG_ESN) != 0;
   const seqLo = bswap<u32>(load<u32>(p + 4));
   const seq: u64 = esn ? esnInfer(top, load<u32>(st + 8), seqLo) : <u64>seqLo;
-  if ((flags & FLAG_REPLAY) != 0) {
+  if (icv && (flags & FLAG_REPLAY) != 0) {
     const r = replayCheck(st, seq);
     if (r == 1) return drop(d, sa, Reason.REPLAY);
     if (r != 0) return drop(d, sa, Reason.REPLAY_OLD);
   }
   const data = p + 8 + <usize>ivLen;
   if (!open(sa, p, ivLen, data, ctLen, seq, esn)) return drop(d, sa, Reason.AUTH);
+  if (!icv) return trailer(d, slot, sa, data, ctLen, flags); // unauthenticated: no window, no learning
   // A number past the durable reservation is not accepted: after a crash the
   // window restarts at the reservation, and everything this run accepted
   // must count as a replay then (docs/replay.md, "Across restarts").
@@ -202,7 +212,11 @@ function espIn(d: usize, slot: usize, p: usize, len: i32): bool {
     addrCopy(ADDR16, oSrc, oFamily);
     peerLearn(load<u32>(sa + SA_PEER), oFamily, ADDR16, oPort);
   }
+  return trailer(d, slot, sa, data, ctLen, flags);
+}
 
+/** The decrypted ESP payload and trailer (`ctLen` bytes at `data`): padding check, then decap. */
+function trailer(d: usize, slot: usize, sa: usize, data: usize, ctLen: i32, flags: u16): bool {
   // §2.4: pad length, then the padding must be 1, 2, 3, …
   const padLen = <i32>load<u8>(data + <usize>(ctLen - 2));
   const nh = <i32>load<u8>(data + <usize>(ctLen - 1));

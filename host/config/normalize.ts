@@ -145,7 +145,7 @@ function normalizeSa(s: RawSa, at: PathSegments, index: number, ctx: NormalizeCo
     });
   }
   if (info.icvBytes === 0 && replayWindow > 0) {
-    ctx.warnings.push({ at: [...at, "replay_window"], message: "anti-replay without integrity protection can be defeated by forging sequence numbers (RFC 4303 §3.4.3)" });
+    ctx.warnings.push({ at: [...at, "replay_window"], message: "is ignored: without integrity protection the sequence number is not authenticated, so no anti-replay window is kept (RFC 4303 §3.4.3); set replay_window: 0" });
   }
   if (s.allow_no_integrity && info.icvBytes > 0) {
     ctx.warnings.push({ at: [...at, "allow_no_integrity"], message: `has no effect: ${s.suite} has integrity protection` });

@@ -75,6 +75,24 @@ function checkPeer(c: Config, p: PeerConfig, at: PathSegments, r: SemanticResult
     checkInnerRoom(p, port, p.mtu, at, r);
   }
   checkMode(p, port.name, port.trusted, port.encap, at, r);
+  checkNatTIntegrity(p, at, r);
+}
+
+/**
+ * NAT-T moves the peer's address to wherever its authenticated packets come
+ * from. An SA without integrity authenticates nothing (RFC 4303 §3.4.3 also
+ * forbids anti-replay on it), so the core never learns from one; a peer that
+ * may sit behind a NAT would then lose its traffic, and trusting its
+ * datagrams instead would let anyone who knows the SPI redirect it.
+ */
+function checkNatTIntegrity(p: PeerConfig, at: PathSegments, r: SemanticResult): void {
+  if (!p.natT) return;
+  const k = p.sas.findIndex((sa) => SUITES[sa.suite].icvBytes === 0);
+  if (k < 0) return;
+  r.errors.push({
+    at: [...at, "nat_t"],
+    message: `cannot be true (set, or "auto" on a UDP port) while ${formatPath([...at, "sas", k, "suite"])} is ${p.sas[k].suite}, which has no integrity protection: NAT traversal follows the peer's address only on authenticated packets; set nat_t: false`,
+  });
 }
 
 /**

@@ -58,6 +58,7 @@ function outbound(core: Core, r: Rng, s: Scenario, why: string): void {
 
 /** Inbound: reference-sealed packets, shuffled within the window, come out as the inner packets. */
 function inbound(core: Core, r: Rng, s: Scenario, why: string): void {
+  const top0 = core.saState(s.inId).replayTop;
   const pkts: InboundPacket[] = [];
   for (let k = 0; k < BATCH; k++) pkts.push(sealInbound(r, s, scenarioInner(r, s, "in"), s.inSeq++));
   for (let k = pkts.length - 1; k > 0; k--) {
@@ -78,7 +79,8 @@ function inbound(core: Core, r: Rng, s: Scenario, why: string): void {
     }
     assert.equal(core.saId(i), s.inId);
   }
-  assert.equal(core.saState(s.inId).replayTop, s.inSeq - 1n, `${why}: replay top`);
+  // Without integrity the sequence number proves nothing: no window to advance (RFC 4303 §3.4.3).
+  assert.equal(core.saState(s.inId).replayTop, s.c.suite === "aes-cbc" ? top0 : s.inSeq - 1n, `${why}: replay top`);
 }
 
 for (const c of SUITE_CASES) {
