@@ -24,7 +24,7 @@ import { GCM_CTX_SIZE } from "./crypto/gcm";
 import { HMAC_CTX_SIZE } from "./crypto/hmac_sha256";
 import { countersInit, globalCounters } from "./counters";
 import { inboundOne } from "./esp_inbound";
-import { katArm, katIvBuffer, outboundOne } from "./esp_outbound";
+import { katArm, katDisarm, katIvBuffer, outboundOne } from "./esp_outbound";
 import {
   CTR_BLOCK_SIZE, DEFAULT_SLOTS, DESC_SIZE, ERR_ALREADY_INIT, ERR_NO_MEMORY, ERR_NOT_FOUND, ERR_NOT_INIT, ERR_PARAM, HEADROOM,
   KAT_IV_MAX, MAX_PACKET, MAX_SLOTS, POL_SIZE, POLP_SIZE, REASON_COUNT, SA_COUNTERS, SA_FLAGS, SA_REPLAY, SA_SEQ, SA_SEQLIMIT,
@@ -63,6 +63,7 @@ export function processOutbound(n: i32): i32 {
   const m = min(max(n, 0), ringCount());
   let ok = 0;
   for (let i = 0; i < m; i++) if (outboundOne(i)) ok++;
+  katDisarm(); // the KAT IV never outlives the call it was armed for, sealed or dropped
   return ok;
 }
 
@@ -130,8 +131,21 @@ export function spdQueryLinear(family: i32, proto: i32, src: usize, dst: usize, 
 // Counters, KAT, scratch
 export function globalCountersPtr(): usize { return globalCounters(0); }
 export function katIvPtr(): usize { return katIvBuffer(); }
-/** Known-answer tests only: the next seal uses the IV at katIvPtr() (len = the SA's IV length), once. */
-export function katArmIv(len: i32): void { katArm(len > KAT_IV_MAX ? 0 : len); }
+/**
+ * Known-answer tests only: in the next processOutbound call, the next seal on
+ * outbound SA `saId` uses the `len` bytes at katIvPtr() as its IV (len = the
+ * SA's IV length). That call disarms it whatever happens to its packets.
+ * Returns 0, ERR_PARAM (len) or ERR_NOT_FOUND (no live outbound SA `saId`).
+ */
+export function katArmIv(saId: i32, len: i32): i32 {
+  katDisarm();
+  if (!ready) return ERR_NOT_INIT;
+  if (len < 1 || len > KAT_IV_MAX) return ERR_PARAM;
+  const r = saLive(saId);
+  if (r == 0 || load<u8>(r + L.SA_DIR) != L.DIR_OUT) return ERR_NOT_FOUND;
+  katArm(r, len);
+  return 0;
+}
 /** 64 bytes the host may use to pass addresses to spdQuery. */
 export function scratchPtr(): usize { return SCRATCH; }
 export function memoryTop(): usize { return arenaTop(); }

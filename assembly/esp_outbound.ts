@@ -49,19 +49,29 @@ const MAC = memory.data(32, 16);
 const CBC_IV = memory.data(16, 16); // chaining copy: the IV on the wire stays as sent
 const KAT_IV = memory.data(KAT_IV_MAX, 16);
 let katIvLen: i32 = 0;
+let katRec: usize = 0; // the one SA record the override is for; 0 = disarmed
 
 /**
- * Known-answer tests only: the next ESP seal uses the KAT_IV_MAX-byte buffer
- * at katIvBuffer() as its IV instead of the one derived from the sequence
- * number, once (if `len` equals the SA's IV length). Normal operation never
- * calls this; it exists so the published vectors, whose IVs are arbitrary,
- * can be reproduced bit for bit.
+ * Known-answer tests only: the next ESP seal on the SA whose record is `rec`
+ * uses the KAT_IV_MAX-byte buffer at katIvBuffer() as its IV instead of the
+ * one derived from the sequence number (if `len` equals the SA's IV length).
+ * It exists so the published vectors, whose IVs are arbitrary, can be
+ * reproduced bit for bit by the self-test, which `wesp up` runs on the release
+ * build. Bound to one SA and, through katDisarm() at the end of every
+ * processOutbound call, to one call: a fixed IV that outlived a dropped
+ * packet would seal real traffic under a repeated (key, nonce) — RFC 4106
+ * §3.1, RFC 7634 §2 — or a predictable CBC IV (RFC 3602 §2.4).
  */
 export function katIvBuffer(): usize {
   return KAT_IV;
 }
-export function katArm(len: i32): void {
+export function katArm(rec: usize, len: i32): void {
+  katRec = rec;
   katIvLen = len;
+}
+export function katDisarm(): void {
+  katRec = 0;
+  katIvLen = 0;
 }
 
 function drop(d: usize, sa: usize, reason: u16): bool {
@@ -316,8 +326,8 @@ function seal(sa: usize, esp: usize, ivLen: i32, data: usize, ctLen: i32, seq: u
   const suite = load<u8>(sa + SA_SUITE);
   const iv = esp + 8;
   const tag = data + <usize>ctLen;
-  const kat = katIvLen == ivLen;
-  katIvLen = 0;
+  const kat = katRec == sa && katIvLen == ivLen;
+  if (katRec == sa) katDisarm(); // once
   if (kat) {
     memory.copy(iv, KAT_IV, <usize>ivLen);
   } else if (ivLen == 8) {

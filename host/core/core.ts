@@ -186,7 +186,7 @@ interface Exports {
   processInbound(n: number): number;
   globalCountersPtr(): number;
   katIvPtr(): number;
-  katArmIv(len: number): void;
+  katArmIv(saId: number, len: number): number;
   peerReset(peerId: number): number;
   scratchPtr(): number;
   [k: string]: any;
@@ -589,11 +589,16 @@ export class Core {
     return { inbound: this.readBlock(g), outbound: this.readBlock(g + A.CTR_BLOCK_SIZE) };
   }
 
-  /** Known-answer tests only: the next outbound seal uses this IV (8 B GCM/ChaCha, 16 B CBC) once. */
-  katSetIv(iv: Uint8Array): void {
+  /**
+   * Known-answer tests only: in the next processOutbound call, the next seal on
+   * outbound SA `saId` uses this IV (8 B GCM/ChaCha, 16 B CBC); that call
+   * disarms it whether the packet was sealed or dropped.
+   */
+  katSetIv(saId: number, iv: Uint8Array): void {
     if (iv.length > A.KAT_IV_MAX) throw new CoreError("KAT IV too long", -3);
     this.u8.set(iv, this.ex.katIvPtr());
-    this.ex.katArmIv(iv.length);
+    const rc = this.ex.katArmIv(saId, iv.length);
+    if (rc < 0) throw new CoreError(`katSetIv(${saId}): no KAT IV for it`, rc);
   }
 
   /** Bytes of WASM linear memory (flat after create()). */

@@ -9,8 +9,8 @@
 // exactly `expected_esp` (and `expected_packet`); an inbound SA must open
 // `expected_esp` / `expected_packet` back to `plaintext_payload` (transport:
 // back to `input_packet`). The vectors' IVs are arbitrary, so each seal uses
-// the core's one-shot known-answer IV override (katSetIv), which exists for
-// this test only.
+// the core's known-answer IV override (katSetIv), which exists for this test
+// only: bound to the vector's outbound SA and to the next processOutbound call.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Core, VERDICT, KIND, type Mode, type SaParams, type Suite } from "./core.ts";
@@ -94,7 +94,7 @@ function runVector(core: Core, v: Vector): string | undefined {
     const out = core.addSa(base);
     ids.push(out);
     const input = full ? hex(v.input_packet) : hex(v.plaintext_payload);
-    core.katSetIv(hex(v.iv));
+    core.katSetIv(out, hex(v.iv));
     core.writePacket(0, input, KIND.IP, out, v.next_header);
     core.processOutbound(1);
     if (core.verdict(0) !== VERDICT.TO_NETWORK) return `seal: verdict ${core.verdictName(0)} (${core.reasonName(0)})`;
