@@ -471,7 +471,7 @@ async function soakIn(lab: Lab, o: SoakOptions, say: (s: string) => void): Promi
 export function formatResult(r: SoakResult): string {
   const L: string[] = [];
   const row = (cells: (string | number)[], w: number[]) => cells.map((c, i) => String(c)[i === 0 ? "padEnd" : "padStart"](w[i])).join("  ");
-  L.push(`soak: ${(r.seconds / 60).toFixed(1)} min, ${r.options.rate} datagrams/s each way, ${r.options.suite}, replay window ${r.options.window}, seed ${r.options.seed}${r.stateDir ? ", state_dir" : ""}`);
+  L.push(`soak: ${r.options.minutes} min of traffic (${(r.seconds / 60).toFixed(1)} min in all), ${r.options.rate} datagrams/s each way, ${r.options.suite}, replay window ${r.options.window}, seed ${r.options.seed}${r.stateDir ? ", state_dir" : ""}`);
   L.push("");
   const w = [34, 12, 12];
   L.push(row(["", "ceA → ceB", "ceB → ceA"], w));
