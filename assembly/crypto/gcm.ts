@@ -36,19 +36,26 @@ import { ctEqual } from "./ct";
 export const GCM_CTX_SIZE: i32 = AES_CTX_SIZE + 16;
 const CTX_H: usize = <usize>AES_CTX_SIZE;
 
-/** Largest payload gcmOpen accepts (the keystream scratch is sized for it). */
-export const GCM_MAX_LEN: i32 = 9216;
+/**
+ * Largest payload gcmOpen accepts (the keystream scratch is sized for it):
+ * 9,472 bytes, the size of a packet slot (layout.ts SLOT_SIZE), so that any
+ * ESP packet the ring can hold is opened, never refused as if forged.
+ * test/unit/crypto-gcm.test.ts holds it ≥ the slot size.
+ */
+export const GCM_MAX_LEN: i32 = 9472;
 
 /** The message's bitsliced counter prefix ⊕ round key 0 (aesCtrBase, 128 B). */
 const BASE = memory.data(128, 64);
 /** Keystream of one batch (seal, 128 B). */
 const KS = memory.data(128, 64);
 /**
- * Keystream of a whole packet for gcmOpen: 1 + 9216/16 = 577 blocks, made in
- * batches of 8 aligned on the counter → up to 584 blocks = 9344 B, and up to
- * 7 blocks before block 0 (the counters below J0 in the first batch).
+ * Keystream of a whole packet for gcmOpen: blocks 0..⌈GCM_MAX_LEN/16⌉ (592
+ * for 9,472 bytes), made in batches of 8 aligned on the counter, the last
+ * batch starting at a block ≤ 592 → up to 600 blocks = 9,600 B, and up to 7
+ * blocks before block 0 (the counters below J0 in the first batch).
  */
-const KSALL_FRAME = memory.data(128 + 9344, 64);
+const KSALL_BYTES: i32 = (((GCM_MAX_LEN + 15) >> 4) + 8) << 4;
+const KSALL_FRAME = memory.data(128 + KSALL_BYTES, 64);
 const KSALL = KSALL_FRAME + 128;
 /** E(K, J0), the tag mask (seal), and the computed tag (open). */
 const MASK = memory.data(16, 16);
@@ -193,7 +200,7 @@ export function gcmWipeScratch(): void {
   ghashWipeScratch();
   memory.fill(BASE, 0, 128);
   memory.fill(KS, 0, 128);
-  memory.fill(KSALL_FRAME, 0, 128 + 9344);
+  memory.fill(KSALL_FRAME, 0, <usize>(128 + KSALL_BYTES));
   memory.fill(MASK, 0, 16);
   memory.fill(TAG, 0, 16);
   memory.fill(J0, 0, 16);

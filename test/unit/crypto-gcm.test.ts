@@ -264,6 +264,10 @@ test("flipping any byte of ciphertext, tag or AAD makes open fail with the data 
   );
 });
 
+test("GCM_MAX_LEN covers a whole packet slot: the core never refuses an ESP packet it can hold as if forged", () => {
+  assert.ok(MAX_LEN >= ex.layoutSlotSize(), `GCM_MAX_LEN ${MAX_LEN} < SLOT_SIZE ${ex.layoutSlotSize()}`);
+});
+
 test("a wrong nonce or key fails; the largest payload round-trips; lengths beyond GCM_MAX_LEN are refused", () => {
   const key = crypto.randomBytes(16), nonce = crypto.randomBytes(12), aad = crypto.randomBytes(8);
   const pt = crypto.randomBytes(MAX_LEN);
