@@ -131,7 +131,7 @@ static napi_value poll_start(napi_env env, napi_callback_info info) {
   }
   p->handle.data = p;
 
-  napi_value external, name, resource;
+  napi_value external = NULL, name, resource;
   if (napi_create_reference(env, argv[1], 1, &p->cb) != napi_ok ||
       napi_create_string_utf8(env, "wesp_io.poll", NAPI_AUTO_LENGTH, &name) !=
           napi_ok ||
@@ -139,11 +139,21 @@ static napi_value poll_start(napi_env env, napi_callback_info info) {
       napi_async_init(env, resource, name, &p->actx) != napi_ok ||
       napi_create_external(env, p, on_finalize, NULL, &external) != napi_ok ||
       napi_add_async_cleanup_hook(env, on_teardown, p, &p->hook) != napi_ok) {
-    /* Rare (out of memory); the handle is initialised, so close it properly. */
-    p->finalized = 1;
+    /* Rare (out of memory). The handle is initialised, so it is closed
+     * through libuv, and p is freed by the last of its two owners: the
+     * close callback, and -- only if napi_create_external succeeded -- the
+     * external's finalizer, which runs when that (never returned) value is
+     * collected. Marking it finalized here too would free p twice. */
+    if (p->cb != NULL) napi_delete_reference(env, p->cb);
+    if (p->actx != NULL) napi_async_destroy(env, p->actx);
+    p->cb = NULL;
+    p->actx = NULL;
+    p->finalized = external == NULL;
     p->closing = 1;
     uv_close((uv_handle_t *)&p->handle, on_closed);
-    return NULL;
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    return pending ? NULL : wio_throw_errno(env, "pollStart", ENOMEM);
   }
   rc = uv_poll_start(&p->handle, UV_READABLE, on_event);
   if (rc < 0) {
