@@ -198,28 +198,39 @@ static int side(napi_env env, napi_value v, napi_typedarray_type t, size_t per,
   return 1;
 }
 
-static void put_addr(const struct sockaddr_storage *ss, uint8_t *a16,
-                     uint16_t *port) {
+/* The peer's address and port from what recvmmsg wrote: `len` is the
+ * msg_namelen it returned. The kernel may write none (len 0: a connected
+ * stream, a socket type without addresses) and then the buffer holds
+ * whatever an earlier call left there -- another packet's peer, or stack
+ * bytes -- so only a complete sockaddr_in / sockaddr_in6 is read; anything
+ * else reports the zero address and port 0. */
+static void put_addr(const struct sockaddr_storage *ss, socklen_t len,
+                     uint8_t *a16, uint16_t *port) {
   memset(a16, 0, 16);
-  if (ss->ss_family == AF_INET) {
+  *port = 0;
+  if (len >= sizeof(struct sockaddr_in) && ss->ss_family == AF_INET) {
     const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
     memcpy(a16, &s4->sin_addr, 4);
     *port = ntohs(s4->sin_port);
-  } else {
+  } else if (len >= sizeof(struct sockaddr_in6) && ss->ss_family == AF_INET6) {
     const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
     memcpy(a16, &s6->sin6_addr, 16);
     *port = ntohs(s6->sin6_port);
   }
 }
 
+/* The packet's destination address from its IP_PKTINFO / IPV6_PKTINFO
+ * control message; zero when there is none (or it is short). */
 static void put_local(struct msghdr *m, uint8_t *a16) {
   memset(a16, 0, 16);
   for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
-    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
+        c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
       struct in_pktinfo pi;
       memcpy(&pi, CMSG_DATA(c), sizeof pi);
       memcpy(a16, &pi.ipi_addr, 4); /* the header's destination */
-    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+               c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
       struct in6_pktinfo pi;
       memcpy(&pi, CMSG_DATA(c), sizeof pi);
       memcpy(a16, &pi.ipi6_addr, 16);
@@ -286,8 +297,9 @@ static napi_value sock_recv_batch(napi_env env, napi_callback_info info) {
       r.lens[i] = msgs[i].msg_len;
     }
     uint16_t port = 0;
-    if (addrs) put_addr(&from[i], addrs + 16 * i, &port);
-    else if (ports) put_addr(&from[i], (uint8_t[16]){0}, &port);
+    socklen_t nl = msgs[i].msg_hdr.msg_namelen;
+    if (addrs) put_addr(&from[i], nl, addrs + 16 * i, &port);
+    else if (ports) put_addr(&from[i], nl, (uint8_t[16]){0}, &port);
     if (ports) ports[i] = port;
     if (locals) put_local(&msgs[i].msg_hdr, locals + 16 * i);
   }
