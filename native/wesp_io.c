@@ -211,11 +211,18 @@ uint32_t *wio_stats(napi_env env, napi_value v) {
 
 /* ---- fds owned per env ------------------------------------------------ */
 
+/* Depth of nested netnsEnter calls one env may have open. */
+#define WIO_NETNS_DEPTH 8
+
 /* Instance data of one env: the fds it opened and has not closed. A plain
- * array: an env holds a handful (one TUN queue, a socket or two, a waker). */
+ * array: an env holds a handful (one TUN queue, a socket or two, a waker).
+ * The namespace fds netnsEnter handed out are kept apart, innermost last:
+ * only netnsRestore takes them back, and close() never does. */
 typedef struct {
   int *fds;
   size_t n, cap;
+  int ns[WIO_NETNS_DEPTH];
+  size_t nns;
 } owned_fds;
 
 static owned_fds *owned(napi_env env) {
@@ -256,6 +263,7 @@ static void close_owned(napi_env env, void *data, void *hint) {
   (void)hint;
   owned_fds *o = (owned_fds *)data;
   for (size_t i = 0; i < o->n; i++) close(o->fds[i]);
+  for (size_t i = 0; i < o->nns; i++) close(o->ns[i]);
   free(o->fds);
   free(o);
 }
@@ -356,13 +364,17 @@ static napi_value wait_readable(napi_env env, napi_callback_info info) {
  * its outer socket in one namespace and its TUN in another (WireGuard's
  * "birthplace namespace" trick), and tests can own sockets in several
  * namespaces from one process. Needs CAP_SYS_ADMIN. Always pair with
- * netnsRestore(prev) before returning to the event loop. */
+ * netnsRestore(prev) before returning to the event loop. The env owns the
+ * returned fd (closed at teardown if never restored); nesting is LIFO. */
 static napi_value netns_enter(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   char path[512];
   if (!wio_args(env, info, 1, argv) ||
       !wio_string(env, argv[0], path, sizeof path, "path"))
     return NULL;
+  owned_fds *o = owned(env);
+  if (o == NULL || o->nns == WIO_NETNS_DEPTH)
+    return wio_throw_range(env, "netnsEnter nested too deep");
   int prev = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   if (prev < 0) return wio_throw_errno(env, "open /proc/thread-self/ns/net", errno);
   int target = open(path, O_RDONLY | O_CLOEXEC);
@@ -378,14 +390,24 @@ static napi_value netns_enter(napi_env env, napi_callback_info info) {
     return wio_throw_errno(env, "setns", e);
   }
   close(target);
+  o->ns[o->nns++] = prev;
   return wio_int(env, prev);
 }
 
-/* netnsRestore(prevFd): back to the namespace netnsEnter returned; closes it. */
+/* netnsRestore(prevFd): back to the namespace netnsEnter returned; closes it.
+ * Only the innermost fd this env's netnsEnter handed out is taken: any other
+ * number (a socket, a TUN queue, a file of the host, one already restored
+ * and since reused) is refused with EBADF and left alone -- setns on it
+ * would move the thread somewhere unintended, or fail, and the close would
+ * take an fd the addon does not own. */
 static napi_value netns_restore(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int32_t fd;
   if (!wio_args(env, info, 1, argv) || !wio_i32(env, argv[0], &fd)) return NULL;
+  owned_fds *o = owned(env);
+  if (o == NULL || o->nns == 0 || o->ns[o->nns - 1] != fd)
+    return wio_throw_errno(env, "netnsRestore (not the fd netnsEnter returned last)", EBADF);
+  o->nns--;
   int r = setns(fd, CLONE_NEWNET);
   int e = errno;
   close(fd);

@@ -1,15 +1,26 @@
 // The wesp_io addon (native/*.c) at its edges: what it reports when the
-// kernel gives no peer address. No lab needed.
+// kernel gives no peer address, and which file descriptors it will switch
+// namespaces to and close. No lab needed; the netns round trip needs root.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createSocket } from "node:dgram";
-import { mkdtempSync, rmSync } from "node:fs";
+import { closeSync, fstatSync, mkdtempSync, openSync, rmSync } from "node:fs";
 import { createConnection, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { once } from "node:events";
 import { io } from "../../host/net/native_linux.ts";
+import { requireTools } from "../helpers/require.ts";
 import { Ring } from "./io-util.ts";
+
+const stillOpen = (fd: number): boolean => {
+  try {
+    fstatSync(fd);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 describe("wesp_io: recvBatch without a peer address", () => {
   it("a socket that reports no address (AF_UNIX stream: msg_namelen 0) gives zeros and port 0, never the previous datagram's", async () => {
@@ -56,5 +67,35 @@ describe("wesp_io: recvBatch without a peer address", () => {
       io.close(udp);
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("wesp_io: netnsRestore takes only what netnsEnter handed out", () => {
+  it("an fd the addon did not hand out is refused and left open (a file, an owned eventfd)", () => {
+    const file = openSync("/dev/null", "r");
+    const efd = io.eventfdOpen();
+    try {
+      assert.throws(() => io.netnsRestore(file), /EBADF|netnsEnter/);
+      assert.ok(stillOpen(file), "netnsRestore closed an fd it did not own");
+      assert.throws(() => io.netnsRestore(efd), /EBADF|netnsEnter/);
+      assert.ok(stillOpen(efd), "netnsRestore closed the addon's eventfd");
+      io.close(efd); // still owned by the addon, so close() takes it
+    } finally {
+      if (stillOpen(file)) closeSync(file);
+    }
+  });
+
+  it("a namespace fd is restored once, LIFO, and close() does not take it", { skip: requireTools(["root"], { why: "setns needs CAP_SYS_ADMIN" }) }, () => {
+    const outer = io.netnsEnter("/proc/self/ns/net"); // the same namespace: harmless
+    const inner = io.netnsEnter("/proc/self/ns/net");
+    try {
+      assert.throws(() => io.close(inner), /not opened here/);
+      assert.throws(() => io.netnsRestore(outer), /EBADF|netnsEnter/, "out of order");
+      assert.ok(stillOpen(outer));
+    } finally {
+      io.netnsRestore(inner);
+      io.netnsRestore(outer);
+    }
+    assert.throws(() => io.netnsRestore(outer), /EBADF|netnsEnter/, "twice");
   });
 });
