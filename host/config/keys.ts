@@ -4,7 +4,7 @@
 // Rule: no function in this file puts key bytes or key text into an error
 // message. Errors say where (character position, file name) and how long, never what.
 
-import { closeSync, fstatSync, openSync, readFileSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { inspect } from "node:util";
 
 /**
@@ -78,17 +78,33 @@ export function secretFileMode(what: string, mode: number): { error?: string; wa
 }
 
 /**
- * Read a whole file and the mode of the very file read (fstat on the open
- * descriptor, so a rename between the check and the read cannot swap it).
+ * Read a whole file (at most `maxBytes`, else an EFBIG error) and the mode of
+ * the very file read (fstat on the open descriptor, so a rename between the
+ * check and the read cannot swap it).
  */
-export function readFileAndMode(path: string): { text: string; mode: number } {
+export function readFileAndMode(path: string, maxBytes: number): { text: string; mode: number } {
   const fd = openSync(path, "r");
   try {
-    return { mode: fstatSync(fd).mode, text: readFileSync(fd, "utf8") };
+    const mode = fstatSync(fd).mode;
+    // Read in chunks rather than by st_size: a device or FIFO has none and may never end.
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(65536);
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      total += n;
+      if (total > maxBytes) throw Object.assign(new Error(`${path} is larger than ${maxBytes} bytes`), { code: "EFBIG" });
+      chunks.push(chunk.subarray(0, n));
+    }
+    return { mode, text: Buffer.concat(chunks, total).toString("utf8") };
   } finally {
     closeSync(fd);
   }
 }
+
+/** Longest key file read: keys are at most 128 bytes, comments aside. */
+const MAX_KEY_FILE_BYTES = 65536;
 
 /**
  * Key file format: text; hex digits (optionally "0x"-prefixed) with any
@@ -101,7 +117,7 @@ export function readKeyFile(path: string, warn: (message: string) => void): KeyR
   let text: string;
   let mode: number;
   try {
-    ({ text, mode } = readFileAndMode(path));
+    ({ text, mode } = readFileAndMode(path, MAX_KEY_FILE_BYTES));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? "error";
     return { ok: false, message: `cannot read key file ${path} (${code})` };

@@ -8,7 +8,7 @@
 // anything key-shaped (redact.ts) before they leave this module.
 
 import { dirname, resolve } from "node:path";
-import { isNode, LineCounter, parseDocument, type Document } from "yaml";
+import { CST, isAlias, isMap, isNode, isScalar, isSeq, Lexer, LineCounter, parseDocument, type Document } from "yaml";
 import { readFileAndMode, secretFileMode } from "./keys.ts";
 import type { Config, ConfigIssue } from "./model.ts";
 import { normalize, type NormalizeContext, type RawConfig } from "./normalize.ts";
@@ -42,6 +42,19 @@ export interface LoadResult {
   warnings: ConfigIssue[];
 }
 
+/** Larger than any real config (a thousand peers with inline keys is ~600 KiB); bounds the parser's work. */
+export const MAX_CONFIG_BYTES = 4 << 20;
+/** Nesting depth refused before conversion; the deepest field of the format (peers[].sas[].lifetime.seconds) is 5. */
+export const MAX_DEPTH = 32;
+/** Values refused beyond, counting each alias expansion (a "billion laughs" stops here). */
+export const MAX_VALUES = 200_000;
+/**
+ * Bound on the nesting the YAML parser is let recurse through, estimated from
+ * the text (textNesting). Its recursion is per level, and at the stack's end V8
+ * may abort the process (a regexp compiled there fails to allocate), not throw.
+ */
+export const MAX_TEXT_NESTING = 128;
+
 /** Thrown when a config is invalid; `issues` name each field at fault. */
 export class ConfigError extends Error {
   constructor(
@@ -66,7 +79,7 @@ export function loadConfigSync(file: string, opts: LoadOptions = {}): LoadResult
   let text: string;
   let mode: number;
   try {
-    ({ text, mode } = readFileAndMode(path));
+    ({ text, mode } = readFileAndMode(path, MAX_CONFIG_BYTES));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? "error";
     throw new ConfigError(path, [{ path: "", message: `cannot read the config file (${code})` }]);
@@ -82,9 +95,23 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
 /** Check a config given as text (YAML or JSON), e.g. pushed by a controller; throws ConfigError. */
 export function parseConfig(text: string, opts: ParseOptions): LoadResult {
   const source = opts.source ?? "<text>";
+  const size = Buffer.byteLength(text);
+  if (size > MAX_CONFIG_BYTES) throw new ConfigError(source, [{ path: "", message: `is ${size} bytes; a config is at most ${MAX_CONFIG_BYTES} (4 MiB)` }]);
+  const nesting = textNesting(text);
+  if (nesting.depth > MAX_TEXT_NESTING) {
+    throw new ConfigError(source, [{ path: "", line: nesting.line, message: `not valid YAML/JSON: nested too deeply (more than ${MAX_TEXT_NESTING} levels of brackets, indentation and "- " at once)` }]);
+  }
   const lines = new LineCounter();
-  // prettyErrors off: the pretty form quotes the source line, which may hold a key.
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  let doc: Document;
+  try {
+    // prettyErrors off: the pretty form quotes the source line, which may hold a key.
+    // logLevel "error": the library's own warnings would go to process.emitWarning (stderr).
+    doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, logLevel: "error" });
+  } catch (e) {
+    // The parser recurses once per block nesting level: a few thousand levels overflow the stack.
+    if (e instanceof RangeError) throw new ConfigError(source, [{ path: "", message: "not valid YAML/JSON: nested too deeply" }]);
+    throw e;
+  }
   if (doc.errors.length > 0) {
     throw new ConfigError(source, doc.errors.map((e) => ({
       path: "",
@@ -92,6 +119,8 @@ export function parseConfig(text: string, opts: ParseOptions): LoadResult {
       message: scrub(`not valid YAML/JSON: ${e.message.split("\n")[0]}`),
     })));
   }
+  const shape = checkShape(doc);
+  if (shape.length > 0) throw new ConfigError(source, shape.map((r) => ({ path: formatPath(r.at), message: r.message, line: lineOf(doc, lines, r.at) })));
   let raw: unknown;
   try {
     raw = doc.toJS({ maxAliasCount: 100 });
@@ -133,6 +162,70 @@ export function parseConfig(text: string, opts: ParseOptions): LoadResult {
   const warnings = [...fileWarnings, ...locate([...ctx.warnings, ...sem.warnings])];
   if (sem.errors.length > 0) throw new ConfigError(source, locate(sem.errors), warnings);
   return { config, warnings };
+}
+
+/**
+ * What the conversion to plain objects needs and no valid config breaks:
+ * field names are strings (a list, map or null as a key would be stringified
+ * or dropped), nesting at most MAX_DEPTH deep. Walked without recursion;
+ * aliases are not followed (toJS bounds them with maxAliasCount).
+ */
+function checkShape(doc: Document): RawIssue[] {
+  // A stack of entries linked to their parents: paths are built only for a message.
+  type Entry = { node: unknown; up: Entry | undefined; seg: string | number; depth: number };
+  const pathOf = (e: Entry | undefined): PathSegments => {
+    const at: PathSegments = [];
+    for (; e?.up; e = e.up) at.unshift(e.seg);
+    return at;
+  };
+  const targets = new Map<unknown, unknown>(); // Alias.resolve searches the whole document: once per alias
+  const stack: Entry[] = [{ node: doc.contents, up: undefined, seg: "", depth: 0 }];
+  let values = 0;
+  while (stack.length > 0) {
+    const e = stack.pop()!;
+    const node = e.node;
+    if (e.depth > MAX_DEPTH) return [{ at: pathOf(e), message: `is nested more than ${MAX_DEPTH} levels deep` }];
+    if (++values > MAX_VALUES) return [{ at: [], message: `has more than ${MAX_VALUES} values (counting each use of an alias)` }];
+    if (isAlias(node)) {
+      if (!targets.has(node)) targets.set(node, node.resolve(doc));
+      stack.push({ ...e, node: targets.get(node) });
+    } else if (isMap(node)) {
+      for (const pair of node.items) {
+        const k = pair.key;
+        if (!isScalar(k) || k.value === null || typeof k.value === "object") {
+          return [{ at: pathOf(e), message: "has a field whose name is not a plain string (a list, map or empty key)" }];
+        }
+        stack.push({ node: pair.value, up: e, seg: String(k.value), depth: e.depth + 1 });
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((v, i) => stack.push({ node: v, up: e, seg: i, depth: e.depth + 1 }));
+    }
+  }
+  return [];
+}
+
+/**
+ * An over-estimate of the parser's recursion depth, from the lexer's tokens
+ * (the lexer is iterative; quoted brackets are not counted): open flow
+ * brackets, plus on each line its indentation and its "- ", "? ", ": "
+ * indicators. Returns the largest, and the line where it is reached.
+ */
+function textNesting(text: string): { depth: number; line: number } {
+  let flow = 0, indent = 0, indicators = 0, line = 1, lineStart = true;
+  let depth = 0, at = 1;
+  for (const token of new Lexer().lex(text)) {
+    switch (CST.tokenType(token)) {
+      case "newline": line++; indent = 0; indicators = 0; lineStart = true; continue;
+      case "space": if (lineStart) indent = token.length; continue;
+      case "seq-item-ind": case "explicit-key-ind": case "map-value-ind": indicators++; break;
+      case "flow-map-start": case "flow-seq-start": flow++; break;
+      case "flow-map-end": case "flow-seq-end": flow = Math.max(0, flow - 1); break;
+      default: for (let i = token.indexOf("\n"); i >= 0; i = token.indexOf("\n", i + 1)) line++;
+    }
+    lineStart = false;
+    if (flow + indent + indicators > depth) { depth = flow + indent + indicators; at = line; }
+  }
+  return { depth, line: at };
 }
 
 const INLINE_KEYS = ["key_in", "key_out", "auth_key_in", "auth_key_out"];

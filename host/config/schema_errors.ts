@@ -83,11 +83,11 @@ function translate(e: ErrorObject, validate: ValidateFunction): RawIssue | undef
       return { at: [...at, name], message: `unknown field${hint ? ` (did you mean "${hint}"?)` : ""}` };
     }
     case "type": {
-      const want = Array.isArray(p.type) ? (p.type as string[]).join(" or ") : String(p.type);
+      const want = Array.isArray(p.type) ? (p.type as string[]).map(article).join(" or ") : article(String(p.type));
       if (KEY_FIELD.test(field)) {
         return { at, message: "must be a string of hex digits (in YAML, quote it: an unquoted 0x… or all-digit value is read as a number)" };
       }
-      return { at, message: `must be ${article(want)}` };
+      return { at, message: `must be ${want}` };
     }
     case "enum":
       return { at, message: `must be one of: ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}` };
