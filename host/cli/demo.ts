@@ -1,10 +1,10 @@
 // `wesp demo [--keep] [--down]`: a three-site ESP VPN in network namespaces,
 // end to end (host/demo/run.ts does the work; docs/demo.md explains it).
-import { execFileSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_PREFIX, removeLeftovers } from "../demo/lab.ts";
 import { runDemo } from "../demo/run.ts";
+import { prepareTools } from "../demo/tools.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_PERMISSION } from "./exit_codes.ts";
 import { parseCommandArgs, UsageError } from "./usage.ts";
 
@@ -20,21 +20,23 @@ C's translated address and port. Then it pings (IPv4, IPv6) and sends 1 MiB
 over TCP between every pair of sites, prints the per-SA counters of each CE
 ('wesp status') and what crossed the wire, decrypted and authenticated by
 tshark with the table from 'wesp keys --wireshark', and tears everything down,
-also on Ctrl-C or failure. Needs root, iproute2, nftables, tcpdump, tshark and
-a built core (npm run build:wasm; 'npm run demo' does both). See docs/demo.md.
+also on Ctrl-C or failure. Needs root, iproute2 and a built core (npm run
+build:wasm; 'npm run demo' does both). It installs nftables, tcpdump and
+tshark with apt-get when they are missing (unless --no-install), or runs
+without them and says what it skipped. See docs/demo.md.
 
 Options:
       --keep           leave the lab up at the end, and print how to look around
       --down           remove a lab left by --keep (or by a killed run), then exit
       --report FILE    also write the result as JSON to FILE
       --prefix NAME    name namespaces and the scratch dir NAME* (default ${DEFAULT_PREFIX})
+      --no-install     never install missing Debian tools; run without them
   -h, --help           show this help
 
-Exit status: 0 every check passed, 1 a check failed or the demo could not run,
-2 bad usage, 3 not root.
+Exit status: 0 every check it could run passed, 1 a check failed or the demo
+could not run (with CI set: also a tool still missing), 2 bad usage, 3 not root.
 `;
 
-const TOOLS = ["ip", "nft", "tcpdump", "tshark"];
 const WASM = fileURLToPath(new URL("../../build/wesp.wasm", import.meta.url));
 
 export async function main(args: string[]): Promise<number> {
@@ -43,6 +45,7 @@ export async function main(args: string[]): Promise<number> {
     down: { type: "boolean" },
     report: { type: "string" },
     prefix: { type: "string" },
+    "no-install": { type: "boolean" },
   });
   if (wantHelp) {
     process.stdout.write(help);
@@ -63,11 +66,6 @@ export async function main(args: string[]): Promise<number> {
     process.stdout.write(gone.length ? `removed ${gone.join(", ")}\n` : `no demo lab (${prefix}*) found\n`);
     return EXIT_OK;
   }
-  const missing = TOOLS.filter((t) => !onPath(t));
-  if (missing.length) {
-    process.stderr.write(`wesp demo: missing ${missing.join(", ")} (Debian: apt-get install iproute2 nftables tcpdump tshark)\n`);
-    return EXIT_FAILURE;
-  }
   if (!process.env.WESP_WASM && !existsSync(WASM)) {
     process.stderr.write(`wesp demo: ${WASM} is missing: run 'npm run build:wasm' (or 'npm run demo')\n`);
     return EXIT_FAILURE;
@@ -75,16 +73,12 @@ export async function main(args: string[]): Promise<number> {
 
   // `wesp demo | head` must not kill the demo before it has torn the lab down.
   process.stdout.on("error", () => {});
-  const result = await runDemo({ keep: values.keep === true, prefix });
+  const tools = await prepareTools({ install: values["no-install"] !== true });
+  if (tools.error) {
+    process.stderr.write(`wesp demo: ${tools.error}\n`);
+    return EXIT_FAILURE;
+  }
+  const result = await runDemo({ keep: values.keep === true, prefix, tools: tools.tools });
   if (typeof values.report === "string") writeFileSync(values.report, JSON.stringify(result, null, 2) + "\n");
   return result.ok ? EXIT_OK : EXIT_FAILURE;
-}
-
-function onPath(tool: string): boolean {
-  try {
-    execFileSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
 }

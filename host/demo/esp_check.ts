@@ -1,6 +1,7 @@
-// Checking captured ESP frames of the SAs Wireshark 4.0 cannot decrypt
-// (ChaCha20-Poly1305, RFC 7634: its ESP dissector has no such algorithm),
-// with @noble/ciphers — an implementation that shares no code with wesp's core.
+// Checking captured ESP frames with @noble/ciphers — an implementation that
+// shares no code with wesp's core: the SAs Wireshark 4.0 cannot decrypt
+// (ChaCha20-Poly1305, RFC 7634: its ESP dissector has no such algorithm), and
+// every SA when tshark is not installed (AES-GCM, RFC 4106, has the same layout).
 //
 // ESP packet (RFC 4303 §2) as carried in UDP (RFC 3948):
 //
@@ -10,10 +11,11 @@
 //   │        │ (low)  │ RFC 7634 §2    │ inner ‖ pad ‖ pl ‖nh│          │
 //   └────────┴────────┴────────────────┴─────────────────────┴──────────┘
 //
-// Nonce = salt (last 4 bytes of the KEYMAT) ‖ IV (RFC 7634 §2); AAD = SPI ‖
-// sequence number, 8 bytes without ESN (RFC 7634 §2.1, after RFC 4106 §5).
-// The tag is checked before anything is decrypted (noble's AEAD does that).
+// Nonce = salt (last 4 bytes of the KEYMAT) ‖ IV (RFC 7634 §2, RFC 4106 §4);
+// AAD = SPI ‖ sequence number, 8 bytes without ESN (RFC 7634 §2.1, RFC 4106 §5).
+// The tag is checked before anything is decrypted (noble's AEADs do that).
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
+import { gcm } from "@noble/ciphers/aes.js";
 import type { DemoSa } from "./configs.ts";
 
 export interface OpenedEsp {
@@ -23,16 +25,17 @@ export interface OpenedEsp {
   inner?: Uint8Array;
 }
 
-/** Opens one ChaCha20-Poly1305 ESP packet (`esp`: the whole UDP payload) with `sa`. */
-export function openChachaEsp(esp: Uint8Array, sa: DemoSa): OpenedEsp {
+/** Opens one ESP packet (`esp`: the whole UDP payload) of any demo suite (AES-GCM or ChaCha20-Poly1305) with `sa`. */
+export function openEsp(esp: Uint8Array, sa: DemoSa): OpenedEsp {
   if (esp.length < 8 + 8 + 16 + 2) return { icv: "bad" };
-  const key = sa.keymat.subarray(0, 32);
+  const key = sa.keymat.subarray(0, sa.keymat.length - 4);
   const nonce = new Uint8Array(12);
-  nonce.set(sa.keymat.subarray(32, 36), 0);
+  nonce.set(sa.keymat.subarray(sa.keymat.length - 4), 0);
   nonce.set(esp.subarray(8, 16), 4);
+  const aead = sa.suite === "chacha20-poly1305" ? chacha20poly1305 : gcm;
   let plain: Uint8Array;
   try {
-    plain = chacha20poly1305(key, nonce, esp.subarray(0, 8)).decrypt(esp.subarray(16));
+    plain = aead(key, nonce, esp.subarray(0, 8)).decrypt(esp.subarray(16));
   } catch {
     return { icv: "bad" };
   }
@@ -63,7 +66,8 @@ export function describeInner(p: Uint8Array): { src: string; dst: string; info: 
   return { src, dst, info };
 }
 
-function v6(b: Uint8Array): string {
+/** An IPv6 address in RFC 5952 text. */
+export function v6(b: Uint8Array): string {
   const words: string[] = [];
   for (let i = 0; i < 16; i += 2) words.push(((b[i] << 8) | b[i + 1]).toString(16));
   // compress the longest run of zero words (RFC 5952 §4.2)

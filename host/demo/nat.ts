@@ -6,7 +6,7 @@
 // are configured with 192.0.2.3:4500 and must follow the real mapping from
 // authenticated packets: this is what makes the NAT traversal visible.
 // Nothing is forwarded from outside in: only replies to flows C opened pass.
-import { IF, NAT_INSIDE, NAT_OUTSIDE, NAT_PORTS, NS, WAN_LEN } from "./plan.ts";
+import { IF, NAT_INSIDE, NAT_OUTSIDE, NAT_PORTS, NS, SITES, WAN_LEN } from "./plan.ts";
 import type { Lab } from "./lab.ts";
 
 const RULES = `
@@ -19,10 +19,21 @@ table ip nat {
 }
 `;
 
-export async function setUpNat(lab: Lab): Promise<void> {
+/**
+ * The NAT namespace's addresses and, with `translate` (nft is installed), its
+ * masquerade. Without it the namespace is a plain router: A and B get a route
+ * to C's private network through it, and learn C's untranslated address from
+ * C's authenticated packets just as they would learn the NAT's mapping.
+ */
+export async function setUpNat(lab: Lab, translate = true): Promise<void> {
   await lab.ip(NS.nat, "addr", "add", `${NAT_OUTSIDE}/${WAN_LEN}`, "dev", IF.natOutside);
   await lab.ip(NS.nat, "addr", "add", `${NAT_INSIDE.nat}/${NAT_INSIDE.len}`, "dev", IF.natInside);
-  await lab.runIn(NS.nat, ["nft", "-f", "-"], { input: RULES });
+  if (translate) {
+    await lab.runIn(NS.nat, ["nft", "-f", "-"], { input: RULES });
+    return;
+  }
+  const inside = `${NAT_INSIDE.nat.replace(/\.\d+$/, ".0")}/${NAT_INSIDE.len}`;
+  for (const s of SITES) if (!s.behindNat) await lab.ip(NS.ce(s), "route", "add", inside, "via", NAT_OUTSIDE);
 }
 
 export interface NatMapping {

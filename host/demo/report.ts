@@ -7,6 +7,7 @@ import type { PingResult, TcpResult } from "./traffic.ts";
 import type { SpiSummary, WireFrame, WireReport } from "./wire.ts";
 import type { NatMapping } from "./nat.ts";
 import type { DemoResult } from "./run.ts";
+import { aptLine, type DemoTool, type DemoTools } from "./tools.ts";
 
 type Out = (line: string) => void;
 
@@ -17,12 +18,12 @@ export function size(n: number): string {
   return n >= 1 << 20 && n % (1 << 20) === 0 ? `${n >> 20} MiB` : n >= 1024 && n % 1024 === 0 ? `${n >> 10} KiB` : `${n} bytes`;
 }
 
-export function banner(out: Out): void {
+export function banner(out: Out, tools: DemoTools): void {
   out("wesp demo: a three-site CE VPN over ESP (RFC 4303), in network namespaces");
   out("");
   out("  site-a 10.1.0.2 ── ce-a 192.0.2.1 ──┐");
-  out("  site-b 10.2.0.2 ── ce-b 192.0.2.2 ──┼── wan (bridge 192.0.2.0/24, captured)");
-  out(`  site-c 10.3.0.2 ── ce-c 172.16.3.2 ── nat ${NAT_OUTSIDE} (masquerade, UDP ports ${NAT_PORTS.first}-${NAT_PORTS.last})`);
+  out(`  site-b 10.2.0.2 ── ce-b 192.0.2.2 ──┼── wan (bridge 192.0.2.0/24${tools.tcpdump ? ", captured" : ""})`);
+  out(`  site-c 10.3.0.2 ── ce-c 172.16.3.2 ── nat ${NAT_OUTSIDE} (${tools.nft ? `masquerade, UDP ports ${NAT_PORTS.first}-${NAT_PORTS.last}` : "a plain router: no nft, no NAT"})`);
   out("");
   for (const p of PAIRS) out(`  ${p.a.name} ⇄ ${p.b.name}: ${p.suite.padEnd(17)} SPIs ${hex(p.spiAB)} / ${hex(p.spiBA)}, ESP in UDP 4500 (RFC 3948)`);
 }
@@ -63,9 +64,10 @@ export function status(out: Out, name: string, text: string, error?: string): vo
   for (const line of text.trimEnd().split("\n")) if (line) out(`  ${line}`);
 }
 
-export function wire(out: Out, spis: SpiSummary[], w: WireReport, table: { rows: number; notes: string[] }, nat: NatMapping[], dropped: number, took: string): void {
-  out(`  esp_sa table: ${table.rows} rows from 'wesp keys --wireshark --any-address' of the three configs`);
-  if (table.notes.length) out(`  (Wireshark 4.0 has no ChaCha20-Poly1305 for ESP: those SAs are checked with @noble/ciphers instead)`);
+export function wire(out: Out, spis: SpiSummary[], w: WireReport, table: { rows: number; notes: string[] } | null, nat: NatMapping[], dropped: number, took: string): void {
+  if (!table) out(`  no tshark: the capture is read by wesp demo and every frame opened with @noble/ciphers, which shares no code with wesp's core`);
+  else out(`  esp_sa table: ${table.rows} rows from 'wesp keys --wireshark --any-address' of the three configs`);
+  if (table?.notes.length) out(`  (Wireshark 4.0 has no ChaCha20-Poly1305 for ESP: those SAs are checked with @noble/ciphers instead)`);
   out("");
   out(`  ${"SPI".padEnd(10)}  ${"from → to".padEnd(16)}  ${"suite".padEnd(17)}  ${"frames".padStart(6)}  ${"ICV good/bad".padEnd(12)}  checked by  outer (UDP)`);
   for (const s of spis) {
@@ -73,7 +75,7 @@ export function wire(out: Out, spis: SpiSummary[], w: WireReport, table: { rows:
   }
   out(`  NAT-keepalives (RFC 3948 §2.3): ${w.keepalives}; other UDP: ${w.other}`);
   if (dropped) out(`  tcpdump lost ${dropped} packets (its buffer overflowed): the counts above are a sample`);
-  for (const m of nat) out(`  NAT mapping: ${m.inside} → ${m.outside} (to ${m.remote})`);
+  natLines(out, nat);
   out("");
   out("  a few frames, decrypted:");
   for (const f of samples(w.frames, spis)) {
@@ -81,6 +83,17 @@ export function wire(out: Out, spis: SpiSummary[], w: WireReport, table: { rows:
     out(`         inner ${f.innerSrc} → ${f.innerDst}  ${(f.info ?? "").replace(/\s+/g, " ").slice(0, 90)}`);
   }
   out(`  (${took})`);
+}
+
+/** Without a capture: only the NAT's table. */
+export function natOnly(out: Out, nat: NatMapping[], took: string): void {
+  out("  nothing was captured (tcpdump is not installed): the wire checks are skipped");
+  natLines(out, nat);
+  out(`  (${took})`);
+}
+
+function natLines(out: Out, nat: NatMapping[]): void {
+  for (const m of nat) out(`  NAT mapping: ${m.inside} → ${m.outside} (to ${m.remote})`);
 }
 
 /** Per SA: its first IPv4 echo and its first IPv6 TCP segment with data. */
@@ -95,11 +108,18 @@ function samples(frames: WireFrame[], spis: SpiSummary[]): WireFrame[] {
   return out;
 }
 
-export function verdict(out: Out, r: DemoResult): void {
+export function verdict(out: Out, r: DemoResult, without: readonly DemoTool[]): void {
   out("\nchecks:");
-  for (const c of r.checks) out(`  ${c.ok ? "PASS" : "FAIL"}  ${c.name.padEnd(32)} ${c.detail}`);
-  const passed = r.checks.filter((c) => c.ok).length;
-  out(`\n${r.ok ? "PASS" : "FAIL"}: ${passed} of ${r.checks.length} checks passed${r.error ? ` (stopped early: ${r.error.split("\n")[0]})` : ""}`);
+  for (const c of r.checks) out(`  ${c.skipped ? "SKIP" : c.ok ? "PASS" : "FAIL"}  ${c.name.padEnd(32)} ${c.detail}`);
+  const run = r.checks.filter((c) => !c.skipped);
+  const passed = run.filter((c) => c.ok).length;
+  const skipped = r.checks.length - run.length;
+  if (without.length) {
+    out(`\nran without ${without.map((t) => t.cmd).join(", ")}:`);
+    for (const t of without) out(`  ${t.cmd}: ${t.without}`);
+    out(`  for the whole demo: ${aptLine(without)}, then run it again`);
+  }
+  out(`\n${r.ok ? "PASS" : "FAIL"}: ${passed} of ${run.length} checks passed${skipped ? `, ${skipped} skipped` : ""}${without.length ? ` (without ${without.map((t) => t.cmd).join(", ")})` : ""}${r.error ? ` (stopped early: ${r.error.split("\n")[0]})` : ""}`);
 }
 
 export function kept(out: Out, l: Lab): void {

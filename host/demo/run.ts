@@ -7,12 +7,13 @@ import { buildTopology } from "./topology.ts";
 import { writeConfigs, type DemoConfigs } from "./configs.ts";
 import { ceStatus, startCe } from "./ces.ts";
 import { directions, ping, startAgents, tcp, type Agent, type PingResult, type TcpResult } from "./traffic.ts";
-import { decode, espSaTable, startCapture, summarize, type SpiSummary, type WireReport } from "./wire.ts";
+import { decode, decodeWithoutTshark, espSaTable, startCapture, summarize, type Capture, type SpiSummary, type WireReport } from "./wire.ts";
 import { natMappings, type NatMapping } from "./nat.ts";
 import { judge, type Check } from "./checks.ts";
 import * as say from "./report.ts";
 import { NS, SITES, type SiteId } from "./plan.ts";
 import type { Status } from "../pipeline/status.ts";
+import { ALL_TOOLS, DEMO_TOOLS, type DemoTools } from "./tools.ts";
 
 export interface DemoOptions {
   /** Leave the lab up at the end (`wesp demo --down` removes it). */
@@ -23,6 +24,8 @@ export interface DemoOptions {
   tcpBytes?: number;
   /** Where progress and the report go (default stdout). */
   out?: (line: string) => void;
+  /** The optional tools to use (tools.ts; default all): without one, the demo does less and says so. */
+  tools?: DemoTools;
 }
 
 export interface DemoResult {
@@ -38,6 +41,9 @@ export interface DemoResult {
   status: Partial<Record<SiteId, Status | null>>;
   /** Set when the run stopped early. */
   error?: string;
+  /** The optional tools used; what the demo did without the others ("tshark: …"). */
+  tools: DemoTools;
+  skipped: string[];
   /** The lab's scratch dir and namespaces (gone unless kept). */
   lab: { dir: string; namespaces: string[]; kept: boolean };
 }
@@ -51,11 +57,14 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     await removeLeftovers(prefix);
   }
   const lab = new Lab(prefix);
+  const tools = opts.tools ?? ALL_TOOLS;
+  const without = DEMO_TOOLS.filter((t) => t.without && !tools[t.cmd as keyof DemoTools]);
   const result: DemoResult = {
     ok: false, checks: [], pings: [], tcp: [], wire: null, keepalives: 0, captureDropped: 0, nat: [], status: {},
+    tools, skipped: without.map((t) => `${t.cmd}: ${t.without}`),
     lab: { dir: lab.dir, namespaces: lab.namespaces, kept: false },
   };
-  say.banner(out);
+  say.banner(out, tools);
   try {
     await steps(lab, opts, out, result);
   } catch (e) {
@@ -65,7 +74,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
   }
   result.checks = judge(result);
   result.ok = !result.error && result.checks.every((c) => c.ok);
-  say.verdict(out, result);
+  say.verdict(out, result, without);
   if (opts.keep) {
     lab.keep();
     result.lab.kept = true;
@@ -84,13 +93,14 @@ async function steps(lab: Lab, opts: DemoOptions, out: (l: string) => void, r: D
     return `${s} s`;
   };
 
+  const tools = r.tools;
   say.step(out, 1, "building the lab");
-  await buildTopology(lab);
+  await buildTopology(lab, { nat: tools.nft });
   const configs: DemoConfigs = writeConfigs(lab.dir);
   say.lab(out, lab, configs, took());
 
   say.step(out, 2, "starting `wesp up` in the three CEs");
-  const capture = await startCapture(lab);
+  const capture: Capture | null = tools.tcpdump ? await startCapture(lab) : null;
   // In parallel: each spends most of its start in its own self-test.
   await Promise.all(SITES.map((s) => startCe(lab, s, configs)));
   const agents: Map<SiteId, Agent> = await startAgents(lab);
@@ -121,11 +131,16 @@ async function steps(lab: Lab, opts: DemoOptions, out: (l: string) => void, r: D
   }
   say.statusNote(out, took());
 
-  say.step(out, 6, "what crossed the Internet (tcpdump on the WAN bridge, decrypted by tshark)");
+  say.step(out, 6, !capture ? "what crossed the Internet: not captured (no tcpdump)"
+    : `what crossed the Internet (tcpdump on the WAN bridge, ${tools.tshark ? "decrypted by tshark" : "opened by @noble/ciphers: no tshark"})`);
   r.nat = await natMappings(lab);
+  if (!capture) {
+    say.natOnly(out, r.nat, took());
+    return;
+  }
   r.captureDropped = await capture.stop();
-  const table = await espSaTable(lab, configs);
-  const wire: WireReport = await decode(capture.pcap, table.xdg, configs.sas);
+  const table = tools.tshark ? await espSaTable(lab, configs) : null;
+  const wire: WireReport = table ? await decode(capture.pcap, table.xdg, configs.sas) : decodeWithoutTshark(capture.pcap, configs.sas);
   r.wire = summarize(wire, configs.sas);
   r.keepalives = wire.keepalives;
   say.wire(out, r.wire, wire, table, r.nat, r.captureDropped, took());

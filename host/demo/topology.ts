@@ -6,20 +6,25 @@ import { IF, NAT_INSIDE, NS, SITES, WAN_LEN, type Site } from "./plan.ts";
 import type { Lab } from "./lab.ts";
 import { setUpNat } from "./nat.ts";
 
-/** Turns a namespace into an IPv4/IPv6 router; no reverse-path filter (asymmetric paths via the TUN). */
+/**
+ * Turns a namespace into an IPv4/IPv6 router; no reverse-path filter (asymmetric
+ * paths via the TUN). Written to /proc/sys by sh, not by sysctl: procps is one
+ * Debian package fewer to need (/proc/sys/net shows the writer's namespace).
+ */
 async function router(lab: Lab, ns: string): Promise<void> {
-  await lab.runIn(ns, ["sysctl", "-qw",
-    "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
-    "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"]);
+  const set = Object.entries(ROUTER_SYSCTLS).map(([k, v]) => `echo ${v} > /proc/sys/net/${k}`);
+  await lab.runIn(ns, ["sh", "-ec", set.join("; ")]);
 }
+
+const ROUTER_SYSCTLS = { "ipv4/ip_forward": 1, "ipv6/conf/all/forwarding": 1, "ipv4/conf/all/rp_filter": 0, "ipv4/conf/default/rp_filter": 0 };
 
 async function addr(lab: Lab, ns: string, ifname: string, cidr: string): Promise<void> {
   // nodad: an IPv6 address is usable at once instead of after duplicate address detection
   await lab.ip(ns, "addr", "add", cidr, "dev", ifname, ...(cidr.includes(":") ? ["nodad"] : []));
 }
 
-/** The whole topology of plan.ts, without the TUN routes. */
-export async function buildTopology(lab: Lab): Promise<void> {
+/** The whole topology of plan.ts, without the TUN routes; `nat: false` (no nft) routes site C instead of translating it. */
+export async function buildTopology(lab: Lab, opts: { nat: boolean } = { nat: true }): Promise<void> {
   await lab.ns(NS.wan);
   await lab.ns(NS.nat);
   for (const s of SITES) {
@@ -55,7 +60,7 @@ export async function buildTopology(lab: Lab): Promise<void> {
 
   await attach(NS.nat, NS.nat, IF.natOutside);
   await router(lab, NS.nat);
-  await setUpNat(lab);
+  await setUpNat(lab, opts.nat);
 }
 
 /**

@@ -1,16 +1,17 @@
 // What crossed the "Internet": a tcpdump capture on the WAN bridge, decrypted
 // and authenticated by tshark with the esp_sa table `wesp keys --wireshark`
 // writes, and the ChaCha20-Poly1305 frames (which Wireshark 4.0 cannot
-// decrypt) by @noble/ciphers (esp_check.ts). Nothing here trusts wesp: both
-// checkers are independent of its core.
+// decrypt) by @noble/ciphers (esp_check.ts). Without tshark, the capture is
+// read here (pcap.ts) and noble checks every frame. Nothing here trusts wesp:
+// both checkers are independent of its core.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { exec, waitFor, type Lab, type LabProcess } from "./lab.ts";
 import { IF, NS, SITES, type SiteId } from "./plan.ts";
 import type { DemoConfigs, DemoSa } from "./configs.ts";
-import { describeInner, openChachaEsp } from "./esp_check.ts";
+import { describeInner, openEsp } from "./esp_check.ts";
+import { readPcapUdp } from "./pcap.ts";
 import { WESP } from "./ces.ts";
-
 
 export interface Capture {
   pcap: string;
@@ -93,41 +94,62 @@ export async function decode(pcap: string, xdg: string, sas: DemoSa[]): Promise<
     const c = line.split("\t");
     const col = (name: string) => (c[FIELDS.indexOf(name)] ?? "").split("|").filter((x) => x !== "");
     const payload = Buffer.from((col("udp.payload")[0] ?? "").replace(/:/g, ""), "hex");
-    if (payload.length === 1 && payload[0] === 0xff) {
-      report.keepalives++;
-      continue;
-    }
-    if (payload.length < 8 || payload.readUInt32BE(0) === 0) {
-      report.other++;
-      continue;
-    }
     // The outer header is IPv4 (the first ip.src); the decrypted inner one is the second ip.src or the ipv6.src.
     const [src, innerSrc = col("ipv6.src")[0]] = col("ip.src");
     const [dst, innerDst = col("ipv6.dst")[0]] = col("ip.dst");
-    const f: WireFrame = {
+    const f = classify(report, payload, {
       frame: Number(col("frame.number")[0]),
       src: `${src}:${col("udp.srcport")[0]}`,
       dst: `${dst}:${col("udp.dstport")[0]}`,
-      spi: payload.readUInt32BE(0),
-      seq: payload.readUInt32BE(4),
-      icv: col("esp.icv_good")[0] === "1" ? "good" : col("esp.icv_bad")[0] === "1" ? "bad" : "unchecked",
-      checkedBy: "tshark",
-    };
-    if (f.icv === "good") Object.assign(f, { innerSrc, innerDst, info: col("_ws.col.Info").join(" ") });
-    const sa = bySpi.get(f.spi);
-    if (f.icv === "unchecked" && sa?.suite === "chacha20-poly1305") {
-      const o = openChachaEsp(payload, sa);
-      f.icv = o.icv;
-      f.checkedBy = "noble";
-      if (o.inner) {
-        const d = describeInner(o.inner);
-        Object.assign(f, { innerSrc: d.src, innerDst: d.dst, info: d.info });
-      }
-    }
-    if (f.icv === "unchecked") f.checkedBy = "none";
+    });
+    if (!f) continue;
+    f.icv = col("esp.icv_good")[0] === "1" ? "good" : col("esp.icv_bad")[0] === "1" ? "bad" : "unchecked";
+    if (f.icv === "good") Object.assign(f, { checkedBy: "tshark", innerSrc, innerDst, info: col("_ws.col.Info").join(" ") });
+    // What tshark could not check (ChaCha20-Poly1305), noble does.
+    else if (f.icv === "unchecked" && bySpi.get(f.spi)?.suite === "chacha20-poly1305") withNoble(f, payload, bySpi.get(f.spi)!);
+    if (f.icv !== "unchecked" && f.checkedBy === "none") f.checkedBy = "tshark";
     report.frames.push(f);
   }
   return report;
+}
+
+/** Every UDP frame of the capture, read without tshark, each ESP frame checked by noble. */
+export function decodeWithoutTshark(pcap: string, sas: DemoSa[]): WireReport {
+  const bySpi = new Map(sas.map((s) => [s.spi, s]));
+  const report: WireReport = { frames: [], keepalives: 0, other: 0 };
+  for (const u of readPcapUdp(pcap)) {
+    const f = classify(report, u.payload, { frame: u.frame, src: `${u.src}:${u.sport}`, dst: `${u.dst}:${u.dport}` });
+    if (!f) continue;
+    const sa = bySpi.get(f.spi);
+    if (sa) withNoble(f, u.payload, sa);
+    report.frames.push(f);
+  }
+  return report;
+}
+
+/** Counts a NAT-keepalive or other UDP; an ESP frame comes back unchecked. */
+function classify(report: WireReport, payload: Uint8Array, at: Pick<WireFrame, "frame" | "src" | "dst">): WireFrame | null {
+  if (payload.length === 1 && payload[0] === 0xff) {
+    report.keepalives++;
+    return null;
+  }
+  const dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  if (payload.length < 8 || dv.getUint32(0) === 0) {
+    report.other++; // IKE (non-ESP marker, RFC 3948 §2.2) or anything else
+    return null;
+  }
+  return { ...at, spi: dv.getUint32(0), seq: dv.getUint32(4), icv: "unchecked", checkedBy: "none" };
+}
+
+/** Opens `f` with @noble/ciphers and fills in its verdict and inner packet. */
+function withNoble(f: WireFrame, payload: Uint8Array, sa: DemoSa): void {
+  const o = openEsp(payload, sa);
+  f.icv = o.icv;
+  f.checkedBy = "noble";
+  if (o.inner) {
+    const d = describeInner(o.inner);
+    Object.assign(f, { innerSrc: d.src, innerDst: d.dst, info: d.info });
+  }
 }
 
 export interface SpiSummary {

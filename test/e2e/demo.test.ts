@@ -11,7 +11,7 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,7 +19,9 @@ import { requireTools } from "../helpers/require.ts";
 import { sealEsp } from "../helpers/ref_esp.ts";
 import { leftovers, removeLeftovers } from "../../host/demo/lab.ts";
 import { parseConntrack } from "../../host/demo/nat.ts";
-import { describeInner, openChachaEsp } from "../../host/demo/esp_check.ts";
+import { parsePcapUdp } from "../../host/demo/pcap.ts";
+import { prepareTools } from "../../host/demo/tools.ts";
+import { describeInner, openEsp } from "../../host/demo/esp_check.ts";
 import { PAIRS, SITES } from "../../host/demo/plan.ts";
 import type { DemoResult } from "../../host/demo/run.ts";
 
@@ -42,9 +44,9 @@ interface Run {
 }
 
 /** `wesp demo ARGS`; `onOutput` may act on the output so far (e.g. send a signal). */
-function demo(args: string[], onOutput?: (out: string, pid: number) => void): Promise<Run> {
+function demo(args: string[], onOutput?: (out: string, pid: number) => void, env: NodeJS.ProcessEnv = {}): Promise<Run> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [WESP, "demo", ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [WESP, "demo", ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     const take = (d: Buffer) => {
       out += d;
@@ -71,6 +73,21 @@ function processesMentioning(dir: string): number[] {
     }
   }
   return found;
+}
+
+/** A PATH of one directory: every command of ours except `hidden` (a machine without those tools). */
+function pathWithout(hidden: string[]): string {
+  const d = mkdtempSync(join(scratch, "path-"));
+  for (const dir of (process.env.PATH ?? "").split(":")) {
+    let names: string[] = [];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const n of names) if (!hidden.includes(n) && !existsSync(join(d, n))) symlinkSync(join(dir, n), join(d, n));
+  }
+  return d;
 }
 
 function assertNothingLeft(prefix: string, dir?: string): void {
@@ -140,6 +157,42 @@ describe("wesp demo", { skip: requireTools(["netns", "nft", "tcpdump", "tshark"]
         }
       }
     }
+    assertNothingLeft(prefix, res.lab.dir);
+  });
+
+  it("on a bare machine (no nft, tcpdump or tshark; --no-install) it runs, says what it skipped, and passes the rest", async () => {
+    const prefix = newPrefix();
+    const report = join(scratch, "bare.json");
+    const r = await demo(["--prefix", prefix, "--report", report, "--no-install"], undefined, { PATH: pathWithout(["nft", "tcpdump", "tshark"]) });
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /^wesp demo: nft, tcpdump, tshark not found, not installing them \(--no-install\)$/m);
+    assert.match(r.out, /^ {2}for the whole demo: apt-get install -y --no-install-recommends nftables tcpdump tshark, then run it again$/m);
+    assert.match(r.out, /^PASS: 5 of 5 checks passed, 3 skipped \(without nft, tcpdump, tshark\)$/m);
+    const res: DemoResult = JSON.parse(readFileSync(report, "utf8"));
+    assert.deepEqual(res.tools, { nft: false, tcpdump: false, tshark: false });
+    assert.deepEqual(res.checks.filter((c) => c.skipped).map((c) => c.name), ["wire: every SA used", "wire: every ICV good", "NAT: C's ESP translated"]);
+    const learned = res.checks.find((c) => c.name === "peers learned C's address");
+    assert.ok(learned?.ok, JSON.stringify(learned));
+    assert.equal(res.wire, null);
+    for (const p of res.pings) assert.equal(p.received, p.sent, `ping ${p.from} → ${p.dst}`);
+    for (const t of res.tcp) assert.equal(t.farSha256, t.sha256, `tcp ${t.from} → ${t.dst}`);
+    assertNothingLeft(prefix, res.lab.dir);
+  });
+
+  it("without tshark, @noble/ciphers reads the capture and authenticates every frame", async () => {
+    const prefix = newPrefix();
+    const report = join(scratch, "no-tshark.json");
+    const r = await demo(["--prefix", prefix, "--report", report, "--no-install"], undefined, { PATH: pathWithout(["tshark"]) });
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /^PASS: 8 of 8 checks passed \(without tshark\)$/m);
+    const res: DemoResult = JSON.parse(readFileSync(report, "utf8"));
+    assert.ok(res.wire);
+    for (const s of res.wire) {
+      assert.ok(s.frames > 0, `SPI ${s.spi.toString(16)}: no frames`);
+      assert.equal(s.good, s.frames, `SPI ${s.spi.toString(16)}: ${s.bad} bad, ${s.unchecked} unchecked`);
+      assert.deepEqual(s.checkedBy, ["noble"]);
+    }
+    assert.ok(res.checks.every((c) => c.ok && !c.skipped), JSON.stringify(res.checks));
     assertNothingLeft(prefix, res.lab.dir);
   });
 
@@ -222,29 +275,129 @@ describe("demo helpers", () => {
     assert.deepEqual(parseConntrack(text), [{ inside: "172.16.3.2:4500", outside: "192.0.2.3:20092", remote: "192.0.2.1:4500" }]);
   });
 
-  it("opens ChaCha20-Poly1305 ESP sealed by the reference ESP, and refuses any changed bit or a wrong key", () => {
-    const keymat = Uint8Array.from({ length: 36 }, (_, i) => i * 7 + 1);
-    const inner = Uint8Array.from([
-      0x45, 0, 0, 28, 0, 0, 0, 0, 64, 1, 0, 0, 10, 3, 0, 2, 10, 2, 0, 2, // IPv4 10.3.0.2 → 10.2.0.2, ICMP
-      8, 0, 0, 0, 0x12, 0x34, 0, 5, // echo request, seq 5
-    ]);
-    const sa = { spi: 0xcb01, from: "c" as const, to: "b" as const, suite: "chacha20-poly1305" as const, keymat };
-    const esp = sealEsp(
-      { suite: "chacha20-poly1305", spi: sa.spi, key: keymat.subarray(0, 32), salt: keymat.subarray(32), esn: false },
-      { seq: 7n, iv: Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 7), payload: inner, nextHeader: 4 },
-    );
-    const ok = openChachaEsp(esp, sa);
-    assert.equal(ok.icv, "good");
-    assert.equal(ok.nextHeader, 4);
-    assert.deepEqual(ok.inner, inner);
-    assert.deepEqual(describeInner(ok.inner!), { src: "10.3.0.2", dst: "10.2.0.2", info: "ICMP Echo request seq=5" });
-    for (let bit = 0; bit < esp.length * 8; bit += 13) {
-      const bad = esp.slice();
-      bad[bit >> 3] ^= 1 << (bit & 7);
-      assert.equal(openChachaEsp(bad, sa).icv, "bad", `bit ${bit}`);
+  for (const [suite, keyLen] of [["chacha20-poly1305", 32], ["aes-128-gcm", 16], ["aes-256-gcm", 32]] as const) {
+    it(`opens ${suite} ESP sealed by the reference ESP, and refuses any changed bit or a wrong key`, () => {
+      const keymat = Uint8Array.from({ length: keyLen + 4 }, (_, i) => i * 7 + 1);
+      const inner = Uint8Array.from([
+        0x45, 0, 0, 28, 0, 0, 0, 0, 64, 1, 0, 0, 10, 3, 0, 2, 10, 2, 0, 2, // IPv4 10.3.0.2 → 10.2.0.2, ICMP
+        8, 0, 0, 0, 0x12, 0x34, 0, 5, // echo request, seq 5
+      ]);
+      const sa = { spi: 0xcb01, from: "c" as const, to: "b" as const, suite, keymat };
+      const esp = sealEsp(
+        { suite: suite === "chacha20-poly1305" ? suite : "aes-gcm-16", spi: sa.spi, key: keymat.subarray(0, keyLen), salt: keymat.subarray(keyLen), esn: false },
+        { seq: 7n, iv: Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 7), payload: inner, nextHeader: 4 },
+      );
+      const ok = openEsp(esp, sa);
+      assert.equal(ok.icv, "good");
+      assert.equal(ok.nextHeader, 4);
+      assert.deepEqual(ok.inner, inner);
+      assert.deepEqual(describeInner(ok.inner!), { src: "10.3.0.2", dst: "10.2.0.2", info: "ICMP Echo request seq=5" });
+      for (let bit = 0; bit < esp.length * 8; bit += 13) {
+        const bad = esp.slice();
+        bad[bit >> 3] ^= 1 << (bit & 7);
+        assert.equal(openEsp(bad, sa).icv, "bad", `bit ${bit}`);
+      }
+      const wrong = keymat.slice();
+      wrong[keyLen + 3] ^= 1; // the salt is part of the nonce (RFC 7634 §2, RFC 4106 §4)
+      assert.equal(openEsp(esp, { ...sa, keymat: wrong }).icv, "bad");
+    });
+  }
+
+  it("reads the UDP datagrams of a pcap file (what the demo looks at without tshark)", () => {
+    const udp = Uint8Array.of(0x11, 0x94, 0x4e, 0x84, 0, 13, 0, 0, 0, 0, 0xab, 1, 0xff); // 4500 → 20100, 5 bytes
+    const ip4 = Uint8Array.of(0x45, 0, 0, 20 + udp.length, 0, 0, 0x40, 0, 64, 17, 0, 0, 192, 0, 2, 1, 192, 0, 2, 3);
+    const eth = (type: number, body: Uint8Array) => Uint8Array.from([...new Array(12).fill(2), type >> 8, type & 255, ...body]);
+    const frames = [eth(0x0800, Uint8Array.from([...ip4, ...udp])), eth(0x0806, new Uint8Array(28)), eth(0x0800, Uint8Array.from([...ip4, ...udp]))];
+    frames[2][14 + 9] = 6; // TCP: not UDP
+    for (const le of [true, false]) {
+      const parts: number[] = [];
+      const u32 = (n: number) => { const b = Buffer.alloc(4); if (le) b.writeUInt32LE(n); else b.writeUInt32BE(n); parts.push(...b); };
+      const u16 = (n: number) => { const b = Buffer.alloc(2); if (le) b.writeUInt16LE(n); else b.writeUInt16BE(n); parts.push(...b); };
+      u32(0xa1b2c3d4); u16(2); u16(4); u32(0); u32(0); u32(65535); u32(1);
+      for (const f of frames) { u32(0); u32(0); u32(f.length); u32(f.length); parts.push(...f); }
+      assert.deepEqual(parsePcapUdp(Uint8Array.from(parts)), [
+        { frame: 1, src: "192.0.2.1", dst: "192.0.2.3", sport: 4500, dport: 20100, payload: Uint8Array.of(0, 0, 0xab, 1, 0xff) },
+      ]);
     }
-    const wrong = keymat.slice();
-    wrong[35] ^= 1; // the salt is part of the nonce (RFC 7634 §2)
-    assert.equal(openChachaEsp(esp, { ...sa, keymat: wrong }).icv, "bad");
+  });
+});
+
+describe("wesp demo: the tools it installs or does without", () => {
+  const scratch = mkdtempSync(join(tmpdir(), "wesp-demo-tools-"));
+  after(() => rmSync(scratch, { recursive: true, force: true }));
+  // A PATH of one directory holding a fake apt-get that logs its arguments and
+  // "installs" a package by creating its command there (or fails, like an offline machine).
+  const PKG_CMD: Record<string, string> = { iproute2: "ip", nftables: "nft", tcpdump: "tcpdump", tshark: "tshark" };
+  function bin(have: string[], apt: "works" | "offline" | "none"): { path: string; log: string } {
+    const d = mkdtempSync(join(scratch, "bin-"));
+    const log = join(d, "apt.log");
+    for (const c of have) writeFileSync(join(d, c), "#!/bin/sh\n", { mode: 0o755 });
+    if (apt !== "none") {
+      const install = Object.entries(PKG_CMD).map(([p, c]) => `    ${p}) printf '#!/bin/sh\\n' > ${d}/${c}; /bin/chmod 755 ${d}/${c};;`).join("\n");
+      writeFileSync(join(d, "apt-get"), `#!/bin/sh
+echo "$DEBIAN_FRONTEND $*" >> ${log}
+${apt === "offline" ? 'echo "Temporary failure resolving deb.debian.org"; exit 100' : ""}
+[ "$1" = install ] || exit 0
+for p in "$@"; do
+  case "$p" in
+${install}
+  esac
+done
+echo "Setting up $*"
+`, { mode: 0o755 });
+    }
+    return { path: d, log };
+  }
+  const aptLog = (log: string) => (existsSync(log) ? readFileSync(log, "utf8").trim().split("\n") : []);
+  const prepare = (path: string, o: { install?: boolean; strict?: boolean } = {}) => {
+    const lines: string[] = [];
+    return prepareTools({ ...o, strict: o.strict ?? false, root: true, env: { PATH: path }, out: (l) => lines.push(l) }).then((r) => ({ ...r, text: lines.join("\n") }));
+  };
+
+  it("installs what is missing with apt-get, saying which packages and why", async () => {
+    const b = bin(["ip"], "works");
+    const r = await prepare(b.path);
+    assert.deepEqual(aptLog(b.log), ["noninteractive update -q", "noninteractive install -y -q --no-install-recommends nftables tcpdump tshark"]);
+    assert.match(r.text, /installing Debian packages for tools that are not here/);
+    assert.match(r.text, /nftables +nft: the NAT in front of site C/);
+    assert.match(r.text, /tshark +tshark: decrypting and authenticating the capture/);
+    assert.match(r.text, /installed nftables, tcpdump, tshark/);
+    assert.deepEqual(r.tools, { nft: true, tcpdump: true, tshark: true });
+    assert.deepEqual(r.installed, ["nftables", "tcpdump", "tshark"]);
+    assert.equal(r.error, undefined);
+  });
+
+  it("nothing missing: apt-get is never run", async () => {
+    const b = bin(["ip", "nft", "tcpdump", "tshark"], "works");
+    const r = await prepare(b.path);
+    assert.deepEqual(aptLog(b.log), []);
+    assert.equal(r.text, "");
+    assert.deepEqual(r.skipped, []);
+  });
+
+  it("--no-install, offline, no apt-get or not root: it runs without them and says what it skips", async () => {
+    for (const [apt, install, why] of [["works", false, "--no-install"], ["offline", true, "apt-get failed (offline? no such package?): tcpdump, tshark not installed"], ["none", true, "no apt-get here"]] as const) {
+      const b = bin(["ip", "nft"], apt);
+      const r = await prepare(b.path, { install });
+      assert.equal(r.error, undefined);
+      assert.deepEqual(r.tools, { nft: true, tcpdump: false, tshark: false }, apt);
+      assert.ok(r.text.includes(why), r.text);
+      assert.match(r.text, /running without tcpdump, tshark:\n {2}tcpdump: no capture/);
+      assert.match(r.text, /for the whole demo: apt-get install -y --no-install-recommends tcpdump tshark/);
+      if (!install) assert.deepEqual(aptLog(b.log), []);
+    }
+    const b = bin(["ip"], "works");
+    const lines: string[] = [];
+    const r = await prepareTools({ root: false, strict: false, env: { PATH: b.path }, out: (l) => lines.push(l) });
+    assert.deepEqual(aptLog(b.log), []);
+    assert.match(lines[0], /not installing them \(not root\)/);
+    assert.deepEqual(r.tools, { nft: false, tcpdump: false, tshark: false });
+  });
+
+  it("without ip it cannot run; with CI set neither without the others", async () => {
+    const noIp = await prepare(bin([], "none").path);
+    assert.match(noIp.error ?? "", /^needs ip \(network namespaces.*\); install: apt-get install -y --no-install-recommends iproute2$/);
+    const ci = await prepare(bin(["ip"], "offline").path, { strict: true });
+    assert.match(ci.error ?? "", /^CI is set and nft, tcpdump, tshark are missing/);
   });
 });

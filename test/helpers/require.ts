@@ -4,18 +4,20 @@
 //   describe("…", { skip: requireTools(["netns", "tshark"], { why: "ESP on the wire" }) }, …)
 //
 // When everything is there it returns false (run). When something is missing:
-//  - with `CI` set (to anything but "", "0" or "false"), it throws: a missing tool or
-//    privilege on CI is a broken CI image, so the test file fails, naming what is
-//    missing and the command that installs it;
+//  - with `CI` set (to anything but "", "0" or "false"; `isCi`, shared with
+//    `wesp demo`), it throws: a missing tool or privilege on CI is a broken CI
+//    image, so the test file fails, naming what is missing and what installs it;
 //  - otherwise it prints one `SKIP` line to stderr naming what is missing and the
 //    exact command that installs it, appends the same line to $WESP_TEST_SKIP_LOG
 //    (test/run.mjs prints them all again at the end), and returns that text as the
 //    skip reason (node's reporter shows it beside the skipped test).
 import { execFileSync, spawnSync } from "node:child_process";
-import { accessSync, appendFileSync, constants, existsSync, statSync } from "node:fs";
-import { delimiter, join } from "node:path";
+import { appendFileSync, existsSync } from "node:fs";
+import { findOnPath, isCi } from "../../host/demo/tools.ts";
 import { CHARON } from "../interop/strongswan.ts";
 import { PYTHON } from "./scapy.ts";
+
+export { isCi };
 
 /** A requirement that is not a command: how to tell it is there, and how to get it. */
 export interface Need {
@@ -45,17 +47,7 @@ const PACKAGE: Record<string, string> = {
 
 /** Whether `cmd` is an executable file in one of PATH's directories. */
 export function onPath(cmd: string, path = process.env.PATH ?? ""): boolean {
-  for (const dir of path.split(delimiter)) {
-    if (!dir) continue;
-    const p = join(dir, cmd);
-    try {
-      accessSync(p, constants.X_OK);
-      if (statSync(p).isFile()) return true;
-    } catch {
-      /* not here */
-    }
-  }
-  return false;
+  return findOnPath(cmd, path) !== null;
 }
 
 const isRoot = () => process.getuid?.() === 0;
@@ -99,12 +91,6 @@ function needsOf(n: string | Need): Need[] {
   if (NAMED[n]) return [NAMED[n]];
   const pkg = PACKAGE[n] ?? n;
   return [{ name: n, present: () => onPath(n), install: `apt-get install -y ${pkg}`, pkg }];
-}
-
-/** Whether `CI` asks for strictness: set to anything but "", "0" or "false". */
-export function isCi(env: NodeJS.ProcessEnv = process.env): boolean {
-  const v = env.CI;
-  return v !== undefined && v !== "" && v !== "0" && v.toLowerCase() !== "false";
 }
 
 /** What is missing and how to get it, in one line (packages merged into one apt-get). */
