@@ -106,7 +106,7 @@ export async function prepareTools(opts: ToolsOptions = {}): Promise<ToolsResult
       : !(opts.root ?? process.getuid?.() === 0) ? "not root"
         : !apt ? "no apt-get here (not Debian?)" : null;
     if (cannot) {
-      out(`wesp demo: ${lacking.map((t) => t.cmd).join(", ")} not found, not installing them (${cannot})`);
+      out(`wesp demo: ${lacking.map((t) => t.cmd).join(", ")} not found, not installing ${lacking.length > 1 ? "them" : "it"} (${cannot})`);
     } else {
       out(`wesp demo: installing Debian packages for tools that are not here (as root; 'wesp demo --no-install' never installs):`);
       for (const t of lacking) out(`  ${t.pkg.padEnd(9)} ${t.cmd}: ${t.why}`);
