@@ -1,0 +1,109 @@
+// Many IKE SAs behind one pair of ports: finds the SA a datagram belongs to by
+// the SPI we chose (RFC 7296 §2.6: each side picks its own SPI to find its SA),
+// starts a responder SA for a fresh IKE_SA_INIT request, answers retransmitted
+// IKE_SA_INIT requests from the cached response (§2.1), and counts what it
+// drops by reason. Still no I/O: transport.ts feeds it datagrams and sends
+// what comes back.
+import { Exchange } from "./constants.ts";
+import { hexSpi } from "./context.ts";
+import { IkeSa } from "./ike_sa.ts";
+import { decodeMessage, fromInitiator, isResponse, type Message } from "./message.ts";
+import type { Deps, IkeSaConfig, Path, Step } from "./types.ts";
+
+export class IkeEndpoint {
+  /** Every live SA by the SPI we chose (SPIi when we initiated, SPIr when we responded). */
+  readonly sas = new Map<string, IkeSa>();
+  /** Responder SAs by (peer address, port, SPIi), to answer IKE_SA_INIT retransmissions. */
+  private readonly halfOpen = new Map<string, IkeSa>();
+  /** Dropped datagrams and refused messages by reason. */
+  readonly counters = new Map<string, number>();
+
+  /** `configFor` names the configuration for a peer address (responder side); undefined = not a peer of ours. */
+  constructor(private readonly configFor: (remoteAddress: string) => IkeSaConfig | undefined, private readonly deps: Deps) {}
+
+  private count(reason: string): void {
+    this.counters.set(reason, (this.counters.get(reason) ?? 0) + 1);
+  }
+
+  initiate(cfg: IkeSaConfig, path: Path): { sa: IkeSa; step: Step } {
+    const r = IkeSa.initiate(cfg, path, this.deps);
+    this.sas.set(r.sa.spiI, r.sa);
+    return r;
+  }
+
+  /** One datagram as it came off the socket (the non-ESP marker already removed, RFC 3948 §2.2). */
+  receive(bytes: Uint8Array, path: Path): Step {
+    const d = decodeMessage(bytes);
+    if (!d.ok) {
+      this.count(`decode:${d.error.reason}`);
+      return { send: [], events: [] };
+    }
+    const m = d.value;
+    const h = m.header;
+    const zeroR = h.spiR.every((b) => b === 0);
+    if (fromInitiator(h) && !isResponse(h) && zeroR && h.exchange === Exchange.IKE_SA_INIT) {
+      return this.initRequest(m, bytes, path);
+    }
+    // the I flag tells whose SPI is ours: an initiator's message is for our responder SA
+    const sa = this.sas.get(hexSpi(fromInitiator(h) ? h.spiR : h.spiI));
+    if (!sa) {
+      this.count("unknown-spi");
+      return { send: [], events: [] };
+    }
+    return this.done(sa, sa.receive(m, bytes, path));
+  }
+
+  private initRequest(m: Message, bytes: Uint8Array, path: Path): Step {
+    const key = `${path.remoteAddress}|${path.remotePort}|${hexSpi(m.header.spiI)}`;
+    const known = this.halfOpen.get(key);
+    if (known) return this.done(known, known.receive(m, bytes, path));
+    const cfg = this.configFor(path.remoteAddress);
+    if (!cfg) {
+      this.count("unknown-peer");
+      return { send: [], events: [] };
+    }
+    const r = IkeSa.respond(cfg, this.deps, m, bytes, path);
+    if (r.sa) {
+      this.sas.set(r.sa.spiR, r.sa);
+      this.halfOpen.set(key, r.sa);
+    }
+    return this.counted(r.step);
+  }
+
+  /** Retransmissions and timeouts of every SA. */
+  tick(now: number): Step {
+    const out: Step = { send: [], events: [] };
+    for (const sa of [...this.sas.values()]) {
+      const s = this.done(sa, sa.tick(now));
+      out.send.push(...s.send);
+      out.events.push(...s.events);
+    }
+    return out;
+  }
+
+  /** The earliest time `tick` has work, or undefined. */
+  get nextTimeout(): number | undefined {
+    let t: number | undefined;
+    for (const sa of this.sas.values()) {
+      const n = sa.nextTimeout;
+      if (n !== undefined && (t === undefined || n < t)) t = n;
+    }
+    return t;
+  }
+
+  /** Forgets SAs that are over, and keeps the half-open index to SAs still negotiating. */
+  private done(sa: IkeSa, step: Step): Step {
+    if (sa.state === "failed" || sa.state === "deleted") {
+      this.sas.delete(sa.initiatorSide() ? sa.spiI : sa.spiR);
+    }
+    if (sa.state !== "init-answered") {
+      for (const [k, v] of this.halfOpen) if (v === sa) this.halfOpen.delete(k);
+    }
+    return this.counted(step);
+  }
+
+  private counted(step: Step): Step {
+    for (const e of step.events) if (e.type === "refused") this.count(e.reason);
+    return step;
+  }
+}

@@ -1,0 +1,258 @@
+// One IKE SA, initiator or responder, as a pure state machine (RFC 7296 §1–§2):
+// datagrams in, datagrams and events out; time comes in through `tick(now)`.
+//
+//   initiator:  start ─► init-sent ─► auth-sent ─► established ─► deleting ─► deleted
+//   responder:  (IKE_SA_INIT) ─► init-answered ─► established ─► deleted
+//                any state ─► failed (timeout, error notify, AUTH, protocol)
+//
+// Message IDs (§2.2): each side numbers its own requests from 0; a response
+// carries its request's ID. Retransmission (§2.1): only the side that sent a
+// request retransmits it, doubling the timeout; a request seen again is
+// answered with the response cached for it, not processed twice.
+import { Exchange, Flag, Notify, Protocol, VERSION } from "./constants.ts";
+import { hexSpi, skKeys, type SaContext } from "./context.ts";
+import { authRequest, onAuthRequest, onAuthResponse } from "./exchange_auth.ts";
+import { initRequest, onInitRequest, onInitResponse } from "./exchange_init.ts";
+import { isResponse, type Header, type Message } from "./message.ts";
+import type { Payload } from "./payloads.ts";
+import { openMessage, sealMessage } from "./sk.ts";
+import type { Deps, FailReason, IkeEvent, IkeSaConfig, Path, Step } from "./types.ts";
+
+export type SaState = "init-sent" | "auth-sent" | "init-answered" | "established" | "deleting" | "deleted" | "failed";
+
+const DEFAULT_RETRANSMIT = { baseMs: 1000, tries: 5 };
+
+interface Pending {
+  id: number;
+  exchange: number;
+  bytes: Uint8Array;
+  path: Path;
+  tries: number;
+  nextAt: number;
+}
+
+export class IkeSa {
+  state: SaState;
+  readonly ctx: SaContext;
+  private nextId = 0;
+  private pending?: Pending;
+  /** The next request ID we expect from the peer, and the response we gave to the one before (§2.1). */
+  private peerNextId = 0;
+  private lastResponse?: { id: number; bytes: Uint8Array; path: Path };
+
+  private constructor(ctx: SaContext, state: SaState) {
+    this.ctx = ctx;
+    this.state = state;
+  }
+
+  get spiI(): string { return hexSpi(this.ctx.spiI); }
+  get spiR(): string { return hexSpi(this.ctx.spiR); }
+  get name(): string { return this.ctx.cfg.name; }
+  initiatorSide(): boolean { return this.ctx.initiator; }
+
+  /** Starts an IKE SA towards `path.remoteAddress` (IKE_SA_INIT, §1.2). */
+  static initiate(cfg: IkeSaConfig, path: Path, deps: Deps): { sa: IkeSa; step: Step } {
+    let spiI = deps.random(8);
+    while (spiI.every((b) => b === 0)) spiI = deps.random(8); // §3.1: the initiator's SPI MUST NOT be zero
+    const ctx: SaContext = { cfg, deps, initiator: true, spiI, spiR: new Uint8Array(8), path, group: cfg.ikeProposals[0].dh[0], natHere: false, natThere: false };
+    const sa = new IkeSa(ctx, "init-sent");
+    return { sa, step: sa.request(Exchange.IKE_SA_INIT, initRequest(ctx)) };
+  }
+
+  /**
+   * Answers an IKE_SA_INIT request. Returns the new SA only when the request was
+   * accepted; a refusal (NO_PROPOSAL_CHOSEN, INVALID_KE_PAYLOAD, …) keeps no state.
+   */
+  static respond(cfg: IkeSaConfig, deps: Deps, m: Message, raw: Uint8Array, path: Path): { sa?: IkeSa; step: Step } {
+    let spiR = deps.random(8);
+    while (spiR.every((b) => b === 0)) spiR = deps.random(8);
+    const ctx: SaContext = { cfg, deps, initiator: false, spiI: m.header.spiI, spiR, path, group: 0, natHere: false, natThere: false };
+    const a = onInitRequest(ctx, m, raw);
+    if (a.kind === "refuse") {
+      return { step: { send: [{ bytes: a.response, path }], events: [{ type: "failed", ike: cfg.name, reason: a.reason, detail: a.detail }] } };
+    }
+    const sa = new IkeSa(ctx, "init-answered");
+    sa.peerNextId = 1;
+    sa.lastResponse = { id: 0, bytes: a.response, path };
+    return { sa, step: { send: [{ bytes: a.response, path }], events: [] } };
+  }
+
+  /** When `tick` next has something to do, or undefined. */
+  get nextTimeout(): number | undefined {
+    return this.pending?.nextAt;
+  }
+
+  /** Retransmits the outstanding request when its time has come; gives up after the last try (§2.1). */
+  tick(now: number): Step {
+    const p = this.pending;
+    if (!p || now < p.nextAt) return none();
+    const r = this.ctx.cfg.retransmit ?? DEFAULT_RETRANSMIT;
+    if (p.tries >= r.tries) {
+      this.pending = undefined;
+      return this.fail("timeout", `no response to message ${p.id} after ${p.tries} sends`);
+    }
+    p.tries++;
+    p.nextAt = now + r.baseMs * 2 ** (p.tries - 1);
+    return { send: [{ bytes: p.bytes, path: p.path }], events: [] };
+  }
+
+  /** Deletes an established IKE SA (and with it its CHILD_SAs, §1.4.1) with an INFORMATIONAL DELETE. */
+  close(): Step {
+    if (this.state !== "established") return none();
+    this.state = "deleting";
+    return this.sealedRequest(Exchange.INFORMATIONAL, [{ kind: "delete", protocol: Protocol.IKE, spis: [] }]);
+  }
+
+  /** A decoded datagram for this SA (`raw` without any non-ESP marker), arriving over `path`. */
+  receive(m: Message, raw: Uint8Array, path: Path): Step {
+    if (this.state === "failed" || this.state === "deleted") return this.refused("dead-sa", `message for an SA in state ${this.state}`);
+    return isResponse(m.header) ? this.onResponse(m, raw, path) : this.onRequest(m, raw, path);
+  }
+
+  // --- requests we send ---------------------------------------------------
+
+  private header(exchange: number, id: number, response: boolean): Header {
+    return {
+      spiI: this.ctx.spiI, spiR: this.ctx.spiR, version: VERSION, exchange, messageId: id,
+      flags: (this.ctx.initiator ? Flag.INITIATOR : 0) | (response ? Flag.RESPONSE : 0),
+    };
+  }
+
+  private request(exchange: number, bytes: Uint8Array): Step {
+    const r = this.ctx.cfg.retransmit ?? DEFAULT_RETRANSMIT;
+    this.pending = { id: this.nextId, exchange, bytes, path: { ...this.ctx.path }, tries: 1, nextAt: this.ctx.deps.now() + r.baseMs };
+    return { send: [{ bytes, path: this.pending.path }], events: [] };
+  }
+
+  private sealedRequest(exchange: number, inner: Payload[]): Step {
+    const bytes = sealMessage(this.header(exchange, this.nextId, false), inner, skKeys(this.ctx).out);
+    return this.request(exchange, bytes);
+  }
+
+  // --- responses to our requests -----------------------------------------
+
+  private onResponse(m: Message, raw: Uint8Array, path: Path): Step {
+    const p = this.pending;
+    if (!p || m.header.messageId !== p.id || m.header.exchange !== p.exchange) {
+      return this.refused("unexpected-response", `response ${m.header.messageId} (exchange ${m.header.exchange}) matches no request`);
+    }
+    if (p.exchange === Exchange.IKE_SA_INIT) return this.onInitResponse(m, raw);
+    const inner = openMessage(raw, m.payloads[m.payloads.length - 1], skKeys(this.ctx).in);
+    // §2.21.2: a message that fails integrity is dropped as if never received; the request stays pending
+    if (!inner.ok) return this.refused(inner.error.reason, inner.error.detail);
+    this.pending = undefined;
+    this.nextId++;
+    this.ctx.path = { ...path };
+    if (p.exchange === Exchange.IKE_AUTH) {
+      const r = onAuthResponse(this.ctx, inner.value);
+      if (r.kind === "fail") return this.fail(r.reason, r.detail);
+      this.state = "established";
+      return { send: [], events: [this.established(), ...r.events] };
+    }
+    if (p.exchange === Exchange.INFORMATIONAL && this.state === "deleting") {
+      this.state = "deleted";
+      return { send: [], events: [{ type: "ikeSaDeleted", ike: this.name, byPeer: false }] };
+    }
+    return none();
+  }
+
+  private onInitResponse(m: Message, raw: Uint8Array): Step {
+    const r = onInitResponse(this.ctx, m, raw);
+    if (r.kind === "fail") {
+      this.pending = undefined;
+      return this.fail(r.reason, r.detail);
+    }
+    if (r.kind === "retry") return this.request(Exchange.IKE_SA_INIT, initRequest(this.ctx));
+    this.pending = undefined;
+    this.nextId = 1;
+    // §2.23: with a NAT in the way the initiator moves to port 4500 from IKE_AUTH on
+    const c = this.ctx;
+    if ((c.natHere || c.natThere) && c.path.remotePort === c.cfg.ports.ike) {
+      c.path = { ...c.path, localPort: c.cfg.ports.natt, remotePort: c.cfg.ports.natt };
+    }
+    this.state = "auth-sent";
+    return this.sealedRequest(Exchange.IKE_AUTH, authRequest(c));
+  }
+
+  // --- requests from the peer --------------------------------------------
+
+  private onRequest(m: Message, raw: Uint8Array, path: Path): Step {
+    const id = m.header.messageId;
+    if (this.lastResponse && id === this.lastResponse.id) {
+      // §2.1: a retransmitted request gets the same response again
+      return { send: [{ bytes: this.lastResponse.bytes, path }], events: [] };
+    }
+    if (id !== this.peerNextId) return this.refused("message-id", `request ${id}, expected ${this.peerNextId}`);
+    if (m.header.exchange === Exchange.IKE_SA_INIT) return this.refused("unexpected-request", "IKE_SA_INIT on an existing SA");
+    if (this.state === "init-sent") return this.refused("unexpected-request", "request before IKE_SA_INIT completed");
+    const inner = openMessage(raw, m.payloads[m.payloads.length - 1], skKeys(this.ctx).in);
+    if (!inner.ok) return this.refused(inner.error.reason, inner.error.detail);
+    // §2.23: the peer's address is followed only once a message has authenticated
+    this.ctx.path = { ...path };
+    if (m.header.exchange === Exchange.IKE_AUTH && this.state === "init-answered") {
+      const a = onAuthRequest(this.ctx, inner.value);
+      const step = this.respond(m.header.exchange, id, a.payloads, path);
+      if (a.kind === "refuse") return { send: step.send, events: this.fail(a.reason, a.detail).events };
+      this.state = "established";
+      step.events.push(this.established(), ...a.events);
+      return step;
+    }
+    if (this.state !== "established" && this.state !== "deleting") return this.refused("unexpected-request", `exchange ${m.header.exchange} in state ${this.state}`);
+    if (m.header.exchange === Exchange.INFORMATIONAL) return this.onInformational(id, inner.value, path);
+    // CREATE_CHILD_SA is not implemented yet: §1.3 lets a responder refuse it this way
+    return this.respond(m.header.exchange, id, [{ kind: "notify", protocol: 0, spi: new Uint8Array(0), notifyType: Notify.NO_ADDITIONAL_SAS, data: new Uint8Array(0) }], path);
+  }
+
+  /** §1.4: DELETE of the IKE SA or of CHILD_SAs, and the empty liveness check (§2.4). */
+  private onInformational(id: number, ps: Payload[], path: Path): Step {
+    const events: IkeEvent[] = [];
+    const answer: Payload[] = [];
+    for (const p of ps) {
+      if (p.kind !== "delete") continue;
+      if (p.protocol === Protocol.IKE) {
+        const step = this.respond(Exchange.INFORMATIONAL, id, [], path);
+        this.state = "deleted";
+        this.pending = undefined;
+        step.events.push({ type: "ikeSaDeleted", ike: this.name, byPeer: true });
+        return step;
+      }
+      if (p.protocol === Protocol.ESP) {
+        // §1.4.1: answer with the SPIs of our halves of the pairs; only our one CHILD_SA is known yet
+        const spisIn = this.ctx.childSpiIn === undefined ? [] : [this.ctx.childSpiIn];
+        answer.push({ kind: "delete", protocol: Protocol.ESP, spis: spisIn.map((s) => Uint8Array.of(s >>> 24, s >>> 16, s >>> 8, s)) });
+        events.push({ type: "childSaDeleted", ike: this.name, spisIn });
+      }
+    }
+    const step = this.respond(Exchange.INFORMATIONAL, id, answer, path);
+    step.events.push(...events);
+    return step;
+  }
+
+  private respond(exchange: number, id: number, inner: Payload[], path: Path): Step {
+    const bytes = sealMessage(this.header(exchange, id, true), inner, skKeys(this.ctx).out);
+    this.lastResponse = { id, bytes, path };
+    this.peerNextId = id + 1;
+    return { send: [{ bytes, path }], events: [] };
+  }
+
+  // --- outcomes ------------------------------------------------------------
+
+  private established(): IkeEvent {
+    const c = this.ctx.ike!;
+    const proposal = [
+      `${c.encr.cipher}-${c.encr.keyBits}`, c.integ ? `integ-${c.integ.id}` : "", `prf-${c.prf!.hash}`, `dh-${this.ctx.group}`,
+    ].filter(Boolean).join("/");
+    return { type: "ikeSaEstablished", ike: this.name, spiI: this.spiI, spiR: this.spiR, initiator: this.ctx.initiator, proposal, natDetected: this.ctx.natHere || this.ctx.natThere };
+  }
+
+  private fail(reason: FailReason, detail: string): Step {
+    this.state = "failed";
+    return { send: [], events: [{ type: "failed", ike: this.name, reason, detail }] };
+  }
+
+  private refused(reason: string, detail: string): Step {
+    return { send: [], events: [{ type: "refused", ike: this.name, reason, detail }] };
+  }
+}
+
+const none = (): Step => ({ send: [], events: [] });

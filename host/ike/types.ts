@@ -1,0 +1,110 @@
+// What the IKE state machine takes and gives: configuration, the path a
+// datagram travels, and the events the SA-lifecycle module (host/sa/) consumes.
+// No I/O here: the state machine returns datagrams to send and events; the
+// transport (transport.ts) moves bytes, timers are the caller's (`tick(now)`).
+import type { Lifetime, Suite } from "../config/model.ts";
+import type { ProposalSpec } from "./proposals.ts";
+import type { TrafficSelector } from "./payloads.ts";
+
+/** An identity (RFC 7296 §3.5): ID Type and Identification Data. */
+export interface Identity {
+  idType: number;
+  data: Uint8Array;
+}
+
+export interface IkeSaConfig {
+  /** A name for logs and events (e.g. the peer's name in the config). */
+  name: string;
+  localId: Identity;
+  /** The identity the peer must prove; undefined accepts any identity that knows the PSK. */
+  remoteId?: Identity;
+  /** Shared secret for AUTH method 2 (§2.15). */
+  psk: Uint8Array;
+  /** IKE proposals in order of preference; the first one's first DH group goes in KE (§1.2). */
+  ikeProposals: ProposalSpec[];
+  espProposals: ProposalSpec[];
+  /** Our side's traffic (TSi when we initiate) and the peer's (TSr). */
+  localTs: TrafficSelector[];
+  remoteTs: TrafficSelector[];
+  mode: "tunnel";
+  lifetime: Lifetime;
+  /** IKE ports: 500 and 4500 by default (RFC 7296 §2.23, RFC 3948); ours and the peer's. */
+  ports: { ike: number; natt: number };
+  /** Pretend a NAT is in the way (§2.23 allows it) so ESP goes over UDP. */
+  forceEncap?: boolean;
+  /** Send INITIAL_CONTACT in IKE_AUTH (§2.4); default true. */
+  initialContact?: boolean;
+  /** Retransmission of requests (§2.1): first timeout, doubled each time, number of sends in all. */
+  retransmit?: { baseMs: number; tries: number };
+}
+
+/** Where a datagram came from or goes to. */
+export interface Path {
+  localAddress: string;
+  localPort: number;
+  remoteAddress: string;
+  remotePort: number;
+}
+
+export interface Outgoing {
+  bytes: Uint8Array;
+  /** The transport prepends the non-ESP marker when `path.localPort` is the NAT-T port (RFC 3948 §2.2). */
+  path: Path;
+}
+
+/** What the SA-lifecycle module needs to install one CHILD_SA (both directions). */
+export interface ChildSaEstablished {
+  type: "childSaEstablished";
+  ike: string;
+  /** SPI we receive on (we chose it) and the peer's, which we send with (§2.17, RFC 4303 §2.1). */
+  spiIn: number;
+  spiOut: number;
+  suite: Suite;
+  /** Cipher key, ‖ 4-byte salt for the AEADs: the layouts of host/config/model.ts `Suite`. */
+  keyIn: Uint8Array;
+  keyOut: Uint8Array;
+  /** HMAC keys for the CBC suites; undefined for the AEADs. */
+  authKeyIn?: Uint8Array;
+  authKeyOut?: Uint8Array;
+  esn: boolean;
+  mode: "tunnel";
+  /** UDP-encapsulated ESP (RFC 3948) when a NAT was detected or forced, else ESP proper. */
+  encap: "udp" | "raw";
+  path: Path;
+  tsLocal: TrafficSelector[];
+  tsRemote: TrafficSelector[];
+  lifetime: Lifetime;
+  /** Whether we initiated the exchange that created it. */
+  initiator: boolean;
+}
+
+export type IkeEvent =
+  | { type: "ikeSaEstablished"; ike: string; spiI: string; spiR: string; initiator: boolean; proposal: string; natDetected: boolean }
+  | ChildSaEstablished
+  | { type: "childSaFailed"; ike: string; notify: number; detail: string }
+  | { type: "childSaDeleted"; ike: string; spisIn: number[] }
+  | { type: "ikeSaDeleted"; ike: string; byPeer: boolean }
+  | { type: "failed"; ike: string; reason: FailReason; detail: string }
+  | { type: "refused"; ike: string; reason: string; detail: string };
+
+/** Why an IKE SA could not be set up (or was dropped). */
+export type FailReason =
+  | "timeout" // no response after every retransmission (§2.1)
+  | "peer-error" // the peer answered with an error notification (§3.10.1)
+  | "no-proposal" // nothing acceptable in the peer's SA (§2.7)
+  | "bad-ke" // KE data refused (RFC 6989) or group mismatch
+  | "auth" // AUTH did not verify, or the identity is not the configured one (§2.15)
+  | "protocol"; // a response that breaks the exchange's rules
+
+export interface Step {
+  send: Outgoing[];
+  events: IkeEvent[];
+}
+
+/** What the state machine needs from outside: randomness, a clock, SPI allocation. */
+export interface Deps {
+  random(n: number): Uint8Array;
+  now(): number;
+  /** A fresh inbound ESP SPI, ≥ 256 (RFC 4303 §2.1) and unique on this node. */
+  allocateSpi(): number;
+}

@@ -1,0 +1,267 @@
+// IKE_SA_INIT + IKE_AUTH (RFC 7296 §1.2) between two in-memory wesp endpoints:
+// both roles of host/ike/ike_sa.ts over a fake network that can drop, tamper
+// with and NAT the datagrams. The interop test does the same against charon.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { IkeEndpoint } from "../../host/ike/endpoint.ts";
+import { parseProposal, type ProposalSpec } from "../../host/ike/proposals.ts";
+import { tsFromCidrs, tsText } from "../../host/ike/ts.ts";
+import { IdType } from "../../host/ike/constants.ts";
+import { decodeMessage } from "../../host/ike/message.ts";
+import type { ChildSaEstablished, IkeEvent, IkeSaConfig, Outgoing, Path, Step } from "../../host/ike/types.ts";
+
+const A = "10.99.0.1";
+const B = "10.99.0.2";
+const spec = (s: string, p: "ike" | "esp"): ProposalSpec => {
+  const r = parseProposal(s, p);
+  if (!r.ok) throw new Error(r.message);
+  return r.spec;
+};
+
+function config(name: string, local: string, remote: string, o: Partial<IkeSaConfig> & { ike?: string[]; esp?: string[]; lts?: string[]; rts?: string[] } = {}): IkeSaConfig {
+  return {
+    name,
+    localId: { idType: IdType.IPV4_ADDR, data: Uint8Array.from(local.split(".").map(Number)) },
+    remoteId: { idType: IdType.IPV4_ADDR, data: Uint8Array.from(remote.split(".").map(Number)) },
+    psk: new TextEncoder().encode("wesp-ike-unit-psk"),
+    ikeProposals: (o.ike ?? ["aes128gcm16-prfsha256-ecp256"]).map((s) => spec(s, "ike")),
+    espProposals: (o.esp ?? ["aes128gcm16"]).map((s) => spec(s, "esp")),
+    localTs: tsFromCidrs(o.lts ?? (local === A ? ["192.168.1.0/24"] : ["192.168.2.0/24"])),
+    remoteTs: tsFromCidrs(o.rts ?? (local === A ? ["192.168.2.0/24"] : ["192.168.1.0/24"])),
+    mode: "tunnel",
+    lifetime: { seconds: 3600 },
+    ports: { ike: 500, natt: 4500 },
+    retransmit: { baseMs: 1000, tries: 3 },
+    ...o,
+  };
+}
+
+/** Two endpoints, a clock, and a network that can lose, alter or NAT datagrams. */
+function lab(cfgA: IkeSaConfig, cfgB: IkeSaConfig) {
+  let now = 0;
+  let spi = 0x1000;
+  const deps = () => ({ random: (n: number) => new Uint8Array(randomBytes(n)), now: () => now, allocateSpi: () => ++spi });
+  const a = new IkeEndpoint((r) => (r === B ? cfgA : undefined), deps());
+  const b = new IkeEndpoint((r) => (r === A ? cfgB : undefined), deps());
+  const events = { a: [] as IkeEvent[], b: [] as IkeEvent[] };
+  const wire: { from: "a" | "b"; out: Outgoing }[] = [];
+  const pending: { to: "a" | "b"; bytes: Uint8Array; path: Path }[] = [];
+  /** How the network treats a datagram: undefined drops it; a path rewrite is a NAT. */
+  let net = (d: { from: "a" | "b"; bytes: Uint8Array; path: Path }): { bytes: Uint8Array; path: Path } | undefined => d;
+  const take = (from: "a" | "b", s: Step) => {
+    events[from].push(...s.events);
+    for (const out of s.send) {
+      wire.push({ from, out });
+      const to = from === "a" ? "b" : "a";
+      // the receiver sees the path mirrored
+      const seen = { localAddress: out.path.remoteAddress, localPort: out.path.remotePort, remoteAddress: out.path.localAddress, remotePort: out.path.localPort };
+      const d = net({ from, bytes: out.bytes, path: seen });
+      if (d) pending.push({ to, ...d });
+    }
+  };
+  const run = () => {
+    for (let i = 0; pending.length && i < 100; i++) {
+      const d = pending.shift()!;
+      take(d.to, (d.to === "a" ? a : b).receive(d.bytes, d.path));
+    }
+  };
+  const start = () => {
+    const r = a.initiate(cfgA, { localAddress: A, localPort: 500, remoteAddress: B, remotePort: 500 });
+    take("a", r.step);
+    run();
+    return r.sa;
+  };
+  const tick = (ms: number) => {
+    now += ms;
+    take("a", a.tick(now));
+    take("b", b.tick(now));
+    run();
+  };
+  return { a, b, events, wire, start, run, tick, setNet: (f: typeof net) => (net = f) };
+}
+
+const child = (es: IkeEvent[]) => es.filter((e): e is ChildSaEstablished => e.type === "childSaEstablished");
+const kinds = (es: IkeEvent[]) => es.map((e) => e.type);
+const hex = (b?: Uint8Array) => (b ? Buffer.from(b).toString("hex") : "-");
+
+function assertMirrored(x: ChildSaEstablished, y: ChildSaEstablished) {
+  assert.equal(x.spiIn, y.spiOut);
+  assert.equal(x.spiOut, y.spiIn);
+  assert.equal(hex(x.keyIn), hex(y.keyOut));
+  assert.equal(hex(x.keyOut), hex(y.keyIn));
+  assert.equal(hex(x.authKeyIn), hex(y.authKeyOut));
+  assert.equal(x.suite, y.suite);
+  assert.notEqual(hex(x.keyIn), hex(x.keyOut));
+}
+
+const MATRIX: [string, string, string, number, number][] = [
+  ["aes128gcm16-prfsha256-ecp256", "aes128gcm16", "aes-128-gcm", 20, 0],
+  ["aes256-sha256-modp2048", "chacha20poly1305", "chacha20-poly1305", 36, 0],
+  ["chacha20poly1305-prfsha512-x25519", "aes256gcm16", "aes-256-gcm", 36, 0],
+  ["aes256gcm16-prfsha384-x25519", "aes128-sha256", "aes-128-cbc-hmac-sha256", 16, 32],
+  ["aes128-sha512-ecp256", "aes256-sha256", "aes-256-cbc-hmac-sha256", 32, 32],
+];
+
+for (const [ike, esp, suite, keyLen, authLen] of MATRIX) {
+  test(`IKE ${ike} + ESP ${esp}: both sides establish, CHILD_SA keys and SPIs mirror (${suite})`, () => {
+    const l = lab(config("to-b", A, B, { ike: [ike], esp: [esp] }), config("to-a", B, A, { ike: [ike], esp: [esp] }));
+    const sa = l.start();
+    assert.deepEqual(kinds(l.events.a), ["ikeSaEstablished", "childSaEstablished"]);
+    assert.deepEqual(kinds(l.events.b), ["ikeSaEstablished", "childSaEstablished"]);
+    assert.equal(sa.state, "established");
+    const [ca, cb] = [child(l.events.a)[0], child(l.events.b)[0]];
+    assertMirrored(ca, cb);
+    assert.equal(ca.suite, suite);
+    assert.equal(ca.keyIn.length, keyLen);
+    assert.equal(ca.authKeyIn?.length ?? 0, authLen);
+    assert.deepEqual([ca.initiator, cb.initiator], [true, false]);
+    assert.deepEqual(ca.tsLocal.map(tsText), ["192.168.1.0/24"]);
+    assert.deepEqual(ca.tsRemote.map(tsText), ["192.168.2.0/24"]);
+    assert.deepEqual(cb.tsLocal.map(tsText), ["192.168.2.0/24"]);
+    assert.equal(ca.encap, "raw", "no NAT");
+    assert.equal(l.wire.length, 4, "two exchanges, no retransmission");
+    assert.ok(l.wire.slice(2).every((w) => decodeMessage(w.out.bytes).ok && w.out.path.localPort === 500));
+  });
+}
+
+test("INVALID_KE_PAYLOAD (§1.2): the initiator retries with the group the responder names", () => {
+  const l = lab(config("to-b", A, B, { ike: ["aes128gcm16-prfsha256-ecp256-modp2048"] }), config("to-a", B, A, { ike: ["aes128gcm16-prfsha256-modp2048"] }));
+  l.start();
+  assert.deepEqual(kinds(l.events.a), ["ikeSaEstablished", "childSaEstablished"]);
+  assert.equal(l.wire.length, 6, "INIT, INVALID_KE, INIT again, response, AUTH pair");
+  const e = l.events.a[0];
+  assert.ok(e.type === "ikeSaEstablished" && e.proposal.endsWith("dh-14"));
+  assertMirrored(child(l.events.a)[0], child(l.events.b)[0]);
+});
+
+test("NO_PROPOSAL_CHOSEN: the responder keeps no state, the initiator fails with peer-error", () => {
+  const l = lab(config("to-b", A, B, { ike: ["aes128gcm16-prfsha256-ecp256"] }), config("to-a", B, A, { ike: ["aes256-sha256-modp2048"] }));
+  const sa = l.start();
+  assert.equal(sa.state, "failed");
+  assert.deepEqual(l.events.a.map((e) => e.type === "failed" && e.reason), ["peer-error"]);
+  assert.equal(l.b.sas.size, 0);
+});
+
+test("a wrong PSK: the responder answers AUTHENTICATION_FAILED and drops the SA (§2.21.2); no CHILD_SA anywhere", () => {
+  const l = lab(config("to-b", A, B, { psk: new TextEncoder().encode("wrong") }), config("to-a", B, A));
+  const sa = l.start();
+  assert.equal(sa.state, "failed");
+  assert.deepEqual(l.events.b.map((e) => e.type === "failed" && e.reason), ["auth"]);
+  assert.deepEqual(l.events.a.map((e) => e.type === "failed" && e.reason), ["peer-error"]);
+  assert.equal(child(l.events.a).length + child(l.events.b).length, 0);
+});
+
+test("the responder's identity must be the configured one", () => {
+  const l = lab(config("to-b", A, B, { remoteId: { idType: IdType.FQDN, data: new TextEncoder().encode("b.example") } }), config("to-a", B, A));
+  l.start();
+  assert.deepEqual(l.events.a.map((e) => e.type === "failed" && e.reason), ["auth"]);
+});
+
+test("traffic selectors are narrowed by the responder (§2.9) and the initiator accepts the subset", () => {
+  const l = lab(
+    config("to-b", A, B, { lts: ["192.168.0.0/16"], rts: ["10.0.0.0/8"] }),
+    config("to-a", B, A, { lts: ["10.2.0.0/16"], rts: ["192.168.1.0/24", "172.16.0.0/12"] }),
+  );
+  l.start();
+  const [ca, cb] = [child(l.events.a)[0], child(l.events.b)[0]];
+  assert.deepEqual(ca.tsLocal.map(tsText), ["192.168.1.0/24"]);
+  assert.deepEqual(ca.tsRemote.map(tsText), ["10.2.0.0/16"]);
+  assert.deepEqual(cb.tsRemote.map(tsText), ["192.168.1.0/24"]);
+});
+
+test("disjoint selectors: TS_UNACCEPTABLE; the IKE SA stands without a CHILD_SA (§1.2)", () => {
+  const l = lab(config("to-b", A, B, { rts: ["10.0.0.0/8"] }), config("to-a", B, A));
+  const sa = l.start();
+  assert.equal(sa.state, "established");
+  assert.deepEqual(kinds(l.events.a), ["ikeSaEstablished", "childSaFailed"]);
+  assert.deepEqual(kinds(l.events.b), ["ikeSaEstablished", "childSaFailed"]);
+});
+
+test("lost responses: the initiator retransmits (§2.1), the responder answers from its cache with the same bytes", () => {
+  const l = lab(config("to-b", A, B), config("to-a", B, A));
+  let dropped = 0;
+  l.setNet((d) => (d.from === "b" && dropped++ < 1 ? undefined : d)); // lose B's first IKE_SA_INIT response
+  l.start();
+  assert.deepEqual(kinds(l.events.a), []);
+  l.tick(999);
+  assert.equal(l.wire.length, 2, "nothing before the timeout");
+  l.tick(1);
+  assert.deepEqual(kinds(l.events.a), ["ikeSaEstablished", "childSaEstablished"]);
+  const fromB = l.wire.filter((w) => w.from === "b");
+  assert.deepEqual(fromB[0].out.bytes, fromB[1].out.bytes, "cached IKE_SA_INIT response resent");
+  assert.equal(l.b.sas.size, 1, "one responder SA, not two");
+  assertMirrored(child(l.events.a)[0], child(l.events.b)[0]);
+});
+
+test("no answer at all: retransmissions at 1 s, 2 s, then failure with reason timeout", () => {
+  const l = lab(config("to-b", A, B), config("to-a", B, A));
+  l.setNet(() => undefined);
+  const sa = l.start();
+  const sends = () => l.wire.filter((w) => w.from === "a").length;
+  l.tick(1000);
+  assert.equal(sends(), 2);
+  l.tick(1999);
+  assert.equal(sends(), 2);
+  l.tick(1);
+  assert.equal(sends(), 3);
+  l.tick(4000);
+  assert.equal(sa.state, "failed");
+  assert.deepEqual(l.events.a.map((e) => e.type === "failed" && e.reason), ["timeout"]);
+  assert.equal(l.a.sas.size, 0);
+});
+
+test("a tampered IKE_AUTH request is dropped and counted; the genuine retransmission then succeeds", () => {
+  const l = lab(config("to-b", A, B), config("to-a", B, A));
+  let n = 0;
+  l.setNet((d) => {
+    if (d.from === "a" && n++ === 1) {
+      const bad = d.bytes.slice();
+      bad[bad.length - 1] ^= 1; // ICV
+      return { ...d, bytes: bad };
+    }
+    return d;
+  });
+  l.start();
+  assert.deepEqual(kinds(l.events.b), ["refused"]);
+  assert.equal(l.b.counters.get("integrity"), 1);
+  l.tick(1000);
+  assert.deepEqual(kinds(l.events.a), ["ikeSaEstablished", "childSaEstablished"]);
+});
+
+test("NAT between the peers (§2.23): detected both ways, IKE_AUTH moves to 4500, the CHILD_SA is UDP-encapsulated", () => {
+  const l = lab(config("to-b", A, B), config("to-a", B, A));
+  // a NAT rewrites A's source port
+  l.setNet((d) => (d.from === "a" ? { ...d, path: { ...d.path, remotePort: d.path.remotePort === 500 ? 31000 : 31001 } } : d));
+  l.start();
+  assert.deepEqual(kinds(l.events.a), ["ikeSaEstablished", "childSaEstablished"]);
+  const [ca, cb] = [child(l.events.a)[0], child(l.events.b)[0]];
+  assert.equal(ca.encap, "udp");
+  assert.equal(cb.encap, "udp");
+  assert.deepEqual(l.wire.map((w) => w.out.path.localPort), [500, 500, 4500, 4500]);
+  assert.equal(cb.path.remotePort, 31001, "B answers where the authenticated request came from");
+});
+
+test("forceEncap pretends to be behind a NAT: ESP over UDP without one", () => {
+  const l = lab(config("to-b", A, B, { forceEncap: true }), config("to-a", B, A));
+  l.start();
+  assert.equal(child(l.events.a)[0].encap, "udp");
+  assert.equal(child(l.events.b)[0].encap, "udp");
+});
+
+test("DELETE of the IKE SA (§1.4.1): both sides end it", () => {
+  const l = lab(config("to-b", A, B), config("to-a", B, A));
+  const sa = l.start();
+  const s = sa.close();
+  // deliver by hand through the lab's network
+  assert.equal(s.send.length, 1);
+  const out = s.send[0];
+  const seen = { localAddress: out.path.remoteAddress, localPort: out.path.remotePort, remoteAddress: out.path.localAddress, remotePort: out.path.localPort };
+  const resp = l.b.receive(out.bytes, seen);
+  assert.deepEqual(kinds(resp.events), ["ikeSaDeleted"]);
+  const back = resp.send[0];
+  const fin = l.a.receive(back.bytes, out.path);
+  assert.deepEqual(kinds(fin.events), ["ikeSaDeleted"]);
+  assert.equal(sa.state, "deleted");
+  assert.equal(l.a.sas.size + l.b.sas.size, 0);
+});
