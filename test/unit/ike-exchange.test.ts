@@ -5,35 +5,27 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { IkeEndpoint } from "../../host/ike/endpoint.ts";
-import { parseProposal, type ProposalSpec } from "../../host/ike/proposals.ts";
-import { tsFromCidrs, tsText } from "../../host/ike/ts.ts";
+import { ikeSaConfig } from "../../host/ike/config.ts";
+import { tsText } from "../../host/ike/ts.ts";
 import { IdType } from "../../host/ike/constants.ts";
 import { decodeMessage } from "../../host/ike/message.ts";
 import type { ChildSaEstablished, IkeEvent, IkeSaConfig, Outgoing, Path, Step } from "../../host/ike/types.ts";
 
 const A = "10.99.0.1";
 const B = "10.99.0.2";
-const spec = (s: string, p: "ike" | "esp"): ProposalSpec => {
-  const r = parseProposal(s, p);
-  if (!r.ok) throw new Error(r.message);
-  return r.spec;
-};
-
 function config(name: string, local: string, remote: string, o: Partial<IkeSaConfig> & { ike?: string[]; esp?: string[]; lts?: string[]; rts?: string[] } = {}): IkeSaConfig {
+  const { ike, esp, lts, rts, ...rest } = o;
   return {
-    name,
-    localId: { idType: IdType.IPV4_ADDR, data: Uint8Array.from(local.split(".").map(Number)) },
-    remoteId: { idType: IdType.IPV4_ADDR, data: Uint8Array.from(remote.split(".").map(Number)) },
-    psk: new TextEncoder().encode("wesp-ike-unit-psk"),
-    ikeProposals: (o.ike ?? ["aes128gcm16-prfsha256-ecp256"]).map((s) => spec(s, "ike")),
-    espProposals: (o.esp ?? ["aes128gcm16"]).map((s) => spec(s, "esp")),
-    localTs: tsFromCidrs(o.lts ?? (local === A ? ["192.168.1.0/24"] : ["192.168.2.0/24"])),
-    remoteTs: tsFromCidrs(o.rts ?? (local === A ? ["192.168.2.0/24"] : ["192.168.1.0/24"])),
-    mode: "tunnel",
-    lifetime: { seconds: 3600 },
-    ports: { ike: 500, natt: 4500 },
-    retransmit: { baseMs: 1000, tries: 3 },
-    ...o,
+    ...ikeSaConfig({
+      name, local, remote, psk: "wesp-ike-unit-psk",
+      ike: ike ?? ["aes128gcm16-prfsha256-ecp256"],
+      esp: esp ?? ["aes128gcm16"],
+      localTs: lts ?? (local === A ? ["192.168.1.0/24"] : ["192.168.2.0/24"]),
+      remoteTs: rts ?? (local === A ? ["192.168.2.0/24"] : ["192.168.1.0/24"]),
+      lifetimeSeconds: 3600,
+      retransmit: { baseMs: 1000, tries: 3 },
+    }),
+    ...rest,
   };
 }
 
