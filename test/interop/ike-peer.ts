@@ -1,0 +1,39 @@
+// wesp's IKE as a process inside a lab namespace, for the interop tests:
+//   node --import tsx test/interop/ike-peer.ts <options.json>
+// Options: { peer: IkePeerText (host/ike/config.ts), role: "initiator" | "responder" }.
+// Prints one JSON line per event on stdout (byte strings as hex), "ready" once
+// both sockets are bound; ends on SIGTERM.
+import { readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { ikeSaConfig, type IkePeerText } from "../../host/ike/config.ts";
+import { IkeEndpoint } from "../../host/ike/endpoint.ts";
+import { IkeTransport } from "../../host/ike/transport.ts";
+import { tsText } from "../../host/ike/ts.ts";
+import type { IkeEvent } from "../../host/ike/types.ts";
+
+const opts = JSON.parse(readFileSync(process.argv[2], "utf8")) as { peer: IkePeerText; role: "initiator" | "responder" };
+const cfg = ikeSaConfig(opts.peer);
+const ports = cfg.ports;
+
+const print = (e: object) =>
+  process.stdout.write(
+    JSON.stringify(e, (k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString("hex") : (k === "tsLocal" || k === "tsRemote") ? v.map(tsText) : v)) + "\n",
+  );
+
+const endpoint = new IkeEndpoint((r) => (r === opts.peer.remote ? cfg : undefined), {
+  random: (n) => new Uint8Array(randomBytes(n)),
+  now: Date.now,
+  // ≥ 256 (RFC 4303 §2.1); random so that runs differ
+  allocateSpi: () => 0x100 + (randomBytes(4).readUInt32BE() % (0xffffffff - 0x100)),
+});
+const transport = new IkeTransport(endpoint, { address: opts.peer.local, ports }, (e: IkeEvent) => print(e));
+await transport.start();
+print({ type: "ready" });
+if (opts.role === "initiator") {
+  transport.apply(endpoint.initiate(cfg, { localAddress: opts.peer.local, localPort: ports.ike, remoteAddress: opts.peer.remote, remotePort: ports.ike }).step);
+}
+process.on("SIGTERM", () => {
+  print({ type: "counters", endpoint: Object.fromEntries(endpoint.counters), transport: Object.fromEntries(transport.counters) });
+  transport.close();
+  process.exit(0);
+});
