@@ -23,6 +23,7 @@ interface Command {
 export const COMMANDS: readonly Command[] = [
   { name: "up", usage: "up [-q] [--selftest-vectors FILE] CONFIG", summary: "run the data plane in the foreground (SIGINT/SIGTERM stop it cleanly)", module: "./up.ts" },
   { name: "status", usage: "status [--control PATH | CONFIG] [--json]", summary: "show per-SA counters of the running instance (control socket)", module: "./status.ts" },
+  { name: "reload", usage: "reload [--control PATH | CONFIG]", summary: "apply the running instance's edited config without a restart", module: "./reload.ts" },
   { name: "check", usage: "check CONFIG", summary: "validate a config file; exit 2 naming the field at fault", module: "./check.ts" },
   { name: "keys", usage: "keys --wireshark CONFIG [-o FILE]", summary: "write the SA keys as Wireshark's esp_sa table (debugging)", module: "./keys.ts" },
   { name: "selftest", usage: "selftest [--vectors FILE]", summary: "run ESP known-answer vectors through the WASM core", module: "./selftest.ts" },

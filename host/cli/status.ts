@@ -1,11 +1,11 @@
 // `wesp status [--control PATH | CONFIG] [--json]`: per-SA counters of the
 // running instance, read over its control socket (host/control/).
-import { ConfigError, formatIssue, loadConfigSync } from "../config/load.ts";
 import { NotRunningError, requestStatus } from "../control/client.ts";
 import { formatStatus } from "../control/format.ts";
-import { defaultControlDir, defaultSockets } from "../control/paths.ts";
-import { EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE } from "./exit_codes.ts";
-import { parseCommandArgs, UsageError } from "./usage.ts";
+import { defaultControlDir } from "../control/paths.ts";
+import { controlPath } from "./control_arg.ts";
+import { EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK } from "./exit_codes.ts";
+import { parseCommandArgs } from "./usage.ts";
 
 export const summary = "show per-SA counters of the running instance (control socket)";
 
@@ -36,27 +36,8 @@ export async function main(args: string[]): Promise<number> {
     process.stdout.write(help);
     return EXIT_OK;
   }
-  if (positionals.length > 1) throw new UsageError("expects at most one CONFIG file", "status");
-  if (positionals.length === 1 && values.control !== undefined) throw new UsageError("give --control or CONFIG, not both", "status");
-  let path: string;
-  if (typeof values.control === "string") path = values.control;
-  else if (positionals.length === 1) {
-    try {
-      path = loadConfigSync(positionals[0]).config.node.control.socket;
-    } catch (e) {
-      if (!(e instanceof ConfigError)) throw e;
-      for (const i of e.issues) process.stderr.write(`${formatIssue(e.source, i)}\n`);
-      return EXIT_USAGE;
-    }
-  } else {
-    const found = defaultSockets();
-    if (found.length === 0) {
-      process.stderr.write(`wesp status: no running wesp (no socket in ${defaultControlDir()})\n`);
-      return EXIT_NOT_RUNNING;
-    }
-    if (found.length > 1) throw new UsageError(`several instances run (${found.join(", ")}): give --control PATH or CONFIG`, "status");
-    path = found[0];
-  }
+  const path = controlPath("status", values.control, positionals);
+  if (typeof path === "number") return path;
   try {
     const st = await requestStatus(path);
     process.stdout.write(values.json ? JSON.stringify(st, null, 2) + "\n" : formatStatus(st));

@@ -2,7 +2,7 @@
 // that fails its known answers must not carry traffic), then the control
 // socket, the worker with its TUN and sockets, and forwarding until SIGINT or
 // SIGTERM; then TUN and sockets are closed and the exit status is 0.
-import { formatIssue } from "../config/load.ts";
+import { ConfigError, formatIssue, loadConfigSync } from "../config/load.ts";
 import { loadConfigOrReport } from "./config_arg.ts";
 import { selftest, DEFAULT_VECTORS } from "../core/selftest.ts";
 import { ControlServer } from "../control/server.ts";
@@ -21,6 +21,12 @@ Run the ESP data plane of the node described by CONFIG in the foreground:
   3. create the TUN interface (or attach to a persistent one), open the UDP
      and raw sockets of each WAN port, install SAs and policies;
   4. forward until SIGINT or SIGTERM, then close the TUN and sockets.
+SIGHUP (or 'wesp reload') re-reads CONFIG and applies it without a restart:
+peers and SAs added, changed or removed atomically; every unchanged SA keeps
+its sequence number, replay window, counters and learned NAT address. A
+config that fails 'wesp check' is refused and the running one stays.
+Static SAs resume past their last durable sequence reservation, kept under
+node.state_dir (docs/config.md "Restarts"): never at sequence number 1.
 Without 'tun.persistent', wesp sets the TUN's MTU and addresses, brings it up
 and routes every peer prefix into it (needs CAP_NET_ADMIN); a persistent TUN
 is left as the administrator configured it. Raw ESP, IP-in-IP and GRE ports
@@ -69,10 +75,30 @@ export async function main(args: string[]): Promise<number> {
 
   let fwd: Forwarder | undefined;
   let control: ControlServer;
+  const configPath = config.source;
+  // Reload: the same checks as 'wesp check', then one atomic apply (host/sa/lifecycle.ts).
+  const reload = async () => {
+    if (!fwd) throw new Error("starting");
+    let next;
+    try {
+      next = loadConfigSync(configPath);
+    } catch (e) {
+      if (e instanceof ConfigError) throw new Error(`reload refused, the running config stays:\n${e.message}`);
+      throw e;
+    }
+    for (const w of next.warnings) process.stderr.write(`warning: ${formatIssue(configPath, w)}\n`);
+    try {
+      const r = await fwd.lifecycle.apply(next.config);
+      info(`reloaded ${configPath}: added [${r.added.join(", ")}] removed [${r.removed.join(", ")}] changed [${r.changed.join(", ")}] unchanged ${r.unchanged.length}`);
+      return r;
+    } catch (e) {
+      throw new Error(`reload refused, the running config stays: ${(e as Error).message}`);
+    }
+  };
   try {
-    control = await ControlServer.listen(config.node.control.socket, async () => {
+    control = await ControlServer.listen(config.node.control.socket, async (cmd) => {
       if (!fwd) throw new Error("starting");
-      return fwd.status();
+      return cmd === "reload" ? reload() : fwd.status();
     });
   } catch (e) {
     err(`control socket ${config.node.control.socket}: ${(e as Error).message}`);
@@ -83,8 +109,10 @@ export async function main(args: string[]): Promise<number> {
   let wake: (why: string) => void = () => {};
   const stopped = new Promise<string>((r) => (wake = r));
   const onSignal = (sig: NodeJS.Signals) => wake(sig);
+  const onHup = () => void reload().catch((e) => err((e as Error).message));
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
+  process.on("SIGHUP", onHup);
   try {
     fwd = await Forwarder.start(config, {
       log: info,
@@ -97,6 +125,7 @@ export async function main(args: string[]): Promise<number> {
     await control.close();
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+    process.off("SIGHUP", onHup);
     if (!(e instanceof ForwarderError)) throw e;
     err(e.message);
     if (PERMISSION_CODES.has(e.code ?? "")) {
@@ -117,6 +146,7 @@ export async function main(args: string[]): Promise<number> {
   await fwd.stop();
   process.off("SIGINT", onSignal);
   process.off("SIGTERM", onSignal);
+  process.off("SIGHUP", onHup);
   info("stopped: TUN and sockets closed");
   return fatal ? EXIT_FAILURE : EXIT_OK;
 }

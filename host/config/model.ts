@@ -119,6 +119,11 @@ export interface NodeConfig {
   control: ControlConfig;
   /** Worker threads (one WASM instance each); default = available cores. */
   workers: number;
+  /**
+   * Where durable per-key sequence state lives (host/sa/seq_store.ts): a
+   * restart resumes every static SA past its last reservation, never at 1.
+   */
+  stateDir: string;
 }
 
 /** SA lifetime limits (hard); absent = unlimited. */

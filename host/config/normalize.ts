@@ -32,6 +32,7 @@ export interface RawConfig {
     local_prefixes?: string[];
     control?: { socket?: string };
     workers?: number;
+    state_dir?: string;
   };
   peers: RawPeer[];
 }
@@ -79,7 +80,20 @@ function normalizeNode(n: RawConfig["node"], ctx: NormalizeContext): NodeConfig 
     localPrefixes: prefixes(n.local_prefixes ?? [], ["node", "local_prefixes"], ctx),
     control: { socket: controlSocket(n.name, n.control?.socket, ctx) },
     workers: n.workers ?? availableParallelism(),
+    stateDir: stateDir(n.name, n.state_dir, ctx),
   };
+}
+
+/**
+ * Default state directory (durable sequence-number reservations, docs/config.md
+ * "Restarts"): /var/lib/wesp/NAME for root; else $XDG_STATE_HOME/wesp/NAME;
+ * else ~/.local/state/wesp/NAME (the XDG base-directory default).
+ */
+function stateDir(name: string, given: string | undefined, ctx: NormalizeContext): string {
+  if (given !== undefined) return isAbsolute(given) ? given : resolve(ctx.baseDir, given);
+  if (ctx.uid === 0) return `/var/lib/wesp/${name}`;
+  const base = ctx.env.XDG_STATE_HOME || `${ctx.env.HOME || "/tmp"}/.local/state`;
+  return `${base}/wesp/${name}`;
 }
 
 /**

@@ -12,6 +12,23 @@ export class NotRunningError extends Error {
 
 /** Asks the instance at `path` for its status. Rejects with NotRunningError or Error. */
 export function requestStatus(path: string, timeoutMs = 5000): Promise<Status> {
+  return request(path, "status", timeoutMs) as Promise<Status>;
+}
+
+/** Asks the instance at `path` to reload its config file (what `wesp reload` and SIGHUP do). */
+export function requestReload(path: string, timeoutMs = 120_000): Promise<ReloadResult> {
+  return request(path, "reload", timeoutMs) as Promise<ReloadResult>;
+}
+
+/** What a reload did (host/sa/lifecycle.ts). */
+export interface ReloadResult {
+  added: string[];
+  removed: string[];
+  changed: string[];
+  unchanged: string[];
+}
+
+function request(path: string, cmd: "status" | "reload", timeoutMs: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const c = createConnection(path);
     let buf = "";
@@ -20,13 +37,13 @@ export function requestStatus(path: string, timeoutMs = 5000): Promise<Status> {
       reject(new Error(`no answer on ${path} within ${timeoutMs} ms`));
     }, timeoutMs);
     c.setEncoding("utf8");
-    c.once("connect", () => c.write(JSON.stringify({ cmd: "status" }) + "\n"));
+    c.once("connect", () => c.write(JSON.stringify({ cmd }) + "\n"));
     c.on("data", (d: string) => (buf += d));
     c.once("end", () => {
       clearTimeout(timer);
       try {
         const a = JSON.parse(buf);
-        if (a.ok) resolve(a.status as Status);
+        if (a.ok) resolve(cmd === "status" ? a.status : a.result);
         else reject(new Error(a.error ?? "the instance refused the request"));
       } catch {
         reject(new Error(`unreadable answer on ${path}`));

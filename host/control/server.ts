@@ -5,8 +5,9 @@
 // safe (controlDir): another user can make /tmp/wesp-UID first.
 //
 // Protocol: one request per connection. The client writes one JSON line,
-// `{"cmd":"status"}`; the server answers one JSON line and closes:
-// `{"ok":true,"status":{…}}` or `{"ok":false,"error":"…"}`. The status is
+// `{"cmd":"status"}` or `{"cmd":"reload"}`; the server answers one JSON line and
+// closes: `{"ok":true,"status":{…}}` / `{"ok":true,"result":{…}}` or
+// `{"ok":false,"error":"…"}`. The status is
 // counters and identities only (host/pipeline/status.ts): no key material
 // ever reaches this module.
 import { createServer, createConnection, type Server, type Socket } from "node:net";
@@ -161,9 +162,11 @@ function serve(c: Socket, handler: Handler): void {
     } catch {
       return reply({ ok: false, error: "request is not JSON" });
     }
-    if (cmd !== "status") return reply({ ok: false, error: `unknown command ${JSON.stringify(cmd)}` });
+    if (cmd !== "status" && cmd !== "reload") return reply({ ok: false, error: `unknown command ${JSON.stringify(cmd)}` });
+    // A reload reads, checks and applies a whole config: give it longer than a status answer.
+    if (cmd === "reload") c.setTimeout(120_000, () => c.destroy());
     handler(cmd).then(
-      (status) => reply({ ok: true, status }),
+      (result) => reply(cmd === "status" ? { ok: true, status: result } : { ok: true, result }),
       (e) => reply({ ok: false, error: (e as Error).message }),
     );
   });

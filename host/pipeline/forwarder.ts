@@ -3,12 +3,16 @@
 //
 //   main thread                         worker thread (worker.ts)
 //   ───────────                         ─────────────────────────
-//   Forwarder.start(config) ──spawn──►  load config, Core.create, provision,
-//                                       open TUN + WAN sockets, Pipeline.start
+//   Forwarder.start(config)
+//     lifecycle.initial(config) ─spawn─► Core.create, open TUN + WAN sockets,
+//     (node + desired peers; keys          SaTable.apply (host/sa/install.ts),
+//      transferred, then wiped here)       Pipeline.start
 //                           ◄─ready───
 //   ip link/addr/route (unless persistent)
+//   lifecycle.apply(config) ─{apply}─►  SaTable.apply ─► {applied}   (reload)
+//                           ◄─{event}─  SA installed/removed, needs rekey, alarm
 //   status() ───────────────{status}─►  snapshot(core) ─► {status}
-//   stop()  ────────────────{stop}───►  close fds ─► {stopped}, thread ends
+//   stop()  ────────────────{stop}───►  close fds, remove SAs ─► {stopped}, thread ends
 //            (terminate() after a grace period: nothing can hang shutdown)
 //
 // One worker owns every SA: an SA's sequence number and replay window must
@@ -18,6 +22,9 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import type { Config } from "../config/model.ts";
 import type { Status, WorkerStatus } from "./status.ts";
+import { SaLifecycle } from "../sa/lifecycle.ts";
+import type { PeerSpec, SaEvent } from "../sa/spec.ts";
+import type { WorkerData } from "./worker.ts";
 
 const run = promisify(execFile);
 
@@ -38,18 +45,21 @@ export interface ForwarderOptions {
   onFatal?: (e: ForwarderError) => void;
 }
 
-function startWorker(configPath: string, slots: number): Worker {
+function startWorker(data: WorkerData, transferList: ArrayBuffer[]): Worker {
   const tsx = import.meta.resolve("tsx/esm/api");
   const entry = new URL("./worker.ts", import.meta.url).href;
   // Node 20 does not apply `--import tsx` to a .ts worker entry: register tsx first (docs/io.md).
   const src = `import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(entry)}); })`;
-  return new Worker(src, { eval: true, workerData: { configPath, slots } });
+  return new Worker(src, { eval: true, workerData: data, transferList });
 }
 
 export class Forwarder {
   readonly startedAt = new Date();
   private nextId = 1;
   private readonly pending = new Map<number, (s: WorkerStatus) => void>();
+  private readonly applying = new Map<number, (error?: string) => void>();
+  /** The one door for SAs (host/sa/lifecycle.ts): reload applies through it, events come out of it. */
+  readonly lifecycle: SaLifecycle;
   private stopping: Promise<void> | null = null;
   private exited = false;
 
@@ -58,13 +68,32 @@ export class Forwarder {
     private readonly worker: Worker,
     readonly tunName: string,
     private readonly log: (line: string) => void,
-  ) {}
+    lifecycle: SaLifecycle,
+  ) {
+    this.lifecycle = lifecycle;
+  }
+
+  /** SaSink for the lifecycle: hands the worker a desired set of peers (keys transferred). */
+  private applyPeers(peers: PeerSpec[], transfer: ArrayBuffer[]): Promise<void> {
+    if (this.exited || this.stopping) return Promise.reject(new ForwarderError("not running"));
+    const id = this.nextId++;
+    return new Promise<void>((resolve, reject) => {
+      this.applying.set(id, (error) => {
+        this.applying.delete(id);
+        if (error) reject(new ForwarderError(error));
+        else resolve();
+      });
+      this.worker.postMessage({ type: "apply", id, peers }, transfer);
+    });
+  }
 
   /** Starts the worker and configures the TUN. Rejects with ForwarderError (worker is gone then). */
   static async start(config: Config, opts: ForwarderOptions = {}): Promise<Forwarder> {
     const log = opts.log ?? ((l: string) => void process.stderr.write(l + "\n"));
-    const worker = startWorker(config.source, opts.slots ?? 256);
     let fwd: Forwarder | undefined;
+    const lifecycle = new SaLifecycle({ apply: (peers, transfer) => fwd ? fwd.applyPeers(peers, transfer) : Promise.reject(new ForwarderError("starting")) });
+    const first = lifecycle.initial(config);
+    const worker = startWorker({ node: config.node, peers: first.peers, slots: opts.slots ?? 256 }, first.transfer);
     const ready = new Promise<string>((resolve, reject) => {
       worker.on("message", (m) => {
         if (m.type === "ready") resolve(m.tun);
@@ -74,6 +103,14 @@ export class Forwarder {
           if (!fwd) reject(e);
           else opts.onFatal?.(e);
         } else if (m.type === "status") fwd?.pending.get(m.id)?.(m.status);
+        else if (m.type === "applied") fwd?.applying.get(m.id)?.(m.error);
+        else if (m.type === "event") {
+          const e = m.event as SaEvent;
+          if (e.event === "alarm") log(`alarm: ${e.message}`);
+          else if (e.event === "sa-removed" && e.why === "lifetime") log(`peer ${e.peer}: ${e.dir}bound SA spi 0x${(e.spi >>> 0).toString(16)} reached its lifetime and was removed`);
+          else if (e.event === "needs-rekey") log(`peer ${e.peer}: ${e.dir}bound SA spi 0x${(e.spi >>> 0).toString(16)} needs a rekey (${e.why})`);
+          lifecycle.deliver(e);
+        }
       });
       worker.on("error", (e) => {
         const fe = new ForwarderError(`worker: ${e.message}`);
@@ -93,7 +130,7 @@ export class Forwarder {
       await worker.terminate();
       throw e;
     }
-    fwd = new Forwarder(config, worker, tun, log);
+    fwd = new Forwarder(config, worker, tun, log, lifecycle);
     try {
       if (!config.node.tun.persistent) await fwd.configureTun();
     } catch (e) {

@@ -123,6 +123,8 @@ export class Pipeline {
   private readonly bySa = new Map<number, { q?: SendQueue; byProto?: Map<number, SendQueue>; out: OutSa }>();
   private readonly receivers: Receiver[] = [];
   private readonly bypass = new Map<number, SendQueue>();
+  /** Each WAN port's send queues, for routing outbound SAs (refreshRoutes). */
+  private readonly wanQ: { udp?: SendQueue; raw: Map<number, SendQueue> }[];
   private readonly icmpLimit = new RateLimit();
   private frags: Uint8Array[] = [];
   private started = false;
@@ -143,7 +145,7 @@ export class Pipeline {
     this.inPorts = new Uint16Array(n);
     this.inLocals = new Uint8Array(n * 16);
     this.tunQ = { n: 0, offs: new Uint32Array(n), lens: new Uint32Array(n) };
-    const wanQ = wans.map((w) => {
+    this.wanQ = wans.map((w) => {
       const udp = w.udp ? this.queue(`${w.name}/udp`, w.udp, true) : undefined;
       const raw = new Map<number, SendQueue>();
       for (const [proto, s] of w.raw) raw.set(proto, this.queue(`${w.name}/raw${s.family === 6 ? "6" : ""}-${proto}`, s, false));
@@ -155,13 +157,19 @@ export class Pipeline {
       }
       return { udp, raw };
     });
-    for (const out of prov.outBySa.values()) {
-      const w = wanQ[out.wanIndex];
+    this.refreshRoutes();
+    for (const s of bypass) this.bypass.set(s.family, this.queue(`bypass${s.family}`, s, false));
+  }
+
+  /** Re-reads which queue each outbound SA sends on (after SAs were added or removed: host/sa/install.ts). */
+  refreshRoutes(): void {
+    this.bySa.clear();
+    for (const out of this.prov.outBySa.values()) {
+      const w = this.wanQ[out.wanIndex];
       if (out.carrier === "udp") this.bySa.set(out.saId, { q: w.udp, out });
       else if (out.carrier === "raw-esp") this.bySa.set(out.saId, { q: w.raw.get(50), out });
       else this.bySa.set(out.saId, { byProto: w.raw, out });
     }
-    for (const s of bypass) this.bypass.set(s.family, this.queue(`bypass${s.family}`, s, false));
   }
 
   private queue(name: string, sock: UdpSocket | RawSocket, udp: boolean): SendQueue {

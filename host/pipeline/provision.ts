@@ -1,9 +1,10 @@
-// From the validated config model (host/config/model.ts) to the core's SAD and
-// SPD (host/core/core.ts): which SAs to install, with which keys, outer
-// addresses and encapsulation, and which policies point at them.
+// What the pipeline knows of the SAs the core holds (Provisioned: which
+// socket each outbound SA leaves by, its overhead for ICMP too-big answers),
+// the core's sizing, and provision() for tests. The installing itself is the
+// SA lifecycle's (host/sa/install.ts), the one door for every SA:
 //
-// Per peer (peer id = its index in `peers` + 1; 0 stays unused so that a
-// zeroed descriptor never names a real peer):
+// Per peer (peer ids from 1, reused after a peer is removed; 0 stays unused
+// so that a zeroed descriptor never names a real peer):
 //
 //   ESP modes (tunnel, transport-ipip, transport-gre):
 //     outbound SA  sas[0]   spi_out / key_out — the only one we send on
@@ -22,9 +23,12 @@
 //   carried it. Prefixes never overlap (config/semantic.ts), so the order of
 //   entries does not matter; nothing matches traffic to anything else, which
 //   the core drops as NO_POLICY.
-import type { Core, Mode as CoreMode, SaParams, Suite as CoreSuite } from "../core/core.ts";
+import type { Core } from "../core/core.ts";
 import type { Config, PeerConfig, SaConfig, Suite, WanPort } from "../config/model.ts";
-import { splitKey, SUITES as SUITE_INFO } from "../config/suites.ts";
+import { SUITES as SUITE_INFO } from "../config/suites.ts";
+import { SaTable } from "../sa/install.ts";
+import { plan } from "../sa/plan.ts";
+import type { PeerSpec } from "../sa/spec.ts";
 
 /** How an outbound SA's packets leave: which WAN port, over which kind of socket. */
 export type Carrier = "udp" | "raw-esp" | "raw-plain";
@@ -80,39 +84,26 @@ export interface Provisioned {
   outBySa: Map<number, OutSa>;
 }
 
-/** Core sizes that fit this config with room to spare (records are cheap: docs/core.md). */
-export function coreSizing(config: Config): { maxSas: number; maxPolicies: number; largeWindowBlocks: number } {
+/**
+ * Core sizes for these peers with room to grow: a reload adds SAs before it
+ * removes the old ones (make before break), and peers may be added while
+ * running. Records are cheap (docs/core.md: ≈ 2.7 KB per SA), so the floor
+ * is 1,024 SAs and policies; a config that outgrows them needs a restart.
+ */
+export function coreSizing(peers: PeerSpec[] | Config): { maxSas: number; maxPolicies: number; largeWindowBlocks: number } {
+  const list = Array.isArray(peers) ? peers : plan(peers, { sas: new Set(), tunnels: new Map() }).peers;
   let sas = 0, large = 0, policies = 0;
-  for (const p of config.peers) {
+  for (const p of list) {
     sas += 1 + Math.max(1, p.sas.length);
     large += p.sas.filter((s) => s.replayWindow > 960).length;
-    policies += p.prefixes.length * Math.max(1, config.node.localPrefixes.length);
+    policies += p.remotes.length * Math.max(1, p.locals.length);
   }
   return {
     // Peer ids run 1..peers and must stay below maxSas.
-    maxSas: Math.max(16, sas + config.peers.length + 2),
-    maxPolicies: Math.max(16, policies + 4),
-    largeWindowBlocks: Math.max(1, large),
+    maxSas: Math.max(1024, 2 * (sas + list.length) + 16),
+    maxPolicies: Math.max(1024, 2 * policies + 16),
+    largeWindowBlocks: Math.max(4, 2 * large + 2),
   };
-}
-
-/** Core suite and key material for one direction of a config SA. */
-function cipher(sa: SaConfig, dir: "in" | "out"): Pick<SaParams, "suite" | "key" | "salt" | "hmacKey" | "allowNoIntegrity"> {
-  const keymat = dir === "in" ? sa.keyIn : sa.keyOut;
-  const { key, salt } = splitKey(sa.suite, keymat);
-  switch (sa.suite) {
-    case "aes-128-gcm":
-    case "aes-192-gcm":
-    case "aes-256-gcm":
-      return { suite: "aes-gcm-16", key, salt };
-    case "chacha20-poly1305":
-      return { suite: "chacha20-poly1305", key, salt };
-    case "aes-128-cbc-hmac-sha256":
-    case "aes-256-cbc-hmac-sha256":
-      return { suite: "aes-cbc-hmac-sha256", key, hmacKey: dir === "in" ? sa.authKeyIn : sa.authKeyOut };
-    case "aes-128-cbc":
-      return { suite: "aes-cbc", key, allowNoIntegrity: true };
-  }
 }
 
 function greBytes(p: PeerConfig): number {
@@ -133,57 +124,13 @@ export function overheadOf(p: PeerConfig, wan: WanPort, suite?: Suite): Overhead
   };
 }
 
-/** Installs every SA and policy of `config` into an empty core. Throws CoreError on a refusal. */
+/**
+ * Installs every SA and policy of `config` into an empty core, without
+ * durable sequence state (what unit tests of the pipeline use; `wesp up`
+ * goes through host/sa/lifecycle.ts). Throws CoreError on a refusal.
+ */
 export function provision(core: Core, config: Config): Provisioned {
-  const out: Provisioned = { peers: [], outBySa: new Map() };
-  config.peers.forEach((p, k) => {
-    const peerId = k + 1;
-    const wan = config.node.wan[p.wanIndex];
-    const plain = p.mode === "ipip" || p.mode === "gre";
-    const common = {
-      peerId,
-      local: wan.address.text,
-      remote: p.address.text,
-      mtu: p.mtu ?? 0,
-      ...(p.mode === "gre" || p.mode === "transport-gre" ? { greKey: p.gre.key, greSeq: p.gre.sequence } : {}),
-    };
-    const udp = !plain && p.encap === "udp" ? { udp: { sport: wan.port, dport: p.port } } : {};
-    const rt: PeerRuntime = {
-      peerId, name: p.name, mode: p.mode, address: p.address.text, port: p.port, wanIndex: p.wanIndex,
-      encap: plain ? "plain" : p.encap, suite: p.sas[0]?.suite, out: null, in: [], policies: [],
-    };
-    const carrier: Carrier = plain ? "raw-plain" : p.encap === "udp" ? "udp" : "raw-esp";
-    const overhead = overheadOf(p, wan, p.sas[0]?.suite);
-    if (plain) {
-      const mode = p.mode as CoreMode;
-      const o = core.addSa({ direction: "out", suite: "none", mode, ...common });
-      const i = core.addSa({ direction: "in", suite: "none", mode, ...common });
-      rt.out = { saId: o, spi: 0, wanIndex: p.wanIndex, family: wan.address.family, carrier, mtu: p.mtu ?? 0, overhead, lifetime: {} };
-      rt.in.push({ saId: i, spi: 0, index: 0, lifetime: {} });
-    } else {
-      const mode = p.mode as CoreMode;
-      const first = p.sas[0];
-      const o = core.addSa({
-        direction: "out", mode, spi: first.spiOut, esn: first.esn, ...cipher(first, "out"), ...common, ...udp,
-      });
-      rt.out = { saId: o, spi: first.spiOut, wanIndex: p.wanIndex, family: wan.address.family, carrier, mtu: p.mtu ?? 0, overhead, lifetime: first.lifetime };
-      for (const sa of p.sas) {
-        const i = core.addSa({
-          direction: "in", mode, spi: sa.spiIn, esn: sa.esn, replayWindow: sa.replayWindow,
-          ...cipher(sa, "in"), ...common, ...udp,
-        });
-        rt.in.push({ saId: i, spi: sa.spiIn, index: sa.index, lifetime: sa.lifetime });
-      }
-    }
-    out.outBySa.set(rt.out.saId, rt.out);
-    for (const r of p.prefixes) {
-      const locals = config.node.localPrefixes.filter((l) => l.family === r.family).map((l) => l.text);
-      if (locals.length === 0) locals.push(r.family === 4 ? "0.0.0.0/0" : "::/0");
-      for (const l of locals) {
-        rt.policies.push(core.addPolicy({ action: "protect", local: l, remote: r.text, saId: rt.out.saId, peerId }));
-      }
-    }
-    out.peers.push(rt);
-  });
-  return out;
+  const table = new SaTable(core);
+  table.apply(plan(config, { sas: new Set(), tunnels: new Map() }).peers);
+  return table.prov;
 }

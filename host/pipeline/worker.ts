@@ -1,30 +1,35 @@
 // The worker thread: owns one core (WASM instance + ring), the TUN fd and the
 // WAN sockets, and runs the Pipeline on its own event loop. The main thread
-// (forwarder.ts) only sends messages: status requests and stop.
+// (forwarder.ts) sends messages: SA applies, status requests and stop.
 //
-// It loads the config itself from the path it is given, so key bytes never
-// cross a thread boundary (a structured clone would turn KeyBytes, which
-// print redacted, into plain arrays).
+// It never reads the config file: the main thread validated it and hands over
+// the node settings and the desired peers (host/sa/spec.ts). Key bytes arrive
+// in transferred buffers, are copied into the core and wiped (install.ts).
 //
-// Messages, main → worker:  { type: "status", id } | { type: "stop" }
-//           worker → main:  { type: "ready", tun, sockets } | { type: "status", id, status }
+// Messages, main → worker:  { type: "apply", id, peers } | { type: "status", id } | { type: "stop" }
+//           worker → main:  { type: "ready", tun, sockets } | { type: "applied", id, error? }
+//                           | { type: "status", id, status } | { type: "event", event }
 //                           | { type: "error", message, code?, where } | { type: "stopped" }
 //                           | { type: "log", message }
 import { parentPort, workerData } from "node:worker_threads";
 import { readFileSync } from "node:fs";
 import { Core } from "../core/core.ts";
-import { loadConfigSync } from "../config/load.ts";
 import { Tun } from "../tun/tun_linux.ts";
 import { UdpSocket } from "../net/udp_linux.ts";
 import { PROTO_ESP, PROTO_GRE, PROTO_IPIP, PROTO_IPV6, RawSocket } from "../net/raw_linux.ts";
 import { parseAddr } from "../core/addr.ts";
-import type { Config } from "../config/model.ts";
-import { coreSizing, provision, type Provisioned } from "./provision.ts";
+import type { NodeConfig } from "../config/model.ts";
+import { coreSizing } from "./provision.ts";
 import { Pipeline, type WanSockets } from "./pipeline.ts";
 import { snapshot } from "./status.ts";
+import { SaTable } from "../sa/install.ts";
+import { SeqStore } from "../sa/seq_store.ts";
+import { ensureStateDir } from "../sa/state_file.ts";
+import type { PeerSpec, SaEvent } from "../sa/spec.ts";
 
 export interface WorkerData {
-  configPath: string;
+  node: NodeConfig;
+  peers: PeerSpec[];
   /** Ring slots (default 256). */
   slots?: number;
 }
@@ -52,21 +57,22 @@ function deviceExists(name: string): boolean {
  */
 export const WAN_SOCKET_BUFFER = 4 << 20;
 
+const isEsp = (p: PeerSpec) => p.mode !== "ipip" && p.mode !== "gre";
+
 /** Opens the sockets each WAN port needs for the peers that use it. */
-function openWans(config: Config): WanSockets[] {
+function openWans(node: NodeConfig, peers: PeerSpec[]): WanSockets[] {
   const bufs = { rcvbuf: WAN_SOCKET_BUFFER, sndbuf: WAN_SOCKET_BUFFER };
-  return config.node.wan.map((w, k) => {
-    const peers = config.peers.filter((p) => p.wanIndex === k);
+  return node.wan.map((w, k) => {
+    const mine = peers.filter((p) => p.wanIndex === k);
     const family = w.address.family;
     const ws: WanSockets = { name: w.name, raw: new Map() };
-    const esp = (p: Config["peers"][number]) => p.mode !== "ipip" && p.mode !== "gre";
     // UDP 4500 only where an ESP peer uses it: a trusted port carrying plain tunnels needs none.
-    if (peers.some((p) => esp(p) && p.encap === "udp")) {
+    if (mine.some((p) => isEsp(p) && p.encap === "udp")) {
       ws.udp = UdpSocket.bind({ family, address: w.address.text, port: w.port, pktinfo: true, ...bufs });
     }
     const protos = new Set<number>();
-    for (const p of peers) {
-      if (esp(p) && p.encap === "raw") protos.add(PROTO_ESP);
+    for (const p of mine) {
+      if (isEsp(p) && p.encap === "raw") protos.add(PROTO_ESP);
       // Plain IP-in-IP: the outer protocol names the inner family (RFC 2003: 4, RFC 2473: 41).
       if (p.mode === "ipip") (protos.add(PROTO_IPIP), protos.add(PROTO_IPV6));
       if (p.mode === "gre") protos.add(PROTO_GRE);
@@ -85,37 +91,36 @@ function closeAll(wans: WanSockets[]): void {
   }
 }
 
-/** Hard lifetimes (docs/config.md `lifetime`): an SA past one is removed and no longer used. */
-function lifetimeCheck(core: Core, prov: Provisioned, started: number, expired: Set<number>, log: (m: string) => void): void {
-  const age = (Date.now() - started) / 1000;
-  for (const p of prov.peers) {
-    const sas = [...(p.out ? [{ ...p.out, dir: "out" }] : []), ...p.in.map((s) => ({ ...s, dir: "in" }))];
-    for (const sa of sas) {
-      const lt = sa.lifetime;
-      if (expired.has(sa.saId) || (!lt.seconds && !lt.bytes && !lt.packets)) continue;
-      const c = core.readCounters(sa.saId);
-      const over = (lt.seconds !== undefined && age >= lt.seconds) ||
-        (lt.bytes !== undefined && c.bytes >= BigInt(lt.bytes)) ||
-        (lt.packets !== undefined && c.packets >= BigInt(lt.packets));
-      if (!over) continue;
-      expired.add(sa.saId);
-      core.removeSa(sa.saId);
-      log(`peer ${p.name}: ${sa.dir}bound SA spi 0x${sa.spi.toString(16)} reached its lifetime and was removed`);
-    }
-  }
+/** Whether the sockets opened at start can carry a peer (a reload cannot open new ones yet). */
+function carrierCheck(wans: WanSockets[]) {
+  return (wanIndex: number, carrier: PeerSpec["carrier"], mode: PeerSpec["mode"]): boolean => {
+    const w = wans[wanIndex];
+    if (!w) return false;
+    if (carrier === "udp") return w.udp !== undefined;
+    if (carrier === "raw-esp") return w.raw.has(PROTO_ESP);
+    return mode === "gre" ? w.raw.has(PROTO_GRE) : w.raw.has(PROTO_IPIP) && w.raw.has(PROTO_IPV6);
+  };
 }
 
+/** How often reservations are renewed (seq_store.ts): short enough that a block's spare half covers it. */
+const RESERVE_TICK_MS = 10;
+
 async function main(): Promise<void> {
-  const { config } = loadConfigSync(data.configPath);
-  const core = await Core.create({ slots: data.slots ?? 256, ...coreSizing(config) });
-  const prov = provision(core, config);
-  const started = Date.now();
-  const expired = new Set<number>();
+  const node = data.node;
+  const core = await Core.create({ slots: data.slots ?? 256, ...coreSizing(data.peers) });
+  const emit = (event: SaEvent) => port.postMessage({ type: "event", event });
   const log = (message: string) => port.postMessage({ type: "log", message });
+  const store = new SeqStore((message) => emit({ event: "alarm", message }));
+  try {
+    ensureStateDir(node.stateDir);
+  } catch (e) {
+    // Every durable SA will be refused with its file named; say why once here.
+    emit({ event: "alarm", message: `state directory ${node.stateDir}: ${(e as Error).message}` });
+  }
 
   let tun: Tun | undefined;
   let wans: WanSockets[] = [];
-  const t = config.node.tun;
+  const t = node.tun;
   try {
     // A persistent device must exist: opening a missing one would create a new, non-persistent one.
     if (t.persistent && !deviceExists(t.name)) {
@@ -126,34 +131,55 @@ async function main(): Promise<void> {
     throw Object.assign(e as Error, { where: "tun" });
   }
   try {
-    wans = openWans(config);
+    wans = openWans(node, data.peers);
   } catch (e) {
     tun.close();
     closeAll(wans);
     throw Object.assign(e as Error, { where: "socket" });
   }
-  const pipe = new Pipeline(core, tun, wans, prov);
+  const table = new SaTable(core, { store, stateDir: node.stateDir, hasCarrier: carrierCheck(wans), emit });
+  table.apply(data.peers);
+  const pipe = new Pipeline(core, tun, wans, table.prov);
   pipe.start((where, e) => fail(where, e));
 
-  const timers: NodeJS.Timeout[] = [];
-  for (const p of config.peers) {
-    if (p.keepalive > 0 && p.natT) {
-      const a = parseAddr(p.address.text);
-      timers.push(setInterval(() => pipe.keepalive(p.wanIndex, a.family, a.bytes, p.port), p.keepalive * 1000));
+  // NAT-keepalives (RFC 3948 §2.3) for every NAT-T peer held now, whatever its age.
+  const lastKeepalive = new Map<string, number>();
+  const keepalives = () => {
+    const now = Date.now();
+    for (const { spec } of table.peers()) {
+      if (spec.keepalive <= 0 || !spec.natT) continue;
+      if (now - (lastKeepalive.get(spec.name) ?? 0) < spec.keepalive * 1000) continue;
+      lastKeepalive.set(spec.name, now);
+      const a = parseAddr(spec.address);
+      pipe.keepalive(spec.wanIndex, a.family, a.bytes, spec.port);
     }
-  }
-  timers.push(setInterval(() => lifetimeCheck(core, prov, started, expired, log), 1000));
+  };
+  const timers: NodeJS.Timeout[] = [
+    setInterval(keepalives, 250),
+    setInterval(() => table.checkLifetimes(), 1000),
+    setInterval(() => store.tick(core), RESERVE_TICK_MS),
+  ];
 
-  port.on("message", (m: { type: string; id?: number }) => {
+  port.on("message", (m: { type: string; id?: number; peers?: PeerSpec[] }) => {
     if (m.type === "status") {
-      port.postMessage({ type: "status", id: m.id, status: snapshot(core, prov, pipe, expired) });
+      port.postMessage({ type: "status", id: m.id, status: snapshot(core, table.prov, pipe, table.expired) });
+    } else if (m.type === "apply") {
+      try {
+        table.apply(m.peers!);
+        pipe.refreshRoutes();
+        port.postMessage({ type: "applied", id: m.id });
+      } catch (e) {
+        port.postMessage({ type: "applied", id: m.id, error: (e as Error).message });
+      }
     } else if (m.type === "stop") {
       for (const t of timers) clearInterval(t);
       pipe.close();
+      table.clear(); // final counters to the state files, keys wiped in the core
       port.postMessage({ type: "stopped" });
       port.close();
     }
   });
+  log(`state: ${node.stateDir}`);
   port.postMessage({ type: "ready", tun: tun.name, sockets: pipe.sockets().map((s) => s.name) });
 }
 

@@ -126,6 +126,7 @@ export function configs(c: Case, dir: string): { a: object; b: object; keys: str
         tun: { name: "wesp0", mtu: c.tunMtu ?? 1400 },
         local_prefixes: local,
         control: { socket: join(dir, `ce${me}.sock`) },
+        state_dir: join(dir, `ce${me}-state`),
         workers: 1,
       },
       peers: [{

@@ -1,0 +1,364 @@
+// The worker's half of the SA lifecycle: applies a desired set of peers
+// (spec.ts) to its core, atomically with respect to packets (one synchronous
+// call between batches), and keeps the Provisioned view the pipeline and
+// status read. Make before break (RFC 4301 §4.4.2.1 rekey, and the config's
+// documented procedure): new inbound SAs first, then the policies switch to
+// the new outbound SA, then the SAs that left are removed. An SA whose
+// identity (direction, SPI, key id) is unchanged is not touched: it keeps
+// its sequence number, replay window, counters and its peer's learned NAT
+// address.
+//
+// Per peer (peer id ≥ 1; 0 stays unused so a zeroed descriptor names none):
+//   ESP modes: outbound SA = sas[0]; inbound SAs = every entry of sas.
+//   plain ipip / gre: one outbound and one inbound SA of suite "none".
+//   SPD: for every remote prefix R and local selector L of R's family
+//   (node.local_prefixes, or the whole family when none is listed):
+//   protect L -> R through the outbound SA, peerId = the peer — which also
+//   serves the inbound check of RFC 4301 §5.2.
+import type { Core, Mode as CoreMode, SaParams } from "../core/core.ts";
+import type { Suite } from "../config/model.ts";
+import { splitKey } from "../config/suites.ts";
+import type { InSa, OutSa, PeerRuntime, Provisioned } from "../pipeline/provision.ts";
+import { SeqStateError, type DurableParams, type Resume, type SeqStore } from "./seq_store.ts";
+import { saKey, tunnelKey, type KeyMaterial, type PeerSpec, type SaEvent, type SaSpec } from "./spec.ts";
+
+export class ApplyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ApplyError";
+  }
+}
+
+interface Held {
+  spec: PeerSpec;
+  rt: PeerRuntime;
+  tunnel: string;
+  /** Identity of the outbound SA (saKey), null for plain tunnels or a refused one. */
+  outKey: string | null;
+  /** Inbound SAs by identity. */
+  inByKey: Map<string, InSa>;
+}
+
+/** Where a socket the pipeline needs is missing; the worker answers this from its open sockets. */
+export type HasCarrier = (wanIndex: number, carrier: PeerSpec["carrier"], mode: PeerSpec["mode"]) => boolean;
+
+export interface SaTableOptions {
+  /** Durable sequence state (worker); absent = none (unit tests of provisioning only). */
+  store?: SeqStore;
+  stateDir?: string;
+  hasCarrier?: HasCarrier;
+  emit?: (e: SaEvent) => void;
+}
+
+/** The core's suite and key parameters for one direction. */
+function coreCipher(suite: Suite, km: KeyMaterial): Pick<SaParams, "suite" | "key" | "salt" | "hmacKey" | "allowNoIntegrity"> {
+  const { key, salt } = splitKey(suite, km.key);
+  switch (suite) {
+    case "aes-128-gcm":
+    case "aes-192-gcm":
+    case "aes-256-gcm":
+      return { suite: "aes-gcm-16", key, salt };
+    case "chacha20-poly1305":
+      return { suite: "chacha20-poly1305", key, salt };
+    case "aes-128-cbc-hmac-sha256":
+    case "aes-256-cbc-hmac-sha256":
+      return { suite: "aes-cbc-hmac-sha256", key, hmacKey: km.authKey };
+    case "aes-128-cbc":
+      return { suite: "aes-cbc", key, allowNoIntegrity: true };
+  }
+}
+
+const familyOf = (prefix: string): 4 | 6 => (prefix.includes(":") ? 6 : 4);
+
+export class SaTable {
+  readonly prov: Provisioned = { peers: [], outBySa: new Map() };
+  private readonly held = new Map<string, Held>();
+  private readonly freeIds: number[] = [];
+  private nextId = 1;
+  /** SA id → when it was first installed (ms, across restarts for durable SAs) and its hard lifetime. */
+  private readonly born = new Map<number, number>();
+  private readonly warned = new Set<number>();
+  /** SAs removed for their lifetime, shown as expired in status. */
+  readonly expired = new Set<number>();
+
+  constructor(private readonly core: Core, private readonly opts: SaTableOptions = {}) {}
+
+  /** The peers held now, with their specs (keep-alive timers, status). */
+  peers(): { spec: PeerSpec; rt: PeerRuntime }[] {
+    return [...this.held.values()].map((h) => ({ spec: h.spec, rt: h.rt }));
+  }
+
+  /** Removes every SA (clean stop): final counters written, keys wiped by the core. */
+  clear(): void {
+    for (const h of [...this.held.values()]) this.dropPeer(h, "stop");
+    this.prov.peers = [];
+    this.prov.outBySa.clear();
+  }
+
+  private emit(e: SaEvent): void {
+    this.opts.emit?.(e);
+  }
+
+  /**
+   * Makes the core hold exactly `peers`. Checks what can be checked first
+   * (sockets, capacity, keys present) and throws ApplyError without changing
+   * anything; an SA whose sequence state is unusable is refused alone (an
+   * alarm names its file) and the rest applies. Wipes every key buffer.
+   */
+  apply(peers: PeerSpec[]): void {
+    try {
+      this.check(peers);
+      const want = new Set(peers.map((p) => p.name));
+      for (const [name, h] of this.held) if (!want.has(name)) this.dropPeer(h, "peer-removed");
+      for (const p of peers) {
+        const h = this.held.get(p.name);
+        if (h && h.tunnel === tunnelKey(p)) this.updatePeer(h, p);
+        else {
+          if (h) this.dropPeer(h, "tunnel-changed");
+          this.addPeer(p);
+        }
+      }
+      this.prov.peers = peers.map((p) => this.held.get(p.name)!.rt);
+      this.prov.outBySa.clear();
+      for (const h of this.held.values()) if (h.rt.out) this.prov.outBySa.set(h.rt.out.saId, h.rt.out);
+    } finally {
+      for (const p of peers) for (const s of p.sas) for (const km of [s.keysIn, s.keysOut]) { km?.key.fill(0); km?.authKey?.fill(0); }
+    }
+  }
+
+  private check(peers: PeerSpec[]): void {
+    let adds = 0;
+    for (const p of peers) {
+      if (this.opts.hasCarrier && !this.opts.hasCarrier(p.wanIndex, p.carrier, p.mode)) {
+        throw new ApplyError(`peer ${p.name}: needs a ${p.carrier} socket on WAN port ${p.wanIndex} that this instance did not open at start (restart to add it)`);
+      }
+      const h = this.held.get(p.name);
+      const rebuild = !h || h.tunnel !== tunnelKey(p);
+      if (p.sas.length === 0) adds += rebuild ? 2 : 0;
+      p.sas.forEach((s, k) => {
+        const needIn = rebuild || !h!.inByKey.has(saKey("in", s.spiIn, s.keyIdIn));
+        const needOut = k === 0 && (rebuild || h!.outKey !== saKey("out", s.spiOut, s.keyIdOut));
+        if (needIn && !s.keysIn) throw new ApplyError(`peer ${p.name}: inbound SA spi 0x${(s.spiIn >>> 0).toString(16)} arrived without its keys`);
+        if (needOut && !s.keysOut) throw new ApplyError(`peer ${p.name}: outbound SA spi 0x${(s.spiOut >>> 0).toString(16)} arrived without its keys`);
+        adds += (needIn ? 1 : 0) + (needOut ? 1 : 0);
+      });
+      if (rebuild && !h && this.freeIds.length === 0 && this.nextId >= this.core.maxSas) throw new ApplyError("no free peer id: the core was sized for fewer peers (restart)");
+    }
+    // Make before break needs room for the new SAs while the old ones still exist.
+    if (this.liveSas() + adds > this.core.maxSas) throw new ApplyError(`the new config needs ${adds} more SAs than the core has room for (${this.core.maxSas}); restart to resize`);
+  }
+
+  private liveSas(): number {
+    let n = 0;
+    for (const h of this.held.values()) n += (h.rt.out ? 1 : 0) + h.rt.in.length;
+    return n;
+  }
+
+  private addPeer(p: PeerSpec): void {
+    const peerId = this.freeIds.pop() ?? this.nextId++;
+    this.core.forgetPeer(peerId); // a reused id must not carry another peer's learned address
+    const rt: PeerRuntime = {
+      peerId, name: p.name, mode: p.mode, address: p.address, port: p.port, wanIndex: p.wanIndex,
+      encap: p.encap, suite: p.sas[0]?.suite, out: null, in: [], policies: [],
+    };
+    const h: Held = { spec: p, rt, tunnel: tunnelKey(p), outKey: null, inByKey: new Map() };
+    this.held.set(p.name, h);
+    if (p.sas.length === 0) {
+      const mode = p.mode as CoreMode;
+      const o = this.core.addSa({ direction: "out", suite: "none", mode, ...this.common(p, peerId) });
+      const i = this.core.addSa({ direction: "in", suite: "none", mode, ...this.common(p, peerId) });
+      rt.out = this.outSa(p, o, 0, {});
+      rt.in.push({ saId: i, spi: 0, index: 0, lifetime: {} });
+      this.born.set(o, Date.now()).set(i, Date.now());
+    } else {
+      for (const s of p.sas) this.addIn(h, s);
+      this.addOut(h, p.sas[0]);
+    }
+    this.setPolicies(h);
+  }
+
+  private updatePeer(h: Held, p: PeerSpec): void {
+    const oldSpec = h.spec;
+    h.spec = p;
+    h.rt.suite = p.sas[0]?.suite;
+    if (p.sas.length === 0) return this.samePolicies(oldSpec, p) ? undefined : this.setPolicies(h);
+    // 1. new inbound SAs first: the peer may start sending on them at once.
+    const want = new Set<string>();
+    for (const s of p.sas) {
+      const k = saKey("in", s.spiIn, s.keyIdIn);
+      want.add(k);
+      const held = h.inByKey.get(k);
+      if (held) (held.index = s.index, held.lifetime = s.lifetime);
+      else this.addIn(h, s);
+    }
+    // 2. outbound switch: the new SA, then the policies pointing at it, then the old one goes.
+    const first = p.sas[0];
+    const oldOut = h.rt.out;
+    if (h.outKey !== saKey("out", first.spiOut, first.keyIdOut)) {
+      this.addOut(h, first);
+      this.setPolicies(h);
+      if (oldOut) this.removeSa(h, oldOut.saId, "out", oldOut.spi, "config");
+    } else {
+      if (oldOut) oldOut.lifetime = first.lifetime;
+      if (!this.samePolicies(oldSpec, p)) this.setPolicies(h);
+    }
+    // 3. inbound SAs no longer listed.
+    for (const [k, sa] of h.inByKey) {
+      if (want.has(k)) continue;
+      h.inByKey.delete(k);
+      h.rt.in = h.rt.in.filter((x) => x !== sa);
+      this.removeSa(h, sa.saId, "in", sa.spi, "config");
+    }
+    h.rt.in.sort((a, b) => a.index - b.index);
+  }
+
+  private samePolicies(a: PeerSpec, b: PeerSpec): boolean {
+    return a.locals.join() === b.locals.join() && a.remotes.join() === b.remotes.join();
+  }
+
+  private dropPeer(h: Held, why: "peer-removed" | "tunnel-changed" | "stop"): void {
+    for (const id of h.rt.policies) this.core.removePolicy(id);
+    h.rt.policies = [];
+    if (h.rt.out) this.removeSa(h, h.rt.out.saId, "out", h.rt.out.spi, why);
+    for (const sa of h.rt.in) this.removeSa(h, sa.saId, "in", sa.spi, why);
+    this.core.forgetPeer(h.rt.peerId);
+    this.freeIds.push(h.rt.peerId);
+    this.held.delete(h.spec.name);
+  }
+
+  private common(p: PeerSpec, peerId: number) {
+    const gre = p.mode === "gre" || p.mode === "transport-gre";
+    return {
+      peerId, local: p.local, remote: p.address, mtu: p.mtu,
+      ...(gre ? { greKey: p.greKey, greSeq: p.greSeq } : {}),
+    };
+  }
+
+  private udp(p: PeerSpec) {
+    return p.encap === "udp" ? { udp: { sport: p.localPort, dport: p.port } } : {};
+  }
+
+  private outSa(p: PeerSpec, saId: number, spi: number, lifetime: SaSpec["lifetime"]): OutSa {
+    return { saId, spi, wanIndex: p.wanIndex, family: p.family, carrier: p.carrier, mtu: p.mtu, overhead: p.overhead, lifetime };
+  }
+
+  /** Durable start of one direction of `s`, or null when its state refuses it (alarm raised). */
+  private resume(h: Held, s: SaSpec, dir: "in" | "out"): { dp?: DurableParams; res?: Resume } | null {
+    const store = this.opts.store;
+    if (!s.durable || !store || !this.opts.stateDir) return {};
+    const dp: DurableParams = {
+      stateDir: this.opts.stateDir, dir, keyId: dir === "in" ? s.keyIdIn : s.keyIdOut,
+      spi: dir === "in" ? s.spiIn : s.spiOut, suite: s.suite, peer: h.spec.name, esn: s.esn,
+    };
+    try {
+      return { dp, res: store.prepare(dp) };
+    } catch (e) {
+      if (!(e instanceof SeqStateError)) throw e;
+      this.emit({ event: "alarm", peer: h.spec.name, spi: dp.spi, message: e.message });
+      return null;
+    }
+  }
+
+  private addIn(h: Held, s: SaSpec): void {
+    const p = h.spec;
+    const r = this.resume(h, s, "in");
+    if (!r) return;
+    const id = this.core.addSa({
+      direction: "in", mode: p.mode as CoreMode, spi: s.spiIn, esn: s.esn, replayWindow: s.replayWindow,
+      ...coreCipher(s.suite, s.keysIn!), ...this.common(p, h.rt.peerId), ...this.udp(p),
+      ...(r.res ? { initialSeq: r.res.initialSeq, priorSeen: r.res.priorSeen, seqLimit: r.res.seqLimit } : {}),
+    });
+    if (r.res) this.opts.store!.track(id, r.dp!, r.res);
+    this.born.set(id, r.res?.created ?? Date.now());
+    const sa: InSa = { saId: id, spi: s.spiIn, index: s.index, lifetime: s.lifetime };
+    h.rt.in.push(sa);
+    h.inByKey.set(saKey("in", s.spiIn, s.keyIdIn), sa);
+    this.emit({ event: "sa-installed", peer: p.name, dir: "in", spi: s.spiIn, saId: id, ...(r.res?.resumed ? { resumedAt: String(r.res.initialSeq) } : {}) });
+  }
+
+  private addOut(h: Held, s: SaSpec): void {
+    const p = h.spec;
+    const r = this.resume(h, s, "out");
+    if (!r) {
+      h.rt.out = null;
+      h.outKey = null;
+      return;
+    }
+    const id = this.core.addSa({
+      direction: "out", mode: p.mode as CoreMode, spi: s.spiOut, esn: s.esn,
+      ...coreCipher(s.suite, s.keysOut!), ...this.common(p, h.rt.peerId), ...this.udp(p),
+      ...(r.res ? { initialSeq: r.res.initialSeq, seqLimit: r.res.seqLimit } : {}),
+    });
+    if (r.res) this.opts.store!.track(id, r.dp!, r.res);
+    this.born.set(id, r.res?.created ?? Date.now());
+    h.rt.out = this.outSa(p, id, s.spiOut, s.lifetime);
+    h.outKey = saKey("out", s.spiOut, s.keyIdOut);
+    this.emit({ event: "sa-installed", peer: p.name, dir: "out", spi: s.spiOut, saId: id, ...(r.res?.resumed ? { resumedAt: String(r.res.initialSeq) } : {}) });
+  }
+
+  /** The peer's SPD entries, through its current outbound SA (none while it has none: NO_POLICY drops). */
+  private setPolicies(h: Held): void {
+    for (const id of h.rt.policies) this.core.removePolicy(id);
+    h.rt.policies = [];
+    const out = h.rt.out;
+    if (!out) return;
+    for (const r of h.spec.remotes) {
+      const fam = familyOf(r);
+      const locals = h.spec.locals.filter((l) => familyOf(l) === fam);
+      if (locals.length === 0) locals.push(fam === 4 ? "0.0.0.0/0" : "::/0");
+      for (const l of locals) {
+        h.rt.policies.push(this.core.addPolicy({ action: "protect", local: l, remote: r, saId: out.saId, peerId: h.rt.peerId }));
+      }
+    }
+  }
+
+  private removeSa(h: Held, saId: number, dir: "in" | "out", spi: number, why: Extract<SaEvent, { event: "sa-removed" }>["why"]): void {
+    if (this.expired.has(saId)) {
+      this.expired.delete(saId);
+      return; // already gone from the core
+    }
+    this.opts.store?.untrack(this.core, saId);
+    this.core.removeSa(saId);
+    this.born.delete(saId);
+    this.warned.delete(saId);
+    this.emit({ event: "sa-removed", peer: h.spec.name, dir, spi, why });
+  }
+
+  /**
+   * Hard lifetimes (RFC 4301 §4.4.2.1), counted across restarts for durable
+   * SAs: an SA past one is removed. At 90 % of one, or when the core says the
+   * sequence numbers are exhausted, a needs-rekey event is raised once.
+   */
+  checkLifetimes(now = Date.now()): void {
+    for (const h of this.held.values()) {
+      const sas = [...(h.rt.out ? [{ sa: h.rt.out, dir: "out" as const }] : []), ...h.rt.in.map((sa) => ({ sa, dir: "in" as const }))];
+      for (const { sa, dir } of sas) {
+        if (this.expired.has(sa.saId)) continue;
+        const lt = sa.lifetime;
+        const st = dir === "out" ? this.core.saState(sa.saId) : null;
+        if (st?.needsRekey && !this.warned.has(sa.saId)) {
+          this.warned.add(sa.saId);
+          this.emit({ event: "needs-rekey", peer: h.spec.name, dir, spi: sa.spi, why: "sequence-exhausted" });
+        }
+        if (lt.seconds === undefined && lt.bytes === undefined && lt.packets === undefined) continue;
+        const c = this.core.readCounters(sa.saId);
+        const base = this.opts.store?.history(sa.saId)?.base ?? { packets: 0n, bytes: 0n };
+        const age = (now - (this.born.get(sa.saId) ?? now)) / 1000;
+        const frac = Math.max(
+          lt.seconds !== undefined ? age / lt.seconds : 0,
+          lt.bytes !== undefined ? Number(base.bytes + c.bytes) / lt.bytes : 0,
+          lt.packets !== undefined ? Number(base.packets + c.packets) / lt.packets : 0,
+        );
+        if (frac >= 0.9 && !this.warned.has(sa.saId)) {
+          this.warned.add(sa.saId);
+          this.emit({ event: "needs-rekey", peer: h.spec.name, dir, spi: sa.spi, why: "soft-lifetime" });
+        }
+        if (frac < 1) continue;
+        this.opts.store?.untrack(this.core, sa.saId);
+        this.core.removeSa(sa.saId);
+        this.expired.add(sa.saId);
+        this.emit({ event: "sa-removed", peer: h.spec.name, dir, spi: sa.spi, why: "lifetime" });
+      }
+    }
+  }
+}

@@ -1,0 +1,96 @@
+// From a validated config to the desired set of peers and SAs (spec.ts) —
+// the part of the SA lifecycle that runs on the main thread, where configs
+// are loaded. Key bytes go only into SAs the worker does not hold yet, each
+// in an ArrayBuffer of its own listed for transfer; everything else is
+// key-less (key ids).
+import type { Config, PeerConfig, SaConfig } from "../config/model.ts";
+import { overheadOf, type Carrier } from "../pipeline/provision.ts";
+import { keyId } from "./key_id.ts";
+import { saKey, tunnelKey, type KeyMaterial, type PeerSpec, type SaSpec } from "./spec.ts";
+
+export interface Plan {
+  peers: PeerSpec[];
+  /** Buffers holding key bytes, for postMessage's transfer list (detached here once sent). */
+  transfer: ArrayBuffer[];
+}
+
+/** A copy of `bytes` in a buffer of its own (so transferring it takes nothing else along). */
+function own(bytes: Uint8Array, transfer: ArrayBuffer[]): Uint8Array {
+  const b = new Uint8Array(bytes.length);
+  b.set(bytes);
+  transfer.push(b.buffer);
+  return b;
+}
+
+function material(sa: SaConfig, dir: "in" | "out", transfer: ArrayBuffer[]): KeyMaterial {
+  const key = dir === "in" ? sa.keyIn : sa.keyOut;
+  const auth = dir === "in" ? sa.authKeyIn : sa.authKeyOut;
+  return { key: own(key, transfer), ...(auth ? { authKey: own(auth, transfer) } : {}) };
+}
+
+function saSpec(sa: SaConfig): SaSpec {
+  return {
+    index: sa.index, spiIn: sa.spiIn, spiOut: sa.spiOut, suite: sa.suite, esn: sa.esn,
+    replayWindow: sa.replayWindow, lifetime: sa.lifetime, durable: true,
+    keyIdIn: keyId("in", sa.keyIn, sa.authKeyIn),
+    keyIdOut: keyId("out", sa.keyOut, sa.authKeyOut),
+  };
+}
+
+function peerSpec(config: Config, p: PeerConfig): PeerSpec {
+  const wan = config.node.wan[p.wanIndex];
+  const plain = p.mode === "ipip" || p.mode === "gre";
+  const carrier: Carrier = plain ? "raw-plain" : p.encap === "udp" ? "udp" : "raw-esp";
+  const gre = p.mode === "gre" || p.mode === "transport-gre";
+  return {
+    name: p.name, mode: p.mode, local: wan.address.text, address: p.address.text, port: p.port, localPort: wan.port,
+    wanIndex: p.wanIndex, family: wan.address.family, encap: plain ? "plain" : p.encap, natT: p.natT,
+    keepalive: p.keepalive, ...(gre && p.gre.key !== undefined ? { greKey: p.gre.key } : {}), greSeq: gre && p.gre.sequence,
+    mtu: p.mtu ?? 0, carrier, overhead: overheadOf(p, wan, p.sas[0]?.suite),
+    locals: config.node.localPrefixes.map((l) => l.text), remotes: p.prefixes.map((r) => r.text),
+    sas: plain ? [] : p.sas.map(saSpec),
+  };
+}
+
+/**
+ * The desired state for `config`. `held` is what the worker holds now (SA
+ * identities, and each peer's tunnel key): SAs found there travel without
+ * keys; the rest carry theirs.
+ */
+export function plan(config: Config, held: { sas: Set<string>; tunnels: Map<string, string> }): Plan {
+  const transfer: ArrayBuffer[] = [];
+  const peers = config.peers.map((p) => {
+    const spec = peerSpec(config, p);
+    const rebuilt = held.tunnels.get(p.name) !== tunnelKey(spec);
+    spec.sas.forEach((s, k) => {
+      const sa = p.sas[k];
+      if (rebuilt || !held.sas.has(saKey("in", s.spiIn, s.keyIdIn))) s.keysIn = material(sa, "in", transfer);
+      if (k === 0 && (rebuilt || !held.sas.has(saKey("out", s.spiOut, s.keyIdOut)))) s.keysOut = material(sa, "out", transfer);
+    });
+    return spec;
+  });
+  return { peers, transfer };
+}
+
+/** What the worker will hold once `peers` is applied (the next plan's `held`). */
+export function heldAfter(peers: PeerSpec[]): { sas: Set<string>; tunnels: Map<string, string> } {
+  const sas = new Set<string>();
+  const tunnels = new Map<string, string>();
+  for (const p of peers) {
+    tunnels.set(p.name, tunnelKey(p));
+    p.sas.forEach((s, k) => {
+      sas.add(saKey("in", s.spiIn, s.keyIdIn));
+      if (k === 0) sas.add(saKey("out", s.spiOut, s.keyIdOut));
+    });
+  }
+  return { sas, tunnels };
+}
+
+/** Overwrites every key of a loaded config with zeros: the main thread keeps only key-less fields. */
+export function wipeConfigKeys(config: Config): void {
+  for (const p of config.peers) {
+    for (const sa of p.sas) {
+      for (const k of [sa.keyIn, sa.keyOut, sa.authKeyIn, sa.authKeyOut]) k?.fill(0);
+    }
+  }
+}

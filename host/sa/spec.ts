@@ -1,0 +1,77 @@
+// What the SA-lifecycle module (lifecycle.ts, main thread) hands the packet
+// worker (install.ts): the whole desired set of peers and SAs, key-less except
+// for SAs the worker does not have yet. Plain data, so it crosses postMessage;
+// key bytes travel in their own ArrayBuffers in the transfer list, so the
+// main thread keeps no copy once they are sent.
+//
+// Identity: a peer is its name; an SA is (direction, SPI, key id). An SA whose
+// identity is unchanged keeps its core record, sequence number, replay window,
+// counters and the peer's learned NAT address across an apply.
+import type { Lifetime, Mode, Suite } from "../config/model.ts";
+import type { Carrier, Overhead } from "../pipeline/provision.ts";
+
+/** Key material of one direction, in a buffer of its own (transferred, then wiped by the worker). */
+export interface KeyMaterial {
+  /** Cipher key ‖ salt, as the config holds it (config/model.ts `Suite`). */
+  key: Uint8Array;
+  /** HMAC-SHA-256 key for the CBC+HMAC suites. */
+  authKey?: Uint8Array;
+}
+
+export interface SaSpec {
+  /** Position in the peer's `sas`; index 0 is the one used outbound. */
+  index: number;
+  spiIn: number;
+  spiOut: number;
+  suite: Suite;
+  esn: boolean;
+  replayWindow: number;
+  lifetime: Lifetime;
+  /** Keyed hashes of the inbound and outbound keys (key_id.ts): identity and state-file name. */
+  keyIdIn: string;
+  keyIdOut: string;
+  /** Present only when the worker does not hold this SA yet (new, or its peer's tunnel changed). */
+  keysIn?: KeyMaterial;
+  keysOut?: KeyMaterial;
+  /** Keep sequence state on disk (static keys); false for negotiated SAs whose keys die with the process. */
+  durable: boolean;
+}
+
+export interface PeerSpec {
+  name: string;
+  mode: Mode;
+  /** Outer addresses and ports. */
+  local: string;
+  address: string;
+  port: number;
+  localPort: number;
+  wanIndex: number;
+  family: 4 | 6;
+  encap: "udp" | "raw" | "plain";
+  natT: boolean;
+  keepalive: number;
+  greKey?: number;
+  greSeq: boolean;
+  mtu: number;
+  carrier: Carrier;
+  overhead: Overhead;
+  /** SPD: every local selector × every remote prefix (text), protect through sas[0]. */
+  locals: string[];
+  remotes: string[];
+  sas: SaSpec[];
+}
+
+/** The tunnel fields of a peer: if any changes, its SAs are rebuilt (their sequence state stays on disk). */
+export function tunnelKey(p: PeerSpec): string {
+  return JSON.stringify([p.mode, p.local, p.address, p.port, p.localPort, p.wanIndex, p.encap, p.natT, p.greKey ?? null, p.greSeq, p.mtu]);
+}
+
+/** The SA identity of one direction. */
+export const saKey = (dir: "in" | "out", spi: number, keyId: string): string => `${dir}:${spi >>> 0}:${keyId}`;
+
+/** Events the worker reports about SAs (lifecycle.ts re-emits them; api.ts documents them). */
+export type SaEvent =
+  | { event: "sa-installed"; peer: string; dir: "in" | "out"; spi: number; saId: number; resumedAt?: string }
+  | { event: "sa-removed"; peer: string; dir: "in" | "out"; spi: number; why: "config" | "lifetime" | "peer-removed" | "tunnel-changed" | "stop" }
+  | { event: "needs-rekey"; peer: string; dir: "in" | "out"; spi: number; why: "soft-lifetime" | "sequence-exhausted" }
+  | { event: "alarm"; peer?: string; spi?: number; message: string };

@@ -1,0 +1,143 @@
+// One key's durable sequence state: a small JSON file per (direction, key),
+// written atomically (temporary file, fsync, rename, fsync of the directory)
+// so a crash leaves the old or the new record, never a torn one; a checksum
+// catches any other damage. Layout:
+//
+//   { "version": 1, "dir": "out", "keyId": "…32 hex…", "spi": 2816, "suite": "aes-128-gcm",
+//     "peer": "branch1", "reserved": "196608", "packets": "120000", "bytes": "…",
+//     "created": 1764950000000, "check": "…sha-256 of the rest…" }
+//
+// `reserved` is the promise: outbound, no sequence number above it was ever
+// sent under this key; inbound, none above it was ever accepted. Numbers are
+// decimal strings (u64). The key itself is never written (keyId is a keyed hash).
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync, constants } from "node:fs";
+import { open, rename } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { dirname, join } from "node:path";
+
+export interface SaStateRecord {
+  dir: "in" | "out";
+  keyId: string;
+  spi: number;
+  suite: string;
+  peer: string;
+  reserved: bigint;
+  packets: bigint;
+  bytes: bigint;
+  /** Unix milliseconds of the key's first install: hard and soft lifetimes in seconds count from here. */
+  created: number;
+}
+
+export type ReadResult =
+  | { kind: "absent" }
+  | { kind: "ok"; record: SaStateRecord }
+  | { kind: "bad"; why: string };
+
+/** The file of key `keyId` in direction `dir` under the node's state directory. */
+export function statePath(stateDir: string, dir: "in" | "out", keyId: string): string {
+  return join(stateDir, "sa", `${dir}-${keyId}.json`);
+}
+
+function body(r: SaStateRecord): Record<string, unknown> {
+  return {
+    version: 1, dir: r.dir, keyId: r.keyId, spi: r.spi >>> 0, suite: r.suite, peer: r.peer,
+    reserved: r.reserved.toString(), packets: r.packets.toString(), bytes: r.bytes.toString(), created: r.created,
+  };
+}
+
+const checksum = (b: Record<string, unknown>): string => createHash("sha256").update(JSON.stringify(b)).digest("hex");
+
+export function encodeState(r: SaStateRecord): string {
+  const b = body(r);
+  return JSON.stringify({ ...b, check: checksum(b) }) + "\n";
+}
+
+const U64 = /^(0|[1-9][0-9]{0,19})$/;
+
+/** Parses a state file's text; every field is checked, the checksum last. */
+export function decodeState(text: string, expect: { dir: "in" | "out"; keyId: string }): ReadResult {
+  let v: Record<string, unknown>;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return { kind: "bad", why: "is not JSON (corrupt)" };
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return { kind: "bad", why: "is not a state record (corrupt)" };
+  const { check, ...rest } = v;
+  if (rest.version !== 1) return { kind: "bad", why: `has version ${JSON.stringify(rest.version)}, expected 1` };
+  for (const f of ["reserved", "packets", "bytes"]) {
+    if (typeof rest[f] !== "string" || !U64.test(rest[f] as string) || BigInt(rest[f] as string) >= 1n << 64n) {
+      return { kind: "bad", why: `has no valid "${f}" (corrupt)` };
+    }
+  }
+  if (typeof rest.created !== "number" || !Number.isSafeInteger(rest.created) || rest.created < 0) return { kind: "bad", why: `has no valid "created" (corrupt)` };
+  if (typeof rest.spi !== "number" || typeof rest.suite !== "string" || typeof rest.peer !== "string") return { kind: "bad", why: "misses spi/suite/peer (corrupt)" };
+  if (check !== checksum(rest)) return { kind: "bad", why: "fails its checksum (corrupt)" };
+  if (rest.dir !== expect.dir || rest.keyId !== expect.keyId) return { kind: "bad", why: "belongs to another key" };
+  return {
+    kind: "ok",
+    record: {
+      dir: expect.dir, keyId: expect.keyId, spi: rest.spi as number, suite: rest.suite as string, peer: rest.peer as string,
+      reserved: BigInt(rest.reserved as string), packets: BigInt(rest.packets as string), bytes: BigInt(rest.bytes as string),
+      created: rest.created as number,
+    },
+  };
+}
+
+export function readState(path: string, expect: { dir: "in" | "out"; keyId: string }): ReadResult {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { kind: "absent" };
+    return { kind: "bad", why: `cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` };
+  }
+  return decodeState(text, expect);
+}
+
+/** Makes the state directory (0700) if it is missing. */
+export function ensureStateDir(stateDir: string): void {
+  mkdirSync(join(stateDir, "sa"), { recursive: true, mode: 0o700 });
+}
+
+function fsyncDirSync(dir: string): void {
+  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Writes the record durably before returning (install time: before the SA may use any number). */
+export function writeStateSync(path: string, r: SaStateRecord): void {
+  const tmp = `${path}.tmp`;
+  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+  try {
+    writeSync(fd, encodeState(r));
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  fsyncDirSync(dirname(path));
+}
+
+/** The same off the packet thread's critical path (libuv's pool): resolves once durable. */
+export async function writeState(path: string, r: SaStateRecord): Promise<void> {
+  const tmp = `${path}.tmp`;
+  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+  try {
+    await fh.writeFile(encodeState(r));
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+  const dh = await open(dirname(path), constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
+  }
+}
