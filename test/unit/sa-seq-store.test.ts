@@ -1,0 +1,170 @@
+// Durable sequence reservations (host/sa/seq_store.ts, state_file.ts): what a
+// restart resumes from, what a damaged, foreign or unwritable state file
+// does (the SA is refused, never restarted at 1), and that the renewal loop
+// keeps the file ahead of every number the core uses.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { MIN_BLOCK, SeqStateError, SeqStore, type DurableParams } from "../../host/sa/seq_store.ts";
+import { decodeState, encodeState, ensureStateDir, readState, statePath } from "../../host/sa/state_file.ts";
+import { keyId } from "../../host/sa/key_id.ts";
+import { VERDICT } from "../../host/core/core.ts";
+import { innerUdp, makeCore } from "./core-helpers.ts";
+
+function tmp(): string {
+  const d = mkdtempSync(join(tmpdir(), "wesp-seq-"));
+  ensureStateDir(d);
+  return d;
+}
+
+function params(stateDir: string, dir: "in" | "out", key = randomBytes(20)): DurableParams {
+  return { stateDir, dir, keyId: keyId(dir, key), spi: 0x1234, suite: "aes-128-gcm", peer: "p", esn: false };
+}
+
+test("key id: a keyed hash that differs by key and direction and never contains the key", () => {
+  const k = randomBytes(36);
+  const a = keyId("out", k), b = keyId("in", k), c = keyId("out", randomBytes(36));
+  assert.match(a, /^[0-9a-f]{32}$/);
+  assert.notEqual(a, b);
+  assert.notEqual(a, c);
+  assert.equal(keyId("out", Uint8Array.from(k)), a, "same key, same id (the SPI plays no part: the nonce space is the key's)");
+  assert.ok(!a.includes(k.toString("hex").slice(0, 8)));
+});
+
+test("a new key starts at 1 with a durable first block; a restart resumes past it, inbound with the window filled", () => {
+  const dir = tmp();
+  try {
+    for (const d of ["out", "in"] as const) {
+      const p = params(dir, d);
+      const s = new SeqStore(() => {});
+      const r1 = s.prepare(p, 1000);
+      assert.equal(r1.initialSeq, 1n);
+      assert.equal(r1.priorSeen, false);
+      assert.equal(r1.resumed, false);
+      assert.equal(r1.seqLimit, MIN_BLOCK[d]);
+      const onDisk = readState(r1.file, { dir: d, keyId: p.keyId });
+      assert.equal(onDisk.kind, "ok");
+      assert.equal(onDisk.kind === "ok" && onDisk.record.reserved, MIN_BLOCK[d], "the promise is on disk before anything is used");
+      assert.ok(!readFileSync(r1.file, "utf8").includes(p.keyId.slice(0, 0) + "key\""), "no key field");
+      // kill -9 here: the next run resumes past everything the first could have used.
+      const r2 = new SeqStore(() => {}).prepare(p, 2000);
+      assert.equal(r2.initialSeq, MIN_BLOCK[d] + 1n);
+      assert.equal(r2.priorSeen, true);
+      assert.equal(r2.resumed, true);
+      assert.equal(r2.created, 1000, "lifetimes count from the key's first install");
+      assert.equal(r2.seqLimit, 2n * MIN_BLOCK[d]);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a corrupt, foreign or unwritable state file refuses the SA and names the file", () => {
+  const dir = tmp();
+  try {
+    const p = params(dir, "out");
+    const s = new SeqStore(() => {});
+    const r = s.prepare(p);
+    // Corrupt: one digit of the reservation changed (the checksum catches it).
+    const text = readFileSync(r.file, "utf8");
+    writeFileSync(r.file, text.replace(/"reserved":"(\d)/, (_m, d) => `"reserved":"${(Number(d) + 1) % 10}`));
+    assert.throws(() => s.prepare(p), (e: unknown) => e instanceof SeqStateError && e.message.includes(r.file) && /checksum|corrupt/.test(e.message));
+    writeFileSync(r.file, "{not json");
+    assert.throws(() => s.prepare(p), (e: unknown) => e instanceof SeqStateError && /corrupt/.test(e.message));
+    // Foreign: another key's (valid) record under this key's name.
+    const other = params(dir, "out");
+    const rec = { dir: "out" as const, keyId: other.keyId, spi: 1, suite: "aes-128-gcm", peer: "x", reserved: 5n, packets: 0n, bytes: 0n, created: 0 };
+    writeFileSync(r.file, encodeState(rec));
+    assert.throws(() => s.prepare(p), (e: unknown) => e instanceof SeqStateError && /another key/.test(e.message));
+    // Unreadable: the state directory is a file (root ignores modes, ENOTDIR does not).
+    const file = join(dir, "plain-file");
+    writeFileSync(file, "");
+    assert.throws(() => s.prepare(params(file, "in")), (e: unknown) => e instanceof SeqStateError && /cannot be read/.test(e.message) && e.message.includes(file));
+    // Not writable: a directory sits where the temporary file must go (EISDIR, even for root).
+    const q = params(dir, "in");
+    mkdirSync(statePath(dir, "in", q.keyId) + ".tmp");
+    assert.throws(() => s.prepare(q), (e: unknown) => e instanceof SeqStateError && /cannot be written/.test(e.message) && e.message.includes(statePath(dir, "in", q.keyId)));
+    // Used up: a 32-bit SA whose reservation reached 2^32 - 1 cannot go on (RFC 4303 §3.3.3).
+    writeFileSync(r.file, encodeState({ ...rec, keyId: p.keyId, reserved: 0xffffffffn }));
+    assert.throws(() => s.prepare(p), /used up/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("decodeState rejects every malformed field", () => {
+  const ok = { dir: "in" as const, keyId: "ab".repeat(16), spi: 7, suite: "chacha20-poly1305", peer: "p", reserved: 9n, packets: 1n, bytes: 2n, created: 3 };
+  const expect = { dir: "in" as const, keyId: ok.keyId };
+  assert.equal(decodeState(encodeState(ok), expect).kind, "ok");
+  const v = JSON.parse(encodeState(ok));
+  for (const [f, bad] of [["reserved", "-1"], ["reserved", "1e5"], ["reserved", 5], ["packets", "99999999999999999999999"], ["created", -1], ["version", 2], ["spi", "7"]] as const) {
+    const t = JSON.stringify({ ...v, [f]: bad });
+    assert.equal(decodeState(t, expect).kind, "bad", `${f} = ${JSON.stringify(bad)}`);
+  }
+  assert.equal(decodeState("[]", expect).kind, "bad");
+  assert.equal(decodeState("null", expect).kind, "bad");
+  assert.equal(decodeState(encodeState(ok), { dir: "out", keyId: ok.keyId }).kind, "bad", "direction is part of the identity");
+});
+
+test("renewal keeps the file ahead of every number the core seals, and the core stops at the limit meanwhile", async () => {
+  const dir = tmp();
+  try {
+    const key = randomBytes(16), salt = randomBytes(4);
+    const p = params(dir, "out", Buffer.concat([key, salt]));
+    const alarms: string[] = [];
+    const store = new SeqStore((m) => alarms.push(m));
+    const res = store.prepare(p);
+    const core = await makeCore();
+    const sa = core.addSa({ direction: "out", suite: "aes-gcm-16", mode: "tunnel", spi: p.spi, key, salt, local: "192.0.2.1", remote: "192.0.2.2", peerId: 1, initialSeq: res.initialSeq, seqLimit: res.seqLimit });
+    core.addPolicy({ action: "protect", local: "10.1.0.0/16", remote: "10.2.0.0/16", saId: sa, peerId: 1 });
+    store.track(sa, p, res);
+    const pkt = innerUdp("10.1.0.1", "10.2.0.1", 20);
+    let sent = 0, refused = 0;
+    for (let round = 0; round < 40; round++) {
+      for (let i = 0; i < 1000; i++) {
+        core.writePacket(0, pkt);
+        core.processOutbound(1);
+        if (core.verdict(0) === VERDICT.TO_NETWORK) sent++;
+        else refused++;
+      }
+      const used = core.seqOf(sa, true) - 1n;
+      const disk = readState(res.file, { dir: "out", keyId: p.keyId });
+      assert.equal(disk.kind, "ok");
+      assert.ok(disk.kind === "ok" && disk.record.reserved >= used, `round ${round}: file ${disk.kind === "ok" ? disk.record.reserved : "?"} < used ${used}`);
+      store.tick(core, Date.now());
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.equal(alarms.length, 0);
+    assert.ok(sent > Number(MIN_BLOCK.out), `renewals let it go past the first block (sent ${sent}, refused ${refused})`);
+    assert.equal(BigInt(sent), core.seqOf(sa, true) - 1n, "every sealed packet used one number, refused ones none");
+    store.untrack(core, sa);
+    const fin = readState(res.file, { dir: "out", keyId: p.keyId });
+    assert.ok(fin.kind === "ok" && fin.record.packets === BigInt(sent), "final counters written");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("an idle inbound SA gives back most of its block: the core limit drops first, then the file", async () => {
+  const dir = tmp();
+  try {
+    const key = randomBytes(16), salt = randomBytes(4);
+    const p = params(dir, "in", Buffer.concat([key, salt]));
+    const store = new SeqStore(() => {});
+    const res = store.prepare(p);
+    const core = await makeCore();
+    const sa = core.addSa({ direction: "in", suite: "aes-gcm-16", mode: "tunnel", spi: p.spi, key, salt, local: "192.0.2.2", remote: "192.0.2.1", peerId: 1, replayWindow: 64, initialSeq: res.initialSeq, seqLimit: res.seqLimit });
+    store.track(sa, p, res, 0);
+    store.tick(core, 100);
+    store.tick(core, 5000); // no progress for 5 s
+    assert.ok(core.saState(sa).seqLimit < MIN_BLOCK.in, `limit lowered to ${core.saState(sa).seqLimit}`);
+    await new Promise((r) => setTimeout(r, 50));
+    const disk = readState(statePath(dir, "in", p.keyId), { dir: "in", keyId: p.keyId });
+    assert.ok(disk.kind === "ok" && disk.record.reserved === core.saState(sa).seqLimit);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
