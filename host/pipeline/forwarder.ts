@@ -43,6 +43,8 @@ export interface ForwarderOptions {
   log?: (line: string) => void;
   /** Called when the worker reports an error after start (a fatal fd error, a crash). */
   onFatal?: (e: ForwarderError) => void;
+  /** Called with the SA lifecycle before the worker starts, so its first events (SAs installed, alarms) are heard. */
+  onLifecycle?: (lifecycle: SaLifecycle) => void;
 }
 
 function startWorker(data: WorkerData, transferList: ArrayBuffer[]): Worker {
@@ -92,6 +94,7 @@ export class Forwarder {
     const log = opts.log ?? ((l: string) => void process.stderr.write(l + "\n"));
     let fwd: Forwarder | undefined;
     const lifecycle = new SaLifecycle({ apply: (peers, transfer) => fwd ? fwd.applyPeers(peers, transfer) : Promise.reject(new ForwarderError("starting")) });
+    opts.onLifecycle?.(lifecycle);
     const first = lifecycle.initial(config);
     const worker = startWorker({ node: config.node, peers: first.peers, slots: opts.slots ?? 256 }, first.transfer);
     const ready = new Promise<string>((resolve, reject) => {
