@@ -5,10 +5,10 @@
 // Memory map after init (all from the arena, in this order, never grown again):
 //
 //  __heap_base ─► ┌─────────────────────────────┐
-//                 │ global counters 2 × 160 B    │
+//                 │ global counters 2 × 168 B    │
 //                 │ ring: slots × 9,472 B        │
 //                 │ descriptors: slots × 64 B    │
-//                 │ SA records: maxSas × 2,560 B │
+//                 │ SA records: maxSas × 2,624 B │
 //                 │ peer table: maxSas × 32 B    │
 //                 │ SA parameter block 192 B     │
 //                 │ large replay bitmaps         │
