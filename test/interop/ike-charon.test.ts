@@ -8,16 +8,14 @@
 // (kernel-libipsec carries only UDP-encapsulated ESP), so NAT detection makes
 // IKE_AUTH move to 4500 behind the non-ESP marker (RFC 7296 §2.23, RFC 3948).
 //
-//   wesp IKE (wikeL)  wl 10.99.0.1 ═══════ 10.99.0.2 wr  charon (wikeR)
+// The lab (two namespaces named wike…) is in ./ike-lab.ts.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { Lab, Netns, waitFor, type Spawned } from "../helpers/netns.ts";
+import { existsSync } from "node:fs";
+import { waitFor, type Spawned } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
-import { Charon, parseChildSas, type ChildSa } from "./strongswan.ts";
-import type { IkePeerText } from "../../host/ike/config.ts";
+import { parseChildSas, type ChildSa } from "./strongswan.ts";
+import { buildIkeTopo, eventsOf, NET_C, NET_W, startCharon, startWesp, type IkeCase, type IkeTopo } from "./ike-lab.ts";
 
 // ECP-256, MODP-2048 and AES-GCM come from charon's openssl and gcm plugins (Debian: standard-plugins)
 const OPENSSL_PLUGIN = "/usr/lib/ipsec/plugins/libstrongswan-openssl.so";
@@ -29,46 +27,7 @@ const skip = requireTools(
   { why: "IKEv2 interop with strongSwan charon" },
 );
 
-const WESP = "10.99.0.1";
-const CHARON_ADDR = "10.99.0.2";
-const NET_W = "192.168.1.0/24";
-const NET_C = "192.168.2.0/24";
-const PSK = "wesp-ike-interop-psk-0123456789";
-const NS_PREFIX = "wike";
-
-/** A Lab whose namespaces are named `wike<pid>-<n>-<label>` (this file's prefix, swept below). */
-class IkeLab extends Lab {
-  private static seq = 0;
-  private readonly prefix = `${NS_PREFIX}${process.pid}-${IkeLab.seq++}-`;
-  override async ns(label: string): Promise<Netns> {
-    const ns = new Netns(this.prefix + label, this);
-    this.namespaces.push(ns); // before creation: a half-made one is deleted too
-    execFileSync("ip", ["netns", "add", ns.name]);
-    await ns.ip("link", "set", "lo", "up");
-    return ns;
-  }
-}
-
-/** Deletes `wike…` namespaces left by test processes that no longer run. */
-function sweepWike(): void {
-  const list = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
-  for (const line of list.split("\n")) {
-    const m = new RegExp(`^(${NS_PREFIX}(\\d+)-\\S+)`).exec(line);
-    if (!m || Number(m[2]) === process.pid) continue;
-    let alive = true;
-    try {
-      process.kill(Number(m[2]), 0);
-    } catch {
-      alive = false;
-    }
-    if (!alive) execFileSync("ip", ["netns", "del", m[1]]);
-  }
-}
-
-interface Case {
-  name: string;
-  ike: string;
-  esp: string;
+interface Case extends IkeCase {
   /** Who starts the exchange. */
   initiator: "wesp" | "charon";
   /** wesp's core suite and key sizes expected for the ESP proposal. */
@@ -86,100 +45,24 @@ const CASES: Case[] = [
   { name: "c-cbc", ike: "aes256-sha256-modp2048", esp: "aes128-sha256", initiator: "charon", suite: "aes-128-cbc-hmac-sha256", encKeyBytes: 16, integKeyBytes: 32 },
 ];
 
-/** swanctl.conf for one case: a connection named after it, forced UDP encapsulation, nothing rekeys. */
-function swanctlConf(c: Case): string {
-  return `connections {
-  ${c.name} {
-    version = 2
-    local_addrs = ${CHARON_ADDR}
-    remote_addrs = ${WESP}
-    encap = yes
-    proposals = ${c.ike}
-    rekey_time = 0
-    dpd_delay = 0
-    local {
-      auth = psk
-      id = ${CHARON_ADDR}
-    }
-    remote {
-      auth = psk
-      id = ${WESP}
-    }
-    children {
-      ${c.name} {
-        local_ts = ${NET_C}
-        remote_ts = ${NET_W}
-        esp_proposals = ${c.esp}
-        mode = tunnel
-        rekey_time = 0
-        life_time = 0
-        start_action = none
-      }
-    }
-  }
-}
-secrets {
-  ike-wesp {
-    id-a = ${CHARON_ADDR}
-    id-b = ${WESP}
-    secret = "${PSK}"
-  }
-}
-`;
-}
-
-interface WespEvent {
-  type: string;
-  [k: string]: unknown;
-}
-
-/** The JSON lines wesp's peer process has printed so far. */
-const eventsOf = (p: Spawned): WespEvent[] => p.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as WespEvent);
-
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
 describe("wesp IKEv2 ↔ strongSwan charon", { skip }, () => {
-  let lab: IkeLab;
-  let nsW: Netns;
-  let nsC: Netns;
+  let topo: IkeTopo | undefined;
   before(async () => {
-    sweepWike();
-    lab = new IkeLab();
-    nsW = await lab.ns("W");
-    nsC = await lab.ns("C");
-    await lab.veth(nsW, "wl", nsC, "wr");
-    await nsW.addr("wl", `${WESP}/24`);
-    await nsC.addr("wr", `${CHARON_ADDR}/24`);
-    // kernel-libipsec routes the remote net via ipsec0 from an address inside local_ts: give charon's site one
-    // (a veth pair inside the namespace: this kernel has no dummy interfaces)
-    await lab.veth(nsC, "site", nsC, "sitep");
-    await nsC.addr("site", "192.168.2.1/24");
+    topo = await buildIkeTopo();
   });
   after(async () => {
-    await lab?.teardown();
+    await topo?.lab.teardown();
   });
 
   for (const c of CASES) {
     test(`${c.initiator} initiates, IKE ${c.ike}, ESP ${c.esp}: both SAs up, CHILD_SA keys equal charon's`, async () => {
-      // charon's own connection points at an address nobody has, so only ours matches
-      const charon = new Charon(nsC, { name: c.name, local: CHARON_ADDR, remote: "10.99.0.99", localTs: [NET_C], remoteTs: [NET_W], psk: PSK, suites: ["aes128gcm16"] });
+      const t = topo!;
+      const charon = await startCharon(t.nsC, c);
       let wesp: Spawned | undefined;
       try {
-        await charon.start();
-        const conf = join(charon.dir, "wike.conf");
-        writeFileSync(conf, swanctlConf(c), { mode: 0o600 });
-        await charon.swanctl("--load-all", "--file", conf);
-
-        const peer: IkePeerText = {
-          name: c.name, local: WESP, remote: CHARON_ADDR, psk: PSK, ike: [c.ike], esp: [c.esp],
-          localTs: [NET_W], remoteTs: [NET_C], lifetimeSeconds: 3600, retransmit: { baseMs: 1000, tries: 4 },
-        };
-        const optsPath = join(lab.dir, `wesp-${c.name}.json`);
-        writeFileSync(optsPath, JSON.stringify({ peer, role: c.initiator === "wesp" ? "initiator" : "responder" }));
-        wesp = nsW.spawn([process.execPath, "--import", "tsx", join(import.meta.dirname, "ike-peer.ts"), optsPath]);
-        const w = wesp;
-        await waitFor(() => eventsOf(w).some((e) => e.type === "ready") || !w.running, "wesp IKE ready", 20_000);
-        assert.ok(w.running, `wesp exited: ${w.stderr}`);
+        const w = (wesp = await startWesp(t, c, c.initiator === "wesp" ? "initiator" : "responder"));
         if (c.initiator === "charon") await charon.swanctl("--initiate", "--child", c.name, "--timeout", "15");
 
         const done = () => eventsOf(w).some((e) => e.type === "childSaEstablished" || e.type === "failed" || e.type === "childSaFailed");

@@ -1,8 +1,10 @@
 // wesp's IKE as a process inside a lab namespace, for the interop tests:
 //   node --import tsx test/interop/ike-peer.ts <options.json>
-// Options: { peer: IkePeerText (host/ike/config.ts), role: "initiator" | "responder" }.
-// Prints one JSON line per event on stdout (byte strings as hex), "ready" once
-// both sockets are bound; ends on SIGTERM.
+// Options: { peer: IkePeerText (host/ike/config.ts), role: "initiator" | "responder",
+// transcript?: boolean }. Prints one JSON line per event on stdout (byte strings
+// as hex), "ready" once both sockets are bound; with `transcript`, also every IKE
+// datagram in and out ({type: "datagram", dir, bytes}, non-ESP marker removed).
+// Ends on SIGTERM.
 import { readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { ikeSaConfig, type IkePeerText } from "../../host/ike/config.ts";
@@ -11,7 +13,7 @@ import { IkeTransport } from "../../host/ike/transport.ts";
 import { tsText } from "../../host/ike/ts.ts";
 import type { IkeEvent } from "../../host/ike/types.ts";
 
-const opts = JSON.parse(readFileSync(process.argv[2], "utf8")) as { peer: IkePeerText; role: "initiator" | "responder" };
+const opts = JSON.parse(readFileSync(process.argv[2], "utf8")) as { peer: IkePeerText; role: "initiator" | "responder"; transcript?: boolean };
 const cfg = ikeSaConfig(opts.peer);
 const ports = cfg.ports;
 
@@ -27,6 +29,18 @@ const endpoint = new IkeEndpoint((r) => (r === opts.peer.remote ? cfg : undefine
   allocateSpi: () => 0x100 + (randomBytes(4).readUInt32BE() % (0xffffffff - 0x100)),
 });
 const transport = new IkeTransport(endpoint, { address: opts.peer.local, ports }, (e: IkeEvent) => print(e));
+if (opts.transcript) {
+  const receive = endpoint.receive.bind(endpoint);
+  endpoint.receive = (bytes, path) => {
+    print({ type: "datagram", dir: "in", bytes });
+    return receive(bytes, path);
+  };
+  const apply = transport.apply.bind(transport);
+  transport.apply = (step) => {
+    for (const o of step.send) print({ type: "datagram", dir: "out", bytes: o.bytes });
+    apply(step);
+  };
+}
 await transport.start();
 print({ type: "ready" });
 if (opts.role === "initiator") {

@@ -1,0 +1,152 @@
+// The two-namespace lab of the IKE interop test and the transcript generator:
+//
+//   wesp IKE (wike…-W)  wl 10.99.0.1 ═══════ 10.99.0.2 wr  charon (wike…-C)  site 192.168.2.1
+//
+// Namespaces are named `wike<pid>-<n>-<label>`; `sweepWike` removes those of
+// test processes that died without tearing down.
+import { execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Lab, Netns, waitFor, type Spawned } from "../helpers/netns.ts";
+import { Charon } from "./strongswan.ts";
+import type { IkePeerText } from "../../host/ike/config.ts";
+
+export const WESP = "10.99.0.1";
+export const CHARON_ADDR = "10.99.0.2";
+export const NET_W = "192.168.1.0/24";
+export const NET_C = "192.168.2.0/24";
+export const PSK = "wesp-ike-interop-psk-0123456789";
+const NS_PREFIX = "wike";
+
+/** A Lab whose namespaces are named `wike<pid>-<n>-<label>`. */
+export class IkeLab extends Lab {
+  private static seq = 0;
+  private readonly prefix = `${NS_PREFIX}${process.pid}-${IkeLab.seq++}-`;
+  override async ns(label: string): Promise<Netns> {
+    const ns = new Netns(this.prefix + label, this);
+    this.namespaces.push(ns); // before creation: a half-made one is deleted too
+    execFileSync("ip", ["netns", "add", ns.name]);
+    await ns.ip("link", "set", "lo", "up");
+    return ns;
+  }
+}
+
+/** Deletes `wike…` namespaces left by test processes that no longer run. */
+export function sweepWike(): void {
+  const list = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
+  for (const line of list.split("\n")) {
+    const m = new RegExp(`^(${NS_PREFIX}(\\d+)-\\S+)`).exec(line);
+    if (!m || Number(m[2]) === process.pid) continue;
+    let alive = true;
+    try {
+      process.kill(Number(m[2]), 0);
+    } catch {
+      alive = false;
+    }
+    if (!alive) execFileSync("ip", ["netns", "del", m[1]]);
+  }
+}
+
+export interface IkeTopo {
+  lab: IkeLab;
+  nsW: Netns;
+  nsC: Netns;
+}
+
+export async function buildIkeTopo(): Promise<IkeTopo> {
+  sweepWike();
+  const lab = new IkeLab();
+  const nsW = await lab.ns("W");
+  const nsC = await lab.ns("C");
+  await lab.veth(nsW, "wl", nsC, "wr");
+  await nsW.addr("wl", `${WESP}/24`);
+  await nsC.addr("wr", `${CHARON_ADDR}/24`);
+  // kernel-libipsec routes the remote net via ipsec0 from an address inside local_ts: give
+  // charon's site one (a veth pair inside the namespace: this kernel has no dummy interfaces)
+  await lab.veth(nsC, "site", nsC, "sitep");
+  await nsC.addr("site", "192.168.2.1/24");
+  return { lab, nsW, nsC };
+}
+
+export interface IkeCase {
+  name: string;
+  ike: string;
+  esp: string;
+}
+
+/** swanctl.conf for one case: a connection named after it, forced UDP encapsulation, nothing rekeys. */
+export function swanctlConf(c: IkeCase): string {
+  return `connections {
+  ${c.name} {
+    version = 2
+    local_addrs = ${CHARON_ADDR}
+    remote_addrs = ${WESP}
+    encap = yes
+    proposals = ${c.ike}
+    rekey_time = 0
+    dpd_delay = 0
+    local {
+      auth = psk
+      id = ${CHARON_ADDR}
+    }
+    remote {
+      auth = psk
+      id = ${WESP}
+    }
+    children {
+      ${c.name} {
+        local_ts = ${NET_C}
+        remote_ts = ${NET_W}
+        esp_proposals = ${c.esp}
+        mode = tunnel
+        rekey_time = 0
+        life_time = 0
+        start_action = none
+      }
+    }
+  }
+}
+secrets {
+  ike-wesp {
+    id-a = ${CHARON_ADDR}
+    id-b = ${WESP}
+    secret = "${PSK}"
+  }
+}
+`;
+}
+
+/**
+ * A charon in `ns` with only `c`'s connection able to match: the Charon helper's
+ * own connection points at an address nobody has.
+ */
+export async function startCharon(ns: Netns, c: IkeCase): Promise<Charon> {
+  const charon = new Charon(ns, { name: c.name, local: CHARON_ADDR, remote: "10.99.0.99", localTs: [NET_C], remoteTs: [NET_W], psk: PSK, suites: ["aes128gcm16"] });
+  await charon.start();
+  const conf = join(charon.dir, "wike.conf");
+  writeFileSync(conf, swanctlConf(c), { mode: 0o600 });
+  await charon.swanctl("--load-all", "--file", conf);
+  return charon;
+}
+
+export interface WespEvent {
+  type: string;
+  [k: string]: unknown;
+}
+
+/** The JSON lines wesp's peer process (ike-peer.ts) has printed so far. */
+export const eventsOf = (p: Spawned): WespEvent[] => p.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as WespEvent);
+
+/** Starts wesp's IKE (ike-peer.ts) in `ns` for case `c`; resolves once its sockets are bound. */
+export async function startWesp(t: IkeTopo, c: IkeCase, role: "initiator" | "responder", opts: { transcript?: boolean } = {}): Promise<Spawned> {
+  const peer: IkePeerText = {
+    name: c.name, local: WESP, remote: CHARON_ADDR, psk: PSK, ike: [c.ike], esp: [c.esp],
+    localTs: [NET_W], remoteTs: [NET_C], lifetimeSeconds: 3600, retransmit: { baseMs: 1000, tries: 4 },
+  };
+  const optsPath = join(t.lab.dir, `wesp-${c.name}.json`);
+  writeFileSync(optsPath, JSON.stringify({ peer, role, transcript: !!opts.transcript }));
+  const w = t.nsW.spawn([process.execPath, "--import", "tsx", join(import.meta.dirname, "ike-peer.ts"), optsPath]);
+  await waitFor(() => eventsOf(w).some((e) => e.type === "ready") || !w.running, "wesp IKE ready", 20_000);
+  if (!w.running) throw new Error(`wesp IKE exited: ${w.stderr}`);
+  return w;
+}
