@@ -10,6 +10,9 @@
 # address in turn, --ping-rate per second in all, over raw sockets; replies are matched
 # by identifier, sequence number and payload.
 #
+# With --go FILE it binds its sockets, prints "agent: ready" and waits for FILE to exist,
+# so that both agents listen before either sends.
+#
 # After --seconds it stops sending and keeps receiving for --drain seconds (longer
 # than any delay the relay adds), then writes a JSON report to --out:
 #   stream: sent, received (distinct numbers), duplicates, corrupt, reordered
@@ -29,6 +32,7 @@ ap.add_argument("--drain", type=float, default=5)
 ap.add_argument("--ping", action="append", default=[])
 ap.add_argument("--ping-rate", type=float, default=4)
 ap.add_argument("--out", required=True)
+ap.add_argument("--go", help="bind, say 'agent: ready', and start only once this file exists")
 a = ap.parse_args()
 
 MAGIC = b"WSK1"
@@ -153,6 +157,11 @@ def rcvbuf_drops():
 
 
 dst = (a.peer, a.port)
+# Both agents bind before either sends: a datagram arriving before the peer's socket is
+# bound would be lost in the peer's kernel (Udp NoPorts), not by the relay.
+print("agent: ready", flush=True)
+while a.go and not os.path.exists(a.go):
+    time.sleep(0.01)
 t0 = time.monotonic()
 end_send = t0 + a.seconds
 end_all = end_send + a.drain

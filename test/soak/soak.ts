@@ -105,8 +105,10 @@ export interface DirResult {
   relay: { received: number; dropped: number; duplicated: number; reordered: number; delayed: number; predicted: { OK: number; REPLAY: number; REPLAY_OLD: number }; lost: number };
   /** From the relay log (each line counted), to cross-check the summary. */
   log: { drop: number; dup: number; reorder: number; delay: number; REPLAY: number; REPLAY_OLD: number };
-  sender: { espSent: number };
-  receiver: { accepted: number; drops: Record<string, number>; kernelDrops: number };
+  /** sendLost: datagrams its WAN socket failed to send or gave up on (status `failed` + `unsent`). */
+  sender: { espSent: number; sendLost: number };
+  /** tunLost: packets its TUN failed to write or gave up on. */
+  receiver: { accepted: number; drops: Record<string, number>; kernelDrops: number; tunLost: number };
   stream: { sent: number; received: number; missing: number; duplicates: number; corrupt: number; reordered: number; rcvbufDrops: number | null };
 }
 
@@ -121,6 +123,10 @@ export interface SoakResult {
   rss: { baselineKiB: [number, number]; endKiB: [number, number]; maxKiB: [number, number]; boundKiB: [number, number] };
   fds: { baseline: [number, number]; end: [number, number]; max: [number, number] };
   relayKernelDrops: { a: number | null; b: number | null };
+  /** Non-zero kernel drop counters per namespace (interfaces, /proc/net/snmp). */
+  kernelDrops: Record<string, number>;
+  /** Packets the relay still held or had scheduled when it stopped (0: the drain was long enough). */
+  relayPendingAtEnd: number;
   outboundDrops: [Record<string, number>, Record<string, number>];
   checks: Check[];
   ok: boolean;
@@ -214,12 +220,56 @@ function vmRssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return m ? Number(m[1]) : NaN;
 }
-const fdCount = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
+/**
+ * Open fds of `pid`: the fewest of six readings 100 ms apart. wesp opens files for a moment
+ * (the state directory's atomic write: temporary file, fsync, rename, fsync of the directory);
+ * a leaked fd is there in every reading, such a moment is not.
+ */
+async function fdCount(pid: number): Promise<number> {
+  let n = Infinity;
+  for (let i = 0; i < 6; i++) {
+    if (i) await new Promise((r) => setTimeout(r, 100));
+    n = Math.min(n, readdirSync(`/proc/${pid}/fd`).length);
+  }
+  return n;
+}
 
 async function wespStatus(sock: string): Promise<any> {
   const r = await exec([process.execPath, WESP_BIN, "status", "--control", sock, "--json"], { timeoutMs: 30_000 });
   if (r.code !== 0) throw new Error(`wesp status --control ${sock}: exit ${r.code}: ${r.stderr}`);
   return JSON.parse(r.stdout);
+}
+
+const SNMP_DROPS = new Set([
+  "Ip.InHdrErrors", "Ip.InAddrErrors", "Ip.InUnknownProtos", "Ip.InDiscards", "Ip.OutDiscards", "Ip.OutNoRoutes", "Ip.ReasmFails", "Ip.FragFails",
+  "Udp.InErrors", "Udp.RcvbufErrors", "Udp.SndbufErrors", "Udp.NoPorts", "Udp.InCsumErrors", "Icmp.InErrors",
+]);
+
+/**
+ * The kernel's own drop counters in each namespace (all start at 0 with the namespace):
+ * interfaces' rx/tx dropped and errors, and the IPv4/UDP drop counters of /proc/net/snmp.
+ * Non-zero ones only, as "ns iface counter" → n. Where a loss the relay did not make happened.
+ */
+async function kernelDrops(lab: Lab): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const ns of ["hA", "ceA", "mid", "ceB", "hB"]) {
+    const links = JSON.parse(await lab.runIn(ns, ["ip", "-s", "-j", "link", "show"])) as { ifname: string; stats64?: Record<"rx" | "tx", Record<string, number>> }[];
+    for (const l of links) {
+      for (const d of ["rx", "tx"] as const) {
+        for (const k of ["dropped", "errors"]) if (l.stats64?.[d]?.[k]) out[`${ns} ${l.ifname} ${d}.${k}`] = l.stats64[d][k];
+      }
+    }
+    const snmp = (await lab.runIn(ns, ["cat", "/proc/net/snmp"])).trim().split("\n");
+    for (let i = 0; i + 1 < snmp.length; i += 2) {
+      const names = snmp[i].split(/\s+/), values = snmp[i + 1].split(/\s+/);
+      const proto = names[0].replace(":", "");
+      names.slice(1).forEach((n, j) => {
+        const v = Number(values[j + 1]);
+        if (v && SNMP_DROPS.has(`${proto}.${n}`)) out[`${ns} ${proto}.${n}`] = v;
+      });
+    }
+  }
+  return out;
 }
 
 /** Counts the relay log's lines per direction, SPI and event (see relay.ts for the format). */
@@ -316,25 +366,29 @@ async function soakIn(lab: Lab, o: SoakOptions, say: (s: string) => void): Promi
     const [bind, peer] = me === "A" ? [ADDR.hostA, ADDR.hostB] : [ADDR.hostB, ADDR.hostA];
     return [PYTHON, AGENT, "--bind", bind.v4, "--peer", peer.v4, "--port", String(STREAM_PORT), "--rate", String(o.rate),
       "--seconds", String(seconds), "--drain", String(drain), "--ping", peer.v4, "--ping", peer.v6,
-      "--ping-rate", String(o.pingRate), "--out", join(lab.dir, `agent-${me}.json`)];
+      "--ping-rate", String(o.pingRate), "--out", join(lab.dir, `agent-${me}.json`), "--go", go];
   };
+  const go = join(lab.dir, "go");
   const agA = lab.spawn("hA", "agent-A", agentArgs("A"));
   const agB = lab.spawn("hB", "agent-B", agentArgs("B"));
+  for (const ag of [agA, agB]) {
+    await waitFor(() => /agent: ready/.test(readLog(ag)) || !ag.running, ag.label, 30_000);
+    if (!ag.running) throw new Error(`${ag.label} exited ${ag.exitCode}:\n${readLog(ag)}`);
+  }
+  writeFileSync(go, "");
   const t0 = Date.now();
   const samples: Sample[] = [];
-  const sample = () => {
-    samples.push({
-      t: (Date.now() - t0) / 1000,
-      rssKiB: [vmRssKiB(ceA.pid), vmRssKiB(ceB.pid)],
-      fds: [fdCount(ceA.pid), fdCount(ceB.pid)],
-    });
+  const sample = async () => {
+    const t = (Date.now() - t0) / 1000;
+    const rssKiB: [number, number] = [vmRssKiB(ceA.pid), vmRssKiB(ceB.pid)];
+    samples.push({ t, rssKiB, fds: await Promise.all([fdCount(ceA.pid), fdCount(ceB.pid)]) });
   };
-  sample();
+  await sample();
   let nextProgress = 60;
   while (agA.running || agB.running) {
     await Promise.race([new Promise((r) => setTimeout(r, o.sampleSec * 1000)), Promise.all([agA.exited, agB.exited])]);
     for (const p of [ceA, ceB, relay]) if (!p.running) throw new Error(`${p.label} exited ${p.exitCode} during the soak:\n${readLog(p).slice(-4000)}`);
-    sample();
+    await sample();
     const s = samples[samples.length - 1];
     if (s.t >= nextProgress && (agA.running || agB.running)) {
       nextProgress += 60;
@@ -347,6 +401,7 @@ async function soakIn(lab: Lab, o: SoakOptions, say: (s: string) => void): Promi
   for (const ag of [agA, agB]) if (ag.exitCode !== 0) throw new Error(`${ag.label} exited ${ag.exitCode}:\n${readLog(ag)}`);
   // the agents drained for longer than any delay: nothing is in flight any more
   const [stA, stB] = [await wespStatus(sockA), await wespStatus(sockB)];
+  const kernel = await kernelDrops(lab);
   await relay.stop("SIGTERM", 10_000);
   const rs = JSON.parse(readFileSync(relaySummary, "utf8")) as RelaySummary;
   const logCounts = countLog(readFileSync(relayLog, "utf8"));
@@ -364,16 +419,19 @@ async function soakIn(lab: Lab, o: SoakOptions, say: (s: string) => void): Promi
     const key = spi.toString(16).padStart(8, "0");
     const r = rs.dirs[d].spis[key] ?? { received: 0, dropped: 0, duplicated: 0, reordered: 0, delayed: 0, emitted: 0, verdicts: { OK: 0, REPLAY: 0, REPLAY_OLD: 0 }, lost: 0, top: 0 };
     const inSa = rcv.peers[0].inbound[0].counters;
-    const wan = rcv.sockets.filter((x: { name: string }) => x.name.startsWith("wan/"));
+    type Row = { name: string; failed: number; unsent: number; kernelDrops: number | null };
+    const wan = (st: any) => (st.sockets as Row[]).filter((x) => x.name.startsWith("wan/"));
+    const lostRows = (rows: Row[]) => rows.reduce((n, x) => n + x.failed + x.unsent, 0);
     return {
       dir: d, spi,
       relay: { received: r.received, dropped: r.dropped, duplicated: r.duplicated, reordered: r.reordered, delayed: r.delayed, predicted: r.verdicts, lost: r.lost },
       log: logCounts.get(`${d}/${key}`) ?? { drop: 0, dup: 0, reorder: 0, delay: 0, REPLAY: 0, REPLAY_OLD: 0 },
-      sender: { espSent: snd.peers[0].outbound.counters.packets },
+      sender: { espSent: snd.peers[0].outbound.counters.packets, sendLost: lostRows(wan(snd)) },
       receiver: {
         accepted: inSa.packets,
         drops: Object.fromEntries(Object.entries(inSa.drops as Record<string, number>).filter(([, n]) => n > 0)),
-        kernelDrops: wan.reduce((s: number, x: { kernelDrops: number | null }) => s + (x.kernelDrops ?? 0), 0),
+        kernelDrops: wan(rcv).reduce((n, x) => n + (x.kernelDrops ?? 0), 0),
+        tunLost: lostRows((rcv.sockets as Row[]).filter((x) => x.name.startsWith("tun/"))),
       },
       stream: {
         sent: tx.stream.sent, received: rx.stream.received, missing: tx.stream.sent - rx.stream.received,
@@ -398,8 +456,9 @@ async function soakIn(lab: Lab, o: SoakOptions, say: (s: string) => void): Promi
       d.log.drop === d.relay.dropped && d.log.dup === d.relay.duplicated && d.log.reorder === d.relay.reordered && d.log.delay === d.relay.delayed &&
       d.log.REPLAY === d.relay.predicted.REPLAY && d.log.REPLAY_OLD === d.relay.predicted.REPLAY_OLD,
       `log lines drop ${d.log.drop} dup ${d.log.dup} reorder ${d.log.reorder} delay ${d.log.delay} → REPLAY ${d.log.REPLAY} REPLAY_OLD ${d.log.REPLAY_OLD}; summary agrees`);
-    check(`relay saw all of ${d.dir}`, relayKernel === 0 ? d.relay.received === d.sender.espSent : d.relay.received <= d.sender.espSent,
-      `sender's SA sent ${d.sender.espSent}, relay received ${d.relay.received}, relay socket drops ${relayKernel}`);
+    const leftSender = d.sender.espSent - d.sender.sendLost;
+    check(`relay saw all of ${d.dir}`, relayKernel === 0 ? d.relay.received === leftSender : d.relay.received <= leftSender,
+      `sender's SA sealed ${d.sender.espSent}, its socket lost ${d.sender.sendLost}, relay received ${d.relay.received}, relay socket drops ${relayKernel}`);
     const drops = d.receiver.drops;
     const other = Object.entries(drops).filter(([k]) => k !== "REPLAY" && k !== "REPLAY_OLD");
     check(`no false replay drop ${t}`,
@@ -410,21 +469,23 @@ async function soakIn(lab: Lab, o: SoakOptions, say: (s: string) => void): Promi
     check(`stream ${d.dir} intact`, d.stream.duplicates === 0 && d.stream.corrupt === 0 && d.stream.received > 0.5 * d.stream.sent,
       `sent ${d.stream.sent}, received ${d.stream.received}, duplicates ${d.stream.duplicates}, corrupt ${d.stream.corrupt}`);
     check(`stream ${d.dir} losses explained`, d.stream.missing <= d.relay.lost,
-      `missing ${d.stream.missing} ≤ ESP packets the relay lost ${d.relay.lost} (dropped ${d.relay.dropped}, late ${d.relay.lost - d.relay.dropped})`);
+      `missing ${d.stream.missing} ≤ ESP packets the relay lost ${d.relay.lost} (dropped ${d.relay.dropped}, late ${d.relay.lost - d.relay.dropped}); ` +
+      `receiver's TUN lost ${d.receiver.tunLost}, receiving host's socket dropped ${d.stream.rcvbufDrops}`);
   }
   const pingSent = pings.reduce((s, p) => s + p.sent, 0), pingRecv = pings.reduce((s, p) => s + p.received, 0);
   const pingDup = pings.reduce((s, p) => s + p.duplicates, 0);
   const missingAll = dirs.reduce((s, d) => s + d.stream.missing, 0) + (pingSent - pingRecv);
   const lostAll = dirs.reduce((s, d) => s + d.relay.lost, 0);
-  check("all losses explained", missingAll <= lostAll && pingDup === 0,
-    `stream missing ${missingAll - (pingSent - pingRecv)} + pings unanswered ${pingSent - pingRecv} = ${missingAll} ≤ relay lost ${lostAll}; duplicate echo replies ${pingDup}`);
+  check("all losses explained", missingAll <= lostAll && pingDup === 0 && rs.pendingAtEnd === 0,
+    `stream missing ${missingAll - (pingSent - pingRecv)} + pings unanswered ${pingSent - pingRecv} = ${missingAll} ≤ relay lost ${lostAll}; duplicate echo replies ${pingDup}; relay still held ${rs.pendingAtEnd} at the end` +
+    (missingAll <= lostAll ? "" : `; kernel drop counters: ${JSON.stringify(kernel)}`));
   check("pings", pingRecv > 0.5 * pingSent, `${pingRecv} of ${pingSent} answered`);
   const imp = dirs.reduce((s, d) => s + d.log.drop * d.log.dup * d.log.reorder * d.log.delay, 0);
   check("relay impaired", imp > 0 && dirs.every((d) => d.log.REPLAY > 0), "every kind of impairment and some predicted REPLAY happened each way");
 
   // memory and fds: baseline = median just after warm-up, end = median of the last fifth
   const after = samples.filter((s) => s.t >= warmupSec);
-  const k = Math.max(1, Math.ceil(after.length / 5));
+  const k = Math.max(3, Math.ceil(after.length / 5)); // a median of 3 or more ignores one GC spike
   const pick = (xs: Sample[], f: (s: Sample) => number) => median(xs.map(f));
   const two = (f: (i: 0 | 1) => number): [number, number] => [f(0), f(1)];
   const base = after.slice(0, k), tail = after.slice(-k);
@@ -452,7 +513,7 @@ async function soakIn(lab: Lab, o: SoakOptions, say: (s: string) => void): Promi
 
   const result: SoakResult = {
     options: { ...o, log: undefined }, seconds: elapsed, stateDir, dirs, pings, samples, warmupSec, rss, fds,
-    relayKernelDrops: rs.kernelDrops,
+    relayKernelDrops: rs.kernelDrops, kernelDrops: kernel, relayPendingAtEnd: rs.pendingAtEnd,
     outboundDrops: [stA, stB].map((st) => Object.fromEntries(Object.entries(st.global.outbound.drops as Record<string, number>).filter(([, n]) => n > 0))) as SoakResult["outboundDrops"],
     checks, ok: checks.every((c) => c.ok),
   };
@@ -478,6 +539,7 @@ export function formatResult(r: SoakResult): string {
   const [ab, ba] = r.dirs;
   const line = (name: string, f: (d: DirResult) => string | number) => L.push(row([name, f(ab), f(ba)], w));
   line("ESP sent by the CE", (d) => d.sender.espSent);
+  line("sender WAN socket failed/unsent", (d) => d.sender.sendLost);
   line("relay: received", (d) => d.relay.received);
   line("relay: dropped", (d) => d.log.drop);
   line("relay: duplicated", (d) => d.log.dup);
@@ -491,6 +553,7 @@ export function formatResult(r: SoakResult): string {
   line("wesp: REPLAY_OLD drops", (d) => d.receiver.drops.REPLAY_OLD ?? 0);
   line("wesp: other inbound drops", (d) => Object.entries(d.receiver.drops).filter(([k]) => !k.startsWith("REPLAY")).reduce((s, [, n]) => s + n, 0));
   line("wesp: WAN socket kernel drops", (d) => d.receiver.kernelDrops);
+  line("wesp: TUN write failed/unsent", (d) => d.receiver.tunLost);
   line("stream: sent", (d) => d.stream.sent);
   line("stream: received", (d) => d.stream.received);
   line("stream: missing", (d) => d.stream.missing);
@@ -498,7 +561,8 @@ export function formatResult(r: SoakResult): string {
   line("stream: duplicates / corrupt", (d) => `${d.stream.duplicates} / ${d.stream.corrupt}`);
   L.push("");
   for (const p of r.pings) L.push(`ping ${p.from} → ${p.dst}: ${p.received}/${p.sent} answered, ${p.duplicates} duplicate replies`);
-  L.push(`relay socket kernel drops: a ${r.relayKernelDrops.a}, b ${r.relayKernelDrops.b}; outbound drops ceA ${JSON.stringify(r.outboundDrops[0])}, ceB ${JSON.stringify(r.outboundDrops[1])}`);
+  L.push(`relay socket kernel drops: a ${r.relayKernelDrops.a}, b ${r.relayKernelDrops.b}; held at the end ${r.relayPendingAtEnd}; outbound drops ceA ${JSON.stringify(r.outboundDrops[0])}, ceB ${JSON.stringify(r.outboundDrops[1])}`);
+  L.push(`kernel drop counters in the namespaces: ${Object.keys(r.kernelDrops).length ? Object.entries(r.kernelDrops).map(([k, n]) => `${k} ${n}`).join(", ") : "none"}`);
   L.push("");
   const w2 = [34, 12, 12];
   L.push(row([`memory/fds (warm-up ${r.warmupSec} s)`, "ceA", "ceB"], w2));
