@@ -12,7 +12,7 @@ import { CST, isAlias, isMap, isNode, isScalar, isSeq, Lexer, LineCounter, parse
 import { readFileAndMode, secretFileMode } from "./keys.ts";
 import type { Config, ConfigIssue } from "./model.ts";
 import { normalize, type NormalizeContext, type RawConfig } from "./normalize.ts";
-import { scrub } from "./redact.ts";
+import { scrub, scrubPath } from "./redact.ts";
 import { formatPath, validateSchema, type PathSegments, type RawIssue } from "./schema_errors.ts";
 import { checkSemantics } from "./semantic.ts";
 
@@ -120,7 +120,7 @@ export function parseConfig(text: string, opts: ParseOptions): LoadResult {
     })));
   }
   const shape = checkShape(doc);
-  if (shape.length > 0) throw new ConfigError(source, shape.map((r) => ({ path: formatPath(r.at), message: r.message, line: lineOf(doc, lines, r.at) })));
+  if (shape.length > 0) throw new ConfigError(source, shape.map((r) => ({ path: scrubPath(formatPath(r.at)), message: r.message, line: lineOf(doc, lines, r.at) })));
   let raw: unknown;
   try {
     raw = doc.toJS({ maxAliasCount: 100 });
@@ -130,7 +130,7 @@ export function parseConfig(text: string, opts: ParseOptions): LoadResult {
   if (raw === null || raw === undefined) {
     throw new ConfigError(source, [{ path: "", message: "is empty" }]);
   }
-  const locateOne = (r: RawIssue): ConfigIssue => ({ path: formatPath(r.at), message: scrub(r.message), line: lineOf(doc, lines, r.at) });
+  const locateOne = (r: RawIssue): ConfigIssue => ({ path: scrubPath(formatPath(r.at)), message: scrub(r.message), line: lineOf(doc, lines, r.at) });
   // Reported in file order, as a compiler would.
   const locate = (list: RawIssue[]): ConfigIssue[] => list.map(locateOne).sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
 

@@ -24,6 +24,16 @@ export function scrub(text: string): string {
 }
 
 /**
+ * Scrub a field path. Its names come from the file and may be anything — a
+ * key pasted where a field name goes, or split by a stray character into
+ * pieces shorter than `scrub` catches — so runs of 8+ hex digits go too (no
+ * schema name or list index has one).
+ */
+export function scrubPath(path: string): string {
+  return scrub(path).replace(/[0-9a-fA-F]{8,}/g, "[redacted]");
+}
+
+/**
  * A human-readable summary of a loaded config for `wesp check --verbose` and
  * debug logs: every setting except keys, which appear as their length only.
  */

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { ConfigError, loadConfigSync, MAX_CONFIG_BYTES, parseConfig } from "../../host/config/load.ts";
-import { REPO } from "../helpers/config_fixture.ts";
+import { findKeyLeaks, REPO } from "../helpers/config_fixture.ts";
 
 const opts = { baseDir: "/", uid: 1000, env: {} };
 const HQ = readFileSync(join(REPO, "examples/three-sites/hq.yaml"), "utf8");
@@ -110,4 +110,14 @@ test("a config 'file' that never ends (/dev/zero) is refused after 4 MiB, not re
 test("an SPI of 400 hex digits: the message reads 'an integer or a string'", () => {
   const e = refused(HQ.replace("spi_in: 0x000a0b01", `spi_in: 0x${"f".repeat(400)}`));
   assert.deepEqual(e.issues.map((i) => [i.path, i.message]), [["peers[0].sas[0].spi_in", "must be an integer or a string"]]);
+});
+
+test("a key that a stray character turned into part of a field name is scrubbed from the path", () => {
+  const key = "b5da255941044a156e0eb3c16067acf283245f385d51b8423b4bd73efb1361b91fbdbfc5";
+  // 14 hex digits, a non-hex byte, the rest: each piece under the 16 digits that scrub() catches in messages
+  const text = HQ.replace(/ {8}key_out: "[0-9a-f]+"\n/, `        "key_out: ${key.slice(0, 14)}\u00ff${key.slice(14, 28)}\u00ff${key.slice(28)}": 1\n`);
+  assert.notEqual(text, HQ);
+  const e = refused(text);
+  assert.deepEqual(findKeyLeaks(e.issues.map((i) => `${i.path}: ${i.message}`).join("\n"), [key]), []);
+  assert.ok(e.issues.some((i) => /^peers\[0\]\.sas\[0\]\.key_out: \[redacted\]/.test(i.path) && /unknown field/.test(i.message)), JSON.stringify(e.issues));
 });
