@@ -267,6 +267,7 @@ const LAYOUT_TABLE = memory.data<i32>([
   <i32>L.FLAG_DF,
   <i32>L.FLAG_ALLOW_NO_INTEGRITY,
   <i32>L.FLAG_PRIOR_SEEN,
+  <i32>L.FLAG_FIXED_REMOTE,
   <i32>L.FLAG_REPLAY,
   <i32>L.FLAG_NEEDS_REKEY,
   <i32>L.ACTION_DISCARD,
@@ -275,4 +276,4 @@ const LAYOUT_TABLE = memory.data<i32>([
   <i32>L.KAT_IV_MAX,
 ]);
 export function layoutTable(): usize { return LAYOUT_TABLE; }
-export function layoutTableLength(): i32 { return 97; }
+export function layoutTableLength(): i32 { return 98; }

@@ -27,7 +27,7 @@ import {
 import { innerLength, innerLengthFamily } from "./ipip";
 import {
   D_ADDR, D_FAMILY, D_KIND, D_LEN, D_LOCAL, D_OFF, D_PEER, D_PORT, D_PROTO, D_REASON, D_SA, D_VERDICT,
-  FLAG_ESN, FLAG_GRE_KEY, FLAG_REPLAY, FLAG_UDP, KIND_IP, KIND_PAYLOAD, KIND_UDP,
+  FLAG_ESN, FLAG_FIXED_REMOTE, FLAG_GRE_KEY, FLAG_REPLAY, FLAG_UDP, KIND_IP, KIND_PAYLOAD, KIND_UDP,
   MODE_GRE, MODE_IPIP, MODE_PAYLOAD, MODE_TRANSPORT, MODE_TRANSPORT_GRE, MODE_TRANSPORT_IPIP, MODE_TUNNEL,
   SA_ALIGN, SA_CTX, SA_FAMILY, SA_FLAGS, SA_GREKEY, SA_HMAC_CTX, SA_ICVLEN, SA_IVLEN, SA_LOCAL, SA_MODE, SA_PEER,
   SA_REMOTE, SA_REPLAY, SA_SALT, SA_SEQLIMIT, SA_SUITE,
@@ -208,7 +208,7 @@ function espIn(d: usize, slot: usize, p: usize, len: i32): bool {
   const limit = load<u64>(sa + SA_SEQLIMIT);
   if (limit != 0 && seq > limit) return drop(d, sa, Reason.SEQ_UNRESERVED);
   replayAdvance(st, seq); // only after authentication (§3.4.3)
-  if (oUdp && seq > top && (flags & FLAG_UDP) != 0) {
+  if (oUdp && seq > top && (flags & (FLAG_UDP | FLAG_FIXED_REMOTE)) == FLAG_UDP) {
     addrCopy(ADDR16, oSrc, oFamily);
     peerLearn(load<u32>(sa + SA_PEER), oFamily, ADDR16, oPort);
   }

@@ -132,6 +132,9 @@ export const FLAG_ALLOW_NO_INTEGRITY: u16 = 32;
 // Inbound, parameter only: every number below initialSeq counts as already
 // received (a restart resumes past a durable reservation: docs/replay.md).
 export const FLAG_PRIOR_SEEN: u16 = 64;
+// The peer's outer address and port are as configured, never learned from
+// inbound packets (a UDP-encapsulated SA with nat_t: false — no NAT between).
+export const FLAG_FIXED_REMOTE: u16 = 128;
 // Record-only flags.
 export const FLAG_REPLAY: u16 = 256; // anti-replay check on (window > 0)
 export const FLAG_NEEDS_REKEY: u16 = 512; // outbound sequence exhausted (RFC 4303 §3.3.3)

@@ -91,6 +91,7 @@ export const FLAG_GRE_SEQ = 8;
 export const FLAG_DF = 16;
 export const FLAG_ALLOW_NO_INTEGRITY = 32;
 export const FLAG_PRIOR_SEEN = 64;
+export const FLAG_FIXED_REMOTE = 128;
 export const FLAG_REPLAY = 256;
 export const FLAG_NEEDS_REKEY = 512;
 
@@ -267,6 +268,7 @@ export const LAYOUT_CHECK: [string, number][] = [
   ["FLAG_DF", FLAG_DF],
   ["FLAG_ALLOW_NO_INTEGRITY", FLAG_ALLOW_NO_INTEGRITY],
   ["FLAG_PRIOR_SEEN", FLAG_PRIOR_SEEN],
+  ["FLAG_FIXED_REMOTE", FLAG_FIXED_REMOTE],
   ["FLAG_REPLAY", FLAG_REPLAY],
   ["FLAG_NEEDS_REKEY", FLAG_NEEDS_REKEY],
   ["ACTION_DISCARD", ACTION_DISCARD],

@@ -96,6 +96,8 @@ export interface SaParams {
   remote?: string | Uint8Array;
   /** RFC 3948 UDP encapsulation; ports default to 4500. */
   udp?: boolean | { sport?: number; dport?: number };
+  /** UDP-encapsulated, but no NAT between (nat_t: false): never learn the peer's address from inbound packets. */
+  fixedRemote?: boolean;
   /** GRE key (RFC 2890 §2.1), absent = no key. */
   greKey?: number;
   /** GRE sequence numbers (RFC 2890 §2.2). */
@@ -273,6 +275,7 @@ export class Core {
     if (p.df) flags |= A.FLAG_DF;
     if (p.allowNoIntegrity) flags |= A.FLAG_ALLOW_NO_INTEGRITY;
     if (p.priorSeen) flags |= A.FLAG_PRIOR_SEEN;
+    if (p.fixedRemote) flags |= A.FLAG_FIXED_REMOTE;
     u8[b + A.SAP_DIR] = p.direction === "out" ? A.DIR_OUT : A.DIR_IN;
     u8[b + A.SAP_SUITE] = suite;
     u8[b + A.SAP_MODE] = mode;

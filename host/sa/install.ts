@@ -235,7 +235,8 @@ export class SaTable {
   }
 
   private udp(p: PeerSpec) {
-    return p.encap === "udp" ? { udp: { sport: p.localPort, dport: p.port } } : {};
+    // nat_t: false on a UDP port: encapsulated, but the peer's address is as configured (no NAT).
+    return p.encap === "udp" ? { udp: { sport: p.localPort, dport: p.port }, fixedRemote: !p.natT } : {};
   }
 
   private outSa(p: PeerSpec, saId: number, spi: number, lifetime: SaSpec["lifetime"]): OutSa {

@@ -78,3 +78,22 @@ test("with integrity the same SA shape still learns and advances (the check is o
   assert.equal(st.remote, "198.51.100.7");
   assert.equal(st.remotePort, 61000);
 });
+
+test("fixedRemote (nat_t: false on a UDP port): an authenticated packet from another address does not move the peer", async () => {
+  const c = await makeCore();
+  const key = randomBytes(16), salt = randomBytes(4);
+  const inb = c.addSa({ direction: "in", suite: "aes-gcm-16", mode: "tunnel", spi: SPI, key, salt, peerId: PEER, local: L, remote: R, udp: true, fixedRemote: true });
+  const out = c.addSa({ direction: "out", suite: "aes-gcm-16", mode: "tunnel", spi: 0x6006, key: randomBytes(16), salt: randomBytes(4), peerId: PEER, local: L, remote: R, udp: true, fixedRemote: true });
+  c.addPolicy({ action: "protect", local: "10.1.0.0/16", remote: "10.2.0.0/16", saId: out, peerId: PEER });
+  const inner = innerUdp("10.2.0.9", "10.1.0.5", 30);
+  const esp = sealEsp({ suite: "aes-gcm-16", spi: SPI, key, salt, esn: false }, { seq: 9n, iv: randomBytes(8), payload: inner, nextHeader: 4 });
+  c.writePacket(0, esp, KIND.UDP);
+  c.setRemote(0, "198.51.100.7", 61000, L);
+  c.processInbound(1);
+  assert.equal(c.verdict(0), VERDICT.TO_TUN, c.reasonName(0));
+  assert.equal(c.saState(inb).replayTop, 9n, "the window still advances");
+  const st = c.saState(out);
+  assert.equal(st.remoteLearned, false);
+  assert.equal(st.remote, R);
+  assert.equal(st.remotePort, 4500);
+});
