@@ -217,7 +217,8 @@ function textNesting(text: string): { depth: number; line: number } {
     switch (CST.tokenType(token)) {
       case "newline": line++; indent = 0; indicators = 0; lineStart = true; continue;
       case "space": if (lineStart) indent = token.length; continue;
-      case "seq-item-ind": case "explicit-key-ind": case "map-value-ind": indicators++; break;
+      // Inside brackets a ":" or "-" opens nothing: one-line JSON has one per field.
+      case "seq-item-ind": case "explicit-key-ind": case "map-value-ind": if (flow === 0) indicators++; break;
       case "flow-map-start": case "flow-seq-start": flow++; break;
       case "flow-map-end": case "flow-seq-end": flow = Math.max(0, flow - 1); break;
       default: for (let i = token.indexOf("\n"); i >= 0; i = token.indexOf("\n", i + 1)) line++;

@@ -412,6 +412,11 @@ export class Core {
     return this.ex.policyCount();
   }
 
+  /** Replay bitmaps still free for windows above 960 (largeWindowBlocks at create, less those in use). */
+  largeBlocksFree(): number {
+    return this.ex.saLargeBlocksFree();
+  }
+
   /** The SPD entry (id) an outbound packet with this 5-tuple matches, or -1. */
   lookupPolicy(local: string, remote: string, proto = 0, localPort = 0, remotePort = 0): number {
     const l = parseAddr(local), r = parseAddr(remote);

@@ -102,7 +102,8 @@ export function coreSizing(peers: PeerSpec[] | Config): { maxSas: number; maxPol
     // Peer ids run 1..peers and must stay below maxSas.
     maxSas: Math.max(1024, 2 * (sas + list.length) + 16),
     maxPolicies: Math.max(1024, 2 * policies + 16),
-    largeWindowBlocks: Math.max(4, 2 * large + 2),
+    // 16 KiB each: the default window (1,024) needs one per inbound SA.
+    largeWindowBlocks: Math.max(64, 2 * large + 16),
   };
 }
 

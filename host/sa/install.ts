@@ -69,6 +69,8 @@ function coreCipher(suite: Suite, km: KeyMaterial): Pick<SaParams, "suite" | "ke
 }
 
 const familyOf = (prefix: string): 4 | 6 => (prefix.includes(":") ? 6 : 4);
+/** Replay windows above this need a pool block (docs/core.md: 16 inline words hold 960). */
+const LARGE_WINDOW = 960;
 
 export class SaTable {
   readonly prov: Provisioned = { peers: [], outBySa: new Map() };
@@ -127,7 +129,7 @@ export class SaTable {
   }
 
   private check(peers: PeerSpec[]): void {
-    let adds = 0;
+    let adds = 0, large = 0, policies = 0;
     for (const p of peers) {
       if (this.opts.hasCarrier && !this.opts.hasCarrier(p.wanIndex, p.carrier, p.mode)) {
         throw new ApplyError(`peer ${p.name}: needs a ${p.carrier} socket on WAN port ${p.wanIndex} that this instance did not open at start (restart to add it)`);
@@ -141,11 +143,16 @@ export class SaTable {
         if (needIn && !s.keysIn) throw new ApplyError(`peer ${p.name}: inbound SA spi 0x${(s.spiIn >>> 0).toString(16)} arrived without its keys`);
         if (needOut && !s.keysOut) throw new ApplyError(`peer ${p.name}: outbound SA spi 0x${(s.spiOut >>> 0).toString(16)} arrived without its keys`);
         adds += (needIn ? 1 : 0) + (needOut ? 1 : 0);
+        if (needIn && s.replayWindow > LARGE_WINDOW) large++;
       });
+      policies += p.remotes.length * Math.max(1, p.locals.length);
       if (rebuild && !h && this.freeIds.length === 0 && this.nextId >= this.core.maxSas) throw new ApplyError("no free peer id: the core was sized for fewer peers (restart)");
     }
     // Make before break needs room for the new SAs while the old ones still exist.
     if (this.liveSas() + adds > this.core.maxSas) throw new ApplyError(`the new config needs ${adds} more SAs than the core has room for (${this.core.maxSas}); restart to resize`);
+    if (large > this.core.largeBlocksFree()) throw new ApplyError(`the new config needs ${large} more replay windows above ${LARGE_WINDOW} than the core has room for (${this.core.largeBlocksFree()} free); restart to resize`);
+    // Counted as if every policy were new (a peer's are replaced, not added): conservative.
+    if (this.core.policyCount() + policies > this.core.maxPolicies) throw new ApplyError(`the new config needs up to ${policies} more SPD entries than the core has room for (${this.core.maxPolicies}); restart to resize`);
   }
 
   private liveSas(): number {
