@@ -135,6 +135,11 @@ export type AuthResult = { kind: "done"; events: IkeEvent[] } | { kind: "fail"; 
 export function onAuthResponse(ctx: SaContext, ps: readonly Payload[]): AuthResult {
   const authFail = findNotify(ps, Notify.AUTHENTICATION_FAILED);
   if (authFail) return { kind: "fail", reason: "peer-error", detail: "the responder sent AUTHENTICATION_FAILED", notify: Notify.AUTHENTICATION_FAILED };
+  // an error without AUTH refuses the whole exchange (e.g. UNSUPPORTED_CRITICAL_PAYLOAD, INVALID_SYNTAX)
+  const refusal = ps.find((p): p is NotifyPayload => p.kind === "notify" && p.notifyType < 16384);
+  if (refusal && !ps.some((p) => p.kind === "auth")) {
+    return { kind: "fail", reason: "peer-error", detail: `IKE_AUTH refused with notify ${refusal.notifyType}`, notify: refusal.notifyType };
+  }
   const bad = checkPeer(ctx, ps);
   if (bad) return { kind: "fail", reason: "auth", detail: bad };
   const events: IkeEvent[] = [];

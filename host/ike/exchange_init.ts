@@ -7,7 +7,7 @@ import { Exchange, Flag, Notify, Protocol, SPI_BYTES, VERSION } from "./constant
 import { createKeyExchange, supportedGroup } from "./dh.ts";
 import { encodeMessage, findNotify, type Header, type Message } from "./message.ts";
 import { natHash } from "./nat.ts";
-import type { NotifyPayload, Payload } from "./payloads.ts";
+import { unsupportedCritical, type NotifyPayload, type Payload } from "./payloads.ts";
 import { deriveIkeSaKeys } from "./prf.ts";
 import { acceptResponse, selectProposal, toProposals } from "./proposals.ts";
 import type { SaContext } from "./context.ts";
@@ -123,6 +123,8 @@ export function onInitRequest(ctx: SaContext, m: Message, raw: Uint8Array): Init
     const h = { ...header(ctx, true), spiR: new Uint8Array(SPI_BYTES) };
     return { kind: "refuse", response: encodeMessage({ header: h, payloads: [notify(type, data)] }), reason, detail };
   };
+  const critical = unsupportedCritical(ps);
+  if (critical !== undefined) return refuse(Notify.UNSUPPORTED_CRITICAL_PAYLOAD, "protocol", `critical payload type ${critical}`, Uint8Array.of(critical));
   const sa = ps.find((p) => p.kind === "sa");
   const ke = ps.find((p) => p.kind === "ke");
   const ni = ps.find((p) => p.kind === "nonce");

@@ -14,7 +14,7 @@ import { hexSpi, skKeys, type SaContext } from "./context.ts";
 import { authRequest, onAuthRequest, onAuthResponse } from "./exchange_auth.ts";
 import { initRequest, onInitRequest, onInitResponse } from "./exchange_init.ts";
 import { isResponse, type Header, type Message } from "./message.ts";
-import type { Payload } from "./payloads.ts";
+import { unsupportedCritical, type Payload } from "./payloads.ts";
 import { openMessage, sealMessage } from "./sk.ts";
 import type { Deps, FailReason, IkeEvent, IkeSaConfig, Path, Step } from "./types.ts";
 
@@ -189,6 +189,13 @@ export class IkeSa {
     if (!inner.ok) return this.refused(inner.error.reason, inner.error.detail);
     // §2.23: the peer's address is followed only once a message has authenticated
     this.ctx.path = { ...path };
+    const critical = unsupportedCritical(inner.value);
+    if (critical !== undefined) {
+      // §2.5: rejected as a whole, the response names the payload type
+      const step = this.respond(m.header.exchange, id, [{ kind: "notify", protocol: 0, spi: new Uint8Array(0), notifyType: Notify.UNSUPPORTED_CRITICAL_PAYLOAD, data: Uint8Array.of(critical) }], path);
+      step.events.push({ type: "refused", ike: this.name, reason: "unsupported-critical", detail: `critical payload type ${critical}` });
+      return step;
+    }
     if (m.header.exchange === Exchange.IKE_AUTH && this.state === "init-answered") {
       const a = onAuthRequest(this.ctx, inner.value);
       const step = this.respond(m.header.exchange, id, a.payloads, path);

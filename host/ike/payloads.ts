@@ -61,6 +61,18 @@ export function payloadType(p: Payload): number {
   }
 }
 
+const KNOWN_TYPES = new Set<number>(Object.values(PayloadType));
+
+/**
+ * §2.5: the type of the first payload we do not recognize whose critical bit is
+ * set, if any: "the message MUST be rejected" with UNSUPPORTED_CRITICAL_PAYLOAD
+ * naming it. Payloads of known types (CP and EAP included) ignore the bit.
+ */
+export function unsupportedCritical(ps: readonly Payload[]): number | undefined {
+  for (const p of ps) if (p.kind === "opaque" && p.critical && !KNOWN_TYPES.has(p.type)) return p.type;
+  return undefined;
+}
+
 const TS_HEADER = 8; // type, protocol, length, start port, end port (§3.13.1)
 
 /** Decodes the body of a payload of type `type`; `base` is the body's offset in the message. */

@@ -8,7 +8,9 @@ import { IkeEndpoint } from "../../host/ike/endpoint.ts";
 import { ikeSaConfig } from "../../host/ike/config.ts";
 import { tsText } from "../../host/ike/ts.ts";
 import { IdType } from "../../host/ike/constants.ts";
-import { decodeMessage } from "../../host/ike/message.ts";
+import { decodeMessage, encodeMessage } from "../../host/ike/message.ts";
+import { openMessage, sealMessage } from "../../host/ike/sk.ts";
+import { skKeys } from "../../host/ike/context.ts";
 import type { ChildSaEstablished, IkeEvent, IkeSaConfig, Outgoing, Path, Step } from "../../host/ike/types.ts";
 
 const A = "10.99.0.1";
@@ -256,4 +258,38 @@ test("DELETE of the IKE SA (§1.4.1): both sides end it", () => {
   assert.deepEqual(kinds(fin.events), ["ikeSaDeleted"]);
   assert.equal(sa.state, "deleted");
   assert.equal(l.a.sas.size + l.b.sas.size, 0);
+});
+
+test("unknown critical payloads are refused with UNSUPPORTED_CRITICAL_PAYLOAD naming the type (§2.5); unknown non-critical ones are ignored", () => {
+  const cfgB = config("to-a", B, A);
+  const atB: Path = { localAddress: B, localPort: 500, remoteAddress: A, remotePort: 500 };
+  const initWith = (critical: boolean) => {
+    const a = new IkeEndpoint(() => undefined, { random: (n) => new Uint8Array(randomBytes(n)), now: () => 0, allocateSpi: () => 0x4000 });
+    const req = decodeMessage(a.initiate(config("to-b", A, B), { localAddress: A, localPort: 500, remoteAddress: B, remotePort: 500 }).step.send[0].bytes);
+    assert.ok(req.ok);
+    req.value.payloads.push({ kind: "opaque", type: 200, critical, body: Uint8Array.of(1, 2, 3) });
+    const b = new IkeEndpoint(() => cfgB, { random: (n) => new Uint8Array(randomBytes(n)), now: () => 0, allocateSpi: () => 0x5000 });
+    const resp = decodeMessage(b.receive(encodeMessage(req.value), atB).send[0].bytes);
+    assert.ok(resp.ok);
+    return resp.value.payloads;
+  };
+  const refused = initWith(true);
+  assert.deepEqual(refused.map((p) => p.kind === "notify" && [p.notifyType, [...p.data]]), [[1, [200]]]);
+  assert.deepEqual(initWith(false).map((p) => p.kind), ["sa", "ke", "nonce", "notify", "notify"]);
+
+  // inside SK, in IKE_AUTH: the responder answers the notification, the initiator fails with peer-error
+  const l = lab(config("to-b", A, B), cfgB);
+  const exchangeOf = (b: Uint8Array) => b[18]; // §3.1: Exchange Type
+  l.setNet((d) => (d.from === "a" && exchangeOf(d.bytes) === 35 ? undefined : d)); // hold A's IKE_AUTH request back
+  const sa = l.start();
+  assert.equal(sa.state, "auth-sent");
+  const authReq = decodeMessage(l.wire.at(-1)!.out.bytes);
+  assert.ok(authReq.ok);
+  const inner = openMessage(l.wire.at(-1)!.out.bytes, authReq.value.payloads[0], skKeys(sa.ctx).out);
+  assert.ok(inner.ok);
+  const forged = sealMessage(authReq.value.header, [...inner.value, { kind: "opaque", type: 201, critical: true, body: new Uint8Array(0) }], skKeys(sa.ctx).out);
+  const back = l.b.receive(forged, atB);
+  assert.deepEqual(kinds(back.events), ["refused"]);
+  const fin = l.a.receive(back.send[0].bytes, { localAddress: A, localPort: 500, remoteAddress: B, remotePort: 500 });
+  assert.deepEqual(fin.events.map((e) => e.type === "failed" && e.detail), ["IKE_AUTH refused with notify 1"]);
 });
