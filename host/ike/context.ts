@@ -4,7 +4,7 @@ import type { KeyExchange } from "./dh.ts";
 import type { IkeSaKeys } from "./prf.ts";
 import type { Chosen } from "./proposals.ts";
 import type { SkKeys } from "./sk.ts";
-import type { Deps, IkeSaConfig, Path } from "./types.ts";
+import type { Deps, Identity, IkeSaConfig, Path } from "./types.ts";
 
 export interface SaContext {
   cfg: IkeSaConfig;
@@ -29,6 +29,9 @@ export interface SaContext {
   /** §2.23: a NAT rewrote our address / the peer's. */
   natHere: boolean;
   natThere: boolean;
+  /** The identity the peer authenticated as (§2.15), and whether it asked for INITIAL_CONTACT (§2.4). */
+  peerId?: Identity;
+  peerInitialContact?: boolean;
   /** Our inbound ESP SPI for the CHILD_SA set up in IKE_AUTH. */
   childSpiIn?: number;
 }

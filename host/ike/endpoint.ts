@@ -93,6 +93,7 @@ export class IkeEndpoint {
 
   /** Forgets SAs that are over, and keeps the half-open index to SAs still negotiating. */
   private done(sa: IkeSa, step: Step): Step {
+    if (step.events.some((e) => e.type === "ikeSaEstablished" && e.initialContact)) this.initialContact(sa, step);
     if (sa.state === "failed" || sa.state === "deleted") {
       this.sas.delete(sa.initiatorSide() ? sa.spiI : sa.spiR);
     }
@@ -100,6 +101,22 @@ export class IkeEndpoint {
       for (const [k, v] of this.halfOpen) if (v === sa) this.halfOpen.delete(k);
     }
     return this.counted(step);
+  }
+
+  /**
+   * §2.4: a peer that sends INITIAL_CONTACT has no other IKE SA with us any more;
+   * every other SA authenticated with the same identity is deleted locally, without
+   * a message (the peer would not answer it).
+   */
+  private initialContact(fresh: IkeSa, step: Step): void {
+    const id = fresh.peerId;
+    if (!id) return;
+    for (const other of [...this.sas.values()]) {
+      const o = other.peerId;
+      if (other === fresh || !o || o.idType !== id.idType || !Buffer.from(o.data).equals(id.data)) continue;
+      step.events.push(...other.abandon().events);
+      this.sas.delete(other.initiatorSide() ? other.spiI : other.spiR);
+    }
   }
 
   private counted(step: Step): Step {

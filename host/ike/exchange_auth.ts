@@ -45,7 +45,9 @@ function checkPeer(ctx: SaContext, ps: readonly Payload[]): string | undefined {
   const prf = ctx.ike!.prf!;
   // the peer signed the message it sent and our nonce (§2.15)
   const octets = ctx.initiator ? signedOctets(prf, ctx.msg2!, ctx.ni!, k.skPr, id) : signedOctets(prf, ctx.msg1!, ctx.nr!, k.skPi, id);
-  return authEqual(pskAuth(prf, ctx.cfg.psk, octets), auth.data) ? undefined : "AUTH does not verify";
+  if (!authEqual(pskAuth(prf, ctx.cfg.psk, octets), auth.data)) return "AUTH does not verify";
+  ctx.peerId = { idType: id.idType, data: id.data };
+  return undefined;
 }
 
 /** The initiator's IKE_AUTH request payloads (inside SK). */
@@ -98,6 +100,7 @@ export function onAuthRequest(ctx: SaContext, ps: readonly Payload[]): AuthAnswe
   const bad = checkPeer(ctx, ps);
   // §2.21.2: AUTHENTICATION_FAILED in the response, and the IKE SA is not kept
   if (bad) return { kind: "refuse", payloads: [notify(Notify.AUTHENTICATION_FAILED)], reason: "auth", detail: bad };
+  ctx.peerInitialContact = !!findNotify(ps, Notify.INITIAL_CONTACT);
   const id = ourId(ctx);
   const payloads: Payload[] = [id, ourAuth(ctx, id)];
   const events: IkeEvent[] = [];

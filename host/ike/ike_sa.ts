@@ -3,7 +3,8 @@
 //
 //   initiator:  start ─► init-sent ─► auth-sent ─► established ─► deleting ─► deleted
 //   responder:  (IKE_SA_INIT) ─► init-answered ─► established ─► deleted
-//                any state ─► failed (timeout, error notify, AUTH, protocol)
+//                any state ─► failed (timeout, error notify, AUTH, protocol,
+//                liveness check unanswered, half-open too long)
 //
 // Message IDs (§2.2): each side numbers its own requests from 0; a response
 // carries its request's ID. Retransmission (§2.1): only the side that sent a
@@ -21,6 +22,8 @@ import type { Deps, FailReason, IkeEvent, IkeSaConfig, Path, Step } from "./type
 export type SaState = "init-sent" | "auth-sent" | "init-answered" | "established" | "deleting" | "deleted" | "failed";
 
 const DEFAULT_RETRANSMIT = { baseMs: 1000, tries: 5 };
+/** strongSwan's half_open_timeout is 30 s as well. */
+const DEFAULT_HALF_OPEN_S = 30;
 
 interface Pending {
   id: number;
@@ -39,10 +42,28 @@ export class IkeSa {
   /** The next request ID we expect from the peer, and the response we gave to the one before (§2.1). */
   private peerNextId = 0;
   private lastResponse?: { id: number; bytes: Uint8Array; path: Path };
+  /** When we created the SA, and when an authenticated message last came from the peer (§2.4). */
+  private readonly createdAt: number;
+  private lastHeard: number;
+  /** close() was called while a request was outstanding. */
+  private closeWhenIdle = false;
 
   private constructor(ctx: SaContext, state: SaState) {
     this.ctx = ctx;
     this.state = state;
+    this.createdAt = this.lastHeard = ctx.deps.now();
+  }
+
+  /** "SPIi_SPIr" in hex, as events carry it. */
+  get id(): string { return `${this.spiI}_${this.spiR}`; }
+
+  /** The identity the peer authenticated as, once it has. */
+  get peerId() { return this.ctx.peerId; }
+
+  /** Labels a step's events with this SA's id. */
+  private stamp(step: Step): Step {
+    for (const e of step.events) e.sa ??= this.id;
+    return step;
   }
 
   get spiI(): string { return hexSpi(this.ctx.spiI); }
@@ -56,7 +77,7 @@ export class IkeSa {
     while (spiI.every((b) => b === 0)) spiI = deps.random(8); // §3.1: the initiator's SPI MUST NOT be zero
     const ctx: SaContext = { cfg, deps, initiator: true, spiI, spiR: new Uint8Array(8), path, group: cfg.ikeProposals[0].dh[0], natHere: false, natThere: false };
     const sa = new IkeSa(ctx, "init-sent");
-    return { sa, step: sa.request(Exchange.IKE_SA_INIT, initRequest(ctx)) };
+    return { sa, step: sa.stamp(sa.request(Exchange.IKE_SA_INIT, initRequest(ctx))) };
   }
 
   /**
@@ -69,7 +90,8 @@ export class IkeSa {
     const ctx: SaContext = { cfg, deps, initiator: false, spiI: m.header.spiI, spiR, path, group: 0, natHere: false, natThere: false };
     const a = onInitRequest(ctx, m, raw);
     if (a.kind === "refuse") {
-      return { step: { send: [{ bytes: a.response, path }], events: [{ type: "failed", ike: cfg.name, reason: a.reason, detail: a.detail }] } };
+      const sa = `${hexSpi(ctx.spiI)}_0000000000000000`;
+      return { step: { send: [{ bytes: a.response, path }], events: [{ type: "failed", ike: cfg.name, sa, reason: a.reason, detail: a.detail }] } };
     }
     const sa = new IkeSa(ctx, "init-answered");
     sa.peerNextId = 1;
@@ -79,34 +101,63 @@ export class IkeSa {
 
   /** When `tick` next has something to do, or undefined. */
   get nextTimeout(): number | undefined {
-    return this.pending?.nextAt;
+    if (this.pending) return this.pending.nextAt;
+    if (this.state === "init-answered") return this.createdAt + (this.ctx.cfg.halfOpenSeconds ?? DEFAULT_HALF_OPEN_S) * 1000;
+    const dpd = this.ctx.cfg.dpdSeconds;
+    if (this.state === "established" && dpd) return this.lastHeard + dpd * 1000;
+    return undefined;
   }
 
-  /** Retransmits the outstanding request when its time has come; gives up after the last try (§2.1). */
+  /**
+   * Time has come for something: retransmit the outstanding request or give up
+   * after the last try (§2.1); drop a half-open responder SA; send a liveness
+   * check (an empty INFORMATIONAL request, §2.4) when the peer has been quiet.
+   */
   tick(now: number): Step {
+    const due = this.nextTimeout;
+    if (due === undefined || now < due) return none();
     const p = this.pending;
-    if (!p || now < p.nextAt) return none();
-    const r = this.ctx.cfg.retransmit ?? DEFAULT_RETRANSMIT;
-    if (p.tries >= r.tries) {
-      this.pending = undefined;
-      return this.fail("timeout", `no response to message ${p.id} after ${p.tries} sends`);
+    if (p) {
+      const r = this.ctx.cfg.retransmit ?? DEFAULT_RETRANSMIT;
+      if (p.tries >= r.tries) {
+        this.pending = undefined;
+        const what = p.exchange === Exchange.INFORMATIONAL && this.state === "established" ? "liveness check" : `message ${p.id}`;
+        return this.stamp(this.fail("timeout", `no response to ${what} after ${p.tries} sends`));
+      }
+      p.tries++;
+      p.nextAt = now + r.baseMs * 2 ** (p.tries - 1);
+      return { send: [{ bytes: p.bytes, path: p.path }], events: [] };
     }
-    p.tries++;
-    p.nextAt = now + r.baseMs * 2 ** (p.tries - 1);
-    return { send: [{ bytes: p.bytes, path: p.path }], events: [] };
+    if (this.state === "init-answered") return this.stamp(this.fail("half-open", "no IKE_AUTH request in time"));
+    return this.stamp(this.sealedRequest(Exchange.INFORMATIONAL, []));
+  }
+
+  /**
+   * Forgets the SA without a word to the peer: for INITIAL_CONTACT (§2.4: the peer
+   * has restarted and will not answer for the old SA).
+   */
+  abandon(): Step {
+    this.state = "deleted";
+    this.pending = undefined;
+    return this.stamp({ send: [], events: [{ type: "ikeSaDeleted", ike: this.name, byPeer: true, why: "initial-contact" }] });
   }
 
   /** Deletes an established IKE SA (and with it its CHILD_SAs, §1.4.1) with an INFORMATIONAL DELETE. */
   close(): Step {
     if (this.state !== "established") return none();
+    // window of one (§2.3): a liveness check still outstanding is answered first
+    if (this.pending) {
+      this.closeWhenIdle = true;
+      return none();
+    }
     this.state = "deleting";
-    return this.sealedRequest(Exchange.INFORMATIONAL, [{ kind: "delete", protocol: Protocol.IKE, spis: [] }]);
+    return this.stamp(this.sealedRequest(Exchange.INFORMATIONAL, [{ kind: "delete", protocol: Protocol.IKE, spis: [] }]));
   }
 
   /** A decoded datagram for this SA (`raw` without any non-ESP marker), arriving over `path`. */
   receive(m: Message, raw: Uint8Array, path: Path): Step {
-    if (this.state === "failed" || this.state === "deleted") return this.refused("dead-sa", `message for an SA in state ${this.state}`);
-    return isResponse(m.header) ? this.onResponse(m, raw, path) : this.onRequest(m, raw, path);
+    if (this.state === "failed" || this.state === "deleted") return this.stamp(this.refused("dead-sa", `message for an SA in state ${this.state}`));
+    return this.stamp(isResponse(m.header) ? this.onResponse(m, raw, path) : this.onRequest(m, raw, path));
   }
 
   // --- requests we send ---------------------------------------------------
@@ -143,6 +194,7 @@ export class IkeSa {
     this.pending = undefined;
     this.nextId++;
     this.ctx.path = { ...path };
+    this.lastHeard = this.ctx.deps.now();
     if (p.exchange === Exchange.IKE_AUTH) {
       const r = onAuthResponse(this.ctx, inner.value);
       if (r.kind === "fail") return this.fail(r.reason, r.detail);
@@ -153,7 +205,7 @@ export class IkeSa {
       this.state = "deleted";
       return { send: [], events: [{ type: "ikeSaDeleted", ike: this.name, byPeer: false }] };
     }
-    return none();
+    return this.closeWhenIdle ? this.close() : none();
   }
 
   private onInitResponse(m: Message, raw: Uint8Array): Step {
@@ -189,6 +241,7 @@ export class IkeSa {
     if (!inner.ok) return this.refused(inner.error.reason, inner.error.detail);
     // §2.23: the peer's address is followed only once a message has authenticated
     this.ctx.path = { ...path };
+    this.lastHeard = this.ctx.deps.now();
     const critical = unsupportedCritical(inner.value);
     if (critical !== undefined) {
       // §2.5: rejected as a whole, the response names the payload type
@@ -249,7 +302,11 @@ export class IkeSa {
     const proposal = [
       `${c.encr.cipher}-${c.encr.keyBits}`, c.integ ? `integ-${c.integ.id}` : "", `prf-${c.prf!.hash}`, `dh-${this.ctx.group}`,
     ].filter(Boolean).join("/");
-    return { type: "ikeSaEstablished", ike: this.name, spiI: this.spiI, spiR: this.spiR, initiator: this.ctx.initiator, proposal, natDetected: this.ctx.natHere || this.ctx.natThere };
+    this.lastHeard = this.ctx.deps.now();
+    return {
+      type: "ikeSaEstablished", ike: this.name, spiI: this.spiI, spiR: this.spiR, initiator: this.ctx.initiator, proposal,
+      natDetected: this.ctx.natHere || this.ctx.natThere, initialContact: !!this.ctx.peerInitialContact,
+    };
   }
 
   private fail(reason: FailReason, detail: string): Step {

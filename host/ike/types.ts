@@ -36,6 +36,10 @@ export interface IkeSaConfig {
   initialContact?: boolean;
   /** Retransmission of requests (§2.1): first timeout, doubled each time, number of sends in all. */
   retransmit?: { baseMs: number; tries: number };
+  /** Liveness check (§2.4) after this many seconds without an authenticated message from the peer; 0/undefined = none. */
+  dpdSeconds?: number;
+  /** How long a responder waits for IKE_AUTH after answering IKE_SA_INIT; default 30 s. */
+  halfOpenSeconds?: number;
 }
 
 /** Where a datagram came from or goes to. */
@@ -78,18 +82,25 @@ export interface ChildSaEstablished {
   initiator: boolean;
 }
 
-export type IkeEvent =
-  | { type: "ikeSaEstablished"; ike: string; spiI: string; spiR: string; initiator: boolean; proposal: string; natDetected: boolean }
+/**
+ * Everything IKE reports. `ike` is the configuration's name; `sa` names the IKE SA
+ * itself as "SPIi_SPIr" in hex (SPIr all zero until the responder has chosen one),
+ * so two IKE SAs with one peer (e.g. around INITIAL_CONTACT) stay apart.
+ */
+export type IkeEvent = (
+  | { type: "ikeSaEstablished"; ike: string; spiI: string; spiR: string; initiator: boolean; proposal: string; natDetected: boolean; initialContact: boolean }
   | ChildSaEstablished
   | { type: "childSaFailed"; ike: string; notify: number; detail: string }
   | { type: "childSaDeleted"; ike: string; spisIn: number[] }
-  | { type: "ikeSaDeleted"; ike: string; byPeer: boolean }
+  | { type: "ikeSaDeleted"; ike: string; byPeer: boolean; why?: "initial-contact" }
   | { type: "failed"; ike: string; reason: FailReason; detail: string }
-  | { type: "refused"; ike: string; reason: string; detail: string };
+  | { type: "refused"; ike: string; reason: string; detail: string }
+) & { sa?: string };
 
 /** Why an IKE SA could not be set up (or was dropped). */
 export type FailReason =
-  | "timeout" // no response after every retransmission (§2.1)
+  | "timeout" // no response after every retransmission (§2.1); for a liveness check: the peer is dead (§2.4)
+  | "half-open" // a responder SA whose IKE_AUTH never came
   | "peer-error" // the peer answered with an error notification (§3.10.1)
   | "no-proposal" // nothing acceptable in the peer's SA (§2.7)
   | "bad-ke" // KE data refused (RFC 6989) or group mismatch

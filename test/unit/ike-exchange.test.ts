@@ -293,3 +293,82 @@ test("unknown critical payloads are refused with UNSUPPORTED_CRITICAL_PAYLOAD na
   const fin = l.a.receive(back.send[0].bytes, { localAddress: A, localPort: 500, remoteAddress: B, remotePort: 500 });
   assert.deepEqual(fin.events.map((e) => e.type === "failed" && e.detail), ["IKE_AUTH refused with notify 1"]);
 });
+
+test("liveness (§2.4): after dpdSeconds of silence an empty INFORMATIONAL goes out and its answer keeps the SA; unanswered, the peer is declared dead", () => {
+  const l = lab(config("to-b", A, B, { dpdSeconds: 10 }), config("to-a", B, A));
+  const sa = l.start();
+  const sent = () => l.wire.length;
+  const before = sent();
+  l.tick(9_999);
+  assert.equal(sent(), before, "quiet before dpdSeconds");
+  l.tick(1);
+  assert.equal(sent(), before + 2, "request and response");
+  assert.equal(l.wire.at(-2)!.out.bytes[18], 37, "INFORMATIONAL");
+  assert.equal(sa.state, "established");
+  assert.deepEqual(kinds(l.events.a).slice(2), [], "nothing to report");
+  assert.equal(sa.nextTimeout, 10_000 + 10_000, "next check 10 s after the answer");
+  // the peer goes silent: three sends (1 s, then 2 s), then dead
+  l.setNet(() => undefined);
+  l.tick(10_000);
+  l.tick(1_000);
+  l.tick(2_000);
+  assert.equal(sa.state, "established");
+  l.tick(4_000);
+  assert.equal(sa.state, "failed");
+  const dead = l.events.a.at(-1)!;
+  assert.ok(dead.type === "failed" && dead.reason === "timeout" && /liveness/.test(dead.detail), JSON.stringify(dead));
+  assert.equal(dead.sa, sa.id, "the event names the IKE SA");
+  assert.equal(l.a.sas.size, 0);
+});
+
+test("a responder SA whose IKE_AUTH never comes is dropped after halfOpenSeconds", () => {
+  const l = lab(config("to-b", A, B), config("to-a", B, A, { halfOpenSeconds: 5 }));
+  l.setNet((d) => (d.from === "a" && d.bytes[18] === 35 ? undefined : d));
+  l.start();
+  assert.equal(l.b.sas.size, 1);
+  l.tick(4_999);
+  assert.equal(l.b.sas.size, 1);
+  l.tick(1);
+  assert.equal(l.b.sas.size, 0);
+  assert.deepEqual(l.events.b.map((e) => e.type === "failed" && e.reason), ["half-open"]);
+});
+
+test("INITIAL_CONTACT (§2.4): a restarted peer's new IKE SA replaces the old one, which is deleted without a message", () => {
+  const cfgB = config("to-a", B, A);
+  const l = lab(config("to-b", A, B), cfgB);
+  const first = l.start();
+  const oldId = first.id;
+  assert.equal(l.b.sas.size, 1);
+  // A "restarts": a fresh endpoint with the same identity, initiating again
+  const a2 = new IkeEndpoint(() => undefined, { random: (n) => new Uint8Array(randomBytes(n)), now: () => 0, allocateSpi: () => 0x7000 });
+  let step = a2.initiate(config("to-b", A, B), { localAddress: A, localPort: 500, remoteAddress: B, remotePort: 500 }).step;
+  const atB: Path = { localAddress: B, localPort: 500, remoteAddress: A, remotePort: 500 };
+  const atA: Path = { localAddress: A, localPort: 500, remoteAddress: B, remotePort: 500 };
+  const evB: IkeEvent[] = [];
+  for (let i = 0; i < 2; i++) {
+    const resp = l.b.receive(step.send[0].bytes, atB);
+    evB.push(...resp.events);
+    step = a2.receive(resp.send[0].bytes, atA);
+  }
+  assert.deepEqual(kinds(evB), ["ikeSaEstablished", "childSaEstablished", "ikeSaDeleted"]);
+  const est = evB[0];
+  assert.ok(est.type === "ikeSaEstablished" && est.initialContact);
+  const del = evB[2];
+  assert.ok(del.type === "ikeSaDeleted" && del.byPeer && del.why === "initial-contact");
+  assert.equal(del.sa, oldId, "the old IKE SA, not the new one");
+  assert.equal(l.b.sas.size, 1);
+  assert.notEqual([...l.b.sas.values()][0].id, oldId);
+});
+
+test("close() during a liveness check waits for its answer, then deletes (window of one, §2.3)", () => {
+  const l = lab(config("to-b", A, B, { dpdSeconds: 10 }), config("to-a", B, A));
+  const sa = l.start();
+  let hold: { bytes: Uint8Array; path: Path } | undefined;
+  l.setNet((d) => (d.from === "b" && !hold ? ((hold = d), undefined) : d)); // hold B's answer to the check
+  l.tick(10_000);
+  assert.ok(hold);
+  assert.deepEqual(sa.close(), { send: [], events: [] });
+  const after = l.a.receive(hold.bytes, hold.path);
+  assert.equal(after.send.length, 1, "the DELETE goes out once the check is answered");
+  assert.equal(sa.state, "deleting");
+});
