@@ -8,6 +8,7 @@ import { EXIT_FAILURE } from "./exit_codes.ts";
 const BENCH = fileURLToPath(new URL("../../bench/core/index.ts", import.meta.url));
 
 export async function main(args: string[]): Promise<number> {
+  if (args[0] === "tunnel") return (await import("./bench_tunnel.ts")).main(args.slice(1));
   const a = args.map((x) => (x === "-h" ? "--help" : x));
   const r = spawnSync(process.execPath, ["--import", "tsx", BENCH, ...a], { stdio: "inherit" });
   return r.status ?? EXIT_FAILURE;

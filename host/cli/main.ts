@@ -27,7 +27,7 @@ export const COMMANDS: readonly Command[] = [
   { name: "check", usage: "check CONFIG", summary: "validate a config file; exit 2 naming the field at fault", module: "./check.ts" },
   { name: "keys", usage: "keys --wireshark CONFIG [-o FILE]", summary: "write the SA keys as Wireshark's esp_sa table (debugging)", module: "./keys.ts" },
   { name: "selftest", usage: "selftest [--vectors FILE]", summary: "run ESP known-answer vectors through the WASM core", module: "./selftest.ts" },
-  { name: "bench", usage: "bench", summary: "measure the core's throughput per cipher and packet size", module: "./bench.ts" },
+  { name: "bench", usage: "bench [tunnel]", summary: "the core's throughput per cipher and size; tunnel: iperf3 through wesp and its peers", module: "./bench.ts" },
   { name: "demo", usage: "demo [--keep | --down]", summary: "three-site ESP VPN in namespaces: build, send traffic, check, tear down", module: "./demo.ts" },
 ];
 

@@ -1,0 +1,57 @@
+// `wesp bench tunnel` end to end, short: one round of 2 s per workload with wesp
+// (both suites) and the bare veth. The JSON must hold a number for every
+// measure of every row and wesp's CPU figures; no namespace may be left. No
+// figure is judged: speed is for the benchmark, never a test (docs/bench.md).
+import { after, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync, execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { requireTools } from "../helpers/require.ts";
+
+const WESP = fileURLToPath(new URL("../../bin/wesp.js", import.meta.url));
+const WORKLOADS = ["tcp1", "tcp4", "udp1400", "udp64"];
+
+describe("wesp bench tunnel", { skip: requireTools(["netns", "iperf3"], { why: "the tunnel benchmark" }) }, () => {
+  const dir = mkdtempSync(join(tmpdir(), "wesp-bench-tunnel-test-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("measures wesp and the veth and writes JSON with numbers for each row, and an SVG", () => {
+    const json = join(dir, "t.json");
+    const r = spawnSync(process.execPath, [WESP, "bench", "tunnel", "--runs", "1", "--seconds", "2", "--only", "wesp,veth", "--no-install", "--json", json],
+      { encoding: "utf8", timeout: 300_000 });
+    assert.equal(r.status, 0, `exit ${r.status}\n${r.stdout}\n${r.stderr}`);
+    const res = JSON.parse(readFileSync(json, "utf8"));
+    const ids = ["wesp-aes128gcm", "wesp-chacha20", "veth"];
+    for (const id of ids) assert.ok(res.contenders.find((c: any) => c.id === id)?.ran, `${id} ran`);
+    for (const id of ids) {
+      for (const w of WORKLOADS) {
+        const row = res.rows.find((x: any) => x.contender === id && x.workload === w);
+        assert.ok(row, `row ${id} ${w}`);
+        for (const k of ["mbps", "kpps"]) {
+          for (const f of ["median", "min", "max"]) assert.ok(Number.isFinite(row[k][f]) && row[k][f] >= 0, `${id} ${w} ${k}.${f}: ${row[k][f]}`);
+        }
+        if (w.startsWith("udp")) assert.ok(Number.isFinite(row.lossPercent.median), `${id} ${w} loss`);
+        if (id === "veth") {
+          assert.equal(row.mbitPerCpuS, null, "the veth has no endpoint process");
+        } else {
+          for (const k of ["cpuA", "cpuB", "mbitPerCpuS", "kppsPerCpuS"]) assert.ok(Number.isFinite(row[k].median), `${id} ${w} ${k}`);
+        }
+      }
+    }
+    assert.ok(res.ratios.some((x: any) => x.peer === "veth" && Number.isFinite(x.throughput)), "ratios against the veth");
+    assert.ok(typeof res.machine.cpu === "string" && res.machine.cores >= 1);
+    assert.match(readFileSync(json.replace(/\.json$/, ".svg"), "utf8"), /^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+    const left = execFileSync("ip", ["netns", "list"], { encoding: "utf8" }).split("\n").filter((l) => l.startsWith(`wbench-${r.pid}-`));
+    assert.deepEqual(left, [], "no namespace left");
+    assert.equal(existsSync(json), true);
+  });
+
+  it("refuses a bad option with exit 2", () => {
+    const r = spawnSync(process.execPath, [WESP, "bench", "tunnel", "--only", "nosuch"], { encoding: "utf8" });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /--only: unknown nosuch/);
+  });
+});
