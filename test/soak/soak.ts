@@ -234,10 +234,14 @@ async function fdCount(pid: number): Promise<number> {
   return n;
 }
 
+/** `wesp status --json`; tried 3 times (a shared tree's package.json caught mid-write once broke the CLI's start). */
 async function wespStatus(sock: string): Promise<any> {
-  const r = await exec([process.execPath, WESP_BIN, "status", "--control", sock, "--json"], { timeoutMs: 30_000 });
-  if (r.code !== 0) throw new Error(`wesp status --control ${sock}: exit ${r.code}: ${r.stderr}`);
-  return JSON.parse(r.stdout);
+  for (let i = 1; ; i++) {
+    const r = await exec([process.execPath, WESP_BIN, "status", "--control", sock, "--json"], { timeoutMs: 30_000 });
+    if (r.code === 0) return JSON.parse(r.stdout);
+    if (i === 3) throw new Error(`wesp status --control ${sock}: exit ${r.code}: ${r.stderr}`);
+    await new Promise((res) => setTimeout(res, 2000));
+  }
 }
 
 const SNMP_DROPS = new Set([
@@ -392,7 +396,13 @@ async function soakIn(lab: Lab, o: SoakOptions, say: (s: string) => void): Promi
     const s = samples[samples.length - 1];
     if (s.t >= nextProgress && (agA.running || agB.running)) {
       nextProgress += 60;
-      const [sa, sb] = [await wespStatus(sockA), await wespStatus(sockB)];
+      let sa, sb;
+      try {
+        [sa, sb] = [await wespStatus(sockA), await wespStatus(sockB)];
+      } catch (e) {
+        say(`t=${Math.round(s.t)}s  (progress: ${(e as Error).message.split("\n")[0]})`);
+        continue;
+      }
       const inb = (st: any) => st.peers[0].inbound[0].counters;
       say(`t=${Math.round(s.t)}s  ceA rss ${(s.rssKiB[0] / 1024).toFixed(1)} MiB fds ${s.fds[0]} in ${inb(sa).packets} (replay ${inb(sa).drops.REPLAY}/${inb(sa).drops.REPLAY_OLD})  ` +
         `ceB rss ${(s.rssKiB[1] / 1024).toFixed(1)} MiB fds ${s.fds[1]} in ${inb(sb).packets} (replay ${inb(sb).drops.REPLAY}/${inb(sb).drops.REPLAY_OLD})`);
