@@ -1,0 +1,130 @@
+// The VPN database's records (draft-ietf-l3vpn-ce-based-02 §3.1: "a new VPN
+// entry ... the CE devices belonging to the VPN, and a description of the
+// VPN's topology"), as the Store interface (store.ts) hands them out.
+//
+// Identifiers follow net2cloud §3 ("C-PE Location identifiers, such as Site
+// Identifier, System ID, and/or Port ID"): a site has a numeric `siteId`
+// (unique in its VPN, given by the controller) and a `systemId` (the CE box,
+// unique across the database); each WAN port has a numeric `portId` (unique in
+// its site). Names — of VPNs, sites and ports — are what operators type and
+// what a CE's config carries (docs/config.md "name": 1–32 of A-Z a-z 0-9 _ . -).
+
+/** net2cloud §3 "NAT properties": the NAT in front of a WAN port (RFC 3489 §5 terms). */
+export const NAT_TYPES = ["none", "full-cone", "restricted-cone", "port-restricted-cone", "symmetric", "unknown"] as const;
+export type NatType = (typeof NAT_TYPES)[number];
+
+/** Suites the controller makes keys for: AEADs only (docs/config.md "Suites and key sizes"). */
+export const CONTROLLER_SUITES = ["aes-256-gcm", "aes-128-gcm", "chacha20-poly1305"] as const;
+export type ControllerSuite = (typeof CONTROLLER_SUITES)[number];
+
+/** ESP modes a controller-made VPN uses (docs/config.md "Modes"; plain ipip/gre are not offered). */
+export const CONTROLLER_MODES = ["tunnel", "transport-ipip", "transport-gre"] as const;
+export type ControllerMode = (typeof CONTROLLER_MODES)[number];
+
+export type Topology =
+  | { kind: "full-mesh" }
+  /** Spokes talk to the hub (and to the backup hub when there is one); hubs talk to every spoke and to each other. */
+  | { kind: "hub-and-spoke"; hub: string; backupHub?: string };
+
+export interface Vpn {
+  name: string;
+  topology: Topology;
+  suite: ControllerSuite;
+  mode: ControllerMode;
+  /** Change counter: every change to the VPN, its sites or its SAs raises it by one. */
+  version: number;
+  createdAt: number;
+}
+
+export interface NewVpn {
+  name: string;
+  topology?: Topology;
+  suite?: ControllerSuite;
+  mode?: ControllerMode;
+}
+
+/** A WAN port of a CE (net2cloud §3): private side as configured, public side as seen past a NAT. */
+export interface WanPort {
+  name: string;
+  portId: number;
+  /** The CE's own address on this port (a private one behind a NAT). */
+  privateAddress: string;
+  /** The CE's UDP port for ESP-in-UDP (RFC 3948), default 4500. */
+  privatePort: number;
+  /** The address peers reach it at, when a NAT translates it (learned with STUN later). */
+  publicAddress?: string;
+  publicPort?: number;
+  natType: NatType;
+  /** Faces a trusted network (the provider's MPLS VPN) rather than the Internet (net2cloud §4). */
+  trusted: boolean;
+}
+
+export interface NewWanPort {
+  name: string;
+  privateAddress: string;
+  privatePort?: number;
+  publicAddress?: string;
+  publicPort?: number;
+  natType?: NatType;
+  trusted?: boolean;
+}
+
+export interface Site {
+  vpn: string;
+  /** The CE's identity: its node name in the config it gets. */
+  name: string;
+  siteId: number;
+  systemId: string;
+  /** Prefixes behind the CE (its config's node.local_prefixes). */
+  prefixes: string[];
+  wan: WanPort[];
+  createdAt: number;
+}
+
+export interface NewSite {
+  name: string;
+  /** Default: `${vpn}/${name}`. */
+  systemId?: string;
+  prefixes: string[];
+  wan: NewWanPort[];
+}
+
+/** What a STUN answer or a CE's registration changes on a port. */
+export interface WanPortUpdate {
+  publicAddress?: string | null;
+  publicPort?: number | null;
+  natType?: NatType;
+}
+
+/**
+ * One direction of a controller-made SA pair (RFC 9061 IKE-less case): `src`
+ * sends on it, `dst` receives. The key is sealed (keys.ts); the store never
+ * sees it in the clear.
+ */
+export interface SaRecord {
+  src: string;
+  dst: string;
+  /** Rekey generation of the pair (0 first; make-before-break lists two). */
+  generation: number;
+  /** dst's spi_in: unique among the SAs dst receives on. */
+  spi: number;
+  suite: ControllerSuite;
+  sealedKey: Uint8Array;
+  createdAt: number;
+}
+
+/** A change notification: `vpn` is now at `version` (a deleted VPN reports version -1). */
+export interface Change {
+  vpn: string;
+  version: number;
+}
+
+export type StoreErrorCode = "not-found" | "conflict" | "invalid" | "token-invalid";
+
+/** A refusal the API turns into a 4xx: `code` says which. Messages never carry secrets. */
+export class StoreError extends Error {
+  constructor(readonly code: StoreErrorCode, message: string) {
+    super(message);
+    this.name = "StoreError";
+  }
+}

@@ -1,0 +1,90 @@
+// The VPN database's schema, as numbered migrations written once for both
+// dialects: `{id}` is the row id column and `{blob}` a byte string, spelled
+// per dialect by `migrationsFor`. Times are milliseconds since the epoch
+// (BIGINT), booleans 0/1, lists JSON text. A migration is never edited once
+// released: changes are new entries at the end.
+//
+//   vpns ─┬─< sites ─┬─< wan_ports
+//         │          ├─< enrolment_tokens     (SHA-256 of the token, never the token)
+//         └─< sas >──┘  src_site, dst_site    (one row per direction; sealed key)
+//   operator_tokens                             (SHA-256 of the token)
+//   schema_migrations                           (applied versions)
+
+const MIGRATIONS: readonly string[] = [
+  // 1: VPNs, sites, WAN ports, controller-made SAs, enrolment and operator tokens.
+  `CREATE TABLE vpns (
+     id {id},
+     name TEXT NOT NULL UNIQUE,
+     topology TEXT NOT NULL,
+     suite TEXT NOT NULL,
+     mode TEXT NOT NULL,
+     version BIGINT NOT NULL DEFAULT 0,
+     next_site_id INTEGER NOT NULL DEFAULT 1,
+     created_at BIGINT NOT NULL
+   );
+   CREATE TABLE sites (
+     id {id},
+     vpn_id BIGINT NOT NULL REFERENCES vpns(id) ON DELETE CASCADE,
+     name TEXT NOT NULL,
+     site_id INTEGER NOT NULL,
+     system_id TEXT NOT NULL UNIQUE,
+     prefixes TEXT NOT NULL,
+     created_at BIGINT NOT NULL,
+     UNIQUE (vpn_id, name),
+     UNIQUE (vpn_id, site_id)
+   );
+   CREATE TABLE wan_ports (
+     site_ref BIGINT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+     name TEXT NOT NULL,
+     port_id INTEGER NOT NULL,
+     private_address TEXT NOT NULL,
+     private_port INTEGER NOT NULL,
+     public_address TEXT,
+     public_port INTEGER,
+     nat_type TEXT NOT NULL,
+     trusted INTEGER NOT NULL,
+     PRIMARY KEY (site_ref, name),
+     UNIQUE (site_ref, port_id)
+   );
+   CREATE TABLE sas (
+     vpn_id BIGINT NOT NULL REFERENCES vpns(id) ON DELETE CASCADE,
+     src_site BIGINT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+     dst_site BIGINT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+     generation INTEGER NOT NULL,
+     spi BIGINT NOT NULL,
+     suite TEXT NOT NULL,
+     sealed_key {blob} NOT NULL,
+     created_at BIGINT NOT NULL,
+     PRIMARY KEY (src_site, dst_site, generation),
+     UNIQUE (dst_site, spi)
+   );
+   CREATE INDEX sas_vpn ON sas (vpn_id);
+   CREATE TABLE enrolment_tokens (
+     hash TEXT PRIMARY KEY,
+     site_ref BIGINT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+     expires_at BIGINT NOT NULL,
+     used_at BIGINT,
+     created_at BIGINT NOT NULL
+   );
+   CREATE TABLE operator_tokens (
+     hash TEXT PRIMARY KEY,
+     name TEXT NOT NULL UNIQUE,
+     created_at BIGINT NOT NULL
+   );`,
+];
+
+/** The schema version this build writes and reads. */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+const TYPES = {
+  sqlite: { id: "INTEGER PRIMARY KEY AUTOINCREMENT", blob: "BLOB" },
+  postgres: { id: "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", blob: "BYTEA" },
+} as const;
+
+/** Migration `i` (1-based) as statements of `dialect`, one per element. */
+export function migrationsFor(dialect: "sqlite" | "postgres"): string[][] {
+  const t = TYPES[dialect];
+  return MIGRATIONS.map((m) =>
+    m.replaceAll("{id}", t.id).replaceAll("{blob}", t.blob).split(";").map((s) => s.trim()).filter(Boolean),
+  );
+}
