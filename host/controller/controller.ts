@@ -1,0 +1,91 @@
+// The controller's logic over the VPN database: operator changes (VPNs,
+// sites, topology) followed by the SAs they call for, and each CE's config.
+// The HTTPS API (api/) calls nothing else; the Store (store/) keeps state.
+//
+// After every change the SAs are reconciled with the topology: a pair that
+// should talk and has no SAs gets two, made here (keys.ts) — one per
+// direction, each with its own key and an SPI its receiver does not use —
+// and SAs of pairs that no longer talk are deleted. Both are transactions of
+// their own, safe to run from several replicas at once (the database keeps one
+// pair of SAs per pair of sites and generation).
+import { createHash } from "node:crypto";
+import { KeySealer, newSaKey } from "./keys.ts";
+import { renderConfig, type CeConfig } from "./render.ts";
+import type { NewSite, NewVpn, SaRecord, Site, Topology, Vpn } from "./store/model.ts";
+import { StoreError } from "./store/model.ts";
+import type { Store } from "./store/store.ts";
+import { pairsOf } from "./topology.ts";
+
+export interface ReconcileReport {
+  made: number;
+  deleted: number;
+}
+
+export class Controller {
+  constructor(readonly store: Store, private readonly sealer: KeySealer) {}
+
+  async createVpn(v: NewVpn): Promise<Vpn> {
+    return this.store.createVpn(v);
+  }
+
+  async setTopology(vpn: string, t: Topology): Promise<Vpn> {
+    await this.store.setTopology(vpn, t);
+    await this.reconcile(vpn);
+    return (await this.store.getVpn(vpn))!;
+  }
+
+  async addSite(vpn: string, s: NewSite): Promise<Site> {
+    const site = await this.store.addSite(vpn, s);
+    await this.reconcile(vpn);
+    return site;
+  }
+
+  async removeSite(vpn: string, name: string): Promise<boolean> {
+    const gone = await this.store.removeSite(vpn, name);
+    if (gone) await this.reconcile(vpn);
+    return gone;
+  }
+
+  /** Makes the SAs of pairs that lack them, deletes those of pairs that no longer talk. */
+  async reconcile(vpn: string): Promise<ReconcileReport> {
+    const v = await this.store.getVpn(vpn);
+    if (!v) throw new StoreError("not-found", `VPN "${vpn}" not found`);
+    const sites = await this.store.listSites(vpn);
+    const wanted = pairsOf(v, sites);
+    const have = new Set((await this.store.listSas(vpn)).filter((s) => s.generation === 0).map((s) => `${s.src}\n${s.dst}`));
+    let made = 0;
+    for (const [a, b] of wanted) {
+      if (have.has(`${a}\n${b}`) && have.has(`${b}\n${a}`)) continue;
+      if (await this.makePair(v, a, b, 0)) made++;
+    }
+    const deleted = await this.store.pruneSas(vpn, wanted);
+    return { made, deleted };
+  }
+
+  /** The two SAs of {a, b}: fresh random keys, never equal to each other (checked, not just likely). */
+  private makePair(v: Vpn, a: string, b: string, generation: number): Promise<boolean> {
+    const seen = new Set<string>();
+    return this.store.ensureSaPair(v.name, a, b, generation, ({ src, dst, spi }) => {
+      for (;;) {
+        const key = newSaKey(v.suite);
+        const id = createHash("sha256").update(key).digest("hex");
+        if (seen.has(id)) continue;
+        seen.add(id);
+        const sealedKey = this.sealer.seal({ vpn: v.name, src, dst, generation, spi }, key);
+        key.fill(0);
+        return { suite: v.suite, sealedKey };
+      }
+    });
+  }
+
+  /** The config of CE `site` (render.ts), with only the keys of SAs it sends or receives on. */
+  async configFor(vpn: string, site: string): Promise<CeConfig> {
+    const v = await this.store.getVpn(vpn);
+    if (!v) throw new StoreError("not-found", `VPN "${vpn}" not found`);
+    const sites = await this.store.listSites(vpn);
+    if (!sites.some((s) => s.name === site)) throw new StoreError("not-found", `site "${site}" not found`);
+    const sas = await this.store.listSasOf(vpn, site);
+    const open = (sa: SaRecord) => this.sealer.open({ vpn, src: sa.src, dst: sa.dst, generation: sa.generation, spi: sa.spi }, sa.sealedKey);
+    return renderConfig(v, sites, sas, site, open);
+  }
+}

@@ -1,0 +1,128 @@
+// A CE's configuration, computed from the VPN database: the node (its WAN
+// ports and prefixes) and the peers the topology gives it, each with its SAs,
+// in the shape of a wesp config (docs/config.md), so the CE agent hands it to
+// `ce.apply()` as it is. This is the CE's part of the VPN database
+// (draft-ietf-l3vpn-ce-based-02 §3.3): `<peer address, keys, SA info, tunnel
+// info>` for the peers it talks to — and nothing about any other pair
+// (net2cloud §4.1: "many nodes can get dumped with too much information").
+//
+// The node fields a CE decides for itself (tun, control, state_dir, workers)
+// are not set here: the agent keeps its own.
+import type { SaRecord, Site, Vpn, WanPort } from "./store/model.ts";
+import { peersOf } from "./topology.ts";
+import { parseAddress } from "../config/addr.ts";
+
+/** Seconds between NAT keepalives a CE behind a NAT sends (RFC 3948 §2.3 suggests 20). */
+export const NAT_KEEPALIVE_S = 20;
+
+export interface CeSa {
+  spi_in: number;
+  spi_out: number;
+  suite: string;
+  key_in: string;
+  key_out: string;
+}
+
+export interface CePeer {
+  name: string;
+  address: string;
+  port: number;
+  wan: string;
+  nat_t: boolean;
+  keepalive: number;
+  prefixes: string[];
+  mode: string;
+  sas: CeSa[];
+}
+
+/** A wesp config (docs/config.md) for one CE. */
+export interface CeConfig {
+  version: 1;
+  node: {
+    name: string;
+    wan: { name: string; address: string; port: number; encap: "udp"; trusted: boolean }[];
+    local_prefixes: string[];
+  };
+  peers: CePeer[];
+}
+
+function family(a: string): number {
+  const p = parseAddress(a);
+  return p.ok ? p.value.family : 0;
+}
+
+/** Where peers reach a port: its public side when a NAT translates it. */
+function reachable(p: WanPort): { address: string; port: number } {
+  return { address: p.publicAddress ?? p.privateAddress, port: p.publicPort ?? p.privatePort };
+}
+
+/** Each side can send to the other: its own address has the family of where it sends (docs/config.md "Rules"). */
+function compatible(pa: WanPort, pb: WanPort): boolean {
+  return family(pa.privateAddress) === family(reachable(pb).address) && family(pb.privateAddress) === family(reachable(pa).address);
+}
+
+/**
+ * The ports a tunnel between `a` and `b` uses, `a`'s first: an Internet-facing
+ * port on both sides when both have one, else trusted ones, else any; the
+ * first compatible pair in port order, looked up from the side whose name
+ * sorts first so that both CEs agree. Undefined when none is compatible.
+ */
+export function choosePorts(a: Site, b: Site): [WanPort, WanPort] | undefined {
+  if (b.name < a.name) {
+    const r = choosePorts(b, a);
+    return r && [r[1], r[0]];
+  }
+  for (const trusted of [false, true, undefined]) {
+    for (const pa of a.wan.filter((p) => trusted === undefined || p.trusted === trusted)) {
+      const pb = b.wan.find((q) => (trusted === undefined || q.trusted === trusted) && compatible(pa, q));
+      if (pb) return [pa, pb];
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The config of `site`. `sas` must hold at least the SAs `site` sends or
+ * receives on (others are ignored); `openKey` unseals one. A peer whose SAs
+ * are not made yet, or with which no WAN port family is shared, is left out.
+ * At most the two newest generations of a pair are listed, the older first
+ * (it carries outbound traffic until removed: docs/config.md "Rekeying").
+ */
+export function renderConfig(vpn: Vpn, sites: Site[], sas: SaRecord[], site: string, openKey: (sa: SaRecord) => Uint8Array): CeConfig {
+  const me = sites.find((s) => s.name === site);
+  if (!me) throw new Error(`site "${site}" is not in VPN "${vpn.name}"`);
+  const peers: CePeer[] = [];
+  for (const name of peersOf(vpn, sites, site)) {
+    const other = sites.find((s) => s.name === name)!;
+    const ports = choosePorts(me, other);
+    if (!ports) continue;
+    const out = sas.filter((x) => x.src === site && x.dst === name);
+    const inn = sas.filter((x) => x.src === name && x.dst === site);
+    const gens = [...new Set(out.map((x) => x.generation))].filter((g) => inn.some((x) => x.generation === g)).sort((x, y) => x - y).slice(-2);
+    if (gens.length === 0) continue;
+    const [mine, theirs] = ports;
+    peers.push({
+      name,
+      ...reachable(theirs),
+      wan: mine.name,
+      nat_t: true,
+      keepalive: mine.natType !== "none" ? NAT_KEEPALIVE_S : 0,
+      prefixes: [...other.prefixes],
+      mode: vpn.mode,
+      sas: gens.map((g) => {
+        const o = out.find((x) => x.generation === g)!;
+        const i = inn.find((x) => x.generation === g)!;
+        return { spi_in: i.spi, spi_out: o.spi, suite: o.suite, key_in: Buffer.from(openKey(i)).toString("hex"), key_out: Buffer.from(openKey(o)).toString("hex") };
+      }),
+    });
+  }
+  return {
+    version: 1,
+    node: {
+      name: me.name,
+      wan: me.wan.map((p) => ({ name: p.name, address: p.privateAddress, port: p.privatePort, encap: "udp" as const, trusted: p.trusted })),
+      local_prefixes: [...me.prefixes],
+    },
+    peers,
+  };
+}

@@ -1,0 +1,43 @@
+// Which sites of a VPN talk to each other (draft-ietf-l3vpn-ce-based-02 §3.1:
+// the VPN database holds "a description of the VPN's topology"; §3.3: a CE
+// establishes tunnels with the other CEs "to which it should establish a
+// virtual VPN link - dependent on the VPN topology").
+//
+//   full mesh:       every pair of sites
+//   hub-and-spoke:   hub ↔ each spoke; backup hub ↔ each spoke; hub ↔ backup hub
+//
+// A hub named in the topology but not (yet) a site of the VPN makes no pairs.
+// Spoke-to-spoke traffic through the hub is not carried yet: a hub's CE would
+// have to accept, from one spoke, packets addressed to another spoke's
+// prefixes, which its inbound policy check (RFC 4301 §5.2) refuses today.
+import type { Site, Vpn } from "./store/model.ts";
+
+/** An unordered pair of site names, the smaller first. */
+export type Pair = [string, string];
+
+function pair(a: string, b: string): Pair {
+  return a < b ? [a, b] : [b, a];
+}
+
+/** Every pair of sites of `vpn` that has a tunnel, each once, sorted. */
+export function pairsOf(vpn: Pick<Vpn, "topology">, sites: Pick<Site, "name">[]): Pair[] {
+  const names = [...new Set(sites.map((s) => s.name))].sort();
+  const out: Pair[] = [];
+  const t = vpn.topology;
+  if (t.kind === "full-mesh") {
+    for (let i = 0; i < names.length; i++) for (let j = i + 1; j < names.length; j++) out.push([names[i], names[j]]);
+    return out;
+  }
+  const hubs = [t.hub, t.backupHub].filter((h): h is string => h !== undefined && names.includes(h));
+  for (const h of hubs) for (const s of names) if (!hubs.includes(s)) out.push(pair(h, s));
+  if (hubs.length === 2) out.push(pair(hubs[0], hubs[1]));
+  return out.sort((x, y) => (x[0] === y[0] ? (x[1] < y[1] ? -1 : 1) : x[0] < y[0] ? -1 : 1));
+}
+
+/** The sites `site` talks to, sorted. */
+export function peersOf(vpn: Pick<Vpn, "topology">, sites: Pick<Site, "name">[], site: string): string[] {
+  return pairsOf(vpn, sites)
+    .filter((p) => p[0] === site || p[1] === site)
+    .map((p) => (p[0] === site ? p[1] : p[0]))
+    .sort();
+}
