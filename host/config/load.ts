@@ -116,7 +116,7 @@ export function parseConfig(text: string, opts: ParseOptions): LoadResult {
     throw new ConfigError(source, doc.errors.map((e) => ({
       path: "",
       line: lines.linePos(e.pos[0]).line,
-      message: scrub(`not valid YAML/JSON: ${e.message.split("\n")[0]}`),
+      message: `not valid YAML/JSON: ${parserMessage(e.message)}`,
     })));
   }
   const shape = checkShape(doc);
@@ -125,7 +125,7 @@ export function parseConfig(text: string, opts: ParseOptions): LoadResult {
   try {
     raw = doc.toJS({ maxAliasCount: 100 });
   } catch (e) {
-    throw new ConfigError(source, [{ path: "", message: scrub(`not usable YAML: ${(e as Error).message.split("\n")[0]}`) }]);
+    throw new ConfigError(source, [{ path: "", message: `not usable YAML: ${parserMessage((e as Error).message)}` }]);
   }
   if (raw === null || raw === undefined) {
     throw new ConfigError(source, [{ path: "", message: "is empty" }]);
@@ -162,6 +162,15 @@ export function parseConfig(text: string, opts: ParseOptions): LoadResult {
   const warnings = [...fileWarnings, ...locate([...ctx.warnings, ...sem.warnings])];
   if (sem.errors.length > 0) throw new ConfigError(source, locate(sem.errors), warnings);
   return { config, warnings };
+}
+
+/**
+ * The yaml library's message, first line, without the text it quotes: it
+ * appends the offending token (`…in YAML stream: "<token>"`), which may be a
+ * key split by a stray character into pieces that `scrub` does not catch.
+ */
+function parserMessage(message: string): string {
+  return scrub(message.split("\n")[0].replace(/: "(?:[^"\\]|\\.)*"?$/, "").replace(/"(?:[^"\\]|\\.)*"/g, '"…"'));
 }
 
 /**

@@ -121,3 +121,14 @@ test("a key that a stray character turned into part of a field name is scrubbed 
   assert.deepEqual(findKeyLeaks(e.issues.map((i) => `${i.path}: ${i.message}`).join("\n"), [key]), []);
   assert.ok(e.issues.some((i) => /^peers\[0\]\.sas\[0\]\.key_out: \[redacted\]/.test(i.path) && /unknown field/.test(i.message)), JSON.stringify(e.issues));
 });
+
+test("a YAML syntax error does not quote the token: a key split by a stray character is not printed", () => {
+  const key = "b5da255941044a156e0eb3c16067acf283245f385d51b8423b4bd73efb1361b91fbdbfc5";
+  const split = `${key.slice(0, 14)}\`${key.slice(15, 29)}\`${key.slice(30)}`; // pieces under scrub()'s 16 digits
+  const e = refused(`{"node": {"name": "a"}}} "${split}"\n`);
+  assert.deepEqual(e.issues.map((i) => [i.path, i.message]), [
+    ["", "not valid YAML/JSON: Unexpected flow-map-end token in YAML stream"],
+    ["", "not valid YAML/JSON: Unexpected double-quoted-scalar token in YAML stream"],
+  ]);
+  assert.deepEqual(findKeyLeaks(e.message, [key]), []);
+});
