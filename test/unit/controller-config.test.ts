@@ -53,7 +53,7 @@ const vpnArb = fc.record({
   mode: fc.constantFrom(...CONTROLLER_MODES),
 });
 
-function topologyOf(v: fc.RecordValue<{ sites: SiteSpec[]; kind: string; hub: number; backup: number }>): Topology {
+function topologyOf(v: { sites: SiteSpec[]; kind: string; hub: number; backup: number }): Topology {
   const n = v.sites.length;
   const hub = `site${v.hub % n}`;
   if (v.kind === "full-mesh") return { kind: "full-mesh" };
