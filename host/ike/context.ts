@@ -1,5 +1,6 @@
 // The state one IKE SA carries between exchanges (RFC 7296 §2.14–§2.15 need
 // the nonces, both IKE_SA_INIT messages as sent, and the derived keys).
+import type { ChildRecord } from "./child_sa.ts";
 import type { KeyExchange } from "./dh.ts";
 import type { IkeSaKeys } from "./prf.ts";
 import type { Chosen } from "./proposals.ts";
@@ -32,8 +33,10 @@ export interface SaContext {
   /** The identity the peer authenticated as (§2.15), and whether it asked for INITIAL_CONTACT (§2.4). */
   peerId?: Identity;
   peerInitialContact?: boolean;
-  /** Our inbound ESP SPI for the CHILD_SA set up in IKE_AUTH. */
+  /** Our inbound ESP SPI for the CHILD_SA proposed in IKE_AUTH. */
   childSpiIn?: number;
+  /** The CHILD_SAs this IKE SA has set up and not deleted. */
+  children: ChildRecord[];
 }
 
 /** The SK keys for what we send and what we receive (§2.14: SK_ei/SK_ai protect the initiator's messages). */

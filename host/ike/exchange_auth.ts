@@ -8,15 +8,13 @@
 import { AuthMethod, Notify, PayloadType, Protocol } from "./constants.ts";
 import { authEqual, pskAuth, signedOctets } from "./auth.ts";
 import { findNotify } from "./message.ts";
-import type { IdPayload, NotifyPayload, Payload, TrafficSelector, TsPayload } from "./payloads.ts";
-import { deriveChildSaKeys } from "./prf.ts";
-import { acceptResponse, selectProposal, toProposals, type Chosen } from "./proposals.ts";
+import { selectorsOf, type IdPayload, type NotifyPayload, type Payload } from "./payloads.ts";
+import { establishChild, spiBytes } from "./child_sa.ts";
+import { acceptResponse, selectProposal, toProposals } from "./proposals.ts";
 import { narrow, within } from "./ts.ts";
 import type { SaContext } from "./context.ts";
-import type { ChildSaEstablished, FailReason, IkeEvent } from "./types.ts";
+import type { FailReason, IkeEvent } from "./types.ts";
 
-const u32 = (b: Uint8Array) => ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
-const spiBytes = (n: number) => Uint8Array.of(n >>> 24, n >>> 16, n >>> 8, n);
 const notify = (notifyType: number): NotifyPayload => ({ kind: "notify", protocol: 0, spi: new Uint8Array(0), notifyType, data: new Uint8Array(0) });
 
 /** Our ID payload: IDi (35) as initiator, IDr (36) as responder. */
@@ -64,33 +62,6 @@ export function authRequest(ctx: SaContext): Payload[] {
   ];
 }
 
-function childEvent(ctx: SaContext, c: Chosen, tsLocal: TrafficSelector[], tsRemote: TrafficSelector[]): ChildSaEstablished {
-  const k = deriveChildSaKeys(ctx.ike!.prf!, ctx.keys!.skD, c.encr, c.integ, ctx.ni!, ctx.nr!);
-  // §2.17: i→r keys protect what the initiator sends
-  const [encOut, integOut, encIn, integIn] = ctx.initiator ? [k.encI, k.integI, k.encR, k.integR] : [k.encR, k.integR, k.encI, k.integI];
-  return {
-    type: "childSaEstablished",
-    ike: ctx.cfg.name,
-    spiIn: ctx.childSpiIn!,
-    spiOut: u32(c.spi),
-    suite: c.suite!,
-    keyIn: encIn,
-    keyOut: encOut,
-    authKeyIn: c.integ ? integIn : undefined,
-    authKeyOut: c.integ ? integOut : undefined,
-    esn: c.esn,
-    mode: "tunnel",
-    encap: ctx.natHere || ctx.natThere ? "udp" : "raw",
-    path: { ...ctx.path },
-    tsLocal,
-    tsRemote,
-    lifetime: ctx.cfg.lifetime,
-    initiator: ctx.initiator,
-  };
-}
-
-const tsOf = (ps: readonly Payload[], type: number) => ps.find((p): p is TsPayload => p.kind === "ts" && p.type === type)?.selectors;
-
 export type AuthAnswer =
   | { kind: "accept"; payloads: Payload[]; events: IkeEvent[] }
   | { kind: "refuse"; payloads: Payload[]; reason: FailReason; detail: string };
@@ -105,8 +76,8 @@ export function onAuthRequest(ctx: SaContext, ps: readonly Payload[]): AuthAnswe
   const payloads: Payload[] = [id, ourAuth(ctx, id)];
   const events: IkeEvent[] = [];
   const sa = ps.find((p) => p.kind === "sa");
-  const tsi = tsOf(ps, PayloadType.TSi);
-  const tsr = tsOf(ps, PayloadType.TSr);
+  const tsi = selectorsOf(ps, PayloadType.TSi);
+  const tsr = selectorsOf(ps, PayloadType.TSr);
   if (!sa || !tsi || !tsr) {
     // an IKE SA without a CHILD_SA (RFC 6023 childless) is not something we offer yet
     return { kind: "accept", payloads, events };
@@ -116,7 +87,7 @@ export function onAuthRequest(ctx: SaContext, ps: readonly Payload[]): AuthAnswe
     events.push({ type: "childSaFailed", ike: ctx.cfg.name, notify: n, detail });
     return { kind: "accept" as const, payloads, events };
   };
-  const chosen = selectProposal(sa.proposals.filter((p) => p.protocol === Protocol.ESP), ctx.cfg.espProposals, true);
+  const chosen = selectProposal(sa.proposals.filter((p) => p.protocol === Protocol.ESP), ctx.cfg.espProposals, "ignore");
   if (!chosen) return childFail(Notify.NO_PROPOSAL_CHOSEN, "no acceptable ESP proposal");
   // §2.9: TSi is the initiator's side (our remote), TSr ours
   const remote = narrow(tsi, ctx.cfg.remoteTs);
@@ -128,7 +99,7 @@ export function onAuthRequest(ctx: SaContext, ps: readonly Payload[]): AuthAnswe
     { kind: "ts", type: PayloadType.TSi, selectors: remote },
     { kind: "ts", type: PayloadType.TSr, selectors: local },
   );
-  events.push(childEvent(ctx, chosen, local, remote));
+  events.push(establishChild(ctx, { chosen, spiIn: ctx.childSpiIn, tsLocal: local, tsRemote: remote, ni: ctx.ni!, nr: ctx.nr!, exchangeInitiator: false }));
   return { kind: "accept", payloads, events };
 }
 
@@ -152,9 +123,9 @@ export function onAuthResponse(ctx: SaContext, ps: readonly Payload[]): AuthResu
     return { kind: "done", events };
   }
   const sa = ps.find((p) => p.kind === "sa");
-  const tsi = tsOf(ps, PayloadType.TSi);
-  const tsr = tsOf(ps, PayloadType.TSr);
-  const chosen = sa && acceptResponse(sa.proposals, ctx.cfg.espProposals, true);
+  const tsi = selectorsOf(ps, PayloadType.TSi);
+  const tsr = selectorsOf(ps, PayloadType.TSr);
+  const chosen = sa && acceptResponse(sa.proposals, ctx.cfg.espProposals, "ignore");
   if (!chosen || chosen.spi.length !== 4) {
     events.push({ type: "childSaFailed", ike: ctx.cfg.name, notify: 0, detail: "the responder's CHILD_SA proposal is not one we offered" });
     return { kind: "done", events };
@@ -164,6 +135,6 @@ export function onAuthResponse(ctx: SaContext, ps: readonly Payload[]): AuthResu
     events.push({ type: "childSaFailed", ike: ctx.cfg.name, notify: 0, detail: "the responder's traffic selectors are not within ours" });
     return { kind: "done", events };
   }
-  events.push(childEvent(ctx, chosen, tsi, tsr));
+  events.push(establishChild(ctx, { chosen, spiIn: ctx.childSpiIn!, tsLocal: tsi, tsRemote: tsr, ni: ctx.ni!, nr: ctx.nr!, exchangeInitiator: true }));
   return { kind: "done", events };
 }

@@ -6,13 +6,19 @@
 //                any state ─► failed (timeout, error notify, AUTH, protocol,
 //                liveness check unanswered, half-open too long)
 //
+// Once established: CREATE_CHILD_SA for new and rekeyed CHILD_SAs (exchange_child.ts),
+// INFORMATIONAL for DELETE and liveness, started by either side.
+//
 // Message IDs (§2.2): each side numbers its own requests from 0; a response
 // carries its request's ID. Retransmission (§2.1): only the side that sent a
 // request retransmits it, doubling the timeout; a request seen again is
-// answered with the response cached for it, not processed twice.
+// answered with the response cached for it, not processed twice. One request
+// of ours is outstanding at a time (window of one, §2.3); more wait in a queue.
 import { Exchange, Flag, Notify, Protocol, VERSION } from "./constants.ts";
 import { hexSpi, skKeys, type SaContext } from "./context.ts";
 import { authRequest, onAuthRequest, onAuthResponse } from "./exchange_auth.ts";
+import { forgetChildren, spiBytes, spiNumber } from "./child_sa.ts";
+import { childRequest, onChildRequest, onChildResponse, type PendingChild } from "./exchange_child.ts";
 import { initRequest, onInitRequest, onInitResponse } from "./exchange_init.ts";
 import { isResponse, type Header, type Message } from "./message.ts";
 import { unsupportedCritical, type Payload } from "./payloads.ts";
@@ -32,6 +38,10 @@ interface Pending {
   path: Path;
   tries: number;
   nextAt: number;
+  /** CREATE_CHILD_SA: what the response completes. */
+  child?: PendingChild;
+  /** INFORMATIONAL deleting CHILD_SAs: our inbound SPIs. */
+  deleting?: number[];
 }
 
 export class IkeSa {
@@ -45,8 +55,8 @@ export class IkeSa {
   /** When we created the SA, and when an authenticated message last came from the peer (§2.4). */
   private readonly createdAt: number;
   private lastHeard: number;
-  /** close() was called while a request was outstanding. */
-  private closeWhenIdle = false;
+  /** Requests waiting for the outstanding one to be answered (a window of one, §2.3). */
+  private readonly queue: (() => Step)[] = [];
 
   private constructor(ctx: SaContext, state: SaState) {
     this.ctx = ctx;
@@ -75,7 +85,7 @@ export class IkeSa {
   static initiate(cfg: IkeSaConfig, path: Path, deps: Deps): { sa: IkeSa; step: Step } {
     let spiI = deps.random(8);
     while (spiI.every((b) => b === 0)) spiI = deps.random(8); // §3.1: the initiator's SPI MUST NOT be zero
-    const ctx: SaContext = { cfg, deps, initiator: true, spiI, spiR: new Uint8Array(8), path, group: cfg.ikeProposals[0].dh[0], natHere: false, natThere: false };
+    const ctx: SaContext = { cfg, deps, initiator: true, spiI, spiR: new Uint8Array(8), path, group: cfg.ikeProposals[0].dh[0], natHere: false, natThere: false, children: [] };
     const sa = new IkeSa(ctx, "init-sent");
     return { sa, step: sa.stamp(sa.request(Exchange.IKE_SA_INIT, initRequest(ctx))) };
   }
@@ -87,7 +97,7 @@ export class IkeSa {
   static respond(cfg: IkeSaConfig, deps: Deps, m: Message, raw: Uint8Array, path: Path): { sa?: IkeSa; step: Step } {
     let spiR = deps.random(8);
     while (spiR.every((b) => b === 0)) spiR = deps.random(8);
-    const ctx: SaContext = { cfg, deps, initiator: false, spiI: m.header.spiI, spiR, path, group: 0, natHere: false, natThere: false };
+    const ctx: SaContext = { cfg, deps, initiator: false, spiI: m.header.spiI, spiR, path, group: 0, natHere: false, natThere: false, children: [] };
     const a = onInitRequest(ctx, m, raw);
     if (a.kind === "refuse") {
       const sa = `${hexSpi(ctx.spiI)}_0000000000000000`;
@@ -144,14 +154,74 @@ export class IkeSa {
 
   /** Deletes an established IKE SA (and with it its CHILD_SAs, §1.4.1) with an INFORMATIONAL DELETE. */
   close(): Step {
+    return this.whenIdle(() => {
+      this.state = "deleting";
+      return this.sealedRequest(Exchange.INFORMATIONAL, [{ kind: "delete", protocol: Protocol.IKE, spis: [] }]);
+    });
+  }
+
+  /**
+   * Rekeys the CHILD_SA we receive on with `spiIn` (§1.3.3): a CREATE_CHILD_SA with
+   * REKEY_SA; once answered, `childSaEstablished` (with `rekeyOf`) and then the old
+   * CHILD_SA's DELETE, answered by `childSaDeleted` (§2.8: the rekey's initiator deletes it).
+   */
+  rekeyChild(spiIn: number): Step {
+    return this.whenIdle(() => {
+      if (!this.ctx.children.some((c) => c.spiIn === spiIn)) {
+        return { send: [], events: [{ type: "childSaFailed", ike: this.name, notify: Notify.CHILD_SA_NOT_FOUND, detail: `no CHILD_SA with inbound SPI ${spiIn}` }] };
+      }
+      return this.childExchange(spiIn);
+    });
+  }
+
+  /** Another CHILD_SA with the configured proposals and selectors (§1.3.1). */
+  createChild(): Step {
+    return this.whenIdle(() => this.childExchange(undefined));
+  }
+
+  /** Deletes one of our CHILD_SAs by its inbound SPI (§1.4.1). */
+  deleteChild(spiIn: number): Step {
+    return this.whenIdle(() => this.deleteChildren([spiIn]));
+  }
+
+  /** Our inbound SPIs of the CHILD_SAs this IKE SA holds. */
+  get childSpis(): number[] {
+    return this.ctx.children.map((c) => c.spiIn);
+  }
+
+  private childExchange(rekeyOf: number | undefined): Step {
+    const { payloads, pending } = childRequest(this.ctx, rekeyOf);
+    const step = this.sealedRequest(Exchange.CREATE_CHILD_SA, payloads);
+    this.pending!.child = pending;
+    return step;
+  }
+
+  private deleteChildren(spisIn: number[]): Step {
+    const live = spisIn.filter((s) => this.ctx.children.some((c) => c.spiIn === s));
+    if (!live.length) return none();
+    const step = this.sealedRequest(Exchange.INFORMATIONAL, [{ kind: "delete", protocol: Protocol.ESP, spis: live.map(spiBytes) }]);
+    this.pending!.deleting = live;
+    return step;
+  }
+
+  /** Runs `start` now if no request is outstanding, else after the outstanding ones (window of one, §2.3). */
+  private whenIdle(start: () => Step): Step {
     if (this.state !== "established") return none();
-    // window of one (§2.3): a liveness check still outstanding is answered first
     if (this.pending) {
-      this.closeWhenIdle = true;
+      this.queue.push(start);
       return none();
     }
-    this.state = "deleting";
-    return this.stamp(this.sealedRequest(Exchange.INFORMATIONAL, [{ kind: "delete", protocol: Protocol.IKE, spis: [] }]));
+    return this.stamp(start());
+  }
+
+  /** After a response: the next queued request, if the SA is still up for it. */
+  private next(step: Step): Step {
+    while (!this.pending && this.queue.length && this.state === "established") {
+      const s = this.queue.shift()!();
+      step.send.push(...s.send);
+      step.events.push(...s.events);
+    }
+    return step;
   }
 
   /** A decoded datagram for this SA (`raw` without any non-ESP marker), arriving over `path`. */
@@ -205,7 +275,18 @@ export class IkeSa {
       this.state = "deleted";
       return { send: [], events: [{ type: "ikeSaDeleted", ike: this.name, byPeer: false }] };
     }
-    return this.closeWhenIdle ? this.close() : none();
+    const step = none();
+    if (p.child) {
+      step.events.push(...onChildResponse(this.ctx, p.child, inner.value));
+      const rekeyed = step.events.find((e) => e.type === "childSaEstablished" && e.rekeyOf !== undefined);
+      // §2.8: the side that rekeyed deletes the old CHILD_SA once the new one exists
+      if (rekeyed?.type === "childSaEstablished") this.queue.unshift(() => this.deleteChildren([rekeyed.rekeyOf!]));
+    }
+    if (p.deleting) {
+      const spisIn = forgetChildren(this.ctx, p.deleting);
+      if (spisIn.length) step.events.push({ type: "childSaDeleted", ike: this.name, spisIn });
+    }
+    return this.next(step);
   }
 
   private onInitResponse(m: Message, raw: Uint8Array): Step {
@@ -259,8 +340,13 @@ export class IkeSa {
     }
     if (this.state !== "established" && this.state !== "deleting") return this.refused("unexpected-request", `exchange ${m.header.exchange} in state ${this.state}`);
     if (m.header.exchange === Exchange.INFORMATIONAL) return this.onInformational(id, inner.value, path);
-    // CREATE_CHILD_SA is not implemented yet: §1.3 lets a responder refuse it this way
-    return this.respond(m.header.exchange, id, [{ kind: "notify", protocol: 0, spi: new Uint8Array(0), notifyType: Notify.NO_ADDITIONAL_SAS, data: new Uint8Array(0) }], path);
+    if (m.header.exchange === Exchange.CREATE_CHILD_SA && this.state === "established") {
+      const a = onChildRequest(this.ctx, inner.value);
+      const step = this.respond(m.header.exchange, id, a.payloads, path);
+      step.events.push(...a.events);
+      return step;
+    }
+    return this.respond(m.header.exchange, id, [{ kind: "notify", protocol: 0, spi: new Uint8Array(0), notifyType: Notify.INVALID_SYNTAX, data: new Uint8Array(0) }], path);
   }
 
   /** §1.4: DELETE of the IKE SA or of CHILD_SAs, and the empty liveness check (§2.4). */
@@ -277,10 +363,14 @@ export class IkeSa {
         return step;
       }
       if (p.protocol === Protocol.ESP) {
-        // §1.4.1: answer with the SPIs of our halves of the pairs; only our one CHILD_SA is known yet
-        const spisIn = this.ctx.childSpiIn === undefined ? [] : [this.ctx.childSpiIn];
-        answer.push({ kind: "delete", protocol: Protocol.ESP, spis: spisIn.map((s) => Uint8Array.of(s >>> 24, s >>> 16, s >>> 8, s)) });
-        events.push({ type: "childSaDeleted", ike: this.name, spisIn });
+        // §1.4.1: the SPIs named are the ones the peer receives on (our outbound); we
+        // answer with our halves of those pairs. SPIs we do not know are skipped.
+        const theirs = new Set(p.spis.filter((x) => x.length === 4).map(spiNumber));
+        const spisIn = forgetChildren(this.ctx, this.ctx.children.filter((c) => theirs.has(c.spiOut)).map((c) => c.spiIn));
+        if (spisIn.length) {
+          answer.push({ kind: "delete", protocol: Protocol.ESP, spis: spisIn.map(spiBytes) });
+          events.push({ type: "childSaDeleted", ike: this.name, spisIn });
+        }
       }
     }
     const step = this.respond(Exchange.INFORMATIONAL, id, answer, path);

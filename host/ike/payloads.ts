@@ -61,6 +61,12 @@ export function payloadType(p: Payload): number {
   }
 }
 
+/** The selectors of the TSi (44) or TSr (45) payload among `ps`, if present. */
+export function selectorsOf(ps: readonly Payload[], type: 44 | 45): TrafficSelector[] | undefined {
+  for (const p of ps) if (p.kind === "ts" && p.type === type) return p.selectors;
+  return undefined;
+}
+
 const KNOWN_TYPES = new Set<number>(Object.values(PayloadType));
 
 /**

@@ -108,22 +108,30 @@ function usable(t: Transform): boolean {
 }
 
 /**
+ * What to do with Diffie-Hellman transforms: IKE SAs need one ("required");
+ * CREATE_CHILD_SA has one exactly when both sides want PFS ("optional"); IKE_AUTH has no KE
+ * payloads, so its CHILD_SA proposals' DH transforms are left out of the choice
+ * and of the answer ("ignore", as strongSwan does: §1.2 creates that CHILD_SA
+ * from the IKE_SA_INIT keying material alone).
+ */
+export type DhMode = "required" | "optional" | "ignore";
+
+/**
  * Picks one proposal among `offered` that `mine` allows, by `mine`'s order of
  * preference. Returns undefined when none fits (NO_PROPOSAL_CHOSEN, §2.7).
- * `dhOptional`: ESP proposals without a DH transform (no PFS) are fine.
  */
-export function selectProposal(offered: readonly Proposal[], mine: readonly ProposalSpec[], dhOptional = false): Chosen | undefined {
+export function selectProposal(offered: readonly Proposal[], mine: readonly ProposalSpec[], dh: DhMode = "required"): Chosen | undefined {
   for (const spec of mine) {
     for (const p of offered) {
       if (p.protocol !== spec.protocol) continue;
-      const c = match(p, spec, dhOptional);
+      const c = match(p, spec, dh);
       if (c) return c;
     }
   }
   return undefined;
 }
 
-function match(p: Proposal, s: ProposalSpec, dhOptional: boolean): Chosen | undefined {
+function match(p: Proposal, s: ProposalSpec, dhMode: DhMode): Chosen | undefined {
   const of = (type: number) => p.transforms.filter((t) => t.type === type && usable(t));
   // §3.3.6: a proposal with a transform type we do not know is rejected as a whole
   if (p.transforms.some((t) => t.type < TransformType.ENCR || t.type > TransformType.ESN)) return undefined;
@@ -164,7 +172,8 @@ function match(p: Proposal, s: ProposalSpec, dhOptional: boolean): Chosen | unde
 
   let dh: number | undefined;
   const dhs = of(TransformType.DH).filter((t) => t.id !== 0);
-  if (dhs.length || !dhOptional) {
+  // "optional": PFS on one side only is a mismatch, as any other transform type would be
+  if (dhMode === "required" || (dhMode === "optional" && (dhs.length || s.dh.length))) {
     const d = pick(s.dh, (w) => w, () => true, dhs);
     if (!d) return undefined;
     dh = d.w;
@@ -194,12 +203,12 @@ function match(p: Proposal, s: ProposalSpec, dhOptional: boolean): Chosen | unde
  * proposal, one transform per type, all of it among what we offered in the
  * proposal with that number.
  */
-export function acceptResponse(answer: readonly Proposal[], offered: readonly ProposalSpec[], dhOptional = false): Chosen | undefined {
+export function acceptResponse(answer: readonly Proposal[], offered: readonly ProposalSpec[], dh: DhMode = "required"): Chosen | undefined {
   if (answer.length !== 1) return undefined;
   const p = answer[0];
   const spec = offered[p.num - 1];
   if (!spec || p.protocol !== spec.protocol) return undefined;
   const types = p.transforms.map((t) => t.type);
   if (new Set(types).size !== types.length) return undefined;
-  return match(p, spec, dhOptional);
+  return match(p, spec, dh);
 }

@@ -80,6 +80,8 @@ export interface ChildSaEstablished {
   lifetime: Lifetime;
   /** Whether we initiated the exchange that created it. */
   initiator: boolean;
+  /** For a rekey (§1.3.3, §2.8): our inbound SPI of the CHILD_SA it replaces, which is deleted after. */
+  rekeyOf?: number;
 }
 
 /**

@@ -68,11 +68,11 @@ test("acceptResponse refuses answers that name anything not offered, or more tha
 test("ESP: AEAD proposals carry no integrity; DH optional without PFS; ESN chosen by preference", () => {
   const mine = [spec("aes128gcm16-noesn-esn", "esp")];
   const withInteg: Proposal = { num: 1, protocol: 3, spi: Uint8Array.of(1, 2, 3, 4), transforms: [{ type: 1, id: 20, attributes: [{ type: 14, value: 128 }] }, { type: 3, id: 12, attributes: [] }, { type: 5, id: 0, attributes: [] }] };
-  assert.equal(selectProposal([withInteg], mine, true), undefined, "AES-GCM with HMAC is refused");
+  assert.equal(selectProposal([withInteg], mine, "optional"), undefined, "AES-GCM with HMAC is refused");
   const ok = toProposals([spec("aes128gcm16-esn-noesn", "esp")], Uint8Array.of(1, 2, 3, 4));
-  const c = selectProposal(ok, mine, true)!;
+  const c = selectProposal(ok, mine, "optional")!;
   assert.deepEqual([c.suite, c.esn, [...c.spi]], ["aes-128-gcm", false, [1, 2, 3, 4]]);
-  assert.equal(selectProposal(toProposals([spec("aes192-sha256", "esp")], none), [spec("aes192-sha256", "esp")], true), undefined, "no core suite for AES-192-CBC");
+  assert.equal(selectProposal(toProposals([spec("aes192-sha256", "esp")], none), [spec("aes192-sha256", "esp")], "optional"), undefined, "no core suite for AES-192-CBC");
 });
 
 test("traffic selectors: prefix ranges, text, intersection and narrowing (§2.9)", () => {
@@ -110,4 +110,19 @@ test("intersect agrees with a set model on random IPv4 ranges and ports (fast-ch
     }),
     { numRuns: 3000 },
   );
+});
+
+test("DH transforms in ESP proposals: required, optional (CREATE_CHILD_SA), ignored (IKE_AUTH, no KE there)", () => {
+  const spi = Uint8Array.of(0, 0, 1, 0);
+  const withDh = toProposals([spec("aes128gcm16-ecp256", "esp")], spi);
+  const without = toProposals([spec("aes128gcm16", "esp")], spi);
+  const plain = [spec("aes128gcm16", "esp")];
+  const pfs = [spec("aes128gcm16-ecp256", "esp")];
+  assert.equal(selectProposal(withDh, plain, "optional"), undefined, "PFS wanted by the peer, not by us");
+  assert.equal(selectProposal(without, pfs, "optional"), undefined, "PFS wanted by us, not offered");
+  assert.equal(selectProposal(withDh, pfs, "optional")?.dh, 19);
+  const ignored = selectProposal(withDh, plain, "ignore")!;
+  assert.equal(ignored.dh, undefined);
+  assert.deepEqual(ignored.proposal.transforms.map((t) => t.type), [1, 5], "no DH transform in the answer");
+  assert.equal(selectProposal(without, pfs, "ignore")?.suite, "aes-128-gcm");
 });

@@ -1,0 +1,75 @@
+// A CHILD_SA as the IKE SA remembers it, and the event that hands it to the
+// SA-lifecycle module. Keys per RFC 7296 §2.17: KEYMAT = prf+(SK_d, [g^ir (new) |]
+// Ni | Nr), where "initiator" and "responder" are the roles in the exchange that
+// created the CHILD_SA (IKE_AUTH, or a later CREATE_CHILD_SA which either side
+// may start), and Ni, Nr are that exchange's nonces.
+import type { Chosen } from "./proposals.ts";
+import type { TrafficSelector } from "./payloads.ts";
+import { deriveChildSaKeys } from "./prf.ts";
+import type { SaContext } from "./context.ts";
+import type { ChildSaEstablished } from "./types.ts";
+
+export interface ChildRecord {
+  /** SPI we receive on (we chose it) and the peer's, which we send with. */
+  spiIn: number;
+  spiOut: number;
+  chosen: Chosen;
+  tsLocal: TrafficSelector[];
+  tsRemote: TrafficSelector[];
+}
+
+export const spiBytes = (n: number): Uint8Array => Uint8Array.of(n >>> 24, n >>> 16, n >>> 8, n);
+export const spiNumber = (b: Uint8Array): number => ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
+
+export interface NewChild {
+  chosen: Chosen;
+  spiIn: number;
+  tsLocal: TrafficSelector[];
+  tsRemote: TrafficSelector[];
+  /** Nonces of the exchange that creates it. */
+  ni: Uint8Array;
+  nr: Uint8Array;
+  /** We sent that exchange's request. */
+  exchangeInitiator: boolean;
+  /** g^ir of a CREATE_CHILD_SA with PFS. */
+  pfsSecret?: Uint8Array;
+  /** Our inbound SPI of the CHILD_SA this one replaces (a rekey, §1.3.3). */
+  rekeyOf?: number;
+}
+
+/** Derives the keys, records the CHILD_SA on the IKE SA and returns its event. */
+export function establishChild(ctx: SaContext, n: NewChild): ChildSaEstablished {
+  const c = n.chosen;
+  const k = deriveChildSaKeys(ctx.ike!.prf!, ctx.keys!.skD, c.encr, c.integ, n.ni, n.nr, n.pfsSecret);
+  // i→r keys protect what the exchange's initiator sends
+  const [encOut, integOut, encIn, integIn] = n.exchangeInitiator ? [k.encI, k.integI, k.encR, k.integR] : [k.encR, k.integR, k.encI, k.integI];
+  const spiOut = spiNumber(c.spi);
+  ctx.children.push({ spiIn: n.spiIn, spiOut, chosen: c, tsLocal: n.tsLocal, tsRemote: n.tsRemote });
+  return {
+    type: "childSaEstablished",
+    ike: ctx.cfg.name,
+    spiIn: n.spiIn,
+    spiOut,
+    suite: c.suite!,
+    keyIn: encIn,
+    keyOut: encOut,
+    authKeyIn: c.integ ? integIn : undefined,
+    authKeyOut: c.integ ? integOut : undefined,
+    esn: c.esn,
+    mode: "tunnel",
+    encap: ctx.natHere || ctx.natThere ? "udp" : "raw",
+    path: { ...ctx.path },
+    tsLocal: n.tsLocal,
+    tsRemote: n.tsRemote,
+    lifetime: ctx.cfg.lifetime,
+    initiator: n.exchangeInitiator,
+    ...(n.rekeyOf !== undefined ? { rekeyOf: n.rekeyOf } : {}),
+  };
+}
+
+/** Removes CHILD_SAs by our inbound SPIs; returns those that existed. */
+export function forgetChildren(ctx: SaContext, spisIn: readonly number[]): number[] {
+  const gone = ctx.children.filter((c) => spisIn.includes(c.spiIn)).map((c) => c.spiIn);
+  ctx.children = ctx.children.filter((c) => !gone.includes(c.spiIn));
+  return gone;
+}

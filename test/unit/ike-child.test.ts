@@ -1,0 +1,110 @@
+// CREATE_CHILD_SA (RFC 7296 §1.3.1, §1.3.3) and CHILD_SA DELETE (§1.4.1) between
+// two in-memory endpoints: rekeys started by either side, with and without PFS,
+// extra CHILD_SAs, the window of one (§2.3) queueing requests.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { decodeMessage } from "../../host/ike/message.ts";
+import { openMessage } from "../../host/ike/sk.ts";
+import { skKeys } from "../../host/ike/context.ts";
+import { tsText } from "../../host/ike/ts.ts";
+import type { IkeSa } from "../../host/ike/ike_sa.ts";
+import type { ChildSaEstablished, IkeEvent } from "../../host/ike/types.ts";
+import { A, assertMirrored, B, child, config, hex, kinds, lab } from "./ike-harness.ts";
+
+const only = <T>(m: Map<string, T>) => [...m.values()][0];
+const since = (es: IkeEvent[], n: number) => es.slice(n);
+
+function up(espA = ["aes128gcm16"], espB = espA) {
+  const l = lab(config("to-b", A, B, { esp: espA }), config("to-a", B, A, { esp: espB }));
+  const sa = l.start();
+  assert.equal(sa.state, "established");
+  return { l, sa, saB: only(l.b.sas) as IkeSa, first: [child(l.events.a)[0], child(l.events.b)[0]] as const };
+}
+
+for (const [who, pfs] of [["A (IKE initiator)", false], ["B (IKE responder)", false], ["A (IKE initiator)", true], ["B (IKE responder)", true]] as const) {
+  test(`${who} rekeys the CHILD_SA${pfs ? " with PFS (ECP-256)" : ""}: new SPIs and keys on both sides, mirrored; the old one deleted by the rekeyer`, () => {
+    const esp = pfs ? ["aes128gcm16-ecp256"] : ["aes128gcm16"];
+    const { l, sa, saB, first } = up(esp);
+    const [na, nb] = [l.events.a.length, l.events.b.length];
+    const fromB = who.startsWith("B");
+    const rekeyer = fromB ? saB : sa;
+    const old = fromB ? first[1] : first[0];
+    l.inject(fromB ? "b" : "a", rekeyer.rekeyChild(old.spiIn));
+    assert.deepEqual(kinds(since(l.events.a, na)), ["childSaEstablished", "childSaDeleted"]);
+    assert.deepEqual(kinds(since(l.events.b, nb)), ["childSaEstablished", "childSaDeleted"]);
+    const [ca, cb] = [child(since(l.events.a, na))[0], child(since(l.events.b, nb))[0]];
+    assertMirrored(ca, cb);
+    assert.equal(ca.rekeyOf, first[0].spiIn, "A's event names A's old inbound SPI");
+    assert.equal(cb.rekeyOf, first[1].spiIn, "B's event names B's old inbound SPI");
+    assert.deepEqual([ca.initiator, cb.initiator], [!fromB, fromB], "initiator of the CREATE_CHILD_SA exchange");
+    assert.notEqual(ca.spiIn, first[0].spiIn);
+    assert.notEqual(hex(ca.keyIn), hex(first[0].keyIn), "fresh keys");
+    assert.deepEqual([ca.tsLocal.map(tsText), ca.tsRemote.map(tsText)], [["192.168.1.0/24"], ["192.168.2.0/24"]], "selectors kept (§2.9.2)");
+    const delA = since(l.events.a, na).find((e) => e.type === "childSaDeleted");
+    const delB = since(l.events.b, nb).find((e) => e.type === "childSaDeleted");
+    assert.ok(delA?.type === "childSaDeleted" && delB?.type === "childSaDeleted");
+    assert.deepEqual([delA.spisIn, delB.spisIn], [[first[0].spiIn], [first[1].spiIn]]);
+    assert.deepEqual([sa.childSpis, saB.childSpis], [[ca.spiIn], [cb.spiIn]]);
+
+    // the CREATE_CHILD_SA request carries KEi exactly when PFS is configured (§1.3)
+    const req = l.wire.find((w) => w.out.bytes[18] === 36 && !(w.out.bytes[19] & 0x20))!;
+    const m = decodeMessage(req.out.bytes);
+    assert.ok(m.ok);
+    const inner = openMessage(req.out.bytes, m.value.payloads[0], skKeys(rekeyer.ctx).out);
+    assert.ok(inner.ok);
+    assert.deepEqual(inner.value.map((p) => (p.kind === "notify" ? `N(${p.notifyType})` : p.kind)), ["N(16393)", "sa", "nonce", ...(pfs ? ["ke"] : []), "ts", "ts"]);
+  });
+}
+
+test("PFS configured on one side only: the responder refuses with NO_PROPOSAL_CHOSEN; the CHILD_SA stays", () => {
+  const { l, sa, first } = up(["aes128gcm16-ecp256"], ["aes128gcm16"]);
+  const n = l.events.a.length;
+  l.inject("a", sa.rekeyChild(first[0].spiIn));
+  const ev = since(l.events.a, n);
+  assert.deepEqual(ev.map((e) => e.type === "childSaFailed" && e.notify), [14]);
+  assert.deepEqual(sa.childSpis, [first[0].spiIn]);
+});
+
+test("a second CHILD_SA (§1.3.1), then DELETE of one of them (§1.4.1) by either side", () => {
+  const { l, sa, saB, first } = up();
+  l.inject("b", saB.createChild());
+  const [ca, cb] = [child(l.events.a).at(-1)!, child(l.events.b).at(-1)!];
+  assertMirrored(ca, cb);
+  assert.equal(ca.rekeyOf, undefined);
+  assert.deepEqual(sa.childSpis, [first[0].spiIn, ca.spiIn]);
+  const n = [l.events.a.length, l.events.b.length];
+  l.inject("a", sa.deleteChild(first[0].spiIn));
+  const [da, db] = [since(l.events.a, n[0]), since(l.events.b, n[1])];
+  assert.deepEqual(da.map((e) => e.type === "childSaDeleted" && e.spisIn), [[first[0].spiIn]]);
+  assert.deepEqual(db.map((e) => e.type === "childSaDeleted" && e.spisIn), [[first[1].spiIn]]);
+  assert.deepEqual([sa.childSpis, saB.childSpis], [[ca.spiIn], [cb.spiIn]]);
+});
+
+test("requests made while one is outstanding wait their turn (window of one, §2.3)", () => {
+  const { l, sa, first } = up();
+  l.setNet((d) => d);
+  const s1 = sa.rekeyChild(first[0].spiIn);
+  const s2 = sa.createChild();
+  assert.equal(s1.send.length, 1);
+  assert.deepEqual(s2, { send: [], events: [] }, "queued");
+  l.inject("a", s1);
+  // rekey, delete of the old CHILD_SA, then the new CHILD_SA: three exchanges, in order
+  const cc = l.wire.filter((w) => w.from === "a").slice(2).map((w) => w.out.bytes[18]);
+  assert.deepEqual(cc, [36, 37, 36]);
+  assert.equal(sa.childSpis.length, 2);
+  const kids = child(l.events.a) as ChildSaEstablished[];
+  assert.equal(kids.length, 3);
+});
+
+test("rekeying an unknown CHILD_SA fails locally; a peer's REKEY_SA for an unknown SPI gets CHILD_SA_NOT_FOUND", () => {
+  const { l, sa } = up();
+  const r = sa.rekeyChild(12345);
+  assert.deepEqual(r.events.map((e) => e.type === "childSaFailed" && e.notify), [44]);
+  assert.equal(r.send.length, 0);
+  // forge: B forgets its CHILD_SA, then A asks to rekey it
+  const saB = only(l.b.sas) as IkeSa;
+  saB.ctx.children = [];
+  const n = l.events.a.length;
+  l.inject("a", sa.rekeyChild(sa.childSpis[0]));
+  assert.deepEqual(since(l.events.a, n).map((e) => e.type === "childSaFailed" && e.notify), [44]);
+});
