@@ -6,6 +6,7 @@
 // announced in this process only (one SQLite file has one controller).
 import Database from "better-sqlite3";
 import { EventEmitter } from "node:events";
+import { closeSync, openSync } from "node:fs";
 import { TX_RETRIES, UniqueViolation, type Db, type Param, type Sql } from "./db.ts";
 import type { Change } from "./model.ts";
 
@@ -31,8 +32,10 @@ export class SqliteDb implements Db {
   private readonly events = new EventEmitter<{ change: [Change] }>();
   private pending: Change[] | undefined;
 
-  /** Opens (creating when missing) the database file `path`; ":memory:" for a private one. */
+  /** Opens (creating when missing, mode 0600) the database file `path`; ":memory:" for a private one. */
   constructor(path: string) {
+    // The file holds sealed keys and token hashes: private from the start (SQLite gives its -wal the same mode).
+    if (path !== ":memory:" && path !== "") closeSync(openSync(path, "a", 0o600));
     this.db = new Database(path);
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("foreign_keys = ON");

@@ -1,0 +1,102 @@
+// `wesp controller`: the VPN database and its operator API (issue 8), served
+// over HTTPS from a SQLite file (or a PostgreSQL URL) until SIGINT/SIGTERM.
+// On first start in its state directory it makes what it needs, each 0600:
+// the master key that seals SA keys, a self-signed TLS certificate, and an
+// operator token named "admin"; it prints where they are, never the secrets.
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { isAbsolute, join, resolve } from "node:path";
+import { Controller } from "../controller/controller.ts";
+import { KeySealer, loadOrCreateMasterKey } from "../controller/keys.ts";
+import { startApi } from "../controller/api/server.ts";
+import { ensureSelfSigned, loadTls } from "../controller/api/tls.ts";
+import { openStore } from "../controller/store/store.ts";
+import { EXIT_OK } from "./exit_codes.ts";
+import { UsageError, parseCommandArgs } from "./usage.ts";
+
+export const summary = "serve the VPN database and its operator API (HTTPS)";
+
+function defaultStateDir(): string {
+  if (process.getuid?.() === 0) return "/var/lib/wesp-controller";
+  return join(process.env.XDG_STATE_HOME ?? join(homedir(), ".local", "state"), "wesp-controller");
+}
+
+export const help = `Usage: wesp controller [--state DIR] [--db FILE|URL] [--listen HOST:PORT]
+                       [--tls-cert FILE --tls-key FILE]
+
+Serve the VPN database (VPNs, sites, topology, controller-made SAs) and its
+operator API over HTTPS (docs/controller.md, docs/controller-openapi.yaml)
+until SIGINT or SIGTERM.
+
+On first start it makes, in DIR (mode 0700): controller.db (SQLite),
+master.key (seals every SA key in the database), tls/cert.pem and key.pem
+(self-signed, for localhost and 127.0.0.1), and operator.token (the "admin"
+operator's token for 'wesp ctl'). Keep DIR private and backed up: without
+master.key the SAs in the database cannot be opened.
+
+Options:
+      --state DIR        state directory (default ${defaultStateDir()})
+      --db FILE|URL      SQLite file, or postgres://… shared by replicas
+                         (default DIR/controller.db)
+      --listen HOST:PORT where to listen (default 127.0.0.1:8443; port 0: any)
+      --tls-cert FILE    certificate to serve instead of the self-signed one
+      --tls-key FILE     its private key
+  -h, --help             show this help
+`;
+
+function parseListen(text: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(text);
+  if (!m || Number(m[3]) > 65535) throw new UsageError(`--listen: expected HOST:PORT or [IPv6]:PORT, got "${text}"`);
+  return { host: m[1] ?? m[2], port: Number(m[3]) };
+}
+
+export async function main(args: string[]): Promise<number> {
+  const { values, positionals, help: wantHelp } = parseCommandArgs("controller", args, {
+    state: { type: "string" }, db: { type: "string" }, listen: { type: "string" },
+    "tls-cert": { type: "string" }, "tls-key": { type: "string" },
+  });
+  if (wantHelp) {
+    process.stdout.write(help);
+    return EXIT_OK;
+  }
+  if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) throw new UsageError("--tls-cert and --tls-key go together");
+  const state = resolve((values.state as string | undefined) ?? defaultStateDir());
+  const listen = parseListen((values.listen as string | undefined) ?? "127.0.0.1:8443");
+  mkdirSync(state, { recursive: true, mode: 0o700 });
+  const db = (values.db as string | undefined) ?? join(state, "controller.db");
+  const dbUrl = /^postgres(ql)?:\/\//.test(db) || db === ":memory:" || isAbsolute(db) ? db : resolve(db);
+  const log = (line: string) => process.stderr.write(`wesp controller: ${line}\n`);
+
+  const sealer = new KeySealer(loadOrCreateMasterKey(join(state, "master.key")));
+  const tls = values["tls-cert"]
+    ? loadTls(values["tls-cert"] as string, values["tls-key"] as string)
+    : ensureSelfSigned(join(state, "tls"));
+  const store = await openStore(dbUrl, { log });
+  const tokenFile = join(state, "operator.token");
+  if (!existsSync(tokenFile)) {
+    try {
+      const token = await store.createOperatorToken("admin");
+      writeFileSync(tokenFile, token + "\n", { mode: 0o600, flag: "wx" });
+      log(`operator "admin" created; its token is in ${tokenFile}`);
+    } catch (e) {
+      // Another replica (or an earlier run whose token file was deleted) made "admin": leave it.
+      log(`no operator token written (${(e as Error).message})`);
+    }
+  }
+  const ctl = new Controller(store, sealer);
+  const api = await startApi({ controller: ctl, tls, host: listen.host, port: listen.port, log });
+  log(`serving ${api.url} (store: ${store.kind}; certificate ${tls.certPath}, SHA-256 ${tls.fingerprint})`);
+  process.stdout.write(`${api.url}\n`);
+
+  await new Promise<void>((done) => {
+    const stop = () => done();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  log("stopping");
+  await api.close();
+  await store.close();
+  sealer.wipe();
+  return EXIT_OK;
+}
