@@ -7,6 +7,8 @@
 // charon logs (chd = 4, parsed by strongswan.ts). charon is told `encap = yes`
 // (kernel-libipsec carries only UDP-encapsulated ESP), so NAT detection makes
 // IKE_AUTH move to 4500 behind the non-ESP marker (RFC 7296 §2.23, RFC 3948).
+// Then CHILD_SA rekeys (CREATE_CHILD_SA, §1.3.3) started by either side, with and
+// without PFS: the new keys equal charon's and the old CHILD_SA is deleted.
 //
 // The lab (two namespaces named wike…) is in ./ike-lab.ts.
 import { after, before, describe, test } from "node:test";
@@ -15,7 +17,7 @@ import { existsSync } from "node:fs";
 import { waitFor, type Spawned } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { parseChildSas, type ChildSa } from "./strongswan.ts";
-import { buildIkeTopo, eventsOf, NET_C, NET_W, startCharon, startWesp, type IkeCase, type IkeTopo } from "./ike-lab.ts";
+import { buildIkeTopo, dumps, eventsOf, NET_C, NET_W, startCharon, startWesp, type IkeCase, type IkeTopo, type WespEvent } from "./ike-lab.ts";
 
 // ECP-256, MODP-2048 and AES-GCM come from charon's openssl and gcm plugins (Debian: standard-plugins)
 const OPENSSL_PLUGIN = "/usr/lib/ipsec/plugins/libstrongswan-openssl.so";
@@ -103,6 +105,73 @@ describe("wesp IKEv2 ↔ strongSwan charon", { skip }, () => {
         await charon.swanctl("--terminate", "--ike", c.name, "--timeout", "10");
         await waitFor(() => eventsOf(w).some((e) => e.type === "ikeSaDeleted" && e.byPeer === true), "wesp sees charon's DELETE", 10_000, 50);
         assert.doesNotMatch(charon.log(), /retransmit \d+ of request/, "charon never had to retransmit");
+      } catch (err) {
+        console.error(`--- charon ${c.name} log tail ---\n${charon.log().split("\n").slice(-60).join("\n")}`);
+        if (wesp) console.error(`--- wesp ---\n${wesp.stdout}\n${wesp.stderr}`);
+        throw err;
+      } finally {
+        await wesp?.stop();
+        await charon.stop();
+      }
+    });
+  }
+
+  interface RekeyCase extends IkeCase {
+    /** Who starts the IKE SA, and who rekeys its CHILD_SA. */
+    initiator: "wesp" | "charon";
+    rekeyer: "wesp" | "charon";
+  }
+  const REKEYS: RekeyCase[] = [
+    { name: "rk-c", ike: "aes128gcm16-prfsha256-ecp256", esp: "aes128gcm16", initiator: "wesp", rekeyer: "charon" },
+    { name: "rk-c-pfs", ike: "aes128gcm16-prfsha256-ecp256", esp: "chacha20poly1305-x25519", initiator: "wesp", rekeyer: "charon" },
+    { name: "rk-w-pfs", ike: "aes256-sha256-modp2048", esp: "aes128-sha256-ecp256", initiator: "charon", rekeyer: "wesp" },
+  ];
+
+  for (const c of REKEYS) {
+    test(`${c.rekeyer} rekeys the CHILD_SA (${c.initiator} set up the IKE SA), ESP ${c.esp}: new keys equal charon's, the old CHILD_SA is deleted`, async () => {
+      const t = topo!;
+      const charon = await startCharon(t.nsC, c);
+      let wesp: Spawned | undefined;
+      try {
+        const w = (wesp = await startWesp(t, c, c.initiator === "wesp" ? "initiator" : "responder"));
+        if (c.initiator === "charon") await charon.swanctl("--initiate", "--child", c.name, "--timeout", "15");
+        const kids = () => eventsOf(w).filter((e) => e.type === "childSaEstablished") as (WespEvent & { spiIn: number; spiOut: number; keyIn: string; keyOut: string; authKeyIn?: string; authKeyOut?: string })[];
+        await waitFor(() => kids().length === 1, "first CHILD_SA", 20_000, 50);
+        const first = kids()[0];
+
+        if (c.rekeyer === "charon") await charon.swanctl("--rekey", "--child", c.name);
+        else w.child.stdin!.write("rekey\n");
+        await waitFor(() => eventsOf(w).some((e) => e.type === "childSaDeleted"), "rekey and delete of the old CHILD_SA", 20_000, 50);
+        const evs = eventsOf(w);
+        const second = kids()[1];
+        assert.ok(second, JSON.stringify(evs));
+        assert.equal(second.rekeyOf, first.spiIn, "the new CHILD_SA replaces the first");
+        assert.equal(second.initiator, c.rekeyer === "wesp", "exchange initiator");
+        assert.deepEqual(evs.find((e) => e.type === "childSaDeleted")!.spisIn, [first.spiIn]);
+        assert.ok(!evs.some((e) => e.type === "failed" || e.type === "childSaFailed"), JSON.stringify(evs));
+
+        // charon derived the same keys for the new pair (KEYMAT with the CREATE_CHILD_SA nonces and,
+        // with PFS, the new g^ir). strongswan.ts's parser knows only freshly established CHILD_SAs
+        // (a rekeyed one is installed inbound first, then outbound), so read the key dumps directly.
+        const log = charon.log();
+        const d = dumps(log);
+        const at = (label: string) => d.get(label)?.[1] ?? "";
+        const spis = /CHILD_SA \S+\{2\} established with SPIs ([0-9a-f]{8})_i ([0-9a-f]{8})_o/.exec(log);
+        assert.ok(spis, "charon logged the new CHILD_SA");
+        assert.equal(parseInt(spis[1], 16), second.spiOut, "wesp sends with charon's new inbound SPI");
+        assert.equal(parseInt(spis[2], 16), second.spiIn);
+        // "initiator" keys protect what the rekey's initiator sends (§2.17)
+        const [wespOut, wespIn] = c.rekeyer === "wesp" ? ["initiator", "responder"] : ["responder", "initiator"];
+        assert.equal(at(`encryption ${wespOut} key`), second.keyOut);
+        assert.equal(at(`encryption ${wespIn} key`), second.keyIn);
+        assert.equal(at(`integrity ${wespOut} key`), second.authKeyOut ?? "");
+        assert.equal(at(`integrity ${wespIn} key`), second.authKeyIn ?? "");
+        assert.notEqual(second.keyOut, first.keyOut);
+        // only the new pair is left installed
+        await waitFor(async () => !(await charon.listSas()).includes(first.spiIn.toString(16).padStart(8, "0")), "old CHILD_SA gone from charon", 10_000, 100);
+        const listed = await charon.listSas();
+        assert.equal(listed.match(/INSTALLED/g)?.length, 1, listed);
+        assert.match(listed, new RegExp(second.spiIn.toString(16).padStart(8, "0")));
       } catch (err) {
         console.error(`--- charon ${c.name} log tail ---\n${charon.log().split("\n").slice(-60).join("\n")}`);
         if (wesp) console.error(`--- wesp ---\n${wesp.stdout}\n${wesp.stderr}`);

@@ -145,8 +145,30 @@ export async function startWesp(t: IkeTopo, c: IkeCase, role: "initiator" | "res
   };
   const optsPath = join(t.lab.dir, `wesp-${c.name}.json`);
   writeFileSync(optsPath, JSON.stringify({ peer, role, transcript: !!opts.transcript }));
-  const w = t.nsW.spawn([process.execPath, "--import", "tsx", join(import.meta.dirname, "ike-peer.ts"), optsPath]);
+  // stdin open: the test can send commands ("rekey")
+  const w = t.nsW.spawn([process.execPath, "--import", "tsx", join(import.meta.dirname, "ike-peer.ts"), optsPath], { stdin: true });
   await waitFor(() => eventsOf(w).some((e) => e.type === "ready") || !w.running, "wesp IKE ready", 20_000);
   if (!w.running) throw new Error(`wesp IKE exited: ${w.stderr}`);
   return w;
+}
+
+/** Every hex dump "<label> => N bytes @ …" in a charon log, by label, in order. */
+export function dumps(log: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  let cur: { label: string; need: number; hex: string } | undefined;
+  for (const line of log.split("\n")) {
+    const body = line.replace(/^\d+\[\w+\] /, "");
+    const d = cur && /^\s*\d+: ((?:[0-9A-F]{2} ?)+)/.exec(body);
+    if (cur && d) {
+      cur.hex += d[1].replace(/ /g, "").toLowerCase();
+      if (cur.hex.length >= cur.need * 2) {
+        out.set(cur.label, [...(out.get(cur.label) ?? []), cur.hex.slice(0, cur.need * 2)]);
+        cur = undefined;
+      }
+      continue;
+    }
+    const h = /^(.+?) => (\d+) bytes @/.exec(body);
+    cur = h ? { label: h[1].trim(), need: Number(h[2]), hex: "" } : undefined;
+  }
+  return out;
 }

@@ -4,7 +4,8 @@
 // transcript?: boolean }. Prints one JSON line per event on stdout (byte strings
 // as hex), "ready" once both sockets are bound; with `transcript`, also every IKE
 // datagram in and out ({type: "datagram", dir, bytes}, non-ESP marker removed).
-// Ends on SIGTERM.
+// Lines on stdin are commands: "rekey" rekeys the first CHILD_SA of every
+// established IKE SA (CREATE_CHILD_SA with REKEY_SA). Ends on SIGTERM.
 import { readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { ikeSaConfig, type IkePeerText } from "../../host/ike/config.ts";
@@ -46,6 +47,19 @@ print({ type: "ready" });
 if (opts.role === "initiator") {
   transport.apply(endpoint.initiate(cfg, { localAddress: opts.peer.local, localPort: ports.ike, remoteAddress: opts.peer.remote, remotePort: ports.ike }).step);
 }
+let input = "";
+process.stdin.on("data", (d) => {
+  input += d;
+  for (let nl = input.indexOf("\n"); nl >= 0; nl = input.indexOf("\n")) {
+    const cmd = input.slice(0, nl).trim();
+    input = input.slice(nl + 1);
+    if (cmd !== "rekey") {
+      print({ type: "bad-command", cmd });
+      continue;
+    }
+    for (const sa of endpoint.sas.values()) if (sa.state === "established" && sa.childSpis.length) transport.apply(sa.rekeyChild(sa.childSpis[0]));
+  }
+});
 process.on("SIGTERM", () => {
   print({ type: "counters", endpoint: Object.fromEntries(endpoint.counters), transport: Object.fromEntries(transport.counters) });
   transport.close();

@@ -8,33 +8,12 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { waitFor } from "../helpers/netns.ts";
-import { buildIkeTopo, eventsOf, PSK, startCharon, startWesp, type IkeCase } from "./ike-lab.ts";
+import { buildIkeTopo, dumps, eventsOf, PSK, startCharon, startWesp, type IkeCase } from "./ike-lab.ts";
 
 const CASES: IkeCase[] = [
   { name: "tr-cbc", ike: "aes256-sha256-modp2048", esp: "aes128-sha256" },
   { name: "tr-gcm", ike: "aes128gcm16-prfsha256-ecp256", esp: "chacha20poly1305" },
 ];
-
-/** Every hex dump "<label> => N bytes @ …" in a charon log, by label, in order. */
-function dumps(log: string): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  let cur: { label: string; need: number; hex: string } | undefined;
-  for (const line of log.split("\n")) {
-    const body = line.replace(/^\d+\[\w+\] /, "");
-    const d = cur && /^\s*\d+: ((?:[0-9A-F]{2} ?)+)/.exec(body);
-    if (cur && d) {
-      cur.hex += d[1].replace(/ /g, "").toLowerCase();
-      if (cur.hex.length >= cur.need * 2) {
-        out.set(cur.label, [...(out.get(cur.label) ?? []), cur.hex.slice(0, cur.need * 2)]);
-        cur = undefined;
-      }
-      continue;
-    }
-    const h = /^(.+?) => (\d+) bytes @/.exec(body);
-    cur = h ? { label: h[1].trim(), need: Number(h[2]), hex: "" } : undefined;
-  }
-  return out;
-}
 
 const t = await buildIkeTopo();
 const out: object[] = [];
