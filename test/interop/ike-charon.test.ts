@@ -16,7 +16,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { waitFor, type Spawned } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
-import { parseChildSas, type ChildSa } from "./strongswan.ts";
+import { parseChildSas, type Charon, type ChildSa } from "./strongswan.ts";
 import { buildIkeTopo, dumps, eventsOf, NET_C, NET_W, startCharon, startWesp, type IkeCase, type IkeTopo, type WespEvent } from "./ike-lab.ts";
 
 // ECP-256, MODP-2048 and AES-GCM come from charon's openssl and gcm plugins (Debian: standard-plugins)
@@ -49,6 +49,27 @@ const CASES: Case[] = [
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
+/**
+ * A charon and a wesp for case `c`, the IKE SA and first CHILD_SA initiated by
+ * `c.initiator`, then `body`; logs printed if it fails; both stopped after.
+ */
+async function withPeers(t: IkeTopo, c: IkeCase & { initiator: "wesp" | "charon" }, body: (charon: Charon, wesp: Spawned) => Promise<void>): Promise<void> {
+  const charon = await startCharon(t.nsC, c);
+  let wesp: Spawned | undefined;
+  try {
+    wesp = await startWesp(t, c, c.initiator === "wesp" ? "initiator" : "responder");
+    if (c.initiator === "charon") await charon.swanctl("--initiate", "--child", c.name, "--timeout", "15");
+    await body(charon, wesp);
+  } catch (err) {
+    console.error(`--- charon ${c.name} log tail ---\n${charon.log().split("\n").slice(-60).join("\n")}`);
+    if (wesp) console.error(`--- wesp ---\n${wesp.stdout}\n${wesp.stderr}`);
+    throw err;
+  } finally {
+    await wesp?.stop();
+    await charon.stop();
+  }
+}
+
 describe("wesp IKEv2 ↔ strongSwan charon", { skip }, () => {
   let topo: IkeTopo | undefined;
   before(async () => {
@@ -60,12 +81,7 @@ describe("wesp IKEv2 ↔ strongSwan charon", { skip }, () => {
 
   for (const c of CASES) {
     test(`${c.initiator} initiates, IKE ${c.ike}, ESP ${c.esp}: both SAs up, CHILD_SA keys equal charon's`, async () => {
-      const t = topo!;
-      const charon = await startCharon(t.nsC, c);
-      let wesp: Spawned | undefined;
-      try {
-        const w = (wesp = await startWesp(t, c, c.initiator === "wesp" ? "initiator" : "responder"));
-        if (c.initiator === "charon") await charon.swanctl("--initiate", "--child", c.name, "--timeout", "15");
+      await withPeers(topo!, c, async (charon, w) => {
 
         const done = () => eventsOf(w).some((e) => e.type === "childSaEstablished" || e.type === "failed" || e.type === "childSaFailed");
         await waitFor(done, "wesp's CHILD_SA", 20_000, 50);
@@ -105,14 +121,7 @@ describe("wesp IKEv2 ↔ strongSwan charon", { skip }, () => {
         await charon.swanctl("--terminate", "--ike", c.name, "--timeout", "10");
         await waitFor(() => eventsOf(w).some((e) => e.type === "ikeSaDeleted" && e.byPeer === true), "wesp sees charon's DELETE", 10_000, 50);
         assert.doesNotMatch(charon.log(), /retransmit \d+ of request/, "charon never had to retransmit");
-      } catch (err) {
-        console.error(`--- charon ${c.name} log tail ---\n${charon.log().split("\n").slice(-60).join("\n")}`);
-        if (wesp) console.error(`--- wesp ---\n${wesp.stdout}\n${wesp.stderr}`);
-        throw err;
-      } finally {
-        await wesp?.stop();
-        await charon.stop();
-      }
+      });
     });
   }
 
@@ -129,12 +138,7 @@ describe("wesp IKEv2 ↔ strongSwan charon", { skip }, () => {
 
   for (const c of REKEYS) {
     test(`${c.rekeyer} rekeys the CHILD_SA (${c.initiator} set up the IKE SA), ESP ${c.esp}: new keys equal charon's, the old CHILD_SA is deleted`, async () => {
-      const t = topo!;
-      const charon = await startCharon(t.nsC, c);
-      let wesp: Spawned | undefined;
-      try {
-        const w = (wesp = await startWesp(t, c, c.initiator === "wesp" ? "initiator" : "responder"));
-        if (c.initiator === "charon") await charon.swanctl("--initiate", "--child", c.name, "--timeout", "15");
+      await withPeers(topo!, c, async (charon, w) => {
         const kids = () => eventsOf(w).filter((e) => e.type === "childSaEstablished") as (WespEvent & { spiIn: number; spiOut: number; keyIn: string; keyOut: string; authKeyIn?: string; authKeyOut?: string })[];
         await waitFor(() => kids().length === 1, "first CHILD_SA", 20_000, 50);
         const first = kids()[0];
@@ -172,14 +176,7 @@ describe("wesp IKEv2 ↔ strongSwan charon", { skip }, () => {
         const listed = await charon.listSas();
         assert.equal(listed.match(/INSTALLED/g)?.length, 1, listed);
         assert.match(listed, new RegExp(second.spiIn.toString(16).padStart(8, "0")));
-      } catch (err) {
-        console.error(`--- charon ${c.name} log tail ---\n${charon.log().split("\n").slice(-60).join("\n")}`);
-        if (wesp) console.error(`--- wesp ---\n${wesp.stdout}\n${wesp.stderr}`);
-        throw err;
-      } finally {
-        await wesp?.stop();
-        await charon.stop();
-      }
+      });
     });
   }
 });
