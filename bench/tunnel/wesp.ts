@@ -92,7 +92,7 @@ export function wespContender(suite: Suite): Contender {
       };
       try {
         for (const [p, n] of [[pa, "A"], [pb, "B"]] as const) {
-          await until(() => !p.running || /forwarding on/.test(p.out), `wesp up in e${n}`, 120_000);
+          await until(() => !p.running || /forwarding on/.test(p.out), `wesp up in e${n}`, Math.min(1_800_000, 120_000 + 200 * ctx.sas));
           if (!p.running) throw new Error(`wesp up in e${n} exited ${p.exitCode}: ${p.out.trim().split("\n").slice(-3).join(" | ")}`);
         }
       } catch (e) {
