@@ -19,8 +19,9 @@ export interface Db extends Sql {
   readonly dialect: "sqlite" | "postgres";
   /**
    * Runs `fn` in one transaction: committed when it resolves, rolled back when
-   * it throws. A unique-constraint race with another writer is retried a few
-   * times (a fresh `fn` call), then thrown as UniqueViolation.
+   * it throws. A unique-constraint race with another writer (or, on
+   * PostgreSQL, a deadlock or serialisation failure) is retried a few times
+   * (a fresh `fn` call), then thrown as UniqueViolation.
    */
   tx<T>(fn: (q: Sql) => Promise<T>): Promise<T>;
   /** Announces `change` to every subscriber (every replica on PostgreSQL) once the transaction of `q` commits. */

@@ -28,6 +28,8 @@ export function numberPlaceholders(sql: string): string {
 function translate(e: unknown): unknown {
   const err = e as { code?: string; constraint?: string };
   if (err?.code === "23505") return new UniqueViolation(err.constraint ?? "unique");
+  // A deadlock or serialisation failure: the transaction is safe to run again, as after a unique-key race.
+  if (err?.code === "40P01" || err?.code === "40001") return new UniqueViolation(`retry (${err.code})`);
   return e;
 }
 

@@ -83,6 +83,17 @@ export class SqlStore implements Store {
     return (await q.get<VpnRow>("SELECT * FROM vpns WHERE name = ?", [name])) ?? notFound(`VPN "${name}"`);
   }
 
+  /**
+   * The VPN's row, locked until the transaction ends: changes to one VPN go one
+   * at a time (on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises every
+   * writer), so two replicas making the same pair's SAs in opposite orders
+   * wait for each other instead of deadlocking.
+   */
+  private async lockVpn(q: Sql, name: string): Promise<VpnRow> {
+    const lock = this.db.dialect === "postgres" ? " FOR UPDATE" : "";
+    return (await q.get<VpnRow>(`SELECT * FROM vpns WHERE name = ?${lock}`, [name])) ?? notFound(`VPN "${name}"`);
+  }
+
   private async siteRow(q: Sql, vpnId: number, name: string): Promise<SiteRow> {
     return (await q.get<SiteRow>("SELECT * FROM sites WHERE vpn_id = ? AND name = ?", [vpnId, name])) ?? notFound(`site "${name}"`);
   }
@@ -131,7 +142,7 @@ export class SqlStore implements Store {
   async setTopology(vpn: string, t: Topology): Promise<Vpn> {
     const topology = checkTopology(t);
     return this.db.tx(async (q) => {
-      const row = await this.vpnRow(q, vpn);
+      const row = await this.lockVpn(q, vpn);
       await q.run("UPDATE vpns SET topology = ? WHERE id = ?", [JSON.stringify(topology), row.id]);
       await this.bump(q, row);
       return vpnOf(await this.vpnRow(q, vpn));
@@ -150,7 +161,7 @@ export class SqlStore implements Store {
 
   async addSite(vpn: string, s: NewSite): Promise<Site> {
     return this.db.tx(async (q) => {
-      const row = await this.vpnRow(q, vpn);
+      const row = await this.lockVpn(q, vpn);
       const c = checkNewSite(vpn, s, await this.sitesOf(q, row));
       if (await q.get("SELECT 1 AS x FROM sites WHERE vpn_id = ? AND name = ?", [row.id, c.name])) {
         throw new StoreError("conflict", `site "${c.name}" exists in VPN "${vpn}"`);
@@ -191,7 +202,7 @@ export class SqlStore implements Store {
   async updateWanPort(vpn: string, site: string, port: string, u: WanPortUpdate): Promise<Site> {
     const c = checkPortUpdate(u);
     return this.db.tx(async (q) => {
-      const row = await this.vpnRow(q, vpn);
+      const row = await this.lockVpn(q, vpn);
       const s = await this.siteRow(q, row.id, site);
       const sets: string[] = [];
       const params: (string | number | null)[] = [];
@@ -211,7 +222,7 @@ export class SqlStore implements Store {
 
   async removeSite(vpn: string, name: string): Promise<boolean> {
     return this.db.tx(async (q) => {
-      const row = await this.vpnRow(q, vpn);
+      const row = await this.lockVpn(q, vpn);
       const t = JSON.parse(row.topology) as Topology;
       if (t.kind === "hub-and-spoke" && (t.hub === name || t.backupHub === name)) {
         throw new StoreError("conflict", `site "${name}" is a hub of VPN "${vpn}": change the topology first`);
@@ -296,7 +307,7 @@ export class SqlStore implements Store {
   async ensureSaPair(vpn: string, a: string, b: string, generation: number, seal: (d: { src: string; dst: string; spi: number }) => SaSeal): Promise<boolean> {
     if (a === b) throw new StoreError("invalid", "an SA pair needs two different sites");
     return this.db.tx(async (q) => {
-      const row = await this.vpnRow(q, vpn);
+      const row = await this.lockVpn(q, vpn);
       const sa = await this.siteRow(q, row.id, a);
       const sb = await this.siteRow(q, row.id, b);
       const have = await q.all<{ src_site: number }>(
@@ -329,7 +340,7 @@ export class SqlStore implements Store {
   async pruneSas(vpn: string, wanted: Array<[string, string]>): Promise<number> {
     const keep = new Set(wanted.map(([x, y]) => (x < y ? `${x}\n${y}` : `${y}\n${x}`)));
     return this.db.tx(async (q) => {
-      const row = await this.vpnRow(q, vpn);
+      const row = await this.lockVpn(q, vpn);
       const pairs = await q.all<{ src: string; dst: string; src_site: number; dst_site: number }>(
         `SELECT DISTINCT a.name AS src, b.name AS dst, x.src_site, x.dst_site FROM sas x
          JOIN sites a ON a.id = x.src_site JOIN sites b ON b.id = x.dst_site WHERE x.vpn_id = ?`, [row.id]);
