@@ -64,6 +64,8 @@ export class Forwarder {
   readonly lifecycle: SaLifecycle;
   private stopping: Promise<void> | null = null;
   private exited = false;
+  /** Peer prefixes routed into the TUN now (configureTun, then kept in step by every apply). */
+  private readonly routes = new Set<string>();
 
   private constructor(
     readonly config: Config,
@@ -86,7 +88,37 @@ export class Forwarder {
         else resolve();
       });
       this.worker.postMessage({ type: "apply", id, peers }, transfer);
-    });
+    }).then(() => this.syncRoutes(peers));
+  }
+
+  /**
+   * After an apply: a route into the TUN for every prefix of the peers held
+   * now, and none for a prefix no peer has any more (a peer added by a
+   * reload is reachable, a removed one is not routed into a TUN that drops
+   * it). A persistent TUN's routes are the administrator's. A failing `ip`
+   * is logged: the SAs are applied either way.
+   */
+  private async syncRoutes(peers: PeerSpec[]): Promise<void> {
+    if (this.config.node.tun.persistent) return;
+    const want = new Set(peers.flatMap((p) => p.remotes));
+    const ip = async (args: string[]) => {
+      try {
+        await run("ip", args);
+      } catch (e) {
+        const err = e as { stderr?: string; message: string };
+        this.log(`ip ${args.join(" ")}: ${(err.stderr || err.message).trim()}`);
+      }
+    };
+    for (const r of want) {
+      if (this.routes.has(r)) continue;
+      await ip([...(r.includes(":") ? ["-6"] : []), "route", "replace", r, "dev", this.tunName]);
+      this.routes.add(r);
+    }
+    for (const r of [...this.routes]) {
+      if (want.has(r)) continue;
+      await ip([...(r.includes(":") ? ["-6"] : []), "route", "del", r, "dev", this.tunName]);
+      this.routes.delete(r);
+    }
   }
 
   /** Starts the worker and configures the TUN. Rejects with ForwarderError (worker is gone then). */
@@ -165,7 +197,10 @@ export class Forwarder {
     }
     await ip("link", "set", "dev", this.tunName, "up");
     for (const p of this.config.peers) {
-      for (const r of p.prefixes) await ip(...(r.family === 6 ? ["-6"] : []), "route", "replace", r.text, "dev", this.tunName);
+      for (const r of p.prefixes) {
+        await ip(...(r.family === 6 ? ["-6"] : []), "route", "replace", r.text, "dev", this.tunName);
+        this.routes.add(r.text);
+      }
     }
   }
 

@@ -125,7 +125,9 @@ export function writeStateSync(path: string, r: SaStateRecord): void {
 
 /** The same off the packet thread's critical path (libuv's pool): resolves once durable. */
 export async function writeState(path: string, r: SaStateRecord): Promise<void> {
-  const tmp = `${path}.tmp`;
+  // Not writeStateSync's temporary file: a synchronous write (an SA removed or
+  // installed) may run while this one is in the thread pool.
+  const tmp = `${path}.atmp`;
   const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
   try {
     await fh.writeFile(encodeState(r));
