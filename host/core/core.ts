@@ -591,6 +591,18 @@ export class Core {
     return this.readBlock(r + A.SA_COUNTERS);
   }
 
+  /**
+   * One per-SA drop counter as a number, without building the whole block
+   * (polled every few milliseconds by seq_store.ts); -1 for an id that is not
+   * a live SA. Exact up to 2^53 drops.
+   */
+  dropCount(saId: number, reason: A.ReasonName): number {
+    const r = this.ex.saRecord(saId);
+    if (!r) return -1;
+    const at = r + A.SA_COUNTERS + (1 + A.REASON_NAMES.indexOf(reason)) * 8;
+    return this.dv.getUint32(at + 4, true) * 2 ** 32 + this.dv.getUint32(at, true);
+  }
+
   /** Global counters per direction; packets + Σ drops = packets processed. */
   globalCounters(): { inbound: Counters; outbound: Counters } {
     const g = this.ex.globalCountersPtr();

@@ -96,7 +96,7 @@ interface Tracked {
   /** Last write failure (reported once until a write succeeds). */
   failed: string | null;
   /** Inbound: the SA's SEQ_UNRESERVED drop count at the last tick (authenticated packets past the limit). */
-  unreserved: bigint;
+  unreserved: number;
   /** Inbound: when the reservation was last raised for a peer ahead of it (0 = not chasing), and the top then. */
   chaseT: number;
   chaseSeq: bigint;
@@ -157,7 +157,7 @@ export class SeqStore {
   track(saId: number, p: DurableParams, res: Resume, now = Date.now()): void {
     const t: Tracked = {
       saId, p, file: res.file, reserved: res.seqLimit, base: res.base, created: res.created,
-      lastSeq: res.initialSeq - 1n, lastT: now, lastProgressT: now, rate: 0, pending: res.waitFor !== undefined, failed: null, unreserved: 0n, chaseT: 0, chaseSeq: 0n,
+      lastSeq: res.initialSeq - 1n, lastT: now, lastProgressT: now, rate: 0, pending: res.waitFor !== undefined, failed: null, unreserved: 0, chaseT: 0, chaseSeq: 0n,
     };
     this.sas.set(saId, t);
     // Its limit leaves nothing to use: the next tick reserves a block once the older write is down.
@@ -281,16 +281,13 @@ export class SeqStore {
 
   /** Whether authenticated packets past the limit arrived since the last look (inbound). */
   private peerAhead(core: Core, t: Tracked): boolean {
-    let n: bigint;
-    try {
-      n = core.readCounters(t.saId).drops.SEQ_UNRESERVED;
-    } catch {
-      return false;
-    }
+    const n = core.dropCount(t.saId, "SEQ_UNRESERVED");
+    if (n < 0) return false;
     const grew = n > t.unreserved;
     t.unreserved = n;
     return grew;
   }
+
 
   private blockFor(t: Tracked): bigint {
     const want = BigInt(Math.ceil(t.rate * BLOCK_SECONDS));

@@ -168,3 +168,51 @@ test("an idle inbound SA gives back most of its block: the core limit drops firs
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a peer that resumes past our inbound reservation (it restarted) is followed: authenticated packets past the limit raise it", async () => {
+  const dir = tmp();
+  try {
+    const key = randomBytes(16), salt = randomBytes(4);
+    const p = params(dir, "in", Buffer.concat([key, salt]));
+    const store = new SeqStore(() => {});
+    const res = store.prepare(p);
+    const rx = await makeCore();
+    const sa = rx.addSa({ direction: "in", suite: "aes-gcm-16", mode: "tunnel", spi: p.spi, key, salt, local: "192.0.2.2", remote: "192.0.2.1", peerId: 1, replayWindow: 64, initialSeq: res.initialSeq, seqLimit: res.seqLimit });
+    rx.addPolicy({ action: "protect", local: "10.2.0.0/16", remote: "10.1.0.0/16", saId: -1, peerId: 1 });
+    store.track(sa, p, res);
+    // The sender resumed 20,000 numbers on (a restarted wesp skips up to a whole block).
+    const tx = await makeCore();
+    const out = tx.addSa({ direction: "out", suite: "aes-gcm-16", mode: "tunnel", spi: p.spi, key, salt, local: "192.0.2.1", remote: "192.0.2.2", peerId: 1, initialSeq: 20_000 });
+    tx.addPolicy({ action: "protect", local: "10.1.0.0/16", remote: "10.2.0.0/16", saId: out, peerId: 1 });
+    const send = (): string => {
+      tx.writePacket(0, innerUdp("10.1.0.1", "10.2.0.1", 20));
+      tx.processOutbound(1);
+      rx.writePacket(0, Uint8Array.from(tx.packet(0)), 0);
+      rx.processInbound(1);
+      return rx.verdict(0) === VERDICT.TO_TUN ? "ok" : rx.reasonName(0);
+    };
+    assert.equal(send(), "SEQ_UNRESERVED", "past the limit: authenticated, but not accepted yet");
+    let verdict = "";
+    for (let round = 0; round < 50 && verdict !== "ok"; round++) {
+      store.tick(rx, Date.now());
+      await new Promise((r) => setTimeout(r, 10));
+      verdict = send();
+    }
+    assert.equal(verdict, "ok", "the reservation caught up with the peer");
+    const disk = readState(statePath(dir, "in", p.keyId), { dir: "in", keyId: p.keyId });
+    assert.ok(disk.kind === "ok" && disk.record.reserved >= rx.seqOf(sa, false), "and the file covers what was accepted");
+    // A forgery past the limit (bad ICV) does not count: it is AUTH, never SEQ_UNRESERVED, which alone drives the raise.
+    const unreserved = rx.dropCount(sa, "SEQ_UNRESERVED");
+    tx.writePacket(0, innerUdp("10.1.0.1", "10.2.0.1", 20));
+    tx.processOutbound(1);
+    const forged = Uint8Array.from(tx.packet(0));
+    new DataView(forged.buffer).setUint32(24, 0x7fffffff); // seq far ahead (outer IPv4 20 + SPI 4)
+    rx.writePacket(0, forged, 0);
+    rx.processInbound(1);
+    assert.equal(rx.reasonName(0), "AUTH");
+    assert.equal(rx.dropCount(sa, "SEQ_UNRESERVED"), unreserved);
+    assert.ok(unreserved >= 1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
