@@ -5,7 +5,7 @@
 // its sender receives on (§1.3.3) and keeps its traffic selectors (§2.9.2).
 // With a DH transform in the chosen proposal the exchange carries KE payloads
 // and KEYMAT includes the new g^ir (PFS, §2.17). Rekeying the IKE SA itself
-// (§1.3.2) is not implemented: such a request is refused with NO_ADDITIONAL_SAS.
+// (§1.3.2) is exchange_ike_rekey.ts.
 import { Notify, PayloadType, Protocol } from "./constants.ts";
 import { establishChild, spiBytes, spiNumber } from "./child_sa.ts";
 import { createKeyExchange, type KeyExchange } from "./dh.ts";
@@ -64,7 +64,6 @@ export function onChildRequest(ctx: SaContext, ps: readonly Payload[]): { payloa
   const sa = ps.find((p) => p.kind === "sa");
   const ni = ps.find((p) => p.kind === "nonce");
   if (!sa || !ni) return refuse(Notify.INVALID_SYNTAX, "CREATE_CHILD_SA without SA or Nonce");
-  if (sa.proposals.some((p) => p.protocol === Protocol.IKE)) return refuse(Notify.NO_ADDITIONAL_SAS, "IKE SA rekeying is not implemented");
   const rekey = findNotify(ps, Notify.REKEY_SA);
   // §1.3.3: the notify's SPI is the one its sender receives on, i.e. our outbound SPI
   const old = rekey ? ctx.children.find((c) => rekey.spi.length === 4 && c.spiOut === spiNumber(rekey.spi)) : undefined;

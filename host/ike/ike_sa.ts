@@ -19,6 +19,7 @@ import { hexSpi, skKeys, type SaContext } from "./context.ts";
 import { authRequest, onAuthRequest, onAuthResponse } from "./exchange_auth.ts";
 import { forgetChildren, spiBytes, spiNumber } from "./child_sa.ts";
 import { childRequest, onChildRequest, onChildResponse, type PendingChild } from "./exchange_child.ts";
+import { ikeRekeyRequest, onIkeRekeyRequest, onIkeRekeyResponse, type PendingIkeRekey } from "./exchange_ike_rekey.ts";
 import { initRequest, onInitRequest, onInitResponse } from "./exchange_init.ts";
 import { isResponse, type Header, type Message } from "./message.ts";
 import { unsupportedCritical, type Payload } from "./payloads.ts";
@@ -42,6 +43,8 @@ interface Pending {
   child?: PendingChild;
   /** INFORMATIONAL deleting CHILD_SAs: our inbound SPIs. */
   deleting?: number[];
+  /** CREATE_CHILD_SA rekeying this IKE SA. */
+  ikeRekey?: PendingIkeRekey;
 }
 
 export class IkeSa {
@@ -55,6 +58,8 @@ export class IkeSa {
   /** When we created the SA, and when an authenticated message last came from the peer (§2.4). */
   private readonly createdAt: number;
   private lastHeard: number;
+  /** The IKE SA this one was rekeyed into (§1.3.2); the endpoint adopts it. */
+  successor?: IkeSa;
   /** Requests waiting for the outstanding one to be answered (a window of one, §2.3). */
   private readonly queue: (() => Step)[] = [];
 
@@ -174,6 +179,19 @@ export class IkeSa {
     });
   }
 
+  /**
+   * Rekeys this IKE SA (§1.3.2): once answered, `ikeSaRekeyed` names the new one (in
+   * `successor`, holding the CHILD_SAs), and this one is deleted (`ikeSaDeleted`, why "rekeyed").
+   */
+  rekeyIke(): Step {
+    return this.whenIdle(() => {
+      const { payloads, pending } = ikeRekeyRequest(this.ctx);
+      const step = this.sealedRequest(Exchange.CREATE_CHILD_SA, payloads);
+      this.pending!.ikeRekey = pending;
+      return step;
+    });
+  }
+
   /** Another CHILD_SA with the configured proposals and selectors (§1.3.1). */
   createChild(): Step {
     return this.whenIdle(() => this.childExchange(undefined));
@@ -273,9 +291,21 @@ export class IkeSa {
     }
     if (p.exchange === Exchange.INFORMATIONAL && this.state === "deleting") {
       this.state = "deleted";
-      return { send: [], events: [{ type: "ikeSaDeleted", ike: this.name, byPeer: false }] };
+      return { send: [], events: [{ type: "ikeSaDeleted", ike: this.name, byPeer: false, ...(this.successor ? { why: "rekeyed" as const } : {}) }] };
     }
     const step = none();
+    if (p.ikeRekey) {
+      const r = onIkeRekeyResponse(this.ctx, p.ikeRekey, inner.value);
+      if (!r.ok) step.events.push({ type: "ikeRekeyFailed", ike: this.name, notify: r.notify, detail: r.detail });
+      else {
+        step.events.push(this.handOver(r.next));
+        // §2.18: the rekey's initiator deletes the old IKE SA
+        this.queue.unshift(() => {
+          this.state = "deleting";
+          return this.sealedRequest(Exchange.INFORMATIONAL, [{ kind: "delete", protocol: Protocol.IKE, spis: [] }]);
+        });
+      }
+    }
     if (p.child) {
       step.events.push(...onChildResponse(this.ctx, p.child, inner.value));
       const rekeyed = step.events.find((e) => e.type === "childSaEstablished" && e.rekeyOf !== undefined);
@@ -340,6 +370,12 @@ export class IkeSa {
     }
     if (this.state !== "established" && this.state !== "deleting") return this.refused("unexpected-request", `exchange ${m.header.exchange} in state ${this.state}`);
     if (m.header.exchange === Exchange.INFORMATIONAL) return this.onInformational(id, inner.value, path);
+    if (m.header.exchange === Exchange.CREATE_CHILD_SA && this.state === "established" && isIkeRekey(inner.value)) {
+      const a = onIkeRekeyRequest(this.ctx, inner.value);
+      const step = this.respond(m.header.exchange, id, a.payloads, path);
+      step.events.push(a.outcome.ok ? this.handOver(a.outcome.next) : { type: "ikeRekeyFailed", ike: this.name, notify: a.outcome.notify, detail: a.outcome.detail });
+      return step;
+    }
     if (m.header.exchange === Exchange.CREATE_CHILD_SA && this.state === "established") {
       const a = onChildRequest(this.ctx, inner.value);
       const step = this.respond(m.header.exchange, id, a.payloads, path);
@@ -359,7 +395,7 @@ export class IkeSa {
         const step = this.respond(Exchange.INFORMATIONAL, id, [], path);
         this.state = "deleted";
         this.pending = undefined;
-        step.events.push({ type: "ikeSaDeleted", ike: this.name, byPeer: true });
+        step.events.push({ type: "ikeSaDeleted", ike: this.name, byPeer: true, ...(this.successor ? { why: "rekeyed" as const } : {}) });
         return step;
       }
       if (p.protocol === Protocol.ESP) {
@@ -387,6 +423,15 @@ export class IkeSa {
 
   // --- outcomes ------------------------------------------------------------
 
+  /** The new IKE SA of a rekey takes the CHILD_SAs (§1.3.2); this one only waits for its DELETE. */
+  private handOver(next: SaContext): IkeEvent {
+    next.children = this.ctx.children;
+    this.ctx.children = [];
+    const s = new IkeSa(next, "established");
+    this.successor = s;
+    return { type: "ikeSaRekeyed", ike: this.name, newSa: s.id };
+  }
+
   private established(): IkeEvent {
     const c = this.ctx.ike!;
     const proposal = [
@@ -410,3 +455,6 @@ export class IkeSa {
 }
 
 const none = (): Step => ({ send: [], events: [] });
+
+/** A CREATE_CHILD_SA whose SA payload proposes protocol IKE rekeys the IKE SA (§1.3.2). */
+const isIkeRekey = (ps: readonly Payload[]): boolean => ps.some((p) => p.kind === "sa" && p.proposals.some((q) => q.protocol === Protocol.IKE));

@@ -47,6 +47,11 @@ export interface IkeSaKeyInput {
   nr: Uint8Array;
   spiI: Uint8Array;
   spiR: Uint8Array;
+  /**
+   * Rekeying an IKE SA (§2.18): SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr), with
+   * the old IKE SA's PRF (as strongSwan's keymat_v2 does); the rest as §2.14.
+   */
+  rekey?: { prf: PrfAlg; skD: Uint8Array };
 }
 
 /**
@@ -55,7 +60,9 @@ export interface IkeSaKeyInput {
  * (For HMAC PRFs the whole Ni | Nr is the key; only fixed-key PRFs such as AES-XCBC take halves.)
  */
 export function deriveIkeSaKeys(k: IkeSaKeyInput): { skeyseed: Uint8Array; keys: IkeSaKeys } {
-  const skeyseed = prf(k.prf, concatBytes(k.ni, k.nr), k.sharedSecret);
+  const skeyseed = k.rekey
+    ? prf(k.rekey.prf, k.rekey.skD, concatBytes(k.sharedSecret, k.ni, k.nr))
+    : prf(k.prf, concatBytes(k.ni, k.nr), k.sharedSecret);
   const p = k.prf.bytes;
   const a = k.integ?.keyBytes ?? 0;
   const e = k.encr.keymatBytes;

@@ -94,7 +94,10 @@ export type IkeEvent = (
   | ChildSaEstablished
   | { type: "childSaFailed"; ike: string; notify: number; detail: string }
   | { type: "childSaDeleted"; ike: string; spisIn: number[] }
-  | { type: "ikeSaDeleted"; ike: string; byPeer: boolean; why?: "initial-contact" }
+  | { type: "ikeSaDeleted"; ike: string; byPeer: boolean; why?: "initial-contact" | "rekeyed" }
+  /** The IKE SA `sa` was rekeyed into `newSa` (§1.3.2); its CHILD_SAs now belong to `newSa`. */
+  | { type: "ikeSaRekeyed"; ike: string; newSa: string }
+  | { type: "ikeRekeyFailed"; ike: string; notify: number; detail: string }
   | { type: "failed"; ike: string; reason: FailReason; detail: string }
   | { type: "refused"; ike: string; reason: string; detail: string }
 ) & { sa?: string };

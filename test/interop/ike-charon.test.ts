@@ -70,6 +70,54 @@ async function withPeers(t: IkeTopo, c: IkeCase & { initiator: "wesp" | "charon"
   }
 }
 
+type ChildEvent = WespEvent & { spiIn: number; spiOut: number; keyIn: string; keyOut: string; authKeyIn?: string; authKeyOut?: string; rekeyOf?: number; initiator: boolean };
+
+/**
+ * Rekeys the CHILD_SA (started by `rekeyer`) and checks the result: wesp's new
+ * pair replaces and deletes the old one, and its SPIs and keys equal charon's.
+ */
+async function rekeyChildAndCheck(charon: Charon, w: Spawned, rekeyer: "wesp" | "charon"): Promise<void> {
+  const kids = () => eventsOf(w).filter((e) => e.type === "childSaEstablished") as ChildEvent[];
+  const deletes = () => eventsOf(w).filter((e) => e.type === "childSaDeleted");
+  await waitFor(() => kids().length >= 1, "a CHILD_SA", 20_000, 50);
+  const [nKids, nDeletes] = [kids().length, deletes().length];
+  const first = kids().at(-1)!;
+  if (rekeyer === "charon") await charon.swanctl("--rekey", "--child", String(charon.opts.name));
+  else w.child.stdin!.write("rekey\n");
+  await waitFor(() => deletes().length > nDeletes, "rekey and delete of the old CHILD_SA", 20_000, 50);
+  const evs = eventsOf(w);
+  const second = kids()[nKids];
+  assert.ok(second, JSON.stringify(evs));
+  assert.equal(second.rekeyOf, first.spiIn, "the new CHILD_SA replaces the old");
+  assert.equal(second.initiator, rekeyer === "wesp", "exchange initiator");
+  assert.deepEqual(deletes()[nDeletes].spisIn, [first.spiIn]);
+  assert.ok(!evs.some((e) => e.type === "failed" || e.type === "childSaFailed"), JSON.stringify(evs));
+
+  // charon derived the same keys for the new pair (KEYMAT with the CREATE_CHILD_SA nonces and,
+  // with PFS, the new g^ir). strongswan.ts's parser knows only freshly established CHILD_SAs
+  // (a rekeyed one is installed inbound first, then outbound), so read the key dumps directly.
+  const log = charon.log();
+  const d = dumps(log);
+  const at = (label: string) => d.get(label)?.[nKids] ?? "";
+  const spis = [...log.matchAll(/CHILD_SA \S+\{(\d+)\} established with SPIs ([0-9a-f]{8})_i ([0-9a-f]{8})_o/g)].filter((m) => Number(m[1]) === nKids + 1)[0];
+  assert.ok(spis, "charon logged the new CHILD_SA");
+  assert.equal(parseInt(spis[2], 16), second.spiOut, "wesp sends with charon's new inbound SPI");
+  assert.equal(parseInt(spis[3], 16), second.spiIn);
+  // "initiator" keys protect what the rekey's initiator sends (§2.17)
+  const [wespOut, wespIn] = rekeyer === "wesp" ? ["initiator", "responder"] : ["responder", "initiator"];
+  assert.equal(at(`encryption ${wespOut} key`), second.keyOut);
+  assert.equal(at(`encryption ${wespIn} key`), second.keyIn);
+  assert.equal(at(`integrity ${wespOut} key`), second.authKeyOut ?? "");
+  assert.equal(at(`integrity ${wespIn} key`), second.authKeyIn ?? "");
+  assert.notEqual(second.keyOut, first.keyOut);
+  // only the new pair is left installed
+  const hexSpi = (n: number) => n.toString(16).padStart(8, "0");
+  await waitFor(async () => !(await charon.listSas()).includes(hexSpi(first.spiIn)), "old CHILD_SA gone from charon", 10_000, 100);
+  const listed = await charon.listSas();
+  assert.equal(listed.match(/INSTALLED/g)?.length, 1, listed);
+  assert.match(listed, new RegExp(hexSpi(second.spiIn)));
+}
+
 describe("wesp IKEv2 ↔ strongSwan charon", { skip }, () => {
   let topo: IkeTopo | undefined;
   before(async () => {
@@ -139,43 +187,37 @@ describe("wesp IKEv2 ↔ strongSwan charon", { skip }, () => {
   for (const c of REKEYS) {
     test(`${c.rekeyer} rekeys the CHILD_SA (${c.initiator} set up the IKE SA), ESP ${c.esp}: new keys equal charon's, the old CHILD_SA is deleted`, async () => {
       await withPeers(topo!, c, async (charon, w) => {
-        const kids = () => eventsOf(w).filter((e) => e.type === "childSaEstablished") as (WespEvent & { spiIn: number; spiOut: number; keyIn: string; keyOut: string; authKeyIn?: string; authKeyOut?: string })[];
-        await waitFor(() => kids().length === 1, "first CHILD_SA", 20_000, 50);
-        const first = kids()[0];
+        await rekeyChildAndCheck(charon, w, c.rekeyer);
+      });
+    });
+  }
 
-        if (c.rekeyer === "charon") await charon.swanctl("--rekey", "--child", c.name);
-        else w.child.stdin!.write("rekey\n");
-        await waitFor(() => eventsOf(w).some((e) => e.type === "childSaDeleted"), "rekey and delete of the old CHILD_SA", 20_000, 50);
+  const IKE_REKEYS: RekeyCase[] = [
+    { name: "ik-c", ike: "aes128gcm16-prfsha256-ecp256", esp: "aes128gcm16", initiator: "wesp", rekeyer: "charon" },
+    { name: "ik-w", ike: "aes256-sha256-modp2048", esp: "chacha20poly1305", initiator: "charon", rekeyer: "wesp" },
+  ];
+  for (const c of IKE_REKEYS) {
+    test(`${c.rekeyer} rekeys the IKE SA (${c.initiator} set up the first), IKE ${c.ike}: charon lists the new SPIs, the CHILD_SA stays, a CHILD_SA rekey over the new IKE SA agrees`, async () => {
+      await withPeers(topo!, c, async (charon, w) => {
+        await waitFor(() => eventsOf(w).some((e) => e.type === "childSaEstablished"), "first CHILD_SA", 20_000, 50);
+        const old = eventsOf(w).find((e) => e.type === "ikeSaEstablished")!;
+        if (c.rekeyer === "charon") await charon.swanctl("--rekey", "--ike", c.name);
+        else w.child.stdin!.write("rekey-ike\n");
+        await waitFor(() => eventsOf(w).some((e) => e.type === "ikeSaDeleted"), "IKE SA rekey and delete of the old one", 20_000, 50);
         const evs = eventsOf(w);
-        const second = kids()[1];
-        assert.ok(second, JSON.stringify(evs));
-        assert.equal(second.rekeyOf, first.spiIn, "the new CHILD_SA replaces the first");
-        assert.equal(second.initiator, c.rekeyer === "wesp", "exchange initiator");
-        assert.deepEqual(evs.find((e) => e.type === "childSaDeleted")!.spisIn, [first.spiIn]);
-        assert.ok(!evs.some((e) => e.type === "failed" || e.type === "childSaFailed"), JSON.stringify(evs));
-
-        // charon derived the same keys for the new pair (KEYMAT with the CREATE_CHILD_SA nonces and,
-        // with PFS, the new g^ir). strongswan.ts's parser knows only freshly established CHILD_SAs
-        // (a rekeyed one is installed inbound first, then outbound), so read the key dumps directly.
-        const log = charon.log();
-        const d = dumps(log);
-        const at = (label: string) => d.get(label)?.[1] ?? "";
-        const spis = /CHILD_SA \S+\{2\} established with SPIs ([0-9a-f]{8})_i ([0-9a-f]{8})_o/.exec(log);
-        assert.ok(spis, "charon logged the new CHILD_SA");
-        assert.equal(parseInt(spis[1], 16), second.spiOut, "wesp sends with charon's new inbound SPI");
-        assert.equal(parseInt(spis[2], 16), second.spiIn);
-        // "initiator" keys protect what the rekey's initiator sends (§2.17)
-        const [wespOut, wespIn] = c.rekeyer === "wesp" ? ["initiator", "responder"] : ["responder", "initiator"];
-        assert.equal(at(`encryption ${wespOut} key`), second.keyOut);
-        assert.equal(at(`encryption ${wespIn} key`), second.keyIn);
-        assert.equal(at(`integrity ${wespOut} key`), second.authKeyOut ?? "");
-        assert.equal(at(`integrity ${wespIn} key`), second.authKeyIn ?? "");
-        assert.notEqual(second.keyOut, first.keyOut);
-        // only the new pair is left installed
-        await waitFor(async () => !(await charon.listSas()).includes(first.spiIn.toString(16).padStart(8, "0")), "old CHILD_SA gone from charon", 10_000, 100);
+        const rekeyed = evs.find((e) => e.type === "ikeSaRekeyed")!;
+        const deleted = evs.find((e) => e.type === "ikeSaDeleted")!;
+        assert.ok(rekeyed, JSON.stringify(evs));
+        assert.equal(rekeyed.sa, old.sa);
+        assert.deepEqual([deleted.sa, deleted.why, deleted.byPeer], [old.sa, "rekeyed", c.rekeyer === "charon"]);
+        const [spiI, spiR] = (rekeyed.newSa as string).split("_");
+        await waitFor(async () => (await charon.listSas()).match(/ESTABLISHED/g)?.length === 1, "one IKE SA at charon", 10_000, 100);
         const listed = await charon.listSas();
-        assert.equal(listed.match(/INSTALLED/g)?.length, 1, listed);
-        assert.match(listed, new RegExp(second.spiIn.toString(16).padStart(8, "0")));
+        assert.match(listed, new RegExp(`${c.name}: #\\d+, ESTABLISHED, IKEv2, ${spiI}_i\\*? ${spiR}_r`), listed);
+        assert.equal(listed.match(/INSTALLED/g)?.length, 1, "the CHILD_SA survived the IKE SA rekey");
+        // SK_d of the new IKE SA agrees with charon's: a CHILD_SA rekey over it derives the same keys
+        await rekeyChildAndCheck(charon, w, "charon");
+        assert.ok(eventsOf(w).filter((e) => e.type === "childSaEstablished").at(-1)!.sa === rekeyed.newSa, "on the new IKE SA");
       });
     });
   }

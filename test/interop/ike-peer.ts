@@ -4,8 +4,8 @@
 // transcript?: boolean }. Prints one JSON line per event on stdout (byte strings
 // as hex), "ready" once both sockets are bound; with `transcript`, also every IKE
 // datagram in and out ({type: "datagram", dir, bytes}, non-ESP marker removed).
-// Lines on stdin are commands: "rekey" rekeys the first CHILD_SA of every
-// established IKE SA (CREATE_CHILD_SA with REKEY_SA). Ends on SIGTERM.
+// Lines on stdin are commands for every established IKE SA: "rekey" rekeys its
+// first CHILD_SA, "rekey-ike" the IKE SA itself. Ends on SIGTERM.
 import { readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { ikeSaConfig, type IkePeerText } from "../../host/ike/config.ts";
@@ -53,11 +53,11 @@ process.stdin.on("data", (d) => {
   for (let nl = input.indexOf("\n"); nl >= 0; nl = input.indexOf("\n")) {
     const cmd = input.slice(0, nl).trim();
     input = input.slice(nl + 1);
-    if (cmd !== "rekey") {
-      print({ type: "bad-command", cmd });
-      continue;
+    for (const sa of [...endpoint.sas.values()].filter((s) => s.state === "established")) {
+      if (cmd === "rekey" && sa.childSpis.length) transport.apply(sa.rekeyChild(sa.childSpis[0]));
+      else if (cmd === "rekey-ike") transport.apply(sa.rekeyIke());
+      else print({ type: "bad-command", cmd });
     }
-    for (const sa of endpoint.sas.values()) if (sa.state === "established" && sa.childSpis.length) transport.apply(sa.rekeyChild(sa.childSpis[0]));
   }
 });
 process.on("SIGTERM", () => {

@@ -108,3 +108,45 @@ test("rekeying an unknown CHILD_SA fails locally; a peer's REKEY_SA for an unkno
   l.inject("a", sa.rekeyChild(sa.childSpis[0]));
   assert.deepEqual(since(l.events.a, n).map((e) => e.type === "childSaFailed" && e.notify), [44]);
 });
+
+for (const who of ["A", "B"] as const) {
+  test(`${who} rekeys the IKE SA (§1.3.2): new SPIs, CHILD_SAs carried over, old IKE SA deleted; the new one works`, () => {
+    const { l, sa, saB, first } = up();
+    const [na, nb] = [l.events.a.length, l.events.b.length];
+    const rekeyer = who === "A" ? sa : saB;
+    l.inject(who === "A" ? "a" : "b", rekeyer.rekeyIke());
+    const [ea, eb] = [since(l.events.a, na), since(l.events.b, nb)];
+    assert.deepEqual(kinds(ea), ["ikeSaRekeyed", "ikeSaDeleted"]);
+    assert.deepEqual(kinds(eb), ["ikeSaRekeyed", "ikeSaDeleted"]);
+    const delA = ea[1];
+    const delB = eb[1];
+    assert.ok(delA.type === "ikeSaDeleted" && delA.why === "rekeyed" && delA.byPeer === (who === "B"));
+    assert.ok(delB.type === "ikeSaDeleted" && delB.why === "rekeyed" && delB.byPeer === (who === "A"));
+    assert.equal(l.a.sas.size, 1);
+    assert.equal(l.b.sas.size, 1);
+    const [na2, nb2] = [only(l.a.sas) as IkeSa, only(l.b.sas) as IkeSa];
+    assert.equal(ea[0].type === "ikeSaRekeyed" && ea[0].newSa, na2.id);
+    assert.equal(na2.id, nb2.id, "both know the new IKE SA by the same SPIs");
+    assert.notEqual(na2.id, sa.id);
+    assert.equal(na2.initiatorSide(), who === "A", "the rekey's initiator is the new IKE SA's initiator (§2.18)");
+    assert.deepEqual([na2.childSpis, nb2.childSpis], [[first[0].spiIn], [first[1].spiIn]], "CHILD_SAs moved");
+    assert.deepEqual([sa.state, saB.state], ["deleted", "deleted"]);
+    // the new IKE SA's keys agree: a CHILD_SA rekey over it succeeds and mirrors
+    const n = [l.events.a.length, l.events.b.length];
+    l.inject("b", nb2.rekeyChild(first[1].spiIn));
+    assert.deepEqual(kinds(since(l.events.a, n[0])), ["childSaEstablished", "childSaDeleted"]);
+    assertMirrored(child(since(l.events.a, n[0]))[0], child(since(l.events.b, n[1]))[0]);
+    assert.ok(since(l.events.a, n[0]).every((e) => e.sa === na2.id), "events name the new IKE SA");
+  });
+}
+
+test("an IKE SA rekey the responder cannot accept (another group) fails without touching the IKE SA", () => {
+  const l = lab(config("to-b", A, B, { ike: ["aes128gcm16-prfsha256-ecp256-x25519"] }), config("to-a", B, A, { ike: ["aes128gcm16-prfsha256-ecp256"] }));
+  const sa = l.start();
+  sa.ctx.group = 31; // as if X25519 had been negotiated: the rekey's KE is for a group B does not take
+  const n = l.events.a.length;
+  l.inject("a", sa.rekeyIke());
+  assert.deepEqual(since(l.events.a, n).map((e) => e.type === "ikeRekeyFailed" && e.notify), [17]);
+  assert.equal(sa.state, "established");
+  assert.equal(l.a.sas.size, 1);
+});
