@@ -4,9 +4,10 @@
 // Runs on a model that normalize.ts built without errors.
 
 import { availableParallelism } from "node:os";
-import { familyName, isMulticastOrBroadcast, isUnspecified, prefixContains, prefixesOverlap } from "./addr.ts";
+import { familyName, isMulticastOrBroadcast, isUnspecified, prefixesOverlap } from "./addr.ts";
+import { createHash } from "node:crypto";
 import { keysEqual } from "./keys.ts";
-import type { Config, PeerConfig, Prefix, Suite, WanPort } from "./model.ts";
+import type { Address, Config, PeerConfig, Prefix, Suite, WanPort } from "./model.ts";
 import { isPlain, keyField } from "./normalize.ts";
 import type { PathSegments, RawIssue } from "./schema_errors.ts";
 import { SUITES } from "./suites.ts";
@@ -50,6 +51,49 @@ function checkNode(c: Config, r: SemanticResult): void {
   }
 }
 
+type PrefixAt = { qi: number; k: number; pre: Prefix };
+interface PrefixIndex { byNet: Map<string, PrefixAt[]>; lengths: Set<string> }
+const prefixIndexes = new WeakMap<Config, PrefixIndex>();
+
+/** The network of `bytes` at `length` bits, as a map key with the family. */
+function netKey(family: number, bytes: Uint8Array, length: number): string {
+  let k = `${family}/${length}/`;
+  for (let i = 0; i < bytes.length; i++) {
+    const bits = Math.max(0, Math.min(8, length - i * 8));
+    k += (bytes[i] & ((0xff00 >> bits) & 0xff)).toString(16).padStart(2, "0");
+  }
+  return k;
+}
+
+/**
+ * Every peer prefix that contains `addr`, in file order. An index by
+ * (family, length, network) built once per config: one lookup per distinct
+ * prefix length instead of a scan of every prefix for every peer.
+ */
+function tunnelledPrefixesHolding(c: Config, addr: Address): PrefixAt[] {
+  let index = prefixIndexes.get(c);
+  if (!index) {
+    const built: PrefixIndex = { byNet: new Map(), lengths: new Set() };
+    c.peers.forEach((q, qi) => q.prefixes.forEach((pre, k) => {
+      const key = netKey(pre.family, pre.bytes, pre.length);
+      built.lengths.add(`${pre.family}/${pre.length}`);
+      const list = built.byNet.get(key);
+      if (list) list.push({ qi, k, pre });
+      else built.byNet.set(key, [{ qi, k, pre }]);
+    }));
+    prefixIndexes.set(c, built);
+    index = built;
+  }
+  const found: PrefixAt[] = [];
+  for (const fl of index.lengths) {
+    const [family, len] = fl.split("/").map(Number);
+    if (family !== addr.family) continue;
+    const list = index.byNet.get(netKey(family, addr.bytes, len));
+    if (list) found.push(...list);
+  }
+  return found.sort((x, y) => x.qi - y.qi || x.k - y.k);
+}
+
 function checkPeer(c: Config, p: PeerConfig, at: PathSegments, r: SemanticResult): void {
   const port = c.node.wan[p.wanIndex];
   if (p.address.family !== port.address.family) {
@@ -62,11 +106,9 @@ function checkPeer(c: Config, p: PeerConfig, at: PathSegments, r: SemanticResult
     if (w.address.text === p.address.text) r.errors.push({ at: [...at, "address"], message: `is this node's own address (node.wan[${i}].address)` });
   });
   // A peer's outer address inside a tunnelled prefix would send the tunnel into itself.
-  c.peers.forEach((q, qi) => q.prefixes.forEach((pre, k) => {
-    if (prefixContains(pre, p.address)) {
-      r.errors.push({ at: [...at, "address"], message: `${p.address.text} lies inside peers[${qi}].prefixes[${k}] (${pre.text}): outer packets would be routed into the tunnel` });
-    }
-  }));
+  for (const { qi, k, pre } of tunnelledPrefixesHolding(c, p.address)) {
+    r.errors.push({ at: [...at, "address"], message: `${p.address.text} lies inside peers[${qi}].prefixes[${k}] (${pre.text}): outer packets would be routed into the tunnel` });
+  }
   // RFC 791 §3.2 / RFC 8200 §5 minimum link MTUs for the outer family.
   const minMtu = p.address.family === 6 ? 1280 : 576;
   if (p.mtu !== undefined && p.mtu < minMtu) {
@@ -188,15 +230,35 @@ function checkPrefixes(c: Config, r: SemanticResult): void {
   const all: { at: PathSegments; p: Prefix; owner: number }[] = [];
   c.node.localPrefixes.forEach((p, k) => all.push({ at: ["node", "local_prefixes", k], p, owner: -1 }));
   c.peers.forEach((peer, i) => peer.prefixes.forEach((p, k) => all.push({ at: ["peers", i, "prefixes", k], p, owner: i })));
-  // Quadratic, but configs have tens of prefixes; a clear message matters more here.
-  for (let b = 0; b < all.length; b++) {
-    for (let a = 0; a < b; a++) {
-      if (!prefixesOverlap(all[a].p, all[b].p)) continue;
-      const what = all[a].owner === all[b].owner ? "overlaps" : all[a].owner === -1 ? "overlaps this node's own" : "overlaps another peer's";
-      r.errors.push({ at: all[b].at, message: `${all[b].p.text} ${what} ${all[a].p.text} (${formatPath(all[a].at)}): the destination would be ambiguous` });
-      break;
+  // Two CIDR prefixes overlap exactly when one contains the other. Sorted by
+  // family, address, then length, every prefix that contains x comes before it
+  // and is still on the stack of open prefixes when x is reached: O(n log n)
+  // for the tens of thousands of prefixes a controller's CE may hold. Each
+  // prefix is reported once, naming the first (in file order) it overlaps.
+  const order = all.map((_, i) => i).sort((i, j) => comparePrefix(all[i].p, all[j].p) || i - j);
+  const firstOverlap = new Map<number, number>();
+  const open: number[] = [];
+  for (const x of order) {
+    while (open.length > 0 && !prefixesOverlap(all[open[open.length - 1]].p, all[x].p)) open.pop();
+    for (const y of open) {
+      const [a, b] = y < x ? [y, x] : [x, y];
+      const prev = firstOverlap.get(b);
+      if (prev === undefined || a < prev) firstOverlap.set(b, a);
     }
+    open.push(x);
   }
+  for (const b of [...firstOverlap.keys()].sort((i, j) => i - j)) {
+    const a = firstOverlap.get(b)!;
+    const what = all[a].owner === all[b].owner ? "overlaps" : all[a].owner === -1 ? "overlaps this node's own" : "overlaps another peer's";
+    r.errors.push({ at: all[b].at, message: `${all[b].p.text} ${what} ${all[a].p.text} (${formatPath(all[a].at)}): the destination would be ambiguous` });
+  }
+}
+
+/** Family, then network address, then shorter (containing) prefixes first. */
+function comparePrefix(a: Prefix, b: Prefix): number {
+  if (a.family !== b.family) return a.family - b.family;
+  for (let i = 0; i < a.bytes.length; i++) if (a.bytes[i] !== b.bytes[i]) return a.bytes[i] - b.bytes[i];
+  return a.length - b.length;
 }
 
 function checkKeyReuse(c: Config, r: SemanticResult): void {
@@ -208,13 +270,19 @@ function checkKeyReuse(c: Config, r: SemanticResult): void {
       if (key) keys.push({ at: ["peers", i, "sas", k, keyField.get(key) ?? dflt], key });
     }
   }));
+  // By a digest of each key, so tens of thousands of keys cost one pass (and no key turns into a string).
+  const byDigest = new Map<string, number[]>();
   for (let b = 0; b < keys.length; b++) {
-    for (let a = 0; a < b; a++) {
-      if (keys[b].key.length > 0 && keysEqual(keys[a].key, keys[b].key)) {
-        r.errors.push({ at: keys[b].at, message: `is the same key as ${formatPath(keys[a].at)}: every SA and direction needs its own key` });
-        break;
-      }
+    if (keys[b].key.length === 0) continue;
+    const d = createHash("sha256").update(keys[b].key).digest("base64");
+    const same = byDigest.get(d);
+    const a = same?.find((i) => keysEqual(keys[i].key, keys[b].key));
+    if (a !== undefined) {
+      r.errors.push({ at: keys[b].at, message: `is the same key as ${formatPath(keys[a].at)}: every SA and direction needs its own key` });
+      continue;
     }
+    if (same) same.push(b);
+    else byDigest.set(d, [b]);
   }
 }
 
