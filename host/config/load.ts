@@ -123,7 +123,7 @@ export function parseConfig(text: string, opts: ParseOptions): LoadResult {
   if (shape.length > 0) throw new ConfigError(source, shape.map((r) => ({ path: scrubPath(formatPath(r.at)), message: r.message, line: lineOf(doc, lines, r.at) })));
   let raw: unknown;
   try {
-    raw = doc.toJS({ maxAliasCount: 100 });
+    raw = noNegativeZero(doc.toJS({ maxAliasCount: 100 }));
   } catch (e) {
     throw new ConfigError(source, [{ path: "", message: `not usable YAML: ${parserMessage((e as Error).message)}` }]);
   }
@@ -162,6 +162,19 @@ export function parseConfig(text: string, opts: ParseOptions): LoadResult {
   const warnings = [...fileWarnings, ...locate([...ctx.warnings, ...sem.warnings])];
   if (sem.errors.length > 0) throw new ConfigError(source, locate(sem.errors), warnings);
   return { config, warnings };
+}
+
+/** -0 (YAML "-0", "-0.0") read as 0, so the model holds no negative zero. Depth is bounded by checkShape. */
+function noNegativeZero(v: unknown): unknown {
+  if (Object.is(v, -0)) return 0;
+  if (v !== null && typeof v === "object") {
+    const o = v as Record<string, unknown>;
+    for (const k of Object.keys(o)) {
+      if (Object.is(o[k], -0)) o[k] = 0;
+      else noNegativeZero(o[k]);
+    }
+  }
+  return v;
 }
 
 /**

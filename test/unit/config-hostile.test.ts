@@ -132,3 +132,9 @@ test("a YAML syntax error does not quote the token: a key split by a stray chara
   ]);
   assert.deepEqual(findKeyLeaks(e.message, [key]), []);
 });
+
+test("-0 is read as 0: the model holds no negative zero", () => {
+  const { config } = parseConfig(HQ.replace("replay_window: 1024", "replay_window: -0").replace("gre: { key: 42 }", "gre: { key: -0.0 }"), opts);
+  assert.ok(Object.is(config.peers[0].sas[0].replayWindow, 0));
+  assert.ok(Object.is(config.peers[1].gre.key, 0));
+});
