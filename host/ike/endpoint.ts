@@ -4,11 +4,15 @@
 // IKE_SA_INIT requests from the cached response (§2.1), and counts what it
 // drops by reason. Still no I/O: transport.ts feeds it datagrams and sends
 // what comes back.
-import { Exchange } from "./constants.ts";
+import { Exchange, Flag, Notify, SPI_BYTES } from "./constants.ts";
+import { CookieJar } from "./cookie.ts";
 import { hexSpi } from "./context.ts";
 import { IkeSa } from "./ike_sa.ts";
-import { decodeMessage, fromInitiator, isResponse, type Message } from "./message.ts";
+import { decodeMessage, encodeMessage, fromInitiator, isResponse, type Message } from "./message.ts";
 import type { Deps, IkeSaConfig, Path, Step } from "./types.ts";
+
+/** Half-open SAs from which cookies are demanded unless configured otherwise. */
+const DEFAULT_COOKIE_THRESHOLD = 64;
 
 export class IkeEndpoint {
   /** Every live SA by the SPI we chose (SPIi when we initiated, SPIr when we responded). */
@@ -18,8 +22,24 @@ export class IkeEndpoint {
   /** Dropped datagrams and refused messages by reason. */
   readonly counters = new Map<string, number>();
 
-  /** `configFor` names the configuration for a peer address (responder side); undefined = not a peer of ours. */
-  constructor(private readonly configFor: (remoteAddress: string) => IkeSaConfig | undefined, private readonly deps: Deps) {}
+  private readonly cookies: CookieJar;
+
+  /**
+   * `configFor` names the configuration for a peer address (responder side); undefined = not a peer of ours.
+   * `cookieThreshold`: from this many half-open SAs on, IKE_SA_INIT requests must carry a cookie (§2.6).
+   */
+  constructor(
+    private readonly configFor: (remoteAddress: string) => IkeSaConfig | undefined,
+    private readonly deps: Deps,
+    private readonly opts: { cookieThreshold?: number } = {},
+  ) {
+    this.cookies = new CookieJar(deps.random);
+  }
+
+  /** Half-open responder SAs (answered IKE_SA_INIT, no IKE_AUTH yet). */
+  get halfOpenCount(): number {
+    return this.halfOpen.size;
+  }
 
   private count(reason: string): void {
     this.counters.set(reason, (this.counters.get(reason) ?? 0) + 1);
@@ -62,12 +82,32 @@ export class IkeEndpoint {
       this.count("unknown-peer");
       return { send: [], events: [] };
     }
+    if (this.halfOpen.size >= (this.opts.cookieThreshold ?? DEFAULT_COOKIE_THRESHOLD)) {
+      const challenge = this.cookieChallenge(m, path);
+      if (challenge) return challenge;
+    }
     const r = IkeSa.respond(cfg, this.deps, m, bytes, path);
     if (r.sa) {
       this.sas.set(r.sa.spiR, r.sa);
       this.halfOpen.set(key, r.sa);
     }
     return this.counted(r.step);
+  }
+
+  /**
+   * §2.6: under load a request must begin with a valid N(COOKIE); otherwise the
+   * answer is a fresh cookie and nothing is kept. Returns undefined to go on.
+   */
+  private cookieChallenge(m: Message, path: Path): Step | undefined {
+    const ni = m.payloads.find((p) => p.kind === "nonce");
+    if (!ni) return undefined; // refused later with INVALID_SYNTAX
+    const first = m.payloads[0];
+    if (first?.kind === "notify" && first.notifyType === Notify.COOKIE && this.cookies.valid(first.data, ni.data, path.remoteAddress, m.header.spiI)) return undefined;
+    this.count("cookie-sent");
+    const header = { ...m.header, spiR: new Uint8Array(SPI_BYTES), flags: Flag.RESPONSE, messageId: 0 };
+    const cookie = this.cookies.make(ni.data, path.remoteAddress, m.header.spiI);
+    const bytes = encodeMessage({ header, payloads: [{ kind: "notify", protocol: 0, spi: new Uint8Array(0), notifyType: Notify.COOKIE, data: cookie }] });
+    return { send: [{ bytes, path }], events: [] };
   }
 
   /** Retransmissions and timeouts of every SA. */

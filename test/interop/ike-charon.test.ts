@@ -53,11 +53,11 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
  * A charon and a wesp for case `c`, the IKE SA and first CHILD_SA initiated by
  * `c.initiator`, then `body`; logs printed if it fails; both stopped after.
  */
-async function withPeers(t: IkeTopo, c: IkeCase & { initiator: "wesp" | "charon" }, body: (charon: Charon, wesp: Spawned) => Promise<void>): Promise<void> {
+async function withPeers(t: IkeTopo, c: IkeCase & { initiator: "wesp" | "charon"; cookieThreshold?: number }, body: (charon: Charon, wesp: Spawned) => Promise<void>): Promise<void> {
   const charon = await startCharon(t.nsC, c);
   let wesp: Spawned | undefined;
   try {
-    wesp = await startWesp(t, c, c.initiator === "wesp" ? "initiator" : "responder");
+    wesp = await startWesp(t, c, c.initiator === "wesp" ? "initiator" : "responder", { cookieThreshold: c.cookieThreshold });
     if (c.initiator === "charon") await charon.swanctl("--initiate", "--child", c.name, "--timeout", "15");
     await body(charon, wesp);
   } catch (err) {
@@ -221,4 +221,16 @@ describe("wesp IKEv2 ↔ strongSwan charon", { skip }, () => {
       });
     });
   }
+
+  test("charon initiates against wesp demanding cookies (§2.6, threshold 0): charon retries with the cookie, both SAs come up, keys equal", async () => {
+    const c = { name: "cookie", ike: "aes128gcm16-prfsha256-ecp256", esp: "aes128gcm16", initiator: "charon" as const, cookieThreshold: 0 };
+    await withPeers(topo!, c, async (charon, w) => {
+      await waitFor(() => eventsOf(w).some((e) => e.type === "childSaEstablished"), "wesp's CHILD_SA", 20_000, 50);
+      assert.match(charon.log(), /parsed IKE_SA_INIT response 0 \[ N\(COOKIE\) \]/, "charon got the cookie challenge");
+      const kid = eventsOf(w).find((e) => e.type === "childSaEstablished")!;
+      const [k] = parseChildSas(charon.log());
+      assert.equal(hex(k.inbound.encKey), kid.keyOut);
+      assert.equal(hex(k.outbound.encKey), kid.keyIn);
+    });
+  });
 });

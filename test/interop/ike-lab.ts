@@ -138,13 +138,13 @@ export interface WespEvent {
 export const eventsOf = (p: Spawned): WespEvent[] => p.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as WespEvent);
 
 /** Starts wesp's IKE (ike-peer.ts) in `ns` for case `c`; resolves once its sockets are bound. */
-export async function startWesp(t: IkeTopo, c: IkeCase, role: "initiator" | "responder", opts: { transcript?: boolean } = {}): Promise<Spawned> {
+export async function startWesp(t: IkeTopo, c: IkeCase, role: "initiator" | "responder", opts: { transcript?: boolean; cookieThreshold?: number } = {}): Promise<Spawned> {
   const peer: IkePeerText = {
     name: c.name, local: WESP, remote: CHARON_ADDR, psk: PSK, ike: [c.ike], esp: [c.esp],
     localTs: [NET_W], remoteTs: [NET_C], lifetimeSeconds: 3600, retransmit: { baseMs: 1000, tries: 4 },
   };
   const optsPath = join(t.lab.dir, `wesp-${c.name}.json`);
-  writeFileSync(optsPath, JSON.stringify({ peer, role, transcript: !!opts.transcript }));
+  writeFileSync(optsPath, JSON.stringify({ peer, role, ...opts }));
   // stdin open: the test can send commands ("rekey")
   const w = t.nsW.spawn([process.execPath, "--import", "tsx", join(import.meta.dirname, "ike-peer.ts"), optsPath], { stdin: true });
   await waitFor(() => eventsOf(w).some((e) => e.type === "ready") || !w.running, "wesp IKE ready", 20_000);

@@ -1,7 +1,7 @@
 // wesp's IKE as a process inside a lab namespace, for the interop tests:
 //   node --import tsx test/interop/ike-peer.ts <options.json>
 // Options: { peer: IkePeerText (host/ike/config.ts), role: "initiator" | "responder",
-// transcript?: boolean }. Prints one JSON line per event on stdout (byte strings
+// transcript?: boolean, cookieThreshold?: number }. Prints one JSON line per event on stdout (byte strings
 // as hex), "ready" once both sockets are bound; with `transcript`, also every IKE
 // datagram in and out ({type: "datagram", dir, bytes}, non-ESP marker removed).
 // Lines on stdin are commands for every established IKE SA: "rekey" rekeys its
@@ -14,7 +14,7 @@ import { IkeTransport } from "../../host/ike/transport.ts";
 import { tsText } from "../../host/ike/ts.ts";
 import type { IkeEvent } from "../../host/ike/types.ts";
 
-const opts = JSON.parse(readFileSync(process.argv[2], "utf8")) as { peer: IkePeerText; role: "initiator" | "responder"; transcript?: boolean };
+const opts = JSON.parse(readFileSync(process.argv[2], "utf8")) as { peer: IkePeerText; role: "initiator" | "responder"; transcript?: boolean; cookieThreshold?: number };
 const cfg = ikeSaConfig(opts.peer);
 const ports = cfg.ports;
 
@@ -28,7 +28,7 @@ const endpoint = new IkeEndpoint((r) => (r === opts.peer.remote ? cfg : undefine
   now: Date.now,
   // ≥ 256 (RFC 4303 §2.1); random so that runs differ
   allocateSpi: () => 0x100 + (randomBytes(4).readUInt32BE() % (0xffffffff - 0x100)),
-});
+}, { cookieThreshold: opts.cookieThreshold });
 const transport = new IkeTransport(endpoint, { address: opts.peer.local, ports }, (e: IkeEvent) => print(e));
 if (opts.transcript) {
   const receive = endpoint.receive.bind(endpoint);

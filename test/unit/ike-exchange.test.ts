@@ -296,3 +296,45 @@ test("close() during a liveness check waits for its answer, then deletes (window
   assert.equal(after.send.length, 1, "the DELETE goes out once the check is answered");
   assert.equal(sa.state, "deleting");
 });
+
+test("cookies (§2.6): with too many half-open SAs the responder answers N(COOKIE) statelessly; the initiator retries with it and succeeds", () => {
+  const l = lab(config("to-b", A, B), config("to-a", B, A), { cookieThreshold: 0 });
+  l.start();
+  assert.deepEqual(kinds(l.events.a), ["ikeSaEstablished", "childSaEstablished"]);
+  assert.equal(l.wire.length, 6, "INIT, COOKIE, INIT with cookie, response, AUTH pair");
+  const challenge = decodeMessage(l.wire[1].out.bytes);
+  assert.ok(challenge.ok);
+  assert.deepEqual(challenge.value.payloads.map((p) => p.kind === "notify" && p.notifyType), [16390]);
+  const retry = decodeMessage(l.wire[2].out.bytes);
+  assert.ok(retry.ok);
+  const first = retry.value.payloads[0];
+  assert.ok(first.kind === "notify" && first.notifyType === 16390, "the cookie comes first");
+  assert.equal(l.b.counters.get("cookie-sent"), 1);
+  assertMirrored(child(l.events.a)[0], child(l.events.b)[0]);
+
+  // a wrong cookie (or one for another SPI) is answered with a fresh challenge and no state
+  const b2 = new IkeEndpoint((r) => (r === A ? config("to-a", B, A) : undefined), { random: (n) => new Uint8Array(randomBytes(n)), now: () => 0, allocateSpi: () => 0x6000 }, { cookieThreshold: 0 });
+  const forged = { ...retry.value, payloads: [{ ...first, data: first.data.map((x) => x ^ 1) }, ...retry.value.payloads.slice(1)] };
+  const answer = b2.receive(encodeMessage(forged), { localAddress: B, localPort: 500, remoteAddress: A, remotePort: 500 });
+  const am = decodeMessage(answer.send[0].bytes);
+  assert.ok(am.ok && am.value.payloads.length === 1 && am.value.payloads[0].kind === "notify" && am.value.payloads[0].notifyType === 16390);
+  assert.equal(b2.sas.size, 0);
+  assert.equal(b2.halfOpenCount, 0);
+});
+
+test("cookies are demanded only from cookieThreshold half-open SAs on", () => {
+  const cfgB = config("to-a", B, A);
+  const b = new IkeEndpoint((r) => (r === A ? cfgB : undefined), { random: (n) => new Uint8Array(randomBytes(n)), now: () => 0, allocateSpi: () => 0x6000 }, { cookieThreshold: 2 });
+  const atB: Path = { localAddress: B, localPort: 500, remoteAddress: A, remotePort: 500 };
+  const firstPayloads: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const a = new IkeEndpoint(() => undefined, { random: (n) => new Uint8Array(randomBytes(n)), now: () => 0, allocateSpi: () => 0x7000 });
+    const req = a.initiate(config("to-b", A, B), { localAddress: A, localPort: 500, remoteAddress: B, remotePort: 500 }).step.send[0].bytes;
+    const resp = decodeMessage(b.receive(req, atB).send[0].bytes);
+    assert.ok(resp.ok);
+    const p = resp.value.payloads[0];
+    firstPayloads.push(p.kind === "notify" ? `N(${p.notifyType})` : p.kind);
+  }
+  assert.deepEqual(firstPayloads, ["sa", "sa", "N(16390)"]);
+  assert.equal(b.halfOpenCount, 2);
+});

@@ -25,12 +25,12 @@ export function config(name: string, local: string, remote: string, o: Partial<I
 }
 
 /** Two endpoints, a clock, and a network that can lose, alter or NAT datagrams. */
-export function lab(cfgA: IkeSaConfig, cfgB: IkeSaConfig) {
+export function lab(cfgA: IkeSaConfig, cfgB: IkeSaConfig, opts: { cookieThreshold?: number } = {}) {
   let now = 0;
   let spi = 0x1000;
   const deps = () => ({ random: (n: number) => new Uint8Array(randomBytes(n)), now: () => now, allocateSpi: () => ++spi });
-  const a = new IkeEndpoint((r) => (r === B ? cfgA : undefined), deps());
-  const b = new IkeEndpoint((r) => (r === A ? cfgB : undefined), deps());
+  const a = new IkeEndpoint((r) => (r === B ? cfgA : undefined), deps(), opts);
+  const b = new IkeEndpoint((r) => (r === A ? cfgB : undefined), deps(), opts);
   const events = { a: [] as IkeEvent[], b: [] as IkeEvent[] };
   const wire: { from: "a" | "b"; out: Outgoing }[] = [];
   const pending: { to: "a" | "b"; bytes: Uint8Array; path: Path }[] = [];
