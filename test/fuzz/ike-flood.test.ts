@@ -8,15 +8,12 @@
 // A failure prints its seed; WESP_SEED=<n> replays it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
-import { IkeEndpoint } from "../../host/ike/endpoint.ts";
-import { ikeSaConfig } from "../../host/ike/config.ts";
-import { IkeTransport } from "../../host/ike/transport.ts";
-import type { IkeEvent, Path } from "../../host/ike/types.ts";
+import type { Path } from "../../host/ike/types.ts";
 import { waitFor } from "../../host/util/proc.ts";
 import { Rng, seedFromEnv } from "../helpers/gen.ts";
 import { mutate, payloadOffsets } from "./ike-mutate.ts";
+import { loopbackPair } from "../unit/ike-harness.ts";
 
 const FLOOD = 30_000;
 const THRESHOLD = 8;
@@ -24,20 +21,8 @@ const THRESHOLD = 8;
 test(`a running responder takes ${FLOOD.toLocaleString("en")} hostile datagrams over UDP and still serves`, async () => {
   const seed = seedFromEnv();
   const r = new Rng(seed);
-  const base = 30000 + (process.pid % 15000);
-  const ports = { ike: base, natt: base + 1 };
-  const [A, B] = ["127.0.0.1", "127.0.0.2"];
-  const cfg = (local: string, remote: string, lts: string, rts: string) =>
-    ikeSaConfig({ name: `to-${remote}`, local, remote, psk: "flood", ike: ["aes128gcm16-prfsha256-x25519"], esp: ["aes128gcm16"], localTs: [lts], remoteTs: [rts], ports, forceEncap: true });
-  const cfgA = cfg(A, B, "10.1.0.0/16", "10.2.0.0/16");
-  const cfgB = cfg(B, A, "10.2.0.0/16", "10.1.0.0/16");
-  let spi = 0x3000;
-  const deps = () => ({ random: (n: number) => new Uint8Array(randomBytes(n)), now: Date.now, allocateSpi: () => ++spi });
-  const events: { a: IkeEvent[]; b: IkeEvent[] } = { a: [], b: [] };
-  const epA = new IkeEndpoint(() => undefined, deps());
-  const epB = new IkeEndpoint((x) => (x === A ? cfgB : undefined), deps(), { cookieThreshold: THRESHOLD });
-  const ta = new IkeTransport(epA, { address: A, ports }, (e) => events.a.push(e));
-  const tb = new IkeTransport(epB, { address: B, ports }, (e) => events.b.push(e));
+  const pair = await loopbackPair({ ike: "aes128gcm16-prfsha256-x25519", esp: "aes128gcm16", portBase: 30000, cookieThreshold: THRESHOLD });
+  const { A, B, ports, epB, tb, events, initiate } = pair;
   // record what reaches B's endpoint: the genuine messages become the corpus, and every datagram is counted
   const corpus: Uint8Array[] = [];
   let received = 0;
@@ -47,12 +32,9 @@ test(`a running responder takes ${FLOOD.toLocaleString("en")} hostile datagrams 
     if (corpus.length < 2) corpus.push(bytes.slice());
     return receive(bytes, path);
   };
-  await ta.start();
-  await tb.start();
   const attacker = createSocket("udp4");
   try {
     const established = () => events.a.filter((e) => e.type === "childSaEstablished").length;
-    const initiate = () => ta.apply(epA.initiate(cfgA, { localAddress: A, localPort: ports.ike, remoteAddress: B, remotePort: ports.ike }).step);
     initiate();
     await waitFor(() => established() === 1, "the genuine exchange", 10_000, 20);
     assert.equal(corpus.length, 2, "IKE_SA_INIT and IKE_AUTH requests recorded");
@@ -88,7 +70,6 @@ test(`a running responder takes ${FLOOD.toLocaleString("en")} hostile datagrams 
     await waitFor(() => established() === 2, "a second genuine exchange", 10_000, 20);
   } finally {
     attacker.close();
-    ta.close();
-    tb.close();
+    pair.close();
   }
 });

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { IkeEndpoint } from "../../host/ike/endpoint.ts";
 import { ikeSaConfig } from "../../host/ike/config.ts";
+import { IkeTransport } from "../../host/ike/transport.ts";
 import type { ChildSaEstablished, IkeEvent, IkeSaConfig, Outgoing, Path, Step } from "../../host/ike/types.ts";
 
 export const A = "10.99.0.1";
@@ -85,4 +86,36 @@ export function assertMirrored(x: ChildSaEstablished, y: ChildSaEstablished) {
   assert.equal(hex(x.authKeyIn), hex(y.authKeyOut));
   assert.equal(x.suite, y.suite);
   assert.notEqual(hex(x.keyIn), hex(x.keyOut));
+}
+
+/**
+ * Two IKE transports on loopback (A 127.0.0.1 initiates, B 127.0.0.2 responds),
+ * forced NAT-T so IKE_AUTH runs on the NAT-T port; `portBase` keeps concurrent
+ * test files apart. Call `close()` when done.
+ */
+export async function loopbackPair(o: { ike: string; esp: string; portBase: number; cookieThreshold?: number }) {
+  const ports = { ike: o.portBase + (process.pid % 10000), natt: o.portBase + (process.pid % 10000) + 1 };
+  const [LA, LB] = ["127.0.0.1", "127.0.0.2"];
+  const text = (local: string, remote: string, lts: string, rts: string) =>
+    ikeSaConfig({ name: `to-${remote}`, local, remote, psk: "loopback-psk", ike: [o.ike], esp: [o.esp], localTs: [lts], remoteTs: [rts], ports, forceEncap: true });
+  const cfgA = text(LA, LB, "10.1.0.0/16", "10.2.0.0/16");
+  const cfgB = text(LB, LA, "10.2.0.0/16", "10.1.0.0/16");
+  let spi = 0x2000;
+  const deps = () => ({ random: (n: number) => new Uint8Array(randomBytes(n)), now: Date.now, allocateSpi: () => ++spi });
+  const events: { a: IkeEvent[]; b: IkeEvent[] } = { a: [], b: [] };
+  const epA = new IkeEndpoint(() => undefined, deps());
+  const epB = new IkeEndpoint((r) => (r === LA ? cfgB : undefined), deps(), { cookieThreshold: o.cookieThreshold });
+  const ta = new IkeTransport(epA, { address: LA, ports }, (e) => events.a.push(e));
+  const tb = new IkeTransport(epB, { address: LB, ports }, (e) => events.b.push(e));
+  await ta.start();
+  await tb.start();
+  return {
+    A: LA, B: LB, ports, epA, epB, ta, tb, events,
+    /** A starts an IKE SA towards B. */
+    initiate: () => ta.apply(epA.initiate(cfgA, { localAddress: LA, localPort: ports.ike, remoteAddress: LB, remotePort: ports.ike }).step),
+    close: () => {
+      ta.close();
+      tb.close();
+    },
+  };
 }

@@ -4,12 +4,10 @@
 // (RFC 3948 §2.2); keepalives and ESP on that port are counted, not parsed as IKE.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
-import { IkeEndpoint } from "../../host/ike/endpoint.ts";
-import { ikeSaConfig } from "../../host/ike/config.ts";
-import { classifyNatt, frameOutgoing, IkeTransport } from "../../host/ike/transport.ts";
-import type { ChildSaEstablished, IkeEvent } from "../../host/ike/types.ts";
+import { classifyNatt, frameOutgoing } from "../../host/ike/transport.ts";
+import type { ChildSaEstablished } from "../../host/ike/types.ts";
+import { loopbackPair } from "./ike-harness.ts";
 import { waitFor } from "../../host/util/proc.ts";
 
 test("non-ESP marker framing and classification (RFC 3948 §2.2, §2.3)", () => {
@@ -25,22 +23,9 @@ test("non-ESP marker framing and classification (RFC 3948 §2.2, §2.3)", () => 
 });
 
 test("two transports on loopback: IKE SA and CHILD_SA over UDP, IKE_AUTH behind the marker on the NAT-T port", async () => {
-  const base = 20000 + (process.pid % 20000);
-  const ports = { ike: base, natt: base + 1 };
-  const [A, B] = ["127.0.0.1", "127.0.0.2"];
-  const text = (local: string, remote: string, lts: string, rts: string) =>
-    ikeSaConfig({ name: `to-${remote}`, local, remote, psk: "loopback-psk", ike: ["aes256-sha256-modp2048"], esp: ["aes128-sha256"], localTs: [lts], remoteTs: [rts], ports, forceEncap: true });
-  const cfgA = text(A, B, "10.1.0.0/16", "10.2.0.0/16");
-  const cfgB = text(B, A, "10.2.0.0/16", "10.1.0.0/16");
-  let spi = 0x2000;
-  const deps = () => ({ random: (n: number) => new Uint8Array(randomBytes(n)), now: Date.now, allocateSpi: () => ++spi });
-  const events: { a: IkeEvent[]; b: IkeEvent[] } = { a: [], b: [] };
-  const ta = new IkeTransport(new IkeEndpoint(() => undefined, deps()), { address: A, ports }, (e) => events.a.push(e));
-  const tb = new IkeTransport(new IkeEndpoint((r) => (r === A ? cfgB : undefined), deps()), { address: B, ports }, (e) => events.b.push(e));
-  await ta.start();
-  await tb.start();
+  const { A, B, ports, events, tb, initiate, close } = await loopbackPair({ ike: "aes256-sha256-modp2048", esp: "aes128-sha256", portBase: 20000 });
   try {
-    ta.apply(ta.endpoint.initiate(cfgA, { localAddress: A, localPort: ports.ike, remoteAddress: B, remotePort: ports.ike }).step);
+    initiate();
     const kids = () => [...events.a, ...events.b].filter((e): e is ChildSaEstablished => e.type === "childSaEstablished");
     await waitFor(() => kids().length === 2 || [...events.a, ...events.b].some((e) => e.type === "failed"), "both CHILD_SA events", 10_000, 20);
     const [ca, cb] = [kids().find((k) => k.initiator)!, kids().find((k) => !k.initiator)!];
@@ -62,7 +47,6 @@ test("two transports on loopback: IKE SA and CHILD_SA over UDP, IKE_AUTH behind 
     await waitFor(() => (tb.counters.get("keepalive") ?? 0) + (tb.counters.get("esp") ?? 0) + (tb.counters.get("short") ?? 0) === 3 && tb.endpoint.counters.get("decode:short-header") === 1, "B counts all four", 5000, 20);
     s.close();
   } finally {
-    ta.close();
-    tb.close();
+    close();
   }
 });
