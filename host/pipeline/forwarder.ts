@@ -18,7 +18,7 @@
 // One worker owns every SA: an SA's sequence number and replay window must
 // have exactly one writer (docs/forwarder.md explains the plan for N).
 import { Worker } from "node:worker_threads";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
 import type { Config } from "../config/model.ts";
 import type { Status, WorkerStatus } from "./status.ts";
@@ -27,6 +27,23 @@ import type { PeerSpec, SaEvent } from "../sa/spec.ts";
 import type { WorkerData } from "./worker.ts";
 
 const run = promisify(execFile);
+
+/**
+ * Runs `ip -batch -` over these command lines (one process for all of them;
+ * `ip route` takes the family from the prefix). Rejects naming the first
+ * failing line with ip's message.
+ */
+function ipBatch(lines: string[]): Promise<void> {
+  if (lines.length === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const child = spawn("ip", ["-batch", "-"], { stdio: ["pipe", "ignore", "pipe"] });
+    let err = "";
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
+    child.on("error", (e) => reject(new Error(`ip -batch: ${e.message}`)));
+    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`ip -batch (${lines.length} commands): ${err.trim() || `exit ${code}`}`))));
+    child.stdin.end(lines.join("\n") + "\n");
+  });
+}
 
 /** Thrown when the worker fails to start; `code` is the errno name when the kernel refused (EPERM …). */
 export class ForwarderError extends Error {
@@ -101,25 +118,18 @@ export class Forwarder {
   private async syncRoutes(peers: PeerSpec[]): Promise<void> {
     if (this.config.node.tun.persistent) return;
     const want = new Set(peers.flatMap((p) => p.remotes));
-    const ip = async (args: string[]) => {
-      try {
-        await run("ip", args);
-      } catch (e) {
-        const err = e as { stderr?: string; message: string };
-        this.log(`ip ${args.join(" ")}: ${(err.stderr || err.message).trim()}`);
-      }
-    };
-    for (const r of want) {
-      if (this.routes.has(r)) continue;
-      await ip([...(r.includes(":") ? ["-6"] : []), "route", "replace", r, "dev", this.tunName]);
-      this.routes.add(r);
+    const add = [...want].filter((r) => !this.routes.has(r));
+    const del = [...this.routes].filter((r) => !want.has(r));
+    if (add.length + del.length === 0) return;
+    try {
+      await ipBatch([...add.map((r) => `route replace ${r} dev ${this.tunName}`), ...del.map((r) => `route del ${r} dev ${this.tunName}`)]);
+    } catch (e) {
+      this.log((e as Error).message);
     }
-    for (const r of [...this.routes]) {
-      if (want.has(r)) continue;
-      await ip([...(r.includes(":") ? ["-6"] : []), "route", "del", r, "dev", this.tunName]);
-      this.routes.delete(r);
-    }
+    for (const r of add) this.routes.add(r);
+    for (const r of del) this.routes.delete(r);
   }
+
 
   /** Starts the worker and configures the TUN. Rejects with ForwarderError (worker is gone then). */
   static async start(config: Config, opts: ForwarderOptions = {}): Promise<Forwarder> {
@@ -196,12 +206,15 @@ export class Forwarder {
       await ip(...(a.address.family === 6 ? ["-6"] : []), "addr", "replace", a.text, "dev", this.tunName, ...(a.address.family === 6 ? ["nodad"] : []));
     }
     await ip("link", "set", "dev", this.tunName, "up");
-    for (const p of this.config.peers) {
-      for (const r of p.prefixes) {
-        await ip(...(r.family === 6 ? ["-6"] : []), "route", "replace", r.text, "dev", this.tunName);
-        this.routes.add(r.text);
-      }
+    // One `ip -batch` for every route: a process per prefix took minutes for thousands of peers.
+    const routes = this.config.peers.flatMap((p) => p.prefixes.map((r) => r.text));
+    try {
+      await ipBatch(routes.map((r) => `route replace ${r} dev ${this.tunName}`));
+    } catch (e) {
+      const msg = (e as Error).message;
+      throw new ForwarderError(msg, /Operation not permitted/.test(msg) ? "EPERM" : undefined, "tun");
     }
+    for (const r of routes) this.routes.add(r);
   }
 
   /** Counters and identities of the running instance (never keys). */

@@ -135,6 +135,12 @@ export class Pipeline {
     readonly wans: WanSockets[],
     readonly prov: Provisioned,
     bypass: RawSocket[] = [],
+    /**
+     * Called for each SA that carried packets in a batch (once per run of
+     * the same SA), before the next batch: the durable-reservation check
+     * (host/sa/seq_store.ts `ensure`). Absent in tests without state.
+     */
+    private readonly afterBatch?: (core: Core, saId: number) => void,
   ) {
     this.mem = core.memory;
     this.slots = core.slots;
@@ -232,10 +238,13 @@ export class Pipeline {
 
   private dispatchOutbound(n: number, mayFragment: boolean): void {
     const core = this.core, mem = this.mem;
+    let lastSa = -1;
     for (let i = 0; i < n; i++) {
       const v = core.verdict(i);
       if (v === VERDICT.TO_NETWORK) {
-        const route = this.bySa.get(core.saId(i));
+        const sa = core.saId(i);
+        if (sa !== lastSa && this.afterBatch) this.afterBatch(core, (lastSa = sa));
+        const route = this.bySa.get(sa);
         let q = route?.q;
         const base = core.slotBase(i) + core.offset(i);
         if (route?.byProto) {
@@ -339,9 +348,14 @@ export class Pipeline {
       }
     }
     core.processInbound(n);
+    let lastSa = -1;
     for (let i = 0; i < n; i++) {
       const v = core.verdict(i);
-      if (v === VERDICT.TO_TUN) this.toTun(core.slotBase(i) + core.offset(i), core.length(i));
+      if (v === VERDICT.TO_TUN) {
+        this.toTun(core.slotBase(i) + core.offset(i), core.length(i));
+        const sa = core.saId(i);
+        if (sa !== lastSa && this.afterBatch) this.afterBatch(core, (lastSa = sa));
+      }
       else if (v === VERDICT.TO_HOST) this.counters.toHost++;
     }
     this.flush();

@@ -139,7 +139,7 @@ async function main(): Promise<void> {
   }
   const table = new SaTable(core, { store, stateDir: node.stateDir, hasCarrier: carrierCheck(wans), emit });
   table.apply(data.peers);
-  const pipe = new Pipeline(core, tun, wans, table.prov);
+  const pipe = new Pipeline(core, tun, wans, table.prov, [], (c, saId) => store.ensure(c, saId));
   pipe.start((where, e) => fail(where, e));
 
   // NAT-keepalives (RFC 3948 §2.3) for every NAT-T peer held now, whatever its age.

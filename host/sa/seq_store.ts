@@ -13,7 +13,17 @@
 //
 // Reservations are made ahead in blocks of about half a second of the SA's
 // traffic, never fewer than MIN_BLOCK numbers, and renewed when half the
-// block is used, so the packet path never waits on the disk. An inbound SA
+// block is used (tick, every 10 ms), so the packet path does not wait on the
+// disk; should the disk or a busy event loop fall behind anyway, the
+// pipeline's per-batch check (ensure) renews synchronously once a quarter is
+// left, so an SA's own traffic never runs into its limit.
+//
+// Writes to one file are ordered by a generation number: an asynchronous
+// write is staged (written and fsync'd to a temporary file) off the thread
+// and committed (renamed into place) back on it only if no newer write was
+// committed meanwhile — so an older, slower write can never land over a
+// newer one (a renewal overtaken by an urgent one, or by the final write of
+// a removed SA, or by a new SA of the same key). An inbound SA
 // that went idle gives back most of its block (lowering the limit in the
 // core first, then the file): after a restart the peer's next packets,
 // numbered just past what we accepted, are dropped as replays only up to the
@@ -31,10 +41,10 @@
 // lowered back to one block (core first, then the file), so a later crash
 // costs few replay drops.
 import type { Core } from "../core/core.ts";
-import { readState, statePath, writeState, writeStateSync, type SaStateRecord } from "./state_file.ts";
+import { commitStaged, discardStaged, readState, stageState, statePath, writeStateSync, type SaStateRecord } from "./state_file.ts";
 
 /** Fewest numbers reserved at a time: outbound skipping ahead on restart costs nothing, inbound costs replay drops. */
-export const MIN_BLOCK = { out: 8192n, in: 1024n } as const;
+export const MIN_BLOCK = { out: 8192n, in: 2048n } as const;
 const MAX_BLOCK = 1n << 24n;
 /** Seconds of traffic a block should last. */
 const BLOCK_SECONDS = 0.5;
@@ -73,12 +83,6 @@ export interface Resume {
   created: number;
   /** True when an earlier run's state was found. */
   resumed: boolean;
-  /**
-   * An earlier SA of this key (removed by this apply) still has a write in
-   * flight: nothing may be used until it has landed, so the SA starts with its
-   * limit at `initialSeq - 1` and track() makes the first reservation after.
-   */
-  waitFor?: Promise<void>;
 }
 
 interface Tracked {
@@ -104,12 +108,8 @@ interface Tracked {
 
 export class SeqStore {
   private readonly sas = new Map<number, Tracked>();
-  /**
-   * Asynchronous writes not yet durable, by file: a later SA of the same key
-   * (peer removed and added back, tunnel changed) must not write a promise
-   * that this older write, renamed into place after it, would lower.
-   */
-  private readonly inflight = new Map<string, { reserved: bigint; done: Promise<void> }>();
+  /** Per state file: the last write generation issued, and the last committed (in place). */
+  private readonly gens = new Map<string, { issued: number; committed: number }>();
 
   constructor(private readonly alarm: (message: string, saId: number) => void) {}
 
@@ -123,10 +123,10 @@ export class SeqStore {
     const r = readState(file, { dir: p.dir, keyId: p.keyId });
     if (r.kind === "bad") throw new SeqStateError(file, `${r.why}: refusing this SA (never restart its numbers at 1; replace the key, or remove the file only if the key is new)`);
     const prev = r.kind === "ok" ? r.record : null;
-    // Every number ≤ top may have been used; the file is always at or above
-    // what the core was allowed (a write in flight only raises it further).
+    // Every number ≤ top may have been used: the file is always at or above
+    // what the core was allowed (a staged write only raises it further, and
+    // is never committed over this newer one).
     const top = prev ? prev.reserved : 0n;
-    const fly = this.inflight.get(file);
     const max = p.esn ? (1n << 64n) - 1n : SEQ32_MAX;
     if (top >= max) throw new SeqStateError(file, `shows this key's sequence numbers used up (RFC 4303 §3.3.3): replace the key`);
     let reserved = top + MIN_BLOCK[p.dir];
@@ -135,15 +135,8 @@ export class SeqStore {
       dir: p.dir, keyId: p.keyId, spi: p.spi, suite: p.suite, peer: p.peer, reserved,
       packets: prev?.packets ?? 0n, bytes: prev?.bytes ?? 0n, created: prev?.created ?? now,
     };
-    if (fly && top > 0n) {
-      // Wait for the older write (it may land after anything written now); use nothing until then.
-      return {
-        file, initialSeq: top + 1n, priorSeen: true, seqLimit: top,
-        base: { packets: rec.packets, bytes: rec.bytes }, created: rec.created, resumed: true, waitFor: fly.done,
-      };
-    }
     try {
-      writeStateSync(file, rec);
+      this.writeSync(file, rec);
     } catch (e) {
       throw new SeqStateError(file, `cannot be written (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): refusing to send on this SA`);
     }
@@ -157,11 +150,9 @@ export class SeqStore {
   track(saId: number, p: DurableParams, res: Resume, now = Date.now()): void {
     const t: Tracked = {
       saId, p, file: res.file, reserved: res.seqLimit, base: res.base, created: res.created,
-      lastSeq: res.initialSeq - 1n, lastT: now, lastProgressT: now, rate: 0, pending: res.waitFor !== undefined, failed: null, unreserved: 0, chaseT: 0, chaseSeq: 0n,
+      lastSeq: res.initialSeq - 1n, lastT: now, lastProgressT: now, rate: 0, pending: false, failed: null, unreserved: 0, chaseT: 0, chaseSeq: 0n,
     };
     this.sas.set(saId, t);
-    // Its limit leaves nothing to use: the next tick reserves a block once the older write is down.
-    res.waitFor?.then(() => (t.pending = false));
   }
 
   /** Counters of earlier runs and first-install time of a tracked SA (lifetimes). */
@@ -184,21 +175,10 @@ export class SeqStore {
     this.sas.delete(saId);
     const top = t.p.dir === "in" ? core.seqOf(saId, false) : -1n;
     const reserved = top >= 1n && top < t.reserved ? top : t.reserved; // never 0: a limit of 0 means none
-    const rec = this.record(core, t, reserved);
     try {
-      writeStateSync(t.file, rec);
+      this.writeSync(t.file, this.record(core, t, reserved));
     } catch {
       // The reservation on disk is still a valid upper bound; only counters are lost.
-    }
-    // A renewal still in flight lands after this (with its larger promise, still true):
-    // write the lowered one again after it. A new SA of this key waits for that (prepare).
-    const fly = this.inflight.get(t.file);
-    if (fly && reserved < fly.reserved) {
-      const next = { reserved, done: fly.done.then(() => writeState(t.file, rec)).then(() => {}, () => {}) };
-      this.inflight.set(t.file, next);
-      void next.done.then(() => {
-        if (this.inflight.get(t.file) === next) this.inflight.delete(t.file);
-      });
     }
   }
 
@@ -206,7 +186,7 @@ export class SeqStore {
   flush(core: Core): void {
     for (const t of this.sas.values()) {
       try {
-        writeStateSync(t.file, this.record(core, t, t.reserved));
+        this.writeSync(t.file, this.record(core, t, t.reserved));
       } catch {
         /* as in untrack */
       }
@@ -295,32 +275,85 @@ export class SeqStore {
     return want < min ? min : want > MAX_BLOCK ? MAX_BLOCK : want;
   }
 
+  private gen(file: string): { issued: number; committed: number } {
+    let g = this.gens.get(file);
+    if (!g) this.gens.set(file, (g = { issued: 0, committed: 0 }));
+    return g;
+  }
+
+  /** A write in place now (install, removal, stop, urgent renewal): newer than anything staged. */
+  private writeSync(file: string, rec: SaStateRecord): void {
+    const g = this.gen(file);
+    const my = ++g.issued;
+    writeStateSync(file, rec);
+    g.committed = my;
+  }
+
+  /**
+   * Called by the pipeline after each batch for the SAs it used: when less
+   * than a quarter of the block is left (the asynchronous renewal fell
+   * behind), renews now, synchronously, so the SA's own traffic never meets
+   * its limit. Cheap when nothing is due (one read of the SA's number).
+   */
+  ensure(core: Core, saId: number): void {
+    const t = this.sas.get(saId);
+    if (!t || t.failed) return;
+    const cur = t.p.dir === "out" ? core.seqOf(saId, true) - 1n : core.seqOf(saId, false);
+    if (cur < 0n) return;
+    const block = this.blockFor(t);
+    if (t.reserved - cur >= block / 4n) return;
+    const max = t.p.esn ? (1n << 64n) - 1n : SEQ32_MAX;
+    const target = cur + block > max ? max : cur + block;
+    if (target <= t.reserved) return;
+    try {
+      this.writeSync(t.file, this.record(core, t, target));
+    } catch (e) {
+      this.fail(t, e as NodeJS.ErrnoException);
+      return;
+    }
+    t.reserved = target;
+    core.setSeqLimit(saId, target);
+  }
+
+  private fail(t: Tracked, e: NodeJS.ErrnoException): void {
+    const why = `state file ${t.file} cannot be written (${e.code ?? e.message}): SA spi 0x${(t.p.spi >>> 0).toString(16)} (${t.p.dir}) stops at sequence number ${t.reserved}`;
+    if (t.failed !== why) this.alarm(why, t.saId);
+    t.failed = why;
+  }
+
   private renew(core: Core, t: Tracked, target: bigint): void {
     const max = t.p.esn ? (1n << 64n) - 1n : SEQ32_MAX;
     const reserved = target > max ? max : target;
     t.pending = true;
-    const rec = this.record(core, t, reserved);
-    const done = writeState(t.file, rec);
-    const fly = { reserved, done: done.then(() => {}, () => {}) };
-    this.inflight.set(t.file, fly);
-    void fly.done.then(() => {
-      if (this.inflight.get(t.file) === fly) this.inflight.delete(t.file);
-    });
-    done.then(
-      () => {
+    const g = this.gen(t.file);
+    const my = ++g.issued;
+    stageState(t.file, this.record(core, t, reserved), my).then(
+      (tmp) => {
         t.pending = false;
+        // A newer write is in place already (urgent renewal, removal, a new
+        // SA of this key): this older one must not land over it.
+        if (my < g.committed) return discardStaged(tmp);
+        try {
+          commitStaged(tmp, t.file);
+        } catch (e) {
+          discardStaged(tmp);
+          return this.fail(t, e as NodeJS.ErrnoException);
+        }
+        g.committed = my;
         t.failed = null;
         // Removed meanwhile (its id may already name another SA): nothing to raise.
         if (this.sas.get(t.saId) !== t) return;
+        // Only the latest write issued may set the core: a newer one (a
+        // lowering, which set the core lower before it was issued) decides.
+        if (my !== g.issued) return;
         t.reserved = reserved;
         core.setSeqLimit(t.saId, reserved);
       },
       (e: NodeJS.ErrnoException) => {
         t.pending = false;
-        const why = `state file ${t.file} cannot be written (${e.code ?? e.message}): SA spi 0x${(t.p.spi >>> 0).toString(16)} (${t.p.dir}) stops at sequence number ${t.reserved}`;
-        if (t.failed !== why) this.alarm(why, t.saId);
-        t.failed = why;
+        this.fail(t, e);
       },
     );
   }
+
 }

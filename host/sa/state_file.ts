@@ -10,8 +10,8 @@
 // `reserved` is the promise: outbound, no sequence number above it was ever
 // sent under this key; inbound, none above it was ever accepted. Numbers are
 // decimal strings (u64). The key itself is never written (keyId is a keyed hash).
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync, constants } from "node:fs";
-import { open, rename } from "node:fs/promises";
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync, constants } from "node:fs";
+import { open } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 
@@ -123,11 +123,14 @@ export function writeStateSync(path: string, r: SaStateRecord): void {
   fsyncDirSync(dirname(path));
 }
 
-/** The same off the packet thread's critical path (libuv's pool): resolves once durable. */
-export async function writeState(path: string, r: SaStateRecord): Promise<void> {
-  // Not writeStateSync's temporary file: a synchronous write (an SA removed or
-  // installed) may run while this one is in the thread pool.
-  const tmp = `${path}.atmp`;
+/**
+ * The slow half of an asynchronous write, off the packet thread (libuv's
+ * pool): the record into its own temporary file (`tag` makes it unique),
+ * fsync'd. Nothing is in place until commitStaged renames it — on the owner's
+ * thread, where the order of commits is decided (seq_store.ts).
+ */
+export async function stageState(path: string, r: SaStateRecord, tag: number): Promise<string> {
+  const tmp = `${path}.${tag}.atmp`;
   const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
   try {
     await fh.writeFile(encodeState(r));
@@ -135,11 +138,20 @@ export async function writeState(path: string, r: SaStateRecord): Promise<void> 
   } finally {
     await fh.close();
   }
-  await rename(tmp, path);
-  const dh = await open(dirname(path), constants.O_RDONLY | constants.O_DIRECTORY);
+  return tmp;
+}
+
+/** Puts a staged record in place, durably (rename, fsync of the directory). */
+export function commitStaged(tmp: string, path: string): void {
+  renameSync(tmp, path);
+  fsyncDirSync(dirname(path));
+}
+
+/** Drops a staged record that a newer write made moot. */
+export function discardStaged(tmp: string): void {
   try {
-    await dh.sync();
-  } finally {
-    await dh.close();
+    unlinkSync(tmp);
+  } catch {
+    /* gone already */
   }
 }
