@@ -22,6 +22,7 @@ import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
 import type { Config } from "../config/model.ts";
 import type { Status, WorkerStatus } from "./status.ts";
+import type { HostPacket } from "./pipeline.ts";
 import { SaLifecycle } from "../sa/lifecycle.ts";
 import type { PeerSpec, SaEvent } from "../sa/spec.ts";
 import type { WorkerData } from "./worker.ts";
@@ -60,6 +61,11 @@ export interface ForwarderOptions {
   log?: (line: string) => void;
   /** Called when the worker reports an error after start (a fatal fd error, a crash). */
   onFatal?: (e: ForwarderError) => void;
+  /**
+   * IKE messages that arrived on a WAN port's NAT-T socket behind the non-ESP
+   * marker (RFC 3948 §2.2), for the IKE daemon; answer with `sendHost`.
+   */
+  onHostPacket?: (p: HostPacket) => void;
   /** Called with the SA lifecycle before the worker starts, so its first events (SAs installed, alarms) are heard. */
   onLifecycle?: (lifecycle: SaLifecycle) => void;
 }
@@ -149,6 +155,7 @@ export class Forwarder {
           else opts.onFatal?.(e);
         } else if (m.type === "status") fwd?.pending.get(m.id)?.(m.status);
         else if (m.type === "applied") fwd?.applying.get(m.id)?.(m.error);
+        else if (m.type === "host-packet") opts.onHostPacket?.(m.packet);
         else if (m.type === "event") {
           const e = m.event as SaEvent;
           if (e.event === "alarm") log(`alarm: ${e.message}`);
@@ -215,6 +222,13 @@ export class Forwarder {
       throw new ForwarderError(msg, /Operation not permitted/.test(msg) ? "EPERM" : undefined, "tun");
     }
     for (const r of routes) this.routes.add(r);
+  }
+
+  /** Sends an IKE message from a WAN port's NAT-T socket, behind the non-ESP marker (through the worker, which owns it). */
+  sendHost(p: Omit<HostPacket, "local">): void {
+    if (this.exited || this.stopping) return;
+    const bytes = Uint8Array.from(p.bytes);
+    this.worker.postMessage({ type: "send-host", packet: { ...p, bytes } }, [bytes.buffer]);
   }
 
   /** Counters and identities of the running instance (never keys). */

@@ -71,6 +71,8 @@ class SendQueue {
 /** A socket the pipeline receives from, and what its slots hold. */
 interface Receiver {
   name: string;
+  /** Index of its WAN port in `wans`. */
+  wan: number;
   sock: UdpSocket | RawSocket;
   kind: number;
   proto: number;
@@ -89,6 +91,19 @@ export interface SocketRow {
   truncated: number;
   /** Datagrams the kernel dropped on a full receive buffer; null for the TUN or when unknown. */
   kernelDrops: number | null;
+}
+
+/** An IKE datagram that arrived on a WAN port's NAT-T socket (see Pipeline.onHost). */
+export interface HostPacket {
+  wanIndex: number;
+  family: 4 | 6;
+  /** Sender address (16 bytes; IPv4 in the first 4) and UDP port. */
+  address: Uint8Array;
+  port: number;
+  /** Local address it arrived on (16 bytes, IP_PKTINFO). */
+  local: Uint8Array;
+  /** The IKE message, without the non-ESP marker. */
+  bytes: Uint8Array;
 }
 
 export interface HostCounters {
@@ -151,15 +166,15 @@ export class Pipeline {
     this.inPorts = new Uint16Array(n);
     this.inLocals = new Uint8Array(n * 16);
     this.tunQ = { n: 0, offs: new Uint32Array(n), lens: new Uint32Array(n) };
-    this.wanQ = wans.map((w) => {
+    this.wanQ = wans.map((w, wan) => {
       const udp = w.udp ? this.queue(`${w.name}/udp`, w.udp, true) : undefined;
       const raw = new Map<number, SendQueue>();
       for (const [proto, s] of w.raw) raw.set(proto, this.queue(`${w.name}/raw${s.family === 6 ? "6" : ""}-${proto}`, s, false));
-      if (w.udp) this.receivers.push({ name: `${w.name}/udp`, sock: w.udp, kind: KIND.UDP, proto: 0, family: w.udp.family, received: 0 });
+      if (w.udp) this.receivers.push({ name: `${w.name}/udp`, wan, sock: w.udp, kind: KIND.UDP, proto: 0, family: w.udp.family, received: 0 });
       for (const [proto, s] of w.raw) {
         // raw(7): IPv4 delivers the IP header, IPv6 only the payload (RFC 3542 §3).
         const kind = s.receivesIpHeader ? KIND.IP : KIND.PAYLOAD;
-        this.receivers.push({ name: `${w.name}/raw${s.family === 6 ? "6" : ""}-${proto}`, sock: s, kind, proto, family: s.family, received: 0 });
+        this.receivers.push({ name: `${w.name}/raw${s.family === 6 ? "6" : ""}-${proto}`, wan, sock: s, kind, proto, family: s.family, received: 0 });
       }
       return { udp, raw };
     });
@@ -356,10 +371,49 @@ export class Pipeline {
         const sa = core.saId(i);
         if (sa !== lastSa && this.afterBatch) this.afterBatch(core, (lastSa = sa));
       }
-      else if (v === VERDICT.TO_HOST) this.counters.toHost++;
+      else if (v === VERDICT.TO_HOST) {
+        this.counters.toHost++;
+        if (this.onHost && udp) this.toHost(r, i);
+      }
     }
     this.flush();
     return n;
+  }
+
+  /**
+   * The IKE daemon's side of the NAT-T port (RFC 3948 §2.2; RFC 7296 §2.23):
+   * IKE messages behind the four-zero-byte non-ESP marker arrive on the same
+   * UDP socket as ESP, and the core hands them up untouched (TO_HOST). Each is
+   * copied out of the ring — IKE is control traffic, rare next to ESP — with
+   * the marker taken off, and given to `onHost` with where it came from.
+   */
+  onHost?: (p: HostPacket) => void;
+
+  private toHost(r: Receiver, i: number): void {
+    const core = this.core;
+    const base = core.slotBase(i) + core.offset(i), len = core.length(i);
+    if (len < 4) return;
+    const a = i * 16;
+    this.onHost!({
+      wanIndex: r.wan, family: r.family,
+      address: this.inAddrs.slice(a, a + 16), port: this.inPorts[i], local: this.inLocals.slice(a, a + 16),
+      bytes: this.mem.slice(base + 4, base + len),
+    });
+  }
+
+  /**
+   * Sends an IKE message from WAN port `wanIndex`'s NAT-T socket, behind the
+   * non-ESP marker (RFC 3948 §2.2). Returns false when that port has no UDP
+   * socket or the kernel refused the datagram.
+   */
+  sendHost(wanIndex: number, family: 4 | 6, address: Uint8Array, port: number, bytes: Uint8Array): boolean {
+    const s = this.wans[wanIndex]?.udp;
+    if (!s) return false;
+    const mem = new Uint8Array(4 + bytes.length);
+    mem.set(bytes, 4);
+    const addrs = new Uint8Array(16);
+    addrs.set(address.subarray(0, 16));
+    return s.sendBatch(mem, Uint32Array.of(0), Uint32Array.of(mem.length), addrs, Uint16Array.of(port), Uint8Array.of(family), 1) === 1;
   }
 
   /**

@@ -7,8 +7,10 @@
 // in transferred buffers, are copied into the core and wiped (install.ts).
 //
 // Messages, main → worker:  { type: "apply", id, peers } | { type: "status", id } | { type: "stop" }
+//                           | { type: "send-host", packet }   (IKE out of the NAT-T socket)
 //           worker → main:  { type: "ready", tun, sockets } | { type: "applied", id, error? }
 //                           | { type: "status", id, status } | { type: "event", event }
+//                           | { type: "host-packet", packet }   (IKE that arrived behind the non-ESP marker)
 //                           | { type: "error", message, code?, where } | { type: "stopped" }
 //                           | { type: "log", message }
 import { parentPort, workerData } from "node:worker_threads";
@@ -20,7 +22,7 @@ import { PROTO_ESP, PROTO_GRE, PROTO_IPIP, PROTO_IPV6, RawSocket } from "../net/
 import { parseAddr } from "../core/addr.ts";
 import type { NodeConfig } from "../config/model.ts";
 import { coreSizing } from "./provision.ts";
-import { Pipeline, type WanSockets } from "./pipeline.ts";
+import { Pipeline, type HostPacket, type WanSockets } from "./pipeline.ts";
 import { snapshot } from "./status.ts";
 import { SaTable } from "../sa/install.ts";
 import { SeqStore } from "../sa/seq_store.ts";
@@ -140,6 +142,8 @@ async function main(): Promise<void> {
   const table = new SaTable(core, { store, stateDir: node.stateDir, hasCarrier: carrierCheck(wans), emit });
   table.apply(data.peers);
   const pipe = new Pipeline(core, tun, wans, table.prov, [], (c, saId) => store.ensure(c, saId));
+  // IKE behind the non-ESP marker goes to the main thread's IKE daemon; its answers come back as send-host.
+  pipe.onHost = (p) => port.postMessage({ type: "host-packet", packet: p }, [p.bytes.buffer as ArrayBuffer]);
   pipe.start((where, e) => fail(where, e));
 
   // NAT-keepalives (RFC 3948 §2.3) for every NAT-T peer held now, whatever its age.
@@ -160,8 +164,11 @@ async function main(): Promise<void> {
     setInterval(() => store.tick(core), RESERVE_TICK_MS),
   ];
 
-  port.on("message", (m: { type: string; id?: number; peers?: PeerSpec[] }) => {
-    if (m.type === "status") {
+  port.on("message", (m: { type: string; id?: number; peers?: PeerSpec[]; packet?: HostPacket }) => {
+    if (m.type === "send-host") {
+      const p = m.packet!;
+      if (!pipe.sendHost(p.wanIndex, p.family, p.address, p.port, p.bytes)) log(`send-host: WAN port ${p.wanIndex} has no UDP socket, or the datagram was refused`);
+    } else if (m.type === "status") {
       port.postMessage({ type: "status", id: m.id, status: snapshot(core, table.prov, pipe, table.expired) });
     } else if (m.type === "apply") {
       try {
