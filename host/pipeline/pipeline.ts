@@ -16,7 +16,8 @@
 //   IPv4 raw: kind IP, the header is there; IPv6 raw: kind PAYLOAD with the
 //   protocol, addresses from the socket) → core.processInbound(n)
 //   → TO_TUN: one TUN write batch; TO_HOST (IKE behind the RFC 3948
-//   non-ESP marker): counted, no IKE daemon yet.
+//   non-ESP marker): counted, copied out and given to onHost (the worker
+//   posts it to the main thread's IKE side); sendHost answers from 4500.
 //
 // Readiness comes from onReadable (uv_poll on this thread's loop,
 // level-triggered): each callback handles one batch and returns, so status
