@@ -58,6 +58,8 @@ export class IkeSa {
   /** When we created the SA, and when an authenticated message last came from the peer (§2.4). */
   private readonly createdAt: number;
   private lastHeard: number;
+  /** §2.8.1: the peer rekeyed a CHILD_SA while our rekey of it was outstanding. */
+  private collision?: { rekeyOf: number; spiIn: number; nonces: Uint8Array[] };
   /** The IKE SA this one was rekeyed into (§1.3.2); the endpoint adopts it. */
   successor?: IkeSa;
   /** Requests waiting for the outstanding one to be answered (a window of one, §2.3). */
@@ -309,8 +311,12 @@ export class IkeSa {
     if (p.child) {
       step.events.push(...onChildResponse(this.ctx, p.child, inner.value));
       const rekeyed = step.events.find((e) => e.type === "childSaEstablished" && e.rekeyOf !== undefined);
-      // §2.8: the side that rekeyed deletes the old CHILD_SA once the new one exists
-      if (rekeyed?.type === "childSaEstablished") this.queue.unshift(() => this.deleteChildren([rekeyed.rekeyOf!]));
+      // §2.8: the side that rekeyed deletes the old CHILD_SA once the new one exists;
+      // §2.8.1: after a simultaneous rekey, only one of the two new ones survives
+      if (rekeyed?.type === "childSaEstablished") {
+        const doomed = this.afterRekey(rekeyed.rekeyOf!, rekeyed.spiIn, [p.child.ni, nonceOf(inner.value)]);
+        this.queue.unshift(() => this.deleteChildren([doomed]));
+      }
     }
     if (p.deleting) {
       const spisIn = forgetChildren(this.ctx, p.deleting);
@@ -378,6 +384,10 @@ export class IkeSa {
     }
     if (m.header.exchange === Exchange.CREATE_CHILD_SA && this.state === "established") {
       const a = onChildRequest(this.ctx, inner.value);
+      const est = a.events.find((e) => e.type === "childSaEstablished");
+      if (est?.type === "childSaEstablished" && est.rekeyOf !== undefined && this.pending?.child?.rekeyOf === est.rekeyOf) {
+        this.collision = { rekeyOf: est.rekeyOf, spiIn: est.spiIn, nonces: [nonceOf(inner.value), nonceOf(a.payloads)] };
+      }
       const step = this.respond(m.header.exchange, id, a.payloads, path);
       step.events.push(...a.events);
       return step;
@@ -421,6 +431,21 @@ export class IkeSa {
     return { send: [{ bytes, path }], events: [] };
   }
 
+  /**
+   * Which CHILD_SA to delete once our rekey of `old` has produced `fresh`. Normally
+   * the old one. §2.8.1: if the peer rekeyed `old` at the same time, "the SA created
+   * with the lowest of the four nonces used in the two exchanges SHOULD be closed by
+   * the endpoint that created it": if that is ours, we delete ours and leave the old
+   * one to the peer, whose rekey survives; else ours survives and the old one goes.
+   */
+  private afterRekey(old: number, fresh: number, ourNonces: Uint8Array[]): number {
+    const c = this.collision;
+    if (!c || c.rekeyOf !== old) return old;
+    this.collision = undefined;
+    const lowest = [...ourNonces, ...c.nonces].reduce((a, b) => (compareBytes(b, a) < 0 ? b : a));
+    return ourNonces.includes(lowest) ? fresh : old;
+  }
+
   // --- outcomes ------------------------------------------------------------
 
   /** The new IKE SA of a rekey takes the CHILD_SAs (§1.3.2); this one only waits for its DELETE. */
@@ -455,6 +480,14 @@ export class IkeSa {
 }
 
 const none = (): Step => ({ send: [], events: [] });
+
+const nonceOf = (ps: readonly Payload[]): Uint8Array => ps.find((p) => p.kind === "nonce")?.data ?? new Uint8Array(0);
+
+/** Octet-string order (§2.8.1 compares nonces "as octet strings"): bytewise, a prefix first. */
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - b.length;
+}
 
 /** A CREATE_CHILD_SA whose SA payload proposes protocol IKE rekeys the IKE SA (§1.3.2). */
 const isIkeRekey = (ps: readonly Payload[]): boolean => ps.some((p) => p.kind === "sa" && p.proposals.some((q) => q.protocol === Protocol.IKE));

@@ -233,4 +233,34 @@ describe("wesp IKEv2 ↔ strongSwan charon", { skip }, () => {
       assert.equal(hex(k.outbound.encKey), kid.keyIn);
     });
   });
+
+  test("charon and wesp rekey the CHILD_SA at the same moment, the requests crossing (§2.8.1): one pair survives on both sides, with equal keys", async () => {
+    const c = { name: "both", ike: "aes128gcm16-prfsha256-ecp256", esp: "aes128gcm16", initiator: "wesp" as const };
+    await withPeers(topo!, c, async (charon, w) => {
+      await waitFor(() => eventsOf(w).some((e) => e.type === "childSaEstablished"), "first CHILD_SA", 20_000, 50);
+      // make the requests cross: wesp's rekey request (and its answer to charon's) is held
+      // back until charon's request has arrived, so each side sees the other's while its own is open
+      w.child.stdin!.write("hold\nrekey\n");
+      await charon.swanctl("--rekey", "--child", c.name);
+      await waitFor(() => eventsOf(w).filter((e) => e.type === "childSaEstablished").length === 2, "charon's rekey answered (held)", 10_000, 20);
+      w.child.stdin!.write("release\n");
+      // settled: charon has one INSTALLED pair and wesp one CHILD_SA, and they are the same
+      const live = () => {
+        const kids = eventsOf(w).filter((e) => e.type === "childSaEstablished") as ChildEvent[];
+        const gone = new Set(eventsOf(w).flatMap((e) => (e.type === "childSaDeleted" ? (e.spisIn as number[]) : [])));
+        return kids.filter((k) => !gone.has(k.spiIn));
+      };
+      await waitFor(async () => live().length === 1 && (await charon.listSas()).match(/INSTALLED/g)?.length === 1, "one pair left on both sides", 15_000, 100);
+      const [k] = live();
+      const listed = await charon.listSas();
+      const hexSpi = (n: number) => n.toString(16).padStart(8, "0");
+      for (const spi of [k.spiOut, k.spiIn]) assert.match(listed, new RegExp(hexSpi(spi)), listed);
+      const d = dumps(charon.log());
+      const all = [...(d.get("encryption initiator key") ?? []), ...(d.get("encryption responder key") ?? [])];
+      assert.ok(all.includes(k.keyIn) && all.includes(k.keyOut), "the surviving keys are among charon's");
+      const kids = eventsOf(w).filter((e) => e.type === "childSaEstablished") as ChildEvent[];
+      assert.equal(kids.filter((x) => x.rekeyOf === kids[0].spiIn).length, 2, "both rekeyed the first CHILD_SA: a collision");
+      assert.match(charon.log(), /detected CHILD_REKEY collision/, "charon saw the collision too");
+    });
+  });
 });

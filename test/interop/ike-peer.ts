@@ -5,14 +5,15 @@
 // as hex), "ready" once both sockets are bound; with `transcript`, also every IKE
 // datagram in and out ({type: "datagram", dir, bytes}, non-ESP marker removed).
 // Lines on stdin are commands for every established IKE SA: "rekey" rekeys its
-// first CHILD_SA, "rekey-ike" the IKE SA itself. Ends on SIGTERM.
+// first CHILD_SA, "rekey-ike" the IKE SA itself; "hold" keeps outgoing datagrams
+// back until "release" sends them. Ends on SIGTERM.
 import { readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { ikeSaConfig, type IkePeerText } from "../../host/ike/config.ts";
 import { IkeEndpoint } from "../../host/ike/endpoint.ts";
 import { IkeTransport } from "../../host/ike/transport.ts";
 import { tsText } from "../../host/ike/ts.ts";
-import type { IkeEvent } from "../../host/ike/types.ts";
+import type { IkeEvent, Outgoing } from "../../host/ike/types.ts";
 
 const opts = JSON.parse(readFileSync(process.argv[2], "utf8")) as { peer: IkePeerText; role: "initiator" | "responder"; transcript?: boolean; cookieThreshold?: number };
 const cfg = ikeSaConfig(opts.peer);
@@ -42,6 +43,18 @@ if (opts.transcript) {
     apply(step);
   };
 }
+// "hold" keeps every outgoing datagram back until "release": how the tests make two requests cross
+let held: Outgoing[] | undefined;
+{
+  const apply = transport.apply.bind(transport);
+  transport.apply = (step) => {
+    if (held) {
+      held.push(...step.send);
+      step = { send: [], events: step.events };
+    }
+    apply(step);
+  };
+}
 await transport.start();
 print({ type: "ready" });
 if (opts.role === "initiator") {
@@ -53,6 +66,17 @@ process.stdin.on("data", (d) => {
   for (let nl = input.indexOf("\n"); nl >= 0; nl = input.indexOf("\n")) {
     const cmd = input.slice(0, nl).trim();
     input = input.slice(nl + 1);
+    if (cmd === "hold") {
+      held ??= [];
+      continue;
+    }
+    if (cmd === "release") {
+      const out = held ?? [];
+      held = undefined;
+      transport.apply({ send: out, events: [] });
+      print({ type: "released", datagrams: out.length });
+      continue;
+    }
     for (const sa of [...endpoint.sas.values()].filter((s) => s.state === "established")) {
       if (cmd === "rekey" && sa.childSpis.length) transport.apply(sa.rekeyChild(sa.childSpis[0]));
       else if (cmd === "rekey-ike") transport.apply(sa.rekeyIke());

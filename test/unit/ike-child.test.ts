@@ -150,3 +150,25 @@ test("an IKE SA rekey the responder cannot accept (another group) fails without 
   assert.equal(sa.state, "established");
   assert.equal(l.a.sas.size, 1);
 });
+
+test("simultaneous rekeys of one CHILD_SA (§2.8.1): the one made with the lowest of the four nonces is deleted by its maker, the old one too; one pair survives, the same on both sides", () => {
+  for (let round = 0; round < 8; round++) {
+    const { l, sa, saB, first } = up();
+    const [na, nb] = [l.events.a.length, l.events.b.length];
+    // both requests are in flight before either is answered
+    l.post("a", sa.rekeyChild(first[0].spiIn));
+    l.post("b", saB.rekeyChild(first[1].spiIn));
+    l.run();
+    const [ea, eb] = [since(l.events.a, na), since(l.events.b, nb)];
+    assert.equal(child(ea).length, 2, "two new CHILD_SAs at A");
+    assert.equal(child(eb).length, 2, "two new CHILD_SAs at B");
+    assert.ok(!ea.some((e) => e.type === "childSaFailed") && !eb.some((e) => e.type === "childSaFailed"));
+    assert.equal(sa.childSpis.length, 1, `round ${round}: A keeps one CHILD_SA, has ${sa.childSpis}`);
+    assert.equal(saB.childSpis.length, 1, `round ${round}: B keeps one CHILD_SA`);
+    const survivorA = child(ea).find((c) => c.spiIn === sa.childSpis[0])!;
+    const survivorB = child(eb).find((c) => c.spiIn === saB.childSpis[0])!;
+    assertMirrored(survivorA, survivorB);
+    const deletedA = ea.filter((e) => e.type === "childSaDeleted").flatMap((e) => (e.type === "childSaDeleted" ? e.spisIn : []));
+    assert.deepEqual(deletedA.sort(), [first[0].spiIn, ...child(ea).filter((c) => c !== survivorA).map((c) => c.spiIn)].sort(), "the old and the redundant one");
+  }
+});

@@ -71,7 +71,9 @@ export function lab(cfgA: IkeSaConfig, cfgB: IkeSaConfig, opts: { cookieThreshol
     take(from, s);
     run();
   };
-  return { a, b, events, wire, start, run, tick, inject, setNet: (f: typeof net) => (net = f) };
+  /** Puts a step on the network without running it (to cross requests in flight). */
+  const post = (from: "a" | "b", s: Step) => take(from, s);
+  return { a, b, events, wire, start, run, tick, inject, post, setNet: (f: typeof net) => (net = f) };
 }
 
 export const child = (es: IkeEvent[]) => es.filter((e): e is ChildSaEstablished => e.type === "childSaEstablished");
