@@ -23,6 +23,8 @@ export interface IkePeerText {
   remoteTs: string[];
   ports?: { ike: number; natt: number };
   forceEncap?: boolean;
+  keepaliveSeconds?: number;
+  dpdSeconds?: number;
   lifetimeSeconds?: number;
   retransmit?: { baseMs: number; tries: number };
 }
@@ -58,6 +60,8 @@ export function ikeSaConfig(t: IkePeerText): IkeSaConfig {
     lifetime: t.lifetimeSeconds ? { seconds: t.lifetimeSeconds } : {},
     ports: t.ports ?? { ike: 500, natt: 4500 },
     forceEncap: t.forceEncap,
+    keepaliveSeconds: t.keepaliveSeconds,
+    dpdSeconds: t.dpdSeconds,
     retransmit: t.retransmit,
   };
 }

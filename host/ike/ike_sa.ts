@@ -58,6 +58,7 @@ export class IkeSa {
   /** When we created the SA, and when an authenticated message last came from the peer (§2.4). */
   private readonly createdAt: number;
   private lastHeard: number;
+  private lastKeepalive: number;
   /** §2.8.1: the peer rekeyed a CHILD_SA while our rekey of it was outstanding. */
   private collision?: { rekeyOf: number; spiIn: number; nonces: Uint8Array[] };
   /** The IKE SA this one was rekeyed into (§1.3.2); the endpoint adopts it. */
@@ -68,7 +69,7 @@ export class IkeSa {
   private constructor(ctx: SaContext, state: SaState) {
     this.ctx = ctx;
     this.state = state;
-    this.createdAt = this.lastHeard = ctx.deps.now();
+    this.createdAt = this.lastHeard = this.lastKeepalive = ctx.deps.now();
   }
 
   /** "SPIi_SPIr" in hex, as events carry it. */
@@ -118,6 +119,13 @@ export class IkeSa {
 
   /** When `tick` next has something to do, or undefined. */
   get nextTimeout(): number | undefined {
+    const k = this.keepaliveDue;
+    const other = this.exchangeDue;
+    return k === undefined ? other : other === undefined ? k : Math.min(k, other);
+  }
+
+  /** Retransmission, half-open expiry or liveness check, whichever applies. */
+  private get exchangeDue(): number | undefined {
     if (this.pending) return this.pending.nextAt;
     if (this.state === "init-answered") return this.createdAt + (this.ctx.cfg.halfOpenSeconds ?? DEFAULT_HALF_OPEN_S) * 1000;
     const dpd = this.ctx.cfg.dpdSeconds;
@@ -125,13 +133,31 @@ export class IkeSa {
     return undefined;
   }
 
+  /** RFC 3948 §2.3: the side behind a NAT keeps its mapping open with NAT-keepalives. */
+  private get keepaliveDue(): number | undefined {
+    const k = this.ctx.cfg.keepaliveSeconds;
+    if (!k || this.state !== "established" || !this.ctx.natHere) return undefined;
+    return this.lastKeepalive + k * 1000;
+  }
+
   /**
    * Time has come for something: retransmit the outstanding request or give up
    * after the last try (§2.1); drop a half-open responder SA; send a liveness
-   * check (an empty INFORMATIONAL request, §2.4) when the peer has been quiet.
+   * check (an empty INFORMATIONAL request, §2.4) when the peer has been quiet;
+   * send a NAT-keepalive (one 0xFF byte, RFC 3948 §2.3) when one is due.
    */
   tick(now: number): Step {
-    const due = this.nextTimeout;
+    const step = this.tickExchange(now);
+    const k = this.keepaliveDue;
+    if (k !== undefined && now >= k) {
+      this.lastKeepalive = now;
+      step.send.push({ bytes: Uint8Array.of(0xff), path: { ...this.ctx.path }, keepalive: true });
+    }
+    return step;
+  }
+
+  private tickExchange(now: number): Step {
+    const due = this.exchangeDue;
     if (due === undefined || now < due) return none();
     const p = this.pending;
     if (p) {
@@ -462,7 +488,7 @@ export class IkeSa {
     const proposal = [
       `${c.encr.cipher}-${c.encr.keyBits}`, c.integ ? `integ-${c.integ.id}` : "", `prf-${c.prf!.hash}`, `dh-${this.ctx.group}`,
     ].filter(Boolean).join("/");
-    this.lastHeard = this.ctx.deps.now();
+    this.lastHeard = this.lastKeepalive = this.ctx.deps.now();
     return {
       type: "ikeSaEstablished", ike: this.name, spiI: this.spiI, spiR: this.spiR, initiator: this.ctx.initiator, proposal,
       natDetected: this.ctx.natHere || this.ctx.natThere, initialContact: !!this.ctx.peerInitialContact,

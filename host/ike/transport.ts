@@ -32,9 +32,9 @@ export function classifyNatt(d: Uint8Array): Inbound {
   return { kind: "esp" };
 }
 
-/** The datagram to put on the wire for `out`: with the marker on the NAT-T port. */
+/** The datagram to put on the wire for `out`: with the marker on the NAT-T port (but not for a keepalive). */
 export function frameOutgoing(out: Outgoing, natt: number): Uint8Array {
-  if (out.path.localPort !== natt) return out.bytes;
+  if (out.path.localPort !== natt || out.keepalive) return out.bytes;
   const b = new Uint8Array(4 + out.bytes.length);
   b.set(out.bytes, 4);
   return b;

@@ -38,6 +38,8 @@ export interface IkeSaConfig {
   retransmit?: { baseMs: number; tries: number };
   /** Liveness check (§2.4) after this many seconds without an authenticated message from the peer; 0/undefined = none. */
   dpdSeconds?: number;
+  /** Seconds between NAT-keepalives while a NAT is in front of us (RFC 3948 §2.3); 0/undefined = none. */
+  keepaliveSeconds?: number;
   /** How long a responder waits for IKE_AUTH after answering IKE_SA_INIT; default 30 s. */
   halfOpenSeconds?: number;
 }
@@ -52,6 +54,8 @@ export interface Path {
 
 export interface Outgoing {
   bytes: Uint8Array;
+  /** A NAT-keepalive (RFC 3948 §2.3): sent as it is, without the non-ESP marker. */
+  keepalive?: boolean;
   /** The transport prepends the non-ESP marker when `path.localPort` is the NAT-T port (RFC 3948 §2.2). */
   path: Path;
 }

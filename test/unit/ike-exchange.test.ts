@@ -147,10 +147,17 @@ test("a tampered IKE_AUTH request is dropped and counted; the genuine retransmis
   assert.deepEqual(kinds(l.events.a), ["ikeSaEstablished", "childSaEstablished"]);
 });
 
+/** A NAT in front of A: A's ports 500/4500 appear as 31000/31001 to B, and B's answers are translated back. */
+const natInFrontOfA = (d: { from: "a" | "b"; bytes: Uint8Array; path: Path }) => {
+  const out: Record<number, number> = { 500: 31000, 4500: 31001 };
+  const back: Record<number, number> = { 31000: 500, 31001: 4500 };
+  return d.from === "a" ? { ...d, path: { ...d.path, remotePort: out[d.path.remotePort] } } : { ...d, path: { ...d.path, localPort: back[d.path.localPort] } };
+};
+
 test("NAT between the peers (§2.23): detected both ways, IKE_AUTH moves to 4500, the CHILD_SA is UDP-encapsulated", () => {
   const l = lab(config("to-b", A, B), config("to-a", B, A));
   // a NAT rewrites A's source port
-  l.setNet((d) => (d.from === "a" ? { ...d, path: { ...d.path, remotePort: d.path.remotePort === 500 ? 31000 : 31001 } } : d));
+  l.setNet(natInFrontOfA);
   l.start();
   assert.deepEqual(kinds(l.events.a), ["ikeSaEstablished", "childSaEstablished"]);
   const [ca, cb] = [child(l.events.a)[0], child(l.events.b)[0]];
@@ -337,4 +344,26 @@ test("cookies are demanded only from cookieThreshold half-open SAs on", () => {
   }
   assert.deepEqual(firstPayloads, ["sa", "sa", "N(16390)"]);
   assert.equal(b.halfOpenCount, 2);
+});
+
+test("NAT-keepalives (RFC 3948 §2.3): only the side behind the NAT sends them, every keepaliveSeconds, on the NAT-T path", () => {
+  const l = lab(config("to-b", A, B, { keepaliveSeconds: 20 }), config("to-a", B, A, { keepaliveSeconds: 20 }));
+  l.setNet(natInFrontOfA);
+  l.start();
+  const keepalives = () => l.wire.filter((w) => w.out.keepalive);
+  l.tick(19_999);
+  assert.equal(keepalives().length, 0);
+  l.tick(1);
+  assert.equal(keepalives().length, 1);
+  const k = keepalives()[0];
+  assert.equal(k.from, "a", "A is behind the NAT");
+  assert.deepEqual([...k.out.bytes], [0xff]);
+  assert.equal(k.out.path.localPort, 4500);
+  l.tick(20_000);
+  assert.equal(keepalives().length, 2);
+  // without a NAT, none
+  const quiet = lab(config("to-b", A, B, { keepaliveSeconds: 20 }), config("to-a", B, A, { keepaliveSeconds: 20 }));
+  quiet.start();
+  quiet.tick(60_000);
+  assert.equal(quiet.wire.filter((w) => w.out.keepalive).length, 0);
 });

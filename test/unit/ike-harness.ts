@@ -41,6 +41,7 @@ export function lab(cfgA: IkeSaConfig, cfgB: IkeSaConfig, opts: { cookieThreshol
     events[from].push(...s.events);
     for (const out of s.send) {
       wire.push({ from, out });
+      if (out.keepalive) continue; // the transport drops these before IKE (RFC 3948 §2.3)
       const to = from === "a" ? "b" : "a";
       // the receiver sees the path mirrored
       const seen = { localAddress: out.path.remoteAddress, localPort: out.path.remotePort, remoteAddress: out.path.localAddress, remotePort: out.path.localPort };

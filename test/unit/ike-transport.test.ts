@@ -17,6 +17,7 @@ test("non-ESP marker framing and classification (RFC 3948 §2.2, §2.3)", () => 
   assert.deepEqual([...framed], [0, 0, 0, 0, 1, 2, 3, 4, 5]);
   assert.deepEqual(frameOutgoing({ bytes: ike, path: { ...path, localPort: 500 } }, 4500), ike);
   assert.deepEqual(classifyNatt(framed), { kind: "ike", bytes: ike });
+  assert.deepEqual([...frameOutgoing({ bytes: Uint8Array.of(0xff), path, keepalive: true }, 4500)], [0xff], "a keepalive has no marker");
   assert.deepEqual(classifyNatt(Uint8Array.of(0xff)), { kind: "keepalive" });
   assert.deepEqual(classifyNatt(Uint8Array.of(0, 0, 1, 0, 0, 0, 0, 1)), { kind: "esp" });
   assert.deepEqual(classifyNatt(Uint8Array.of(0, 0)), { kind: "short" });
