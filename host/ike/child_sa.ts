@@ -4,7 +4,7 @@
 // created the CHILD_SA (IKE_AUTH, or a later CREATE_CHILD_SA which either side
 // may start), and Ni, Nr are that exchange's nonces.
 import type { Chosen } from "./proposals.ts";
-import type { TrafficSelector } from "./payloads.ts";
+import type { Payload, TrafficSelector } from "./payloads.ts";
 import { deriveChildSaKeys } from "./prf.ts";
 import type { SaContext } from "./context.ts";
 import type { ChildSaEstablished } from "./types.ts";
@@ -72,4 +72,19 @@ export function forgetChildren(ctx: SaContext, spisIn: readonly number[]): numbe
   const gone = ctx.children.filter((c) => spisIn.includes(c.spiIn)).map((c) => c.spiIn);
   ctx.children = ctx.children.filter((c) => !gone.includes(c.spiIn));
   return gone;
+}
+
+/** The Nonce payload's data among `ps` (empty if none). */
+export const nonceOf = (ps: readonly Payload[]): Uint8Array => ps.find((p) => p.kind === "nonce")?.data ?? new Uint8Array(0);
+
+/** Octet-string order (§2.8.1 compares nonces "as octet strings"): bytewise, a prefix first. */
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - b.length;
+}
+
+/** §2.8.1: whether the lowest of the four nonces of two crossed rekeys is one of our exchange's. */
+export function lowestNonceIsOurs(ours: readonly Uint8Array[], theirs: readonly Uint8Array[]): boolean {
+  const lowest = [...ours, ...theirs].reduce((a, b) => (compareBytes(b, a) < 0 ? b : a));
+  return ours.includes(lowest);
 }

@@ -15,6 +15,9 @@ import type { SaContext } from "./context.ts";
 
 const NONCE_BYTES = 32;
 
+/** A CREATE_CHILD_SA whose SA payload proposes protocol IKE rekeys the IKE SA (§1.3.2). */
+export const isIkeRekey = (ps: readonly Payload[]): boolean => ps.some((p) => p.kind === "sa" && p.proposals.some((q) => q.protocol === Protocol.IKE));
+
 export interface PendingIkeRekey {
   spi: Uint8Array;
   ni: Uint8Array;

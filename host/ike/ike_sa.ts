@@ -17,9 +17,9 @@
 import { Exchange, Flag, Notify, Protocol, VERSION } from "./constants.ts";
 import { hexSpi, skKeys, type SaContext } from "./context.ts";
 import { authRequest, onAuthRequest, onAuthResponse } from "./exchange_auth.ts";
-import { forgetChildren, spiBytes, spiNumber } from "./child_sa.ts";
+import { forgetChildren, lowestNonceIsOurs, nonceOf, spiBytes, spiNumber } from "./child_sa.ts";
 import { childRequest, onChildRequest, onChildResponse, type PendingChild } from "./exchange_child.ts";
-import { ikeRekeyRequest, onIkeRekeyRequest, onIkeRekeyResponse, type PendingIkeRekey } from "./exchange_ike_rekey.ts";
+import { ikeRekeyRequest, isIkeRekey, onIkeRekeyRequest, onIkeRekeyResponse, type PendingIkeRekey } from "./exchange_ike_rekey.ts";
 import { initRequest, onInitRequest, onInitResponse } from "./exchange_init.ts";
 import { isResponse, type Header, type Message } from "./message.ts";
 import { unsupportedCritical, type Payload } from "./payloads.ts";
@@ -468,8 +468,7 @@ export class IkeSa {
     const c = this.collision;
     if (!c || c.rekeyOf !== old) return old;
     this.collision = undefined;
-    const lowest = [...ourNonces, ...c.nonces].reduce((a, b) => (compareBytes(b, a) < 0 ? b : a));
-    return ourNonces.includes(lowest) ? fresh : old;
+    return lowestNonceIsOurs(ourNonces, c.nonces) ? fresh : old;
   }
 
   // --- outcomes ------------------------------------------------------------
@@ -506,14 +505,3 @@ export class IkeSa {
 }
 
 const none = (): Step => ({ send: [], events: [] });
-
-const nonceOf = (ps: readonly Payload[]): Uint8Array => ps.find((p) => p.kind === "nonce")?.data ?? new Uint8Array(0);
-
-/** Octet-string order (§2.8.1 compares nonces "as octet strings"): bytewise, a prefix first. */
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i] - b[i];
-  return a.length - b.length;
-}
-
-/** A CREATE_CHILD_SA whose SA payload proposes protocol IKE rekeys the IKE SA (§1.3.2). */
-const isIkeRekey = (ps: readonly Payload[]): boolean => ps.some((p) => p.kind === "sa" && p.proposals.some((q) => q.protocol === Protocol.IKE));
