@@ -418,7 +418,9 @@ export class IkeSa {
       step.events.push(...a.events);
       return step;
     }
-    return this.respond(m.header.exchange, id, [{ kind: "notify", protocol: 0, spi: new Uint8Array(0), notifyType: Notify.INVALID_SYNTAX, data: new Uint8Array(0) }], path);
+    // §2.25: while this IKE SA is going away, a new CHILD_SA is refused with TEMPORARY_FAILURE
+    const refusal = m.header.exchange === Exchange.CREATE_CHILD_SA ? Notify.TEMPORARY_FAILURE : Notify.INVALID_SYNTAX;
+    return this.respond(m.header.exchange, id, [{ kind: "notify", protocol: 0, spi: new Uint8Array(0), notifyType: refusal, data: new Uint8Array(0) }], path);
   }
 
   /** §1.4: DELETE of the IKE SA or of CHILD_SAs, and the empty liveness check (§2.4). */

@@ -172,3 +172,22 @@ test("simultaneous rekeys of one CHILD_SA (§2.8.1): the one made with the lowes
     assert.deepEqual(deletedA.sort(), [first[0].spiIn, ...child(ea).filter((c) => c !== survivorA).map((c) => c.spiIn)].sort(), "the old and the redundant one");
   }
 });
+
+test("a CHILD_SA rekey that meets an IKE SA being deleted is refused with TEMPORARY_FAILURE (§2.25)", () => {
+  const { l, sa, saB, first } = up();
+  const n = l.events.b.length;
+  l.post("a", sa.close()); // A's DELETE in flight …
+  l.post("b", saB.rekeyChild(first[1].spiIn)); // … crosses B's rekey
+  l.run();
+  // A, deleting, answered B's CREATE_CHILD_SA with TEMPORARY_FAILURE
+  const answer = l.wire.find((w) => w.from === "a" && w.out.bytes[18] === 36 && (w.out.bytes[19] & 0x20) !== 0)!;
+  assert.ok(answer, "A answered the CREATE_CHILD_SA");
+  const m = decodeMessage(answer.out.bytes);
+  assert.ok(m.ok);
+  const inner = openMessage(answer.out.bytes, m.value.payloads[0], skKeys(sa.ctx).out);
+  assert.ok(inner.ok);
+  assert.deepEqual(inner.value.map((p) => p.kind === "notify" && p.notifyType), [43]);
+  // and both ended the IKE SA (B's own request died with it)
+  assert.deepEqual([sa.state, saB.state], ["deleted", "deleted"]);
+  assert.deepEqual(kinds(since(l.events.b, n)), ["ikeSaDeleted"]);
+});
