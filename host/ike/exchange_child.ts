@@ -27,13 +27,15 @@ export interface PendingChild {
   rekeyOf?: number;
   tsLocal: TrafficSelector[];
   tsRemote: TrafficSelector[];
+  /** This request already follows an INVALID_KE_PAYLOAD (retried once only). */
+  retried?: boolean;
 }
 
 /**
  * The request for a new CHILD_SA, or for a rekey of ours with inbound SPI `rekeyOf`.
  * PFS when our first ESP proposal names a DH group (its first group goes in KEi).
  */
-export function childRequest(ctx: SaContext, rekeyOf?: number): { payloads: Payload[]; pending: PendingChild } {
+export function childRequest(ctx: SaContext, rekeyOf?: number, group = ctx.cfg.espProposals[0].dh[0]): { payloads: Payload[]; pending: PendingChild } {
   const old = rekeyOf === undefined ? undefined : ctx.children.find((c) => c.spiIn === rekeyOf);
   const pending: PendingChild = {
     spiIn: ctx.deps.allocateSpi(),
@@ -42,7 +44,6 @@ export function childRequest(ctx: SaContext, rekeyOf?: number): { payloads: Payl
     tsLocal: old?.tsLocal ?? ctx.cfg.localTs,
     tsRemote: old?.tsRemote ?? ctx.cfg.remoteTs,
   };
-  const group = ctx.cfg.espProposals[0].dh[0];
   if (group !== undefined) pending.ke = createKeyExchange(group);
   const payloads: Payload[] = [
     ...(old ? [{ kind: "notify" as const, protocol: Protocol.ESP, spi: spiBytes(old.spiIn), notifyType: Notify.REKEY_SA, data: new Uint8Array(0) }] : []),
@@ -101,6 +102,18 @@ export function onChildRequest(ctx: SaContext, ps: readonly Payload[]): { payloa
     ],
     events: [event],
   };
+}
+
+/**
+ * §1.3 / §1.2: a CREATE_CHILD_SA answered INVALID_KE_PAYLOAD is retried once with
+ * the group the responder names, if we offered it for PFS. Returns that group, or undefined.
+ */
+export function retryGroup(ctx: SaContext, pending: PendingChild, ps: readonly Payload[]): number | undefined {
+  const n = findNotify(ps, Notify.INVALID_KE_PAYLOAD);
+  if (!n || n.data.length !== 2 || pending.retried) return undefined;
+  const g = (n.data[0] << 8) | n.data[1];
+  const offered = ctx.cfg.espProposals.some((p) => p.dh.includes(g));
+  return offered && g !== pending.ke?.group ? g : undefined;
 }
 
 /** The initiator's side: the CHILD_SA from the response, or why there is none. */

@@ -18,7 +18,7 @@ import { Exchange, Flag, Notify, Protocol, VERSION } from "./constants.ts";
 import { hexSpi, skKeys, type SaContext } from "./context.ts";
 import { authRequest, onAuthRequest, onAuthResponse } from "./exchange_auth.ts";
 import { forgetChildren, lowestNonceIsOurs, nonceOf, spiBytes, spiNumber } from "./child_sa.ts";
-import { childRequest, onChildRequest, onChildResponse, type PendingChild } from "./exchange_child.ts";
+import { childRequest, onChildRequest, onChildResponse, retryGroup, type PendingChild } from "./exchange_child.ts";
 import { ikeRekeyRequest, isIkeRekey, onIkeRekeyRequest, onIkeRekeyResponse, type PendingIkeRekey } from "./exchange_ike_rekey.ts";
 import { initRequest, onInitRequest, onInitResponse } from "./exchange_init.ts";
 import { isResponse, type Header, type Message } from "./message.ts";
@@ -235,8 +235,9 @@ export class IkeSa {
     return this.ctx.children.map((c) => c.spiIn);
   }
 
-  private childExchange(rekeyOf: number | undefined): Step {
-    const { payloads, pending } = childRequest(this.ctx, rekeyOf);
+  private childExchange(rekeyOf: number | undefined, group?: number): Step {
+    const { payloads, pending } = group === undefined ? childRequest(this.ctx, rekeyOf) : childRequest(this.ctx, rekeyOf, group);
+    pending.retried = group !== undefined;
     const step = this.sealedRequest(Exchange.CREATE_CHILD_SA, payloads);
     this.pending!.child = pending;
     return step;
@@ -334,7 +335,12 @@ export class IkeSa {
         });
       }
     }
-    if (p.child) {
+    const retry = p.child && retryGroup(this.ctx, p.child, inner.value);
+    if (p.child && retry !== undefined) {
+      // the same CHILD_SA again, with a KE of the group the responder wants
+      const rekeyOf = p.child.rekeyOf;
+      this.queue.unshift(() => this.childExchange(rekeyOf, retry));
+    } else if (p.child) {
       step.events.push(...onChildResponse(this.ctx, p.child, inner.value));
       const rekeyed = step.events.find((e) => e.type === "childSaEstablished" && e.rekeyOf !== undefined);
       // §2.8: the side that rekeyed deletes the old CHILD_SA once the new one exists;

@@ -191,3 +191,22 @@ test("a CHILD_SA rekey that meets an IKE SA being deleted is refused with TEMPOR
   assert.deepEqual([sa.state, saB.state], ["deleted", "deleted"]);
   assert.deepEqual(kinds(since(l.events.b, n)), ["ikeSaDeleted"]);
 });
+
+test("PFS group mismatch: INVALID_KE_PAYLOAD names the responder's group and the rekey is retried once with it (§1.3)", () => {
+  const { l, sa, first } = up(["aes128gcm16-ecp256-x25519"], ["aes128gcm16-x25519"]);
+  const n = l.events.a.length;
+  l.inject("a", sa.rekeyChild(first[0].spiIn));
+  assert.deepEqual(kinds(since(l.events.a, n)), ["childSaEstablished", "childSaDeleted"]);
+  const creates = l.wire.filter((w) => w.from === "a" && w.out.bytes[18] === 36);
+  assert.equal(creates.length, 2, "first with ECP-256, again with X25519");
+  const kes = creates.map((w) => {
+    const m = decodeMessage(w.out.bytes);
+    assert.ok(m.ok);
+    const inner = openMessage(w.out.bytes, m.value.payloads[0], skKeys(sa.ctx).out);
+    assert.ok(inner.ok);
+    const ke = inner.value.find((p) => p.kind === "ke");
+    return ke?.kind === "ke" ? ke.group : 0;
+  });
+  assert.deepEqual(kes, [19, 31]);
+  assertMirrored(child(since(l.events.a, n))[0], child(l.events.b).at(-1)!);
+});
