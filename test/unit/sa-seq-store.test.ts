@@ -148,16 +148,22 @@ test("renewal keeps the file ahead of every number the core seals, and the core 
   }
 });
 
+/** An inbound AES-GCM SA started from its durable state in `dir` and tracked by a fresh store. */
+async function durableInbound(dir: string, now = Date.now()) {
+  const key = randomBytes(16), salt = randomBytes(4);
+  const p = params(dir, "in", Buffer.concat([key, salt]));
+  const store = new SeqStore(() => {});
+  const res = store.prepare(p);
+  const core = await makeCore();
+  const sa = core.addSa({ direction: "in", suite: "aes-gcm-16", mode: "tunnel", spi: p.spi, key, salt, local: "192.0.2.2", remote: "192.0.2.1", peerId: 1, replayWindow: 64, initialSeq: res.initialSeq, seqLimit: res.seqLimit });
+  store.track(sa, p, res, now);
+  return { p, store, core, sa, key, salt };
+}
+
 test("an idle inbound SA gives back most of its block: the core limit drops first, then the file", async () => {
   const dir = tmp();
   try {
-    const key = randomBytes(16), salt = randomBytes(4);
-    const p = params(dir, "in", Buffer.concat([key, salt]));
-    const store = new SeqStore(() => {});
-    const res = store.prepare(p);
-    const core = await makeCore();
-    const sa = core.addSa({ direction: "in", suite: "aes-gcm-16", mode: "tunnel", spi: p.spi, key, salt, local: "192.0.2.2", remote: "192.0.2.1", peerId: 1, replayWindow: 64, initialSeq: res.initialSeq, seqLimit: res.seqLimit });
-    store.track(sa, p, res, 0);
+    const { p, store, core, sa } = await durableInbound(dir, 0);
     store.tick(core, 100);
     store.tick(core, 5000); // no progress for 5 s
     assert.ok(core.saState(sa).seqLimit < MIN_BLOCK.in, `limit lowered to ${core.saState(sa).seqLimit}`);
@@ -172,14 +178,8 @@ test("an idle inbound SA gives back most of its block: the core limit drops firs
 test("a peer that resumes past our inbound reservation (it restarted) is followed: authenticated packets past the limit raise it", async () => {
   const dir = tmp();
   try {
-    const key = randomBytes(16), salt = randomBytes(4);
-    const p = params(dir, "in", Buffer.concat([key, salt]));
-    const store = new SeqStore(() => {});
-    const res = store.prepare(p);
-    const rx = await makeCore();
-    const sa = rx.addSa({ direction: "in", suite: "aes-gcm-16", mode: "tunnel", spi: p.spi, key, salt, local: "192.0.2.2", remote: "192.0.2.1", peerId: 1, replayWindow: 64, initialSeq: res.initialSeq, seqLimit: res.seqLimit });
+    const { p, store, core: rx, sa, key, salt } = await durableInbound(dir);
     rx.addPolicy({ action: "protect", local: "10.2.0.0/16", remote: "10.1.0.0/16", saId: -1, peerId: 1 });
-    store.track(sa, p, res);
     // The sender resumed 20,000 numbers on (a restarted wesp skips up to a whole block).
     const tx = await makeCore();
     const out = tx.addSa({ direction: "out", suite: "aes-gcm-16", mode: "tunnel", spi: p.spi, key, salt, local: "192.0.2.1", remote: "192.0.2.2", peerId: 1, initialSeq: 20_000 });
