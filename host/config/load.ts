@@ -123,13 +123,15 @@ export function parseConfig(text: string, opts: ParseOptions): LoadResult {
   if (shape.length > 0) throw new ConfigError(source, shape.map((r) => ({ path: scrubPath(formatPath(r.at)), message: r.message, line: lineOf(doc, lines, r.at) })));
   let raw: unknown;
   try {
-    raw = noNegativeZero(doc.toJS({ maxAliasCount: 100 }));
+    raw = doc.toJS({ maxAliasCount: 100 });
   } catch (e) {
     throw new ConfigError(source, [{ path: "", message: `not usable YAML: ${parserMessage((e as Error).message)}` }]);
   }
   if (raw === null || raw === undefined) {
     throw new ConfigError(source, [{ path: "", message: "is empty" }]);
   }
+  const tagged: RawIssue[] = [];
+  raw = plainValues(raw, [], tagged);
   const locateOne = (r: RawIssue): ConfigIssue => ({ path: scrubPath(formatPath(r.at)), message: scrub(r.message), line: lineOf(doc, lines, r.at) });
   // Reported in file order, as a compiler would.
   const locate = (list: RawIssue[]): ConfigIssue[] => list.map(locateOne).sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
@@ -145,6 +147,7 @@ export function parseConfig(text: string, opts: ParseOptions): LoadResult {
     if (rule.warning) fileWarnings.push({ path: "", line, message: scrub(rule.warning) });
   }
 
+  if (tagged.length > 0) throw new ConfigError(source, locate(tagged), fileWarnings);
   const schemaIssues = validateSchema(raw);
   if (schemaIssues.length > 0) throw new ConfigError(source, locate(schemaIssues), fileWarnings);
 
@@ -164,15 +167,25 @@ export function parseConfig(text: string, opts: ParseOptions): LoadResult {
   return { config, warnings };
 }
 
-/** -0 (YAML "-0", "-0.0") read as 0, so the model holds no negative zero. Depth is bounded by checkShape. */
-function noNegativeZero(v: unknown): unknown {
+/**
+ * Keeps to JSON's values, which is what the schema judges: -0 (YAML "-0",
+ * "-0.0") becomes 0, so the model holds no negative zero; a value a YAML tag
+ * made into something else (!!binary → Buffer, !!set → Set, !!omap → Map,
+ * !!timestamp → Date) is refused — Ajv would list a Buffer's inherited
+ * methods as unknown fields. Depth is bounded by checkShape.
+ */
+function plainValues(v: unknown, at: PathSegments, issues: RawIssue[]): unknown {
   if (Object.is(v, -0)) return 0;
-  if (v !== null && typeof v === "object") {
-    const o = v as Record<string, unknown>;
-    for (const k of Object.keys(o)) {
-      if (Object.is(o[k], -0)) o[k] = 0;
-      else noNegativeZero(o[k]);
-    }
+  if (v === null || typeof v !== "object") return v;
+  const proto = Object.getPrototypeOf(v);
+  if (!Array.isArray(v) && proto !== Object.prototype) {
+    issues.push({ at, message: "must be a plain value: YAML tags such as !!binary, !!set, !!omap or !!timestamp make something else" });
+    return v;
+  }
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    const x = plainValues(o[k], [...at, Array.isArray(v) ? Number(k) : k], issues);
+    if (!Object.is(x, o[k])) o[k] = x;
   }
   return v;
 }

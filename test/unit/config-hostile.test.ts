@@ -138,3 +138,16 @@ test("-0 is read as 0: the model holds no negative zero", () => {
   assert.ok(Object.is(config.peers[0].sas[0].replayWindow, 0));
   assert.ok(Object.is(config.peers[1].gre.key, 0));
 });
+
+test("a value a YAML tag turns into something else (!!binary, !!set, !!omap, !!timestamp) is refused where it stands, not reported as its inherited methods", () => {
+  for (const [tagged, path] of [
+    ["gre: !!binary aGVsbG8=", "peers[1].gre"],
+    ["gre: !!set {a, b}", "peers[1].gre"],
+    ["gre: !!omap [a: 1]", "peers[1].gre"],
+    ["gre: !!timestamp 2001-12-14", "peers[1].gre"],
+  ]) {
+    const e = refused(HQ.replace("gre: { key: 42 }", tagged));
+    assert.deepEqual(e.issues.map((i) => i.path), [path], tagged);
+    assert.match(e.issues[0].message, /must be a plain value/);
+  }
+});
