@@ -197,9 +197,48 @@ export interface PeerConfig {
   mtu?: number;
   /**
    * 1 SA pair normally, 2 while rekeying (make before break: both accepted
-   * inbound, `sas[0]` used outbound); empty for plain `ipip` / `gre`.
+   * inbound, `sas[0]` used outbound); empty for plain `ipip` / `gre`, and for
+   * a peer whose SAs IKEv2 negotiates (`ike`).
    */
   sas: SaConfig[];
+  /** IKEv2 (RFC 7296) negotiates this peer's SAs instead of `sas` (host/ike/manager.ts). */
+  ike?: IkePeerConfig;
+}
+
+/** An IKE identity (RFC 7296 §3.5). DN is parsed but not supported yet (semantic.ts refuses it). */
+export interface IkeIdentity {
+  type: "ipv4" | "ipv6" | "fqdn" | "rfc822" | "dn";
+  value: string;
+}
+
+/** A peer's `ike` block: how its CHILD_SAs are negotiated and kept up (docs/config.md "peers[].ike"). */
+export interface IkePeerConfig {
+  /** The pre-shared key (AUTH method 2, §2.15): the string's UTF-8 bytes, or decoded hex (`0x…`, or from `psk_file`). */
+  psk: KeyBytes;
+  /** Our identity; default the WAN port's address. */
+  localId: IkeIdentity;
+  /** The identity the peer must prove; default its address. */
+  remoteId: IkeIdentity;
+  /** strongSwan-style proposal strings (host/ike/proposals.ts), most preferred first. */
+  proposals: { ike: string[]; esp: string[] };
+  lifetime: {
+    /** IKE SA rekeyed this long after it was set up, less margin and jitter. */
+    ikeSeconds: number;
+    /** CHILD_SA hard lifetimes (RFC 4301 §4.4.2.1); rekeyed before them. */
+    childSeconds: number;
+    childBytes?: number;
+    childPackets?: number;
+    /** Rekey this many seconds before a hard lifetime … */
+    rekeyMargin: number;
+    /** … and up to this many seconds earlier still, at random (so two ends rarely collide). */
+    rekeyJitter: number;
+  };
+  /** Seconds of silence before a liveness check (§2.4); 0 = none. */
+  dpd: number;
+  /** Failed set-ups retried after `min` seconds, doubling up to `max`; an alarm after `alarmAfter` failures (CE §3.4). */
+  retry: { min: number; max: number; alarmAfter: number };
+  /** Start the IKE SA ourselves (else wait for the peer). */
+  initiate: boolean;
 }
 
 export interface Config {

@@ -6,8 +6,8 @@
 import { availableParallelism } from "node:os";
 import { isAbsolute, resolve } from "node:path";
 import { parseAddress, parseInterfaceAddress, parsePrefix } from "./addr.ts";
-import { decodeHexKey, isAllZero, KeyBytes, readKeyFile } from "./keys.ts";
-import type { Address, Config, Encap, Mode, NodeConfig, PeerConfig, Prefix, SaConfig, Suite, WanPort } from "./model.ts";
+import { decodeHexKey, isAllZero, KeyBytes, readFileAndMode, readKeyFile, secretFileMode } from "./keys.ts";
+import type { Address, Config, Encap, IkeIdentity, IkePeerConfig, Mode, NodeConfig, PeerConfig, Prefix, SaConfig, Suite, WanPort } from "./model.ts";
 import type { PathSegments, RawIssue } from "./schema_errors.ts";
 import { describeKeySize, SUITES } from "./suites.ts";
 
@@ -21,7 +21,16 @@ export interface RawSa {
 }
 export interface RawPeer {
   name: string; address: string; port?: number; wan?: string; nat_t?: boolean | "auto"; keepalive?: number;
-  prefixes: string[]; mode?: Mode; gre?: { key?: number; sequence?: boolean }; mtu?: number; sas?: RawSa[];
+  prefixes: string[]; mode?: Mode; gre?: { key?: number; sequence?: boolean }; mtu?: number; sas?: RawSa[]; ike?: RawIke;
+}
+export interface RawIke {
+  auth: { psk?: string; psk_file?: string };
+  local_id?: IkeIdentity; remote_id?: IkeIdentity;
+  proposals?: { ike?: string[]; esp?: string[] };
+  lifetime?: { ike_seconds?: number; child_seconds?: number; child_bytes?: number; child_packets?: number; rekey_margin?: number; rekey_jitter?: number };
+  dpd?: number;
+  retry?: { min?: number; max?: number; alarm_after?: number };
+  initiate?: boolean;
 }
 export interface RawConfig {
   version?: 1;
@@ -125,9 +134,10 @@ function normalizePeer(p: RawPeer, at: PathSegments, node: NodeConfig, ctx: Norm
   // nat_t auto: UDP encapsulation (and address learning) whenever the port speaks UDP.
   const natSetting = p.nat_t ?? "auto";
   const natT = natSetting === "auto" ? port?.encap === "udp" && !isPlain(mode) : natSetting;
+  const peerAddress = address(p.address, [...at, "address"], ctx);
   return {
     name: p.name,
-    address: address(p.address, [...at, "address"], ctx),
+    address: peerAddress,
     port: p.port ?? DEFAULT_PORT,
     wan: port?.name ?? p.wan ?? "",
     wanIndex,
@@ -139,7 +149,87 @@ function normalizePeer(p: RawPeer, at: PathSegments, node: NodeConfig, ctx: Norm
     gre: { key: p.gre?.key, sequence: p.gre?.sequence ?? false },
     mtu: p.mtu,
     sas: (p.sas ?? []).map((sa, i) => normalizeSa(sa, [...at, "sas", i], i, ctx)),
+    ...(p.ike ? { ike: normalizeIke(p.ike, [...at, "ike"], port?.address, peerAddress, ctx) } : {}),
   };
+}
+
+/** An address identity (ID_IPV4_ADDR / ID_IPV6_ADDR) of `a`. */
+const addressId = (a: Address): IkeIdentity => ({ type: a.family === 4 ? "ipv4" : "ipv6", value: a.text });
+
+/** A peer's `ike` block; identities default to the outer addresses, proposals are parsed in semantic.ts. */
+function normalizeIke(k: RawIke, at: PathSegments, local: Address | undefined, remote: Address, ctx: NormalizeContext): IkePeerConfig {
+  const lt = k.lifetime ?? {};
+  return {
+    psk: psk(k.auth, [...at, "auth"], ctx),
+    localId: ikeId(k.local_id, [...at, "local_id"], local, ctx),
+    remoteId: ikeId(k.remote_id, [...at, "remote_id"], remote, ctx),
+    proposals: { ike: k.proposals?.ike ?? ["aes128gcm16-prfsha256-ecp256"], esp: k.proposals?.esp ?? ["aes128gcm16"] },
+    lifetime: {
+      ikeSeconds: lt.ike_seconds ?? 14400, childSeconds: lt.child_seconds ?? 3600,
+      ...(lt.child_bytes !== undefined ? { childBytes: lt.child_bytes } : {}),
+      ...(lt.child_packets !== undefined ? { childPackets: lt.child_packets } : {}),
+      rekeyMargin: lt.rekey_margin ?? 540, rekeyJitter: lt.rekey_jitter ?? 180,
+    },
+    dpd: k.dpd ?? 30,
+    retry: { min: k.retry?.min ?? 5, max: k.retry?.max ?? 600, alarmAfter: k.retry?.alarm_after ?? 8 },
+    initiate: k.initiate ?? true,
+  };
+}
+
+function ikeId(given: IkeIdentity | undefined, at: PathSegments, dflt: Address | undefined, ctx: NormalizeContext): IkeIdentity {
+  if (!given) return dflt ? addressId(dflt) : { type: "ipv4", value: "0.0.0.0" };
+  if (given.type === "ipv4" || given.type === "ipv6") {
+    const r = parseAddress(given.value);
+    const want = given.type === "ipv4" ? 4 : 6;
+    if (!r.ok || r.value.family !== want) {
+      ctx.errors.push({ at: [...at, "value"], message: `is not an IPv${want} address (type: ${given.type})` });
+      return given;
+    }
+    return { type: given.type, value: r.value.text };
+  }
+  return { ...given };
+}
+
+/**
+ * The pre-shared key: `psk` inline, or `psk_file` (the mode rule of key files,
+ * keys.ts secretFileMode). Text is taken as its UTF-8 bytes, `0x…` as hex; a
+ * file's trailing newline is not part of it. Messages never show the key.
+ */
+function psk(auth: RawIke["auth"], at: PathSegments, ctx: NormalizeContext): KeyBytes {
+  if (auth.psk !== undefined && auth.psk_file !== undefined) {
+    ctx.errors.push({ at: [...at, "psk_file"], message: "give either psk or psk_file, not both" });
+    return new KeyBytes(0);
+  }
+  if (auth.psk === undefined && auth.psk_file === undefined) {
+    ctx.errors.push({ at: [...at, "psk"], message: "is required (or psk_file)" });
+    return new KeyBytes(0);
+  }
+  const field = auth.psk !== undefined ? "psk" : "psk_file";
+  let text = auth.psk;
+  if (text === undefined) {
+    const path = resolve(ctx.baseDir, auth.psk_file!);
+    try {
+      const f = readFileAndMode(path, 65536);
+      const rule = secretFileMode(`PSK file ${path}`, f.mode);
+      if (rule.error) { ctx.errors.push({ at: [...at, field], message: rule.error }); return new KeyBytes(0); }
+      if (rule.warning) ctx.warnings.push({ at: [...at, field], message: rule.warning });
+      text = f.text.replace(/\r?\n$/, "");
+    } catch (e) {
+      ctx.errors.push({ at: [...at, field], message: `cannot read PSK file ${path} (${(e as NodeJS.ErrnoException).code ?? "error"})` });
+      return new KeyBytes(0);
+    }
+  }
+  if (/^0x/i.test(text)) {
+    const r = decodeHexKey(text);
+    if (!r.ok) { ctx.errors.push({ at: [...at, field], message: r.message }); return new KeyBytes(0); }
+    return r.key;
+  }
+  const bytes = new TextEncoder().encode(text);
+  const key = new KeyBytes(bytes.length);
+  key.set(bytes);
+  bytes.fill(0);
+  if (key.length === 0) ctx.errors.push({ at: [...at, field], message: "is empty" });
+  return key;
 }
 
 export function isPlain(mode: Mode): boolean {

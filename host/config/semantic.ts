@@ -12,6 +12,7 @@ import { isPlain, keyField } from "./normalize.ts";
 import type { PathSegments, RawIssue } from "./schema_errors.ts";
 import { SUITES } from "./suites.ts";
 import { formatPath } from "./schema_errors.ts";
+import { parseProposal } from "../ike/proposals.ts";
 
 export interface SemanticResult {
   errors: RawIssue[];
@@ -118,6 +119,40 @@ function checkPeer(c: Config, p: PeerConfig, at: PathSegments, r: SemanticResult
   }
   checkMode(p, port.name, port.trusted, port.encap, at, r);
   checkNatTIntegrity(p, at, r);
+  if (p.ike) checkIke(p, at, r);
+}
+
+/**
+ * A peer's `ike` block: tunnel mode only (what host/ike negotiates today),
+ * proposals that parse, rekeys that start before the lifetime ends, a retry
+ * range that is one, and identities host/ike can send (no DN yet).
+ */
+function checkIke(p: PeerConfig, at: PathSegments, r: SemanticResult): void {
+  const k = p.ike!;
+  const ikeAt = [...at, "ike"];
+  if (!isPlain(p.mode) && p.mode !== "tunnel") {
+    r.errors.push({ at: [...at, "mode"], message: `"${p.mode}" with ike: IKEv2 negotiates tunnel mode only for now (use mode: tunnel, or static sas)` });
+  }
+  for (const proto of ["ike", "esp"] as const) {
+    k.proposals[proto].forEach((text, i) => {
+      const pr = parseProposal(text, proto);
+      if (!pr.ok) r.errors.push({ at: [...ikeAt, "proposals", proto, i], message: pr.message });
+    });
+  }
+  for (const [id, field] of [[k.localId, "local_id"], [k.remoteId, "remote_id"]] as const) {
+    if (id.type === "dn") r.errors.push({ at: [...ikeAt, field, "type"], message: "dn identities are not supported yet (certificates are not either): use ipv4, ipv6, fqdn or rfc822" });
+  }
+  const lt = k.lifetime;
+  const early = lt.rekeyMargin + lt.rekeyJitter;
+  for (const [life, field] of [[lt.childSeconds, "child_seconds"], [lt.ikeSeconds, "ike_seconds"]] as const) {
+    if (early >= life) {
+      r.errors.push({ at: [...ikeAt, "lifetime", "rekey_margin"], message: `rekey_margin + rekey_jitter (${early} s) must be less than ${field} (${life} s): the rekey would start before the SA exists` });
+      break;
+    }
+  }
+  if (k.retry.min > k.retry.max) r.errors.push({ at: [...ikeAt, "retry", "min"], message: `(${k.retry.min} s) is more than retry.max (${k.retry.max} s)` });
+  // §2.15: a PSK is as strong as its entropy; a short one falls to an offline dictionary attack on one IKE_AUTH.
+  if (k.psk.length > 0 && k.psk.length < 20) r.warnings.push({ at: [...ikeAt, "auth"], message: `the PSK is ${k.psk.length} bytes: anyone who sees one IKE_AUTH exchange can guess a short one offline (RFC 7296 §2.15); use 20 or more random bytes` });
 }
 
 /**
@@ -184,9 +219,11 @@ function checkMode(p: PeerConfig, portName: string, trusted: boolean, encap: str
       r.errors.push({ at: [...at, "mode"], message: `"${p.mode}" sends traffic unencrypted and is only allowed on a trusted WAN port; "${portName}" is not (set trusted: true on it, or use an ESP mode)` });
     }
     if (p.sas.length > 0) r.errors.push({ at: [...at, "sas"], message: `must be absent for mode "${p.mode}" (no ESP)` });
+    if (p.ike) r.errors.push({ at: [...at, "ike"], message: `must be absent for mode "${p.mode}" (no ESP, nothing to negotiate)` });
     if (p.natT) r.errors.push({ at: [...at, "nat_t"], message: `cannot be true for mode "${p.mode}": NAT traversal applies to ESP only` });
   } else {
-    if (p.sas.length === 0) r.errors.push({ at: [...at, "sas"], message: `needs at least 1 SA for mode "${p.mode}"` });
+    if (p.sas.length === 0 && !p.ike) r.errors.push({ at: [...at, "sas"], message: `needs at least 1 SA for mode "${p.mode}" (or an ike block to negotiate them)` });
+    if (p.sas.length > 0 && p.ike) r.errors.push({ at: [...at, "ike"], message: "give either sas (static keys) or ike (negotiated), not both" });
     if (p.natT && encap === "raw") {
       r.errors.push({ at: [...at, "nat_t"], message: `NAT traversal needs UDP encapsulation (RFC 3948) but WAN port "${portName}" has encap: raw` });
     }
