@@ -10,10 +10,33 @@
 //
 // After apply the main thread holds no key bytes: the config's keys are
 // zeroed (wipeConfigKeys) and only key-less fields and key ids remain.
+//
+// IKEv2 peers (config `ike`) have no SAs in the config: host/ike/manager.ts
+// hands their negotiated CHILD_SAs in through setNegotiated, which goes the
+// same way (plan, apply, events). Their keys stay here only until the
+// worker holds the direction they are for.
 import { EventEmitter } from "node:events";
-import type { Config } from "../config/model.ts";
+import type { Config, Lifetime, Suite } from "../config/model.ts";
+import { DEFAULT_REPLAY_WINDOW } from "../config/normalize.ts";
+import { keyId } from "./key_id.ts";
 import { heldAfter, plan, wipeConfigKeys } from "./plan.ts";
-import type { PeerSpec, SaEvent } from "./spec.ts";
+import { saKey, type KeyMaterial, type PeerSpec, type SaEvent, type SaSpec } from "./spec.ts";
+
+/**
+ * One negotiated CHILD_SA pair as IKE's manager describes it. Keys (the
+ * layouts of config/model.ts `Suite`) are needed the first time an SA is
+ * listed; later lists may leave them out (the SA is found by its SPIs).
+ */
+export interface NegotiatedSa {
+  spiIn: number;
+  spiOut: number;
+  suite: Suite;
+  esn: boolean;
+  lifetime: Lifetime;
+  replayWindow?: number;
+  keysIn?: KeyMaterial;
+  keysOut?: KeyMaterial;
+}
 
 /** What the worker side offers the lifecycle (pipeline/forwarder.ts implements it). */
 export interface SaSink {
@@ -48,6 +71,9 @@ export class SaLifecycle extends EventEmitter<SaLifecycleEvents> {
   private held = { sas: new Set<string>(), tunnels: new Map<string, string>() };
   private peers: PeerSpec[] = [];
   private node: Config["node"] | null = null;
+  private config: Config | null = null;
+  /** IKE peers' SAs by peer name, index 0 used outbound; keys only until the worker holds them. */
+  private readonly negotiated = new Map<string, SaSpec[]>();
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly sink: SaSink) {
@@ -69,7 +95,7 @@ export class SaLifecycle extends EventEmitter<SaLifecycleEvents> {
    * it with its start message. Keys are copied out and the config's wiped.
    */
   initial(config: Config): { peers: PeerSpec[]; transfer: ArrayBuffer[] } {
-    const p = plan(config, this.held);
+    const p = plan(config, this.held, this.negotiated);
     this.commit(config, p.peers);
     return p;
   }
@@ -95,7 +121,7 @@ export class SaLifecycle extends EventEmitter<SaLifecycleEvents> {
           }
         }
       }
-      const p = plan(config, this.held);
+      const p = plan(config, this.held, this.negotiated);
       const report = this.report(p.peers);
       try {
         await this.sink.apply(p.peers, p.transfer);
@@ -113,7 +139,50 @@ export class SaLifecycle extends EventEmitter<SaLifecycleEvents> {
     this.held = heldAfter(peers);
     this.peers = peers.map(stripKeys);
     this.node = config.node;
+    this.config = config;
     wipeConfigKeys(config);
+    for (const list of this.negotiated.values()) {
+      for (const s of list) {
+        if (s.keysIn && this.held.sas.has(saKey("in", s.spiIn, s.keyIdIn))) s.keysIn = wipe(s.keysIn);
+        if (s.keysOut && this.held.sas.has(saKey("out", s.spiOut, s.keyIdOut))) s.keysOut = wipe(s.keysOut);
+      }
+    }
+  }
+
+  /**
+   * Replaces the SAs of IKE peer `peer` with `sas` (index 0 used outbound,
+   * every one accepted inbound) and applies the whole desired state, queued
+   * behind other applies. Make before break is the caller's order: list a
+   * rekeyed CHILD_SA beside the old one, then drop the old one. An empty list
+   * takes the peer out of the worker. The caller's key buffers are wiped.
+   * Rejects with ReloadRefused when the worker refuses (nothing changed).
+   */
+  setNegotiated(peer: string, sas: readonly NegotiatedSa[]): Promise<ApplyReport> {
+    const run = this.queue.then(() => this.negotiateNow(peer, sas));
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  private async negotiateNow(peer: string, sas: readonly NegotiatedSa[]): Promise<ApplyReport> {
+    const before = this.negotiated.get(peer) ?? [];
+    try {
+      const config = this.config;
+      if (!config?.peers.some((p) => p.name === peer && p.ike)) throw new ReloadRefused(`peer ${peer}: not an IKE peer of the running config`);
+      const next = sas.map((n, index) => negotiatedSpec(peer, n, index, before));
+      this.negotiated.set(peer, next);
+      const p = plan(config, this.held, this.negotiated);
+      const report = this.report(p.peers);
+      try {
+        await this.sink.apply(p.peers, p.transfer);
+      } catch (e) {
+        this.negotiated.set(peer, before);
+        throw new ReloadRefused((e as Error).message);
+      }
+      this.commit(config, p.peers);
+      return report;
+    } finally {
+      for (const n of sas) for (const km of [n.keysIn, n.keysOut]) if (km) wipe(km);
+    }
   }
 
   private report(next: PeerSpec[]): ApplyReport {
@@ -134,6 +203,27 @@ export class SaLifecycle extends EventEmitter<SaLifecycleEvents> {
   running(): readonly PeerSpec[] {
     return this.peers;
   }
+}
+
+function wipe(km: KeyMaterial): undefined {
+  km.key.fill(0);
+  km.authKey?.fill(0);
+  return undefined;
+}
+
+/** The SaSpec of a negotiated SA: key ids from its keys, or from the same SA listed before. */
+function negotiatedSpec(peer: string, n: NegotiatedSa, index: number, before: readonly SaSpec[]): SaSpec {
+  const old = before.find((s) => s.spiIn === n.spiIn && s.spiOut === n.spiOut);
+  const copy = (km: KeyMaterial): KeyMaterial => ({ key: km.key.slice(), ...(km.authKey ? { authKey: km.authKey.slice() } : {}) });
+  if (!old && (!n.keysIn || !n.keysOut)) throw new ReloadRefused(`peer ${peer}: new SA spi 0x${(n.spiIn >>> 0).toString(16)} without its keys`);
+  return {
+    index, spiIn: n.spiIn, spiOut: n.spiOut, suite: n.suite, esn: n.esn, lifetime: n.lifetime,
+    replayWindow: n.replayWindow ?? DEFAULT_REPLAY_WINDOW, durable: false,
+    keyIdIn: old?.keyIdIn ?? keyId("in", n.keysIn!.key, n.keysIn!.authKey),
+    keyIdOut: old?.keyIdOut ?? keyId("out", n.keysOut!.key, n.keysOut!.authKey),
+    // keys the worker does not hold yet: the ones kept from before, else copies of the caller's (wiped after)
+    ...(old ? { ...(old.keysIn ? { keysIn: old.keysIn } : {}), ...(old.keysOut ? { keysOut: old.keysOut } : {}) } : { keysIn: copy(n.keysIn!), keysOut: copy(n.keysOut!) }),
+  };
 }
 
 function stripKeys(p: PeerSpec): PeerSpec {

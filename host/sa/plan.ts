@@ -28,6 +28,10 @@ function material(sa: SaConfig, dir: "in" | "out", transfer: ArrayBuffer[]): Key
   return { key: own(key, transfer), ...(auth ? { authKey: own(auth, transfer) } : {}) };
 }
 
+function copyMaterial(km: KeyMaterial, transfer: ArrayBuffer[]): KeyMaterial {
+  return { key: own(km.key, transfer), ...(km.authKey ? { authKey: own(km.authKey, transfer) } : {}) };
+}
+
 function saSpec(sa: SaConfig): SaSpec {
   return {
     index: sa.index, spiIn: sa.spiIn, spiOut: sa.spiOut, suite: sa.suite, esn: sa.esn,
@@ -37,7 +41,14 @@ function saSpec(sa: SaConfig): SaSpec {
   };
 }
 
-function peerSpec(config: Config, p: PeerConfig): PeerSpec {
+/**
+ * SAs IKEv2 negotiated, by peer name (lifecycle.ts keeps the table): specs
+ * whose keys, when present, are the lifecycle's own copies; plan copies them
+ * again into buffers for transfer.
+ */
+export type Negotiated = ReadonlyMap<string, readonly SaSpec[]>;
+
+function peerSpec(config: Config, p: PeerConfig, negotiated: Negotiated): PeerSpec {
   const wan = config.node.wan[p.wanIndex];
   const plain = p.mode === "ipip" || p.mode === "gre";
   const carrier: Carrier = plain ? "raw-plain" : p.encap === "udp" ? "udp" : "raw-esp";
@@ -46,9 +57,9 @@ function peerSpec(config: Config, p: PeerConfig): PeerSpec {
     name: p.name, mode: p.mode, local: wan.address.text, address: p.address.text, port: p.port, localPort: wan.port,
     wanIndex: p.wanIndex, family: wan.address.family, encap: plain ? "plain" : p.encap, natT: p.natT,
     keepalive: p.keepalive, ...(gre && p.gre.key !== undefined ? { greKey: p.gre.key } : {}), greSeq: gre && p.gre.sequence,
-    mtu: p.mtu ?? 0, carrier, overhead: overheadOf(p, wan, p.sas[0]?.suite),
+    mtu: p.mtu ?? 0, carrier, overhead: overheadOf(p, wan, p.ike ? negotiated.get(p.name)?.[0]?.suite : p.sas[0]?.suite),
     locals: config.node.localPrefixes.map((l) => l.text), remotes: p.prefixes.map((r) => r.text),
-    sas: plain ? [] : p.sas.map(saSpec),
+    sas: plain ? [] : p.ike ? (negotiated.get(p.name) ?? []).map(({ keysIn: _i, keysOut: _o, ...s }, index) => ({ ...s, index })) : p.sas.map(saSpec),
   };
 }
 
@@ -57,15 +68,24 @@ function peerSpec(config: Config, p: PeerConfig): PeerSpec {
  * identities, and each peer's tunnel key): SAs found there travel without
  * keys; the rest carry theirs.
  */
-export function plan(config: Config, held: { sas: Set<string>; tunnels: Map<string, string> }): Plan {
+export function plan(config: Config, held: { sas: Set<string>; tunnels: Map<string, string> }, negotiated: Negotiated = new Map()): Plan {
   const transfer: ArrayBuffer[] = [];
-  const peers = config.peers.map((p) => {
-    const spec = peerSpec(config, p);
+  // An IKE peer without a CHILD_SA yet is left out: no SA, no policy (its traffic drops as NO_POLICY).
+  const peers = config.peers.filter((p) => !p.ike || (negotiated.get(p.name)?.length ?? 0) > 0).map((p) => {
+    const spec = peerSpec(config, p, negotiated);
     const rebuilt = held.tunnels.get(p.name) !== tunnelKey(spec);
     spec.sas.forEach((s, k) => {
-      const sa = p.sas[k];
-      if (rebuilt || !held.sas.has(saKey("in", s.spiIn, s.keyIdIn))) s.keysIn = material(sa, "in", transfer);
-      if (k === 0 && (rebuilt || !held.sas.has(saKey("out", s.spiOut, s.keyIdOut)))) s.keysOut = material(sa, "out", transfer);
+      const needIn = rebuilt || !held.sas.has(saKey("in", s.spiIn, s.keyIdIn));
+      const needOut = k === 0 && (rebuilt || !held.sas.has(saKey("out", s.spiOut, s.keyIdOut)));
+      if (p.ike) {
+        // Negotiated keys exist only until the worker holds them: a rebuild without them is refused by the worker.
+        const n = negotiated.get(p.name)![k];
+        if (needIn && n.keysIn) s.keysIn = copyMaterial(n.keysIn, transfer);
+        if (needOut && n.keysOut) s.keysOut = copyMaterial(n.keysOut, transfer);
+        return;
+      }
+      if (needIn) s.keysIn = material(p.sas[k], "in", transfer);
+      if (needOut) s.keysOut = material(p.sas[k], "out", transfer);
     });
     return spec;
   });
