@@ -1,0 +1,350 @@
+// The bridge from IKEv2 to the SA lifecycle: one IkeEndpoint's events become
+// the negotiated SA lists of host/sa/lifecycle.ts (setNegotiated), and the
+// lifecycle's timers and the core's needs-rekey become IKE requests.
+//
+//   childSaEstablished ──► the pair listed for its peer (keys handed over once)
+//     with rekeyOf, as the rekey's initiator: new pair first (inbound
+//       installed, then outbound switched, in one apply; RFC 7296 §2.8)
+//     as the responder: new pair after the old one (inbound only) until the
+//       old one's DELETE: then it is the only one, and outbound switches
+//   childSaDeleted ──► the old pair removed (last, after make)
+//   lifetimes: CHILD_SA rekeyed at child_seconds − margin − jitter·random
+//     (RFC 4301 §4.4.2.1 soft lifetime); bytes/packets and sequence
+//     exhaustion come from the core as needs-rekey; the IKE SA at ike_seconds
+//   failed / ikeSaDeleted ──► the peer's SAs removed; as initiator, retried
+//     after retry.min, doubling up to retry.max (CE-based VPN draft §3.4);
+//     after retry.alarm_after failures in a row an alarm (once, until up again)
+//
+// No sockets and no timers of its own: events come in through onEvent (the
+// transport's callback), steps go out through deps.send, time is `tick(now)`.
+import { EventEmitter } from "node:events";
+import type { Config, IkeIdentity, Lifetime, PeerConfig } from "../config/model.ts";
+import type { NegotiatedSa, SaLifecycle } from "../sa/lifecycle.ts";
+import type { SaEvent } from "../sa/spec.ts";
+import { IdType } from "./constants.ts";
+import type { IkeEndpoint } from "./endpoint.ts";
+import type { IkeSa } from "./ike_sa.ts";
+import { parseProposal, type ProposalSpec } from "./proposals.ts";
+import { tsFromCidrs } from "./ts.ts";
+import type { ChildSaEstablished, Identity, IkeEvent, IkeSaConfig, Path, Step } from "./types.ts";
+
+/** What the manager keeps up for one peer. Times in seconds, as the config has them. */
+export interface ManagedPeer {
+  name: string;
+  ike: IkeSaConfig;
+  /** Where an initiation goes: our address and IKE port, the peer's. */
+  path: Path;
+  initiate: boolean;
+  lifetime: { ikeSeconds: number; childSeconds: number; childBytes?: number; childPackets?: number; rekeyMargin: number; rekeyJitter: number };
+  retry: { min: number; max: number; alarmAfter: number };
+}
+
+export interface ManagerDeps {
+  /** Milliseconds, the same clock as the endpoint's Deps.now. */
+  now(): number;
+  /** Uniform in [0, 1): the rekey jitter. */
+  random(): number;
+  /** Puts a step's datagrams on the network (IkeTransport.apply); the events in it come back through onEvent. */
+  send(step: Step): void;
+}
+
+export type ManagerEvent =
+  | { type: "up"; peer: string; sa: string }
+  | { type: "down"; peer: string; why: string }
+  | { type: "retry"; peer: string; failures: number; inMs: number }
+  | { type: "alarm"; peer: string; failures: number; message: string }
+  /** The lifecycle refused a list (the worker had no room, …): the SAs stay as they were. */
+  | { type: "error"; peer: string; message: string };
+
+interface Child {
+  /** Key-less once handed over. */
+  sa: NegotiatedSa;
+  /** The IKE SA it belongs to ("SPIi_SPIr"), followed across IKE SA rekeys. */
+  ikeSa: string;
+  softAt: number;
+  rekeying: boolean;
+}
+
+interface PeerState {
+  peer: ManagedPeer;
+  /** Index 0 is used outbound; all are accepted inbound. */
+  children: Child[];
+  current?: IkeSa;
+  failures: number;
+  alarmed: boolean;
+  retryAt?: number;
+  ikeRekeyAt?: number;
+}
+
+export interface PeerStatus {
+  name: string;
+  up: boolean;
+  sa?: string;
+  failures: number;
+  alarmed: boolean;
+  retryAt?: number;
+  /** Our inbound SPIs, the outbound one's pair first. */
+  children: number[];
+}
+
+export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
+  private readonly peers = new Map<string, PeerState>();
+  private applying: Promise<unknown> = Promise.resolve();
+  private stopped = false;
+
+  constructor(
+    private readonly endpoint: IkeEndpoint,
+    private readonly lifecycle: SaLifecycle,
+    peers: readonly ManagedPeer[],
+    private readonly deps: ManagerDeps,
+  ) {
+    super();
+    for (const p of peers) this.peers.set(p.name, { peer: p, children: [], failures: 0, alarmed: false });
+    lifecycle.on("needs-rekey", (e) => this.needsRekey(e));
+  }
+
+  /** Brings every initiating peer up (the CE document's "permanent" tunnels). */
+  start(): void {
+    for (const s of this.peers.values()) if (s.peer.initiate) this.connect(s);
+  }
+
+  /** Deletes every IKE SA (and with them the CHILD_SAs) and retries nothing more. */
+  stop(): void {
+    this.stopped = true;
+    for (const s of this.peers.values()) if (s.current?.state === "established") this.deps.send(s.current.close());
+  }
+
+  /** Resolves once every list handed to the lifecycle so far is applied (or refused). */
+  settled(): Promise<void> {
+    return this.applying.then(() => undefined);
+  }
+
+  status(): PeerStatus[] {
+    return [...this.peers.values()].map((s) => ({
+      name: s.peer.name, up: s.current?.state === "established", ...(s.current ? { sa: s.current.id } : {}),
+      failures: s.failures, alarmed: s.alarmed, ...(s.retryAt !== undefined ? { retryAt: s.retryAt } : {}),
+      children: s.children.map((c) => c.sa.spiIn),
+    }));
+  }
+
+  /** One event of the endpoint (the transport's callback). */
+  onEvent(e: IkeEvent): void {
+    const s = this.peers.get(e.ike);
+    if (!s) return;
+    switch (e.type) {
+      case "ikeSaEstablished": return this.established(s, e.sa!);
+      case "ikeSaRekeyed": {
+        for (const c of s.children) if (c.ikeSa === e.sa) c.ikeSa = e.newSa;
+        if (s.current?.id === e.sa) {
+          s.current = this.findSa((sa) => sa.id === e.newSa) ?? s.current;
+          s.ikeRekeyAt = this.softAt(s.peer.lifetime.ikeSeconds, s.peer);
+        }
+        return;
+      }
+      case "childSaEstablished": return this.childUp(s, e);
+      case "childSaDeleted": {
+        const before = s.children.length;
+        s.children = s.children.filter((c) => !e.spisIn.includes(c.sa.spiIn));
+        if (s.children.length !== before) this.push(s);
+        return;
+      }
+      case "childSaFailed": {
+        // a rekey refused: try again after retry.min (the old pair keeps working until its hard lifetime)
+        for (const c of s.children) if (c.rekeying) (c.rekeying = false, c.softAt = this.deps.now() + s.peer.retry.min * 1000);
+        return;
+      }
+      case "ikeSaDeleted":
+        if (e.why === "rekeyed") return; // its CHILD_SAs went over to the new IKE SA
+        this.dropChildrenOf(s, e.sa);
+        if (this.isCurrent(s, e.sa)) this.down(s, e.byPeer ? `deleted by the peer${e.why ? ` (${e.why})` : ""}` : "deleted", false);
+        return;
+      case "failed":
+        this.dropChildrenOf(s, e.sa);
+        if (this.isCurrent(s, e.sa)) this.down(s, `${e.reason}: ${e.detail}`, true);
+        return;
+    }
+  }
+
+  /** Retries, rekeys due by time. */
+  tick(now: number): void {
+    for (const s of this.peers.values()) {
+      if (s.retryAt !== undefined && now >= s.retryAt) {
+        s.retryAt = undefined;
+        this.connect(s);
+      }
+      if (s.current?.state === "established" && s.ikeRekeyAt !== undefined && now >= s.ikeRekeyAt) {
+        s.ikeRekeyAt = undefined;
+        this.deps.send(s.current.rekeyIke());
+      }
+      for (const c of s.children) if (!c.rekeying && now >= c.softAt) this.rekey(s, c);
+    }
+  }
+
+  /** The earliest time `tick` has work, or undefined. */
+  get nextTimeout(): number | undefined {
+    const ts: number[] = [];
+    for (const s of this.peers.values()) {
+      if (s.retryAt !== undefined) ts.push(s.retryAt);
+      if (s.ikeRekeyAt !== undefined) ts.push(s.ikeRekeyAt);
+      for (const c of s.children) if (!c.rekeying) ts.push(c.softAt);
+    }
+    return ts.length ? Math.min(...ts) : undefined;
+  }
+
+  private connect(s: PeerState): void {
+    if (this.stopped) return;
+    const r = this.endpoint.initiate(s.peer.ike, s.peer.path);
+    s.current = r.sa;
+    this.deps.send(r.step);
+  }
+
+  private findSa(f: (sa: IkeSa) => boolean): IkeSa | undefined {
+    return [...this.endpoint.sas.values()].find(f);
+  }
+
+  /** Whether an event's IKE SA is the peer's current one (being set up or up), or the peer has none in hand. */
+  private isCurrent(s: PeerState, sa: string | undefined): boolean {
+    const cur = s.current;
+    // the SPIr half of an id is zero until the responder chose one: match an SA in setup by SPIi
+    return !cur || sa === undefined || sa === cur.id || sa.startsWith(`${cur.spiI}_`);
+  }
+
+  private dropChildrenOf(s: PeerState, sa: string | undefined): void {
+    const keep = s.children.filter((c) => c.ikeSa !== sa);
+    if (keep.length === s.children.length) return;
+    s.children = keep;
+    this.push(s);
+  }
+
+  private established(s: PeerState, sa: string): void {
+    s.current = this.findSa((x) => x.id === sa) ?? s.current;
+    s.failures = 0;
+    s.alarmed = false;
+    s.retryAt = undefined;
+    s.ikeRekeyAt = this.softAt(s.peer.lifetime.ikeSeconds, s.peer);
+    this.emit("event", { type: "up", peer: s.peer.name, sa });
+  }
+
+  private childUp(s: PeerState, e: ChildSaEstablished & { sa?: string }): void {
+    const lt = s.peer.lifetime;
+    const hard: Lifetime = { seconds: lt.childSeconds, ...(lt.childBytes ? { bytes: lt.childBytes } : {}), ...(lt.childPackets ? { packets: lt.childPackets } : {}) };
+    const sa: NegotiatedSa = {
+      spiIn: e.spiIn, spiOut: e.spiOut, suite: e.suite, esn: e.esn, lifetime: hard,
+      keysIn: { key: e.keyIn, ...(e.authKeyIn ? { authKey: e.authKeyIn } : {}) },
+      keysOut: { key: e.keyOut, ...(e.authKeyOut ? { authKey: e.authKeyOut } : {}) },
+    };
+    const child: Child = { sa, ikeSa: e.sa ?? "", softAt: this.softAt(lt.childSeconds, s.peer), rekeying: false };
+    const old = e.rekeyOf === undefined ? undefined : s.children.find((c) => c.sa.spiIn === e.rekeyOf);
+    if (old) old.rekeying = true; // replaced: its DELETE follows
+    // §2.8: the rekey's initiator may send on the new pair once it has the answer; the responder
+    // keeps sending on the old one until the DELETE, so the peer's new inbound SA is surely in place.
+    if (old && e.initiator) s.children.unshift(child);
+    else s.children.push(child);
+    this.push(s);
+    delete sa.keysIn;
+    delete sa.keysOut;
+  }
+
+  /** Hands the peer's list to the lifecycle (which copies the keys and wipes the event's). */
+  private push(s: PeerState): void {
+    const name = s.peer.name;
+    const list = s.children.map((c) => ({ ...c.sa }));
+    this.applying = this.lifecycle.setNegotiated(name, list).then(
+      () => undefined,
+      (err: Error) => this.emit("event", { type: "error", peer: name, message: err.message }),
+    );
+  }
+
+  private down(s: PeerState, why: string, failure: boolean): void {
+    s.current = undefined;
+    s.ikeRekeyAt = undefined;
+    this.emit("event", { type: "down", peer: s.peer.name, why });
+    const r = s.peer.retry;
+    if (failure) {
+      s.failures++;
+      if (s.failures >= r.alarmAfter && !s.alarmed) {
+        s.alarmed = true;
+        this.emit("event", { type: "alarm", peer: s.peer.name, failures: s.failures, message: `peer ${s.peer.name}: ${s.failures} failed attempts in a row (last: ${why}); a person should look` });
+      }
+    }
+    if (!s.peer.initiate || this.stopped) return;
+    // first retry after min, then min·2, min·4, … up to max (CE-based VPN draft §3.4)
+    const inMs = Math.min(r.max, r.min * 2 ** Math.max(0, s.failures - 1)) * 1000;
+    s.retryAt = this.deps.now() + inMs;
+    this.emit("event", { type: "retry", peer: s.peer.name, failures: s.failures, inMs });
+  }
+
+  /** Soft lifetime: `hard` less the margin and a random part of the jitter, never below half of it. */
+  private softAt(hard: number, p: ManagedPeer): number {
+    const soft = Math.max(hard / 2, hard - p.lifetime.rekeyMargin - this.deps.random() * p.lifetime.rekeyJitter);
+    return this.deps.now() + soft * 1000;
+  }
+
+  private needsRekey(e: Extract<SaEvent, { event: "needs-rekey" }>): void {
+    const s = this.peers.get(e.peer);
+    const c = s?.children.find((x) => (e.dir === "in" ? x.sa.spiIn : x.sa.spiOut) === e.spi);
+    if (s && c && !c.rekeying) this.rekey(s, c);
+  }
+
+  private rekey(s: PeerState, c: Child): void {
+    const sa = this.findSa((x) => x.id === c.ikeSa);
+    if (sa?.state !== "established" || !sa.childSpis.includes(c.sa.spiIn)) return;
+    c.rekeying = true;
+    this.deps.send(sa.rekeyChild(c.sa.spiIn));
+  }
+}
+
+// --- from the config ---------------------------------------------------------
+
+/** ID payload contents of a configured identity (§3.5). DN is refused by config/semantic.ts. */
+export function identityOf(id: IkeIdentity, bytesOf: (text: string) => Uint8Array): Identity {
+  switch (id.type) {
+    case "ipv4": return { idType: IdType.IPV4_ADDR, data: bytesOf(id.value) };
+    case "ipv6": return { idType: IdType.IPV6_ADDR, data: bytesOf(id.value) };
+    case "fqdn": return { idType: IdType.FQDN, data: new TextEncoder().encode(id.value) };
+    case "rfc822": return { idType: IdType.RFC822_ADDR, data: new TextEncoder().encode(id.value) };
+    case "dn": throw new RangeError("DN identities are not supported yet");
+  }
+}
+
+function proposals(texts: readonly string[], p: "ike" | "esp"): ProposalSpec[] {
+  return texts.map((t) => {
+    const r = parseProposal(t, p);
+    if (!r.ok) throw new RangeError(r.message);
+    return r.spec;
+  });
+}
+
+/**
+ * The managed form of a validated config's IKE peer. ESP over UDP exactly when
+ * the peer's config says so (nat_t), so the data plane's carrier and IKE agree;
+ * IKE itself on port 500 and the WAN port's NAT-T port.
+ */
+export function managedPeer(config: Config, p: PeerConfig, bytesOf: (text: string) => Uint8Array): ManagedPeer {
+  const ike = p.ike!;
+  const wan = config.node.wan[p.wanIndex];
+  const lt = ike.lifetime;
+  return {
+    name: p.name,
+    ike: {
+      name: p.name,
+      localId: identityOf(ike.localId, bytesOf),
+      remoteId: identityOf(ike.remoteId, bytesOf),
+      psk: ike.psk,
+      ikeProposals: proposals(ike.proposals.ike, "ike"),
+      espProposals: proposals(ike.proposals.esp, "esp"),
+      localTs: tsFromCidrs(config.node.localPrefixes.map((x) => x.text)),
+      remoteTs: tsFromCidrs(p.prefixes.map((x) => x.text)),
+      mode: "tunnel",
+      lifetime: { seconds: lt.childSeconds },
+      ports: { ike: 500, natt: wan.port },
+      forceEncap: p.encap === "udp",
+      dpdSeconds: ike.dpd,
+      keepaliveSeconds: p.keepalive,
+    },
+    path: { localAddress: wan.address.text, localPort: 500, remoteAddress: p.address.text, remotePort: 500 },
+    initiate: ike.initiate,
+    lifetime: lt,
+    retry: ike.retry,
+  };
+}

@@ -1,0 +1,216 @@
+// host/ike/manager.ts between two in-memory IKE endpoints, each with an
+// SaLifecycle whose sink is a SaTable on a real core: CHILD_SAs negotiated
+// end up as matching SA pairs in both cores, ESP sealed by one opens on the
+// other; a rekey (by time, or the core's needs-rekey) switches SAs with not one
+// packet dropped, checked after every IKE datagram; a failing peer is retried
+// with exponential backoff and raises the alarm after alarm_after failures.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { parseAddress } from "../../host/config/addr.ts";
+import { parseConfig } from "../../host/config/load.ts";
+import { KIND, type Core } from "../../host/core/core.ts";
+import { IkeEndpoint } from "../../host/ike/endpoint.ts";
+import { IkeManager, managedPeer, type ManagerEvent } from "../../host/ike/manager.ts";
+import type { Path, Step } from "../../host/ike/types.ts";
+import { SaTable } from "../../host/sa/install.ts";
+import { SaLifecycle } from "../../host/sa/lifecycle.ts";
+import type { SaEvent } from "../../host/sa/spec.ts";
+import type { Doc } from "../helpers/config_fixture.ts";
+import { innerUdp, makeCore } from "./core-helpers.ts";
+
+const A = "10.99.0.1", B = "10.99.0.2";
+const NET = { a: "192.168.1.0/24", b: "192.168.2.0/24" };
+const bytesOf = (t: string) => { const r = parseAddress(t); if (!r.ok) throw new Error(t); return r.value.bytes; };
+
+/** One CE: config with one IKE peer, core, SaTable, lifecycle; its manager is made by `net`. */
+async function ce(me: "a" | "b", ike: Doc) {
+  const [self, other] = me === "a" ? [A, B] : [B, A];
+  const doc = {
+    version: 1,
+    node: { name: `site-${me}`, wan: [{ name: "inet", address: self }], local_prefixes: [NET[me]] },
+    peers: [{ name: me === "a" ? "to-b" : "to-a", address: other, prefixes: [me === "a" ? NET.b : NET.a], ike: { auth: { psk: "wesp-ike-manager-unit-psk" }, dpd: 0, ...ike } }],
+  };
+  const config = parseConfig(JSON.stringify(doc), { baseDir: "/tmp", source: "<test>", uid: 1000, env: {} }).config;
+  const core = await makeCore({ maxSas: 16, maxPolicies: 16, largeWindowBlocks: 4 });
+  const saEvents: SaEvent[] = [];
+  const lc = new SaLifecycle({ apply: async (peers) => table.apply(peers) });
+  const table: SaTable = new SaTable(core, { emit: (e) => { saEvents.push(e); lc.deliver(e); } });
+  table.apply(lc.initial(config).peers);
+  return { core, table, lc, saEvents, peer: managedPeer(config, config.peers[0], bytesOf) };
+}
+
+/**
+ * Two CEs and a network the test steps one datagram at a time; one clock (ms)
+ * for endpoints and managers. `drop(n)` loses the next n datagrams a sends.
+ */
+async function net(ikeA: Doc = {}, ikeB: Doc = { initiate: false }, random = { a: () => 0.5, b: () => 0.5 }) {
+  let now = 0;
+  let spi = 0x1000;
+  const ce_ = { a: await ce("a", ikeA), b: await ce("b", ikeB) };
+  const deps = { random: (n: number) => new Uint8Array(randomBytes(n)), now: () => now, allocateSpi: () => ++spi };
+  const ep = {
+    a: new IkeEndpoint((r) => (r === B ? ce_.a.peer.ike : undefined), deps),
+    b: new IkeEndpoint((r) => (r === A ? ce_.b.peer.ike : undefined), deps),
+  };
+  const queue: { to: "a" | "b"; bytes: Uint8Array; path: Path }[] = [];
+  const mevents = { a: [] as ManagerEvent[], b: [] as ManagerEvent[] };
+  let dropFromA = 0;
+  const send = (from: "a" | "b", s: Step) => {
+    for (const out of s.send) {
+      if (out.keepalive) continue;
+      if (from === "a" && dropFromA > 0) { dropFromA--; continue; }
+      const p = out.path;
+      queue.push({ to: from === "a" ? "b" : "a", bytes: out.bytes, path: { localAddress: p.remoteAddress, localPort: p.remotePort, remoteAddress: p.localAddress, remotePort: p.localPort } });
+    }
+    for (const e of s.events) mgr[from].onEvent(e);
+  };
+  const mgr = {
+    a: new IkeManager(ep.a, ce_.a.lc, [ce_.a.peer], { now: () => now, random: random.a, send: (s) => send("a", s) }),
+    b: new IkeManager(ep.b, ce_.b.lc, [ce_.b.peer], { now: () => now, random: random.b, send: (s) => send("b", s) }),
+  };
+  for (const w of ["a", "b"] as const) mgr[w].on("event", (e) => mevents[w].push(e));
+  const settled = () => Promise.all([mgr.a.settled(), mgr.b.settled()]);
+  /** Delivers queued datagrams one by one; after each (and its applies), `each` runs. */
+  const run = async (each?: () => void) => {
+    for (let i = 0; queue.length && i < 200; i++) {
+      const d = queue.shift()!;
+      send(d.to, ep[d.to].receive(d.bytes, d.path));
+      await settled();
+      each?.();
+    }
+  };
+  /** Moves the clock: endpoints' timers, then the managers'. */
+  const advance = async (ms: number, each?: () => void) => {
+    now += ms;
+    send("a", ep.a.tick(now));
+    send("b", ep.b.tick(now));
+    mgr.a.tick(now);
+    mgr.b.tick(now);
+    await settled();
+    await run(each);
+  };
+  return { ce: ce_, ep, mgr, mevents, run, advance, settled, now: () => now, dropFromA: (n: number) => (dropFromA = n) };
+}
+
+/** `from` seals an inner packet; the other core opens it off its UDP socket. Returns the receiver's verdict. */
+function carry(from: Core, to: Core, src: string, dst: string): string {
+  const pkt = innerUdp(src, dst, 100);
+  from.writePacket(0, pkt);
+  from.processOutbound(1);
+  if (from.verdictName(0) !== "TO_NETWORK") return `sender: ${from.reasonName(0)}`;
+  const udp = from.packet(0).subarray(from.hdrLen(0));
+  to.writePacket(0, udp, KIND.UDP);
+  to.setRemote(0, from.sourceAddress(0), from.sourcePort(0), from.destAddress(0));
+  to.processInbound(1);
+  if (to.verdictName(0) !== "TO_TUN") return `receiver: ${to.reasonName(0)}`;
+  assert.deepEqual(to.packet(0), pkt);
+  return "ok";
+}
+
+type Net = Awaited<ReturnType<typeof net>>;
+const bothWays = (n: Net) => [carry(n.ce.a.core, n.ce.b.core, "192.168.1.5", "192.168.2.7"), carry(n.ce.b.core, n.ce.a.core, "192.168.2.7", "192.168.1.5")];
+const spis = (n: Net, w: "a" | "b") => { const p = n.ce[w].table.prov.peers[0]; return { out: p?.out?.spi, in: p?.in.map((s) => s.spi) ?? [] }; };
+
+async function up(ikeA: Doc = {}, ikeB: Doc = { initiate: false }) {
+  const n = await net(ikeA, ikeB);
+  assert.deepEqual(n.ce.a.table.prov.peers, [], "no CHILD_SA yet: the peer is not in the core (its traffic has no policy)");
+  n.mgr.a.start();
+  await n.run();
+  return n;
+}
+
+test("established: both cores hold the mirrored SA pair, and ESP sealed by one opens on the other", async () => {
+  const n = await up();
+  const [a, b] = [spis(n, "a"), spis(n, "b")];
+  assert.equal(a.in.length, 1);
+  assert.deepEqual([a.out, a.in[0]], [b.in[0], b.out], "A's outbound SPI is B's inbound and back");
+  assert.deepEqual(bothWays(n), ["ok", "ok"]);
+  assert.deepEqual(n.mevents.a.map((e) => e.type), ["up"]);
+  assert.deepEqual(n.mgr.a.status().map((s) => [s.up, s.failures, s.children]), [[true, 0, [a.in[0]]]]);
+  const installed = n.ce.a.saEvents.filter((e) => e.event === "sa-installed").map((e) => "dir" in e && e.dir);
+  assert.deepEqual(installed, ["in", "out"], "inbound first");
+});
+
+for (const [who, how] of [["A (initiator)", "soft lifetime"], ["B (responder)", "soft lifetime"], ["A (initiator)", "needs-rekey from the core"]] as const) {
+  test(`${who} rekeys the CHILD_SA on its ${how}: traffic flows both ways after every IKE datagram, old SAs go last`, async () => {
+    // the rekeyer's margin is larger, so its soft lifetime comes first (margin 30 s of 120, the other 10 s)
+    const early = { lifetime: { child_seconds: 120, rekey_margin: 30, rekey_jitter: 0 } };
+    const late = { lifetime: { child_seconds: 120, rekey_margin: 10, rekey_jitter: 0 } };
+    const byB = who.startsWith("B");
+    const n = await up(byB ? late : early, { initiate: false, ...(byB ? early : late) });
+    const before = { a: spis(n, "a"), b: spis(n, "b") };
+    const results: string[] = [];
+    const check = () => results.push(...bothWays(n));
+    check();
+    if (how === "soft lifetime") {
+      await n.advance(89_000, check);
+      assert.deepEqual(spis(n, "a"), before.a, "nothing before the soft lifetime");
+      await n.advance(1_000, check);
+    } else {
+      const rekeyer = n.ce.a;
+      rekeyer.lc.deliver({ event: "needs-rekey", peer: "to-b", dir: "out", spi: before.a.out!, why: "sequence-exhausted" });
+      await n.run(check);
+    }
+    assert.ok(results.length >= 8, `checked after each datagram (${results.length})`);
+    assert.deepEqual(results.filter((r) => r !== "ok"), [], "no packet dropped");
+    const [a, b] = [spis(n, "a"), spis(n, "b")];
+    assert.equal(a.in.length, 1, "the old pair is gone once deleted");
+    assert.notEqual(a.out, before.a.out);
+    assert.deepEqual([a.out, a.in[0]], [b.in[0], b.out]);
+    const removed = n.ce.a.saEvents.filter((e) => e.event === "sa-removed").map((e) => "spi" in e && e.spi);
+    assert.deepEqual(removed.sort(), [before.a.in[0], before.a.out].sort(), "A removed exactly the old pair");
+    assert.deepEqual(bothWays(n), ["ok", "ok"]);
+  });
+}
+
+test("an IKE SA rekey moves the CHILD_SAs over without touching the cores", async () => {
+  const n = await up({ lifetime: { ike_seconds: 600, child_seconds: 3600, rekey_margin: 60, rekey_jitter: 0 } });
+  const before = { a: spis(n, "a"), b: spis(n, "b") };
+  const sa = n.mgr.a.status()[0].sa;
+  await n.advance(540_000);
+  assert.notEqual(n.mgr.a.status()[0].sa, sa, "a new IKE SA");
+  assert.deepEqual([spis(n, "a"), spis(n, "b")], [before.a, before.b]);
+  assert.deepEqual(bothWays(n), ["ok", "ok"]);
+  // CHILD_SA rekeys go through the new IKE SA
+  n.ce.a.lc.deliver({ event: "needs-rekey", peer: "to-b", dir: "out", spi: before.a.out!, why: "soft-lifetime" });
+  await n.run();
+  assert.notEqual(spis(n, "a").out, before.a.out);
+  assert.deepEqual(bothWays(n), ["ok", "ok"]);
+});
+
+test("failures are retried after retry.min, doubling up to retry.max; the alarm after alarm_after failures, once; up again clears it", async () => {
+  // IKE_SA_INIT sent twice (1 s, then 2 s more) before the attempt counts as failed
+  const n = await net({ retry: { min: 2, max: 10, alarm_after: 4 } });
+  n.ce.a.peer.ike.retransmit = { baseMs: 1000, tries: 2 };
+  n.dropFromA(1e9); // B unreachable
+  n.mgr.a.start();
+  /** Runs the clock to whatever the endpoint or the manager has to do next, until `n` retries were scheduled. */
+  const retries = () => n.mevents.a.filter((e) => e.type === "retry").map((e) => (e as { inMs: number }).inMs);
+  for (let i = 0; i < 100 && retries().length < 6; i++) await n.advance(Math.min(n.ep.a.nextTimeout ?? Infinity, n.mgr.a.nextTimeout ?? Infinity) - n.now());
+  assert.deepEqual(retries(), [2000, 4000, 8000, 10000, 10000, 10000], "from retry.min, doubling, capped at retry.max");
+  assert.equal(n.mevents.a.filter((e) => e.type === "down").length, 6, "each failure reported");
+  const alarms = n.mevents.a.filter((e) => e.type === "alarm");
+  assert.equal(alarms.length, 1, "one alarm, however many failures follow");
+  assert.match((alarms[0] as { message: string }).message, /to-b: 4 failed attempts in a row \(last: timeout/);
+  const i4 = n.mevents.a.findIndex((e) => e.type === "alarm");
+  assert.equal(n.mevents.a.slice(0, i4).filter((e) => e.type === "down").length, 4, "raised at the 4th failure");
+  assert.deepEqual(n.mgr.a.status().map((s) => [s.up, s.alarmed]), [[false, true]]);
+  // B reachable again: the next retry brings the tunnel up, clears the count and the alarm
+  n.dropFromA(0);
+  await n.advance(n.mgr.a.nextTimeout! - n.now());
+  assert.deepEqual(n.mgr.a.status().map((s) => [s.up, s.failures, s.alarmed]), [[true, 0, false]]);
+  assert.deepEqual(bothWays(n), ["ok", "ok"]);
+});
+
+test("the peer declared dead: its SAs leave the core, re-establishment starts at retry.min", async () => {
+  const n = await up({ dpd: 5, retry: { min: 3, max: 60, alarm_after: 5 } }, { initiate: false, dpd: 0 });
+  n.ce.a.peer.ike.retransmit = { baseMs: 1000, tries: 2 };
+  n.dropFromA(1e9);
+  for (let i = 0; i < 4 && !n.mevents.a.some((e) => e.type === "down"); i++) await n.advance(Math.min(n.ep.a.nextTimeout ?? Infinity, n.mgr.a.nextTimeout ?? Infinity) - n.now());
+  const down = n.mevents.a.find((e) => e.type === "down");
+  assert.ok(down?.type === "down" && /timeout/.test(down.why), JSON.stringify(n.mevents.a));
+  assert.deepEqual(n.ce.a.table.prov.peers, [], "no SA left for the dead peer");
+  assert.equal(carry(n.ce.a.core, n.ce.b.core, "192.168.1.5", "192.168.2.7"), "sender: NO_POLICY");
+  assert.deepEqual(n.mevents.a.filter((e) => e.type === "retry").map((e) => (e as { inMs: number }).inMs), [3000]);
+});
