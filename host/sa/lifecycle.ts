@@ -170,7 +170,7 @@ export class SaLifecycle extends EventEmitter<SaLifecycleEvents> {
       if (!config?.peers.some((p) => p.name === peer && p.ike)) throw new ReloadRefused(`peer ${peer}: not an IKE peer of the running config`);
       const next = sas.map((n, index) => negotiatedSpec(peer, n, index, before));
       this.negotiated.set(peer, next);
-      const p = plan(config, this.held, this.negotiated);
+      const p = plan(config, this.held, this.negotiated, this.peers);
       const report = this.report(p.peers);
       try {
         await this.sink.apply(p.peers, p.transfer);

@@ -66,12 +66,17 @@ function peerSpec(config: Config, p: PeerConfig, negotiated: Negotiated): PeerSp
 /**
  * The desired state for `config`. `held` is what the worker holds now (SA
  * identities, and each peer's tunnel key): SAs found there travel without
- * keys; the rest carry theirs.
+ * keys; the rest carry theirs. IKE peers' SAs come from `negotiated`; with
+ * `running`, static peers are taken from it as they run.
  */
-export function plan(config: Config, held: { sas: Set<string>; tunnels: Map<string, string> }, negotiated: Negotiated = new Map()): Plan {
+export function plan(config: Config, held: { sas: Set<string>; tunnels: Map<string, string> }, negotiated: Negotiated = new Map(), running?: readonly PeerSpec[]): Plan {
   const transfer: ArrayBuffer[] = [];
+  // `running` (key-less) stands in for static peers when only negotiated SAs change: the config's keys are wiped by then.
+  const keep = new Map((running ?? []).map((s) => [s.name, s]));
   // An IKE peer without a CHILD_SA yet is left out: no SA, no policy (its traffic drops as NO_POLICY).
   const peers = config.peers.filter((p) => !p.ike || (negotiated.get(p.name)?.length ?? 0) > 0).map((p) => {
+    const kept = p.ike ? undefined : keep.get(p.name);
+    if (kept) return kept;
     const spec = peerSpec(config, p, negotiated);
     const rebuilt = held.tunnels.get(p.name) !== tunnelKey(spec);
     spec.sas.forEach((s, k) => {
