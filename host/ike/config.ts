@@ -1,7 +1,6 @@
 // An IKE SA's configuration from plain text values (addresses, CIDRs, proposal
-// strings, a PSK): what a peer's `ike` block in the wesp config will hold once
-// host/config reads one (issue 7 §4). Until then tests and tools build
-// IkeSaConfig through here, so there is one place that turns text into it.
+// strings, a PSK), for tests and tools. A wesp config's `peers[].ike` block
+// becomes one through manager.ts `managedPeer` instead.
 import { parseAddress } from "../config/addr.ts";
 import { IdType } from "./constants.ts";
 import { parseProposal, type ProposalSpec } from "./proposals.ts";
