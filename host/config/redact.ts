@@ -54,6 +54,13 @@ export function describeConfig(c: Config): string {
     const gre = p.gre.key !== undefined || p.gre.sequence ? ` gre(key=${p.gre.key ?? "none"}, seq=${p.gre.sequence})` : "";
     lines.push(`peer ${p.name}: ${p.address.text} port ${p.port} via ${p.wan}, mode ${p.mode}, ${encap}${gre}${p.mtu ? `, mtu ${p.mtu}` : ""}${p.keepalive ? `, keepalive ${p.keepalive}s` : ""}`);
     lines.push(`  prefixes: ${p.prefixes.map((x) => x.text).join(", ")}`);
+    const k = p.ike;
+    if (k) {
+      lines.push(
+        `  ike: psk ${k.psk.length} bytes, ${k.localId.type} ${k.localId.value} -> ${k.remoteId.type} ${k.remoteId.value}, ike [${k.proposals.ike.join(", ")}], esp [${k.proposals.esp.join(", ")}], ` +
+          `lifetimes ike ${k.lifetime.ikeSeconds}s child ${k.lifetime.childSeconds}s, dpd ${k.dpd}s, retry ${k.retry.min}-${k.retry.max}s alarm after ${k.retry.alarmAfter}${k.initiate ? ", initiates" : ", waits"}`,
+      );
+    }
     for (const sa of p.sas) {
       const auth = sa.authKeyIn ? `, auth keys ${sa.authKeyIn.length}/${sa.authKeyOut?.length ?? 0} bytes` : "";
       const life = Object.entries(sa.lifetime).map(([k, v]) => `${k}=${v}`).join(" ");

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { chmodSync } from "node:fs";
 import { test } from "node:test";
 import { ConfigError, parseConfig } from "../../host/config/load.ts";
+import { describeConfig } from "../../host/config/redact.ts";
 import { loadSchema } from "../../host/config/schema_errors.ts";
 import { baseConfig, tempDir, toYaml, type Doc } from "../helpers/config_fixture.ts";
 
@@ -88,6 +89,9 @@ test("a valid ike block: defaults filled, identities from the outer addresses, t
   });
   assert.deepEqual([k.dpd, k.initiate], [d.dpd.default, d.initiate.default]);
   assert.deepEqual(k.retry, { min: d.retry.properties.min.default, max: d.retry.properties.max.default, alarmAfter: d.retry.properties.alarm_after.default });
+  const summary = describeConfig(config);
+  assert.match(summary, /\n {2}ike: psk 33 bytes, ipv4 192\.0\.2\.1 -> ipv4 198\.51\.100\.2, ike \[aes128gcm16-prfsha256-ecp256\], esp \[aes128gcm16\], lifetimes ike 14400s child 3600s, dpd 30s, retry 5-600s alarm after 8, initiates\n/);
+  assert.ok(!summary.includes(PSK));
 });
 
 test("every field given: identities of each type, several proposals, byte and packet lifetimes, a hex PSK", () => {
