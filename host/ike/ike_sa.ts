@@ -347,6 +347,7 @@ export class IkeSa {
       // §2.8.1: after a simultaneous rekey, only one of the two new ones survives
       if (rekeyed?.type === "childSaEstablished") {
         const doomed = this.afterRekey(rekeyed.rekeyOf!, rekeyed.spiIn, [p.child.ni, nonceOf(inner.value)]);
+        if (doomed === rekeyed.spiIn) rekeyed.redundant = true;
         this.queue.unshift(() => this.deleteChildren([doomed]));
       }
     }

@@ -238,7 +238,8 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
     if (old) old.rekeying = true; // replaced: its DELETE follows
     // §2.8: the rekey's initiator may send on the new pair once it has the answer; the responder
     // keeps sending on the old one until the DELETE, so the peer's new inbound SA is surely in place.
-    if (old && e.initiator) s.children.unshift(child);
+    // §2.8.1: a pair made redundant by a simultaneous rekey is deleted at once by us: never sent on.
+    if (old && e.initiator && !e.redundant) s.children.unshift(child);
     else s.children.push(child);
     this.push(s);
     delete sa.keysIn;

@@ -86,6 +86,11 @@ export interface ChildSaEstablished {
   initiator: boolean;
   /** For a rekey (§1.3.3, §2.8): our inbound SPI of the CHILD_SA it replaces, which is deleted after. */
   rekeyOf?: number;
+  /**
+   * §2.8.1: a simultaneous rekey by the peer won (the lowest nonce was ours), so we delete
+   * this one at once and keep the old pair until the peer deletes it: never send on it.
+   */
+  redundant?: boolean;
 }
 
 /**

@@ -164,6 +164,22 @@ for (const [who, how] of [["A (initiator)", "soft lifetime"], ["B (responder)", 
   });
 }
 
+test("both ends rekey at once (§2.8.1, crossed requests; 6 rounds, random nonces pick the winner): one new pair survives, traffic flows after every datagram", async () => {
+  const same = { lifetime: { child_seconds: 120, rekey_margin: 20, rekey_jitter: 0 } };
+  for (let round = 0; round < 6; round++) {
+    const n = await up(same, { initiate: false, ...same });
+    const before = spis(n, "a");
+    const results: string[] = [];
+    await n.advance(100_000, () => results.push(...bothWays(n)));
+    assert.deepEqual(results.filter((r) => r !== "ok"), [], `round ${round}: no packet dropped`);
+    const [a, b] = [spis(n, "a"), spis(n, "b")];
+    assert.equal(a.in.length, 1, `round ${round}: one pair left (${JSON.stringify(a)})`);
+    assert.ok(![before.out, ...before.in].includes(a.out) && !before.in.includes(a.in[0]), "a new pair");
+    assert.deepEqual([a.out, a.in[0]], [b.in[0], b.out]);
+    assert.deepEqual(n.mgr.a.status()[0].children, a.in, "the manager's list is what the core holds");
+  }
+});
+
 test("an IKE SA rekey moves the CHILD_SAs over without touching the cores", async () => {
   const n = await up({ lifetime: { ike_seconds: 600, child_seconds: 3600, rekey_margin: 60, rekey_jitter: 0 } });
   const before = { a: spis(n, "a"), b: spis(n, "b") };
