@@ -56,9 +56,13 @@ async function net(ikeA: Doc = {}, ikeB: Doc = { initiate: false }, random = { a
   const queue: { to: "a" | "b"; bytes: Uint8Array; path: Path }[] = [];
   const mevents = { a: [] as ManagerEvent[], b: [] as ManagerEvent[] };
   let dropFromA = 0;
+  /** When A first sent each IKE SA's IKE_SA_INIT (by SPIi): when each attempt started. */
+  const attempts = new Map<string, number>();
   const send = (from: "a" | "b", s: Step) => {
     for (const out of s.send) {
       if (out.keepalive) continue;
+      const spiI = Buffer.from(out.bytes.subarray(0, 8)).toString("hex");
+      if (from === "a" && out.bytes[18] === 34 && !attempts.has(spiI)) attempts.set(spiI, now);
       if (from === "a" && dropFromA > 0) { dropFromA--; continue; }
       const p = out.path;
       queue.push({ to: from === "a" ? "b" : "a", bytes: out.bytes, path: { localAddress: p.remoteAddress, localPort: p.remotePort, remoteAddress: p.localAddress, remotePort: p.localPort } });
@@ -69,7 +73,9 @@ async function net(ikeA: Doc = {}, ikeB: Doc = { initiate: false }, random = { a
     a: new IkeManager(ep.a, ce_.a.lc, [ce_.a.peer], { now: () => now, random: random.a, send: (s) => send("a", s) }),
     b: new IkeManager(ep.b, ce_.b.lc, [ce_.b.peer], { now: () => now, random: random.b, send: (s) => send("b", s) }),
   };
-  for (const w of ["a", "b"] as const) mgr[w].on("event", (e) => mevents[w].push(e));
+  /** When each manager event came (same index as mevents). */
+  const at = { a: [] as number[], b: [] as number[] };
+  for (const w of ["a", "b"] as const) mgr[w].on("event", (e) => { mevents[w].push(e); at[w].push(now); });
   const settled = () => Promise.all([mgr.a.settled(), mgr.b.settled()]);
   /** Delivers queued datagrams one by one; after each (and its applies), `each` runs. */
   const run = async (each?: () => void) => {
@@ -90,7 +96,7 @@ async function net(ikeA: Doc = {}, ikeB: Doc = { initiate: false }, random = { a
     await settled();
     await run(each);
   };
-  return { ce: ce_, ep, mgr, mevents, run, advance, settled, now: () => now, dropFromA: (n: number) => (dropFromA = n) };
+  return { ce: ce_, ep, mgr, mevents, at, attempts: () => [...attempts.values()], run, advance, settled, now: () => now, dropFromA: (n: number) => (dropFromA = n) };
 }
 
 /** `from` seals an inner packet; the other core opens it off its UDP socket. Returns the receiver's verdict. */
@@ -206,6 +212,10 @@ test("failures are retried after retry.min, doubling up to retry.max; the alarm 
   for (let i = 0; i < 100 && retries().length < 6; i++) await n.advance(Math.min(n.ep.a.nextTimeout ?? Infinity, n.mgr.a.nextTimeout ?? Infinity) - n.now());
   assert.deepEqual(retries(), [2000, 4000, 8000, 10000, 10000, 10000], "from retry.min, doubling, capped at retry.max");
   assert.equal(n.mevents.a.filter((e) => e.type === "down").length, 6, "each failure reported");
+  // each new attempt starts exactly its delay after the failure that scheduled it
+  const scheduled = n.mevents.a.flatMap((e, i) => (e.type === "retry" ? [n.at.a[i] + e.inMs] : []));
+  assert.deepEqual(n.attempts().slice(1), scheduled.slice(0, n.attempts().length - 1));
+  assert.equal(n.attempts().length, 6, "the first attempt and five retries so far");
   const alarms = n.mevents.a.filter((e) => e.type === "alarm");
   assert.equal(alarms.length, 1, "one alarm, however many failures follow");
   assert.match((alarms[0] as { message: string }).message, /to-b: 4 failed attempts in a row \(last: timeout/);
