@@ -68,6 +68,8 @@ function fakeTree() {
   mkdirSync(join(root, "host/cli"), { recursive: true });
   cpSync(join(REPO, "bin"), join(root, "bin"), { recursive: true });
   cpSync(join(REPO, "host/config"), join(root, "host/config"), { recursive: true });
+  // The config checks IKE proposals with the IKE module's own grammar (host/ike/proposals.ts).
+  cpSync(join(REPO, "host/ike"), join(root, "host/ike"), { recursive: true });
   for (const f of ["main.ts", "usage.ts", "exit_codes.ts", "check.ts", "keys.ts"]) cpSync(join(REPO, "host/cli", f), join(root, "host/cli", f));
   cpSync(join(REPO, "package.json"), join(root, "package.json"));
   symlinkSync(join(REPO, "node_modules"), join(root, "node_modules"));
