@@ -198,11 +198,6 @@ export class SaLifecycle extends EventEmitter<SaLifecycleEvents> {
     r.removed.push(...before.keys());
     return r;
   }
-
-  /** Key-less view of what runs (for status and tests). */
-  running(): readonly PeerSpec[] {
-    return this.peers;
-  }
 }
 
 function wipe(km: KeyMaterial): undefined {

@@ -182,17 +182,6 @@ export class SeqStore {
     }
   }
 
-  /** Writes every tracked SA's counters (clean stop). */
-  flush(core: Core): void {
-    for (const t of this.sas.values()) {
-      try {
-        this.writeSync(t.file, this.record(core, t, t.reserved));
-      } catch {
-        /* as in untrack */
-      }
-    }
-  }
-
   private record(core: Core, t: Tracked, reserved: bigint): SaStateRecord {
     let packets = t.base.packets, bytes = t.base.bytes;
     try {
