@@ -140,3 +140,50 @@ export function formatAddress(bytes: Uint8Array): string {
   if (bestAt < 0) return hex.join(":");
   return `${hex.slice(0, bestAt).join(":")}::${hex.slice(bestAt + bestLen).join(":")}`;
 }
+
+// --- the core's form --------------------------------------------------------
+// The core stores every address in 16 bytes, network order, an IPv4 address in
+// the first 4 and zeros after (docs/core.md); these convert to and from it.
+
+/** An address in the core's 16-byte form. */
+export interface CoreAddr {
+  family: Family;
+  /** 16 bytes; IPv4 uses the first 4. */
+  bytes: Uint8Array;
+}
+
+/** A prefix in the core's form; host bits are kept as given (the core masks). */
+export interface CorePrefix extends CoreAddr {
+  len: number;
+}
+
+/** "192.0.2.1", "2001:db8::1", or 4 / 16 raw bytes, in the core's form; throws RangeError otherwise. */
+export function coreAddr(a: string | Uint8Array): CoreAddr {
+  const bytes = new Uint8Array(16);
+  if (a instanceof Uint8Array) {
+    if (a.length !== 4 && a.length !== 16) throw new RangeError(`address must be 4 or 16 bytes, got ${a.length}`);
+    bytes.set(a);
+    return { family: a.length === 4 ? 4 : 6, bytes };
+  }
+  // a zone index ("fe80::1%eth0") names an interface, not part of the address
+  const p = parseAddress(a.split("%")[0]);
+  if (!p.ok) throw new RangeError(`not an IP address: ${a}`);
+  bytes.set(p.value.bytes);
+  return { family: p.value.family, bytes };
+}
+
+/** "10.0.0.0/8", "2001:db8::/32" or a bare address (a host prefix), in the core's form; throws RangeError. */
+export function corePrefix(text: string): CorePrefix {
+  const slash = text.indexOf("/");
+  const addr = coreAddr(slash < 0 ? text : text.slice(0, slash));
+  const max = addr.family === 4 ? 32 : 128;
+  const lenText = slash < 0 ? String(max) : text.slice(slash + 1);
+  const len = Number(lenText);
+  if (!/^\d{1,3}$/.test(lenText) || len > max) throw new RangeError(`bad prefix length in ${text}`);
+  return { ...addr, len };
+}
+
+/** Canonical text of an address in the core's 16-byte form. */
+export function formatCoreAddr(family: number, b: Uint8Array): string {
+  return formatAddress(b.subarray(0, family === 4 ? 4 : 16));
+}

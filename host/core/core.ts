@@ -10,14 +10,13 @@ import { readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import * as A from "./abi.ts";
-import { formatAddr, parseAddr, parsePrefix, type Addr } from "./addr.ts";
+import { coreAddr, corePrefix, formatCoreAddr, type CoreAddr } from "../config/addr.ts";
 
 export type Suite = "aes-gcm-16" | "chacha20-poly1305" | "aes-cbc-hmac-sha256" | "aes-cbc" | "none";
 export type Mode = "tunnel" | "transport" | "transport-ipip" | "transport-gre" | "ipip" | "gre" | "payload";
 export type Verdict = (typeof A.VERDICT_NAMES)[number];
 export type { ReasonName } from "./abi.ts";
 export { REASON_NAMES, VERDICT_NAMES } from "./abi.ts";
-export { formatAddr, parseAddr, parsePrefix } from "./addr.ts";
 
 export const SUITES: Record<Suite, number> = {
   none: A.SUITE_NONE,
@@ -297,8 +296,8 @@ export class Core {
     }
     let family = 4;
     if (p.local !== undefined || p.remote !== undefined) {
-      const l: Addr = parseAddr(p.local ?? (parseAddr(p.remote!).family === 4 ? "0.0.0.0" : "::"));
-      const r: Addr = parseAddr(p.remote ?? (l.family === 4 ? "0.0.0.0" : "::"));
+      const l: CoreAddr = coreAddr(p.local ?? (coreAddr(p.remote!).family === 4 ? "0.0.0.0" : "::"));
+      const r: CoreAddr = coreAddr(p.remote ?? (l.family === 4 ? "0.0.0.0" : "::"));
       if (l.family !== r.family) throw new CoreError("local and remote must be the same family", -3);
       family = l.family;
       u8.set(l.bytes, b + A.SAP_LOCAL);
@@ -364,7 +363,7 @@ export class Core {
       replayTop: this.dv.getBigUint64(r + A.SA_REPLAY, true),
       seqLimit: this.dv.getBigUint64(r + A.SA_SEQLIMIT, true),
       needsRekey: (flags & A.FLAG_NEEDS_REKEY) !== 0,
-      remote: formatAddr((rem >> 16) & 0xff, this.u8.subarray(sp, sp + 16)),
+      remote: formatCoreAddr((rem >> 16) & 0xff, this.u8.subarray(sp, sp + 16)),
       remotePort: rem & 0xffff,
       remoteLearned: (rem >> 24) !== 0,
     };
@@ -377,7 +376,7 @@ export class Core {
     const b = this.ex.policyParamPtr();
     const u8 = this.u8, dv = this.dv;
     u8.fill(0, b, b + A.POLP_SIZE);
-    const l = parsePrefix(p.local), r = parsePrefix(p.remote);
+    const l = corePrefix(p.local), r = corePrefix(p.remote);
     if (l.family !== r.family) throw new CoreError("policy local and remote must be the same family", -3);
     dv.setUint32(b + A.POLP_PRIO, p.priority ?? 1000, true);
     u8[b + A.POLP_ACTION] = p.action === "protect" ? A.ACTION_PROTECT : p.action === "bypass" ? A.ACTION_BYPASS : A.ACTION_DISCARD;
@@ -419,7 +418,7 @@ export class Core {
 
   /** The SPD entry (id) an outbound packet with this 5-tuple matches, or -1. */
   lookupPolicy(local: string, remote: string, proto = 0, localPort = 0, remotePort = 0): number {
-    const l = parseAddr(local), r = parseAddr(remote);
+    const l = coreAddr(local), r = coreAddr(remote);
     const p = this.ex.scratchPtr(); // 32 bytes for the two addresses
     this.u8.set(l.bytes, p);
     this.u8.set(r.bytes, p + 16);
@@ -459,11 +458,11 @@ export class Core {
   /** Inbound kinds 1/2: where the packet came from (remote) and arrived (local). */
   setRemote(i: number, remote: string | Uint8Array, port = 0, local?: string | Uint8Array): void {
     const d = this.desc + i * A.DESC_SIZE;
-    const r = parseAddr(remote);
+    const r = coreAddr(remote);
     this.u8[d + A.D_FAMILY] = r.family;
     this.dv.setUint16(d + A.D_PORT, port, true);
     this.u8.set(r.bytes, d + A.D_ADDR);
-    this.u8.set(local === undefined ? new Uint8Array(16) : parseAddr(local).bytes, d + A.D_LOCAL);
+    this.u8.set(local === undefined ? new Uint8Array(16) : coreAddr(local).bytes, d + A.D_LOCAL);
   }
 
   /**
@@ -568,11 +567,11 @@ export class Core {
     for (let k = 0; k < 16; k++) out[off + k] = u8[d + k];
   }
   destAddress(i: number): string {
-    return formatAddr(this.destFamily(i), this.destAddrBytes(i));
+    return formatCoreAddr(this.destFamily(i), this.destAddrBytes(i));
   }
   sourceAddress(i: number): string {
     const d = this.desc + i * A.DESC_SIZE + A.D_LOCAL;
-    return formatAddr(this.destFamily(i), this.u8.subarray(d, d + 16));
+    return formatCoreAddr(this.destFamily(i), this.u8.subarray(d, d + 16));
   }
 
   // ── Counters ─────────────────────────────────────────────────────────────

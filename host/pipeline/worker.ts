@@ -19,7 +19,7 @@ import { Core } from "../core/core.ts";
 import { Tun } from "../tun/tun_linux.ts";
 import { UdpSocket } from "../net/udp_linux.ts";
 import { PROTO_ESP, PROTO_GRE, PROTO_IPIP, PROTO_IPV6, RawSocket } from "../net/raw_linux.ts";
-import { parseAddr } from "../core/addr.ts";
+import { coreAddr } from "../config/addr.ts";
 import type { NodeConfig } from "../config/model.ts";
 import { coreSizing } from "./provision.ts";
 import { Pipeline, type HostPacket, type WanSockets } from "./pipeline.ts";
@@ -154,7 +154,7 @@ async function main(): Promise<void> {
       if (spec.keepalive <= 0 || !spec.natT) continue;
       if (now - (lastKeepalive.get(spec.name) ?? 0) < spec.keepalive * 1000) continue;
       lastKeepalive.set(spec.name, now);
-      const a = parseAddr(spec.address);
+      const a = coreAddr(spec.address);
       pipe.keepalive(spec.wanIndex, a.family, a.bytes, spec.port);
     }
   };

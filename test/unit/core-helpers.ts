@@ -1,7 +1,7 @@
 // Packet builders and an independent ESP opener (node:crypto) for the core's
 // unit tests (test/unit/core-*.test.ts).
 import { createDecipheriv, randomBytes } from "node:crypto";
-import { parseAddr } from "../../host/core/addr.ts";
+import { coreAddr } from "../../host/config/addr.ts";
 import { Core, type SaParams } from "../../host/core/core.ts";
 
 export const hexOf = (b: Uint8Array): string => Buffer.from(b).toString("hex");
@@ -27,8 +27,8 @@ export function ipv4(o: Ip4Opts): Uint8Array {
   dv.setUint16(6, o.df ? 0x4000 : 0);
   p[8] = o.ttl ?? 64;
   p[9] = o.proto;
-  p.set(parseAddr(o.src).bytes.subarray(0, 4), 12);
-  p.set(parseAddr(o.dst).bytes.subarray(0, 4), 16);
+  p.set(coreAddr(o.src).bytes.subarray(0, 4), 12);
+  p.set(coreAddr(o.dst).bytes.subarray(0, 4), 16);
   dv.setUint16(10, inetChecksum(p.subarray(0, 20)));
   p.set(o.payload, 20);
   return p;
@@ -41,8 +41,8 @@ export function ipv6(o: { src: string; dst: string; proto: number; payload: Uint
   dv.setUint16(4, o.payload.length);
   p[6] = o.proto;
   p[7] = o.hop ?? 64;
-  p.set(parseAddr(o.src).bytes, 8);
-  p.set(parseAddr(o.dst).bytes, 24);
+  p.set(coreAddr(o.src).bytes, 8);
+  p.set(coreAddr(o.dst).bytes, 24);
   p.set(o.payload, 40);
   return p;
 }

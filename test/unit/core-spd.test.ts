@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { parseAddr, parsePrefix } from "../../host/core/addr.ts";
+import { coreAddr, corePrefix } from "../../host/config/addr.ts";
 import { type PolicyParams } from "../../host/core/core.ts";
 import { makeCore } from "./core-helpers.ts";
 
@@ -48,7 +48,7 @@ test("match order table", async () => {
 interface Pol { id: number; prio: number; family: 4 | 6; local: string; remote: string; proto: number; lp: [number, number]; rp: [number, number] }
 
 function inPrefix(addr: Uint8Array, p: string): boolean {
-  const pf = parsePrefix(p);
+  const pf = corePrefix(p);
   for (let bit = 0; bit < pf.len; bit++) {
     const m = 0x80 >> (bit & 7);
     if ((addr[bit >> 3] & m) !== (pf.bytes[bit >> 3] & m)) return false;
@@ -92,7 +92,7 @@ test("flow cache = ordered scan = JS model, across adds and removes (fast-check)
           core.removePolicy(gone.id);
         } else {
           const q = s.q;
-          const la = parseAddr(q.l), ra = parseAddr(q.r);
+          const la = coreAddr(q.l), ra = coreAddr(q.r);
           const want = model.find((p) =>
             p.family === la.family && (p.proto === 0 || p.proto === q.proto) &&
             (q.proto === 1 ? p.lp[0] === 0 && p.rp[0] === 0 : q.lp >= p.lp[0] && q.lp <= p.lp[1] && q.rp >= p.rp[0] && q.rp <= p.rp[1]) &&

@@ -1,0 +1,64 @@
+// The one IP address module (host/config/addr.ts): the config's parse and
+// canonical text, and the core's 16-byte form, agree with each other and with
+// node:net on every address (property tests), and refuse what is not one.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { isIP } from "node:net";
+import fc from "fast-check";
+import { coreAddr, corePrefix, formatAddress, formatCoreAddr, parseAddress } from "../../host/config/addr.ts";
+
+const v6 = fc.uint8Array({ minLength: 16, maxLength: 16 });
+// runs of zero groups, so that "::" compression is exercised often
+const v6z = fc.array(fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffff })), { minLength: 8, maxLength: 8 })
+  .map((g) => Uint8Array.from(g.flatMap((x) => [x >> 8, x & 0xff])));
+
+test("IPv6: canonical text parses back to the same bytes, in both forms", () => {
+  fc.assert(fc.property(fc.oneof(v6, v6z), (b) => {
+    const text = formatAddress(b);
+    assert.equal(isIP(text), 6, text);
+    const p = parseAddress(text);
+    assert.ok(p.ok);
+    assert.deepEqual(p.value.bytes, b);
+    assert.equal(p.value.text, text);
+    const c = coreAddr(text);
+    assert.equal(c.family, 6);
+    assert.deepEqual(c.bytes, b);
+    assert.equal(formatCoreAddr(6, c.bytes), text);
+  }), { numRuns: 2000 });
+});
+
+test("IPv4: text, core bytes (4 then zeros) and back", () => {
+  fc.assert(fc.property(fc.uint8Array({ minLength: 4, maxLength: 4 }), (b) => {
+    const text = Array.from(b).join(".");
+    const c = coreAddr(text);
+    assert.equal(c.family, 4);
+    assert.deepEqual(c.bytes.subarray(0, 4), b);
+    assert.ok(c.bytes.subarray(4).every((x) => x === 0));
+    assert.equal(formatCoreAddr(4, c.bytes), text);
+    assert.deepEqual(coreAddr(b).bytes, c.bytes);
+  }), { numRuns: 1000 });
+});
+
+test("RFC 5952: the longest zero run is compressed, the first if tied; a single zero group is not", () => {
+  assert.equal(formatCoreAddr(6, coreAddr("2001:db8:0:0:1:0:0:1").bytes), "2001:db8::1:0:0:1");
+  assert.equal(formatCoreAddr(6, coreAddr("2001:0db8:0:1:1:1:1:1").bytes), "2001:db8:0:1:1:1:1:1");
+  assert.equal(formatCoreAddr(6, coreAddr("::ffff:192.0.2.1").bytes), "::ffff:c000:201");
+  assert.equal(formatCoreAddr(6, coreAddr("fe80::1%eth0").bytes), "fe80::1");
+});
+
+test("prefixes in the core's form: bare address is a host prefix; bad lengths refused", () => {
+  assert.deepEqual({ ...corePrefix("10.1.0.0/16"), bytes: undefined }, { family: 4, len: 16, bytes: undefined });
+  assert.equal(corePrefix("2001:db8::1").len, 128);
+  assert.equal(corePrefix("192.0.2.7").len, 32);
+  for (const bad of ["10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/1e1", "x/8", ""]) {
+    assert.throws(() => corePrefix(bad), RangeError, bad);
+  }
+});
+
+test("what is not an address is refused, never half-parsed", () => {
+  for (const bad of ["", "1.2.3", "1.2.3.256", "::g", "1:2:3:4:5:6:7:8:9", " 1.2.3.4", "01.2.3.4x"]) {
+    assert.throws(() => coreAddr(bad), RangeError, bad);
+    assert.equal(parseAddress(bad).ok, false, bad);
+  }
+  assert.throws(() => coreAddr(new Uint8Array(5)), RangeError);
+});
