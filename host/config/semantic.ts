@@ -7,10 +7,11 @@ import { availableParallelism } from "node:os";
 import { familyName, isMulticastOrBroadcast, isUnspecified, prefixesOverlap } from "./addr.ts";
 import { createHash } from "node:crypto";
 import { keysEqual } from "./keys.ts";
-import type { Address, Config, PeerConfig, Prefix, Suite, WanPort } from "./model.ts";
+import type { Address, Config, PeerConfig, Prefix, WanPort } from "./model.ts";
 import { isPlain, keyField } from "./normalize.ts";
 import type { PathSegments, RawIssue } from "./schema_errors.ts";
 import { SUITES } from "./suites.ts";
+import { overheadOf, usableMtu } from "./overhead.ts";
 import { formatPath } from "./schema_errors.ts";
 import { parseProposal } from "../ike/proposals.ts";
 
@@ -181,7 +182,7 @@ function checkNatTIntegrity(p: PeerConfig, at: PathSegments, r: SemanticResult):
  */
 function checkInnerRoom(p: PeerConfig, port: WanPort, mtu: number, at: PathSegments, r: SemanticResult): void {
   const suites = isPlain(p.mode) ? [undefined] : p.sas.map((sa) => sa.suite);
-  const room = (m: number) => Math.min(...suites.map((s) => innerRoom(p, port, s, m)));
+  const room = (m: number) => Math.min(...suites.map((s) => usableMtu(overheadOf(p, port, s), m)));
   const inner = room(mtu);
   if (inner >= 1280) return;
   let need = mtu;
@@ -190,27 +191,6 @@ function checkInnerRoom(p: PeerConfig, port: WanPort, mtu: number, at: PathSegme
     at: [...at, "mtu"],
     message: `is ${mtu}, which leaves ${inner} bytes for inner packets after the ${p.mode} encapsulation, but ${formatPath([...at, "prefixes"])} has IPv6 prefixes and IPv6 needs 1280 (RFC 8200 §5): use at least ${need}`,
   });
-}
-
-/**
- * The largest inner packet an outbound SA of peer `p` carries within an outer
- * `mtu`: ⌊(mtu − fixed) / align⌋ · align − inner, with fixed = outer IP (20/40)
- * + UDP (8, NAT-T) + ESP header (8) + IV + ICV, align = 4 (AEAD) or 16 (CBC,
- * RFC 4303 §2.4), inner = pad length + next header (2) + the GRE header in
- * transport-gre; plain tunnels: mtu − outer IP (− GRE header). The same
- * arithmetic as the pipeline's ICMP answer (provision.ts overheadOf + icmp.ts
- * usableMtu; test/unit/pipeline-provision.test.ts holds them equal), written
- * out here so that config/ depends on nothing outside it.
- */
-export function innerRoom(p: PeerConfig, wan: WanPort, suite: Suite | undefined, mtu: number): number {
-  const ip = wan.address.family === 4 ? 20 : 40;
-  const gre = 4 + (p.gre.key !== undefined ? 4 : 0) + (p.gre.sequence ? 4 : 0); // RFC 2890 §2
-  if (p.mode === "ipip") return mtu - ip;
-  if (p.mode === "gre") return mtu - ip - gre;
-  const info = SUITES[suite!];
-  const fixed = ip + (p.encap === "udp" ? 8 : 0) + 8 + info.ivBytes + info.icvBytes;
-  const align = info.aead ? 4 : 16;
-  return Math.floor((mtu - fixed) / align) * align - 2 - (p.mode === "transport-gre" ? gre : 0);
 }
 
 function checkMode(p: PeerConfig, portName: string, trusted: boolean, encap: string, at: PathSegments, r: SemanticResult): void {

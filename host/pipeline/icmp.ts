@@ -20,13 +20,6 @@
 // dropped, while the original destination routes back through the TUN (so it
 // passes reverse-path filtering) and is all the sender needs: it matches the
 // error to its flow by the quoted header (RFC 1191 §6.3, RFC 8201 §4).
-import type { Overhead } from "./provision.ts";
-
-/** The largest inner packet an SA with this overhead carries within `mtu` (outer) bytes. */
-export function usableMtu(o: Overhead, mtu: number): number {
-  const room = mtu - o.fixed;
-  return Math.floor(room / o.align) * o.align - o.inner;
-}
 
 /** RFC 1191 §4: the smallest MTU an IPv4 router may report is 68; RFC 8200 §5: IPv6 links carry 1280. */
 export const IPV4_MIN_MTU = 68;

@@ -28,7 +28,8 @@ import type { Tun } from "../tun/tun_linux.ts";
 import type { UdpSocket } from "../net/udp_linux.ts";
 import type { RawSocket } from "../net/raw_linux.ts";
 import type { Provisioned, OutSa } from "./provision.ts";
-import { fragment4, RateLimit, tooBig, usableMtu } from "./icmp.ts";
+import { fragment4, RateLimit, tooBig } from "./icmp.ts";
+import { usableMtu } from "../config/overhead.ts";
 import { kernelDrops } from "./sockstat_linux.ts";
 
 const REASON_TOO_BIG = REASON_NAMES.indexOf("TOO_BIG");

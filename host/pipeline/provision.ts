@@ -25,23 +25,13 @@
 //   the core drops as NO_POLICY.
 import type { Core } from "../core/core.ts";
 import type { Config, PeerConfig, SaConfig, Suite, WanPort } from "../config/model.ts";
-import { SUITES as SUITE_INFO } from "../config/suites.ts";
+import type { Overhead } from "../config/overhead.ts";
 import { SaTable } from "../sa/install.ts";
 import { plan } from "../sa/plan.ts";
 import type { PeerSpec } from "../sa/spec.ts";
 
 /** How an outbound SA's packets leave: which WAN port, over which kind of socket. */
 export type Carrier = "udp" | "raw-esp" | "raw-plain";
-
-/** Bytes an outbound SA adds around an inner packet, for the usable-MTU answer (icmp.ts). */
-export interface Overhead {
-  /** Bytes outside the padded block: outer IP (+ UDP) + ESP header + IV + ICV (plain: IP + GRE). */
-  fixed: number;
-  /** Bytes inside the padded block besides the inner packet: pad length + next header (2) + GRE header in transport-gre. */
-  inner: number;
-  /** ESP padding alignment (4 for AEADs, 16 for CBC); 1 for plain tunnels. */
-  align: number;
-}
 
 export interface OutSa {
   saId: number;
@@ -104,24 +94,6 @@ export function coreSizing(peers: PeerSpec[] | Config): { maxSas: number; maxPol
     maxPolicies: Math.max(1024, 2 * policies + 16),
     // 16 KiB each: the default window (1,024) needs one per inbound SA.
     largeWindowBlocks: Math.max(64, 2 * large + 16),
-  };
-}
-
-function greBytes(p: PeerConfig): number {
-  return 4 + (p.gre.key !== undefined ? 4 : 0) + (p.gre.sequence ? 4 : 0);
-}
-
-/** What an outbound SA of this peer adds around an inner packet (see Overhead). */
-export function overheadOf(p: PeerConfig, wan: WanPort, suite?: Suite): Overhead {
-  const ip = wan.address.family === 4 ? 20 : 40;
-  if (p.mode === "ipip") return { fixed: ip, inner: 0, align: 1 };
-  if (p.mode === "gre") return { fixed: ip + greBytes(p), inner: 0, align: 1 };
-  const info = SUITE_INFO[suite!];
-  const udp = p.encap === "udp" ? 8 : 0;
-  return {
-    fixed: ip + udp + 8 + info.ivBytes + info.icvBytes, // RFC 4303 §2: SPI + sequence number = 8
-    inner: 2 + (p.mode === "transport-gre" ? greBytes(p) : 0),
-    align: info.aead ? 4 : 16, // RFC 4303 §2.4: 4-byte alignment; CBC pads to its 16-byte block
   };
 }
 

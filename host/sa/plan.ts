@@ -4,7 +4,8 @@
 // in an ArrayBuffer of its own listed for transfer; everything else is
 // key-less (key ids).
 import type { Config, PeerConfig, SaConfig } from "../config/model.ts";
-import { overheadOf, type Carrier } from "../pipeline/provision.ts";
+import type { Carrier } from "../pipeline/provision.ts";
+import { overheadOf } from "../config/overhead.ts";
 import { keyId } from "./key_id.ts";
 import { saKey, tunnelKey, type KeyMaterial, type PeerSpec, type SaSpec } from "./spec.ts";
 

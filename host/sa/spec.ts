@@ -8,7 +8,8 @@
 // identity is unchanged keeps its core record, sequence number, replay window,
 // counters and the peer's learned NAT address across an apply.
 import type { Lifetime, Mode, Suite } from "../config/model.ts";
-import type { Carrier, Overhead } from "../pipeline/provision.ts";
+import type { Carrier } from "../pipeline/provision.ts";
+import type { Overhead } from "../config/overhead.ts";
 
 /** Key material of one direction, in a buffer of its own (transferred, then wiped by the worker). */
 export interface KeyMaterial {
