@@ -13,12 +13,24 @@ import type { Deps, IkeSaConfig, Path, Step } from "./types.ts";
 
 /** Half-open SAs from which cookies are demanded unless configured otherwise. */
 const DEFAULT_COOKIE_THRESHOLD = 64;
+/**
+ * Hard bounds on half-open SAs, past which an IKE_SA_INIT request is dropped
+ * (counted) even with a valid cookie: a cookie proves only that the sender
+ * receives at its address (§2.6), so an attacker with many addresses passes
+ * the cookie check; these cap its memory. strongSwan has the same pair
+ * (`block_threshold` per address, `init_limit_half_open` in total).
+ */
+const DEFAULT_HALF_OPEN_PER_ADDRESS = 32;
+const DEFAULT_HALF_OPEN_MAX = 8192;
 
 export class IkeEndpoint {
   /** Every live SA by the SPI we chose (SPIi when we initiated, SPIr when we responded). */
   readonly sas = new Map<string, IkeSa>();
   /** Responder SAs by (peer address, port, SPIi), to answer IKE_SA_INIT retransmissions. */
   private readonly halfOpen = new Map<string, IkeSa>();
+  /** How many of `halfOpen` each peer address holds, and each half-open SA's key there. */
+  private readonly halfOpenByAddress = new Map<string, number>();
+  private readonly halfOpenKey = new Map<IkeSa, string>();
   /** Dropped datagrams and refused messages by reason. */
   readonly counters = new Map<string, number>();
 
@@ -27,11 +39,12 @@ export class IkeEndpoint {
   /**
    * `configFor` names the configuration for a peer address (responder side); undefined = not a peer of ours.
    * `cookieThreshold`: from this many half-open SAs on, IKE_SA_INIT requests must carry a cookie (§2.6).
+   * `halfOpenPerAddress`, `halfOpenMax`: past these, new IKE_SA_INIT requests are dropped.
    */
   constructor(
     private readonly configFor: (remoteAddress: string) => IkeSaConfig | undefined,
     private readonly deps: Deps,
-    private readonly opts: { cookieThreshold?: number } = {},
+    private readonly opts: { cookieThreshold?: number; halfOpenPerAddress?: number; halfOpenMax?: number } = {},
   ) {
     this.cookies = new CookieJar(deps.random);
   }
@@ -86,12 +99,34 @@ export class IkeEndpoint {
       const challenge = this.cookieChallenge(m, path);
       if (challenge) return challenge;
     }
+    const mine = this.halfOpenByAddress.get(path.remoteAddress) ?? 0;
+    if (mine >= (this.opts.halfOpenPerAddress ?? DEFAULT_HALF_OPEN_PER_ADDRESS)) {
+      this.count("half-open-per-address");
+      return { send: [], events: [] };
+    }
+    if (this.halfOpen.size >= (this.opts.halfOpenMax ?? DEFAULT_HALF_OPEN_MAX)) {
+      this.count("half-open-limit");
+      return { send: [], events: [] };
+    }
     const r = IkeSa.respond(cfg, this.deps, m, bytes, path);
     if (r.sa) {
       this.sas.set(r.sa.spiR, r.sa);
       this.halfOpen.set(key, r.sa);
+      this.halfOpenKey.set(r.sa, key);
+      this.halfOpenByAddress.set(path.remoteAddress, mine + 1);
     }
     return this.counted(r.step);
+  }
+
+  /** Takes the half-open entry `key` ("address|port|SPIi") of `sa` out of the indexes. */
+  private forgetHalfOpen(key: string, sa: IkeSa): void {
+    this.halfOpen.delete(key);
+    this.halfOpenKey.delete(sa);
+    // the address from the key: the SA's own path may have moved since (§2.23)
+    const addr = key.slice(0, key.indexOf("|"));
+    const n = (this.halfOpenByAddress.get(addr) ?? 1) - 1;
+    if (n > 0) this.halfOpenByAddress.set(addr, n);
+    else this.halfOpenByAddress.delete(addr);
   }
 
   /**
@@ -140,9 +175,8 @@ export class IkeEndpoint {
     if (sa.state === "failed" || sa.state === "deleted") {
       this.sas.delete(sa.initiatorSide() ? sa.spiI : sa.spiR);
     }
-    if (sa.state !== "init-answered") {
-      for (const [k, v] of this.halfOpen) if (v === sa) this.halfOpen.delete(k);
-    }
+    const key = this.halfOpenKey.get(sa);
+    if (key !== undefined && sa.state !== "init-answered") this.forgetHalfOpen(key, sa);
     return this.counted(step);
   }
 
