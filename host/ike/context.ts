@@ -1,5 +1,6 @@
 // The state one IKE SA carries between exchanges (RFC 7296 §2.14–§2.15 need
 // the nonces, both IKE_SA_INIT messages as sent, and the derived keys).
+import type { X509Certificate } from "node:crypto";
 import type { ChildRecord } from "./child_sa.ts";
 import type { KeyExchange } from "./dh.ts";
 import type { IkeSaKeys } from "./prf.ts";
@@ -33,6 +34,14 @@ export interface SaContext {
   /** The identity the peer authenticated as (§2.15), and whether it asked for INITIAL_CONTACT (§2.4). */
   peerId?: Identity;
   peerInitialContact?: boolean;
+  /** RFC 7427 §4: the hashes the peer accepts in signatures (empty: it sent no notify). */
+  peerSigHashes?: number[];
+  /** RFC 7296 §3.7: the CA key hashes of the peer's CERTREQ. */
+  peerCertReq?: Uint8Array[];
+  /** RFC 7383 §2.3: both sides announced IKEV2_FRAGMENTATION_SUPPORTED. */
+  fragmentation?: boolean;
+  /** The peer's end-entity certificate, once its chain and AUTH verified. */
+  peerCert?: X509Certificate;
   /** Our inbound ESP SPI for the CHILD_SA proposed in IKE_AUTH. */
   childSpiIn?: number;
   /** The CHILD_SAs this IKE SA has set up and not deleted. */

@@ -1,19 +1,24 @@
-// IKE_AUTH (RFC 7296 §1.2) with a pre-shared key, creating the first CHILD_SA:
-//   HDR, SK {IDi, AUTH, [N(INITIAL_CONTACT),] SAi2, TSi, TSr} →
-//   ← HDR, SK {IDr, AUTH, SAr2, TSi, TSr}
-// AUTH per §2.15; the CHILD_SA's proposal (§2.7), traffic selectors narrowed
-// by the responder (§2.9), its keys from KEYMAT (§2.17, no PFS here: Ni and Nr
-// are IKE_SA_INIT's). A CHILD_SA failure (NO_PROPOSAL_CHOSEN, TS_UNACCEPTABLE)
-// does not fail the IKE SA (§1.2: "the IKE SA is still created").
-import { AuthMethod, Notify, PayloadType, Protocol } from "./constants.ts";
+// IKE_AUTH (RFC 7296 §1.2), creating the first CHILD_SA:
+//   HDR, SK {IDi, [CERT+,] [CERTREQ,] AUTH, [N(INITIAL_CONTACT),] SAi2, TSi, TSr} →
+//   ← HDR, SK {IDr, [CERT+,] AUTH, SAr2, TSi, TSr}
+// AUTH per §2.15: a pre-shared key (method 2), or with certificates a Digital
+// Signature (RFC 7427, method 14) under the end-entity certificate's key, whose
+// chain is checked against our CAs and whose names must hold the peer's ID
+// (certs.ts, signature.ts). The CHILD_SA's proposal (§2.7), traffic selectors
+// narrowed by the responder (§2.9), its keys from KEYMAT (§2.17, no PFS here:
+// Ni and Nr are IKE_SA_INIT's). A CHILD_SA failure (NO_PROPOSAL_CHOSEN,
+// TS_UNACCEPTABLE) does not fail the IKE SA (§1.2: "the IKE SA is still created").
+import { AuthMethod, IdType, Notify, PayloadType, Protocol } from "./constants.ts";
 import { authEqual, pskAuth, signedOctets } from "./auth.ts";
+import { CERT_X509_SIGNATURE, certReqData, chainToSend, idInCert, parseCertReq, sameDn, verifyChain } from "./certs.ts";
 import { findNotify } from "./message.ts";
 import { selectorsOf, type IdPayload, type NotifyPayload, type Payload } from "./payloads.ts";
 import { establishChild, spiBytes } from "./child_sa.ts";
 import { acceptResponse, selectProposal, toProposals } from "./proposals.ts";
+import { signAuth, verifyAuth } from "./signature.ts";
 import { narrow, within } from "./ts.ts";
 import type { SaContext } from "./context.ts";
-import type { FailReason, IkeEvent } from "./types.ts";
+import type { FailReason, Identity, IkeEvent } from "./types.ts";
 
 const notify = (notifyType: number): NotifyPayload => ({ kind: "notify", protocol: 0, spi: new Uint8Array(0), notifyType, data: new Uint8Array(0) });
 
@@ -22,12 +27,42 @@ function ourId(ctx: SaContext): IdPayload {
   return { kind: "id", type: ctx.initiator ? PayloadType.IDi : PayloadType.IDr, idType: ctx.cfg.localId.idType, data: ctx.cfg.localId.data };
 }
 
-/** §2.15: our AUTH over RealMessage1 (initiator) / RealMessage2 (responder), the peer's nonce, prf(SK_p, ID'). */
-function ourAuth(ctx: SaContext, id: IdPayload): Payload {
+/**
+ * §2.15: our AUTH over RealMessage1 (initiator) / RealMessage2 (responder), the
+ * peer's nonce, prf(SK_p, ID'); with certificates preceded by our CERTs (§3.6)
+ * and, from the initiator, a CERTREQ naming our CAs (§3.7).
+ */
+function ourProof(ctx: SaContext, id: IdPayload): Payload[] {
   const k = ctx.keys!;
   const prf = ctx.ike!.prf!;
   const octets = ctx.initiator ? signedOctets(prf, ctx.msg1!, ctx.nr!, k.skPi, id) : signedOctets(prf, ctx.msg2!, ctx.ni!, k.skPr, id);
-  return { kind: "auth", method: AuthMethod.SHARED_KEY_MIC, data: pskAuth(prf, ctx.cfg.psk, octets) };
+  const c = ctx.cfg.certs;
+  if (!c) return [{ kind: "auth", method: AuthMethod.SHARED_KEY_MIC, data: pskAuth(prf, ctx.cfg.psk, octets) }];
+  return [
+    ...chainToSend(c, ctx.peerCertReq ?? []).map((x): Payload => ({ kind: "cert", type: 37, encoding: CERT_X509_SIGNATURE, data: new Uint8Array(x.raw) })),
+    ...(ctx.initiator && c.cas.length ? [{ kind: "cert", type: 38, encoding: CERT_X509_SIGNATURE, data: certReqData(c.cas) } as Payload] : []),
+    { kind: "auth", method: AuthMethod.DIGITAL_SIGNATURE, data: signAuth(c.key, octets, ctx.peerSigHashes ?? [], c.rsaPss) },
+  ];
+}
+
+/** Whether the peer's ID is the configured one: bytes equal, or for DNs the same RDNs (string types may differ). */
+function sameId(want: Identity, got: Identity): boolean {
+  if (want.idType !== got.idType) return false;
+  return want.idType === IdType.DER_ASN1_DN ? sameDn(want.data, got.data) : Buffer.from(want.data).equals(got.data);
+}
+
+/** RFC 7427: the peer's certificate chain, its ID in the certificate, and its signature. */
+function checkSignature(ctx: SaContext, ps: readonly Payload[], id: IdPayload, data: Uint8Array, octets: Uint8Array): string | undefined {
+  const ders = ps.filter((p) => p.kind === "cert" && p.type === PayloadType.CERT && p.encoding === CERT_X509_SIGNATURE).map((p) => (p as { data: Uint8Array }).data);
+  const certs = ctx.cfg.certs!;
+  const chain = verifyChain(ders, certs, certs.now?.() ?? Date.now());
+  if (!chain.ok) return chain.reason;
+  const notOurs = idInCert(id, chain.cert);
+  if (notOurs) return notOurs;
+  const bad = verifyAuth(chain.cert.publicKey, data, octets);
+  if (bad) return bad;
+  ctx.peerCert = chain.cert;
+  return undefined;
 }
 
 /** Checks the peer's ID and AUTH; returns a reason when they do not hold. */
@@ -37,13 +72,17 @@ function checkPeer(ctx: SaContext, ps: readonly Payload[]): string | undefined {
   const auth = ps.find((p) => p.kind === "auth");
   if (!id || !auth) return "no ID or AUTH payload";
   const want = ctx.cfg.remoteId;
-  if (want && (want.idType !== id.idType || !Buffer.from(want.data).equals(id.data))) return `peer identity (type ${id.idType}) is not the configured one`;
-  if (auth.method !== AuthMethod.SHARED_KEY_MIC) return `AUTH method ${auth.method}, only shared key (2) is configured`;
+  if (want && !sameId(want, id)) return `peer identity (type ${id.idType}) is not the configured one`;
+  const method = ctx.cfg.certs ? AuthMethod.DIGITAL_SIGNATURE : AuthMethod.SHARED_KEY_MIC;
+  if (auth.method !== method) return `AUTH method ${auth.method}, only ${ctx.cfg.certs ? "Digital Signature (14)" : "shared key (2)"} is configured`;
   const k = ctx.keys!;
   const prf = ctx.ike!.prf!;
   // the peer signed the message it sent and our nonce (§2.15)
   const octets = ctx.initiator ? signedOctets(prf, ctx.msg2!, ctx.ni!, k.skPr, id) : signedOctets(prf, ctx.msg1!, ctx.nr!, k.skPi, id);
-  if (!authEqual(pskAuth(prf, ctx.cfg.psk, octets), auth.data)) return "AUTH does not verify";
+  if (ctx.cfg.certs) {
+    const bad = checkSignature(ctx, ps, id, auth.data, octets);
+    if (bad) return bad;
+  } else if (!authEqual(pskAuth(prf, ctx.cfg.psk, octets), auth.data)) return "AUTH does not verify";
   ctx.peerId = { idType: id.idType, data: id.data };
   return undefined;
 }
@@ -54,7 +93,7 @@ export function authRequest(ctx: SaContext): Payload[] {
   const id = ourId(ctx);
   return [
     id,
-    ourAuth(ctx, id),
+    ...ourProof(ctx, id),
     ...(ctx.cfg.initialContact === false ? [] : [notify(Notify.INITIAL_CONTACT)]),
     { kind: "sa", proposals: toProposals(ctx.cfg.espProposals, spiBytes(ctx.childSpiIn)) },
     { kind: "ts", type: PayloadType.TSi, selectors: ctx.cfg.localTs },
@@ -72,8 +111,11 @@ export function onAuthRequest(ctx: SaContext, ps: readonly Payload[]): AuthAnswe
   // §2.21.2: AUTHENTICATION_FAILED in the response, and the IKE SA is not kept
   if (bad) return { kind: "refuse", payloads: [notify(Notify.AUTHENTICATION_FAILED)], reason: "auth", detail: bad };
   ctx.peerInitialContact = !!findNotify(ps, Notify.INITIAL_CONTACT);
+  // §3.7: the initiator's CERTREQ says which CA our chain should lead to
+  const req = ps.find((p) => p.kind === "cert" && p.type === PayloadType.CERTREQ && p.encoding === CERT_X509_SIGNATURE);
+  if (req?.kind === "cert") ctx.peerCertReq = parseCertReq(req.data) ?? [];
   const id = ourId(ctx);
-  const payloads: Payload[] = [id, ourAuth(ctx, id)];
+  const payloads: Payload[] = [id, ...ourProof(ctx, id)];
   const events: IkeEvent[] = [];
   const sa = ps.find((p) => p.kind === "sa");
   const tsi = selectorsOf(ps, PayloadType.TSi);

@@ -10,6 +10,8 @@ import { natHash } from "./nat.ts";
 import { unsupportedCritical, type NotifyPayload, type Payload } from "./payloads.ts";
 import { deriveIkeSaKeys } from "./prf.ts";
 import { acceptResponse, selectProposal, toProposals } from "./proposals.ts";
+import { CERT_X509_SIGNATURE, certReqData, parseCertReq } from "./certs.ts";
+import { parseSigHashes, sigHashData } from "./signature.ts";
 import type { SaContext } from "./context.ts";
 import type { FailReason, Path } from "./types.ts";
 
@@ -41,6 +43,30 @@ function detectNat(ctx: SaContext, payloads: readonly Payload[], spiR: Uint8Arra
   if (ctx.cfg.forceEncap) ctx.natHere = true;
 }
 
+/**
+ * What we announce besides the exchange proper: RFC 7383 §2.3 fragmentation
+ * support, and with certificates RFC 7427 §4 signature hashes and (responder,
+ * RFC 7296 §1.2 "[CERTREQ]") the CAs we trust. A responder answers only what
+ * the initiator announced.
+ */
+function capabilities(ctx: SaContext, request?: readonly Payload[]): Payload[] {
+  const out: Payload[] = [];
+  const cert = ctx.cfg.certs;
+  if (cert && request) out.push({ kind: "cert", type: 38, encoding: CERT_X509_SIGNATURE, data: certReqData(cert.cas) });
+  if (ctx.cfg.fragmentSize !== 0 && (!request || findNotify(request, Notify.IKEV2_FRAGMENTATION_SUPPORTED))) out.push(notify(Notify.IKEV2_FRAGMENTATION_SUPPORTED));
+  if (cert && (!request || findNotify(request, Notify.SIGNATURE_HASH_ALGORITHMS))) out.push(notify(Notify.SIGNATURE_HASH_ALGORITHMS, sigHashData()));
+  return out;
+}
+
+/** Notes what the peer announced in its IKE_SA_INIT message (see `capabilities`). */
+function peerCapabilities(ctx: SaContext, ps: readonly Payload[]): void {
+  ctx.fragmentation = ctx.cfg.fragmentSize !== 0 && !!findNotify(ps, Notify.IKEV2_FRAGMENTATION_SUPPORTED);
+  const hashes = findNotify(ps, Notify.SIGNATURE_HASH_ALGORITHMS);
+  ctx.peerSigHashes = hashes ? parseSigHashes(hashes.data) : [];
+  const req = ps.find((p) => p.kind === "cert" && p.type === 38 && p.encoding === CERT_X509_SIGNATURE);
+  if (req?.kind === "cert") ctx.peerCertReq = parseCertReq(req.data) ?? [];
+}
+
 function header(ctx: SaContext, response: boolean): Header {
   return {
     spiI: ctx.spiI, spiR: ctx.spiR, version: VERSION, exchange: Exchange.IKE_SA_INIT,
@@ -59,6 +85,7 @@ export function initRequest(ctx: SaContext): Uint8Array {
     { kind: "ke", group: ctx.group, data: ctx.ke.publicValue },
     { kind: "nonce", data: ctx.ni },
     ...natNotifies(ctx, zero, ctx.path),
+    ...capabilities(ctx),
   ];
   ctx.msg1 = encodeMessage({ header: header(ctx, false), payloads });
   return ctx.msg1;
@@ -104,6 +131,7 @@ export function onInitResponse(ctx: SaContext, m: Message, raw: Uint8Array): Ini
   ctx.ike = chosen;
   ctx.msg2 = raw;
   detectNat(ctx, ps, ctx.spiR, ctx.path);
+  peerCapabilities(ctx, ps);
   ctx.keys = deriveIkeSaKeys({ prf: chosen.prf!, encr: chosen.encr, integ: chosen.integ, sharedSecret: secret.secret, ni: ctx.ni!, nr: ctx.nr, spiI: ctx.spiI, spiR: ctx.spiR }).keys;
   return { kind: "done" };
 }
@@ -144,12 +172,14 @@ export function onInitRequest(ctx: SaContext, m: Message, raw: Uint8Array): Init
   ctx.ike = chosen;
   ctx.msg1 = raw;
   detectNat(ctx, ps, new Uint8Array(SPI_BYTES), ctx.path);
+  peerCapabilities(ctx, ps);
   const payloads: Payload[] = [
     { kind: "sa", proposals: [chosen.proposal] },
     { kind: "ke", group: ctx.group, data: ctx.ke.publicValue },
     { kind: "nonce", data: ctx.nr },
     // §2.23: NAT detection only if the initiator did it
     ...(findNotify(ps, Notify.NAT_DETECTION_SOURCE_IP) ? natNotifies(ctx, ctx.spiR, ctx.path) : []),
+    ...capabilities(ctx, ps),
   ];
   ctx.msg2 = encodeMessage({ header: header(ctx, true), payloads });
   ctx.keys = deriveIkeSaKeys({ prf: chosen.prf!, encr: chosen.encr, integ: chosen.integ, sharedSecret: secret.secret, ni: ctx.ni, nr: ctx.nr, spiI: ctx.spiI, spiR: ctx.spiR }).keys;

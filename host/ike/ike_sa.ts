@@ -14,13 +14,14 @@
 // request retransmits it, doubling the timeout; a request seen again is
 // answered with the response cached for it, not processed twice. One request
 // of ours is outstanding at a time (window of one, §2.3); more wait in a queue.
-import { Exchange, Flag, Notify, Protocol, VERSION } from "./constants.ts";
+import { Exchange, Flag, Notify, PayloadType, Protocol, VERSION } from "./constants.ts";
 import { hexSpi, skKeys, type SaContext } from "./context.ts";
 import { authRequest, onAuthRequest, onAuthResponse } from "./exchange_auth.ts";
 import { forgetChildren, lowestNonceIsOurs, nonceOf, spiBytes, spiNumber } from "./child_sa.ts";
 import { childRequest, onChildRequest, onChildResponse, retryGroup, type PendingChild } from "./exchange_child.ts";
 import { ikeRekeyRequest, isIkeRekey, onIkeRekeyRequest, onIkeRekeyResponse, type PendingIkeRekey } from "./exchange_ike_rekey.ts";
 import { initRequest, onInitRequest, onInitResponse } from "./exchange_init.ts";
+import { DEFAULT_FRAGMENT_SIZE, fragmentNumbers, maxMessageBytes, Reassembly, sealFragmented } from "./fragment.ts";
 import { isResponse, type Header, type Message } from "./message.ts";
 import { unsupportedCritical, type Payload } from "./payloads.ts";
 import { openMessage, sealMessage } from "./sk.ts";
@@ -35,7 +36,8 @@ const DEFAULT_HALF_OPEN_S = 30;
 interface Pending {
   id: number;
   exchange: number;
-  bytes: Uint8Array;
+  /** The request as sent: one datagram, or its fragments (RFC 7383), retransmitted together (§2.6.1). */
+  datagrams: Uint8Array[];
   path: Path;
   tries: number;
   nextAt: number;
@@ -54,7 +56,10 @@ export class IkeSa {
   private pending?: Pending;
   /** The next request ID we expect from the peer, and the response we gave to the one before (§2.1). */
   private peerNextId = 0;
-  private lastResponse?: { id: number; bytes: Uint8Array; path: Path };
+  private lastResponse?: { id: number; datagrams: Uint8Array[]; path: Path };
+  /** RFC 7383 §2.6: fragments of the peer's request and of the response to ours, until complete. */
+  private readonly requestFragments = new Reassembly();
+  private readonly responseFragments = new Reassembly();
   /** When we created the SA, and when an authenticated message last came from the peer (§2.4). */
   private readonly createdAt: number;
   private lastHeard: number;
@@ -83,6 +88,9 @@ export class IkeSa {
     for (const e of step.events) e.sa ??= this.id;
     return step;
   }
+
+  /** When the peer last sent an authenticated message (ms): what a liveness check waits on (§2.4). */
+  get lastHeardAt(): number { return this.lastHeard; }
 
   get spiI(): string { return hexSpi(this.ctx.spiI); }
   get spiR(): string { return hexSpi(this.ctx.spiR); }
@@ -113,7 +121,7 @@ export class IkeSa {
     }
     const sa = new IkeSa(ctx, "init-answered");
     sa.peerNextId = 1;
-    sa.lastResponse = { id: 0, bytes: a.response, path };
+    sa.lastResponse = { id: 0, datagrams: [a.response], path };
     return { sa, step: { send: [{ bytes: a.response, path }], events: [] } };
   }
 
@@ -169,7 +177,7 @@ export class IkeSa {
       }
       p.tries++;
       p.nextAt = now + r.baseMs * 2 ** (p.tries - 1);
-      return { send: [{ bytes: p.bytes, path: p.path }], events: [] };
+      return { send: p.datagrams.map((bytes) => ({ bytes, path: p.path })), events: [] };
     }
     if (this.state === "init-answered") return this.stamp(this.fail("half-open", "no IKE_AUTH request in time"));
     return this.stamp(this.sealedRequest(Exchange.INFORMATIONAL, []));
@@ -286,15 +294,41 @@ export class IkeSa {
     };
   }
 
-  private request(exchange: number, bytes: Uint8Array): Step {
+  private request(exchange: number, datagrams: Uint8Array | Uint8Array[]): Step {
     const r = this.ctx.cfg.retransmit ?? DEFAULT_RETRANSMIT;
-    this.pending = { id: this.nextId, exchange, bytes, path: { ...this.ctx.path }, tries: 1, nextAt: this.ctx.deps.now() + r.baseMs };
-    return { send: [{ bytes, path: this.pending.path }], events: [] };
+    const all = Array.isArray(datagrams) ? datagrams : [datagrams];
+    this.pending = { id: this.nextId, exchange, datagrams: all, path: { ...this.ctx.path }, tries: 1, nextAt: this.ctx.deps.now() + r.baseMs };
+    const path = this.pending.path;
+    return { send: all.map((bytes) => ({ bytes, path })), events: [] };
   }
 
   private sealedRequest(exchange: number, inner: Payload[]): Step {
-    const bytes = sealMessage(this.header(exchange, this.nextId, false), inner, skKeys(this.ctx).out);
-    return this.request(exchange, bytes);
+    return this.request(exchange, this.seal(this.header(exchange, this.nextId, false), inner));
+  }
+
+  /** An SK message, or its SKF fragments when both sides support RFC 7383 and it is too big for the path. */
+  private seal(h: Header, inner: Payload[]): Uint8Array[] {
+    const c = this.ctx;
+    const out = skKeys(c).out;
+    if (!c.fragmentation) return [sealMessage(h, inner, out)];
+    const natt = c.path.localPort === c.cfg.ports.natt && c.cfg.ports.natt !== c.cfg.ports.ike;
+    return sealFragmented(h, inner, out, maxMessageBytes(c.cfg.fragmentSize ?? DEFAULT_FRAGMENT_SIZE, c.path.remoteAddress, natt));
+  }
+
+  /**
+   * The payloads inside a protected message: its SK payload opened, or (RFC 7383)
+   * its SKF fragment added to `buf`, complete once every fragment authenticated.
+   */
+  private open(m: Message, raw: Uint8Array, buf: Reassembly): { kind: "ok"; payloads: Payload[] } | { kind: "stored" } | { kind: "drop"; reason: string; detail: string } {
+    const last = m.payloads[m.payloads.length - 1];
+    if (last?.kind === "sk" && last.type === PayloadType.SKF) {
+      // §2.3: fragments only once both sides announced the support
+      if (!this.ctx.fragmentation) return { kind: "drop", reason: "fragment-unannounced", detail: "an Encrypted Fragment without IKEV2_FRAGMENTATION_SUPPORTED" };
+      const r = buf.add(m.header.messageId, raw, last, skKeys(this.ctx).in, this.ctx.deps.now());
+      return r.kind === "complete" ? { kind: "ok", payloads: r.payloads } : r;
+    }
+    const r = openMessage(raw, last, skKeys(this.ctx).in);
+    return r.ok ? { kind: "ok", payloads: r.value } : { kind: "drop", reason: r.error.reason, detail: r.error.detail };
   }
 
   // --- responses to our requests -----------------------------------------
@@ -305,9 +339,11 @@ export class IkeSa {
       return this.refused("unexpected-response", `response ${m.header.messageId} (exchange ${m.header.exchange}) matches no request`);
     }
     if (p.exchange === Exchange.IKE_SA_INIT) return this.onInitResponse(m, raw);
-    const inner = openMessage(raw, m.payloads[m.payloads.length - 1], skKeys(this.ctx).in);
+    const opened = this.open(m, raw, this.responseFragments);
+    if (opened.kind === "stored") return none();
     // §2.21.2: a message that fails integrity is dropped as if never received; the request stays pending
-    if (!inner.ok) return this.refused(inner.error.reason, inner.error.detail);
+    if (opened.kind === "drop") return this.refused(opened.reason, opened.detail);
+    const inner = { value: opened.payloads };
     this.pending = undefined;
     this.nextId++;
     this.ctx.path = { ...path };
@@ -381,14 +417,20 @@ export class IkeSa {
   private onRequest(m: Message, raw: Uint8Array, path: Path): Step {
     const id = m.header.messageId;
     if (this.lastResponse && id === this.lastResponse.id) {
-      // §2.1: a retransmitted request gets the same response again
-      return { send: [{ bytes: this.lastResponse.bytes, path }], events: [] };
+      // §2.1: a retransmitted request gets the same response again; RFC 7383 §2.6.1:
+      // for a fragmented request only its fragment 1 triggers that, the others are ignored
+      const last = m.payloads[m.payloads.length - 1];
+      const f = last?.kind === "sk" ? fragmentNumbers(last) : undefined;
+      if (f && f.number !== 1) return none();
+      return { send: this.lastResponse.datagrams.map((bytes) => ({ bytes, path })), events: [] };
     }
     if (id !== this.peerNextId) return this.refused("message-id", `request ${id}, expected ${this.peerNextId}`);
     if (m.header.exchange === Exchange.IKE_SA_INIT) return this.refused("unexpected-request", "IKE_SA_INIT on an existing SA");
     if (this.state === "init-sent") return this.refused("unexpected-request", "request before IKE_SA_INIT completed");
-    const inner = openMessage(raw, m.payloads[m.payloads.length - 1], skKeys(this.ctx).in);
-    if (!inner.ok) return this.refused(inner.error.reason, inner.error.detail);
+    const opened = this.open(m, raw, this.requestFragments);
+    if (opened.kind === "stored") return none();
+    if (opened.kind === "drop") return this.refused(opened.reason, opened.detail);
+    const inner = { value: opened.payloads };
     // §2.23: the peer's address is followed only once a message has authenticated
     this.ctx.path = { ...path };
     this.lastHeard = this.ctx.deps.now();
@@ -460,10 +502,10 @@ export class IkeSa {
   }
 
   private respond(exchange: number, id: number, inner: Payload[], path: Path): Step {
-    const bytes = sealMessage(this.header(exchange, id, true), inner, skKeys(this.ctx).out);
-    this.lastResponse = { id, bytes, path };
+    const datagrams = this.seal(this.header(exchange, id, true), inner);
+    this.lastResponse = { id, datagrams, path };
     this.peerNextId = id + 1;
-    return { send: [{ bytes, path }], events: [] };
+    return { send: datagrams.map((bytes) => ({ bytes, path })), events: [] };
   }
 
   /**

@@ -42,27 +42,33 @@ function splitKey(k: SkKeys): { key: Uint8Array; salt: Uint8Array } {
   return { key: k.encKey.subarray(0, n), salt: k.encKey.subarray(n) };
 }
 
-/**
- * Builds a message whose last payload is an Encrypted payload holding `inner`
- * (§3.14), after the clear `outer` payloads (none in practice, but §3.14 allows them).
- * `iv` is for tests; by default it is random (unique per message for the AEADs: 8
- * random bytes under one key, RFC 5282 §3.1 allows a counter or any unique value).
- */
-export function sealMessage(header: Header, inner: readonly Payload[], k: SkKeys, outer: readonly Payload[] = [], iv?: Uint8Array): Uint8Array {
+/** Bytes the protection adds around a plaintext of `plainLen` bytes (before padding): IV, padding, Pad Length, ICV. */
+export function protectedBytes(k: SkKeys, plainLen: number): number {
   const e = k.encr;
-  const { first, bytes } = encodePayloads(inner);
-  // §3.14: Payloads ‖ Padding ‖ Pad Length, a multiple of the block size (1 for the AEADs, so no padding)
-  const padLen = (e.blockBytes - ((bytes.length + 1) % e.blockBytes)) % e.blockBytes;
+  const padLen = (e.blockBytes - ((plainLen + 1) % e.blockBytes)) % e.blockBytes;
+  return e.ivBytes + plainLen + padLen + 1 + (e.aead ? e.tagBytes : k.integ!.icvBytes);
+}
+
+/** §3.14: Payloads ‖ Padding ‖ Pad Length, a multiple of the block size (1 for the AEADs, so no padding). */
+export function padded(k: SkKeys, bytes: Uint8Array): Uint8Array {
+  const b = k.encr.blockBytes;
+  const padLen = (b - ((bytes.length + 1) % b)) % b;
   const plain = new Uint8Array(bytes.length + padLen + 1);
   plain.set(bytes);
   plain[plain.length - 1] = padLen;
+  return plain;
+}
+
+/**
+ * Encrypts `plain` (already padded) into `msg` at `ivOff` (IV, ciphertext, ICV follow
+ * to the end of `msg`), authenticating everything before `ivOff` (RFC 5282 §5.1 AAD,
+ * or the HMAC over the whole message). `msg` must be sized for it (`protectedBytes`).
+ */
+export function protect(msg: Uint8Array, ivOff: number, plain: Uint8Array, k: SkKeys, iv?: Uint8Array): void {
+  const e = k.encr;
   const icvBytes = e.aead ? e.tagBytes : k.integ!.icvBytes;
   const theIv = iv ?? randomBytes(e.ivBytes);
-  const body = new Uint8Array(e.ivBytes + plain.length + icvBytes);
-  body.set(theIv);
-  const sk: Payload = { kind: "sk", type: PayloadType.SK, firstPayload: first, body };
-  const msg = encodeMessage({ header, payloads: [...outer, sk] });
-  const ivOff = msg.length - body.length;
+  msg.set(theIv, ivOff);
   const ctOff = ivOff + e.ivBytes;
   if (e.aead) {
     const { key, salt } = splitKey(k);
@@ -77,22 +83,34 @@ export function sealMessage(header: Header, inner: readonly Payload[], k: SkKeys
     const icv = createHmac(k.integ!.hash, k.integKey).update(msg.subarray(0, msg.length - icvBytes)).digest();
     msg.set(icv.subarray(0, icvBytes), msg.length - icvBytes);
   }
+}
+
+/**
+ * Builds a message whose last payload is an Encrypted payload holding `inner`
+ * (§3.14), after the clear `outer` payloads (none in practice, but §3.14 allows them).
+ * `iv` is for tests; by default it is random (unique per message for the AEADs: 8
+ * random bytes under one key, RFC 5282 §3.1 allows a counter or any unique value).
+ */
+export function sealMessage(header: Header, inner: readonly Payload[], k: SkKeys, outer: readonly Payload[] = [], iv?: Uint8Array): Uint8Array {
+  const { first, bytes } = encodePayloads(inner);
+  const plain = padded(k, bytes);
+  const body = new Uint8Array(protectedBytes(k, bytes.length));
+  const sk: Payload = { kind: "sk", type: PayloadType.SK, firstPayload: first, body };
+  const msg = encodeMessage({ header, payloads: [...outer, sk] });
+  protect(msg, msg.length - body.length, plain, k, iv);
   return msg;
 }
 
 /**
- * Opens the Encrypted payload of `msg` (the raw datagram, whose last decoded
- * payload is `sk`) and decodes the payloads inside. Integrity first, then
- * decryption; every length checked before use.
+ * Checks integrity of `msg` (the IV at `ivOff`, the ICV at the end), then decrypts
+ * and strips the padding: the payload bytes. Every length checked before use.
  */
-export function openMessage(msg: Uint8Array, sk: Payload | undefined, k: SkKeys): Result<Payload[], SkError> {
-  if (!sk || sk.kind !== "sk" || sk.type !== PayloadType.SK) return fail2("no-sk", "no Encrypted payload", HEADER_BYTES);
+export function unprotect(msg: Uint8Array, ivOff: number, k: SkKeys): Result<Uint8Array, SkError> {
   const e = k.encr;
   const icvBytes = e.aead ? e.tagBytes : k.integ?.icvBytes ?? 0;
-  const ivOff = msg.length - sk.body.length;
-  const ctLen = sk.body.length - e.ivBytes - icvBytes;
+  const ctLen = msg.length - ivOff - e.ivBytes - icvBytes;
   if (ivOff < HEADER_BYTES + GENERIC_HEADER_BYTES || ctLen < 1 || ctLen % e.blockBytes !== 0) {
-    return fail2("sk-length", `Encrypted payload of ${sk.body.length} bytes for ${e.ivBytes}-byte IV, ${icvBytes}-byte ICV, ${e.blockBytes}-byte blocks`, ivOff);
+    return fail2("sk-length", `Encrypted payload of ${msg.length - ivOff} bytes for ${e.ivBytes}-byte IV, ${icvBytes}-byte ICV, ${e.blockBytes}-byte blocks`, ivOff);
   }
   const iv = msg.subarray(ivOff, ivOff + e.ivBytes);
   const ctOff = ivOff + e.ivBytes;
@@ -120,7 +138,20 @@ export function openMessage(msg: Uint8Array, sk: Payload | undefined, k: SkKeys)
   // §3.14: the receiver reads Pad Length and MUST NOT insist on particular padding bytes
   const padLen = plain[plain.length - 1];
   if (padLen + 1 > plain.length) return fail2("pad-length", `Pad Length ${padLen} in ${plain.length} bytes`, ctOff);
-  const inner = decodePayloads(new Uint8Array(plain.subarray(0, plain.length - padLen - 1)), sk.firstPayload, ctOff);
+  return { ok: true, value: new Uint8Array(plain.subarray(0, plain.length - padLen - 1)) };
+}
+
+/**
+ * Opens the Encrypted payload of `msg` (the raw datagram, whose last decoded
+ * payload is `sk`) and decodes the payloads inside. Integrity first, then
+ * decryption; every length checked before use.
+ */
+export function openMessage(msg: Uint8Array, sk: Payload | undefined, k: SkKeys): Result<Payload[], SkError> {
+  if (!sk || sk.kind !== "sk" || sk.type !== PayloadType.SK) return fail2("no-sk", "no Encrypted payload", HEADER_BYTES);
+  const ivOff = msg.length - sk.body.length;
+  const plain = unprotect(msg, ivOff, k);
+  if (!plain.ok) return plain;
+  const inner = decodePayloads(plain.value, sk.firstPayload, ivOff + k.encr.ivBytes);
   return inner.ok ? inner : { ok: false, error: inner.error };
 }
 

@@ -3,6 +3,7 @@
 // No I/O here: the state machine returns datagrams to send and events; the
 // transport (transport.ts) moves bytes, timers are the caller's (`tick(now)`).
 import type { Lifetime, Suite } from "../config/model.ts";
+import type { CertAuth } from "./certs.ts";
 import type { ProposalSpec } from "./proposals.ts";
 import type { TrafficSelector } from "./payloads.ts";
 
@@ -18,8 +19,19 @@ export interface IkeSaConfig {
   localId: Identity;
   /** The identity the peer must prove; undefined accepts any identity that knows the PSK. */
   remoteId?: Identity;
-  /** Shared secret for AUTH method 2 (§2.15). */
+  /** Shared secret for AUTH method 2 (§2.15); unused when `certs` is set. */
   psk: Uint8Array;
+  /**
+   * Certificates instead of the PSK: both sides authenticate with Digital Signatures
+   * (RFC 7427, AUTH method 14), CERT and CERTREQ as RFC 7296 §3.6/§3.7 (certs.ts).
+   */
+  certs?: CertAuth;
+  /**
+   * RFC 7383: the largest IP datagram an IKE message may take before it goes as
+   * Encrypted Fragments (IP and UDP headers and the non-ESP marker included);
+   * default 1280 (strongSwan's fragment_size), 0 = never fragment nor announce it.
+   */
+  fragmentSize?: number;
   /** IKE proposals in order of preference; the first one's first DH group goes in KE (§1.2). */
   ikeProposals: ProposalSpec[];
   espProposals: ProposalSpec[];
