@@ -18,10 +18,14 @@ export const NET_C = "192.168.2.0/24";
 export const PSK = "wesp-ike-interop-psk-0123456789";
 const NS_PREFIX = "wike";
 
-/** A Lab whose namespaces are named `wike<pid>-<n>-<label>`. */
+/** A Lab whose namespaces are named `<nsPrefix><pid>-<n>-<label>` (`wike` unless told). */
 export class IkeLab extends Lab {
   private static seq = 0;
-  private readonly prefix = `${NS_PREFIX}${process.pid}-${IkeLab.seq++}-`;
+  private readonly prefix: string;
+  constructor(nsPrefix = NS_PREFIX) {
+    super();
+    this.prefix = `${nsPrefix}${process.pid}-${IkeLab.seq++}-`;
+  }
   override async ns(label: string): Promise<Netns> {
     const ns = new Netns(this.prefix + label, this);
     this.namespaces.push(ns); // before creation: a half-made one is deleted too
@@ -31,11 +35,11 @@ export class IkeLab extends Lab {
   }
 }
 
-/** Deletes `wike…` namespaces left by test processes that no longer run. */
-export function sweepWike(): void {
+/** Deletes `wike…` (or `<nsPrefix>…`) namespaces left by test processes that no longer run. */
+export function sweepWike(nsPrefix = NS_PREFIX): void {
   const list = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
   for (const line of list.split("\n")) {
-    const m = new RegExp(`^(${NS_PREFIX}(\\d+)-\\S+)`).exec(line);
+    const m = new RegExp(`^(${nsPrefix}(\\d+)-\\S+)`).exec(line);
     if (!m || Number(m[2]) === process.pid) continue;
     let alive = true;
     try {
