@@ -11,6 +11,7 @@ import { KeySealer, loadOrCreateMasterKey } from "../controller/keys.ts";
 import { startApi } from "../controller/api/server.ts";
 import { ensureSelfSigned, loadTls } from "../controller/api/tls.ts";
 import { openStore } from "../controller/store/store.ts";
+import { DEFAULT_STUN_PORT, StunServer } from "../controller/stun_server.ts";
 import { EXIT_OK } from "./exit_codes.ts";
 import { UsageError, parseCommandArgs } from "./usage.ts";
 
@@ -41,19 +42,22 @@ Options:
       --listen HOST:PORT where to listen (default 127.0.0.1:8443; port 0: any)
       --tls-cert FILE    certificate to serve instead of the self-signed one
       --tls-key FILE     its private key
+      --stun HOST:PORT   answer STUN Binding requests (RFC 8489) there, so CEs
+                         learn their WAN ports' public address and port
+                         (default: the --listen host, port ${DEFAULT_STUN_PORT}; "off": none)
   -h, --help             show this help
 `;
 
-function parseListen(text: string): { host: string; port: number } {
+function parseListen(text: string, option = "--listen"): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(text);
-  if (!m || Number(m[3]) > 65535) throw new UsageError(`--listen: expected HOST:PORT or [IPv6]:PORT, got "${text}"`);
+  if (!m || Number(m[3]) > 65535) throw new UsageError(`${option}: expected HOST:PORT or [IPv6]:PORT, got "${text}"`);
   return { host: m[1] ?? m[2], port: Number(m[3]) };
 }
 
 export async function main(args: string[]): Promise<number> {
   const { values, positionals, help: wantHelp } = parseCommandArgs("controller", args, {
     state: { type: "string" }, db: { type: "string" }, listen: { type: "string" },
-    "tls-cert": { type: "string" }, "tls-key": { type: "string" },
+    "tls-cert": { type: "string" }, "tls-key": { type: "string" }, stun: { type: "string" },
   });
   if (wantHelp) {
     process.stdout.write(help);
@@ -63,6 +67,8 @@ export async function main(args: string[]): Promise<number> {
   if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) throw new UsageError("--tls-cert and --tls-key go together");
   const state = resolve((values.state as string | undefined) ?? defaultStateDir());
   const listen = parseListen((values.listen as string | undefined) ?? "127.0.0.1:8443");
+  const stunArg = values.stun as string | undefined;
+  const stunAt = stunArg === "off" ? null : stunArg !== undefined ? parseListen(stunArg, "--stun") : { host: listen.host, port: DEFAULT_STUN_PORT };
   mkdirSync(state, { recursive: true, mode: 0o700 });
   const db = (values.db as string | undefined) ?? join(state, "controller.db");
   const dbUrl = /^postgres(ql)?:\/\//.test(db) || db === ":memory:" || isAbsolute(db) ? db : resolve(db);
@@ -88,6 +94,7 @@ export async function main(args: string[]): Promise<number> {
   const api = await startApi({ controller: ctl, tls, host: listen.host, port: listen.port, log });
   log(`serving ${api.url} (store: ${store.kind}; certificate ${tls.certPath}, SHA-256 ${tls.fingerprint})`);
   process.stdout.write(`${api.url}\n`);
+  const stun = stunAt && (await startStun(stunAt, stunArg !== undefined, log));
 
   await new Promise<void>((done) => {
     const stop = () => done();
@@ -95,8 +102,30 @@ export async function main(args: string[]): Promise<number> {
     process.once("SIGTERM", stop);
   });
   log("stopping");
+  if (stun) {
+    log(`stun: ${Object.entries(stun.counters).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+    await stun.close();
+  }
   await api.close();
   await store.close();
   sealer.wipe();
   return EXIT_OK;
+}
+
+/**
+ * The STUN responder (controller/stun_server.ts). On the default port a port
+ * already taken (another controller on this host) is logged and skipped; an
+ * explicit --stun that cannot bind is an error.
+ */
+async function startStun(at: { host: string; port: number }, explicit: boolean, log: (l: string) => void): Promise<StunServer | null> {
+  try {
+    const s = await StunServer.start({ host: at.host, port: at.port, log });
+    const a = s.address;
+    log(`stun: answering Binding requests on ${a.host.includes(":") ? `[${a.host}]` : a.host}:${a.port} (UDP)`);
+    return s;
+  } catch (e) {
+    if (explicit) throw new Error(`--stun ${at.host}:${at.port}: ${(e as Error).message}`);
+    log(`stun: not started (${(e as Error).message}); give --stun HOST:PORT or --stun off`);
+    return null;
+  }
 }
