@@ -72,6 +72,8 @@ enum {
   WIO_ST_COUNT = 4
 };
 uint32_t *wio_stats(napi_env env, napi_value v);
+/* The same, with at least `need` elements (offloading fds count more). */
+uint32_t *wio_stats_n(napi_env env, napi_value v, size_t need);
 
 /* Every fd the addon opens is owned by the env (main thread or worker) that
  * opened it until close() is called on it; when an env is torn down (a
@@ -91,5 +93,7 @@ int wio_init_fd(napi_env env, napi_value exports);
 int wio_init_tun(napi_env env, napi_value exports);
 int wio_init_sock(napi_env env, napi_value exports);
 int wio_init_poll(napi_env env, napi_value exports);
+int wio_init_tun_offload(napi_env env, napi_value exports);
+int wio_init_udp_offload(napi_env env, napi_value exports);
 
 #endif

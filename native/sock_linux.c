@@ -27,7 +27,8 @@
  * so a stuck link cannot stop a clean shutdown.
  */
 #define _GNU_SOURCE
-#include "io_util.h"
+#include "gso_linux.h"
+#include "sock_util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -185,7 +186,7 @@ static napi_value sock_name(napi_env env, napi_callback_info info) {
 }
 
 /* A side array of `per` bytes (or elements) per slot, long enough for n. */
-static int side(napi_env env, napi_value v, napi_typedarray_type t, size_t per,
+int wio_side(napi_env env, napi_value v, napi_typedarray_type t, size_t per,
                 uint32_t n, void **p, const char *name) {
   size_t len;
   if (!wio_typed(env, v, t, 1, p, &len, name)) return 0;
@@ -204,7 +205,7 @@ static int side(napi_env env, napi_value v, napi_typedarray_type t, size_t per,
  * whatever an earlier call left there -- another packet's peer, or stack
  * bytes -- so only a complete sockaddr_in / sockaddr_in6 is read; anything
  * else reports the zero address and port 0. */
-static void put_addr(const struct sockaddr_storage *ss, socklen_t len,
+void wio_put_addr(const struct sockaddr_storage *ss, socklen_t len,
                      uint8_t *a16, uint16_t *port) {
   memset(a16, 0, 16);
   *port = 0;
@@ -221,7 +222,7 @@ static void put_addr(const struct sockaddr_storage *ss, socklen_t len,
 
 /* The packet's destination address from its IP_PKTINFO / IPV6_PKTINFO
  * control message; zero when there is none (or it is short). */
-static void put_local(struct msghdr *m, uint8_t *a16) {
+void wio_put_local(struct msghdr *m, uint8_t *a16) {
   memset(a16, 0, 16);
   for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
     if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
@@ -254,9 +255,9 @@ static napi_value sock_recv_batch(napi_env env, napi_callback_info info) {
       !wio_u32(env, argv[7], &max) || !wio_u32(env, argv[8], &cap) ||
       !(st = wio_stats(env, argv[9])) ||
       !wio_ring_unpack(env, argv + 1, max, cap, 0, &r) ||
-      !side(env, argv[4], napi_uint8_array, 16, r.count, (void **)&addrs, "addrs") ||
-      !side(env, argv[5], napi_uint16_array, 1, r.count, (void **)&ports, "ports") ||
-      !side(env, argv[6], napi_uint8_array, 16, r.count, (void **)&locals, "locals"))
+      !wio_side(env, argv[4], napi_uint8_array, 16, r.count, (void **)&addrs, "addrs") ||
+      !wio_side(env, argv[5], napi_uint16_array, 1, r.count, (void **)&ports, "ports") ||
+      !wio_side(env, argv[6], napi_uint8_array, 16, r.count, (void **)&locals, "locals"))
     return NULL;
   if (r.count == 0) return wio_int(env, 0);
 
@@ -298,10 +299,10 @@ static napi_value sock_recv_batch(napi_env env, napi_callback_info info) {
     }
     uint16_t port = 0;
     socklen_t nl = msgs[i].msg_hdr.msg_namelen;
-    if (addrs) put_addr(&from[i], nl, addrs + 16 * i, &port);
-    else if (ports) put_addr(&from[i], nl, (uint8_t[16]){0}, &port);
+    if (addrs) wio_put_addr(&from[i], nl, addrs + 16 * i, &port);
+    else if (ports) wio_put_addr(&from[i], nl, (uint8_t[16]){0}, &port);
     if (ports) ports[i] = port;
-    if (locals) put_local(&msgs[i].msg_hdr, locals + 16 * i);
+    if (locals) wio_put_local(&msgs[i].msg_hdr, locals + 16 * i);
   }
   return wio_int(env, got);
 }
@@ -309,7 +310,7 @@ static napi_value sock_recv_batch(napi_env env, napi_callback_info info) {
 /* The sockaddr for slot i: family fams[i] on a socket of family sfam. An
  * IPv4 peer on an IPv6 socket goes out as ::ffff:a.b.c.d (dual stack).
  * Returns the length, 0 when the pair of families cannot work. */
-static socklen_t make_addr(int sfam, uint8_t fam, const uint8_t *a16,
+socklen_t wio_make_addr(int sfam, uint8_t fam, const uint8_t *a16,
                            uint16_t port, struct sockaddr_storage *ss) {
   memset(ss, 0, sizeof(struct sockaddr_in6));
   if (sfam == 4) {
@@ -335,29 +336,38 @@ static socklen_t make_addr(int sfam, uint8_t fam, const uint8_t *a16,
   return sizeof *s6;
 }
 
-/* sendBatch(fd, sockFamily, mem, offs, lens, addrs, ports, fams, n, stats)
+/* sendBatch(fd, sockFamily, mem, offs, lens, addrs, ports, fams, n, stats, gso?)
  *   -> sent
  * Sends slots 0..n-1 (lens[i] = 0 skipped) to addrs[i]/ports[i] with as few
  * sendmmsg calls as the kernel allows. A datagram the kernel refuses
  * (EMSGSIZE, ENETUNREACH, EPERM from a firewall, ...) is skipped and counted
  * in stats[WIO_ST_FAILED]; when the send buffer stays full past SO_SNDTIMEO,
- * the rest of the batch is left and counted in stats[WIO_ST_UNSENT]. */
+ * the rest of the batch is left and counted in stats[WIO_ST_UNSENT].
+ * gso: UDP_SEGMENT trains (udp_offload_linux.c; stats needs
+ * WIO_ST_OFFLOAD_COUNT elements). */
 static napi_value sock_send_batch(napi_env env, napi_callback_info info) {
-  napi_value argv[10];
+  napi_value argv[11];
   int32_t fd, sfam;
   uint32_t n, *st;
+  int gso;
   wio_ring r;
   uint8_t *addrs, *fams;
   uint16_t *ports;
-  if (!wio_args(env, info, 10, argv) || !wio_i32(env, argv[0], &fd) ||
+  if (!wio_args(env, info, 11, argv) || !wio_i32(env, argv[0], &fd) ||
       !wio_i32(env, argv[1], &sfam) || !wio_u32(env, argv[8], &n) ||
-      !(st = wio_stats(env, argv[9])) ||
+      !wio_bool(env, argv[10], &gso) ||
+      !(st = wio_stats_n(env, argv[9], gso ? WIO_ST_OFFLOAD_COUNT : WIO_ST_COUNT)) ||
       !wio_ring_unpack(env, argv + 2, n, 0, 1, &r) ||
-      !side(env, argv[5], napi_uint8_array, 16, r.count, (void **)&addrs, "addrs") ||
-      !side(env, argv[6], napi_uint16_array, 1, r.count, (void **)&ports, "ports") ||
-      !side(env, argv[7], napi_uint8_array, 1, r.count, (void **)&fams, "fams"))
+      !wio_side(env, argv[5], napi_uint8_array, 16, r.count, (void **)&addrs, "addrs") ||
+      !wio_side(env, argv[6], napi_uint16_array, 1, r.count, (void **)&ports, "ports") ||
+      !wio_side(env, argv[7], napi_uint8_array, 1, r.count, (void **)&fams, "fams"))
     return NULL;
   if (!addrs || !ports || !fams) return wio_throw_type(env, "addrs, ports and fams are required");
+  if (gso) {
+    int64_t sent = wio_udp_send_gso(fd, sfam, &r, addrs, ports, fams, st);
+    if (sent < 0) return wio_throw_errno(env, "sendmmsg", (int)-sent);
+    return wio_int(env, sent);
+  }
 
   struct mmsghdr msgs[WIO_MAX_BATCH];
   struct iovec iov[WIO_MAX_BATCH];
@@ -365,7 +375,7 @@ static napi_value sock_send_batch(napi_env env, napi_callback_info info) {
   uint32_t m = 0;
   for (uint32_t i = 0; i < r.count; i++) {
     if (r.lens[i] == 0) continue;
-    socklen_t sl = make_addr(sfam, fams[i], addrs + 16 * i, ports[i], &to[m]);
+    socklen_t sl = wio_make_addr(sfam, fams[i], addrs + 16 * i, ports[i], &to[m]);
     if (sl == 0) {
       st[WIO_ST_FAILED]++;
       st[WIO_ST_ERRNO] = EAFNOSUPPORT;

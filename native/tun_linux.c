@@ -4,8 +4,8 @@
  * Linux's TUN driver has no batched read (one read() returns one packet), so
  * a "batch" here is a loop of read()s inside one JS->C call: the cost that
  * batching saves is the JS/C crossing and the per-packet JS work, not the
- * syscall. (IFF_VNET_HDR + TUNSETOFFLOAD with GSO would cut syscalls for TCP
- * as wireguard-go does; not done yet, see docs/io.md.)
+ * syscall. With IFF_VNET_HDR + TUNSETOFFLOAD (tun_offload_linux.c) one read
+ * carries up to 64 KiB of TCP, as wireguard-go does.
  *
  * Ring memory as the caller hands it over (the WASM linear memory):
  *
@@ -20,7 +20,7 @@
  * [offs[i], offs[i]+slotCap) and checks that range lies inside mem.
  */
 #define _GNU_SOURCE
-#include "io_util.h"
+#include "gso_linux.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,7 +32,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-/* tunOpen(name, multiQueue) -> [fd, actualName]
+/* tunOpen(name, multiQueue, vnetHdr) -> [fd, actualName, vnet, offloadErrno]
  *
  * Creates the device if it does not exist (needs CAP_NET_ADMIN) or attaches
  * to an existing persistent one made with `ip tuntap add dev X mode tun user
@@ -41,14 +41,21 @@
  * device was made (the kernel answers EINVAL otherwise); each call then adds
  * one queue, and the kernel spreads flows over the queues by hash, so each
  * worker owns one fd. The fd is non-blocking: reads end a batch at EAGAIN
- * and readiness comes from uv_poll or waitReadable. */
+ * and readiness comes from uv_poll or waitReadable.
+ *
+ * vnetHdr: IFF_VNET_HDR (every read and write carries a struct
+ * virtio_net_hdr, tun_offload_linux.c), then TUNSETOFFLOAD(TUN_F_CSUM |
+ * TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN) so the kernel may hand over TCP
+ * super-packets. vnet says whether IFF_VNET_HDR took (a kernel or device
+ * that refuses it is opened without: 0); offloadErrno is 0 when the kernel
+ * took the offloads, else its errno (the header stays, with no GSO). */
 static napi_value tun_open(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
+  napi_value argv[3];
   char name[IFNAMSIZ];
-  int mq;
-  if (!wio_args(env, info, 2, argv) ||
+  int mq, vnet;
+  if (!wio_args(env, info, 3, argv) ||
       !wio_string(env, argv[0], name, sizeof name, "name") ||
-      !wio_bool(env, argv[1], &mq))
+      !wio_bool(env, argv[1], &mq) || !wio_bool(env, argv[2], &vnet))
     return NULL;
 
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
@@ -56,9 +63,19 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
 
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (mq ? IFF_MULTI_QUEUE : 0);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (mq ? IFF_MULTI_QUEUE : 0) | (vnet ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, name, strlen(name));
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+  int r = ioctl(fd, TUNSETIFF, &ifr);
+  if (r < 0 && vnet && errno == EINVAL) {
+    vnet = 0; /* no IFF_VNET_HDR here: plain packets, no offloads */
+    ifr.ifr_flags &= ~IFF_VNET_HDR;
+    r = ioctl(fd, TUNSETIFF, &ifr);
+  }
+  int offload_err = vnet ? 0 : -1;
+  if (r >= 0 && vnet &&
+      ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN) < 0)
+    offload_err = errno;
+  if (r < 0) {
     int e = errno;
     close(fd);
     char what[64];
@@ -68,12 +85,14 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
 
   wio_own_fd(env, fd);
   napi_value out, vfd, vname;
-  WIO_TRY(napi_create_array_with_length(env, 2, &out));
+  WIO_TRY(napi_create_array_with_length(env, 4, &out));
   WIO_TRY(napi_create_int32(env, fd, &vfd));
   WIO_TRY(napi_create_string_utf8(env, ifr.ifr_name,
                                   strnlen(ifr.ifr_name, IFNAMSIZ), &vname));
   napi_set_element(env, out, 0, vfd);
   napi_set_element(env, out, 1, vname);
+  napi_set_element(env, out, 2, wio_int(env, vnet));
+  napi_set_element(env, out, 3, wio_int(env, offload_err));
   return out;
 }
 
@@ -122,22 +141,34 @@ static napi_value tun_read_batch(napi_env env, napi_callback_info info) {
   return wio_int(env, n);
 }
 
-/* writeBatch(fd, mem, offs, lens, n, stats) -> written
+/* writeBatch(fd, mem, offs, lens, n, stats, vnet?) -> written
  *
  * Writes packets 0..n-1 (mem[offs[i] .. offs[i]+lens[i]), lens[i] = 0 is
  * skipped). A packet the kernel refuses (EINVAL for a malformed header, EIO
  * while the link is down) is skipped, not retried, and counted in
  * stats[WIO_ST_FAILED] with its errno in stats[WIO_ST_ERRNO]. TUN writes
- * never block, so there is no EAGAIN case worth waiting for. */
+ * never block, so there is no EAGAIN case worth waiting for.
+ *
+ * vnet: the fd was opened with IFF_VNET_HDR; packets go out behind a
+ * virtio_net_hdr, TCP runs coalesced (wio_tun_write_vnet), and stats needs
+ * WIO_ST_OFFLOAD_COUNT elements. */
 static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
-  napi_value argv[6];
+  napi_value argv[7];
   int32_t fd;
   uint32_t n, *st;
+  int vnet;
   wio_ring r;
-  if (!wio_args(env, info, 6, argv) || !wio_i32(env, argv[0], &fd) ||
-      !wio_u32(env, argv[4], &n) || !(st = wio_stats(env, argv[5])) ||
+  if (!wio_args(env, info, 7, argv) || !wio_i32(env, argv[0], &fd) ||
+      !wio_u32(env, argv[4], &n) || !wio_bool(env, argv[6], &vnet) ||
+      !(st = wio_stats_n(env, argv[5], vnet ? WIO_ST_OFFLOAD_COUNT : WIO_ST_COUNT)) ||
       !wio_ring_unpack(env, argv + 1, n, 0, 1, &r))
     return NULL;
+  if (vnet) {
+    int fatal;
+    uint32_t w = wio_tun_write_vnet(fd, &r, st, &fatal);
+    if (fatal) return wio_throw_errno(env, "tun write", fatal);
+    return wio_int(env, w);
+  }
   uint32_t written = 0;
   for (uint32_t i = 0; i < r.count; i++) {
     if (r.lens[i] == 0) continue;

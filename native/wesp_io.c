@@ -197,17 +197,21 @@ int wio_ring_unpack(napi_env env, napi_value *argv, uint32_t count,
   return 1;
 }
 
-uint32_t *wio_stats(napi_env env, napi_value v) {
+uint32_t *wio_stats_n(napi_env env, napi_value v, size_t need) {
   uint32_t *st;
   size_t n;
   if (!wio_typed(env, v, napi_uint32_array, 0, (void **)&st, &n, "stats"))
     return NULL;
-  if (n < WIO_ST_COUNT) {
-    wio_throw_range(env, "stats needs 4 elements");
+  if (n < need) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "stats needs %zu elements", need);
+    wio_throw_range(env, msg);
     return NULL;
   }
   return st;
 }
+
+uint32_t *wio_stats(napi_env env, napi_value v) { return wio_stats_n(env, v, WIO_ST_COUNT); }
 
 /* ---- fds owned per env ------------------------------------------------ */
 
@@ -435,7 +439,8 @@ NAPI_MODULE_INIT() {
     return NULL;
   }
   if (!wio_init_fd(env, exports) || !wio_init_tun(env, exports) ||
-      !wio_init_sock(env, exports) || !wio_init_poll(env, exports))
+      !wio_init_sock(env, exports) || !wio_init_poll(env, exports) ||
+      !wio_init_tun_offload(env, exports) || !wio_init_udp_offload(env, exports))
     return NULL;
   napi_value max;
   napi_create_uint32(env, WIO_MAX_BATCH, &max);

@@ -40,6 +40,8 @@ export function allContenders(): Contender[] {
   return [
     wespContender("aes-128-gcm"),
     wespContender("chacha20-poly1305"),
+    wespContender("aes-128-gcm", false),
+    wespContender("chacha20-poly1305", false),
     strongswanContender("aes-128-gcm"),
     strongswanContender("chacha20-poly1305"),
     wireguardContender(),

@@ -25,7 +25,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { exec, run, type ExecOptions, type ExecResult } from "../../host/util/proc.ts";
 
-export const NS_PREFIX = "wbench-";
+/** Namespace name prefix; WESP_NS_PREFIX gives each of several concurrent runners its own. */
+export const NS_PREFIX = process.env.WESP_NS_PREFIX ?? "wbench-";
 
 export const ADDR = {
   hA: "10.1.0.2", eAlan: "10.1.0.1", eAwan: "192.0.2.1",

@@ -65,12 +65,18 @@ function configs(suite: Suite, dir: string, sas: number, workers: number): [obje
   return [side("A"), side("B")];
 }
 
-export function wespContender(suite: Suite): Contender {
-  const tag = suite === "aes-128-gcm" ? "aes128gcm" : "chacha20";
+/**
+ * wesp with `suite`; `offloads: false` runs it with WESP_OFFLOADS=off (no TUN
+ * TSO, no UDP GSO/GRO: one syscall per packet), the before of issue 9 in the
+ * same run as the after.
+ */
+export function wespContender(suite: Suite, offloads = true): Contender {
+  const tag = (suite === "aes-128-gcm" ? "aes128gcm" : "chacha20") + (offloads ? "" : "-nooffload");
+  const env = offloads ? undefined : { ...process.env, WESP_OFFLOADS: "off" };
   return {
     id: `wesp-${tag}`,
     family: "wesp",
-    label: `wesp ${suite === "aes-128-gcm" ? "AES-128-GCM" : "ChaCha20-Poly1305"}`,
+    label: `wesp ${suite === "aes-128-gcm" ? "AES-128-GCM" : "ChaCha20-Poly1305"}${offloads ? "" : " (offloads off)"}`,
     cipher: suite === "aes-128-gcm" ? "AES-128-GCM (RFC 4106)" : "ChaCha20-Poly1305 (RFC 7634)",
     suite,
     needs: [],
@@ -85,8 +91,8 @@ export function wespContender(suite: Suite): Contender {
       const cfgA = join(dir, "eA.json"), cfgB = join(dir, "eB.json");
       writeFileSync(cfgA, JSON.stringify(a), { mode: 0o600 });
       writeFileSync(cfgB, JSON.stringify(b), { mode: 0o600 });
-      const pa = ctx.lab.eA.spawn([process.execPath, WESP_BIN, "up", cfgA], { core: ctx.cores[0] });
-      const pb = ctx.lab.eB.spawn([process.execPath, WESP_BIN, "up", cfgB], { core: ctx.cores[1] });
+      const pa = ctx.lab.eA.spawn([process.execPath, WESP_BIN, "up", cfgA], { core: ctx.cores[0], env });
+      const pb = ctx.lab.eB.spawn([process.execPath, WESP_BIN, "up", cfgB], { core: ctx.cores[1], env });
       const stop = async () => {
         await Promise.all([pa.stop(10_000), pb.stop(10_000)]);
       };

@@ -51,5 +51,13 @@ export function formatStatus(st: Status): string {
     const kd = s.kernelDrops ? `  kernel drops ${s.kernelDrops} (receive buffer full)` : "";
     out.push(`  ${s.name.padEnd(22)} rx ${s.received}  tx ${s.sent}${errs}${kd}`);
   }
+  const o = st.offloads;
+  if (o) {
+    const t = o.tun;
+    const tso = t.tso === "on" ? `tso on (${t.superPackets} super-packets → ${t.segments} segments, ${t.malformed} malformed)` : `tso ${t.tso}`;
+    const gro = `  coalesced ${t.coalesced} (${t.coalescedSegments} segments)`;
+    const udp = o.udp.map((u) => `  ${u.name} gso ${u.gso}  gro ${u.gro}  trains ${u.trains} (${u.datagrams} datagrams)`).join("");
+    out.push(`offloads  tun ${t.vnetHdr ? tso + gro : "no vnet header"}${udp}`);
+  }
   return out.join("\n") + "\n";
 }

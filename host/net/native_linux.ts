@@ -8,6 +8,7 @@
 // Build: `npm run build:native` → native/build/Release/wesp_io.node.
 // Override the path with WESP_IO_ADDON=/abs/path/wesp_io.node.
 import { createRequire } from "node:module";
+import { constants as osConstants } from "node:os";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
@@ -23,6 +24,13 @@ export const ST_FAILED = 0; // packets the kernel refused, skipped
 export const ST_ERRNO = 1; // errno of the last refusal
 export const ST_UNSENT = 2; // left unsent: socket still full after its send timeout
 export const ST_TRUNCATED = 3; // received packets longer than slotCap, dropped (len 0)
+// Offloading fds only (native/gso_linux.h):
+export const ST_SUPER = 4; // TUN: super-packets segmented; UDP: GSO trains sent + GRO trains received
+export const ST_SEGMENTS = 5; // the segments / datagrams those held
+export const ST_BAD = 6; // TUN: super-packets refused as malformed (dropped)
+export const ST_CSUM = 7; // TUN: partial checksums completed
+export const ST_COALESCED = 8; // TUN: super-packets written (TCP segments coalesced)
+export const ST_COALESCED_SEGS = 9; // the segments they held
 
 /** sockOpen flag bits (native/sock_linux.c). */
 export const F_REUSEPORT = 1;
@@ -40,9 +48,24 @@ export interface WespIo {
   netnsEnter(path: string): number;
   netnsRestore(prevFd: number): void;
 
-  tunOpen(name: string, multiQueue: boolean): [fd: number, name: string];
+  /** vnet: whether IFF_VNET_HDR took; offloadErrno: 0 = TSO/csum offloads on, -1 = not asked, else the kernel's errno. */
+  tunOpen(name: string, multiQueue: boolean, vnetHdr?: boolean): [fd: number, name: string, vnet: number, offloadErrno: number];
+  readonly TUN_SCRATCH: number;
+  readBatchVnet(fd: number, mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, max: number, slotCap: number, stats: Uint32Array, scratch: Uint8Array): number;
+  /** Segments one vnet TUN read (header + packet) into slots: count, 0 = needs more than max slots, -1 = malformed. */
+  gsoSplit(packet: Uint8Array, mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, max: number, slotCap: number, stats: Uint32Array): number;
+  /** [gsoErrno, groErrno]: 0 on, -1 not asked, else the kernel's errno. */
+  udpOffload(fd: number, gso: boolean, gro: boolean): [gso: number, gro: number];
+  readonly GRO_LANDING_HEAD: number;
+  readonly GRO_LANDING_PER_MSG: number;
+  recvBatchGro(
+    fd: number, mem: Uint8Array, offs: Uint32Array, lens: Uint32Array,
+    addrs: Uint8Array | null, ports: Uint16Array | null, locals: Uint8Array | null,
+    max: number, slotCap: number, stats: Uint32Array, landing: Uint8Array,
+  ): number;
   readBatch(fd: number, mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, max: number, slotCap: number, stats: Uint32Array): number;
-  writeBatch(fd: number, mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, n: number, stats: Uint32Array): number;
+  /** vnet: the fd has IFF_VNET_HDR (TCP runs are coalesced; stats needs 10 elements). */
+  writeBatch(fd: number, mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, n: number, stats: Uint32Array, vnet?: boolean): number;
 
   sockOpen(
     raw: boolean, family: 4 | 6, protocol: number, address: string | null, port: number,
@@ -57,6 +80,8 @@ export interface WespIo {
   sendBatch(
     fd: number, sockFamily: 4 | 6, mem: Uint8Array, offs: Uint32Array, lens: Uint32Array,
     addrs: Uint8Array, ports: Uint16Array, fams: Uint8Array, n: number, stats: Uint32Array,
+    /** UDP_SEGMENT trains (stats needs 10 elements). */
+    gso?: boolean,
   ): number;
 
   pollStart(fd: number, cb: (status: number) => void): PollHandle;
@@ -83,7 +108,18 @@ function load(): WespIo {
 /** The addon, loaded once per thread (module instances are per worker). */
 export const io: WespIo = load();
 
-/** A fresh stats array for one fd (see ST_*). */
+/** A fresh stats array for one fd (see ST_*; those from ST_SUPER on count only on offloading fds). */
 export function newStats(): Uint32Array {
-  return new Uint32Array(4);
+  return new Uint32Array(10);
+}
+
+/** An offload as negotiated: on, off (not asked), or refused with the kernel's errno name. */
+export type OffloadState = "on" | "off" | `refused (${string})`;
+
+/** The state an addon result code (0 on, -1 not asked, else errno) stands for. */
+export function offloadState(code: number): OffloadState {
+  if (code === 0) return "on";
+  if (code < 0) return "off";
+  const name = Object.entries(osConstants.errno).find(([, v]) => v === code)?.[0] ?? `errno ${code}`;
+  return `refused (${name})`;
 }

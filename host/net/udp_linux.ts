@@ -15,7 +15,7 @@
 // Sends block while the socket's send buffer is full — backpressure for the
 // pipeline — but at most sendTimeoutMs; what is left then is counted in
 // counters().unsent and not sent. Receives never block.
-import { F_PKTINFO, F_REUSEPORT, F_V6ONLY, io } from "./native_linux.ts";
+import { F_PKTINFO, F_REUSEPORT, F_V6ONLY, io, offloadState, ST_SEGMENTS, ST_SUPER, type OffloadState } from "./native_linux.ts";
 import { PacketFd } from "./packet_fd_linux.ts";
 import { withNetns } from "./netns_linux.ts";
 
@@ -40,20 +40,44 @@ export interface UdpOptions {
   sendTimeoutMs?: number;
   /** Create the socket inside this network namespace (see netns_linux.ts). */
   netns?: string;
+  /**
+   * UDP_SEGMENT: runs of same-size datagrams to one peer leave as one GSO
+   * train per sendmmsg entry (native/udp_offload_linux.c).
+   */
+  gso?: boolean;
+  /** UDP_GRO: the kernel may coalesce a flow's datagrams; recvBatch cuts them back, one per slot. */
+  gro?: boolean;
 }
+
+/** GRO messages held per socket: 64 × 64 KiB of landing area (4 MiB), allocated once. */
+const GRO_MESSAGES = 64;
 
 export class UdpSocket extends PacketFd {
   readonly family: 4 | 6;
   /** Bound local address and port (the port the kernel chose when asked for 0). */
   readonly address: string;
   readonly port: number;
+  /** UDP_SEGMENT / UDP_GRO as the kernel granted them (status shows it). */
+  readonly offloads: { gso: OffloadState; gro: OffloadState };
+  private readonly gso: boolean;
+  /** Where coalesced GRO trains land before they are cut into slots (null: GRO off). */
+  private readonly landing: Uint8Array | null;
 
-  private constructor(fd: number, family: 4 | 6) {
+  private constructor(fd: number, family: 4 | 6, gso: boolean, gro: boolean) {
     super(fd);
     this.family = family;
     const [address, port] = io.sockName(fd);
     this.address = address;
     this.port = port;
+    const [g, r] = gso || gro ? io.udpOffload(fd, gso, gro) : [-1, -1];
+    this.offloads = { gso: offloadState(g), gro: offloadState(r) };
+    this.gso = g === 0;
+    this.landing = r === 0 ? new Uint8Array(io.GRO_LANDING_HEAD + GRO_MESSAGES * io.GRO_LANDING_PER_MSG) : null;
+  }
+
+  /** Trains sent with UDP_SEGMENT plus trains received coalesced, and the datagrams they held. */
+  trainCounters(): { trains: number; datagrams: number } {
+    return { trains: this.stats[ST_SUPER], datagrams: this.stats[ST_SEGMENTS] };
   }
 
   // (Shadows Function.prototype.bind on the class object, as the API sketch names it.)
@@ -66,7 +90,7 @@ export class UdpSocket extends PacketFd {
         flags, opts.rcvbuf ?? 0, opts.sndbuf ?? 0, opts.sendTimeoutMs ?? 20,
       ),
     );
-    return new UdpSocket(fd, opts.family);
+    return new UdpSocket(fd, opts.family, opts.gso ?? false, opts.gro ?? false);
   }
 
   /**
@@ -81,6 +105,8 @@ export class UdpSocket extends PacketFd {
     addrs: Uint8Array | null, ports: Uint16Array | null,
     max: number, slotCap: number, locals: Uint8Array | null = null,
   ): number {
+    const land = this.landing;
+    if (land !== null) return io.recvBatchGro(this.live(), mem, offs, lens, addrs, ports, locals, max, slotCap, this.stats, land);
     return io.recvBatch(this.live(), mem, offs, lens, addrs, ports, locals, max, slotCap, this.stats);
   }
 
@@ -94,6 +120,6 @@ export class UdpSocket extends PacketFd {
     mem: Uint8Array, offs: Uint32Array, lens: Uint32Array,
     addrs: Uint8Array, ports: Uint16Array, fams: Uint8Array, n: number,
   ): number {
-    return io.sendBatch(this.live(), this.family, mem, offs, lens, addrs, ports, fams, n, this.stats);
+    return io.sendBatch(this.live(), this.family, mem, offs, lens, addrs, ports, fams, n, this.stats, this.gso);
   }
 }

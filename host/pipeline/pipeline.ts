@@ -11,20 +11,28 @@
 //     DROP TOO_BIG: ICMP error built in place (icmp.ts) and queued for the
 //     TUN, or IPv4 with DF clear fragmented and run through the core again
 //   → one sendmmsg per socket, one TUN write batch.
+//   With offloads (tun.offload, udp gso/gro) the TUN read cuts TCP
+//   super-packets into one slot per segment and the UDP send joins each run
+//   of same-size datagrams to one peer into a UDP_SEGMENT train; inbound,
+//   UDP_GRO trains are cut back into one slot per datagram. The loop itself
+//   does not change: it still sees one inner packet per slot.
 // Inbound (socket → TUN):
 //   recvBatch → slots at HEADROOM (kind UDP with the sender's address:port;
 //   IPv4 raw: kind IP, the header is there; IPv6 raw: kind PAYLOAD with the
 //   protocol, addresses from the socket) → core.processInbound(n)
 //   → TO_TUN: one TUN write batch; TO_HOST (IKE behind the RFC 3948
-//   non-ESP marker): counted, copied out and given to onHost (the worker
-//   posts it to the main thread's IKE side); sendHost answers from 4500.
+//   non-ESP marker, or a STUN message: the core says which in D_PROTO):
+//   counted, copied out and given to onHost (the worker posts it to the main
+//   thread's IKE side, or STUN client); sendHost answers from 4500.
 //
 // Readiness comes from onReadable (uv_poll on this thread's loop,
 // level-triggered): each callback handles one batch and returns, so status
 // requests and the stop message are never starved, and nothing ever sits in
 // a blocking read (shutdown cannot hang on one).
 import { Core, HEADROOM, KIND, MAX_PACKET, REASON_NAMES, SLOT_SIZE, VERDICT } from "../core/core.ts";
-import type { Tun } from "../tun/tun_linux.ts";
+import type { Tun, TsoCounters, TunOffloads } from "../tun/tun_linux.ts";
+import type { OffloadState } from "../net/native_linux.ts";
+import { HOST_STUN } from "../core/abi.ts";
 import type { UdpSocket } from "../net/udp_linux.ts";
 import type { RawSocket } from "../net/raw_linux.ts";
 import type { Provisioned, OutSa } from "./provision.ts";
@@ -95,6 +103,15 @@ export interface SocketRow {
   kernelDrops: number | null;
 }
 
+/**
+ * The offloads each fd negotiated with the kernel, and what they carried
+ * (status: a refusal shows as "refused (ERRNO)" and the fd works without).
+ */
+export interface OffloadStatus {
+  tun: TunOffloads & TsoCounters;
+  udp: { name: string; gso: OffloadState; gro: OffloadState; trains: number; datagrams: number }[];
+}
+
 /** An IKE datagram that arrived on a WAN port's NAT-T socket (see Pipeline.onHost). */
 export interface HostPacket {
   wanIndex: number;
@@ -104,8 +121,10 @@ export interface HostPacket {
   port: number;
   /** Local address it arrived on (16 bytes, IP_PKTINFO). */
   local: Uint8Array;
-  /** The IKE message, without the non-ESP marker. */
+  /** The IKE message, without the non-ESP marker; or the whole STUN message. */
   bytes: Uint8Array;
+  /** A STUN message (RFC 8489; assembly/udp_encap.ts), not IKE: sent and received without the marker. */
+  stun?: boolean;
 }
 
 export interface HostCounters {
@@ -396,23 +415,27 @@ export class Pipeline {
     const base = core.slotBase(i) + core.offset(i), len = core.length(i);
     if (len < 4) return;
     const a = i * 16;
+    const stun = core.proto(i) === HOST_STUN;
     this.onHost!({
       wanIndex: r.wan, family: r.family,
       address: this.inAddrs.slice(a, a + 16), port: this.inPorts[i], local: this.inLocals.slice(a, a + 16),
-      bytes: this.mem.slice(base + 4, base + len),
+      bytes: this.mem.slice(base + (stun ? 0 : 4), base + len),
+      ...(stun ? { stun } : {}),
     });
   }
 
   /**
    * Sends an IKE message from WAN port `wanIndex`'s NAT-T socket, behind the
-   * non-ESP marker (RFC 3948 §2.2). Returns false when that port has no UDP
-   * socket or the kernel refused the datagram.
+   * non-ESP marker (RFC 3948 §2.2) — or, `marker` false, a STUN message as
+   * it is. Returns false when that port has no UDP socket or the kernel
+   * refused the datagram.
    */
-  sendHost(wanIndex: number, family: 4 | 6, address: Uint8Array, port: number, bytes: Uint8Array): boolean {
+  sendHost(wanIndex: number, family: 4 | 6, address: Uint8Array, port: number, bytes: Uint8Array, marker = true): boolean {
     const s = this.wans[wanIndex]?.udp;
     if (!s) return false;
-    const mem = new Uint8Array(4 + bytes.length);
-    mem.set(bytes, 4);
+    const skip = marker ? 4 : 0;
+    const mem = new Uint8Array(skip + bytes.length);
+    mem.set(bytes, skip);
     const addrs = new Uint8Array(16);
     addrs.set(address.subarray(0, 16));
     return s.sendBatch(mem, Uint32Array.of(0), Uint32Array.of(mem.length), addrs, Uint16Array.of(port), Uint8Array.of(family), 1) === 1;
@@ -431,6 +454,13 @@ export class Pipeline {
     ka.ports[0] = port;
     ka.fams[0] = family;
     this.counters.keepalives += s.sendBatch(ka.mem, ka.offs, ka.lens, ka.addrs, ka.ports, ka.fams, 1);
+  }
+
+  /** What the TUN and the UDP sockets negotiated with the kernel (control path). */
+  offloads(): OffloadStatus {
+    const udp: OffloadStatus["udp"] = [];
+    for (const w of this.wans) if (w.udp) udp.push({ name: `${w.name}/udp`, ...w.udp.offloads, ...w.udp.trainCounters() });
+    return { tun: { ...this.tun.offloads, ...this.tun.tsoCounters() }, udp };
   }
 
   /**

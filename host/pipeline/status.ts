@@ -6,7 +6,7 @@
 // Nothing here touches key material: SaState and Counters carry no key
 // bytes, and the config's keys are not passed in.
 import { totalDrops, type Core, type Counters } from "../core/core.ts";
-import type { Pipeline, HostCounters, SocketRow } from "./pipeline.ts";
+import type { Pipeline, HostCounters, OffloadStatus, SocketRow } from "./pipeline.ts";
 import type { Provisioned } from "./provision.ts";
 
 export interface CounterBlock {
@@ -55,6 +55,8 @@ export interface WorkerStatus {
   global: { inbound: CounterBlock; outbound: CounterBlock };
   host: HostCounters;
   sockets: SocketStatus[];
+  /** TUN TSO and UDP GSO/GRO as negotiated with the kernel (absent from pipelines without real fds). */
+  offloads?: OffloadStatus;
 }
 
 /** The whole answer of the control socket's "status" command. */
@@ -109,5 +111,6 @@ export function snapshot(core: Core, prov: Provisioned, pipe: Pipeline, expired:
     global: { inbound: block(g.inbound), outbound: block(g.outbound) },
     host: { ...pipe.counters },
     sockets: pipe.sockets(),
+    offloads: typeof pipe.offloads === "function" ? pipe.offloads() : undefined,
   };
 }

@@ -61,6 +61,13 @@ export const WAN_SOCKET_BUFFER = 4 << 20;
 
 const isEsp = (p: PeerSpec) => p.mode !== "ipip" && p.mode !== "gre";
 
+/**
+ * TUN TSO and UDP GSO/GRO (docs/io.md): on unless WESP_OFFLOADS=off — for
+ * comparisons (bench/tunnel's "no offloads" contender) and for a kernel
+ * whose offloads misbehave. Each one the kernel refuses falls back on its own.
+ */
+export const OFFLOADS = process.env.WESP_OFFLOADS !== "off";
+
 /** Opens the sockets each WAN port needs for the peers that use it. */
 function openWans(node: NodeConfig, peers: PeerSpec[]): WanSockets[] {
   const bufs = { rcvbuf: WAN_SOCKET_BUFFER, sndbuf: WAN_SOCKET_BUFFER };
@@ -70,7 +77,7 @@ function openWans(node: NodeConfig, peers: PeerSpec[]): WanSockets[] {
     const ws: WanSockets = { name: w.name, raw: new Map() };
     // UDP 4500 only where an ESP peer uses it: a trusted port carrying plain tunnels needs none.
     if (mine.some((p) => isEsp(p) && p.encap === "udp")) {
-      ws.udp = UdpSocket.bind({ family, address: w.address.text, port: w.port, pktinfo: true, ...bufs });
+      ws.udp = UdpSocket.bind({ family, address: w.address.text, port: w.port, pktinfo: true, gso: OFFLOADS, gro: OFFLOADS, ...bufs });
     }
     const protos = new Set<number>();
     for (const p of mine) {
@@ -128,7 +135,7 @@ async function main(): Promise<void> {
     if (t.persistent && !deviceExists(t.name)) {
       throw Object.assign(new Error(`tun.persistent is set but there is no device ${t.name} (ip tuntap add dev ${t.name} mode tun user U)`), { code: "ENODEV" });
     }
-    tun = Tun.open({ name: t.name });
+    tun = Tun.open({ name: t.name, offload: OFFLOADS });
   } catch (e) {
     throw Object.assign(e as Error, { where: "tun" });
   }

@@ -20,7 +20,7 @@
 // for the user once,
 //     ip tuntap add dev wesp0 mode tun user wesp [multi_queue]
 // and wesp attaches to it by name (multiQueue must match how it was made).
-import { io } from "../net/native_linux.ts";
+import { io, offloadState, ST_BAD, ST_COALESCED, ST_COALESCED_SEGS, ST_CSUM, ST_SEGMENTS, ST_SUPER, type OffloadState } from "../net/native_linux.ts";
 import { PacketFd } from "../net/packet_fd_linux.ts";
 import { withNetns } from "../net/netns_linux.ts";
 
@@ -34,17 +34,57 @@ export interface TunOptions {
    * path; needs CAP_SYS_ADMIN). The device stays there; the fd works from here.
    */
   netns?: string;
+  /**
+   * IFF_VNET_HDR with TSO4/TSO6 and checksum offload offered to the kernel
+   * (TUNSETOFFLOAD): reads may return TCP super-packets of up to 64 KiB,
+   * which readBatch segments into MTU-sized packets (native/gso_linux.c).
+   * A kernel that refuses falls back: see `offloads`.
+   */
+  offload?: boolean;
+}
+
+/** What the kernel granted a TUN queue (status shows it). */
+export interface TunOffloads {
+  /** IFF_VNET_HDR: every read and write carries a virtio_net_hdr. */
+  vnetHdr: boolean;
+  /** TUNSETOFFLOAD(CSUM | TSO4 | TSO6): super-packets from the kernel. */
+  tso: OffloadState;
+}
+
+/** Segmentation and coalescing counters of a vnet TUN (running totals, wrap at 2^32). */
+export interface TsoCounters {
+  /** Read: super-packets segmented, the segments they made, malformed ones dropped, partial checksums finished. */
+  superPackets: number;
+  segments: number;
+  malformed: number;
+  checksums: number;
+  /** Write: super-packets written from coalesced TCP segments, and the segments they held. */
+  coalesced: number;
+  coalescedSegments: number;
 }
 
 export class Tun extends PacketFd {
   /** The kernel's name for the device (resolves a "%d" pattern). */
   readonly name: string;
   readonly multiQueue: boolean;
+  readonly offloads: TunOffloads;
+  /** A vnet read's landing buffer: one super-packet, kept between batches when it did not fit. */
+  private readonly scratch: Uint8Array | null;
 
-  private constructor(fd: number, name: string, multiQueue: boolean) {
+  private constructor(fd: number, name: string, multiQueue: boolean, vnet: boolean, offloadErrno: number) {
     super(fd);
     this.name = name;
     this.multiQueue = multiQueue;
+    this.offloads = { vnetHdr: vnet, tso: vnet ? offloadState(offloadErrno) : "off" };
+    this.scratch = vnet ? new Uint8Array(io.TUN_SCRATCH) : null;
+  }
+
+  tsoCounters(): TsoCounters {
+    const s = this.stats;
+    return {
+      superPackets: s[ST_SUPER], segments: s[ST_SEGMENTS], malformed: s[ST_BAD], checksums: s[ST_CSUM],
+      coalesced: s[ST_COALESCED], coalescedSegments: s[ST_COALESCED_SEGS],
+    };
   }
 
   /**
@@ -55,8 +95,8 @@ export class Tun extends PacketFd {
    */
   static open(opts: TunOptions): Tun {
     const mq = opts.multiQueue ?? false;
-    const [fd, name] = withNetns(opts.netns, () => io.tunOpen(opts.name, mq));
-    return new Tun(fd, name, mq);
+    const [fd, name, vnet, offloadErrno] = withNetns(opts.netns, () => io.tunOpen(opts.name, mq, opts.offload ?? false));
+    return new Tun(fd, name, mq, vnet === 1, offloadErrno);
   }
 
   /**
@@ -84,9 +124,13 @@ export class Tun extends PacketFd {
    * into mem[offs[i], offs[i] + slotCap), its length into lens[i]. Returns
    * how many slots were filled; 0 = nothing ready. A packet longer than
    * slotCap is dropped (lens[i] = 0, counters().truncated). `offs` and `lens`
-   * need ≥ max elements; slotCap should be ≥ the device MTU.
+   * need ≥ max elements; slotCap should be ≥ the device MTU. With offloads a
+   * TCP super-packet fills one slot per segment; one that needs more slots
+   * than are left waits for the next call (never split across batches).
    */
   readBatch(mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, max: number, slotCap: number): number {
+    const sc = this.scratch;
+    if (sc !== null) return io.readBatchVnet(this.live(), mem, offs, lens, max, slotCap, this.stats, sc);
     return io.readBatch(this.live(), mem, offs, lens, max, slotCap, this.stats);
   }
 
@@ -94,9 +138,12 @@ export class Tun extends PacketFd {
    * Writes packets 0..n-1, packet i = mem[offs[i], offs[i] + lens[i]);
    * lens[i] = 0 skips the slot (a dropped packet). Returns how many the
    * kernel took; refused ones (malformed, link down) are counted in
-   * counters().failed and not retried. TUN writes never block.
+   * counters().failed and not retried. TUN writes never block. With the
+   * vnet header, consecutive TCP segments of one flow (checksums valid) are
+   * written as one super-packet (tsoCounters().coalesced); the count is
+   * still of packets.
    */
   writeBatch(mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, n: number): number {
-    return io.writeBatch(this.live(), mem, offs, lens, n, this.stats);
+    return io.writeBatch(this.live(), mem, offs, lens, n, this.stats, this.offloads.vnetHdr);
   }
 }

@@ -16,7 +16,8 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-export const NS_PREFIX = "wesp-t-";
+/** Namespace name prefix; WESP_NS_PREFIX gives each of several concurrent runners its own. */
+export const NS_PREFIX = process.env.WESP_NS_PREFIX ?? "wesp-t-";
 
 export { exec, run, waitFor, type ExecOptions, type ExecResult } from "../../host/util/proc.ts";
 import { exec, run, waitFor, type ExecOptions, type ExecResult } from "../../host/util/proc.ts";

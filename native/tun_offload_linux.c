@@ -1,0 +1,292 @@
+/*
+ * Batched TUN read and write for a device opened with IFF_VNET_HDR
+ * (tunOpen(name, mq, true)): every read and write starts with a 10-byte
+ * struct virtio_net_hdr.
+ *
+ * Read: the packet (up to 64 KiB: a TCP super-packet when the kernel took
+ * TUNSETOFFLOAD) lands in a caller-owned scratch buffer and is cut into ring
+ * slots by wio_gso_split (gso_linux.c). A super-packet that needs more slots
+ * than the batch has left stays in the scratch buffer and opens the next
+ * batch, so nothing is lost and nothing is half-delivered.
+ *
+ *   scratch ┌ pending u32 ┬ (60) ┬ virtio_net_hdr ┬ packet ≤ 65,600 ┬ spill ┐
+ *           0             4      64               74                      end
+ *
+ * Write (writeBatch with vnet set): runs of consecutive TCP segments of one
+ * flow, as a UDP_GRO train brings them, are written as one super-packet
+ * behind a GSO header; anything else behind a zeroed header (GSO_NONE, no
+ * checksum flags: the receiving stack checks every inner checksum itself).
+ */
+#define _GNU_SOURCE
+#include "gso_linux.h"
+
+#include <errno.h>
+#include <linux/virtio_net.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define SCRATCH_HEAD 64
+/* Largest IP packet (IPv6: 40 + 65,535) with its header, plus a spill byte
+ * that tells a truncated read from a full one. */
+#define READ_MAX (WIO_VNET_HDR_LEN + 40 + 65535)
+#define SCRATCH_MIN (SCRATCH_HEAD + READ_MAX + 1)
+
+/* readBatchVnet(fd, mem, offs, lens, max, slotCap, stats, scratch) -> n
+ * As readBatch, for a vnet-header TUN: up to `max` slots filled with inner
+ * packets, super-packets segmented. stats has 8 elements (gso_linux.h);
+ * scratch is at least SCRATCH_MIN bytes and kept by the caller between
+ * calls (it may hold a pending super-packet). */
+static napi_value read_batch_vnet(napi_env env, napi_callback_info info) {
+  napi_value argv[8];
+  int32_t fd;
+  uint32_t max, cap, *st;
+  uint8_t *scratch;
+  size_t slen;
+  wio_ring r;
+  if (!wio_args(env, info, 8, argv) || !wio_i32(env, argv[0], &fd) ||
+      !wio_u32(env, argv[4], &max) || !wio_u32(env, argv[5], &cap) ||
+      !(st = wio_stats_n(env, argv[6], WIO_ST_OFFLOAD_COUNT)) ||
+      !wio_typed(env, argv[7], napi_uint8_array, 0, (void **)&scratch, &slen, "scratch") ||
+      !wio_ring_unpack(env, argv + 1, max, cap, 0, &r))
+    return NULL;
+  if (slen < SCRATCH_MIN) return wio_throw_range(env, "scratch too small");
+  uint32_t pend;
+  memcpy(&pend, scratch, 4);
+  if (pend > READ_MAX) pend = 0;
+  uint8_t *buf = scratch + SCRATCH_HEAD;
+  uint32_t n = 0;
+  while (n < r.count) {
+    if (pend == 0) {
+      ssize_t got = read(fd, buf, READ_MAX + 1);
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) break;
+        if (n > 0) break;
+        return wio_throw_errno(env, "tun read", errno);
+      }
+      if ((size_t)got > READ_MAX) {
+        st[WIO_ST_TRUNCATED]++;
+        continue;
+      }
+      pend = (uint32_t)got;
+    }
+    int k = wio_gso_split(buf, pend, r.mem, r.offs + n, r.lens + n, r.count - n, cap, st);
+    if (k == 0 && n > 0) break; /* kept for the next batch */
+    if (k <= 0) st[WIO_ST_BAD]++; /* malformed, or more segments than a whole batch */
+    else n += (uint32_t)k;
+    pend = 0;
+  }
+  memcpy(scratch, &pend, 4);
+  return wio_int(env, n);
+}
+
+/* A TCP segment as the coalescer sees it: where its parts are. */
+typedef struct {
+  const uint8_t *p;
+  uint32_t len, l4, hl, seq;
+  int v6;
+} tcp_seg;
+
+/* Parses slot bytes as a coalescable TCP segment: IPv4 without options or
+ * fragments / IPv6 without extension headers, flags ACK or ACK|PSH, some
+ * payload, and a valid checksum (coalescing hands the kernel a partial
+ * checksum to finish, so a segment corrupted before its sender's ESP would
+ * otherwise be repaired instead of dropped). */
+static int tcp_parse(const uint8_t *p, uint32_t len, tcp_seg *t) {
+  if (len < 40) return 0;
+  uint64_t ps;
+  if ((p[0] >> 4) == 4) {
+    if (p[0] != 0x45 || p[9] != 6 || (((uint32_t)p[2] << 8) | p[3]) != len) return 0;
+    if ((p[6] & 0x3f) != 0 || p[7] != 0) return 0; /* MF or an offset: a fragment */
+    t->v6 = 0;
+    t->l4 = 20;
+    ps = wio_csum_add(p + 12, 8, 0);
+  } else if ((p[0] >> 4) == 6) {
+    if (len < 60 || p[6] != 6 || (((uint32_t)p[4] << 8) | p[5]) + 40 != len) return 0;
+    t->v6 = 1;
+    t->l4 = 40;
+    ps = wio_csum_add(p + 8, 32, 0);
+  } else {
+    return 0;
+  }
+  const uint8_t *th = p + t->l4;
+  t->hl = t->l4 + (uint32_t)(th[12] >> 4) * 4;
+  if (t->hl < t->l4 + 20 || t->hl >= len) return 0;
+  if (th[13] != 0x10 && th[13] != 0x18) return 0;
+  uint8_t ph[4] = {0, 6, (uint8_t)((len - t->l4) >> 8), (uint8_t)(len - t->l4)};
+  ps = wio_csum_add(ph, 4, ps);
+  if (wio_csum_fold(wio_csum_add(th, len - t->l4, ps)) != 0) return 0;
+  t->p = p;
+  t->len = len;
+  t->seq = (uint32_t)th[4] << 24 | (uint32_t)th[5] << 16 | (uint32_t)th[6] << 8 | th[7];
+  return 1;
+}
+
+/* Whether b continues a's flow right where a ends (Linux tcp_gro_receive's
+ * rule: every header byte equal but the IP length, ID and checksum and the
+ * TCP sequence number, PSH and checksum). */
+static int tcp_follows(const tcp_seg *a, const tcp_seg *b) {
+  if (a->v6 != b->v6 || a->hl != b->hl) return 0;
+  if (b->seq != a->seq + (a->len - a->hl)) return 0;
+  const uint8_t *x = a->p, *y = b->p;
+  if (a->v6) {
+    if (memcmp(x, y, 4) != 0 || memcmp(x + 6, y + 6, 34) != 0) return 0;
+  } else {
+    if (x[1] != y[1] || memcmp(x + 6, y + 6, 4) != 0 || memcmp(x + 12, y + 12, 8) != 0) return 0;
+  }
+  const uint8_t *tx = x + a->l4, *ty = y + b->l4;
+  return memcmp(tx, ty, 4) == 0 && memcmp(tx + 8, ty + 8, 5) == 0 &&
+         memcmp(tx + 14, ty + 14, 2) == 0 && memcmp(tx + 18, ty + 18, a->hl - a->l4 - 18) == 0;
+}
+
+#define COALESCE_MAX_SEGS 64
+
+/* One write of slots [i, j) as a TCP super-packet behind a GSO header: the
+ * first slot's headers are rewritten in place for the whole (IP length and
+ * checksum, PSH of the last, the pseudo-header sum for the kernel to finish
+ * - virtio 1.1 §5.1.6.2), the others give their payloads. */
+static ssize_t write_coalesced(int fd, wio_ring *r, uint32_t i, uint32_t j, const tcp_seg *first, uint8_t last_flags) {
+  struct iovec iov[1 + COALESCE_MAX_SEGS];
+  uint8_t *p = r->mem + r->offs[i];
+  uint32_t total = first->len;
+  for (uint32_t k = i + 1; k < j; k++) {
+    iov[1 + k - i].iov_base = r->mem + r->offs[k] + first->hl;
+    iov[1 + k - i].iov_len = r->lens[k] - first->hl;
+    total += r->lens[k] - first->hl;
+  }
+  uint8_t *th = p + first->l4;
+  th[13] |= last_flags & 0x08;
+  uint64_t ps;
+  if (first->v6) {
+    p[4] = (uint8_t)((total - 40) >> 8);
+    p[5] = (uint8_t)(total - 40);
+    ps = wio_csum_add(p + 8, 32, 0);
+  } else {
+    p[2] = (uint8_t)(total >> 8);
+    p[3] = (uint8_t)total;
+    p[10] = p[11] = 0;
+    uint16_t c = wio_csum_fold(wio_csum_add(p, 20, 0));
+    memcpy(p + 10, &c, 2);
+    ps = wio_csum_add(p + 12, 8, 0);
+  }
+  uint8_t ph[4] = {0, 6, (uint8_t)((total - first->l4) >> 8), (uint8_t)(total - first->l4)};
+  uint16_t partial = (uint16_t)~wio_csum_fold(wio_csum_add(ph, 4, ps));
+  memcpy(th + 16, &partial, 2);
+  struct virtio_net_hdr h = {
+      .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+      .gso_type = first->v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4,
+      .hdr_len = (uint16_t)first->hl,
+      .gso_size = (uint16_t)(first->len - first->hl),
+      .csum_start = (uint16_t)first->l4,
+      .csum_offset = 16,
+  };
+  iov[0].iov_base = &h;
+  iov[0].iov_len = WIO_VNET_HDR_LEN;
+  iov[1].iov_base = p;
+  iov[1].iov_len = first->len;
+  ssize_t w;
+  do {
+    w = writev(fd, iov, (int)(1 + j - i));
+  } while (w < 0 && errno == EINTR);
+  return w;
+}
+
+/* The slots of a run starting at i: consecutive segments of one flow, all
+ * of the first one's size but the last, at most 64 KiB of IP packet. */
+static uint32_t run_end(wio_ring *r, uint32_t i, const tcp_seg *first, uint8_t *last_flags) {
+  tcp_seg prev = *first, t;
+  uint32_t size = first->len - first->hl, total = first->len, j = i + 1;
+  /* IPv4 total length / IPv6 payload length: 16 bits. */
+  uint32_t limit = first->v6 ? 65535 + 40 : 65535;
+  *last_flags = first->p[first->l4 + 13];
+  if (*last_flags & 0x08) return j; /* PSH ends a run (as in Linux GRO) */
+  while (j < r->count && j - i < COALESCE_MAX_SEGS && r->lens[j] != 0 &&
+         tcp_parse(r->mem + r->offs[j], r->lens[j], &t) && tcp_follows(&prev, &t) &&
+         t.len - t.hl <= size && total + (t.len - t.hl) <= limit) {
+    total += t.len - t.hl;
+    *last_flags = t.p[t.l4 + 13];
+    j++;
+    if ((*last_flags & 0x08) || t.len - t.hl < size) break;
+    prev = t;
+  }
+  return j;
+}
+
+/* Writes r's packets to a vnet-header TUN: runs of TCP segments of one flow
+ * coalesced into super-packets (the receive half of GRO; the kernel
+ * segments them again where it must), everything else one by one behind a
+ * zeroed header. Returns the packets written; *fatal = errno when the fd is
+ * unusable. stats: [8] coalesced writes, [9] segments they held. */
+uint32_t wio_tun_write_vnet(int fd, wio_ring *r, uint32_t *st, int *fatal) {
+  uint8_t zero[WIO_VNET_HDR_LEN] = {0};
+  struct iovec one[2] = {{zero, sizeof zero}, {NULL, 0}};
+  uint32_t written = 0;
+  *fatal = 0;
+  for (uint32_t i = 0; i < r->count;) {
+    if (r->lens[i] == 0) {
+      i++;
+      continue;
+    }
+    tcp_seg first;
+    uint32_t j = i + 1;
+    uint8_t last_flags = 0;
+    if (tcp_parse(r->mem + r->offs[i], r->lens[i], &first)) j = run_end(r, i, &first, &last_flags);
+    ssize_t w;
+    if (j - i > 1) {
+      w = write_coalesced(fd, r, i, j, &first, last_flags);
+    } else {
+      one[1].iov_base = r->mem + r->offs[i];
+      one[1].iov_len = r->lens[i];
+      do {
+        w = writev(fd, one, 2);
+      } while (w < 0 && errno == EINTR);
+    }
+    if (w < 0) {
+      if (errno == EBADF || errno == EBADFD) {
+        *fatal = errno;
+        return written;
+      }
+      st[WIO_ST_FAILED] += j - i;
+      st[WIO_ST_ERRNO] = (uint32_t)errno;
+    } else {
+      written += j - i;
+      if (j - i > 1) {
+        st[WIO_ST_COALESCED]++;
+        st[WIO_ST_COALESCED_SEGS] += j - i;
+      }
+    }
+    i = j;
+  }
+  return written;
+}
+
+/* gsoSplit(packet, mem, offs, lens, max, slotCap, stats) -> segments, 0 (needs
+ * more than max slots) or -1 (malformed). packet = virtio_net_hdr + IP packet,
+ * as a vnet TUN read returns it. For tests of the segmenter (the same code
+ * readBatchVnet runs). */
+static napi_value gso_split(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  uint8_t *pkt;
+  size_t plen;
+  uint32_t max, cap, *st;
+  wio_ring r;
+  if (!wio_args(env, info, 7, argv) ||
+      !wio_typed(env, argv[0], napi_uint8_array, 0, (void **)&pkt, &plen, "packet") ||
+      !wio_u32(env, argv[4], &max) || !wio_u32(env, argv[5], &cap) ||
+      !(st = wio_stats_n(env, argv[6], WIO_ST_OFFLOAD_COUNT)) ||
+      !wio_ring_unpack(env, argv + 1, max, cap, 0, &r))
+    return NULL;
+  return wio_int(env, wio_gso_split(pkt, plen, r.mem, r.offs, r.lens, r.count, cap, st));
+}
+
+int wio_init_tun_offload(napi_env env, napi_value exports) {
+  static const wio_fn fns[] = {
+      {"readBatchVnet", read_batch_vnet},
+      {"gsoSplit", gso_split},
+  };
+  napi_value v;
+  napi_create_uint32(env, SCRATCH_MIN, &v);
+  napi_set_named_property(env, exports, "TUN_SCRATCH", v);
+  return wio_export(env, exports, fns, sizeof fns / sizeof fns[0]);
+}
