@@ -11,7 +11,8 @@ import { EventEmitter } from "node:events";
 import { ConfigError, formatIssue, loadConfigSync, parseConfig, type LoadResult } from "../config/load.ts";
 import type { Config, ConfigIssue } from "../config/model.ts";
 import { selftest, DEFAULT_VECTORS } from "../core/selftest.ts";
-import { Forwarder, ForwarderError } from "../pipeline/forwarder.ts";
+import { ForwarderError, type Forwarder } from "../pipeline/forwarder.ts";
+import { startWithIke, statusWithIke, type IkeRuntime } from "../ike/runtime.ts";
 import type { Status } from "../pipeline/status.ts";
 import type { ApplyReport, SaLifecycleEvents } from "../sa/lifecycle.ts";
 
@@ -34,6 +35,8 @@ export interface StartOptions {
   selftest?: boolean;
   /** Ring slots per worker (default 256). */
   slots?: number;
+  /** UDP port of IKE proper for the peers with an `ike` block (default 500; ours and the peers'). */
+  ikePort?: number;
 }
 
 /**
@@ -63,7 +66,7 @@ function wipe(c: Config): void {
 
 /** A running CE. Events: "sa-installed", "sa-removed", "needs-rekey", "alarm" (see SaEvent). */
 export class Ce extends EventEmitter<SaLifecycleEvents> {
-  private constructor(private readonly fwd: Forwarder, private readonly baseDir: string | undefined) {
+  private constructor(private readonly fwd: Forwarder, private readonly ike: IkeRuntime, private readonly baseDir: string | undefined) {
     super();
   }
 
@@ -79,7 +82,8 @@ export class Ce extends EventEmitter<SaLifecycleEvents> {
     }
     let ce: Ce | undefined;
     const early: [keyof SaLifecycleEvents, unknown][] = [];
-    const fwd = await Forwarder.start(config, {
+    const { fwd, ike } = await startWithIke(config, {
+      ikePort: opts.ikePort,
       slots: opts.slots,
       log: opts.log ?? (() => {}),
       onLifecycle: (lc) => {
@@ -88,7 +92,7 @@ export class Ce extends EventEmitter<SaLifecycleEvents> {
         }
       },
     });
-    ce = new Ce(fwd, opts.baseDir);
+    ce = new Ce(fwd, ike, opts.baseDir);
     // Events of the start itself reach listeners attached right after `await startCe(...)`.
     setImmediate(() => { for (const [ev, e] of early.splice(0)) ce!.emit(ev, e as never); });
     return ce;
@@ -105,21 +109,23 @@ export class Ce extends EventEmitter<SaLifecycleEvents> {
   /**
    * Applies a new config (what `wesp reload` does): peers and SAs added,
    * changed or removed atomically; unchanged SAs keep their sequence numbers,
-   * replay windows, counters and learned NAT addresses. Rejects with
+   * replay windows, counters and learned NAT addresses; IKE peers added
+   * start, removed ones get a DELETE, changed ones restart. Rejects with
    * ConfigError (invalid: nothing changed) or ReloadRefused (needs a restart).
    */
   async apply(input: ConfigInput): Promise<ApplyReport> {
     const { config } = load(input, this.baseDir);
-    return this.fwd.lifecycle.apply(config);
+    return this.ike.apply(config);
   }
 
   /** Counters and identities (never keys): what `wesp status --json` prints. */
   status(): Promise<Status> {
-    return this.fwd.status();
+    return statusWithIke(this.fwd, this.ike);
   }
 
-  /** Stops forwarding, writes final sequence state, closes the TUN and sockets. */
-  stop(): Promise<void> {
+  /** Deletes the IKE SAs, stops forwarding, writes final sequence state, closes the TUN and sockets. */
+  async stop(): Promise<void> {
+    await this.ike.stop();
     return this.fwd.stop();
   }
 }

@@ -6,7 +6,8 @@ import { ConfigError, formatIssue, loadConfigSync } from "../config/load.ts";
 import { loadConfigOrReport } from "./config_arg.ts";
 import { selftest, DEFAULT_VECTORS } from "../core/selftest.ts";
 import { ControlServer } from "../control/server.ts";
-import { Forwarder, ForwarderError } from "../pipeline/forwarder.ts";
+import { ForwarderError, type Forwarder } from "../pipeline/forwarder.ts";
+import { startWithIke, statusWithIke, type IkeRuntime } from "../ike/runtime.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_PERMISSION, EXIT_USAGE } from "./exit_codes.ts";
 import { parseCommandArgs, UsageError } from "./usage.ts";
 
@@ -20,17 +21,25 @@ Run the ESP data plane of the node described by CONFIG in the foreground:
   2. open the control socket (node.control.socket, mode 0600) for 'wesp status';
   3. create the TUN interface (or attach to a persistent one), open the UDP
      and raw sockets of each WAN port, install SAs and policies;
-  4. forward until SIGINT or SIGTERM, then close the TUN and sockets.
+  4. start IKEv2 for the peers with an 'ike' block (UDP 500, and the NAT-T
+     port shared with ESP): initiators connect, negotiated CHILD_SAs are
+     installed, rekeyed before their lifetimes, retried with backoff when
+     the peer fails (docs/ike.md);
+  5. forward until SIGINT or SIGTERM; then IKE SAs are deleted (DELETE sent
+     to each peer), and the TUN and sockets closed.
 SIGHUP (or 'wesp reload') re-reads CONFIG and applies it without a restart:
 peers and SAs added, changed or removed atomically; every unchanged SA keeps
-its sequence number, replay window, counters and learned NAT address. A
-config that fails 'wesp check' is refused and the running one stays.
+its sequence number, replay window, counters and learned NAT address. An
+IKE peer added starts, one removed gets a DELETE and loses its SAs, one whose
+'ike' block (or address, prefixes) changed is restarted alone. A config
+that fails 'wesp check' is refused and the running one stays.
 Static SAs resume past their last durable sequence reservation, kept under
 node.state_dir (docs/config.md "Restarts"): never at sequence number 1.
 Without 'tun.persistent', wesp sets the TUN's MTU and addresses, brings it up
 and routes every peer prefix into it (needs CAP_NET_ADMIN); a persistent TUN
 is left as the administrator configured it. Raw ESP, IP-in-IP and GRE ports
-need CAP_NET_RAW; UDP-encapsulated ESP needs no privilege.
+need CAP_NET_RAW; UDP-encapsulated ESP needs no privilege; IKE's port 500
+needs CAP_NET_BIND_SERVICE.
 
 Options:
   -q, --quiet                  log only warnings and errors
@@ -74,11 +83,12 @@ export async function main(args: string[]): Promise<number> {
   if (config.node.workers > 1) info(`running 1 packet worker (of ${config.node.workers} configured): every SA has one writer (docs/forwarder.md)`);
 
   let fwd: Forwarder | undefined;
+  let ike: IkeRuntime | undefined;
   let control: ControlServer;
   const configPath = config.source;
   // Reload: the same checks as 'wesp check', then one atomic apply (host/sa/lifecycle.ts).
   const reload = async () => {
-    if (!fwd) throw new Error("starting");
+    if (!fwd || !ike) throw new Error("starting");
     let next;
     try {
       next = loadConfigSync(configPath);
@@ -88,7 +98,7 @@ export async function main(args: string[]): Promise<number> {
     }
     for (const w of next.warnings) process.stderr.write(`warning: ${formatIssue(configPath, w)}\n`);
     try {
-      const r = await fwd.lifecycle.apply(next.config);
+      const r = await ike.apply(next.config);
       info(`reloaded ${configPath}: added [${r.added.join(", ")}] removed [${r.removed.join(", ")}] changed [${r.changed.join(", ")}] unchanged ${r.unchanged.length}`);
       return r;
     } catch (e) {
@@ -97,8 +107,8 @@ export async function main(args: string[]): Promise<number> {
   };
   try {
     control = await ControlServer.listen(config.node.control.socket, async (cmd) => {
-      if (!fwd) throw new Error("starting");
-      return cmd === "reload" ? reload() : fwd.status();
+      if (!fwd || !ike) throw new Error("starting");
+      return cmd === "reload" ? reload() : statusWithIke(fwd, ike);
     });
   } catch (e) {
     err(`control socket ${config.node.control.socket}: ${(e as Error).message}`);
@@ -114,13 +124,13 @@ export async function main(args: string[]): Promise<number> {
   process.once("SIGTERM", onSignal);
   process.on("SIGHUP", onHup);
   try {
-    fwd = await Forwarder.start(config, {
+    ({ fwd, ike } = await startWithIke(config, {
       log: info,
       onFatal: (e) => {
         fatal ??= e;
         wake("error");
       },
-    });
+    }));
   } catch (e) {
     await control.close();
     process.off("SIGINT", onSignal);
@@ -129,7 +139,7 @@ export async function main(args: string[]): Promise<number> {
     if (!(e instanceof ForwarderError)) throw e;
     err(e.message);
     if (PERMISSION_CODES.has(e.code ?? "")) {
-      err(e.where === "socket"
+      err(e.where === "ike" ? "missing privilege: IKE's UDP port 500 needs CAP_NET_BIND_SERVICE" : e.where === "socket"
         ? "missing privilege: raw ESP, IP-in-IP and GRE sockets need CAP_NET_RAW"
         : "missing privilege: creating a TUN needs CAP_NET_ADMIN (or attach to one made beforehand: tun.persistent)");
       return EXIT_PERMISSION;
@@ -143,6 +153,7 @@ export async function main(args: string[]): Promise<number> {
   if (why === "error") err(`stopping: ${fatal?.message}`);
   else info(`stopping (${why})`);
   await control.close();
+  await ike.stop();
   await fwd.stop();
   process.off("SIGINT", onSignal);
   process.off("SIGTERM", onSignal);

@@ -1,7 +1,7 @@
 // `wesp status` as text: one block per peer, one line per SA, then the global
 // and host counters. Drop reasons that are zero are left out of the text (the
 // --json form has every one).
-import type { CounterBlock, SaStatus, Status } from "../pipeline/status.ts";
+import type { CounterBlock, IkePeerStatus, SaStatus, Status } from "../pipeline/status.ts";
 
 const hex = (spi: number) => "0x" + spi.toString(16).padStart(8, "0");
 
@@ -22,6 +22,24 @@ function saLine(dir: "out" | "in", s: SaStatus, plain: boolean): string {
   const spi = plain ? "" : `spi ${hex(s.spi)}  `;
   const seq = plain ? "" : dir === "out" ? `next seq ${s.seq}  ` : `top seq ${s.seq}  `;
   return `  ${dir.padEnd(3)} ${spi}packets ${s.counters.packets}  bytes ${s.counters.bytes}  ${seq}${drops(s.counters)}${state}`;
+}
+
+/** One IKE peer: its IKE SA on one line, a line per CHILD_SA (host/ike/runtime.ts). */
+function ikeLines(p: IkePeerStatus): string[] {
+  const s = (n: number | undefined) => (n === undefined ? "?" : duration(n));
+  const head = [`ike ${p.name}  ${p.state}`];
+  if (p.role) head.push(p.role);
+  if (p.proposal) head.push(p.proposal + (p.natDetected ? "  NAT-T" : ""));
+  if (p.establishedSeconds !== undefined) head.push(`established ${s(p.establishedSeconds)} ago`);
+  if (p.ikeRekeyInSeconds !== undefined) head.push(`rekey in ${s(p.ikeRekeyInSeconds)}`);
+  if (p.lastHeardSeconds !== undefined) head.push(`last heard ${s(p.lastHeardSeconds)} ago`);
+  if (p.retryInSeconds !== undefined) head.push(`retry in ${s(p.retryInSeconds)}`);
+  head.push(`failures ${p.failures}${p.alarm ? "  ALARM" : ""}`);
+  if (p.lastError && p.state !== "up") head.push(`last error: ${p.lastError}`);
+  const out = [head.join("  ")];
+  if (p.ikeSa) out.push(`  ike sa ${p.ikeSa}`);
+  for (const c of p.childSas) out.push(`  child in ${hex(c.spiIn)}  out ${hex(c.spiOut)}${c.rekeyInSeconds !== undefined ? `  rekey in ${s(c.rekeyInSeconds)}` : "  rekeying"}`);
+  return out;
 }
 
 export function formatStatus(st: Status): string {
@@ -59,5 +77,6 @@ export function formatStatus(st: Status): string {
     const udp = o.udp.map((u) => `  ${u.name} gso ${u.gso}  gro ${u.gro}  trains ${u.trains} (${u.datagrams} datagrams)`).join("");
     out.push(`offloads  tun ${t.vnetHdr ? tso + gro : "no vnet header"}${udp}`);
   }
+  for (const p of st.ike ?? []) out.push(...ikeLines(p));
   return out.join("\n") + "\n";
 }

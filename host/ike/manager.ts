@@ -80,11 +80,20 @@ export interface PeerStatus {
   name: string;
   up: boolean;
   sa?: string;
+  /** The current IKE SA's state (ike_sa.ts) and whether we initiated it. */
+  state?: string;
+  initiator?: boolean;
+  /** When the peer last sent an authenticated message (ms, the deps clock): its last sign of life. */
+  lastHeard?: number;
+  /** When the IKE SA is rekeyed next (ms). */
+  ikeRekeyAt?: number;
   failures: number;
   alarmed: boolean;
   retryAt?: number;
   /** Our inbound SPIs, the outbound one's pair first. */
   children: number[];
+  /** The same CHILD_SAs with the peer's SPI and when each is rekeyed (ms; undefined while rekeying). */
+  pairs: { spiIn: number; spiOut: number; rekeyAt?: number }[];
 }
 
 export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
@@ -120,11 +129,44 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
   }
 
   status(): PeerStatus[] {
-    return [...this.peers.values()].map((s) => ({
-      name: s.peer.name, up: s.current?.state === "established", ...(s.current ? { sa: s.current.id } : {}),
-      failures: s.failures, alarmed: s.alarmed, ...(s.retryAt !== undefined ? { retryAt: s.retryAt } : {}),
-      children: s.children.map((c) => c.sa.spiIn),
-    }));
+    return [...this.peers.values()].map((s) => {
+      const cur = s.current;
+      return {
+        name: s.peer.name, up: cur?.state === "established",
+        ...(cur ? { sa: cur.id, state: cur.state, initiator: cur.initiatorSide(), lastHeard: cur.lastHeardAt } : {}),
+        ...(s.ikeRekeyAt !== undefined ? { ikeRekeyAt: s.ikeRekeyAt } : {}),
+        failures: s.failures, alarmed: s.alarmed, ...(s.retryAt !== undefined ? { retryAt: s.retryAt } : {}),
+        children: s.children.map((c) => c.sa.spiIn),
+        pairs: s.children.map((c) => ({ spiIn: c.sa.spiIn, spiOut: c.sa.spiOut, ...(c.rekeying ? {} : { rekeyAt: c.softAt }) })),
+      };
+    });
+  }
+
+  /** A peer added while running (a reload): brought up at once if it initiates. */
+  addPeer(p: ManagedPeer): void {
+    if (this.peers.has(p.name)) throw new RangeError(`peer ${p.name}: already managed`);
+    const s: PeerState = { peer: p, children: [], failures: 0, alarmed: false };
+    this.peers.set(p.name, s);
+    if (p.initiate) this.connect(s);
+  }
+
+  /**
+   * A peer going away (a reload removed or changed it): every IKE SA of its name is
+   * deleted — an INFORMATIONAL DELETE for an established one (§1.4.1), the others
+   * forgotten — and its CHILD_SAs leave the worker. Later events of those SAs are
+   * not its any more. Resolves once the worker has dropped the SAs.
+   */
+  async removePeer(name: string): Promise<void> {
+    const s = this.peers.get(name);
+    if (!s) return;
+    this.peers.delete(name);
+    for (const sa of [...this.endpoint.sas.values()]) {
+      if (sa.name !== name || sa.state === "deleted" || sa.state === "failed") continue;
+      this.deps.send(sa.state === "established" ? sa.close() : sa.abandon());
+    }
+    if (s.children.length === 0) return;
+    s.children = [];
+    await this.lifecycle.setNegotiated(name, []).catch((err: Error) => this.emit("event", { type: "error", peer: name, message: err.message }));
   }
 
   /** One event of the endpoint (the transport's callback). */

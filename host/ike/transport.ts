@@ -1,13 +1,19 @@
 // IKE over UDP with node:dgram: port 500 for IKE proper and 4500 for NAT
 // traversal, where every IKE message is preceded by the four-zero-byte non-ESP
 // marker (RFC 3948 §2.2; RFC 7296 §2.23) and a lone 0xFF byte is a NAT-keepalive
-// (RFC 3948 §2.3). Anything else on 4500 is ESP, which belongs to the data plane
-// (in `wesp up` the core hands IKE up as TO_HOST; this transport is for running
-// IKE on its own sockets until the two are joined).
+// (RFC 3948 §2.3). Anything else on 4500 is ESP, which belongs to the data plane.
 //
-// The transport owns the only timer: it asks the endpoint when it next has work
-// (`nextTimeout`) and calls `tick` then. Nothing thrown by a handler escapes the
-// socket callback; it is counted as `internal` and logged.
+// Two ways to carry the NAT-T port: a socket of this transport's own (the
+// interop harness, tests), or — in `wesp up` — the data plane's socket, which
+// shares the port with ESP: the core hands IKE up as TO_HOST with the marker
+// already removed (`receiveNatt`), and `natt.send` answers through the worker,
+// which puts the marker back (runtime.ts wires it). Port 500 is always a socket
+// of ours, one per local address.
+//
+// The transport owns the only timer: it asks the endpoint (and the `clock`,
+// the IKE manager) when it next has work (`nextTimeout`) and calls `tick`
+// then. Nothing thrown by a handler escapes the socket callback; it is
+// counted as `internal` and logged.
 import { createSocket, type Socket } from "node:dgram";
 import { isIPv6 } from "node:net";
 import type { IkeEndpoint } from "./endpoint.ts";
@@ -17,9 +23,23 @@ import type { IkeEvent, Outgoing, Path, Step } from "./types.ts";
 export const NON_ESP_MARKER = new Uint8Array(4);
 
 export interface TransportOptions {
-  /** Local address to bind both sockets to. */
-  address: string;
+  /** Local address(es) to bind the sockets to. */
+  address: string | readonly string[];
   ports: { ike: number; natt: number };
+  /**
+   * The NAT-T port is the data plane's: no socket of ours; IKE datagrams for it come in
+   * through `receiveNatt` (marker removed) and go out through `send` (which adds the
+   * marker; false = could not be sent). NAT-keepalives are the data plane's own then.
+   */
+  natt?: { send(bytes: Uint8Array, path: Path): boolean };
+  /** A second timer client beside the endpoint (the IKE manager: retries, rekeys). */
+  clock?: { readonly nextTimeout: number | undefined; tick(now: number): void };
+  /**
+   * A step that reports a CHILD_SA delivers its events first, then its datagrams wait for
+   * this promise (the inbound SA installed in the worker), so the peer's first ESP packet,
+   * which may follow our answer at once, finds its SA.
+   */
+  hold?: () => Promise<void>;
 }
 
 export type Inbound = { kind: "ike"; bytes: Uint8Array } | { kind: "keepalive" } | { kind: "esp" } | { kind: "short" };
@@ -41,8 +61,9 @@ export function frameOutgoing(out: Outgoing, natt: number): Uint8Array {
 }
 
 export class IkeTransport {
-  private sockets = new Map<number, Socket>();
+  private sockets = new Map<string, Socket>();
   private timer?: NodeJS.Timeout;
+  private closed = false;
   /** Datagrams this transport did not hand to IKE, by reason. */
   readonly counters = new Map<string, number>();
 
@@ -57,41 +78,73 @@ export class IkeTransport {
     this.counters.set(reason, (this.counters.get(reason) ?? 0) + 1);
   }
 
-  /** Binds both ports. */
+  private key(address: string, port: number): string {
+    return `${address}|${port}`;
+  }
+
+  /** Binds the IKE port (and the NAT-T port unless the data plane carries it) on every address not bound yet. */
   async start(): Promise<void> {
-    const type = isIPv6(this.opts.address) ? "udp6" : "udp4";
-    for (const port of [this.opts.ports.ike, this.opts.ports.natt]) {
-      const s = createSocket({ type, reuseAddr: false });
-      s.on("message", (msg, rinfo) => this.onDatagram(port, new Uint8Array(msg.buffer, msg.byteOffset, msg.length), rinfo.address, rinfo.port));
-      s.on("error", (e) => this.onEvent({ type: "refused", ike: "", reason: "socket", detail: e.message }));
-      await new Promise<void>((resolve, reject) => {
-        s.once("error", reject);
-        s.bind(port, this.opts.address, () => {
-          s.off("error", reject);
-          resolve();
-        });
+    this.closed = false;
+    const addresses = typeof this.opts.address === "string" ? [this.opts.address] : this.opts.address;
+    const ports = this.opts.natt ? [this.opts.ports.ike] : [this.opts.ports.ike, this.opts.ports.natt];
+    for (const address of addresses) for (const port of ports) if (!this.sockets.has(this.key(address, port))) await this.bind(address, port);
+  }
+
+  private async bind(address: string, port: number): Promise<void> {
+    const s = createSocket({ type: isIPv6(address) ? "udp6" : "udp4", reuseAddr: false });
+    s.on("message", (msg, rinfo) => this.onDatagram(address, port, new Uint8Array(msg.buffer, msg.byteOffset, msg.length), rinfo.address, rinfo.port));
+    s.on("error", (e) => this.onEvent({ type: "refused", ike: "", reason: "socket", detail: e.message }));
+    await new Promise<void>((resolve, reject) => {
+      s.once("error", reject);
+      s.bind(port, address, () => {
+        s.off("error", reject);
+        resolve();
       });
-      this.sockets.set(port, s);
-    }
+    });
+    this.sockets.set(this.key(address, port), s);
   }
 
   /** Feeds a step's output to the sockets and the event sink, and re-arms the timer. */
   apply(step: Step): void {
-    for (const out of step.send) {
-      const s = this.sockets.get(out.path.localPort);
-      if (!s) {
-        this.count("no-socket");
-        continue;
-      }
-      s.send(frameOutgoing(out, this.opts.ports.natt), out.path.remotePort, out.path.remoteAddress);
+    if (this.opts.hold && step.send.length > 0 && step.events.some((e) => e.type === "childSaEstablished")) {
+      // the CHILD_SA's inbound half is installed before the peer hears of it
+      for (const e of step.events) this.onEvent(e);
+      this.arm();
+      void this.opts.hold().then(() => this.sendAll(step), () => this.sendAll(step));
+      return;
     }
+    this.sendAll(step);
     for (const e of step.events) this.onEvent(e);
     this.arm();
   }
 
-  private onDatagram(port: number, d: Uint8Array, remoteAddress: string, remotePort: number): void {
+  private sendAll(step: Step): void {
+    if (this.closed) return;
+    for (const out of step.send) {
+      const p = out.path;
+      if (this.opts.natt && p.localPort !== this.opts.ports.ike) {
+        // the data plane keeps NAT mappings open itself (its own keepalives)
+        if (out.keepalive) this.count("keepalive-by-data-plane");
+        else if (!this.opts.natt.send(out.bytes, p)) this.count("no-socket");
+        continue;
+      }
+      const s = this.sockets.get(this.key(p.localAddress, p.localPort));
+      if (!s) {
+        this.count("no-socket");
+        continue;
+      }
+      s.send(frameOutgoing(out, this.opts.ports.natt), p.remotePort, p.remoteAddress);
+    }
+  }
+
+  /** An IKE message the data plane took off the NAT-T port (the non-ESP marker already removed). */
+  receiveNatt(bytes: Uint8Array, path: Path): void {
+    this.receive(bytes, path);
+  }
+
+  private onDatagram(address: string, port: number, d: Uint8Array, remoteAddress: string, remotePort: number): void {
     let bytes = d;
-    if (port === this.opts.ports.natt) {
+    if (port === this.opts.ports.natt && port !== this.opts.ports.ike) {
       const c = classifyNatt(d);
       if (c.kind !== "ike") {
         this.count(c.kind);
@@ -99,9 +152,13 @@ export class IkeTransport {
       }
       bytes = c.bytes;
     }
-    const path: Path = { localAddress: this.opts.address, localPort: port, remoteAddress, remotePort };
+    this.receive(new Uint8Array(bytes), { localAddress: address, localPort: port, remoteAddress, remotePort });
+  }
+
+  private receive(bytes: Uint8Array, path: Path): void {
+    if (this.closed) return;
     try {
-      this.apply(this.endpoint.receive(new Uint8Array(bytes), path));
+      this.apply(this.endpoint.receive(bytes, path));
     } catch (e) {
       // a bug, not hostile input (the decoder returns typed refusals): keep serving, but say so
       this.count("internal");
@@ -109,15 +166,32 @@ export class IkeTransport {
     }
   }
 
-  private arm(): void {
+  /** The endpoint's retransmissions and timeouts, then the clock's (retries, rekeys). */
+  private tick(): void {
+    const now = this.now();
+    try {
+      this.apply(this.endpoint.tick(now));
+      this.opts.clock?.tick(now);
+    } catch (e) {
+      this.count("internal");
+      this.onEvent({ type: "refused", ike: "", reason: "internal", detail: (e as Error).stack ?? String(e) });
+    }
+    this.arm();
+  }
+
+  /** One timer for the earliest of the endpoint's and the clock's next work. */
+  arm(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    const at = this.endpoint.nextTimeout;
-    if (at === undefined || this.sockets.size === 0) return;
-    this.timer = setTimeout(() => this.apply(this.endpoint.tick(this.now())), Math.max(0, at - this.now()));
+    if (this.closed) return;
+    const ts = [this.endpoint.nextTimeout, this.opts.clock?.nextTimeout].filter((t): t is number => t !== undefined);
+    if (ts.length === 0) return;
+    // setTimeout's longest delay is 2^31−1 ms; farther work is simply looked at again then
+    this.timer = setTimeout(() => this.tick(), Math.min(0x7fffffff, Math.max(0, Math.min(...ts) - this.now())));
   }
 
   close(): void {
+    this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     for (const s of this.sockets.values()) s.close();
     this.sockets.clear();

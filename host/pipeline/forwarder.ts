@@ -144,7 +144,8 @@ export class Forwarder {
     const lifecycle = new SaLifecycle({ apply: (peers, transfer) => fwd ? fwd.applyPeers(peers, transfer) : Promise.reject(new ForwarderError("starting")) });
     opts.onLifecycle?.(lifecycle);
     const first = lifecycle.initial(config);
-    const worker = startWorker({ node: config.node, peers: first.peers, slots: opts.slots ?? 256 }, first.transfer);
+    const carriers = config.peers.filter((p) => p.ike).map((p) => ({ wanIndex: p.wanIndex, encap: p.encap }));
+    const worker = startWorker({ node: config.node, peers: first.peers, slots: opts.slots ?? 256, carriers }, first.transfer);
     const ready = new Promise<string>((resolve, reject) => {
       worker.on("message", (m) => {
         if (m.type === "ready") resolve(m.tun);

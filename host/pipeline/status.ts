@@ -59,6 +59,30 @@ export interface WorkerStatus {
   offloads?: OffloadStatus;
 }
 
+/** One IKEv2 peer (host/ike/runtime.ts); times in seconds, relative to now. */
+export interface IkePeerStatus {
+  name: string;
+  /** up; connecting (an IKE SA being set up); retrying (after a failure); down (not trying); waiting (for the peer to start). */
+  state: "up" | "connecting" | "retrying" | "down" | "waiting";
+  /** The current IKE SA, "SPIi_SPIr" in hex. */
+  ikeSa?: string;
+  role?: "initiator" | "responder";
+  /** The IKE SA's transforms ("aes-gcm-128/prf-sha256/dh-19"). */
+  proposal?: string;
+  natDetected?: boolean;
+  establishedSeconds?: number;
+  ikeRekeyInSeconds?: number;
+  /** Since the peer's last authenticated message (what a liveness check waits on). */
+  lastHeardSeconds?: number;
+  /** Failed set-ups in a row, and whether they raised the alarm (retry.alarm_after). */
+  failures: number;
+  alarm: boolean;
+  retryInSeconds?: number;
+  lastError?: string;
+  /** Our inbound SPI and the peer's, the pair used outbound first. */
+  childSas: { spiIn: number; spiOut: number; rekeyInSeconds?: number }[];
+}
+
 /** The whole answer of the control socket's "status" command. */
 export interface Status extends WorkerStatus {
   node: string;
@@ -68,6 +92,8 @@ export interface Status extends WorkerStatus {
   tun: string;
   workers: number;
   control: string;
+  /** IKEv2 peers (config `ike`), when there are any. */
+  ike?: IkePeerStatus[];
 }
 
 export function block(c: Counters): CounterBlock {

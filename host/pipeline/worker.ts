@@ -34,6 +34,12 @@ export interface WorkerData {
   peers: PeerSpec[];
   /** Ring slots (default 256). */
   slots?: number;
+  /**
+   * IKE peers (config `ike`) are in `peers` only once they have a CHILD_SA: the
+   * carriers their SAs will need, opened at start like the others' (and the
+   * NAT-T port's socket is where IKE itself arrives after IKE_SA_INIT).
+   */
+  carriers?: { wanIndex: number; encap: "udp" | "raw" }[];
 }
 
 const port = parentPort!;
@@ -69,17 +75,18 @@ const isEsp = (p: PeerSpec) => p.mode !== "ipip" && p.mode !== "gre";
 export const OFFLOADS = process.env.WESP_OFFLOADS !== "off";
 
 /** Opens the sockets each WAN port needs for the peers that use it. */
-function openWans(node: NodeConfig, peers: PeerSpec[]): WanSockets[] {
+function openWans(node: NodeConfig, peers: PeerSpec[], carriers: WorkerData["carriers"] = []): WanSockets[] {
   const bufs = { rcvbuf: WAN_SOCKET_BUFFER, sndbuf: WAN_SOCKET_BUFFER };
   return node.wan.map((w, k) => {
     const mine = peers.filter((p) => p.wanIndex === k);
+    const ike = carriers.filter((c) => c.wanIndex === k);
     const family = w.address.family;
     const ws: WanSockets = { name: w.name, raw: new Map() };
     // UDP 4500 only where an ESP peer uses it: a trusted port carrying plain tunnels needs none.
-    if (mine.some((p) => isEsp(p) && p.encap === "udp")) {
+    if (mine.some((p) => isEsp(p) && p.encap === "udp") || ike.some((c) => c.encap === "udp")) {
       ws.udp = UdpSocket.bind({ family, address: w.address.text, port: w.port, pktinfo: true, gso: OFFLOADS, gro: OFFLOADS, ...bufs });
     }
-    const protos = new Set<number>();
+    const protos = new Set<number>(ike.some((c) => c.encap === "raw") ? [PROTO_ESP] : []);
     for (const p of mine) {
       if (isEsp(p) && p.encap === "raw") protos.add(PROTO_ESP);
       // Plain IP-in-IP: the outer protocol names the inner family (RFC 2003: 4, RFC 2473: 41).
@@ -140,7 +147,7 @@ async function main(): Promise<void> {
     throw Object.assign(e as Error, { where: "tun" });
   }
   try {
-    wans = openWans(node, data.peers);
+    wans = openWans(node, data.peers, data.carriers);
   } catch (e) {
     tun.close();
     closeAll(wans);

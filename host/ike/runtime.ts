@@ -1,0 +1,349 @@
+// IKEv2 in a running CE: what `wesp up` and the library (host/api) start beside
+// the data plane for the config's peers that have an `ike` block, and what a
+// controller agent calls for its IKE peers. Small on purpose:
+//
+//   const ike = new IkeRuntime({ log });
+//   const fwd = await Forwarder.start(config, { onHostPacket: ike.onHostPacket });
+//   await ike.start(fwd);            // sockets, endpoint, manager; initiators connect
+//   await ike.apply(nextConfig);     // a reload: IKE peers added/removed/changed, then the data plane
+//   ike.status();                    // per peer (Status.ike, `wesp status`)
+//   await ike.stop();                // DELETEs sent (and answered, or 1.5 s), sockets closed
+//
+// Wiring (docs/ike.md "In wesp up"):
+//
+//   port 500 (its own dgram socket per WAN address) ─┐
+//   NAT-T port: the data plane's UDP socket; the core ├─► IkeTransport ─► IkeEndpoint ─► events ─► IkeManager ─► SaLifecycle
+//   hands IKE up as TO_HOST (onHostPacket), answers ─┘     (one timer: endpoint and manager)          (setNegotiated)
+//   go back through Forwarder.sendHost (marker added)
+//
+// The responder's answer that creates a CHILD_SA waits until the lifecycle has
+// installed it in the worker (manager.settled), so the peer's first ESP packet,
+// which may follow the answer at once, finds its inbound SA (RFC 7296 §2.8).
+// INITIAL_CONTACT (§2.4) goes in the first IKE SA to each peer after a start
+// only: later ones (a retry, a re-establishment) must not make the peer drop
+// SAs that are ours and live.
+import { createHash, randomBytes } from "node:crypto";
+import { formatCoreAddr, parseAddress, coreAddr } from "../config/addr.ts";
+import type { Config, PeerConfig } from "../config/model.ts";
+import { Forwarder, ForwarderError, type ForwarderOptions } from "../pipeline/forwarder.ts";
+import type { HostPacket } from "../pipeline/pipeline.ts";
+import type { IkePeerStatus, Status } from "../pipeline/status.ts";
+import type { ApplyReport, SaLifecycle } from "../sa/lifecycle.ts";
+import { IkeEndpoint } from "./endpoint.ts";
+import { IkeManager, managedPeer, type ManagedPeer, type ManagerEvent } from "./manager.ts";
+import { IkeTransport } from "./transport.ts";
+import type { IkeEvent, Path } from "./types.ts";
+
+/** What the runtime needs of the data plane (pipeline/forwarder.ts's Forwarder has it). */
+export interface DataPlane {
+  readonly config: Config;
+  readonly lifecycle: SaLifecycle;
+  /** An IKE message out of a WAN port's NAT-T socket; the worker adds the non-ESP marker. */
+  sendHost(p: Omit<HostPacket, "local">): void;
+}
+
+export interface IkeRuntimeOptions {
+  /** Log lines (never key material). */
+  log?: (line: string) => void;
+  /** UDP port of IKE proper on every WAN address, ours and the peers' (default 500, RFC 7296 §2; tests may use another). */
+  ikePort?: number;
+}
+
+/** Retransmission of a peer with liveness checks: given up within `dpd` seconds after the check (§2.1, §2.4). */
+function retransmitFor(dpd: number): { baseMs: number; tries: number } | undefined {
+  if (!dpd) return undefined;
+  // four sends wait 1+2+4+8 = 15 bases in all
+  return { baseMs: Math.round(Math.max(100, Math.min(1000, (dpd * 1000) / 15))), tries: 4 };
+}
+
+/** Everything of a config peer that IKE uses: a change restarts that peer's IKE (keys hashed, never kept). */
+function fingerprint(config: Config, p: PeerConfig): string {
+  const wan = config.node.wan[p.wanIndex];
+  const hidden = (_k: string, v: unknown) => (v instanceof Uint8Array ? createHash("sha256").update(v).digest("hex") : v);
+  return JSON.stringify({
+    ike: p.ike, address: p.address.text, port: p.port, encap: p.encap, natT: p.natT, keepalive: p.keepalive,
+    wan: [wan.address.text, wan.port], prefixes: p.prefixes.map((x) => x.text), local: config.node.localPrefixes.map((x) => x.text),
+  }, hidden);
+}
+
+const bytesOf = (text: string): Uint8Array => {
+  const r = parseAddress(text);
+  if (!r.ok) throw new RangeError(r.message);
+  return r.value.bytes;
+};
+
+/** Canonical text of an address as a socket reports it (IPv4-mapped IPv6 included). */
+function canonical(address: string): string {
+  const r = parseAddress(address.replace(/^::ffff:(?=\d+\.)/i, ""));
+  return r.ok ? r.value.text : address;
+}
+
+interface Managed {
+  peer: ManagedPeer;
+  fingerprint: string;
+  /** The current IKE SA as it was established: for status. */
+  established?: { sa: string; at: number; proposal: string; natDetected: boolean };
+  lastError?: string;
+}
+
+/** How long `stop` waits for the peers to answer its DELETEs. */
+const STOP_WAIT_MS = 1500;
+/** SPIs handed out recently, not yet (or no more) in a CHILD_SA, stay reserved this long. */
+const SPI_QUARANTINE_MS = 10 * 60_000;
+
+export class IkeRuntime {
+  private dp?: DataPlane;
+  private stopped = false;
+  private endpoint?: IkeEndpoint;
+  private manager?: IkeManager;
+  private transport?: IkeTransport;
+  private readonly peers = new Map<string, Managed>();
+  /** IKE SAs of peers removed or restarted by a reload: their late events are not the new peer's. */
+  private readonly retired = new Set<string>();
+  /** Inbound SPIs of the config's static SAs: never handed to IKE. */
+  private staticSpis = new Set<number>();
+  private readonly recentSpis = new Map<number, number>();
+  private readonly log: (line: string) => void;
+  private readonly ikePort: number;
+  /** Datagrams that came before `start` or after `stop`, and similar: dropped, counted. */
+  readonly counters = new Map<string, number>();
+
+  constructor(opts: IkeRuntimeOptions = {}) {
+    this.log = opts.log ?? (() => {});
+    this.ikePort = opts.ikePort ?? 500;
+  }
+
+  /** For ForwarderOptions.onHostPacket: an IKE message the data plane took off a NAT-T port. */
+  readonly onHostPacket = (p: HostPacket): void => {
+    const wan = this.dp?.config.node.wan[p.wanIndex];
+    if (!this.transport || !wan) {
+      this.counters.set("not-running", (this.counters.get("not-running") ?? 0) + 1);
+      return;
+    }
+    const path: Path = { localAddress: wan.address.text, localPort: wan.port, remoteAddress: formatCoreAddr(p.family, p.address), remotePort: p.port };
+    this.transport.receiveNatt(p.bytes, path);
+  };
+
+  /** Starts IKE for the data plane's config: sockets bound, every initiating peer connecting. */
+  async start(dp: DataPlane): Promise<void> {
+    this.dp = dp;
+    const endpoint = new IkeEndpoint((addr) => this.configFor(addr), {
+      random: (n) => new Uint8Array(randomBytes(n)),
+      now: Date.now,
+      allocateSpi: () => this.allocateSpi(),
+    });
+    const manager = new IkeManager(endpoint, dp.lifecycle, [], { now: Date.now, random: Math.random, send: (s) => this.transport?.apply(s) });
+    manager.on("event", (e) => this.onManagerEvent(e));
+    const config = dp.config;
+    const natt = config.node.wan[0]?.port ?? 4500;
+    this.transport = new IkeTransport(endpoint, {
+      address: this.addresses(config),
+      ports: { ike: this.ikePort, natt },
+      natt: { send: (bytes, path) => this.sendNatt(bytes, path) },
+      clock: manager,
+      hold: () => manager.settled(),
+    }, (e) => this.onIkeEvent(e));
+    this.endpoint = endpoint;
+    this.manager = manager;
+    await this.transport.start();
+    this.staticSpis = staticSpis(config);
+    for (const p of config.peers) if (p.ike) this.add(config, p);
+  }
+
+  /**
+   * A reload (what `wesp reload` and Ce.apply do): IKE peers removed or whose IKE
+   * fields changed get a DELETE and lose their SAs, then the data plane applies
+   * `config` (host/sa/lifecycle.ts), then added and changed peers start. If the
+   * data plane refuses, the peers taken down start again and the error is thrown.
+   */
+  async apply(config: Config): Promise<ApplyReport> {
+    const dp = this.need();
+    const next = new Map(config.peers.filter((p) => p.ike).map((p) => [p.name, p]));
+    const down = [...this.peers.keys()].filter((n) => !next.has(n) || fingerprint(config, next.get(n)!) !== this.peers.get(n)!.fingerprint);
+    const old = dp.config;
+    for (const n of down) await this.remove(n);
+    let report: ApplyReport;
+    try {
+      report = await dp.lifecycle.apply(config);
+    } catch (e) {
+      for (const n of down) this.add(old, old.peers.find((p) => p.name === n)!);
+      throw e;
+    }
+    this.staticSpis = staticSpis(config);
+    await this.transport!.start(); // the IKE port on addresses new to the config
+    for (const p of next.values()) if (!this.peers.has(p.name)) this.add(config, p);
+    if (down.length) this.log(`ike: restarted or removed peers [${down.join(", ")}]`);
+    return report;
+  }
+
+  /** Per IKE peer: the state of its IKE SA, failures and alarm, its CHILD_SAs. Times in seconds. */
+  status(): IkePeerStatus[] {
+    const now = Date.now();
+    const secs = (ms: number | undefined) => (ms === undefined ? undefined : Math.max(0, Math.round((ms - now) / 1000)));
+    const ago = (ms: number | undefined) => (ms === undefined ? undefined : Math.max(0, Math.round((now - ms) / 1000)));
+    return (this.manager?.status() ?? []).map((s) => {
+      const m = this.peers.get(s.name);
+      const est = s.up ? m?.established : undefined;
+      const st: IkePeerStatus = {
+        name: s.name,
+        state: s.up ? "up" : s.state ? "connecting" : s.retryAt !== undefined ? "retrying" : m?.peer.initiate ? "down" : "waiting",
+        ...(s.sa ? { ikeSa: s.sa } : {}),
+        ...(s.initiator !== undefined ? { role: s.initiator ? "initiator" : "responder" } : {}),
+        ...(est ? { proposal: est.proposal, natDetected: est.natDetected, establishedSeconds: ago(est.at) } : {}),
+        ...(s.up && s.ikeRekeyAt !== undefined ? { ikeRekeyInSeconds: secs(s.ikeRekeyAt) } : {}),
+        ...(s.up && s.lastHeard !== undefined ? { lastHeardSeconds: ago(s.lastHeard) } : {}),
+        failures: s.failures, alarm: s.alarmed,
+        ...(s.retryAt !== undefined ? { retryInSeconds: secs(s.retryAt) } : {}),
+        ...(m?.lastError ? { lastError: m.lastError } : {}),
+        childSas: s.pairs.map((c) => ({ spiIn: c.spiIn, spiOut: c.spiOut, ...(c.rekeyAt !== undefined ? { rekeyInSeconds: secs(c.rekeyAt) } : {}) })),
+      };
+      return st;
+    });
+  }
+
+  /** Deletes every IKE SA (RFC 7296 §1.4.1), waits a little for the answers, closes the sockets. Idempotent. */
+  async stop(): Promise<void> {
+    const { manager, endpoint, transport } = this;
+    if (this.stopped) return;
+    this.stopped = true;
+    if (!manager || !endpoint || !transport) return transport?.close();
+    manager.stop();
+    const until = Date.now() + STOP_WAIT_MS;
+    while (Date.now() < until && [...endpoint.sas.values()].some((sa) => sa.state === "deleting")) await new Promise((r) => setTimeout(r, 20));
+    await manager.settled();
+    transport.close();
+    this.transport = undefined;
+  }
+
+  private need(): DataPlane {
+    if (!this.dp || !this.manager || this.stopped) throw new Error("IKE is not running");
+    return this.dp;
+  }
+
+  private add(config: Config, p: PeerConfig): void {
+    const peer = managedPeer(config, p, bytesOf);
+    peer.ike.ports = { ...peer.ike.ports, ike: this.ikePort };
+    peer.path = { ...peer.path, localPort: this.ikePort, remotePort: this.ikePort };
+    peer.ike.initialContact = true;
+    const rt = retransmitFor(p.ike!.dpd);
+    if (rt) peer.ike.retransmit = rt;
+    this.peers.set(p.name, { peer, fingerprint: fingerprint(config, p) });
+    this.manager!.addPeer(peer);
+  }
+
+  private async remove(name: string): Promise<void> {
+    for (const sa of this.endpoint!.sas.values()) if (sa.name === name) this.retired.add(sa.id);
+    this.peers.delete(name);
+    await this.manager!.removePeer(name);
+  }
+
+  /** Responder side: the IKE config of the peer at `address`, if it is one. */
+  private configFor(address: string) {
+    const a = canonical(address);
+    for (const m of this.peers.values()) if (m.peer.path.remoteAddress === a) return m.peer.ike;
+    return undefined;
+  }
+
+  private addresses(config: Config): string[] {
+    const used = new Set(config.peers.filter((p) => p.ike).map((p) => p.wanIndex));
+    return config.node.wan.filter((_, k) => used.has(k)).map((w) => w.address.text);
+  }
+
+  private sendNatt(bytes: Uint8Array, path: Path): boolean {
+    const wanIndex = this.dp!.config.node.wan.findIndex((w) => w.address.text === path.localAddress && w.port === path.localPort);
+    if (wanIndex < 0) return false;
+    const a = coreAddr(path.remoteAddress);
+    this.dp!.sendHost({ wanIndex, family: a.family, address: a.bytes, port: path.remotePort, bytes });
+    return true;
+  }
+
+  /**
+   * A fresh inbound SPI: random, ≥ 256 (RFC 4303 §2.1), not a static SA's, not a
+   * live CHILD_SA's, not one handed out in the last minutes (an exchange still going).
+   */
+  private allocateSpi(): number {
+    const now = Date.now();
+    const live = new Set((this.manager?.status() ?? []).flatMap((s) => s.children));
+    for (const [spi, at] of this.recentSpis) if (now - at > SPI_QUARANTINE_MS && !live.has(spi)) this.recentSpis.delete(spi);
+    for (;;) {
+      const spi = randomBytes(4).readUInt32BE();
+      if (spi < 256 || this.staticSpis.has(spi) || live.has(spi) || this.recentSpis.has(spi)) continue;
+      this.recentSpis.set(spi, now);
+      return spi;
+    }
+  }
+
+  private onIkeEvent(e: IkeEvent): void {
+    if (e.sa && this.retired.has(e.sa)) return;
+    const m = this.peers.get(e.ike);
+    const hex = (spi: number) => `0x${(spi >>> 0).toString(16).padStart(8, "0")}`;
+    switch (e.type) {
+      case "ikeSaEstablished":
+        this.log(`ike: peer ${e.ike}: IKE SA ${e.sa} established as ${e.initiator ? "initiator" : "responder"} (${e.proposal}${e.natDetected ? ", NAT-T" : ""}${e.initialContact ? ", peer sent INITIAL_CONTACT" : ""})`);
+        if (m) {
+          m.established = { sa: e.sa!, at: Date.now(), proposal: e.proposal, natDetected: e.natDetected };
+          m.lastError = undefined;
+          m.peer.ike.initialContact = false; // §2.4: only the first IKE SA after a start
+        }
+        break;
+      case "childSaEstablished":
+        this.log(`ike: peer ${e.ike}: CHILD_SA in ${hex(e.spiIn)} out ${hex(e.spiOut)} ${e.suite}${e.rekeyOf !== undefined ? ` (rekey of ${hex(e.rekeyOf)})` : ""}${e.redundant ? " redundant" : ""}`);
+        if (m && e.encap !== (m.peer.ike.forceEncap ? "udp" : "raw")) this.log(`ike: peer ${e.ike}: negotiated ${e.encap} ESP, but the config carries it ${m.peer.ike.forceEncap ? "in UDP" : "raw"} (nat_t / encap)`);
+        break;
+      case "childSaDeleted": this.log(`ike: peer ${e.ike}: CHILD_SA ${e.spisIn.map(hex).join(", ")} deleted`); break;
+      case "ikeSaRekeyed":
+        this.log(`ike: peer ${e.ike}: IKE SA ${e.sa} rekeyed into ${e.newSa}`);
+        if (m?.established && m.established.sa === e.sa) m.established.sa = e.newSa;
+        break;
+      case "ikeSaDeleted": this.log(`ike: peer ${e.ike}: IKE SA ${e.sa} deleted${e.byPeer ? " by the peer" : ""}${e.why ? ` (${e.why})` : ""}`); break;
+      case "failed": this.log(`ike: peer ${e.ike}: IKE SA ${e.sa ?? ""} failed: ${e.reason}: ${e.detail}`); break;
+      case "childSaFailed": case "ikeRekeyFailed": this.log(`ike: peer ${e.ike}: ${e.type}: ${e.detail}`); break;
+      case "refused": this.log(`ike: refused (${e.reason})${e.ike ? ` from peer ${e.ike}` : ""}: ${e.detail.split("\n")[0]}`); break;
+    }
+    this.manager?.onEvent(e);
+  }
+
+  private onManagerEvent(e: ManagerEvent): void {
+    const m = this.peers.get(e.peer);
+    switch (e.type) {
+      case "up": this.log(`ike: peer ${e.peer}: up`); break;
+      case "down":
+        if (m) m.lastError = e.why;
+        this.log(`ike: peer ${e.peer}: down: ${e.why}`);
+        break;
+      case "retry": this.log(`ike: peer ${e.peer}: retry in ${e.inMs / 1000} s (failures in a row: ${e.failures}) at ${new Date(Date.now() + e.inMs).toISOString()}`); break;
+      case "alarm": this.log(`alarm: ike: ${e.message}`); break;
+      case "error": this.log(`ike: peer ${e.peer}: the data plane refused its SAs: ${e.message}`); break;
+    }
+  }
+}
+
+function staticSpis(config: Config): Set<number> {
+  return new Set(config.peers.flatMap((p) => p.sas.map((s) => s.spiIn)));
+}
+
+/**
+ * The data plane and IKE together: what `wesp up` (cli/up.ts) and the library
+ * (api/index.ts) both start. Rejects with ForwarderError (where "ike" when the
+ * IKE port could not be bound; the data plane is stopped again then).
+ */
+export async function startWithIke(config: Config, opts: ForwarderOptions & { ikePort?: number } = {}): Promise<{ fwd: Forwarder; ike: IkeRuntime }> {
+  const ike = new IkeRuntime({ log: opts.log, ikePort: opts.ikePort });
+  const fwd = await Forwarder.start(config, { ...opts, onHostPacket: ike.onHostPacket });
+  try {
+    await ike.start(fwd);
+  } catch (e) {
+    await ike.stop();
+    await fwd.stop();
+    const err = e as NodeJS.ErrnoException;
+    throw new ForwarderError(`IKE port ${opts.ikePort ?? 500}: ${err.message}`, err.code, "ike");
+  }
+  return { fwd, ike };
+}
+
+/** The data plane's status with the IKE peers' (`wesp status`, Ce.status). */
+export async function statusWithIke(fwd: Forwarder, ike: IkeRuntime): Promise<Status> {
+  const st = await fwd.status();
+  const peers = ike.status();
+  return peers.length ? { ...st, ike: peers } : st;
+}
