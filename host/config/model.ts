@@ -110,6 +110,13 @@ export interface ControlConfig {
   socket: string;
 }
 
+/** Where the Prometheus metrics listener binds (docs/metrics.md): a TCP address or a Unix socket path. */
+export type MetricsListen = { host: string; port: number } | { path: string };
+
+export interface MetricsConfig {
+  listen: MetricsListen;
+}
+
 export interface NodeConfig {
   name: string;
   wan: WanPort[];
@@ -124,6 +131,8 @@ export interface NodeConfig {
    * restart resumes every static SA past its last reservation, never at 1.
    */
   stateDir: string;
+  /** Prometheus /metrics listener; absent = off (the default). */
+  metrics?: MetricsConfig;
 }
 
 /** SA lifetime limits (hard); absent = unlimited. */

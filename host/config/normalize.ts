@@ -7,9 +7,10 @@ import { availableParallelism } from "node:os";
 import { isAbsolute, resolve } from "node:path";
 import { parseAddress, parseInterfaceAddress, parsePrefix } from "./addr.ts";
 import { decodeHexKey, isAllZero, KeyBytes, readFileAndMode, readKeyFile, secretFileMode } from "./keys.ts";
-import type { Address, Config, Encap, IkeIdentity, IkePeerConfig, Mode, NodeConfig, PeerConfig, Prefix, SaConfig, Suite, WanPort } from "./model.ts";
+import type { Address, Config, Encap, IkeIdentity, IkePeerConfig, MetricsConfig, Mode, NodeConfig, PeerConfig, Prefix, SaConfig, Suite, WanPort } from "./model.ts";
 import type { PathSegments, RawIssue } from "./schema_errors.ts";
 import { describeKeySize, SUITES } from "./suites.ts";
+import { DEFAULT_METRICS_LISTEN, parseListen } from "./listen.ts";
 
 // The file's shape, as schema.json guarantees it.
 export interface RawSa {
@@ -42,6 +43,7 @@ export interface RawConfig {
     control?: { socket?: string };
     workers?: number;
     state_dir?: string;
+    metrics?: { listen?: string };
   };
   peers: RawPeer[];
 }
@@ -90,7 +92,18 @@ function normalizeNode(n: RawConfig["node"], ctx: NormalizeContext): NodeConfig 
     control: { socket: controlSocket(n.name, n.control?.socket, ctx) },
     workers: n.workers ?? availableParallelism(),
     stateDir: stateDir(n.name, n.state_dir, ctx),
+    ...(n.metrics ? { metrics: metrics(n.metrics.listen, ctx) } : {}),
   };
+}
+
+/** `node.metrics` (docs/metrics.md): a listen address, loopback by default. */
+function metrics(given: string | undefined, ctx: NormalizeContext): MetricsConfig {
+  const listen = parseListen(given ?? DEFAULT_METRICS_LISTEN, ctx.baseDir);
+  if (typeof listen === "string") {
+    ctx.errors.push({ at: ["node", "metrics", "listen"], message: listen });
+    return { listen: { host: "127.0.0.1", port: 0 } };
+  }
+  return { listen };
 }
 
 /**
