@@ -1,0 +1,182 @@
+// `wesp up` against a live charon (kernel-libipsec), IKEv2 with a PSK, and ESP
+// really flowing between the sites through wesp's TUN and charon's ipsec0:
+//
+//   siteL ──s── gl  ceL (wesp up)  wl ═══ 10.99.0.0/24 ═══ wr  ceR (charon)  gr ──s── siteR
+//   192.168.1.2   .1               .1                      .2                .1   192.168.2.2
+//
+// 1. wesp initiates: the IKE SA and CHILD_SA come up from `wesp up` alone; the
+//    SPIs in wesp's status are the ones charon lists; ping and TCP both ways; a
+//    SIGTERM to wesp deletes the IKE SA at charon (DELETE, §1.4.1).
+// 2. charon initiates, wesp responds (IKE_AUTH arrives on the NAT-T port, through
+//    the data plane's socket): the same, traffic both ways.
+// 3. Liveness (§2.4; draft-ietf-l3vpn-ce-based-02 §3.4): with dpd 2 s, charon is
+//    killed (SIGKILL: no DELETE). wesp's liveness check goes unanswered and the peer
+//    is declared dead (its SAs leave the data plane); set-ups are retried after
+//    1, 2, 4, 4 s (retry min 1, max 4) as its log says; the alarm is raised once,
+//    at the third failure in a row (alarm_after 3); when charon comes back, the next
+//    retry brings the tunnel up again and traffic flows.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { tcpEcho, waitFor, type Spawned } from "../helpers/netns.ts";
+import { status } from "../e2e/forwarder-util.ts";
+import { ikeNode, ikeOf, ikeUp, writeConfig } from "../e2e/ike-util.ts";
+import { Charon } from "./strongswan.ts";
+import { labSkip, NET_L, NET_R, PINGS, SITE_L, SITE_R, useTopo, WAN_L, WAN_R, type Topo } from "./lab_setup.ts";
+import { wespUp } from "./wesp-peer.ts";
+
+const PSK = "wesp-up-against-charon-psk-0123";
+const CONN = "wesp";
+
+/** charon's side of the tunnel: wesp's default proposals, forced UDP encapsulation (kernel-libipsec carries only that). */
+function swanctlConf(o: { dpd: number }): string {
+  return `connections {
+  ${CONN} {
+    version = 2
+    local_addrs = ${WAN_R}
+    remote_addrs = ${WAN_L}
+    encap = yes
+    proposals = aes128gcm16-prfsha256-ecp256
+    rekey_time = 0
+    dpd_delay = ${o.dpd}
+    local {
+      auth = psk
+      id = ${WAN_R}
+    }
+    remote {
+      auth = psk
+      id = ${WAN_L}
+    }
+    children {
+      ${CONN} {
+        local_ts = ${NET_R}
+        remote_ts = ${NET_L}
+        esp_proposals = aes128gcm16
+        mode = tunnel
+        rekey_time = 0
+        life_time = 0
+        start_action = none
+      }
+    }
+  }
+}
+secrets {
+  ike-wesp {
+    id-a = ${WAN_R}
+    id-b = ${WAN_L}
+    secret = "${PSK}"
+  }
+}
+`;
+}
+
+/** A charon on ceR whose only usable connection is the one to wesp (the helper's own points nowhere). */
+async function startCharon(t: Topo, tag: string): Promise<Charon> {
+  const charon = new Charon(t.ceR, { name: `ike-up-${tag}`, local: WAN_R, remote: "10.99.0.99", localTs: [NET_R], remoteTs: [NET_L], psk: PSK, suites: ["aes128gcm16"] });
+  await charon.start();
+  const conf = join(charon.dir, "wesp.conf");
+  writeFileSync(conf, swanctlConf({ dpd: 0 }), { mode: 0o600 });
+  await charon.swanctl("--load-all", "--file", conf);
+  return charon;
+}
+
+/** wesp up in ceL with charon as its one IKE peer; resolves once it forwards. */
+async function startWesp(t: Topo, tag: string, ike: Record<string, unknown>): Promise<{ w: Spawned; sock: string }> {
+  const dir = t.lab.dir;
+  const doc = ikeNode(dir, `wesp-${tag}`, WAN_L, [NET_L], [{ name: "charon", address: WAN_R, prefixes: [NET_R], initiate: true, encap: "udp", psk: PSK, ike }]);
+  const cfg = writeConfig(dir, `wesp-${tag}.json`, doc);
+  const w = wespUp(t.ceL, cfg);
+  await waitFor(() => !w.running || /forwarding on/.test(w.stderr), "wesp up forwarding", 60_000);
+  assert.ok(w.running, `wesp up exited: ${w.stderr}`);
+  return { w, sock: join(dir, `wesp-${tag}.sock`) };
+}
+
+/** Ping both ways between the sites; every echo must come back. */
+async function pingBothWays(t: Topo): Promise<void> {
+  assert.deepEqual(await t.siteL.ping(SITE_R, PINGS), { sent: PINGS, received: PINGS }, "siteL → siteR");
+  assert.deepEqual(await t.siteR.ping(SITE_L, PINGS), { sent: PINGS, received: PINGS }, "siteR → siteL");
+}
+
+/** The CHILD_SA in wesp's status is the one charon lists (its SPIs, hex, in `swanctl --list-sas`). */
+async function sameChild(st: any, charon: Charon): Promise<void> {
+  const c = ikeOf(st, "charon").childSas[0];
+  const sas = await charon.listSas();
+  const hex = (n: number) => n.toString(16).padStart(8, "0");
+  assert.match(sas, new RegExp(`in\\s+${hex(c.spiOut)}`), `charon's inbound SPI is wesp's outbound:\n${sas}`);
+  assert.match(sas, new RegExp(`out\\s+${hex(c.spiIn)}`), `charon's outbound SPI is wesp's inbound:\n${sas}`);
+}
+
+describe("wesp up against charon: IKEv2 negotiates, ESP flows", { skip: labSkip("interop wesp up (IKE) against charon") }, () => {
+  const getTopo = useTopo();
+
+  test("wesp initiates: up, SPIs as charon lists them, ping and TCP both ways, DELETE at stop", async () => {
+    const t = getTopo();
+    const charon = await startCharon(t, "init");
+    const { w, sock } = await startWesp(t, "init", { dpd: 0 });
+    try {
+      const st = await ikeUp(sock, "charon");
+      assert.equal(ikeOf(st, "charon").role, "initiator");
+      assert.equal(ikeOf(st, "charon").natDetected, true, "forced UDP encapsulation on both sides");
+      await sameChild(st, charon);
+      await pingBothWays(t);
+      assert.deepEqual(await tcpEcho(t.siteR, SITE_R, t.siteL, 256 << 10, 5201), { sent: 256 << 10, echoed: 256 << 10, equal: true });
+      await w.stop("SIGTERM", 10_000);
+      assert.equal(w.exitCode, 0, w.stderr);
+      await waitFor(() => /received DELETE for IKE_SA/.test(charon.log()), "charon receives wesp's DELETE", 5000);
+    } finally {
+      await w.stop("SIGTERM", 10_000);
+      await charon.stop();
+    }
+  });
+
+  test("charon initiates, wesp responds: up, ping both ways", async () => {
+    const t = getTopo();
+    const charon = await startCharon(t, "resp");
+    const { w, sock } = await startWesp(t, "resp", { dpd: 0, initiate: false });
+    try {
+      await charon.swanctl("--initiate", "--child", CONN, "--timeout", "15");
+      const st = await ikeUp(sock, "charon");
+      assert.equal(ikeOf(st, "charon").role, "responder");
+      await sameChild(st, charon);
+      await pingBothWays(t);
+    } finally {
+      await w.stop("SIGTERM", 10_000);
+      await charon.stop();
+    }
+  });
+
+  test("charon killed: declared dead by a liveness check, retries with backoff, the alarm, back up when charon returns", async (tc) => {
+    const t = getTopo();
+    let charon = await startCharon(t, "dpd1");
+    const dpd = 2;
+    const { w, sock } = await startWesp(t, "dpd", { dpd, retry: { min: 1, max: 4, alarm_after: 3 } });
+    try {
+      const before = ikeOf(await ikeUp(sock, "charon"), "charon").childSas[0];
+      await pingBothWays(t);
+      const killedAt = Date.now();
+      await charon.stop(true);
+      await waitFor(() => /peer charon: down: timeout: no response to liveness check/.test(w.stderr), "wesp declares charon dead", 30_000, 50);
+      tc.diagnostic(`declared dead ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the kill (dpd ${dpd} s)`);
+      const st = await status(sock);
+      assert.equal(st.peers.find((p: any) => p.name === "charon"), undefined, "the dead peer's SAs left the data plane");
+      await waitFor(() => /alarm: ike: peer charon: 3 failed attempts in a row/.test(w.stderr), "the alarm after 3 failures", 60_000, 100);
+      const retries = [...w.stderr.matchAll(/peer charon: retry in ([\d.]+) s \(failures in a row: (\d+)\)/g)].map((m) => [Number(m[1]), Number(m[2])]);
+      assert.deepEqual(retries.slice(0, 3), [[1, 1], [2, 2], [4, 3]], "retry after min, doubling up to max");
+      assert.equal(ikeOf(await status(sock), "charon").alarm, true);
+      assert.equal([...w.stderr.matchAll(/alarm: ike: peer charon/g)].length, 1, "one alarm until the peer is up again");
+
+      charon = await startCharon(t, "dpd2");
+      const after = ikeOf(await ikeUp(sock, "charon", 30_000), "charon");
+      assert.equal(after.alarm, false, "the alarm clears when the peer is up");
+      assert.equal(after.failures, 0);
+      assert.notEqual(after.childSas[0].spiIn, before.spiIn, "a fresh CHILD_SA");
+      assert.ok(retries.slice(3).every(([d]) => d === 4), `capped at max: ${JSON.stringify(retries)}`);
+      await sameChild(await status(sock), charon);
+      await pingBothWays(t);
+    } finally {
+      await w.stop("SIGTERM", 10_000);
+      await charon.stop();
+    }
+  });
+});
