@@ -274,6 +274,8 @@ const LAYOUT_TABLE = memory.data<i32>([
   <i32>L.ACTION_BYPASS,
   <i32>L.ACTION_PROTECT,
   <i32>L.KAT_IV_MAX,
+  <i32>L.HOST_IKE,
+  <i32>L.HOST_STUN,
 ]);
 export function layoutTable(): usize { return LAYOUT_TABLE; }
-export function layoutTableLength(): i32 { return 98; }
+export function layoutTableLength(): i32 { return 100; }

@@ -32,14 +32,14 @@ import {
   SA_ALIGN, SA_CTX, SA_FAMILY, SA_FLAGS, SA_GREKEY, SA_HMAC_CTX, SA_ICVLEN, SA_IVLEN, SA_LOCAL, SA_MODE, SA_PEER,
   SA_REMOTE, SA_REPLAY, SA_SALT, SA_SEQLIMIT, SA_SUITE,
   SUITE_AES_CBC, SUITE_AES_CBC_HMAC_SHA256, SUITE_AES_GCM_16, SUITE_CHACHA20_POLY1305,
-  VERDICT_DROP, VERDICT_TO_HOST, VERDICT_TO_TUN,
+  VERDICT_DROP, VERDICT_TO_HOST, VERDICT_TO_TUN, HOST_IKE, HOST_STUN,
 } from "./layout";
 import { inboundPolicyOk } from "./policy";
 import { replayAdvance, replayCheck } from "./replay";
 import { descInBounds, descPtr, slotPtr } from "./ring";
 import { peerLearn, saRec } from "./sa";
 import { sadFindSpi, sadFindTunnel } from "./sad";
-import { NATT_ESP, NATT_IKE, NATT_KEEPALIVE, UDP_HDR, nattClassify } from "./udp_encap";
+import { NATT_ESP, NATT_IKE, NATT_KEEPALIVE, NATT_STUN, UDP_HDR, nattClassify } from "./udp_encap";
 
 const DIR: i32 = 0; // counters: inbound block
 
@@ -117,8 +117,9 @@ export function inboundOne(i: i32): bool {
 function natt(d: usize, slot: usize, p: usize, len: i32, sport: u16): bool {
   const c = nattClassify(p, len);
   if (c == NATT_KEEPALIVE) return drop(d, 0, Reason.KEEPALIVE);
-  if (c == NATT_IKE) {
+  if (c == NATT_IKE || c == NATT_STUN) {
     store<u8>(d + D_VERDICT, VERDICT_TO_HOST); // untouched: off/len as given
+    store<u8>(d + D_PROTO, c == NATT_STUN ? HOST_STUN : HOST_IKE);
     countOk(DIR, 0, len);
     return true;
   }

@@ -68,8 +68,12 @@ export const KIND_PAYLOAD: u8 = 2; // IP payload without its header (ESP unless 
 export const VERDICT_DROP: u8 = 0;
 export const VERDICT_TO_NETWORK: u8 = 1;
 export const VERDICT_TO_TUN: u8 = 2;
-export const VERDICT_TO_HOST: u8 = 3; // IKE after a non-ESP marker, untouched
+export const VERDICT_TO_HOST: u8 = 3; // IKE after a non-ESP marker, or STUN: untouched (D_PROTO says which)
 export const VERDICT_BYPASS: u8 = 4; // SPD said BYPASS: send as is
+
+// What a TO_HOST slot holds (D_PROTO, out), so the host need not look at its bytes.
+export const HOST_IKE: u8 = 0; // behind the RFC 3948 §2.2 non-ESP marker
+export const HOST_STUN: u8 = 1; // a STUN message (RFC 8489), udp_encap.ts
 
 // ─── SA parameter block (host writes, then calls saAdd) ─────────────────────
 //

@@ -38,6 +38,9 @@ export const VERDICT_TO_TUN = 2;
 export const VERDICT_TO_HOST = 3;
 export const VERDICT_BYPASS = 4;
 export const VERDICT_NAMES = ["DROP", "TO_NETWORK", "TO_TUN", "TO_HOST", "BYPASS"] as const;
+/** D_PROTO of a TO_HOST slot: IKE behind the non-ESP marker, or STUN (assembly/udp_encap.ts). */
+export const HOST_IKE = 0;
+export const HOST_STUN = 1;
 
 // SA parameter block (192 B)
 export const SAP_SIZE = 192;
@@ -275,4 +278,6 @@ export const LAYOUT_CHECK: [string, number][] = [
   ["ACTION_BYPASS", ACTION_BYPASS],
   ["ACTION_PROTECT", ACTION_PROTECT],
   ["KAT_IV_MAX", KAT_IV_MAX],
+  ["HOST_IKE", HOST_IKE],
+  ["HOST_STUN", HOST_STUN],
 ];

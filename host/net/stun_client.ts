@@ -95,6 +95,26 @@ export async function udpTransport(address: string, port: number): Promise<StunT
   };
 }
 
+/** What forwarderTransport needs of a running data plane (host/pipeline/forwarder.ts Forwarder). */
+export interface StunDataPlane {
+  onStun(cb: (p: { wanIndex: number; family: 4 | 6; address: Uint8Array; port: number; bytes: Uint8Array }) => void): () => void;
+  sendHost(p: { wanIndex: number; family: 4 | 6; address: Uint8Array; port: number; bytes: Uint8Array; stun?: boolean }): void;
+}
+
+/** STUN through WAN port `wanIndex`'s NAT-T socket of a running data plane: the mapping ESP and IKE get. */
+export function forwarderTransport(dp: StunDataPlane, wanIndex: number): StunTransport {
+  return {
+    send(bytes, host, port) {
+      const a = parseAddress(host);
+      if (!a.ok) return;
+      dp.sendHost({ wanIndex, family: a.value.family, address: a.value.bytes, port, bytes, stun: true });
+    },
+    onStun: (cb) => dp.onStun((p) => {
+      if (p.wanIndex === wanIndex) cb(p.bytes, formatAddress(p.family === 4 ? p.address.subarray(0, 4) : p.address), p.port);
+    }),
+  };
+}
+
 /** The public address and port of wanAddress:wanPort as `server` sees them. */
 export async function discover(
   wanAddress: string, wanPort: number, server: StunServerAddress, opts: DiscoverOptions = {},

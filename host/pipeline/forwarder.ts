@@ -156,6 +156,7 @@ export class Forwarder {
           else opts.onFatal?.(e);
         } else if (m.type === "status") fwd?.pending.get(m.id)?.(m.status);
         else if (m.type === "applied") fwd?.applying.get(m.id)?.(m.error);
+        else if (m.type === "host-packet" && m.packet.stun) for (const f of fwd?.stunListeners ?? []) f(m.packet);
         else if (m.type === "host-packet") opts.onHostPacket?.(m.packet);
         else if (m.type === "event") {
           const e = m.event as SaEvent;
@@ -225,7 +226,19 @@ export class Forwarder {
     for (const r of routes) this.routes.add(r);
   }
 
-  /** Sends an IKE message from a WAN port's NAT-T socket, behind the non-ESP marker (through the worker, which owns it). */
+  private readonly stunListeners = new Set<(p: HostPacket) => void>();
+
+  /**
+   * STUN messages that arrive on the WAN ports' NAT-T sockets (the core tells
+   * them from ESP and IKE: assembly/udp_encap.ts) go to `cb` until the
+   * returned function is called; host/net/stun_client.ts forwarderTransport.
+   */
+  onStun(cb: (p: HostPacket) => void): () => void {
+    this.stunListeners.add(cb);
+    return () => void this.stunListeners.delete(cb);
+  }
+
+  /** Sends an IKE message from a WAN port's NAT-T socket, behind the non-ESP marker (through the worker, which owns it); with `stun`, a STUN message as it is. */
   sendHost(p: Omit<HostPacket, "local">): void {
     if (this.exited || this.stopping) return;
     const bytes = Uint8Array.from(p.bytes);

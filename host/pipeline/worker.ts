@@ -156,7 +156,7 @@ async function main(): Promise<void> {
   const table = new SaTable(core, { store, stateDir: node.stateDir, hasCarrier: carrierCheck(wans), emit });
   table.apply(data.peers);
   const pipe = new Pipeline(core, tun, wans, table.prov, [], (c, saId) => store.ensure(c, saId));
-  // IKE behind the non-ESP marker goes to the main thread's IKE daemon; its answers come back as send-host.
+  // IKE behind the non-ESP marker goes to the main thread's IKE daemon, STUN to its STUN client; answers come back as send-host.
   pipe.onHost = (p) => port.postMessage({ type: "host-packet", packet: p }, [p.bytes.buffer as ArrayBuffer]);
   pipe.start((where, e) => fail(where, e));
 
@@ -181,7 +181,7 @@ async function main(): Promise<void> {
   port.on("message", (m: { type: string; id?: number; peers?: PeerSpec[]; packet?: HostPacket }) => {
     if (m.type === "send-host") {
       const p = m.packet!;
-      if (!pipe.sendHost(p.wanIndex, p.family, p.address, p.port, p.bytes)) log(`send-host: WAN port ${p.wanIndex} has no UDP socket, or the datagram was refused`);
+      if (!pipe.sendHost(p.wanIndex, p.family, p.address, p.port, p.bytes, !p.stun)) log(`send-host: WAN port ${p.wanIndex} has no UDP socket, or the datagram was refused`);
     } else if (m.type === "status") {
       port.postMessage({ type: "status", id: m.id, status: snapshot(core, table.prov, pipe, table.expired) });
     } else if (m.type === "apply") {

@@ -1,0 +1,35 @@
+// Run inside the CE namespace by stun-nat.test.ts: one STUN Binding
+// transaction from the WAN port WAN_ADDRESS:4500 to the controller, first
+// over a plain UDP socket bound to that port (no data plane running), then
+// through a running data plane's NAT-T socket on the same port (the core
+// hands the response up as STUN, assembly/udp_encap.ts; the request leaves
+// without the non-ESP marker). Prints one JSON line.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { parseConfig } from "../../host/config/load.ts";
+import { Forwarder } from "../../host/pipeline/forwarder.ts";
+import { discover, forwarderTransport } from "../../host/net/stun_client.ts";
+
+const [wanAddress, serverHost, serverPort, peerAddress] = process.argv.slice(2);
+const server = { host: serverHost, port: Number(serverPort) };
+const viaSocket = await discover(wanAddress, 4500, server, { timeoutMs: 20_000 });
+
+const dir = mkdtempSync(join(tmpdir(), "wsg-stun-"));
+const hex = (n: number) => randomBytes(n).toString("hex");
+const { config } = parseConfig(JSON.stringify({
+  version: 1,
+  node: { name: "stun-ce", wan: [{ name: "wan", address: wanAddress, port: 4500 }], tun: { name: "wsg-stun" }, control: { socket: join(dir, "c.sock") }, state_dir: join(dir, "state"), workers: 1 },
+  peers: [{ name: "p", address: peerAddress, prefixes: ["10.99.0.0/16"], sas: [{ spi_in: 0x9001, spi_out: 0x9002, suite: "aes-128-gcm", key_in: hex(20), key_out: hex(20) }] }],
+}), { baseDir: dir });
+const ike: number[] = [];
+const fwd = await Forwarder.start(config, { log: () => {}, onHostPacket: (p) => void ike.push(p.bytes.length) });
+let viaDataPlane;
+try {
+  viaDataPlane = await discover(wanAddress, 4500, server, { timeoutMs: 20_000, transport: forwarderTransport(fwd, 0) });
+} finally {
+  const st = await fwd.status();
+  await fwd.stop();
+  console.log(JSON.stringify({ viaSocket, viaDataPlane, toHost: st.host.toHost, ikeHandedUp: ike.length }));
+}
