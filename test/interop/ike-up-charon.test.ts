@@ -17,69 +17,23 @@
 //    retry brings the tunnel up again and traffic flows.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tcpEcho, waitFor, type Spawned } from "../helpers/netns.ts";
 import { status } from "../e2e/forwarder-util.ts";
 import { ikeNode, ikeOf, ikeUp, writeConfig } from "../e2e/ike-util.ts";
-import { Charon } from "./strongswan.ts";
+import type { Charon } from "./strongswan.ts";
+import { CHARON_ADDR, NET_C, NET_W, PSK, startCharon as startCharonIn, WESP, type IkeCase } from "./ike-lab.ts";
 import { labSkip, NET_L, NET_R, PINGS, SITE_L, SITE_R, useTopo, WAN_L, WAN_R, type Topo } from "./lab_setup.ts";
 import { wespUp } from "./wesp-peer.ts";
 
-const PSK = "wesp-up-against-charon-psk-0123";
-const CONN = "wesp";
+/** charon's side (ike-lab.ts): wesp's default proposals, forced UDP encapsulation (kernel-libipsec carries only that), no DPD. */
+const charonCase = (name: string): IkeCase => ({ name, ike: "aes128gcm16-prfsha256-ecp256", esp: "aes128gcm16" });
 
-/** charon's side of the tunnel: wesp's default proposals, forced UDP encapsulation (kernel-libipsec carries only that). */
-function swanctlConf(o: { dpd: number }): string {
-  return `connections {
-  ${CONN} {
-    version = 2
-    local_addrs = ${WAN_R}
-    remote_addrs = ${WAN_L}
-    encap = yes
-    proposals = aes128gcm16-prfsha256-ecp256
-    rekey_time = 0
-    dpd_delay = ${o.dpd}
-    local {
-      auth = psk
-      id = ${WAN_R}
-    }
-    remote {
-      auth = psk
-      id = ${WAN_L}
-    }
-    children {
-      ${CONN} {
-        local_ts = ${NET_R}
-        remote_ts = ${NET_L}
-        esp_proposals = aes128gcm16
-        mode = tunnel
-        rekey_time = 0
-        life_time = 0
-        start_action = none
-      }
-    }
-  }
-}
-secrets {
-  ike-wesp {
-    id-a = ${WAN_R}
-    id-b = ${WAN_L}
-    secret = "${PSK}"
-  }
-}
-`;
-}
+// ike-lab.ts's charon config names the addresses and nets of lab_setup.ts's ceL and ceR
+assert.deepEqual([WESP, CHARON_ADDR, NET_W, NET_C], [WAN_L, WAN_R, NET_L, NET_R], "the two labs' addresses agree");
 
-/** A charon on ceR whose only usable connection is the one to wesp (the helper's own points nowhere). */
-async function startCharon(t: Topo, tag: string): Promise<Charon> {
-  const charon = new Charon(t.ceR, { name: `ike-up-${tag}`, local: WAN_R, remote: "10.99.0.99", localTs: [NET_R], remoteTs: [NET_L], psk: PSK, suites: ["aes128gcm16"] });
-  await charon.start();
-  const conf = join(charon.dir, "wesp.conf");
-  writeFileSync(conf, swanctlConf({ dpd: 0 }), { mode: 0o600 });
-  await charon.swanctl("--load-all", "--file", conf);
-  return charon;
-}
+/** A charon on ceR whose only usable connection is `name`, to wesp. */
+const startCharon = (t: Topo, name: string): Promise<Charon> => startCharonIn(t.ceR, charonCase(name));
 
 /** wesp up in ceL with charon as its one IKE peer; resolves once it forwards. */
 async function startWesp(t: Topo, tag: string, ike: Record<string, unknown>): Promise<{ w: Spawned; sock: string }> {
@@ -135,7 +89,7 @@ describe("wesp up against charon: IKEv2 negotiates, ESP flows", { skip: labSkip(
     const charon = await startCharon(t, "resp");
     const { w, sock } = await startWesp(t, "resp", { dpd: 0, initiate: false });
     try {
-      await charon.swanctl("--initiate", "--child", CONN, "--timeout", "15");
+      await charon.swanctl("--initiate", "--child", "resp", "--timeout", "15");
       const st = await ikeUp(sock, "charon");
       assert.equal(ikeOf(st, "charon").role, "responder");
       await sameChild(st, charon);
