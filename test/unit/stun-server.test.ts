@@ -52,6 +52,12 @@ test("answers: Binding → XOR-MAPPED-ADDRESS of the sender; unknown required �
   badFp[badFp.length - 1] ^= 1;
   assert.equal(answerStun(badFp, FROM, c), null);
   assert.deepEqual(c, { answered: 2, errors: 2, rateLimited: 0, malformed: 2, ignored: 2 });
+  // No amplifier: every answer is at most 60 bytes longer than its request (docs/controller.md).
+  const v6: StunAddress = { family: 6, address: new Uint8Array(16).fill(0xab), port: 1 };
+  for (const req of [encodeStun({ cls: "request", method: 1, transactionId: TID }), unknown, optional, encodeStun({ cls: "request", method: 3, transactionId: TID })]) {
+    const res = answerStun(req, v6, zero())!;
+    assert.ok(res.length - req.length <= 60, `${req.length} → ${res.length}`);
+  }
 });
 
 test("rate limit: a token bucket per source; the least recently seen source is forgotten first", () => {
