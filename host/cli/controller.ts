@@ -1,15 +1,17 @@
 // `wesp controller`: the VPN database and its operator API (issue 8), served
 // over HTTPS from a SQLite file (or a PostgreSQL URL) until SIGINT/SIGTERM.
 // On first start in its state directory it makes what it needs, each 0600:
-// the master key that seals SA keys, a self-signed TLS certificate, and an
-// operator token named "admin"; it prints where they are, never the secrets.
+// the master key that seals SA keys, its CA (ca/: the key CE certificates are
+// signed with), a TLS certificate that CA issues, and an operator token named
+// "admin"; it prints where they are and the CA's fingerprint, never a secret.
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { Controller } from "../controller/controller.ts";
 import { KeySealer, loadOrCreateMasterKey } from "../controller/keys.ts";
 import { startApi } from "../controller/api/server.ts";
-import { ensureSelfSigned, loadTls } from "../controller/api/tls.ts";
+import { ensureServerCert, loadTls } from "../controller/api/tls.ts";
+import { ControllerCa } from "../controller/ca.ts";
 import { openStore } from "../controller/store/store.ts";
 import { DEFAULT_STUN_PORT, StunServer } from "../controller/stun_server.ts";
 import { EXIT_OK } from "./exit_codes.ts";
@@ -23,24 +25,30 @@ function defaultStateDir(): string {
 }
 
 export const help = `Usage: wesp controller [--state DIR] [--db FILE|URL] [--listen HOST:PORT]
-                       [--tls-cert FILE --tls-key FILE]
+                       [--tls-name NAME]... [--tls-cert FILE --tls-key FILE]
 
 Serve the VPN database (VPNs, sites, topology, controller-made SAs) and its
 operator API over HTTPS (docs/controller.md, docs/controller-openapi.yaml)
 until SIGINT or SIGTERM.
 
 On first start it makes, in DIR (mode 0700): controller.db (SQLite),
-master.key (seals every SA key in the database), tls/cert.pem and key.pem
-(self-signed, for localhost and 127.0.0.1), and operator.token (the "admin"
+master.key (seals every SA key in the database), ca/ca.key and ca/ca.pem
+(the CA that enrols CEs: give CEs its SHA-256 fingerprint, printed at start),
+tls/cert.pem and key.pem (issued by that CA for localhost, 127.0.0.1, ::1,
+the --listen address and every --tls-name), and operator.token (the "admin"
 operator's token for 'wesp ctl'). Keep DIR private and backed up: without
-master.key the SAs in the database cannot be opened.
+master.key the SAs in the database cannot be opened, without ca/ no CE can
+enrol or be trusted.
 
 Options:
       --state DIR        state directory (default ${defaultStateDir()})
       --db FILE|URL      SQLite file, or postgres://… shared by replicas
                          (default DIR/controller.db)
       --listen HOST:PORT where to listen (default 127.0.0.1:8443; port 0: any)
-      --tls-cert FILE    certificate to serve instead of the self-signed one
+      --tls-name NAME    another DNS name or address CEs reach this
+                         controller at (its TLS certificate covers it)
+      --tls-cert FILE    certificate to serve instead of the CA-issued one
+                         (CEs trust only the controller's CA: issue it there)
       --tls-key FILE     its private key
       --stun HOST:PORT   answer STUN Binding requests (RFC 8489) there, so CEs
                          learn their WAN ports' public address and port
@@ -57,7 +65,7 @@ function parseListen(text: string, option = "--listen"): { host: string; port: n
 export async function main(args: string[]): Promise<number> {
   const { values, positionals, help: wantHelp } = parseCommandArgs("controller", args, {
     state: { type: "string" }, db: { type: "string" }, listen: { type: "string" },
-    "tls-cert": { type: "string" }, "tls-key": { type: "string" }, stun: { type: "string" },
+    "tls-cert": { type: "string" }, "tls-key": { type: "string" }, "tls-name": { type: "string", multiple: true }, stun: { type: "string" },
   });
   if (wantHelp) {
     process.stdout.write(help);
@@ -75,9 +83,11 @@ export async function main(args: string[]): Promise<number> {
   const log = (line: string) => process.stderr.write(`wesp controller: ${line}\n`);
 
   const sealer = new KeySealer(loadOrCreateMasterKey(join(state, "master.key")));
+  const ca = await ControllerCa.open(join(state, "ca"));
+  const names = [...((values["tls-name"] as string[] | undefined) ?? []), ...(/^(0\.0\.0\.0|::)$/.test(listen.host) ? [] : [listen.host])];
   const tls = values["tls-cert"]
     ? loadTls(values["tls-cert"] as string, values["tls-key"] as string)
-    : ensureSelfSigned(join(state, "tls"));
+    : await ensureServerCert(join(state, "tls"), ca, names);
   const store = await openStore(dbUrl, { log });
   const tokenFile = join(state, "operator.token");
   if (!existsSync(tokenFile)) {
@@ -91,8 +101,8 @@ export async function main(args: string[]): Promise<number> {
     }
   }
   const ctl = new Controller(store, sealer);
-  const api = await startApi({ controller: ctl, tls, host: listen.host, port: listen.port, log });
-  log(`serving ${api.url} (store: ${store.kind}; certificate ${tls.certPath}, SHA-256 ${tls.fingerprint})`);
+  const api = await startApi({ controller: ctl, tls, ca, host: listen.host, port: listen.port, log });
+  log(`serving ${api.url} (store: ${store.kind}; certificate ${tls.certPath}; CA ${join(state, "ca", "ca.pem")}, SHA-256 fingerprint ${ca.fingerprint})`);
   process.stdout.write(`${api.url}\n`);
   const stun = stunAt && (await startStun(stunAt, stunArg !== undefined, log));
 

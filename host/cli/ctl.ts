@@ -1,6 +1,6 @@
 // `wesp ctl`: operator commands against a running `wesp controller`, through
 // the typed client (host/controller/api/client.ts).
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ApiError, ControllerClient } from "../controller/api/client.ts";
 import { NAT_TYPES, type NatType, type NewWanPort, type Topology } from "../controller/store/model.ts";
@@ -19,15 +19,18 @@ Commands:
       (an IPv6 address with a port goes in brackets: [2001:db8::1]:4500)
   remove-site VPN NAME
   list [VPN]          the VPNs, or the sites of VPN
-  token VPN SITE [--ttl SECONDS]
-      a one-time enrolment token for SITE (printed once)
+  token VPN SITE [--ttl SECONDS] [--out FILE]      (also: site token VPN SITE)
+      a one-time enrolment token for SITE (printed once); with --out, a
+      token file (mode 0600) for 'wesp up --controller URL --token FILE':
+      the token, the controller's URL and its CA fingerprint, as JSON
+  revoke VPN SITE     revoke SITE's certificates (it must enrol again)
   config VPN SITE     SITE's CE config as JSON — it holds SA keys: keep it secret
 
 Connection (options, else environment, else the controller's state dir):
       --url URL          WESP_CONTROLLER_URL (default https://127.0.0.1:8443)
       --token-file FILE  WESP_CONTROLLER_TOKEN_FILE (default DIR/operator.token)
       --ca FILE          WESP_CONTROLLER_CA: the certificate to trust
-                         (default DIR/tls/cert.pem)
+                         (default DIR/ca/ca.pem, the controller's CA)
       --state DIR        the state dir of a local 'wesp controller'
       --json             print JSON instead of text
   -h, --help             show this help
@@ -39,7 +42,7 @@ const OPTIONS = {
   url: { type: "string" }, "token-file": { type: "string" }, ca: { type: "string" }, state: { type: "string" },
   json: { type: "boolean" }, hub: { type: "string" }, "backup-hub": { type: "string" }, suite: { type: "string" },
   mode: { type: "string" }, prefix: { type: "string", multiple: true }, wan: { type: "string", multiple: true },
-  "system-id": { type: "string" }, ttl: { type: "string" },
+  "system-id": { type: "string" }, ttl: { type: "string" }, out: { type: "string" },
 } as const;
 
 function hostPort(text: string, what: string): { address: string; port?: number } {
@@ -75,7 +78,7 @@ function client(values: Record<string, unknown>): ControllerClient {
   const pick = (opt: string, env: string, dflt?: string) => (values[opt] as string | undefined) ?? process.env[env] ?? dflt;
   const url = pick("url", "WESP_CONTROLLER_URL", "https://127.0.0.1:8443")!;
   const tokenFile = pick("token-file", "WESP_CONTROLLER_TOKEN_FILE", state && join(state, "operator.token"));
-  const caFile = pick("ca", "WESP_CONTROLLER_CA", state && join(state, "tls", "cert.pem"));
+  const caFile = pick("ca", "WESP_CONTROLLER_CA", state && join(state, "ca", "ca.pem"));
   if (!tokenFile) throw new UsageError("no operator token: --token-file, WESP_CONTROLLER_TOKEN_FILE or --state");
   if (!caFile) throw new UsageError("no certificate to trust: --ca, WESP_CONTROLLER_CA or --state");
   const read = (f: string, what: string) => {
@@ -99,7 +102,8 @@ export async function main(args: string[]): Promise<number> {
     (wantHelp ? process.stdout : process.stderr).write(help);
     return wantHelp ? EXIT_OK : 2;
   }
-  const [cmd, ...rest] = positionals;
+  // "site token …" reads as "token …"
+  const [cmd, ...rest] = positionals[0] === "site" && positionals[1] === "token" ? positionals.slice(1) : positionals;
   const json = values.json === true;
   const out = (v: unknown, text: string) => process.stdout.write(json ? JSON.stringify(v, null, 2) + "\n" : text + "\n");
   const c = () => client(values);
@@ -147,8 +151,19 @@ export async function main(args: string[]): Promise<number> {
         const [vpn, site] = need(rest, 2, "token VPN SITE [--ttl SECONDS]");
         const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
         if (ttl !== undefined && !Number.isInteger(ttl)) throw new UsageError("--ttl: whole seconds");
-        const t = await c().createEnrolmentToken(vpn, site, ttl);
-        out(t, t.token);
+        const cl = c();
+        const t = await cl.createEnrolmentToken(vpn, site, ttl);
+        if (values.out) {
+          const file = { token: t.token, url: cl.url, caFingerprint: t.caFingerprint, vpn, site, expiresAt: t.expiresAt };
+          writeFileSync(values.out as string, JSON.stringify(file, null, 2) + "\n", { mode: 0o600, flag: "wx" });
+          out({ file: values.out, expiresAt: t.expiresAt }, `token file ${values.out} written (expires ${new Date(t.expiresAt).toISOString()})`);
+        } else out(t, t.token);
+        return EXIT_OK;
+      }
+      case "revoke": {
+        const [vpn, site] = need(rest, 2, "revoke VPN SITE");
+        const n = await c().revokeSite(vpn, site);
+        out({ revoked: n }, `revoked ${n} certificate${n === 1 ? "" : "s"} of ${site} in ${vpn}`);
         return EXIT_OK;
       }
       case "config": {

@@ -46,6 +46,14 @@ export class Controller {
     return gone;
   }
 
+  /**
+   * Revokes the site's CE certificates (the CRL and the CE API refuse them
+   * from now on); the site stays and may enrol again with a new token.
+   */
+  async revokeSite(vpn: string, name: string): Promise<number> {
+    return this.store.revokeCertificates(vpn, name);
+  }
+
   /** Makes the SAs of pairs that lack them, deletes those of pairs that no longer talk. */
   async reconcile(vpn: string): Promise<ReconcileReport> {
     const v = await this.store.getVpn(vpn);

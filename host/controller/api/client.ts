@@ -9,7 +9,7 @@ export interface ClientOptions {
   /** https://host:port of the controller. */
   url: string;
   token: string;
-  /** PEM certificate(s) to trust: the controller's own while it has no CA. */
+  /** PEM certificate(s) to trust: the controller's CA (ca/ca.pem), or its TLS certificate file. */
   ca: string | Buffer;
   timeoutMs?: number;
 }
@@ -24,6 +24,10 @@ export class ApiError extends Error {
 
 export class ControllerClient {
   constructor(private readonly opts: ClientOptions) {}
+
+  get url(): string {
+    return this.opts.url;
+  }
 
   private call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const url = new URL(path, this.opts.url);
@@ -100,8 +104,13 @@ export class ControllerClient {
   updateWanPort(vpn: string, site: string, port: string, u: WanPortUpdate): Promise<Site> {
     return this.call("PATCH", `/v1/vpns/${ControllerClient.seg(vpn)}/sites/${ControllerClient.seg(site)}/wan/${ControllerClient.seg(port)}`, u);
   }
-  createEnrolmentToken(vpn: string, site: string, ttlSeconds?: number): Promise<{ token: string; expiresAt: number }> {
+  /** A one-time enrolment token for `site`, with the fingerprint of the CA the CE is to pin. */
+  createEnrolmentToken(vpn: string, site: string, ttlSeconds?: number): Promise<{ token: string; expiresAt: number; caFingerprint?: string }> {
     return this.call("POST", `/v1/vpns/${ControllerClient.seg(vpn)}/sites/${ControllerClient.seg(site)}/enrolment-tokens`, ttlSeconds ? { ttlSeconds } : {});
+  }
+  /** Revokes the site's CE certificates; resolves to how many. */
+  revokeSite(vpn: string, site: string): Promise<number> {
+    return this.call<{ revoked: number }>("POST", `/v1/vpns/${ControllerClient.seg(vpn)}/sites/${ControllerClient.seg(site)}/revoke`, {}).then((r) => r.revoked);
   }
   /** The CE config of `site` — it holds keys: handle it as a secret. */
   siteConfig(vpn: string, site: string): Promise<CeConfig> {

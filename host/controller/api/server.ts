@@ -1,16 +1,19 @@
 // The controller's HTTPS API (node:https; docs/controller-openapi.yaml).
-// Operators authenticate with a bearer token (Store.checkOperatorToken);
-// CEs will authenticate with client certificates once the controller is a CA
-// (issue 8, item 2) — no CE route exists yet.
+// Operators authenticate with a bearer token (Store.checkOperatorToken); CEs
+// with the client certificate the controller's CA issued them (ce_api.ts).
+// The two never mix: a request that presents a client certificate is refused
+// on every operator route, and an operator token opens no CE route.
 //
 // Every body is JSON of at most 64 KiB, checked against its schema
 // (schemas.ts) before the controller sees it; every refusal is a 4xx with a
 // JSON reason `{ error: { code, message, details? } }`; a failure of ours is
 // a 500 that names no internals. Nothing logged carries a token or a key.
-import { createServer, type Server } from "node:https";
+import { createServer, type Server, type ServerOptions } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { ControllerCa } from "../ca.ts";
 import { KeySealError } from "../keys.ts";
+import { CeApi, peerOf } from "./ce_api.ts";
 import type { Controller } from "../controller.ts";
 import { StoreError, type NewSite, type NewVpn, type Topology, type WanPortUpdate } from "../store/model.ts";
 import { describeErrors, validators } from "./schemas.ts";
@@ -29,6 +32,8 @@ export class HttpError extends Error {
 export interface ApiOptions {
   controller: Controller;
   tls: { cert: string | Buffer; key: string | Buffer };
+  /** The controller's CA: enables enrolment and the CE API (mTLS). */
+  ca?: ControllerCa;
   /** Default 127.0.0.1. */
   host?: string;
   /** Default 8443; 0 picks a free port. */
@@ -48,6 +53,7 @@ interface Ctx {
   query: URLSearchParams;
   body: () => Promise<unknown>;
   operator: string;
+  caFingerprint?: string;
 }
 
 type Handler = (c: Ctx, ctl: Controller) => Promise<[number, unknown]>;
@@ -89,8 +95,10 @@ const ROUTES: [string, string, Handler][] = [
   }],
   ["POST", "/v1/vpns/:vpn/sites/:site/enrolment-tokens", async (c, ctl) => {
     const r = check<{ ttlSeconds?: number }>(validators.tokenRequest, await c.body());
-    return [201, await ctl.store.createEnrolmentToken(c.parts[2], c.parts[4], (r.ttlSeconds ?? DEFAULT_TOKEN_TTL_S) * 1000)];
+    const t = await ctl.store.createEnrolmentToken(c.parts[2], c.parts[4], (r.ttlSeconds ?? DEFAULT_TOKEN_TTL_S) * 1000);
+    return [201, { ...t, ...(c.caFingerprint ? { caFingerprint: c.caFingerprint } : {}) }];
   }],
+  ["POST", "/v1/vpns/:vpn/sites/:site/revoke", async (c, ctl) => [200, { revoked: await ctl.revokeSite(c.parts[2], c.parts[4]) }]],
   ["GET", "/v1/vpns/:vpn/sites/:site/config", async (c, ctl) => [200, await ctl.configFor(c.parts[2], c.parts[4])]],
 ];
 
@@ -99,7 +107,7 @@ function match(pattern: string, parts: string[]): boolean {
   return p.length === parts.length && p.every((x, i) => x.startsWith(":") || x === parts[i]);
 }
 
-function readBody(req: IncomingMessage): Promise<unknown> {
+export function readBody(req: IncomingMessage): Promise<unknown> {
   const type = (req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
   const declared = Number(req.headers["content-length"] ?? 0);
   if (declared > MAX_BODY) return Promise.reject(new HttpError(413, "too-large", `the body is over ${MAX_BODY} bytes`));
@@ -150,7 +158,7 @@ function toHttp(e: unknown): HttpError {
   return new HttpError(500, "internal", "internal error");
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, ctl: Controller, log: (l: string) => void): Promise<void> {
+async function handle(req: IncomingMessage, res: ServerResponse, ctl: Controller, log: (l: string) => void, ce?: CeApi): Promise<void> {
   const method = req.method ?? "GET";
   let url: URL;
   try {
@@ -165,24 +173,42 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctl: Controller
     return send(res, 400, { error: { code: "bad-url", message: "bad percent-encoding in the path" } });
   }
   if (method === "GET" && url.pathname === "/v1/health") return send(res, 200, { ok: true, store: ctl.store.kind });
+  if (ce && CeApi.owns(url.pathname)) {
+    try {
+      const r = await ce.handle(req, res, url.pathname);
+      if (r) send(res, r[0], r[1]);
+    } catch (e) {
+      replyError(req, res, method, url.pathname, e, log);
+    }
+    return;
+  }
   const routes = ROUTES.filter(([, p]) => match(p, parts));
   const route = routes.find(([m]) => m === method);
   try {
     if (routes.length === 0) throw new HttpError(404, "no-route", "no such resource");
     if (!route) throw new HttpError(405, "method-not-allowed", `allowed: ${routes.map(([m]) => m).join(", ")}`);
+    if (peerOf(req).presented) {
+      log(`operator API ${method} ${url.pathname} refused from ${req.socket.remoteAddress ?? "?"}: a client (CE) certificate was presented`);
+      throw new HttpError(403, "ce-certificate", "CE certificates open nothing of the operator API: operators use a bearer token without a client certificate");
+    }
     const auth = req.headers.authorization ?? "";
     const token = /^Bearer [\x21-\x7e]{1,256}$/.test(auth) ? auth.slice(7) : "";
     const operator = token ? await ctl.store.checkOperatorToken(token) : undefined;
     if (!operator) throw new HttpError(401, "unauthenticated", "an operator token is required (Authorization: Bearer …)");
-    const [status, body] = await route[2]({ method, parts, query: url.searchParams, body: () => readBody(req), operator }, ctl);
+    const ctx = { method, parts, query: url.searchParams, body: () => readBody(req), operator, caFingerprint: ce?.ca.fingerprint };
+    const [status, body] = await route[2](ctx, ctl);
     if (method !== "GET") log(`${operator} ${method} ${url.pathname} → ${status}`);
     send(res, status, body);
   } catch (e) {
-    const h = toHttp(e);
-    if (h.status >= 500) log(`${method} ${url.pathname}: ${e instanceof Error ? e.name : "error"} → ${h.status}`);
-    if (h.status === 413) drain(req, res);
-    send(res, h.status, { error: { code: h.code, message: h.message, ...(h.details ? { details: h.details } : {}) } });
+    replyError(req, res, method, url.pathname, e, log);
   }
+}
+
+function replyError(req: IncomingMessage, res: ServerResponse, method: string, path: string, e: unknown, log: (l: string) => void): void {
+  const h = toHttp(e);
+  if (h.status >= 500) log(`${method} ${path}: ${e instanceof Error ? e.name : "error"} → ${h.status}`);
+  if (h.status === 413) drain(req, res);
+  send(res, h.status, { error: { code: h.code, message: h.message, ...(h.details ? { details: h.details } : {}) } });
 }
 
 /** Answers a too-large body once the client is done sending (so it reads the 413), reading at most 1 MiB more. */
@@ -198,8 +224,14 @@ function drain(req: IncomingMessage, res: ServerResponse): void {
 /** Serves the API until `close()`. */
 export async function startApi(opts: ApiOptions): Promise<RunningApi> {
   const log = opts.log ?? (() => {});
-  const server: Server = createServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: "TLSv1.2" }, (req, res) => {
-    handle(req, res, opts.controller, log).catch(() => send(res, 500, { error: { code: "internal", message: "internal error" } }));
+  const base: ServerOptions = { cert: opts.tls.cert, key: opts.tls.key, minVersion: "TLSv1.2" };
+  // With a CA: ask for a client certificate (CEs have one, operators none) and
+  // check it against the CA and its CRL; refusals are answered by ce_api.ts.
+  const secure = (crl: string): ServerOptions => ({ ...base, requestCert: true, rejectUnauthorized: false, ca: opts.ca!.pem, crl });
+  let server: Server | undefined;
+  const ce = opts.ca ? new CeApi(opts.controller, opts.ca, log, (crl) => server?.setSecureContext(secure(crl))) : undefined;
+  server = createServer(ce ? secure(await ce.currentCrl()) : base, (req, res) => {
+    handle(req, res, opts.controller, log, ce).catch(() => send(res, 500, { error: { code: "internal", message: "internal error" } }));
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
@@ -213,6 +245,7 @@ export async function startApi(opts: ApiOptions): Promise<RunningApi> {
     url: `https://${host}:${port}`,
     port,
     close: () => new Promise<void>((resolve) => {
+      ce?.close();
       server.close(() => resolve());
       server.closeAllConnections();
     }),

@@ -113,6 +113,15 @@ export interface SaRecord {
   createdAt: number;
 }
 
+/**
+ * What the store says of a CE certificate: `valid` (issued to that site, which
+ * exists), `revoked`, `site-removed` (its site is gone: the CE must drop its
+ * VPN state, §3.6), or `unknown` (not issued by this controller's database).
+ */
+export type CertificateStatus =
+  | { status: "valid" | "revoked" | "site-removed"; vpn: string; site: string; notAfter: number }
+  | { status: "unknown" };
+
 /** A change notification: `vpn` is now at `version` (a deleted VPN reports version -1). */
 export interface Change {
   vpn: string;

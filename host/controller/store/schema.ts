@@ -8,6 +8,7 @@
 //         │          ├─< enrolment_tokens     (SHA-256 of the token, never the token)
 //         └─< sas >──┘  src_site, dst_site    (one row per direction; sealed key)
 //   operator_tokens                             (SHA-256 of the token)
+//   ce_certificates                             (serials the CA issued; revoked_at)
 //   schema_migrations                           (applied versions)
 
 const MIGRATIONS: readonly string[] = [
@@ -71,6 +72,19 @@ const MIGRATIONS: readonly string[] = [
      name TEXT NOT NULL UNIQUE,
      created_at BIGINT NOT NULL
    );`,
+  // 2: certificates issued to CEs (host/controller/ca.ts). No foreign key to
+  // sites: a removed site's serials stay, revoked, and a site re-added under
+  // the same name is a new site_ref that its old certificates do not match.
+  `CREATE TABLE ce_certificates (
+     serial TEXT PRIMARY KEY,
+     site_ref BIGINT NOT NULL,
+     vpn TEXT NOT NULL,
+     site TEXT NOT NULL,
+     not_after BIGINT NOT NULL,
+     revoked_at BIGINT,
+     created_at BIGINT NOT NULL
+   );
+   CREATE INDEX ce_certificates_site ON ce_certificates (site_ref)`,
 ];
 
 /** The schema version this build writes and reads. */

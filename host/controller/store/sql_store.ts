@@ -5,7 +5,7 @@ import { createHash, randomBytes, randomInt, timingSafeEqual } from "node:crypto
 import type { Db, Sql } from "./db.ts";
 import { UniqueViolation } from "./db.ts";
 import {
-  StoreError, type Change, type NewSite, type NewVpn, type SaRecord, type Site, type Topology, type Vpn, type WanPort, type WanPortUpdate,
+  StoreError, type CertificateStatus, type Change, type NewSite, type NewVpn, type SaRecord, type Site, type Topology, type Vpn, type WanPort, type WanPortUpdate,
 } from "./model.ts";
 import { checkName, checkNewSite, checkNewVpn, checkPortUpdate, checkTopology } from "./rules.ts";
 import { SCHEMA_VERSION, migrationsFor } from "./schema.ts";
@@ -153,6 +153,7 @@ export class SqlStore implements Store {
     return this.db.tx(async (q) => {
       const row = await q.get<VpnRow>("SELECT * FROM vpns WHERE name = ?", [name]);
       if (!row) return false;
+      await q.run("UPDATE ce_certificates SET revoked_at = ? WHERE vpn = ? AND revoked_at IS NULL", [this.now(), name]);
       await q.run("DELETE FROM vpns WHERE id = ?", [row.id]);
       await this.db.notify(q, { vpn: name, version: -1 });
       return true;
@@ -227,8 +228,10 @@ export class SqlStore implements Store {
       if (t.kind === "hub-and-spoke" && (t.hub === name || t.backupHub === name)) {
         throw new StoreError("conflict", `site "${name}" is a hub of VPN "${vpn}": change the topology first`);
       }
-      const n = await q.run("DELETE FROM sites WHERE vpn_id = ? AND name = ?", [row.id, name]);
-      if (n === 0) return false;
+      const site = await q.get<{ id: number }>("SELECT id FROM sites WHERE vpn_id = ? AND name = ?", [row.id, name]);
+      if (!site) return false;
+      await q.run("UPDATE ce_certificates SET revoked_at = ? WHERE site_ref = ? AND revoked_at IS NULL", [this.now(), site.id]);
+      await q.run("DELETE FROM sites WHERE id = ?", [site.id]);
       await this.bump(q, row);
       return true;
     });
@@ -248,22 +251,69 @@ export class SqlStore implements Store {
     });
   }
 
-  async consumeEnrolmentToken(token: string): Promise<{ vpn: string; site: string }> {
+  consumeEnrolmentToken(token: string): Promise<{ vpn: string; site: string }> {
+    return this.enrol(token, undefined);
+  }
+
+  async enrol(token: string, issue?: (s: { vpn: string; site: string }) => Promise<{ serial: string; notAfter: number }>): Promise<{ vpn: string; site: string }> {
     if (typeof token !== "string" || token.length > 256) throw new StoreError("token-invalid", "enrolment token unknown");
     const hash = hashToken(token);
     return this.db.tx(async (q) => {
       const now = this.now();
-      const r = await q.get<{ vpn: string; site: string }>(
+      const r = await q.get<{ hash: string; site_ref: number; vpn: string; site: string }>(
         `UPDATE enrolment_tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL AND expires_at > ?
-         RETURNING (SELECT v.name FROM sites s JOIN vpns v ON v.id = s.vpn_id WHERE s.id = site_ref) AS vpn,
+         RETURNING hash, site_ref, (SELECT v.name FROM sites s JOIN vpns v ON v.id = s.vpn_id WHERE s.id = site_ref) AS vpn,
                    (SELECT s.name FROM sites s WHERE s.id = site_ref) AS site`, [now, hash, now]);
-      if (r) return { vpn: r.vpn, site: r.site };
+      // The lookup is by hash, so timing tells nothing about the token; compare again anyway.
+      if (r && timingSafeEqual(Buffer.from(r.hash), Buffer.from(hash))) {
+        const site = { vpn: r.vpn, site: r.site };
+        if (issue) {
+          const c = await issue(site);
+          await q.run("INSERT INTO ce_certificates (serial, site_ref, vpn, site, not_after, revoked_at, created_at) VALUES (?, ?, ?, ?, ?, NULL, ?)",
+            [c.serial.toLowerCase(), Number(r.site_ref), r.vpn, r.site, c.notAfter, now]);
+        }
+        return site;
+      }
       const t = await q.get<{ used_at: number | null; expires_at: number }>(
         "SELECT used_at, expires_at FROM enrolment_tokens WHERE hash = ?", [hash]);
       if (!t) throw new StoreError("token-invalid", "enrolment token unknown");
       if (t.used_at !== null) throw new StoreError("token-invalid", "enrolment token already used");
       throw new StoreError("token-invalid", "enrolment token expired");
     });
+  }
+
+  async recordCertificate(vpn: string, site: string, serial: string, notAfter: number): Promise<void> {
+    await this.db.tx(async (q) => {
+      const s = await this.siteRow(q, (await this.vpnRow(q, vpn)).id, site);
+      await q.run("INSERT INTO ce_certificates (serial, site_ref, vpn, site, not_after, revoked_at, created_at) VALUES (?, ?, ?, ?, ?, NULL, ?)",
+        [serial.toLowerCase(), s.id, vpn, site, notAfter, this.now()]);
+    });
+  }
+
+  async certificateStatus(serial: string): Promise<CertificateStatus> {
+    if (typeof serial !== "string" || !/^[0-9a-fA-F]{1,40}$/.test(serial)) return { status: "unknown" };
+    const r = await this.db.get<{ site_ref: number; vpn: string; site: string; not_after: number; revoked_at: number | null; live: number | null }>(
+      `SELECT c.site_ref, c.vpn, c.site, c.not_after, c.revoked_at, (SELECT 1 FROM sites s WHERE s.id = c.site_ref) AS live
+       FROM ce_certificates c WHERE c.serial = ?`, [serial.toLowerCase()]);
+    if (!r) return { status: "unknown" };
+    const status = r.live === null ? "site-removed" : r.revoked_at !== null ? "revoked" : "valid";
+    return { status, vpn: r.vpn, site: r.site, notAfter: Number(r.not_after) };
+  }
+
+  async revokeCertificates(vpn: string, site: string): Promise<number> {
+    return this.db.tx(async (q) => {
+      const row = await this.lockVpn(q, vpn);
+      const s = await this.siteRow(q, row.id, site);
+      const n = await q.run("UPDATE ce_certificates SET revoked_at = ? WHERE site_ref = ? AND revoked_at IS NULL", [this.now(), s.id]);
+      if (n > 0) await this.bump(q, row);
+      return n;
+    });
+  }
+
+  async listRevoked(): Promise<{ serial: string; revokedAt: number }[]> {
+    const rows = await this.db.all<{ serial: string; revoked_at: number }>(
+      "SELECT serial, revoked_at FROM ce_certificates WHERE revoked_at IS NOT NULL ORDER BY serial");
+    return rows.map((r) => ({ serial: r.serial, revokedAt: Number(r.revoked_at) }));
   }
 
   async createOperatorToken(name: string): Promise<string> {

@@ -7,7 +7,7 @@
 // (they are 256-bit random values, so a plain hash is enough); SA keys arrive
 // sealed (../keys.ts) and the store never sees them in the clear.
 import type {
-  Change, NewSite, NewVpn, SaRecord, Site, Topology, Vpn, WanPortUpdate,
+  CertificateStatus, Change, NewSite, NewVpn, SaRecord, Site, Topology, Vpn, WanPortUpdate,
 } from "./model.ts";
 
 export interface SaSeal {
@@ -31,13 +31,27 @@ export interface Store {
   listSites(vpn: string): Promise<Site[]>;
   /** Records what a NAT makes of a WAN port (STUN, or the operator). */
   updateWanPort(vpn: string, site: string, port: string, u: WanPortUpdate): Promise<Site>;
-  /** Removes a site, its tokens and every SA it is part of; refused while it is a hub of its VPN. */
+  /** Removes a site, its tokens and every SA it is part of, and revokes its certificates; refused while it is a hub of its VPN. */
   removeSite(vpn: string, name: string): Promise<boolean>;
 
   /** A one-time token for `site`, valid `ttlMs`; only its hash is kept. */
   createEnrolmentToken(vpn: string, site: string, ttlMs: number): Promise<{ token: string; expiresAt: number }>;
   /** Uses up `token`; StoreError "token-invalid" (saying unknown, used or expired) otherwise. */
   consumeEnrolmentToken(token: string): Promise<{ vpn: string; site: string }>;
+  /**
+   * Enrolment: uses up `token` and records the certificate `issue` makes for
+   * its site, in one transaction — when `issue` throws (a CSR for another
+   * name), the token stays unused. StoreError "token-invalid" as above.
+   */
+  enrol(token: string, issue: (s: { vpn: string; site: string }) => Promise<{ serial: string; notAfter: number }>): Promise<{ vpn: string; site: string }>;
+  /** Records a certificate issued to an enrolled site (a renewal). */
+  recordCertificate(vpn: string, site: string, serial: string, notAfter: number): Promise<void>;
+  /** Whether the CE certificate `serial` (hex) may talk to the CE API, and for which site. */
+  certificateStatus(serial: string): Promise<CertificateStatus>;
+  /** Revokes every certificate of the site (it must enrol again with a new token); resolves to how many. */
+  revokeCertificates(vpn: string, site: string): Promise<number>;
+  /** Every revoked serial (for the CRL the TLS server checks). */
+  listRevoked(): Promise<{ serial: string; revokedAt: number }[]>;
 
   /** A new operator token named `name` (shown once; its hash is kept). */
   createOperatorToken(name: string): Promise<string>;
