@@ -1,7 +1,9 @@
 // An IKE SA's configuration from plain text values (addresses, CIDRs, proposal
-// strings, a PSK), for tests and tools. A wesp config's `peers[].ike` block
+// strings, a PSK or PEM certificates), for tests and tools. A wesp config's `peers[].ike` block
 // becomes one through manager.ts `managedPeer` instead.
+import { X509Certificate, createPrivateKey } from "node:crypto";
 import { parseAddress } from "../config/addr.ts";
+import { dnToDer } from "./certs.ts";
 import { IdType } from "./constants.ts";
 import { parseProposal, type ProposalSpec } from "./proposals.ts";
 import { tsFromCidrs } from "./ts.ts";
@@ -12,10 +14,14 @@ export interface IkePeerText {
   /** Our address and the peer's; identities default to them (ID_IPV4_ADDR / ID_IPV6_ADDR, §3.5). */
   local: string;
   remote: string;
-  /** Identities as text: an IP address, or an FQDN. */
+  /** Identities as text, read as strongSwan does: an IP address, a DN ("C=CH, O=wesp, CN=x"), user@domain (RFC822), else an FQDN ("@" before it optional). */
   localId?: string;
   remoteId?: string;
   psk: string;
+  /** Certificates (PEM) instead of the PSK: ours first then intermediates, our key, the CAs we trust. */
+  certs?: { chain: string[]; key: string; cas: string[]; rsaPss?: boolean };
+  /** RFC 7383 fragment size (types.ts `fragmentSize`). */
+  fragmentSize?: number;
   ike: string[];
   esp: string[];
   localTs: string[];
@@ -28,11 +34,15 @@ export interface IkePeerText {
   retransmit?: { baseMs: number; tries: number };
 }
 
-/** ID payload contents for an address or a name (§3.5). */
+/** ID payload contents for an address, a DN, an e-mail address or a name (§3.5); throws RangeError for a DN it cannot read. */
 export function identity(text: string): Identity {
   const a = parseAddress(text);
   if (a.ok) return { idType: a.value.family === 4 ? IdType.IPV4_ADDR : IdType.IPV6_ADDR, data: a.value.bytes };
-  return { idType: IdType.FQDN, data: new TextEncoder().encode(text) };
+  const utf8 = (s: string) => new TextEncoder().encode(s);
+  if (text.includes("=")) return { idType: IdType.DER_ASN1_DN, data: dnToDer(text) };
+  if (text.startsWith("@")) return { idType: IdType.FQDN, data: utf8(text.slice(1)) };
+  if (text.includes("@")) return { idType: IdType.RFC822_ADDR, data: utf8(text) };
+  return { idType: IdType.FQDN, data: utf8(text) };
 }
 
 function proposals(texts: string[], p: "ike" | "esp"): ProposalSpec[] {
@@ -51,6 +61,13 @@ export function ikeSaConfig(t: IkePeerText): IkeSaConfig {
     localId: identity(t.localId ?? t.local),
     remoteId: identity(t.remoteId ?? t.remote),
     psk: new TextEncoder().encode(t.psk),
+    ...(t.certs ? {
+      certs: {
+        chain: t.certs.chain.map((p) => new X509Certificate(p)), key: createPrivateKey(t.certs.key),
+        cas: t.certs.cas.map((p) => new X509Certificate(p)), rsaPss: t.certs.rsaPss,
+      },
+    } : {}),
+    fragmentSize: t.fragmentSize,
     ikeProposals: proposals(t.ike, "ike"),
     espProposals: proposals(t.esp, "esp"),
     localTs: tsFromCidrs(t.localTs),

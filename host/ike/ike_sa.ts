@@ -350,7 +350,14 @@ export class IkeSa {
     this.lastHeard = this.ctx.deps.now();
     if (p.exchange === Exchange.IKE_AUTH) {
       const r = onAuthResponse(this.ctx, inner.value);
-      if (r.kind === "fail") return this.fail(r.reason, r.detail);
+      if (r.kind === "fail") {
+        const step = this.fail(r.reason, r.detail);
+        // §2.21.2: the responder has the SA up; an error found by the initiator "MAY be returned
+        // in a separate INFORMATIONAL exchange": sent once, the answer is not awaited
+        const n: Payload = { kind: "notify", protocol: 0, spi: new Uint8Array(0), notifyType: Notify.AUTHENTICATION_FAILED, data: new Uint8Array(0) };
+        if (r.reason === "auth") for (const bytes of this.seal(this.header(Exchange.INFORMATIONAL, this.nextId, false), [n])) step.send.push({ bytes, path: { ...this.ctx.path } });
+        return step;
+      }
       this.state = "established";
       return { send: [], events: [this.established(), ...r.events] };
     }

@@ -57,9 +57,10 @@ export interface IkeTopo {
   nsC: Netns;
 }
 
-export async function buildIkeTopo(): Promise<IkeTopo> {
-  sweepWike();
-  const lab = new IkeLab();
+/** The lab; `nsPrefix` keeps a test file's namespaces apart from the others' (default `wike`). */
+export async function buildIkeTopo(nsPrefix = NS_PREFIX): Promise<IkeTopo> {
+  sweepWike(nsPrefix);
+  const lab = new IkeLab(nsPrefix);
   const nsW = await lab.ns("W");
   const nsC = await lab.ns("C");
   await lab.veth(nsW, "wl", nsC, "wr");
@@ -141,11 +142,15 @@ export interface WespEvent {
 /** The JSON lines wesp's peer process (ike-peer.ts) has printed so far. */
 export const eventsOf = (p: Spawned): WespEvent[] => p.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as WespEvent);
 
-/** Starts wesp's IKE (ike-peer.ts) in `ns` for case `c`; resolves once its sockets are bound. */
-export async function startWesp(t: IkeTopo, c: IkeCase, role: "initiator" | "responder", opts: { transcript?: boolean; cookieThreshold?: number } = {}): Promise<Spawned> {
+/**
+ * Starts wesp's IKE (ike-peer.ts) in `ns` for case `c`; resolves once its sockets are bound.
+ * `peer` overrides fields of its IkePeerText (certificates, identities, fragment size).
+ */
+export async function startWesp(t: IkeTopo, c: IkeCase, role: "initiator" | "responder", o: { transcript?: boolean; cookieThreshold?: number; peer?: Partial<IkePeerText> } = {}): Promise<Spawned> {
+  const { peer: more, ...opts } = o;
   const peer: IkePeerText = {
     name: c.name, local: WESP, remote: CHARON_ADDR, psk: PSK, ike: [c.ike], esp: [c.esp],
-    localTs: [NET_W], remoteTs: [NET_C], lifetimeSeconds: 3600, retransmit: { baseMs: 1000, tries: 4 },
+    localTs: [NET_W], remoteTs: [NET_C], lifetimeSeconds: 3600, retransmit: { baseMs: 1000, tries: 4 }, ...more,
   };
   const optsPath = join(t.lab.dir, `wesp-${c.name}.json`);
   writeFileSync(optsPath, JSON.stringify({ peer, role, ...opts }));

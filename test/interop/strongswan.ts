@@ -24,11 +24,13 @@ export const CHARON = "/usr/lib/ipsec/charon";
 export const SUITES = ["aes128gcm16", "aes256gcm16", "chacha20poly1305", "aes128-sha256"] as const;
 export type Suite = (typeof SUITES)[number];
 
-// Only what a PSK + x25519 IKEv2 SA and the four ESP suites need; `kdf` is the
+// Only what a PSK or certificate IKEv2 SA and the four ESP suites need; `kdf` is the
 // prf+ plugin (strongSwan 5.9.8 split it out, IKE key derivation fails without it).
 const PLUGINS = [
   "random", "nonce", "openssl", "aes", "sha1", "sha2", "hmac", "kdf", "gcm", "chapoly",
   "curve25519", "kernel-libipsec", "kernel-netlink", "socket-default", "vici",
+  // certificates (ike-charon-cert.test.ts): PEM files, X.509, PKCS#1/#8 keys, chain constraints
+  "pem", "x509", "pkcs1", "pkcs8", "pubkey", "constraints",
 ];
 
 export interface CharonOptions {
