@@ -10,6 +10,10 @@ import { ForwarderError, type Forwarder } from "../pipeline/forwarder.ts";
 import { startWithIke, statusWithIke, type IkeRuntime } from "../ike/runtime.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_PERMISSION, EXIT_USAGE } from "./exit_codes.ts";
 import { parseCommandArgs, UsageError } from "./usage.ts";
+import { createLogger, parseLogOptions } from "../metrics/log.ts";
+import { CeMetrics } from "../metrics/ce.ts";
+import type { MetricsServer } from "../metrics/http.ts";
+import { describeConfig } from "../config/redact.ts";
 
 export const summary = "run the data plane in the foreground (SIGINT/SIGTERM stop it cleanly)";
 
@@ -35,6 +39,8 @@ IKE peer added starts, one removed gets a DELETE and loses its SAs, one whose
 that fails 'wesp check' is refused and the running one stays.
 Static SAs resume past their last durable sequence reservation, kept under
 node.state_dir (docs/config.md "Restarts"): never at sequence number 1.
+With node.metrics configured it serves Prometheus metrics on GET /metrics
+(docs/metrics.md).
 Without 'tun.persistent', wesp sets the TUN's MTU and addresses, brings it up
 and routes every peer prefix into it (needs CAP_NET_ADMIN); a persistent TUN
 is left as the administrator configured it. Raw ESP, IP-in-IP and GRE ports
@@ -43,6 +49,9 @@ needs CAP_NET_BIND_SERVICE.
 
 Options:
   -q, --quiet                  log only warnings and errors
+      --log-format text|json   log lines as text (default) or one JSON
+                               object a line (docs/metrics.md); keys never logged
+      --log-level LEVEL        debug, info (default), warn or error
       --selftest-vectors FILE  known-answer vectors for the self-test
                                (default: the shipped ones, as 'wesp selftest')
   -h, --help                   show this help
@@ -57,25 +66,31 @@ export async function main(args: string[]): Promise<number> {
   const { values, positionals, help: wantHelp } = parseCommandArgs("up", args, {
     quiet: { type: "boolean", short: "q" },
     "selftest-vectors": { type: "string" },
+    "log-format": { type: "string" },
+    "log-level": { type: "string" },
   });
   if (wantHelp) {
     process.stdout.write(help);
     return EXIT_OK;
   }
   if (positionals.length !== 1) throw new UsageError("expects exactly one CONFIG file", "up");
-  const err = (l: string) => void process.stderr.write(`wesp up: ${l}\n`);
-  const info = values.quiet ? () => {} : err;
+  const logOpts = parseLogOptions(values["log-format"], values["log-level"], values.quiet === true);
+  if (typeof logOpts === "string") throw new UsageError(logOpts, "up");
+  const log = createLogger({ name: "wesp up", ...logOpts });
+  const err = (l: string) => log.error(l);
+  const info = (l: string) => log.info(l);
 
   const loaded = loadConfigOrReport(positionals[0]);
   if (!loaded) return EXIT_USAGE;
   const { config, warnings } = loaded;
-  for (const w of warnings) process.stderr.write(`warning: ${formatIssue(config.source, w)}\n`);
+  for (const w of warnings) log.warn(formatIssue(config.source, w));
+  if (log.level === "debug") log.debug(describeConfig(config));
 
   const lines: string[] = [];
   const vectors = values["selftest-vectors"];
   const st = await selftest(typeof vectors === "string" ? vectors : DEFAULT_VECTORS, (l) => lines.push(l));
   if (st.failed > 0) {
-    for (const l of lines) if (l.startsWith("FAIL")) process.stderr.write(l + "\n");
+    for (const l of lines) if (l.startsWith("FAIL")) log.error(l);
     err(`self-test failed (${st.failed} of ${st.passed + st.failed} vectors): not starting`);
     return EXIT_FAILURE;
   }
@@ -96,7 +111,7 @@ export async function main(args: string[]): Promise<number> {
       if (e instanceof ConfigError) throw new Error(`reload refused, the running config stays:\n${e.message}`);
       throw e;
     }
-    for (const w of next.warnings) process.stderr.write(`warning: ${formatIssue(configPath, w)}\n`);
+    for (const w of next.warnings) log.warn(formatIssue(configPath, w));
     try {
       const r = await ike.apply(next.config);
       info(`reloaded ${configPath}: added [${r.added.join(", ")}] removed [${r.removed.join(", ")}] changed [${r.changed.join(", ")}] unchanged ${r.unchanged.length}`);
@@ -115,6 +130,8 @@ export async function main(args: string[]): Promise<number> {
     return PERMISSION_CODES.has((e as NodeJS.ErrnoException).code ?? "") ? EXIT_PERMISSION : EXIT_FAILURE;
   }
 
+  const telemetry = new CeMetrics(log);
+  let metrics: MetricsServer | undefined;
   let fatal: ForwarderError | undefined;
   let wake: (why: string) => void = () => {};
   const stopped = new Promise<string>((r) => (wake = r));
@@ -126,6 +143,7 @@ export async function main(args: string[]): Promise<number> {
   try {
     ({ fwd, ike } = await startWithIke(config, {
       log: info,
+      onLifecycle: (l) => telemetry.watch(l),
       onFatal: (e) => {
         fatal ??= e;
         wake("error");
@@ -146,6 +164,14 @@ export async function main(args: string[]): Promise<number> {
     }
     return EXIT_FAILURE;
   }
+  if (config.node.metrics) {
+    const f = fwd, i = ike;
+    metrics = await telemetry.serve(config.node.metrics.listen, () => statusWithIke(f, i)).catch((e) => {
+      err(`metrics listener: ${(e as Error).message} (metrics off; forwarding goes on)`);
+      return undefined;
+    });
+    if (metrics) info(`metrics on ${"path" in config.node.metrics.listen ? `unix:${metrics.where}` : `http://${metrics.where}`}/metrics`);
+  }
   const n = config.peers.length;
   info(`node ${config.node.name}: forwarding on ${fwd.tunName}, ${n} peer${n === 1 ? "" : "s"}, control ${control.path}`);
 
@@ -153,6 +179,7 @@ export async function main(args: string[]): Promise<number> {
   if (why === "error") err(`stopping: ${fatal?.message}`);
   else info(`stopping (${why})`);
   await control.close();
+  await metrics?.close();
   await ike.stop();
   await fwd.stop();
   process.off("SIGINT", onSignal);

@@ -1,0 +1,227 @@
+// A CE's Prometheus metrics (docs/metrics.md lists every one).
+//
+// Everything is read on scrape from the forwarder's `status()` — the same
+// snapshot `wesp status --json` prints (host/pipeline/status.ts) — inside
+// prom-client `collect()` callbacks: nothing runs per packet, and one scrape
+// is one status snapshot, so its numbers agree with each other. The only
+// state kept here is a count of SA lifecycle events (installs, removals,
+// rekey requests, alarms), heard as they happen: they are not in the status.
+//
+// Cardinality is bounded by the config: label values are peer names, SPIs of
+// SAs held now, drop reason names (host/core/abi.ts REASON_NAMES), socket
+// names, and small fixed sets (direction, why). Per-SA and per-peer drop
+// series appear only for reasons that counted something; the global ones
+// for every reason, zeros included.
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import type { CounterBlock, PeerStatus, SaStatus, Status } from "../pipeline/status.ts";
+import type { SaLifecycle } from "../sa/lifecycle.ts";
+import type { MetricsListen } from "../config/model.ts";
+import type { Logger } from "./log.ts";
+import { MetricsServer } from "./http.ts";
+
+/** The SPI as a label: 0x and 8 hex digits, as `wesp status` prints it. */
+export const spiLabel = (spi: number) => `0x${(spi >>> 0).toString(16).padStart(8, "0")}`;
+
+/**
+ * An IKE peer as status.ike carries it (host/pipeline/status.ts IkePeerStatus,
+ * present when the config has IKE peers). Read field by field, each checked:
+ * a status without IKE, or of another shape, just gives no IKE series.
+ */
+interface IkePeerView {
+  name: string;
+  state?: unknown;
+  failures?: unknown;
+  alarm?: unknown;
+  childSas?: unknown;
+  establishedSeconds?: unknown;
+  lastHeardSeconds?: unknown;
+}
+
+/** The IKE peer states of status.ike (IkePeerStatus.state). */
+export const IKE_STATES = ["up", "connecting", "retrying", "down", "waiting"] as const;
+
+/** status.ike as a list of peers; [] when absent. */
+export function ikePeers(s: Status): IkePeerView[] {
+  const ike = (s as { ike?: unknown }).ike;
+  if (!Array.isArray(ike)) return [];
+  return ike.filter((p): p is IkePeerView => !!p && typeof p === "object" && typeof (p as IkePeerView).name === "string");
+}
+
+const num = (v: unknown): number | undefined => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
+const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/** A peer's SAs held now (removed ones carry no counters). */
+function liveSas(p: PeerStatus): [SaStatus, "in" | "out"][] {
+  const all: [SaStatus, "in" | "out"][] = [...(p.outbound ? [[p.outbound, "out"] as [SaStatus, "out"]] : []), ...p.inbound.map((s) => [s, "in"] as [SaStatus, "in"])];
+  return all.filter(([s]) => !s.expired);
+}
+
+/** Tunnel state: a plain (ipip/gre) peer is up as configured; an ESP peer when it has a live SA each way. */
+export function peerUp(p: PeerStatus): boolean {
+  if (p.mode === "ipip" || p.mode === "gre") return true;
+  return !!p.outbound?.live && !p.outbound.expired && p.inbound.some((s) => s.live && !s.expired);
+}
+
+type Labels = Record<string, string>;
+type Set = (labels: Labels, value: number) => void;
+
+export class CeMetrics {
+  readonly registry = new Registry();
+  private status: Status | null = null;
+  private scraping: Promise<unknown> = Promise.resolve();
+  private readonly installs: Counter;
+  private readonly removals: Counter;
+  private readonly rekeyRequests: Counter;
+  private readonly alarms: Counter;
+  private readonly answers: Counter;
+
+  constructor(private readonly log?: Logger) {
+    collectDefaultMetrics({ register: this.registry });
+    const r = this.registry;
+    // One gauge or counter whose values all come from the scrape's status.
+    const from = (kind: "counter" | "gauge", name: string, help: string, labelNames: string[], fill: (s: Status, set: Set) => void) => {
+      const Cls = kind === "counter" ? Counter : Gauge;
+      const self = this;
+      new Cls({
+        name, help, labelNames, registers: [r],
+        collect(this: Counter | Gauge) {
+          this.reset();
+          const s = self.status;
+          if (!s) return;
+          const set: Set = (l, v) => (this instanceof Counter ? this.inc(l, v) : (this as Gauge).set(l, v));
+          fill(s, set);
+        },
+      });
+    };
+    const eachSa = (f: (p: PeerStatus, sa: SaStatus, l: Labels) => void) => (s: Status) => {
+      for (const p of s.peers) for (const [sa, direction] of liveSas(p)) f(p, sa, { peer: p.name, direction, spi: spiLabel(sa.spi) });
+    };
+    const drops = (c: CounterBlock, l: Labels, set: Set, zeros: boolean) => {
+      for (const [reason, v] of Object.entries(c.drops)) if (zeros || v > 0) set({ ...l, reason }, v);
+    };
+    const perPeer = (s: Status, f: (l: Labels, c: CounterBlock[]) => void) => {
+      for (const p of s.peers) for (const dir of ["in", "out"] as const) {
+        f({ peer: p.name, direction: dir }, liveSas(p).filter(([, d]) => d === dir).map(([sa]) => sa.counters));
+      }
+    };
+    const sum = (cs: CounterBlock[], k: "packets" | "bytes") => cs.reduce((a, c) => a + c[k], 0);
+
+    from("gauge", "wesp_info", "This CE: node name and TUN interface (value 1).", ["node", "tun"], (s, set) => set({ node: s.node, tun: s.tun }, 1));
+    // Per SA.
+    from("counter", "wesp_sa_packets_total", "Packets an SA passed (sealed outbound, authenticated inbound).", ["peer", "direction", "spi"], (s, set) => eachSa((_p, sa, l) => set(l, sa.counters.packets))(s));
+    from("counter", "wesp_sa_bytes_total", "Bytes an SA passed (inner packets).", ["peer", "direction", "spi"], (s, set) => eachSa((_p, sa, l) => set(l, sa.counters.bytes))(s));
+    from("counter", "wesp_sa_drops_total", "Packets dropped on an SA, by reason (reasons that counted something).", ["peer", "direction", "spi", "reason"], (s, set) => eachSa((_p, sa, l) => drops(sa.counters, l, set, false))(s));
+    from("gauge", "wesp_sa_sequence", "Outbound: next sequence number; inbound: highest authenticated one.", ["peer", "direction", "spi"], (s, set) => eachSa((_p, sa, l) => set(l, sa.seq))(s));
+    from("gauge", "wesp_sa_live", "1 while the SA's record is live in the core, else 0.", ["peer", "direction", "spi"], (s, set) => eachSa((_p, sa, l) => set(l, sa.live ? 1 : 0))(s));
+    from("gauge", "wesp_sas", "SAs held now, by direction.", ["direction"], (s, set) => {
+      for (const dir of ["in", "out"] as const) set({ direction: dir }, s.peers.reduce((n, p) => n + liveSas(p).filter(([sa, d]) => d === dir && sa.live).length, 0));
+    });
+    // Per peer: sums over the SAs it holds now (they fall when an SA goes: a counter reset to Prometheus).
+    from("counter", "wesp_peer_packets_total", "Packets to/from a peer over the SAs it holds now.", ["peer", "direction"], (s, set) => perPeer(s, (l, cs) => set(l, sum(cs, "packets"))));
+    from("counter", "wesp_peer_bytes_total", "Bytes to/from a peer over the SAs it holds now.", ["peer", "direction"], (s, set) => perPeer(s, (l, cs) => set(l, sum(cs, "bytes"))));
+    from("counter", "wesp_peer_drops_total", "Drops on a peer's SAs, by reason (reasons that counted something).", ["peer", "direction", "reason"], (s, set) => perPeer(s, (l, cs) => {
+      const t: Record<string, number> = {};
+      for (const c of cs) for (const [k, v] of Object.entries(c.drops)) t[k] = (t[k] ?? 0) + v;
+      for (const [reason, v] of Object.entries(t)) if (v > 0) set({ ...l, reason }, v);
+    }));
+    from("gauge", "wesp_peer_up", "Tunnel state: 1 when the peer can carry traffic (an ESP peer: a live SA each way).", ["peer"], (s, set) => {
+      for (const p of s.peers) set({ peer: p.name }, peerUp(p) ? 1 : 0);
+    });
+    from("gauge", "wesp_peer_info", "A peer's mode, encapsulation and suite (value 1).", ["peer", "mode", "encap", "suite"], (s, set) => {
+      for (const p of s.peers) set({ peer: p.name, mode: p.mode, encap: p.encap, suite: p.suite ?? "none" }, 1);
+    });
+    from("gauge", "wesp_peer_remote_learned", "1 when the peer's address was learned by NAT-T (RFC 3948 §3.5), 0 when as configured.", ["peer"], (s, set) => {
+      for (const p of s.peers) set({ peer: p.name }, p.learned ? 1 : 0);
+    });
+    from("gauge", "wesp_peers", "Peers configured.", [], (s, set) => set({}, s.peers.length));
+    // Whole node, per direction: every packet the core processed is counted once, passed or dropped.
+    from("counter", "wesp_packets_total", "Packets the core passed, by direction.", ["direction"], (s, set) => {
+      set({ direction: "in" }, s.global.inbound.packets);
+      set({ direction: "out" }, s.global.outbound.packets);
+    });
+    from("counter", "wesp_bytes_total", "Bytes the core passed, by direction.", ["direction"], (s, set) => {
+      set({ direction: "in" }, s.global.inbound.bytes);
+      set({ direction: "out" }, s.global.outbound.bytes);
+    });
+    from("counter", "wesp_drops_total", "Packets the core dropped, by direction and reason (every reason, zeros included).", ["direction", "reason"], (s, set) => {
+      drops(s.global.inbound, { direction: "in" }, set, true);
+      drops(s.global.outbound, { direction: "out" }, set, true);
+    });
+    from("counter", "wesp_host_packets_total", "The host's packet counters (TUN reads and writes, datagrams sent and received, ICMP, fragments, keepalives).", ["counter"], (s, set) => {
+      for (const [k, v] of Object.entries(s.host)) set({ counter: snake(k) }, v);
+    });
+    from("counter", "wesp_socket_datagrams_total", "Datagrams through each socket, by direction.", ["socket", "direction"], (s, set) => {
+      for (const k of s.sockets) {
+        set({ socket: k.name, direction: "in" }, k.received);
+        set({ socket: k.name, direction: "out" }, k.sent);
+      }
+    });
+    from("counter", "wesp_socket_errors_total", "Socket send failures (failed), datagrams given up (unsent) and truncated receives.", ["socket", "kind"], (s, set) => {
+      for (const k of s.sockets) for (const kind of ["failed", "unsent", "truncated"] as const) set({ socket: k.name, kind }, k[kind]);
+    });
+    from("counter", "wesp_socket_kernel_drops_total", "Datagrams the kernel dropped on a full receive buffer (sockets that report it).", ["socket"], (s, set) => {
+      for (const k of s.sockets) if (k.kernelDrops !== null) set({ socket: k.name }, k.kernelDrops);
+    });
+    // IKE (status.ike, present when IKE runs; absent otherwise).
+    const ike = (f: (p: IkePeerView) => number | undefined) => (s: Status, set: Set) => {
+      for (const p of ikePeers(s)) {
+        const v = f(p);
+        if (v !== undefined) set({ peer: p.name }, v);
+      }
+    };
+    const bool = (v: unknown) => (typeof v === "boolean" ? (v ? 1 : 0) : undefined);
+    from("gauge", "wesp_ike_up", "1 while the peer's IKE SA is established (state up).", ["peer"], ike((p) => (typeof p.state === "string" ? (p.state === "up" ? 1 : 0) : undefined)));
+    from("gauge", "wesp_ike_state", "The peer's IKE state, one series per state, 1 for the current one.", ["peer", "state"], (s, set) => {
+      for (const p of ikePeers(s)) if (typeof p.state === "string") for (const st of IKE_STATES) set({ peer: p.name, state: st }, p.state === st ? 1 : 0);
+    });
+    from("gauge", "wesp_ike_failures", "Failed IKE set-ups in a row (0 once established).", ["peer"], ike((p) => num(p.failures)));
+    from("gauge", "wesp_ike_alarm", "1 while the peer's failed set-ups have raised the alarm (retry.alarm_after in a row).", ["peer"], ike((p) => bool(p.alarm)));
+    from("gauge", "wesp_ike_child_sas", "CHILD_SA pairs the peer's IKE SA holds.", ["peer"], ike((p) => (Array.isArray(p.childSas) ? p.childSas.length : undefined)));
+    from("gauge", "wesp_ike_established_seconds", "Age of the peer's current IKE SA.", ["peer"], ike((p) => num(p.establishedSeconds)));
+    from("gauge", "wesp_ike_last_heard_seconds", "Seconds since the peer's last authenticated IKE message.", ["peer"], ike((p) => num(p.lastHeardSeconds)));
+
+    // Lifecycle events, counted as they happen (watch()).
+    this.installs = new Counter({ name: "wesp_sa_installs_total", help: "SAs installed in the worker (start, reload, rekey), by peer and direction.", labelNames: ["peer", "direction"], registers: [r] });
+    this.removals = new Counter({ name: "wesp_sa_removals_total", help: "SAs removed, by peer, direction and why (config, lifetime, peer-removed, tunnel-changed, stop).", labelNames: ["peer", "direction", "why"], registers: [r] });
+    this.rekeyRequests = new Counter({ name: "wesp_rekey_requests_total", help: "Rekeys the core asked for, by peer, direction and why (soft-lifetime, sequence-exhausted).", labelNames: ["peer", "direction", "why"], registers: [r] });
+    this.alarms = new Counter({ name: "wesp_alarms_total", help: "Alarms raised (a person should look), by peer (\"\" when none).", labelNames: ["peer"], registers: [r] });
+    this.answers = new Counter({ name: "wesp_metrics_requests_total", help: "Requests to this metrics listener, by HTTP status (400: refused by the HTTP parser).", labelNames: ["code"], registers: [r] });
+  }
+
+  /** Serves GET /metrics on `listen`, each scrape one `status()` snapshot. */
+  serve(listen: MetricsListen, status: () => Promise<Status>): Promise<MetricsServer> {
+    return MetricsServer.listen(listen, {
+      scrape: () => this.scrape(status),
+      contentType: this.registry.contentType,
+      onAnswer: (code) => this.answers.inc({ code: String(code) }),
+    });
+  }
+
+  /** Counts the lifecycle's events (and logs each at debug); call before the worker starts (ForwarderOptions.onLifecycle). */
+  watch(lifecycle: SaLifecycle): void {
+    lifecycle.on("sa-installed", (e) => {
+      this.installs.inc({ peer: e.peer, direction: e.dir });
+      this.log?.debug(`peer ${e.peer}: ${e.dir}bound SA ${spiLabel(e.spi)} installed`, { peer: e.peer, direction: e.dir, spi: spiLabel(e.spi), saId: e.saId });
+    });
+    lifecycle.on("sa-removed", (e) => {
+      this.removals.inc({ peer: e.peer, direction: e.dir, why: e.why });
+      this.log?.debug(`peer ${e.peer}: ${e.dir}bound SA ${spiLabel(e.spi)} removed (${e.why})`, { peer: e.peer, direction: e.dir, spi: spiLabel(e.spi), why: e.why });
+    });
+    lifecycle.on("needs-rekey", (e) => this.rekeyRequests.inc({ peer: e.peer, direction: e.dir, why: e.why }));
+    lifecycle.on("alarm", (e) => this.alarms.inc({ peer: e.peer ?? "" }));
+  }
+
+  /** The exposition text for one status snapshot; scrapes run one at a time. */
+  scrape(status: () => Promise<Status>): Promise<string> {
+    const run = this.scraping.then(async () => {
+      this.status = await status();
+      try {
+        return await this.registry.metrics();
+      } finally {
+        this.status = null;
+      }
+    });
+    this.scraping = run.catch(() => {});
+    return run;
+  }
+}

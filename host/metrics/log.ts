@@ -1,0 +1,132 @@
+// One logger for `wesp up` and `wesp controller`: text lines (the default,
+// what people and the existing tests read: "wesp up: forwarding on wesp0")
+// or one JSON object a line through pino (`--log-format json`), for log
+// collectors.
+//
+// No key material reaches a log, by three layers:
+//   1. callers build messages from names, SPIs and lengths, never key values
+//      (the config and IKE code already do: host/config/redact.ts);
+//   2. every field passed here is walked before it is written: a field whose
+//      name says secret (key, psk, token, …) becomes "[redacted]", bytes
+//      (Buffer, Uint8Array, ArrayBuffer) become their length, and every
+//      string — the message too — goes through `scrub`, which blanks runs
+//      shaped like hex or base64 keys;
+//   3. pino's own `redact` paths on the same names, for whatever reaches pino
+//      past the wrapper (child bindings).
+// test/e2e/metrics-ce.test.ts runs a CE with known keys at debug level and
+// looks for each key's hex, base64 and raw bytes in everything it logged.
+import pino, { type Logger as Pino } from "pino";
+import { scrub } from "../config/redact.ts";
+
+export const LOG_FORMATS = ["text", "json"] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export type LogFields = Record<string, unknown>;
+
+export interface Logger {
+  readonly level: LogLevel;
+  debug(msg: string, fields?: LogFields): void;
+  info(msg: string, fields?: LogFields): void;
+  warn(msg: string, fields?: LogFields): void;
+  error(msg: string, fields?: LogFields): void;
+  /** Writes what is buffered (pino's destination is synchronous; here for callers about to exit). */
+  flush(): void;
+}
+
+export interface LoggerOptions {
+  /** "wesp up", "wesp controller": the text prefix and JSON `name`. */
+  name: string;
+  format?: LogFormat;
+  level?: LogLevel;
+  /** Where lines go (default: stderr, synchronously). */
+  write?: (line: string) => void;
+}
+
+/** Field names whose values are secrets wherever they appear (compared in lower case, without _ and -). */
+const SECRET_NAMES = new Set([
+  "key", "keys", "keyin", "keyout", "authkeyin", "authkeyout", "authkey", "psk", "secret", "password",
+  "token", "authorization", "sealedkey", "masterkey", "privatekey", "skd", "skei", "sker", "skai", "skar", "skpi", "skpr",
+]);
+const isSecretName = (k: string) => SECRET_NAMES.has(k.toLowerCase().replace(/[_-]/g, ""));
+
+/** pino `redact` paths: the same names at the top level and one level down. */
+export const REDACT_PATHS = [
+  "key", "keys", "keyIn", "keyOut", "authKeyIn", "authKeyOut", "key_in", "key_out", "auth_key_in", "auth_key_out",
+  "psk", "secret", "password", "token", "authorization", "sealedKey", "masterKey", "privateKey",
+].flatMap((k) => [k, `*.${k}`]);
+
+const MAX_DEPTH = 4;
+
+/** A copy of `v` safe to log (see the file comment, layer 2). */
+export function clean(v: unknown, depth = 0): unknown {
+  if (typeof v === "string") return scrub(v);
+  if (v === null || typeof v !== "object") return typeof v === "bigint" ? v.toString() : v;
+  if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer || v instanceof SharedArrayBuffer) return `[${v.byteLength} bytes]`;
+  if (v instanceof Error) return { name: v.name, message: scrub(v.message), ...("code" in v ? { code: String(v.code) } : {}) };
+  if (depth >= MAX_DEPTH) return "[…]";
+  if (Array.isArray(v)) return v.slice(0, 100).map((x) => clean(x, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) out[k] = isSecretName(k) ? "[redacted]" : clean(x, depth + 1);
+  return out;
+}
+
+const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+
+export function createLogger(opts: LoggerOptions): Logger {
+  const level = opts.level ?? "info";
+  return (opts.format ?? "text") === "json" ? jsonLogger(opts, level) : textLogger(opts, level);
+}
+
+/**
+ * The lines wesp always printed: "NAME: message" ("warning: message" for
+ * warnings), fields appended as key=value.
+ */
+function textLogger(opts: LoggerOptions, level: LogLevel): Logger {
+  const write = opts.write ?? ((l: string) => void process.stderr.write(l));
+  const line = (at: LogLevel, msg: string, fields?: LogFields) => {
+    if (RANK[at] < RANK[level]) return;
+    const f = fields ? clean(fields) as LogFields : undefined;
+    const tail = f ? Object.entries(f).map(([k, v]) => ` ${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join("") : "";
+    write(`${at === "warn" ? "warning" : opts.name}: ${scrub(msg)}${tail}\n`);
+  };
+  return {
+    level,
+    debug: (m, f) => line("debug", m, f),
+    info: (m, f) => line("info", m, f),
+    warn: (m, f) => line("warn", m, f),
+    error: (m, f) => line("error", m, f),
+    flush: () => {},
+  };
+}
+
+function jsonLogger(opts: LoggerOptions, level: LogLevel): Logger {
+  const dest = opts.write ? { write: opts.write } : pino.destination({ fd: 2, sync: true });
+  const p: Pino = pino({
+    name: opts.name,
+    level,
+    base: { pid: process.pid },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+    redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+  }, dest);
+  const at = (l: LogLevel) => (msg: string, fields?: LogFields) => {
+    if (RANK[l] < RANK[level]) return;
+    if (fields) p[l](clean(fields) as object, scrub(msg));
+    else p[l](scrub(msg));
+  };
+  return {
+    level,
+    debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error"),
+    flush: () => { if ("flushSync" in dest) (dest as { flushSync(): void }).flushSync(); },
+  };
+}
+
+/** Parses `--log-format` / `--log-level` values (undefined = default). */
+export function parseLogOptions(format: unknown, level: unknown, quiet: boolean): { format: LogFormat; level: LogLevel } | string {
+  const f = format ?? "text";
+  if (!LOG_FORMATS.includes(f as LogFormat)) return `--log-format: expected ${LOG_FORMATS.join(" or ")}, got "${String(f)}"`;
+  const l = level ?? (quiet ? "warn" : "info");
+  if (!LOG_LEVELS.includes(l as LogLevel)) return `--log-level: expected one of ${LOG_LEVELS.join(", ")}, got "${String(l)}"`;
+  return { format: f as LogFormat, level: l as LogLevel };
+}
