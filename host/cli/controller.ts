@@ -15,6 +15,10 @@ import { ControllerCa } from "../controller/ca.ts";
 import { openStore } from "../controller/store/store.ts";
 import { DEFAULT_STUN_PORT, StunServer } from "../controller/stun_server.ts";
 import { EXIT_OK } from "./exit_codes.ts";
+import { createLogger, parseLogOptions } from "../metrics/log.ts";
+import { ControllerMetrics } from "../metrics/controller.ts";
+import { routeOf } from "../controller/api/server.ts";
+import { parseListen as parseMetricsListen } from "../config/listen.ts";
 import { UsageError, parseCommandArgs } from "./usage.ts";
 
 export const summary = "serve the VPN database and its operator API (HTTPS)";
@@ -50,6 +54,13 @@ Options:
       --tls-cert FILE    certificate to serve instead of the CA-issued one
                          (CEs trust only the controller's CA: issue it there)
       --tls-key FILE     its private key
+      --metrics HOST:PORT|PATH
+                         serve Prometheus metrics on plain HTTP GET /metrics
+                         there (off by default; keep it on 127.0.0.1 or a
+                         Unix socket: docs/metrics.md)
+      --log-format text|json
+                         log lines as text (default) or JSON objects
+      --log-level LEVEL  debug, info (default), warn or error
       --stun HOST:PORT   answer STUN Binding requests (RFC 8489) there, so CEs
                          learn their WAN ports' public address and port
                          (default: the --listen host, port ${DEFAULT_STUN_PORT}; "off": none)
@@ -66,6 +77,7 @@ export async function main(args: string[]): Promise<number> {
   const { values, positionals, help: wantHelp } = parseCommandArgs("controller", args, {
     state: { type: "string" }, db: { type: "string" }, listen: { type: "string" },
     "tls-cert": { type: "string" }, "tls-key": { type: "string" }, "tls-name": { type: "string", multiple: true }, stun: { type: "string" },
+    metrics: { type: "string" }, "log-format": { type: "string" }, "log-level": { type: "string" },
   });
   if (wantHelp) {
     process.stdout.write(help);
@@ -80,7 +92,13 @@ export async function main(args: string[]): Promise<number> {
   mkdirSync(state, { recursive: true, mode: 0o700 });
   const db = (values.db as string | undefined) ?? join(state, "controller.db");
   const dbUrl = /^postgres(ql)?:\/\//.test(db) || db === ":memory:" || isAbsolute(db) ? db : resolve(db);
-  const log = (line: string) => process.stderr.write(`wesp controller: ${line}\n`);
+  const logOpts = parseLogOptions(values["log-format"], values["log-level"], false);
+  if (typeof logOpts === "string") throw new UsageError(logOpts);
+  const metricsAt = values.metrics === undefined ? undefined : parseMetricsListen(values.metrics as string, process.cwd());
+  if (typeof metricsAt === "string") throw new UsageError(`--metrics: ${metricsAt}`);
+  const logger = createLogger({ name: "wesp controller", ...logOpts });
+  const log = (line: string) => logger.info(line);
+  const telemetry = new ControllerMetrics(routeOf);
 
   const sealer = new KeySealer(loadOrCreateMasterKey(join(state, "master.key")));
   const ca = await ControllerCa.open(join(state, "ca"));
@@ -88,7 +106,7 @@ export async function main(args: string[]): Promise<number> {
   const tls = values["tls-cert"]
     ? loadTls(values["tls-cert"] as string, values["tls-key"] as string)
     : await ensureServerCert(join(state, "tls"), ca, names);
-  const store = await openStore(dbUrl, { log });
+  const store = telemetry.timeStore(await openStore(dbUrl, { log }));
   const tokenFile = join(state, "operator.token");
   if (!existsSync(tokenFile)) {
     try {
@@ -101,9 +119,11 @@ export async function main(args: string[]): Promise<number> {
     }
   }
   const ctl = new Controller(store, sealer);
-  const api = await startApi({ controller: ctl, tls, ca, host: listen.host, port: listen.port, log });
+  const api = await startApi({ controller: ctl, tls, ca, host: listen.host, port: listen.port, log, observer: telemetry });
   log(`serving ${api.url} (store: ${store.kind}; certificate ${tls.certPath}; CA ${join(state, "ca", "ca.pem")}, SHA-256 fingerprint ${ca.fingerprint})`);
   process.stdout.write(`${api.url}\n`);
+  const metrics = metricsAt && (await telemetry.serve(metricsAt));
+  if (metrics) log(`metrics on ${"path" in metricsAt ? `unix:${metrics.where}` : `http://${metrics.where}`}/metrics`);
   const stun = stunAt && (await startStun(stunAt, stunArg !== undefined, log));
 
   await new Promise<void>((done) => {
@@ -117,6 +137,7 @@ export async function main(args: string[]): Promise<number> {
     await stun.close();
   }
   await api.close();
+  await metrics?.close();
   await store.close();
   sealer.wipe();
   return EXIT_OK;

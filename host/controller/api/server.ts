@@ -17,6 +17,7 @@ import { CeApi, peerOf } from "./ce_api.ts";
 import type { Controller } from "../controller.ts";
 import { StoreError, type NewSite, type NewVpn, type Topology, type WanPortUpdate } from "../store/model.ts";
 import { describeErrors, validators } from "./schemas.ts";
+import type { ApiObserver } from "../../metrics/controller.ts";
 import type { ValidateFunction } from "ajv/dist/2020.js";
 
 export const MAX_BODY = 64 * 1024;
@@ -39,6 +40,8 @@ export interface ApiOptions {
   /** Default 8443; 0 picks a free port. */
   port?: number;
   log?: (line: string) => void;
+  /** Told of every request and connection (host/metrics/controller.ts). */
+  observer?: ApiObserver;
 }
 
 export interface RunningApi {
@@ -105,6 +108,13 @@ const ROUTES: [string, string, Handler][] = [
 function match(pattern: string, parts: string[]): boolean {
   const p = pattern.split("/").slice(1);
   return p.length === parts.length && p.every((x, i) => x.startsWith(":") || x === parts[i]);
+}
+
+/** The route pattern `pathname` falls under, a bounded metrics label: "other" when none. */
+export function routeOf(pathname: string): string {
+  if (pathname === "/v1/health") return pathname;
+  const parts = pathname.split("/").slice(1);
+  return ROUTES.find(([, p]) => match(p, parts))?.[1] ?? "other";
 }
 
 export function readBody(req: IncomingMessage): Promise<unknown> {
@@ -235,6 +245,7 @@ export async function startApi(opts: ApiOptions): Promise<RunningApi> {
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
+  opts.observer?.attach(server);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port ?? 8443, opts.host ?? "127.0.0.1", () => resolve());
