@@ -19,7 +19,7 @@ import { run, waitFor, type Spawned } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { chain, type KeyAlg } from "../helpers/pki.ts";
 import { Charon, parseChildSas } from "./strongswan.ts";
-import { buildIkeTopo, CHARON_ADDR, eventsOf, NET_C, NET_W, PSK, startWesp, WESP, type IkeTopo, type WespEvent } from "./ike-lab.ts";
+import { buildIkeTopo, CHARON_ADDR, eventsOf, NET_C, NET_W, PSK, startWesp, swanctlConf, type IkeTopo, type WespEvent } from "./ike-lab.ts";
 
 const OPENSSL_PLUGIN = "/usr/lib/ipsec/plugins/libstrongswan-openssl.so";
 const X509_PLUGIN = "/usr/lib/ipsec/plugins/libstrongswan-x509.so";
@@ -75,46 +75,14 @@ async function pki(dir: string, c: Case) {
 }
 
 /** swanctl.conf: certificates both ways (`auth = pubkey`), forced UDP encapsulation, RFC 7383 fragmentation on. */
-function swanctlConf(c: Case, f: Awaited<ReturnType<typeof pki>>["charon"]): string {
-  return `connections {
-  ${c.name} {
-    version = 2
-    local_addrs = ${CHARON_ADDR}
-    remote_addrs = ${WESP}
-    encap = yes
-    fragmentation = yes
-    send_certreq = yes
-    proposals = ${IKE}
-    rekey_time = 0
-    dpd_delay = 0
-    local {
-      auth = pubkey
-      certs = ${f.cert}
-    }
-    remote {
-      auth = pubkey
-      id = ${WESP_FQDN}
-      cacerts = ${f.ca}
-    }
-    children {
-      ${c.name} {
-        local_ts = ${NET_C}
-        remote_ts = ${NET_W}
-        esp_proposals = ${ESP}
-        mode = tunnel
-        rekey_time = 0
-        life_time = 0
-        start_action = none
-      }
-    }
-  }
-}
-authorities {
-  charon-intermediate {
-    cacert = ${f.mid}
-  }
-}
-`;
+function certConf(c: Case, f: Awaited<ReturnType<typeof pki>>["charon"]): string {
+  return swanctlConf({ name: c.name, ike: IKE, esp: ESP }, {
+    conn: "fragmentation = yes\n    send_certreq = yes",
+    local: `auth = pubkey\n      certs = ${f.cert}`,
+    remote: `auth = pubkey\n      id = ${WESP_FQDN}\n      cacerts = ${f.ca}`,
+    // the intermediate, so that charon sends it with its own certificate
+    tail: `authorities {\n  charon-intermediate {\n    cacert = ${f.mid}\n  }\n}\n`,
+  });
 }
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -145,7 +113,7 @@ describe("wesp IKEv2 certificates ↔ strongSwan charon", { skip }, () => {
         mkdirSync(join(sw, "private"), { recursive: true });
         copyFileSync(files.charon.key, join(sw, "private", "charon.pem"));
         const conf = join(sw, "swanctl.conf");
-        writeFileSync(conf, swanctlConf(c, files.charon), { mode: 0o600 });
+        writeFileSync(conf, certConf(c, files.charon), { mode: 0o600 });
         const loaded = await run(["swanctl", "--load-all", "--file", conf, "--uri", charon.uri], { env: { ...process.env, STRONGSWAN_CONF: join(charon.dir, "strongswan.conf"), SWANCTL_DIR: sw }, timeoutMs: 30_000 });
         assert.match(loaded, /loaded \w+ key from/, loaded);
         w = await startWesp(t, { name: c.name, ike: IKE, esp: ESP }, c.initiator === "wesp" ? "initiator" : "responder", {

@@ -79,8 +79,18 @@ export interface IkeCase {
   esp: string;
 }
 
-/** swanctl.conf for one case: a connection named after it, forced UDP encapsulation, nothing rekeys. */
-export function swanctlConf(c: IkeCase): string {
+const PSK_AUTH = {
+  local: `auth = psk\n      id = ${CHARON_ADDR}`,
+  remote: `auth = psk\n      id = ${WESP}`,
+  tail: `secrets {\n  ike-wesp {\n    id-a = ${CHARON_ADDR}\n    id-b = ${WESP}\n    secret = "${PSK}"\n  }\n}\n`,
+};
+
+/**
+ * swanctl.conf for one case: a connection named after it, forced UDP encapsulation,
+ * nothing rekeys. `auth`: the local and remote sections' bodies, lines for the
+ * connection itself and what follows `connections` (secrets, authorities); the PSK by default.
+ */
+export function swanctlConf(c: IkeCase, auth: { local: string; remote: string; conn?: string; tail: string } = PSK_AUTH): string {
   return `connections {
   ${c.name} {
     version = 2
@@ -89,14 +99,12 @@ export function swanctlConf(c: IkeCase): string {
     encap = yes
     proposals = ${c.ike}
     rekey_time = 0
-    dpd_delay = 0
+    dpd_delay = 0${auth.conn ? `\n    ${auth.conn}` : ""}
     local {
-      auth = psk
-      id = ${CHARON_ADDR}
+      ${auth.local}
     }
     remote {
-      auth = psk
-      id = ${WESP}
+      ${auth.remote}
     }
     children {
       ${c.name} {
@@ -111,14 +119,7 @@ export function swanctlConf(c: IkeCase): string {
     }
   }
 }
-secrets {
-  ike-wesp {
-    id-a = ${CHARON_ADDR}
-    id-b = ${WESP}
-    secret = "${PSK}"
-  }
-}
-`;
+${auth.tail}`;
 }
 
 /**
