@@ -48,10 +48,12 @@ function parseLabels(text: string, at: number, line: string): [Record<string, st
   }
 }
 
+// Prometheus reads values with Go's strconv.ParseFloat: NaN and Inf in any case
+// (prom-client writes "Nan" for a lag it has not measured yet).
 function parseValue(t: string, line: string): number {
-  if (t === "+Inf") return Infinity;
-  if (t === "-Inf") return -Infinity;
-  if (t === "NaN") return NaN;
+  if (/^\+?inf(inity)?$/i.test(t)) return Infinity;
+  if (/^-inf(inity)?$/i.test(t)) return -Infinity;
+  if (/^nan$/i.test(t)) return NaN;
   const v = Number(t);
   if (t === "" || Number.isNaN(v)) throw new Error(`bad value: ${line}`);
   return v;
