@@ -18,6 +18,7 @@ import { describeConfig } from "../config/redact.ts";
 export const summary = "run the data plane in the foreground (SIGINT/SIGTERM stop it cleanly)";
 
 export const help = `Usage: wesp up [options] CONFIG
+       wesp up --controller URL --token FILE [...]   (see: wesp up --controller - --help)
 
 Run the ESP data plane of the node described by CONFIG in the foreground:
   1. check the config (as 'wesp check') and run the known-answer self-test
@@ -63,6 +64,8 @@ Exit status: 0 stopped by a signal, 1 runtime failure (self-test, I/O),
 const PERMISSION_CODES = new Set(["EPERM", "EACCES"]);
 
 export async function main(args: string[]): Promise<number> {
+  // A CE whose config comes from a controller: host/cli/up_controller.ts.
+  if (args.some((a) => a === "--controller" || a.startsWith("--controller="))) return (await import("./up_controller.ts")).main(args);
   const { values, positionals, help: wantHelp } = parseCommandArgs("up", args, {
     quiet: { type: "boolean", short: "q" },
     "selftest-vectors": { type: "string" },

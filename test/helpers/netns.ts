@@ -237,8 +237,9 @@ export class Lab {
   private readonly tag: string;
   private torn = false;
 
-  constructor() {
-    this.tag = `${NS_PREFIX}${process.pid}-${labSeq++}-`;
+  /** `prefix` starts every namespace and scratch dir name (default NS_PREFIX; sweepStale knows only that one). */
+  constructor(prefix = NS_PREFIX) {
+    this.tag = `${prefix}${process.pid}-${labSeq++}-`;
     this.dir = mkdtempSync(join(tmpdir(), this.tag));
     liveLabs.add(this);
     installExitHooks();
