@@ -125,6 +125,7 @@ export async function main(args: string[]): Promise<number> {
   const metrics = metricsAt && (await telemetry.serve(metricsAt));
   if (metrics) log(`metrics on ${"path" in metricsAt ? `unix:${metrics.where}` : `http://${metrics.where}`}/metrics`);
   const stun = stunAt && (await startStun(stunAt, stunArg !== undefined, log));
+  if (stun) telemetry.stun(stun.counters);
 
   await new Promise<void>((done) => {
     const stop = () => done();

@@ -1,7 +1,8 @@
 // The controller's Prometheus metrics (docs/metrics.md, docs/controller.md):
 // API requests by route pattern, method and status; store call latency by
 // operation; open API connections, those of them holding a verified CE
-// certificate; VPN and site counts, read from the store on scrape.
+// certificate; VPN and site counts, read from the store on scrape; the STUN
+// responder's counters.
 //
 // Served on their own plain-HTTP listener (`wesp controller --metrics
 // HOST:PORT|PATH`, off by default, meant for 127.0.0.1 or a Unix socket), not
@@ -36,6 +37,7 @@ export class ControllerMetrics implements ApiObserver {
   private readonly requestSeconds: Histogram;
   private readonly storeSeconds: Histogram;
   private readonly storeErrors: Counter;
+  private stunCounters: object | null = null;
 
   /** `routeOf` maps a request path to its route pattern (server.ts routeOf). */
   constructor(private readonly routeOf: (pathname: string) => string) {
@@ -48,6 +50,13 @@ export class ControllerMetrics implements ApiObserver {
     const self = this;
     new Gauge({ name: "wesp_controller_api_connections", help: "Open connections to the HTTPS API.", registers: [r], collect() { this.set(self.open); } });
     new Gauge({ name: "wesp_controller_ce_connections", help: "Open API connections that presented a CE certificate the controller's CA verified.", registers: [r], collect() { this.set(self.ce); } });
+    new Counter({
+      name: "wesp_controller_stun_requests_total", help: "STUN Binding requests (RFC 8489) by what became of them: answered, errors (400/420 answers), rate_limited, malformed, ignored.", labelNames: ["result"], registers: [r],
+      collect() {
+        this.reset();
+        for (const [k, v] of Object.entries(self.stunCounters ?? {})) if (typeof v === "number") this.inc({ result: k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`) }, v);
+      },
+    });
     new Gauge({
       name: "wesp_controller_vpns", help: "VPNs in the database.", registers: [r],
       async collect() {
@@ -89,6 +98,11 @@ export class ControllerMetrics implements ApiObserver {
     });
     this.store = timed;
     return timed;
+  }
+
+  /** Reads the STUN responder's counters (controller/stun_server.ts) on each scrape. */
+  stun(counters: object): void {
+    this.stunCounters = counters;
   }
 
   attach(server: Server): void {

@@ -2,10 +2,14 @@
 // over HTTPS: requests by route pattern, method and status; store latency by
 // operation; VPN and site counts; connections. The listener is the one
 // `wesp controller --metrics` starts (plain HTTP on 127.0.0.1), and hostile
-// bytes sent to it are refused without stopping it.
+// bytes sent to it are refused without stopping it. Last, `wesp controller`
+// itself with --metrics, --stun and --log-format json: its JSON log lines, its
+// STUN counters on /metrics, and no operator token in what it logged.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { createSocket } from "node:dgram";
 import { randomBytes } from "node:crypto";
 import { request as httpsRequest } from "node:https";
 import { get } from "node:http";
@@ -141,4 +145,55 @@ describe("controller metrics", { skip: requireTools(["openssl"], { why: "control
     const after = await scrape();
     assert.equal(value(after, "wesp_controller_vpns"), 2, "still serving");
   });
+});
+
+const WESP = join(import.meta.dirname, "..", "..", "bin", "wesp.js");
+
+test("wesp controller --metrics --stun --log-format json: JSON logs, STUN counters on /metrics, no token logged", { skip: requireTools(["openssl"], { why: "wesp controller (TLS certificate)" }), timeout: 90_000 }, async () => {
+  const state = mkdtempSync(join(tmpdir(), "wesp-ctl-metrics-cli-"));
+  const child = spawn(process.execPath, [WESP, "controller", "--state", state, "--listen", "127.0.0.1:0", "--stun", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--log-format", "json"], { stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  child.stderr!.on("data", (c) => (err += c));
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  try {
+    const msgs = () => err.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as { level: string; name: string; msg: string });
+    const deadline = Date.now() + 60_000;
+    let metricsPort = 0, stunPort = 0;
+    while ((!metricsPort || !stunPort) && Date.now() < deadline && child.exitCode === null) {
+      await new Promise((r) => setTimeout(r, 50));
+      for (const m of msgs()) {
+        metricsPort ||= Number(/^metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics$/.exec(m.msg)?.[1] ?? 0);
+        stunPort ||= Number(/^stun: answering Binding requests on 127\.0\.0\.1:(\d+)/.exec(m.msg)?.[1] ?? 0);
+      }
+    }
+    assert.ok(metricsPort && stunPort, `the controller said where it listens: ${err}`);
+    // One Binding request (RFC 8489 §5: type 0x0001, length 0, magic cookie, transaction id).
+    const sock = createSocket("udp4");
+    const req = Buffer.concat([Buffer.from([0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42]), randomBytes(12)]);
+    const answered = new Promise<Buffer>((r) => sock.once("message", (b) => r(b)));
+    sock.send(req, stunPort, "127.0.0.1");
+    assert.equal((await answered).readUInt16BE(0), 0x0101, "a Binding success response");
+    sock.close();
+    const e = parseExposition((await new Promise<string>((resolve, reject) => {
+      get({ host: "127.0.0.1", port: metricsPort, path: "/metrics" }, (res) => {
+        let body = "";
+        res.setEncoding("utf8").on("data", (d) => (body += d)).on("end", () => resolve(body));
+      }).on("error", reject);
+    })));
+    assert.equal(value(e, "wesp_controller_stun_requests_total", { result: "answered" }), 1);
+    assert.equal(value(e, "wesp_controller_vpns"), 0);
+    for (const m of msgs()) {
+      assert.equal(m.name, "wesp controller");
+      assert.ok(["info", "warn", "error"].includes(m.level), m.level);
+    }
+    child.kill("SIGTERM");
+    assert.equal(await exited, 0, err);
+    const token = readFileSync(join(state, "operator.token"), "utf8").trim();
+    assert.ok(!err.includes(token), "the operator token is not logged");
+    assert.ok(msgs().some((m) => m.msg === "stopping"));
+  } finally {
+    if (child.exitCode === null) child.kill("SIGKILL");
+    await exited;
+    rmSync(state, { recursive: true, force: true });
+  }
 });
