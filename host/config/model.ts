@@ -214,16 +214,33 @@ export interface PeerConfig {
   ike?: IkePeerConfig;
 }
 
-/** An IKE identity (RFC 7296 §3.5). DN is parsed but not supported yet (semantic.ts refuses it). */
+/** An IKE identity (RFC 7296 §3.5); a DN as text ("C=CH, O=wesp, CN=ce1"), sent as its DER. */
 export interface IkeIdentity {
   type: "ipv4" | "ipv6" | "fqdn" | "rfc822" | "dn";
   value: string;
 }
 
+/** A peer's certificate credentials (host/config/ike_certs.ts reads and checks them). */
+export interface IkeCertConfig {
+  /** Our certificate first, then the intermediates the `cert` file holds. */
+  chain: import("node:crypto").X509Certificate[];
+  key: import("node:crypto").KeyObject;
+  /** The CAs a peer's chain must lead to (`ca`). */
+  cas: import("node:crypto").X509Certificate[];
+  /** Serial numbers (hex, upper case, no leading zeros) refused in a peer's chain (`revoked_serials`). */
+  revokedSerials: string[];
+  /** The files, resolved, for messages. */
+  files: { cert: string; key: string; ca: string };
+}
+
 /** A peer's `ike` block: how its CHILD_SAs are negotiated and kept up (docs/config.md "peers[].ike"). */
 export interface IkePeerConfig {
-  /** The pre-shared key (AUTH method 2, §2.15): the string's UTF-8 bytes, or decoded hex (`0x…`, or from `psk_file`). */
+  /** The pre-shared key (AUTH method 2, §2.15): the string's UTF-8 bytes, or decoded hex (`0x…`, or from `psk_file`); empty with `certs`. */
   psk: KeyBytes;
+  /** Certificates instead of the PSK (`auth.cert`, `key`, `ca`): RFC 7427 signatures both ways. */
+  certs?: IkeCertConfig;
+  /** RFC 7383: IKE messages over this many bytes (IP datagram) go as fragments; 0 = no fragmentation; default 1280. */
+  fragmentSize?: number;
   /** Our identity; default the WAN port's address. */
   localId: IkeIdentity;
   /** The identity the peer must prove; default its address. */

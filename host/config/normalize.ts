@@ -11,6 +11,7 @@ import type { Address, Config, Encap, IkeIdentity, IkePeerConfig, MetricsConfig,
 import type { PathSegments, RawIssue } from "./schema_errors.ts";
 import { describeKeySize, SUITES } from "./suites.ts";
 import { DEFAULT_METRICS_LISTEN, parseListen } from "./listen.ts";
+import { loadIkeCerts, usesCerts, type RawIkeCertAuth } from "./ike_certs.ts";
 
 // The file's shape, as schema.json guarantees it.
 export interface RawSa {
@@ -25,7 +26,8 @@ export interface RawPeer {
   prefixes: string[]; mode?: Mode; gre?: { key?: number; sequence?: boolean }; mtu?: number; sas?: RawSa[]; ike?: RawIke;
 }
 export interface RawIke {
-  auth: { psk?: string; psk_file?: string };
+  auth: { psk?: string; psk_file?: string } & RawIkeCertAuth;
+  fragment_size?: number;
   local_id?: IkeIdentity; remote_id?: IkeIdentity;
   proposals?: { ike?: string[]; esp?: string[] };
   lifetime?: { ike_seconds?: number; child_seconds?: number; child_bytes?: number; child_packets?: number; rekey_margin?: number; rekey_jitter?: number };
@@ -172,9 +174,18 @@ const addressId = (a: Address): IkeIdentity => ({ type: a.family === 4 ? "ipv4" 
 /** A peer's `ike` block; identities default to the outer addresses, proposals are parsed in semantic.ts. */
 function normalizeIke(k: RawIke, at: PathSegments, local: Address | undefined, remote: Address, ctx: NormalizeContext): IkePeerConfig {
   const lt = k.lifetime ?? {};
+  const withCerts = usesCerts(k.auth);
+  if (withCerts && (k.auth.psk !== undefined || k.auth.psk_file !== undefined)) {
+    ctx.errors.push({ at: [...at, "auth", k.auth.psk !== undefined ? "psk" : "psk_file"], message: "give either a PSK or certificates (cert, key, ca), not both" });
+  }
+  const certs = withCerts ? loadIkeCerts(k.auth, [...at, "auth"], ctx) : undefined;
+  // with certificates our identity defaults to the certificate's subject (as strongSwan's does)
+  const ownId: IkeIdentity | undefined = k.local_id ?? (certs ? { type: "dn", value: certs.chain[0].subject.split("\n").join(", ") } : undefined);
   return {
-    psk: psk(k.auth, [...at, "auth"], ctx),
-    localId: ikeId(k.local_id, [...at, "local_id"], local, ctx),
+    psk: withCerts ? new KeyBytes(0) : psk(k.auth, [...at, "auth"], ctx),
+    ...(certs ? { certs } : {}),
+    ...(k.fragment_size !== undefined ? { fragmentSize: k.fragment_size } : {}),
+    localId: ikeId(ownId, [...at, "local_id"], local, ctx),
     remoteId: ikeId(k.remote_id, [...at, "remote_id"], remote, ctx),
     proposals: { ike: k.proposals?.ike ?? ["aes128gcm16-prfsha256-ecp256"], esp: k.proposals?.esp ?? ["aes128gcm16"] },
     lifetime: {

@@ -57,7 +57,7 @@ export function describeConfig(c: Config): string {
     const k = p.ike;
     if (k) {
       lines.push(
-        `  ike: psk ${k.psk.length} bytes, ${k.localId.type} ${k.localId.value} -> ${k.remoteId.type} ${k.remoteId.value}, ike [${k.proposals.ike.join(", ")}], esp [${k.proposals.esp.join(", ")}], ` +
+        `  ike: ${k.certs ? `certificate "${k.certs.chain[0].subject.split("\n").join(", ")}" (+${k.certs.chain.length - 1} intermediates, ${k.certs.cas.length} CAs)` : `psk ${k.psk.length} bytes`}, ${k.localId.type} ${k.localId.value} -> ${k.remoteId.type} ${k.remoteId.value}, ike [${k.proposals.ike.join(", ")}], esp [${k.proposals.esp.join(", ")}], ` +
           `lifetimes ike ${k.lifetime.ikeSeconds}s child ${k.lifetime.childSeconds}s, dpd ${k.dpd}s, retry ${k.retry.min}-${k.retry.max}s alarm after ${k.retry.alarmAfter}${k.initiate ? ", initiates" : ", waits"}`,
       );
     }

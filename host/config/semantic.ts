@@ -14,6 +14,8 @@ import { SUITES } from "./suites.ts";
 import { overheadOf, usableMtu } from "./overhead.ts";
 import { formatPath } from "./schema_errors.ts";
 import { parseProposal } from "../ike/proposals.ts";
+import { configIdentity } from "../ike/config.ts";
+import { idInCert } from "../ike/certs.ts";
 
 export interface SemanticResult {
   errors: RawIssue[];
@@ -126,7 +128,8 @@ function checkPeer(c: Config, p: PeerConfig, at: PathSegments, r: SemanticResult
 /**
  * A peer's `ike` block: tunnel mode only (what host/ike negotiates today),
  * proposals that parse, rekeys that start before the lifetime ends, a retry
- * range that is one, and identities host/ike can send (no DN yet).
+ * range that is one, identities host/ike can send, and with certificates our
+ * identity inside our certificate.
  */
 function checkIke(p: PeerConfig, at: PathSegments, r: SemanticResult): void {
   const k = p.ike!;
@@ -140,9 +143,7 @@ function checkIke(p: PeerConfig, at: PathSegments, r: SemanticResult): void {
       if (!pr.ok) r.errors.push({ at: [...ikeAt, "proposals", proto, i], message: pr.message });
     });
   }
-  for (const [id, field] of [[k.localId, "local_id"], [k.remoteId, "remote_id"]] as const) {
-    if (id.type === "dn") r.errors.push({ at: [...ikeAt, field, "type"], message: "dn identities are not supported yet (certificates are not either): use ipv4, ipv6, fqdn or rfc822" });
-  }
+  checkIkeAuth(k, ikeAt, r);
   const lt = k.lifetime;
   const early = lt.rekeyMargin + lt.rekeyJitter;
   for (const [life, field] of [[lt.childSeconds, "child_seconds"], [lt.ikeSeconds, "ike_seconds"]] as const) {
@@ -154,6 +155,31 @@ function checkIke(p: PeerConfig, at: PathSegments, r: SemanticResult): void {
   if (k.retry.min > k.retry.max) r.errors.push({ at: [...ikeAt, "retry", "min"], message: `(${k.retry.min} s) is more than retry.max (${k.retry.max} s)` });
   // §2.15: a PSK is as strong as its entropy; a short one falls to an offline dictionary attack on one IKE_AUTH.
   if (k.psk.length > 0 && k.psk.length < 20) r.warnings.push({ at: [...ikeAt, "auth"], message: `the PSK is ${k.psk.length} bytes: anyone who sees one IKE_AUTH exchange can guess a short one offline (RFC 7296 §2.15); use 20 or more random bytes` });
+}
+
+/** DNs that parse, a fragment size RFC 7383 can use, and (certificates) our identity in our certificate. */
+function checkIkeAuth(k: NonNullable<PeerConfig["ike"]>, ikeAt: PathSegments, r: SemanticResult): void {
+  for (const [id, field] of [[k.localId, "local_id"], [k.remoteId, "remote_id"]] as const) {
+    if (id.type !== "dn") continue;
+    try {
+      configIdentity(id);
+    } catch (e) {
+      r.errors.push({ at: [...ikeAt, field, "value"], message: `is not a DN (${(e as Error).message}); write it as "C=CH, O=wesp, CN=ce1"` });
+    }
+  }
+  // RFC 7383 §2.5.1: fragments must still carry a useful payload; IPv4's minimum datagram is 576
+  if (k.fragmentSize !== undefined && k.fragmentSize > 0 && k.fragmentSize < 576) {
+    r.errors.push({ at: [...ikeAt, "fragment_size"], message: `${k.fragmentSize} is below 576 (the IPv4 minimum): 0 turns fragmentation off` });
+  }
+  if (!k.certs) return;
+  let own;
+  try {
+    own = configIdentity(k.localId);
+  } catch {
+    return; // reported above or by normalize
+  }
+  const bad = idInCert(own, k.certs.chain[0]);
+  if (bad) r.errors.push({ at: [...ikeAt, "local_id"], message: `${bad}: the peer would refuse it (RFC 4945 §3.1); use the certificate's subject (dn) or one of its subjectAltNames` });
 }
 
 /**

@@ -9,6 +9,7 @@ import { AsnConvert } from "@peculiar/asn1-schema";
 import {
   AttributeTypeAndValue, AttributeValue, Certificate, KeyUsage, KeyUsageFlags, Name, RelativeDistinguishedName, id_ce_keyUsage,
 } from "@peculiar/asn1-x509";
+import type { IkeCertConfig } from "../config/model.ts";
 import { IdType } from "./constants.ts";
 import type { Identity } from "./types.ts";
 
@@ -244,4 +245,20 @@ export function idInCert(id: Identity, cert: X509Certificate): string | undefine
     default:
       return `ID type ${id.idType} cannot be matched against a certificate`;
   }
+}
+
+/** A config's certificate files (host/config/ike_certs.ts) as an SA takes them; revoked serials become `isRevoked`. */
+export function certAuthOf(c: IkeCertConfig): CertAuth {
+  const revoked = new Set(c.revokedSerials);
+  return {
+    chain: c.chain, key: c.key, cas: c.cas,
+    ...(revoked.size ? { isRevoked: (x: X509Certificate) => revoked.has(x.serialNumber.toUpperCase().replace(/^0+(?=.)/, "")) } : {}),
+  };
+}
+
+/** Our DN identity, when it names our certificate's subject, as the certificate's own DER (the string types its CA chose). */
+export function ownCertIdentity(cert: X509Certificate | undefined, id: Identity): Identity {
+  if (!cert || id.idType !== IdType.DER_ASN1_DN) return id;
+  const subject = subjectDer(cert);
+  return sameDn(id.data, subject) ? { idType: id.idType, data: subject } : id;
 }

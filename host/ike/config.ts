@@ -45,6 +45,22 @@ export function identity(text: string): Identity {
   return { idType: IdType.FQDN, data: utf8(text) };
 }
 
+/** A config file's typed identity (host/config/model.ts IkeIdentity) as ID payload contents (§3.5); throws RangeError for a bad DN or address. */
+export function configIdentity(id: { type: "ipv4" | "ipv6" | "fqdn" | "rfc822" | "dn"; value: string }): Identity {
+  const utf8 = new TextEncoder().encode(id.value);
+  switch (id.type) {
+    case "ipv4":
+    case "ipv6": {
+      const a = parseAddress(id.value);
+      if (!a.ok) throw new RangeError(`${id.value} is not an address`);
+      return { idType: a.value.family === 4 ? IdType.IPV4_ADDR : IdType.IPV6_ADDR, data: a.value.bytes };
+    }
+    case "fqdn": return { idType: IdType.FQDN, data: utf8 };
+    case "rfc822": return { idType: IdType.RFC822_ADDR, data: utf8 };
+    case "dn": return { idType: IdType.DER_ASN1_DN, data: dnToDer(id.value) };
+  }
+}
+
 function proposals(texts: string[], p: "ike" | "esp"): ProposalSpec[] {
   return texts.map((t) => {
     const r = parseProposal(t, p);

@@ -21,6 +21,7 @@ import { EventEmitter } from "node:events";
 import type { Config, IkeIdentity, Lifetime, PeerConfig } from "../config/model.ts";
 import type { NegotiatedSa, SaLifecycle } from "../sa/lifecycle.ts";
 import type { SaEvent } from "../sa/spec.ts";
+import { certAuthOf, dnToDer, ownCertIdentity } from "./certs.ts";
 import { IdType } from "./constants.ts";
 import type { IkeEndpoint } from "./endpoint.ts";
 import type { IkeSa } from "./ike_sa.ts";
@@ -346,7 +347,7 @@ export function identityOf(id: IkeIdentity, bytesOf: (text: string) => Uint8Arra
     case "ipv6": return { idType: IdType.IPV6_ADDR, data: bytesOf(id.value) };
     case "fqdn": return { idType: IdType.FQDN, data: new TextEncoder().encode(id.value) };
     case "rfc822": return { idType: IdType.RFC822_ADDR, data: new TextEncoder().encode(id.value) };
-    case "dn": throw new RangeError("DN identities are not supported yet");
+    case "dn": return { idType: IdType.DER_ASN1_DN, data: dnToDer(id.value) };
   }
 }
 
@@ -371,9 +372,11 @@ export function managedPeer(config: Config, p: PeerConfig, bytesOf: (text: strin
     name: p.name,
     ike: {
       name: p.name,
-      localId: identityOf(ike.localId, bytesOf),
+      localId: ownCertIdentity(ike.certs?.chain[0], identityOf(ike.localId, bytesOf)),
       remoteId: identityOf(ike.remoteId, bytesOf),
       psk: ike.psk,
+      ...(ike.certs ? { certs: certAuthOf(ike.certs) } : {}),
+      fragmentSize: ike.fragmentSize,
       ikeProposals: proposals(ike.proposals.ike, "ike"),
       espProposals: proposals(ike.proposals.esp, "esp"),
       localTs: tsFromCidrs(config.node.localPrefixes.map((x) => x.text)),

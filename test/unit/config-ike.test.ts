@@ -40,7 +40,7 @@ const cases: BadCase[] = [
   { name: "unknown ESP keyword", mutate: (c) => { c.peers[0].ike.proposals = { esp: ["aes128gcm16", "aes999"] }; }, path: "peers[0].ike.proposals.esp[1]", message: /"aes999" .* not a known ESP algorithm keyword/ },
   { name: "IKE proposal without a DH group", mutate: (c) => { c.peers[0].ike.proposals = { ike: ["aes128gcm16-prfsha256"] }; }, path: "peers[0].ike.proposals.ike[0]", message: /names no Diffie-Hellman group/ },
   { name: "empty proposal list", mutate: (c) => { c.peers[0].ike.proposals = { esp: [] }; }, path: "peers[0].ike.proposals.esp", message: /at least 1 item/ },
-  { name: "DN identity", mutate: (c) => { c.peers[0].ike.remote_id = { type: "dn", value: "CN=b, O=wesp" }; }, path: "peers[0].ike.remote_id.type", message: /dn identities are not supported yet/ },
+  { name: "DN identity that is not a DN", mutate: (c) => { c.peers[0].ike.remote_id = { type: "dn", value: "CN=b, wesp" }; }, path: "peers[0].ike.remote_id.value", message: /is not a DN \("wesp" is not TYPE=value\)/ },
   { name: "unknown identity type", mutate: (c) => { c.peers[0].ike.local_id = { type: "keyid", value: "x" }; }, path: "peers[0].ike.local_id.type", message: /one of: "ipv4"/ },
   { name: "ipv4 identity that is not an address", mutate: (c) => { c.peers[0].ike.local_id = { type: "ipv4", value: "site-a.example" }; }, path: "peers[0].ike.local_id.value", message: /is not an IPv4 address/ },
   { name: "ipv6 identity given an IPv4 address", mutate: (c) => { c.peers[0].ike.remote_id = { type: "ipv6", value: "198.51.100.2" }; }, path: "peers[0].ike.remote_id.value", message: /is not an IPv6 address/ },
