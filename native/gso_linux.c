@@ -115,18 +115,20 @@ static void ipv4_csum(uint8_t *ip, size_t ihl) {
 #define TCP_PSH 0x08
 #define TCP_CWR 0x80
 
-int wio_gso_split(const uint8_t *vh, size_t total, uint8_t *mem,
-                  const uint32_t *offs, uint32_t *lens, uint32_t max,
-                  uint32_t cap, uint32_t *st) {
+int wio_gso_split(const uint8_t *vh, size_t total, uint32_t first,
+                  uint8_t *mem, const uint32_t *offs, uint32_t *lens,
+                  uint32_t max, uint32_t cap, uint32_t *st, uint32_t *nseg_out) {
+  *nseg_out = 0;
   if (total < WIO_VNET_HDR_LEN) return WIO_GSO_BAD;
   struct virtio_net_hdr h;
   memcpy(&h, vh, sizeof h);
   const uint8_t *p = vh + WIO_VNET_HDR_LEN;
   size_t len = total - WIO_VNET_HDR_LEN;
   uint8_t type = h.gso_type & ~VIRTIO_NET_HDR_GSO_ECN;
-  if (max == 0) return 0;
 
   if (type == VIRTIO_NET_HDR_GSO_NONE) {
+    *nseg_out = 1;
+    if (max == 0 || first > 0) return 0;
     if (len > cap) {
       lens[0] = 0;
       st[WIO_ST_TRUNCATED]++;
@@ -164,15 +166,17 @@ int wio_gso_split(const uint8_t *vh, size_t total, uint8_t *mem,
   if (mss == 0 || hl + mss > cap) return WIO_GSO_BAD;
   size_t data = len - hl;
   uint32_t nseg = data == 0 ? 1 : (uint32_t)((data + mss - 1) / mss);
-  if (nseg > max) return 0; /* the caller keeps it for a batch with room */
+  *nseg_out = nseg;
+  if (first >= nseg) return 0;
+  uint32_t end = nseg - first > max ? first + max : nseg;
 
   uint16_t id0 = v6 ? 0 : be16(p + 4);
   uint32_t seq0 = be32(p + l4 + 4);
   uint8_t flags0 = p[l4 + 13];
-  for (uint32_t k = 0; k < nseg; k++) {
+  for (uint32_t k = first; k < end; k++) {
     size_t at = (size_t)k * mss;
     size_t dl = data - at < mss ? data - at : mss;
-    uint8_t *s = mem + offs[k];
+    uint8_t *s = mem + offs[k - first];
     size_t sl = hl + dl;
     memcpy(s, p, hl);
     memcpy(s + hl, p + hl + at, dl);
@@ -190,9 +194,9 @@ int wio_gso_split(const uint8_t *vh, size_t total, uint8_t *mem,
     if (k > 0) f &= (uint8_t)~TCP_CWR;
     th[13] = f;
     tcp_csum(s, l4, sl, v6);
-    lens[k] = (uint32_t)sl;
+    lens[k - first] = (uint32_t)sl;
   }
-  st[WIO_ST_SUPER]++;
-  st[WIO_ST_SEGMENTS] += nseg;
-  return (int)nseg;
+  if (end == nseg) st[WIO_ST_SUPER]++;
+  st[WIO_ST_SEGMENTS] += end - first;
+  return (int)(end - first);
 }

@@ -29,13 +29,15 @@ enum {
 uint64_t wio_csum_add(const uint8_t *p, size_t len, uint64_t sum);
 uint16_t wio_csum_fold(uint64_t sum);
 
-/* Segments one TUN read (virtio_net_hdr + packet, `total` bytes) into slots
- * offs[0..max): returns how many slots it filled (>= 1), 0 when it needs
- * more than `max` slots (nothing written), WIO_GSO_BAD when malformed. A
- * non-GSO packet fills one slot (lens = 0 when longer than cap). */
-int wio_gso_split(const uint8_t *vh, size_t total, uint8_t *mem,
-                  const uint32_t *offs, uint32_t *lens, uint32_t max,
-                  uint32_t cap, uint32_t *st);
+/* Segments one TUN read (virtio_net_hdr + packet, `total` bytes): segments
+ * first, first+1, ... into slots offs[0..max), as many as fit. Returns how
+ * many slots it filled (0 when first is past the end or max is 0: a call
+ * with max 0 just parses), WIO_GSO_BAD when malformed; *nseg = the
+ * packet's segment count (1 for a packet without GSO, which fills one slot,
+ * lens = 0 when longer than cap). */
+int wio_gso_split(const uint8_t *vh, size_t total, uint32_t first,
+                  uint8_t *mem, const uint32_t *offs, uint32_t *lens,
+                  uint32_t max, uint32_t cap, uint32_t *st, uint32_t *nseg);
 
 /* Writes a batch to a vnet-header TUN, coalescing TCP runs
  * (tun_offload_linux.c); *fatal = errno when the fd is unusable. */

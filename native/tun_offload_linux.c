@@ -7,10 +7,12 @@
  * TUNSETOFFLOAD) lands in a caller-owned scratch buffer and is cut into ring
  * slots by wio_gso_split (gso_linux.c). A super-packet that needs more slots
  * than the batch has left stays in the scratch buffer and opens the next
- * batch, so nothing is lost and nothing is half-delivered.
+ * batch, so nothing is lost; one that needs more than a whole batch (a tiny
+ * MSS) is spread over consecutive batches.
  *
- *   scratch ┌ pending u32 ┬ (60) ┬ virtio_net_hdr ┬ packet ≤ 65,600 ┬ spill ┐
- *           0             4      64               74                      end
+ *   scratch ┌ pending u32 ┬ done u32 ┬ (56) ┬ virtio_net_hdr ┬ packet ≤ 65,600 ┬ spill ┐
+ *           0             4          8      64               74                      end
+ *   (pending: bytes held, 0 = none; done: its segments already delivered)
  *
  * Write (writeBatch with vnet set): runs of consecutive TCP segments of one
  * flow, as a UDP_GRO train brings them, are written as one super-packet
@@ -51,13 +53,15 @@ static napi_value read_batch_vnet(napi_env env, napi_callback_info info) {
       !wio_ring_unpack(env, argv + 1, max, cap, 0, &r))
     return NULL;
   if (slen < SCRATCH_MIN) return wio_throw_range(env, "scratch too small");
-  uint32_t pend;
+  uint32_t pend, done; /* the held packet's length, and how many of its segments went out */
   memcpy(&pend, scratch, 4);
+  memcpy(&done, scratch + 4, 4);
   if (pend > READ_MAX) pend = 0;
   uint8_t *buf = scratch + SCRATCH_HEAD;
   uint32_t n = 0;
   while (n < r.count) {
     if (pend == 0) {
+      done = 0;
       ssize_t got = read(fd, buf, READ_MAX + 1);
       if (got < 0) {
         if (errno == EINTR) continue;
@@ -71,13 +75,27 @@ static napi_value read_batch_vnet(napi_env env, napi_callback_info info) {
       }
       pend = (uint32_t)got;
     }
-    int k = wio_gso_split(buf, pend, r.mem, r.offs + n, r.lens + n, r.count - n, cap, st);
-    if (k == 0 && n > 0) break; /* kept for the next batch */
-    if (k <= 0) st[WIO_ST_BAD]++; /* malformed, or more segments than a whole batch */
-    else n += (uint32_t)k;
-    pend = 0;
+    uint32_t nseg;
+    if (wio_gso_split(buf, pend, done, r.mem, r.offs, r.lens, 0, cap, st, &nseg) < 0) {
+      st[WIO_ST_BAD]++; /* malformed: dropped */
+      pend = 0;
+      continue;
+    }
+    /* A super-packet that does not fit what is left of this batch opens the
+     * next one; only one larger than a whole batch is split across batches. */
+    if (n > 0 && nseg - done > r.count - n) break;
+    int k = wio_gso_split(buf, pend, done, r.mem, r.offs + n, r.lens + n, r.count - n, cap, st, &nseg);
+    if (k < 0) { /* a partial checksum whose offsets lie outside the packet */
+      st[WIO_ST_BAD]++;
+      pend = 0;
+      continue;
+    }
+    n += (uint32_t)k;
+    done += (uint32_t)k;
+    if (done >= nseg) pend = 0;
   }
   memcpy(scratch, &pend, 4);
+  memcpy(scratch + 4, &done, 4);
   return wio_int(env, n);
 }
 
@@ -261,23 +279,26 @@ uint32_t wio_tun_write_vnet(int fd, wio_ring *r, uint32_t *st, int *fatal) {
   return written;
 }
 
-/* gsoSplit(packet, mem, offs, lens, max, slotCap, stats) -> segments, 0 (needs
- * more than max slots) or -1 (malformed). packet = virtio_net_hdr + IP packet,
- * as a vnet TUN read returns it. For tests of the segmenter (the same code
- * readBatchVnet runs). */
+/* gsoSplit(packet, mem, offs, lens, max, slotCap, stats, first = 0) -> slots
+ * filled (segments first.. as many as fit max), or -1 (malformed). packet =
+ * virtio_net_hdr + IP packet, as a vnet TUN read returns it. For tests of
+ * the segmenter (the same code readBatchVnet runs). */
 static napi_value gso_split(napi_env env, napi_callback_info info) {
-  napi_value argv[7];
+  napi_value argv[8];
   uint8_t *pkt;
   size_t plen;
-  uint32_t max, cap, *st;
+  uint32_t max, cap, *st, first = 0, nseg;
+  napi_valuetype ft;
   wio_ring r;
-  if (!wio_args(env, info, 7, argv) ||
+  if (!wio_args(env, info, 8, argv) ||
       !wio_typed(env, argv[0], napi_uint8_array, 0, (void **)&pkt, &plen, "packet") ||
       !wio_u32(env, argv[4], &max) || !wio_u32(env, argv[5], &cap) ||
       !(st = wio_stats_n(env, argv[6], WIO_ST_OFFLOAD_COUNT)) ||
+      napi_typeof(env, argv[7], &ft) != napi_ok ||
+      (ft != napi_undefined && !wio_u32(env, argv[7], &first)) ||
       !wio_ring_unpack(env, argv + 1, max, cap, 0, &r))
     return NULL;
-  return wio_int(env, wio_gso_split(pkt, plen, r.mem, r.offs, r.lens, r.count, cap, st));
+  return wio_int(env, wio_gso_split(pkt, plen, first, r.mem, r.offs, r.lens, r.count, cap, st, &nseg));
 }
 
 int wio_init_tun_offload(napi_env env, napi_value exports) {

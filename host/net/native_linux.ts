@@ -52,8 +52,8 @@ export interface WespIo {
   tunOpen(name: string, multiQueue: boolean, vnetHdr?: boolean): [fd: number, name: string, vnet: number, offloadErrno: number];
   readonly TUN_SCRATCH: number;
   readBatchVnet(fd: number, mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, max: number, slotCap: number, stats: Uint32Array, scratch: Uint8Array): number;
-  /** Segments one vnet TUN read (header + packet) into slots: count, 0 = needs more than max slots, -1 = malformed. */
-  gsoSplit(packet: Uint8Array, mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, max: number, slotCap: number, stats: Uint32Array): number;
+  /** Segments `first`.. of one vnet TUN read (header + packet) into up to `max` slots: slots filled, -1 = malformed. */
+  gsoSplit(packet: Uint8Array, mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, max: number, slotCap: number, stats: Uint32Array, first?: number): number;
   /** [gsoErrno, groErrno]: 0 on, -1 not asked, else the kernel's errno. */
   udpOffload(fd: number, gso: boolean, gro: boolean): [gso: number, gro: number];
   readonly GRO_LANDING_HEAD: number;

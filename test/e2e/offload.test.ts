@@ -4,12 +4,13 @@
 // every byte, compared at the client) with IPv4 and IPv6 inner packets, and
 // `wesp status` must show that the offloads were on and carried the traffic:
 // super-packets segmented at the sending CE, trains sent and received, TCP
-// segments coalesced again into super-packets on the receiving TUN. A raw
+// segments coalesced again into super-packets on the receiving TUN; with an
+// MSS of 100 a super-packet outgrows a whole batch and still crosses. A raw
 // ESP pair (no UDP, so no GSO/GRO) still carries TCP with TSO on its TUN.
 // Then the same with WESP_OFFLOADS=off: status says "off" and TCP still works.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { tcpEcho } from "../helpers/netns.ts";
+import { tcpEcho, waitFor } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { ADDR, startPair, status, stopPair, useSites, type Case, type Sites } from "./forwarder-util.ts";
 
@@ -17,6 +18,33 @@ const BYTES = 8 << 20;
 
 const UDP4: Case = { name: "tunnel, ESP in UDP over IPv4, AES-128-GCM", mode: "tunnel", outer: 4, encap: "udp", suite: "aes-128-gcm" };
 const RAW6: Case = { name: "tunnel, raw ESP over IPv6, ChaCha20-Poly1305", mode: "tunnel", outer: 6, encap: "raw", suite: "chacha20-poly1305" };
+
+const SMALL_MSS_BYTES = 2 << 20;
+/** Receives one connection on :5301, answers the SHA-256 of everything it read. */
+const SHA_SERVER_PY = `
+import hashlib, socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 5301)); s.listen(1); print("listening", flush=True)
+c, _ = s.accept(); h = hashlib.sha256()
+while True:
+    b = c.recv(65536)
+    if not b: break
+    h.update(b)
+c.sendall(h.hexdigest().encode()); c.close()
+`;
+/** Sends N pseudo-random bytes with an MSS of 100 (TCP_MAXSEG before connect); prints its SHA-256 and the server's. */
+const SHA_CLIENT_PY = `
+import hashlib, os, socket, sys
+data = os.urandom(int(sys.argv[2]))
+c = socket.socket(); c.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 100)
+c.connect((sys.argv[1], 5301)); c.sendall(data); c.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    b = c.recv(256)
+    if not b: break
+    got += b
+print(hashlib.sha256(data).hexdigest(), got.decode())
+`;
 
 async function echoBoth(s: Sites): Promise<void> {
   for (const fam of ["v4", "v6"] as const) {
@@ -27,7 +55,7 @@ async function echoBoth(s: Sites): Promise<void> {
   }
 }
 
-describe("offloads: TUN TSO, UDP GSO and GRO", { skip: requireTools(["netns"], { why: "e2e offloads" }) }, () => {
+describe("offloads: TUN TSO, UDP GSO and GRO", { skip: requireTools(["netns", "python3"], { why: "e2e offloads" }) }, () => {
   let s!: Sites;
   useSites((x) => (s = x));
 
@@ -48,7 +76,16 @@ describe("offloads: TUN TSO, UDP GSO and GRO", { skip: requireTools(["netns"], {
         assert.equal(o.udp[0].gro, "on");
         assert.ok(o.udp[0].trains > 0 && o.udp[0].datagrams > o.udp[0].trains, `trains: ${JSON.stringify(o.udp[0])}`);
       }
+      // A tiny MSS: a 64 KiB super-packet then holds more segments than a whole batch of slots (256),
+      // and the TUN reader spreads it over consecutive batches.
+      const srv = s.hostB.spawn(["/usr/bin/python3", "-c", SHA_SERVER_PY, ADDR.hostB.v4]);
+      await waitFor(() => /listening/.test(srv.stdout) || !srv.running, "sha256 server");
+      const out = await s.hostA.run(["/usr/bin/python3", "-c", SHA_CLIENT_PY, ADDR.hostB.v4, String(SMALL_MSS_BYTES)], { timeoutMs: 90_000 });
+      const [mine, theirs] = out.trim().split(" ");
+      assert.equal(theirs, mine, "SHA-256 of the MSS-100 transfer at hostB equals the sender's");
+      await srv.stop();
       const st = await status(r.sockA);
+      assert.equal(st.offloads.tun.malformed, 0);
       const p = st.peers[0];
       assert.equal(p.outbound.counters.dropped, 0, "no outbound drops");
       assert.equal(p.inbound[0].counters.dropped, 0, "no inbound drops");
