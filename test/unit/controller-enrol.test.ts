@@ -20,7 +20,7 @@ import { startApi, type RunningApi } from "../../host/controller/api/server.ts";
 import { ensureServerCert } from "../../host/controller/api/tls.ts";
 import { openStore } from "../../host/controller/store/store.ts";
 import { CeClient, ControllerError, type SseEvent } from "../../host/agent/ce_client.ts";
-import { enrol, fetchPinnedCa } from "../../host/agent/enrol.ts";
+import { enrol, fetchPinnedCa, renew } from "../../host/agent/enrol.ts";
 import type { Enrolment } from "../../host/agent/state.ts";
 import { keyPairPem, makeCsr, newKeyPair, siteIdentity } from "../../host/util/pki.ts";
 
@@ -82,6 +82,18 @@ describe("enrolment and the CE API", () => {
     assert.equal(r.site, "a");
     assert.equal(r.config.node.name, "a");
     assert.deepEqual(r.config.peers.map((p) => p.name).sort(), ["b", "c", "d"]);
+  });
+
+  test("renewal: a new key and certificate for the same identity, over mTLS with the current one", async () => {
+    const e = await enrol(api.url, ca.fingerprint, await token("c"));
+    const n = await renew(e);
+    const [a, b] = [new X509Certificate(e.certPem), new X509Certificate(n.certPem)];
+    assert.notEqual(a.serialNumber, b.serialNumber);
+    assert.equal(b.subjectAltName, "email:c@v");
+    assert.notEqual(n.keyPem, e.keyPem, "a new key");
+    assert.equal((await ceClient(n).call<{ site: string }>("GET", "/v1/ce/config")).site, "c", "the new certificate is known to the store");
+    const keys = await newKeyPair();
+    await refused(ceClient(e).call("POST", "/v1/ce/certificate", { csr: await makeCsr("a@v", keys) }), 403, "wrong-identity", /CN=c@v/, /renewal refused for c@v/);
   });
 
   test("reused, wrong and expired tokens are refused, each with its reason, and logged", async () => {

@@ -209,6 +209,39 @@ for (const b of [sqlite, postgres]) {
       await rejects(s.consumeEnrolmentToken(r.token), "token-invalid", /unknown/, );
     });
 
+    test("CE certificates: recorded with the token's use, revoked by site, removal and VPN deletion", async () => {
+      const url = await b.fresh();
+      const s = await use(url);
+      await s.createVpn({ name: "v" });
+      await s.addSite("v", site("a", 1));
+      await s.addSite("v", site("b", 2));
+      const t = await s.createEnrolmentToken("v", "a", 60_000);
+      await assert.rejects(s.enrol(t.token, async () => {
+        throw new Error("CSR for another name");
+      }), /another name/);
+      assert.deepEqual(await s.enrol(t.token, async (x) => (assert.deepEqual(x, { vpn: "v", site: "a" }), { serial: "0A1B", notAfter: 5 })), { vpn: "v", site: "a" },
+        "a refused issue left the token unused");
+      await rejects(s.enrol(t.token, async () => ({ serial: "0c", notAfter: 5 })), "token-invalid", /already used/);
+      assert.deepEqual(await s.certificateStatus("0a1b"), { status: "valid", vpn: "v", site: "a", notAfter: 5 });
+      for (const bad of ["ff", "", "0a1b'--", "x".repeat(100)]) assert.equal((await s.certificateStatus(bad)).status, "unknown", bad);
+      await s.recordCertificate("v", "b", "0B", 7);
+      await s.recordCertificate("v", "a", "0A2B", 9);
+      const before = (await s.getVpn("v"))!.version;
+      assert.equal(await s.revokeCertificates("v", "a"), 2);
+      assert.ok((await s.getVpn("v"))!.version > before, "a revocation is a change (replicas remake their CRL)");
+      assert.equal(await s.revokeCertificates("v", "a"), 0);
+      assert.equal((await s.certificateStatus("0a2b")).status, "revoked");
+      assert.deepEqual((await s.listRevoked()).map((r) => r.serial), ["0a1b", "0a2b"]);
+      await s.removeSite("v", "b");
+      assert.equal((await s.certificateStatus("0b")).status, "site-removed");
+      await s.addSite("v", site("b", 2));
+      assert.equal((await s.certificateStatus("0b")).status, "site-removed", "a site re-added under the name does not inherit old certificates");
+      assert.deepEqual((await s.listRevoked()).map((r) => r.serial), ["0a1b", "0a2b", "0b"]);
+      await s.recordCertificate("v", "b", "0d", 7);
+      await s.deleteVpn("v");
+      assert.deepEqual((await s.listRevoked()).map((r) => r.serial), ["0a1b", "0a2b", "0b", "0d"]);
+    });
+
     test("operator tokens: checked by hash, unknown ones refused", async () => {
       const url = await b.fresh();
       const s = await use(url);

@@ -129,7 +129,10 @@ export class CeApi {
         const who = await this.authenticate(req, path);
         const body = await readBody(req);
         const csr = (body as { csr?: unknown }).csr;
-        const c = await this.sign(csr, siteIdentity(who.vpn, who.site));
+        const c = await this.sign(csr, siteIdentity(who.vpn, who.site)).catch((e: Error) => {
+          this.log(`certificate renewal refused for ${siteIdentity(who.vpn, who.site)}: ${e.message}`);
+          throw e;
+        });
         await this.ctl.store.recordCertificate(who.vpn, who.site, c.serial, c.notAfter);
         this.log(`certificate renewed for ${siteIdentity(who.vpn, who.site)} (serial ${c.serial})`);
         return [201, { certificate: c.pem, ca: this.ca.pem, notAfter: c.notAfter }];
