@@ -12,6 +12,8 @@
 // (or the connection closed) and the CE keeps serving and forwarding. Last,
 // every line both CEs logged is searched for each SA key: as hex (either
 // case, whole or its first 8 bytes), base64, base64url and raw bytes.
+// A second pair of CEs negotiates its SAs with IKEv2 (PSK): the IKE state is
+// on /metrics, the SAs IKE installed are counted, and the PSK is in no log.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -26,6 +28,7 @@ import { requireTools } from "../helpers/require.ts";
 import { find, parseExposition, rawExchange, value, type Exposition } from "../helpers/prom.ts";
 import { ADDR, WESP_BIN, configs, status, useSites, type Sites } from "./forwarder-util.ts";
 import { received, streamReceiver, streamSender } from "./lifecycle-util.ts";
+import { ikeNode, ikeOf, ikeUp, writeConfig } from "./ike-util.ts";
 
 const PORT = 9000;
 const PPS = 400;
@@ -234,5 +237,40 @@ describe("CE metrics and logs: /metrics equals wesp status, hostile requests, no
     assert.ok(objs.some((o) => o.level === "info" && /forwarding on wesp0/.test(o.msg)));
     assert.match(pb.stderr, /^wesp up: node ceB \(from /m, "ceB: text lines, debug included");
     assert.match(pb.stderr, /^wesp up: stopped: TUN and sockets closed$/m);
+  });
+
+  test("IKE peers: their state on /metrics, the SAs IKE installed counted, the PSK in no log", { timeout: 120_000 }, async () => {
+    const dir = s.lab.dir;
+    const psk = randomBytes(24).toString("base64");
+    const metricsA = join(dir, "ceA-ike-metrics.sock");
+    const docA: any = ikeNode(dir, "ceA", ADDR.ceAwan.v4, ["10.1.0.0/24"], [{ name: "ceB", address: ADDR.ceBwan.v4, prefixes: ["10.2.0.0/24"], initiate: true, encap: "udp", psk }]);
+    const docB: any = ikeNode(dir, "ceB", ADDR.ceBwan.v4, ["10.2.0.0/24"], [{ name: "ceA", address: ADDR.ceAwan.v4, prefixes: ["10.1.0.0/24"], initiate: false, encap: "udp", psk }]);
+    docA.node.metrics = { listen: metricsA };
+    const cfgA = writeConfig(dir, "ike-metrics-a.json", docA), cfgB = writeConfig(dir, "ike-metrics-b.json", docB);
+    const up = async (ns: Sites["ceA"], args: string[]): Promise<Spawned> => {
+      const p = ns.spawn([process.execPath, WESP_BIN, "up", ...args]);
+      await waitFor(async () => !p.running || /forwarding on/.test(p.stderr), `wesp up in ${ns.name}`, 60_000, 20);
+      assert.ok(p.running, `wesp up in ${ns.name} exited ${p.exitCode}: ${p.stderr}`);
+      return p;
+    };
+    const pb = await up(s.ceB, ["--log-level", "debug", cfgB]);
+    const pa = await up(s.ceA, ["--log-format", "json", "--log-level", "debug", cfgA]);
+    const st = await ikeUp(join(dir, "ceA.sock"), "ceB", 60_000);
+    const child = ikeOf(st, "ceB").childSas[0];
+    const e = await scrape(metricsA);
+    assert.equal(value(e, "wesp_ike_up", { peer: "ceB" }), 1);
+    assert.equal(value(e, "wesp_ike_state", { peer: "ceB", state: "up" }), 1);
+    assert.equal(value(e, "wesp_ike_state", { peer: "ceB", state: "retrying" }), 0);
+    assert.equal(value(e, "wesp_ike_failures", { peer: "ceB" }), 0);
+    assert.equal(value(e, "wesp_ike_alarm", { peer: "ceB" }), 0);
+    assert.ok(value(e, "wesp_ike_child_sas", { peer: "ceB" })! >= 1);
+    assert.equal(value(e, "wesp_sa_live", { peer: "ceB", direction: "out", spi: spiLabel(child.spiOut) }), 1, "the negotiated outbound SA, by its SPI");
+    assert.ok(value(e, "wesp_sa_installs_total", { peer: "ceB", direction: "out" })! >= 1, "IKE's SAs counted as installed");
+    assert.equal(value(e, "wesp_peer_up", { peer: "ceB" }), 1);
+    await Promise.all([pa.stop("SIGTERM", 10_000), pb.stop("SIGTERM", 10_000)]);
+    const logs = [pa.stdout, pa.stderr, pb.stdout, pb.stderr].join("\n");
+    assert.ok(logs.length > 0);
+    const raw = Buffer.from(psk, "base64");
+    for (const f of [psk, raw.toString("hex"), raw.toString("hex").slice(0, 16), raw.toString("base64url")]) assert.ok(!logs.includes(f), "the PSK appears in the logs");
   });
 });
