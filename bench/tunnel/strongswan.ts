@@ -28,16 +28,11 @@ const PSK = "wesp-bench-psk-0123456789abcdef";
 
 let starts = 0;
 
-/**
- * strongswan.conf for a daemon whose files live in `dir`; `settings` are more
- * `charon { … }` lines, `log` the file log's levels (bench/ike/charon.ts tunes both).
- */
-export function strongswanConf(dir: string, o: { settings?: string[]; log?: string[] } = {}): string {
-  const lines = (xs: string[], indent: string) => xs.map((x) => `${indent}${x}\n`).join("");
+function strongswanConf(dir: string): string {
   return `charon {
   load_modular = no
   load = ${PLUGINS.join(" ")}
-${lines(o.settings ?? [], "  ")}  plugins {
+  plugins {
     vici {
       socket = unix://${dir}/charon.vici
     }
@@ -46,7 +41,9 @@ ${lines(o.settings ?? [], "  ")}  plugins {
     main {
       path = ${dir}/charon.log
       append = no
-${lines(o.log ?? ["default = 1", "esp = 0"], "      ")}    }
+      default = 1
+      esp = 0
+    }
   }
 }
 swanctl {

@@ -14,6 +14,7 @@ import { ensureServerCert, loadTls } from "../controller/api/tls.ts";
 import { ControllerCa } from "../controller/ca.ts";
 import { openStore } from "../controller/store/store.ts";
 import { DEFAULT_STUN_PORT, StunServer } from "../controller/stun_server.ts";
+import { formatAddress } from "../config/addr.ts";
 import { EXIT_OK } from "./exit_codes.ts";
 import { createLogger, parseLogOptions } from "../metrics/log.ts";
 import { ControllerMetrics } from "../metrics/controller.ts";
@@ -64,6 +65,10 @@ Options:
       --stun HOST:PORT   answer STUN Binding requests (RFC 8489) there, so CEs
                          learn their WAN ports' public address and port
                          (default: the --listen host, port ${DEFAULT_STUN_PORT}; "off": none)
+      --stun-alternate ADDRESS
+                         a second address of this host: STUN also on it and on
+                         port + 1 of both, so CEs can classify their NAT
+                         (RFC 5780 behaviour discovery)
   -h, --help             show this help
 `;
 
@@ -76,7 +81,7 @@ function parseListen(text: string, option = "--listen"): { host: string; port: n
 export async function main(args: string[]): Promise<number> {
   const { values, positionals, help: wantHelp } = parseCommandArgs("controller", args, {
     state: { type: "string" }, db: { type: "string" }, listen: { type: "string" },
-    "tls-cert": { type: "string" }, "tls-key": { type: "string" }, "tls-name": { type: "string", multiple: true }, stun: { type: "string" },
+    "tls-cert": { type: "string" }, "tls-key": { type: "string" }, "tls-name": { type: "string", multiple: true }, stun: { type: "string" }, "stun-alternate": { type: "string" },
     metrics: { type: "string" }, "log-format": { type: "string" }, "log-level": { type: "string" },
   });
   if (wantHelp) {
@@ -124,7 +129,9 @@ export async function main(args: string[]): Promise<number> {
   process.stdout.write(`${api.url}\n`);
   const metrics = metricsAt && (await telemetry.serve(metricsAt));
   if (metrics) log(`metrics on ${"path" in metricsAt ? `unix:${metrics.where}` : `http://${metrics.where}`}/metrics`);
-  const stun = stunAt && (await startStun(stunAt, stunArg !== undefined, log));
+  const stunAlternate = values["stun-alternate"] as string | undefined;
+  if (stunAlternate !== undefined && !stunAt) throw new UsageError("--stun-alternate needs STUN on (not --stun off)");
+  const stun = stunAt && (await startStun({ ...stunAt, alternate: stunAlternate }, stunArg !== undefined || stunAlternate !== undefined, log));
   if (stun) telemetry.stun(stun.counters);
 
   await new Promise<void>((done) => {
@@ -149,11 +156,12 @@ export async function main(args: string[]): Promise<number> {
  * already taken (another controller on this host) is logged and skipped; an
  * explicit --stun that cannot bind is an error.
  */
-async function startStun(at: { host: string; port: number }, explicit: boolean, log: (l: string) => void): Promise<StunServer | null> {
+async function startStun(at: { host: string; port: number; alternate?: string }, explicit: boolean, log: (l: string) => void): Promise<StunServer | null> {
   try {
-    const s = await StunServer.start({ host: at.host, port: at.port, log });
+    const s = await StunServer.start({ host: at.host, port: at.port, alternate: at.alternate, log });
+    const text = (h: string, p: number) => `${h.includes(":") ? `[${h}]` : h}:${p}`;
     const a = s.address;
-    log(`stun: answering Binding requests on ${a.host.includes(":") ? `[${a.host}]` : a.host}:${a.port} (UDP)`);
+    log(`stun: answering Binding requests on ${text(a.host, a.port)} (UDP)${at.alternate ? `, RFC 5780 on ${s.addresses().flat().map((x) => text(formatAddress(x.address), x.port)).join(" ")}` : ""}`);
     return s;
   } catch (e) {
     if (explicit) throw new Error(`--stun ${at.host}:${at.port}: ${(e as Error).message}`);

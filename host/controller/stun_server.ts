@@ -13,6 +13,11 @@
 // sent (§9: the Binding method may be used without authentication), and a
 // MESSAGE-INTEGRITY on a request is ignored.
 //
+// With an alternate address (RFC 5780 §6), four sockets: primary and
+// alternate address × port and port + 1. Success responses then carry
+// RESPONSE-ORIGIN and OTHER-ADDRESS, and CHANGE-REQUEST is honoured — what a
+// CE needs to classify its NAT's mapping and filtering (stun_client.ts).
+//
 // Each source address gets a token bucket (`rate` a second, `burst` deep);
 // datagrams beyond it are dropped unanswered and counted, so the responder
 // cannot be turned into an amplifier of any size (a response is at most
@@ -22,12 +27,12 @@
 import { createSocket, type Socket } from "node:dgram";
 import { isIPv4 } from "node:net";
 import { parseAddress } from "../config/addr.ts";
-import { METHOD_BINDING, decodeStun, encodeStun, type StunAddress, type StunMessage } from "../net/stun.ts";
+import { ATTR, METHOD_BINDING, decodeStun, encodeStun, type StunAddress, type StunMessage } from "../net/stun.ts";
 
 export const DEFAULT_STUN_PORT = 3478; // RFC 8489 §18.6 ("stun" over UDP)
 export const SOFTWARE = "wesp controller";
 
-export interface StunCounters {
+export type StunCounters = {
   /** Binding requests answered with a success response. */
   answered: number;
   /** Requests answered with an error (400, 420). */
@@ -38,10 +43,27 @@ export interface StunCounters {
   malformed: number;
   /** Well-formed STUN that is not a request (indications, responses): ignored. */
   ignored: number;
+};
+
+/**
+ * RFC 5780 behaviour discovery: the server's four transport addresses, by
+ * [address index][port index] (primary 0, alternate 1), and the one a request
+ * came in on. Without an alternate address there is none, and a request
+ * carrying CHANGE-REQUEST gets 420 (RFC 5780 §6.1).
+ */
+export interface Rfc5780 {
+  addrs: StunAddress[][];
+  at: [number, number];
+}
+
+export interface StunAnswer {
+  bytes: Uint8Array;
+  /** Send it from this [address][port] index (CHANGE-REQUEST), or from where the request came. */
+  from?: [number, number];
 }
 
 /** The response to one datagram from `from`, or null when none is due. Counts in `c`. */
-export function answerStun(datagram: Uint8Array, from: StunAddress, c: StunCounters): Uint8Array | null {
+export function answerStun(datagram: Uint8Array, from: StunAddress, c: StunCounters, behaviour?: Rfc5780): StunAnswer | null {
   const r = decodeStun(datagram);
   if (!r.ok) {
     c.malformed++;
@@ -53,17 +75,25 @@ export function answerStun(datagram: Uint8Array, from: StunAddress, c: StunCount
     return null;
   }
   const base = { method: req.message.method, transactionId: req.message.transactionId, software: SOFTWARE };
+  const unknown = behaviour || !req.message.changeRequest ? req.unknownRequired : [...req.unknownRequired, ATTR.CHANGE_REQUEST];
   let res: StunMessage;
   if (req.message.method !== METHOD_BINDING) {
     res = { ...base, cls: "error", errorCode: { code: 400, reason: "Bad Request" } };
-  } else if (req.unknownRequired.length > 0) {
-    res = { ...base, cls: "error", errorCode: { code: 420, reason: "Unknown Attribute" }, unknownAttributes: req.unknownRequired };
+  } else if (unknown.length > 0) {
+    res = { ...base, cls: "error", errorCode: { code: 420, reason: "Unknown Attribute" }, unknownAttributes: unknown };
   } else {
     c.answered++;
-    return encodeStun({ ...base, cls: "success", xorMappedAddress: from }, { fingerprint: true });
+    const ok: StunMessage = { ...base, cls: "success", xorMappedAddress: from };
+    if (!behaviour) return { bytes: encodeStun(ok, { fingerprint: true }) };
+    // §6.1: answer from the changed address and/or port; OTHER-ADDRESS is always the opposite corner.
+    const [i, j] = behaviour.at, ch = req.message.changeRequest;
+    const out: [number, number] = [ch?.ip ? i ^ 1 : i, ch?.port ? j ^ 1 : j];
+    ok.responseOrigin = behaviour.addrs[out[0]][out[1]];
+    ok.otherAddress = behaviour.addrs[i ^ 1][j ^ 1];
+    return { bytes: encodeStun(ok, { fingerprint: true }), from: out };
   }
   c.errors++;
-  return encodeStun(res, { fingerprint: true });
+  return { bytes: encodeStun(res, { fingerprint: true }) };
 }
 
 /** Token buckets by source address (Map order = least recently seen first). */
@@ -96,6 +126,12 @@ export class SourceLimiter {
 export interface StunServerOptions {
   host: string;
   port: number;
+  /**
+   * A second address of this host: then the responder also listens on
+   * port + 1 of both addresses and on `port` of this one, for RFC 5780
+   * behaviour discovery (OTHER-ADDRESS, RESPONSE-ORIGIN, CHANGE-REQUEST).
+   */
+  alternate?: string;
   /** Requests a second per source address (default 20). */
   rate?: number;
   /** Bucket depth per source (default 40). */
@@ -105,30 +141,69 @@ export interface StunServerOptions {
   log?: (line: string) => void;
 }
 
+function bindUdp(host: string, port: number): Promise<Socket> {
+  const sock = createSocket({ type: isIPv4(host) ? "udp4" : "udp6", ipv6Only: !isIPv4(host) && host !== "::" });
+  return new Promise((resolve, reject) => {
+    sock.once("error", reject);
+    sock.bind(port, host, () => {
+      sock.off("error", reject);
+      resolve(sock);
+    });
+  });
+}
+
 export class StunServer {
   readonly counters: StunCounters = { answered: 0, errors: 0, rateLimited: 0, malformed: 0, ignored: 0 };
-  private constructor(private readonly sock: Socket, private readonly limiter: SourceLimiter) {}
-
-  static start(o: StunServerOptions): Promise<StunServer> {
-    const sock = createSocket({ type: isIPv4(o.host) ? "udp4" : "udp6", ipv6Only: !isIPv4(o.host) && o.host !== "::" });
-    const s = new StunServer(sock, new SourceLimiter(o.rate ?? 20, o.burst ?? 40, o.maxSources ?? 65536));
-    sock.on("message", (msg, rinfo) => s.onMessage(msg, rinfo.address, rinfo.port));
-    return new Promise((resolve, reject) => {
-      sock.once("error", reject);
-      sock.bind(o.port, o.host, () => {
-        sock.off("error", reject);
-        sock.on("error", (e) => o.log?.(`stun: ${e.message}`));
-        resolve(s);
-      });
-    });
+  private readonly limiter: SourceLimiter;
+  /** socks[address][port]: one socket, or four with an alternate address. */
+  private constructor(private readonly socks: Socket[][], o: StunServerOptions) {
+    this.limiter = new SourceLimiter(o.rate ?? 20, o.burst ?? 40, o.maxSources ?? 65536);
   }
 
+  static async start(o: StunServerOptions): Promise<StunServer> {
+    const opened: Socket[] = [];
+    try {
+      const open = async (h: string, p: number) => {
+        const k = await bindUdp(h, p);
+        opened.push(k);
+        return k;
+      };
+      const first = await open(o.host, o.port);
+      const port = first.address().port;
+      let socks = [[first]];
+      if (o.alternate !== undefined) {
+        if (isIPv4(o.host) !== isIPv4(o.alternate)) throw new Error(`--stun-alternate ${o.alternate}: not of the family of ${o.host}`);
+        socks = [[first, await open(o.host, port + 1)], [await open(o.alternate, port), await open(o.alternate, port + 1)]];
+      }
+      const s = new StunServer(socks, o);
+      const behaviour = socks.length > 1 ? s.addresses() : undefined;
+      socks.forEach((row, i) => row.forEach((k, j) => {
+        k.on("message", (msg, rinfo) => s.onMessage(msg, rinfo.address, rinfo.port, behaviour && { addrs: behaviour, at: [i, j] }, k));
+        k.on("error", (e) => o.log?.(`stun: ${e.message}`));
+      }));
+      return s;
+    } catch (e) {
+      for (const k of opened) k.close();
+      throw e;
+    }
+  }
+
+  /** The primary address and port. */
   get address(): { host: string; port: number } {
-    const a = this.sock.address();
+    const a = this.socks[0][0].address();
     return { host: a.address, port: a.port };
   }
 
-  private onMessage(msg: Buffer, host: string, port: number): void {
+  /** Every listening transport address, [address][port]. */
+  addresses(): StunAddress[][] {
+    return this.socks.map((row) => row.map((k) => {
+      const a = k.address(), p = parseAddress(a.address);
+      if (!p.ok) throw new Error(`stun: bound to ${a.address}?`);
+      return { family: p.value.family, address: p.value.bytes, port: a.port };
+    }));
+  }
+
+  private onMessage(msg: Buffer, host: string, port: number, behaviour: Rfc5780 | undefined, sock: Socket): void {
     if (!this.limiter.take(host, performance.now())) {
       this.counters.rateLimited++;
       return;
@@ -137,11 +212,13 @@ export class StunServer {
     const text = host.startsWith("::ffff:") && isIPv4(host.slice(7)) ? host.slice(7) : host;
     const a = parseAddress(text);
     if (!a.ok) return;
-    const out = answerStun(msg, { family: a.value.family, address: a.value.bytes, port }, this.counters);
-    if (out) this.sock.send(out, port, host);
+    const out = answerStun(msg, { family: a.value.family, address: a.value.bytes, port }, this.counters, behaviour);
+    if (!out) return;
+    const via = out.from ? this.socks[out.from[0]][out.from[1]] : sock;
+    via.send(out.bytes, port, host);
   }
 
-  close(): Promise<void> {
-    return new Promise((done) => this.sock.close(() => done()));
+  async close(): Promise<void> {
+    await Promise.all(this.socks.flat().map((k) => new Promise<void>((done) => k.close(() => done()))));
   }
 }

@@ -1,6 +1,7 @@
 // STUN messages (RFC 8489): the Binding method, its header, and the handful
 // of attributes a WAN port needs to learn its public address and port
-// (net2cloud §3, §5.2).
+// (net2cloud §3, §5.2), plus RFC 5780's three for NAT behaviour discovery
+// (CHANGE-REQUEST, RESPONSE-ORIGIN, OTHER-ADDRESS).
 //
 // Written here, not taken from npm: the one STUN package there ("stun",
 // nodertc/stun) has had no release since 2.1.0 (2020), pulls in its own
@@ -42,6 +43,7 @@ export const FINGERPRINT_XOR = 0x5354554e;
 
 export const ATTR = {
   MAPPED_ADDRESS: 0x0001,
+  CHANGE_REQUEST: 0x0003, // RFC 5780 §7.2
   USERNAME: 0x0006,
   MESSAGE_INTEGRITY: 0x0008,
   ERROR_CODE: 0x0009,
@@ -50,6 +52,8 @@ export const ATTR = {
   XOR_MAPPED_ADDRESS: 0x0020,
   SOFTWARE: 0x8022,
   FINGERPRINT: 0x8028,
+  RESPONSE_ORIGIN: 0x802b, // RFC 5780 §7.3
+  OTHER_ADDRESS: 0x802c, // RFC 5780 §7.4
 } as const;
 const KNOWN = new Set<number>(Object.values(ATTR));
 
@@ -79,6 +83,12 @@ export interface StunMessage {
   errorCode?: { code: number; reason: string };
   /** §14.9: the attribute types a request carried that the responder did not understand. */
   unknownAttributes?: number[];
+  /** RFC 5780 §7.2: ask for the response from the other address and/or port. */
+  changeRequest?: { ip: boolean; port: boolean };
+  /** RFC 5780 §7.3: where the response was sent from. */
+  responseOrigin?: StunAddress;
+  /** RFC 5780 §7.4: the server's other address and port (behaviour discovery). */
+  otherAddress?: StunAddress;
 }
 
 export const STUN_DECODE_REASONS = [
@@ -93,6 +103,7 @@ export const STUN_DECODE_REASONS = [
   "bad-unknown-attributes", // UNKNOWN-ATTRIBUTES: odd length (§14.9)
   "bad-text", // SOFTWARE/USERNAME/reason: not UTF-8 or too long
   "bad-integrity", // MESSAGE-INTEGRITY(-SHA256) of the wrong length (§14.5, §14.6)
+  "bad-change-request", // CHANGE-REQUEST not 4 bytes (RFC 5780 §7.2)
 ] as const;
 export type StunDecodeReason = (typeof STUN_DECODE_REASONS)[number];
 
@@ -213,11 +224,21 @@ function readAttribute(
   if (!first) return undefined; // §14: only the first occurrence is processed
   switch (type) {
     case ATTR.XOR_MAPPED_ADDRESS:
-    case ATTR.MAPPED_ADDRESS: {
+    case ATTR.MAPPED_ADDRESS:
+    case ATTR.RESPONSE_ORIGIN:
+    case ATTR.OTHER_ADDRESS: {
       const a = readAddress(v, type === ATTR.XOR_MAPPED_ADDRESS, b);
       if (!a) return fail("bad-address", `attribute 0x${type.toString(16)} at ${o}`);
       if (type === ATTR.XOR_MAPPED_ADDRESS) m.xorMappedAddress = a;
-      else m.mappedAddress = a;
+      else if (type === ATTR.MAPPED_ADDRESS) m.mappedAddress = a;
+      else if (type === ATTR.RESPONSE_ORIGIN) m.responseOrigin = a;
+      else m.otherAddress = a;
+      return undefined;
+    }
+    case ATTR.CHANGE_REQUEST: {
+      // Flags A (0x4: change IP) and B (0x2: change port) in the last byte; the rest is ignored.
+      if (v.length !== 4) return fail("bad-change-request", `length ${v.length}`);
+      m.changeRequest = { ip: (v[3] & 4) !== 0, port: (v[3] & 2) !== 0 };
       return undefined;
     }
     case ATTR.SOFTWARE:
@@ -326,6 +347,9 @@ export function encodeStun(m: StunMessage, opts: EncodeOptions = {}): Uint8Array
   if (m.software !== undefined) parts.push(attr(ATTR.SOFTWARE, enc.encode(m.software)));
   if (m.mappedAddress) parts.push(attr(ATTR.MAPPED_ADDRESS, addressValue(m.mappedAddress, false, tid)));
   if (m.xorMappedAddress) parts.push(attr(ATTR.XOR_MAPPED_ADDRESS, addressValue(m.xorMappedAddress, true, tid)));
+  if (m.changeRequest) parts.push(attr(ATTR.CHANGE_REQUEST, Uint8Array.of(0, 0, 0, (m.changeRequest.ip ? 4 : 0) | (m.changeRequest.port ? 2 : 0))));
+  if (m.responseOrigin) parts.push(attr(ATTR.RESPONSE_ORIGIN, addressValue(m.responseOrigin, false, tid)));
+  if (m.otherAddress) parts.push(attr(ATTR.OTHER_ADDRESS, addressValue(m.otherAddress, false, tid)));
   if (m.username !== undefined) parts.push(attr(ATTR.USERNAME, enc.encode(m.username)));
   if (m.errorCode) {
     const r = enc.encode(m.errorCode.reason);

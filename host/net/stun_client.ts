@@ -27,7 +27,7 @@ import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
 import { isIPv4, isIPv6 } from "node:net";
 import { formatAddress, parseAddress } from "../config/addr.ts";
-import { METHOD_BINDING, decodeStun, encodeStun, isStun } from "./stun.ts";
+import { METHOD_BINDING, decodeStun, encodeStun, isStun, type StunAddress } from "./stun.ts";
 
 export interface StunServerAddress {
   host: string;
@@ -123,36 +123,54 @@ export async function discover(
   const own = !opts.transport;
   const t = opts.transport ?? (await udpTransport(wanAddress, wanPort));
   try {
-    return await transact(t, server, opts, (m) => ({
-      publicAddress: m.host, publicPort: m.port, natted: m.host !== canonical(wanAddress) || m.port !== wanPort,
-    }));
+    const { mapped: m } = await binding(t, server, opts);
+    return { publicAddress: m.host, publicPort: m.port, natted: m.host !== canonical(wanAddress) || m.port !== wanPort };
   } finally {
     if (own) t.close?.();
   }
 }
 
 /** RFC 5952 text for an address, so "2001:DB8::1" and "2001:db8:0::1" compare equal. */
-function canonical(a: string): string {
+export function canonical(a: string): string {
   const p = parseAddress(a.startsWith("::ffff:") && isIPv4(a.slice(7)) ? a.slice(7) : a);
   return p.ok ? p.value.text : a;
 }
 
-/** One Binding transaction over `t`; resolves with the mapped address, rejects on error or timeout. */
-function transact<T>(
-  t: StunTransport, server: StunServerAddress, opts: DiscoverOptions, done: (m: { host: string; port: number }) => T,
-): Promise<T> {
+/** What one Binding success response said (RFC 5780's attributes when the server has them). */
+export interface BindingResult {
+  mapped: StunServerAddress;
+  other?: StunServerAddress;
+  origin?: StunServerAddress;
+}
+
+export interface BindingOptions extends DiscoverOptions {
+  /** RFC 5780 §7.2 CHANGE-REQUEST. */
+  change?: { ip: boolean; port: boolean };
+  /** Where the response must come from (default `server`; with `change`, the server's other corner). */
+  expectFrom?: StunServerAddress;
+}
+
+const endpoint = (a: StunAddress): StunServerAddress => ({ host: formatAddress(a.address), port: a.port });
+
+/** One Binding transaction over `t`; resolves with what the response said, rejects on error or timeout. */
+export function binding(t: StunTransport, server: StunServerAddress, opts: BindingOptions = {}): Promise<BindingResult> {
+  type T = BindingResult;
   const rto = opts.rtoMs ?? 500, rc = opts.rc ?? 7, rm = opts.rm ?? 16;
   const tid = randomBytes(12);
   const request = encodeStun(
-    { cls: "request", method: METHOD_BINDING, transactionId: tid, ...(opts.software ? { software: opts.software } : {}) },
+    {
+      cls: "request", method: METHOD_BINDING, transactionId: tid,
+      ...(opts.software ? { software: opts.software } : {}), ...(opts.change ? { changeRequest: opts.change } : {}),
+    },
     { fingerprint: true },
   );
-  const serverHost = canonical(server.host);
+  const from = opts.expectFrom ?? server;
+  const serverHost = canonical(from.host);
   return new Promise<T>((resolve, reject) => {
     let sent = 0, interval = rto, timer: NodeJS.Timeout | undefined, settled = false;
     const overall = opts.timeoutMs !== undefined ? setTimeout(() => finish(new StunError(`no STUN response from ${server.host}:${server.port} in ${opts.timeoutMs} ms`)), opts.timeoutMs) : undefined;
     const stop = t.onStun((bytes, host, port) => {
-      if (canonical(host) !== serverHost || port !== server.port) return;
+      if (canonical(host) !== serverHost || port !== from.port) return;
       const r = decodeStun(bytes);
       if (!r.ok || r.value.message.method !== METHOD_BINDING) return;
       const m = r.value.message;
@@ -166,7 +184,11 @@ function transact<T>(
       }
       const a = m.xorMappedAddress ?? m.mappedAddress;
       if (!a) return finish(new StunError("STUN success response without a mapped address"));
-      finish(undefined, done({ host: formatAddress(a.address), port: a.port }));
+      finish(undefined, {
+        mapped: endpoint(a),
+        ...(m.otherAddress ? { other: endpoint(m.otherAddress) } : {}),
+        ...(m.responseOrigin ? { origin: endpoint(m.responseOrigin) } : {}),
+      });
     });
     const tick = () => {
       if (sent === rc) return finish(new StunError(`no STUN response from ${server.host}:${server.port} after ${rc} requests`));

@@ -1,5 +1,6 @@
-// Run inside the CE namespace by stun-nat.test.ts: one STUN Binding
-// transaction from the WAN port WAN_ADDRESS:4500 to the controller, first
+// Run inside the CE namespace by stun-nat.test.ts: RFC 5780 NAT behaviour
+// discovery from the WAN port WAN_ADDRESS:4500, then one STUN Binding
+// transaction from it to the controller, first
 // over a plain UDP socket bound to that port (no data plane running), then
 // through a running data plane's NAT-T socket on the same port (the core
 // hands the response up as STUN, assembly/udp_encap.ts; the request leaves
@@ -11,9 +12,11 @@ import { randomBytes } from "node:crypto";
 import { parseConfig } from "../../host/config/load.ts";
 import { Forwarder } from "../../host/pipeline/forwarder.ts";
 import { discover, forwarderTransport } from "../../host/net/stun_client.ts";
+import { classifyNat } from "../../host/net/stun_nat_type.ts";
 
 const [wanAddress, serverHost, serverPort, peerAddress] = process.argv.slice(2);
 const server = { host: serverHost, port: Number(serverPort) };
+const behaviour = await classifyNat(wanAddress, 4500, server, { timeoutMs: 20_000 });
 const viaSocket = await discover(wanAddress, 4500, server, { timeoutMs: 20_000 });
 
 const dir = mkdtempSync(join(tmpdir(), "wsg-stun-"));
@@ -31,5 +34,5 @@ try {
 } finally {
   const st = await fwd.status();
   await fwd.stop();
-  console.log(JSON.stringify({ viaSocket, viaDataPlane, toHost: st.host.toHost, ikeHandedUp: ike.length }));
+  console.log(JSON.stringify({ behaviour, viaSocket, viaDataPlane, toHost: st.host.toHost, ikeHandedUp: ike.length }));
 }

@@ -3,10 +3,15 @@
 // and they are the NAT's: equal to the translated source conntrack holds
 // for that flow, and different from the private ones. Once over a plain
 // socket on the WAN port, once through a running data plane's NAT-T socket
-// on the same port (the core hands the STUN response up, not to ESP).
+// on the same port (the core hands the STUN response up, not to ESP). And
+// RFC 5780 discovery names the masquerade's behaviour: Linux keeps one
+// mapping per source whatever the destination (endpoint-independent), and
+// conntrack lets in only replies from where the flow went
+// (address-and-port-dependent filtering).
 //
 //   wsgN-ce  10.0.0.2 ──veth── 10.0.0.1  wsgN-nat  198.51.100.2 ──veth── 198.51.100.1  wsgN-srv
-//   (client, WAN port :4500)   (masquerade to :20000-20999)               (wesp controller --stun :3478)
+//   (client, WAN port :4500)   (masquerade to :20000-20999)               198.51.100.3
+//                                                     (wesp controller --stun :3478 --stun-alternate .3)
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
@@ -39,7 +44,7 @@ function build(): void {
   }
   ip("link", "add", "c-wan", "netns", NS.ce, "type", "veth", "peer", "name", "n-in", "netns", NS.nat);
   ip("link", "add", "n-out", "netns", NS.nat, "type", "veth", "peer", "name", "s-wan", "netns", NS.srv);
-  const cfg: [string, string, string][] = [[NS.ce, "c-wan", "10.0.0.2/24"], [NS.nat, "n-in", "10.0.0.1/24"], [NS.nat, "n-out", "198.51.100.2/24"], [NS.srv, "s-wan", "198.51.100.1/24"]];
+  const cfg: [string, string, string][] = [[NS.ce, "c-wan", "10.0.0.2/24"], [NS.nat, "n-in", "10.0.0.1/24"], [NS.nat, "n-out", "198.51.100.2/24"], [NS.srv, "s-wan", "198.51.100.1/24"], [NS.srv, "s-wan", "198.51.100.3/24"]];
   for (const [ns, dev, addr] of cfg) {
     ip("-n", ns, "addr", "add", addr, "dev", dev);
     ip("-n", ns, "link", "set", dev, "up");
@@ -55,7 +60,7 @@ describe("STUN through a NAT", { skip: requireTools(["netns", "nft", "sysctl", "
     let ctl: ReturnType<typeof spawn> | undefined;
     try {
       build();
-      ctl = spawn("ip", ["netns", "exec", NS.srv, process.execPath, WESP, "controller", "--state", state, "--listen", "198.51.100.1:0", "--stun", "198.51.100.1:3478"], { stdio: ["ignore", "pipe", "pipe"] });
+      ctl = spawn("ip", ["netns", "exec", NS.srv, process.execPath, WESP, "controller", "--state", state, "--listen", "198.51.100.1:0", "--stun", "198.51.100.1:3478", "--stun-alternate", "198.51.100.3"], { stdio: ["ignore", "pipe", "pipe"] });
       let err = "";
       ctl.stderr!.on("data", (c) => (err += c));
       const deadline = Date.now() + 60_000;
@@ -74,11 +79,13 @@ describe("STUN through a NAT", { skip: requireTools(["netns", "nft", "sysctl", "
       assert.ok(want.publicPort >= 20000 && want.publicPort <= 20999, `masqueraded port ${port}`);
       assert.deepEqual(r.viaSocket, want, "plain socket on the WAN port");
       assert.deepEqual(r.viaDataPlane, want, "the data plane's NAT-T socket: the same mapping");
+      assert.deepEqual(r.behaviour, { publicAddress: want.publicAddress, publicPort: want.publicPort, mapping: "endpoint-independent", filtering: "address-and-port-dependent" });
       assert.ok(r.toHost >= 1, "the response reached the host as TO_HOST");
       assert.equal(r.ikeHandedUp, 0, "STUN is not handed to the IKE side");
       ctl.kill("SIGTERM");
       await new Promise((done) => ctl!.once("exit", done));
-      assert.match(err, /stun: answered 2, errors 0, rateLimited 0, malformed 0, ignored 0/);
+      // Every request was answered, the filtering probes too: their answers are what the NAT dropped.
+      assert.match(err, /stun: answered \d+, errors 0, rateLimited 0, malformed 0, ignored 0/);
     } finally {
       if (ctl && ctl.exitCode === null) ctl.kill("SIGKILL");
       for (const ns of Object.values(NS)) {

@@ -33,6 +33,9 @@ const message: fc.Arbitrary<StunMessage> = fc.record(
     username: shortText,
     errorCode: fc.record({ code: fc.integer({ min: 300, max: 699 }), reason: shortText }, plain),
     unknownAttributes: fc.array(fc.integer({ min: 0, max: 0xffff }), { maxLength: 6 }),
+    changeRequest: fc.record({ ip: fc.boolean(), port: fc.boolean() }, plain),
+    responseOrigin: address,
+    otherAddress: address,
   },
   { requiredKeys: ["cls", "method", "transactionId"], ...plain },
 );
@@ -92,7 +95,7 @@ function mutate(r: Rng, src: Uint8Array, other: Uint8Array): Uint8Array {
     }
     case "attr-type": {
       const o = at();
-      const t = r.pick([0x0001, 0x0006, 0x0008, 0x0009, 0x000a, 0x001c, 0x0020, 0x8022, 0x8028, r.int(0, 0xffff)]);
+      const t = r.pick([0x0001, 0x0003, 0x0006, 0x0008, 0x0009, 0x000a, 0x001c, 0x0020, 0x8022, 0x8028, 0x802b, 0x802c, r.int(0, 0xffff)]);
       if (o + 4 <= b.length) { b[o] = t >> 8; b[o + 1] = t; }
       break;
     }

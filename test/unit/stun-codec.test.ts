@@ -157,6 +157,8 @@ const HOSTILE: [string, Uint8Array, (typeof STUN_DECODE_REASONS)[number]][] = [
   ["MESSAGE-INTEGRITY 16 bytes", build([[ATTR.MESSAGE_INTEGRITY, "00".repeat(16)]]), "bad-integrity"],
   ["MESSAGE-INTEGRITY-SHA256 12 bytes", build([[ATTR.MESSAGE_INTEGRITY_SHA256, "00".repeat(12)]]), "bad-integrity"],
   ["MESSAGE-INTEGRITY-SHA256 18 bytes", build([[ATTR.MESSAGE_INTEGRITY_SHA256, "00".repeat(18)]]), "bad-integrity"],
+  ["CHANGE-REQUEST 2 bytes", build([[ATTR.CHANGE_REQUEST, "0006"]]), "bad-change-request"],
+  ["OTHER-ADDRESS family 0", build([[ATTR.OTHER_ADDRESS, "00000d960a000001"]]), "bad-address"],
 ];
 
 test("hostile messages: each refused with its reason, never a throw", () => {

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { createSocket } from "node:dgram";
 import { SourceLimiter, StunServer, answerStun, type StunCounters } from "../../host/controller/stun_server.ts";
 import { discover, udpTransport, type StunTransport } from "../../host/net/stun_client.ts";
+import { classifyNat } from "../../host/net/stun_nat_type.ts";
 import { decodeStun, encodeStun, type StunAddress } from "../../host/net/stun.ts";
 
 const TID = Uint8Array.from({ length: 12 }, (_, i) => i + 1);
@@ -24,7 +25,7 @@ function withAttr(base: Uint8Array, type: number): Uint8Array {
 
 test("answers: Binding → XOR-MAPPED-ADDRESS of the sender; unknown required → 420; other method → 400; others → nothing", () => {
   const c = zero();
-  const ok = decodeStun(answerStun(encodeStun({ cls: "request", method: 1, transactionId: TID }), FROM, c)!);
+  const ok = decodeStun(answerStun(encodeStun({ cls: "request", method: 1, transactionId: TID }), FROM, c)!.bytes);
   assert.ok(ok.ok);
   assert.equal(ok.value.message.cls, "success");
   assert.deepEqual(ok.value.message.transactionId, TID);
@@ -32,7 +33,7 @@ test("answers: Binding → XOR-MAPPED-ADDRESS of the sender; unknown required �
   assert.equal(ok.value.fingerprint, true);
 
   const unknown = withAttr(encodeStun({ cls: "request", method: 1, transactionId: TID }), 0x0024);
-  const e420 = decodeStun(answerStun(unknown, FROM, c)!);
+  const e420 = decodeStun(answerStun(unknown, FROM, c)!.bytes);
   assert.ok(e420.ok);
   assert.equal(e420.value.message.cls, "error");
   assert.deepEqual(e420.value.message.errorCode, { code: 420, reason: "Unknown Attribute" });
@@ -40,9 +41,9 @@ test("answers: Binding → XOR-MAPPED-ADDRESS of the sender; unknown required �
   assert.equal(e420.value.message.xorMappedAddress, undefined);
 
   const optional = withAttr(encodeStun({ cls: "request", method: 1, transactionId: TID }), 0x8099);
-  assert.equal(decodeStun(answerStun(optional, FROM, c)!).ok && "answered", "answered", "unknown optional attribute: answered");
+  assert.equal(decodeStun(answerStun(optional, FROM, c)!.bytes).ok && "answered", "answered", "unknown optional attribute: answered");
 
-  const e400 = decodeStun(answerStun(encodeStun({ cls: "request", method: 0x003, transactionId: TID }), FROM, c)!);
+  const e400 = decodeStun(answerStun(encodeStun({ cls: "request", method: 0x003, transactionId: TID }), FROM, c)!.bytes);
   assert.ok(e400.ok && e400.value.message.errorCode?.code === 400);
 
   assert.equal(answerStun(encodeStun({ cls: "indication", method: 1, transactionId: TID }), FROM, c), null);
@@ -55,7 +56,7 @@ test("answers: Binding → XOR-MAPPED-ADDRESS of the sender; unknown required �
   // No amplifier: every answer is at most 60 bytes longer than its request (docs/controller.md).
   const v6: StunAddress = { family: 6, address: new Uint8Array(16).fill(0xab), port: 1 };
   for (const req of [encodeStun({ cls: "request", method: 1, transactionId: TID }), unknown, optional, encodeStun({ cls: "request", method: 3, transactionId: TID })]) {
-    const res = answerStun(req, v6, zero())!;
+    const res = answerStun(req, v6, zero())!.bytes;
     assert.ok(res.length - req.length <= 60, `${req.length} → ${res.length}`);
   }
 });
@@ -130,6 +131,37 @@ test("responder over loopback: one source beyond its burst is dropped and counte
     while (replies < 5) await new Promise((r) => setTimeout(r, 10));
   } finally {
     sock.close();
+    await server.close();
+  }
+});
+
+test("RFC 5780: with an alternate address, RESPONSE-ORIGIN and OTHER-ADDRESS; CHANGE-REQUEST picks the socket; without one, 420", () => {
+  const at = (a: number, port: number): StunAddress => ({ family: 4, address: Uint8Array.of(192, 0, 2, a), port });
+  const addrs = [[at(1, 3478), at(1, 3479)], [at(2, 3478), at(2, 3479)]];
+  const ask = (change?: { ip: boolean; port: boolean }) => encodeStun({ cls: "request", method: 1, transactionId: TID, ...(change ? { changeRequest: change } : {}) });
+  for (const [change, from] of [[undefined, [0, 1]], [{ ip: true, port: true }, [1, 0]], [{ ip: false, port: true }, [0, 0]], [{ ip: true, port: false }, [1, 1]]] as const) {
+    const a = answerStun(ask(change), FROM, zero(), { addrs, at: [0, 1] })!;
+    assert.deepEqual(a.from, from);
+    const d = decodeStun(a.bytes);
+    assert.ok(d.ok);
+    assert.deepEqual(d.value.message.responseOrigin, addrs[from[0]][from[1]]);
+    assert.deepEqual(d.value.message.otherAddress, addrs[1][0], "the opposite corner of where the request came in");
+    assert.ok(a.bytes.length - 20 <= 100, "amplification bound with RFC 5780 attributes (docs/controller.md)");
+  }
+  const no = decodeStun(answerStun(ask({ ip: true, port: false }), FROM, zero())!.bytes);
+  assert.ok(no.ok && no.value.message.errorCode?.code === 420);
+  assert.deepEqual(no.ok && no.value.message.unknownAttributes, [0x0003]);
+});
+
+test("RFC 5780 over loopback: no NAT, nothing filtered", async () => {
+  const server = await StunServer.start({ host: "127.0.0.1", port: 0, alternate: "127.0.0.2" });
+  try {
+    const r = await classifyNat("127.0.0.1", 0, { host: "127.0.0.1", port: server.address.port }, { rtoMs: 50 });
+    assert.equal(r.filtering, "endpoint-independent");
+    // Port 0 asks the kernel for any port, so the client cannot tell its own: the mapping is "some NAT" that keeps it.
+    assert.equal(r.mapping, "endpoint-independent");
+    assert.equal(r.publicAddress, "127.0.0.1");
+  } finally {
     await server.close();
   }
 });
