@@ -8,6 +8,7 @@ import { availableParallelism, loadavg, release } from "node:os";
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { exec } from "../../host/util/proc.ts";
+import { int, list, prologue } from "../cli.ts";
 import { allContenders, selectable } from "./contenders.ts";
 import type { Contender, Running } from "./contender.ts";
 import { BenchLab, sweepStale } from "./lab.ts";
@@ -53,23 +54,6 @@ interface Options {
   install: boolean;
 }
 
-class Usage extends Error {}
-
-function int(v: string | undefined, name: string, min: number, max: number, dflt: number): number {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Usage(`${name} must be an integer in ${min}..${max}, got "${v}"`);
-  return n;
-}
-
-function list(v: string | undefined, name: string, allowed: readonly string[]): string[] | null {
-  if (v === undefined) return null;
-  const xs = v.split(",").map((s) => s.trim()).filter(Boolean);
-  const bad = xs.filter((x) => !allowed.includes(x));
-  if (bad.length || !xs.length) throw new Usage(`${name}: unknown ${bad.join(", ") || "(empty)"}; choose from ${allowed.join(", ")}`);
-  return xs;
-}
-
 function parse(args: string[]): Options | null {
   const { values } = parseArgs({
     args,
@@ -103,21 +87,8 @@ async function machine(): Promise<Record<string, unknown>> {
 }
 
 export async function main(args: string[]): Promise<number> {
-  let o: Options | null;
-  try {
-    o = parse(args);
-  } catch (e) {
-    process.stderr.write(`wesp bench tunnel: ${(e as Error).message}\nRun 'wesp bench tunnel --help' for usage.\n`);
-    return 2;
-  }
-  if (!o) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  if (process.getuid?.() !== 0) {
-    process.stderr.write("wesp bench tunnel: needs root (network namespaces, TUN devices, apt-get)\n");
-    return 3;
-  }
+  const o = prologue("wesp bench tunnel", args, parse, HELP, "network namespaces, TUN devices, apt-get");
+  if (typeof o === "number") return o;
   const say = (l: string) => void process.stdout.write(l + "\n");
   for (const n of sweepStale()) say(`removed a stale namespace of a dead run: ${n}`);
 

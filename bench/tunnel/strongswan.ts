@@ -28,11 +28,16 @@ const PSK = "wesp-bench-psk-0123456789abcdef";
 
 let starts = 0;
 
-function strongswanConf(dir: string): string {
+/**
+ * strongswan.conf for a daemon whose files live in `dir`; `settings` are more
+ * `charon { … }` lines, `log` the file log's levels (bench/ike/charon.ts tunes both).
+ */
+export function strongswanConf(dir: string, o: { settings?: string[]; log?: string[] } = {}): string {
+  const lines = (xs: string[], indent: string) => xs.map((x) => `${indent}${x}\n`).join("");
   return `charon {
   load_modular = no
   load = ${PLUGINS.join(" ")}
-  plugins {
+${lines(o.settings ?? [], "  ")}  plugins {
     vici {
       socket = unix://${dir}/charon.vici
     }
@@ -41,9 +46,7 @@ function strongswanConf(dir: string): string {
     main {
       path = ${dir}/charon.log
       append = no
-      default = 1
-      esp = 0
-    }
+${lines(o.log ?? ["default = 1", "esp = 0"], "      ")}    }
   }
 }
 swanctl {

@@ -27,7 +27,7 @@ export const COMMANDS: readonly Command[] = [
   { name: "check", usage: "check CONFIG", summary: "validate a config file; exit 2 naming the field at fault", module: "./check.ts" },
   { name: "keys", usage: "keys --wireshark CONFIG [-o FILE]", summary: "write the SA keys as Wireshark's esp_sa table (debugging)", module: "./keys.ts" },
   { name: "selftest", usage: "selftest [--vectors FILE]", summary: "run ESP known-answer vectors through the WASM core", module: "./selftest.ts" },
-  { name: "bench", usage: "bench [tunnel]", summary: "the core's throughput per cipher and size; tunnel: iperf3 through wesp and its peers", module: "./bench.ts" },
+  { name: "bench", usage: "bench [tunnel|ike]", summary: "the core's throughput per cipher and size; tunnel: iperf3 through wesp and its peers; ike: IKE SA setups per second against charon", module: "./bench.ts" },
   { name: "demo", usage: "demo [--keep | --down]", summary: "three-site ESP VPN in namespaces: build, send traffic, check, tear down", module: "./demo.ts" },
   { name: "controller", usage: "controller [--state DIR] [--db FILE]", summary: "serve the VPN database and its operator API (HTTPS)", module: "./controller.ts" },
   { name: "ctl", usage: "ctl COMMAND [ARGS]", summary: "operator commands for a controller: create-vpn, add-site, remove-site, list", module: "./ctl.ts" },
