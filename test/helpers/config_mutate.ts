@@ -280,6 +280,7 @@ export function configToDoc(c: Config): Doc {
       control: { socket: n.control.socket },
       state_dir: n.stateDir,
       workers: n.workers,
+      ...(n.metrics ? { metrics: { listen: "path" in n.metrics.listen ? n.metrics.listen.path : `${n.metrics.listen.host.includes(":") ? `[${n.metrics.listen.host}]` : n.metrics.listen.host}:${n.metrics.listen.port}` } } : {}),
     },
     peers: c.peers.map((p) => ({
       name: p.name, address: p.address.text, port: p.port, wan: p.wan, nat_t: p.natT, keepalive: p.keepalive,

@@ -10,6 +10,8 @@ import { randomBytes } from "node:crypto";
 import { createLogger, parseLogOptions, type LogFormat } from "../../host/metrics/log.ts";
 import { CeMetrics } from "../../host/metrics/ce.ts";
 import { parseListen } from "../../host/config/listen.ts";
+import { ConfigError, parseConfig } from "../../host/config/load.ts";
+import { configToDoc } from "../helpers/config_mutate.ts";
 import type { Status } from "../../host/pipeline/status.ts";
 import { find, parseExposition, value } from "../helpers/prom.ts";
 
@@ -82,6 +84,23 @@ describe("logger: no key material reaches a log", () => {
     assert.deepEqual(parseListen("run/m.sock", "/etc/wesp"), { path: "/etc/wesp/run/m.sock" });
     assert.deepEqual(parseListen("/run/wesp/m.sock", "/etc/wesp"), { path: "/run/wesp/m.sock" });
     for (const bad of ["9469", "127.0.0.1:65536", "[zz]:1", "a:b:1", "host:", ":1", `/${"x".repeat(120)}`]) assert.equal(typeof parseListen(bad, "/"), "string", bad);
+  });
+
+  test("node.metrics in a config: defaults, errors at node.metrics.listen, a round trip", () => {
+    const doc = (metrics: unknown) => JSON.stringify({
+      version: 1,
+      node: { name: "ce1", wan: [{ name: "wan", address: "192.0.2.1" }], control: { socket: "/tmp/x.sock" }, state_dir: "/tmp/s", workers: 1, ...(metrics === undefined ? {} : { metrics }) },
+      peers: [],
+    });
+    const opts = { baseDir: "/etc/wesp", uid: 1000, env: {}, source: "ce1.yaml" };
+    assert.equal(parseConfig(doc(undefined), opts).config.node.metrics, undefined, "off by default");
+    assert.deepEqual(parseConfig(doc({}), opts).config.node.metrics, { listen: { host: "127.0.0.1", port: 9469 } });
+    for (const listen of ["[::1]:9100", "0.0.0.0:9469", "m.sock/x", "/run/wesp/m.sock"]) {
+      const c = parseConfig(doc({ listen }), opts).config;
+      assert.deepEqual(parseConfig(JSON.stringify(configToDoc(c)), opts).config.node.metrics, c.node.metrics, listen);
+    }
+    assert.throws(() => parseConfig(doc({ listen: "nine" }), opts), (e: unknown) => e instanceof ConfigError && /node\.metrics\.listen/.test(e.message));
+    assert.throws(() => parseConfig(doc({ listen: "127.0.0.1:9469", extra: 1 }), opts), ConfigError);
   });
 });
 
