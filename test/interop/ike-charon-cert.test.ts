@@ -1,6 +1,7 @@
 // wesp's IKEv2 certificate authentication against a live strongSwan charon
 // (`auth = pubkey`): chains root → intermediate → end-entity from
-// test/helpers/pki.ts, RSA and ECDSA, wesp as initiator and as responder.
+// test/helpers/pki.ts, RSA (PKCS#1 v1.5 and RSASSA-PSS), ECDSA and Ed25519, wesp
+// as initiator and as responder.
 // wesp's identity is an FQDN in its subjectAltName, charon's its subject DN
 // (ID_DER_ASN1_DN). Each case: both IKE SA and CHILD_SA come up, the CHILD_SA
 // keys wesp derived equal the ones charon logs, and the certificates each side
@@ -46,6 +47,8 @@ interface Case {
   fragments: boolean;
   /** charon's chain comes from a CA wesp does not trust: refused. */
   untrusted?: boolean;
+  /** RSASSA-PSS both ways (charon `auth = ike:rsa/pss-sha256`, wesp `rsaPss`). */
+  pss?: boolean;
 }
 
 const CASES: Case[] = [
@@ -54,6 +57,8 @@ const CASES: Case[] = [
   { name: "w-p256", alg: "p256", initiator: "wesp", fragments: false },
   { name: "c-p384", alg: "p384", initiator: "charon", fragments: false },
   { name: "w-rsa-576", alg: "rsa", initiator: "wesp", fragmentSize: 576, fragments: true },
+  { name: "c-rsa-pss", alg: "rsa", initiator: "charon", fragments: true, pss: true },
+  { name: "w-ed25519", alg: "ed25519", initiator: "wesp", fragments: false },
   { name: "w-untrusted", alg: "p256", initiator: "wesp", fragments: false, untrusted: true },
 ];
 
@@ -68,7 +73,7 @@ async function pki(dir: string, c: Case) {
     return p;
   };
   return {
-    wesp: { chain: [w.leaf.certPem, w.mid.certPem], key: w.leaf.keyPem, cas: [(stranger ?? ch).root.certPem] },
+    wesp: { chain: [w.leaf.certPem, w.mid.certPem], key: w.leaf.keyPem, cas: [(stranger ?? ch).root.certPem], rsaPss: c.pss },
     charon: { cert: file("charon", ch.leaf.certPem), mid: file("charon-mid", ch.mid.certPem), key: file("charon-key", ch.leaf.keyPem), ca: file("wesp-root", w.root.certPem) },
     fingerprints: { wesp: w.leaf.cert.fingerprint256, charon: ch.leaf.cert.fingerprint256 },
   };
@@ -78,8 +83,8 @@ async function pki(dir: string, c: Case) {
 function certConf(c: Case, f: Awaited<ReturnType<typeof pki>>["charon"]): string {
   return swanctlConf({ name: c.name, ike: IKE, esp: ESP }, {
     conn: "fragmentation = yes\n    send_certreq = yes",
-    local: `auth = pubkey\n      certs = ${f.cert}`,
-    remote: `auth = pubkey\n      id = ${WESP_FQDN}\n      cacerts = ${f.ca}`,
+    local: `auth = ${c.pss ? "ike:rsa/pss-sha256" : "pubkey"}\n      certs = ${f.cert}`,
+    remote: `auth = ${c.pss ? "ike:rsa/pss-sha256" : "pubkey"}\n      id = ${WESP_FQDN}\n      cacerts = ${f.ca}`,
     // the intermediate, so that charon sends it with its own certificate
     tail: `authorities {\n  charon-intermediate {\n    cacert = ${f.mid}\n  }\n}\n`,
   });
@@ -100,7 +105,7 @@ describe("wesp IKEv2 certificates ↔ strongSwan charon", { skip }, () => {
   for (const c of CASES) {
     const title = c.untrusted
       ? `${c.initiator} initiates, ${c.alg}: charon's chain from a CA wesp does not trust is refused`
-      : `${c.initiator} initiates, ${c.alg} chains${c.fragmentSize ? `, wesp fragments at ${c.fragmentSize}` : ""}: both SAs up, CHILD_SA keys equal charon's${c.fragments ? ", IKE_AUTH fragmented both ways" : ""}`;
+      : `${c.initiator} initiates, ${c.alg}${c.pss ? " RSASSA-PSS" : ""} chains${c.fragmentSize ? `, wesp fragments at ${c.fragmentSize}` : ""}: both SAs up, CHILD_SA keys equal charon's${c.fragments ? ", IKE_AUTH fragmented both ways" : ""}`;
     test(title, async () => {
       const t = topo!;
       const files = await pki(t.lab.dir, c);
@@ -141,7 +146,12 @@ describe("wesp IKEv2 certificates ↔ strongSwan charon", { skip }, () => {
         assert.match(listed, new RegExp(`remote '${WESP_FQDN}'`), listed);
         const log = charon.log();
         // charon authenticated wesp with its certificate, by signature (RFC 7427)
-        assert.match(log, new RegExp(`authentication of '${WESP_FQDN}' with (RSA|ECDSA)[^\\n]*successful`), "charon verified wesp's signature");
+        assert.match(log, new RegExp(`authentication of '${WESP_FQDN}' with (RSA|ECDSA|ED25519)[^\\n]*successful`), "charon verified wesp's signature");
+        if (c.pss) {
+          // RFC 7427 A.4: RSASSA-PSS both ways, wesp's verified by charon and charon's by wesp
+          assert.match(log, new RegExp(`authentication of '${WESP_FQDN}' with RSA_EMSA_PSS_SHA2_256(_SALT_32)? successful`));
+          assert.match(log, /\(myself\) with RSA_EMSA_PSS_SHA2_256(_SALT_32)? successful/);
+        }
         const k = parseChildSas(log)[0];
         assert.ok(k, "charon logged the CHILD_SA keys");
         assert.equal(k.inbound.spi, kid.spiOut);
