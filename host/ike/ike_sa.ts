@@ -57,6 +57,12 @@ export class IkeSa {
   /** The next request ID we expect from the peer, and the response we gave to the one before (§2.1). */
   private peerNextId = 0;
   private lastResponse?: { id: number; datagrams: Uint8Array[]; path: Path };
+  /**
+   * The authenticated request (for a fragmented one, its fragment 1) that the next response
+   * will answer, and the one `lastResponse` answers: only the same bytes again are a retransmission.
+   */
+  private requestRaw?: Uint8Array;
+  private lastRequestRaw?: Uint8Array;
   /** RFC 7383 §2.6: fragments of the peer's request and of the response to ours, until complete. */
   private readonly requestFragments = new Reassembly();
   private readonly responseFragments = new Reassembly();
@@ -122,6 +128,7 @@ export class IkeSa {
     const sa = new IkeSa(ctx, "init-answered");
     sa.peerNextId = 1;
     sa.lastResponse = { id: 0, datagrams: [a.response], path };
+    sa.lastRequestRaw = raw.slice();
     return { sa, step: { send: [{ bytes: a.response, path }], events: [] } };
   }
 
@@ -423,18 +430,24 @@ export class IkeSa {
 
   private onRequest(m: Message, raw: Uint8Array, path: Path): Step {
     const id = m.header.messageId;
+    const last = m.payloads[m.payloads.length - 1];
+    const f = last?.kind === "sk" ? fragmentNumbers(last) : undefined;
     if (this.lastResponse && id === this.lastResponse.id) {
       // §2.1: a retransmitted request gets the same response again; RFC 7383 §2.6.1:
       // for a fragmented request only its fragment 1 triggers that, the others are ignored
-      const last = m.payloads[m.payloads.length - 1];
-      const f = last?.kind === "sk" ? fragmentNumbers(last) : undefined;
       if (f && f.number !== 1) return none();
+      // A retransmission is the same datagram again. Anything else with this Message ID is
+      // not authenticated, and answering it would reflect the cached response to any address.
+      if (!this.lastRequestRaw || !Buffer.from(raw).equals(this.lastRequestRaw)) {
+        return this.refused("retransmit-mismatch", `request ${id} differs from the one answered`);
+      }
       return { send: this.lastResponse.datagrams.map((bytes) => ({ bytes, path })), events: [] };
     }
     if (id !== this.peerNextId) return this.refused("message-id", `request ${id}, expected ${this.peerNextId}`);
     if (m.header.exchange === Exchange.IKE_SA_INIT) return this.refused("unexpected-request", "IKE_SA_INIT on an existing SA");
     if (this.state === "init-sent") return this.refused("unexpected-request", "request before IKE_SA_INIT completed");
     const opened = this.open(m, raw, this.requestFragments);
+    if (opened.kind !== "drop" && (!f || f.number === 1)) this.requestRaw = raw.slice();
     if (opened.kind === "stored") return none();
     if (opened.kind === "drop") return this.refused(opened.reason, opened.detail);
     const inner = { value: opened.payloads };
@@ -511,6 +524,7 @@ export class IkeSa {
   private respond(exchange: number, id: number, inner: Payload[], path: Path): Step {
     const datagrams = this.seal(this.header(exchange, id, true), inner);
     this.lastResponse = { id, datagrams, path };
+    this.lastRequestRaw = this.requestRaw;
     this.peerNextId = id + 1;
     return { send: datagrams.map((bytes) => ({ bytes, path })), events: [] };
   }
