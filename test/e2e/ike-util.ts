@@ -24,7 +24,7 @@ export function ikeNode(dir: string, name: string, wan: string, local: string[],
     version: 1,
     node: {
       name,
-      wan: [{ name: "wan", address: wan, port: 4500, encap: peers.some((p) => p.encap === "udp") ? "udp" : "raw" }],
+      wan: [{ name: "wan", address: wan, port: 4500, encap: peers.length && peers.every((p) => p.encap === "raw") ? "raw" : "udp" }],
       tun: { name: "wesp0", mtu: 1400 },
       local_prefixes: local,
       control: { socket: join(dir, `${name}.sock`) },

@@ -1,0 +1,85 @@
+// Issue 7: `wesp reload` of IKEv2 peers, two CEs from `wesp up` (forwarder-util.ts's lab):
+//   1. both sides' `ike` block changes (another ESP proposal): the peer's IKE restarts
+//      (DELETE, SAs removed) and the new CHILD_SA uses the new proposal; traffic flows;
+//   2. the peer removed from ceA: ceA sends a DELETE, both data planes drop the SAs;
+//   3. the peer added back: up again, traffic flows.
+// Unchanged IKE peers keeping their SAs across a reload is sa-negotiated.test.ts's.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { Lab, waitFor } from "../helpers/netns.ts";
+import { requireTools } from "../helpers/require.ts";
+import { assertNoNamespacesLeft } from "./io-util.ts";
+import { ADDR, buildSites, status, wesp, type Sites } from "./forwarder-util.ts";
+import { ikeNode, ikeOf, ikeUp, writeConfig } from "./ike-util.ts";
+import { upCe } from "./lifecycle-util.ts";
+
+const PSK = "wesp-reload-ike-e2e-shared-key";
+const NETS = { a: ["10.1.0.0/24", "fd00:1::/64"], b: ["10.2.0.0/24", "fd00:2::/64"] };
+
+/**
+ * `wesp reload` of IKE peers: a changed `ike` block restarts that peer's IKE (DELETE,
+ * SAs removed, negotiated afresh with the new proposals); a removed peer gets a
+ * DELETE and loses its SAs; a peer added back comes up again.
+ */
+async function reloads(s: Sites): Promise<void> {
+  const dir = s.lab.dir;
+  const peer = (me: "A" | "B", esp: string) => ({
+    name: me === "A" ? "ceB" : "ceA", address: me === "A" ? ADDR.ceBwan.v4 : ADDR.ceAwan.v4, prefixes: me === "A" ? NETS.b : NETS.a,
+    initiate: me === "A", encap: "udp" as const, psk: PSK, ike: { proposals: { esp: [esp] }, retry: { min: 1, max: 2 } },
+  });
+  const doc = (me: "A" | "B", peers: object[]) => ikeNode(dir, `ce${me}`, me === "A" ? ADDR.ceAwan.v4 : ADDR.ceBwan.v4, me === "A" ? NETS.a : NETS.b, peers as never);
+  const cfgA = writeConfig(dir, "reload-a.json", doc("A", [peer("A", "aes128gcm16")]));
+  const cfgB = writeConfig(dir, "reload-b.json", doc("B", [peer("B", "aes128gcm16")]));
+  const sockA = `${dir}/ceA.sock`, sockB = `${dir}/ceB.sock`;
+  const b = await upCe(s.ceB, cfgB);
+  const a = await upCe(s.ceA, cfgA);
+  const reload = async (sock: string) => {
+    const r = await wesp("reload", "--control", sock);
+    assert.equal(r.code, 0, r.stderr);
+  };
+  try {
+    const first = ikeOf(await ikeUp(sockA, "ceB"), "ceB").childSas[0];
+    // 1. both sides' ike block changes (another ESP proposal): the peer restarts, the new CHILD_SA uses it
+    writeConfig(dir, "reload-b.json", doc("B", [peer("B", "aes256gcm16")]));
+    writeConfig(dir, "reload-a.json", doc("A", [peer("A", "aes256gcm16")]));
+    await reload(sockB);
+    await reload(sockA);
+    const st = await ikeUp(sockA, "ceB", 30_000, (c) => c.spiIn === first.spiIn);
+    assert.equal(st.peers.find((p: any) => p.name === "ceB").suite, "aes-256-gcm", "negotiated afresh with the new proposal");
+    assert.match(b.stderr, /IKE SA \S+ deleted by the peer/, "the restart began with a DELETE");
+    await ikeUp(sockB, "ceA");
+    assert.deepEqual(await s.hostA.ping(ADDR.hostB.v4, 3), { sent: 3, received: 3 });
+    // 2. the peer removed from ceA: DELETE, its SAs gone on both sides
+    const deletesBefore = (b.stderr.match(/deleted by the peer/g) ?? []).length;
+    writeConfig(dir, "reload-a.json", doc("A", []));
+    await reload(sockA);
+    const stA = await status(sockA);
+    assert.deepEqual([stA.ike ?? [], stA.peers], [[], []], "ceA: no IKE peer, no SA");
+    await waitFor(() => (b.stderr.match(/deleted by the peer/g) ?? []).length > deletesBefore, "ceB hears the DELETE", 5000);
+    await waitFor(async () => (await status(sockB)).peers.length === 0, "ceB drops the SAs", 5000);
+    // 3. added back: up again, traffic flows
+    writeConfig(dir, "reload-a.json", doc("A", [peer("A", "aes256gcm16")]));
+    await reload(sockA);
+    await ikeUp(sockA, "ceB");
+    await ikeUp(sockB, "ceA");
+    assert.deepEqual(await s.hostB.ping(ADDR.hostA.v4, 3), { sent: 3, received: 3 });
+    assert.doesNotMatch(a.stderr + b.stderr, /refused \(internal\)|refused its SAs/);
+  } finally {
+    await a.stop("SIGTERM", 10_000);
+    await b.stop("SIGTERM", 10_000);
+  }
+  assert.equal(a.exitCode, 0, a.stderr);
+  assert.equal(b.exitCode, 0, b.stderr);
+}
+
+describe("wesp reload of IKEv2 peers", { skip: requireTools(["netns", "python3"], { why: "e2e wesp reload with IKEv2" }) }, () => {
+  it("a changed ike block restarts the peer, a removed one gets a DELETE, an added one comes up", async () => {
+    const lab = new Lab();
+    try {
+      await reloads(await buildSites(lab));
+    } finally {
+      await lab.teardown();
+      assertNoNamespacesLeft(lab);
+    }
+  });
+});
