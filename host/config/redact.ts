@@ -49,6 +49,7 @@ export function describeConfig(c: Config): string {
   lines.push(`  local prefixes: ${n.localPrefixes.map((p) => p.text).join(", ") || "none"}`);
   lines.push(`  control socket: ${n.control.socket}`);
   lines.push(`  workers: ${n.workers}`);
+  if (n.metrics) lines.push(`  metrics: ${"path" in n.metrics.listen ? n.metrics.listen.path : `${n.metrics.listen.host}:${n.metrics.listen.port}`}`);
   for (const p of c.peers) {
     const encap = p.mode === "ipip" || p.mode === "gre" ? "plain" : `${p.encap}${p.natT ? " nat-t" : ""}`;
     const gre = p.gre.key !== undefined || p.gre.sequence ? ` gre(key=${p.gre.key ?? "none"}, seq=${p.gre.sequence})` : "";

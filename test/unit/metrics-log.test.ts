@@ -12,6 +12,7 @@ import { CeMetrics } from "../../host/metrics/ce.ts";
 import { parseListen } from "../../host/config/listen.ts";
 import { ConfigError, parseConfig } from "../../host/config/load.ts";
 import { configToDoc } from "../helpers/config_mutate.ts";
+import { describeConfig } from "../../host/config/redact.ts";
 import type { Status } from "../../host/pipeline/status.ts";
 import { find, parseExposition, value } from "../helpers/prom.ts";
 
@@ -95,6 +96,7 @@ describe("logger: no key material reaches a log", () => {
     const opts = { baseDir: "/etc/wesp", uid: 1000, env: {}, source: "ce1.yaml" };
     assert.equal(parseConfig(doc(undefined), opts).config.node.metrics, undefined, "off by default");
     assert.deepEqual(parseConfig(doc({}), opts).config.node.metrics, { listen: { host: "127.0.0.1", port: 9469 } });
+    assert.match(describeConfig(parseConfig(doc({}), opts).config), /^  metrics: 127\.0\.0\.1:9469$/m, "wesp check -v and the debug log show it");
     for (const listen of ["[::1]:9100", "0.0.0.0:9469", "m.sock/x", "/run/wesp/m.sock"]) {
       const c = parseConfig(doc({ listen }), opts).config;
       assert.deepEqual(parseConfig(JSON.stringify(configToDoc(c)), opts).config.node.metrics, c.node.metrics, listen);
