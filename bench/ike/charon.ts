@@ -5,16 +5,18 @@
 // The initiator gets one connection per tunnel (t<i>, identity t<i>.bench, one
 // CHILD_SA), all loaded before the clock starts; then `window` VICI
 // connections (vici.ts) each initiate one CHILD_SA at a time, as wesp's
-// initiator keeps `window` exchanges in flight. (Loading them with
-// `start_action = start` starts all at once: the responder's socket then drops
-// some IKE_SA_INIT requests and the run waits for charon's retransmissions,
-// 4 s and more. Debian ships no load-tester plugin.) The responder has one
+// initiator keeps `window` exchanges in flight. The second mode ("charon-all")
+// is charon's own: the connections loaded with `start_action = start`, so it
+// starts them all at once as they load and paces itself (job queue, thread
+// pool, retransmissions); its clock and CPU include the load, and progress is
+// counted in the log ("CHILD_SA … established" is logged at level 0,
+// child_create.c). Debian ships no load-tester plugin. The responder has one
 // connection for any identity. Both are tuned as strongSwan's docs advise for
 // many SAs (a hashed IKE_SA table) and the responder's half-open defences are
 // lifted (block_threshold 5 per address would stall one initiator address);
 // each has 16 threads (the default) plus one per VICI request it may be waiting on;
 // no routes are installed (wesp's side installs none either). Log level 0.
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { run } from "../../host/util/proc.ts";
 import type { Ns, Proc } from "../tunnel/lab.ts";
@@ -40,7 +42,7 @@ function conf(dir: string, threads: number): string {
   return strongswanConf(dir, { settings, log: ["flush_line = yes", "default = 0"] });
 }
 
-const conn = (name: string, s: CharonSide, localId: string, remoteId: string, lts: string, rts: string, p: { ike: string; esp: string }) => `  ${name} {
+const conn = (name: string, s: CharonSide, localId: string, remoteId: string, lts: string, rts: string, p: { ike: string; esp: string }, start = false) => `  ${name} {
     version = 2
     local_addrs = ${s.local}
     remote_addrs = ${s.remote}
@@ -64,6 +66,7 @@ const conn = (name: string, s: CharonSide, localId: string, remoteId: string, lt
         mode = tunnel
         rekey_time = 0
         life_time = 0
+        start_action = ${start ? "start" : "none"}
       }
     }
   }`;
@@ -117,6 +120,12 @@ export class Charon {
     return established;
   }
 
+  /** "CHILD_SA … established" lines in the log so far. */
+  established(): number {
+    const log = join(this.side.dir, "charon.log");
+    return existsSync(log) ? (readFileSync(log, "utf8").match(/CHILD_SA \S+ established/g)?.length ?? 0) : 0;
+  }
+
   stop(): Promise<void> {
     for (const v of this.vici.splice(0)) v.close();
     return this.proc?.stop() ?? Promise.resolve();
@@ -127,7 +136,8 @@ export function responderConf(s: CharonSide, psk: string, p: { ike: string; esp:
   return `connections {\n${conn("resp", { ...s, remote: "%any" }, s.local, "%any", "10.2.0.0/24", "10.1.0.0/24", p)}\n}\n${secrets(psk)}`;
 }
 
-export function initiatorConf(s: CharonSide, psk: string, p: { ike: string; esp: string }, tunnels: number): string {
-  const conns = Array.from({ length: tunnels }, (_, i) => conn(`t${i}`, s, `t${i}.bench`, s.remote, "10.1.0.0/24", "10.2.0.0/24", p));
+/** The initiator's connections t0…; `start`: charon starts each as it loads (`start_action = start`). */
+export function initiatorConf(s: CharonSide, psk: string, p: { ike: string; esp: string }, tunnels: number, start = false): string {
+  const conns = Array.from({ length: tunnels }, (_, i) => conn(`t${i}`, s, `t${i}.bench`, s.remote, "10.1.0.0/24", "10.2.0.0/24", p, start));
   return `connections {\n${conns.join("\n")}\n}\n${secrets(psk)}`;
 }

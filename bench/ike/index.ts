@@ -24,19 +24,22 @@ const HELP = `Usage: wesp bench ike [options]        (as root)
 
 IKE SAs with one CHILD_SA each, set up from one initiator process to one
 responder process in network namespaces (wicbench-*): wesp ↔ wesp and
-charon ↔ charon (kernel-libipsec), interleaved, medians over the rounds.
-Tunnels per second and per CPU-second of both processes (/proc), and wesp ÷ charon.
+charon ↔ charon (kernel-libipsec) in two modes, interleaved, medians over the rounds.
+Tunnels per second and per CPU-second of both processes (/proc), and wesp ÷ each.
 
 Options:
   --tunnels N   IKE SAs (each with one CHILD_SA) per round (default 1000)
   --runs N      rounds (default 3)
   --window N    exchanges in flight from each initiator (default 32)
-  --only LIST   wesp, charon (default both)
+  --only LIST   wesp, charon (driven over VICI, --window at a time), charon-all
+                (charon starting every connection as it loads); default all
   --json FILE   results as JSON (default bench/results/ike.json)
   -h, --help    this help
 `;
 
 const PSK = "wesp-bench-ike-psk-0123456789abcdef";
+const CONTENDERS = ["wesp", "charon", "charon-all"] as const;
+type Contender = (typeof CONTENDERS)[number];
 const PROPOSALS = { ike: "aes128gcm16-prfsha256-x25519", esp: "aes128gcm16" };
 const WESP_PEER = new URL("./wesp_peer.ts", import.meta.url).pathname;
 /** The initiator on core 0, the responder on core 1 (as bench/tunnel pins its endpoints). */
@@ -46,12 +49,12 @@ interface Options {
   tunnels: number;
   runs: number;
   window: number;
-  only: string[];
+  only: Contender[];
   json: string;
 }
 
 interface Sample {
-  contender: "wesp" | "charon";
+  contender: Contender;
   run: number;
   established: number;
   wallS: number;
@@ -70,7 +73,7 @@ function parse(args: string[]): Options | null {
     tunnels: int(values.tunnels, "--tunnels", 1, 100_000, 1000),
     runs: int(values.runs, "--runs", 1, 100, 3),
     window: int(values.window, "--window", 1, 10_000, 32),
-    only: list(values.only, "--only", ["wesp", "charon"]) ?? ["wesp", "charon"],
+    only: (list(values.only, "--only", CONTENDERS) ?? [...CONTENDERS]) as Contender[],
     json: resolve(values.json ?? new URL("../results/ike.json", import.meta.url).pathname),
   };
 }
@@ -102,22 +105,38 @@ async function wespRound(lab: BenchLab, o: Options, run: number): Promise<Sample
   }
 }
 
-/** One round of charon ↔ charon: the initiator's connections loaded, then time to its last CHILD_SA. */
-async function charonRound(lab: BenchLab, o: Options, run: number): Promise<Sample> {
-  const i = new Charon({ ns: lab.eA, dir: join(lab.dir, `charon-i-${run}`), local: ADDR.eAwan, remote: ADDR.eBwan, core: CORES[0] });
-  const r = new Charon({ ns: lab.eB, dir: join(lab.dir, `charon-r-${run}`), local: ADDR.eBwan, remote: ADDR.eAwan, core: CORES[1] });
+/**
+ * One round of charon ↔ charon. "charon": the initiator's connections loaded, then
+ * `window` VICI initiates in flight until the last CHILD_SA. "charon-all": the clock
+ * starts as the connections load with `start_action = start`, and stops at the
+ * initiator's last "CHILD_SA … established" log line.
+ */
+async function charonRound(lab: BenchLab, o: Options, run: number, mode: "charon" | "charon-all"): Promise<Sample> {
+  const i = new Charon({ ns: lab.eA, dir: join(lab.dir, `${mode}-i-${run}`), local: ADDR.eAwan, remote: ADDR.eBwan, core: CORES[0] });
+  const r = new Charon({ ns: lab.eB, dir: join(lab.dir, `${mode}-r-${run}`), local: ADDR.eBwan, remote: ADDR.eAwan, core: CORES[1] });
+  const all = mode === "charon-all";
   try {
     await r.start(o.window);
     await i.start(o.window);
     await r.load(responderConf(r.side, PSK, PROPOSALS));
-    await i.load(initiatorConf(i.side, PSK, PROPOSALS, o.tunnels));
-    await i.connect(Math.min(o.window, o.tunnels));
+    const conf = initiatorConf(i.side, PSK, PROPOSALS, o.tunnels, all);
+    if (!all) {
+      await i.load(conf);
+      await i.connect(Math.min(o.window, o.tunnels));
+    }
     const cpu0 = treeCpuSeconds([i.proc!.pid, r.proc!.pid]);
     const t0 = performance.now();
-    const established = await i.initiateAll(o.tunnels);
+    let established: number;
+    if (all) {
+      await i.load(conf);
+      await until(() => i.established() >= o.tunnels || !i.proc!.running || !r.proc!.running, "charon's tunnels", 600_000);
+      established = i.established();
+    } else {
+      established = await i.initiateAll(o.tunnels);
+    }
     const wallS = (performance.now() - t0) / 1000;
     const cpu1 = treeCpuSeconds([i.proc!.pid, r.proc!.pid]);
-    return { contender: "charon", run, established, wallS, cpuInitiatorS: cpu1[0] - cpu0[0], cpuResponderS: cpu1[1] - cpu0[1] };
+    return { contender: mode, run, established, wallS, cpuInitiatorS: cpu1[0] - cpu0[0], cpuResponderS: cpu1[1] - cpu0[1] };
   } finally {
     await i.stop();
     await r.stop();
@@ -130,7 +149,7 @@ const median = (xs: number[]) => {
 };
 
 function summarise(samples: Sample[], tunnels: number) {
-  return (["wesp", "charon"] as const).flatMap((c) => {
+  return CONTENDERS.flatMap((c) => {
     const ss = samples.filter((s) => s.contender === c && s.established === tunnels);
     if (!ss.length) return [];
     const perS = ss.map((s) => s.established / s.wallS);
@@ -151,7 +170,7 @@ export async function main(args: string[]): Promise<number> {
   if (typeof o === "number") return o;
   const say = (l: string) => void process.stdout.write(l + "\n");
   for (const n of sweepStale()) say(`removed a stale namespace of a dead run: ${n}`);
-  const only = o.only.filter((c) => c !== "charon" || existsSync(CHARON) || (say(`charon skipped: ${CHARON} not installed (apt-get install charon-systemd libcharon-extra-plugins)`), false));
+  const only = o.only.filter((c) => c === "wesp" || existsSync(CHARON) || (say(`charon skipped: ${CHARON} not installed (apt-get install charon-systemd libcharon-extra-plugins)`), false));
   const mach = { cpu: cpus()[0]?.model ?? "?", cores: availableParallelism(), kernel: release(), node: process.version, loadavgAtStart: loadavg().map((x) => +x.toFixed(2)) };
   say(`machine: ${mach.cpu}, ${mach.cores} cores, Linux ${mach.kernel}, Node ${mach.node}, load average ${mach.loadavgAtStart.join(" ")}`);
   const samples: Sample[] = [];
@@ -162,7 +181,7 @@ export async function main(args: string[]): Promise<number> {
     for (let run = 1; run <= o.runs; run++) {
       for (const c of only) {
         try {
-          const s = c === "wesp" ? await wespRound(lab, o, run) : await charonRound(lab, o, run);
+          const s = c === "wesp" ? await wespRound(lab, o, run) : await charonRound(lab, o, run, c);
           samples.push(s);
           say(`round ${run}/${o.runs} ${c.padEnd(6)} ${s.established}/${o.tunnels} tunnels in ${s.wallS.toFixed(2)} s: ${(s.established / s.wallS).toFixed(1)}/s, ` +
             `CPU ${s.cpuInitiatorS.toFixed(2)} + ${s.cpuResponderS.toFixed(2)} s: ${(s.established / (s.cpuInitiatorS + s.cpuResponderS)).toFixed(1)} per CPU-s`);
@@ -178,18 +197,17 @@ export async function main(args: string[]): Promise<number> {
   }
   const rows = summarise(samples, o.tunnels);
   const w = rows.find((r) => r.contender === "wesp");
-  const ch = rows.find((r) => r.contender === "charon");
-  const ratio = w && ch ? { perSecond: w.perSecond.median / ch.perSecond.median, perCpuSecond: w.perCpuSecond.median / ch.perCpuSecond.median } : null;
+  const ratios = w ? rows.filter((r) => r !== w).map((r) => ({ peer: r.contender, perSecond: w.perSecond.median / r.perSecond.median, perCpuSecond: w.perCpuSecond.median / r.perCpuSecond.median })) : [];
   say(`\n## IKE SA + CHILD_SA setup, ${o.tunnels} tunnels, medians of ${o.runs} rounds (min–max)\n`);
   say("| | tunnels/s | tunnels per CPU-s | CPU initiator s | CPU responder s |\n|---|---|---|---|---|");
   const range = (m: { median: number; min: number; max: number }) => `${m.median.toFixed(1)} (${m.min.toFixed(1)}–${m.max.toFixed(1)})`;
   for (const r of rows) say(`| ${r.contender} | ${range(r.perSecond)} | ${range(r.perCpuSecond)} | ${r.cpuInitiatorS.toFixed(2)} | ${r.cpuResponderS.toFixed(2)} |`);
-  if (ratio) say(`\nwesp ÷ charon: ${ratio.perSecond.toFixed(2)} × per second, ${ratio.perCpuSecond.toFixed(2)} × per CPU-second`);
+  for (const x of ratios) say(`${x === ratios[0] ? "\n" : ""}wesp ÷ ${x.peer}: ${x.perSecond.toFixed(2)} × per second, ${x.perCpuSecond.toFixed(2)} × per CPU-second`);
   const result = {
     date: new Date().toISOString(),
     machine: { ...mach, loadavgAtEnd: loadavg().map((x) => +x.toFixed(2)) },
     options: { tunnels: o.tunnels, runs: o.runs, window: o.window, only: o.only, cores: CORES, proposals: PROPOSALS, auth: "psk" },
-    rows, ratio, failures, samples,
+    rows, ratios, failures, samples,
   };
   mkdirSync(dirname(o.json), { recursive: true });
   writeFileSync(o.json, JSON.stringify(result, null, 1) + "\n");
