@@ -31,6 +31,7 @@ export const COMMANDS: readonly Command[] = [
   { name: "demo", usage: "demo [--keep | --down]", summary: "three-site ESP VPN in namespaces: build, send traffic, check, tear down", module: "./demo.ts" },
   { name: "controller", usage: "controller [--state DIR] [--db FILE]", summary: "serve the VPN database and its operator API (HTTPS)", module: "./controller.ts" },
   { name: "ctl", usage: "ctl COMMAND [ARGS]", summary: "operator commands for a controller: create-vpn, add-site, remove-site, list", module: "./ctl.ts" },
+  { name: "stun", usage: "stun SERVER --from ADDR:PORT [--nat-type]", summary: "ask a STUN server for a WAN port's public address and port (and NAT type)", module: "./stun.ts" },
 ];
 
 /** Width of the usage column: the longest usage line and two spaces. */

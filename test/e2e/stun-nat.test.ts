@@ -7,7 +7,7 @@
 // RFC 5780 discovery names the masquerade's behaviour: Linux keeps one
 // mapping per source whatever the destination (endpoint-independent), and
 // conntrack lets in only replies from where the flow went
-// (address-and-port-dependent filtering).
+// (address-and-port-dependent filtering). `wesp stun --nat-type` prints the same.
 //
 //   wsgN-ce  10.0.0.2 ──veth── 10.0.0.1  wsgN-nat  198.51.100.2 ──veth── 198.51.100.1  wsgN-srv
 //   (client, WAN port :4500)   (masquerade to :20000-20999)               198.51.100.3
@@ -80,6 +80,8 @@ describe("STUN through a NAT", { skip: requireTools(["netns", "nft", "sysctl", "
       assert.deepEqual(r.viaSocket, want, "plain socket on the WAN port");
       assert.deepEqual(r.viaDataPlane, want, "the data plane's NAT-T socket: the same mapping");
       assert.deepEqual(r.behaviour, { publicAddress: want.publicAddress, publicPort: want.publicPort, mapping: "endpoint-independent", filtering: "address-and-port-dependent" });
+      const cli = JSON.parse(inNs(NS.ce, [process.execPath, WESP, "stun", "198.51.100.1:3478", "--from", "10.0.0.2:4500", "--nat-type", "--json"]));
+      assert.deepEqual(cli, r.behaviour, "wesp stun --nat-type says the same");
       assert.ok(r.toHost >= 1, "the response reached the host as TO_HOST");
       assert.equal(r.ikeHandedUp, 0, "STUN is not handed to the IKE side");
       ctl.kill("SIGTERM");
