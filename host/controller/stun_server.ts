@@ -18,7 +18,7 @@
 // RESPONSE-ORIGIN and OTHER-ADDRESS, and CHANGE-REQUEST is honoured — what a
 // CE needs to classify its NAT's mapping and filtering (stun_client.ts).
 //
-// Each source address gets a token bucket (`rate` a second, `burst` deep);
+// Each source (IPv4 address, IPv6 /64) gets a token bucket (`rate` a second, `burst` deep);
 // datagrams beyond it are dropped unanswered and counted, so the responder
 // cannot be turned into an amplifier of any size (a response is at most
 // 60 bytes longer than its request: a 420 for one unknown attribute, 24 → 84
@@ -123,6 +123,15 @@ export class SourceLimiter {
   }
 }
 
+/**
+ * The rate limit's unit: an IPv4 address, or an IPv6 /64 — one host commonly
+ * holds a whole /64 (RFC 4291 §2.5.1 interface identifiers, RFC 8981
+ * temporary addresses), so per-address buckets would let it rotate past them.
+ */
+export function limitKey(family: 4 | 6, bytes: Uint8Array): string {
+  return family === 4 ? bytes.subarray(0, 4).join(".") : `${Buffer.from(bytes.subarray(0, 8)).toString("hex")}/64`;
+}
+
 export interface StunServerOptions {
   host: string;
   port: number;
@@ -204,14 +213,14 @@ export class StunServer {
   }
 
   private onMessage(msg: Buffer, host: string, port: number, behaviour: Rfc5780 | undefined, sock: Socket): void {
-    if (!this.limiter.take(host, performance.now())) {
-      this.counters.rateLimited++;
-      return;
-    }
     // A dual-stack socket reports an IPv4 sender as ::ffff:a.b.c.d; the CE wants its IPv4 address back.
     const text = host.startsWith("::ffff:") && isIPv4(host.slice(7)) ? host.slice(7) : host;
     const a = parseAddress(text);
     if (!a.ok) return;
+    if (!this.limiter.take(limitKey(a.value.family, a.value.bytes), performance.now())) {
+      this.counters.rateLimited++;
+      return;
+    }
     const out = answerStun(msg, { family: a.value.family, address: a.value.bytes, port }, this.counters, behaviour);
     if (!out) return;
     const via = out.from ? this.socks[out.from[0]][out.from[1]] : sock;

@@ -54,7 +54,7 @@ function build(): void {
   inNs(NS.nat, ["nft", "-f", "-"], NFT);
 }
 
-describe("STUN through a NAT", { skip: requireTools(["netns", "nft", "sysctl", "openssl"], { why: "e2e STUN behind nftables masquerade" }) }, () => {
+describe("STUN through a NAT", { skip: requireTools(["netns", "nft", "sysctl"], { why: "e2e STUN behind nftables masquerade" }) }, () => {
   test("the CE learns the masqueraded address and port conntrack shows, by socket and through the data plane", async () => {
     const state = mkdtempSync(join(tmpdir(), "wsg-ctl-"));
     let ctl: ReturnType<typeof spawn> | undefined;

@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createSocket } from "node:dgram";
-import { SourceLimiter, StunServer, answerStun, type StunCounters } from "../../host/controller/stun_server.ts";
+import { SourceLimiter, StunServer, answerStun, limitKey, type StunCounters } from "../../host/controller/stun_server.ts";
 import { discover, udpTransport, type StunTransport } from "../../host/net/stun_client.ts";
 import { classifyNat } from "../../host/net/stun_nat_type.ts";
 import { decodeStun, encodeStun, type StunAddress } from "../../host/net/stun.ts";
@@ -71,6 +71,10 @@ test("rate limit: a token bucket per source; the least recently seen source is f
   assert.equal(l.take("c", 500), true, "a third source evicts the oldest (a)");
   assert.equal(l.size, 2);
   assert.deepEqual([0, 0, 0].map(() => l.take("a", 500)), [true, true, true], "a comes back with a full bucket");
+  const v6 = (last: number, sixth = 0) => Uint8Array.from([0x20, 1, 0xd, 0xb8, 0, 0, 0, sixth, 0, 0, 0, 0, 0, 0, 0, last]);
+  assert.equal(limitKey(6, v6(1)), limitKey(6, v6(2)), "one /64, one bucket");
+  assert.notEqual(limitKey(6, v6(1)), limitKey(6, v6(1, 1)), "another /64, another bucket");
+  assert.equal(limitKey(4, Uint8Array.of(192, 0, 2, 1)), "192.0.2.1");
 });
 
 /** A transport over a real socket that loses the first `lose` requests and counts sends. */
