@@ -98,6 +98,9 @@ interface ParsedSig {
   saltLength?: number;
 }
 
+/** RFC 4055 §2.1 / RFC 5758 §3.2: hash and RSA parameters are NULL or absent, ECDSA's and EdDSA's absent; nothing else. */
+const nullOrAbsent = (p: ArrayBuffer | null | undefined) => p === null || p === undefined;
+
 /** Reads the AlgorithmIdentifier of RFC 7427 §3; a reason when it is not one we accept. */
 function parseAlgId(der: Uint8Array): ParsedSig | string {
   let a: AlgorithmIdentifier;
@@ -107,7 +110,10 @@ function parseAlgId(der: Uint8Array): ParsedSig | string {
     return "AUTH AlgorithmIdentifier is not valid DER";
   }
   const known = SIG_OID[a.algorithm];
-  if (known) return { ...known };
+  if (known) {
+    const ok = known.key === "rsa" ? nullOrAbsent(a.parameters) : a.parameters === undefined;
+    return ok ? { ...known } : `signature algorithm ${a.algorithm} with parameters it does not take`;
+  }
   if (a.algorithm !== id_RSASSA_PSS) return `signature algorithm ${a.algorithm} is not supported`;
   if (!a.parameters) return "RSASSA-PSS without parameters (SHA-1) is not accepted";
   let p: RsaSaPssParams;
@@ -117,17 +123,18 @@ function parseAlgId(der: Uint8Array): ParsedSig | string {
     return "RSASSA-PSS parameters are not valid DER";
   }
   const hash = HASH_OID[p.hashAlgorithm.algorithm];
-  if (!hash) return `RSASSA-PSS hash ${p.hashAlgorithm.algorithm} is not accepted`;
+  if (!hash || !nullOrAbsent(p.hashAlgorithm.parameters)) return `RSASSA-PSS hash ${p.hashAlgorithm.algorithm} is not accepted`;
   // MGF1 with the same hash is all node:crypto (OpenSSL's default) does
   let mgfHash: string | undefined;
   try {
-    mgfHash = p.maskGenAlgorithm.algorithm === id_mgf1 && p.maskGenAlgorithm.parameters
-      ? HASH_OID[AsnConvert.parse(p.maskGenAlgorithm.parameters, AlgorithmIdentifier).algorithm] : undefined;
+    const inner = p.maskGenAlgorithm.algorithm === id_mgf1 && p.maskGenAlgorithm.parameters
+      ? AsnConvert.parse(p.maskGenAlgorithm.parameters, AlgorithmIdentifier) : undefined;
+    mgfHash = inner && nullOrAbsent(inner.parameters) ? HASH_OID[inner.algorithm] : undefined;
   } catch {
     mgfHash = undefined;
   }
   if (mgfHash !== hash) return "RSASSA-PSS with an MGF1 hash other than the message hash";
-  if (p.saltLength > 1024) return `RSASSA-PSS salt length ${p.saltLength}`;
+  if (p.saltLength > 1024 || p.trailerField !== 1) return `RSASSA-PSS salt length ${p.saltLength}, trailer field ${p.trailerField}`;
   return { key: "rsa-pss", hash, saltLength: p.saltLength };
 }
 
