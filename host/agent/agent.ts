@@ -165,6 +165,14 @@ export class Agent {
     return r;
   }
 
+  /** `wesp reload` on an agent: pull now and apply; rejects (the running config stays) when that fails. */
+  async reload(): Promise<ApplyReport> {
+    const saved = await this.fetch();
+    const r = await this.apply(saved, "wesp reload");
+    const peers = ((saved.config as { peers?: { name?: unknown }[] }).peers ?? []).map((p) => String(p.name));
+    return r ?? { added: [], removed: [], changed: [], unchanged: peers };
+  }
+
   /** Pulls and applies; calls made while a pull runs are folded into one more pull after it. */
   pull(why: string): Promise<void> {
     if (this.pulling) {

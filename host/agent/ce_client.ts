@@ -19,6 +19,11 @@ export class ControllerError extends Error {
   }
 }
 
+/** A request that got no answer in time: a network error like ECONNREFUSED, retried as one. */
+function timeout(origin: string, ms: number): Error {
+  return Object.assign(new Error(`no answer from ${origin} within ${ms} ms`), { code: "ETIMEDOUT" });
+}
+
 export interface Credentials {
   /** PEM of the CA to trust; absent only to fetch the CA itself (checked against its pinned fingerprint). */
   ca?: string;
@@ -79,7 +84,7 @@ export class CeClient {
           resolve(parsed as T);
         });
       });
-      req.setTimeout(this.timeoutMs, () => req.destroy(new Error(`no answer from ${url.origin} within ${this.timeoutMs} ms`)));
+      req.setTimeout(this.timeoutMs, () => req.destroy(timeout(url.origin, this.timeoutMs)));
       req.on("error", reject);
       req.end(text);
     });
@@ -140,7 +145,7 @@ export class CeClient {
         res.on("error", (e) => end(e));
         resolve({ close: () => { ended = true; req.destroy(); } });
       });
-      req.setTimeout(this.timeoutMs, () => req.destroy(new Error(`no answer from ${url.origin} within ${this.timeoutMs} ms`)));
+      req.setTimeout(this.timeoutMs, () => req.destroy(timeout(url.origin, this.timeoutMs)));
       req.on("error", reject);
       req.end();
     });

@@ -73,7 +73,18 @@ async function enrolment(state: AgentState, values: Record<string, unknown>, log
   const pin = (values["ca-fingerprint"] as string | undefined) ?? t.caFingerprint;
   if (!url) throw new UsageError("--controller URL is needed (the token file names none)", "up");
   if (!pin) throw new UsageError("--ca-fingerprint is needed (the token file carries none)", "up");
-  const e = await enrol(url, pin, t);
+  // A CE may boot before its network or the controller is up: retry what is not a refusal.
+  let e: Enrolment;
+  for (let wait = 1000; ; wait = Math.min(wait * 2, 30_000)) {
+    try {
+      e = await enrol(url, pin, t);
+      break;
+    } catch (x) {
+      if (x instanceof ControllerError || x instanceof UsageError || !(x as NodeJS.ErrnoException).code) throw x;
+      log(`enrolment: ${url} unreachable (${(x as Error).message}); retrying in ${wait} ms`);
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
   state.saveEnrolment(e);
   log(`enrolled as ${e.identity} with ${url}; certificate, key and CA kept in ${state.dir}`);
   return e;
@@ -124,7 +135,7 @@ export async function main(args: string[]): Promise<number> {
   let fwd: Forwarder | undefined;
   const control = await ControlServer.listen(config.node.control.socket, async (cmd) => {
     if (!fwd) throw new Error("starting");
-    if (cmd === "reload") return agent.pull("wesp reload");
+    if (cmd === "reload") return agent.reload();
     return fwd.status();
   }).catch((e: Error) => e);
   if (control instanceof Error) {

@@ -39,7 +39,7 @@ const lanAddr = (i: number) => `10.${i}.0.1`;
 const lines = (p: Spawned, re: RegExp) => p.stderr.split("\n").filter((l) => re.test(l));
 
 describe("controller + zero-touch CEs (enrolment, mTLS, push)", { skip: requireTools(["netns", "python3"], { why: "e2e controller and CE agents" }) }, () => {
-  it("3 CEs from tokens alone, a 4th added under a stream, one removed, the controller stopped and back", { timeout: 240_000 }, async () => {
+  it("3 CEs from tokens alone, a 4th added under a stream, one removed, the controller stopped and back", { timeout: 420_000 }, async () => {
     const lab = new Lab("wcf-");
     try {
       const sw = await lab.ns("sw");
@@ -91,7 +91,7 @@ describe("controller + zero-touch CEs (enrolment, mTLS, push)", { skip: requireT
       const reach = async (from: number, to: number) => (await ce[from].ping(lanAddr(to), 2, 2).catch(() => ({ received: 0 }))).received > 0;
 
       // ---- 1. three sites, enrolled from tokens alone; full mesh
-      for (const i of [1, 2, 3]) await addSite(i);
+      await Promise.all([1, 2, 3].map(addSite));
       const tokens = await Promise.all([1, 2, 3].map(tokenFile));
       const tf = JSON.parse(readFileSync(tokens[0], "utf8"));
       assert.match(tf.caFingerprint, /^[0-9a-f]{64}$/, "the token file carries the CA fingerprint");
@@ -104,20 +104,28 @@ describe("controller + zero-touch CEs (enrolment, mTLS, push)", { skip: requireT
       }
       for (const [a, b] of [[1, 2], [1, 3], [2, 3], [2, 1], [3, 1], [3, 2]]) assert.ok(await reach(a, b), `ce${a} → ce${b} through the mesh`);
       assert.ok(!controller.stderr.includes(tf.token), "the controller never logs a token");
+      const rl = await ce[1].exec([process.execPath, WESP_BIN, "reload", "--control", join(lab.dir, "ce1.sock")]);
+      assert.equal(rl.code, 0, `wesp reload on an agent: ${rl.stderr}`);
+      assert.match(rl.stdout, /^applied: added 0 \[\], removed 0 \[\], changed 0 \[\], unchanged 2$/m, "wesp reload pulls now; nothing changed");
 
       // ---- 2. site 4 added while a numbered stream flows ce1 → ce2
       const rx = await streamReceiver(ce[2], lanAddr(2), 9000);
       const stop = join(lab.dir, "stop-stream");
       const tx = streamSender(ce[1], lanAddr(2), 9000, 300, stop);
       await waitFor(() => received(rx).distinct > 100, "stream flowing");
-      const t0 = Date.now();
-      await addSite(4);
-      const tAdded = Date.now();
+      // The reference point: the controller's log line for the add-site (written once the site and its SAs are committed).
+      const logged = () => lines(controller, /POST \/v1\/vpns\/v\/sites → 201/).length;
+      const before = logged();
+      let tCommitted = 0;
       const applied: number[] = [];
-      await Promise.all([1, 2, 3].map(async (i) => {
-        await waitFor(() => lines(agents[i], /applied config .*added \[s4\]/).length > 0, `ce${i} applies s4`, 20_000, 10);
-        applied[i] = Date.now();
-      }));
+      await Promise.all([
+        addSite(4),
+        waitFor(() => logged() > before, "the controller logs the add-site", 60_000, 5).then(() => (tCommitted = Date.now())),
+        ...[1, 2, 3].map(async (i) => {
+          await waitFor(() => lines(agents[i], /applied config .*added \[s4\]/).length > 0, `ce${i} applies s4`, 60_000, 5);
+          applied[i] = Date.now();
+        }),
+      ]);
       const t4 = await tokenFile(4);
       const tStart = Date.now();
       agents[4] = await startCe(4, t4);
@@ -130,8 +138,8 @@ describe("controller + zero-touch CEs (enrolment, mTLS, push)", { skip: requireT
       await waitFor(() => !Number.isNaN(sentCount(tx)), "sender stopped");
       await waitFor(() => received(rx).distinct >= sentCount(tx), "stream drained", 5000).catch(() => {});
       const r = received(rx);
-      console.log(`# site 4 added: ce1..ce3 applied it ${[1, 2, 3].map((i) => applied[i] - tAdded).join(" / ")} ms after 'wesp ctl add-site' returned ` +
-        `(${[1, 2, 3].map((i) => applied[i] - t0).join(" / ")} ms after it started); CE 4 enrolled and forwarding ${tForwarding - tStart} ms after its start, ` +
+      console.log(`# site 4 added: ce1..ce3 applied it ${[1, 2, 3].map((i) => applied[i] - tCommitted).join(" / ")} ms after the controller logged the add-site ` +
+        `(seen by polling every 5 ms); CE 4 enrolled and forwarding ${tForwarding - tStart} ms after its start, ` +
         `ce1 → ce4 ping answered ${tReached - tForwarding} ms after that; stream ce1 → ce2: sent ${sentCount(tx)}, received ${r.distinct} distinct (${r.count} datagrams)`);
       assert.equal(r.distinct, sentCount(tx), "zero loss on the stream between the other sites");
       assert.equal(r.count, r.distinct, "no duplicates");
