@@ -102,7 +102,10 @@ export class IkeRuntime {
   private readonly retired = new Set<string>();
   /** Inbound SPIs of the config's static SAs: never handed to IKE. */
   private staticSpis = new Set<number>();
-  private readonly recentSpis = new Map<number, number>();
+  private readonly spis = new SpiAllocator(() => ({
+    statics: this.staticSpis,
+    live: new Set((this.manager?.status() ?? []).flatMap((s) => s.children)),
+  }));
   private readonly log: (line: string) => void;
   private readonly ikePort: number;
   /** Datagrams that came before `start` or after `stop`, and similar: dropped, counted. */
@@ -130,7 +133,7 @@ export class IkeRuntime {
     const endpoint = new IkeEndpoint((addr) => this.configFor(addr), {
       random: (n) => new Uint8Array(randomBytes(n)),
       now: Date.now,
-      allocateSpi: () => this.allocateSpi(),
+      allocateSpi: () => this.spis.next(),
     });
     const manager = new IkeManager(endpoint, dp.lifecycle, [], { now: Date.now, random: Math.random, send: (s) => this.transport?.apply(s) });
     manager.on("event", (e) => this.onManagerEvent(e));
@@ -257,22 +260,6 @@ export class IkeRuntime {
     return true;
   }
 
-  /**
-   * A fresh inbound SPI: random, ≥ 256 (RFC 4303 §2.1), not a static SA's, not a
-   * live CHILD_SA's, not one handed out in the last minutes (an exchange still going).
-   */
-  private allocateSpi(): number {
-    const now = Date.now();
-    const live = new Set((this.manager?.status() ?? []).flatMap((s) => s.children));
-    for (const [spi, at] of this.recentSpis) if (now - at > SPI_QUARANTINE_MS && !live.has(spi)) this.recentSpis.delete(spi);
-    for (;;) {
-      const spi = randomBytes(4).readUInt32BE();
-      if (spi < 256 || this.staticSpis.has(spi) || live.has(spi) || this.recentSpis.has(spi)) continue;
-      this.recentSpis.set(spi, now);
-      return spi;
-    }
-  }
-
   private onIkeEvent(e: IkeEvent): void {
     if (e.sa && this.retired.has(e.sa)) return;
     const m = this.peers.get(e.ike);
@@ -315,6 +302,38 @@ export class IkeRuntime {
       case "alarm": this.log(`alarm: ike: ${e.message}`); break;
       case "error": this.log(`ike: peer ${e.peer}: the data plane refused its SAs: ${e.message}`); break;
     }
+  }
+}
+
+/**
+ * Inbound SPIs for negotiated CHILD_SAs (Deps.allocateSpi): random, ≥ 256 (RFC 4303
+ * §2.1: 1–255 are reserved), never a static SA's `spi_in`, never a live CHILD_SA's,
+ * and not one handed out in the last ten minutes (its exchange may still be going,
+ * or its SA on the way into the worker). Our SPI is how the core finds an inbound
+ * SA: a duplicate would hand one peer's packets to another's SA.
+ */
+export class SpiAllocator {
+  private readonly recent = new Map<number, number>();
+
+  constructor(
+    private readonly taken: () => { statics: ReadonlySet<number>; live: ReadonlySet<number> },
+    private readonly random: (n: number) => Uint8Array = (n) => randomBytes(n),
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  next(): number {
+    const now = this.now();
+    const { statics, live } = this.taken();
+    for (const [spi, at] of this.recent) if (now - at > SPI_QUARANTINE_MS && !live.has(spi)) this.recent.delete(spi);
+    // a few thousand SAs in 2^32: a retry is rare, a thousand in a row means the random source is broken
+    for (let i = 0; i < 1000; i++) {
+      const b = this.random(4);
+      const spi = ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
+      if (spi < 256 || statics.has(spi) || live.has(spi) || this.recent.has(spi)) continue;
+      this.recent.set(spi, now);
+      return spi;
+    }
+    throw new Error("no free SPI after 1000 random draws");
   }
 }
 
