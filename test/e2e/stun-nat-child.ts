@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { parseConfig } from "../../host/config/load.ts";
 import { Forwarder } from "../../host/pipeline/forwarder.ts";
-import { discover, forwarderTransport } from "../../host/net/stun_client.ts";
+import { discover } from "../../host/net/stun_client.ts";
+import { learnWanPorts } from "../../host/net/stun_wan.ts";
 import { classifyNat } from "../../host/net/stun_nat_type.ts";
 
 const [wanAddress, serverHost, serverPort, peerAddress] = process.argv.slice(2);
@@ -30,7 +31,7 @@ const ike: number[] = [];
 const fwd = await Forwarder.start(config, { log: () => {}, onHostPacket: (p) => void ike.push(p.bytes.length) });
 let viaDataPlane;
 try {
-  viaDataPlane = await discover(wanAddress, 4500, server, { timeoutMs: 20_000, transport: forwarderTransport(fwd, 0) });
+  viaDataPlane = await learnWanPorts(fwd, config.node.wan, server, { timeoutMs: 20_000 });
 } finally {
   const st = await fwd.status();
   await fwd.stop();
