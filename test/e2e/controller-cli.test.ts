@@ -8,6 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { X509Certificate } from "node:crypto";
 import { once } from "node:events";
 import { requireTools } from "../helpers/require.ts";
 import { parseConfig } from "../../host/config/load.ts";
@@ -40,7 +41,7 @@ test("wesp controller + wesp ctl: a VPN built, listed and changed from the comma
   const state = mkdtempSync(join(tmpdir(), "wesp-ctl-cli-"));
   let c = await startController(state);
   try {
-    for (const f of ["master.key", "operator.token", "tls/key.pem", "controller.db"]) {
+    for (const f of ["master.key", "operator.token", "tls/key.pem", "ca/ca.key", "controller.db"]) {
       assert.equal(statSync(join(state, f)).mode & 0o077, 0, `${f} is private`);
     }
     const token = readFileSync(join(state, "operator.token"), "utf8").trim();
@@ -72,6 +73,17 @@ test("wesp controller + wesp ctl: a VPN built, listed and changed from the comma
 
     r = ctl(state, c.url, "token", "acme", "c", "--ttl", "600");
     assert.match(r.out, /^wesp-enrol-\S{43}\n$/);
+    const tokenFile = join(state, "c.token");
+    r = ctl(state, c.url, "site", "token", "acme", "c", "--out", tokenFile);
+    assert.equal(r.code, 0, r.err);
+    const tf = JSON.parse(readFileSync(tokenFile, "utf8"));
+    assert.equal(statSync(tokenFile).mode & 0o077, 0, "the token file is private");
+    assert.equal(tf.caFingerprint, new X509Certificate(readFileSync(join(state, "ca", "ca.pem"))).fingerprint256.replace(/:/g, "").toLowerCase(), "it pins the controller's CA");
+    assert.deepEqual([tf.url, tf.vpn, tf.site], [c.url, "acme", "c"]);
+    assert.match(c.stderr(), /CA .*ca\.pem, SHA-256 fingerprint ([0-9a-f]{2}:){31}[0-9a-f]{2}\)/, "the CA fingerprint is logged at start");
+    r = ctl(state, c.url, "revoke", "acme", "c");
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /revoked 0 certificates of c in acme/);
 
     r = ctl(state, c.url, "remove-site", "acme", "hq");
     assert.equal(r.code, 1);

@@ -18,6 +18,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
 import { CaError, siteIdentity, type ControllerCa } from "../ca.ts";
+import { colonHex } from "../../util/pki.ts";
 import type { Controller } from "../controller.ts";
 import { StoreError, type Change } from "../store/model.ts";
 import { HttpError, readBody } from "./server.ts";
@@ -134,7 +135,7 @@ export class CeApi {
           throw e;
         });
         await this.ctl.store.recordCertificate(who.vpn, who.site, c.serial, c.notAfter);
-        this.log(`certificate renewed for ${siteIdentity(who.vpn, who.site)} (serial ${c.serial})`);
+        this.log(`certificate renewed for ${siteIdentity(who.vpn, who.site)} (serial ${colonHex(c.serial)})`);
         return [201, { certificate: c.pem, ca: this.ca.pem, notAfter: c.notAfter }];
       }
       default:
@@ -168,7 +169,7 @@ export class CeApi {
         return c;
       });
       const identity = siteIdentity(site.vpn, site.site);
-      this.log(`enrolled ${identity} from ${from} (certificate serial ${serial})`);
+      this.log(`enrolled ${identity} from ${from} (certificate serial ${colonHex(serial)})`);
       return { certificate: pem, ca: this.ca.pem, vpn: site.vpn, site: site.site, identity };
     } catch (e) {
       const why = e instanceof HttpError || e instanceof StoreError ? e.message : "internal error";
@@ -182,7 +183,7 @@ export class CeApi {
     const p = peerOf(req);
     const from = req.socket.remoteAddress ?? "?";
     const refuse = (status: number, code: string, message: string): never => {
-      this.log(`CE API ${path} refused from ${from}${p.serial ? ` (certificate ${p.serial})` : ""}: ${message}`);
+      this.log(`CE API ${path} refused from ${from}${p.serial ? ` (certificate serial ${colonHex(p.serial)})` : ""}: ${message}`);
       throw new HttpError(status, code, message);
     };
     if (!p.presented) return refuse(401, "certificate-required", "the CE API needs the client certificate this controller issued at enrolment");
