@@ -435,7 +435,7 @@ export class IkeSa {
     if (this.lastResponse && id === this.lastResponse.id) {
       // §2.1: a retransmitted request gets the same response again; RFC 7383 §2.6.1:
       // for a fragmented request only its fragment 1 triggers that, the others are ignored
-      if (f && f.number !== 1) return none();
+      if (f && f.number !== 1) return this.refused("retransmit-fragment", `fragment ${f.number} of request ${id}, answered already`);
       // A retransmission is the same datagram again. Anything else with this Message ID is
       // not authenticated, and answering it would reflect the cached response to any address.
       if (!this.lastRequestRaw || !Buffer.from(raw).equals(this.lastRequestRaw)) {

@@ -80,6 +80,11 @@ describe("a running wesp IKE responder under hostile traffic", { skip: requireTo
       assert.ok(drops <= sent.total / 100, `seed ${seed}: paced, yet ${drops} dropped by the socket`);
       assert.equal(s1.transport.internal, undefined, `seed ${seed}: a handler threw`);
       assert.equal(s1.perDatagram.established ?? 0, 1, `seed ${seed}: only E's genuine IKE_AUTH established an SA`);
+      // answered: E's and H's IKE_SA_INIT, the attacker's half-open SAs up to the cookie threshold and true
+      // retransmissions (a mutation it happens to send twice); a mutated request under a cached
+      // response's Message ID is not one (§2.1) — they were ~10,000 answered before that was fixed
+      assert.ok((s1.perDatagram.answered ?? 0) <= 100, `seed ${seed}: ${s1.perDatagram.answered} answered`);
+      assert.equal(s1.perDatagram["no-effect"], undefined, `seed ${seed}: datagrams under no reason`);
       assert.ok((s1.perDatagram.integrity ?? 0) > 1000, `seed ${seed}: bad ICVs reached the check: ${s1.perDatagram.integrity}`);
       assert.ok(Object.keys(s1.perDatagram).length >= 10, `seed ${seed}: reasons ${Object.keys(s1.perDatagram).join(" ")}`);
       assert.ok(s1.halfOpen <= THRESHOLD, `seed ${seed}: ${s1.halfOpen} half-open SAs`);
