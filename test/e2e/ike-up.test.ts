@@ -4,7 +4,11 @@
 //
 //   hostA ─lan─ ceA ══ wan ══ ceB ─lan─ hostB      (forwarder-util.ts's lab)
 //
-// ceA initiates, ceB responds. For ESP in UDP (IKE moves to the NAT-T port
+// ceA initiates, ceB responds; a UDP stream from hostA runs from before ceA
+// starts, and ceB counts no NO_SA drop: the first packets ceA seals find ceB's
+// inbound SA. (ceB answers IKE_AUTH only once it is in its worker; here ceA's own
+// install, as slow as ceB's, would hide an early answer: the check guards the
+// outcome, not the hold itself.) For ESP in UDP (IKE moves to the NAT-T port
 // after IKE_SA_INIT, where the data plane's socket hands it up behind the
 // non-ESP marker) over IPv4, and raw ESP over IPv6 (IKE on 500 throughout):
 // both CEs' status shows the IKE SA (roles, proposal) and one CHILD_SA whose
@@ -13,13 +17,14 @@
 // SIGTERM to ceA deletes its IKE SA: ceB hears the DELETE and drops the SAs
 // at once (nothing left in its data plane), without waiting for a liveness check.
 import { describe, it } from "node:test";
+import { writeFileSync } from "node:fs";
 import assert from "node:assert/strict";
 import { Lab, tcpEcho, waitFor } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { assertNoNamespacesLeft } from "./io-util.ts";
 import { ADDR, buildSites, status, wesp, type Sites } from "./forwarder-util.ts";
 import { ikeNode, ikeOf, ikeUp, writeConfig } from "./ike-util.ts";
-import { upCe } from "./lifecycle-util.ts";
+import { received, streamReceiver, streamSender, upCe } from "./lifecycle-util.ts";
 
 const PSK = "wesp-up-ike-e2e-shared-key";
 const NETS = { a: ["10.1.0.0/24", "fd00:1::/64"], b: ["10.2.0.0/24", "fd00:2::/64"] };
@@ -31,6 +36,11 @@ async function run(s: Sites, encap: "udp" | "raw", outer: "v4" | "v6"): Promise<
   const cfgB = writeConfig(dir, `${tag}-b.json`, ikeNode(dir, "ceB", ADDR.ceBwan[outer], NETS.b, [{ name: "ceA", address: ADDR.ceAwan[outer], prefixes: NETS.a, initiate: false, encap, psk: PSK }]));
   const sockA = `${dir}/ceA.sock`, sockB = `${dir}/ceB.sock`;
   const b = await upCe(s.ceB, cfgB);
+  // a stream from hostA, running before ceA comes up: its first packets go out the moment ceA
+  // installs the CHILD_SA, and ceB (the responder) must hold the SA by then (no NO_SA drop)
+  const stop = `${dir}/${tag}-stop`;
+  const rx = await streamReceiver(s.hostB, "0.0.0.0", 9100);
+  const tx = streamSender(s.hostA, ADDR.hostB.v4, 9100, 1000, stop);
   const a = await upCe(s.ceA, cfgA);
   try {
     const stA = await ikeUp(sockA, "ceB");
@@ -48,6 +58,11 @@ async function run(s: Sites, encap: "udp" | "raw", outer: "v4" | "v6"): Promise<
     assert.equal(dpA.encap, encap);
     assert.deepEqual(dpA.inbound.map((x: any) => x.spi), [ia.childSas[0].spiIn], "the data plane holds the negotiated inbound SA");
 
+    await waitFor(() => received(rx).count > 500, "the stream through the tunnel", 20_000, 50);
+    writeFileSync(stop, "");
+    await tx.exited;
+    const noSa = (await status(sockB)).global.inbound.drops.NO_SA;
+    assert.equal(noSa, 0, "ceA's first ESP packets found ceB's inbound SA");
     for (const fam of ["v4", "v6"] as const) {
       assert.deepEqual(await s.hostA.ping(ADDR.hostB[fam], 3), { sent: 3, received: 3 }, `ping ${fam} A→B`);
       assert.deepEqual(await s.hostB.ping(ADDR.hostA[fam], 3), { sent: 3, received: 3 }, `ping ${fam} B→A`);
@@ -76,6 +91,9 @@ async function run(s: Sites, encap: "udp" | "raw", outer: "v4" | "v6"): Promise<
     assert.equal(stB2.peers.find((p: any) => p.name === "ceA"), undefined, "no SA for ceA in ceB's data plane");
     assert.doesNotMatch(a.stderr + b.stderr, /refused \(internal\)/);
   } finally {
+    writeFileSync(stop, "");
+    await tx.stop();
+    await rx.stop();
     await a.stop("SIGTERM", 10_000);
     await b.stop("SIGTERM", 10_000);
   }
