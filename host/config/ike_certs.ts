@@ -4,12 +4,14 @@
 // checked once, errors and warnings at their field paths. What host/ike does
 // with them: certs.ts, signature.ts.
 import { X509Certificate, createPrivateKey, type KeyObject } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { crlBlocks, normalSerial, parseCrl, type Crl } from "../ike/crl.ts";
 import { readFileAndMode, secretFileMode } from "./keys.ts";
 import type { IkeCertConfig } from "./model.ts";
 import type { PathSegments, RawIssue } from "./schema_errors.ts";
 
-export interface RawIkeCertAuth { cert?: string; key?: string; ca?: string; revoked_serials?: string[] }
+export interface RawIkeCertAuth { cert?: string; key?: string; ca?: string; crl?: string; revoked_serials?: string[] }
 
 interface Ctx { baseDir: string; errors: RawIssue[]; warnings: RawIssue[] }
 
@@ -101,6 +103,29 @@ export function loadIkeCerts(a: RawIkeCertAuth, at: PathSegments, ctx: Ctx): Ike
   }
   validityWarnings(chain, [...at, "cert"], ctx);
   validityWarnings(cas, [...at, "ca"], ctx);
-  const revokedSerials = (a.revoked_serials ?? []).map((s) => s.replace(/:/g, "").toUpperCase().replace(/^0+(?=.)/, ""));
-  return { chain, key, cas, revokedSerials, files };
+  const revokedSerials = (a.revoked_serials ?? []).map(normalSerial);
+  const crls = a.crl === undefined ? [] : loadCrls(resolve(ctx.baseDir, a.crl), cas, [...at, "crl"], ctx);
+  if (!crls) return undefined;
+  return { chain, key, cas, revokedSerials, crls, files };
+}
+
+/** The CRLs in `path` (PEM "X509 CRL" blocks, or one DER), each signed by one of `cas`; a stale one is a warning. */
+function loadCrls(path: string, cas: X509Certificate[], at: PathSegments, ctx: Ctx): Crl[] | undefined {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(readFileSync(path));
+  } catch (e) {
+    ctx.errors.push({ at, message: `cannot read CRL file ${path} (${(e as NodeJS.ErrnoException).code ?? "error"})` });
+    return undefined;
+  }
+  const out: Crl[] = [];
+  for (const [i, der] of crlBlocks(bytes).entries()) {
+    const r = parseCrl(der, cas);
+    if (!r.ok) { ctx.errors.push({ at, message: `CRL ${i + 1} in ${path}: ${r.reason}` }); return undefined; }
+    if (r.crl.nextUpdate !== undefined && r.crl.nextUpdate < Date.now()) {
+      ctx.warnings.push({ at, message: `CRL ${i + 1} in ${path} (by "${oneLine(r.crl.issuer.subject)}") was due to be replaced ${new Date(r.crl.nextUpdate).toISOString()}` });
+    }
+    out.push(r.crl);
+  }
+  return out;
 }

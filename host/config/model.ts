@@ -229,6 +229,8 @@ export interface IkeCertConfig {
   cas: import("node:crypto").X509Certificate[];
   /** Serial numbers (hex, upper case, no leading zeros) refused in a peer's chain (`revoked_serials`). */
   revokedSerials: string[];
+  /** CRLs from `crl`, each signed by one of `cas` (host/ike/crl.ts). */
+  crls: import("../ike/crl.ts").Crl[];
   /** The files, resolved, for messages. */
   files: { cert: string; key: string; ca: string };
 }

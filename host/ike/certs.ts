@@ -11,6 +11,7 @@ import {
 } from "@peculiar/asn1-x509";
 import type { IkeCertConfig } from "../config/model.ts";
 import { IdType } from "./constants.ts";
+import { normalSerial, revokedByCrl } from "./crl.ts";
 import type { Identity } from "./types.ts";
 
 /** CERT Encoding 4, "X.509 Certificate - Signature" (RFC 7296 §3.6): the DER of one certificate. */
@@ -247,12 +248,13 @@ export function idInCert(id: Identity, cert: X509Certificate): string | undefine
   }
 }
 
-/** A config's certificate files (host/config/ike_certs.ts) as an SA takes them; revoked serials become `isRevoked`. */
+/** A config's certificate files (host/config/ike_certs.ts) as an SA takes them; revoked serials and CRLs become `isRevoked`. */
 export function certAuthOf(c: IkeCertConfig): CertAuth {
   const revoked = new Set(c.revokedSerials);
+  const crls = c.crls ?? [];
   return {
     chain: c.chain, key: c.key, cas: c.cas,
-    ...(revoked.size ? { isRevoked: (x: X509Certificate) => revoked.has(x.serialNumber.toUpperCase().replace(/^0+(?=.)/, "")) } : {}),
+    ...(revoked.size || crls.length ? { isRevoked: (x: X509Certificate) => revoked.has(normalSerial(x.serialNumber)) || revokedByCrl(crls, x) } : {}),
   };
 }
 

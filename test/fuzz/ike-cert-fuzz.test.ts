@@ -8,7 +8,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { A, B, config, kinds, lab } from "../unit/ike-harness.ts";
-import { chain } from "../helpers/pki.ts";
+import { chain, crl } from "../helpers/pki.ts";
+import { crlBlocks, normalSerial, parseCrl } from "../../host/ike/crl.ts";
 import { Rng, seedFromEnv } from "../helpers/gen.ts";
 import { mutate, payloadOffsets } from "./ike-mutate.ts";
 import { IdType } from "../../host/ike/constants.ts";
@@ -112,14 +113,23 @@ test(`AUTH: ${AUTH_ROUNDS.toLocaleString("en")} mutated RFC 7427 AUTH payloads (
   }
 });
 
-test(`CERTREQ and DN text: random bodies and ${DN_ROUNDS.toLocaleString("en")} strings, no exception but RangeError`, () => {
+test(`CERTREQ, CRL and DN text: random bodies, mutated CRLs and ${DN_ROUNDS.toLocaleString("en")} strings, no exception but RangeError`, async () => {
   const seed = seedFromEnv();
   const r = new Rng(seed);
+  const list = crlBlocks(Buffer.from(await crl(b.root, [b.mid.cert.serialNumber, "0badc0de"])))[0];
   for (let i = 0; i < DN_ROUNDS; i++) {
     const body = new Uint8Array(r.int(0, 100)).map(() => r.int(0, 255));
     const hashes = parseCertReq(body);
     assert.equal(hashes === undefined, body.length % 20 !== 0);
     assert.ok(chainToSend(certsA, hashes ?? []).length >= 1);
+    const x = mutate(r, list, [], list);
+    try {
+      const got = parseCrl(x, [b.root.cert]);
+      // a change that still verifies can only be outside what is signed: the same revocations
+      if (got.ok) assert.deepEqual([...got.crl.serials].sort(), ["BADC0DE", normalSerial(b.mid.cert.serialNumber)].sort(), `seed ${seed} round ${i}`);
+    } catch (e) {
+      assert.fail(`seed ${seed} round ${i}: CRL threw ${(e as Error).stack}`);
+    }
     const alphabet = "CN=O,OU+\\\"#= abcé,=\u0000";
     const text = Array.from({ length: r.int(0, 40) }, () => alphabet[r.int(0, alphabet.length - 1)]).join("");
     try {

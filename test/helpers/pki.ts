@@ -83,6 +83,19 @@ export async function issue(o: IssueOpts): Promise<Issued> {
 const algs = new WeakMap<Issued, KeyAlg>();
 const algOf = (i: Issued): KeyAlg => algs.get(i)!;
 
+/** A PEM CRL by `issuer` revoking `serials` (hex), next update in a day unless `nextUpdate`. */
+export async function crl(issuer: Issued, serials: string[], nextUpdate = new Date(Date.now() + DAY)): Promise<string> {
+  const c = await x509.X509CrlGenerator.create({
+    issuer: issuer.x.subject,
+    signingAlgorithm: ALGS[algOf(issuer)].sign as Algorithm,
+    signingKey: issuer.keys.privateKey,
+    thisUpdate: new Date(nextUpdate.getTime() - 2 * DAY),
+    nextUpdate,
+    entries: serials.map((serialNumber) => ({ serialNumber })),
+  });
+  return c.toString("pem");
+}
+
 /** root → intermediate → end-entity, all of one key type; the end-entity names in `ee`. */
 export async function chain(alg: KeyAlg, tag: string, ee: Omit<IssueOpts, "alg" | "issuer">) {
   const root = await issue({ subject: `C=CH, O=wesp, CN=${tag} Root CA`, alg, ca: true });

@@ -12,11 +12,17 @@ import { managedPeer } from "../../host/ike/manager.ts";
 import { IdType } from "../../host/ike/constants.ts";
 import { subjectDer } from "../../host/ike/certs.ts";
 import { baseConfig, tempDir, toYaml, type Doc } from "../helpers/config_fixture.ts";
-import { chain, issue } from "../helpers/pki.ts";
+import { chain, crl, issue } from "../helpers/pki.ts";
 
 const opts = { uid: 1000, env: {} };
 const ours = await chain("p256", "cfg", { subject: "C=CH, O=wesp, CN=ce1", dns: ["ce1.wesp.test"] });
 const stranger = await issue({ subject: "CN=stranger", alg: "p256" });
+/** The root revokes the intermediate; a CRL by a stranger; a stale one. */
+const crls = {
+  good: await crl(ours.root, [ours.mid.cert.serialNumber]),
+  foreign: await crl(stranger, [ours.mid.cert.serialNumber]),
+  stale: await crl(ours.root, [], new Date(Date.now() - 3_600_000)),
+};
 
 /** A temp dir with ours.pem (leaf + intermediate), ours.key (0600), ca.pem, and a doc using them. */
 function setup(auth: Doc = {}, ike: Doc = {}) {
@@ -26,6 +32,9 @@ function setup(auth: Doc = {}, ike: Doc = {}) {
   chmodSync(dir.write("stranger.key", stranger.keyPem), 0o600);
   dir.write("ca.pem", ours.root.certPem);
   dir.write("junk.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+  dir.write("root.crl", crls.good);
+  dir.write("foreign.crl", crls.foreign);
+  dir.write("stale.crl", crls.stale);
   const c = baseConfig();
   delete c.peers[0].sas;
   c.peers[0].ike = { auth: { cert: "ours.pem", key: "ours.key", ca: "ca.pem", ...auth }, ...ike };
@@ -43,6 +52,9 @@ const bad: { name: string; auth?: Doc; ike?: Doc; path: string; message: RegExp 
   { name: "psk and cert", auth: { psk: "x".repeat(24) }, path: "peers[0].ike.auth.psk", message: /either a PSK or certificates/ },
   { name: "local_id not in the certificate", ike: { local_id: { type: "fqdn", value: "other.wesp.test" } }, path: "peers[0].ike.local_id", message: /ID FQDN "other\.wesp\.test" is not a dNSName of the certificate: the peer would refuse it/ },
   { name: "fragment_size too small", ike: { fragment_size: 300 }, path: "peers[0].ike.fragment_size", message: /below 576/ },
+  { name: "CRL missing", auth: { crl: "none.crl" }, path: "peers[0].ike.auth.crl", message: /cannot read CRL file .*none\.crl \(ENOENT\)/ },
+  { name: "CRL not signed by a ca", auth: { crl: "foreign.crl" }, path: "peers[0].ike.auth.crl", message: /CRL 1 in .*foreign\.crl: CRL is not signed by any of the ca certificates/ },
+  { name: "CRL that is not one", auth: { crl: "ca.pem" }, path: "peers[0].ike.auth.crl", message: /not a DER or PEM X\.509 CRL/ },
   { name: "revoked serial not hex", auth: { revoked_serials: ["xyz"] }, path: "peers[0].ike.auth.revoked_serials[0]", message: /bad format/ },
 ];
 
@@ -73,6 +85,23 @@ test("a key file readable by others is a warning, writable an error (the key-fil
     assert.match(w.find((x) => x.path === "peers[0].ike.auth.key")!.message, /readable by group or others/);
     chmodSync(`${dir.path}/ours.key`, 0o622);
     assert.throws(() => parseConfig(toYaml(doc), { baseDir: dir.path, ...opts }), (e: unknown) => e instanceof ConfigError && e.issues.some((i) => i.path === "peers[0].ike.auth.key" && /writable/.test(i.message)));
+  } finally {
+    dir.remove();
+  }
+});
+
+test("a CRL signed by the ca: its serials are refused (isRevoked), only for certificates of its issuer; a stale CRL warns", () => {
+  const { dir, doc } = setup({ crl: "root.crl" });
+  try {
+    const { config, warnings } = parseConfig(toYaml(doc), { baseDir: dir.path, ...opts });
+    assert.deepEqual(warnings, []);
+    const m = managedPeer(config, config.peers[0], (t) => Uint8Array.from(t.split(".").map(Number)));
+    assert.equal(m.ike.certs!.isRevoked!(ours.mid.cert), true, "the intermediate is on the root's CRL");
+    assert.equal(m.ike.certs!.isRevoked!(ours.leaf.cert), false);
+    assert.equal(m.ike.certs!.isRevoked!(stranger.cert), false, "another issuer's certificate with any serial is not");
+    doc.peers[0].ike.auth.crl = "stale.crl";
+    const stale = parseConfig(toYaml(doc), { baseDir: dir.path, ...opts }).warnings;
+    assert.match(stale.find((w) => w.path === "peers[0].ike.auth.crl")!.message, /was due to be replaced/);
   } finally {
     dir.remove();
   }

@@ -6,9 +6,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { A, B, assertMirrored, child, config, kinds, lab } from "./ike-harness.ts";
-import { chain, issue, type Issued, type KeyAlg } from "../helpers/pki.ts";
+import { chain, crl, issue, type Issued, type KeyAlg } from "../helpers/pki.ts";
+import { crlBlocks, parseCrl } from "../../host/ike/crl.ts";
 import { IdType } from "../../host/ike/constants.ts";
-import { caKeyHash, chainToSend, dnToDer, verifyChain, type CertAuth } from "../../host/ike/certs.ts";
+import { caKeyHash, certAuthOf, chainToSend, dnToDer, verifyChain, type CertAuth } from "../../host/ike/certs.ts";
 import type { Identity, IkeEvent, IkeSaConfig } from "../../host/ike/types.ts";
 
 const fqdn = (s: string): Identity => ({ idType: IdType.FQDN, data: new TextEncoder().encode(s) });
@@ -133,6 +134,14 @@ test("refused: a revoked certificate (isRevoked hook) and an intermediate that i
   const notCa = await issue({ subject: "C=CH, O=wesp, CN=not a ca", alg: "p256", issuer: a.root, ca: false, keyUsage: 0x20 | 0x01 });
   const leaf = await issue({ subject: "C=CH, O=wesp, CN=a.wesp.test", dns: ["a.wesp.test"], alg: "p256", issuer: notCa });
   refusedByB(certLab({ ...auth(a, [b.root]), chain: [leaf.cert, notCa.cert], key: leaf.key }, auth(b, [a.root])), /is not a CA/);
+});
+
+test("refused: an intermediate on its root's CRL (RFC 5280 §5), through the config's path (certAuthOf)", async () => {
+  const { a, b } = await pair("p256");
+  const parsed = parseCrl(crlBlocks(Buffer.from(await crl(a.root, [a.mid.cert.serialNumber])))[0], [a.root.cert]);
+  assert.ok(parsed.ok);
+  const bAuth = certAuthOf({ chain: [b.leaf.cert, b.mid.cert], key: b.leaf.key, cas: [a.root.cert], revokedSerials: [], crls: [parsed.crl], files: { cert: "", key: "", ca: "" } });
+  refusedByB(certLab(auth(a, [b.root]), bAuth), /intermediate "C=CH, O=wesp, CN=p256-a Intermediate CA" \(serial [0-9A-F]+\) is revoked/);
 });
 
 test("refused: a PSK peer meets a certificate peer (AUTH method 2 where 14 is configured)", async () => {
