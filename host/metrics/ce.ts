@@ -1,9 +1,9 @@
 // A CE's Prometheus metrics (docs/metrics.md lists every one).
 //
 // Everything is read on scrape from the forwarder's `status()` — the same
-// snapshot `wesp status --json` prints (host/pipeline/status.ts) — inside
-// prom-client `collect()` callbacks: nothing runs per packet, and one scrape
-// is one status snapshot, so its numbers agree with each other. The only
+// snapshot `wesp status --json` prints (host/pipeline/status.ts) — when
+// prom-client's registry asks each metric for its values: nothing runs per
+// packet, and one scrape is one status snapshot, so its numbers agree. The only
 // state kept here is a count of SA lifecycle events (installs, removals,
 // rekey requests, alarms), heard as they happen: they are not in the status.
 //
@@ -12,7 +12,7 @@
 // names, and small fixed sets (direction, why). Per-SA and per-peer drop
 // series appear only for reasons that counted something; the global ones
 // for every reason, zeros included.
-import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Registry, collectDefaultMetrics, type Metric } from "prom-client";
 import type { CounterBlock, PeerStatus, SaStatus, Status } from "../pipeline/status.ts";
 import type { SaLifecycle } from "../sa/lifecycle.ts";
 import type { MetricsListen } from "../config/model.ts";
@@ -79,19 +79,18 @@ export class CeMetrics {
     collectDefaultMetrics({ register: this.registry });
     const r = this.registry;
     // One gauge or counter whose values all come from the scrape's status.
-    const from = (kind: "counter" | "gauge", name: string, help: string, labelNames: string[], fill: (s: Status, set: Set) => void) => {
-      const Cls = kind === "counter" ? Counter : Gauge;
-      const self = this;
-      new Cls({
-        name, help, labelNames, registers: [r],
-        collect(this: Counter | Gauge) {
-          this.reset();
-          const s = self.status;
-          if (!s) return;
-          const set: Set = (l, v) => (this instanceof Counter ? this.inc(l, v) : (this as Gauge).set(l, v));
-          fill(s, set);
-        },
-      });
+    // A metric whose samples all come from the scrape's status: registered as a
+    // snapshot (prom-client's Registry takes any object with get() returning
+    // name, help, type and values), so a scrape costs one push per sample
+    // rather than a Counter.inc() with its label validation and hashing each
+    // (measured: 124 → 89 ms of CPU per scrape at 1,000 peers; docs/metrics.md).
+    const from = (type: "counter" | "gauge", name: string, help: string, labelNames: string[], fill: (s: Status, set: Set) => void) => {
+      const get = async () => {
+        const values: { labels: Labels; value: number }[] = [];
+        if (this.status) fill(this.status, (labels, value) => void values.push({ labels, value }));
+        return { name, help, type, values, aggregator: "sum" as const };
+      };
+      r.registerMetric({ name, help, type, labelNames, aggregator: "sum", get, reset: () => {} } as unknown as Metric);
     };
     const eachSa = (f: (p: PeerStatus, sa: SaStatus, l: Labels) => void) => (s: Status) => {
       for (const p of s.peers) for (const [sa, direction] of liveSas(p)) f(p, sa, { peer: p.name, direction, spi: spiLabel(sa.spi) });
