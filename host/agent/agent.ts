@@ -1,9 +1,8 @@
 // The CE agent (issue 8, item 3; draft-ietf-l3vpn-ce-based-02 §3.3–§3.6):
 // keeps one CE's data plane in step with its controller.
 //
-//   controller ──SSE "change"──► pull GET /v1/ce/config ──► apply() ──► lifecycle.apply
-//        (mTLS)   on connect, on every notification, every pollMs     (atomic; only the
-//                                                                      peers that changed)
+//   controller ──SSE "change"──► pull GET /v1/ce/config ──► apply() ──► IkeRuntime.apply ──► lifecycle.apply
+//        (mTLS)   on connect, on every notification, every pollMs     (atomic; only the peers that changed)
 //
 // - The config is pulled whole (§3.5 notify-then-pull): an event only says
 //   "something changed", so a lost event costs nothing but a timer's wait.
@@ -33,9 +32,10 @@ export interface LocalNode {
 }
 
 /**
- * What applies a whole config to the running data plane: the forwarder's SA
- * lifecycle (`fwd.lifecycle`) for controller-made keys; an IKE runtime with the
- * same `apply` for negotiated peers.
+ * What applies a whole config to the running data plane: `wesp up`'s IKE
+ * runtime (host/ike/runtime.ts), whose apply hands static peers (controller-
+ * made keys) to the SA lifecycle and starts or stops IKE for `ike` peers — so
+ * the agent's one apply step serves both kinds of config.
  */
 export interface DataPlane {
   apply(config: Config): Promise<ApplyReport>;

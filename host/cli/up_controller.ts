@@ -11,7 +11,8 @@ import { AgentState, type Enrolment } from "../agent/state.ts";
 import { ConfigError } from "../config/load.ts";
 import { ControlServer } from "../control/server.ts";
 import { selftest, DEFAULT_VECTORS } from "../core/selftest.ts";
-import { Forwarder, ForwarderError } from "../pipeline/forwarder.ts";
+import { ForwarderError, type Forwarder } from "../pipeline/forwarder.ts";
+import { startWithIke, statusWithIke, type IkeRuntime } from "../ike/runtime.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_PERMISSION } from "./exit_codes.ts";
 import { parseCommandArgs, UsageError } from "./usage.ts";
 
@@ -133,10 +134,11 @@ export async function main(args: string[]): Promise<number> {
     return EXIT_FAILURE;
   }
   let fwd: Forwarder | undefined;
+  let ike: IkeRuntime | undefined;
   const control = await ControlServer.listen(config.node.control.socket, async (cmd) => {
-    if (!fwd) throw new Error("starting");
+    if (!fwd || !ike) throw new Error("starting");
     if (cmd === "reload") return agent.reload();
-    return fwd.status();
+    return statusWithIke(fwd, ike);
   }).catch((e: Error) => e);
   if (control instanceof Error) {
     err(`control socket ${config.node.control.socket}: ${control.message}`);
@@ -149,7 +151,8 @@ export async function main(args: string[]): Promise<number> {
   process.once("SIGTERM", onSignal);
   let fatal: ForwarderError | undefined;
   try {
-    fwd = await Forwarder.start(config, { log: info, onFatal: (e) => ((fatal ??= e), wake("error")) });
+    // As `wesp up CONFIG` starts it: the data plane and IKE for any peer with an `ike` block.
+    ({ fwd, ike } = await startWithIke(config, { log: info, onFatal: (e) => ((fatal ??= e), wake("error")) }));
   } catch (e) {
     await control.close();
     process.off("SIGINT", onSignal);
@@ -158,8 +161,8 @@ export async function main(args: string[]): Promise<number> {
     err(e.message);
     return ["EPERM", "EACCES"].includes(e.code ?? "") ? EXIT_PERMISSION : EXIT_FAILURE;
   }
-  const f = fwd;
-  agent.attach({ apply: (c) => f.lifecycle.apply(c) }, first);
+  // One apply step for every config, whatever its peers: IKE's apply hands static peers to the SA lifecycle.
+  agent.attach(ike, first);
   info(`node ${config.node.name} (${agent.identity}): forwarding on ${fwd.tunName}, ${config.peers.length} peers, config version ${first.version}, control ${control.path}`);
   agent.start();
   void agent.removed.then(() => wake("removed"));
@@ -169,6 +172,7 @@ export async function main(args: string[]): Promise<number> {
   if (why === "error") err(`stopping: ${fatal?.message}`);
   else if (why !== "removed") info(`stopping (${why})`);
   await control.close();
+  await ike.stop();
   await fwd.stop();
   process.off("SIGINT", onSignal);
   process.off("SIGTERM", onSignal);
