@@ -133,6 +133,13 @@ describe("controller metrics", { skip: requireTools(["openssl"], { why: "control
     assert.equal(value(await scrape(), "wesp_controller_store_errors_total", { op: "createVpn" }), 1);
   });
 
+  test("route labels: patterns and the CE API's fixed paths; anything else is \"other\"", () => {
+    assert.equal(routeOf("/v1/vpns/acme/sites/hq"), "/v1/vpns/:vpn/sites/:site");
+    assert.equal(routeOf("/v1/health"), "/v1/health");
+    for (const p of ["/v1/ca", "/v1/enrol", "/v1/ce/config", "/v1/ce/events", "/v1/ce/certificate"]) assert.equal(routeOf(p), p);
+    for (const p of ["/v1/ce/whatever", "/v1/ce/", "/v1", "/", "/metrics", "/v1/vpns/a/b/c/d/e/f/g"]) assert.equal(routeOf(p), "other", p);
+  });
+
   test("the metrics listener refuses hostile requests and keeps serving", async () => {
     const port = listener.port;
     assert.match(await rawExchange({ port }, "\x00\x01\x02 garbage\r\n\r\n"), /^HTTP\/1\.1 400 /);

@@ -110,9 +110,12 @@ function match(pattern: string, parts: string[]): boolean {
   return p.length === parts.length && p.every((x, i) => x.startsWith(":") || x === parts[i]);
 }
 
+/** Paths answered outside ROUTES: health and the CE API (ce_api.ts), each its own label. */
+const FIXED_ROUTES = new Set(["/v1/health", "/v1/ca", "/v1/enrol", "/v1/ce/config", "/v1/ce/events", "/v1/ce/certificate"]);
+
 /** The route pattern `pathname` falls under, a bounded metrics label: "other" when none. */
 export function routeOf(pathname: string): string {
-  if (pathname === "/v1/health") return pathname;
+  if (FIXED_ROUTES.has(pathname)) return pathname;
   const parts = pathname.split("/").slice(1);
   return ROUTES.find(([, p]) => match(p, parts))?.[1] ?? "other";
 }
