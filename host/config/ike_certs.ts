@@ -11,7 +11,7 @@ import { readFileAndMode, secretFileMode } from "./keys.ts";
 import type { IkeCertConfig } from "./model.ts";
 import type { PathSegments, RawIssue } from "./schema_errors.ts";
 
-export interface RawIkeCertAuth { cert?: string; key?: string; ca?: string; crl?: string; revoked_serials?: string[] }
+export interface RawIkeCertAuth { cert?: string; key?: string; ca?: string; crl?: string; revoked_serials?: string[]; rsa_pss?: boolean }
 
 interface Ctx { baseDir: string; errors: RawIssue[]; warnings: RawIssue[] }
 
@@ -106,7 +106,7 @@ export function loadIkeCerts(a: RawIkeCertAuth, at: PathSegments, ctx: Ctx): Ike
   const revokedSerials = (a.revoked_serials ?? []).map(normalSerial);
   const crls = a.crl === undefined ? [] : loadCrls(resolve(ctx.baseDir, a.crl), cas, [...at, "crl"], ctx);
   if (!crls) return undefined;
-  return { chain, key, cas, revokedSerials, crls, files };
+  return { chain, key, cas, revokedSerials, crls, files, rsaPss: a.rsa_pss ?? false };
 }
 
 /** The CRLs in `path` (PEM "X509 CRL" blocks, or one DER), each signed by one of `cas`; a stale one is a warning. */

@@ -229,6 +229,8 @@ export interface IkeCertConfig {
   cas: import("node:crypto").X509Certificate[];
   /** Serial numbers (hex, upper case, no leading zeros) refused in a peer's chain (`revoked_serials`). */
   revokedSerials: string[];
+  /** RSA keys sign with RSASSA-PSS instead of PKCS#1 v1.5 (`rsa_pss`, RFC 7427 A.4). */
+  rsaPss: boolean;
   /** CRLs from `crl`, each signed by one of `cas` (host/ike/crl.ts). */
   crls: import("../ike/crl.ts").Crl[];
   /** The files, resolved, for messages. */

@@ -253,7 +253,7 @@ export function certAuthOf(c: IkeCertConfig): CertAuth {
   const revoked = new Set(c.revokedSerials);
   const crls = c.crls ?? [];
   return {
-    chain: c.chain, key: c.key, cas: c.cas,
+    chain: c.chain, key: c.key, cas: c.cas, rsaPss: c.rsaPss,
     ...(revoked.size || crls.length ? { isRevoked: (x: X509Certificate) => revoked.has(normalSerial(x.serialNumber)) || revokedByCrl(crls, x) } : {}),
   };
 }

@@ -123,6 +123,7 @@ test("valid: our identity defaults to the certificate's subject, sent as its own
     assert.deepEqual(Buffer.from(m.ike.localId.data), Buffer.from(subjectDer(ours.leaf.cert)), "the certificate's bytes");
     assert.equal(m.ike.remoteId!.idType, IdType.DER_ASN1_DN);
     assert.equal(m.ike.fragmentSize, 1400);
+    assert.equal(m.ike.certs!.rsaPss, false, "PKCS#1 v1.5 unless rsa_pss");
     assert.equal(m.ike.certs!.isRevoked!(ours.mid.cert), true);
     assert.equal(m.ike.certs!.isRevoked!(ours.leaf.cert), false);
     assert.match(describeConfig(config), /ike: certificate "C=CH, O=wesp, CN=ce1" \(\+1 intermediates, 1 CAs\), dn C=CH, O=wesp, CN=ce1 -> dn C=CH, O=wesp, CN=ce2/);

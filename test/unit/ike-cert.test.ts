@@ -140,7 +140,7 @@ test("refused: an intermediate on its root's CRL (RFC 5280 §5), through the con
   const { a, b } = await pair("p256");
   const parsed = parseCrl(crlBlocks(Buffer.from(await crl(a.root, [a.mid.cert.serialNumber])))[0], [a.root.cert]);
   assert.ok(parsed.ok);
-  const bAuth = certAuthOf({ chain: [b.leaf.cert, b.mid.cert], key: b.leaf.key, cas: [a.root.cert], revokedSerials: [], crls: [parsed.crl], files: { cert: "", key: "", ca: "" } });
+  const bAuth = certAuthOf({ chain: [b.leaf.cert, b.mid.cert], key: b.leaf.key, cas: [a.root.cert], revokedSerials: [], crls: [parsed.crl], rsaPss: false, files: { cert: "", key: "", ca: "" } });
   refusedByB(certLab(auth(a, [b.root]), bAuth), /intermediate "C=CH, O=wesp, CN=p256-a Intermediate CA" \(serial [0-9A-F]+\) is revoked/);
 });
 
