@@ -37,7 +37,7 @@ export interface LocalNode {
  * made keys) to the SA lifecycle and starts or stops IKE for `ike` peers — so
  * the agent's one apply step serves both kinds of config.
  */
-export interface DataPlane {
+export interface Applier {
   apply(config: Config): Promise<ApplyReport>;
 }
 
@@ -70,7 +70,7 @@ interface ConfigAnswer {
 
 export class Agent {
   private client: CeClient;
-  private plane?: DataPlane;
+  private plane?: Applier;
   private appliedText = "";
   private pulling?: Promise<void>;
   private pullAgain = false;
@@ -144,7 +144,7 @@ export class Agent {
   }
 
   /** Hands the running data plane (started with `first`) to the agent: from now on configs are applied to it. */
-  attach(plane: DataPlane, first: SavedConfig): void {
+  attach(plane: Applier, first: SavedConfig): void {
     this.plane = plane;
     this.appliedText = JSON.stringify(first.config);
     this.opts.state.saveConfig(first);
