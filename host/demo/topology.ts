@@ -46,6 +46,10 @@ export async function buildTopology(lab: Lab, opts: { nat: boolean } = { nat: tr
     await router(lab, ce);
     if (s.behindNat) await lab.veth(NS.nat, IF.natInside, ce, IF.ceWan);
     else await attach(s.id, ce, IF.ceWan);
+    // A wire carries datagrams of at most its MTU: wesp sends ESP-in-UDP as UDP_SEGMENT trains
+    // (docs/io.md, offloads), which a veth would pass on whole; gso_max_segs 1 makes the CE's
+    // WAN port cut them as a NIC would, so the capture shows one ESP packet per frame.
+    await lab.ip(ce, "link", "set", "dev", IF.ceWan, "gso_max_segs", "1");
     await addr(lab, ce, IF.ceWan, `${s.wan}/${s.behindNat ? NAT_INSIDE.len : WAN_LEN}`);
     if (s.behindNat) await lab.ip(ce, "route", "add", "default", "via", NAT_INSIDE.nat);
 
