@@ -52,7 +52,7 @@ function detectNat(ctx: SaContext, payloads: readonly Payload[], spiR: Uint8Arra
 function capabilities(ctx: SaContext, request?: readonly Payload[]): Payload[] {
   const out: Payload[] = [];
   const cert = ctx.cfg.certs;
-  if (cert && request) out.push({ kind: "cert", type: 38, encoding: CERT_X509_SIGNATURE, data: certReqData(cert.cas) });
+  if (cert?.cas.length && request) out.push({ kind: "cert", type: 38, encoding: CERT_X509_SIGNATURE, data: certReqData(cert.cas) });
   if (ctx.cfg.fragmentSize !== 0 && (!request || findNotify(request, Notify.IKEV2_FRAGMENTATION_SUPPORTED))) out.push(notify(Notify.IKEV2_FRAGMENTATION_SUPPORTED));
   if (cert && (!request || findNotify(request, Notify.SIGNATURE_HASH_ALGORITHMS))) out.push(notify(Notify.SIGNATURE_HASH_ALGORITHMS, sigHashData()));
   return out;
