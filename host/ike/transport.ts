@@ -64,6 +64,9 @@ export class IkeTransport {
   private sockets = new Map<string, Socket>();
   private timer?: NodeJS.Timeout;
   private closed = false;
+  /** Datagrams queued behind a hold (see `apply`), and the promise the next one waits for. */
+  private waiting = 0;
+  private gate: Promise<unknown> = Promise.resolve();
   /** Datagrams this transport did not hand to IKE, by reason. */
   readonly counters = new Map<string, number>();
 
@@ -104,13 +107,29 @@ export class IkeTransport {
     this.sockets.set(this.key(address, port), s);
   }
 
-  /** Feeds a step's output to the sockets and the event sink, and re-arms the timer. */
+  /**
+   * Feeds a step's output to the sockets and the event sink, and re-arms the timer.
+   * A step that reports a CHILD_SA (with `hold`) sends only once the hold resolves, and
+   * every datagram after it waits its turn behind it: a retransmitted request answered
+   * from the cache (§2.1) must not overtake the held answer either.
+   */
   apply(step: Step): void {
-    if (this.opts.hold && step.send.length > 0 && step.events.some((e) => e.type === "childSaEstablished")) {
+    const holds = this.opts.hold !== undefined && step.send.length > 0 && step.events.some((e) => e.type === "childSaEstablished");
+    if (holds || this.waiting > 0) {
       // the CHILD_SA's inbound half is installed before the peer hears of it
       for (const e of step.events) this.onEvent(e);
       this.arm();
-      void this.opts.hold().then(() => this.sendAll(step), () => this.sendAll(step));
+      const before = this.gate;
+      const ready = holds ? Promise.all([before, this.opts.hold!().catch(() => {})]) : before;
+      this.waiting++;
+      this.gate = ready.then(() => {
+        this.waiting--;
+        try {
+          this.sendAll(step);
+        } catch {
+          this.count("internal"); // a socket refusing synchronously: the chain goes on
+        }
+      });
       return;
     }
     this.sendAll(step);
