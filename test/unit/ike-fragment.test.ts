@@ -37,6 +37,20 @@ const up = (l: ReturnType<typeof fragLab>) => {
   assert.deepEqual(real(l.events.b), ["ikeSaEstablished", "childSaEstablished"], JSON.stringify(l.events.b));
 };
 
+/** A lab started with A's IKE_AUTH fragments held back (in `held`) instead of delivered; the network open again. */
+function heldFragments() {
+  const l = fragLab();
+  const held: { bytes: Uint8Array; path: Path }[] = [];
+  l.setNet((d) => {
+    if (d.from !== "a" || !isFragment(d.bytes)) return d;
+    held.push({ bytes: d.bytes, path: d.path });
+    return undefined;
+  });
+  l.start();
+  l.setNet((d) => d);
+  return { l, held };
+}
+
 test("both IKE_AUTH messages go as fragments of at most 1280 bytes on the wire (IPv4 + UDP), reassembled on arrival", () => {
   const l = fragLab();
   l.start();
@@ -97,18 +111,8 @@ test("duplicated fragments are counted and ignored; the response fragments come 
 });
 
 test("reordered fragments (last first) reassemble; a duplicate within the reassembly is counted", () => {
-  const l = fragLab();
-  const held: { bytes: Uint8Array; path: Path }[] = [];
-  l.setNet((d) => {
-    if (d.from === "a" && isFragment(d.bytes)) {
-      held.push({ bytes: d.bytes, path: d.path });
-      return undefined;
-    }
-    return d;
-  });
-  l.start();
+  const { l, held } = heldFragments();
   assert.ok(held.length >= 2);
-  l.setNet((d) => d);
   const rev = [...held].reverse();
   l.inject("b", l.b.receive(rev[0].bytes, rev[0].path));
   l.inject("b", l.b.receive(rev[0].bytes, rev[0].path)); // the same fragment twice
@@ -118,17 +122,7 @@ test("reordered fragments (last first) reassemble; a duplicate within the reasse
 });
 
 test("hostile Fragment Numbers (0, above Total, Total over the bound) and forged fragments are counted drops", () => {
-  const l = fragLab();
-  const held: { bytes: Uint8Array; path: Path }[] = [];
-  l.setNet((d) => {
-    if (d.from === "a" && isFragment(d.bytes)) {
-      held.push({ bytes: d.bytes, path: d.path });
-      return undefined;
-    }
-    return d;
-  });
-  l.start();
-  l.setNet((d) => d);
+  const { l, held } = heldFragments();
   const f = held[0];
   const bent = (mut: (x: Uint8Array) => void) => {
     const x = new Uint8Array(f.bytes);
@@ -150,13 +144,7 @@ test("hostile Fragment Numbers (0, above Total, Total over the bound) and forged
 });
 
 test("fragments before fragmentation was announced are refused (RFC 7383 §2.3)", () => {
-  const l = fragLab();
-  const held: { bytes: Uint8Array; path: Path }[] = [];
-  l.setNet((d) => {
-    if (d.from === "a" && isFragment(d.bytes)) held.push({ bytes: d.bytes, path: d.path });
-    return d.from === "a" && isFragment(d.bytes) ? undefined : d;
-  });
-  l.start();
+  const { l, held } = heldFragments();
   const bSa = [...l.b.sas.values()][0];
   bSa.ctx.fragmentation = false; // as if A had not announced it
   l.b.receive(held[0].bytes, held[0].path);
