@@ -86,6 +86,8 @@ interface Managed {
   lastError?: string;
 }
 
+/** Refused messages are logged once per reason per this many ms (the rest counted in the line after). */
+const REFUSED_LOG_MS = 10_000;
 /** How long `stop` waits for the peers to answer its DELETEs. */
 const STOP_WAIT_MS = 1500;
 /** SPIs handed out recently, not yet (or no more) in a CHILD_SA, stay reserved this long. */
@@ -107,6 +109,7 @@ export class IkeRuntime {
     live: new Set((this.manager?.status() ?? []).flatMap((s) => s.children)),
   }));
   private readonly log: (line: string) => void;
+  private readonly refusedLog = new Map<string, { at: number; suppressed: number }>();
   private readonly ikePort: number;
   /** Datagrams that came before `start` or after `stop`, and similar: dropped, counted. */
   readonly counters = new Map<string, number>();
@@ -285,9 +288,25 @@ export class IkeRuntime {
       case "ikeSaDeleted": this.log(`ike: peer ${e.ike}: IKE SA ${e.sa} deleted${e.byPeer ? " by the peer" : ""}${e.why ? ` (${e.why})` : ""}`); break;
       case "failed": this.log(`ike: peer ${e.ike}: IKE SA ${e.sa ?? ""} failed: ${e.reason}: ${e.detail}`); break;
       case "childSaFailed": case "ikeRekeyFailed": this.log(`ike: peer ${e.ike}: ${e.type}: ${e.detail}`); break;
-      case "refused": this.log(`ike: refused (${e.reason})${e.ike ? ` from peer ${e.ike}` : ""}: ${e.detail.split("\n")[0]}`); break;
+      case "refused": this.logRefused(e); break;
     }
     this.manager?.onEvent(e);
+  }
+
+  /**
+   * A refused message (hostile or broken input; the endpoint counts each by reason):
+   * one log line per reason per REFUSED_LOG_MS at most, so a flood cannot flood the log.
+   */
+  private logRefused(e: Extract<IkeEvent, { type: "refused" }>): void {
+    const now = Date.now();
+    const r = this.refusedLog.get(e.reason);
+    if (r && now - r.at < REFUSED_LOG_MS) {
+      r.suppressed++;
+      return;
+    }
+    const more = r?.suppressed ? ` (and ${r.suppressed} more for this reason since the last line)` : "";
+    this.log(`ike: refused (${e.reason})${e.ike ? ` from peer ${e.ike}` : ""}: ${e.detail.split("\n")[0]}${more}`);
+    this.refusedLog.set(e.reason, { at: now, suppressed: 0 });
   }
 
   private onManagerEvent(e: ManagerEvent): void {
