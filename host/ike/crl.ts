@@ -11,8 +11,11 @@ import { sameDn, subjectDer } from "./certs.ts";
 export interface Crl {
   /** The CA that signed it (one of the configured `ca` certificates). */
   issuer: X509Certificate;
-  /** Revoked serial numbers: hex, upper case, no leading zeros (as `normalSerial`). */
-  serials: Set<string>;
+  /**
+   * Revoked serial numbers, sorted: hex, upper case, no leading zeros (as `normalSerial`).
+   * An array, not a Set, so that a config's JSON fingerprint (runtime.ts) sees a changed CRL.
+   */
+  serials: string[];
   /** When the CRL says the next one is due (ms), if it says. */
   nextUpdate?: number;
 }
@@ -80,7 +83,7 @@ export function parseCrl(der: Uint8Array, cas: readonly X509Certificate[]): { ok
     }
   });
   if (!issuer) return { ok: false, reason: "CRL is not signed by any of the ca certificates" };
-  const serials = new Set((list.tbsCertList.revokedCertificates ?? []).map((r) => normalSerial(Buffer.from(r.userCertificate).toString("hex"))));
+  const serials = [...new Set((list.tbsCertList.revokedCertificates ?? []).map((r) => normalSerial(Buffer.from(r.userCertificate).toString("hex"))))].sort();
   const next = list.tbsCertList.nextUpdate?.getTime().getTime();
   return { ok: true, crl: { issuer, serials, ...(next !== undefined ? { nextUpdate: next } : {}) } };
 }
@@ -88,5 +91,5 @@ export function parseCrl(der: Uint8Array, cas: readonly X509Certificate[]): { ok
 /** True if `cert` was issued by a CRL's issuer and is on its list. */
 export function revokedByCrl(crls: readonly Crl[], cert: X509Certificate): boolean {
   const serial = normalSerial(cert.serialNumber);
-  return crls.some((c) => c.serials.has(serial) && cert.checkIssued(c.issuer) && cert.verify(c.issuer.publicKey));
+  return crls.some((c) => c.serials.includes(serial) && cert.checkIssued(c.issuer) && cert.verify(c.issuer.publicKey));
 }

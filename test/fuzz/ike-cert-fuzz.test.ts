@@ -126,7 +126,7 @@ test(`CERTREQ, CRL and DN text: random bodies, mutated CRLs and ${DN_ROUNDS.toLo
     try {
       const got = parseCrl(x, [b.root.cert]);
       // a change that still verifies can only be outside what is signed: the same revocations
-      if (got.ok) assert.deepEqual([...got.crl.serials].sort(), ["BADC0DE", normalSerial(b.mid.cert.serialNumber)].sort(), `seed ${seed} round ${i}`);
+      if (got.ok) assert.deepEqual(got.crl.serials, ["BADC0DE", normalSerial(b.mid.cert.serialNumber)].sort(), `seed ${seed} round ${i}`);
     } catch (e) {
       assert.fail(`seed ${seed} round ${i}: CRL threw ${(e as Error).stack}`);
     }
