@@ -8,7 +8,9 @@ import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Lab, Netns, waitFor, type Spawned } from "../helpers/netns.ts";
+import assert from "node:assert/strict";
 import { Charon } from "./strongswan.ts";
+import { ikeOf } from "../e2e/ike-util.ts";
 import type { IkePeerText } from "../../host/ike/config.ts";
 
 export const WESP = "10.99.0.1";
@@ -77,6 +79,8 @@ export interface IkeCase {
   name: string;
   ike: string;
   esp: string;
+  /** charon rekeys: the IKE SA and the CHILD_SA this many seconds after each is set up, exactly (rand_time 0). */
+  rekey?: { ikeSeconds: number; childSeconds: number };
 }
 
 const PSK_AUTH = {
@@ -87,10 +91,14 @@ const PSK_AUTH = {
 
 /**
  * swanctl.conf for one case: a connection named after it, forced UDP encapsulation,
- * nothing rekeys. `auth`: the local and remote sections' bodies, lines for the
+ * nothing rekeys unless the case says when. `auth`: the local and remote sections' bodies, lines for the
  * connection itself and what follows `connections` (secrets, authorities); the PSK by default.
  */
 export function swanctlConf(c: IkeCase, auth: { local: string; remote: string; conn?: string; tail: string } = PSK_AUTH): string {
+  const r = c.rekey;
+  // a rekeyed CHILD_SA's hard lifetime well after its rekey: the old pair goes by DELETE, never by expiry
+  const ikeRekey = r ? `${r.ikeSeconds}s\n    rand_time = 0` : "0";
+  const childRekey = r ? `${r.childSeconds}s\n        rand_time = 0\n        life_time = ${r.childSeconds * 4}s` : "0\n        life_time = 0";
   return `connections {
   ${c.name} {
     version = 2
@@ -98,7 +106,7 @@ export function swanctlConf(c: IkeCase, auth: { local: string; remote: string; c
     remote_addrs = ${WESP}
     encap = yes
     proposals = ${c.ike}
-    rekey_time = 0
+    rekey_time = ${ikeRekey}
     dpd_delay = 0${auth.conn ? `\n    ${auth.conn}` : ""}
     local {
       ${auth.local}
@@ -112,8 +120,7 @@ export function swanctlConf(c: IkeCase, auth: { local: string; remote: string; c
         remote_ts = ${NET_W}
         esp_proposals = ${c.esp}
         mode = tunnel
-        rekey_time = 0
-        life_time = 0
+        rekey_time = ${childRekey}
         start_action = none
       }
     }
@@ -133,6 +140,15 @@ export async function startCharon(ns: Netns, c: IkeCase): Promise<Charon> {
   writeFileSync(conf, swanctlConf(c), { mode: 0o600 });
   await charon.swanctl("--load-all", "--file", conf);
   return charon;
+}
+
+/** The CHILD_SA `wesp up` sends on (its status `st`, peer "charon") is the one charon lists (its SPIs, hex, in `swanctl --list-sas`). */
+export async function sameChild(st: any, charon: Charon): Promise<void> {
+  const c = ikeOf(st, "charon").childSas[0];
+  const sas = await charon.listSas();
+  const hex = (n: number) => n.toString(16).padStart(8, "0");
+  assert.match(sas, new RegExp(`in\\s+${hex(c.spiOut)}`), `charon's inbound SPI is wesp's outbound:\n${sas}`);
+  assert.match(sas, new RegExp(`out\\s+${hex(c.spiIn)}`), `charon's outbound SPI is wesp's inbound:\n${sas}`);
 }
 
 export interface WespEvent {

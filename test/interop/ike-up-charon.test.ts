@@ -22,7 +22,7 @@ import { tcpEcho, waitFor, type Spawned } from "../helpers/netns.ts";
 import { status } from "../e2e/forwarder-util.ts";
 import { ikeNode, ikeOf, ikeUp, writeConfig } from "../e2e/ike-util.ts";
 import type { Charon } from "./strongswan.ts";
-import { CHARON_ADDR, NET_C, NET_W, PSK, startCharon as startCharonIn, WESP, type IkeCase } from "./ike-lab.ts";
+import { CHARON_ADDR, NET_C, NET_W, PSK, sameChild, startCharon as startCharonIn, WESP, type IkeCase } from "./ike-lab.ts";
 import { labSkip, NET_L, NET_R, PINGS, SITE_L, SITE_R, useTopo, WAN_L, WAN_R, type Topo } from "./lab_setup.ts";
 import { wespUp } from "./wesp-peer.ts";
 
@@ -50,15 +50,6 @@ async function startWesp(t: Topo, tag: string, ike: Record<string, unknown>): Pr
 async function pingBothWays(t: Topo): Promise<void> {
   assert.deepEqual(await t.siteL.ping(SITE_R, PINGS), { sent: PINGS, received: PINGS }, "siteL → siteR");
   assert.deepEqual(await t.siteR.ping(SITE_L, PINGS), { sent: PINGS, received: PINGS }, "siteR → siteL");
-}
-
-/** The CHILD_SA in wesp's status is the one charon lists (its SPIs, hex, in `swanctl --list-sas`). */
-async function sameChild(st: any, charon: Charon): Promise<void> {
-  const c = ikeOf(st, "charon").childSas[0];
-  const sas = await charon.listSas();
-  const hex = (n: number) => n.toString(16).padStart(8, "0");
-  assert.match(sas, new RegExp(`in\\s+${hex(c.spiOut)}`), `charon's inbound SPI is wesp's outbound:\n${sas}`);
-  assert.match(sas, new RegExp(`out\\s+${hex(c.spiIn)}`), `charon's outbound SPI is wesp's inbound:\n${sas}`);
 }
 
 describe("wesp up against charon: IKEv2 negotiates, ESP flows", { skip: labSkip("interop wesp up (IKE) against charon") }, () => {
