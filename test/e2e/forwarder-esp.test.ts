@@ -6,7 +6,7 @@
 // (issue 3 item 8): tshark decrypts it with the table `wesp keys --wireshark`
 // writes for ceA's own config, and scapy checks the ChaCha20-Poly1305 frames
 // (Wireshark 4.0 has no decoder for them); every ESP frame's ICV must be good.
-import { before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -50,12 +50,6 @@ function nextHeaders(c: Case): number[] {
 describe("wesp up: two sites through ESP", { skip: requireTools(["netns", "python3", "sysctl", "tcpdump", "tshark", "scapy"], { why: "e2e wesp up: two sites through ESP" }) }, () => {
   let s!: Sites;
   useSites((x) => (s = x));
-  // What tcpdump on the WAN veth sees must be what a wire carries: wesp sends ESP-in-UDP as
-  // UDP_SEGMENT trains (docs/io.md, offloads), which a veth passes on whole; gso_max_segs 1
-  // on both WAN ends makes the kernel cut them before the capture, as a NIC would.
-  before(async () => {
-    for (const ns of [s.ceA, s.ceB]) await ns.ip("link", "set", "dev", "wan", "gso_max_segs", "1");
-  });
 
   CASES.forEach((c, k) => {
     it(c.name, { timeout: 120_000 }, async () => {

@@ -9,7 +9,7 @@
 // which dissector checked it.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { exec, waitFor, type Netns, type Spawned } from "./netns.ts";
+import { exec, run, waitFor, type Netns, type Spawned } from "./netns.ts";
 
 // ---------------------------------------------------------------------------
 // Capture
@@ -24,11 +24,33 @@ export interface Capture {
 }
 
 /**
+ * Makes a veth carry what a wire would: frames of at most its MTU. wesp sends
+ * ESP-in-UDP as UDP_SEGMENT trains (docs/io.md, offloads), and a veth passes a
+ * GSO packet on whole, so tcpdump on it would see one 64 KiB "datagram" holding
+ * dozens of ESP packets. gso_max_segs 1 on this end and on its peer (found
+ * through the peer's namespace id) makes the kernel cut trains before either
+ * end hands them on, as a NIC would; the capture then shows one ESP packet per
+ * frame in both directions. Not a veth, or no peer found: left as it is.
+ */
+async function wireSized(ns: Netns, iface: string): Promise<void> {
+  await ns.ip("link", "set", "dev", iface, "gso_max_segs", "1");
+  const [me] = JSON.parse(await ns.ip("-j", "-d", "link", "show", "dev", iface)) as { link_index?: number; link_netnsid?: number }[];
+  if (me?.link_index === undefined || me.link_netnsid === undefined) return;
+  const ids = await ns.ip("netns", "list-id");
+  const peerNs = new RegExp(`nsid ${me.link_netnsid} \\(iproute2 netns name: (\\S+)\\)`).exec(ids)?.[1];
+  if (!peerNs) return;
+  const links = JSON.parse(await run(["ip", "-n", peerNs, "-j", "link", "show"])) as { ifindex: number; ifname: string }[];
+  const peer = links.find((l) => l.ifindex === me.link_index);
+  if (peer) await run(["ip", "-n", peerNs, "link", "set", "dev", peer.ifname, "gso_max_segs", "1"]);
+}
+
+/**
  * Starts tcpdump on `iface` inside `ns`, writing `pcap`; resolves once it listens.
  * `--immediate-mode` and `-U` so no packet is lost in a buffer when the test stops
  * it right after the traffic; `-Z root` so it can write into the lab's 0700 dir.
  */
 export async function startCapture(ns: Netns, iface: string, pcap: string, filter: string[] = []): Promise<Capture> {
+  await wireSized(ns, iface);
   // -B: a 16 MiB kernel buffer, so bursts (a TCP transfer) are not dropped on a loaded machine
   const p: Spawned = ns.spawn(["tcpdump", "-Z", "root", "-i", iface, "-n", "-B", "16384", "--immediate-mode", "-U", "-w", pcap, ...filter]);
   await waitFor(() => /listening on/.test(p.stderr) || !p.running, `tcpdump on ${ns.name}/${iface}`);
