@@ -167,14 +167,8 @@ export async function main(args: string[]): Promise<number> {
     }
     return EXIT_FAILURE;
   }
-  if (config.node.metrics) {
-    const f = fwd, i = ike;
-    metrics = await telemetry.serve(config.node.metrics.listen, () => statusWithIke(f, i)).catch((e) => {
-      err(`metrics listener: ${(e as Error).message} (metrics off; forwarding goes on)`);
-      return undefined;
-    });
-    if (metrics) info(`metrics on ${"path" in config.node.metrics.listen ? `unix:${metrics.where}` : `http://${metrics.where}`}/metrics`);
-  }
+  const [f, i] = [fwd, ike];
+  metrics = await telemetry.serveOrLog(config.node.metrics?.listen, () => statusWithIke(f, i));
   const n = config.peers.length;
   info(`node ${config.node.name}: forwarding on ${fwd.tunName}, ${n} peer${n === 1 ? "" : "s"}, control ${control.path}`);
 

@@ -15,6 +15,9 @@ import { ForwarderError, type Forwarder } from "../pipeline/forwarder.ts";
 import { startWithIke, statusWithIke, type IkeRuntime } from "../ike/runtime.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_PERMISSION } from "./exit_codes.ts";
 import { parseCommandArgs, UsageError } from "./usage.ts";
+import { createLogger, parseLogOptions } from "../metrics/log.ts";
+import { CeMetrics } from "../metrics/ce.ts";
+import { parseListen } from "../config/listen.ts";
 
 function defaultState(): string {
   if (process.getuid?.() === 0) return "/var/lib/wesp/agent";
@@ -23,7 +26,7 @@ function defaultState(): string {
 
 export const help = `Usage: wesp up --controller URL [--token FILE] [--ca-fingerprint SHA256]
                [--state DIR] [--tun NAME] [--tun-address CIDR]... [--control PATH]
-               [--poll SECONDS] [-q]
+               [--poll SECONDS] [-q] [--metrics HOST:PORT|PATH] [--log-format text|json]
 
 Run a CE whose configuration comes from a wesp controller (docs/controller.md):
   1. first start: read the token file ('wesp ctl token VPN SITE --out FILE'),
@@ -52,6 +55,9 @@ Options:
       --control PATH         control socket for 'wesp status'
       --poll SECONDS         fallback pull interval (default 60)
   -q, --quiet                log only warnings and errors
+      --metrics HOST:PORT|PATH  serve Prometheus GET /metrics there (docs/metrics.md)
+      --log-format text|json log as text (default) or JSON objects, never keys
+      --log-level LEVEL      debug, info (default), warn or error
   -h, --help                 show this help
 
 Exit status: 0 stopped by a signal, 1 refused (token, removed site) or a
@@ -62,6 +68,7 @@ const OPTIONS = {
   controller: { type: "string" }, token: { type: "string" }, "ca-fingerprint": { type: "string" }, state: { type: "string" },
   tun: { type: "string" }, "tun-address": { type: "string", multiple: true }, control: { type: "string" }, poll: { type: "string" },
   quiet: { type: "boolean", short: "q" },
+  metrics: { type: "string" }, "log-format": { type: "string" }, "log-level": { type: "string" },
 } as const;
 
 /** The stored enrolment, or a new one from the token file. */
@@ -100,8 +107,14 @@ export async function main(args: string[]): Promise<number> {
   if (positionals.length) throw new UsageError("with --controller, no CONFIG file: the controller gives it", "up");
   const poll = values.poll === undefined ? 60 : Number(values.poll);
   if (!Number.isFinite(poll) || poll < 1 || poll > 86400) throw new UsageError("--poll: 1..86400 seconds", "up");
-  const err = (l: string) => void process.stderr.write(`wesp up: ${l}\n`);
-  const info = values.quiet ? () => {} : err;
+  const logOpts = parseLogOptions(values["log-format"], values["log-level"], values.quiet === true);
+  if (typeof logOpts === "string") throw new UsageError(logOpts, "up");
+  const metricsAt = values.metrics === undefined ? undefined : parseListen(values.metrics as string, process.cwd());
+  if (typeof metricsAt === "string") throw new UsageError(`--metrics: ${metricsAt}`, "up");
+  const log = createLogger({ name: "wesp up", ...logOpts });
+  const err = (l: string) => log.error(l);
+  const info = (l: string) => log.info(l);
+  const telemetry = new CeMetrics(log);
   const state = new AgentState(resolve((values.state as string | undefined) ?? defaultState()));
   const local: LocalNode = {
     ...(values.tun || values["tun-address"] ? { tun: { ...(values.tun ? { name: values.tun as string } : {}), ...(values["tun-address"] ? { addresses: values["tun-address"] as string[] } : {}) } } : {}),
@@ -152,7 +165,7 @@ export async function main(args: string[]): Promise<number> {
   let fatal: ForwarderError | undefined;
   try {
     // As `wesp up CONFIG` starts it: the data plane and IKE for any peer with an `ike` block.
-    ({ fwd, ike } = await startWithIke(config, { log: info, onFatal: (e) => ((fatal ??= e), wake("error")) }));
+    ({ fwd, ike } = await startWithIke(config, { log: info, onLifecycle: (l) => telemetry.watch(l), onFatal: (e) => ((fatal ??= e), wake("error")) }));
   } catch (e) {
     await control.close();
     process.off("SIGINT", onSignal);
@@ -163,6 +176,8 @@ export async function main(args: string[]): Promise<number> {
   }
   // One apply step for every config, whatever its peers: IKE's apply hands static peers to the SA lifecycle.
   agent.attach(ike, first);
+  const [f, i] = [fwd, ike];
+  const metrics = await telemetry.serveOrLog(metricsAt, () => statusWithIke(f, i));
   info(`node ${config.node.name} (${agent.identity}): forwarding on ${fwd.tunName}, ${config.peers.length} peers, config version ${first.version}, control ${control.path}`);
   agent.start();
   void agent.removed.then(() => wake("removed"));
@@ -172,6 +187,7 @@ export async function main(args: string[]): Promise<number> {
   if (why === "error") err(`stopping: ${fatal?.message}`);
   else if (why !== "removed") info(`stopping (${why})`);
   await control.close();
+  await metrics?.close();
   await ike.stop();
   await fwd.stop();
   process.off("SIGINT", onSignal);

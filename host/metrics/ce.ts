@@ -63,7 +63,8 @@ export function peerUp(p: PeerStatus): boolean {
 }
 
 type Labels = Record<string, string>;
-type Set = (labels: Labels, value: number) => void;
+/** Adds one sample. */
+type Put = (labels: Labels, value: number) => void;
 
 export class CeMetrics {
   readonly registry = new Registry();
@@ -84,7 +85,7 @@ export class CeMetrics {
     // name, help, type and values), so a scrape costs one push per sample
     // rather than a Counter.inc() with its label validation and hashing each
     // (measured: 124 → 89 ms of CPU per scrape at 1,000 peers; docs/metrics.md).
-    const from = (type: "counter" | "gauge", name: string, help: string, labelNames: string[], fill: (s: Status, set: Set) => void) => {
+    const from = (type: "counter" | "gauge", name: string, help: string, labelNames: string[], fill: (s: Status, set: Put) => void) => {
       const get = async () => {
         const values: { labels: Labels; value: number }[] = [];
         if (this.status) fill(this.status, (labels, value) => void values.push({ labels, value }));
@@ -95,7 +96,7 @@ export class CeMetrics {
     const eachSa = (f: (p: PeerStatus, sa: SaStatus, l: Labels) => void) => (s: Status) => {
       for (const p of s.peers) for (const [sa, direction] of liveSas(p)) f(p, sa, { peer: p.name, direction, spi: spiLabel(sa.spi) });
     };
-    const drops = (c: CounterBlock, l: Labels, set: Set, zeros: boolean) => {
+    const drops = (c: CounterBlock, l: Labels, set: Put, zeros: boolean) => {
       for (const [reason, v] of Object.entries(c.drops)) if (zeros || v > 0) set({ ...l, reason }, v);
     };
     const perPeer = (s: Status, f: (l: Labels, c: CounterBlock[]) => void) => {
@@ -162,7 +163,7 @@ export class CeMetrics {
       for (const k of s.sockets) if (k.kernelDrops !== null) set({ socket: k.name }, k.kernelDrops);
     });
     // IKE (status.ike, present when IKE runs; absent otherwise).
-    const ike = (f: (p: IkePeerView) => number | undefined) => (s: Status, set: Set) => {
+    const ike = (f: (p: IkePeerView) => number | undefined) => (s: Status, set: Put) => {
       for (const p of ikePeers(s)) {
         const v = f(p);
         if (v !== undefined) set({ peer: p.name }, v);
@@ -208,6 +209,22 @@ export class CeMetrics {
     });
     lifecycle.on("needs-rekey", (e) => this.rekeyRequests.inc({ peer: e.peer, direction: e.dir, why: e.why }));
     lifecycle.on("alarm", (e) => this.alarms.inc({ peer: e.peer ?? "" }));
+  }
+
+  /**
+   * `serve()` for `wesp up`: logs where it listens, or why it does not — a
+   * listener that cannot bind leaves the CE forwarding without metrics.
+   */
+  async serveOrLog(listen: MetricsListen | undefined, status: () => Promise<Status>): Promise<MetricsServer | undefined> {
+    if (!listen) return undefined;
+    try {
+      const m = await this.serve(listen, status);
+      this.log?.info(`metrics on ${"path" in listen ? `unix:${m.where}` : `http://${m.where}`}/metrics`);
+      return m;
+    } catch (e) {
+      this.log?.error(`metrics listener: ${(e as Error).message} (metrics off; forwarding goes on)`);
+      return undefined;
+    }
   }
 
   /** The exposition text for one status snapshot; scrapes run one at a time. */
