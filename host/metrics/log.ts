@@ -58,12 +58,29 @@ export const REDACT_PATHS = [
 
 const MAX_DEPTH = 4;
 
+// An IKE SA's id, "SPIi_SPIr" (RFC 7296 §3.1: two 8-byte SPIs, as hex): what
+// an operator matches against `wesp status`. Exactly 16 hex digits, "_", 16
+// more — a shape no key is printed in — so it is kept; `scrub` alone would
+// blank each half (16+ hex digits look like a key to it).
+const IKE_SA_ID = /(?<![0-9A-Za-z_])[0-9a-f]{16}_[0-9a-f]{16}(?![0-9A-Za-z_])/g;
+
+/** `scrub` (host/config/redact.ts) except on IKE SA ids. */
+export function scrubLog(text: string): string {
+  let out = "";
+  let last = 0;
+  for (const m of text.matchAll(IKE_SA_ID)) {
+    out += scrub(text.slice(last, m.index)) + m[0];
+    last = m.index + m[0].length;
+  }
+  return out + scrub(text.slice(last));
+}
+
 /** A copy of `v` safe to log (see the file comment, layer 2). */
 export function clean(v: unknown, depth = 0): unknown {
-  if (typeof v === "string") return scrub(v);
+  if (typeof v === "string") return scrubLog(v);
   if (v === null || typeof v !== "object") return typeof v === "bigint" ? v.toString() : v;
   if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer || v instanceof SharedArrayBuffer) return `[${v.byteLength} bytes]`;
-  if (v instanceof Error) return { name: v.name, message: scrub(v.message), ...("code" in v ? { code: String(v.code) } : {}) };
+  if (v instanceof Error) return { name: v.name, message: scrubLog(v.message), ...("code" in v ? { code: String(v.code) } : {}) };
   if (depth >= MAX_DEPTH) return "[…]";
   if (Array.isArray(v)) return v.slice(0, 100).map((x) => clean(x, depth + 1));
   const out: Record<string, unknown> = {};
@@ -88,7 +105,7 @@ function textLogger(opts: LoggerOptions, level: LogLevel): Logger {
     if (RANK[at] < RANK[level]) return;
     const f = fields ? clean(fields) as LogFields : undefined;
     const tail = f ? Object.entries(f).map(([k, v]) => ` ${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join("") : "";
-    write(`${at === "warn" ? "warning" : opts.name}: ${scrub(msg)}${tail}\n`);
+    write(`${at === "warn" ? "warning" : opts.name}: ${scrubLog(msg)}${tail}\n`);
   };
   return {
     level,
@@ -112,8 +129,8 @@ function jsonLogger(opts: LoggerOptions, level: LogLevel): Logger {
   }, dest);
   const at = (l: LogLevel) => (msg: string, fields?: LogFields) => {
     if (RANK[l] < RANK[level]) return;
-    if (fields) p[l](clean(fields) as object, scrub(msg));
-    else p[l](scrub(msg));
+    if (fields) p[l](clean(fields) as object, scrubLog(msg));
+    else p[l](scrubLog(msg));
   };
   return {
     level,

@@ -13,7 +13,8 @@
 // every line both CEs logged is searched for each SA key: as hex (either
 // case, whole or its first 8 bytes), base64, base64url and raw bytes.
 // A second pair of CEs negotiates its SAs with IKEv2 (PSK): the IKE state is
-// on /metrics, the SAs IKE installed are counted, and the PSK is in no log.
+// on /metrics, the SAs IKE installed are counted, and the PSK is in no log;
+// ceB's metrics port is taken by another process: it logs that and forwards.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -246,6 +247,12 @@ describe("CE metrics and logs: /metrics equals wesp status, hostile requests, no
     const docA: any = ikeNode(dir, "ceA", ADDR.ceAwan.v4, ["10.1.0.0/24"], [{ name: "ceB", address: ADDR.ceBwan.v4, prefixes: ["10.2.0.0/24"], initiate: true, encap: "udp", psk }]);
     const docB: any = ikeNode(dir, "ceB", ADDR.ceBwan.v4, ["10.2.0.0/24"], [{ name: "ceA", address: ADDR.ceAwan.v4, prefixes: ["10.1.0.0/24"], initiate: false, encap: "udp", psk }]);
     docA.node.metrics = { listen: metricsA };
+    // ceB's metrics port is taken: wesp up says so and forwards without metrics.
+    docB.node.metrics = { listen: "127.0.0.1:9469" };
+    const squatter = s.ceB.spawn(["/usr/bin/python3", "-c", "import socket, time\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('127.0.0.1', 9469)); s.listen()\nprint('held', flush=True)\ntime.sleep(600)"]);
+    // (SO_REUSEADDR: the first test's scrape may have left 127.0.0.1:9469 in TIME_WAIT.)
+    await waitFor(() => /held/.test(squatter.stdout) || !squatter.running, "a process holding ceB's 127.0.0.1:9469");
+    assert.ok(squatter.running, `the port holder: ${squatter.stderr}`);
     const cfgA = writeConfig(dir, "ike-metrics-a.json", docA), cfgB = writeConfig(dir, "ike-metrics-b.json", docB);
     const up = async (ns: Sites["ceA"], args: string[]): Promise<Spawned> => {
       const p = ns.spawn([process.execPath, WESP_BIN, "up", ...args]);
@@ -257,6 +264,7 @@ describe("CE metrics and logs: /metrics equals wesp status, hostile requests, no
     const pa = await up(s.ceA, ["--log-format", "json", "--log-level", "debug", cfgA]);
     const st = await ikeUp(join(dir, "ceA.sock"), "ceB", 60_000);
     const child = ikeOf(st, "ceB").childSas[0];
+    assert.match(pb.stderr, /^wesp up: metrics listener: .*EADDRINUSE.* \(metrics off; forwarding goes on\)$/m);
     const e = await scrape(metricsA);
     assert.equal(value(e, "wesp_ike_up", { peer: "ceB" }), 1);
     assert.equal(value(e, "wesp_ike_state", { peer: "ceB", state: "up" }), 1);
@@ -267,7 +275,8 @@ describe("CE metrics and logs: /metrics equals wesp status, hostile requests, no
     assert.equal(value(e, "wesp_sa_live", { peer: "ceB", direction: "out", spi: spiLabel(child.spiOut) }), 1, "the negotiated outbound SA, by its SPI");
     assert.ok(value(e, "wesp_sa_installs_total", { peer: "ceB", direction: "out" })! >= 1, "IKE's SAs counted as installed");
     assert.equal(value(e, "wesp_peer_up", { peer: "ceB" }), 1);
-    await Promise.all([pa.stop("SIGTERM", 10_000), pb.stop("SIGTERM", 10_000)]);
+    await Promise.all([pa.stop("SIGTERM", 10_000), pb.stop("SIGTERM", 10_000), squatter.stop("SIGKILL")]);
+    assert.equal(pb.exitCode, 0, "ceB ran and stopped cleanly without its metrics");
     const logs = [pa.stdout, pa.stderr, pb.stdout, pb.stderr].join("\n");
     assert.ok(logs.length > 0);
     const raw = Buffer.from(psk, "base64");

@@ -7,7 +7,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { createLogger, parseLogOptions, type LogFormat } from "../../host/metrics/log.ts";
+import { createLogger, parseLogOptions, scrubLog, type LogFormat } from "../../host/metrics/log.ts";
 import { CeMetrics } from "../../host/metrics/ce.ts";
 import { parseListen } from "../../host/config/listen.ts";
 import { ConfigError, parseConfig } from "../../host/config/load.ts";
@@ -60,6 +60,16 @@ describe("logger: no key material reaches a log", () => {
       }
     });
   }
+
+  test("IKE SA ids (SPIi_SPIr) stay readable; anything else key-shaped does not", () => {
+    const id = "0123456789abcdef_fedcba9876543210";
+    assert.equal(scrubLog(`IKE SA ${id} established`), `IKE SA ${id} established`);
+    const key = randomBytes(32).toString("hex");
+    for (const t of [key, `${key}_${key}`, `${id}0`, `0${id}`, `${id}_0123456789abcdef`, `x${id}`, "0123456789abcdef0123"]) {
+      assert.match(scrubLog(`a ${t} b`), /\[redacted\]/, t);
+      assert.ok(!scrubLog(`a ${t} b`).includes(key.slice(0, 16)), t);
+    }
+  });
 
   test("text lines are the ones wesp always printed; levels filter", () => {
     const { log, lines } = capture("text", "info");
