@@ -27,8 +27,8 @@ import { formatCoreAddr, parseAddress, coreAddr } from "../config/addr.ts";
 import type { Config, PeerConfig } from "../config/model.ts";
 import { Forwarder, ForwarderError, type ForwarderOptions } from "../pipeline/forwarder.ts";
 import type { HostPacket } from "../pipeline/pipeline.ts";
-import type { IkePeerStatus, Status } from "../pipeline/status.ts";
-import type { ApplyReport, SaLifecycle } from "../sa/lifecycle.ts";
+import type { IkePeerStatus, Status } from "../control/status.ts";
+import { FIXED_NODE_FIELDS, type ApplyReport, type SaLifecycle } from "../sa/lifecycle.ts";
 import { IkeEndpoint } from "./endpoint.ts";
 import { IkeManager, managedPeer, type ManagedPeer, type ManagerEvent } from "./manager.ts";
 import { IkeTransport } from "./transport.ts";
@@ -95,6 +95,8 @@ const SPI_QUARANTINE_MS = 10 * 60_000;
 
 export class IkeRuntime {
   private dp?: DataPlane;
+  /** The config running now (the data plane's own `config` is the one it started with). */
+  private config?: Config;
   private stopped = false;
   private endpoint?: IkeEndpoint;
   private manager?: IkeManager;
@@ -151,6 +153,7 @@ export class IkeRuntime {
     }, (e) => this.onIkeEvent(e));
     this.endpoint = endpoint;
     this.manager = manager;
+    this.config = config;
     await this.transport.start();
     this.staticSpis = staticSpis(config);
     for (const p of config.peers) if (p.ike) this.add(config, p);
@@ -164,9 +167,11 @@ export class IkeRuntime {
    */
   async apply(config: Config): Promise<ApplyReport> {
     const dp = this.need();
+    const old = this.config!;
+    // a node field only a restart can change: the data plane refuses the whole reload; IKE stays as it is
+    if (FIXED_NODE_FIELDS.some((f) => JSON.stringify(config.node[f]) !== JSON.stringify(old.node[f]))) return dp.lifecycle.apply(config);
     const next = new Map(config.peers.filter((p) => p.ike).map((p) => [p.name, p]));
     const down = [...this.peers.keys()].filter((n) => !next.has(n) || fingerprint(config, next.get(n)!) !== this.peers.get(n)!.fingerprint);
-    const old = dp.config;
     for (const n of down) await this.remove(n);
     let report: ApplyReport;
     try {
@@ -175,8 +180,9 @@ export class IkeRuntime {
       for (const n of down) this.add(old, old.peers.find((p) => p.name === n)!);
       throw e;
     }
+    this.config = config;
     this.staticSpis = staticSpis(config);
-    await this.transport!.start(); // the IKE port on addresses new to the config
+    await this.transport!.start(this.addresses(config)); // the IKE port on addresses new to IKE
     for (const p of next.values()) if (!this.peers.has(p.name)) this.add(config, p);
     if (down.length) this.log(`ike: restarted or removed peers [${down.join(", ")}]`);
     return report;

@@ -85,10 +85,13 @@ export class IkeTransport {
     return `${address}|${port}`;
   }
 
-  /** Binds the IKE port (and the NAT-T port unless the data plane carries it) on every address not bound yet. */
-  async start(): Promise<void> {
+  /**
+   * Binds the IKE port (and the NAT-T port unless the data plane carries it) on every
+   * address of the options, and of `more`, not bound yet.
+   */
+  async start(more: readonly string[] = []): Promise<void> {
     this.closed = false;
-    const addresses = typeof this.opts.address === "string" ? [this.opts.address] : this.opts.address;
+    const addresses = [...(typeof this.opts.address === "string" ? [this.opts.address] : this.opts.address), ...more];
     const ports = this.opts.natt ? [this.opts.ports.ike] : [this.opts.ports.ike, this.opts.ports.natt];
     for (const address of addresses) for (const port of ports) if (!this.sockets.has(this.key(address, port))) await this.bind(address, port);
   }

@@ -44,7 +44,7 @@ export interface SaSink {
 }
 
 /** Node fields a running instance cannot change (they shape the TUN, sockets and core). */
-const FIXED_NODE_FIELDS = ["name", "wan", "tun", "control", "workers", "stateDir"] as const;
+export const FIXED_NODE_FIELDS = ["name", "wan", "tun", "control", "workers", "stateDir"] as const;
 
 export class ReloadRefused extends Error {
   constructor(message: string) {

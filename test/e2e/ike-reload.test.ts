@@ -1,4 +1,5 @@
 // Issue 7: `wesp reload` of IKEv2 peers, two CEs from `wesp up` (forwarder-util.ts's lab):
+//   0. a reload refused for a node field that needs a restart leaves IKE alone;
 //   1. both sides' `ike` block changes (another ESP proposal): the peer's IKE restarts
 //      (DELETE, SAs removed) and the new CHILD_SA uses the new proposal; traffic flows;
 //   2. the peer removed from ceA: ceA sends a DELETE, both data planes drop the SAs;
@@ -39,14 +40,24 @@ async function reloads(s: Sites): Promise<void> {
   };
   try {
     const first = ikeOf(await ikeUp(sockA, "ceB"), "ceB").childSas[0];
+    // 0. a reload the data plane refuses (a node field only a restart changes, with an ike change beside it): IKE is left alone
+    const refused = doc("A", [peer("A", "aes256gcm16")]) as { node: { tun: { mtu: number } } };
+    refused.node.tun.mtu = 1300;
+    writeConfig(dir, "reload-a.json", refused);
+    const no = await wesp("reload", "--control", sockA);
+    assert.notEqual(no.code, 0);
+    assert.match(no.stderr, /node\.tun changed/);
+    const spis = (c: { spiIn: number; spiOut: number }[]) => c.map((x) => [x.spiIn, x.spiOut]);
+    assert.deepEqual(spis(ikeOf(await status(sockA), "ceB").childSas), spis([first]), "the same CHILD_SA, untouched");
+    assert.doesNotMatch(b.stderr, /deleted by the peer/);
     // 1. both sides' ike block changes (another ESP proposal): the peer restarts, the new CHILD_SA uses it
     writeConfig(dir, "reload-b.json", doc("B", [peer("B", "aes256gcm16")]));
     writeConfig(dir, "reload-a.json", doc("A", [peer("A", "aes256gcm16")]));
     await reload(sockB);
+    await waitFor(() => /IKE SA \S+ deleted by the peer/.test(a.stderr), "the restart begins with ceB's DELETE to ceA", 5000);
     await reload(sockA);
     const st = await ikeUp(sockA, "ceB", 30_000, (c) => c.spiIn === first.spiIn);
     assert.equal(st.peers.find((p: any) => p.name === "ceB").suite, "aes-256-gcm", "negotiated afresh with the new proposal");
-    assert.match(b.stderr, /IKE SA \S+ deleted by the peer/, "the restart began with a DELETE");
     await ikeUp(sockB, "ceA");
     assert.deepEqual(await s.hostA.ping(ADDR.hostB.v4, 3), { sent: 3, received: 3 });
     // 2. the peer removed from ceA: DELETE, its SAs gone on both sides
