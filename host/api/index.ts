@@ -13,10 +13,10 @@ import type { Config, ConfigIssue } from "../config/model.ts";
 import { selftest, DEFAULT_VECTORS } from "../core/selftest.ts";
 import { ForwarderError, type Forwarder } from "../pipeline/forwarder.ts";
 import { startWithIke, statusWithIke, type IkeRuntime } from "../ike/runtime.ts";
-import type { Status } from "../pipeline/status.ts";
+import type { Status } from "../control/status.ts";
 import type { ApplyReport, SaLifecycleEvents } from "../sa/lifecycle.ts";
 
-export type { Status } from "../pipeline/status.ts";
+export type { Status } from "../control/status.ts";
 export type { ApplyReport } from "../sa/lifecycle.ts";
 export type { SaEvent } from "../sa/spec.ts";
 export type { ConfigIssue } from "../config/model.ts";

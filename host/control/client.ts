@@ -1,6 +1,6 @@
 // Client side of the control socket (server.ts): one request, one JSON answer.
 import { createConnection } from "node:net";
-import type { Status } from "../pipeline/status.ts";
+import type { Status } from "./status.ts";
 
 /** No instance answers on the socket (missing file, nobody listening). */
 export class NotRunningError extends Error {

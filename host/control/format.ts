@@ -1,7 +1,7 @@
 // `wesp status` as text: one block per peer, one line per SA, then the global
 // and host counters. Drop reasons that are zero are left out of the text (the
 // --json form has every one).
-import type { CounterBlock, IkePeerStatus, SaStatus, Status } from "../pipeline/status.ts";
+import type { CounterBlock, IkePeerStatus, SaStatus, Status } from "./status.ts";
 
 const hex = (spi: number) => "0x" + spi.toString(16).padStart(8, "0");
 

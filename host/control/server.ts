@@ -8,7 +8,7 @@
 // `{"cmd":"status"}` or `{"cmd":"reload"}`; the server answers one JSON line and
 // closes: `{"ok":true,"status":{…}}` / `{"ok":true,"result":{…}}` or
 // `{"ok":false,"error":"…"}`. The status is
-// counters and identities only (host/pipeline/status.ts): no key material
+// counters and identities only (host/control/status.ts): no key material
 // ever reaches this module.
 import { createServer, createConnection, type Server, type Socket } from "node:net";
 import { closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, unlinkSync } from "node:fs";

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { exec, waitFor, type Lab, type LabProcess } from "./lab.ts";
 import { NS, type Site, type SiteId } from "./plan.ts";
 import type { DemoConfigs } from "./configs.ts";
-import type { Status } from "../pipeline/status.ts";
+import type { Status } from "../control/status.ts";
 import { formatStatus } from "../control/format.ts";
 
 export const WESP = fileURLToPath(new URL("../../bin/wesp.js", import.meta.url));

@@ -12,7 +12,7 @@ import { natMappings, type NatMapping } from "./nat.ts";
 import { judge, type Check } from "./checks.ts";
 import * as say from "./report.ts";
 import { NS, SITES, type SiteId } from "./plan.ts";
-import type { Status } from "../pipeline/status.ts";
+import type { Status } from "../control/status.ts";
 import { ALL_TOOLS, DEMO_TOOLS, type DemoTools } from "./tools.ts";
 
 export interface DemoOptions {

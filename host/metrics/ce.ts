@@ -1,7 +1,7 @@
 // A CE's Prometheus metrics (docs/metrics.md lists every one).
 //
 // Everything is read on scrape from the forwarder's `status()` — the same
-// snapshot `wesp status --json` prints (host/pipeline/status.ts) — when
+// snapshot `wesp status --json` prints (host/control/status.ts) — when
 // prom-client's registry asks each metric for its values: nothing runs per
 // packet, and one scrape is one status snapshot, so its numbers agree. The only
 // state kept here is a count of SA lifecycle events (installs, removals,
@@ -13,7 +13,7 @@
 // series appear only for reasons that counted something; the global ones
 // for every reason, zeros included.
 import { Counter, Registry, collectDefaultMetrics, type Metric } from "prom-client";
-import type { CounterBlock, PeerStatus, SaStatus, Status } from "../pipeline/status.ts";
+import type { CounterBlock, PeerStatus, SaStatus, Status } from "../control/status.ts";
 import type { SaLifecycle } from "../sa/lifecycle.ts";
 import type { MetricsListen } from "../config/model.ts";
 import type { Logger } from "./log.ts";
@@ -23,7 +23,7 @@ import { MetricsServer } from "./http.ts";
 export const spiLabel = (spi: number) => `0x${(spi >>> 0).toString(16).padStart(8, "0")}`;
 
 /**
- * An IKE peer as status.ike carries it (host/pipeline/status.ts IkePeerStatus,
+ * An IKE peer as status.ike carries it (host/control/status.ts IkePeerStatus,
  * present when the config has IKE peers). Read field by field, each checked:
  * a status without IKE, or of another shape, just gives no IKE series.
  */

@@ -21,7 +21,7 @@ import { Worker } from "node:worker_threads";
 import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
 import type { Config } from "../config/model.ts";
-import type { Status, WorkerStatus } from "./status.ts";
+import type { Status, WorkerStatus } from "../control/status.ts";
 import type { HostPacket } from "./pipeline.ts";
 import { SaLifecycle } from "../sa/lifecycle.ts";
 import type { PeerSpec, SaEvent } from "../sa/spec.ts";

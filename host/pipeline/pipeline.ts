@@ -30,8 +30,8 @@
 // requests and the stop message are never starved, and nothing ever sits in
 // a blocking read (shutdown cannot hang on one).
 import { Core, HEADROOM, KIND, MAX_PACKET, REASON_NAMES, SLOT_SIZE, VERDICT } from "../core/core.ts";
-import type { Tun, TsoCounters, TunOffloads } from "../tun/tun_linux.ts";
-import type { OffloadState } from "../net/native_linux.ts";
+import type { Tun } from "../tun/tun_linux.ts";
+import type { HostCounters, OffloadStatus, SocketRow } from "../control/status.ts";
 import { HOST_STUN } from "../core/abi.ts";
 import type { UdpSocket } from "../net/udp_linux.ts";
 import type { RawSocket } from "../net/raw_linux.ts";
@@ -90,28 +90,6 @@ interface Receiver {
   received: number;
 }
 
-/** One fd's row in status (see Pipeline.sockets). */
-export interface SocketRow {
-  name: string;
-  received: number;
-  sent: number;
-  failed: number;
-  lastErrno: number;
-  unsent: number;
-  truncated: number;
-  /** Datagrams the kernel dropped on a full receive buffer; null for the TUN or when unknown. */
-  kernelDrops: number | null;
-}
-
-/**
- * The offloads each fd negotiated with the kernel, and what they carried
- * (status: a refusal shows as "refused (ERRNO)" and the fd works without).
- */
-export interface OffloadStatus {
-  tun: TunOffloads & TsoCounters;
-  udp: { name: string; gso: OffloadState; gro: OffloadState; trains: number; datagrams: number }[];
-}
-
 /** An IKE datagram that arrived on a WAN port's NAT-T socket (see Pipeline.onHost). */
 export interface HostPacket {
   wanIndex: number;
@@ -125,19 +103,6 @@ export interface HostPacket {
   bytes: Uint8Array;
   /** A STUN message (RFC 8489; assembly/udp_encap.ts), not IKE: sent and received without the marker. */
   stun?: boolean;
-}
-
-export interface HostCounters {
-  tunRead: number;
-  tunWritten: number;
-  sent: number;
-  received: number;
-  toHost: number;
-  icmpTooBig: number;
-  icmpRateLimited: number;
-  fragmented: number;
-  bypassUnsent: number;
-  keepalives: number;
 }
 
 export class Pipeline {

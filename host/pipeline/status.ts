@@ -1,100 +1,14 @@
-// What the control socket reports: counters and identities, never keys.
-// Built by the worker that owns the core (only it may read SA records), as
+// The worker's part of what the control socket reports (its shapes are in
+// host/control/status.ts): counters and identities, never keys. Built by the worker that owns the core (only it may read SA records), as
 // plain JSON-able numbers: 64-bit counters become numbers (exact below 2^53,
 // i.e. for 9 peta-packets).
 //
 // Nothing here touches key material: SaState and Counters carry no key
 // bytes, and the config's keys are not passed in.
 import { totalDrops, type Core, type Counters } from "../core/core.ts";
-import type { Pipeline, HostCounters, OffloadStatus, SocketRow } from "./pipeline.ts";
+import type { Pipeline } from "./pipeline.ts";
+import type { CounterBlock, SaStatus, WorkerStatus } from "../control/status.ts";
 import type { Provisioned } from "./provision.ts";
-
-export interface CounterBlock {
-  packets: number;
-  bytes: number;
-  /** Every drop reason of docs/core.md, including zeros. */
-  drops: Record<string, number>;
-  dropped: number;
-}
-
-export interface SaStatus {
-  spi: number;
-  saId: number;
-  /** Position in the peer's `sas` (inbound; 0 for outbound). */
-  index: number;
-  live: boolean;
-  expired: boolean;
-  /** Outbound: next sequence number; inbound: highest authenticated one. */
-  seq: number;
-  counters: CounterBlock;
-}
-
-export interface PeerStatus {
-  name: string;
-  peerId: number;
-  mode: string;
-  encap: string;
-  suite: string | null;
-  /**
-   * Where the peer's packets go now: learned by NAT-T from its authenticated
-   * inbound packets (RFC 3948 §3.5) when `learned`, else as configured.
-   */
-  address: string;
-  port: number;
-  learned: boolean;
-  /** The peer's address and port as the config gives them. */
-  configured: { address: string; port: number };
-  outbound: SaStatus | null;
-  inbound: SaStatus[];
-}
-
-export type SocketStatus = SocketRow;
-
-export interface WorkerStatus {
-  peers: PeerStatus[];
-  global: { inbound: CounterBlock; outbound: CounterBlock };
-  host: HostCounters;
-  sockets: SocketStatus[];
-  /** TUN TSO and UDP GSO/GRO as negotiated with the kernel (absent from pipelines without real fds). */
-  offloads?: OffloadStatus;
-}
-
-/** One IKEv2 peer (host/ike/runtime.ts); times in seconds, relative to now. */
-export interface IkePeerStatus {
-  name: string;
-  /** up; connecting (an IKE SA being set up); retrying (after a failure); down (not trying); waiting (for the peer to start). */
-  state: "up" | "connecting" | "retrying" | "down" | "waiting";
-  /** The current IKE SA, "SPIi_SPIr" in hex. */
-  ikeSa?: string;
-  role?: "initiator" | "responder";
-  /** The IKE SA's transforms ("aes-gcm-128/prf-sha256/dh-19"). */
-  proposal?: string;
-  natDetected?: boolean;
-  establishedSeconds?: number;
-  ikeRekeyInSeconds?: number;
-  /** Since the peer's last authenticated message (what a liveness check waits on). */
-  lastHeardSeconds?: number;
-  /** Failed set-ups in a row, and whether they raised the alarm (retry.alarm_after). */
-  failures: number;
-  alarm: boolean;
-  retryInSeconds?: number;
-  lastError?: string;
-  /** Our inbound SPI and the peer's, the pair used outbound first. */
-  childSas: { spiIn: number; spiOut: number; rekeyInSeconds?: number }[];
-}
-
-/** The whole answer of the control socket's "status" command. */
-export interface Status extends WorkerStatus {
-  node: string;
-  pid: number;
-  startedAt: string;
-  uptimeSeconds: number;
-  tun: string;
-  workers: number;
-  control: string;
-  /** IKEv2 peers (config `ike`), when there are any. */
-  ike?: IkePeerStatus[];
-}
 
 export function block(c: Counters): CounterBlock {
   const drops: Record<string, number> = {};

@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { formatStatus } from "../../host/control/format.ts";
-import type { IkePeerStatus, Status } from "../../host/pipeline/status.ts";
+import type { IkePeerStatus, Status } from "../../host/control/status.ts";
 
 const zero = { packets: 0, bytes: 0, drops: {}, dropped: 0 };
 const base = {

@@ -13,7 +13,7 @@ import { parseListen } from "../../host/config/listen.ts";
 import { ConfigError, parseConfig } from "../../host/config/load.ts";
 import { configToDoc } from "../helpers/config_mutate.ts";
 import { describeConfig } from "../../host/config/redact.ts";
-import type { Status } from "../../host/pipeline/status.ts";
+import type { Status } from "../../host/control/status.ts";
 import { find, parseExposition, value } from "../helpers/prom.ts";
 
 /** Every encoding of `key` that must not appear in a log. */

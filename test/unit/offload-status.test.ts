@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { constants } from "node:os";
 import { offloadState } from "../../host/net/native_linux.ts";
 import { formatStatus } from "../../host/control/format.ts";
-import type { Status } from "../../host/pipeline/status.ts";
+import type { Status } from "../../host/control/status.ts";
 
 test("offloadState: 0 on, negative off, an errno refused with its name", () => {
   assert.equal(offloadState(0), "on");
