@@ -125,15 +125,16 @@ export async function main(args: string[]): Promise<number> {
     }
   }
   const ctl = new Controller(store, sealer);
-  const api = await startApi({ controller: ctl, tls, ca, host: listen.host, port: listen.port, log, observer: telemetry });
-  log(`serving ${api.url} (store: ${store.kind}; certificate ${tls.certPath}; CA ${join(state, "ca", "ca.pem")}, SHA-256 fingerprint ${colonHex(ca.fingerprint)})`);
-  process.stdout.write(`${api.url}\n`);
-  const metrics = metricsAt && (await telemetry.serve(metricsAt));
-  if (metrics) log(`metrics on ${"path" in metricsAt ? `unix:${metrics.where}` : `http://${metrics.where}`}/metrics`);
+  // STUN first: CEs are told its port with their config (they learn and register their WAN ports, docs/controller.md "STUN").
   const stunAlternate = values["stun-alternate"] as string | undefined;
   if (stunAlternate !== undefined && !stunAt) throw new UsageError("--stun-alternate needs STUN on (not --stun off)");
   const stun = stunAt && (await startStun({ ...stunAt, alternate: stunAlternate }, stunArg !== undefined || stunAlternate !== undefined, log));
   if (stun) telemetry.stun(stun.counters);
+  const api = await startApi({ controller: ctl, tls, ca, host: listen.host, port: listen.port, log, observer: telemetry, stunPort: stun ? stun.address.port : undefined });
+  log(`serving ${api.url} (store: ${store.kind}; certificate ${tls.certPath}; CA ${join(state, "ca", "ca.pem")}, SHA-256 fingerprint ${colonHex(ca.fingerprint)})`);
+  process.stdout.write(`${api.url}\n`);
+  const metrics = metricsAt && (await telemetry.serve(metricsAt));
+  if (metrics) log(`metrics on ${"path" in metricsAt ? `unix:${metrics.where}` : `http://${metrics.where}`}/metrics`);
 
   await new Promise<void>((done) => {
     const stop = () => done();

@@ -8,6 +8,8 @@
 //   GET  /v1/ce/events       (mTLS) server-sent events: "hello", then "change"
 //                            whenever the CE's VPN changes (§3.5 notify-then-pull)
 //   POST /v1/ce/certificate  (mTLS) { csr } → a renewed certificate
+//   PUT  /v1/ce/wan/{port}   (mTLS) { publicAddress, publicPort, natType? }:
+//                            what STUN told the CE of its own port (ce_wan.ts)
 //
 // A CE authenticates with the client certificate the CA issued it: the TLS
 // layer checks its chain, validity and the CRL; then the store says whether
@@ -22,6 +24,7 @@ import { colonHex } from "../../util/pki.ts";
 import type { Controller } from "../controller.ts";
 import { StoreError, type Change } from "../store/model.ts";
 import { HttpError, readBody } from "./server.ts";
+import { WAN_ROUTE, registerWan } from "./ce_wan.ts";
 
 /** Seconds between SSE keepalive comments; a CE that hears nothing for three of them reconnects. */
 export const SSE_KEEPALIVE_S = 15;
@@ -60,6 +63,8 @@ export class CeApi {
     private readonly log: (line: string) => void,
     /** Called with a new CRL whenever the revoked serials change (the server reloads its TLS context). */
     private readonly onCrl: (crl: string) => void,
+    /** The UDP port of the controller's STUN responder, told to CEs with their config (they use the API's host). */
+    private readonly stunPort?: number,
   ) {
     this.unwatch = ctl.store.watch((c) => this.changed(c));
     this.keepalive = setInterval(() => {
@@ -117,7 +122,8 @@ export class CeApi {
         allow("GET");
         const who = await this.authenticate(req, path);
         const v = await this.ctl.store.getVpn(who.vpn);
-        return [200, { vpn: who.vpn, site: who.site, version: v?.version ?? 0, config: await this.ctl.configFor(who.vpn, who.site) }];
+        const stun = this.stunPort ? { stun: { port: this.stunPort } } : {};
+        return [200, { vpn: who.vpn, site: who.site, version: v?.version ?? 0, ...stun, config: await this.ctl.configFor(who.vpn, who.site) }];
       }
       case "/v1/ce/events": {
         allow("GET");
@@ -139,6 +145,11 @@ export class CeApi {
         return [201, { certificate: c.pem, ca: this.ca.pem, notAfter: c.notAfter }];
       }
       default:
+        if (path.startsWith(WAN_ROUTE)) {
+          allow("PUT");
+          const who = await this.authenticate(req, path);
+          return registerWan(this.ctl, who, path, await readBody(req), this.log);
+        }
         throw new HttpError(404, "no-route", "no such resource");
     }
   }

@@ -42,6 +42,8 @@ export interface ApiOptions {
   log?: (line: string) => void;
   /** Told of every request and connection (host/metrics/controller.ts). */
   observer?: ApiObserver;
+  /** The UDP port CEs reach the controller's STUN responder on (same host as the API); none when off. */
+  stunPort?: number;
 }
 
 export interface RunningApi {
@@ -242,7 +244,7 @@ export async function startApi(opts: ApiOptions): Promise<RunningApi> {
   // check it against the CA and its CRL; refusals are answered by ce_api.ts.
   const secure = (crl: string): ServerOptions => ({ ...base, requestCert: true, rejectUnauthorized: false, ca: opts.ca!.pem, crl });
   let server: Server | undefined;
-  const ce = opts.ca ? new CeApi(opts.controller, opts.ca, log, (crl) => server?.setSecureContext(secure(crl))) : undefined;
+  const ce = opts.ca ? new CeApi(opts.controller, opts.ca, log, (crl) => server?.setSecureContext(secure(crl)), opts.stunPort) : undefined;
   server = createServer(ce ? secure(await ce.currentCrl()) : base, (req, res) => {
     handle(req, res, opts.controller, log, ce).catch(() => send(res, 500, { error: { code: "internal", message: "internal error" } }));
   });
