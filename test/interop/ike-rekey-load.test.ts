@@ -15,11 +15,17 @@
 // TCP transfer's SHA-256 at the receiver equals the sender's, the rekeys counted
 // from wesp's own log (each new CHILD_SA names the SPI it replaces, each IKE SA
 // rekey the new SA), and at the end charon lists the CHILD_SA wesp sends on.
+// A failure says where a gap fell (the counter is the second it was sent in), when
+// wesp logged each rekey and DELETE, and what the kernels dropped: charon's UDP
+// socket keeps the default receive buffer (strongSwan has no setting for it and
+// net.core.rmem_default cannot be raised in a namespace here), so a CPU shared with
+// other work can overflow it, away from any rekey ("ceR udp rcvbuf").
 import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { waitFor, type Netns, type Spawned } from "../helpers/netns.ts";
+import { waitFor, type Spawned } from "../helpers/netns.ts";
+import { status } from "../e2e/forwarder-util.ts";
 import { ikeNode, ikeUp, writeConfig } from "../e2e/ike-util.ts";
 import { received, sentCount, streamReceiver, streamSender } from "../e2e/lifecycle-util.ts";
 import { PSK, sameChild, startCharon, type IkeCase } from "./ike-lab.ts";
@@ -29,7 +35,7 @@ import { wespUp } from "./wesp-peer.ts";
 /** Datagrams per second of each of the two streams. */
 const PPS = 1000;
 /** TCP payload per second of the paced transfer. */
-const TCP_RATE = 512 << 10;
+const TCP_RATE = 256 << 10;
 const TCP_PORT = 5301;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -62,7 +68,19 @@ print("sent %d %s" % (n, h.hexdigest()), flush=True)
 interface Load {
   stop(): Promise<{ lr: Tally; rl: Tally; tcp: { sent: string; got: string } }>;
 }
-interface Tally { sent: number; count: number; distinct: number; max: number }
+interface Tally { sent: number; count: number; distinct: number; max: number; /** Counters reached when a gap first showed: where loss happened. */ gapsAt: number[] }
+
+/** From a receiver's "rx COUNT DISTINCT MAX" lines: the highest counter each time more were missing than before. */
+function gapsAt(rx: Spawned): number[] {
+  const out: number[] = [];
+  let missing = 0;
+  for (const m of rx.stdout.matchAll(/rx (\d+) (\d+) (\d+)/g)) {
+    const now = Number(m[3]) - Number(m[2]);
+    if (now > missing) out.push(Number(m[3]));
+    missing = Math.max(missing, now);
+  }
+  return out.slice(0, 10);
+}
 
 /** Two numbered streams (siteL → siteR, siteR → siteL) and the paced TCP transfer siteL → siteR, started and flowing. */
 async function startLoad(t: Topo, tag: string): Promise<Load> {
@@ -90,7 +108,7 @@ async function startLoad(t: Topo, tag: string): Promise<Load> {
           if (now !== last) (quiet = 0), (last = now);
           await sleep(100);
         }
-        const tally = (tx: Spawned, rx: Spawned): Tally => ({ sent: sentCount(tx), ...received(rx) });
+        const tally = (tx: Spawned, rx: Spawned): Tally => ({ sent: sentCount(tx), ...received(rx), gapsAt: gapsAt(rx) });
         return {
           lr: tally(txL, rxR),
           rl: tally(txR, rxL),
@@ -103,13 +121,20 @@ async function startLoad(t: Topo, tag: string): Promise<Load> {
   };
 }
 
-/** UDP datagrams each namespace's kernel dropped for a full receive buffer (/proc/net/snmp, per namespace): a CPU too busy, not a rekey. */
-async function rcvbufErrors(t: Topo): Promise<Record<string, number>> {
+/**
+ * What the kernel dropped in each namespace: UDP datagrams for a full receive buffer
+ * (/proc/net/snmp RcvbufErrors) and packets per interface (a TUN whose reader fell
+ * behind drops at its queue): a CPU too busy to keep up, not a rekey.
+ */
+async function kernelDrops(t: Topo): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const [name, ns] of Object.entries({ ceL: t.ceL, ceR: t.ceR, siteL: t.siteL, siteR: t.siteR })) {
     const [head, vals] = (await ns.run(["cat", "/proc/net/snmp"])).split("\n").filter((l) => l.startsWith("Udp:"));
     const k = head.split(/\s+/).indexOf("RcvbufErrors");
-    out[name] = Number(vals.split(/\s+/)[k]);
+    if (Number(vals.split(/\s+/)[k])) out[`${name} udp rcvbuf`] = Number(vals.split(/\s+/)[k]);
+    for (const l of JSON.parse(await ns.run(["ip", "-s", "-j", "link", "show"])) as { ifname: string; stats64: Record<"rx" | "tx", { dropped: number }> }[]) {
+      for (const d of ["rx", "tx"] as const) if (l.stats64[d].dropped) out[`${name} ${l.ifname} ${d}`] = l.stats64[d].dropped;
+    }
   }
   return out;
 }
@@ -136,18 +161,28 @@ async function rekeyUnderLoad(tc: TestContext, t: Topo, c: IkeCase, ike: Record<
     await ikeUp(sock, "charon");
     const t0 = Date.now();
     load = await startLoad(t, c.name);
-    await sleep(seconds * 1000);
+    // when wesp logged each rekey and DELETE, in seconds since the load started: where a gap falls (counter / PPS)
+    const timeline: string[] = [];
+    for (let seen = w.stderr.length; Date.now() - t0 < seconds * 1000; await sleep(100)) {
+      const lines = w.stderr.slice(seen).split("\n").filter((l) => /rekey|deleted/.test(l));
+      seen = w.stderr.length;
+      for (const l of lines) timeline.push(`${((Date.now() - t0) / 1000).toFixed(1)} s ${l.replace(/^.*peer charon: /, "")}`);
+    }
     const r = await load.stop();
     load = undefined;
     const took = (Date.now() - t0) / 1000;
     const n = rekeys(w.stderr);
-    const drops = await rcvbufErrors(t);
+    const drops = await kernelDrops(t);
     const loss = (x: Tally) => ({ lost: x.sent - x.distinct, duplicated: x.count - x.distinct });
-    tc.diagnostic(`${took.toFixed(0)} s of load: ${n.child} CHILD_SA rekeys, ${n.ike} IKE SA rekeys; L→R ${JSON.stringify({ ...r.lr, ...loss(r.lr) })}; R→L ${JSON.stringify({ ...r.rl, ...loss(r.rl) })}; TCP ${r.tcp.sent.split(" ")[0]} bytes; UDP receive-buffer drops ${JSON.stringify(drops)}`);
+    tc.diagnostic(`${took.toFixed(0)} s of load: ${n.child} CHILD_SA rekeys, ${n.ike} IKE SA rekeys; L→R ${JSON.stringify({ ...r.lr, ...loss(r.lr) })}; R→L ${JSON.stringify({ ...r.rl, ...loss(r.rl) })}; TCP ${r.tcp.sent.split(" ")[0]} bytes; kernel drops ${JSON.stringify(drops)}`);
     assert.ok(existsSync(sock) && w.running, `wesp up still runs: ${w.stderr.slice(-2000)}`);
     for (const [what, x] of [["siteL → siteR", r.lr], ["siteR → siteL", r.rl]] as const) {
       assert.ok(x.sent > PPS * seconds * 0.5, `${what}: the stream ran (${x.sent} sent)`);
-      assert.deepEqual(loss(x), { lost: 0, duplicated: 0 }, `${what}: every datagram exactly once (${JSON.stringify(x)})\n${w.stderr.slice(-3000)}`);
+      const l = loss(x);
+      if (l.lost || l.duplicated) {
+        const dp = JSON.stringify((await status(sock)).global);
+        assert.fail(`${what}: ${l.lost} lost, ${l.duplicated} duplicated (${JSON.stringify(x)}; a counter / ${PPS} is the second of the load it was sent in)\n${timeline.join("\n")}\nwesp's data-plane drops ${dp}`);
+      }
     }
     assert.match(r.tcp.sent, /^\d+ [0-9a-f]{64}$/, "the TCP sender finished");
     assert.equal(r.tcp.got, r.tcp.sent, "TCP: bytes and SHA-256 at the receiver equal the sender's");
