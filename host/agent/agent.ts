@@ -16,6 +16,10 @@
 // - Site removed or certificate revoked (403 site-removed / certificate-
 //   revoked): every peer is removed (the lifecycle zeroes their keys), the
 //   saved config, key and certificate are shredded, and the agent stops (§3.6).
+// - NAT (issue 8 item 5): once the data plane runs, each Internet-facing WAN
+//   port's public address and port are learned with STUN through it and
+//   registered with the controller when they change (wan_register.ts) — at
+//   start, every `wanMs`, and after each applied config.
 import { X509Certificate } from "node:crypto";
 import { parseConfig } from "../config/load.ts";
 import type { Config } from "../config/model.ts";
@@ -23,6 +27,8 @@ import type { ApplyReport } from "../sa/lifecycle.ts";
 import { CeClient, ControllerError } from "./ce_client.ts";
 import { renew } from "./enrol.ts";
 import type { AgentState, Enrolment, SavedConfig } from "./state.ts";
+import type { StunDataPlane } from "../net/stun_client.ts";
+import { WanRegistrar } from "./wan_register.ts";
 
 /** The node fields the CE decides for itself (docs/config.md `node`), merged over the controller's. */
 export interface LocalNode {
@@ -49,6 +55,8 @@ export interface AgentOptions {
   pollMs?: number;
   /** Reconnect backoff: first delay and ceiling (default 500 ms, 30 s). */
   backoffMs?: [number, number];
+  /** Learn and register the WAN ports' public side this often (default 60 s). */
+  wanMs?: number;
   log: (line: string) => void;
 }
 
@@ -65,6 +73,8 @@ interface ConfigAnswer {
   vpn: string;
   site: string;
   version: number;
+  /** The controller's STUN responder: its API host, this UDP port. */
+  stun?: { port?: unknown };
   config: Record<string, unknown>;
 }
 
@@ -78,6 +88,9 @@ export class Agent {
   private push?: { close(): void };
   private timers = new Set<NodeJS.Timeout>();
   private failures = 0;
+  private running?: Config;
+  private stunPort?: number;
+  private wan?: WanRegistrar;
   /** Resolves when the controller removed this site (after its state was dropped). */
   readonly removed: Promise<string>;
   private onRemoved: (why: string) => void = () => {};
@@ -103,6 +116,8 @@ export class Agent {
       if (!r || typeof r.config !== "object" || r.config === null || typeof r.version !== "number") {
         throw new ControllerError(0, "bad-response", "the config answer has no config");
       }
+      const sp = r.stun?.port;
+      this.stunPort = typeof sp === "number" && Number.isInteger(sp) && sp > 0 && sp < 65536 ? sp : undefined;
       return { version: r.version, config: r.config };
     });
   }
@@ -146,6 +161,7 @@ export class Agent {
   /** Hands the running data plane (started with `first`) to the agent: from now on configs are applied to it. */
   attach(plane: Applier, first: SavedConfig): void {
     this.plane = plane;
+    this.running = this.configOf(first);
     this.appliedText = JSON.stringify(first.config);
     this.opts.state.saveConfig(first);
   }
@@ -158,7 +174,9 @@ export class Agent {
   async apply(saved: SavedConfig, why: string): Promise<ApplyReport | undefined> {
     const text = JSON.stringify(saved.config);
     if (!this.plane || text === this.appliedText) return undefined;
-    const r = await this.plane.apply(this.configOf(saved));
+    const cfg = this.configOf(saved);
+    const r = await this.plane.apply(cfg);
+    this.running = cfg;
     this.appliedText = text;
     this.opts.state.saveConfig(saved);
     this.opts.log(`applied config version ${saved.version} (${why}): added [${r.added.join(", ")}] removed [${r.removed.join(", ")}] changed [${r.changed.join(", ")}] unchanged ${r.unchanged.length}`);
@@ -183,7 +201,7 @@ export class Agent {
       do {
         this.pullAgain = false;
         try {
-          await this.apply(await this.fetch(), why);
+          if (await this.apply(await this.fetch(), why)) void this.registerWan();
           await this.renewIfDue();
         } catch (e) {
           if (isRemoval(e)) return this.drop(e);
@@ -200,6 +218,31 @@ export class Agent {
     poll.unref();
     this.timers.add(poll);
     void this.connect();
+  }
+
+  /**
+   * Learns the WAN ports' public side through `dp` (the running data plane)
+   * and registers changes: now, every `wanMs`, and after each applied config.
+   * Nothing when the controller names no STUN port.
+   */
+  learnWan(dp: StunDataPlane): void {
+    this.wan = new WanRegistrar(dp, this.opts.log);
+    const t = setInterval(() => void this.registerWan(), this.opts.wanMs ?? 60_000);
+    t.unref();
+    this.timers.add(t);
+    void this.registerWan();
+  }
+
+  /** One learn-and-register round (resolves when done; failures are logged, never thrown). */
+  async registerWan(): Promise<void> {
+    if (!this.wan || !this.running || this.stopped) return;
+    if (this.stunPort === undefined) return;
+    try {
+      const host = await WanRegistrar.serverHost(this.opts.enrolment.url);
+      await this.wan.round(this.client, this.running.node.wan, { host, port: this.stunPort });
+    } catch (e) {
+      this.opts.log(`WAN port registration failed: ${(e as Error).message}`);
+    }
   }
 
   private backoff(n: number): number {

@@ -180,6 +180,7 @@ export async function main(args: string[]): Promise<number> {
   const metrics = await telemetry.serveOrLog(metricsAt, () => statusWithIke(f, i));
   info(`node ${config.node.name} (${agent.identity}): forwarding on ${fwd.tunName}, ${config.peers.length} peers, config version ${first.version}, control ${control.path}`);
   agent.start();
+  agent.learnWan(fwd);
   void agent.removed.then(() => wake("removed"));
 
   const why = await stopped;
