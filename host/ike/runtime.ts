@@ -32,6 +32,7 @@ import { FIXED_NODE_FIELDS, type ApplyReport, type SaLifecycle } from "../sa/lif
 import { IkeEndpoint } from "./endpoint.ts";
 import { IkeManager, managedPeer, type ManagedPeer, type ManagerEvent } from "./manager.ts";
 import { IkeTransport } from "./transport.ts";
+import { appendKeyLog, KEYLOG_ENV, keyLogPath } from "./keylog.ts";
 import type { IkeEvent, Path } from "./types.ts";
 
 /** What the runtime needs of the data plane (pipeline/forwarder.ts's Forwarder has it). */
@@ -113,12 +114,15 @@ export class IkeRuntime {
   private readonly log: (line: string) => void;
   private readonly refusedLog = new Map<string, { at: number; suppressed: number }>();
   private readonly ikePort: number;
+  /** WESP_ESP_KEYLOG (keylog.ts): off by default; a debugging aid that writes CHILD_SA keys to a 0600 file. */
+  private readonly keyLog = keyLogPath();
   /** Datagrams that came before `start` or after `stop`, and similar: dropped, counted. */
   readonly counters = new Map<string, number>();
 
   constructor(opts: IkeRuntimeOptions = {}) {
     this.log = opts.log ?? (() => {});
     this.ikePort = opts.ikePort ?? 500;
+    if (this.keyLog) this.log(`warning: ike: ${KEYLOG_ENV} is set: CHILD_SA keys are written to ${this.keyLog} (debugging only; whoever reads it reads the traffic)`);
   }
 
   /** For ForwarderOptions.onHostPacket: an IKE message the data plane took off a NAT-T port. */
@@ -284,6 +288,13 @@ export class IkeRuntime {
         break;
       case "childSaEstablished":
         this.log(`ike: peer ${e.ike}: CHILD_SA in ${hex(e.spiIn)} out ${hex(e.spiOut)} ${e.suite}${e.rekeyOf !== undefined ? ` (rekey of ${hex(e.rekeyOf)})` : ""}${e.redundant ? " redundant" : ""}`);
+        if (this.keyLog) {
+          try {
+            appendKeyLog(this.keyLog, e);
+          } catch (err) {
+            this.log(`ike: ${KEYLOG_ENV}: ${(err as Error).message}`); // an I/O error: its message holds the path, never a key
+          }
+        }
         if (m && e.encap !== (m.peer.ike.forceEncap ? "udp" : "raw")) this.log(`ike: peer ${e.ike}: negotiated ${e.encap} ESP, but the config carries it ${m.peer.ike.forceEncap ? "in UDP" : "raw"} (nat_t / encap)`);
         break;
       case "childSaDeleted": this.log(`ike: peer ${e.ike}: CHILD_SA ${e.spisIn.map(hex).join(", ")} deleted`); break;

@@ -34,8 +34,9 @@ export interface Topo {
   siteR: Netns;
 }
 
-export async function buildTopo(): Promise<Topo> {
-  const lab = new Lab();
+/** `nsPrefix`: a test file's own namespace prefix (default NS_PREFIX, WESP_NS_PREFIX). */
+export async function buildTopo(nsPrefix?: string): Promise<Topo> {
+  const lab = new Lab(nsPrefix);
   const [ceL, ceR, siteL, siteR] = [await lab.ns("ceL"), await lab.ns("ceR"), await lab.ns("siteL"), await lab.ns("siteR")];
   await lab.veth(ceL, "wl", ceR, "wr");
   await ceL.addr("wl", `${WAN_L}/24`);
@@ -58,11 +59,11 @@ export async function buildTopo(): Promise<Topo> {
  * dead runs first) and tears it down after them; call inside `describe`.
  * Returns a getter, since the topology exists only once `before` has run.
  */
-export function useTopo(): () => Topo {
+export function useTopo(nsPrefix?: string): () => Topo {
   let topo: Topo | undefined;
   before(async () => {
     sweepStale();
-    topo = await buildTopo();
+    topo = await buildTopo(nsPrefix);
   });
   after(async () => {
     await topo?.lab.teardown();

@@ -92,6 +92,6 @@ export function wesp(...args: string[]): Promise<ExecResult> {
 }
 
 /** `wesp up CONFIG` inside `ns`, in the foreground; the lab stops it at teardown. */
-export function wespUp(ns: Netns, config: string): Spawned {
-  return ns.spawn([process.execPath, WESP_BIN, "up", config]);
+export function wespUp(ns: Netns, config: string, env?: NodeJS.ProcessEnv): Spawned {
+  return ns.spawn([process.execPath, WESP_BIN, "up", config], env ? { env: { ...process.env, ...env } } : {});
 }
