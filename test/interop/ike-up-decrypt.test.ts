@@ -101,6 +101,10 @@ describe("wesp up against charon, each ESP suite: every ESP frame decrypted with
         const inner = frames.filter((f) => f.nextHeader !== 4 || !sites.includes(`${f.innerSrc}>${f.innerDst}`));
         assert.deepEqual(inner.map((f) => `${f.frame}: nh ${f.nextHeader} ${f.innerSrc}>${f.innerDst}`), [], "every inner packet is IPv4 between the sites");
         for (const spi of [k.spiIn, k.spiOut]) assert.ok(frames.some((f) => f.spi === spi), `frames on SPI ${spi.toString(16)}`);
+        // the control: the same capture with every key's first byte flipped authenticates nothing
+        const flip = (h?: string) => (h ? ((parseInt(h.slice(0, 2), 16) ^ 0xff).toString(16).padStart(2, "0") + h.slice(2)) : h);
+        const wrong = { ...k, keyIn: flip(k.keyIn)!, keyOut: flip(k.keyOut)!, authKeyIn: flip(k.authKeyIn), authKeyOut: flip(k.authKeyOut) };
+        assert.deepEqual((await checkEsp(pcap, espSas(wrong))).filter((f) => f.icv === "good"), [], "wrong keys: no frame authenticates");
       } finally {
         await cap.stop();
         await w.stop("SIGTERM", 10_000);
