@@ -23,10 +23,11 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Lab, run, waitFor, type Netns, type Spawned } from "../helpers/netns.ts";
+import { Lab, waitFor, type Netns, type Spawned } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { assertNoNamespacesLeft } from "./io-util.ts";
 import { WESP_BIN } from "./forwarder-util.ts";
+import { wanBridge } from "./controller-util.ts";
 import { received, sentCount, streamReceiver, streamSender } from "./lifecycle-util.ts";
 
 const CTL = "192.0.2.100";
@@ -42,14 +43,7 @@ describe("controller + zero-touch CEs (enrolment, mTLS, push)", { skip: requireT
   it("3 CEs from tokens alone, a 4th added under a stream, one removed, the controller stopped and back", { timeout: 420_000 }, async () => {
     const lab = new Lab("wcf-");
     try {
-      const sw = await lab.ns("sw");
-      await run(["ip", "-n", sw.name, "link", "add", "br0", "type", "bridge"]);
-      await sw.up("br0");
-      const attach = async (ns: Netns, port: string, addr: string) => {
-        await lab.veth(ns, "wan", sw, port);
-        await sw.ip("link", "set", port, "master", "br0");
-        await ns.addr("wan", `${addr}/24`);
-      };
+      const attach = await wanBridge(lab);
       const ctlNs = await lab.ns("ctl");
       await attach(ctlNs, "pctl", CTL);
       const ce: Netns[] = [];
