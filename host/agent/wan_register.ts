@@ -51,9 +51,9 @@ export class WanRegistrar {
         const key = `${m.publicAddress} ${m.publicPort}`;
         if (this.registered.get(m.wan) === key) continue;
         try {
-          await client.call("PUT", `/v1/ce/wan/${m.wan}`, { publicAddress: m.publicAddress, publicPort: m.publicPort });
+          const r = await client.call<{ changed?: unknown }>("PUT", `/v1/ce/wan/${m.wan}`, { publicAddress: m.publicAddress, publicPort: m.publicPort });
           this.registered.set(m.wan, key);
-          this.log(`WAN port ${m.wan}: registered public ${m.publicAddress}:${m.publicPort}${m.natted ? " (behind a NAT)" : " (no NAT)"}`);
+          this.log(`WAN port ${m.wan}: registered public ${m.publicAddress}:${m.publicPort}${m.natted ? " (behind a NAT)" : " (no NAT)"}${r?.changed === false ? ", as the controller already had it" : ""}`);
         } catch (e) {
           this.log(`WAN port ${m.wan}: registering ${m.publicAddress}:${m.publicPort} failed (${(e as Error).message}); retried next round`);
         }
