@@ -5,7 +5,10 @@
 // the port the config answer names), then PUT /v1/ce/wan/{port} for each port
 // whose mapping differs from what this CE last registered. The controller
 // hands the mapping to the CE's peers (render.ts). A port with no answer is
-// logged once per distinct reason and retried on the next round.
+// logged once per distinct reason and retried on the next round. Every
+// REFRESH_ROUNDS rounds the registrations are sent again even if unchanged
+// (the controller answers `changed: false` and notifies nobody), so an
+// operator's edit or a restored database is corrected within minutes.
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import type { WanPort } from "../config/model.ts";
@@ -13,11 +16,15 @@ import type { StunDataPlane } from "../net/stun_client.ts";
 import { learnWanPorts, type WanMapping } from "../net/stun_wan.ts";
 import type { CeClient } from "./ce_client.ts";
 
+/** Rounds between re-sends of unchanged registrations (10 minutes at the agent's 60 s). */
+export const REFRESH_ROUNDS = 10;
+
 export class WanRegistrar {
   /** wan name → "address port" last registered. */
   private readonly registered = new Map<string, string>();
   private readonly reported = new Map<string, string>();
   private running?: Promise<void>;
+  private rounds = 0;
 
   constructor(
     private readonly dp: StunDataPlane,
@@ -40,6 +47,7 @@ export class WanRegistrar {
     while (this.running) await this.running;
     let out: WanMapping[] = [];
     this.running = (async () => {
+      if (++this.rounds % REFRESH_ROUNDS === 0) this.registered.clear();
       out = await learnWanPorts(this.dp, wans, server, { timeoutMs: this.timeoutMs });
       for (const m of out) {
         if (m.error !== undefined || m.publicAddress === undefined || m.publicPort === undefined) {
