@@ -147,6 +147,7 @@ export async function main(args: string[]): Promise<number> {
     ({ fwd, ike } = await startWithIke(config, {
       log: info,
       onLifecycle: (l) => telemetry.watch(l),
+      onIke: telemetry.ike,
       onFatal: (e) => {
         fatal ??= e;
         wake("error");

@@ -91,6 +91,8 @@ export interface Status extends WorkerStatus {
   control: string;
   /** IKEv2 peers (config `ike`), when there are any. */
   ike?: IkePeerStatus[];
+  /** With `ike`: IKE datagrams and messages dropped or refused since the start, by reason (host/ike/endpoint.ts, transport.ts). */
+  ikeDrops?: Record<string, number>;
 }
 
 /** The pipeline's own counters (host/pipeline/pipeline.ts Pipeline.counters). */

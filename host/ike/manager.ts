@@ -51,7 +51,8 @@ export interface ManagerDeps {
 
 export type ManagerEvent =
   | { type: "up"; peer: string; sa: string }
-  | { type: "down"; peer: string; why: string }
+  /** `failure`: a set-up or an IKE SA failed (counts toward the alarm); else deleted by either side. */
+  | { type: "down"; peer: string; why: string; failure: boolean }
   | { type: "retry"; peer: string; failures: number; inMs: number }
   | { type: "alarm"; peer: string; failures: number; message: string }
   /** The lifecycle refused a list (the worker had no room, …): the SAs stay as they were. */
@@ -302,7 +303,7 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
   private down(s: PeerState, why: string, failure: boolean): void {
     s.current = undefined;
     s.ikeRekeyAt = undefined;
-    this.emit("event", { type: "down", peer: s.peer.name, why });
+    this.emit("event", { type: "down", peer: s.peer.name, why, failure });
     const r = s.peer.retry;
     if (failure) {
       s.failures++;

@@ -48,6 +48,19 @@ export interface IkeRuntimeOptions {
   log?: (line: string) => void;
   /** UDP port of IKE proper on every WAN address, ours and the peers' (default 500, RFC 7296 §2; tests may use another). */
   ikePort?: number;
+  /** What happened to a peer's tunnels, as it happens: for counters (host/metrics/ce.ts). */
+  onIke?: (e: IkeTelemetry) => void;
+}
+
+/**
+ * One thing worth counting per peer, as it happens: an IKE SA up or down, a
+ * failure (a set-up or an IKE SA failed; toward the alarm), the alarm, a
+ * CHILD_SA or IKE SA rekeyed. Refused and dropped messages are counted by
+ * reason in `drops()` instead (most come from no known peer).
+ */
+export interface IkeTelemetry {
+  event: "up" | "down" | "failure" | "alarm" | "child-rekey" | "ike-rekey";
+  peer: string;
 }
 
 /** Retransmission of a peer with liveness checks: given up within `dpd` seconds after the check (§2.1, §2.4). */
@@ -112,6 +125,7 @@ export class IkeRuntime {
     live: new Set((this.manager?.status() ?? []).flatMap((s) => s.children)),
   }));
   private readonly log: (line: string) => void;
+  private readonly onIke: (e: IkeTelemetry) => void;
   private readonly refusedLog = new Map<string, { at: number; suppressed: number }>();
   private readonly ikePort: number;
   /** WESP_ESP_KEYLOG (keylog.ts): off by default; a debugging aid that writes CHILD_SA keys to a 0600 file. */
@@ -121,6 +135,7 @@ export class IkeRuntime {
 
   constructor(opts: IkeRuntimeOptions = {}) {
     this.log = opts.log ?? (() => {});
+    this.onIke = opts.onIke ?? (() => {});
     this.ikePort = opts.ikePort ?? 500;
     if (this.keyLog) this.log(`warning: ike: ${KEYLOG_ENV} is set: CHILD_SA keys are written to ${this.keyLog} (debugging only; whoever reads it reads the traffic)`);
   }
@@ -193,6 +208,15 @@ export class IkeRuntime {
   }
 
   /** Per IKE peer: the state of its IKE SA, failures and alarm, its CHILD_SAs. Times in seconds. */
+  /** IKE datagrams and messages dropped or refused so far, by reason: the endpoint's, the transport's and this runtime's counts. */
+  drops(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const m of [this.endpoint?.counters, this.transport?.counters, this.counters]) {
+      if (m) for (const [k, v] of m) out[k] = (out[k] ?? 0) + v;
+    }
+    return out;
+  }
+
   status(): IkePeerStatus[] {
     const now = Date.now();
     const secs = (ms: number | undefined) => (ms === undefined ? undefined : Math.max(0, Math.round((ms - now) / 1000)));
@@ -295,11 +319,13 @@ export class IkeRuntime {
             this.log(`ike: ${KEYLOG_ENV}: ${(err as Error).message}`); // an I/O error: its message holds the path, never a key
           }
         }
+        if (e.rekeyOf !== undefined && !e.redundant) this.onIke({ event: "child-rekey", peer: e.ike });
         if (m && e.encap !== (m.peer.ike.forceEncap ? "udp" : "raw")) this.log(`ike: peer ${e.ike}: negotiated ${e.encap} ESP, but the config carries it ${m.peer.ike.forceEncap ? "in UDP" : "raw"} (nat_t / encap)`);
         break;
       case "childSaDeleted": this.log(`ike: peer ${e.ike}: CHILD_SA ${e.spisIn.map(hex).join(", ")} deleted`); break;
       case "ikeSaRekeyed":
         this.log(`ike: peer ${e.ike}: IKE SA ${e.sa} rekeyed into ${e.newSa}`);
+        this.onIke({ event: "ike-rekey", peer: e.ike });
         if (m?.established && m.established.sa === e.sa) m.established.sa = e.newSa;
         break;
       case "ikeSaDeleted": this.log(`ike: peer ${e.ike}: IKE SA ${e.sa} deleted${e.byPeer ? " by the peer" : ""}${e.why ? ` (${e.why})` : ""}`); break;
@@ -329,13 +355,22 @@ export class IkeRuntime {
   private onManagerEvent(e: ManagerEvent): void {
     const m = this.peers.get(e.peer);
     switch (e.type) {
-      case "up": this.log(`ike: peer ${e.peer}: up`); break;
+      case "up":
+        this.log(`ike: peer ${e.peer}: up`);
+        this.onIke({ event: "up", peer: e.peer });
+        break;
       case "down":
         if (m) m.lastError = e.why;
         this.log(`ike: peer ${e.peer}: down: ${e.why}`);
+        this.onIke({ event: "down", peer: e.peer });
+        if (e.failure) this.onIke({ event: "failure", peer: e.peer });
         break;
-      case "retry": this.log(`ike: peer ${e.peer}: retry in ${e.inMs / 1000} s (failures in a row: ${e.failures}) at ${new Date(Date.now() + e.inMs).toISOString()}`); break;
-      case "alarm": this.log(`alarm: ike: ${e.message}`); break;
+      case "retry":
+        this.log(`ike: peer ${e.peer}: retry in ${e.inMs / 1000} s (failures in a row: ${e.failures}) at ${new Date(Date.now() + e.inMs).toISOString()}`); break;
+      case "alarm":
+        this.log(`alarm: ike: ${e.message}`);
+        this.onIke({ event: "alarm", peer: e.peer });
+        break;
       case "error": this.log(`ike: peer ${e.peer}: the data plane refused its SAs: ${e.message}`); break;
     }
   }
@@ -382,8 +417,8 @@ function staticSpis(config: Config): Set<number> {
  * (api/index.ts) both start. Rejects with ForwarderError (where "ike" when the
  * IKE port could not be bound; the data plane is stopped again then).
  */
-export async function startWithIke(config: Config, opts: ForwarderOptions & { ikePort?: number } = {}): Promise<{ fwd: Forwarder; ike: IkeRuntime }> {
-  const ike = new IkeRuntime({ log: opts.log, ikePort: opts.ikePort });
+export async function startWithIke(config: Config, opts: ForwarderOptions & Pick<IkeRuntimeOptions, "ikePort" | "onIke"> = {}): Promise<{ fwd: Forwarder; ike: IkeRuntime }> {
+  const ike = new IkeRuntime({ log: opts.log, ikePort: opts.ikePort, onIke: opts.onIke });
   const fwd = await Forwarder.start(config, { ...opts, onHostPacket: ike.onHostPacket });
   try {
     await ike.start(fwd);
@@ -400,5 +435,5 @@ export async function startWithIke(config: Config, opts: ForwarderOptions & { ik
 export async function statusWithIke(fwd: Forwarder, ike: IkeRuntime): Promise<Status> {
   const st = await fwd.status();
   const peers = ike.status();
-  return peers.length ? { ...st, ike: peers } : st;
+  return peers.length ? { ...st, ike: peers, ikeDrops: ike.drops() } : st;
 }

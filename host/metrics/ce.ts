@@ -18,6 +18,7 @@ import type { SaLifecycle } from "../sa/lifecycle.ts";
 import type { MetricsListen } from "../config/model.ts";
 import type { Logger } from "./log.ts";
 import { MetricsServer } from "./http.ts";
+import type { IkeTelemetry } from "../ike/runtime.ts";
 
 /** The SPI as a label: 0x and 8 hex digits, as `wesp status` prints it. */
 export const spiLabel = (spi: number) => `0x${(spi >>> 0).toString(16).padStart(8, "0")}`;
@@ -74,6 +75,7 @@ export class CeMetrics {
   private readonly removals: Counter;
   private readonly rekeyRequests: Counter;
   private readonly alarms: Counter;
+  private readonly ikeEvents: Counter;
   private readonly answers: Counter;
 
   constructor(private readonly log?: Logger) {
@@ -174,6 +176,10 @@ export class CeMetrics {
     from("gauge", "wesp_ike_state", "The peer's IKE state, one series per state, 1 for the current one.", ["peer", "state"], (s, set) => {
       for (const p of ikePeers(s)) if (typeof p.state === "string") for (const st of IKE_STATES) set({ peer: p.name, state: st }, p.state === st ? 1 : 0);
     });
+    from("counter", "wesp_ike_drops_total", "IKE datagrams and messages dropped or refused, by reason (hostile or broken input; no peer label: most come from no known peer).", ["reason"], (s, set) => {
+      const d = (s as { ikeDrops?: unknown }).ikeDrops;
+      if (d && typeof d === "object") for (const [reason, v] of Object.entries(d)) if (typeof v === "number") set({ reason }, v);
+    });
     from("gauge", "wesp_ike_failures", "Failed IKE set-ups in a row (0 once established).", ["peer"], ike((p) => num(p.failures)));
     from("gauge", "wesp_ike_alarm", "1 while the peer's failed set-ups have raised the alarm (retry.alarm_after in a row).", ["peer"], ike((p) => bool(p.alarm)));
     from("gauge", "wesp_ike_child_sas", "CHILD_SA pairs the peer's IKE SA holds.", ["peer"], ike((p) => (Array.isArray(p.childSas) ? p.childSas.length : undefined)));
@@ -185,6 +191,7 @@ export class CeMetrics {
     this.removals = new Counter({ name: "wesp_sa_removals_total", help: "SAs removed, by peer, direction and why (config, lifetime, peer-removed, tunnel-changed, stop).", labelNames: ["peer", "direction", "why"], registers: [r] });
     this.rekeyRequests = new Counter({ name: "wesp_rekey_requests_total", help: "Rekeys the core asked for, by peer, direction and why (soft-lifetime, sequence-exhausted).", labelNames: ["peer", "direction", "why"], registers: [r] });
     this.alarms = new Counter({ name: "wesp_alarms_total", help: "Alarms raised (a person should look), by peer (\"\" when none).", labelNames: ["peer"], registers: [r] });
+    this.ikeEvents = new Counter({ name: "wesp_ike_events_total", help: "What happened to IKE peers' tunnels: up, down, failure (a set-up or IKE SA failed), alarm, child-rekey, ike-rekey; by peer.", labelNames: ["peer", "event"], registers: [r] });
     this.answers = new Counter({ name: "wesp_metrics_requests_total", help: "Requests to this metrics listener, by HTTP status (400: refused by the HTTP parser).", labelNames: ["code"], registers: [r] });
   }
 
@@ -210,6 +217,11 @@ export class CeMetrics {
     lifecycle.on("needs-rekey", (e) => this.rekeyRequests.inc({ peer: e.peer, direction: e.dir, why: e.why }));
     lifecycle.on("alarm", (e) => this.alarms.inc({ peer: e.peer ?? "" }));
   }
+
+  /** Counts IKE's events (host/ike/runtime.ts IkeRuntimeOptions.onIke). */
+  readonly ike = (e: IkeTelemetry): void => {
+    this.ikeEvents.inc({ peer: e.peer, event: e.event });
+  };
 
   /**
    * `serve()` for `wesp up`: logs where it listens, or why it does not — a

@@ -240,11 +240,13 @@ describe("CE metrics and logs: /metrics equals wesp status, hostile requests, no
     assert.match(pb.stderr, /^wesp up: stopped: TUN and sockets closed$/m);
   });
 
-  test("IKE peers: their state on /metrics, the SAs IKE installed counted, the PSK in no log", { timeout: 120_000 }, async () => {
+  test("IKE peers: their state and events on /metrics, the SAs IKE installed counted, the PSK in no log", { timeout: 120_000 }, async () => {
     const dir = s.lab.dir;
     const psk = randomBytes(24).toString("base64");
     const metricsA = join(dir, "ceA-ike-metrics.sock");
-    const docA: any = ikeNode(dir, "ceA", ADDR.ceAwan.v4, ["10.1.0.0/24"], [{ name: "ceB", address: ADDR.ceBwan.v4, prefixes: ["10.2.0.0/24"], initiate: true, encap: "udp", psk }]);
+    // a CHILD_SA rekey every 5 s (soft lifetime: 10 s hard less the 5 s margin), for wesp_ike_events_total
+    const lifetime = { child_seconds: 10, rekey_margin: 5, rekey_jitter: 0 };
+    const docA: any = ikeNode(dir, "ceA", ADDR.ceAwan.v4, ["10.1.0.0/24"], [{ name: "ceB", address: ADDR.ceBwan.v4, prefixes: ["10.2.0.0/24"], initiate: true, encap: "udp", psk, ike: { lifetime } }]);
     const docB: any = ikeNode(dir, "ceB", ADDR.ceBwan.v4, ["10.2.0.0/24"], [{ name: "ceA", address: ADDR.ceAwan.v4, prefixes: ["10.1.0.0/24"], initiate: false, encap: "udp", psk }]);
     docA.node.metrics = { listen: metricsA };
     // ceB's metrics port is taken: wesp up says so and forwards without metrics.
@@ -275,6 +277,19 @@ describe("CE metrics and logs: /metrics equals wesp status, hostile requests, no
     assert.equal(value(e, "wesp_sa_live", { peer: "ceB", direction: "out", spi: spiLabel(child.spiOut) }), 1, "the negotiated outbound SA, by its SPI");
     assert.ok(value(e, "wesp_sa_installs_total", { peer: "ceB", direction: "out" })! >= 1, "IKE's SAs counted as installed");
     assert.equal(value(e, "wesp_peer_up", { peer: "ceB" }), 1);
+    assert.equal(value(e, "wesp_ike_events_total", { peer: "ceB", event: "up" }), 1, "one IKE SA set up");
+    assert.equal(value(e, "wesp_ike_events_total", { peer: "ceB", event: "failure" }), undefined, "no failure counted");
+    // counted as they happen: a CHILD_SA rekey (ceA's lifetime), and a datagram that is no IKE message sent to ceA's port 500
+    const junk = s.ceB.spawn(["/usr/bin/python3", "-c", `import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.sendto(b"not an IKE message, 28 bytes", ("${ADDR.ceAwan.v4}", 500))`]);
+    await waitFor(() => !junk.running, "the junk datagram sent");
+    let e2 = e;
+    await waitFor(async () => {
+      e2 = await scrape(metricsA);
+      return (value(e2, "wesp_ike_events_total", { peer: "ceB", event: "child-rekey" }) ?? 0) >= 1 && find(e2, "wesp_ike_drops_total").some((x) => x.value >= 1);
+    }, "a CHILD_SA rekey and the refused datagram on ceA's /metrics", 30_000, 500).catch((err: Error) => {
+      throw new Error(`${err.message}: ${JSON.stringify([...find(e2, "wesp_ike_events_total"), ...find(e2, "wesp_ike_drops_total")])}\n${pa.stderr.slice(-3000)}`);
+    });
+    assert.equal(value(e2, "wesp_ike_events_total", { peer: "ceB", event: "up" }), 1, "a rekey is not a new IKE SA");
     await Promise.all([pa.stop("SIGTERM", 10_000), pb.stop("SIGTERM", 10_000), squatter.stop("SIGKILL")]);
     assert.equal(pb.exitCode, 0, "ceB ran and stopped cleanly without its metrics");
     const logs = [pa.stdout, pa.stderr, pb.stdout, pb.stderr].join("\n");
