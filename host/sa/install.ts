@@ -192,10 +192,11 @@ export class SaTable {
    * was): every SA it holds is pointed at the new remote in place, keeping
    * keys, sequence numbers, replay windows and counters — the peer's own
    * config did not change, so it goes on counting where it was. The address
-   * NAT-T learned for the peer (RFC 3948 §3.5-style, from authenticated
-   * inbound packets) is forgotten: it was learned on the old path, and the
-   * operator's new address is the newer word; if the peer is behind a NAT,
-   * its next authenticated packet teaches the new mapping again.
+   * NAT-T learned for the peer (RFC 7296 §2.23: the address of the newest
+   * authenticated inbound packet, core peerLearn) is forgotten: it was
+   * learned on the old path, and the operator's new address is the newer
+   * word; if the peer is behind a NAT, its next authenticated packet teaches
+   * the new mapping again.
    */
   private movePeer(h: Held, p: PeerSpec): void {
     const port = p.encap === "udp" ? p.port : 0;
