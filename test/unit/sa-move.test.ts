@@ -4,7 +4,8 @@
 // the reservation. Two cores, each run by its own SaTable from a config,
 // exchange ESP-in-UDP both ways before and after the move; the peer's config
 // does not change, so every packet it sends after the move must still be
-// accepted (no REPLAY_OLD), and no key travels for the moved peer.
+// accepted (no REPLAY_OLD), and no key travels for the moved peer. A plain
+// GRE peer moved the same way is found in the SAD by its new address only.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -20,7 +21,7 @@ import { SeqStore } from "../../host/sa/seq_store.ts";
 import { ensureStateDir } from "../../host/sa/state_file.ts";
 import type { PeerSpec, SaEvent } from "../../host/sa/spec.ts";
 import { hexKey, type Doc } from "../helpers/config_fixture.ts";
-import { innerUdp, makeCore } from "./core-helpers.ts";
+import { innerUdp, ipv4, makeCore } from "./core-helpers.ts";
 
 const load = (doc: Doc): Config => parseConfig(JSON.stringify(doc), { baseDir: "/tmp", source: "<test>" }).config;
 
@@ -114,4 +115,35 @@ test("a peer whose address and port change keeps its SAs, sequence numbers and r
     rmSync(dirA, { recursive: true, force: true });
     rmSync(dirB, { recursive: true, force: true });
   }
+});
+
+test("a plain GRE peer moved by a reload: same SAs, inbound found from the new address only", async () => {
+  const gre = (address: string): Doc => ({
+    version: 1,
+    node: { name: "site-a", wan: [{ name: "mpls", address: A, trusted: true }], local_prefixes: ["10.1.0.0/16"] },
+    peers: [{ name: "g", address, mode: "gre", gre: { key: 5 }, prefixes: ["10.5.0.0/16"] }],
+  });
+  const core = await makeCore({ maxSas: 8, maxPolicies: 8, largeWindowBlocks: 0 });
+  const table = new SaTable(core);
+  const lc = new SaLifecycle({ apply: async (peers) => table.apply(peers) });
+  table.apply(lc.initial(load(gre(B))).peers);
+  const before = table.prov.peers[0];
+  const ids = [before.out!.saId, before.in[0].saId];
+  assert.deepEqual((await lc.apply(load(gre(B2)))).changed, ["g"]);
+  const after = table.prov.peers[0];
+  assert.deepEqual([after.out!.saId, after.in[0].saId], ids, "the same SA records");
+  // A GRE packet (RFC 2890 §2: key present) from each address: only the new one is the peer.
+  const reply = innerUdp("10.5.0.9", "10.1.0.5", 20);
+  const hdr = Buffer.from([0x20, 0, 0x08, 0, 0, 0, 0, 5]);
+  const from = (src: string): string => {
+    core.writePacket(0, ipv4({ src, dst: A, proto: 47, payload: Buffer.concat([hdr, reply]) }), KIND.IP);
+    core.processInbound(1);
+    return core.verdictName(0) === "DROP" ? core.reasonName(0) : core.verdictName(0);
+  };
+  assert.equal(from(B2), "TO_TUN");
+  assert.equal(core.saId(0), ids[1]);
+  assert.equal(from(B), "NO_SA");
+  core.writePacket(0, innerUdp("10.1.0.5", "10.5.0.9", 20));
+  core.processOutbound(1);
+  assert.equal(core.destAddress(0), B2);
 });
