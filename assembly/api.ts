@@ -32,7 +32,7 @@ import {
 } from "./layout";
 import * as L from "./layout";
 import { ringCount, ringDescBase, ringInit, ringSlotsBase } from "./ring";
-import { peerForget, saAddFromParams, saCapacity, saInit, saLargeFree, saLive, saParamBlock, saRemoteInto, saRemoveId } from "./sa";
+import { peerForget, saAddFromParams, saCapacity, saInit, saLargeFree, saLive, saMoveRemote, saParamBlock, saRemoteInto, saRemoveId } from "./sa";
 import { sadFindSpi, sadFindSpiLinear, sadInit } from "./sad";
 import { FLOW_KEY, flowKeySet, spdAddFromParams, spdClear, spdCount, spdIdAt, spdInit, spdLookup, spdParamBlock, spdRemove, spdScan } from "./spd";
 
@@ -91,6 +91,15 @@ export function saRemote(id: i32): i32 {
   if (!ready) return ERR_NOT_INIT;
   const r = saLive(id);
   return r == 0 ? ERR_NOT_FOUND : saRemoteInto(r, SCRATCH);
+}
+/**
+ * Moves SA `id` to the remote address in scratchPtr() (16 B, `family` 4 or
+ * 6, the SA's own) and, when UDP-encapsulated, destination `port`: template
+ * rebuilt, inbound plain tunnels re-keyed in the SAD, all state kept.
+ * Returns 0, ERR_PARAM, ERR_NOT_FOUND or ERR_NOT_INIT. Safe between batches.
+ */
+export function saSetRemote(id: i32, family: i32, port: i32): i32 {
+  return ready ? saMoveRemote(id, family, SCRATCH, port) : ERR_NOT_INIT;
 }
 /**
  * Sets SA `id`'s reservation limit (SA_SEQLIMIT): outbound the last sequence

@@ -324,6 +324,35 @@ export function saRemoteInto(r: usize, dst: usize): i32 {
   return <i32>port | (<i32>family << 16) | (learned ? 1 << 24 : 0);
 }
 
+/**
+ * Moves SA `id` to a new configured remote: the outer address (16 bytes at
+ * `addr`; IPv4 in the first 4) of the record's own family and, for a
+ * UDP-encapsulated SA, the destination port (RFC 3948 §2.1; must be ≥ 1).
+ * Everything else stays: keys, sequence number, replay window, counters.
+ * The outer header template is rebuilt; an inbound plain tunnel (IPIP/GRE,
+ * found by its remote address) is re-keyed in the SAD, so packets from the
+ * new address match it and packets from the old one no longer do. Writes
+ * into the record only (no allocation); between batches, never inside one.
+ * A NAT-T address learned for the peer is not touched here: the host resets
+ * it with peerForget (docs/core.md, "Moving a peer").
+ */
+export function saMoveRemote(id: i32, family: i32, addr: usize, port: i32): i32 {
+  const r = saLive(id);
+  if (r == 0) return ERR_NOT_FOUND;
+  if (family != <i32>load<u8>(r + SA_FAMILY)) return ERR_PARAM;
+  const udp = (load<u16>(r + SA_FLAGS) & FLAG_UDP) != 0;
+  if (port < 0 || port > 0xffff || (udp && port == 0)) return ERR_PARAM;
+  const mode = load<u8>(r + SA_MODE);
+  const keyed = load<u8>(r + SA_DIR) == DIR_IN && !isEsp(load<u8>(r + SA_SUITE));
+  if (keyed) sadRemove(id, tunnelKey(r + SA_REMOTE, family, mode));
+  memory.fill(r + SA_REMOTE, 0, 16);
+  memory.copy(r + SA_REMOTE, addr, family == 4 ? 4 : 16);
+  if (udp) store<u16>(r + SA_DPORT, <u16>port);
+  if (keyed) sadInsert(id, tunnelKey(r + SA_REMOTE, family, mode));
+  buildTemplate(r);
+  return 0;
+}
+
 /** Forgets what NAT-T learned about a peer (the host reuses the peer id). */
 export function peerForget(peerId: u32): i32 {
   if (peerId >= <u32>capacity) return ERR_PARAM;

@@ -177,6 +177,7 @@ interface Exports {
   saRecord(id: number): number;
   saRemote(id: number): number;
   saSetSeqLimit(id: number, limit: bigint): number;
+  saSetRemote(id: number, family: number, port: number): number;
   policyParamPtr(): number;
   policyAdd(): number;
   policyRemove(id: number): number;
@@ -340,6 +341,21 @@ export class Core {
     const r = this.ex.saRecord(id);
     if (!r) return -1n;
     return this.dv.getBigUint64(r + (outbound ? A.SA_SEQ : A.SA_REPLAY), true);
+  }
+
+  /**
+   * Moves SA `id` to a new configured remote address (same family as its
+   * local one) and, for a UDP-encapsulated SA, destination port; keys,
+   * sequence number, replay window and counters stay. Safe between batches.
+   * The peer's NAT-T learned address is left alone (forgetPeer resets it).
+   */
+  moveSa(id: number, remote: string, port = 0): void {
+    const a = coreAddr(remote);
+    const sp = this.ex.scratchPtr();
+    this.u8.fill(0, sp, sp + 16);
+    this.u8.set(a.bytes, sp);
+    const rc = this.ex.saSetRemote(id, a.family, port);
+    if (rc < 0) throw new CoreError(`moveSa(${id}, ${remote}, ${port})`, rc);
   }
 
   /** Forgets the address NAT-T learned for a peer (before reusing its id for another peer). */

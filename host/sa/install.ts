@@ -6,7 +6,8 @@
 // the new outbound SA, then the SAs that left are removed. An SA whose
 // identity (direction, SPI, key id) is unchanged is not touched: it keeps
 // its sequence number, replay window, counters and its peer's learned NAT
-// address.
+// address. A peer whose remote address or port alone changed keeps its SAs:
+// they are moved in place (movePeer) before the rest of the update.
 //
 // Per peer (peer id ≥ 1; 0 stays unused so a zeroed descriptor names none):
 //   ESP modes: outbound SA = sas[0]; inbound SAs = every entry of sas.
@@ -20,7 +21,7 @@ import type { Suite } from "../config/model.ts";
 import { splitKey } from "../config/suites.ts";
 import type { InSa, OutSa, PeerRuntime, Provisioned } from "../pipeline/provision.ts";
 import { SeqStateError, type DurableParams, type Resume, type SeqStore } from "./seq_store.ts";
-import { saKey, tunnelKey, type KeyMaterial, type PeerSpec, type SaEvent, type SaSpec } from "./spec.ts";
+import { moved, saKey, tunnelKey, type KeyMaterial, type PeerSpec, type SaEvent, type SaSpec } from "./spec.ts";
 
 export class ApplyError extends Error {
   constructor(message: string) {
@@ -114,8 +115,10 @@ export class SaTable {
       for (const [name, h] of this.held) if (!want.has(name)) this.dropPeer(h, "peer-removed");
       for (const p of peers) {
         const h = this.held.get(p.name);
-        if (h && h.tunnel === tunnelKey(p)) this.updatePeer(h, p);
-        else {
+        if (h && h.tunnel === tunnelKey(p)) {
+          if (moved(h.spec, p)) this.movePeer(h, p);
+          this.updatePeer(h, p);
+        } else {
           if (h) this.dropPeer(h, "tunnel-changed");
           this.addPeer(p);
         }
@@ -182,6 +185,26 @@ export class SaTable {
       this.addOut(h, p.sas[0]);
     }
     this.setPolicies(h);
+  }
+
+  /**
+   * The peer moved (remote address or port; the rest of its tunnel as it
+   * was): every SA it holds is pointed at the new remote in place, keeping
+   * keys, sequence numbers, replay windows and counters — the peer's own
+   * config did not change, so it goes on counting where it was. The address
+   * NAT-T learned for the peer (RFC 7296 §2.23: the address of the newest
+   * authenticated inbound packet, core peerLearn) is forgotten: it was
+   * learned on the old path, and the operator's new address is the newer
+   * word; if the peer is behind a NAT, its next authenticated packet teaches
+   * the new mapping again.
+   */
+  private movePeer(h: Held, p: PeerSpec): void {
+    const port = p.encap === "udp" ? p.port : 0;
+    const ids = [...(h.rt.out ? [h.rt.out.saId] : []), ...h.rt.in.map((sa) => sa.saId)];
+    for (const id of ids) if (!this.expired.has(id)) this.core.moveSa(id, p.address, port);
+    this.core.forgetPeer(h.rt.peerId);
+    h.rt.address = p.address;
+    h.rt.port = p.port;
   }
 
   private updatePeer(h: Held, p: PeerSpec): void {

@@ -6,7 +6,8 @@
 //
 // Identity: a peer is its name; an SA is (direction, SPI, key id). An SA whose
 // identity is unchanged keeps its core record, sequence number, replay window,
-// counters and the peer's learned NAT address across an apply.
+// counters and the peer's learned NAT address across an apply; a peer whose
+// remote address or port alone changed keeps its SAs too (tunnelKey).
 import type { Lifetime, Mode, Suite } from "../config/model.ts";
 import type { Carrier } from "../pipeline/provision.ts";
 import type { Overhead } from "../config/overhead.ts";
@@ -62,10 +63,19 @@ export interface PeerSpec {
   sas: SaSpec[];
 }
 
-/** The tunnel fields of a peer: if any changes, its SAs are rebuilt (their sequence state stays on disk). */
+/**
+ * The tunnel fields of a peer: if any changes, its SAs are rebuilt (their
+ * sequence state stays on disk). The peer's remote address and port are not
+ * among them: a peer that only moved keeps its SAs, moved in place
+ * (install.ts movePeer, core moveSa), so neither side's sequence numbers or replay
+ * windows jump to the durable reservation.
+ */
 export function tunnelKey(p: PeerSpec): string {
-  return JSON.stringify([p.mode, p.local, p.address, p.port, p.localPort, p.wanIndex, p.encap, p.natT, p.greKey ?? null, p.greSeq, p.mtu]);
+  return JSON.stringify([p.mode, p.local, p.localPort, p.wanIndex, p.encap, p.natT, p.greKey ?? null, p.greSeq, p.mtu]);
 }
+
+/** Whether `b` is `a` moved: the same tunnel at another remote address or port. */
+export const moved = (a: PeerSpec, b: PeerSpec): boolean => a.address !== b.address || a.port !== b.port;
 
 /** The SA identity of one direction. */
 export const saKey = (dir: "in" | "out", spi: number, keyId: string): string => `${dir}:${spi >>> 0}:${keyId}`;

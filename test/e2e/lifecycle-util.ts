@@ -1,7 +1,9 @@
 // Shared by the SA-lifecycle end-to-end tests (restart-nonce.test.ts,
-// reload-load.test.ts): starting `wesp up` in a namespace, and a numbered
+// reload-load.test.ts, reload-move.test.ts): starting `wesp up` in a namespace, and a numbered
 // UDP stream whose receiver records every counter it got.
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { waitFor, type Netns, type Spawned } from "../helpers/netns.ts";
 import { WESP_BIN } from "./forwarder-util.ts";
 
@@ -75,4 +77,29 @@ export function received(p: Spawned): { count: number; distinct: number; max: nu
 /** What a sender said it sent once stopped (NaN before). */
 export function sentCount(p: Spawned): number {
   return Number(/sent (\d+)/.exec(p.stdout)?.[1]);
+}
+
+/**
+ * Numbered streams hostA → hostB (to `bAddr`:9100) and hostB → hostA (to
+ * `aAddr`:9101) at `pps` each, started and seen flowing. `finish` stops both
+ * senders (a file in `dir`) and waits for the last datagrams.
+ */
+export async function streamsBothWays(hA: Netns, hB: Netns, aAddr: string, bAddr: string, pps: number, dir: string) {
+  const stop = join(dir, "stop-streams");
+  const rxB = await streamReceiver(hB, bAddr, 9100);
+  const rxA = await streamReceiver(hA, aAddr, 9101);
+  const txA = streamSender(hA, bAddr, 9100, pps, stop);
+  const txB = streamSender(hB, aAddr, 9101, pps, stop);
+  await waitFor(() => received(rxB).count > 50 && received(rxA).count > 50, "both streams flowing", 20_000);
+  return {
+    async finish(): Promise<{ nAB: number; nBA: number; gotB: ReturnType<typeof received>; gotA: ReturnType<typeof received> }> {
+      writeFileSync(stop, "");
+      await Promise.all([txA.exited, txB.exited]);
+      const [nAB, nBA] = [sentCount(txA), sentCount(txB)];
+      assert.ok(nAB > 0 && nBA > 0, `senders: ${txA.stdout} ${txB.stdout} ${txA.stderr}${txB.stderr}`);
+      await waitFor(() => received(rxB).count >= nAB && received(rxA).count >= nBA, "the streams' last datagrams", 5_000).catch(() => {});
+      await new Promise((r) => setTimeout(r, 500));
+      return { nAB, nBA, gotB: received(rxB), gotA: received(rxA) };
+    },
+  };
 }
