@@ -126,17 +126,15 @@ function checkPeer(c: Config, p: PeerConfig, at: PathSegments, r: SemanticResult
 }
 
 /**
- * A peer's `ike` block: tunnel mode only (what host/ike negotiates today),
- * proposals that parse, rekeys that start before the lifetime ends, a retry
+ * A peer's `ike` block: an ESP mode (tunnel, or transport-ipip / transport-gre,
+ * which host/ike negotiates as transport mode between the WAN addresses with
+ * USE_TRANSPORT_MODE, RFC 7296 §1.3.1; plain modes are refused by checkMode), proposals that parse, rekeys that start before the lifetime ends, a retry
  * range that is one, identities host/ike can send, and with certificates our
  * identity inside our certificate.
  */
 function checkIke(p: PeerConfig, at: PathSegments, r: SemanticResult): void {
   const k = p.ike!;
   const ikeAt = [...at, "ike"];
-  if (!isPlain(p.mode) && p.mode !== "tunnel") {
-    r.errors.push({ at: [...at, "mode"], message: `"${p.mode}" with ike: IKEv2 negotiates tunnel mode only for now (use mode: tunnel, or static sas)` });
-  }
   for (const proto of ["ike", "esp"] as const) {
     k.proposals[proto].forEach((text, i) => {
       const pr = parseProposal(text, proto);
