@@ -252,6 +252,11 @@ function checkUniquePeers(c: Config, r: SemanticResult): void {
   const plain = c.peers.map((p, i) => ({ p, i })).filter(({ p }) => isPlain(p.mode));
   firstDuplicate(plain.map(({ p }) => plainKey(p)), (a, b) =>
     r.errors.push({ at: ["peers", plain[b].i, "address"], message: `same address, WAN port and ${plain[b].p.mode === "gre" ? "GRE key" : "mode"} as peers[${plain[a].i}]: inbound packets could not be told apart` }));
+  // IKE finds a peer's config by the address its IKE_SA_INIT comes from (host/ike/runtime.ts configFor):
+  // two ike peers at one address (say a transport-gre and a transport-ipip link to one CE) cannot both be negotiated.
+  const ike = c.peers.map((p, i) => ({ p, i })).filter(({ p }) => p.ike);
+  firstDuplicate(ike.map(({ p }) => p.address.text), (a, b) =>
+    r.errors.push({ at: ["peers", ike[b].i, "address"], message: `same address as peers[${ike[a].i}], and both have ike: IKE tells peers apart by address, so only one of them could be negotiated (use one peer per remote CE)` }));
 }
 
 function checkSpis(c: Config, r: SemanticResult): void {
