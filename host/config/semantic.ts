@@ -126,17 +126,15 @@ function checkPeer(c: Config, p: PeerConfig, at: PathSegments, r: SemanticResult
 }
 
 /**
- * A peer's `ike` block: tunnel mode only (what host/ike negotiates today),
- * proposals that parse, rekeys that start before the lifetime ends, a retry
+ * A peer's `ike` block: an ESP mode (tunnel, or transport-ipip / transport-gre,
+ * which host/ike negotiates as transport mode between the WAN addresses with
+ * USE_TRANSPORT_MODE, RFC 7296 §1.3.1; plain modes are refused by checkMode), proposals that parse, rekeys that start before the lifetime ends, a retry
  * range that is one, identities host/ike can send, and with certificates our
  * identity inside our certificate.
  */
 function checkIke(p: PeerConfig, at: PathSegments, r: SemanticResult): void {
   const k = p.ike!;
   const ikeAt = [...at, "ike"];
-  if (!isPlain(p.mode) && p.mode !== "tunnel") {
-    r.errors.push({ at: [...at, "mode"], message: `"${p.mode}" with ike: IKEv2 negotiates tunnel mode only for now (use mode: tunnel, or static sas)` });
-  }
   for (const proto of ["ike", "esp"] as const) {
     k.proposals[proto].forEach((text, i) => {
       const pr = parseProposal(text, proto);
@@ -254,6 +252,11 @@ function checkUniquePeers(c: Config, r: SemanticResult): void {
   const plain = c.peers.map((p, i) => ({ p, i })).filter(({ p }) => isPlain(p.mode));
   firstDuplicate(plain.map(({ p }) => plainKey(p)), (a, b) =>
     r.errors.push({ at: ["peers", plain[b].i, "address"], message: `same address, WAN port and ${plain[b].p.mode === "gre" ? "GRE key" : "mode"} as peers[${plain[a].i}]: inbound packets could not be told apart` }));
+  // IKE finds a peer's config by the address its IKE_SA_INIT comes from (host/ike/runtime.ts configFor):
+  // two ike peers at one address (say a transport-gre and a transport-ipip link to one CE) cannot both be negotiated.
+  const ike = c.peers.map((p, i) => ({ p, i })).filter(({ p }) => p.ike);
+  firstDuplicate(ike.map(({ p }) => p.address.text), (a, b) =>
+    r.errors.push({ at: ["peers", ike[b].i, "address"], message: `same address as peers[${ike[a].i}], and both have ike: IKE tells peers apart by address, so only one of them could be negotiated (use one peer per remote CE)` }));
 }
 
 function checkSpis(c: Config, r: SemanticResult): void {

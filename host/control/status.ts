@@ -77,7 +77,7 @@ export interface IkePeerStatus {
   retryInSeconds?: number;
   lastError?: string;
   /** Our inbound SPI and the peer's, the pair used outbound first. */
-  childSas: { spiIn: number; spiOut: number; rekeyInSeconds?: number }[];
+  childSas: { spiIn: number; spiOut: number; mode?: "tunnel" | "transport"; rekeyInSeconds?: number }[];
 }
 
 /** The whole answer of the control socket's "status" command. */

@@ -7,7 +7,7 @@ import type { Chosen } from "./proposals.ts";
 import type { Payload, TrafficSelector } from "./payloads.ts";
 import { deriveChildSaKeys } from "./prf.ts";
 import type { SaContext } from "./context.ts";
-import type { ChildSaEstablished } from "./types.ts";
+import type { ChildMode, ChildSaEstablished } from "./types.ts";
 
 export interface ChildRecord {
   /** SPI we receive on (we chose it) and the peer's, which we send with. */
@@ -35,6 +35,8 @@ export interface NewChild {
   pfsSecret?: Uint8Array;
   /** Our inbound SPI of the CHILD_SA this one replaces (a rekey, §1.3.3). */
   rekeyOf?: number;
+  /** As negotiated (child_mode.ts). */
+  mode: ChildMode;
 }
 
 /** Derives the keys, records the CHILD_SA on the IKE SA and returns its event. */
@@ -56,7 +58,7 @@ export function establishChild(ctx: SaContext, n: NewChild): ChildSaEstablished 
     authKeyIn: c.integ ? integIn : undefined,
     authKeyOut: c.integ ? integOut : undefined,
     esn: c.esn,
-    mode: "tunnel",
+    mode: n.mode,
     encap: ctx.natHere || ctx.natThere ? "udp" : "raw",
     path: { ...ctx.path },
     tsLocal: n.tsLocal,
@@ -65,6 +67,14 @@ export function establishChild(ctx: SaContext, n: NewChild): ChildSaEstablished 
     initiator: n.exchangeInitiator,
     ...(n.rekeyOf !== undefined ? { rekeyOf: n.rekeyOf } : {}),
   };
+}
+
+/**
+ * A CHILD_SA the peer set up in a mode we did not ask for (§1.3.1): recorded without
+ * keys, only so that the Delete that follows names it; never handed to the data plane.
+ */
+export function recordDoomedChild(ctx: SaContext, n: Pick<NewChild, "chosen" | "spiIn" | "tsLocal" | "tsRemote">): void {
+  ctx.children.push({ spiIn: n.spiIn, spiOut: spiNumber(n.chosen.spi), chosen: n.chosen, tsLocal: n.tsLocal, tsRemote: n.tsRemote });
 }
 
 /** Removes CHILD_SAs by our inbound SPIs; returns those that existed. */

@@ -8,12 +8,14 @@
 // narrowed by the responder (§2.9), its keys from KEYMAT (§2.17, no PFS here:
 // Ni and Nr are IKE_SA_INIT's). A CHILD_SA failure (NO_PROPOSAL_CHOSEN,
 // TS_UNACCEPTABLE) does not fail the IKE SA (§1.2: "the IKE SA is still created").
+// The mode: N(USE_TRANSPORT_MODE) beside SAi2/SAr2 (§1.3.1, child_mode.ts).
 import { AuthMethod, IdType, Notify, PayloadType, Protocol } from "./constants.ts";
 import { authEqual, pskAuth, signedOctets } from "./auth.ts";
 import { CERT_X509_SIGNATURE, certReqData, chainToSend, idInCert, parseCertReq, sameDn, verifyChain } from "./certs.ts";
 import { findNotify } from "./message.ts";
 import { selectorsOf, type IdPayload, type NotifyPayload, type Payload } from "./payloads.ts";
-import { establishChild, spiBytes } from "./child_sa.ts";
+import { establishChild, recordDoomedChild, spiBytes } from "./child_sa.ts";
+import { initiatorMode, modeRequest, responderMode } from "./child_mode.ts";
 import { acceptResponse, selectProposal, toProposals } from "./proposals.ts";
 import { signAuth, verifyAuth } from "./signature.ts";
 import { narrow, within } from "./ts.ts";
@@ -95,6 +97,7 @@ export function authRequest(ctx: SaContext): Payload[] {
     id,
     ...ourProof(ctx, id),
     ...(ctx.cfg.initialContact === false ? [] : [notify(Notify.INITIAL_CONTACT)]),
+    ...modeRequest(ctx.cfg.mode),
     { kind: "sa", proposals: toProposals(ctx.cfg.espProposals, spiBytes(ctx.childSpiIn)) },
     { kind: "ts", type: PayloadType.TSi, selectors: ctx.cfg.localTs },
     { kind: "ts", type: PayloadType.TSr, selectors: ctx.cfg.remoteTs },
@@ -135,13 +138,16 @@ export function onAuthRequest(ctx: SaContext, ps: readonly Payload[]): AuthAnswe
   const remote = narrow(tsi, ctx.cfg.remoteTs);
   const local = narrow(tsr, ctx.cfg.localTs);
   if (!remote.length || !local.length) return childFail(Notify.TS_UNACCEPTABLE, "traffic selectors do not meet the configured prefixes");
+  const mode = responderMode(ctx.cfg.mode, ps);
+  if (!mode.ok) return childFail(mode.notify, mode.detail);
   ctx.childSpiIn = ctx.deps.allocateSpi();
   payloads.push(
+    ...mode.payloads,
     { kind: "sa", proposals: [{ ...chosen.proposal, spi: spiBytes(ctx.childSpiIn) }] },
     { kind: "ts", type: PayloadType.TSi, selectors: remote },
     { kind: "ts", type: PayloadType.TSr, selectors: local },
   );
-  events.push(establishChild(ctx, { chosen, spiIn: ctx.childSpiIn, tsLocal: local, tsRemote: remote, ni: ctx.ni!, nr: ctx.nr!, exchangeInitiator: false }));
+  events.push(establishChild(ctx, { chosen, spiIn: ctx.childSpiIn, tsLocal: local, tsRemote: remote, ni: ctx.ni!, nr: ctx.nr!, exchangeInitiator: false, mode: mode.mode }));
   return { kind: "accept", payloads, events };
 }
 
@@ -177,6 +183,12 @@ export function onAuthResponse(ctx: SaContext, ps: readonly Payload[]): AuthResu
     events.push({ type: "childSaFailed", ike: ctx.cfg.name, notify: 0, detail: "the responder's traffic selectors are not within ours" });
     return { kind: "done", events };
   }
-  events.push(establishChild(ctx, { chosen, spiIn: ctx.childSpiIn!, tsLocal: tsi, tsRemote: tsr, ni: ctx.ni!, nr: ctx.nr!, exchangeInitiator: true }));
+  const mode = initiatorMode(ctx.cfg.mode, ps);
+  if (!mode.ok) {
+    recordDoomedChild(ctx, { chosen, spiIn: ctx.childSpiIn!, tsLocal: tsi, tsRemote: tsr });
+    events.push({ type: "childSaFailed", ike: ctx.cfg.name, notify: 0, detail: mode.detail, deleting: ctx.childSpiIn! });
+    return { kind: "done", events };
+  }
+  events.push(establishChild(ctx, { chosen, spiIn: ctx.childSpiIn!, tsLocal: tsi, tsRemote: tsr, ni: ctx.ni!, nr: ctx.nr!, exchangeInitiator: true, mode: ctx.cfg.mode }));
   return { kind: "done", events };
 }

@@ -5,9 +5,11 @@
 // its sender receives on (§1.3.3) and keeps its traffic selectors (§2.9.2).
 // With a DH transform in the chosen proposal the exchange carries KE payloads
 // and KEYMAT includes the new g^ir (PFS, §2.17). Rekeying the IKE SA itself
-// (§1.3.2) is exchange_ike_rekey.ts.
+// (§1.3.2) is exchange_ike_rekey.ts. The mode: N(USE_TRANSPORT_MODE) in request
+// and response, for a rekey as for a new CHILD_SA (§1.3.1, §1.3.3; child_mode.ts).
 import { Notify, PayloadType, Protocol } from "./constants.ts";
-import { establishChild, spiBytes, spiNumber } from "./child_sa.ts";
+import { establishChild, recordDoomedChild, spiBytes, spiNumber } from "./child_sa.ts";
+import { initiatorMode, modeRequest, responderMode } from "./child_mode.ts";
 import { createKeyExchange, type KeyExchange } from "./dh.ts";
 import { findNotify } from "./message.ts";
 import { selectorsOf, type NotifyPayload, type Payload, type TrafficSelector } from "./payloads.ts";
@@ -47,6 +49,7 @@ export function childRequest(ctx: SaContext, rekeyOf?: number, group = ctx.cfg.e
   if (group !== undefined) pending.ke = createKeyExchange(group);
   const payloads: Payload[] = [
     ...(old ? [{ kind: "notify" as const, protocol: Protocol.ESP, spi: spiBytes(old.spiIn), notifyType: Notify.REKEY_SA, data: new Uint8Array(0) }] : []),
+    ...modeRequest(ctx.cfg.mode),
     { kind: "sa", proposals: toProposals(ctx.cfg.espProposals, spiBytes(pending.spiIn)) },
     { kind: "nonce", data: pending.ni },
     ...(pending.ke ? [{ kind: "ke" as const, group: pending.ke.group, data: pending.ke.publicValue }] : []),
@@ -89,11 +92,14 @@ export function onChildRequest(ctx: SaContext, ps: readonly Payload[]): { payloa
   const remote = narrow(tsi, old?.tsRemote ?? ctx.cfg.remoteTs);
   const local = narrow(tsr, old?.tsLocal ?? ctx.cfg.localTs);
   if (!remote.length || !local.length) return refuse(Notify.TS_UNACCEPTABLE, "traffic selectors do not meet ours");
+  const mode = responderMode(ctx.cfg.mode, ps);
+  if (!mode.ok) return refuse(mode.notify, mode.detail);
   const spiIn = ctx.deps.allocateSpi();
   const nr = ctx.deps.random(NONCE_BYTES);
-  const event = establishChild(ctx, { chosen, spiIn, tsLocal: local, tsRemote: remote, ni: ni.data, nr, exchangeInitiator: false, pfsSecret, rekeyOf: old?.spiIn });
+  const event = establishChild(ctx, { chosen, spiIn, tsLocal: local, tsRemote: remote, ni: ni.data, nr, exchangeInitiator: false, pfsSecret, rekeyOf: old?.spiIn, mode: mode.mode });
   return {
     payloads: [
+      ...mode.payloads,
       { kind: "sa", proposals: [{ ...chosen.proposal, spi: spiBytes(spiIn) }] },
       { kind: "nonce", data: nr },
       ...(ours ? [{ kind: "ke" as const, group: ours.group, data: ours.publicValue }] : []),
@@ -138,5 +144,10 @@ export function onChildResponse(ctx: SaContext, pending: PendingChild, ps: reado
     if (!s.ok) return failed(0, s.error.detail);
     pfsSecret = s.secret;
   }
-  return [establishChild(ctx, { chosen, spiIn: pending.spiIn, tsLocal: tsi, tsRemote: tsr, ni: pending.ni, nr: nr.data, exchangeInitiator: true, pfsSecret, rekeyOf: pending.rekeyOf })];
+  const mode = initiatorMode(ctx.cfg.mode, ps);
+  if (!mode.ok) {
+    recordDoomedChild(ctx, { chosen, spiIn: pending.spiIn, tsLocal: tsi, tsRemote: tsr });
+    return [{ type: "childSaFailed", ike: ctx.cfg.name, notify: 0, detail: mode.detail, deleting: pending.spiIn }];
+  }
+  return [establishChild(ctx, { chosen, spiIn: pending.spiIn, tsLocal: tsi, tsRemote: tsr, ni: pending.ni, nr: nr.data, exchangeInitiator: true, pfsSecret, rekeyOf: pending.rekeyOf, mode: ctx.cfg.mode })];
 }

@@ -266,6 +266,12 @@ export class IkeSa {
     return step;
   }
 
+  /** §1.3.1: a CHILD_SA the responder set up in a mode we did not ask for is deleted at once (queued first). */
+  private deleteDeclined(events: IkeEvent[]): IkeEvent[] {
+    for (const e of events) if (e.type === "childSaFailed" && e.deleting !== undefined) this.queue.unshift(() => this.deleteChildren([e.deleting!]));
+    return events;
+  }
+
   /** Runs `start` now if no request is outstanding, else after the outstanding ones (window of one, §2.3). */
   private whenIdle(start: () => Step): Step {
     if (this.state !== "established") return none();
@@ -366,7 +372,7 @@ export class IkeSa {
         return step;
       }
       this.state = "established";
-      return { send: [], events: [this.established(), ...r.events] };
+      return this.next({ send: [], events: [this.established(), ...this.deleteDeclined(r.events)] });
     }
     if (p.exchange === Exchange.INFORMATIONAL && this.state === "deleting") {
       this.state = "deleted";
@@ -391,7 +397,7 @@ export class IkeSa {
       const rekeyOf = p.child.rekeyOf;
       this.queue.unshift(() => this.childExchange(rekeyOf, retry));
     } else if (p.child) {
-      step.events.push(...onChildResponse(this.ctx, p.child, inner.value));
+      step.events.push(...this.deleteDeclined(onChildResponse(this.ctx, p.child, inner.value)));
       const rekeyed = step.events.find((e) => e.type === "childSaEstablished" && e.rekeyOf !== undefined);
       // §2.8: the side that rekeyed deletes the old CHILD_SA once the new one exists;
       // §2.8.1: after a simultaneous rekey, only one of the two new ones survives

@@ -18,7 +18,7 @@
 // No sockets and no timers of its own: events come in through onEvent (the
 // transport's callback), steps go out through deps.send, time is `tick(now)`.
 import { EventEmitter } from "node:events";
-import type { Config, IkeIdentity, Lifetime, PeerConfig } from "../config/model.ts";
+import type { Config, IkeIdentity, Lifetime, Mode, PeerConfig } from "../config/model.ts";
 import type { NegotiatedSa, SaLifecycle } from "../sa/lifecycle.ts";
 import type { SaEvent } from "../sa/spec.ts";
 import { certAuthOf, dnToDer, ownCertIdentity } from "./certs.ts";
@@ -26,8 +26,8 @@ import { IdType } from "./constants.ts";
 import type { IkeEndpoint } from "./endpoint.ts";
 import type { IkeSa } from "./ike_sa.ts";
 import { parseProposal, type ProposalSpec } from "./proposals.ts";
-import { tsFromCidrs } from "./ts.ts";
-import type { ChildSaEstablished, Identity, IkeEvent, IkeSaConfig, Path, Step } from "./types.ts";
+import { hostTs, tsFromCidrs } from "./ts.ts";
+import type { ChildMode, ChildSaEstablished, Identity, IkeEvent, IkeSaConfig, Path, Step } from "./types.ts";
 
 /** What the manager keeps up for one peer. Times in seconds, as the config has them. */
 export interface ManagedPeer {
@@ -65,6 +65,8 @@ interface Child {
   ikeSa: string;
   softAt: number;
   rekeying: boolean;
+  /** As negotiated (RFC 7296 §1.3.1): the peer config's ESP mode, shown by `wesp status`. */
+  mode: ChildMode;
 }
 
 interface PeerState {
@@ -95,7 +97,7 @@ export interface PeerStatus {
   /** Our inbound SPIs, the outbound one's pair first. */
   children: number[];
   /** The same CHILD_SAs with the peer's SPI and when each is rekeyed (ms; undefined while rekeying). */
-  pairs: { spiIn: number; spiOut: number; rekeyAt?: number }[];
+  pairs: { spiIn: number; spiOut: number; mode: ChildMode; rekeyAt?: number }[];
 }
 
 export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
@@ -139,7 +141,7 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
         ...(s.ikeRekeyAt !== undefined ? { ikeRekeyAt: s.ikeRekeyAt } : {}),
         failures: s.failures, alarmed: s.alarmed, ...(s.retryAt !== undefined ? { retryAt: s.retryAt } : {}),
         children: s.children.map((c) => c.sa.spiIn),
-        pairs: s.children.map((c) => ({ spiIn: c.sa.spiIn, spiOut: c.sa.spiOut, ...(c.rekeying ? {} : { rekeyAt: c.softAt }) })),
+        pairs: s.children.map((c) => ({ spiIn: c.sa.spiIn, spiOut: c.sa.spiOut, mode: c.mode, ...(c.rekeying ? {} : { rekeyAt: c.softAt }) })),
       };
     });
   }
@@ -277,7 +279,7 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
       keysIn: { key: e.keyIn, ...(e.authKeyIn ? { authKey: e.authKeyIn } : {}) },
       keysOut: { key: e.keyOut, ...(e.authKeyOut ? { authKey: e.authKeyOut } : {}) },
     };
-    const child: Child = { sa, ikeSa: e.sa ?? "", softAt: this.softAt(lt.childSeconds, s.peer), rekeying: false };
+    const child: Child = { sa, ikeSa: e.sa ?? "", softAt: this.softAt(lt.childSeconds, s.peer), rekeying: false, mode: e.mode };
     const old = e.rekeyOf === undefined ? undefined : s.children.find((c) => c.sa.spiIn === e.rekeyOf);
     if (old) old.rekeying = true; // replaced: its DELETE follows
     // §2.8: the rekey's initiator may send on the new pair once it has the answer; the responder
@@ -360,6 +362,21 @@ function proposals(texts: readonly string[], p: "ike" | "esp"): ProposalSpec[] {
   });
 }
 
+/** The next-layer protocols a transport-mode virtual link carries (IANA: IPv4 4, IPv6 41, GRE 47). */
+const LINK_PROTOCOLS: Partial<Record<Mode, number[]>> = { "transport-ipip": [4, 41], "transport-gre": [47] };
+
+/**
+ * The CHILD_SA's mode and traffic selectors for a peer: tunnel mode between the
+ * config's prefixes; for transport-ipip / transport-gre, transport mode between
+ * the two WAN addresses, restricted to the link's protocols (ts.ts hostTs) so the
+ * SA carries the virtual link and nothing else the two hosts exchange.
+ */
+function childOf(config: Config, p: PeerConfig): Pick<IkeSaConfig, "mode" | "localTs" | "remoteTs"> {
+  const link = LINK_PROTOCOLS[p.mode];
+  if (!link) return { mode: "tunnel", localTs: tsFromCidrs(config.node.localPrefixes.map((x) => x.text)), remoteTs: tsFromCidrs(p.prefixes.map((x) => x.text)) };
+  return { mode: "transport", localTs: hostTs(config.node.wan[p.wanIndex].address.bytes, link), remoteTs: hostTs(p.address.bytes, link) };
+}
+
 /**
  * The managed form of a validated config's IKE peer. ESP over UDP exactly when
  * the peer's config says so (nat_t), so the data plane's carrier and IKE agree;
@@ -380,9 +397,7 @@ export function managedPeer(config: Config, p: PeerConfig, bytesOf: (text: strin
       fragmentSize: ike.fragmentSize,
       ikeProposals: proposals(ike.proposals.ike, "ike"),
       espProposals: proposals(ike.proposals.esp, "esp"),
-      localTs: tsFromCidrs(config.node.localPrefixes.map((x) => x.text)),
-      remoteTs: tsFromCidrs(p.prefixes.map((x) => x.text)),
-      mode: "tunnel",
+      ...childOf(config, p),
       lifetime: { seconds: lt.childSeconds },
       ports: { ike: 500, natt: wan.port },
       forceEncap: p.encap === "udp",

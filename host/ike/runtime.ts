@@ -235,7 +235,7 @@ export class IkeRuntime {
         failures: s.failures, alarm: s.alarmed,
         ...(s.retryAt !== undefined ? { retryInSeconds: secs(s.retryAt) } : {}),
         ...(m?.lastError ? { lastError: m.lastError } : {}),
-        childSas: s.pairs.map((c) => ({ spiIn: c.spiIn, spiOut: c.spiOut, ...(c.rekeyAt !== undefined ? { rekeyInSeconds: secs(c.rekeyAt) } : {}) })),
+        childSas: s.pairs.map((c) => ({ spiIn: c.spiIn, spiOut: c.spiOut, mode: c.mode, ...(c.rekeyAt !== undefined ? { rekeyInSeconds: secs(c.rekeyAt) } : {}) })),
       };
       return st;
     });

@@ -16,6 +16,17 @@ export function prefixToTs(p: Prefix): TrafficSelector {
   return { tsType: n === 4 ? TsType.IPV4_ADDR_RANGE : TsType.IPV6_ADDR_RANGE, ipProtocol: 0, startPort: 0, endPort: 0xffff, start, end };
 }
 
+/**
+ * Transport mode (RFC 4301 §4.4.1.1, RFC 7296 §2.9): the SA protects what the two
+ * hosts send each other, so its selectors are the outer addresses themselves,
+ * one per next-layer protocol the virtual link carries (GRE 47; IP-in-IP 4 and
+ * IPv6-in-IP 41), all ports (0–65535, §3.13.1: these protocols have none).
+ */
+export function hostTs(address: Uint8Array, protocols: readonly number[]): TrafficSelector[] {
+  const tsType = address.length === 4 ? TsType.IPV4_ADDR_RANGE : TsType.IPV6_ADDR_RANGE;
+  return protocols.map((ipProtocol) => ({ tsType, ipProtocol, startPort: 0, endPort: 0xffff, start: Uint8Array.from(address), end: Uint8Array.from(address) }));
+}
+
 /** Selectors from CIDR texts ("10.1.0.0/16"); throws on a bad prefix (config is checked before). */
 export function tsFromCidrs(cidrs: readonly string[]): TrafficSelector[] {
   return cidrs.map((c) => {

@@ -7,6 +7,9 @@ import type { CertAuth } from "./certs.ts";
 import type { ProposalSpec } from "./proposals.ts";
 import type { TrafficSelector } from "./payloads.ts";
 
+/** A CHILD_SA's ESP mode (RFC 4301 §4.1); transport is asked for with USE_TRANSPORT_MODE (RFC 7296 §1.3.1, child_mode.ts). */
+export type ChildMode = "tunnel" | "transport";
+
 /** An identity (RFC 7296 §3.5): ID Type and Identification Data. */
 export interface Identity {
   idType: number;
@@ -38,7 +41,8 @@ export interface IkeSaConfig {
   /** Our side's traffic (TSi when we initiate) and the peer's (TSr). */
   localTs: TrafficSelector[];
   remoteTs: TrafficSelector[];
-  mode: "tunnel";
+  /** Transport mode is requested as initiator and required as responder (child_mode.ts). */
+  mode: ChildMode;
   lifetime: Lifetime;
   /** IKE ports: 500 and 4500 by default (RFC 7296 §2.23, RFC 3948); ours and the peer's. */
   ports: { ike: number; natt: number };
@@ -87,7 +91,7 @@ export interface ChildSaEstablished {
   authKeyIn?: Uint8Array;
   authKeyOut?: Uint8Array;
   esn: boolean;
-  mode: "tunnel";
+  mode: ChildMode;
   /** UDP-encapsulated ESP (RFC 3948) when a NAT was detected or forced, else ESP proper. */
   encap: "udp" | "raw";
   path: Path;
@@ -113,7 +117,11 @@ export interface ChildSaEstablished {
 export type IkeEvent = (
   | { type: "ikeSaEstablished"; ike: string; spiI: string; spiR: string; initiator: boolean; proposal: string; natDetected: boolean; initialContact: boolean }
   | ChildSaEstablished
-  | { type: "childSaFailed"; ike: string; notify: number; detail: string }
+  /**
+   * `deleting`: our inbound SPI of a CHILD_SA the peer set up in a mode we did not
+   * ask for (§1.3.1): it is never installed, and an INFORMATIONAL Delete follows.
+   */
+  | { type: "childSaFailed"; ike: string; notify: number; detail: string; deleting?: number }
   | { type: "childSaDeleted"; ike: string; spisIn: number[] }
   | { type: "ikeSaDeleted"; ike: string; byPeer: boolean; why?: "initial-contact" | "rekeyed" }
   /** The IKE SA `sa` was rekeyed into `newSa` (§1.3.2); its CHILD_SAs now belong to `newSa`. */

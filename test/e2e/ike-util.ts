@@ -16,6 +16,8 @@ export interface IkePeerDoc {
   psk: string;
   /** Extra `ike` fields (dpd, retry, lifetime, proposals). */
   ike?: Record<string, unknown>;
+  /** The peer's ESP mode (docs/config.md); default tunnel. */
+  mode?: "tunnel" | "transport-ipip" | "transport-gre";
 }
 
 /** A CE's config document: one WAN port, the TUN, its prefixes, one IKE peer each. */
@@ -32,7 +34,7 @@ export function ikeNode(dir: string, name: string, wan: string, local: string[],
       workers: 1,
     },
     peers: peers.map((p) => ({
-      name: p.name, address: p.address, port: 4500, prefixes: p.prefixes, mode: "tunnel", nat_t: p.encap === "udp",
+      name: p.name, address: p.address, port: 4500, prefixes: p.prefixes, mode: p.mode ?? "tunnel", nat_t: p.encap === "udp",
       ike: { auth: { psk: p.psk }, initiate: p.initiate, ...(p.ike ?? {}) },
     })),
   };

@@ -8,8 +8,8 @@ import { waitFor, type Netns, type Spawned } from "../helpers/netns.ts";
 import { WESP_BIN } from "./forwarder-util.ts";
 
 /** `wesp up CFG` in `ns`, waited for until it forwards. */
-export async function upCe(ns: Netns, cfg: string): Promise<Spawned> {
-  const p = ns.spawn([process.execPath, WESP_BIN, "up", cfg]);
+export async function upCe(ns: Netns, cfg: string, env?: NodeJS.ProcessEnv): Promise<Spawned> {
+  const p = ns.spawn([process.execPath, WESP_BIN, "up", cfg], env ? { env: { ...process.env, ...env } } : {});
   await waitFor(async () => !p.running || /forwarding on/.test(p.stderr), `wesp up in ${ns.name}`, 60_000, 20);
   assert.ok(p.running, `wesp up in ${ns.name} exited ${p.exitCode}: ${p.stderr}`);
   return p;

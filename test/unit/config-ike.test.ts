@@ -31,7 +31,7 @@ interface BadCase {
 const cases: BadCase[] = [
   { name: "sas and ike both", mutate: (c) => { c.peers[0].sas = baseConfig().peers[0].sas; }, path: "peers[0].ike", message: /either sas \(static keys\) or ike \(negotiated\), not both/ },
   { name: "ike on a plain IP-in-IP peer", mutate: (c) => { c.node.wan[0].trusted = true; c.peers[0].mode = "ipip"; c.peers[0].nat_t = false; }, path: "peers[0].ike", message: /must be absent for mode "ipip"/ },
-  { name: "ike on a transport-gre peer", mutate: (c) => { c.peers[1].ike = { auth: { psk: PSK } }; delete c.peers[1].sas; }, path: "peers[1].mode", message: /tunnel mode only/ },
+  { name: "two ike peers at one address (a GRE and an IP-in-IP link to one CE)", mutate: (c) => { c.peers[0].mode = "transport-ipip"; c.peers[1].address = c.peers[0].address; c.peers[1].ike = { auth: { psk: PSK } }; delete c.peers[1].sas; }, path: "peers[1].address", message: /same address as peers\[0\], and both have ike/ },
   { name: "no PSK", mutate: (c) => { c.peers[0].ike.auth = {}; }, path: "peers[0].ike.auth.psk", message: /is required \(or psk_file\)/ },
   { name: "no auth at all", mutate: (c) => { delete c.peers[0].ike.auth; }, path: "peers[0].ike.auth", message: /is required/ },
   { name: "psk and psk_file", mutate: (c) => { c.peers[0].ike.auth.psk_file = "b.psk"; }, path: "peers[0].ike.auth.psk_file", message: /either psk or psk_file, not both/ },

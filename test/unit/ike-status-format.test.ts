@@ -11,11 +11,11 @@ const base = {
   global: { inbound: zero, outbound: zero }, host: {} as Status["host"], sockets: [],
 } satisfies Status;
 
-test("an up peer: role, proposal, ages, rekeys, its CHILD_SAs; a retrying one: failures, ALARM, next retry, last error", () => {
+test("an up peer: role, proposal, ages, rekeys, its CHILD_SAs with their mode; a retrying one: failures, ALARM, next retry, last error", () => {
   const up: IkePeerStatus = {
     name: "ceB", state: "up", ikeSa: "0011223344556677_8899aabbccddeeff", role: "initiator", proposal: "aes-gcm-128/prf-sha256/dh-19", natDetected: true,
     establishedSeconds: 125, ikeRekeyInSeconds: 3 * 3600 + 60, lastHeardSeconds: 2, failures: 0, alarm: false,
-    childSas: [{ spiIn: 0xc0ffee01, spiOut: 0x1234, rekeyInSeconds: 2900 }, { spiIn: 0x300, spiOut: 0x400 }],
+    childSas: [{ spiIn: 0xc0ffee01, spiOut: 0x1234, mode: "transport", rekeyInSeconds: 2900 }, { spiIn: 0x300, spiOut: 0x400, mode: "tunnel" }],
   };
   const down: IkePeerStatus = { name: "ceC", state: "retrying", failures: 9, alarm: true, retryInSeconds: 40, lastError: "timeout: no response to message 0 after 4 sends", childSas: [] };
   const lines = formatStatus({ ...base, ike: [up, down] }).split("\n");
@@ -23,8 +23,8 @@ test("an up peer: role, proposal, ages, rekeys, its CHILD_SAs; a retrying one: f
   assert.deepEqual(lines.slice(at, at + 5), [
     "ike ceB  up  initiator  aes-gcm-128/prf-sha256/dh-19  NAT-T  established 2m5s ago  rekey in 3h1m  last heard 2s ago  failures 0",
     "  ike sa 0011223344556677_8899aabbccddeeff",
-    "  child in 0xc0ffee01  out 0x00001234  rekey in 48m20s",
-    "  child in 0x00000300  out 0x00000400  rekeying",
+    "  child in 0xc0ffee01  out 0x00001234  transport  rekey in 48m20s",
+    "  child in 0x00000300  out 0x00000400  tunnel  rekeying",
     "ike ceC  retrying  retry in 40s  failures 9  ALARM  last error: timeout: no response to message 0 after 4 sends",
   ]);
 });
