@@ -111,7 +111,7 @@ export interface ChildSaEstablished {
  * so two IKE SAs with one peer (e.g. around INITIAL_CONTACT) stay apart.
  */
 export type IkeEvent = (
-  | { type: "ikeSaEstablished"; ike: string; spiI: string; spiR: string; initiator: boolean; proposal: string; natDetected: boolean; initialContact: boolean }
+  | { type: "ikeSaEstablished"; ike: string; spiI: string; spiR: string; initiator: boolean; proposal: string; natDetected: boolean; behindNat: boolean; initialContact: boolean }
   | ChildSaEstablished
   | { type: "childSaFailed"; ike: string; notify: number; detail: string }
   | { type: "childSaDeleted"; ike: string; spisIn: number[] }
