@@ -98,20 +98,37 @@ export function espSaTable(c: Config, opts: EspSaTableOptions = {}): EspSaTable 
     const wild = opts.anyAddress && spiCount.get(r.spi) === 1;
     const key = r.dir === "out" ? r.sa.keyOut : r.sa.keyIn;
     const authKey = r.dir === "out" ? r.sa.authKeyOut : r.sa.authKeyIn;
-    const fields = [
-      r.family === 4 ? "IPv4" : "IPv6",
-      wild ? "*" : r.src,
-      wild ? "*" : r.dst,
-      `0x${hex8(r.spi)}`,
-      enc,
-      `0x${keyToHex(key)}`,
-      authKey ? HMAC_SHA256_128 : "NULL",
-      authKey ? `0x${keyToHex(authKey)}` : "",
-    ];
-    lines.push(fields.map((f) => `"${f}"`).join(","));
+    lines.push(espSaRow({
+      family: r.family, src: wild ? "*" : r.src, dst: wild ? "*" : r.dst, spi: r.spi, suite: r.sa.suite,
+      key: keyToHex(key), authKey: authKey && keyToHex(authKey),
+    })!);
     written++;
   }
   return { text: lines.join("\n") + "\n", rows: written, notes };
+}
+
+/** One SA direction's keys, hex, as the esp_sa row needs them. */
+export interface EspSaRowInput {
+  family: 4 | 6;
+  /** Outer addresses, or "*" for any. */
+  src: string;
+  dst: string;
+  spi: number;
+  suite: Suite;
+  /** Cipher key (‖ salt for AES-GCM) and HMAC key, in hex. */
+  key: string;
+  authKey?: string;
+}
+
+/** One row of the table; undefined for a suite the dissector cannot decrypt (ChaCha20-Poly1305). */
+export function espSaRow(r: EspSaRowInput): string | undefined {
+  const enc = ENCRYPTION[r.suite];
+  if (enc === undefined) return undefined;
+  const fields = [
+    r.family === 4 ? "IPv4" : "IPv6", r.src, r.dst, `0x${hex8(r.spi)}`, enc,
+    `0x${r.key}`, r.authKey ? HMAC_SHA256_128 : "NULL", r.authKey ? `0x${r.authKey}` : "",
+  ];
+  return fields.map((f) => `"${f}"`).join(",");
 }
 
 function hex8(n: number): string {

@@ -66,7 +66,10 @@ export interface IkePeerStatus {
   role?: "initiator" | "responder";
   /** The IKE SA's transforms ("aes-gcm-128/prf-sha256/dh-19"). */
   proposal?: string;
+  /** NAT-T in use: a NAT seen on either side, or pretended (`nat_t` forces it, RFC 7296 §2.23). */
   natDetected?: boolean;
+  /** A NAT in front of this CE, as detected: the peer saw another address or port than ours (§2.23). */
+  behindNat?: boolean;
   establishedSeconds?: number;
   ikeRekeyInSeconds?: number;
   /** Since the peer's last authenticated message (what a liveness check waits on). */

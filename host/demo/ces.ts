@@ -2,8 +2,10 @@
 //
 // Each runs `node bin/wesp.js up CONFIG` inside its CE namespace, its output
 // going to `<lab dir>/wesp-<site>.log`; it makes the TUN, routes the other
-// sites' prefixes into it and listens on UDP 4500 (docs/cli.md). The demo
-// stops them with SIGTERM, which `wesp up` answers by closing TUN and sockets.
+// sites' prefixes into it and listens on UDP 4500 (docs/cli.md), and with IKE
+// peers on UDP 500 too, writing every CHILD_SA's keys to its key log
+// (WESP_ESP_KEYLOG, configs.ts). The demo stops them with SIGTERM, which
+// `wesp up` answers by deleting its IKE SAs and closing TUN and sockets.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { exec, waitFor, type Lab, type LabProcess } from "./lab.ts";
@@ -11,6 +13,7 @@ import { NS, type Site, type SiteId } from "./plan.ts";
 import type { DemoConfigs } from "./configs.ts";
 import type { Status } from "../control/status.ts";
 import { formatStatus } from "../control/format.ts";
+import { KEYLOG_ENV } from "../ike/keylog.ts";
 
 export const WESP = fileURLToPath(new URL("../../bin/wesp.js", import.meta.url));
 /** The package root: `wesp up` finds build/wesp.wasm relative to its working directory. */
@@ -18,7 +21,8 @@ export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 /** Starts `wesp up` for `site`; resolves once it forwards (its log says so), rejects if it exits first. */
 export async function startCe(lab: Lab, site: Site, configs: DemoConfigs): Promise<LabProcess> {
-  const p = lab.spawn(NS.ce(site), `wesp-${site.name}`, [process.execPath, WESP, "up", configs.files[site.id]], { cwd: ROOT });
+  const env = configs.mode === "ike" ? { [KEYLOG_ENV]: configs.keyLogs[site.id] } : undefined;
+  const p = lab.spawn(NS.ce(site), `wesp-${site.name}`, [process.execPath, WESP, "up", configs.files[site.id]], { cwd: ROOT, env });
   const log = () => readFileSync(p.log, "utf8");
   await waitFor(() => /forwarding on/.test(log()) || !p.running, `wesp up in ${NS.ce(site)}`, 30_000);
   if (!p.running) throw new Error(`wesp up in ${NS.ce(site)} exited with ${p.exitCode}:\n${log().trimEnd()}`);

@@ -18,6 +18,16 @@ import { join } from "node:path";
 
 export const DEFAULT_PREFIX = "wesp-demo-";
 
+/**
+ * The prefix when none is given: `$WESP_NS_PREFIX` + `demo-` when set (each of
+ * several concurrent runners has its own; the suffix keeps a demo clear of the
+ * runner's other namespaces, which a demo's start would otherwise remove as
+ * its leftovers), else `wesp-demo-`.
+ */
+export function defaultPrefix(env: NodeJS.ProcessEnv = process.env): string {
+  return env.WESP_NS_PREFIX ? `${env.WESP_NS_PREFIX}demo-` : DEFAULT_PREFIX;
+}
+
 export { exec, run, waitFor, type ExecResult } from "../util/proc.ts";
 import { exec, run, waitFor, type ExecResult } from "../util/proc.ts";
 
@@ -113,9 +123,10 @@ export class Lab {
   /**
    * Starts argv in namespace `label` as its own process group, stdout and
    * stderr to `<dir>/<name>.log` (a file, not a pipe: a kept lab outlives us).
-   * `pipeStdio` gives a stdin/stdout pipe instead, for the traffic agents.
+   * `pipeStdio` gives a stdin/stdout pipe instead, for the traffic agents;
+   * `env` is added to ours.
    */
-  spawn(label: string, name: string, argv: string[], opts: { pipeStdio?: boolean; cwd?: string } = {}): LabProcess {
+  spawn(label: string, name: string, argv: string[], opts: { pipeStdio?: boolean; cwd?: string; env?: NodeJS.ProcessEnv } = {}): LabProcess {
     if (this.tearing || this.done) throw new Error("lab already torn down");
     const log = join(this.dir, `${name}.log`);
     const fd = openSync(log, "a", 0o600);
@@ -123,6 +134,7 @@ export class Lab {
       const child = spawn("ip", ["netns", "exec", this.nsName(label), ...argv], {
         detached: true,
         cwd: opts.cwd,
+        env: opts.env ? { ...process.env, ...opts.env } : undefined,
         stdio: opts.pipeStdio ? ["pipe", "pipe", fd] : ["ignore", fd, fd],
       });
       const p = new LabProcess(name, log, child);

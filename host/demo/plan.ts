@@ -1,6 +1,7 @@
 // The demo's network, as data: three sites of a CE-based VPN
 // (draft-ietf-l3vpn-ce-based-02), a full mesh of ESP SA pairs with a different
-// suite per pair, and site C behind a source NAT.
+// suite per pair, negotiated with IKEv2 (or, with --static-keys, typed into the
+// configs), and site C behind a source NAT.
 //
 //   site-a 10.1.0.2 ─lan─ ce-a ─wan 192.0.2.1 ──┐
 //                                               │  wan: bridge br0, 192.0.2.0/24
@@ -17,8 +18,12 @@
 // learns C's translated address and port from authenticated inbound packets
 // (RFC 3948 §2.2; docs/core.md "NAT-T peer address learning"). C sends first
 // (its keepalives, RFC 3948 §2.3, and the demo's first pings go from C).
+// With IKEv2, C is the initiator towards both A and B for the same reason: A and
+// B cannot reach C before it has opened a mapping. A initiates towards B. One
+// initiator per pair: two would set up two IKE SAs (docs/ike.md).
 //
-// SPIs read as "from, to": 0x0000ab01 is the SA A sends to B on.
+// Static SPIs read as "from, to": 0x0000ab01 is the SA A sends to B on. IKE's
+// SPIs are random (host/ike/runtime.ts) and known only from the CEs' key logs.
 
 export type SiteId = "a" | "b" | "c";
 
@@ -75,9 +80,11 @@ export interface Pair {
   a: Site;
   b: Site;
   suite: DemoSuite;
-  /** SPI of the SA a sends on (b receives), and the reverse. */
+  /** Static keys: SPI of the SA a sends on (b receives), and the reverse. */
   spiAB: number;
   spiBA: number;
+  /** IKEv2: the IKE SA's proposal, the ESP one (giving `suite`), and the one side that initiates. */
+  ike: { proposal: string; esp: string; initiator: SiteId };
 }
 
 function spi(from: SiteId, to: SiteId): number {
@@ -90,12 +97,31 @@ const PAIR_SUITES: Record<string, DemoSuite> = {
   bc: "chacha20-poly1305",
 };
 
-/** Every unordered pair of sites, each with its suite and SPIs. */
+/** Per pair: IKE SA proposal and ESP proposal (strongSwan keywords, docs/ike.md "Algorithms"), the initiator. */
+const PAIR_IKE: Record<string, Pair["ike"]> = {
+  ab: { proposal: "aes128gcm16-prfsha256-ecp256", esp: "aes128gcm16", initiator: "a" },
+  ac: { proposal: "aes256gcm16-prfsha384-ecp256", esp: "aes256gcm16", initiator: "c" },
+  bc: { proposal: "chacha20poly1305-prfsha256-curve25519", esp: "chacha20poly1305", initiator: "c" },
+};
+
+/** Every unordered pair of sites, each with its suite, static SPIs and IKE plan. */
 export const PAIRS: readonly Pair[] = (["ab", "ac", "bc"] as const).map((k) => {
   const a = siteById(k[0] as SiteId);
   const b = siteById(k[1] as SiteId);
-  return { a, b, suite: PAIR_SUITES[k], spiAB: spi(a.id, b.id), spiBA: spi(b.id, a.id) };
+  return { a, b, suite: PAIR_SUITES[k], spiAB: spi(a.id, b.id), spiBA: spi(b.id, a.id), ike: PAIR_IKE[k] };
 });
+
+/**
+ * A site's IKE identity (RFC 7296 §3.5) when its default one, its WAN address,
+ * will not do: C's is private (172.16.3.2), and its peers know C only by the
+ * NAT's address, so C and its peers agree on a name instead (docs/ike.md).
+ */
+export function ikeId(s: Site): { type: "fqdn"; value: string } | undefined {
+  return s.behindNat ? { type: "fqdn", value: `${s.name}.demo.example` } : undefined;
+}
+
+/** How the CEs get their SAs: IKEv2 with pre-shared keys (the default), or static keys in the configs. */
+export type DemoMode = "ike" | "static";
 
 export function siteById(id: SiteId): Site {
   const s = SITES.find((x) => x.id === id);

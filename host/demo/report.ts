@@ -2,9 +2,11 @@
 import { existsSync, readFileSync } from "node:fs";
 import type { Lab } from "./lab.ts";
 import { NAT_OUTSIDE, NAT_PORTS, NS, PAIRS, SITES, siteById, type SiteId } from "./plan.ts";
-import type { DemoConfigs } from "./configs.ts";
+import type { DemoConfigs, DemoSa } from "./configs.ts";
 import type { PingResult, TcpResult } from "./traffic.ts";
-import type { SpiSummary, WireFrame, WireReport } from "./wire.ts";
+import type { EspSaTableFile, SpiSummary, WireFrame, WireReport } from "./wire.ts";
+import type { Status } from "../control/status.ts";
+import type { DemoMode } from "./plan.ts";
 import type { NatMapping } from "./nat.ts";
 import type { DemoResult } from "./run.ts";
 import { aptLine, type DemoTool, type DemoTools } from "./tools.ts";
@@ -18,14 +20,37 @@ export function size(n: number): string {
   return n >= 1 << 20 && n % (1 << 20) === 0 ? `${n >> 20} MiB` : n >= 1024 && n % 1024 === 0 ? `${n >> 10} KiB` : `${n} bytes`;
 }
 
-export function banner(out: Out, tools: DemoTools): void {
-  out("wesp demo: a three-site CE VPN over ESP (RFC 4303), in network namespaces");
+export function banner(out: Out, tools: DemoTools, mode: DemoMode): void {
+  out(`wesp demo: a three-site CE VPN over ESP (RFC 4303), ${mode === "ike" ? "its SAs negotiated with IKEv2 (RFC 7296)" : "with static keys"}, in network namespaces`);
   out("");
   out("  site-a 10.1.0.2 ── ce-a 192.0.2.1 ──┐");
   out(`  site-b 10.2.0.2 ── ce-b 192.0.2.2 ──┼── wan (bridge 192.0.2.0/24${tools.tcpdump ? ", captured" : ""})`);
   out(`  site-c 10.3.0.2 ── ce-c 172.16.3.2 ── nat ${NAT_OUTSIDE} (${tools.nft ? `masquerade, UDP ports ${NAT_PORTS.first}-${NAT_PORTS.last}` : "a plain router: no nft, no NAT"})`);
   out("");
-  for (const p of PAIRS) out(`  ${p.a.name} ⇄ ${p.b.name}: ${p.suite.padEnd(17)} SPIs ${hex(p.spiAB)} / ${hex(p.spiBA)}, ESP in UDP 4500 (RFC 3948)`);
+  if (mode === "static") {
+    for (const p of PAIRS) out(`  ${p.a.name} ⇄ ${p.b.name}: ${p.suite.padEnd(17)} SPIs ${hex(p.spiAB)} / ${hex(p.spiBA)}, ESP in UDP 4500 (RFC 3948)`);
+    return;
+  }
+  for (const p of PAIRS) {
+    const init = site(p.ike.initiator);
+    out(`  ${p.a.name} ⇄ ${p.b.name}: ${p.suite.padEnd(17)} IKE ${p.ike.proposal}, ${init} initiates${siteById(p.ike.initiator).behindNat ? " (from behind the NAT)" : ""}`);
+  }
+  out("  pre-shared keys fresh for this run; SPIs and ESP keys negotiated; ESP in UDP 4500 (RFC 3948)");
+}
+
+/** Step 2 with IKE: each pair's IKE SA as its initiator sees it, and the CHILD_SA's two directions. */
+export function ikeUp(out: Out, status: Partial<Record<SiteId, Status | null>>, sas: DemoSa[], took: string): void {
+  for (const p of PAIRS) {
+    const [from, to] = p.ike.initiator === p.a.id ? [p.a, p.b] : [p.b, p.a];
+    const ike = status[from.id]?.ike?.find((x) => x.name === to.name);
+    const back = status[to.id]?.ike?.find((x) => x.name === from.name);
+    const behind = [ike?.behindNat ? from.name : "", back?.behindNat ? to.name : ""].filter(Boolean);
+    const nat = ike?.natDetected ? `, NAT-T${behind.length ? `, ${behind.join(" and ")} behind a NAT` : ""}` : "";
+    out(`  ${from.name} → ${to.name}  IKE SA ${ike?.state ?? "?"} (${ike?.role ?? "?"} ${from.name}, ${ike?.proposal ?? "?"}${nat})`);
+    const dirs = sas.filter((s) => (s.from === from.id && s.to === to.id) || (s.from === to.id && s.to === from.id));
+    out(`  ${" ".repeat(from.name.length + to.name.length + 3)}  CHILD_SA ${p.suite}: ${dirs.map((s) => `${site(s.from)} → ${site(s.to)} SPI ${hex(s.spi)}`).join(", ")}`);
+  }
+  out(`  (every IKE peer of every CE up, the data plane sending on its CHILD_SA; keys from the CEs' WESP_ESP_KEYLOG files) (${took})`);
 }
 
 export function step(out: Out, n: number, what: string): void {
@@ -33,7 +58,7 @@ export function step(out: Out, n: number, what: string): void {
 }
 
 export function lab(out: Out, l: Lab, c: DemoConfigs, took: string): void {
-  out(`  ${l.namespaces.length} namespaces (${l.prefix}*), configs with fresh keys in ${l.dir} (${took})`);
+  out(`  ${l.namespaces.length} namespaces (${l.prefix}*), configs with fresh keys in ${l.dir} (${c.mode === "ike" ? "IKEv2 pre-shared keys" : "static ESP keys"}, mode 0600) (${took})`);
   for (const s of SITES) out(`    ${c.files[s.id]}`);
 }
 
@@ -64,16 +89,19 @@ export function status(out: Out, name: string, text: string, error?: string): vo
   for (const line of text.trimEnd().split("\n")) if (line) out(`  ${line}`);
 }
 
-export function wire(out: Out, spis: SpiSummary[], w: WireReport, table: { rows: number; notes: string[] } | null, nat: NatMapping[], dropped: number, took: string): void {
+export function wire(out: Out, spis: SpiSummary[], w: WireReport, table: EspSaTableFile | null, nat: NatMapping[], dropped: number, took: string): void {
   if (!table) out(`  no tshark: the capture is read by wesp demo and every frame opened with @noble/ciphers, which shares no code with wesp's core`);
-  else out(`  esp_sa table: ${table.rows} rows from 'wesp keys --wireshark --any-address' of the three configs`);
+  else out(`  esp_sa table: ${table.rows} rows from ${table.source}`);
   if (table?.notes.length) out(`  (Wireshark 4.0 has no ChaCha20-Poly1305 for ESP: those SAs are checked with @noble/ciphers instead)`);
   out("");
   out(`  ${"SPI".padEnd(10)}  ${"from → to".padEnd(16)}  ${"suite".padEnd(17)}  ${"frames".padStart(6)}  ${"ICV good/bad".padEnd(12)}  checked by  outer (UDP)`);
   for (const s of spis) {
     out(`  ${hex(s.spi)}  ${`${site(s.from)} → ${site(s.to)}`.padEnd(16)}  ${s.suite.padEnd(17)}  ${String(s.frames).padStart(6)}  ${`${s.good}/${s.bad}${s.unchecked ? ` (${s.unchecked} unchecked)` : ""}`.padEnd(12)}  ${s.checkedBy.join(",").padEnd(10)}  ${s.endpoints.join(", ")}`);
   }
-  out(`  NAT-keepalives (RFC 3948 §2.3): ${w.keepalives}; other UDP: ${w.other}`);
+  const known = new Set(spis.map((s) => s.spi));
+  const stray = w.frames.filter((f) => !known.has(f.spi));
+  if (stray.length) out(`  ESP frames with an SPI of no SA: ${stray.length} (SPIs ${[...new Set(stray.map((f) => hex(f.spi)))].join(", ")}): nothing could check them`);
+  out(`  IKE datagrams (UDP 500, and 4500 behind the non-ESP marker): ${w.ike}; NAT-keepalives (RFC 3948 §2.3): ${w.keepalives}; other UDP: ${w.other}`);
   if (dropped) out(`  tcpdump lost ${dropped} packets (its buffer overflowed): the counts above are a sample`);
   natLines(out, nat);
   out("");

@@ -1,9 +1,12 @@
 // What crossed the "Internet": a tcpdump capture on the WAN bridge, decrypted
-// and authenticated by tshark with the esp_sa table `wesp keys --wireshark`
-// writes, and the ChaCha20-Poly1305 frames (which Wireshark 4.0 cannot
-// decrypt) by @noble/ciphers (esp_check.ts). Without tshark, the capture is
-// read here (pcap.ts) and noble checks every frame. Nothing here trusts wesp:
-// both checkers are independent of its core.
+// and authenticated by tshark with an esp_sa table — from the keys IKE
+// negotiated (the CEs' key logs, ike.ts), or with static keys the table
+// `wesp keys --wireshark` writes — and the ChaCha20-Poly1305 frames (which
+// Wireshark 4.0 cannot decrypt) by @noble/ciphers (esp_check.ts). Without
+// tshark, the capture is read here (pcap.ts) and noble checks every frame.
+// Nothing here trusts wesp's core: both checkers are independent of it.
+// IKE's own datagrams (UDP 500, and 4500 behind the non-ESP marker) are
+// counted apart; an ESP frame whose SPI is none of the SAs is reported.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { exec, waitFor, type Lab, type LabProcess } from "./lab.ts";
@@ -12,6 +15,7 @@ import type { DemoConfigs, DemoSa } from "./configs.ts";
 import { describeInner, openEsp } from "./esp_check.ts";
 import { readPcapUdp } from "./pcap.ts";
 import { WESP } from "./ces.ts";
+import { espSaRow } from "../config/wireshark.ts";
 
 export interface Capture {
   pcap: string;
@@ -36,24 +40,47 @@ export async function startCapture(lab: Lab): Promise<Capture> {
   };
 }
 
+export interface EspSaTableFile {
+  /** XDG_CONFIG_HOME for tshark: the table is its wireshark/esp_sa. */
+  xdg: string;
+  rows: number;
+  /** Where the keys came from, for the report. */
+  source: string;
+  /** SA directions the table leaves out (ChaCha20-Poly1305: noble checks those). */
+  notes: string[];
+}
+
 /**
- * The merged esp_sa table of the three CEs, from `wesp keys --wireshark
- * --any-address` (any address: C's frames carry the NAT's, not C's own).
- * Written where tshark looks when XDG_CONFIG_HOME is the returned directory.
+ * The esp_sa table of the three CEs, addresses "*" (C's frames carry the NAT's
+ * address, not C's own; SPIs are unique here). Static keys: merged from
+ * `wesp keys --wireshark --any-address` of each config. IKE: from `sas`, the
+ * key logs' SAs (the configs hold no ESP key). Written where tshark looks when
+ * XDG_CONFIG_HOME is the returned directory.
  */
-export async function espSaTable(lab: Lab, configs: DemoConfigs): Promise<{ xdg: string; rows: number; notes: string[] }> {
+export async function espSaTable(lab: Lab, configs: DemoConfigs, sas: DemoSa[]): Promise<EspSaTableFile> {
   const rows = new Set<string>();
   const notes = new Set<string>();
-  const runs = await Promise.all(SITES.map((s) => exec([process.execPath, WESP, "keys", "--wireshark", "--any-address", configs.files[s.id]])));
-  for (const [i, r] of runs.entries()) {
-    if (r.code !== 0) throw new Error(`wesp keys --wireshark ${configs.files[SITES[i].id]} → exit ${r.code}: ${r.stderr}`);
-    for (const line of r.stdout.split("\n")) if (line.startsWith('"')) rows.add(line);
-    for (const line of r.stderr.split("\n")) if (line.startsWith("note: ")) notes.add(line.slice(6).replace(/^peers\[\d+\] /, ""));
+  let source: string;
+  if (configs.mode === "static") {
+    const runs = await Promise.all(SITES.map((s) => exec([process.execPath, WESP, "keys", "--wireshark", "--any-address", configs.files[s.id]])));
+    for (const [i, r] of runs.entries()) {
+      if (r.code !== 0) throw new Error(`wesp keys --wireshark ${configs.files[SITES[i].id]} → exit ${r.code}: ${r.stderr}`);
+      for (const line of r.stdout.split("\n")) if (line.startsWith('"')) rows.add(line);
+      for (const line of r.stderr.split("\n")) if (line.startsWith("note: ")) notes.add(line.slice(6).replace(/^peers\[\d+\] /, ""));
+    }
+    source = "'wesp keys --wireshark --any-address' of the three configs";
+  } else {
+    for (const sa of sas) {
+      const row = espSaRow({ family: 4, src: "*", dst: "*", spi: sa.spi, suite: sa.suite, key: Buffer.from(sa.keymat).toString("hex") });
+      if (row) rows.add(row);
+      else notes.add(`SPI 0x${sa.spi.toString(16).padStart(8, "0")}: ${sa.suite} is not supported by Wireshark's ESP dissector`);
+    }
+    source = "the keys IKE negotiated (the CEs' WESP_ESP_KEYLOG files)";
   }
   const xdg = join(lab.dir, "tshark");
   mkdirSync(join(xdg, "wireshark"), { recursive: true, mode: 0o700 });
   writeFileSync(join(xdg, "wireshark", "esp_sa"), [...rows].join("\n") + "\n", { mode: 0o600 });
-  return { xdg, rows: rows.size, notes: [...notes] };
+  return { xdg, rows: rows.size, source, notes: [...notes] };
 }
 
 export interface WireFrame {
@@ -70,12 +97,17 @@ export interface WireFrame {
 }
 
 export interface WireReport {
+  /** ESP frames, each checked (or unchecked: no SA has its SPI). */
   frames: WireFrame[];
   /** NAT-keepalives (RFC 3948 §2.3: one 0xFF byte) seen. */
   keepalives: number;
-  /** Other UDP frames (not ESP, not keepalives). */
+  /** IKE datagrams: UDP port 500, or 4500 behind the non-ESP marker (RFC 3948 §2.2). */
+  ike: number;
+  /** Other UDP frames (not ESP, not IKE, not keepalives). */
   other: number;
 }
+
+const IKE_PORT = 500;
 
 const FIELDS = ["frame.number", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "udp.srcport", "udp.dstport", "udp.payload",
   "esp.spi", "esp.sequence", "esp.icv_good", "esp.icv_bad", "_ws.col.Info"];
@@ -88,7 +120,7 @@ export async function decode(pcap: string, xdg: string, sas: DemoSa[]): Promise<
     ...FIELDS.flatMap((f) => ["-e", f])], { timeoutMs: 120_000 });
   if (r.code !== 0) throw new Error(`tshark → exit ${r.code}: ${r.stderr}`);
   const bySpi = new Map(sas.map((s) => [s.spi, s]));
-  const report: WireReport = { frames: [], keepalives: 0, other: 0 };
+  const report: WireReport = { frames: [], keepalives: 0, ike: 0, other: 0 };
   for (const line of r.stdout.split("\n")) {
     if (!line) continue;
     const c = line.split("\t");
@@ -97,10 +129,11 @@ export async function decode(pcap: string, xdg: string, sas: DemoSa[]): Promise<
     // The outer header is IPv4 (the first ip.src); the decrypted inner one is the second ip.src or the ipv6.src.
     const [src, innerSrc = col("ipv6.src")[0]] = col("ip.src");
     const [dst, innerDst = col("ipv6.dst")[0]] = col("ip.dst");
-    const f = classify(report, payload, {
+    const ports = [Number(col("udp.srcport")[0]), Number(col("udp.dstport")[0])];
+    const f = classify(report, payload, ports, {
       frame: Number(col("frame.number")[0]),
-      src: `${src}:${col("udp.srcport")[0]}`,
-      dst: `${dst}:${col("udp.dstport")[0]}`,
+      src: `${src}:${ports[0]}`,
+      dst: `${dst}:${ports[1]}`,
     });
     if (!f) continue;
     f.icv = col("esp.icv_good")[0] === "1" ? "good" : col("esp.icv_bad")[0] === "1" ? "bad" : "unchecked";
@@ -116,9 +149,9 @@ export async function decode(pcap: string, xdg: string, sas: DemoSa[]): Promise<
 /** Every UDP frame of the capture, read without tshark, each ESP frame checked by noble. */
 export function decodeWithoutTshark(pcap: string, sas: DemoSa[]): WireReport {
   const bySpi = new Map(sas.map((s) => [s.spi, s]));
-  const report: WireReport = { frames: [], keepalives: 0, other: 0 };
+  const report: WireReport = { frames: [], keepalives: 0, ike: 0, other: 0 };
   for (const u of readPcapUdp(pcap)) {
-    const f = classify(report, u.payload, { frame: u.frame, src: `${u.src}:${u.sport}`, dst: `${u.dst}:${u.dport}` });
+    const f = classify(report, u.payload, [u.sport, u.dport], { frame: u.frame, src: `${u.src}:${u.sport}`, dst: `${u.dst}:${u.dport}` });
     if (!f) continue;
     const sa = bySpi.get(f.spi);
     if (sa) withNoble(f, u.payload, sa);
@@ -127,15 +160,20 @@ export function decodeWithoutTshark(pcap: string, sas: DemoSa[]): WireReport {
   return report;
 }
 
-/** Counts a NAT-keepalive or other UDP; an ESP frame comes back unchecked. */
-function classify(report: WireReport, payload: Uint8Array, at: Pick<WireFrame, "frame" | "src" | "dst">): WireFrame | null {
+/** Counts a NAT-keepalive, IKE or other UDP; an ESP frame comes back unchecked. */
+function classify(report: WireReport, payload: Uint8Array, ports: number[], at: Pick<WireFrame, "frame" | "src" | "dst">): WireFrame | null {
   if (payload.length === 1 && payload[0] === 0xff) {
     report.keepalives++;
     return null;
   }
   const dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
-  if (payload.length < 8 || dv.getUint32(0) === 0) {
-    report.other++; // IKE (non-ESP marker, RFC 3948 §2.2) or anything else
+  // IKE on 500 starts with the initiator's SPI, which is not an ESP SPI: told apart by the port
+  if (ports.includes(IKE_PORT) || (payload.length >= 8 && dv.getUint32(0) === 0)) {
+    report.ike++;
+    return null;
+  }
+  if (payload.length < 8) {
+    report.other++;
     return null;
   }
   return { ...at, spi: dv.getUint32(0), seq: dv.getUint32(4), icv: "unchecked", checkedBy: "none" };
@@ -164,6 +202,13 @@ export interface SpiSummary {
   checkedBy: string[];
   /** Outer "src → dst" endpoints seen (for C: the NAT's mapped port). */
   endpoints: string[];
+}
+
+/** ESP frames whose SPI is none of `sas`' (nothing could check them), and those SPIs. */
+export function unknownSpis(report: WireReport, sas: DemoSa[]): { frames: number; spis: number[] } {
+  const known = new Set(sas.map((s) => s.spi));
+  const stray = report.frames.filter((f) => !known.has(f.spi));
+  return { frames: stray.length, spis: [...new Set(stray.map((f) => f.spi))] };
 }
 
 export function summarize(report: WireReport, sas: DemoSa[]): SpiSummary[] {

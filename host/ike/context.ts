@@ -28,9 +28,15 @@ export interface SaContext {
   /** IKE_SA_INIT request and response as sent: RealMessage1/2 of §2.15. */
   msg1?: Uint8Array;
   msg2?: Uint8Array;
-  /** §2.23: a NAT rewrote our address / the peer's. */
+  /** §2.23: a NAT rewrote our address / the peer's (natHere also when we pretend one, `forceEncap`). */
   natHere: boolean;
   natThere: boolean;
+  /**
+   * §2.23: the peer's NAT_DETECTION_DESTINATION_IP names another address or port than ours:
+   * a NAT in front of us, as detected — never set by `forceEncap`, which the peer cannot tell
+   * from a real NAT on its side, but which does not change what the peer saw us as.
+   */
+  behindNat?: boolean;
   /** The identity the peer authenticated as (§2.15), and whether it asked for INITIAL_CONTACT (§2.4). */
   peerId?: Identity;
   peerInitialContact?: boolean;

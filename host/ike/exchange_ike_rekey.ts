@@ -41,7 +41,7 @@ function successor(old: SaContext, o: { initiator: boolean; spiI: Uint8Array; sp
   return {
     cfg: old.cfg, deps: old.deps, initiator: o.initiator, spiI: o.spiI, spiR: o.spiR, path: { ...old.path },
     ni: o.ni, nr: o.nr, group: o.chosen.dh!, ike: o.chosen, keys,
-    natHere: old.natHere, natThere: old.natThere, peerId: old.peerId, peerCert: old.peerCert,
+    natHere: old.natHere, natThere: old.natThere, behindNat: old.behindNat, peerId: old.peerId, peerCert: old.peerCert,
     fragmentation: old.fragmentation, // RFC 7383 §2.3: negotiated for the IKE SA, kept by its rekeyed successor
     children: [], // moved by the IKE SA once the exchange is complete
   };

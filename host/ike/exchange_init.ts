@@ -31,7 +31,8 @@ function natNotifies(ctx: SaContext, spiR: Uint8Array, path: Path): NotifyPayloa
 
 /**
  * §2.23: compares the peer's NAT_DETECTION hashes with the addresses the datagram
- * really had. Sets `natThere` when the peer's source was rewritten, `natHere` when ours was.
+ * really had. Sets `natThere` when the peer's source was rewritten (or the peer pretends
+ * so), `behindNat` when ours was, and `natHere` then or when we pretend so ourselves.
  */
 function detectNat(ctx: SaContext, payloads: readonly Payload[], spiR: Uint8Array, path: Path): void {
   const srcs = payloads.filter((p): p is NotifyPayload => p.kind === "notify" && p.notifyType === Notify.NAT_DETECTION_SOURCE_IP);
@@ -39,8 +40,8 @@ function detectNat(ctx: SaContext, payloads: readonly Payload[], spiR: Uint8Arra
   if (!srcs.length || !dst) return; // the peer does no NAT detection: no NAT-T either
   const theirs = Buffer.from(natHash(ctx.spiI, spiR, path.remoteAddress, path.remotePort));
   ctx.natThere = !srcs.some((s) => theirs.equals(s.data));
-  ctx.natHere = !Buffer.from(natHash(ctx.spiI, spiR, path.localAddress, path.localPort)).equals(dst.data);
-  if (ctx.cfg.forceEncap) ctx.natHere = true;
+  ctx.behindNat = !Buffer.from(natHash(ctx.spiI, spiR, path.localAddress, path.localPort)).equals(dst.data);
+  ctx.natHere = ctx.behindNat || !!ctx.cfg.forceEncap;
 }
 
 /**

@@ -568,7 +568,7 @@ export class IkeSa {
     this.lastHeard = this.lastKeepalive = this.ctx.deps.now();
     return {
       type: "ikeSaEstablished", ike: this.name, spiI: this.spiI, spiR: this.spiR, initiator: this.ctx.initiator, proposal,
-      natDetected: this.ctx.natHere || this.ctx.natThere, initialContact: !!this.ctx.peerInitialContact,
+      natDetected: this.ctx.natHere || this.ctx.natThere, behindNat: !!this.ctx.behindNat, initialContact: !!this.ctx.peerInitialContact,
     };
   }
 

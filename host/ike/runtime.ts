@@ -96,7 +96,7 @@ interface Managed {
   peer: ManagedPeer;
   fingerprint: string;
   /** The current IKE SA as it was established: for status. */
-  established?: { sa: string; at: number; proposal: string; natDetected: boolean };
+  established?: { sa: string; at: number; proposal: string; natDetected: boolean; behindNat: boolean };
   lastError?: string;
 }
 
@@ -229,7 +229,7 @@ export class IkeRuntime {
         state: s.up ? "up" : s.state ? "connecting" : s.retryAt !== undefined ? "retrying" : m?.peer.initiate ? "down" : "waiting",
         ...(s.sa ? { ikeSa: s.sa } : {}),
         ...(s.initiator !== undefined ? { role: s.initiator ? "initiator" : "responder" } : {}),
-        ...(est ? { proposal: est.proposal, natDetected: est.natDetected, establishedSeconds: ago(est.at) } : {}),
+        ...(est ? { proposal: est.proposal, natDetected: est.natDetected, behindNat: est.behindNat, establishedSeconds: ago(est.at) } : {}),
         ...(s.up && s.ikeRekeyAt !== undefined ? { ikeRekeyInSeconds: secs(s.ikeRekeyAt) } : {}),
         ...(s.up && s.lastHeard !== undefined ? { lastHeardSeconds: ago(s.lastHeard) } : {}),
         failures: s.failures, alarm: s.alarmed,
@@ -303,9 +303,9 @@ export class IkeRuntime {
     const hex = (spi: number) => `0x${(spi >>> 0).toString(16).padStart(8, "0")}`;
     switch (e.type) {
       case "ikeSaEstablished":
-        this.log(`ike: peer ${e.ike}: IKE SA ${e.sa} established as ${e.initiator ? "initiator" : "responder"} (${e.proposal}${e.natDetected ? ", NAT-T" : ""}${e.initialContact ? ", peer sent INITIAL_CONTACT" : ""})`);
+        this.log(`ike: peer ${e.ike}: IKE SA ${e.sa} established as ${e.initiator ? "initiator" : "responder"} (${e.proposal}${e.natDetected ? ", NAT-T" : ""}${e.behindNat ? ", behind a NAT" : ""}${e.initialContact ? ", peer sent INITIAL_CONTACT" : ""})`);
         if (m) {
-          m.established = { sa: e.sa!, at: Date.now(), proposal: e.proposal, natDetected: e.natDetected };
+          m.established = { sa: e.sa!, at: Date.now(), proposal: e.proposal, natDetected: e.natDetected, behindNat: e.behindNat };
           m.lastError = undefined;
           m.peer.ike.initialContact = false; // §2.4: only the first IKE SA after a start
         }

@@ -115,7 +115,7 @@ export interface ChildSaEstablished {
  * so two IKE SAs with one peer (e.g. around INITIAL_CONTACT) stay apart.
  */
 export type IkeEvent = (
-  | { type: "ikeSaEstablished"; ike: string; spiI: string; spiR: string; initiator: boolean; proposal: string; natDetected: boolean; initialContact: boolean }
+  | { type: "ikeSaEstablished"; ike: string; spiI: string; spiR: string; initiator: boolean; proposal: string; natDetected: boolean; behindNat: boolean; initialContact: boolean }
   | ChildSaEstablished
   /**
    * `deleting`: our inbound SPI of a CHILD_SA the peer set up in a mode we did not

@@ -1,17 +1,20 @@
 // `wesp demo` end to end: the real command, as `npm run demo` runs it, in real
-// namespaces. Its JSON report (--report) must show every pair of sites
+// namespaces, with IKEv2 (the default) and with --static-keys. Its JSON report
+// (--report) must show every IKE SA up with its planned initiator and one
+// CHILD_SA, the NAT detected in front of site C only, every pair of sites
 // reached both ways over IPv4 and IPv6, every TCP transfer's bytes equal at
 // the far end, every captured ESP frame authenticated by tshark or
-// @noble/ciphers, C's NAT mapping learned by its peers — and afterwards
-// nothing left: no namespace, no scratch dir, no process. Also: Ctrl-C in
-// the middle, a run that fails, and --keep followed by --down.
+// @noble/ciphers with the keys IKE negotiated (or the configs' keys), C's NAT
+// mapping learned by its peers — and afterwards nothing left: no namespace, no
+// scratch dir, no process. Also: Ctrl-C in the middle, a run that fails, and
+// --keep followed by --down.
 //
-// Each run uses its own name prefix (`--prefix`), so it cannot touch a lab
-// someone keeps under the default name.
+// Each run uses its own name prefix (`--prefix`; WESP_NS_PREFIX first, when
+// set), so it cannot touch a lab someone keeps under the default name.
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,6 +26,7 @@ import { parsePcapUdp } from "../../host/demo/pcap.ts";
 import { prepareTools } from "../../host/demo/tools.ts";
 import { describeInner, openEsp } from "../../host/demo/esp_check.ts";
 import { PAIRS, SITES } from "../../host/demo/plan.ts";
+import { judge } from "../../host/demo/checks.ts";
 import type { DemoResult } from "../../host/demo/run.ts";
 
 const WESP = fileURLToPath(new URL("../../bin/wesp.js", import.meta.url));
@@ -32,7 +36,7 @@ const prefixes: string[] = [];
 let runs = 0;
 
 function newPrefix(): string {
-  const p = `wdt${process.pid}-${runs++}-`;
+  const p = `${process.env.WESP_NS_PREFIX ?? "w"}dt${process.pid}-${runs++}-`;
   prefixes.push(p);
   return p;
 }
@@ -108,17 +112,8 @@ describe("wesp demo", { skip: requireTools(["netns", "nft", "tcpdump", "tshark"]
     rmSync(scratch, { recursive: true, force: true });
   });
 
-  it("reaches every pair of sites through wesp, the wire checks out, and nothing is left", async () => {
-    const prefix = newPrefix();
-    const report = join(scratch, "report.json");
-    const r = await demo(["--prefix", prefix, "--report", report]);
-    assert.equal(r.code, 0, r.out);
-    assert.match(r.out, /^PASS: (\d+) of \1 checks passed$/m);
-    const res: DemoResult = JSON.parse(readFileSync(report, "utf8"));
-    assert.equal(res.ok, true);
-    assert.equal(res.error, undefined);
-    for (const c of res.checks) assert.ok(c.ok, `${c.name}: ${c.detail}`);
-
+  /** What both modes must show: traffic, the wire (SAs `spis`), C's NAT mapping, counters. */
+  function assertTrafficAndWire(res: DemoResult, spis: number[]): void {
     // Every ordered pair, IPv4 and IPv6.
     const pairs = (xs: { from: string; to: string; family: number }[]) => new Set(xs.map((x) => `${x.from}${x.to}${x.family}`));
     const want = new Set(SITES.flatMap((a) => SITES.filter((b) => b !== a).flatMap((b) => [`${a.id}${b.id}4`, `${a.id}${b.id}6`])));
@@ -133,7 +128,8 @@ describe("wesp demo", { skip: requireTools(["netns", "nft", "tcpdump", "tshark"]
 
     // The wire: all six SAs carried frames, each one authenticated; AES-GCM by tshark, ChaCha20-Poly1305 by noble.
     assert.ok(res.wire);
-    assert.deepEqual(res.wire.map((s) => s.spi).sort(), PAIRS.flatMap((p) => [p.spiAB, p.spiBA]).sort());
+    assert.deepEqual(res.wire.map((s) => s.spi).sort(), [...spis].sort());
+    assert.deepEqual(res.unknownSpi, { frames: 0, spis: [] }, "every ESP frame has an SA's SPI");
     for (const s of res.wire) {
       assert.ok(s.frames > 0, `SPI ${s.spi.toString(16)}: no frames`);
       assert.equal(s.good, s.frames, `SPI ${s.spi.toString(16)}: ${s.bad} bad, ${s.unchecked} unchecked`);
@@ -162,6 +158,71 @@ describe("wesp demo", { skip: requireTools(["netns", "nft", "tcpdump", "tshark"]
         }
       }
     }
+  }
+
+  it("IKEv2 (the default): every IKE SA up, C behind the NAT, every pair reached, the wire decrypted with the negotiated keys, nothing left", async () => {
+    const prefix = newPrefix();
+    const report = join(scratch, "report.json");
+    const r = await demo(["--prefix", prefix, "--report", report]);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /^PASS: 10 of 10 checks passed$/m);
+    const res: DemoResult = JSON.parse(readFileSync(report, "utf8"));
+    assert.equal(res.ok, true);
+    assert.equal(res.error, undefined);
+    assert.equal(res.mode, "ike");
+    for (const c of res.checks) assert.ok(c.ok && !c.skipped, `${c.name}: ${c.detail}`);
+    assert.deepEqual(res.checks.slice(0, 2).map((c) => c.name), ["IKE: every SA established", "IKE: NAT detected for site-c"]);
+
+    // One IKE SA per pair, its initiator the planned one; one CHILD_SA each, mirrored.
+    for (const p of PAIRS) {
+      const [i, j] = p.ike.initiator === p.a.id ? [p.a, p.b] : [p.b, p.a];
+      const si = res.status[i.id]!.ike!.find((x) => x.name === j.name)!;
+      const sj = res.status[j.id]!.ike!.find((x) => x.name === i.name)!;
+      assert.deepEqual([si.state, si.role, sj.state, sj.role], ["up", "initiator", "up", "responder"], `${i.name} → ${j.name}`);
+      assert.equal(si.ikeSa, sj.ikeSa, "one IKE SA, the same at both ends");
+      assert.equal(si.childSas.length, 1);
+      assert.deepEqual([si.childSas[0].spiIn, si.childSas[0].spiOut], [sj.childSas[0].spiOut, sj.childSas[0].spiIn]);
+      // §2.23: NAT-T everywhere (nat_t forces it), but only C is behind a NAT
+      assert.deepEqual([si.natDetected, sj.natDetected], [true, true]);
+      assert.deepEqual([si.behindNat, sj.behindNat], [i.behindNat, j.behindNat], `${i.name} → ${j.name}: who is behind the NAT`);
+    }
+    // The SAs are the key logs' (both ends logged each CHILD_SA alike), with random SPIs, not the static ones.
+    assert.deepEqual(res.keyLog, { lines: 6, problems: [] });
+    const spis = res.sas.map((s) => s.spi);
+    assert.equal(new Set(spis).size, 6);
+    for (const p of PAIRS) assert.ok(!spis.includes(p.spiAB) && !spis.includes(p.spiBA), "a static SPI");
+    assert.deepEqual(res.sas.map((s) => s.suite).sort(), PAIRS.flatMap((p) => [p.suite, p.suite]).sort());
+    assert.ok(res.ikeDatagrams >= 8, `IKE on the wire: ${res.ikeDatagrams} datagrams (IKE_SA_INIT and IKE_AUTH, 3 pairs)`);
+    assertTrafficAndWire(res, spis);
+
+    // The IKE checks can fail: the same report with C not behind a NAT, or with a second CHILD_SA, does not pass.
+    const doctored = (edit: (r: DemoResult) => void) => {
+      const copy: DemoResult = JSON.parse(JSON.stringify(res));
+      edit(copy);
+      return judge(copy).filter((c) => !c.ok).map((c) => c.name);
+    };
+    assert.deepEqual(doctored((x) => void (x.status.c!.ike![0].behindNat = false)), ["IKE: NAT detected for site-c"]);
+    assert.deepEqual(doctored((x) => void (x.status.a!.ike![0].behindNat = true)), ["IKE: NAT detected for site-c"]);
+    assert.deepEqual(doctored((x) => void x.status.a!.ike![0].childSas.push({ spiIn: 0x1234, spiOut: 0x5678 })), ["IKE: every SA established"]);
+    assert.deepEqual(doctored((x) => void (x.status.b!.ike![1].role = "initiator")), ["IKE: every SA established"]);
+    assert.deepEqual(doctored((x) => void (x.unknownSpi = { frames: 1, spis: [0x1234] })), ["wire: every ICV good"]);
+    assertNothingLeft(prefix, res.lab.dir);
+  });
+
+  it("--static-keys: today's static SAs, decrypted with 'wesp keys --wireshark', no IKE", async () => {
+    const prefix = newPrefix();
+    const report = join(scratch, "static.json");
+    const r = await demo(["--prefix", prefix, "--report", report, "--static-keys"]);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /^PASS: 8 of 8 checks passed$/m);
+    assert.match(r.out, /esp_sa table: 4 rows from 'wesp keys --wireshark --any-address' of the three configs/);
+    const res: DemoResult = JSON.parse(readFileSync(report, "utf8"));
+    assert.equal(res.mode, "static");
+    for (const c of res.checks) assert.ok(c.ok && !c.skipped, `${c.name}: ${c.detail}`);
+    assert.ok(!res.checks.some((c) => c.name.startsWith("IKE")));
+    for (const s of SITES) assert.equal(res.status[s.id]!.ike, undefined, `${s.name} runs no IKE`);
+    assert.equal(res.ikeDatagrams, 0);
+    assertTrafficAndWire(res, PAIRS.flatMap((p) => [p.spiAB, p.spiBA]));
     assertNothingLeft(prefix, res.lab.dir);
   });
 
@@ -173,12 +234,16 @@ describe("wesp demo", { skip: requireTools(["netns", "nft", "tcpdump", "tshark"]
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /^wesp demo: nft, tcpdump, tshark not found, not installing them \(--no-install\)$/m);
     assert.match(r.out, /^ {2}for the whole demo: apt-get install -y --no-install-recommends nftables tcpdump tshark, then run it again$/m);
-    assert.match(r.out, /^PASS: 5 of 5 checks passed, 3 skipped \(without nft, tcpdump, tshark\)$/m);
+    assert.match(r.out, /^PASS: 7 of 7 checks passed, 3 skipped \(without nft, tcpdump, tshark\)$/m);
     const res: DemoResult = JSON.parse(readFileSync(report, "utf8"));
     assert.deepEqual(res.tools, { nft: false, tcpdump: false, tshark: false });
     assert.deepEqual(res.checks.filter((c) => c.skipped).map((c) => c.name), ["wire: every SA used", "wire: every ICV good", "NAT: C's ESP translated"]);
     const learned = res.checks.find((c) => c.name === "peers learned C's address");
     assert.ok(learned?.ok, JSON.stringify(learned));
+    // no NAT at all: IKE must not claim one in front of C (it still forces NAT-T: nat_t)
+    const noNat = res.checks.find((c) => c.name === "IKE: no NAT in front of site-c");
+    assert.ok(noNat?.ok && !noNat.skipped, JSON.stringify(noNat));
+    assert.ok(res.checks.find((c) => c.name === "IKE: every SA established")?.ok);
     assert.equal(res.wire, null);
     for (const p of res.pings) assert.equal(p.received, p.sent, `ping ${p.from} → ${p.dst}`);
     for (const t of res.tcp) assert.equal(t.farSha256, t.sha256, `tcp ${t.from} → ${t.dst}`);
@@ -190,7 +255,7 @@ describe("wesp demo", { skip: requireTools(["netns", "nft", "tcpdump", "tshark"]
     const report = join(scratch, "no-tshark.json");
     const r = await demo(["--prefix", prefix, "--report", report, "--no-install"], undefined, { PATH: pathWithout(["tshark"]), CI: undefined });
     assert.equal(r.code, 0, r.out);
-    assert.match(r.out, /^PASS: 8 of 8 checks passed \(without tshark\)$/m);
+    assert.match(r.out, /^PASS: 10 of 10 checks passed \(without tshark\)$/m);
     const res: DemoResult = JSON.parse(readFileSync(report, "utf8"));
     assert.ok(res.wire);
     for (const s of res.wire) {
@@ -252,6 +317,11 @@ describe("wesp demo", { skip: requireTools(["netns", "nft", "tcpdump", "tshark"]
     assert.equal(left.namespaces.length, 8);
     assert.deepEqual(left.dirs, [dir]);
     assert.equal(processesMentioning(dir).length >= 3, true, "the three wesp up processes run on");
+    // The secrets: the pairs' PSKs and the CEs' key logs, each 0600, in a 0700 directory.
+    const keys = join(dir, "keys");
+    assert.equal(statSync(keys).mode & 0o777, 0o700);
+    assert.deepEqual(readdirSync(keys).sort(), ["a-b.psk", "a-c.psk", "b-c.psk", "site-a.esp-keylog.jsonl", "site-b.esp-keylog.jsonl", "site-c.esp-keylog.jsonl"]);
+    for (const f of readdirSync(keys)) assert.equal(statSync(join(keys, f)).mode & 0o777, 0o600, f);
     // The kept CEs still answer `wesp status` over their control sockets.
     const st = await new Promise<string>((resolve) => {
       const c = spawn(process.execPath, [WESP, "status", join(dir, "site-a.yaml")], { cwd: ROOT });
@@ -260,6 +330,8 @@ describe("wesp demo", { skip: requireTools(["netns", "nft", "tcpdump", "tshark"]
       c.on("exit", () => resolve(out));
     });
     assert.match(st, /^node site-a /m);
+    assert.match(st, /^ike site-b {2}up {2}initiator /m);
+    assert.match(st, /^ike site-c {2}up {2}responder /m);
     const down = await new Promise<Run>((resolve) => {
       const c = spawn(process.execPath, [WESP, "demo", "--down", "--prefix", prefix], { cwd: ROOT });
       let out = "";

@@ -100,7 +100,7 @@ const IKE_SA_INIT = 34, IKE_AUTH = 35;
 
 describe("IKEv2 through a NAT (wesp up, PSK)", { skip: requireTools(["netns", "python3", "nft", "tcpdump", "sysctl"], { why: "e2e IKEv2 behind nftables masquerade" }) }, () => {
   it("NAT detected both ways, IKE moves to 4500, ESP in UDP both ways to the learned mapping, keepalives keep it", async () => {
-    const lab = new Lab("wnj");
+    const lab = new Lab(`${process.env.WESP_NS_PREFIX ?? ""}wnj`); // a runner's own prefix first, if it has one
     const ces: Spawned[] = [];
     try {
       const n = await build(lab);
@@ -125,6 +125,7 @@ describe("IKEv2 through a NAT (wesp up, PSK)", { skip: requireTools(["netns", "p
       const stB = await ikeUp(sockB, "ceA");
       assert.equal(ikeOf(stA, "ceB").natDetected, true, "ceA (behind the NAT) detected it");
       assert.equal(ikeOf(stB, "ceA").natDetected, true, "ceB detected the NAT in front of ceA");
+      assert.deepEqual([ikeOf(stA, "ceB").behindNat, ikeOf(stB, "ceA").behindNat], [true, false], "the NAT is in front of ceA, not ceB");
       assert.match(a.stderr, /IKE SA \S+ established as initiator \(.*NAT-T/);
       assert.match(b.stderr, /IKE SA \S+ established as responder \(.*NAT-T/);
 

@@ -165,6 +165,11 @@ test("NAT between the peers (§2.23): detected both ways, IKE_AUTH moves to 4500
   assert.equal(cb.encap, "udp");
   assert.deepEqual(l.wire.map((w) => w.out.path.localPort), [500, 500, 4500, 4500]);
   assert.equal(cb.path.remotePort, 31001, "B answers where the authenticated request came from");
+  // who is behind it: only A (B's NAT_DETECTION_DESTINATION_IP names A's translated port)
+  const [ea, eb] = [l.events.a[0], l.events.b[0]];
+  assert.ok(ea.type === "ikeSaEstablished" && eb.type === "ikeSaEstablished");
+  assert.deepEqual([ea.natDetected, ea.behindNat], [true, true], "A: NAT-T, a NAT in front of A");
+  assert.deepEqual([eb.natDetected, eb.behindNat], [true, false], "B: NAT-T, no NAT in front of B");
 });
 
 test("forceEncap pretends to be behind a NAT: ESP over UDP without one", () => {
@@ -172,6 +177,11 @@ test("forceEncap pretends to be behind a NAT: ESP over UDP without one", () => {
   l.start();
   assert.equal(child(l.events.a)[0].encap, "udp");
   assert.equal(child(l.events.b)[0].encap, "udp");
+  // NAT-T on both sides, but neither is behind a NAT: behindNat is what was detected, not what was forced
+  for (const e of [l.events.a[0], l.events.b[0]]) {
+    assert.ok(e.type === "ikeSaEstablished");
+    assert.deepEqual([e.natDetected, e.behindNat], [true, false]);
+  }
 });
 
 test("DELETE of the IKE SA (§1.4.1): both sides end it", () => {

@@ -29,6 +29,11 @@ test("an up peer: role, proposal, ages, rekeys, its CHILD_SAs with their mode; a
   ]);
 });
 
+test("a peer behind a NAT says so after NAT-T", () => {
+  const p: IkePeerStatus = { name: "ceA", state: "up", role: "responder", proposal: "aes-gcm-256/prf-sha384/dh-19", natDetected: true, behindNat: true, failures: 0, alarm: false, childSas: [] };
+  assert.match(formatStatus({ ...base, ike: [p] }), /^ike ceA {2}up {2}responder {2}aes-gcm-256\/prf-sha384\/dh-19 {2}NAT-T \(behind a NAT\) {2}failures 0$/m);
+});
+
 test("no IKE peer: no IKE line", () => {
   assert.doesNotMatch(formatStatus(base), /^ike /m);
 });
