@@ -69,6 +69,16 @@ export function parseCrl(der: Uint8Array, cas: readonly X509Certificate[]): { ok
   } catch {
     return { ok: false, reason: "not a DER or PEM X.509 CRL" };
   }
+  // The reader is lenient (BER), but turning what it read back into DER can still throw on a
+  // hostile value (a string type holding characters it may not): a refusal, never an exception.
+  try {
+    return checkCrl(der, list, cas);
+  } catch (e) {
+    return { ok: false, reason: `not a well-formed X.509 CRL (${(e as Error).message})` };
+  }
+}
+
+function checkCrl(der: Uint8Array, list: CertificateList, cas: readonly X509Certificate[]): { ok: true; crl: Crl } | { ok: false; reason: string } {
   const tbs = firstElement(der);
   const alg = list.signatureAlgorithm.algorithm;
   if (!tbs || !(alg in CRL_SIG)) return { ok: false, reason: `CRL signature algorithm ${alg} is not supported` };
