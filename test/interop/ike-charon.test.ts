@@ -241,6 +241,8 @@ describe("wesp IKEv2 ↔ strongSwan charon", { skip }, () => {
       // make the requests cross: wesp's rekey request (and its answer to charon's) is held
       // back until charon's request has arrived, so each side sees the other's while its own is open
       w.child.stdin!.write("hold\nrekey\n");
+      // only once wesp's own request is made (and held) may charon's arrive; else wesp merely answers it
+      await waitFor(() => eventsOf(w).some((e) => e.type === "done" && e.cmd === "rekey"), "wesp's rekey request made (held)", 10_000, 10);
       await charon.swanctl("--rekey", "--child", c.name);
       await waitFor(() => eventsOf(w).filter((e) => e.type === "childSaEstablished").length === 2, "charon's rekey answered (held)", 10_000, 20);
       w.child.stdin!.write("release\n");

@@ -11,7 +11,8 @@
 // `perDatagram`: the endpoint counter it raised, else what came of it.
 // Lines on stdin are commands for every established IKE SA: "rekey" rekeys its
 // first CHILD_SA, "rekey-ike" the IKE SA itself; "hold" keeps outgoing datagrams
-// back until "release" sends them; "stats" prints counters, SA counts and memory.
+// back until "release" sends them; "stats" prints counters, SA counts and memory;
+// after "rekey" and "rekey-ike" it prints {type: "done", cmd} once the requests are made.
 // Ends on SIGTERM, printing the same as "stats" ({type: "counters"}).
 import { readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
@@ -116,6 +117,8 @@ process.stdin.on("data", (d) => {
       else if (cmd === "rekey-ike") transport.apply(sa.rekeyIke());
       else print({ type: "bad-command", cmd });
     }
+    // a test that must order this command against the network (ike-charon's crossing rekeys) waits for it
+    print({ type: "done", cmd });
   }
 });
 process.on("SIGTERM", () => {
