@@ -9,15 +9,22 @@
 import { IF, NAT_INSIDE, NAT_OUTSIDE, NAT_PORTS, NS, SITES, WAN_LEN } from "./plan.ts";
 import type { Lab } from "./lab.ts";
 
-const RULES = `
+/**
+ * nftables rules for a masquerading NAT leaving by interface `outside`: UDP
+ * flows get a source port from NAT_PORTS (so a translated flow is visibly not
+ * its own port), everything else keeps its port. Also the NAT of the tests.
+ */
+export function masqueradeRules(outside: string): string {
+  return `
 table ip nat {
   chain post {
     type nat hook postrouting priority srcnat;
-    oifname "${IF.natOutside}" meta l4proto udp masquerade to :${NAT_PORTS.first}-${NAT_PORTS.last}
-    oifname "${IF.natOutside}" masquerade
+    oifname "${outside}" meta l4proto udp masquerade to :${NAT_PORTS.first}-${NAT_PORTS.last}
+    oifname "${outside}" masquerade
   }
 }
 `;
+}
 
 /**
  * The NAT namespace's addresses and, with `translate` (nft is installed), its
@@ -29,7 +36,7 @@ export async function setUpNat(lab: Lab, translate = true): Promise<void> {
   await lab.ip(NS.nat, "addr", "add", `${NAT_OUTSIDE}/${WAN_LEN}`, "dev", IF.natOutside);
   await lab.ip(NS.nat, "addr", "add", `${NAT_INSIDE.nat}/${NAT_INSIDE.len}`, "dev", IF.natInside);
   if (translate) {
-    await lab.runIn(NS.nat, ["nft", "-f", "-"], { input: RULES });
+    await lab.runIn(NS.nat, ["nft", "-f", "-"], { input: masqueradeRules(IF.natOutside) });
     return;
   }
   const inside = `${NAT_INSIDE.nat.replace(/\.\d+$/, ".0")}/${NAT_INSIDE.len}`;

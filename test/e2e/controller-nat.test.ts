@@ -17,19 +17,12 @@ import { requireTools } from "../helpers/require.ts";
 import { assertNoNamespacesLeft } from "./io-util.ts";
 import { WESP_BIN } from "./forwarder-util.ts";
 import { wanBridge } from "./controller-util.ts";
+import { masqueradeRules } from "../../host/demo/nat.ts";
 
 const CTL = "192.0.2.100";
 const URL_ = `https://${CTL}:8443`;
 const NAT_PUBLIC = "192.0.2.50";
-const NFT = `
-table ip nat {
-  chain post {
-    type nat hook postrouting priority srcnat;
-    oifname "wan" meta l4proto udp masquerade to :20000-20999
-    oifname "wan" masquerade
-  }
-}
-`;
+const NFT = masqueradeRules("wan");
 
 describe("controller + a CE behind a NAT (STUN, registration, distribution)", { skip: requireTools(["netns", "nft", "sysctl"], { why: "e2e NAT'd CE" }) }, () => {
   it("the NAT'd CE registers its mapping and its peer's config names it; and its data plane sends there", { timeout: 240_000 }, async () => {

@@ -26,7 +26,7 @@ import { assertNoNamespacesLeft } from "./io-util.ts";
 import { status } from "./forwarder-util.ts";
 import { ikeNode, ikeOf, ikeUp, writeConfig } from "./ike-util.ts";
 import { upCe } from "./lifecycle-util.ts";
-import { parseConntrack } from "../../host/demo/nat.ts";
+import { masqueradeRules, parseConntrack } from "../../host/demo/nat.ts";
 
 const PSK = "wesp-ike-nat-e2e-shared-key";
 const ID_A = { type: "fqdn", value: "ce-a.example" };
@@ -34,15 +34,7 @@ const KEEPALIVE = 2;
 /** conntrack's UDP timeouts in the NAT namespace: shorter than the idle period, longer than KEEPALIVE. */
 const CT_TIMEOUT = 5;
 const IP = { hA: "10.1.0.2", ceAlan: "10.1.0.1", ceAwan: "10.0.0.2", natIn: "10.0.0.1", natOut: "192.0.2.3", ceBwan: "192.0.2.2", ceBlan: "10.2.0.1", hB: "10.2.0.2" };
-const NFT = `
-table ip nat {
-  chain post {
-    type nat hook postrouting priority srcnat;
-    oifname "pub" meta l4proto udp masquerade to :20000-20999
-    oifname "pub" masquerade
-  }
-}
-`;
+const NFT = masqueradeRules("pub");
 
 async function build(lab: Lab): Promise<Record<"hA" | "ceA" | "nat" | "ceB" | "hB", Netns>> {
   const [hA, ceA, nat, ceB, hB] = await Promise.all(["hA", "ceA", "nat", "ceB", "hB"].map((n) => lab.ns(n)));

@@ -19,7 +19,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { requireTools } from "../helpers/require.ts";
-import { parseConntrack } from "../../host/demo/nat.ts";
+import { masqueradeRules, parseConntrack } from "../../host/demo/nat.ts";
 
 const P = `wsg${process.pid % 100000}`;
 const NS = { ce: `${P}-ce`, nat: `${P}-nat`, srv: `${P}-srv` };
@@ -28,14 +28,7 @@ const ip = (...a: string[]) => execFileSync("ip", a, { stdio: ["ignore", "pipe",
 const inNs = (ns: string, argv: string[], input?: string) =>
   execFileSync("ip", ["netns", "exec", ns, ...argv], { encoding: "utf8", input, timeout: 120_000 });
 
-const NFT = `
-table ip nat {
-  chain post {
-    type nat hook postrouting priority srcnat;
-    oifname "n-out" meta l4proto udp masquerade to :20000-20999
-  }
-}
-`;
+const NFT = masqueradeRules("n-out");
 
 function build(): void {
   for (const ns of Object.values(NS)) {
