@@ -35,7 +35,7 @@ export interface StartOptions {
   selftest?: boolean;
   /** Ring slots per worker (default 256). */
   slots?: number;
-  /** UDP port of IKE proper for the peers with an `ike` block (default 500; ours and the peers'). */
+  /** UDP port of IKE proper for the peers with an `ike` block, ours and the peers' (default: the config's node.ike_port). */
   ikePort?: number;
 }
 

@@ -26,10 +26,11 @@ Run the ESP data plane of the node described by CONFIG in the foreground:
   2. open the control socket (node.control.socket, mode 0600) for 'wesp status';
   3. create the TUN interface (or attach to a persistent one), open the UDP
      and raw sockets of each WAN port, install SAs and policies;
-  4. start IKEv2 for the peers with an 'ike' block (UDP 500, and the NAT-T
-     port shared with ESP): initiators connect, negotiated CHILD_SAs are
-     installed, rekeyed before their lifetimes, retried with backoff when
-     the peer fails (docs/ike.md);
+  4. start IKEv2 for the peers with an 'ike' block (UDP node.ike_port, 500
+     by default, and the NAT-T port shared with ESP): initiators connect,
+     negotiated CHILD_SAs are installed, rekeyed before their lifetimes,
+     retried with backoff when the peer fails or refuses the CHILD_SA
+     (docs/ike.md);
   5. forward until SIGINT or SIGTERM; then IKE SAs are deleted (DELETE sent
      to each peer), and the TUN and sockets closed.
 SIGHUP (or 'wesp reload') re-reads CONFIG and applies it without a restart:
@@ -46,7 +47,7 @@ Without 'tun.persistent', wesp sets the TUN's MTU and addresses, brings it up
 and routes every peer prefix into it (needs CAP_NET_ADMIN); a persistent TUN
 is left as the administrator configured it. Raw ESP, IP-in-IP and GRE ports
 need CAP_NET_RAW; UDP-encapsulated ESP needs no privilege; IKE's port 500
-needs CAP_NET_BIND_SERVICE.
+needs CAP_NET_BIND_SERVICE (node.ike_port ≥ 1024 does not).
 
 Options:
   -q, --quiet                  log only warnings and errors
@@ -161,7 +162,7 @@ export async function main(args: string[]): Promise<number> {
     if (!(e instanceof ForwarderError)) throw e;
     err(e.message);
     if (PERMISSION_CODES.has(e.code ?? "")) {
-      err(e.where === "ike" ? "missing privilege: IKE's UDP port 500 needs CAP_NET_BIND_SERVICE" : e.where === "socket"
+      err(e.where === "ike" ? `missing privilege: IKE's UDP port ${config.node.ikePort} needs CAP_NET_BIND_SERVICE (or set node.ike_port ≥ 1024, the same on every CE)` : e.where === "socket"
         ? "missing privilege: raw ESP, IP-in-IP and GRE sockets need CAP_NET_RAW"
         : "missing privilege: creating a TUN needs CAP_NET_ADMIN (or attach to one made beforehand: tun.persistent)");
       return EXIT_PERMISSION;

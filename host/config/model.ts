@@ -131,6 +131,11 @@ export interface NodeConfig {
    * restart resumes every static SA past its last reservation, never at 1.
    */
   stateDir: string;
+  /**
+   * UDP port of IKE proper (RFC 7296 §2: 500), ours on every WAN address an IKE
+   * peer uses and the one we send to at the peers; another for unprivileged runs.
+   */
+  ikePort: number;
   /** Prometheus /metrics listener; absent = off (the default). */
   metrics?: MetricsConfig;
 }

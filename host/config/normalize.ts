@@ -45,6 +45,7 @@ export interface RawConfig {
     control?: { socket?: string };
     workers?: number;
     state_dir?: string;
+    ike_port?: number;
     metrics?: { listen?: string };
   };
   peers: RawPeer[];
@@ -63,6 +64,8 @@ export interface NormalizeContext {
 export const keyField = new WeakMap<Uint8Array, string>();
 
 export const DEFAULT_PORT = 4500;
+/** IKE's own port (RFC 7296 §2). */
+export const DEFAULT_IKE_PORT = 500;
 export const DEFAULT_TUN_MTU = 1400;
 export const DEFAULT_REPLAY_WINDOW = 1024;
 
@@ -94,6 +97,7 @@ function normalizeNode(n: RawConfig["node"], ctx: NormalizeContext): NodeConfig 
     control: { socket: controlSocket(n.name, n.control?.socket, ctx) },
     workers: n.workers ?? availableParallelism(),
     stateDir: stateDir(n.name, n.state_dir, ctx),
+    ikePort: n.ike_port ?? DEFAULT_IKE_PORT,
     ...(n.metrics ? { metrics: metrics(n.metrics.listen, ctx) } : {}),
   };
 }

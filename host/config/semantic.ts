@@ -50,6 +50,13 @@ function checkNode(c: Config, r: SemanticResult): void {
   if (n.workers > availableParallelism()) {
     r.warnings.push({ at: ["node", "workers"], message: `${n.workers} workers on ${availableParallelism()} cores: more workers than cores only adds contention` });
   }
+  // IKE binds ike_port on every address an IKE peer's WAN port has; the data plane binds each WAN port's NAT-T port
+  const ikeAddresses = new Set(c.peers.filter((p) => p.ike && n.wan[p.wanIndex]).map((p) => n.wan[p.wanIndex].address.text));
+  n.wan.forEach((w, i) => {
+    if (w.port === n.ikePort && ikeAddresses.has(w.address.text)) {
+      r.errors.push({ at: ["node", "wan", i, "port"], message: `is node.ike_port (${n.ikePort}) on an address IKE uses: IKE and NAT-T need two ports (RFC 7296 §2.23)` });
+    }
+  });
   if (n.tun.persistent && n.tun.addresses.length > 0) {
     r.warnings.push({ at: ["node", "tun", "addresses"], message: "are set on a persistent TUN: assigning them needs CAP_NET_ADMIN, which a persistent TUN is meant to avoid" });
   }

@@ -14,6 +14,12 @@
 //   failed / ikeSaDeleted ──► the peer's SAs removed; as initiator, retried
 //     after retry.min, doubling up to retry.max (CE-based VPN draft §3.4);
 //     after retry.alarm_after failures in a row an alarm (once, until up again)
+//   an IKE SA up without its first CHILD_SA (refused in IKE_AUTH, §1.2: NO_PROPOSAL_
+//     CHOSEN, TS_UNACCEPTABLE, a mode mismatch; or the data plane refusing the pair)
+//     ──► a failed set-up: that IKE SA deleted (either role), a failure counted,
+//     retried as above — never an IKE SA kept up that carries no traffic
+//     (the CE document §5: a tunnel never black-holes). "Up again" (failures
+//     and alarm reset) is a CHILD_SA in the data plane, not the IKE SA alone.
 //
 // No sockets and no timers of its own: events come in through onEvent (the
 // transport's callback), steps go out through deps.send, time is `tick(now)`.
@@ -78,6 +84,10 @@ interface PeerState {
   alarmed: boolean;
   retryAt?: number;
   ikeRekeyAt?: number;
+  /** IKE SAs we gave up as failed set-ups and are deleting: their deletion is not news. */
+  given: Set<string>;
+  /** Whether the lifecycle holds a non-empty list of ours for this peer (the last one it accepted). */
+  installed: boolean;
 }
 
 export interface PeerStatus {
@@ -112,7 +122,7 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
     private readonly deps: ManagerDeps,
   ) {
     super();
-    for (const p of peers) this.peers.set(p.name, { peer: p, children: [], failures: 0, alarmed: false });
+    for (const p of peers) this.peers.set(p.name, newState(p));
     lifecycle.on("needs-rekey", (e) => this.needsRekey(e));
   }
 
@@ -149,7 +159,7 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
   /** A peer added while running (a reload): brought up at once if it initiates. */
   addPeer(p: ManagedPeer): void {
     if (this.peers.has(p.name)) throw new RangeError(`peer ${p.name}: already managed`);
-    const s: PeerState = { peer: p, children: [], failures: 0, alarmed: false };
+    const s = newState(p);
     this.peers.set(p.name, s);
     if (p.initiate) this.connect(s);
   }
@@ -195,6 +205,11 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
         return;
       }
       case "childSaFailed": {
+        // the first CHILD_SA of the current IKE SA refused (in IKE_AUTH): the set-up failed
+        const cur = s.current;
+        if (cur && e.sa === cur.id && cur.state === "established" && !s.children.some((c) => c.ikeSa === cur.id)) {
+          return this.failSetup(s, cur, `no CHILD_SA: ${e.detail}`);
+        }
         // a rekey refused: try again after retry.min (the old pair keeps working until its hard lifetime)
         for (const c of s.children) if (c.rekeying) (c.rekeying = false, c.softAt = this.deps.now() + s.peer.retry.min * 1000);
         return;
@@ -202,10 +217,12 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
       case "ikeSaDeleted":
         if (e.why === "rekeyed") return; // its CHILD_SAs went over to the new IKE SA
         this.dropChildrenOf(s, e.sa);
+        if (e.sa !== undefined && s.given.delete(e.sa)) return;
         if (this.isCurrent(s, e.sa)) this.down(s, e.byPeer ? `deleted by the peer${e.why ? ` (${e.why})` : ""}` : "deleted", false);
         return;
       case "failed":
         this.dropChildrenOf(s, e.sa);
+        if (e.sa !== undefined && s.given.delete(e.sa)) return;
         if (this.isCurrent(s, e.sa)) this.down(s, `${e.reason}: ${e.detail}`, true);
         return;
     }
@@ -264,11 +281,20 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
 
   private established(s: PeerState, sa: string): void {
     s.current = this.findSa((x) => x.id === sa) ?? s.current;
-    s.failures = 0;
-    s.alarmed = false;
     s.retryAt = undefined;
     s.ikeRekeyAt = this.softAt(s.peer.lifetime.ikeSeconds, s.peer);
     this.emit("event", { type: "up", peer: s.peer.name, sa });
+  }
+
+  /**
+   * An IKE SA that is up but got no CHILD_SA: deleted (§1.4.1) by whichever side
+   * finds out, and counted as a failed attempt; the initiating side retries.
+   */
+  private failSetup(s: PeerState, sa: IkeSa, why: string): void {
+    s.given.add(sa.id);
+    this.dropChildrenOf(s, sa.id);
+    this.deps.send(sa.close());
+    this.down(s, why, true);
   }
 
   private childUp(s: PeerState, e: ChildSaEstablished & { sa?: string }): void {
@@ -296,9 +322,21 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
   private push(s: PeerState): void {
     const name = s.peer.name;
     const list = s.children.map((c) => ({ ...c.sa }));
+    const ikeSas = new Set(s.children.map((c) => c.ikeSa));
     this.applying = this.lifecycle.setNegotiated(name, list).then(
-      () => undefined,
-      (err: Error) => this.emit("event", { type: "error", peer: name, message: err.message }),
+      () => {
+        s.installed = list.length > 0;
+        // up again once a pair is in the data plane, not when the IKE SA alone is (failures counted until here)
+        if (s.installed) (s.failures = 0, s.alarmed = false);
+      },
+      (err: Error) => {
+        this.emit("event", { type: "error", peer: name, message: err.message });
+        // the peer's first pair refused: nothing carries its traffic, so the set-up failed
+        const cur = s.current;
+        if (this.peers.get(name) === s && !s.installed && cur?.state === "established" && ikeSas.has(cur.id)) {
+          this.failSetup(s, cur, `no CHILD_SA: the data plane refused it: ${err.message}`);
+        }
+      },
     );
   }
 
@@ -341,6 +379,10 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
   }
 }
 
+function newState(peer: ManagedPeer): PeerState {
+  return { peer, children: [], failures: 0, alarmed: false, given: new Set(), installed: false };
+}
+
 // --- from the config ---------------------------------------------------------
 
 /** ID payload contents of a configured identity (§3.5). DN is refused by config/semantic.ts. */
@@ -380,7 +422,7 @@ function childOf(config: Config, p: PeerConfig): Pick<IkeSaConfig, "mode" | "loc
 /**
  * The managed form of a validated config's IKE peer. ESP over UDP exactly when
  * the peer's config says so (nat_t), so the data plane's carrier and IKE agree;
- * IKE itself on port 500 and the WAN port's NAT-T port.
+ * IKE itself on node.ike_port (500 by default, ours and the peer's) and the WAN port's NAT-T port.
  */
 export function managedPeer(config: Config, p: PeerConfig, bytesOf: (text: string) => Uint8Array): ManagedPeer {
   const ike = p.ike!;
@@ -399,12 +441,12 @@ export function managedPeer(config: Config, p: PeerConfig, bytesOf: (text: strin
       espProposals: proposals(ike.proposals.esp, "esp"),
       ...childOf(config, p),
       lifetime: { seconds: lt.childSeconds },
-      ports: { ike: 500, natt: wan.port },
+      ports: { ike: config.node.ikePort, natt: wan.port },
       forceEncap: p.encap === "udp",
       dpdSeconds: ike.dpd,
       keepaliveSeconds: p.keepalive,
     },
-    path: { localAddress: wan.address.text, localPort: 500, remoteAddress: p.address.text, remotePort: 500 },
+    path: { localAddress: wan.address.text, localPort: config.node.ikePort, remoteAddress: p.address.text, remotePort: config.node.ikePort },
     initiate: ike.initiate,
     lifetime: lt,
     retry: ike.retry,

@@ -11,7 +11,7 @@
 //
 // Wiring (docs/ike.md "In wesp up"):
 //
-//   port 500 (its own dgram socket per WAN address) ─┐
+//   node.ike_port, 500 by default (its own dgram socket per WAN address) ─┐
 //   NAT-T port: the data plane's UDP socket; the core ├─► IkeTransport ─► IkeEndpoint ─► events ─► IkeManager ─► SaLifecycle
 //   hands IKE up as TO_HOST (onHostPacket), answers ─┘     (one timer: endpoint and manager)          (setNegotiated)
 //   go back through Forwarder.sendHost (marker added)
@@ -46,7 +46,7 @@ export interface DataPlane {
 export interface IkeRuntimeOptions {
   /** Log lines (never key material). */
   log?: (line: string) => void;
-  /** UDP port of IKE proper on every WAN address, ours and the peers' (default 500, RFC 7296 §2; tests may use another). */
+  /** UDP port of IKE proper on every WAN address, ours and the peers' (default: the config's node.ike_port, itself 500 by default, RFC 7296 §2). */
   ikePort?: number;
   /** What happened to a peer's tunnels, as it happens: for counters (host/metrics/ce.ts). */
   onIke?: (e: IkeTelemetry) => void;
@@ -127,7 +127,9 @@ export class IkeRuntime {
   private readonly log: (line: string) => void;
   private readonly onIke: (e: IkeTelemetry) => void;
   private readonly refusedLog = new Map<string, { at: number; suppressed: number }>();
-  private readonly ikePort: number;
+  private readonly ikePortOverride: number | undefined;
+  /** Fixed at start (node.ike_port is a FIXED_NODE_FIELDS field: a reload cannot change it). */
+  private ikePort = 500;
   /** WESP_ESP_KEYLOG (keylog.ts): off by default; a debugging aid that writes CHILD_SA keys to a 0600 file. */
   private readonly keyLog = keyLogPath();
   /** Datagrams that came before `start` or after `stop`, and similar: dropped, counted. */
@@ -136,7 +138,7 @@ export class IkeRuntime {
   constructor(opts: IkeRuntimeOptions = {}) {
     this.log = opts.log ?? (() => {});
     this.onIke = opts.onIke ?? (() => {});
-    this.ikePort = opts.ikePort ?? 500;
+    this.ikePortOverride = opts.ikePort;
     if (this.keyLog) this.log(`warning: ike: ${KEYLOG_ENV} is set: CHILD_SA keys are written to ${this.keyLog} (debugging only; whoever reads it reads the traffic)`);
   }
 
@@ -162,6 +164,7 @@ export class IkeRuntime {
     const manager = new IkeManager(endpoint, dp.lifecycle, [], { now: Date.now, random: Math.random, send: (s) => this.transport?.apply(s) });
     manager.on("event", (e) => this.onManagerEvent(e));
     const config = dp.config;
+    this.ikePort = this.ikePortOverride ?? config.node.ikePort;
     const natt = config.node.wan[0]?.port ?? 4500;
     this.transport = new IkeTransport(endpoint, {
       address: this.addresses(config),
@@ -426,7 +429,7 @@ export async function startWithIke(config: Config, opts: ForwarderOptions & Pick
     await ike.stop();
     await fwd.stop();
     const err = e as NodeJS.ErrnoException;
-    throw new ForwarderError(`IKE port ${opts.ikePort ?? 500}: ${err.message}`, err.code, "ike");
+    throw new ForwarderError(`IKE port ${opts.ikePort ?? config.node.ikePort}: ${err.message}`, err.code, "ike");
   }
   return { fwd, ike };
 }

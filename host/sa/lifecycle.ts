@@ -44,7 +44,7 @@ export interface SaSink {
 }
 
 /** Node fields a running instance cannot change (they shape the TUN, sockets and core). */
-export const FIXED_NODE_FIELDS = ["name", "wan", "tun", "control", "workers", "stateDir"] as const;
+export const FIXED_NODE_FIELDS = ["name", "wan", "tun", "control", "workers", "stateDir", "ikePort"] as const;
 
 export class ReloadRefused extends Error {
   constructor(message: string) {
@@ -117,7 +117,7 @@ export class SaLifecycle extends EventEmitter<SaLifecycleEvents> {
       if (this.node) {
         for (const f of FIXED_NODE_FIELDS) {
           if (JSON.stringify(config.node[f]) !== JSON.stringify(this.node[f])) {
-            throw new ReloadRefused(`node.${f === "stateDir" ? "state_dir" : f} changed: a running instance cannot change it (restart to apply)`);
+            throw new ReloadRefused(`node.${f === "stateDir" ? "state_dir" : f === "ikePort" ? "ike_port" : f} changed: a running instance cannot change it (restart to apply)`);
           }
         }
       }

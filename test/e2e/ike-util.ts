@@ -20,21 +20,29 @@ export interface IkePeerDoc {
   mode?: "tunnel" | "transport-ipip" | "transport-gre";
 }
 
+/** Ports other than IKE's 500 and NAT-T's 4500 (node.ike_port, the WAN port's and the peers' `port`). */
+export interface IkePorts {
+  ike?: number;
+  natt?: number;
+}
+
 /** A CE's config document: one WAN port, the TUN, its prefixes, one IKE peer each. */
-export function ikeNode(dir: string, name: string, wan: string, local: string[], peers: IkePeerDoc[]): object {
+export function ikeNode(dir: string, name: string, wan: string, local: string[], peers: IkePeerDoc[], ports: IkePorts = {}): object {
+  const natt = ports.natt ?? 4500;
   return {
     version: 1,
     node: {
       name,
-      wan: [{ name: "wan", address: wan, port: 4500, encap: peers.length && peers.every((p) => p.encap === "raw") ? "raw" : "udp" }],
+      wan: [{ name: "wan", address: wan, port: natt, encap: peers.length && peers.every((p) => p.encap === "raw") ? "raw" : "udp" }],
       tun: { name: "wesp0", mtu: 1400 },
       local_prefixes: local,
       control: { socket: join(dir, `${name}.sock`) },
       state_dir: join(dir, `${name}-state`),
       workers: 1,
+      ...(ports.ike !== undefined ? { ike_port: ports.ike } : {}),
     },
     peers: peers.map((p) => ({
-      name: p.name, address: p.address, port: 4500, prefixes: p.prefixes, mode: p.mode ?? "tunnel", nat_t: p.encap === "udp",
+      name: p.name, address: p.address, port: natt, prefixes: p.prefixes, mode: p.mode ?? "tunnel", nat_t: p.encap === "udp",
       ike: { auth: { psk: p.psk }, initiate: p.initiate, ...(p.ike ?? {}) },
     })),
   };

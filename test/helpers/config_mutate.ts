@@ -48,6 +48,7 @@ const POOL: Record<string, unknown[]> = {
   spi_out: [256, 0x2001, 0x3001, 0x1001, "0xffffffff", -1],
   replay_window: [0, 1, 31, 32, 64, 1024, 65536, 65537],
   port: [1, 500, 4500, 65535, 0, 65536],
+  ike_port: [500, 4500, 1500, 65535, 0, 65536],
   mtu: [576, 575, 1280, 1300, 1344, 1400, 9000, 65535, 65536],
   keepalive: [0, 1, 20, 3600, 3601],
   workers: [1, 2, 256, 257, 0],
@@ -280,6 +281,7 @@ export function configToDoc(c: Config): Doc {
       control: { socket: n.control.socket },
       state_dir: n.stateDir,
       workers: n.workers,
+      ike_port: n.ikePort,
       ...(n.metrics ? { metrics: { listen: "path" in n.metrics.listen ? n.metrics.listen.path : `${n.metrics.listen.host.includes(":") ? `[${n.metrics.listen.host}]` : n.metrics.listen.host}:${n.metrics.listen.port}` } } : {}),
     },
     peers: c.peers.map((p) => ({

@@ -49,6 +49,8 @@ const cases: BadCase[] = [
   { name: "retry.min above retry.max", mutate: (c) => { c.peers[0].ike.retry = { min: 120, max: 60 }; }, path: "peers[0].ike.retry.min", message: /\(120 s\) is more than retry\.max \(60 s\)/ },
   { name: "alarm_after 0", mutate: (c) => { c.peers[0].ike.retry = { alarm_after: 0 }; }, path: "peers[0].ike.retry.alarm_after", message: /at least 1/ },
   { name: "misspelt ike field", mutate: (c) => { c.peers[0].ike.initiator = true; }, path: "peers[0].ike.initiator", message: /unknown field \(did you mean "initiate"\?\)/ },
+  { name: "ike_port 0", mutate: (c) => { c.node.ike_port = 0; }, path: "node.ike_port", message: /at least 1/ },
+  { name: "ike_port the WAN port's NAT-T port", mutate: (c) => { c.node.ike_port = c.node.wan[0].port ?? 4500; }, path: "node.wan[0].port", message: /is node\.ike_port \(\d+\) on an address IKE uses/ },
   { name: "dpd negative", mutate: (c) => { c.peers[0].ike.dpd = -1; }, path: "peers[0].ike.dpd", message: /at least 0/ },
 ];
 

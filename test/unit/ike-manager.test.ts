@@ -3,7 +3,8 @@
 // end up as matching SA pairs in both cores, ESP sealed by one opens on the
 // other; a rekey (by time, or the core's needs-rekey) switches SAs with not one
 // packet dropped, checked after every IKE datagram; a failing peer is retried
-// with exponential backoff and raises the alarm after alarm_after failures.
+// with exponential backoff and raises the alarm after alarm_after failures; so is
+// an IKE SA that came up without its CHILD_SA (deleted, never kept up empty).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -239,4 +240,33 @@ test("the peer declared dead: its SAs leave the core, re-establishment starts at
   assert.deepEqual(n.ce.a.table.prov.peers, [], "no SA left for the dead peer");
   assert.equal(carry(n.ce.a.core, n.ce.b.core, "192.168.1.5", "192.168.2.7"), "sender: NO_POLICY");
   assert.deepEqual(n.mevents.a.filter((e) => e.type === "retry").map((e) => (e as { inMs: number }).inMs), [3000]);
+});
+
+test("an IKE SA up without its CHILD_SA (no ESP proposal in common) is a failed set-up: deleted on both sides, retried with backoff, the alarm; a matching proposal later brings it up", async () => {
+  const n = await net({ proposals: { esp: ["aes128gcm16"] }, retry: { min: 2, max: 10, alarm_after: 3 } }, { initiate: false, proposals: { esp: ["aes256gcm16"] }, retry: { min: 2, max: 10, alarm_after: 3 } });
+  n.mgr.a.start();
+  await n.run();
+  const established = () => [...n.ep.a.sas.values(), ...n.ep.b.sas.values()].filter((sa) => sa.state === "established" || sa.state === "deleting");
+  assert.deepEqual(established(), [], "the childless IKE SA is deleted on both sides, not kept up");
+  assert.deepEqual([n.ce.a.table.prov.peers, n.ce.b.table.prov.peers], [[], []], "nothing in either core");
+  const down = n.mevents.a.find((e) => e.type === "down");
+  assert.ok(down?.type === "down" && down.failure && /no CHILD_SA: the responder refused the CHILD_SA with notify 14/.test(down.why), JSON.stringify(n.mevents.a));
+  const retries = () => n.mevents.a.filter((e) => e.type === "retry").map((e) => (e as { inMs: number }).inMs);
+  for (let i = 0; i < 20 && retries().length < 4; i++) await n.advance(n.mgr.a.nextTimeout! - n.now());
+  assert.deepEqual(retries(), [2000, 4000, 8000, 10000], "from retry.min, doubling, capped at retry.max");
+  assert.equal(n.attempts().length, 4, "each retry a new IKE SA");
+  assert.deepEqual(established(), []);
+  const alarms = n.mevents.a.filter((e) => e.type === "alarm");
+  assert.equal(alarms.length, 1);
+  assert.match((alarms[0] as { message: string }).message, /to-b: 3 failed attempts in a row \(last: no CHILD_SA/);
+  assert.deepEqual(n.mgr.a.status().map((s) => [s.up, s.failures, s.alarmed]), [[false, 4, true]]);
+  // the responder counts them too (it deleted its side each time), and never retries itself
+  assert.deepEqual(n.mgr.b.status().map((s) => [s.up, s.failures, s.alarmed]), [[false, 4, true]]);
+  assert.equal(n.mevents.b.filter((e) => e.type === "retry").length, 0);
+  // B's ESP proposals now overlap: the next retry brings the tunnel up and clears the count
+  n.ce.b.peer.ike.espProposals = n.ce.a.peer.ike.espProposals;
+  await n.advance(n.mgr.a.nextTimeout! - n.now());
+  assert.deepEqual(n.mgr.a.status().map((s) => [s.up, s.failures, s.alarmed, s.children.length]), [[true, 0, false, 1]]);
+  assert.deepEqual(n.mgr.b.status().map((s) => [s.up, s.failures, s.alarmed]), [[true, 0, false]]);
+  assert.deepEqual(bothWays(n), ["ok", "ok"]);
 });
