@@ -169,9 +169,11 @@ export class IkeEndpoint {
   /** Forgets SAs that are over, and keeps the half-open index to SAs still negotiating. */
   private done(sa: IkeSa, step: Step): Step {
     if (step.events.some((e) => e.type === "ikeSaEstablished" && e.initialContact)) this.initialContact(sa, step);
-    // a rekeyed IKE SA (§1.3.2) is found by its new SPI from now on
-    const next = sa.successor;
-    if (next) this.sas.set(next.initiatorSide() ? next.spiI : next.spiR, next);
+    // a rekeyed IKE SA (§1.3.2) is found by its new SPI from now on, and so is the other
+    // new IKE SA of a simultaneous rekey (§2.8.2) until one side has deleted it
+    for (const next of [sa.successor, sa.sibling]) {
+      if (next && next.state !== "deleted" && next.state !== "failed") this.sas.set(next.initiatorSide() ? next.spiI : next.spiR, next);
+    }
     if (sa.state === "failed" || sa.state === "deleted") {
       this.sas.delete(sa.initiatorSide() ? sa.spiI : sa.spiR);
     }

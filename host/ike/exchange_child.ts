@@ -59,8 +59,11 @@ export function childRequest(ctx: SaContext, rekeyOf?: number, group = ctx.cfg.e
   return { payloads, pending };
 }
 
-/** The responder's side: the response payloads and what happened. */
-export function onChildRequest(ctx: SaContext, ps: readonly Payload[]): { payloads: Payload[]; events: IkeEvent[] } {
+/**
+ * The responder's side: the response payloads and what happened. `closing`: our inbound
+ * SPIs of CHILD_SAs our outstanding DELETE names (§2.25.1: a rekey of one is TEMPORARY_FAILURE).
+ */
+export function onChildRequest(ctx: SaContext, ps: readonly Payload[], closing: readonly number[] = []): { payloads: Payload[]; events: IkeEvent[] } {
   const refuse = (n: number, detail: string, data?: Uint8Array) => ({
     payloads: [notify(n, data)],
     events: [{ type: "childSaFailed" as const, ike: ctx.cfg.name, notify: n, detail }],
@@ -72,6 +75,7 @@ export function onChildRequest(ctx: SaContext, ps: readonly Payload[]): { payloa
   // §1.3.3: the notify's SPI is the one its sender receives on, i.e. our outbound SPI
   const old = rekey ? ctx.children.find((c) => rekey.spi.length === 4 && c.spiOut === spiNumber(rekey.spi)) : undefined;
   if (rekey && !old) return refuse(Notify.CHILD_SA_NOT_FOUND, "REKEY_SA names no CHILD_SA of ours");
+  if (old && closing.includes(old.spiIn)) return refuse(Notify.TEMPORARY_FAILURE, "REKEY_SA names a CHILD_SA we are deleting");
   const tsi = selectorsOf(ps, PayloadType.TSi);
   const tsr = selectorsOf(ps, PayloadType.TSr);
   if (!tsi || !tsr) return refuse(Notify.INVALID_SYNTAX, "CREATE_CHILD_SA without TSi or TSr");

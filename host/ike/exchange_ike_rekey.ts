@@ -5,7 +5,7 @@
 // SA's initiator (§2.18), its SPI the new SPIi. Keys: SKEYSEED = prf(SK_d (old),
 // g^ir (new) | Ni | Nr), then §2.14 with the new SPIs; message IDs start again
 // at 0. The CHILD_SAs move to the new IKE SA; the rekey's initiator then deletes
-// the old one. Simultaneous IKE SA rekeys (§2.8.2) are not resolved yet.
+// the old one. Simultaneous IKE SA rekeys (§2.8.2) are resolved in ike_sa.ts.
 import { Notify, Protocol, SPI_BYTES } from "./constants.ts";
 import { createKeyExchange, type KeyExchange } from "./dh.ts";
 import type { NotifyPayload, Payload } from "./payloads.ts";

@@ -72,8 +72,14 @@ export class IkeSa {
   private lastKeepalive: number;
   /** §2.8.1: the peer rekeyed a CHILD_SA while our rekey of it was outstanding. */
   private collision?: { rekeyOf: number; spiIn: number; nonces: Uint8Array[] };
+  /** §2.8.2: the peer rekeyed this IKE SA while our rekey of it was outstanding: its new IKE SA and that exchange's nonces. */
+  private ikeCollision?: { theirs: IkeSa; nonces: Uint8Array[] };
   /** The IKE SA this one was rekeyed into (§1.3.2); the endpoint adopts it. */
   successor?: IkeSa;
+  /** §2.8.2: the other new IKE SA of a simultaneous rekey, which the endpoint must find until one side deletes it. */
+  sibling?: IkeSa;
+  /** §2.8.2: a new IKE SA that lost a simultaneous rekey: deleted by its maker, never holding CHILD_SAs. */
+  redundant = false;
   /** Requests waiting for the outstanding one to be answered (a window of one, §2.3). */
   private readonly queue: (() => Step)[] = [];
 
@@ -228,6 +234,8 @@ export class IkeSa {
    */
   rekeyIke(): Step {
     return this.whenIdle(() => {
+      // already rekeyed, by the peer or by a collision's outcome: the successor is rekeyed instead
+      if (this.successor || this.ikeCollision) return none();
       const { payloads, pending } = ikeRekeyRequest(this.ctx);
       const step = this.sealedRequest(Exchange.CREATE_CHILD_SA, payloads);
       this.pending!.ikeRekey = pending;
@@ -376,21 +384,10 @@ export class IkeSa {
     }
     if (p.exchange === Exchange.INFORMATIONAL && this.state === "deleting") {
       this.state = "deleted";
-      return { send: [], events: [{ type: "ikeSaDeleted", ike: this.name, byPeer: false, ...(this.successor ? { why: "rekeyed" as const } : {}) }] };
+      return { send: [], events: [{ type: "ikeSaDeleted", ike: this.name, byPeer: false, ...this.deletedWhy() }] };
     }
     const step = none();
-    if (p.ikeRekey) {
-      const r = onIkeRekeyResponse(this.ctx, p.ikeRekey, inner.value);
-      if (!r.ok) step.events.push({ type: "ikeRekeyFailed", ike: this.name, notify: r.notify, detail: r.detail });
-      else {
-        step.events.push(this.handOver(r.next));
-        // §2.18: the rekey's initiator deletes the old IKE SA
-        this.queue.unshift(() => {
-          this.state = "deleting";
-          return this.sealedRequest(Exchange.INFORMATIONAL, [{ kind: "delete", protocol: Protocol.IKE, spis: [] }]);
-        });
-      }
-    }
+    if (p.ikeRekey) this.onIkeRekeyAnswer(p.ikeRekey, inner.value, step);
     const retry = p.child && retryGroup(this.ctx, p.child, inner.value);
     if (p.child && retry !== undefined) {
       // the same CHILD_SA again, with a KE of the group the responder wants
@@ -478,13 +475,11 @@ export class IkeSa {
     if (this.state !== "established" && this.state !== "deleting") return this.refused("unexpected-request", `exchange ${m.header.exchange} in state ${this.state}`);
     if (m.header.exchange === Exchange.INFORMATIONAL) return this.onInformational(id, inner.value, path);
     if (m.header.exchange === Exchange.CREATE_CHILD_SA && this.state === "established" && isIkeRekey(inner.value)) {
-      const a = onIkeRekeyRequest(this.ctx, inner.value);
-      const step = this.respond(m.header.exchange, id, a.payloads, path);
-      step.events.push(a.outcome.ok ? this.handOver(a.outcome.next) : { type: "ikeRekeyFailed", ike: this.name, notify: a.outcome.notify, detail: a.outcome.detail });
-      return step;
+      return this.onPeerIkeRekey(id, inner.value, path);
     }
     if (m.header.exchange === Exchange.CREATE_CHILD_SA && this.state === "established") {
-      const a = onChildRequest(this.ctx, inner.value);
+      // §2.25.1: a rekey of a CHILD_SA we are deleting gets TEMPORARY_FAILURE
+      const a = onChildRequest(this.ctx, inner.value, this.pending?.deleting ?? []);
       const est = a.events.find((e) => e.type === "childSaEstablished");
       if (est?.type === "childSaEstablished" && est.rekeyOf !== undefined && this.pending?.child?.rekeyOf === est.rekeyOf) {
         this.collision = { rekeyOf: est.rekeyOf, spiIn: est.spiIn, nonces: [nonceOf(inner.value), nonceOf(a.payloads)] };
@@ -506,9 +501,14 @@ export class IkeSa {
       if (p.kind !== "delete") continue;
       if (p.protocol === Protocol.IKE) {
         const step = this.respond(Exchange.INFORMATIONAL, id, [], path);
+        // §2.25.2 "reply as usual, and forget its own rekeying request"; §2.8.2: the peer did not
+        // see our crossing rekey, so its new IKE SA (already answered) takes the CHILD_SAs
+        const c = this.ikeCollision;
+        this.ikeCollision = undefined;
+        if (c) step.events.push(this.adopt(c.theirs));
         this.state = "deleted";
         this.pending = undefined;
-        step.events.push({ type: "ikeSaDeleted", ike: this.name, byPeer: true, ...(this.successor ? { why: "rekeyed" as const } : {}) });
+        step.events.push({ type: "ikeSaDeleted", ike: this.name, byPeer: true, ...this.deletedWhy() });
         return step;
       }
       if (p.protocol === Protocol.ESP) {
@@ -516,10 +516,10 @@ export class IkeSa {
         // answer with our halves of those pairs. SPIs we do not know are skipped.
         const theirs = new Set(p.spis.filter((x) => x.length === 4).map(spiNumber));
         const spisIn = forgetChildren(this.ctx, this.ctx.children.filter((c) => theirs.has(c.spiOut)).map((c) => c.spiIn));
-        if (spisIn.length) {
-          answer.push({ kind: "delete", protocol: Protocol.ESP, spis: spisIn.map(spiBytes) });
-          events.push({ type: "childSaDeleted", ike: this.name, spisIn });
-        }
+        // §2.25.1: a CHILD_SA we are deleting as well is answered without a Delete payload
+        const answered = spisIn.filter((s) => !this.pending?.deleting?.includes(s));
+        if (answered.length) answer.push({ kind: "delete", protocol: Protocol.ESP, spis: answered.map(spiBytes) });
+        if (spisIn.length) events.push({ type: "childSaDeleted", ike: this.name, spisIn });
       }
     }
     const step = this.respond(Exchange.INFORMATIONAL, id, answer, path);
@@ -552,12 +552,72 @@ export class IkeSa {
   // --- outcomes ------------------------------------------------------------
 
   /** The new IKE SA of a rekey takes the CHILD_SAs (§1.3.2); this one only waits for its DELETE. */
-  private handOver(next: SaContext): IkeEvent {
-    next.children = this.ctx.children;
+  private adopt(s: IkeSa): IkeEvent {
+    s.ctx.children = this.ctx.children;
     this.ctx.children = [];
-    const s = new IkeSa(next, "established");
     this.successor = s;
     return { type: "ikeSaRekeyed", ike: this.name, newSa: s.id };
+  }
+
+  private deletedWhy(): { why?: "rekeyed" | "redundant" } {
+    return this.redundant ? { why: "redundant" } : this.successor ? { why: "rekeyed" } : {};
+  }
+
+  /**
+   * The peer rekeys this IKE SA (§1.3.2). Refused with TEMPORARY_FAILURE once it has been
+   * rekeyed already, and while a CHILD_SA exchange of ours is outstanding (its outcome must
+   * land on the IKE SA that keeps the CHILD_SAs; the peer retries). §2.25.2: a rekey crossing
+   * ours is answered as usual; which new IKE SA survives is decided when ours is answered (§2.8.2).
+   */
+  private onPeerIkeRekey(id: number, ps: Payload[], path: Path): Step {
+    const p = this.pending;
+    if (this.successor || this.ikeCollision || p?.child || p?.deleting) {
+      const step = this.respond(Exchange.CREATE_CHILD_SA, id, [{ kind: "notify", protocol: 0, spi: new Uint8Array(0), notifyType: Notify.TEMPORARY_FAILURE, data: new Uint8Array(0) }], path);
+      step.events.push({ type: "ikeRekeyFailed", ike: this.name, notify: Notify.TEMPORARY_FAILURE, detail: "the peer's IKE SA rekey meets an exchange of ours (§2.25)" });
+      return step;
+    }
+    const a = onIkeRekeyRequest(this.ctx, ps);
+    const step = this.respond(Exchange.CREATE_CHILD_SA, id, a.payloads, path);
+    if (!a.outcome.ok) step.events.push({ type: "ikeRekeyFailed", ike: this.name, notify: a.outcome.notify, detail: a.outcome.detail });
+    else if (p?.ikeRekey) {
+      this.sibling = new IkeSa(a.outcome.next, "established");
+      this.ikeCollision = { theirs: this.sibling, nonces: [nonceOf(ps), nonceOf(a.payloads)] };
+    } else step.events.push(this.adopt(new IkeSa(a.outcome.next, "established")));
+    return step;
+  }
+
+  /**
+   * Our IKE SA rekey answered. Alone: the new IKE SA takes the CHILD_SAs and we delete this
+   * one (§2.18). After a crossing rekey by the peer (§2.8.2): "the new IKE SA containing the
+   * lowest nonce SHOULD be deleted by the node that created it, and the other surviving new
+   * IKE SA MUST inherit all the Child SAs": if the lowest of the four nonces is in our
+   * exchange, we delete our new IKE SA and the peer deletes this one; else ours survives, we
+   * delete this one, and the peer deletes its own. If the peer refused ours (it finished its
+   * rekey first and saw no collision: TEMPORARY_FAILURE), its new IKE SA takes over.
+   */
+  private onIkeRekeyAnswer(pending: PendingIkeRekey, ps: Payload[], step: Step): void {
+    const r = onIkeRekeyResponse(this.ctx, pending, ps);
+    const c = this.ikeCollision;
+    this.ikeCollision = undefined;
+    if (!r.ok) {
+      step.events.push({ type: "ikeRekeyFailed", ike: this.name, notify: r.notify, detail: r.detail });
+      if (c) step.events.push(this.adopt(c.theirs));
+      return;
+    }
+    const ours = new IkeSa(r.next, "established");
+    if (c && lowestNonceIsOurs([pending.ni, nonceOf(ps)], c.nonces)) {
+      ours.redundant = true;
+      this.sibling = ours;
+      step.events.push(this.adopt(c.theirs));
+      step.send.push(...ours.close().send);
+      return;
+    }
+    if (c) c.theirs.redundant = true;
+    step.events.push(this.adopt(ours));
+    this.queue.unshift(() => {
+      this.state = "deleting";
+      return this.sealedRequest(Exchange.INFORMATIONAL, [{ kind: "delete", protocol: Protocol.IKE, spis: [] }]);
+    });
   }
 
   private established(): IkeEvent {

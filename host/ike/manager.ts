@@ -11,6 +11,8 @@
 //   lifetimes: CHILD_SA rekeyed at child_seconds − margin − jitter·random
 //     (RFC 4301 §4.4.2.1 soft lifetime); bytes/packets and sequence
 //     exhaustion come from the core as needs-rekey; the IKE SA at ike_seconds
+//     (a refused IKE SA rekey tried again after retry.min); a simultaneous IKE SA
+//     rekey (RFC 7296 §2.8.2) only relabels the CHILD_SAs with the surviving IKE SA
 //   failed / ikeSaDeleted ──► the peer's SAs removed; as initiator, retried
 //     after retry.min, doubling up to retry.max (CE-based VPN draft §3.4);
 //     after retry.alarm_after failures in a row an alarm (once, until up again)
@@ -214,8 +216,13 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
         for (const c of s.children) if (c.rekeying) (c.rekeying = false, c.softAt = this.deps.now() + s.peer.retry.min * 1000);
         return;
       }
+      case "ikeRekeyFailed":
+        // our rekey refused (TEMPORARY_FAILURE across another exchange, §2.25): again after retry.min
+        if (s.current?.id === e.sa && s.current?.state === "established" && s.ikeRekeyAt === undefined) s.ikeRekeyAt = this.deps.now() + s.peer.retry.min * 1000;
+        return;
       case "ikeSaDeleted":
-        if (e.why === "rekeyed") return; // its CHILD_SAs went over to the new IKE SA
+        // "rekeyed": its CHILD_SAs went over to the new IKE SA; "redundant": it never had any (§2.8.2)
+        if (e.why === "rekeyed" || e.why === "redundant") return;
         this.dropChildrenOf(s, e.sa);
         if (e.sa !== undefined && s.given.delete(e.sa)) return;
         if (this.isCurrent(s, e.sa)) this.down(s, e.byPeer ? `deleted by the peer${e.why ? ` (${e.why})` : ""}` : "deleted", false);

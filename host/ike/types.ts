@@ -123,7 +123,11 @@ export type IkeEvent = (
    */
   | { type: "childSaFailed"; ike: string; notify: number; detail: string; deleting?: number }
   | { type: "childSaDeleted"; ike: string; spisIn: number[] }
-  | { type: "ikeSaDeleted"; ike: string; byPeer: boolean; why?: "initial-contact" | "rekeyed" }
+  /**
+   * `why` "rekeyed": its CHILD_SAs live on in its successor (§1.3.2); "redundant": one of the
+   * two new IKE SAs of a simultaneous rekey (§2.8.2), deleted without CHILD_SAs ever on it.
+   */
+  | { type: "ikeSaDeleted"; ike: string; byPeer: boolean; why?: "initial-contact" | "rekeyed" | "redundant" }
   /** The IKE SA `sa` was rekeyed into `newSa` (§1.3.2); its CHILD_SAs now belong to `newSa`. */
   | { type: "ikeSaRekeyed"; ike: string; newSa: string }
   | { type: "ikeRekeyFailed"; ike: string; notify: number; detail: string }

@@ -4,7 +4,8 @@
 // other; a rekey (by time, or the core's needs-rekey) switches SAs with not one
 // packet dropped, checked after every IKE datagram; a failing peer is retried
 // with exponential backoff and raises the alarm after alarm_after failures; so is
-// an IKE SA that came up without its CHILD_SA (deleted, never kept up empty).
+// an IKE SA that came up without its CHILD_SA (deleted, never kept up empty);
+// both ends rekeying the IKE SA at once (§2.8.2) leave one IKE SA and the cores as they were.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -199,6 +200,48 @@ test("an IKE SA rekey moves the CHILD_SAs over without touching the cores", asyn
   n.ce.a.lc.deliver({ event: "needs-rekey", peer: "to-b", dir: "out", spi: before.a.out!, why: "soft-lifetime" });
   await n.run();
   assert.notEqual(spis(n, "a").out, before.a.out);
+  assert.deepEqual(bothWays(n), ["ok", "ok"]);
+});
+
+test("both ends rekey the IKE SA at once (§2.8.2, crossed requests; 6 rounds): one IKE SA left, the same on both sides, the cores untouched, traffic flows after every datagram", async () => {
+  const same = { lifetime: { ike_seconds: 600, child_seconds: 3600, rekey_margin: 60, rekey_jitter: 0 } };
+  for (let round = 0; round < 6; round++) {
+    const n = await up(same, { initiate: false, ...same });
+    const before = { a: spis(n, "a"), b: spis(n, "b"), sa: n.mgr.a.status()[0].sa };
+    const results: string[] = [];
+    await n.advance(540_000, () => results.push(...bothWays(n)));
+    assert.ok(results.length >= 8, `round ${round}: checked after each datagram (${results.length})`);
+    assert.deepEqual(results.filter((r) => r !== "ok"), [], `round ${round}: no packet dropped`);
+    const [sa, saB] = [n.mgr.a.status()[0], n.mgr.b.status()[0]];
+    assert.ok(sa.up && saB.up && sa.sa === saB.sa && sa.sa !== before.sa, `round ${round}: one new IKE SA on both sides (${sa.sa}, ${saB.sa})`);
+    assert.deepEqual([n.ep.a.sas.size, n.ep.b.sas.size], [1, 1], `round ${round}: the old and the redundant IKE SA are gone`);
+    assert.deepEqual([spis(n, "a"), spis(n, "b")], [before.a, before.b], "the CHILD_SAs stay in the cores");
+    assert.deepEqual([sa.children, saB.children], [before.a.in, before.b.in], "and with the managers");
+    assert.deepEqual([n.mevents.a, n.mevents.b].map((es) => es.map((e) => e.type)), [["up"], ["up"]], "no down, no error");
+    // CHILD_SA rekeys go through the surviving IKE SA
+    n.ce.b.lc.deliver({ event: "needs-rekey", peer: "to-a", dir: "out", spi: before.b.out!, why: "soft-lifetime" });
+    await n.run();
+    assert.notEqual(spis(n, "b").out, before.b.out);
+    assert.deepEqual(bothWays(n), ["ok", "ok"]);
+  }
+});
+
+test("an IKE SA rekey refused with TEMPORARY_FAILURE (it met the peer's CHILD_SA rekey, §2.25) is tried again after retry.min and succeeds", async () => {
+  // A's IKE SA and B's CHILD_SA reach their soft lifetimes at the same moment (540 s)
+  const n = await up(
+    { lifetime: { ike_seconds: 600, child_seconds: 3600, rekey_margin: 60, rekey_jitter: 0 }, retry: { min: 3, max: 60, alarm_after: 5 } },
+    { initiate: false, lifetime: { ike_seconds: 3600, child_seconds: 600, rekey_margin: 60, rekey_jitter: 0 } },
+  );
+  const sa = n.mgr.a.status()[0].sa;
+  const results: string[] = [];
+  await n.advance(540_000, () => results.push(...bothWays(n)));
+  assert.equal(n.mgr.a.status()[0].sa, sa, "the IKE SA rekey was refused");
+  assert.equal(n.mgr.a.status()[0].ikeRekeyAt, n.now() + 3000, "and is due again after retry.min");
+  await n.advance(3000, () => results.push(...bothWays(n)));
+  const [a, b] = [n.mgr.a.status()[0], n.mgr.b.status()[0]];
+  assert.ok(a.sa !== sa && a.sa === b.sa, "rekeyed on the second try");
+  assert.deepEqual(results.filter((r) => r !== "ok"), [], "no packet dropped");
+  assert.deepEqual([a.children.length, n.ep.a.sas.size, n.ep.b.sas.size], [1, 1, 1]);
   assert.deepEqual(bothWays(n), ["ok", "ok"]);
 });
 
