@@ -8,7 +8,9 @@
 // (kernel-libipsec carries only UDP-encapsulated ESP), so NAT detection makes
 // IKE_AUTH move to 4500 behind the non-ESP marker (RFC 7296 §2.23, RFC 3948).
 // Then CHILD_SA rekeys (CREATE_CHILD_SA, §1.3.3) started by either side, with and
-// without PFS: the new keys equal charon's and the old CHILD_SA is deleted.
+// without PFS: the new keys equal charon's and the old CHILD_SA is deleted. IKE SA
+// rekeys by either side, and collisions: both rekeying the CHILD_SA (§2.8.1) or the
+// IKE SA (§2.8.2) at once, wesp's request held back until charon's has crossed it.
 //
 // The lab (two namespaces named wike…) is in ./ike-lab.ts.
 import { after, before, describe, test } from "node:test";
@@ -263,6 +265,40 @@ describe("wesp IKEv2 ↔ strongSwan charon", { skip }, () => {
       const kids = eventsOf(w).filter((e) => e.type === "childSaEstablished") as ChildEvent[];
       assert.equal(kids.filter((x) => x.rekeyOf === kids[0].spiIn).length, 2, "both rekeyed the first CHILD_SA: a collision");
       assert.match(charon.log(), /detected CHILD_REKEY collision/, "charon saw the collision too");
+    });
+  });
+
+  test("charon and wesp rekey the IKE SA at the same moment, the requests crossing (§2.8.2): one IKE SA left, the same on both sides, holding the CHILD_SA; a CHILD_SA rekey over it agrees", async () => {
+    const c = { name: "both-ike", ike: "aes128gcm16-prfsha256-ecp256", esp: "aes128gcm16", initiator: "wesp" as const };
+    await withPeers(topo!, c, async (charon, w) => {
+      await waitFor(() => eventsOf(w).some((e) => e.type === "childSaEstablished"), "first CHILD_SA", 20_000, 50);
+      const old = eventsOf(w).find((e) => e.type === "ikeSaEstablished")!;
+      // as for the CHILD_SA: wesp's request (and its answer to charon's) held until charon's has been answered
+      w.child.stdin!.write("hold\nrekey-ike\n");
+      await waitFor(() => eventsOf(w).some((e) => e.type === "done" && e.cmd === "rekey-ike"), "wesp's IKE SA rekey request made (held)", 10_000, 10);
+      await charon.swanctl("--rekey", "--ike", c.name);
+      // answering charon's crossing rekey adds its new IKE SA to wesp's endpoint (the old one and it: 2)
+      const sas = () => eventsOf(w).filter((e) => e.type === "stats").at(-1)?.sas;
+      await waitFor(() => (w.child.stdin!.write("stats\n"), sas() === 2), "charon's IKE SA rekey answered (held)", 10_000, 50);
+      w.child.stdin!.write("release\n");
+      const deleted = () => eventsOf(w).filter((e) => e.type === "ikeSaDeleted");
+      await waitFor(async () => deleted().length === 2 && (await charon.listSas()).match(/ESTABLISHED/g)?.length === 1, "the old and the redundant IKE SA gone on both sides", 15_000, 100);
+      const evs = eventsOf(w);
+      assert.ok(!evs.some((e) => e.type === "failed" || e.type === "ikeRekeyFailed" || e.type === "childSaDeleted"), JSON.stringify(evs));
+      const rekeyed = evs.filter((e) => e.type === "ikeSaRekeyed");
+      assert.equal(rekeyed.length, 1, JSON.stringify(evs));
+      assert.equal(rekeyed[0].sa, old.sa);
+      assert.deepEqual(deleted().map((e) => `${e.sa === old.sa ? "old" : "new"}:${e.why}`).sort(), ["new:redundant", "old:rekeyed"]);
+      const [spiI, spiR] = (rekeyed[0].newSa as string).split("_");
+      const listed = await charon.listSas();
+      assert.match(listed, new RegExp(`${c.name}: #\\d+, ESTABLISHED, IKEv2, ${spiI}_i\\*? ${spiR}_r`), listed);
+      assert.equal(listed.match(/INSTALLED/g)?.length, 1, "the CHILD_SA survived on the kept IKE SA");
+      assert.match(charon.log(), /detected IKE_REKEY collision/, "charon saw the collision too");
+      w.child.stdin!.write("stats\n");
+      await waitFor(() => eventsOf(w).filter((e) => e.type === "stats").length > 0 && sas() === 1, "one IKE SA left in wesp's endpoint", 5_000, 20);
+      // SK_d of the kept IKE SA agrees with charon's
+      await rekeyChildAndCheck(charon, w, "charon");
+      assert.equal(eventsOf(w).filter((e) => e.type === "childSaEstablished").at(-1)!.sa, rekeyed[0].newSa, "on the kept IKE SA");
     });
   });
 });

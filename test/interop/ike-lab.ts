@@ -18,7 +18,8 @@ export const CHARON_ADDR = "10.99.0.2";
 export const NET_W = "192.168.1.0/24";
 export const NET_C = "192.168.2.0/24";
 export const PSK = "wesp-ike-interop-psk-0123456789";
-const NS_PREFIX = "wike";
+/** `wike`, or under WESP_NS_PREFIX (a runner's own namespaces) `<that>ike`. */
+const NS_PREFIX = process.env.WESP_NS_PREFIX ? `${process.env.WESP_NS_PREFIX}ike` : "wike";
 
 /** A Lab whose namespaces are named `<nsPrefix><pid>-<n>-<label>` (`wike` unless told). */
 export class IkeLab extends Lab {
