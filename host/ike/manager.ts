@@ -13,6 +13,8 @@
 //     exhaustion come from the core as needs-rekey; the IKE SA at ike_seconds
 //     (a refused IKE SA rekey tried again after retry.min); a simultaneous IKE SA
 //     rekey (RFC 7296 §2.8.2) only relabels the CHILD_SAs with the surviving IKE SA
+//   both ends initiating at once (two IKE SAs, one set up by each) ──► once both carry
+//     a CHILD_SA, one is dropped by a rule both ends apply alike (crossedTwins)
 //   failed / ikeSaDeleted ──► the peer's SAs removed; as initiator, retried
 //     after retry.min, doubling up to retry.max (CE-based VPN draft §3.4);
 //     after retry.alarm_after failures in a row an alarm (once, until up again)
@@ -32,6 +34,7 @@ import type { SaEvent } from "../sa/spec.ts";
 import { certAuthOf, dnToDer, ownCertIdentity } from "./certs.ts";
 import { IdType } from "./constants.ts";
 import type { IkeEndpoint } from "./endpoint.ts";
+import { lowestNonceIsOurs } from "./child_sa.ts";
 import type { IkeSa } from "./ike_sa.ts";
 import { parseProposal, type ProposalSpec } from "./proposals.ts";
 import { hostTs, tsFromCidrs } from "./ts.ts";
@@ -320,9 +323,45 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
     // §2.8.1: a pair made redundant by a simultaneous rekey is deleted at once by us: never sent on.
     if (old && e.initiator && !e.redundant) s.children.unshift(child);
     else s.children.push(child);
-    this.push(s);
+    const twins = old ? undefined : this.crossedTwins(s, child);
+    if (twins) this.dropTwin(s, twins);
+    else this.push(s);
     delete sa.keysIn;
     delete sa.keysOut;
+  }
+
+  /**
+   * Both ends initiated at once: `fresh` is the first CHILD_SA of its IKE SA, and another IKE
+   * SA, set up by an IKE_SA_INIT the other end started, is up with the same peer and carries
+   * a CHILD_SA. Returns [the one to drop, the one to keep]. The rule is ours (RFC 7296 has
+   * none for this): §2.8.1's for redundant SAs applied to the IKE_SA_INIT nonces, so both
+   * ends pick alike without a word: the IKE SA whose IKE_SA_INIT holds the lowest of the
+   * four nonces goes. Deleted by its responder, which initiated the kept one and so knows
+   * that the peer holds the kept one's pair (it answered that IKE_AUTH) — as a CHILD_SA
+   * rekey's initiator knows it of the new pair (§2.8) — and can move outbound there first.
+   */
+  private crossedTwins(s: PeerState, fresh: Child): [IkeSa, IkeSa] | undefined {
+    const mine = this.findSa((x) => x.id === fresh.ikeSa);
+    if (!mine?.ctx.msg1 || s.children.some((c) => c !== fresh && c.ikeSa === fresh.ikeSa)) return undefined;
+    const twin = this.findSa((x) => x !== mine && x.name === mine.name && x.state === "established" && !x.successor && x.ctx.msg1 !== undefined &&
+      x.initiatorSide() !== mine.initiatorSide() && s.children.some((c) => c.ikeSa === x.id));
+    if (!twin) return undefined;
+    return lowestNonceIsOurs([mine.ctx.ni!, mine.ctx.nr!], [twin.ctx.ni!, twin.ctx.nr!]) ? [mine, twin] : [twin, mine];
+  }
+
+  /**
+   * Keeps `keep` and drops `drop` (crossedTwins); the dropped one's deletion is no news. Its
+   * responder puts the kept IKE SA's CHILD_SAs first (outbound moves there) and sends the
+   * DELETE once that is applied; its initiator changes nothing: the DELETE takes the dropped
+   * pair away and outbound falls to the kept one, which the deleting end holds.
+   */
+  private dropTwin(s: PeerState, [drop, keep]: [IkeSa, IkeSa]): void {
+    s.current = keep;
+    s.given.add(drop.id);
+    if (drop.initiatorSide()) return this.push(s);
+    s.children = [...s.children.filter((c) => c.ikeSa === keep.id), ...s.children.filter((c) => c.ikeSa !== keep.id)];
+    this.push(s);
+    this.applying = this.applying.then(() => this.deps.send(drop.close()));
   }
 
   /** Hands the peer's list to the lifecycle (which copies the keys and wipes the event's). */

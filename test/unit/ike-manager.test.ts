@@ -245,6 +245,40 @@ test("an IKE SA rekey refused with TEMPORARY_FAILURE (it met the peer's CHILD_SA
   assert.deepEqual(bothWays(n), ["ok", "ok"]);
 });
 
+test("both ends initiate at the same moment (6 rounds): two IKE SAs come up, one is dropped (by its responder), the same on both sides; traffic flows after every datagram once it can", async () => {
+  for (let round = 0; round < 6; round++) {
+    const n = await net({}, {});
+    for (const w of round % 2 ? ["b", "a"] as const : ["a", "b"] as const) n.mgr[w].start(); // either first
+    const results: string[] = [];
+    let both = 0;
+    await n.run(() => {
+      // from when each end holds the inbound SA of the pair the other sends on (before that, the
+      // responder of each IKE SA sends on a pair whose initiator has not had the answer yet)
+      const [a, b] = [spis(n, "a"), spis(n, "b")];
+      if (!both && !(a.out !== undefined && b.in.includes(a.out) && b.out !== undefined && a.in.includes(b.out))) return;
+      both++;
+      results.push(...bothWays(n));
+    });
+    assert.ok(both >= 3, `round ${round}: checked after each datagram from then on (${both})`);
+    assert.deepEqual(results.filter((r) => r !== "ok"), [], `round ${round}: no packet dropped`);
+    assert.deepEqual([n.ep.a.sas.size, n.ep.b.sas.size], [1, 1], `round ${round}: one IKE SA left on each side`);
+    const [sa, saB] = [n.mgr.a.status()[0], n.mgr.b.status()[0]];
+    assert.ok(sa.up && saB.up && sa.sa === saB.sa && sa.sa === [...n.ep.a.sas.values()][0].id, `round ${round}: the same one (${sa.sa}, ${saB.sa})`);
+    const [a, b] = [spis(n, "a"), spis(n, "b")];
+    assert.equal(a.in.length, 1, `round ${round}: one pair left (${JSON.stringify(a)})`);
+    assert.deepEqual([a.out, a.in[0]], [b.in[0], b.out]);
+    assert.deepEqual([sa.children, saB.children], [a.in, b.in], "the managers' lists are what the cores hold");
+    for (const w of ["a", "b"] as const) {
+      assert.deepEqual(n.mevents[w].map((e) => e.type), ["up", "up"], `round ${round}: two IKE SAs came up at ${w}, none went down`);
+    }
+    // the kept IKE SA works on: a CHILD_SA rekey over it
+    n.ce.b.lc.deliver({ event: "needs-rekey", peer: "to-a", dir: "out", spi: b.out!, why: "soft-lifetime" });
+    await n.run();
+    assert.notEqual(spis(n, "b").out, b.out);
+    assert.deepEqual(bothWays(n), ["ok", "ok"]);
+  }
+});
+
 test("failures are retried after retry.min, doubling up to retry.max; the alarm after alarm_after failures, once; up again clears it", async () => {
   // IKE_SA_INIT sent twice (1 s, then 2 s more) before the attempt counts as failed
   const n = await net({ retry: { min: 2, max: 10, alarm_after: 4 } });
