@@ -66,7 +66,7 @@ describe("controller + zero-touch CEs (enrolment, mTLS, push)", { skip: requireT
         assert.equal(r.code, 0, `wesp ctl ${args.join(" ")}: ${r.stderr}`);
         return r.stdout;
       };
-      await ctl("create-vpn", "v");
+      await ctl("create-vpn", "v", "--keying", "controller");
       const addSite = (i: number) => ctl("add-site", "v", `s${i}`, "--prefix", `10.${i}.0.0/16`, "--wan", `inet=${wan(i)}`);
       const tokenFile = async (i: number) => {
         const f = join(lab.dir, `s${i}.token`);

@@ -52,7 +52,7 @@ describe("controller + a CE behind a NAT (STUN, registration, distribution)", { 
         assert.equal(r.code, 0, `wesp ctl ${args.join(" ")}: ${r.stderr}`);
         return r.stdout;
       };
-      await ctl("create-vpn", "v");
+      await ctl("create-vpn", "v", "--keying", "controller");
       await ctl("add-site", "v", "s1", "--prefix", "10.1.0.0/16", "--wan", "inet=192.0.2.1");
       await ctl("add-site", "v", "s2", "--prefix", "10.2.0.0/16", "--wan", "inet=10.0.0.2");
       const agents: Spawned[] = [];
