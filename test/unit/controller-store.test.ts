@@ -12,7 +12,7 @@ import pg from "pg";
 import Database from "better-sqlite3";
 import { openStore, type OpenOptions, type Store } from "../../host/controller/store/store.ts";
 import { StoreError, type Change, type NewSite } from "../../host/controller/store/model.ts";
-import { SCHEMA_VERSION } from "../../host/controller/store/schema.ts";
+import { SCHEMA_VERSION, migrationsFor } from "../../host/controller/store/schema.ts";
 import { hashToken } from "../../host/controller/store/sql_store.ts";
 import { requireTools } from "../helpers/require.ts";
 import { PgCluster, POSTGRES_NEED } from "./controller-pg-cluster.ts";
@@ -332,6 +332,19 @@ for (const b of [sqlite, postgres]) {
       assert.deepEqual(await s.revokedSerialsOf("v"), [{ site: "a", serial: "0b" }], "an expired certificate is refused anyway: no longer listed");
       await s.removeSite("v", "b");
       assert.deepEqual(await s.revokedSerialsOf("v"), [{ site: "a", serial: "0b" }, { site: "b", serial: "0c" }], "a removed site's certificates are revoked");
+    });
+
+    test("migration 3: VPNs made before the keying column keep controller-made keys", async () => {
+      const url = await b.fresh();
+      const v2 = migrationsFor(b.name).slice(0, 2).flat();
+      await writeRaw(b, url, [
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        ...v2, "INSERT INTO schema_migrations (version, applied_at) VALUES (1, 0), (2, 0)",
+        `INSERT INTO vpns (name, topology, suite, mode, version, created_at) VALUES ('old', '{"kind":"full-mesh"}', 'aes-256-gcm', 'tunnel', 1, 0)`,
+      ].join(";\n"));
+      const s = await use(url);
+      assert.equal((await s.getVpn("old"))!.keying, "controller");
+      assert.equal((await s.createVpn({ name: "new" })).keying, "ike");
     });
 
     test("migrations: reopening is a no-op; a database from a newer wesp is refused", async () => {
