@@ -291,6 +291,10 @@ export class Agent {
     this.opts.enrolment = next;
     this.client = this.clientFor(next);
     this.opts.log(`certificate renewed (valid until ${new X509Certificate(next.certPem).validTo})`);
+    // IKE peers (keying `ike`) sign with the certificate loaded with the config: apply it again, so
+    // that they load the new one (a changed certificate restarts them: runtime.ts fingerprint).
+    this.appliedText = "";
+    this.pullAgain = true;
   }
 
   /** §3.6: the controller refused us for good — remove every peer (keys zeroed), shred what is stored. */

@@ -13,6 +13,12 @@ import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, re
 import { join } from "node:path";
 import { readPrivateFile, writePrivateFile } from "../util/pki.ts";
 
+/**
+ * Files of the directory an IKE-keyed config names (host/controller/render_ike.ts):
+ * relative paths, resolved against the directory (the config's base).
+ */
+export const CE_FILES = { cert: "ce.pem", key: "ce.key", ca: "ca.pem" } as const;
+
 export interface Enrolment {
   url: string;
   vpn: string;

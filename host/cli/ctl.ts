@@ -13,7 +13,10 @@ export const help = `Usage: wesp ctl [--url URL] [--token-file FILE] [--ca FILE]
 
 Commands:
   create-vpn NAME [--hub SITE [--backup-hub SITE]] [--suite SUITE] [--mode MODE]
-      a VPN: full mesh, or hub-and-spoke with --hub (and an optional backup hub)
+             [--keying ike|controller]
+      a VPN: full mesh, or hub-and-spoke with --hub (and an optional backup hub);
+      its CEs negotiate IKEv2 with their enrolled certificates (ike, the
+      default) or get keys the controller makes (controller, RFC 9061 IKE-less)
   add-site VPN NAME --prefix CIDR... --wan SPEC... [--system-id ID]
       SPEC is NAME=ADDRESS[:PORT][,public=ADDRESS[:PORT]][,nat=TYPE][,trusted]
       (an IPv6 address with a port goes in brackets: [2001:db8::1]:4500)
@@ -24,7 +27,8 @@ Commands:
       token file (mode 0600) for 'wesp up --controller URL --token FILE':
       the token, the controller's URL and its CA fingerprint, as JSON
   revoke VPN SITE     revoke SITE's certificates (it must enrol again)
-  config VPN SITE     SITE's CE config as JSON — it holds SA keys: keep it secret
+  config VPN SITE     SITE's CE config as JSON — with controller keying it holds
+                      SA keys: keep it secret
 
 Connection (options, else environment, else the controller's state dir):
       --url URL          WESP_CONTROLLER_URL (default https://127.0.0.1:8443)
@@ -41,7 +45,7 @@ Exit status: 0 done, 1 refused by the controller or unreachable, 2 bad usage.
 const OPTIONS = {
   url: { type: "string" }, "token-file": { type: "string" }, ca: { type: "string" }, state: { type: "string" },
   json: { type: "boolean" }, hub: { type: "string" }, "backup-hub": { type: "string" }, suite: { type: "string" },
-  mode: { type: "string" }, prefix: { type: "string", multiple: true }, wan: { type: "string", multiple: true },
+  mode: { type: "string" }, keying: { type: "string" }, prefix: { type: "string", multiple: true }, wan: { type: "string", multiple: true },
   "system-id": { type: "string" }, ttl: { type: "string" }, out: { type: "string" },
 } as const;
 
@@ -115,8 +119,11 @@ export async function main(args: string[]): Promise<number> {
         const topology: Topology = values.hub
           ? { kind: "hub-and-spoke", hub: values.hub as string, ...(values["backup-hub"] ? { backupHub: values["backup-hub"] as string } : {}) }
           : { kind: "full-mesh" };
-        const v = await c().createVpn({ name, topology, ...(values.suite ? { suite: values.suite as never } : {}), ...(values.mode ? { mode: values.mode as never } : {}) });
-        out(v, `created VPN ${v.name} (${v.topology.kind}, ${v.suite}, ${v.mode})`);
+        const v = await c().createVpn({
+          name, topology, ...(values.suite ? { suite: values.suite as never } : {}), ...(values.mode ? { mode: values.mode as never } : {}),
+          ...(values.keying ? { keying: values.keying as never } : {}),
+        });
+        out(v, `created VPN ${v.name} (${v.topology.kind}, ${v.suite}, ${v.mode}, keying ${v.keying})`);
         return EXIT_OK;
       }
       case "add-site": {
@@ -140,7 +147,7 @@ export async function main(args: string[]): Promise<number> {
         if (rest.length > 1) throw new UsageError("usage: wesp ctl list [VPN]");
         if (rest.length === 0) {
           const vpns = await c().listVpns();
-          out(vpns, vpns.map((v) => `${v.name}\t${v.topology.kind === "full-mesh" ? "full-mesh" : `hub-and-spoke hub=${v.topology.hub}${v.topology.backupHub ? ` backup=${v.topology.backupHub}` : ""}`}\t${v.suite}\t${v.mode}\tversion ${v.version}`).join("\n") || "(no VPNs)");
+          out(vpns, vpns.map((v) => `${v.name}\t${v.topology.kind === "full-mesh" ? "full-mesh" : `hub-and-spoke hub=${v.topology.hub}${v.topology.backupHub ? ` backup=${v.topology.backupHub}` : ""}`}\t${v.suite}\t${v.mode}\t${v.keying}\tversion ${v.version}`).join("\n") || "(no VPNs)");
           return EXIT_OK;
         }
         const sites = await c().listSites(rest[0]);

@@ -30,6 +30,7 @@ function ikeLines(p: IkePeerStatus): string[] {
   const head = [`ike ${p.name}  ${p.state}`];
   if (p.role) head.push(p.role);
   if (p.proposal) head.push(p.proposal + (p.natDetected ? "  NAT-T" : "") + (p.behindNat ? " (behind a NAT)" : ""));
+  if (p.peerAuth) head.push(p.peerAuth.method === "psk" ? "psk" : `cert "${p.peerAuth.subject}"`);
   if (p.establishedSeconds !== undefined) head.push(`established ${s(p.establishedSeconds)} ago`);
   if (p.ikeRekeyInSeconds !== undefined) head.push(`rekey in ${s(p.ikeRekeyInSeconds)}`);
   if (p.lastHeardSeconds !== undefined) head.push(`last heard ${s(p.lastHeardSeconds)} ago`);

@@ -70,6 +70,8 @@ export interface IkePeerStatus {
   natDetected?: boolean;
   /** A NAT in front of this CE, as detected: the peer saw another address or port than ours (§2.23). */
   behindNat?: boolean;
+  /** How the peer of the current IKE SA authenticated (its certificate's subject and serial, or its PSK). */
+  peerAuth?: import("../ike/types.ts").PeerAuth;
   establishedSeconds?: number;
   ikeRekeyInSeconds?: number;
   /** Since the peer's last authenticated message (what a liveness check waits on). */

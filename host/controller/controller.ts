@@ -2,10 +2,11 @@
 // sites, topology) followed by the SAs they call for, and each CE's config.
 // The HTTPS API (api/) calls nothing else; the Store (store/) keeps state.
 //
-// After every change the SAs are reconciled with the topology: a pair that
-// should talk and has no SAs gets two, made here (keys.ts) — one per
-// direction, each with its own key and an SPI its receiver does not use —
-// and SAs of pairs that no longer talk are deleted. Both are transactions of
+// After every change the SAs are reconciled with the topology: in a VPN keyed
+// by the controller, a pair that should talk and has no SAs gets two, made
+// here (keys.ts) — one per direction, each with its own key and an SPI its
+// receiver does not use — and SAs of pairs that no longer talk are deleted.
+// An IKE-keyed VPN keeps no SA in the database: its CEs negotiate them. Both are transactions of
 // their own, safe to run from several replicas at once (the database keeps one
 // pair of SAs per pair of sites and generation).
 import { createHash } from "node:crypto";
@@ -59,7 +60,7 @@ export class Controller {
     const v = await this.store.getVpn(vpn);
     if (!v) throw new StoreError("not-found", `VPN "${vpn}" not found`);
     const sites = await this.store.listSites(vpn);
-    const wanted = pairsOf(v, sites);
+    const wanted = v.keying === "controller" ? pairsOf(v, sites) : [];
     const have = new Set((await this.store.listSas(vpn)).filter((s) => s.generation === 0).map((s) => `${s.src}\n${s.dst}`));
     let made = 0;
     for (const [a, b] of wanted) {
@@ -86,7 +87,7 @@ export class Controller {
     });
   }
 
-  /** The config of CE `site` (render.ts), with only the keys of SAs it sends or receives on. */
+  /** The config of CE `site` (render.ts): with only the keys of SAs it sends or receives on, or none (keying `ike`). */
   async configFor(vpn: string, site: string): Promise<CeConfig> {
     const v = await this.store.getVpn(vpn);
     if (!v) throw new StoreError("not-found", `VPN "${vpn}" not found`);
@@ -94,6 +95,7 @@ export class Controller {
     if (!sites.some((s) => s.name === site)) throw new StoreError("not-found", `site "${site}" not found`);
     const sas = await this.store.listSasOf(vpn, site);
     const open = (sa: SaRecord) => this.sealer.open({ vpn, src: sa.src, dst: sa.dst, generation: sa.generation, spi: sa.spi }, sa.sealedKey);
-    return renderConfig(v, sites, sas, site, open);
+    const revoked = v.keying === "ike" ? await this.store.revokedSerialsOf(vpn) : [];
+    return renderConfig(v, sites, sas, site, open, revoked);
   }
 }

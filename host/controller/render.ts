@@ -6,11 +6,16 @@
 // info>` for the peers it talks to — and nothing about any other pair
 // (net2cloud §4.1: "many nodes can get dumped with too much information").
 //
+// Keying (model.ts KEYINGS): in an `ike` VPN each peer gets an `ike` block
+// (render_ike.ts: certificates, identities, who initiates) and no key at all;
+// in a `controller` VPN its controller-made SAs (`sas`, RFC 9061 IKE-less).
+//
 // The node fields a CE decides for itself (tun, control, state_dir, workers)
 // are not set here: the agent keeps its own.
 import type { SaRecord, Site, Vpn, WanPort } from "./store/model.ts";
 import { peersOf } from "./topology.ts";
 import { parseAddress } from "../config/addr.ts";
+import { ikeBlock, type CeIke } from "./render_ike.ts";
 
 /** Seconds between NAT keepalives a CE behind a NAT sends (RFC 3948 §2.3 suggests 20). */
 export const NAT_KEEPALIVE_S = 20;
@@ -32,7 +37,10 @@ export interface CePeer {
   keepalive: number;
   prefixes: string[];
   mode: string;
-  sas: CeSa[];
+  /** Controller-made SAs (keying `controller`) … */
+  sas?: CeSa[];
+  /** … or IKEv2 with the enrolled certificates (keying `ike`). */
+  ike?: CeIke;
 }
 
 /** A wesp config (docs/config.md) for one CE. */
@@ -87,8 +95,13 @@ export function choosePorts(a: Site, b: Site): [WanPort, WanPort] | undefined {
  * are not made yet, or with which no WAN port family is shared, is left out.
  * At most the two newest generations of a pair are listed, the older first
  * (it carries outbound traffic until removed: docs/config.md "Rekeying").
+ * With keying `ike`, `sas` is ignored and `revoked` (the VPN's revoked
+ * certificate serials, by site) goes into each peer's `ike` block.
  */
-export function renderConfig(vpn: Vpn, sites: Site[], sas: SaRecord[], site: string, openKey: (sa: SaRecord) => Uint8Array): CeConfig {
+export function renderConfig(
+  vpn: Vpn, sites: Site[], sas: SaRecord[], site: string, openKey: (sa: SaRecord) => Uint8Array,
+  revoked: { site: string; serial: string }[] = [],
+): CeConfig {
   const me = sites.find((s) => s.name === site);
   if (!me) throw new Error(`site "${site}" is not in VPN "${vpn.name}"`);
   const peers: CePeer[] = [];
@@ -96,12 +109,8 @@ export function renderConfig(vpn: Vpn, sites: Site[], sas: SaRecord[], site: str
     const other = sites.find((s) => s.name === name)!;
     const ports = choosePorts(me, other);
     if (!ports) continue;
-    const out = sas.filter((x) => x.src === site && x.dst === name);
-    const inn = sas.filter((x) => x.src === name && x.dst === site);
-    const gens = [...new Set(out.map((x) => x.generation))].filter((g) => inn.some((x) => x.generation === g)).sort((x, y) => x - y).slice(-2);
-    if (gens.length === 0) continue;
     const [mine, theirs] = ports;
-    peers.push({
+    const link = {
       name,
       ...reachable(theirs),
       wan: mine.name,
@@ -109,6 +118,18 @@ export function renderConfig(vpn: Vpn, sites: Site[], sas: SaRecord[], site: str
       keepalive: mine.natType !== "none" ? NAT_KEEPALIVE_S : 0,
       prefixes: [...other.prefixes],
       mode: vpn.mode,
+    };
+    if (vpn.keying === "ike") {
+      const serials = revoked.filter((r) => r.site === name).map((r) => r.serial);
+      peers.push({ ...link, ike: ikeBlock(vpn, me, mine, other, theirs, serials) });
+      continue;
+    }
+    const out = sas.filter((x) => x.src === site && x.dst === name);
+    const inn = sas.filter((x) => x.src === name && x.dst === site);
+    const gens = [...new Set(out.map((x) => x.generation))].filter((g) => inn.some((x) => x.generation === g)).sort((x, y) => x - y).slice(-2);
+    if (gens.length === 0) continue;
+    peers.push({
+      ...link,
       sas: gens.map((g) => {
         const o = out.find((x) => x.generation === g)!;
         const i = inn.find((x) => x.generation === g)!;

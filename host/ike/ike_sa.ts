@@ -629,6 +629,7 @@ export class IkeSa {
     return {
       type: "ikeSaEstablished", ike: this.name, spiI: this.spiI, spiR: this.spiR, initiator: this.ctx.initiator, proposal,
       natDetected: this.ctx.natHere || this.ctx.natThere, behindNat: !!this.ctx.behindNat, initialContact: !!this.ctx.peerInitialContact,
+      peerAuth: this.ctx.peerCert ? { method: "certificate", subject: this.ctx.peerCert.subject.replace(/\n/g, ", "), serial: this.ctx.peerCert.serialNumber.toLowerCase() } : { method: "psk" },
     };
   }
 

@@ -33,7 +33,7 @@ import { IkeEndpoint } from "./endpoint.ts";
 import { IkeManager, managedPeer, type ManagedPeer, type ManagerEvent } from "./manager.ts";
 import { IkeTransport } from "./transport.ts";
 import { appendKeyLog, KEYLOG_ENV, keyLogPath } from "./keylog.ts";
-import type { IkeEvent, Path } from "./types.ts";
+import type { IkeEvent, Path, PeerAuth } from "./types.ts";
 
 /** What the runtime needs of the data plane (pipeline/forwarder.ts's Forwarder has it). */
 export interface DataPlane {
@@ -80,11 +80,33 @@ function fingerprint(config: Config, p: PeerConfig): string {
   }, hidden);
 }
 
+/** "peer authenticated by certificate \"CN=…\" serial …" or "… by PSK", for the log. */
+export function authText(a: PeerAuth): string {
+  return a.method === "psk" ? "peer authenticated by PSK" : `peer authenticated by certificate "${a.subject}" serial ${a.serial}`;
+}
+
 const bytesOf = (text: string): Uint8Array => {
   const r = parseAddress(text);
   if (!r.ok) throw new RangeError(r.message);
   return r.value.bytes;
 };
+
+/**
+ * The data plane's report with the IKE peers told as IKE sees them (the SA
+ * lifecycle sees only their SAs, which come and go with negotiation): added,
+ * removed, restarted (`changed`: an IKE field changed) or left alone.
+ */
+function ikeReport(r: ApplyReport, had: Set<string>, next: Map<string, PeerConfig>, down: string[]): ApplyReport {
+  const ike = (n: string) => had.has(n) || next.has(n);
+  const keep = (l: string[]) => l.filter((n) => !ike(n));
+  const names = [...next.keys()];
+  return {
+    added: [...keep(r.added), ...names.filter((n) => !had.has(n))],
+    removed: [...keep(r.removed), ...down.filter((n) => !next.has(n))],
+    changed: [...keep(r.changed), ...down.filter((n) => next.has(n))],
+    unchanged: [...keep(r.unchanged), ...names.filter((n) => had.has(n) && !down.includes(n))],
+  };
+}
 
 /** Canonical text of an address as a socket reports it (IPv4-mapped IPv6 included). */
 function canonical(address: string): string {
@@ -96,7 +118,7 @@ interface Managed {
   peer: ManagedPeer;
   fingerprint: string;
   /** The current IKE SA as it was established: for status. */
-  established?: { sa: string; at: number; proposal: string; natDetected: boolean; behindNat: boolean };
+  established?: { sa: string; at: number; proposal: string; natDetected: boolean; behindNat: boolean; peerAuth: PeerAuth };
   lastError?: string;
 }
 
@@ -193,6 +215,7 @@ export class IkeRuntime {
     // a node field only a restart can change: the data plane refuses the whole reload; IKE stays as it is
     if (FIXED_NODE_FIELDS.some((f) => JSON.stringify(config.node[f]) !== JSON.stringify(old.node[f]))) return dp.lifecycle.apply(config);
     const next = new Map(config.peers.filter((p) => p.ike).map((p) => [p.name, p]));
+    const had = new Set(this.peers.keys());
     const down = [...this.peers.keys()].filter((n) => !next.has(n) || fingerprint(config, next.get(n)!) !== this.peers.get(n)!.fingerprint);
     for (const n of down) await this.remove(n);
     let report: ApplyReport;
@@ -207,7 +230,7 @@ export class IkeRuntime {
     await this.transport!.start(this.addresses(config)); // the IKE port on addresses new to IKE
     for (const p of next.values()) if (!this.peers.has(p.name)) this.add(config, p);
     if (down.length) this.log(`ike: restarted or removed peers [${down.join(", ")}]`);
-    return report;
+    return ikeReport(report, had, next, down);
   }
 
   /** Per IKE peer: the state of its IKE SA, failures and alarm, its CHILD_SAs. Times in seconds. */
@@ -232,7 +255,7 @@ export class IkeRuntime {
         state: s.up ? "up" : s.state ? "connecting" : s.retryAt !== undefined ? "retrying" : m?.peer.initiate ? "down" : "waiting",
         ...(s.sa ? { ikeSa: s.sa } : {}),
         ...(s.initiator !== undefined ? { role: s.initiator ? "initiator" : "responder" } : {}),
-        ...(est ? { proposal: est.proposal, natDetected: est.natDetected, behindNat: est.behindNat, establishedSeconds: ago(est.at) } : {}),
+        ...(est ? { proposal: est.proposal, natDetected: est.natDetected, behindNat: est.behindNat, peerAuth: est.peerAuth, establishedSeconds: ago(est.at) } : {}),
         ...(s.up && s.ikeRekeyAt !== undefined ? { ikeRekeyInSeconds: secs(s.ikeRekeyAt) } : {}),
         ...(s.up && s.lastHeard !== undefined ? { lastHeardSeconds: ago(s.lastHeard) } : {}),
         failures: s.failures, alarm: s.alarmed,
@@ -275,7 +298,12 @@ export class IkeRuntime {
   }
 
   private async remove(name: string): Promise<void> {
-    for (const sa of this.endpoint!.sas.values()) if (sa.name === name) this.retired.add(sa.id);
+    for (const sa of this.endpoint!.sas.values()) {
+      if (sa.name !== name) continue;
+      this.retired.add(sa.id);
+      // removePeer closes it: an INFORMATIONAL with a Delete payload for the IKE SA (RFC 7296 §1.4.1)
+      if (sa.state === "established") this.log(`ike: peer ${name}: deleting IKE SA ${sa.id} (DELETE sent: the peer was removed or its IKE fields changed)`);
+    }
     this.peers.delete(name);
     await this.manager!.removePeer(name);
   }
@@ -301,14 +329,17 @@ export class IkeRuntime {
   }
 
   private onIkeEvent(e: IkeEvent): void {
-    if (e.sa && this.retired.has(e.sa)) return;
+    if (e.sa && this.retired.has(e.sa)) {
+      if (e.type === "ikeSaDeleted" && e.byPeer) this.log(`ike: peer ${e.ike}: IKE SA ${e.sa} (already being deleted here) deleted by the peer`);
+      return;
+    }
     const m = this.peers.get(e.ike);
     const hex = (spi: number) => `0x${(spi >>> 0).toString(16).padStart(8, "0")}`;
     switch (e.type) {
       case "ikeSaEstablished":
-        this.log(`ike: peer ${e.ike}: IKE SA ${e.sa} established as ${e.initiator ? "initiator" : "responder"} (${e.proposal}${e.natDetected ? ", NAT-T" : ""}${e.behindNat ? ", behind a NAT" : ""}${e.initialContact ? ", peer sent INITIAL_CONTACT" : ""})`);
+        this.log(`ike: peer ${e.ike}: IKE SA ${e.sa} established as ${e.initiator ? "initiator" : "responder"} (${e.proposal}${e.natDetected ? ", NAT-T" : ""}${e.behindNat ? ", behind a NAT" : ""}${e.initialContact ? ", peer sent INITIAL_CONTACT" : ""}, ${authText(e.peerAuth)})`);
         if (m) {
-          m.established = { sa: e.sa!, at: Date.now(), proposal: e.proposal, natDetected: e.natDetected, behindNat: e.behindNat };
+          m.established = { sa: e.sa!, at: Date.now(), proposal: e.proposal, natDetected: e.natDetected, behindNat: e.behindNat, peerAuth: e.peerAuth };
           m.lastError = undefined;
           m.peer.ike.initialContact = false; // §2.4: only the first IKE SA after a start
         }

@@ -109,13 +109,16 @@ export interface ChildSaEstablished {
   redundant?: boolean;
 }
 
+/** How the peer of an IKE SA proved itself (§2.15): its PSK, or the certificate whose key signed its AUTH (RFC 7427). */
+export type PeerAuth = { method: "psk" } | { method: "certificate"; subject: string; serial: string };
+
 /**
  * Everything IKE reports. `ike` is the configuration's name; `sa` names the IKE SA
  * itself as "SPIi_SPIr" in hex (SPIr all zero until the responder has chosen one),
  * so two IKE SAs with one peer (e.g. around INITIAL_CONTACT) stay apart.
  */
 export type IkeEvent = (
-  | { type: "ikeSaEstablished"; ike: string; spiI: string; spiR: string; initiator: boolean; proposal: string; natDetected: boolean; behindNat: boolean; initialContact: boolean }
+  | { type: "ikeSaEstablished"; ike: string; spiI: string; spiR: string; initiator: boolean; proposal: string; natDetected: boolean; behindNat: boolean; initialContact: boolean; peerAuth: PeerAuth }
   | ChildSaEstablished
   /**
    * `deleting`: our inbound SPI of a CHILD_SA the peer set up in a mode we did not

@@ -27,17 +27,8 @@ import { Lab, waitFor, type Netns, type Spawned } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { assertNoNamespacesLeft } from "./io-util.ts";
 import { WESP_BIN } from "./forwarder-util.ts";
-import { wanBridge } from "./controller-util.ts";
+import { CTL, CTL_URL as URL_, lanAddr, lines, operator, startController as controllerIn, wanAddr as wan, wanBridge } from "./controller-util.ts";
 import { received, sentCount, streamReceiver, streamSender } from "./lifecycle-util.ts";
-
-const CTL = "192.0.2.100";
-const PORT = 8443;
-const URL_ = `https://${CTL}:${PORT}`;
-const wan = (i: number) => `192.0.2.${i}`;
-const lanAddr = (i: number) => `10.${i}.0.1`;
-
-/** Lines of `p`'s stderr that match `re`. */
-const lines = (p: Spawned, re: RegExp) => p.stderr.split("\n").filter((l) => re.test(l));
 
 describe("controller + zero-touch CEs (enrolment, mTLS, push)", { skip: requireTools(["netns", "python3"], { why: "e2e controller and CE agents" }) }, () => {
   it("3 CEs from tokens alone, a 4th added under a stream, one removed, the controller stopped and back", { timeout: 420_000 }, async () => {
@@ -54,19 +45,10 @@ describe("controller + zero-touch CEs (enrolment, mTLS, push)", { skip: requireT
 
       // ---- the controller, and the operator's commands (run in its namespace)
       const state = join(lab.dir, "controller");
-      const startController = async () => {
-        const p = ctlNs.spawn([process.execPath, WESP_BIN, "controller", "--state", state, "--listen", `${CTL}:${PORT}`, "--stun", "off"]);
-        await waitFor(() => /^https:/m.test(p.stdout) || !p.running, "controller up", 60_000, 20);
-        assert.ok(p.running, `controller exited: ${p.stderr}`);
-        return p;
-      };
+      const startController = () => controllerIn(ctlNs, state, "off");
       let controller = await startController();
-      const ctl = async (...args: string[]) => {
-        const r = await ctlNs.exec([process.execPath, WESP_BIN, "ctl", "--state", state, "--url", URL_, ...args]);
-        assert.equal(r.code, 0, `wesp ctl ${args.join(" ")}: ${r.stderr}`);
-        return r.stdout;
-      };
-      await ctl("create-vpn", "v");
+      const ctl = operator(ctlNs, state);
+      await ctl("create-vpn", "v", "--keying", "controller");
       const addSite = (i: number) => ctl("add-site", "v", `s${i}`, "--prefix", `10.${i}.0.0/16`, "--wan", `inet=${wan(i)}`);
       const tokenFile = async (i: number) => {
         const f = join(lab.dir, `s${i}.token`);

@@ -47,9 +47,9 @@ test("wesp controller + wesp ctl: a VPN built, listed and changed from the comma
     const token = readFileSync(join(state, "operator.token"), "utf8").trim();
     assert.ok(!c.stderr().includes(token), "the token is not printed");
 
-    let r = ctl(state, c.url, "create-vpn", "acme", "--hub", "hq");
+    let r = ctl(state, c.url, "create-vpn", "acme", "--hub", "hq", "--keying", "controller");
     assert.equal(r.code, 0, r.err);
-    assert.match(r.out, /created VPN acme \(hub-and-spoke, aes-256-gcm, tunnel\)/);
+    assert.match(r.out, /created VPN acme \(hub-and-spoke, aes-256-gcm, tunnel, keying controller\)/);
     r = ctl(state, c.url, "add-site", "acme", "hq", "--prefix", "10.1.0.0/16", "--wan", "inet=192.0.2.1", "--wan", "mpls=10.255.0.1,trusted");
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /added site hq to acme \(site id 1, system id acme\/hq\)/);
@@ -58,7 +58,7 @@ test("wesp controller + wesp ctl: a VPN built, listed and changed from the comma
     r = ctl(state, c.url, "add-site", "acme", "c", "--prefix", "10.3.0.0/16", "--prefix", "fd00:3::/48", "--wan", "inet=203.0.113.3");
     assert.equal(r.code, 0, r.err);
     r = ctl(state, c.url, "list");
-    assert.match(r.out, /^acme\thub-and-spoke hub=hq\taes-256-gcm\ttunnel\tversion \d+\n$/);
+    assert.match(r.out, /^acme\thub-and-spoke hub=hq\taes-256-gcm\ttunnel\tcontroller\tversion \d+\n$/);
     r = ctl(state, c.url, "list", "acme");
     assert.equal(r.out.split("\n")[1], "b\tsite 2\t10.2.0.0/16\tinet=192.168.2.2:4501→198.51.100.2:40000 nat=symmetric");
     r = ctl(state, c.url, "--json", "list", "acme");

@@ -16,11 +16,9 @@ import { Lab, waitFor, type Netns, type Spawned } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { assertNoNamespacesLeft } from "./io-util.ts";
 import { WESP_BIN } from "./forwarder-util.ts";
-import { wanBridge } from "./controller-util.ts";
+import { CTL, CTL_URL as URL_, operator, startController, wanBridge } from "./controller-util.ts";
 import { masqueradeRules } from "../../host/demo/nat.ts";
 
-const CTL = "192.0.2.100";
-const URL_ = `https://${CTL}:8443`;
 const NAT_PUBLIC = "192.0.2.50";
 const NFT = masqueradeRules("wan");
 
@@ -44,15 +42,9 @@ describe("controller + a CE behind a NAT (STUN, registration, distribution)", { 
       await nat.run(["nft", "-f", "-"], { input: NFT });
 
       const state = join(lab.dir, "controller");
-      const controller = ctlNs.spawn([process.execPath, WESP_BIN, "controller", "--state", state, "--listen", `${CTL}:8443`, "--stun", `${CTL}:3478`]);
-      await waitFor(() => /^https:/m.test(controller.stdout) || !controller.running, "controller up", 60_000, 20);
-      assert.ok(controller.running, `controller exited: ${controller.stderr}`);
-      const ctl = async (...args: string[]) => {
-        const r = await ctlNs.exec([process.execPath, WESP_BIN, "ctl", "--state", state, "--url", URL_, ...args]);
-        assert.equal(r.code, 0, `wesp ctl ${args.join(" ")}: ${r.stderr}`);
-        return r.stdout;
-      };
-      await ctl("create-vpn", "v");
+      const controller = await startController(ctlNs, state, `${CTL}:3478`);
+      const ctl = operator(ctlNs, state);
+      await ctl("create-vpn", "v", "--keying", "controller");
       await ctl("add-site", "v", "s1", "--prefix", "10.1.0.0/16", "--wan", "inet=192.0.2.1");
       await ctl("add-site", "v", "s2", "--prefix", "10.2.0.0/16", "--wan", "inet=10.0.0.2");
       const agents: Spawned[] = [];

@@ -70,8 +70,9 @@ describe("controller API", { skip: requireTools(["openssl"], { why: "controller 
 
   test("the typed client: create a VPN, add and remove sites, list, topology, tokens, a site's config", async () => {
     assert.deepEqual(await client.health(), { ok: true, store: "sqlite" });
-    const v = await client.createVpn({ name: "acme", topology: { kind: "full-mesh" } });
+    const v = await client.createVpn({ name: "acme", topology: { kind: "full-mesh" }, keying: "controller" });
     assert.equal(v.version, 1);
+    assert.equal(v.keying, "controller");
     await client.addSite("acme", { name: "hq", prefixes: ["10.1.0.0/16"], wan: [{ name: "inet", privateAddress: "192.0.2.1" }] });
     await client.addSite("acme", { name: "b", prefixes: ["10.2.0.0/16"], wan: [{ name: "inet", privateAddress: "192.168.2.2", publicAddress: "198.51.100.2", publicPort: 4500, natType: "symmetric" }] });
     await client.addSite("acme", { name: "c", prefixes: ["10.3.0.0/16"], wan: [{ name: "inet", privateAddress: "203.0.113.3" }] });
@@ -80,7 +81,7 @@ describe("controller API", { skip: requireTools(["openssl"], { why: "controller 
     const hq = await client.siteConfig("acme", "hq");
     assert.deepEqual(hq.peers.map((p) => [p.name, p.address]), [["b", "198.51.100.2"], ["c", "203.0.113.3"]]);
     const b = await client.siteConfig("acme", "b");
-    assert.equal(b.peers.find((p) => p.name === "hq")!.sas[0].key_in, hq.peers.find((p) => p.name === "b")!.sas[0].key_out);
+    assert.equal(b.peers.find((p) => p.name === "hq")!.sas![0].key_in, hq.peers.find((p) => p.name === "b")!.sas![0].key_out);
     await client.setTopology("acme", { kind: "hub-and-spoke", hub: "hq" });
     assert.deepEqual((await client.siteConfig("acme", "c")).peers.map((p) => p.name), ["hq"]);
     const site = await client.updateWanPort("acme", "c", "inet", { natType: "full-cone" });
@@ -96,7 +97,7 @@ describe("controller API", { skip: requireTools(["openssl"], { why: "controller 
     await client.deleteVpn("acme");
     assert.deepEqual(await client.listVpns(), []);
     assert.ok(logs.some((l) => /^ops POST \/v1\/vpns → 201$/.test(l)), "operator changes are logged by operator name");
-    assert.ok(!logs.join("\n").includes(token) && !logs.join("\n").includes(hq.peers[0].sas[0].key_in), "no token or key in the log");
+    assert.ok(!logs.join("\n").includes(token) && !logs.join("\n").includes(hq.peers[0].sas![0].key_in), "no token or key in the log");
   });
 
   test("authentication: no token, a wrong one, or a malformed header is 401; health needs none", async () => {
@@ -125,6 +126,7 @@ describe("controller API", { skip: requireTools(["openssl"], { why: "controller 
       ["POST", "/v1/vpns", { body: '{"name":"a","extra":1}' }, 400, "invalid-body"],
       ["POST", "/v1/vpns", { body: '{"name":"a","__proto__":{"admin":true}}' }, 400, "invalid-body"],
       ["POST", "/v1/vpns", { body: '{"name":"a b"}' }, 400, "invalid-body"],
+      ["POST", "/v1/vpns", { body: '{"name":"a","keying":"psk"}' }, 400, "invalid-body"],
       ["POST", "/v1/vpns", { body: '{"name":"a","topology":{"kind":"hub-and-spoke"}}' }, 400, "invalid-body"],
       ["POST", "/v1/vpns", { body: '{"name":"a"}', type: "text/plain" }, 415, "unsupported-media-type"],
       ["POST", "/v1/vpns", { body: "{" + '"a":'.repeat(1) + "[".repeat(5000) + "]".repeat(5000) + "}" }, 400, "invalid-body"],

@@ -16,32 +16,14 @@ import fc from "fast-check";
 import { Controller } from "../../host/controller/controller.ts";
 import { KeySealError, KeySealer, KEY_BYTES, loadOrCreateMasterKey } from "../../host/controller/keys.ts";
 import type { CeConfig } from "../../host/controller/render.ts";
-import { CONTROLLER_MODES, CONTROLLER_SUITES, type NewSite, type Topology } from "../../host/controller/store/model.ts";
+import { CONTROLLER_MODES, CONTROLLER_SUITES, type Topology } from "../../host/controller/store/model.ts";
+import { siteOf, type SiteSpec } from "./controller-sites.ts";
 import { openStore } from "../../host/controller/store/store.ts";
 import { pairsOf, peersOf } from "../../host/controller/topology.ts";
 import { parseConfig } from "../../host/config/load.ts";
 
 async function controller(url = ":memory:"): Promise<Controller> {
   return new Controller(await openStore(url), new KeySealer(randomBytes(32)));
-}
-
-interface SiteSpec {
-  natted: boolean;
-  trustedPort: boolean;
-}
-
-/** Site i: prefix 10.i.0.0/16, an Internet port 192.0.2.i (behind a NAT at 198.51.100.i when natted), maybe an MPLS port. */
-function siteOf(i: number, s: SiteSpec): NewSite {
-  return {
-    name: `site${i}`,
-    prefixes: [`10.${i}.0.0/16`, `fd00:${i}::/48`],
-    wan: [
-      s.natted
-        ? { name: "inet", privateAddress: `192.168.${i}.2`, publicAddress: `198.51.100.${i}`, publicPort: 40000 + i, natType: "port-restricted-cone" as const }
-        : { name: "inet", privateAddress: `192.0.2.${i}` },
-      ...(s.trustedPort ? [{ name: "mpls", privateAddress: `10.255.0.${i}`, trusted: true }] : []),
-    ],
-  };
 }
 
 const vpnArb = fc.record({
@@ -61,7 +43,7 @@ function topologyOf(v: { sites: SiteSpec[]; kind: string; hub: number; backup: n
   return v.kind === "hub-and-spoke" ? { kind: "hub-and-spoke", hub } : { kind: "hub-and-spoke", hub, backupHub: backup };
 }
 
-const keysOf = (c: CeConfig) => c.peers.flatMap((p) => p.sas.flatMap((s) => [s.key_in, s.key_out]));
+const keysOf = (c: CeConfig) => c.peers.flatMap((p) => p.sas!.flatMap((s) => [s.key_in, s.key_out]));
 
 test("controller configs: every pair has mirrored SAs, each CE sees only its peers and keys, and each config loads", async () => {
   await fc.assert(
@@ -69,7 +51,7 @@ test("controller configs: every pair has mirrored SAs, each CE sees only its pee
       const ctl = await controller();
       try {
         const topology = topologyOf(v);
-        await ctl.createVpn({ name: "vpn", topology, suite: v.suite, mode: v.mode });
+        await ctl.createVpn({ name: "vpn", topology, suite: v.suite, mode: v.mode, keying: "controller" });
         for (const [i, s] of v.sites.entries()) await ctl.addSite("vpn", siteOf(i, s));
         const vpn = (await ctl.store.getVpn("vpn"))!;
         const sites = await ctl.store.listSites("vpn");
@@ -95,9 +77,9 @@ test("controller configs: every pair has mirrored SAs, each CE sees only its pee
         for (const [a, b] of pairs) {
           const pa = cfg.get(a)!.peers.find((p) => p.name === b)!;
           const pb = cfg.get(b)!.peers.find((p) => p.name === a)!;
-          assert.equal(pa.sas.length, 1);
-          assert.equal(pb.sas.length, 1);
-          const [x, y] = [pa.sas[0], pb.sas[0]];
+          assert.equal(pa.sas!.length, 1);
+          assert.equal(pb.sas!.length, 1);
+          const [x, y] = [pa.sas![0], pb.sas![0]];
           assert.equal(x.spi_in, y.spi_out);
           assert.equal(x.spi_out, y.spi_in);
           assert.equal(x.key_in, y.key_out);
@@ -130,7 +112,7 @@ test("controller configs: every pair has mirrored SAs, each CE sees only its pee
           }
           const others = names.filter((m) => m !== n && !c.peers.some((p) => p.name === m));
           for (const m of others) assert.ok(!text.includes(`"${m}"`), `${n} is not told about ${m}`);
-          const spis = c.peers.flatMap((p) => p.sas.map((s) => s.spi_in));
+          const spis = c.peers.flatMap((p) => p.sas!.map((s) => s.spi_in));
           assert.equal(new Set(spis).size, spis.length, "spi_in unique on the node");
           // The config loads as `wesp check` and `ce.apply()` load it.
           const { config, warnings } = parseConfig(text, { baseDir: tmpdir(), source: `<${n}>` });
@@ -150,7 +132,7 @@ test("controller configs: every pair has mirrored SAs, each CE sees only its pee
 test("controller configs: a site added touches no existing pair; a site removed disappears from its peers only", async () => {
   const ctl = await controller();
   try {
-    await ctl.createVpn({ name: "v" });
+    await ctl.createVpn({ name: "v", keying: "controller" });
     for (let i = 1; i <= 3; i++) await ctl.addSite("v", siteOf(i, { natted: i === 2, trustedPort: false }));
     const before = await Promise.all(["site1", "site2", "site3"].map((n) => ctl.configFor("v", n)));
     await ctl.addSite("v", siteOf(4, { natted: false, trustedPort: false }));
@@ -178,7 +160,7 @@ test("controller configs: a site added touches no existing pair; a site removed 
 test("controller configs: moving to hub-and-spoke deletes the spoke-to-spoke SAs and keeps the hub's", async () => {
   const ctl = await controller();
   try {
-    await ctl.createVpn({ name: "v" });
+    await ctl.createVpn({ name: "v", keying: "controller" });
     for (let i = 1; i <= 4; i++) await ctl.addSite("v", siteOf(i, { natted: false, trustedPort: false }));
     assert.equal((await ctl.store.listSas("v")).length, 12);
     const hubBefore = await ctl.configFor("v", "site1");
@@ -201,7 +183,7 @@ test("controller keys: sealed at rest, bound to their row, opened only under the
     const url = join(dir, "c.db");
     const master = randomBytes(32);
     const ctl = new Controller(await openStore(url), new KeySealer(master));
-    await ctl.createVpn({ name: "v" });
+    await ctl.createVpn({ name: "v", keying: "controller" });
     await ctl.addSite("v", siteOf(1, { natted: false, trustedPort: false }));
     await ctl.addSite("v", siteOf(2, { natted: false, trustedPort: false }));
     const c = await ctl.configFor("v", "site1");

@@ -12,7 +12,7 @@ import pg from "pg";
 import Database from "better-sqlite3";
 import { openStore, type OpenOptions, type Store } from "../../host/controller/store/store.ts";
 import { StoreError, type Change, type NewSite } from "../../host/controller/store/model.ts";
-import { SCHEMA_VERSION } from "../../host/controller/store/schema.ts";
+import { SCHEMA_VERSION, migrationsFor } from "../../host/controller/store/schema.ts";
 import { hashToken } from "../../host/controller/store/sql_store.ts";
 import { requireTools } from "../helpers/require.ts";
 import { PgCluster, POSTGRES_NEED } from "./controller-pg-cluster.ts";
@@ -104,7 +104,7 @@ for (const b of [sqlite, postgres]) {
     test("VPNs: created at version 1 with defaults, listed, refused twice or with a bad name or topology", async () => {
       const s = await use();
       const v = await s.createVpn({ name: "acme" });
-      assert.deepEqual({ ...v, createdAt: 0 }, { name: "acme", topology: { kind: "full-mesh" }, suite: "aes-256-gcm", mode: "tunnel", version: 1, createdAt: 0 });
+      assert.deepEqual({ ...v, createdAt: 0 }, { name: "acme", topology: { kind: "full-mesh" }, suite: "aes-256-gcm", mode: "tunnel", keying: "ike", version: 1, createdAt: 0 });
       await s.createVpn({ name: "beta", topology: { kind: "hub-and-spoke", hub: "hq", backupHub: "dr" }, suite: "chacha20-poly1305", mode: "transport-ipip" });
       assert.deepEqual((await s.listVpns()).map((x) => x.name), ["acme", "beta"]);
       assert.deepEqual((await s.getVpn("beta"))?.topology, { kind: "hub-and-spoke", hub: "hq", backupHub: "dr" });
@@ -115,6 +115,9 @@ for (const b of [sqlite, postgres]) {
       await rejects(s.createVpn({ name: "c", topology: { kind: "ring" } as never }), "invalid", /topology/);
       await rejects(s.createVpn({ name: "c", topology: { kind: "hub-and-spoke", hub: "a", backupHub: "a" } }), "invalid", /backupHub/);
       await rejects(s.createVpn({ name: "c", suite: "aes-128-cbc" as never }), "invalid", /suite/);
+      await rejects(s.createVpn({ name: "c", keying: "psk" as never }), "invalid", /keying/);
+      assert.equal((await s.createVpn({ name: "gamma", keying: "controller" })).keying, "controller");
+      assert.equal((await s.getVpn("gamma"))!.keying, "controller", "the keying is stored");
       assert.equal(await s.deleteVpn("beta"), true);
       assert.equal(await s.deleteVpn("beta"), false);
     });
@@ -307,6 +310,41 @@ for (const b of [sqlite, postgres]) {
       while (heard.length < want.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       assert.deepEqual(heard.map((c) => [c.vpn, c.version]), want);
       assert.equal((await s.getVpn("v"))!.version, 8);
+    });
+
+    test("revoked serials of a VPN's sites: revoked and not expired only, by site, no other VPN's", async () => {
+      let now = 1_000_000;
+      const s = await use(undefined, { now: () => now });
+      for (const v of ["v", "w"]) {
+        await s.createVpn({ name: v });
+        await s.addSite(v, site("a", 1));
+        await s.addSite(v, site("b", 2));
+      }
+      await s.recordCertificate("v", "a", "0A", now + 1000);
+      await s.recordCertificate("v", "a", "0B", now + 5000);
+      await s.recordCertificate("v", "b", "0C", now + 5000);
+      await s.recordCertificate("w", "a", "0D", now + 5000);
+      assert.deepEqual(await s.revokedSerialsOf("v"), []);
+      await s.revokeCertificates("v", "a");
+      await s.revokeCertificates("w", "a");
+      assert.deepEqual(await s.revokedSerialsOf("v"), [{ site: "a", serial: "0a" }, { site: "a", serial: "0b" }]);
+      now += 2000;
+      assert.deepEqual(await s.revokedSerialsOf("v"), [{ site: "a", serial: "0b" }], "an expired certificate is refused anyway: no longer listed");
+      await s.removeSite("v", "b");
+      assert.deepEqual(await s.revokedSerialsOf("v"), [{ site: "a", serial: "0b" }, { site: "b", serial: "0c" }], "a removed site's certificates are revoked");
+    });
+
+    test("migration 3: VPNs made before the keying column keep controller-made keys", async () => {
+      const url = await b.fresh();
+      const v2 = migrationsFor(b.name).slice(0, 2).flat();
+      await writeRaw(b, url, [
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        ...v2, "INSERT INTO schema_migrations (version, applied_at) VALUES (1, 0), (2, 0)",
+        `INSERT INTO vpns (name, topology, suite, mode, version, created_at) VALUES ('old', '{"kind":"full-mesh"}', 'aes-256-gcm', 'tunnel', 1, 0)`,
+      ].join(";\n"));
+      const s = await use(url);
+      assert.equal((await s.getVpn("old"))!.keying, "controller");
+      assert.equal((await s.createVpn({ name: "new" })).keying, "ike");
     });
 
     test("migrations: reopening is a no-op; a database from a newer wesp is refused", async () => {

@@ -4,7 +4,7 @@
 // body costs little; deeper rules (address syntax, overlapping prefixes) are
 // the store's (store/rules.ts).
 import Ajv2020, { type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
-import { CONTROLLER_MODES, CONTROLLER_SUITES, NAT_TYPES } from "../store/model.ts";
+import { CONTROLLER_MODES, CONTROLLER_SUITES, KEYINGS, NAT_TYPES } from "../store/model.ts";
 import { MAX_PREFIXES, MAX_WAN_PORTS } from "../store/rules.ts";
 
 const name = { type: "string", pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$" } as const;
@@ -30,6 +30,7 @@ export const newVpnSchema = {
     topology: topologySchema,
     suite: { enum: [...CONTROLLER_SUITES] },
     mode: { enum: [...CONTROLLER_MODES] },
+    keying: { enum: [...KEYINGS] },
   },
   required: ["name"],
   additionalProperties: false,

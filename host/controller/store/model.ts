@@ -21,6 +21,15 @@ export type ControllerSuite = (typeof CONTROLLER_SUITES)[number];
 export const CONTROLLER_MODES = ["tunnel", "transport-ipip", "transport-gre"] as const;
 export type ControllerMode = (typeof CONTROLLER_MODES)[number];
 
+/**
+ * How a VPN's SAs are keyed (issue 8 items 2 and 6): `ike` — each pair of CEs
+ * negotiates IKEv2 (RFC 7296) with the certificates the controller's CA issued
+ * them, so no secret crosses the network; `controller` — the controller makes
+ * the keys and pushes them (RFC 9061 IKE-less case).
+ */
+export const KEYINGS = ["ike", "controller"] as const;
+export type Keying = (typeof KEYINGS)[number];
+
 export type Topology =
   | { kind: "full-mesh" }
   /** Spokes talk to the hub (and to the backup hub when there is one); hubs talk to every spoke and to each other. */
@@ -31,6 +40,7 @@ export interface Vpn {
   topology: Topology;
   suite: ControllerSuite;
   mode: ControllerMode;
+  keying: Keying;
   /** Change counter: every change to the VPN, its sites or its SAs raises it by one. */
   version: number;
   createdAt: number;
@@ -41,6 +51,8 @@ export interface NewVpn {
   topology?: Topology;
   suite?: ControllerSuite;
   mode?: ControllerMode;
+  /** Default `ike`. Fixed once the VPN exists. */
+  keying?: Keying;
 }
 
 /** A WAN port of a CE (net2cloud §3): private side as configured, public side as seen past a NAT. */

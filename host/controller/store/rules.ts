@@ -6,7 +6,7 @@
 import { parseAddress, parsePrefix, prefixesOverlap } from "../../config/addr.ts";
 import type { Prefix } from "../../config/model.ts";
 import {
-  CONTROLLER_MODES, CONTROLLER_SUITES, NAT_TYPES, StoreError,
+  CONTROLLER_MODES, CONTROLLER_SUITES, KEYINGS, NAT_TYPES, StoreError,
   type NewSite, type NewVpn, type Site, type Topology, type WanPortUpdate,
 } from "./model.ts";
 
@@ -54,8 +54,10 @@ export function checkNewVpn(v: NewVpn): Required<NewVpn> {
   const suite = v.suite ?? "aes-256-gcm";
   const mode = v.mode ?? "tunnel";
   if (!CONTROLLER_SUITES.includes(suite)) invalid(`suite: must be one of ${CONTROLLER_SUITES.join(", ")}`);
+  const keying = v.keying ?? "ike";
   if (!CONTROLLER_MODES.includes(mode)) invalid(`mode: must be one of ${CONTROLLER_MODES.join(", ")}`);
-  return { name: checkName("name", v.name), topology: checkTopology(v.topology ?? { kind: "full-mesh" }), suite, mode };
+  if (!KEYINGS.includes(keying)) invalid(`keying: must be one of ${KEYINGS.join(", ")}`);
+  return { name: checkName("name", v.name), topology: checkTopology(v.topology ?? { kind: "full-mesh" }), suite, mode, keying };
 }
 
 /** `s` with canonical addresses and prefixes and defaults filled in; refused when invalid or overlapping `others`. */

@@ -85,6 +85,9 @@ const MIGRATIONS: readonly string[] = [
      created_at BIGINT NOT NULL
    );
    CREATE INDEX ce_certificates_site ON ce_certificates (site_ref)`,
+  // 3: how a VPN is keyed (model.ts KEYINGS). VPNs made before it had only
+  // controller-made keys; new ones default to IKE (rules.ts checkNewVpn).
+  `ALTER TABLE vpns ADD COLUMN keying TEXT NOT NULL DEFAULT 'controller'`,
 ];
 
 /** The schema version this build writes and reads. */

@@ -17,7 +17,7 @@ const MIGRATION_LOCK = 0x77657370; // "wesp"
 const SPI_MIN = 256;
 const SPI_MAX = 0xffffffff;
 
-interface VpnRow { id: number; name: string; topology: string; suite: string; mode: string; version: number; created_at: number }
+interface VpnRow { id: number; name: string; topology: string; suite: string; mode: string; keying: string; version: number; created_at: number }
 interface SiteRow { id: number; name: string; site_id: number; system_id: string; prefixes: string; created_at: number }
 interface PortRow {
   site_ref: number; name: string; port_id: number; private_address: string; private_port: number;
@@ -37,7 +37,7 @@ export function newToken(kind: "enrol" | "op"): string {
 function vpnOf(r: VpnRow): Vpn {
   return {
     name: r.name, topology: JSON.parse(r.topology) as Topology, suite: r.suite as Vpn["suite"], mode: r.mode as Vpn["mode"],
-    version: Number(r.version), createdAt: Number(r.created_at),
+    keying: r.keying as Vpn["keying"], version: Number(r.version), createdAt: Number(r.created_at),
   };
 }
 
@@ -122,8 +122,8 @@ export class SqlStore implements Store {
     const c = checkNewVpn(v);
     return this.db.tx(async (q) => {
       if (await q.get("SELECT 1 AS x FROM vpns WHERE name = ?", [c.name])) throw new StoreError("conflict", `VPN "${c.name}" exists`);
-      await q.run("INSERT INTO vpns (name, topology, suite, mode, version, created_at) VALUES (?, ?, ?, ?, 0, ?)",
-        [c.name, JSON.stringify(c.topology), c.suite, c.mode, this.now()]);
+      await q.run("INSERT INTO vpns (name, topology, suite, mode, keying, version, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)",
+        [c.name, JSON.stringify(c.topology), c.suite, c.mode, c.keying, this.now()]);
       const row = await this.vpnRow(q, c.name);
       await this.bump(q, row);
       return vpnOf(await this.vpnRow(q, c.name));
@@ -314,6 +314,11 @@ export class SqlStore implements Store {
     const rows = await this.db.all<{ serial: string; revoked_at: number }>(
       "SELECT serial, revoked_at FROM ce_certificates WHERE revoked_at IS NOT NULL ORDER BY serial");
     return rows.map((r) => ({ serial: r.serial, revokedAt: Number(r.revoked_at) }));
+  }
+
+  async revokedSerialsOf(vpn: string): Promise<{ site: string; serial: string }[]> {
+    return this.db.all<{ site: string; serial: string }>(
+      "SELECT site, serial FROM ce_certificates WHERE vpn = ? AND revoked_at IS NOT NULL AND not_after > ? ORDER BY site, serial", [vpn, this.now()]);
   }
 
   async createOperatorToken(name: string): Promise<string> {

@@ -52,6 +52,8 @@ export interface Store {
   revokeCertificates(vpn: string, site: string): Promise<number>;
   /** Every revoked serial (for the CRL the TLS server checks). */
   listRevoked(): Promise<{ serial: string; revokedAt: number }[]>;
+  /** The revoked, not yet expired serials of the VPN's sites (IKE peers refuse them: render.ts), by site name. */
+  revokedSerialsOf(vpn: string): Promise<{ site: string; serial: string }[]>;
 
   /** A new operator token named `name` (shown once; its hash is kept). */
   createOperatorToken(name: string): Promise<string>;
