@@ -176,6 +176,28 @@ describe("controller rekey over the CE API: sadb-expire and applied, hostile bod
     for (const l of logs) assert.ok(!/"key|[0-9a-f]{40}/.test(l), `no key material in logs: ${l}`);
   });
 
+  test("GET /v1/ce/ikeless: the CE's own SPD and SAD as ietf-i2nsf-ikeless entries, the same SAs as its config (mid-rekey: two inbound, one outbound)", async () => {
+    const { config } = await a.call<{ config: CeConfig }>("GET", "/v1/ce/config");
+    type Sad = { name: string; "ipsec-sa-config": { spi: number; "esp-sa": { encryption: { key: string; "encryption-algorithm": number } }; "sa-lifetime-soft": { time: number; action: string }; "encapsulation-type": { espencap: string } } };
+    const r = await a.call<{ site: string; "ietf-i2nsf-ikeless:ipsec-ikeless": { spd: { "spd-entry": { name: string; direction: string }[] }; sad: { "sad-entry": Sad[] } } }>("GET", "/v1/ce/ikeless");
+    assert.equal(r.site, "a");
+    const { spd, sad } = r["ietf-i2nsf-ikeless:ipsec-ikeless"];
+    assert.deepEqual(spd["spd-entry"].map((e) => `${e.name}`).sort(), ["a/b/inbound", "a/b/outbound", "a/c/inbound", "a/c/outbound"]);
+    const want = new Map<string, string>();
+    for (const p of config.peers) {
+      want.set(saName({ src: "a", dst: p.name, spi: p.sas[0].spi_out }), p.sas[0].key_out);
+      for (const sa of p.sas) want.set(saName({ src: p.name, dst: "a", spi: sa.spi_in }), sa.key_in);
+    }
+    assert.equal(sasOf(config, "b").length, 2, "a and b are mid-rekey (step 1)");
+    assert.deepEqual(sad["sad-entry"].map((e) => e.name).sort(), [...want.keys()].sort(), "b: one outbound and two inbound SAs; c: one of each");
+    for (const e of sad["sad-entry"]) {
+      assert.equal(e["ipsec-sa-config"]["esp-sa"].encryption.key.replaceAll(":", ""), want.get(e.name), `${e.name}: the config's key`);
+      assert.equal(e["ipsec-sa-config"]["esp-sa"].encryption["encryption-algorithm"], 20, "ENCR_AES_GCM_16");
+      assert.deepEqual([e["ipsec-sa-config"]["sa-lifetime-soft"].time, e["ipsec-sa-config"]["sa-lifetime-soft"].action], [3600, "replace"]);
+      assert.equal(e["ipsec-sa-config"]["encapsulation-type"].espencap, "espinudp");
+    }
+  });
+
   test("another site's SA and unknown SAs are 404; a table of hostile bodies is 400 and changes nothing", async () => {
     const c = await ctl.configFor("v", "b");
     const [, bToC] = sasOf(c, "c")[0];

@@ -5,6 +5,8 @@
 //                            against the fingerprint it was given out of band)
 //   POST /v1/enrol           { token, csr } → { certificate, ca, vpn, site, identity }
 //   GET  /v1/ce/config       (mTLS) this CE's config and the VPN's version
+//   GET  /v1/ce/ikeless      (mTLS) the same SAs as SPD and SAD entries shaped
+//                            after ietf-i2nsf-ikeless (RFC 9061; ../ikeless.ts)
 //   GET  /v1/ce/events       (mTLS) server-sent events: "hello", then "change"
 //                            whenever the CE's VPN changes (§3.5 notify-then-pull)
 //   POST /v1/ce/certificate  (mTLS) { csr } → a renewed certificate
@@ -28,6 +30,7 @@ import { StoreError, type Change } from "../store/model.ts";
 import { HttpError, readBody } from "./server.ts";
 import { WAN_ROUTE, registerWan } from "./ce_wan.ts";
 import { APPLIED_ROUTE, SADB_EXPIRE_ROUTE, applied, sadbExpire } from "./ce_rekey.ts";
+import { ikelessOf } from "../ikeless.ts";
 
 /** Seconds between SSE keepalive comments; a CE that hears nothing for three of them reconnects. */
 export const SSE_KEEPALIVE_S = 15;
@@ -127,6 +130,13 @@ export class CeApi {
         const v = await this.ctl.store.getVpn(who.vpn);
         const stun = this.stunPort ? { stun: { port: this.stunPort } } : {};
         return [200, { vpn: who.vpn, site: who.site, version: v?.version ?? 0, ...stun, config: await this.ctl.configFor(who.vpn, who.site) }];
+      }
+      case "/v1/ce/ikeless": {
+        // The same SAs as /v1/ce/config, as ietf-i2nsf-ikeless SPD and SAD entries (ikeless.ts); read-only.
+        allow("GET");
+        const who = await this.authenticate(req, path);
+        const v = await this.ctl.store.getVpn(who.vpn);
+        return [200, { vpn: who.vpn, site: who.site, version: v?.version ?? 0, ...ikelessOf(await this.ctl.configFor(who.vpn, who.site)) }];
       }
       case "/v1/ce/events": {
         allow("GET");
