@@ -11,7 +11,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import Database from "better-sqlite3";
 import fc from "fast-check";
 import { ControllerCa } from "../../host/controller/ca.ts";
 import { Controller } from "../../host/controller/controller.ts";
@@ -21,6 +22,7 @@ import { startApi, type RunningApi } from "../../host/controller/api/server.ts";
 import { ensureServerCert } from "../../host/controller/api/tls.ts";
 import { saName } from "../../host/controller/api/ce_rekey.ts";
 import { openStore, type Store } from "../../host/controller/store/store.ts";
+import { migrationsFor } from "../../host/controller/store/schema.ts";
 import { StoreError, type NewSite } from "../../host/controller/store/model.ts";
 import type { CeConfig } from "../../host/controller/render.ts";
 import { parseConfig } from "../../host/config/load.ts";
@@ -129,6 +131,26 @@ test("controller rekey: refusals — another site's SA, an unknown SPI, a versio
     await assert.rejects(ctl.createVpn({ name: "w", saLifetime: { softSeconds: 60, seconds: 60 } }), /softSeconds: must be less than seconds/);
   } finally {
     await store.close();
+  }
+});
+
+test("controller rekey: a VPN made before lifetimes existed gets a soft lifetime only on upgrade (a hard one would end its old SAs at once)", async () => {
+  const file = join(mkdtempSync(join(tmpdir(), "wesp-rekey-mig-")), "c.db");
+  const d = new Database(file);
+  d.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)");
+  migrationsFor("sqlite").slice(0, 2).forEach((m, i) => {
+    for (const stmt of m) d.exec(stmt);
+    d.prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)").run(i + 1);
+  });
+  d.prepare("INSERT INTO vpns (name, topology, suite, mode, version, created_at) VALUES ('old', '{\"kind\":\"full-mesh\"}', 'aes-256-gcm', 'tunnel', 1, 0)").run();
+  d.close();
+  const store = await openStore(`sqlite:${file}`);
+  try {
+    assert.deepEqual((await store.getVpn("old"))!.saLifetime, { softSeconds: 3600 });
+    assert.deepEqual((await store.createVpn({ name: "new" })).saLifetime, { softSeconds: 3600, seconds: 7200 });
+  } finally {
+    await store.close();
+    rmSync(dirname(file), { recursive: true, force: true });
   }
 });
 

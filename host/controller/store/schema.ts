@@ -90,8 +90,11 @@ const MIGRATIONS: readonly string[] = [
   // last reported applied; per SA its step of the rekey — 'new' (installed
   // inbound only), 'active' (its sender uses it outbound), 'old' (inbound
   // only, outbound moved on) — with the version that step began at, and when
-  // a CE reported its soft lifetime reached (sadb-expire).
+  // a CE reported its soft lifetime reached (sadb-expire). VPNs made before
+  // get a soft lifetime only: a hard one would end at once every SA older
+  // than it (CEs count from the key's first use), before its rekey.
   `ALTER TABLE vpns ADD COLUMN sa_lifetime TEXT;
+   UPDATE vpns SET sa_lifetime = '{"softSeconds":3600}';
    ALTER TABLE sites ADD COLUMN applied_version BIGINT NOT NULL DEFAULT 0;
    ALTER TABLE sas ADD COLUMN state TEXT NOT NULL DEFAULT 'active';
    ALTER TABLE sas ADD COLUMN state_version BIGINT NOT NULL DEFAULT 0;
