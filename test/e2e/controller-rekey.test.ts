@@ -103,17 +103,15 @@ describe("controller-driven rekeying (RFC 9061 IKE-less)", { skip: requireTools(
 
       // New SPIs on the wire: ce1's ESP towards ce2 under at least three SPIs, one after the other.
       const esp = espPackets(readFileSync(capture.pcap)).filter((p) => p.src === wan(1));
-      const spans = new Map<number, { first: number; last: number }>();
-      for (const p of esp) {
-        const s = spans.get(p.spi);
-        if (s) s.last = p.t;
-        else spans.set(p.spi, { first: p.t, last: p.t });
-      }
-      const order = [...spans.entries()].sort((x, y) => x[1].first - y[1].first);
-      assert.ok(order.length >= 3, `ce1 sent under ${order.length} SPIs: ${order.map(([s]) => s.toString(16)).join(", ")}`);
+      const order: number[] = [];
+      for (const p of esp) if (!order.includes(p.spi)) order.push(p.spi);
+      assert.ok(order.length >= 3, `ce1 sent under ${order.length} SPIs: ${order.map((s) => s.toString(16)).join(", ")}`);
       for (let k = 1; k < order.length; k++) {
-        // Batches in flight at the switch may interleave for a moment (two worker batches); never a return to an old SPI later.
-        assert.ok(order[k - 1][1].last <= order[k][1].first + 1000, `SPI 0x${order[k - 1][0].toString(16)} not used after its successor took over`);
+        // Packets sealed before the switch may still leave after the first new one (batches of
+        // other workers in flight), but the old SPI is never taken up again: at most a few batches.
+        const from = esp.findIndex((p) => p.spi === order[k]);
+        const late = esp.slice(from).filter((p) => p.spi === order[k - 1]).length;
+        assert.ok(late <= 256, `SPI 0x${order[k - 1].toString(16)}: ${late} packets after 0x${order[k].toString(16)} took over`);
       }
 
       // Keys are never logged.
