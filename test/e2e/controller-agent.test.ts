@@ -27,7 +27,7 @@ import { Lab, waitFor, type Netns, type Spawned } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { assertNoNamespacesLeft } from "./io-util.ts";
 import { WESP_BIN } from "./forwarder-util.ts";
-import { wanBridge } from "./controller-util.ts";
+import { operatorIn, startController, wanBridge } from "./controller-util.ts";
 import { received, sentCount, streamReceiver, streamSender } from "./lifecycle-util.ts";
 
 const CTL = "192.0.2.100";
@@ -54,18 +54,9 @@ describe("controller + zero-touch CEs (enrolment, mTLS, push)", { skip: requireT
 
       // ---- the controller, and the operator's commands (run in its namespace)
       const state = join(lab.dir, "controller");
-      const startController = async () => {
-        const p = ctlNs.spawn([process.execPath, WESP_BIN, "controller", "--state", state, "--listen", `${CTL}:${PORT}`, "--stun", "off"]);
-        await waitFor(() => /^https:/m.test(p.stdout) || !p.running, "controller up", 60_000, 20);
-        assert.ok(p.running, `controller exited: ${p.stderr}`);
-        return p;
-      };
-      let controller = await startController();
-      const ctl = async (...args: string[]) => {
-        const r = await ctlNs.exec([process.execPath, WESP_BIN, "ctl", "--state", state, "--url", URL_, ...args]);
-        assert.equal(r.code, 0, `wesp ctl ${args.join(" ")}: ${r.stderr}`);
-        return r.stdout;
-      };
+      const start = () => startController(ctlNs, state, ["--listen", `${CTL}:${PORT}`, "--stun", "off"]);
+      let controller = await start();
+      const ctl = operatorIn(ctlNs, state, URL_);
       await ctl("create-vpn", "v");
       const addSite = (i: number) => ctl("add-site", "v", `s${i}`, "--prefix", `10.${i}.0.0/16`, "--wan", `inet=${wan(i)}`);
       const tokenFile = async (i: number) => {
@@ -158,7 +149,7 @@ describe("controller + zero-touch CEs (enrolment, mTLS, push)", { skip: requireT
       assert.ok(await reach(1, 2) && await reach(2, 4), "ce2, restarted without token or controller, forwards with its stored config");
 
       // ---- controller back: CEs reconnect and hear the next change
-      controller = await startController();
+      controller = await start();
       for (const i of [1, 2, 4]) await waitFor(() => lines(agents[i], /push channel connected/).length >= (i === 2 ? 1 : 2), `ce${i} reconnects`, 60_000, 50);
       await ctl("add-site", "v", "s5", "--prefix", "10.5.0.0/16", "--wan", `inet=${wan(5)}`);
       for (const i of [1, 2, 4]) await waitFor(() => lines(agents[i], /applied config .*added \[s5\]/).length > 0, `ce${i} hears of s5`, 20_000, 10);

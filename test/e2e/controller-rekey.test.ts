@@ -27,7 +27,7 @@ import { startCapture } from "../helpers/tshark.ts";
 import { espPackets } from "../helpers/esp_pcap.ts";
 import { assertNoNamespacesLeft } from "./io-util.ts";
 import { WESP_BIN } from "./forwarder-util.ts";
-import { wanBridge } from "./controller-util.ts";
+import { operatorIn, startController, wanBridge } from "./controller-util.ts";
 import { streamsBothWays } from "./lifecycle-util.ts";
 
 const CTL = "192.0.2.100";
@@ -50,14 +50,8 @@ describe("controller-driven rekeying (RFC 9061 IKE-less)", { skip: requireTools(
         await attach(ce[i], `p${i}`, wan(i));
       }
       const state = join(lab.dir, "controller");
-      const controller = ctlNs.spawn([process.execPath, WESP_BIN, "controller", "--state", state, "--listen", `${CTL}:${PORT}`, "--stun", "off"]);
-      await waitFor(() => /^https:/m.test(controller.stdout) || !controller.running, "controller up", 60_000, 20);
-      assert.ok(controller.running, `controller exited: ${controller.stderr}`);
-      const ctl = async (...args: string[]) => {
-        const r = await ctlNs.exec([process.execPath, WESP_BIN, "ctl", "--state", state, "--url", URL_, ...args]);
-        assert.equal(r.code, 0, `wesp ctl ${args.join(" ")}: ${r.stderr}`);
-        return r.stdout;
-      };
+      const controller = await startController(ctlNs, state, ["--listen", `${CTL}:${PORT}`, "--stun", "off"]);
+      const ctl = operatorIn(ctlNs, state, URL_);
       await ctl("create-vpn", "v", "--sa-lifetime", "soft=5,hard=120");
       const agents: Spawned[] = [];
       for (const i of [1, 2]) {
