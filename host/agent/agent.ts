@@ -16,6 +16,10 @@
 // - Site removed or certificate revoked (403 site-removed / certificate-
 //   revoked): every peer is removed (the lifecycle zeroes their keys), the
 //   saved config, key and certificate are shredded, and the agent stops (§3.6).
+// - Controller-made keys are rekeyed by the controller (RFC 9061 §4.1.2):
+//   the agent reports each SA that reaches a lifetime (sadb_expire.ts) and,
+//   after every pull, the config version it runs — each rekey step waits for
+//   both CEs of the pair to have applied the previous one.
 // - NAT (issue 8 item 5): once the data plane runs, each Internet-facing WAN
 //   port's public address and port are learned with STUN through it and
 //   registered with the controller when they change (wan_register.ts) — at
@@ -29,6 +33,8 @@ import { renew } from "./enrol.ts";
 import type { AgentState, Enrolment, SavedConfig } from "./state.ts";
 import type { StunDataPlane } from "../net/stun_client.ts";
 import { WanRegistrar } from "./wan_register.ts";
+import { ExpiryReporter } from "./sadb_expire.ts";
+import type { SaLifecycle } from "../sa/lifecycle.ts";
 
 /** The node fields the CE decides for itself (docs/config.md `node`), merged over the controller's. */
 export interface LocalNode {
@@ -96,6 +102,9 @@ export class Agent {
   private onRemoved: (why: string) => void = () => {};
   /** Push-channel connections made (for status and tests). */
   connects = 0;
+  /** The config version last reported applied to the controller. */
+  private reported = -1;
+  private expiries?: ExpiryReporter;
 
   constructor(private readonly opts: AgentOptions) {
     this.client = this.clientFor(opts.enrolment);
@@ -201,7 +210,9 @@ export class Agent {
       do {
         this.pullAgain = false;
         try {
-          if (await this.apply(await this.fetch(), why)) void this.registerWan();
+          const saved = await this.fetch();
+          if (await this.apply(saved, why)) void this.registerWan();
+          await this.reportApplied(saved.version);
           await this.renewIfDue();
         } catch (e) {
           if (isRemoval(e)) return this.drop(e);
@@ -210,6 +221,30 @@ export class Agent {
       } while (this.pullAgain && !this.stopped);
     })().finally(() => (this.pulling = undefined));
     return this.pulling;
+  }
+
+  /**
+   * Tells the controller this CE runs config `version` now (only when it
+   * rose): the acknowledgement rekey steps wait for. Also sends any SA
+   * expiry a failed attempt left. Failures are logged; the next pull retries.
+   */
+  private async reportApplied(version: number): Promise<void> {
+    if (!this.plane || this.stopped) return;
+    try {
+      if (version > this.reported) {
+        await this.client.call("POST", "/v1/ce/applied", { version });
+        this.reported = version;
+      }
+      await this.expiries?.flush(this.client);
+    } catch (e) {
+      if (isRemoval(e)) throw e;
+      this.opts.log(`reporting applied config version ${version} failed (retried at the next pull): ${(e as Error).message}`);
+    }
+  }
+
+  /** Reports the SAs of controller-made peers that reach a lifetime (sadb_expire.ts). */
+  watchSas(lifecycle: SaLifecycle): void {
+    this.expiries = new ExpiryReporter(lifecycle, () => this.running, () => this.client, this.opts.log);
   }
 
   /** Starts the push channel and the fallback timer. */

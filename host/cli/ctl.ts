@@ -3,7 +3,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ApiError, ControllerClient } from "../controller/api/client.ts";
-import { NAT_TYPES, type NatType, type NewWanPort, type Topology } from "../controller/store/model.ts";
+import { NAT_TYPES, type NatType, type NewWanPort, type SaLifetime, type Topology } from "../controller/store/model.ts";
 import { EXIT_FAILURE, EXIT_OK } from "./exit_codes.ts";
 import { UsageError, parseCommandArgs } from "./usage.ts";
 
@@ -14,9 +14,11 @@ export const help = `Usage: wesp ctl [--url URL] [--token-file FILE] [--ca FILE]
 Commands:
   create-vpn NAME [--hub SITE [--backup-hub SITE]] [--suite SUITE] [--mode MODE]
              [--keying ike|controller]
+             [--sa-lifetime soft=S,hard=S[,soft-bytes=N,bytes=N,soft-packets=N,packets=N]]
       a VPN: full mesh, or hub-and-spoke with --hub (and an optional backup hub);
       its CEs negotiate IKEv2 with their enrolled certificates (ike, the
-      default) or get keys the controller makes (controller, RFC 9061 IKE-less)
+      default) or get keys the controller makes (controller, RFC 9061 IKE-less),
+      rekeyed by the controller at the soft lifetime (default soft=3600,hard=7200)
   add-site VPN NAME --prefix CIDR... --wan SPEC... [--system-id ID]
       SPEC is NAME=ADDRESS[:PORT][,public=ADDRESS[:PORT]][,nat=TYPE][,trusted]
       (an IPv6 address with a port goes in brackets: [2001:db8::1]:4500)
@@ -46,8 +48,24 @@ const OPTIONS = {
   url: { type: "string" }, "token-file": { type: "string" }, ca: { type: "string" }, state: { type: "string" },
   json: { type: "boolean" }, hub: { type: "string" }, "backup-hub": { type: "string" }, suite: { type: "string" },
   mode: { type: "string" }, keying: { type: "string" }, prefix: { type: "string", multiple: true }, wan: { type: "string", multiple: true },
-  "system-id": { type: "string" }, ttl: { type: "string" }, out: { type: "string" },
+  "system-id": { type: "string" }, ttl: { type: "string" }, out: { type: "string" }, "sa-lifetime": { type: "string" },
 } as const;
+
+const LIFETIME_KEYS: Record<string, keyof SaLifetime> = {
+  soft: "softSeconds", hard: "seconds", "soft-bytes": "softBytes", bytes: "bytes", "soft-packets": "softPackets", packets: "packets",
+};
+
+/** `soft=3600,hard=7200,bytes=1000000000` as SA lifetimes (the controller checks the values). */
+export function parseLifetimeSpec(spec: string): SaLifetime {
+  const l: SaLifetime = {};
+  for (const part of spec.split(",")) {
+    const [k, v] = part.split("=");
+    const key = LIFETIME_KEYS[k];
+    if (!key || v === undefined || !/^\d{1,16}$/.test(v)) throw new UsageError(`--sa-lifetime "${spec}": expected soft=S,hard=S[,soft-bytes=N,bytes=N,soft-packets=N,packets=N]`);
+    l[key] = Number(v);
+  }
+  return l;
+}
 
 function hostPort(text: string, what: string): { address: string; port?: number } {
   const m = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(text) ?? (text.split(":").length === 2 ? /^([^:]+):(\d{1,5})$/.exec(text) : null);
@@ -122,6 +140,7 @@ export async function main(args: string[]): Promise<number> {
         const v = await c().createVpn({
           name, topology, ...(values.suite ? { suite: values.suite as never } : {}), ...(values.mode ? { mode: values.mode as never } : {}),
           ...(values.keying ? { keying: values.keying as never } : {}),
+          ...(values["sa-lifetime"] ? { saLifetime: parseLifetimeSpec(values["sa-lifetime"] as string) } : {}),
         });
         out(v, `created VPN ${v.name} (${v.topology.kind}, ${v.suite}, ${v.mode}, keying ${v.keying})`);
         return EXIT_OK;

@@ -165,7 +165,7 @@ export async function main(args: string[]): Promise<number> {
   let fatal: ForwarderError | undefined;
   try {
     // As `wesp up CONFIG` starts it: the data plane and IKE for any peer with an `ike` block.
-    ({ fwd, ike } = await startWithIke(config, { log: info, onLifecycle: (l) => telemetry.watch(l), onIke: telemetry.ike, onFatal: (e) => ((fatal ??= e), wake("error")) }));
+    ({ fwd, ike } = await startWithIke(config, { log: info, onLifecycle: (l) => (telemetry.watch(l), agent.watchSas(l)), onIke: telemetry.ike, onFatal: (e) => ((fatal ??= e), wake("error")) }));
   } catch (e) {
     await control.close();
     process.off("SIGINT", onSignal);

@@ -140,11 +140,18 @@ export interface NodeConfig {
   metrics?: MetricsConfig;
 }
 
-/** SA lifetime limits (hard); absent = unlimited. */
+/**
+ * SA lifetimes (RFC 4301 §4.4.2.1): hard limits (the SA is removed when one is
+ * reached; absent = unlimited) and soft ones (a rekey is asked for; absent =
+ * at 90 % of the hard one).
+ */
 export interface Lifetime {
   seconds?: number;
   bytes?: number;
   packets?: number;
+  softSeconds?: number;
+  softBytes?: number;
+  softPackets?: number;
 }
 
 /**

@@ -7,7 +7,7 @@ import { availableParallelism } from "node:os";
 import { isAbsolute, resolve } from "node:path";
 import { parseAddress, parseInterfaceAddress, parsePrefix } from "./addr.ts";
 import { decodeHexKey, isAllZero, KeyBytes, readFileAndMode, readKeyFile, secretFileMode } from "./keys.ts";
-import type { Address, Config, Encap, IkeIdentity, IkePeerConfig, MetricsConfig, Mode, NodeConfig, PeerConfig, Prefix, SaConfig, Suite, WanPort } from "./model.ts";
+import type { Address, Config, Encap, IkeIdentity, IkePeerConfig, Lifetime, MetricsConfig, Mode, NodeConfig, PeerConfig, Prefix, SaConfig, Suite, WanPort } from "./model.ts";
 import type { PathSegments, RawIssue } from "./schema_errors.ts";
 import { describeKeySize, SUITES } from "./suites.ts";
 import { DEFAULT_METRICS_LISTEN, parseListen } from "./listen.ts";
@@ -19,7 +19,7 @@ export interface RawSa {
   key_in?: string; key_out?: string; key_in_file?: string; key_out_file?: string;
   auth_key_in?: string; auth_key_out?: string; auth_key_in_file?: string; auth_key_out_file?: string;
   replay_window?: number; esn?: boolean; allow_no_integrity?: boolean;
-  lifetime?: { seconds?: number; bytes?: number; packets?: number };
+  lifetime?: { seconds?: number; bytes?: number; packets?: number; soft_seconds?: number; soft_bytes?: number; soft_packets?: number };
 }
 export interface RawPeer {
   name: string; address: string; port?: number; wan?: string; nat_t?: boolean | "auto"; keepalive?: number;
@@ -302,8 +302,14 @@ function normalizeSa(s: RawSa, at: PathSegments, index: number, ctx: NormalizeCo
     keyIn, keyOut, authKeyIn, authKeyOut,
     replayWindow,
     esn: s.esn ?? false,
-    lifetime: { ...s.lifetime },
+    lifetime: lifetimeOf(s.lifetime ?? {}),
   };
+}
+
+/** The file's `lifetime` (snake_case soft limits) as the model's. */
+function lifetimeOf(l: NonNullable<RawSa["lifetime"]>): Lifetime {
+  const { soft_seconds: softSeconds, soft_bytes: softBytes, soft_packets: softPackets, ...hard } = l;
+  return { ...hard, ...(softSeconds !== undefined ? { softSeconds } : {}), ...(softBytes !== undefined ? { softBytes } : {}), ...(softPackets !== undefined ? { softPackets } : {}) };
 }
 
 /** Schema guarantees a number in range or a 0x-string of ≤ 8 hex digits. */

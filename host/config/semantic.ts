@@ -28,6 +28,7 @@ export function checkSemantics(c: Config): SemanticResult {
   c.peers.forEach((p, i) => checkPeer(c, p, ["peers", i], r));
   checkUniquePeers(c, r);
   checkSpis(c, r);
+  checkSoftLifetimes(c, r);
   checkPrefixes(c, r);
   checkKeyReuse(c, r);
   return r;
@@ -277,6 +278,18 @@ function checkSpis(c: Config, r: SemanticResult): void {
   }));
   c.peers.forEach((p, i) => firstDuplicate(p.sas.map((sa) => sa.spiOut), (a, b) =>
     r.errors.push({ at: ["peers", i, "sas", b, "spi_out"], message: `duplicate SPI 0x${hex8(p.sas[b].spiOut)} (also peers[${i}].sas[${a}].spi_out)` })));
+}
+
+/** A soft lifetime asks for the rekey before the hard one ends the SA (RFC 4301 §4.4.2.1): it must be below it. */
+function checkSoftLifetimes(c: Config, r: SemanticResult): void {
+  c.peers.forEach((p, i) => p.sas.forEach((sa, k) => {
+    const lt = sa.lifetime;
+    for (const [soft, hard, field] of [[lt.softSeconds, lt.seconds, "seconds"], [lt.softBytes, lt.bytes, "bytes"], [lt.softPackets, lt.packets, "packets"]] as const) {
+      if (soft !== undefined && hard !== undefined && soft >= hard) {
+        r.errors.push({ at: ["peers", i, "sas", k, "lifetime", `soft_${field}`], message: `must be less than lifetime.${field} (${hard}): the rekey is asked for before the SA ends` });
+      }
+    }
+  }));
 }
 
 function checkPrefixes(c: Config, r: SemanticResult): void {

@@ -15,6 +15,7 @@ import { renderConfig, type CeConfig } from "./render.ts";
 import type { NewSite, NewVpn, SaRecord, Site, Topology, Vpn } from "./store/model.ts";
 import { StoreError } from "./store/model.ts";
 import type { Store } from "./store/store.ts";
+import type { RekeySeal } from "./store/rekey.ts";
 import { pairsOf } from "./topology.ts";
 
 export interface ReconcileReport {
@@ -61,7 +62,8 @@ export class Controller {
     if (!v) throw new StoreError("not-found", `VPN "${vpn}" not found`);
     const sites = await this.store.listSites(vpn);
     const wanted = v.keying === "controller" ? pairsOf(v, sites) : [];
-    const have = new Set((await this.store.listSas(vpn)).filter((s) => s.generation === 0).map((s) => `${s.src}\n${s.dst}`));
+    // Any generation counts: a rekeyed pair's generation 0 is gone (store/rekey.ts).
+    const have = new Set((await this.store.listSas(vpn)).map((s) => `${s.src}\n${s.dst}`));
     let made = 0;
     for (const [a, b] of wanted) {
       if (have.has(`${a}\n${b}`) && have.has(`${b}\n${a}`)) continue;
@@ -71,10 +73,19 @@ export class Controller {
     return { made, deleted };
   }
 
-  /** The two SAs of {a, b}: fresh random keys, never equal to each other (checked, not just likely). */
+  /** The two SAs of {a, b}. */
   private makePair(v: Vpn, a: string, b: string, generation: number): Promise<boolean> {
+    const seal = this.keyMaker(v);
+    return this.store.ensureSaPair(v.name, a, b, generation, (d) => seal({ ...d, generation }));
+  }
+
+  /**
+   * Seals fresh random keys for SAs of `v`, never two equal ones from one
+   * maker (checked, not just likely): a pair's two directions get distinct keys.
+   */
+  keyMaker(v: Vpn): RekeySeal {
     const seen = new Set<string>();
-    return this.store.ensureSaPair(v.name, a, b, generation, ({ src, dst, spi }) => {
+    return ({ src, dst, spi, generation }) => {
       for (;;) {
         const key = newSaKey(v.suite);
         const id = createHash("sha256").update(key).digest("hex");
@@ -84,7 +95,7 @@ export class Controller {
         key.fill(0);
         return { suite: v.suite, sealedKey };
       }
-    });
+    };
   }
 
   /** The config of CE `site` (render.ts): with only the keys of SAs it sends or receives on, or none (keying `ike`). */

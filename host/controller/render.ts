@@ -26,6 +26,17 @@ export interface CeSa {
   suite: string;
   key_in: string;
   key_out: string;
+  lifetime?: CeLifetime;
+}
+
+/** docs/config.md `peers[].sas[].lifetime`. */
+export interface CeLifetime {
+  seconds?: number;
+  bytes?: number;
+  packets?: number;
+  soft_seconds?: number;
+  soft_bytes?: number;
+  soft_packets?: number;
 }
 
 export interface CePeer {
@@ -93,8 +104,8 @@ export function choosePorts(a: Site, b: Site): [WanPort, WanPort] | undefined {
  * The config of `site`. `sas` must hold at least the SAs `site` sends or
  * receives on (others are ignored); `openKey` unseals one. A peer whose SAs
  * are not made yet, or with which no WAN port family is shared, is left out.
- * At most the two newest generations of a pair are listed, the older first
- * (it carries outbound traffic until removed: docs/config.md "Rekeying").
+ * At most the two newest generations of a pair are listed, the one used
+ * outbound first (pairGenerations).
  * With keying `ike`, `sas` is ignored and `revoked` (the VPN's revoked
  * certificate serials, by site) goes into each peer's `ike` block.
  */
@@ -126,14 +137,17 @@ export function renderConfig(
     }
     const out = sas.filter((x) => x.src === site && x.dst === name);
     const inn = sas.filter((x) => x.src === name && x.dst === site);
-    const gens = [...new Set(out.map((x) => x.generation))].filter((g) => inn.some((x) => x.generation === g)).sort((x, y) => x - y).slice(-2);
+    const gens = pairGenerations(out, inn);
     if (gens.length === 0) continue;
     peers.push({
       ...link,
       sas: gens.map((g) => {
         const o = out.find((x) => x.generation === g)!;
         const i = inn.find((x) => x.generation === g)!;
-        return { spi_in: i.spi, spi_out: o.spi, suite: o.suite, key_in: Buffer.from(openKey(i)).toString("hex"), key_out: Buffer.from(openKey(o)).toString("hex") };
+        return {
+          spi_in: i.spi, spi_out: o.spi, suite: o.suite, key_in: Buffer.from(openKey(i)).toString("hex"), key_out: Buffer.from(openKey(o)).toString("hex"),
+          ...lifetimeOf(vpn),
+        };
       }),
     });
   }
@@ -146,4 +160,28 @@ export function renderConfig(
     },
     peers,
   };
+}
+
+/**
+ * The generations of a pair a CE lists (at most the two newest made in both
+ * directions): the one its sender uses outbound ("active") first — the CE
+ * sends on the first and accepts both (docs/config.md "Rekeying") — so that a
+ * rekey (store/rekey.ts, RFC 9061 §4.1.2) lists [old, new] while the new SAs
+ * are installed inbound, then [new, old] once outbound moved, then [new].
+ */
+export function pairGenerations(out: SaRecord[], inn: SaRecord[]): number[] {
+  const gens = [...new Set(out.map((x) => x.generation))].filter((g) => inn.some((x) => x.generation === g)).sort((x, y) => x - y).slice(-2);
+  const active = (g: number) => (out.find((x) => x.generation === g)!.state === "active" ? 1 : 0);
+  return gens.sort((x, y) => active(y) - active(x));
+}
+
+/** The VPN's SA lifetimes as the config spells them; nothing when it sets none. */
+function lifetimeOf(vpn: Vpn): { lifetime?: CeLifetime } {
+  const l = vpn.saLifetime;
+  const out: CeLifetime = {
+    ...(l.seconds !== undefined ? { seconds: l.seconds } : {}), ...(l.bytes !== undefined ? { bytes: l.bytes } : {}),
+    ...(l.packets !== undefined ? { packets: l.packets } : {}), ...(l.softSeconds !== undefined ? { soft_seconds: l.softSeconds } : {}),
+    ...(l.softBytes !== undefined ? { soft_bytes: l.softBytes } : {}), ...(l.softPackets !== undefined ? { soft_packets: l.softPackets } : {}),
+  };
+  return Object.keys(out).length ? { lifetime: out } : {};
 }

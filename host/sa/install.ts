@@ -69,6 +69,13 @@ function coreCipher(suite: Suite, km: KeyMaterial): Pick<SaParams, "suite" | "ke
   }
 }
 
+/** Whether a soft lifetime (RFC 4301 §4.4.2.1: "a warning ... that the SA will soon expire") is reached. */
+function softReached(lt: SaSpec["lifetime"], used: { seconds: number; bytes: number; packets: number }): boolean {
+  return (lt.softSeconds !== undefined && used.seconds >= lt.softSeconds)
+    || (lt.softBytes !== undefined && used.bytes >= lt.softBytes)
+    || (lt.softPackets !== undefined && used.packets >= lt.softPackets);
+}
+
 const familyOf = (prefix: string): 4 | 6 => (prefix.includes(":") ? 6 : 4);
 /** Replay windows above this need a pool block (docs/core.md: 16 inline words hold 960). */
 const LARGE_WINDOW = 960;
@@ -357,8 +364,9 @@ export class SaTable {
 
   /**
    * Hard lifetimes (RFC 4301 §4.4.2.1), counted across restarts for durable
-   * SAs: an SA past one is removed. At 90 % of one, or when the core says the
-   * sequence numbers are exhausted, a needs-rekey event is raised once.
+   * SAs: an SA past one is removed. At a soft lifetime, or 90 % of a hard one,
+   * or when the core says the sequence numbers are exhausted, a needs-rekey
+   * event is raised once.
    */
   checkLifetimes(now = Date.now()): void {
     for (const h of this.held.values()) {
@@ -371,16 +379,16 @@ export class SaTable {
           this.warned.add(sa.saId);
           this.emit({ event: "needs-rekey", peer: h.spec.name, dir, spi: sa.spi, why: "sequence-exhausted" });
         }
-        if (lt.seconds === undefined && lt.bytes === undefined && lt.packets === undefined) continue;
+        if (Object.values(lt).every((v) => v === undefined)) continue;
         const c = this.core.readCounters(sa.saId);
         const base = this.opts.store?.history(sa.saId)?.base ?? { packets: 0n, bytes: 0n };
-        const age = (now - (this.born.get(sa.saId) ?? now)) / 1000;
+        const used = { seconds: (now - (this.born.get(sa.saId) ?? now)) / 1000, bytes: Number(base.bytes + c.bytes), packets: Number(base.packets + c.packets) };
         const frac = Math.max(
-          lt.seconds !== undefined ? age / lt.seconds : 0,
-          lt.bytes !== undefined ? Number(base.bytes + c.bytes) / lt.bytes : 0,
-          lt.packets !== undefined ? Number(base.packets + c.packets) / lt.packets : 0,
+          lt.seconds !== undefined ? used.seconds / lt.seconds : 0,
+          lt.bytes !== undefined ? used.bytes / lt.bytes : 0,
+          lt.packets !== undefined ? used.packets / lt.packets : 0,
         );
-        if (frac >= 0.9 && !this.warned.has(sa.saId)) {
+        if ((frac >= 0.9 || softReached(lt, used)) && !this.warned.has(sa.saId)) {
           this.warned.add(sa.saId);
           this.emit({ event: "needs-rekey", peer: h.spec.name, dir, spi: sa.spi, why: "soft-lifetime" });
         }

@@ -104,7 +104,7 @@ for (const b of [sqlite, postgres]) {
     test("VPNs: created at version 1 with defaults, listed, refused twice or with a bad name or topology", async () => {
       const s = await use();
       const v = await s.createVpn({ name: "acme" });
-      assert.deepEqual({ ...v, createdAt: 0 }, { name: "acme", topology: { kind: "full-mesh" }, suite: "aes-256-gcm", mode: "tunnel", keying: "ike", version: 1, createdAt: 0 });
+      assert.deepEqual({ ...v, createdAt: 0 }, { name: "acme", topology: { kind: "full-mesh" }, suite: "aes-256-gcm", mode: "tunnel", keying: "ike", saLifetime: { softSeconds: 3600, seconds: 7200 }, version: 1, createdAt: 0 });
       await s.createVpn({ name: "beta", topology: { kind: "hub-and-spoke", hub: "hq", backupHub: "dr" }, suite: "chacha20-poly1305", mode: "transport-ipip" });
       assert.deepEqual((await s.listVpns()).map((x) => x.name), ["acme", "beta"]);
       assert.deepEqual((await s.getVpn("beta"))?.topology, { kind: "hub-and-spoke", hub: "hq", backupHub: "dr" });

@@ -130,3 +130,48 @@ test("a reload that changes node fields or cannot fit is refused and changes not
     r.close();
   }
 });
+
+test("soft lifetimes (RFC 4301 §4.4.2.1) ask for a rekey once; the controller's order — [old, new], [new, old], [new] — moves outbound in the middle step only", async () => {
+  const r = await rig();
+  try {
+    const doc = baseConfig();
+    const lifetime = { seconds: 100, soft_seconds: 10 };
+    const oldB = { ...doc.peers[0].sas[0], lifetime };
+    doc.peers[0].sas = [oldB];
+    r.table.apply(r.lc.initial(load(doc)).peers);
+    const t0 = Date.now();
+    const seen = () => r.events.map((e) => `${e.event}:${"dir" in e ? e.dir : ""}:${"spi" in e ? e.spi : ""}${"why" in e ? `:${e.why}` : ""}`);
+    r.events.length = 0;
+    r.table.checkLifetimes(t0 + 5_000);
+    assert.deepEqual(seen(), [], "before the soft lifetime: nothing (90 % of the hard one is 90 s)");
+    r.table.checkLifetimes(t0 + 11_000);
+    assert.deepEqual(seen().sort(), [`needs-rekey:in:${0x1001}:soft-lifetime`, `needs-rekey:out:${0x2001}:soft-lifetime`]);
+    r.table.checkLifetimes(t0 + 12_000);
+    assert.equal(r.events.length, 2, "asked once per SA");
+
+    const newB = { spi_in: 0x1011, spi_out: 0x2011, suite: "aes-256-gcm", key_in: hexKey(36), key_out: hexKey(36), lifetime };
+    r.events.length = 0;
+    doc.peers[0].sas = [oldB, newB];
+    await r.lc.apply(load(doc));
+    assert.deepEqual(seen(), [`sa-installed:in:${0x1011}`], "step 1: inbound only");
+    r.events.length = 0;
+    doc.peers[0].sas = [newB, oldB];
+    await r.lc.apply(load(doc));
+    assert.deepEqual(seen(), [`sa-installed:out:${0x2011}`, `sa-removed:out:${0x2001}:config`], "step 2: outbound switches; both still accepted inbound");
+    assert.deepEqual(r.table.prov.peers[0].in.map((s) => s.spi).sort(), [0x1001, 0x1011]);
+    r.events.length = 0;
+    doc.peers[0].sas = [newB];
+    await r.lc.apply(load(doc));
+    assert.deepEqual(seen(), [`sa-removed:in:${0x1001}:config`], "step 3: the old inbound SA goes");
+
+    // A hard lifetime removes the SA (the new one, 100 s after its install).
+    r.events.length = 0;
+    r.table.checkLifetimes(Date.now() + 101_000);
+    assert.ok(seen().includes(`sa-removed:out:${0x2011}:lifetime`), seen().join(" "));
+
+    // A soft lifetime not below the hard one is refused by the loader.
+    assert.throws(() => load({ ...doc, peers: [{ ...doc.peers[0], sas: [{ ...newB, lifetime: { seconds: 10, soft_seconds: 10 } }] }] }), /soft_seconds.*must be less than lifetime\.seconds/);
+  } finally {
+    r.close();
+  }
+});

@@ -5,11 +5,15 @@
 //                            against the fingerprint it was given out of band)
 //   POST /v1/enrol           { token, csr } → { certificate, ca, vpn, site, identity }
 //   GET  /v1/ce/config       (mTLS) this CE's config and the VPN's version
+//   GET  /v1/ce/ikeless      (mTLS) the same SAs as SPD and SAD entries shaped
+//                            after ietf-i2nsf-ikeless (RFC 9061; ../ikeless.ts)
 //   GET  /v1/ce/events       (mTLS) server-sent events: "hello", then "change"
 //                            whenever the CE's VPN changes (§3.5 notify-then-pull)
 //   POST /v1/ce/certificate  (mTLS) { csr } → a renewed certificate
 //   PUT  /v1/ce/wan/{port}   (mTLS) { publicAddress, publicPort, natType? }:
 //                            what STUN told the CE of its own port (ce_wan.ts)
+//   POST /v1/ce/sadb-expire  (mTLS) an SA reached a lifetime; POST /v1/ce/applied
+//                            (mTLS) the config version the CE runs (ce_rekey.ts)
 //
 // A CE authenticates with the client certificate the CA issued it: the TLS
 // layer checks its chain, validity and the CRL; then the store says whether
@@ -25,6 +29,8 @@ import type { Controller } from "../controller.ts";
 import { StoreError, type Change } from "../store/model.ts";
 import { HttpError, readBody } from "./server.ts";
 import { WAN_ROUTE, registerWan } from "./ce_wan.ts";
+import { APPLIED_ROUTE, SADB_EXPIRE_ROUTE, applied, sadbExpire } from "./ce_rekey.ts";
+import { ikelessOf } from "../ikeless.ts";
 
 /** Seconds between SSE keepalive comments; a CE that hears nothing for three of them reconnects. */
 export const SSE_KEEPALIVE_S = 15;
@@ -125,6 +131,13 @@ export class CeApi {
         const stun = this.stunPort ? { stun: { port: this.stunPort } } : {};
         return [200, { vpn: who.vpn, site: who.site, version: v?.version ?? 0, ...stun, config: await this.ctl.configFor(who.vpn, who.site) }];
       }
+      case "/v1/ce/ikeless": {
+        // The same SAs as /v1/ce/config, as ietf-i2nsf-ikeless SPD and SAD entries (ikeless.ts); read-only.
+        allow("GET");
+        const who = await this.authenticate(req, path);
+        const v = await this.ctl.store.getVpn(who.vpn);
+        return [200, { vpn: who.vpn, site: who.site, version: v?.version ?? 0, ...ikelessOf(await this.ctl.configFor(who.vpn, who.site)) }];
+      }
       case "/v1/ce/events": {
         allow("GET");
         const who = await this.authenticate(req, path);
@@ -143,6 +156,13 @@ export class CeApi {
         await this.ctl.store.recordCertificate(who.vpn, who.site, c.serial, c.notAfter);
         this.log(`certificate renewed for ${siteIdentity(who.vpn, who.site)} (serial ${colonHex(c.serial)})`);
         return [201, { certificate: c.pem, ca: this.ca.pem, notAfter: c.notAfter }];
+      }
+      case SADB_EXPIRE_ROUTE:
+      case APPLIED_ROUTE: {
+        allow("POST");
+        const who = await this.authenticate(req, path);
+        const body = await readBody(req);
+        return path === APPLIED_ROUTE ? applied(this.ctl, who, body, this.log) : sadbExpire(this.ctl, who, body, this.log);
       }
       default:
         if (path.startsWith(WAN_ROUTE)) {

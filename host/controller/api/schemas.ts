@@ -23,7 +23,18 @@ export const topologySchema = {
   ],
 } as const;
 
+const seconds = { type: "integer", minimum: 2, maximum: 366 * 86400 } as const;
+const count = { type: "integer", minimum: 1, maximum: Number.MAX_SAFE_INTEGER } as const;
+
+/** RFC 4301 §4.4.2.1 lifetimes of a VPN's SAs (store/model.ts SaLifetime; soft below hard is rules.ts's check). */
+export const saLifetimeSchema = {
+  type: "object",
+  properties: { seconds, bytes: count, packets: count, softSeconds: seconds, softBytes: count, softPackets: count },
+  additionalProperties: false,
+} as const;
+
 export const newVpnSchema = {
+  $defs: { saLifetime: saLifetimeSchema },
   type: "object",
   properties: {
     name,
@@ -31,6 +42,7 @@ export const newVpnSchema = {
     suite: { enum: [...CONTROLLER_SUITES] },
     mode: { enum: [...CONTROLLER_MODES] },
     keying: { enum: [...KEYINGS] },
+    saLifetime: { $ref: "#/$defs/saLifetime" },
   },
   required: ["name"],
   additionalProperties: false,
@@ -79,6 +91,37 @@ export const tokenRequestSchema = {
   additionalProperties: false,
 } as const;
 
+const used = { type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const;
+
+/**
+ * POST /v1/ce/sadb-expire: the `sadb-expire` notification of RFC 9061 §5.3
+ * (ietf-i2nsf-ikeless) as JSON. `ipsec-sa-name` is the SAD entry's name the
+ * controller gave (ce_rekey.ts saName: SENDER/RECEIVER/0xSPI); lifetime-current
+ * is what the SA had used (the `lifetime` grouping of ietf-i2nsf-ikec).
+ */
+export const sadbExpireSchema = {
+  type: "object",
+  properties: {
+    "ipsec-sa-name": { type: "string", maxLength: 80, pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}/[A-Za-z0-9][A-Za-z0-9_.-]{0,31}/0x[0-9a-f]{8}$" },
+    "soft-lifetime-expire": { type: "boolean" },
+    "lifetime-current": {
+      type: "object",
+      properties: { time: used, bytes: used, packets: used, idle: used },
+      additionalProperties: false,
+    },
+  },
+  required: ["ipsec-sa-name"],
+  additionalProperties: false,
+} as const;
+
+/** POST /v1/ce/applied: the config version the CE runs now. */
+export const appliedSchema = {
+  type: "object",
+  properties: { version: { type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER } },
+  required: ["version"],
+  additionalProperties: false,
+} as const;
+
 const ajv = new Ajv2020.default({ allErrors: false, strict: true, allowUnionTypes: true });
 
 export const validators = {
@@ -87,6 +130,8 @@ export const validators = {
   topology: ajv.compile(topologySchema),
   portUpdate: ajv.compile(portUpdateSchema),
   tokenRequest: ajv.compile(tokenRequestSchema),
+  sadbExpire: ajv.compile(sadbExpireSchema),
+  applied: ajv.compile(appliedSchema),
 } satisfies Record<string, ValidateFunction>;
 
 /** "wan[0].privatePort: must be <= 65535" — a field path and ajv's reason, never the value. */

@@ -113,7 +113,7 @@ function match(pattern: string, parts: string[]): boolean {
 }
 
 /** Paths answered outside ROUTES: health and the CE API (ce_api.ts), each its own label. */
-const FIXED_ROUTES = new Set(["/v1/health", "/v1/ca", "/v1/enrol", "/v1/ce/config", "/v1/ce/events", "/v1/ce/certificate"]);
+const FIXED_ROUTES = new Set(["/v1/health", "/v1/ca", "/v1/enrol", "/v1/ce/config", "/v1/ce/events", "/v1/ce/certificate", "/v1/ce/ikeless", "/v1/ce/sadb-expire", "/v1/ce/applied"]);
 
 /** The route pattern `pathname` falls under, a bounded metrics label: "other" when none. */
 export function routeOf(pathname: string): string {

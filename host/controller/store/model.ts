@@ -9,6 +9,8 @@
 // its site). Names — of VPNs, sites and ports — are what operators type and
 // what a CE's config carries (docs/config.md "name": 1–32 of A-Z a-z 0-9 _ . -).
 
+import type { Lifetime } from "../../config/model.ts";
+
 /** net2cloud §3 "NAT properties": the NAT in front of a WAN port (RFC 3489 §5 terms). */
 export const NAT_TYPES = ["none", "full-cone", "restricted-cone", "port-restricted-cone", "symmetric", "unknown"] as const;
 export type NatType = (typeof NAT_TYPES)[number];
@@ -30,6 +32,20 @@ export type ControllerMode = (typeof CONTROLLER_MODES)[number];
 export const KEYINGS = ["ike", "controller"] as const;
 export type Keying = (typeof KEYINGS)[number];
 
+/**
+ * SA lifetimes a VPN's CEs enforce (RFC 4301 §4.4.2.1; docs/config.md
+ * `lifetime`): at a soft one the CE reports sadb-expire and the controller
+ * rekeys; at a hard one the CE removes the SA, rekeyed or not.
+ */
+export type SaLifetime = Lifetime;
+
+/**
+ * Soft 1 h (strongSwan's rekey_time), hard 2 h: the hour between is how long
+ * the controller may be out of reach before a pair's traffic stops — in the
+ * IKE-less case only the controller makes new keys (RFC 9061 §4.1.2).
+ */
+export const DEFAULT_SA_LIFETIME: SaLifetime = { softSeconds: 3600, seconds: 7200 };
+
 export type Topology =
   | { kind: "full-mesh" }
   /** Spokes talk to the hub (and to the backup hub when there is one); hubs talk to every spoke and to each other. */
@@ -41,6 +57,8 @@ export interface Vpn {
   suite: ControllerSuite;
   mode: ControllerMode;
   keying: Keying;
+  /** Lifetimes of its controller-made SAs. */
+  saLifetime: SaLifetime;
   /** Change counter: every change to the VPN, its sites or its SAs raises it by one. */
   version: number;
   createdAt: number;
@@ -53,6 +71,7 @@ export interface NewVpn {
   mode?: ControllerMode;
   /** Default `ike`. Fixed once the VPN exists. */
   keying?: Keying;
+  saLifetime?: SaLifetime;
 }
 
 /** A WAN port of a CE (net2cloud §3): private side as configured, public side as seen past a NAT. */
@@ -123,7 +142,16 @@ export interface SaRecord {
   suite: ControllerSuite;
   sealedKey: Uint8Array;
   createdAt: number;
+  /**
+   * Its step of a rekey (RFC 9061 §4.1.2 order): "new" — installed inbound
+   * only; "active" — its sender uses it outbound; "old" — inbound only, the
+   * outbound traffic moved to the next generation, removed next.
+   */
+  state: SaState;
 }
+
+export const SA_STATES = ["new", "active", "old"] as const;
+export type SaState = (typeof SA_STATES)[number];
 
 /**
  * What the store says of a CE certificate: `valid` (issued to that site, which

@@ -6,7 +6,7 @@
 import { parseAddress, parsePrefix, prefixesOverlap } from "../../config/addr.ts";
 import type { Prefix } from "../../config/model.ts";
 import {
-  CONTROLLER_MODES, CONTROLLER_SUITES, KEYINGS, NAT_TYPES, StoreError,
+  CONTROLLER_MODES, CONTROLLER_SUITES, DEFAULT_SA_LIFETIME, KEYINGS, NAT_TYPES, StoreError, type SaLifetime,
   type NewSite, type NewVpn, type Site, type Topology, type WanPortUpdate,
 } from "./model.ts";
 
@@ -57,7 +57,31 @@ export function checkNewVpn(v: NewVpn): Required<NewVpn> {
   const keying = v.keying ?? "ike";
   if (!CONTROLLER_MODES.includes(mode)) invalid(`mode: must be one of ${CONTROLLER_MODES.join(", ")}`);
   if (!KEYINGS.includes(keying)) invalid(`keying: must be one of ${KEYINGS.join(", ")}`);
-  return { name: checkName("name", v.name), topology: checkTopology(v.topology ?? { kind: "full-mesh" }), suite, mode, keying };
+  return { name: checkName("name", v.name), topology: checkTopology(v.topology ?? { kind: "full-mesh" }), suite, mode, keying, saLifetime: checkSaLifetime(v.saLifetime ?? DEFAULT_SA_LIFETIME) };
+}
+
+const LIFETIME_FIELDS = ["seconds", "bytes", "packets", "softSeconds", "softBytes", "softPackets"] as const;
+
+/**
+ * SA lifetimes a CE can load (docs/config.md `lifetime`): positive integers
+ * (seconds at least 2, at most a year), each soft limit below its hard one.
+ */
+export function checkSaLifetime(l: SaLifetime): SaLifetime {
+  if (typeof l !== "object" || l === null || Array.isArray(l)) invalid("saLifetime: an object of seconds, bytes, packets, softSeconds, softBytes, softPackets");
+  for (const k of Object.keys(l)) if (!(LIFETIME_FIELDS as readonly string[]).includes(k)) invalid(`saLifetime: unknown field "${k.slice(0, 40)}"`);
+  const out: SaLifetime = {};
+  for (const k of LIFETIME_FIELDS) {
+    const v = l[k];
+    if (v === undefined) continue;
+    const max = k.endsWith("econds") ? 366 * 86400 : Number.MAX_SAFE_INTEGER;
+    const min = k.endsWith("econds") ? 2 : 1;
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min || v > max) invalid(`saLifetime.${k}: an integer ${min}..${max}`);
+    out[k] = v;
+  }
+  for (const [soft, hard] of [["softSeconds", "seconds"], ["softBytes", "bytes"], ["softPackets", "packets"]] as const) {
+    if (out[soft] !== undefined && out[hard] !== undefined && out[soft]! >= out[hard]!) invalid(`saLifetime.${soft}: must be less than ${hard}`);
+  }
+  return out;
 }
 
 /** `s` with canonical addresses and prefixes and defaults filled in; refused when invalid or overlapping `others`. */

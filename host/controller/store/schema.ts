@@ -6,7 +6,7 @@
 //
 //   vpns ─┬─< sites ─┬─< wan_ports
 //         │          ├─< enrolment_tokens     (SHA-256 of the token, never the token)
-//         └─< sas >──┘  src_site, dst_site    (one row per direction; sealed key)
+//         └─< sas >──┘  src_site, dst_site    (one row per direction; sealed key; rekey step)
 //   operator_tokens                             (SHA-256 of the token)
 //   ce_certificates                             (serials the CA issued; revoked_at)
 //   schema_migrations                           (applied versions)
@@ -88,6 +88,20 @@ const MIGRATIONS: readonly string[] = [
   // 3: how a VPN is keyed (model.ts KEYINGS). VPNs made before it had only
   // controller-made keys; new ones default to IKE (rules.ts checkNewVpn).
   `ALTER TABLE vpns ADD COLUMN keying TEXT NOT NULL DEFAULT 'controller'`,
+  // 4: controller-driven rekeying (RFC 9061 §4.1.2, the IKE-less case). Each
+  // VPN's SA lifetimes (JSON, NULL = the default); the config version each CE
+  // last reported applied; per SA its step of the rekey — 'new' (installed
+  // inbound only), 'active' (its sender uses it outbound), 'old' (inbound
+  // only, outbound moved on) — with the version that step began at, and when
+  // a CE reported its soft lifetime reached (sadb-expire). VPNs made before
+  // get a soft lifetime only: a hard one would end at once every SA older
+  // than it (CEs count from the key's first use), before its rekey.
+  `ALTER TABLE vpns ADD COLUMN sa_lifetime TEXT;
+   UPDATE vpns SET sa_lifetime = '{"softSeconds":3600}';
+   ALTER TABLE sites ADD COLUMN applied_version BIGINT NOT NULL DEFAULT 0;
+   ALTER TABLE sas ADD COLUMN state TEXT NOT NULL DEFAULT 'active';
+   ALTER TABLE sas ADD COLUMN state_version BIGINT NOT NULL DEFAULT 0;
+   ALTER TABLE sas ADD COLUMN expired_at BIGINT`,
 ];
 
 /** The schema version this build writes and reads. */

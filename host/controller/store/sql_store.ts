@@ -5,11 +5,12 @@ import { createHash, randomBytes, randomInt, timingSafeEqual } from "node:crypto
 import type { Db, Sql } from "./db.ts";
 import { UniqueViolation } from "./db.ts";
 import {
-  StoreError, type CertificateStatus, type Change, type NewSite, type NewVpn, type SaRecord, type Site, type Topology, type Vpn, type WanPort, type WanPortUpdate,
+  DEFAULT_SA_LIFETIME, StoreError, type CertificateStatus, type SaLifetime, type SaState, type Change, type NewSite, type NewVpn, type SaRecord, type Site, type Topology, type Vpn, type WanPort, type WanPortUpdate,
 } from "./model.ts";
 import { checkName, checkNewSite, checkNewVpn, checkPortUpdate, checkTopology } from "./rules.ts";
 import { SCHEMA_VERSION, migrationsFor } from "./schema.ts";
 import type { OpenOptions, SaSeal, Store } from "./store.ts";
+import { reportApplied, saExpired, type ExpireOutcome, type RekeyCtx, type RekeySeal, type RekeyStep, type SaRef } from "./rekey.ts";
 
 /** Serialises migrations of replicas that start together (pg_advisory_xact_lock). */
 const MIGRATION_LOCK = 0x77657370; // "wesp"
@@ -17,13 +18,13 @@ const MIGRATION_LOCK = 0x77657370; // "wesp"
 const SPI_MIN = 256;
 const SPI_MAX = 0xffffffff;
 
-interface VpnRow { id: number; name: string; topology: string; suite: string; mode: string; keying: string; version: number; created_at: number }
-interface SiteRow { id: number; name: string; site_id: number; system_id: string; prefixes: string; created_at: number }
+export interface VpnRow { id: number; name: string; topology: string; suite: string; mode: string; keying: string; version: number; created_at: number; sa_lifetime: string | null }
+export interface SiteRow { id: number; name: string; site_id: number; system_id: string; prefixes: string; created_at: number }
 interface PortRow {
   site_ref: number; name: string; port_id: number; private_address: string; private_port: number;
   public_address: string | null; public_port: number | null; nat_type: string; trusted: number;
 }
-interface SaRow { src: string; dst: string; generation: number; spi: number; suite: string; sealed_key: Uint8Array; created_at: number }
+interface SaRow { src: string; dst: string; generation: number; spi: number; suite: string; sealed_key: Uint8Array; created_at: number; state: string }
 
 export function hashToken(token: string): string {
   return createHash("sha256").update(token, "utf8").digest("hex");
@@ -38,6 +39,7 @@ function vpnOf(r: VpnRow): Vpn {
   return {
     name: r.name, topology: JSON.parse(r.topology) as Topology, suite: r.suite as Vpn["suite"], mode: r.mode as Vpn["mode"],
     keying: r.keying as Vpn["keying"], version: Number(r.version), createdAt: Number(r.created_at),
+    saLifetime: r.sa_lifetime === null ? { ...DEFAULT_SA_LIFETIME } : JSON.parse(r.sa_lifetime) as SaLifetime,
   };
 }
 
@@ -53,7 +55,7 @@ function portOf(r: PortRow): WanPort {
 function saOf(r: SaRow): SaRecord {
   return {
     src: r.src, dst: r.dst, generation: r.generation, spi: Number(r.spi), suite: r.suite as SaRecord["suite"],
-    sealedKey: new Uint8Array(r.sealed_key), createdAt: Number(r.created_at),
+    sealedKey: new Uint8Array(r.sealed_key), createdAt: Number(r.created_at), state: r.state as SaState,
   };
 }
 
@@ -122,8 +124,8 @@ export class SqlStore implements Store {
     const c = checkNewVpn(v);
     return this.db.tx(async (q) => {
       if (await q.get("SELECT 1 AS x FROM vpns WHERE name = ?", [c.name])) throw new StoreError("conflict", `VPN "${c.name}" exists`);
-      await q.run("INSERT INTO vpns (name, topology, suite, mode, keying, version, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)",
-        [c.name, JSON.stringify(c.topology), c.suite, c.mode, c.keying, this.now()]);
+      await q.run("INSERT INTO vpns (name, topology, suite, mode, keying, version, created_at, sa_lifetime) VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
+        [c.name, JSON.stringify(c.topology), c.suite, c.mode, c.keying, this.now(), JSON.stringify(c.saLifetime)]);
       const row = await this.vpnRow(q, c.name);
       await this.bump(q, row);
       return vpnOf(await this.vpnRow(q, c.name));
@@ -341,7 +343,7 @@ export class SqlStore implements Store {
     return r && timingSafeEqual(Buffer.from(r.hash), Buffer.from(hash)) ? r.name : undefined;
   }
 
-  private static readonly SA_SELECT = `SELECT a.name AS src, b.name AS dst, x.generation, x.spi, x.suite, x.sealed_key, x.created_at
+  private static readonly SA_SELECT = `SELECT a.name AS src, b.name AS dst, x.generation, x.spi, x.suite, x.sealed_key, x.created_at, x.state
     FROM sas x JOIN sites a ON a.id = x.src_site JOIN sites b ON b.id = x.dst_site`;
 
   async listSas(vpn: string): Promise<SaRecord[]> {
@@ -365,8 +367,9 @@ export class SqlStore implements Store {
       const row = await this.lockVpn(q, vpn);
       const sa = await this.siteRow(q, row.id, a);
       const sb = await this.siteRow(q, row.id, b);
+      // A pair rekeyed past `generation` has it already (its generation 0 may be gone: rekey.ts).
       const have = await q.all<{ src_site: number }>(
-        "SELECT src_site FROM sas WHERE generation = ? AND ((src_site = ? AND dst_site = ?) OR (src_site = ? AND dst_site = ?))",
+        "SELECT DISTINCT src_site FROM sas WHERE generation >= ? AND ((src_site = ? AND dst_site = ?) OR (src_site = ? AND dst_site = ?))",
         [generation, sa.id, sb.id, sb.id, sa.id]);
       if (have.length === 2) return false;
       const now = this.now();
@@ -381,6 +384,18 @@ export class SqlStore implements Store {
       await this.bump(q, row);
       return true;
     });
+  }
+
+  saExpired(vpn: string, site: string, sa: SaRef, seal: RekeySeal): Promise<ExpireOutcome> {
+    return this.db.tx(async (q) => saExpired(this.rekeyCtx(q), await this.lockVpn(q, vpn), site, sa, seal));
+  }
+
+  reportApplied(vpn: string, site: string, version: number, seal: RekeySeal): Promise<RekeyStep[]> {
+    return this.db.tx(async (q) => reportApplied(this.rekeyCtx(q), await this.lockVpn(q, vpn), site, version, seal));
+  }
+
+  private rekeyCtx(q: Sql): RekeyCtx {
+    return { q, now: this.now(), bump: (row) => this.bump(q, row), freeSpi: (dst) => this.freeSpi(q, dst), siteRow: (id, name) => this.siteRow(q, id, name) };
   }
 
   /** A random SPI that site `dst` does not receive on yet (a race with another replica ends in UniqueViolation, and the transaction runs again). */

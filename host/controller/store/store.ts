@@ -9,6 +9,7 @@
 import type {
   CertificateStatus, Change, NewSite, NewVpn, SaRecord, Site, Topology, Vpn, WanPortUpdate,
 } from "./model.ts";
+import type { ExpireOutcome, RekeySeal, RekeyStep, SaRef } from "./rekey.ts";
 
 export interface SaSeal {
   suite: SaRecord["suite"];
@@ -70,6 +71,18 @@ export interface Store {
    * asks `seal` for the key of that direction. Resolves to true when it made them.
    */
   ensureSaPair(vpn: string, a: string, b: string, generation: number, seal: (d: { src: string; dst: string; spi: number }) => SaSeal): Promise<boolean>;
+  /**
+   * sadb-expire (RFC 9061 §5.3): CE `site` reports that SA `sa` reached a
+   * lifetime. For the pair's newest generation, when no rekey runs, makes the
+   * next generation ("new": inbound only) with `seal`'s keys (rekey.ts).
+   * StoreError "not-found" when `site` neither sends nor receives on it.
+   */
+  saExpired(vpn: string, site: string, sa: SaRef, seal: RekeySeal): Promise<ExpireOutcome>;
+  /**
+   * CE `site` applied the config of `version` (≤ the VPN's; "invalid"
+   * otherwise); takes the rekey steps both CEs of a pair are now ready for.
+   */
+  reportApplied(vpn: string, site: string, version: number, seal: RekeySeal): Promise<RekeyStep[]>;
   /** Deletes the SAs of every pair not in `wanted` (unordered site-name pairs); resolves to the number of rows deleted. */
   pruneSas(vpn: string, wanted: Array<[string, string]>): Promise<number>;
 
