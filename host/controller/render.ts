@@ -92,12 +92,22 @@ export function renderConfig(vpn: Vpn, sites: Site[], sas: SaRecord[], site: str
   const me = sites.find((s) => s.name === site);
   if (!me) throw new Error(`site "${site}" is not in VPN "${vpn.name}"`);
   const peers: CePeer[] = [];
+  // Indexed once: a hub of 10,000 spokes looked every peer up in the site and SA lists (quadratic: seconds per pull).
+  const byName = new Map(sites.map((s) => [s.name, s]));
+  const byPair = new Map<string, SaRecord[]>();
+  for (const x of sas) {
+    if (x.src !== site && x.dst !== site) continue;
+    const k = `${x.src}\n${x.dst}`;
+    const l = byPair.get(k);
+    if (l) l.push(x);
+    else byPair.set(k, [x]);
+  }
   for (const name of peersOf(vpn, sites, site)) {
-    const other = sites.find((s) => s.name === name)!;
+    const other = byName.get(name)!;
     const ports = choosePorts(me, other);
     if (!ports) continue;
-    const out = sas.filter((x) => x.src === site && x.dst === name);
-    const inn = sas.filter((x) => x.src === name && x.dst === site);
+    const out = byPair.get(`${site}\n${name}`) ?? [];
+    const inn = byPair.get(`${name}\n${site}`) ?? [];
     const gens = [...new Set(out.map((x) => x.generation))].filter((g) => inn.some((x) => x.generation === g)).sort((x, y) => x - y).slice(-2);
     if (gens.length === 0) continue;
     const [mine, theirs] = ports;
