@@ -1,7 +1,8 @@
 // `wesp bench [ARGS]`: the core benchmark (bench/core/index.ts) with the same
 // arguments, in a child process of its own (it runs at import and owns its
 // process: argv, exit code). `wesp bench tunnel` and `wesp bench ike` are the
-// end-to-end benchmarks (bench/tunnel/, bench/ike/).
+// end-to-end benchmarks (bench/tunnel/, bench/ike/); `wesp bench controller`
+// the controller's scale (bench/controller/).
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { EXIT_FAILURE } from "./exit_codes.ts";
@@ -11,6 +12,7 @@ const BENCH = fileURLToPath(new URL("../../bench/core/index.ts", import.meta.url
 export async function main(args: string[]): Promise<number> {
   if (args[0] === "tunnel") return (await import("./bench_tunnel.ts")).main(args.slice(1));
   if (args[0] === "ike") return (await import("../../bench/ike/index.ts")).main(args.slice(1));
+  if (args[0] === "controller") return (await import("../../bench/controller/index.ts")).main(args.slice(1));
   const a = args.map((x) => (x === "-h" ? "--help" : x));
   const r = spawnSync(process.execPath, ["--import", "tsx", BENCH, ...a], { stdio: "inherit" });
   return r.status ?? EXIT_FAILURE;

@@ -42,6 +42,13 @@ export class Controller {
     return site;
   }
 
+  /** Many sites at once (all or none), then their SAs: provisioning a large VPN without a reconcile per site. */
+  async addSites(vpn: string, s: NewSite[]): Promise<number> {
+    const n = await this.store.addSites(vpn, s);
+    await this.reconcile(vpn);
+    return n;
+  }
+
   async removeSite(vpn: string, name: string): Promise<boolean> {
     const gone = await this.store.removeSite(vpn, name);
     if (gone) await this.reconcile(vpn);

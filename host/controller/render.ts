@@ -116,8 +116,18 @@ export function renderConfig(
   const me = sites.find((s) => s.name === site);
   if (!me) throw new Error(`site "${site}" is not in VPN "${vpn.name}"`);
   const peers: CePeer[] = [];
+  // Indexed once: a hub of 10,000 spokes looked every peer up in the site and SA lists (quadratic: seconds per pull).
+  const byName = new Map(sites.map((s) => [s.name, s]));
+  const byPair = new Map<string, SaRecord[]>();
+  for (const x of sas) {
+    if (x.src !== site && x.dst !== site) continue;
+    const k = `${x.src}\n${x.dst}`;
+    const l = byPair.get(k);
+    if (l) l.push(x);
+    else byPair.set(k, [x]);
+  }
   for (const name of peersOf(vpn, sites, site)) {
-    const other = sites.find((s) => s.name === name)!;
+    const other = byName.get(name)!;
     const ports = choosePorts(me, other);
     if (!ports) continue;
     const [mine, theirs] = ports;
@@ -135,8 +145,8 @@ export function renderConfig(
       peers.push({ ...link, ike: ikeBlock(vpn, me, mine, other, theirs, serials) });
       continue;
     }
-    const out = sas.filter((x) => x.src === site && x.dst === name);
-    const inn = sas.filter((x) => x.src === name && x.dst === site);
+    const out = byPair.get(`${site}\n${name}`) ?? [];
+    const inn = byPair.get(`${name}\n${site}`) ?? [];
     const gens = pairGenerations(out, inn);
     if (gens.length === 0) continue;
     peers.push({

@@ -28,6 +28,12 @@ export interface Store {
 
   /** Adds a site; refused (StoreError "conflict") when its name or system id is taken, "invalid" when it breaks rules.ts. */
   addSite(vpn: string, s: NewSite): Promise<Site>;
+  /**
+   * Adds many sites in one transaction (provisioning): all or none, the same
+   * rules as addSite, prefixes checked against each other and every site's at
+   * once (rules.ts firstOverlap), one version bump; resolves to how many.
+   */
+  addSites(vpn: string, sites: NewSite[]): Promise<number>;
   getSite(vpn: string, name: string): Promise<Site | undefined>;
   listSites(vpn: string): Promise<Site[]>;
   /** Records what a NAT makes of a WAN port (STUN, or the operator). */
