@@ -34,7 +34,7 @@ Options:
   --workloads LIST  ${WORKLOADS.join(", ")} (default all)
   --sas N           N extra static peers (one SA pair / key each) on each endpoint,
                     0..100000, for wesp and wireguard-go (default 0)
-  --workers N       wesp's node.workers (default 1; wesp runs one packet worker today)
+  --workers N       wesp's node.workers (default 1)
   --json FILE       results as JSON (default bench/results/tunnel.json)
   --svg FILE        the chart (default: the JSON's path with .svg)
   --no-install      never apt-get install a missing package (the contender is skipped)
