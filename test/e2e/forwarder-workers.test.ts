@@ -19,7 +19,7 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { requireTools } from "../helpers/require.ts";
 import { waitFor } from "../helpers/netns.ts";
-import { ADDR, startPair, status, stopPair, useSites, type Case, type Sites } from "./forwarder-util.ts";
+import { ADDR, startPair, status, stopPair, useSites, wesp, type Case, type Sites } from "./forwarder-util.ts";
 
 const ECHO_PY = String.raw`
 import socket, sys
@@ -133,6 +133,21 @@ describe("wesp up with node.workers = 2", { skip: requireTools(["netns", "python
         }
         checkSas(stA, { in: 0x10020, out: 0x10010 }, "ceA");
         checkSas(stB, { in: 0x10010, out: 0x10020 }, "ceB");
+        if (k === 0) {
+          // A reload of the same config goes to every worker (its own derived, key-less set) and changes
+          // nothing: each worker keeps its SAs, sequence numbers and counters, and traffic goes on.
+          const rl = await wesp("reload", "--control", r.sockA);
+          assert.equal(rl.code, 0, `wesp reload: ${rl.stderr}`);
+          const after = await status(r.sockA);
+          (after.peers[0].workers as PeerWorker[]).forEach((w, i) => {
+            const was = (stA.peers[0].workers as PeerWorker[])[i];
+            assert.equal(w.outbound.spi, was.outbound.spi);
+            assert.ok(w.outbound.counters.packets >= was.outbound.counters.packets, `ceA worker ${i}: its outbound SA was kept across the reload`);
+          });
+          const back = Number((await s.hostA.run(["/usr/bin/python3", "-c", FLOWS_PY, ADDR.hostB[fam], String(port), String(FLOWS)], { timeoutMs: 120_000 })).trim());
+          assert.equal(back, FLOWS, "after the reload, every flow's datagram came back");
+          checkSas(await status(r.sockA), { in: 0x10020, out: 0x10010 }, "ceA after reload");
+        }
       } finally {
         await echo.stop();
       }
