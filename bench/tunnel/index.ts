@@ -34,7 +34,7 @@ Options:
   --workloads LIST  ${WORKLOADS.join(", ")} (default all)
   --sas N           N extra static peers (one SA pair / key each) on each endpoint,
                     0..100000, for wesp and wireguard-go (default 0)
-  --workers N       wesp's node.workers (default 1; wesp runs one packet worker today)
+  --workers N       wesp's node.workers (default 1)
   --json FILE       results as JSON (default bench/results/tunnel.json)
   --svg FILE        the chart (default: the JSON's path with .svg)
   --no-install      never apt-get install a missing package (the contender is skipped)
@@ -103,7 +103,7 @@ export async function main(args: string[]): Promise<number> {
   const mach = await machine();
   say(`machine: ${mach.cpu}, ${mach.cores} cores, Linux ${mach.kernel}, Node ${mach.node}, load average ${(mach.loadavgAtStart as number[]).join(" ")}`);
   if (cores[0] === cores[1]) say("one core only: both endpoints share it");
-  if (o.workers > 1) say(`--workers ${o.workers}: passed to wesp's node.workers; wesp runs one packet worker today`);
+  if (o.workers > 1) say(`--workers ${o.workers}: wesp runs ${o.workers} packet workers (SPIs scaled to multiples of ${o.workers}); one flow stays on one worker`);
 
   const runnable = chosen.filter((c) => !skip.has(c.id));
   const versions = new Map<string, string>();

@@ -32,11 +32,13 @@ function extra(i: number): { prefix: string; address: string } {
 function configs(suite: Suite, dir: string, sas: number, workers: number): [object, object] {
   const hex = () => randomBytes(KEY_BYTES[suite]).toString("hex");
   const kAB = hex(), kBA = hex();
+  // node.workers > 1 wants SPIs that are multiples of the count (docs/config.md); 1 keeps the old ones.
+  const w = workers;
   // Extra peers: the same on both sides (they are never used); keys unique per SA and direction.
   const extras = Array.from({ length: sas }, (_, i) => {
     const e = extra(i);
     return { name: `x${i}`, address: e.address, prefixes: [e.prefix], nat_t: true,
-      sas: [{ spi_in: 0x100000 + 2 * i, spi_out: 0x100001 + 2 * i, suite, key_in: hex(), key_out: hex() }] };
+      sas: [{ spi_in: (0x100000 + 2 * i) * w, spi_out: (0x100001 + 2 * i) * w, suite, key_in: hex(), key_out: hex() }] };
   });
   const side = (me: "A" | "B") => {
     const A = me === "A";
@@ -58,7 +60,7 @@ function configs(suite: Suite, dir: string, sas: number, workers: number): [obje
         nat_t: true,
         prefixes: [A ? ADDR.netB : ADDR.netA],
         mode: "tunnel",
-        sas: [{ spi_in: A ? 0x1000b : 0x1000a, spi_out: A ? 0x1000a : 0x1000b, suite, key_in: A ? kBA : kAB, key_out: A ? kAB : kBA }],
+        sas: [{ spi_in: (A ? 0x1000b : 0x1000a) * w, spi_out: (A ? 0x1000a : 0x1000b) * w, suite, key_in: A ? kBA : kAB, key_out: A ? kAB : kBA }],
       }, ...extras],
     };
   };
@@ -105,7 +107,7 @@ export function wespContender(suite: Suite, offloads = true): Contender {
         await stop();
         throw e;
       }
-      const notes = ctx.workers > 1 ? [`node.workers ${ctx.workers} asked; wesp runs one packet worker today (the setting is parsed and not used yet)`] : [];
+      const notes = ctx.workers > 1 ? [`node.workers ${ctx.workers}: iperf3's streams spread over the workers by the TUN's flow hash`] : [];
       return { pids: [pa.pid, pb.pid], notes, stop };
     },
   };

@@ -99,7 +99,7 @@ export async function main(args: string[]): Promise<number> {
     return EXIT_FAILURE;
   }
   info(`self-test: ${st.passed} vectors passed`);
-  if (config.node.workers > 1) info(`running 1 packet worker (of ${config.node.workers} configured): every SA has one writer (docs/forwarder.md)`);
+  if (config.node.workers > 1) info(`running ${config.node.workers} packet workers, each with its own SAs (docs/forwarder.md)`);
 
   let fwd: Forwarder | undefined;
   let ike: IkeRuntime | undefined;

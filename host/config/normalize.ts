@@ -3,7 +3,6 @@
 // field on its own: address syntax, prefixes, key lengths per suite, key files.
 // Checks that relate fields to each other live in semantic.ts.
 
-import { availableParallelism } from "node:os";
 import { isAbsolute, resolve } from "node:path";
 import { parseAddress, parseInterfaceAddress, parsePrefix } from "./addr.ts";
 import { decodeHexKey, isAllZero, KeyBytes, readFileAndMode, readKeyFile, secretFileMode } from "./keys.ts";
@@ -95,7 +94,8 @@ function normalizeNode(n: RawConfig["node"], ctx: NormalizeContext): NodeConfig 
     tun: { name: n.tun?.name ?? "wesp0", mtu: n.tun?.mtu ?? DEFAULT_TUN_MTU, addresses: tunAddresses, persistent: n.tun?.persistent ?? false },
     localPrefixes: prefixes(n.local_prefixes ?? [], ["node", "local_prefixes"], ctx),
     control: { socket: controlSocket(n.name, n.control?.socket, ctx) },
-    workers: n.workers ?? availableParallelism(),
+    // Not "one per core": static SAs are derived per worker, so both ends must agree on the count (docs/config.md).
+    workers: n.workers ?? 1,
     stateDir: stateDir(n.name, n.state_dir, ctx),
     ikePort: n.ike_port ?? DEFAULT_IKE_PORT,
     ...(n.metrics ? { metrics: metrics(n.metrics.listen, ctx) } : {}),

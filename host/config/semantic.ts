@@ -16,6 +16,7 @@ import { formatPath } from "./schema_errors.ts";
 import { parseProposal } from "../ike/proposals.ts";
 import { configIdentity } from "../ike/config.ts";
 import { idInCert } from "../ike/certs.ts";
+import { checkWorkers } from "./workers.ts";
 
 export interface SemanticResult {
   errors: RawIssue[];
@@ -31,6 +32,7 @@ export function checkSemantics(c: Config): SemanticResult {
   checkSoftLifetimes(c, r);
   checkPrefixes(c, r);
   checkKeyReuse(c, r);
+  checkWorkers(c, r.errors);
   return r;
 }
 

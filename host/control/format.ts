@@ -55,6 +55,11 @@ export function formatStatus(st: Status): string {
     const plain = p.encap === "plain";
     if (p.outbound) out.push(saLine("out", p.outbound, plain));
     for (const s of p.inbound) out.push(saLine("in", s, plain));
+    // Several workers: the lines above are sums; each worker's own SAs follow (docs/forwarder.md "Workers").
+    if (!plain) for (const w of p.workers ?? []) {
+      const sas = [...(w.outbound ? [`out ${hex(w.outbound.spi)} ${w.outbound.counters.packets}`] : []), ...w.inbound.map((s) => `in ${hex(s.spi)} ${s.counters.packets}`)];
+      out.push(`    worker ${w.worker}  ${sas.join("  ")} packets`);
+    }
   }
   const g = st.global;
   out.push(`global inbound   packets ${g.inbound.packets}  bytes ${g.inbound.bytes}  ${drops(g.inbound)}`);

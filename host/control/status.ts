@@ -43,6 +43,8 @@ export interface PeerStatus {
   configured: { address: string; port: number };
   outbound: SaStatus | null;
   inbound: SaStatus[];
+  /** With node.workers > 1: each worker's own SAs of this peer (the counters above are their sums). */
+  workers?: { worker: number; outbound: SaStatus | null; inbound: SaStatus[] }[];
 }
 
 export type SocketStatus = SocketRow;
@@ -54,6 +56,8 @@ export interface WorkerStatus {
   sockets: SocketStatus[];
   /** TUN TSO and UDP GSO/GRO as negotiated with the kernel (absent from pipelines without real fds). */
   offloads?: OffloadStatus;
+  /** With node.workers > 1: each worker's own global and host counters (the fields above are their sums). */
+  perWorker?: { worker: number; global: { inbound: CounterBlock; outbound: CounterBlock }; host: HostCounters }[];
 }
 
 /** One IKEv2 peer (host/ike/runtime.ts); times in seconds, relative to now. */

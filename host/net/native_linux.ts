@@ -84,6 +84,14 @@ export interface WespIo {
     gso?: boolean,
   ): number;
 
+  /**
+   * Hands a classic-BPF program (2 words per instruction, steer_linux.ts) to
+   * the kernel: SO_ATTACH_REUSEPORT_CBPF when `reuseport`, else
+   * SO_ATTACH_FILTER. With `drain`, discards what was queued before; returns
+   * how many datagrams that was.
+   */
+  sockAttachFilter(fd: number, reuseport: boolean, program: Uint32Array, drain: boolean): number;
+
   pollStart(fd: number, cb: (status: number) => void): PollHandle;
   pollStop(h: PollHandle): void;
   pollRef(h: PollHandle, keepAlive: boolean): void;

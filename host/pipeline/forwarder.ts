@@ -15,8 +15,13 @@
 //   stop()  ────────────────{stop}───►  close fds, remove SAs ─► {stopped}, thread ends
 //            (terminate() after a grace period: nothing can hang shutdown)
 //
-// One worker owns every SA: an SA's sequence number and replay window must
-// have exactly one writer (docs/forwarder.md explains the plan for N).
+// With node.workers = N there are N packet workers, started one after the
+// other (worker 0 makes the TUN, the others attach a queue to it; their NAT-T
+// sockets join the SO_REUSEPORT group in worker order, which is what the
+// steering program's answer indexes). Every SA has exactly one writer: worker
+// i holds its own derived SAs of every static peer (host/sa/worker_sas.ts),
+// applies go to all of them, status is summed (status_merge.ts). IKE, STUN
+// and keepalives use worker 0's sockets (docs/forwarder.md "Workers").
 import { Worker } from "node:worker_threads";
 import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
@@ -26,6 +31,8 @@ import type { HostPacket } from "./pipeline.ts";
 import { SaLifecycle } from "../sa/lifecycle.ts";
 import type { PeerSpec, SaEvent } from "../sa/spec.ts";
 import type { WorkerData } from "./worker.ts";
+import { peersForWorker } from "../sa/worker_sas.ts";
+import { mergeStatus } from "./status_merge.ts";
 
 const run = promisify(execFile);
 
@@ -81,8 +88,8 @@ function startWorker(data: WorkerData, transferList: ArrayBuffer[]): Worker {
 export class Forwarder {
   readonly startedAt = new Date();
   private nextId = 1;
-  private readonly pending = new Map<number, (s: WorkerStatus) => void>();
-  private readonly applying = new Map<number, (error?: string) => void>();
+  private readonly pending = new Map<number, (s: WorkerStatus, worker: number) => void>();
+  private readonly applying = new Map<number, (error: string | undefined, worker: number) => void>();
   /** The one door for SAs (host/sa/lifecycle.ts): reload applies through it, events come out of it. */
   readonly lifecycle: SaLifecycle;
   private stopping: Promise<void> | null = null;
@@ -92,7 +99,7 @@ export class Forwarder {
 
   private constructor(
     readonly config: Config,
-    private readonly worker: Worker,
+    private readonly workers: Worker[],
     readonly tunName: string,
     private readonly log: (line: string) => void,
     lifecycle: SaLifecycle,
@@ -100,17 +107,33 @@ export class Forwarder {
     this.lifecycle = lifecycle;
   }
 
-  /** SaSink for the lifecycle: hands the worker a desired set of peers (keys transferred). */
+  /** Worker 0: IKE, STUN and keepalives go out of its sockets. */
+  private get worker(): Worker {
+    return this.workers[0];
+  }
+
+  /**
+   * SaSink for the lifecycle: hands every worker its desired set of peers
+   * (keys transferred; workers ≥ 1 get derived SAs, worker_sas.ts). Each
+   * worker applies atomically; one refusing (the same checks run in each)
+   * rejects the whole apply with its message.
+   */
   private applyPeers(peers: PeerSpec[], transfer: ArrayBuffer[]): Promise<void> {
     if (this.exited || this.stopping) return Promise.reject(new ForwarderError("not running"));
     const id = this.nextId++;
+    const per = this.workers.map((_, i) => (i === 0 ? { peers, transfer } : peersForWorker(peers, i)));
     return new Promise<void>((resolve, reject) => {
-      this.applying.set(id, (error) => {
+      let left = this.workers.length;
+      let failed: string | undefined;
+      this.applying.set(id, (error, worker) => {
+        if (error && failed === undefined) failed = this.workers.length > 1 ? `worker ${worker}: ${error}` : error;
+        if (--left > 0) return;
         this.applying.delete(id);
-        if (error) reject(new ForwarderError(error));
+        if (failed !== undefined) reject(new ForwarderError(failed));
         else resolve();
       });
-      this.worker.postMessage({ type: "apply", id, peers }, transfer);
+      // Workers ≥ 1 first: worker 0's message transfers (detaches) the key buffers the others were derived from.
+      for (let i = this.workers.length - 1; i >= 0; i--) this.workers[i].postMessage({ type: "apply", id, peers: per[i].peers }, per[i].transfer);
     }).then(() => this.syncRoutes(peers));
   }
 
@@ -145,17 +168,46 @@ export class Forwarder {
     opts.onLifecycle?.(lifecycle);
     const first = lifecycle.initial(config);
     const carriers = config.peers.filter((p) => p.ike).map((p) => ({ wanIndex: p.wanIndex, encap: p.encap }));
-    const worker = startWorker({ node: config.node, peers: first.peers, slots: opts.slots ?? 256, carriers }, first.transfer);
-    const ready = new Promise<string>((resolve, reject) => {
+    const count = config.node.workers;
+    // Derived before worker 0's start message transfers the configured keys away.
+    const per = Array.from({ length: count }, (_, i) => (i === 0 ? first : peersForWorker(first.peers, i)));
+    const workers: Worker[] = [];
+    let tun = "";
+    try {
+      for (let i = 0; i < count; i++) {
+        const data: WorkerData = { node: config.node, peers: per[i].peers, slots: opts.slots ?? 256, carriers, ...(count > 1 ? { worker: { index: i, count }, ...(i > 0 ? { tunName: tun } : {}) } : {}) };
+        const worker = startWorker(data, per[i].transfer);
+        workers.push(worker);
+        const name = await Forwarder.listen(worker, i, () => fwd, log, lifecycle, opts);
+        if (i === 0) tun = name;
+      }
+    } catch (e) {
+      for (const w of workers) await w.terminate();
+      throw e;
+    }
+    fwd = new Forwarder(config, workers, tun, log, lifecycle);
+    try {
+      if (!config.node.tun.persistent) await fwd.configureTun();
+    } catch (e) {
+      await fwd.stop();
+      throw e;
+    }
+    return fwd;
+  }
+
+  /** Wires worker `index`'s messages; resolves with its TUN name once it is ready. */
+  private static listen(worker: Worker, index: number, get: () => Forwarder | undefined, log: (line: string) => void, lifecycle: SaLifecycle, opts: ForwarderOptions): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
       worker.on("message", (m) => {
+        const fwd = get();
         if (m.type === "ready") resolve(m.tun);
-        else if (m.type === "log") log(m.message);
+        else if (m.type === "log") log(index > 0 ? `worker ${index}: ${m.message}` : m.message);
         else if (m.type === "error") {
           const e = new ForwarderError(`${m.where}: ${m.message}`, m.code, m.where);
           if (!fwd) reject(e);
           else opts.onFatal?.(e);
-        } else if (m.type === "status") fwd?.pending.get(m.id)?.(m.status);
-        else if (m.type === "applied") fwd?.applying.get(m.id)?.(m.error);
+        } else if (m.type === "status") fwd?.pending.get(m.id)?.(m.status, index);
+        else if (m.type === "applied") fwd?.applying.get(m.id)?.(m.error, index);
         else if (m.type === "host-packet" && m.packet.stun) for (const f of fwd?.stunListeners ?? []) f(m.packet);
         else if (m.type === "host-packet") opts.onHostPacket?.(m.packet);
         else if (m.type === "event") {
@@ -167,31 +219,18 @@ export class Forwarder {
         }
       });
       worker.on("error", (e) => {
+        const fwd = get();
         const fe = new ForwarderError(`worker: ${e.message}`);
         if (!fwd) reject(fe);
         else opts.onFatal?.(fe);
       });
       worker.on("exit", (code) => {
+        const fwd = get();
         if (fwd) fwd.exited = true;
         if (!fwd) reject(new ForwarderError(`worker exited (${code}) before it was ready`));
         else if (!fwd.stopping) opts.onFatal?.(new ForwarderError(`worker exited unexpectedly (${code})`));
       });
     });
-    let tun: string;
-    try {
-      tun = await ready;
-    } catch (e) {
-      await worker.terminate();
-      throw e;
-    }
-    fwd = new Forwarder(config, worker, tun, log, lifecycle);
-    try {
-      if (!config.node.tun.persistent) await fwd.configureTun();
-    } catch (e) {
-      await fwd.stop();
-      throw e;
-    }
-    return fwd;
   }
 
   /**
@@ -249,18 +288,23 @@ export class Forwarder {
   async status(timeoutMs = 5000): Promise<Status> {
     if (this.exited || this.stopping) throw new ForwarderError("not running");
     const id = this.nextId++;
-    const ws = await new Promise<WorkerStatus>((resolve, reject) => {
+    const all = await new Promise<WorkerStatus[]>((resolve, reject) => {
+      const got: WorkerStatus[] = [];
+      let left = this.workers.length;
       const t = setTimeout(() => {
         this.pending.delete(id);
         reject(new ForwarderError("worker did not answer"));
       }, timeoutMs);
-      this.pending.set(id, (s) => {
+      this.pending.set(id, (s, worker) => {
+        got[worker] = s;
+        if (--left > 0) return;
         clearTimeout(t);
         this.pending.delete(id);
-        resolve(s);
+        resolve(got);
       });
-      this.worker.postMessage({ type: "status", id });
+      for (const w of this.workers) w.postMessage({ type: "status", id });
     });
+    const ws = all.length === 1 ? all[0] : mergeStatus(all);
     const n = this.config.node;
     return {
       node: n.name,
@@ -268,7 +312,7 @@ export class Forwarder {
       startedAt: this.startedAt.toISOString(),
       uptimeSeconds: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
       tun: this.tunName,
-      workers: 1,
+      workers: this.workers.length,
       control: n.control.socket,
       ...ws,
     };
@@ -278,15 +322,17 @@ export class Forwarder {
   stop(graceMs = 3000): Promise<void> {
     if (this.stopping) return this.stopping;
     this.stopping = (async () => {
-      if (this.exited) return;
-      const gone = new Promise<void>((r) => this.worker.once("exit", () => r()));
-      this.worker.postMessage({ type: "stop" });
-      const t = setTimeout(() => {
-        this.log("worker did not stop in time; terminating it (its fds are closed with it)");
-        void this.worker.terminate();
-      }, graceMs);
-      await gone;
-      clearTimeout(t);
+      await Promise.all(this.workers.map(async (w) => {
+        if (w.threadId < 0) return; // already ended
+        const gone = new Promise<void>((r) => w.once("exit", () => r()));
+        w.postMessage({ type: "stop" });
+        const t = setTimeout(() => {
+          this.log("worker did not stop in time; terminating it (its fds are closed with it)");
+          void w.terminate();
+        }, graceMs);
+        await gone;
+        clearTimeout(t);
+      }));
     })();
     return this.stopping;
   }

@@ -28,6 +28,7 @@ import { SaTable } from "../sa/install.ts";
 import { SeqStore } from "../sa/seq_store.ts";
 import { ensureStateDir } from "../sa/state_file.ts";
 import type { PeerSpec, SaEvent } from "../sa/spec.ts";
+import { espFilterProgram, filterRaw, NONE, steerUdp } from "../net/steer_linux.ts";
 
 export interface WorkerData {
   node: NodeConfig;
@@ -40,6 +41,14 @@ export interface WorkerData {
    * NAT-T port's socket is where IKE itself arrives after IKE_SA_INIT).
    */
   carriers?: { wanIndex: number; encap: "udp" | "raw" }[];
+  /**
+   * This worker's place among `count` packet workers (absent: the only one).
+   * With count > 1 the TUN is multi-queue, the NAT-T socket joins an
+   * SO_REUSEPORT group and inbound is steered by SPI (net/steer_linux.ts).
+   */
+  worker?: { index: number; count: number };
+  /** The TUN worker 0 made (its name may come from a pattern): the others attach a queue to it. */
+  tunName?: string;
 }
 
 const port = parentPort!;
@@ -75,16 +84,18 @@ const isEsp = (p: PeerSpec) => p.mode !== "ipip" && p.mode !== "gre";
 export const OFFLOADS = process.env.WESP_OFFLOADS !== "off";
 
 /** Opens the sockets each WAN port needs for the peers that use it. */
-function openWans(node: NodeConfig, peers: PeerSpec[], carriers: WorkerData["carriers"] = []): WanSockets[] {
+function openWans(node: NodeConfig, peers: PeerSpec[], carriers: WorkerData["carriers"] = [], w: { index: number; count: number } = { index: 0, count: 1 }): WanSockets[] {
   const bufs = { rcvbuf: WAN_SOCKET_BUFFER, sndbuf: WAN_SOCKET_BUFFER };
-  return node.wan.map((w, k) => {
+  const many = w.count > 1;
+  return node.wan.map((wan, k) => {
     const mine = peers.filter((p) => p.wanIndex === k);
     const ike = carriers.filter((c) => c.wanIndex === k);
-    const family = w.address.family;
-    const ws: WanSockets = { name: w.name, raw: new Map() };
+    const family = wan.address.family;
+    const ws: WanSockets = { name: wan.name, raw: new Map() };
     // UDP 4500 only where an ESP peer uses it: a trusted port carrying plain tunnels needs none.
     if (mine.some((p) => isEsp(p) && p.encap === "udp") || ike.some((c) => c.encap === "udp")) {
-      ws.udp = UdpSocket.bind({ family, address: w.address.text, port: w.port, pktinfo: true, gso: OFFLOADS, gro: OFFLOADS, ...bufs });
+      ws.udp = UdpSocket.bind({ family, address: wan.address.text, port: wan.port, pktinfo: true, gso: OFFLOADS, gro: OFFLOADS, ...bufs, ...(many ? { reusePort: true } : {}) });
+      if (many) steerUdp(ws.udp.fd, w.count);
     }
     const protos = new Set<number>(ike.some((c) => c.encap === "raw") ? [PROTO_ESP] : []);
     for (const p of mine) {
@@ -94,7 +105,11 @@ function openWans(node: NodeConfig, peers: PeerSpec[], carriers: WorkerData["car
       if (p.mode === "gre") protos.add(PROTO_GRE);
     }
     for (const protocol of protos) {
-      ws.raw.set(protocol, RawSocket.open({ family, protocol, address: w.address.text, headerIncluded: true, pktinfo: true, ...bufs }));
+      const sock = RawSocket.open({ family, protocol, address: wan.address.text, headerIncluded: true, pktinfo: true, ...bufs });
+      ws.raw.set(protocol, sock);
+      // Raw sockets get every packet of their protocol: steer ESP by SPI, plain tunnels to worker 0 only.
+      if (many && protocol === PROTO_ESP) filterRaw(sock.fd, espFilterProgram(family, w.index, w.count));
+      else if (many && w.index > 0) filterRaw(sock.fd, NONE);
     }
     return ws;
   });
@@ -142,12 +157,13 @@ async function main(): Promise<void> {
     if (t.persistent && !deviceExists(t.name)) {
       throw Object.assign(new Error(`tun.persistent is set but there is no device ${t.name} (ip tuntap add dev ${t.name} mode tun user U)`), { code: "ENODEV" });
     }
-    tun = Tun.open({ name: t.name, offload: OFFLOADS });
+    const many = (data.worker?.count ?? 1) > 1;
+    tun = Tun.open({ name: data.tunName ?? t.name, offload: OFFLOADS, ...(many ? { multiQueue: true } : {}) });
   } catch (e) {
     throw Object.assign(e as Error, { where: "tun" });
   }
   try {
-    wans = openWans(node, data.peers, data.carriers);
+    wans = openWans(node, data.peers, data.carriers, data.worker);
   } catch (e) {
     tun.close();
     closeAll(wans);
@@ -173,7 +189,8 @@ async function main(): Promise<void> {
     }
   };
   const timers: NodeJS.Timeout[] = [
-    setInterval(keepalives, 250),
+    // One keepalive per peer is enough: worker 0 sends them.
+    ...((data.worker?.index ?? 0) === 0 ? [setInterval(keepalives, 250)] : []),
     setInterval(() => table.checkLifetimes(), 1000),
     setInterval(() => store.tick(core), RESERVE_TICK_MS),
   ];

@@ -96,6 +96,8 @@ export interface Case {
   keepaliveA?: number;
   /** Hard lifetime of the SA pair on ceA, in packets per direction. */
   lifetimePacketsA?: number;
+  /** node.workers on both sides (default 1); SPIs are then multiples of 16 (docs/config.md). */
+  workers?: number;
 }
 
 const KEY_BYTES: Record<string, number> = {
@@ -127,7 +129,7 @@ export function configs(c: Case, dir: string): { a: object; b: object; keys: str
         local_prefixes: local,
         control: { socket: join(dir, `ce${me}.sock`) },
         state_dir: join(dir, `ce${me}-state`),
-        workers: 1,
+        workers: c.workers ?? 1,
       },
       peers: [{
         name: A ? "ceB" : "ceA",
@@ -141,8 +143,8 @@ export function configs(c: Case, dir: string): { a: object; b: object; keys: str
         ...(A && c.keepaliveA ? { keepalive: c.keepaliveA } : {}),
         ...(plain ? {} : {
           sas: [{
-            spi_in: A ? 0x1000b : 0x1000a,
-            spi_out: A ? 0x1000a : 0x1000b,
+            spi_in: c.workers ? (A ? 0x10020 : 0x10010) : A ? 0x1000b : 0x1000a,
+            spi_out: c.workers ? (A ? 0x10010 : 0x10020) : A ? 0x1000a : 0x1000b,
             suite,
             key_in: A ? kBA : kAB,
             key_out: A ? kAB : kBA,
