@@ -330,6 +330,13 @@ export class IkeSa {
       // the same CHILD_SA again, with a KE of the group the responder wants
       const rekeyOf = p.child.rekeyOf;
       this.requests.later(() => this.childExchange(rekeyOf, retry), true);
+    } else if (p.child && this.lostByPeer(p.child.rekeyOf, inner.value)) {
+      // §2.25: "If a CHILD_SA_NOT_FOUND notification is received, the sender SHOULD silently
+      // delete the Child SA (if it still exists) and send a request to create a new Child SA
+      // from scratch (if the Child SA does not yet exist)": no DELETE, a CREATE_CHILD_SA without REKEY_SA
+      const spisIn = forgetChildren(this.ctx, [p.child.rekeyOf!]);
+      step.events.push({ type: "childSaDeleted", ike: this.name, spisIn, why: "not-found" });
+      this.requests.later(() => this.childExchange(undefined), true);
     } else if (p.child) {
       step.events.push(...this.deleteDeclined(onChildResponse(this.ctx, p.child, inner.value)));
       const rekeyed = step.events.find((e) => e.type === "childSaEstablished" && e.rekeyOf !== undefined);
@@ -346,6 +353,12 @@ export class IkeSa {
       if (spisIn.length) step.events.push({ type: "childSaDeleted", ike: this.name, spisIn });
     }
     return this.next(step);
+  }
+
+  /** Our rekey of `rekeyOf` answered CHILD_SA_NOT_FOUND while we still hold that CHILD_SA: the peer lost its half. */
+  private lostByPeer(rekeyOf: number | undefined, ps: Payload[]): boolean {
+    if (rekeyOf === undefined || !this.ctx.children.some((c) => c.spiIn === rekeyOf)) return false;
+    return ps.some((x) => x.kind === "notify" && x.notifyType === Notify.CHILD_SA_NOT_FOUND);
   }
 
   private onInitResponse(m: Message, raw: Uint8Array): Step {

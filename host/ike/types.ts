@@ -122,7 +122,8 @@ export type IkeEvent = (
    * ask for (§1.3.1): it is never installed, and an INFORMATIONAL Delete follows.
    */
   | { type: "childSaFailed"; ike: string; notify: number; detail: string; deleting?: number }
-  | { type: "childSaDeleted"; ike: string; spisIn: number[] }
+  /** `why` "not-found": the peer answered our rekey with CHILD_SA_NOT_FOUND; a new CHILD_SA is being created (§2.25). */
+  | { type: "childSaDeleted"; ike: string; spisIn: number[]; why?: "not-found" }
   /**
    * `why` "rekeyed": its CHILD_SAs live on in its successor (§1.3.2); "redundant": one of the
    * two new IKE SAs of a simultaneous rekey (§2.8.2), deleted without CHILD_SAs ever on it.
