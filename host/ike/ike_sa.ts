@@ -512,12 +512,12 @@ export class IkeSa {
     const p = this.pending;
     if (this.successor || this.ikeCollision || p?.child || p?.deleting) {
       const step = this.respond(Exchange.CREATE_CHILD_SA, id, [{ kind: "notify", protocol: 0, spi: new Uint8Array(0), notifyType: Notify.TEMPORARY_FAILURE, data: new Uint8Array(0) }], path);
-      step.events.push({ type: "ikeRekeyFailed", ike: this.name, notify: Notify.TEMPORARY_FAILURE, detail: "the peer's IKE SA rekey meets an exchange of ours (§2.25)" });
+      step.events.push({ type: "ikeRekeyFailed", ike: this.name, notify: Notify.TEMPORARY_FAILURE, detail: "the peer's IKE SA rekey meets an exchange of ours (§2.25)", peerRequest: true });
       return step;
     }
     const a = onIkeRekeyRequest(this.ctx, ps);
     const step = this.respond(Exchange.CREATE_CHILD_SA, id, a.payloads, path);
-    if (!a.outcome.ok) step.events.push({ type: "ikeRekeyFailed", ike: this.name, notify: a.outcome.notify, detail: a.outcome.detail });
+    if (!a.outcome.ok) step.events.push({ type: "ikeRekeyFailed", ike: this.name, notify: a.outcome.notify, detail: a.outcome.detail, peerRequest: true });
     else if (p?.ikeRekey) {
       this.sibling = new IkeSa(a.outcome.next, "established");
       this.ikeCollision = { theirs: this.sibling, nonces: [nonceOf(ps), nonceOf(a.payloads)] };
