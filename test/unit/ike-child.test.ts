@@ -62,6 +62,9 @@ test("PFS configured on one side only: the responder refuses with NO_PROPOSAL_CH
   l.inject("a", sa.rekeyChild(first[0].spiIn));
   const ev = since(l.events.a, n);
   assert.deepEqual(ev.map((e) => e.type === "childSaFailed" && e.notify), [14]);
+  assert.ok(ev[0].type === "childSaFailed" && ev[0].peerRequest === undefined, "A: its own request refused");
+  const atB = l.events.b.filter((e) => e.type === "childSaFailed");
+  assert.ok(atB.length === 1 && atB[0].type === "childSaFailed" && atB[0].peerRequest === true, "B: it refused the peer's request");
   assert.deepEqual(sa.childSpis, [first[0].spiIn]);
 });
 
