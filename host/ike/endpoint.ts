@@ -10,6 +10,7 @@ import { hexSpi } from "./context.ts";
 import { IkeSa } from "./ike_sa.ts";
 import { decodeMessage, encodeMessage, fromInitiator, isResponse, type Message } from "./message.ts";
 import type { Deps, IkeSaConfig, Path, Step } from "./types.ts";
+import { UnprotectedAnswers, type AnswerLimits } from "./unprotected_answers.ts";
 
 /** Half-open SAs from which cookies are demanded unless configured otherwise. */
 const DEFAULT_COOKIE_THRESHOLD = 64;
@@ -35,18 +36,22 @@ export class IkeEndpoint {
   readonly counters = new Map<string, number>();
 
   private readonly cookies: CookieJar;
+  /** INVALID_MAJOR_VERSION answers (§2.5), rate-limited. */
+  private readonly answers: UnprotectedAnswers;
 
   /**
    * `configFor` names the configuration for a peer address (responder side); undefined = not a peer of ours.
    * `cookieThreshold`: from this many half-open SAs on, IKE_SA_INIT requests must carry a cookie (§2.6).
    * `halfOpenPerAddress`, `halfOpenMax`: past these, new IKE_SA_INIT requests are dropped.
+   * `answerLimits`: token buckets for the INVALID_MAJOR_VERSION answers (unprotected_answers.ts).
    */
   constructor(
     private readonly configFor: (remoteAddress: string) => IkeSaConfig | undefined,
     private readonly deps: Deps,
-    private readonly opts: { cookieThreshold?: number; halfOpenPerAddress?: number; halfOpenMax?: number } = {},
+    private readonly opts: { cookieThreshold?: number; halfOpenPerAddress?: number; halfOpenMax?: number; answerLimits?: AnswerLimits } = {},
   ) {
     this.cookies = new CookieJar(deps.random);
+    this.answers = new UnprotectedAnswers(deps.now, opts.answerLimits);
   }
 
   /** Half-open responder SAs (answered IKE_SA_INIT, no IKE_AUTH yet). */
@@ -67,10 +72,7 @@ export class IkeEndpoint {
   /** One datagram as it came off the socket (the non-ESP marker already removed, RFC 3948 §2.2). */
   receive(bytes: Uint8Array, path: Path): Step {
     const d = decodeMessage(bytes);
-    if (!d.ok) {
-      this.count(`decode:${d.error.reason}`);
-      return { send: [], events: [] };
-    }
+    if (!d.ok) return this.undecodable(bytes, path, d.error.reason);
     const m = d.value;
     const h = m.header;
     const zeroR = h.spiR.every((b) => b === 0);
@@ -84,6 +86,19 @@ export class IkeEndpoint {
       return { send: [], events: [] };
     }
     return this.done(sa, sa.receive(m, bytes, path));
+  }
+
+  /** A datagram the decoder refused: counted, and a newer major version's IKE_SA_INIT maybe answered (§2.5). */
+  private undecodable(bytes: Uint8Array, path: Path, reason: string): Step {
+    // only to addresses we have a peer configuration for: no answer to the rest of the world
+    const peer = reason === "bad-major-version" && this.configFor(path.remoteAddress) !== undefined;
+    const v = peer ? this.answers.invalidMajorVersion(bytes, path.remoteAddress) : undefined;
+    if (v?.kind === "answer") {
+      this.count("invalid-major-version-sent");
+      return { send: [{ bytes: v.bytes, path }], events: [] };
+    }
+    this.count(v?.kind === "drop" ? v.reason : `decode:${reason}`);
+    return { send: [], events: [] };
   }
 
   private initRequest(m: Message, bytes: Uint8Array, path: Path): Step {

@@ -129,7 +129,7 @@ export function onAuthRequest(ctx: SaContext, ps: readonly Payload[]): AuthAnswe
   }
   const childFail = (n: number, detail: string) => {
     payloads.push(notify(n));
-    events.push({ type: "childSaFailed", ike: ctx.cfg.name, notify: n, detail });
+    events.push({ type: "childSaFailed", ike: ctx.cfg.name, notify: n, detail, peerRequest: true });
     return { kind: "accept" as const, payloads, events };
   };
   const chosen = selectProposal(sa.proposals.filter((p) => p.protocol === Protocol.ESP), ctx.cfg.espProposals, "ignore");

@@ -66,7 +66,7 @@ export function childRequest(ctx: SaContext, rekeyOf?: number, group = ctx.cfg.e
 export function onChildRequest(ctx: SaContext, ps: readonly Payload[], closing: readonly number[] = []): { payloads: Payload[]; events: IkeEvent[] } {
   const refuse = (n: number, detail: string, data?: Uint8Array) => ({
     payloads: [notify(n, data)],
-    events: [{ type: "childSaFailed" as const, ike: ctx.cfg.name, notify: n, detail }],
+    events: [{ type: "childSaFailed" as const, ike: ctx.cfg.name, notify: n, detail, peerRequest: true as const }],
   });
   const sa = ps.find((p) => p.kind === "sa");
   const ni = ps.find((p) => p.kind === "nonce");

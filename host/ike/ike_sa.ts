@@ -10,61 +10,38 @@
 // INFORMATIONAL for DELETE and liveness, started by either side.
 //
 // Message IDs (§2.2): each side numbers its own requests from 0; a response
-// carries its request's ID. Retransmission (§2.1): only the side that sent a
-// request retransmits it, doubling the timeout; a request seen again is
-// answered with the response cached for it, not processed twice. One request
-// of ours is outstanding at a time (window of one, §2.3); more wait in a queue.
-import { Exchange, Flag, Notify, PayloadType, Protocol, VERSION } from "./constants.ts";
-import { hexSpi, skKeys, type SaContext } from "./context.ts";
+// carries its request's ID. Our requests — retransmitted, one outstanding at a
+// time (§2.3), the others queued — are our_requests.ts; the peer's — a request
+// seen again answered from the cached response (§2.1) — peer_requests.ts; the
+// SK/SKF sealing and opening is protect.ts.
+import { Exchange, Flag, Notify, Protocol, VERSION } from "./constants.ts";
+import { hexSpi, type SaContext } from "./context.ts";
 import { authRequest, onAuthRequest, onAuthResponse } from "./exchange_auth.ts";
 import { forgetChildren, lowestNonceIsOurs, nonceOf, spiBytes, spiNumber } from "./child_sa.ts";
 import { childRequest, onChildRequest, onChildResponse, retryGroup, type PendingChild } from "./exchange_child.ts";
 import { ikeRekeyRequest, isIkeRekey, onIkeRekeyRequest, onIkeRekeyResponse, type PendingIkeRekey } from "./exchange_ike_rekey.ts";
 import { initRequest, onInitRequest, onInitResponse } from "./exchange_init.ts";
-import { DEFAULT_FRAGMENT_SIZE, fragmentNumbers, maxMessageBytes, Reassembly, sealFragmented } from "./fragment.ts";
+import { fragmentNumbers, Reassembly } from "./fragment.ts";
 import { isResponse, type Header, type Message } from "./message.ts";
 import { unsupportedCritical, type Payload } from "./payloads.ts";
-import { openMessage, sealMessage } from "./sk.ts";
+import { OurRequests, type Pending } from "./our_requests.ts";
+import { PeerRequests } from "./peer_requests.ts";
+import { openProtected, sealProtected } from "./protect.ts";
 import type { Deps, FailReason, IkeEvent, IkeSaConfig, Path, Step } from "./types.ts";
 
 export type SaState = "init-sent" | "auth-sent" | "init-answered" | "established" | "deleting" | "deleted" | "failed";
 
-const DEFAULT_RETRANSMIT = { baseMs: 1000, tries: 5 };
 /** strongSwan's half_open_timeout is 30 s as well. */
 const DEFAULT_HALF_OPEN_S = 30;
-
-interface Pending {
-  id: number;
-  exchange: number;
-  /** The request as sent: one datagram, or its fragments (RFC 7383), retransmitted together (§2.6.1). */
-  datagrams: Uint8Array[];
-  path: Path;
-  tries: number;
-  nextAt: number;
-  /** CREATE_CHILD_SA: what the response completes. */
-  child?: PendingChild;
-  /** INFORMATIONAL deleting CHILD_SAs: our inbound SPIs. */
-  deleting?: number[];
-  /** CREATE_CHILD_SA rekeying this IKE SA. */
-  ikeRekey?: PendingIkeRekey;
-}
 
 export class IkeSa {
   state: SaState;
   readonly ctx: SaContext;
-  private nextId = 0;
-  private pending?: Pending;
-  /** The next request ID we expect from the peer, and the response we gave to the one before (§2.1). */
-  private peerNextId = 0;
-  private lastResponse?: { id: number; datagrams: Uint8Array[]; path: Path };
-  /**
-   * The authenticated request (for a fragmented one, its fragment 1) that the next response
-   * will answer, and the one `lastResponse` answers: only the same bytes again are a retransmission.
-   */
-  private requestRaw?: Uint8Array;
-  private lastRequestRaw?: Uint8Array;
-  /** RFC 7383 §2.6: fragments of the peer's request and of the response to ours, until complete. */
-  private readonly requestFragments = new Reassembly();
+  /** Our requests: Message IDs, the outstanding one, the queue behind it (§2.1, §2.3). */
+  private readonly requests = new OurRequests();
+  /** The peer's requests: the ID expected next, the cached response to the one before (§2.1). */
+  private readonly peer = new PeerRequests();
+  /** RFC 7383 §2.6: fragments of the response to our request, until complete. */
   private readonly responseFragments = new Reassembly();
   /** When we created the SA, and when an authenticated message last came from the peer (§2.4). */
   private readonly createdAt: number;
@@ -80,8 +57,6 @@ export class IkeSa {
   sibling?: IkeSa;
   /** §2.8.2: a new IKE SA that lost a simultaneous rekey: deleted by its maker, never holding CHILD_SAs. */
   redundant = false;
-  /** Requests waiting for the outstanding one to be answered (a window of one, §2.3). */
-  private readonly queue: (() => Step)[] = [];
 
   private constructor(ctx: SaContext, state: SaState) {
     this.ctx = ctx;
@@ -132,9 +107,7 @@ export class IkeSa {
       return { step: { send: [{ bytes: a.response, path }], events: [{ type: "failed", ike: cfg.name, sa, reason: a.reason, detail: a.detail }] } };
     }
     const sa = new IkeSa(ctx, "init-answered");
-    sa.peerNextId = 1;
-    sa.lastResponse = { id: 0, datagrams: [a.response], path };
-    sa.lastRequestRaw = raw.slice();
+    sa.peer.answeredInit(raw, a.response, path);
     return { sa, step: { send: [{ bytes: a.response, path }], events: [] } };
   }
 
@@ -180,17 +153,14 @@ export class IkeSa {
   private tickExchange(now: number): Step {
     const due = this.exchangeDue;
     if (due === undefined || now < due) return none();
-    const p = this.pending;
-    if (p) {
-      const r = this.ctx.cfg.retransmit ?? DEFAULT_RETRANSMIT;
-      if (p.tries >= r.tries) {
-        this.pending = undefined;
+    if (this.pending) {
+      const r = this.requests.retransmit(now, this.ctx.cfg.retransmit);
+      if (r.kind === "give-up") {
+        const p = r.pending;
         const what = p.exchange === Exchange.INFORMATIONAL && this.state === "established" ? "liveness check" : `message ${p.id}`;
         return this.stamp(this.fail("timeout", `no response to ${what} after ${p.tries} sends`));
       }
-      p.tries++;
-      p.nextAt = now + r.baseMs * 2 ** (p.tries - 1);
-      return { send: p.datagrams.map((bytes) => ({ bytes, path: p.path })), events: [] };
+      return r.step;
     }
     if (this.state === "init-answered") return this.stamp(this.fail("half-open", "no IKE_AUTH request in time"));
     return this.stamp(this.sealedRequest(Exchange.INFORMATIONAL, []));
@@ -202,7 +172,7 @@ export class IkeSa {
    */
   abandon(): Step {
     this.state = "deleted";
-    this.pending = undefined;
+    this.requests.forget();
     return this.stamp({ send: [], events: [{ type: "ikeSaDeleted", ike: this.name, byPeer: true, why: "initial-contact" }] });
   }
 
@@ -276,7 +246,7 @@ export class IkeSa {
 
   /** §1.3.1: a CHILD_SA the responder set up in a mode we did not ask for is deleted at once (queued first). */
   private deleteDeclined(events: IkeEvent[]): IkeEvent[] {
-    for (const e of events) if (e.type === "childSaFailed" && e.deleting !== undefined) this.queue.unshift(() => this.deleteChildren([e.deleting!]));
+    for (const e of events) if (e.type === "childSaFailed" && e.deleting !== undefined) this.requests.later(() => this.deleteChildren([e.deleting!]), true);
     return events;
   }
 
@@ -284,7 +254,7 @@ export class IkeSa {
   private whenIdle(start: () => Step): Step {
     if (this.state !== "established") return none();
     if (this.pending) {
-      this.queue.push(start);
+      this.requests.later(start);
       return none();
     }
     return this.stamp(start());
@@ -292,13 +262,10 @@ export class IkeSa {
 
   /** After a response: the next queued request, if the SA is still up for it. */
   private next(step: Step): Step {
-    while (!this.pending && this.queue.length && this.state === "established") {
-      const s = this.queue.shift()!();
-      step.send.push(...s.send);
-      step.events.push(...s.events);
-    }
-    return step;
+    return this.requests.drain(step, () => this.state === "established");
   }
+
+  private get pending(): Pending | undefined { return this.requests.pending; }
 
   /** A decoded datagram for this SA (`raw` without any non-ESP marker), arriving over `path`. */
   receive(m: Message, raw: Uint8Array, path: Path): Step {
@@ -316,40 +283,11 @@ export class IkeSa {
   }
 
   private request(exchange: number, datagrams: Uint8Array | Uint8Array[]): Step {
-    const r = this.ctx.cfg.retransmit ?? DEFAULT_RETRANSMIT;
-    const all = Array.isArray(datagrams) ? datagrams : [datagrams];
-    this.pending = { id: this.nextId, exchange, datagrams: all, path: { ...this.ctx.path }, tries: 1, nextAt: this.ctx.deps.now() + r.baseMs };
-    const path = this.pending.path;
-    return { send: all.map((bytes) => ({ bytes, path })), events: [] };
+    return this.requests.send(exchange, Array.isArray(datagrams) ? datagrams : [datagrams], this.ctx.path, this.ctx.deps.now(), this.ctx.cfg.retransmit);
   }
 
   private sealedRequest(exchange: number, inner: Payload[]): Step {
-    return this.request(exchange, this.seal(this.header(exchange, this.nextId, false), inner));
-  }
-
-  /** An SK message, or its SKF fragments when both sides support RFC 7383 and it is too big for the path. */
-  private seal(h: Header, inner: Payload[]): Uint8Array[] {
-    const c = this.ctx;
-    const out = skKeys(c).out;
-    if (!c.fragmentation) return [sealMessage(h, inner, out)];
-    const natt = c.path.localPort === c.cfg.ports.natt && c.cfg.ports.natt !== c.cfg.ports.ike;
-    return sealFragmented(h, inner, out, maxMessageBytes(c.cfg.fragmentSize ?? DEFAULT_FRAGMENT_SIZE, c.path.remoteAddress, natt));
-  }
-
-  /**
-   * The payloads inside a protected message: its SK payload opened, or (RFC 7383)
-   * its SKF fragment added to `buf`, complete once every fragment authenticated.
-   */
-  private open(m: Message, raw: Uint8Array, buf: Reassembly): { kind: "ok"; payloads: Payload[] } | { kind: "stored" } | { kind: "drop"; reason: string; detail: string } {
-    const last = m.payloads[m.payloads.length - 1];
-    if (last?.kind === "sk" && last.type === PayloadType.SKF) {
-      // §2.3: fragments only once both sides announced the support
-      if (!this.ctx.fragmentation) return { kind: "drop", reason: "fragment-unannounced", detail: "an Encrypted Fragment without IKEV2_FRAGMENTATION_SUPPORTED" };
-      const r = buf.add(m.header.messageId, raw, last, skKeys(this.ctx).in, this.ctx.deps.now());
-      return r.kind === "complete" ? { kind: "ok", payloads: r.payloads } : r;
-    }
-    const r = openMessage(raw, last, skKeys(this.ctx).in);
-    return r.ok ? { kind: "ok", payloads: r.value } : { kind: "drop", reason: r.error.reason, detail: r.error.detail };
+    return this.request(exchange, sealProtected(this.ctx, this.header(exchange, this.requests.nextId, false), inner));
   }
 
   // --- responses to our requests -----------------------------------------
@@ -360,13 +298,12 @@ export class IkeSa {
       return this.refused("unexpected-response", `response ${m.header.messageId} (exchange ${m.header.exchange}) matches no request`);
     }
     if (p.exchange === Exchange.IKE_SA_INIT) return this.onInitResponse(m, raw);
-    const opened = this.open(m, raw, this.responseFragments);
+    const opened = openProtected(this.ctx, m, raw, this.responseFragments);
     if (opened.kind === "stored") return none();
     // §2.21.2: a message that fails integrity is dropped as if never received; the request stays pending
     if (opened.kind === "drop") return this.refused(opened.reason, opened.detail);
     const inner = { value: opened.payloads };
-    this.pending = undefined;
-    this.nextId++;
+    this.requests.answered();
     this.ctx.path = { ...path };
     this.lastHeard = this.ctx.deps.now();
     if (p.exchange === Exchange.IKE_AUTH) {
@@ -376,7 +313,7 @@ export class IkeSa {
         // §2.21.2: the responder has the SA up; an error found by the initiator "MAY be returned
         // in a separate INFORMATIONAL exchange": sent once, the answer is not awaited
         const n: Payload = { kind: "notify", protocol: 0, spi: new Uint8Array(0), notifyType: Notify.AUTHENTICATION_FAILED, data: new Uint8Array(0) };
-        if (r.reason === "auth") for (const bytes of this.seal(this.header(Exchange.INFORMATIONAL, this.nextId, false), [n])) step.send.push({ bytes, path: { ...this.ctx.path } });
+        if (r.reason === "auth") for (const bytes of sealProtected(this.ctx, this.header(Exchange.INFORMATIONAL, this.requests.nextId, false), [n])) step.send.push({ bytes, path: { ...this.ctx.path } });
         return step;
       }
       this.state = "established";
@@ -392,7 +329,14 @@ export class IkeSa {
     if (p.child && retry !== undefined) {
       // the same CHILD_SA again, with a KE of the group the responder wants
       const rekeyOf = p.child.rekeyOf;
-      this.queue.unshift(() => this.childExchange(rekeyOf, retry));
+      this.requests.later(() => this.childExchange(rekeyOf, retry), true);
+    } else if (p.child && this.lostByPeer(p.child.rekeyOf, inner.value)) {
+      // §2.25: "If a CHILD_SA_NOT_FOUND notification is received, the sender SHOULD silently
+      // delete the Child SA (if it still exists) and send a request to create a new Child SA
+      // from scratch (if the Child SA does not yet exist)": no DELETE, a CREATE_CHILD_SA without REKEY_SA
+      const spisIn = forgetChildren(this.ctx, [p.child.rekeyOf!]);
+      step.events.push({ type: "childSaDeleted", ike: this.name, spisIn, why: "not-found" });
+      this.requests.later(() => this.childExchange(undefined), true);
     } else if (p.child) {
       step.events.push(...this.deleteDeclined(onChildResponse(this.ctx, p.child, inner.value)));
       const rekeyed = step.events.find((e) => e.type === "childSaEstablished" && e.rekeyOf !== undefined);
@@ -401,7 +345,7 @@ export class IkeSa {
       if (rekeyed?.type === "childSaEstablished") {
         const doomed = this.afterRekey(rekeyed.rekeyOf!, rekeyed.spiIn, [p.child.ni, nonceOf(inner.value)]);
         if (doomed === rekeyed.spiIn) rekeyed.redundant = true;
-        this.queue.unshift(() => this.deleteChildren([doomed]));
+        this.requests.later(() => this.deleteChildren([doomed]), true);
       }
     }
     if (p.deleting) {
@@ -411,15 +355,20 @@ export class IkeSa {
     return this.next(step);
   }
 
+  /** Our rekey of `rekeyOf` answered CHILD_SA_NOT_FOUND while we still hold that CHILD_SA: the peer lost its half. */
+  private lostByPeer(rekeyOf: number | undefined, ps: Payload[]): boolean {
+    if (rekeyOf === undefined || !this.ctx.children.some((c) => c.spiIn === rekeyOf)) return false;
+    return ps.some((x) => x.kind === "notify" && x.notifyType === Notify.CHILD_SA_NOT_FOUND);
+  }
+
   private onInitResponse(m: Message, raw: Uint8Array): Step {
     const r = onInitResponse(this.ctx, m, raw);
     if (r.kind === "fail") {
-      this.pending = undefined;
+      this.requests.forget();
       return this.fail(r.reason, r.detail);
     }
     if (r.kind === "retry") return this.request(Exchange.IKE_SA_INIT, initRequest(this.ctx));
-    this.pending = undefined;
-    this.nextId = 1;
+    this.requests.answered();
     // §2.23: with a NAT in the way the initiator moves to port 4500 from IKE_AUTH on
     const c = this.ctx;
     if ((c.natHere || c.natThere) && c.path.remotePort === c.cfg.ports.ike) {
@@ -435,22 +384,14 @@ export class IkeSa {
     const id = m.header.messageId;
     const last = m.payloads[m.payloads.length - 1];
     const f = last?.kind === "sk" ? fragmentNumbers(last) : undefined;
-    if (this.lastResponse && id === this.lastResponse.id) {
-      // §2.1: a retransmitted request gets the same response again; RFC 7383 §2.6.1:
-      // for a fragmented request only its fragment 1 triggers that, the others are ignored
-      if (f && f.number !== 1) return this.refused("retransmit-fragment", `fragment ${f.number} of request ${id}, answered already`);
-      // A retransmission is the same datagram again. Anything else with this Message ID is
-      // not authenticated, and answering it would reflect the cached response to any address.
-      if (!this.lastRequestRaw || !Buffer.from(raw).equals(this.lastRequestRaw)) {
-        return this.refused("retransmit-mismatch", `request ${id} differs from the one answered`);
-      }
-      return { send: this.lastResponse.datagrams.map((bytes) => ({ bytes, path })), events: [] };
-    }
-    if (id !== this.peerNextId) return this.refused("message-id", `request ${id}, expected ${this.peerNextId}`);
+    // §2.1: a retransmitted request gets the same response again
+    const seen = this.peer.seen(id, raw, f?.number);
+    if (seen.kind === "resend") return { send: seen.datagrams.map((bytes) => ({ bytes, path })), events: [] };
+    if (seen.kind === "refuse") return this.refused(seen.reason, seen.detail);
     if (m.header.exchange === Exchange.IKE_SA_INIT) return this.refused("unexpected-request", "IKE_SA_INIT on an existing SA");
     if (this.state === "init-sent") return this.refused("unexpected-request", "request before IKE_SA_INIT completed");
-    const opened = this.open(m, raw, this.requestFragments);
-    if (opened.kind !== "drop" && (!f || f.number === 1)) this.requestRaw = raw.slice();
+    const opened = openProtected(this.ctx, m, raw, this.peer.fragments);
+    if (opened.kind !== "drop" && (!f || f.number === 1)) this.peer.authenticated(raw);
     if (opened.kind === "stored") return none();
     if (opened.kind === "drop") return this.refused(opened.reason, opened.detail);
     const inner = { value: opened.payloads };
@@ -507,7 +448,7 @@ export class IkeSa {
         this.ikeCollision = undefined;
         if (c) step.events.push(this.adopt(c.theirs));
         this.state = "deleted";
-        this.pending = undefined;
+        this.requests.forget();
         step.events.push({ type: "ikeSaDeleted", ike: this.name, byPeer: true, ...this.deletedWhy() });
         return step;
       }
@@ -528,10 +469,8 @@ export class IkeSa {
   }
 
   private respond(exchange: number, id: number, inner: Payload[], path: Path): Step {
-    const datagrams = this.seal(this.header(exchange, id, true), inner);
-    this.lastResponse = { id, datagrams, path };
-    this.lastRequestRaw = this.requestRaw;
-    this.peerNextId = id + 1;
+    const datagrams = sealProtected(this.ctx, this.header(exchange, id, true), inner);
+    this.peer.answered(id, datagrams, path);
     return { send: datagrams.map((bytes) => ({ bytes, path })), events: [] };
   }
 
@@ -573,12 +512,12 @@ export class IkeSa {
     const p = this.pending;
     if (this.successor || this.ikeCollision || p?.child || p?.deleting) {
       const step = this.respond(Exchange.CREATE_CHILD_SA, id, [{ kind: "notify", protocol: 0, spi: new Uint8Array(0), notifyType: Notify.TEMPORARY_FAILURE, data: new Uint8Array(0) }], path);
-      step.events.push({ type: "ikeRekeyFailed", ike: this.name, notify: Notify.TEMPORARY_FAILURE, detail: "the peer's IKE SA rekey meets an exchange of ours (§2.25)" });
+      step.events.push({ type: "ikeRekeyFailed", ike: this.name, notify: Notify.TEMPORARY_FAILURE, detail: "the peer's IKE SA rekey meets an exchange of ours (§2.25)", peerRequest: true });
       return step;
     }
     const a = onIkeRekeyRequest(this.ctx, ps);
     const step = this.respond(Exchange.CREATE_CHILD_SA, id, a.payloads, path);
-    if (!a.outcome.ok) step.events.push({ type: "ikeRekeyFailed", ike: this.name, notify: a.outcome.notify, detail: a.outcome.detail });
+    if (!a.outcome.ok) step.events.push({ type: "ikeRekeyFailed", ike: this.name, notify: a.outcome.notify, detail: a.outcome.detail, peerRequest: true });
     else if (p?.ikeRekey) {
       this.sibling = new IkeSa(a.outcome.next, "established");
       this.ikeCollision = { theirs: this.sibling, nonces: [nonceOf(ps), nonceOf(a.payloads)] };
@@ -614,10 +553,10 @@ export class IkeSa {
     }
     if (c) c.theirs.redundant = true;
     step.events.push(this.adopt(ours));
-    this.queue.unshift(() => {
+    this.requests.later(() => {
       this.state = "deleting";
       return this.sealedRequest(Exchange.INFORMATIONAL, [{ kind: "delete", protocol: Protocol.IKE, spis: [] }]);
-    });
+    }, true);
   }
 
   private established(): IkeEvent {

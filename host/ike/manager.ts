@@ -215,11 +215,14 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
         if (cur && e.sa === cur.id && cur.state === "established" && !s.children.some((c) => c.ikeSa === cur.id)) {
           return this.failSetup(s, cur, `no CHILD_SA: ${e.detail}`);
         }
+        // we refused the peer's request: its business to try again; ours (a rekey crossing it) is still outstanding
+        if (e.peerRequest) return;
         // a rekey refused: try again after retry.min (the old pair keeps working until its hard lifetime)
         for (const c of s.children) if (c.rekeying) (c.rekeying = false, c.softAt = this.deps.now() + s.peer.retry.min * 1000);
         return;
       }
       case "ikeRekeyFailed":
+        if (e.peerRequest) return; // we refused the peer's rekey: not a failure of ours, nothing to retry
         // our rekey refused (TEMPORARY_FAILURE across another exchange, §2.25): again after retry.min
         if (s.current?.id === e.sa && s.current?.state === "established" && s.ikeRekeyAt === undefined) s.ikeRekeyAt = this.deps.now() + s.peer.retry.min * 1000;
         return;

@@ -124,8 +124,9 @@ export type IkeEvent = (
    * `deleting`: our inbound SPI of a CHILD_SA the peer set up in a mode we did not
    * ask for (§1.3.1): it is never installed, and an INFORMATIONAL Delete follows.
    */
-  | { type: "childSaFailed"; ike: string; notify: number; detail: string; deleting?: number }
-  | { type: "childSaDeleted"; ike: string; spisIn: number[] }
+  | { type: "childSaFailed"; ike: string; notify: number; detail: string; deleting?: number; peerRequest?: true }
+  /** `why` "not-found": the peer answered our rekey with CHILD_SA_NOT_FOUND; a new CHILD_SA is being created (§2.25). */
+  | { type: "childSaDeleted"; ike: string; spisIn: number[]; why?: "not-found" }
   /**
    * `why` "rekeyed": its CHILD_SAs live on in its successor (§1.3.2); "redundant": one of the
    * two new IKE SAs of a simultaneous rekey (§2.8.2), deleted without CHILD_SAs ever on it.
@@ -133,7 +134,11 @@ export type IkeEvent = (
   | { type: "ikeSaDeleted"; ike: string; byPeer: boolean; why?: "initial-contact" | "rekeyed" | "redundant" }
   /** The IKE SA `sa` was rekeyed into `newSa` (§1.3.2); its CHILD_SAs now belong to `newSa`. */
   | { type: "ikeSaRekeyed"; ike: string; newSa: string }
-  | { type: "ikeRekeyFailed"; ike: string; notify: number; detail: string }
+  /**
+   * `childSaFailed` / `ikeRekeyFailed` with `peerRequest`: we refused the peer's request (its rekey,
+   * its new CHILD_SA); without it: the peer refused ours, or its answer would not do.
+   */
+  | { type: "ikeRekeyFailed"; ike: string; notify: number; detail: string; peerRequest?: true }
   | { type: "failed"; ike: string; reason: FailReason; detail: string }
   | { type: "refused"; ike: string; reason: string; detail: string }
 ) & { sa?: string };

@@ -6,7 +6,7 @@
 //                                              10.99.0.3 capture, 10.99.0.4 genuine
 //                                              10.99.1.1… the flood's addresses
 //
-// Namespaces are named `wic<pid>-<n>-<label>` (an IkeLab); `sweepWike("wic")` removes those of test
+// Namespaces are named `wic<pid>-<n>-<label>` (an IkeLab; `<WESP_NS_PREFIX>ic…` when set); `sweepWike` removes those of test
 // processes that died without tearing down.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -21,7 +21,8 @@ export const GENUINE = "10.99.0.4";
 export const PORTS = { ike: 500, natt: 4500 };
 export const PROPOSALS = { ike: ["aes128gcm16-prfsha256-x25519"], esp: ["aes128gcm16"] };
 export const PSK = "wesp-ike-stress-psk-0123456789";
-const NS_PREFIX = "wic";
+/** `wic`, or under WESP_NS_PREFIX (a runner's own namespaces) `<that>ic`. */
+const NS_PREFIX = process.env.WESP_NS_PREFIX ? `${process.env.WESP_NS_PREFIX}ic` : "wic";
 
 /** The flood's i-th source address (0-based). */
 export const floodAddress = (i: number) => `10.99.1.${i + 1}`;

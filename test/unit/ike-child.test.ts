@@ -62,6 +62,9 @@ test("PFS configured on one side only: the responder refuses with NO_PROPOSAL_CH
   l.inject("a", sa.rekeyChild(first[0].spiIn));
   const ev = since(l.events.a, n);
   assert.deepEqual(ev.map((e) => e.type === "childSaFailed" && e.notify), [14]);
+  assert.ok(ev[0].type === "childSaFailed" && ev[0].peerRequest === undefined, "A: its own request refused");
+  const atB = l.events.b.filter((e) => e.type === "childSaFailed");
+  assert.ok(atB.length === 1 && atB[0].type === "childSaFailed" && atB[0].peerRequest === true, "B: it refused the peer's request");
   assert.deepEqual(sa.childSpis, [first[0].spiIn]);
 });
 
@@ -96,17 +99,53 @@ test("requests made while one is outstanding wait their turn (window of one, §2
   assert.equal(kids.length, 3);
 });
 
-test("rekeying an unknown CHILD_SA fails locally; a peer's REKEY_SA for an unknown SPI gets CHILD_SA_NOT_FOUND", () => {
-  const { l, sa } = up();
+test("rekeying an unknown CHILD_SA fails locally", () => {
+  const { sa } = up();
   const r = sa.rekeyChild(12345);
   assert.deepEqual(r.events.map((e) => e.type === "childSaFailed" && e.notify), [44]);
   assert.equal(r.send.length, 0);
-  // forge: B forgets its CHILD_SA, then A asks to rekey it
-  const saB = only(l.b.sas) as IkeSa;
-  saB.ctx.children = [];
-  const n = l.events.a.length;
-  l.inject("a", sa.rekeyChild(sa.childSpis[0]));
-  assert.deepEqual(since(l.events.a, n).map((e) => e.type === "childSaFailed" && e.notify), [44]);
+});
+
+test("§2.25: our rekey answered CHILD_SA_NOT_FOUND (the peer lost its half): ours silently deleted, a new CHILD_SA created from scratch", () => {
+  const { l, sa, saB, first } = up();
+  saB.ctx.children = []; // forge: B has lost the CHILD_SA without a word
+  const [na, nb, nw] = [l.events.a.length, l.events.b.length, l.wire.length];
+  l.inject("a", sa.rekeyChild(first[0].spiIn));
+  const [ea, eb] = [since(l.events.a, na), since(l.events.b, nb)];
+  assert.deepEqual(kinds(ea), ["childSaDeleted", "childSaEstablished"]);
+  assert.deepEqual(kinds(eb), ["childSaFailed", "childSaEstablished"], "B refused the rekey, then set up the new CHILD_SA");
+  assert.ok(ea[0].type === "childSaDeleted" && ea[0].why === "not-found");
+  assert.deepEqual(ea[0].type === "childSaDeleted" && ea[0].spisIn, [first[0].spiIn]);
+  const [ca, cb] = [child(ea)[0], child(eb)[0]];
+  assertMirrored(ca, cb);
+  assert.deepEqual([ca.rekeyOf, cb.rekeyOf], [undefined, undefined], "a new CHILD_SA, not a rekey");
+  assert.deepEqual([ca.tsLocal.map(tsText), ca.tsRemote.map(tsText)], [["192.168.1.0/24"], ["192.168.2.0/24"]]);
+  assert.deepEqual([sa.childSpis, saB.childSpis], [[ca.spiIn], [cb.spiIn]]);
+  // A's requests: the rekey (REKEY_SA), then CREATE_CHILD_SA without REKEY_SA; no DELETE (silently)
+  const mine = l.wire.slice(nw).filter((w) => w.from === "a" && !(w.out.bytes[19] & 0x20));
+  const inner = mine.map((w) => {
+    const m = decodeMessage(w.out.bytes);
+    assert.ok(m.ok);
+    const o = openMessage(w.out.bytes, m.value.payloads[0], skKeys(sa.ctx).out);
+    assert.ok(o.ok);
+    return [w.out.bytes[18], o.value.some((p) => p.kind === "notify" && p.notifyType === 16393)];
+  });
+  assert.deepEqual(inner, [[36, true], [36, false]]);
+});
+
+test("a peer's REKEY_SA for an unknown SPI gets CHILD_SA_NOT_FOUND", () => {
+  const { l, sa, saB } = up();
+  sa.ctx.children = []; // forge: A has lost the CHILD_SA; B's rekey of it is refused
+  const n = l.events.b.length;
+  const ws = l.wire.length;
+  l.inject("b", saB.rekeyChild(saB.childSpis[0]));
+  const answer = l.wire.slice(ws).find((w) => w.from === "a" && w.out.bytes[18] === 36)!;
+  const m = decodeMessage(answer.out.bytes);
+  assert.ok(m.ok);
+  const o = openMessage(answer.out.bytes, m.value.payloads[0], skKeys(sa.ctx).out);
+  assert.ok(o.ok);
+  assert.deepEqual(o.value.map((p) => p.kind === "notify" && p.notifyType), [44]);
+  assert.deepEqual(kinds(since(l.events.b, n)).slice(0, 2), ["childSaDeleted", "childSaEstablished"]);
 });
 
 for (const who of ["A", "B"] as const) {

@@ -245,6 +245,24 @@ test("an IKE SA rekey refused with TEMPORARY_FAILURE (it met the peer's CHILD_SA
   assert.deepEqual(bothWays(n), ["ok", "ok"]);
 });
 
+test("refusing the peer's request is not a failure of ours: crossed CHILD_SA rekeys each refused (PFS on one side only), each side's own rekey stays outstanding until its own answer, then retried after retry.min", async () => {
+  const lt = { ike_seconds: 7200, child_seconds: 600, rekey_margin: 60, rekey_jitter: 0 };
+  const retry = { min: 3, max: 60, alarm_after: 5 };
+  const n = await up(
+    { lifetime: lt, retry, proposals: { ike: ["aes128gcm16-prfsha256-ecp256"], esp: ["aes128gcm16"] } },
+    { initiate: false, lifetime: lt, retry, proposals: { ike: ["aes128gcm16-prfsha256-ecp256"], esp: ["aes128gcm16-ecp256"] } },
+  );
+  const rekeying = (w: "a" | "b") => n.mgr[w].status()[0].pairs.map((c) => c.rekeyAt === undefined);
+  // both soft lifetimes at 540 s: A's request reaches B first, B's then reaches A; each refuses the other's
+  const seen: boolean[][] = [];
+  await n.advance(540_000, () => seen.push([...rekeying("a"), ...rekeying("b")]));
+  // after the 1st datagram B has refused A's rekey (B's own still outstanding); after the 2nd A has refused B's
+  assert.deepEqual(seen.slice(0, 2), [[true, true], [true, true]], "a refusal of the peer's request leaves our own rekey outstanding");
+  assert.deepEqual([rekeying("a"), rekeying("b")], [[false], [false]], "each side's own refusal arrived: retry scheduled");
+  for (const w of ["a", "b"] as const) assert.equal(n.mgr[w].status()[0].pairs[0].rekeyAt, n.now() + 3000, `${w} retries after retry.min`);
+  assert.deepEqual(bothWays(n), ["ok", "ok"], "the old pair carries on");
+});
+
 test("both ends initiate at the same moment (6 rounds): two IKE SAs come up, one is dropped (by its responder), the same on both sides; traffic flows after every datagram once it can", async () => {
   for (let round = 0; round < 6; round++) {
     const n = await net({}, {});
