@@ -295,10 +295,17 @@ export function configToDoc(c: Config): Doc {
         ...(sa.authKeyIn ? { auth_key_in: keyToHex(sa.authKeyIn), auth_key_out: keyToHex(sa.authKeyOut!) } : {}),
         replay_window: sa.replayWindow, esn: sa.esn,
         ...(sa.suite === "aes-128-cbc" ? { allow_no_integrity: true } : {}),
-        ...(Object.keys(sa.lifetime).length ? { lifetime: { ...sa.lifetime } } : {}),
+        ...(Object.keys(sa.lifetime).length ? { lifetime: lifetimeToDoc(sa.lifetime) } : {}),
       })),
     })),
   };
+}
+
+/** A loaded lifetime as the config file spells it (soft_seconds, not softSeconds). */
+function lifetimeToDoc(l: object): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(l) as [string, number | undefined][]) if (v !== undefined) out[k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = v;
+  return out;
 }
 
 /**
