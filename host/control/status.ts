@@ -43,6 +43,11 @@ export interface PeerStatus {
   configured: { address: string; port: number };
   outbound: SaStatus | null;
   inbound: SaStatus[];
+  /**
+   * The final counters of the peer's SAs removed so far (rekeys, lifetimes,
+   * reloads), per direction: its totals are these plus its live SAs'.
+   */
+  retired?: { in: CounterBlock; out: CounterBlock };
   /** With node.workers > 1: each worker's own SAs of this peer (the counters above are their sums). */
   workers?: { worker: number; outbound: SaStatus | null; inbound: SaStatus[] }[];
 }

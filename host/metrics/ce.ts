@@ -101,9 +101,12 @@ export class CeMetrics {
     const drops = (c: CounterBlock, l: Labels, set: Put, zeros: boolean) => {
       for (const [reason, v] of Object.entries(c.drops)) if (zeros || v > 0) set({ ...l, reason }, v);
     };
+    // A peer's totals: its live SAs' counters plus those of the SAs it had before (status
+    // `retired`), so they never fall when a rekey or a lifetime replaces an SA.
     const perPeer = (s: Status, f: (l: Labels, c: CounterBlock[]) => void) => {
       for (const p of s.peers) for (const dir of ["in", "out"] as const) {
-        f({ peer: p.name, direction: dir }, liveSas(p).filter(([, d]) => d === dir).map(([sa]) => sa.counters));
+        const live = liveSas(p).filter(([, d]) => d === dir).map(([sa]) => sa.counters);
+        f({ peer: p.name, direction: dir }, p.retired ? [...live, p.retired[dir]] : live);
       }
     };
     const sum = (cs: CounterBlock[], k: "packets" | "bytes") => cs.reduce((a, c) => a + c[k], 0);
@@ -118,10 +121,10 @@ export class CeMetrics {
     from("gauge", "wesp_sas", "SAs held now, by direction.", ["direction"], (s, set) => {
       for (const dir of ["in", "out"] as const) set({ direction: dir }, s.peers.reduce((n, p) => n + liveSas(p).filter(([sa, d]) => d === dir && sa.live).length, 0));
     });
-    // Per peer: sums over the SAs it holds now (they fall when an SA goes: a counter reset to Prometheus).
-    from("counter", "wesp_peer_packets_total", "Packets to/from a peer over the SAs it holds now.", ["peer", "direction"], (s, set) => perPeer(s, (l, cs) => set(l, sum(cs, "packets"))));
-    from("counter", "wesp_peer_bytes_total", "Bytes to/from a peer over the SAs it holds now.", ["peer", "direction"], (s, set) => perPeer(s, (l, cs) => set(l, sum(cs, "bytes"))));
-    from("counter", "wesp_peer_drops_total", "Drops on a peer's SAs, by reason (reasons that counted something).", ["peer", "direction", "reason"], (s, set) => perPeer(s, (l, cs) => {
+    // Per peer: over every SA it has had since it was configured (perPeer).
+    from("counter", "wesp_peer_packets_total", "Packets to/from a peer over every SA it has had (live and removed).", ["peer", "direction"], (s, set) => perPeer(s, (l, cs) => set(l, sum(cs, "packets"))));
+    from("counter", "wesp_peer_bytes_total", "Bytes to/from a peer over every SA it has had (live and removed).", ["peer", "direction"], (s, set) => perPeer(s, (l, cs) => set(l, sum(cs, "bytes"))));
+    from("counter", "wesp_peer_drops_total", "Drops on a peer's SAs, live and removed, by reason (reasons that counted something).", ["peer", "direction", "reason"], (s, set) => perPeer(s, (l, cs) => {
       const t: Record<string, number> = {};
       for (const c of cs) for (const [k, v] of Object.entries(c.drops)) t[k] = (t[k] ?? 0) + v;
       for (const [reason, v] of Object.entries(t)) if (v > 0) set({ ...l, reason }, v);

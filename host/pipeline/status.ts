@@ -39,7 +39,12 @@ function remote(core: Core, p: Provisioned["peers"][number], expired: Set<number
   return { address: p.address, port: p.port, learned: false };
 }
 
-export function snapshot(core: Core, prov: Provisioned, pipe: Pipeline, expired: Set<number>): WorkerStatus {
+const ZERO: Counters = { packets: 0n, bytes: 0n, drops: {} as Counters["drops"] };
+
+export function snapshot(
+  core: Core, prov: Provisioned, pipe: Pipeline, expired: Set<number>,
+  retired: ReadonlyMap<string, { in: Counters; out: Counters }> = new Map(),
+): WorkerStatus {
   const g = core.globalCounters();
   return {
     peers: prov.peers.map((p) => ({
@@ -47,6 +52,7 @@ export function snapshot(core: Core, prov: Provisioned, pipe: Pipeline, expired:
       ...remote(core, p, expired), configured: { address: p.address, port: p.port },
       outbound: p.out ? saStatus(core, p.out.saId, p.out.spi, 0, "out", expired) : null,
       inbound: p.in.map((s) => saStatus(core, s.saId, s.spi, s.index, "in", expired)),
+      retired: { in: block(retired.get(p.name)?.in ?? ZERO), out: block(retired.get(p.name)?.out ?? ZERO) },
     })),
     global: { inbound: block(g.inbound), outbound: block(g.outbound) },
     host: { ...pipe.counters },

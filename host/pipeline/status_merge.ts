@@ -40,6 +40,10 @@ function mergePeer(p: PeerStatus, all: WorkerStatus[]): PeerStatus {
     ...p,
     outbound: p.outbound ? summed(p.outbound, mine.map((q) => q?.outbound)) : null,
     inbound: p.inbound.map((s, j) => summed(s, mine.map((q) => q?.inbound[j]))),
+    retired: {
+      in: sumBlocks(mine.map((q) => q?.retired?.in).filter((b): b is CounterBlock => !!b)),
+      out: sumBlocks(mine.map((q) => q?.retired?.out).filter((b): b is CounterBlock => !!b)),
+    },
     workers: mine.map((q, worker) => ({ worker, outbound: q?.outbound ?? null, inbound: q?.inbound ?? [] })),
   };
 }

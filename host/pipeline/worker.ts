@@ -200,7 +200,7 @@ async function main(): Promise<void> {
       const p = m.packet!;
       if (!pipe.sendHost(p.wanIndex, p.family, p.address, p.port, p.bytes, !p.stun)) log(`send-host: WAN port ${p.wanIndex} has no UDP socket, or the datagram was refused`);
     } else if (m.type === "status") {
-      port.postMessage({ type: "status", id: m.id, status: snapshot(core, table.prov, pipe, table.expired) });
+      port.postMessage({ type: "status", id: m.id, status: snapshot(core, table.prov, pipe, table.expired, table.retired) });
     } else if (m.type === "apply") {
       try {
         table.apply(m.peers!);

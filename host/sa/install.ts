@@ -16,7 +16,7 @@
 //   (node.local_prefixes, or the whole family when none is listed):
 //   protect L -> R through the outbound SA, peerId = the peer — which also
 //   serves the inbound check of RFC 4301 §5.2.
-import type { Core, Mode as CoreMode, SaParams } from "../core/core.ts";
+import type { Core, Counters, Mode as CoreMode, SaParams } from "../core/core.ts";
 import type { Suite } from "../config/model.ts";
 import { splitKey } from "../config/suites.ts";
 import type { InSa, OutSa, PeerRuntime, Provisioned } from "../pipeline/provision.ts";
@@ -90,6 +90,14 @@ export class SaTable {
   private readonly warned = new Set<number>();
   /** SAs removed for their lifetime, shown as expired in status. */
   readonly expired = new Set<number>();
+  /**
+   * Per peer and direction, the final counters of its SAs removed so far
+   * (read just before the core zeroes their records): a peer's totals in
+   * status and metrics are these plus its live SAs', so they never fall when
+   * a rekey or a lifetime replaces an SA (a Prometheus counter must not).
+   * Forgotten when the peer is removed.
+   */
+  readonly retired = new Map<string, { in: Counters; out: Counters }>();
 
   constructor(private readonly core: Core, private readonly opts: SaTableOptions = {}) {}
 
@@ -261,6 +269,8 @@ export class SaTable {
     this.core.forgetPeer(h.rt.peerId);
     this.freeIds.push(h.rt.peerId);
     this.held.delete(h.spec.name);
+    // A peer changed in place (tunnel-changed) comes back under its name and keeps its totals.
+    if (why !== "tunnel-changed") this.retired.delete(h.spec.name);
   }
 
   private common(p: PeerSpec, peerId: number) {
@@ -350,11 +360,23 @@ export class SaTable {
     }
   }
 
+  /** Adds SA `saId`'s counters, about to be zeroed, to its peer's retired totals. */
+  private retire(peer: string, dir: "in" | "out", saId: number): void {
+    const c = this.core.readCounters(saId);
+    const r = this.retired.get(peer) ?? { in: zeroCounters(), out: zeroCounters() };
+    const t = r[dir];
+    t.packets += c.packets;
+    t.bytes += c.bytes;
+    for (const [k, v] of Object.entries(c.drops) as [keyof Counters["drops"], bigint][]) t.drops[k] = (t.drops[k] ?? 0n) + v;
+    this.retired.set(peer, r);
+  }
+
   private removeSa(h: Held, saId: number, dir: "in" | "out", spi: number, why: Extract<SaEvent, { event: "sa-removed" }>["why"]): void {
     if (this.expired.has(saId)) {
       this.expired.delete(saId);
       return; // already gone from the core
     }
+    this.retire(h.spec.name, dir, saId);
     this.opts.store?.untrack(this.core, saId);
     this.core.removeSa(saId);
     this.born.delete(saId);
@@ -393,6 +415,7 @@ export class SaTable {
           this.emit({ event: "needs-rekey", peer: h.spec.name, dir, spi: sa.spi, why: "soft-lifetime" });
         }
         if (frac < 1) continue;
+        this.retire(h.spec.name, dir, sa.saId);
         this.opts.store?.untrack(this.core, sa.saId);
         this.core.removeSa(sa.saId);
         this.expired.add(sa.saId);
@@ -400,4 +423,8 @@ export class SaTable {
       }
     }
   }
+}
+
+function zeroCounters(): Counters {
+  return { packets: 0n, bytes: 0n, drops: {} as Counters["drops"] };
 }
