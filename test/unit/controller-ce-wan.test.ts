@@ -5,45 +5,26 @@
 // leave the store alone; an unchanged registration bumps nothing.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { randomBytes } from "node:crypto";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { ControllerCa } from "../../host/controller/ca.ts";
 import { Controller } from "../../host/controller/controller.ts";
-import { KeySealer } from "../../host/controller/keys.ts";
-import { ControllerClient } from "../../host/controller/api/client.ts";
-import { startApi, type RunningApi } from "../../host/controller/api/server.ts";
-import { ensureServerCert } from "../../host/controller/api/tls.ts";
-import { openStore } from "../../host/controller/store/store.ts";
+import type { RunningApi } from "../../host/controller/api/server.ts";
 import { CeClient, ControllerError } from "../../host/agent/ce_client.ts";
-import { enrol } from "../../host/agent/enrol.ts";
+import { enrolledCe } from "./controller-ce-fixture.ts";
 
 describe("a CE registers its WAN ports' public side", () => {
-  let dir: string;
   let ctl: Controller;
   let api: RunningApi;
   let a: CeClient;
-  const logs: string[] = [];
+  let logs: string[];
+  let close: () => Promise<void>;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), "wesp-cewan-"));
-    const ca = await ControllerCa.open(join(dir, "ca"));
-    ctl = new Controller(await openStore(":memory:"), new KeySealer(randomBytes(32)));
-    api = await startApi({ controller: ctl, tls: await ensureServerCert(join(dir, "tls"), ca, []), ca, port: 0, log: (l) => logs.push(l), stunPort: 3478 });
-    const operator = new ControllerClient({ url: api.url, token: await ctl.store.createOperatorToken("ops"), ca: ca.pem });
-    await operator.createVpn({ name: "v" });
-    await operator.addSite("v", { name: "a", prefixes: ["10.1.0.0/16"], wan: [{ name: "inet", privateAddress: "10.0.0.2" }] });
-    await operator.addSite("v", { name: "b", prefixes: ["10.2.0.0/16"], wan: [{ name: "inet", privateAddress: "192.0.2.2" }, { name: "mpls", privateAddress: "198.51.100.2", trusted: true }] });
-    const t = await operator.createEnrolmentToken("v", "a");
-    const e = await enrol(api.url, t.caFingerprint!, { token: t.token, vpn: "v", site: "a" });
-    a = new CeClient(api.url, { ca: e.caPem, cert: e.certPem, key: e.keyPem });
+    ({ ctl, api, a, logs, close } = await enrolledCe("cewan", async (operator) => {
+      await operator.createVpn({ name: "v" });
+      await operator.addSite("v", { name: "a", prefixes: ["10.1.0.0/16"], wan: [{ name: "inet", privateAddress: "10.0.0.2" }] });
+      await operator.addSite("v", { name: "b", prefixes: ["10.2.0.0/16"], wan: [{ name: "inet", privateAddress: "192.0.2.2" }, { name: "mpls", privateAddress: "198.51.100.2", trusted: true }] });
+    }, 3478));
   });
-  after(async () => {
-    await api?.close();
-    await ctl?.store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => close?.());
 
   const peerA = async () => (await ctl.configFor("v", "b")).peers.find((p) => p.name === "a")!;
   const version = async () => (await ctl.store.getVpn("v"))!.version;

@@ -14,12 +14,9 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import fc from "fast-check";
-import { ControllerCa } from "../../host/controller/ca.ts";
 import { Controller } from "../../host/controller/controller.ts";
 import { KeySealer } from "../../host/controller/keys.ts";
-import { ControllerClient } from "../../host/controller/api/client.ts";
-import { startApi, type RunningApi } from "../../host/controller/api/server.ts";
-import { ensureServerCert } from "../../host/controller/api/tls.ts";
+import type { RunningApi } from "../../host/controller/api/server.ts";
 import { saName } from "../../host/controller/api/ce_rekey.ts";
 import { openStore, type Store } from "../../host/controller/store/store.ts";
 import { migrationsFor } from "../../host/controller/store/schema.ts";
@@ -27,7 +24,7 @@ import { StoreError, type NewSite } from "../../host/controller/store/model.ts";
 import type { CeConfig } from "../../host/controller/render.ts";
 import { parseConfig } from "../../host/config/load.ts";
 import { CeClient, ControllerError } from "../../host/agent/ce_client.ts";
-import { enrol } from "../../host/agent/enrol.ts";
+import { enrolledCe } from "./controller-ce-fixture.ts";
 import { requireTools } from "../helpers/require.ts";
 import { PgCluster, POSTGRES_NEED } from "./controller-pg-cluster.ts";
 
@@ -155,29 +152,19 @@ test("controller rekey: a VPN made before lifetimes existed gets a soft lifetime
 });
 
 describe("controller rekey over the CE API: sadb-expire and applied, hostile bodies refused", () => {
-  let dir: string;
   let ctl: Controller;
   let api: RunningApi;
   let a: CeClient;
-  const logs: string[] = [];
+  let logs: string[];
+  let close: () => Promise<void>;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), "wesp-rekey-"));
-    const ca = await ControllerCa.open(join(dir, "ca"));
-    ctl = new Controller(await openStore(":memory:"), new KeySealer(randomBytes(32)));
-    api = await startApi({ controller: ctl, tls: await ensureServerCert(join(dir, "tls"), ca, []), ca, port: 0, log: (l) => logs.push(l) });
-    const operator = new ControllerClient({ url: api.url, token: await ctl.store.createOperatorToken("ops"), ca: ca.pem });
-    await operator.createVpn({ name: "v", keying: "controller" });
-    for (const [i, s] of ["a", "b", "c"].entries()) await operator.addSite("v", site(s, i + 1));
-    const t = await operator.createEnrolmentToken("v", "a");
-    const e = await enrol(api.url, t.caFingerprint!, { token: t.token, vpn: "v", site: "a" });
-    a = new CeClient(api.url, { ca: e.caPem, cert: e.certPem, key: e.keyPem });
+    ({ ctl, api, a, logs, close } = await enrolledCe("rekey", async (operator) => {
+      await operator.createVpn({ name: "v", keying: "controller" });
+      for (const [i, s] of ["a", "b", "c"].entries()) await operator.addSite("v", site(s, i + 1));
+    }));
   });
-  after(async () => {
-    await api?.close();
-    await ctl?.store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => close?.());
 
   const version = async () => (await ctl.store.getVpn("v"))!.version;
   const status = (p: Promise<unknown>) => p.then(() => 200, (e: unknown) => (e instanceof ControllerError ? e.status : 0));
