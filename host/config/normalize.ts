@@ -312,6 +312,14 @@ function lifetimeOf(l: NonNullable<RawSa["lifetime"]>): Lifetime {
   return { ...hard, ...(softSeconds !== undefined ? { softSeconds } : {}), ...(softBytes !== undefined ? { softBytes } : {}), ...(softPackets !== undefined ? { softPackets } : {}) };
 }
 
+/** The model's lifetime as the file spells it (lifetimeOf's inverse): only the limits it sets. */
+export function lifetimeToDoc(l: Lifetime): NonNullable<RawSa["lifetime"]> {
+  const { softSeconds, softBytes, softPackets, ...hard } = l;
+  const out: NonNullable<RawSa["lifetime"]> = { ...(softSeconds !== undefined ? { soft_seconds: softSeconds } : {}), ...(softBytes !== undefined ? { soft_bytes: softBytes } : {}), ...(softPackets !== undefined ? { soft_packets: softPackets } : {}) };
+  for (const k of ["seconds", "bytes", "packets"] as const) if (hard[k] !== undefined) out[k] = hard[k];
+  return out;
+}
+
 /** Schema guarantees a number in range or a 0x-string of ≤ 8 hex digits. */
 function spi(v: number | string): number {
   return typeof v === "number" ? v : parseInt(v.slice(2), 16);

@@ -15,6 +15,7 @@
 import type { SaRecord, Site, Vpn, WanPort } from "./store/model.ts";
 import { peersOf } from "./topology.ts";
 import { parseAddress } from "../config/addr.ts";
+import { lifetimeToDoc } from "../config/normalize.ts";
 import { ikeBlock, type CeIke } from "./render_ike.ts";
 
 /** Seconds between NAT keepalives a CE behind a NAT sends (RFC 3948 §2.3 suggests 20). */
@@ -187,11 +188,6 @@ export function pairGenerations(out: SaRecord[], inn: SaRecord[]): number[] {
 
 /** The VPN's SA lifetimes as the config spells them; nothing when it sets none. */
 function lifetimeOf(vpn: Vpn): { lifetime?: CeLifetime } {
-  const l = vpn.saLifetime;
-  const out: CeLifetime = {
-    ...(l.seconds !== undefined ? { seconds: l.seconds } : {}), ...(l.bytes !== undefined ? { bytes: l.bytes } : {}),
-    ...(l.packets !== undefined ? { packets: l.packets } : {}), ...(l.softSeconds !== undefined ? { soft_seconds: l.softSeconds } : {}),
-    ...(l.softBytes !== undefined ? { soft_bytes: l.softBytes } : {}), ...(l.softPackets !== undefined ? { soft_packets: l.softPackets } : {}),
-  };
+  const out = lifetimeToDoc(vpn.saLifetime);
   return Object.keys(out).length ? { lifetime: out } : {};
 }

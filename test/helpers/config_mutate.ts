@@ -9,6 +9,7 @@ import type { Config } from "../../host/config/model.ts";
 import { formatPath, loadSchema, type PathSegments } from "../../host/config/schema_errors.ts";
 import { scrubPath } from "../../host/config/redact.ts";
 import { keyToHex } from "../../host/config/keys.ts";
+import { lifetimeToDoc } from "../../host/config/normalize.ts";
 import type { Rng } from "./gen.ts";
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -299,13 +300,6 @@ export function configToDoc(c: Config): Doc {
       })),
     })),
   };
-}
-
-/** A loaded lifetime as the config file spells it (soft_seconds, not softSeconds). */
-function lifetimeToDoc(l: object): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(l) as [string, number | undefined][]) if (v !== undefined) out[k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = v;
-  return out;
 }
 
 /**
