@@ -17,8 +17,9 @@ Commands:
              [--sa-lifetime soft=S,hard=S[,soft-bytes=N,bytes=N,soft-packets=N,packets=N]]
       a VPN: full mesh, or hub-and-spoke with --hub (and an optional backup hub);
       its CEs negotiate IKEv2 with their enrolled certificates (ike, the
-      default) or get keys the controller makes (controller, RFC 9061 IKE-less),
-      rekeyed by the controller at the soft lifetime (default soft=3600,hard=7200)
+      default) or get keys the controller makes (controller, RFC 9061 IKE-less);
+      their SAs are rekeyed at the soft lifetime — by the CEs' IKE, or by the
+      controller — and end at the hard one (default soft=3600,hard=7200)
   add-site VPN NAME --prefix CIDR... --wan SPEC... [--system-id ID]
       SPEC is NAME=ADDRESS[:PORT][,public=ADDRESS[:PORT]][,nat=TYPE][,trusted]
       (an IPv6 address with a port goes in brackets: [2001:db8::1]:4500)

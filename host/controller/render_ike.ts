@@ -17,7 +17,8 @@
 //   initiate   exactly one side of each pair: the one behind a NAT (only it
 //              can open the mapping), else the lower site id
 //   proposals  the VPN's suite, for the IKE SA and the CHILD_SAs
-import type { ControllerSuite, Site, Vpn, WanPort } from "./store/model.ts";
+//   lifetime   the VPN's SA lifetimes (ikeLifetime below)
+import { IKE_LIFETIME, type ControllerSuite, type SaLifetime, type Site, type Vpn, type WanPort } from "./store/model.ts";
 import { siteIdentity } from "../util/pki.ts";
 import { CE_FILES } from "../agent/state.ts";
 
@@ -27,6 +28,47 @@ export interface CeIke {
   remote_id: { type: "rfc822"; value: string };
   proposals: { ike: string[]; esp: string[] };
   initiate: boolean;
+  lifetime?: CeIkeLifetime;
+}
+
+/** docs/config.md `peers[].ike.lifetime`. */
+export interface CeIkeLifetime {
+  ike_seconds: number;
+  child_seconds: number;
+  child_bytes?: number;
+  child_packets?: number;
+  rekey_margin: number;
+  rekey_jitter: number;
+}
+
+/** The IKE SA's own lifetime unless a CHILD_SA lives longer (docs/config.md `ike_seconds` default). */
+const IKE_SA_SECONDS = 14400;
+
+/**
+ * The VPN's SA lifetimes as an IKE peer's `lifetime` block, so IKE-keyed CEs
+ * rekey when the operator asked, as controller-keyed ones do (item 6): the
+ * hard lifetime is the CHILD_SA's (RFC 4301 §4.4.2.1); its rekey starts at
+ * the soft one (90 % of the hard one when none is set, the static SAs' rule),
+ * up to a tenth of that earlier at random so both ends rarely rekey at once
+ * (RFC 7296 §2.8.1 gives the rekey to whichever starts first). Byte and packet
+ * hard limits carry over; soft byte and packet limits have no IKE field — the
+ * core asks for the rekey at 90 % of the hard ones. The IKE SA lives at least
+ * as long as a CHILD_SA, so the one rekey margin fits both (config/semantic.ts).
+ * `checkNewVpn` refuses what this cannot express.
+ */
+export function ikeLifetime(l: SaLifetime): CeIkeLifetime {
+  const { minSeconds, maxSeconds, defaultChildSeconds } = IKE_LIFETIME;
+  // clamped for VPNs stored before checkNewVpn held IKE-keyed lifetimes to this range
+  const child = Math.min(maxSeconds, Math.max(minSeconds, l.seconds ?? defaultChildSeconds));
+  const soft = l.softSeconds !== undefined && l.softSeconds < child ? l.softSeconds : Math.floor(child * 0.9);
+  return {
+    ike_seconds: Math.max(IKE_SA_SECONDS, child),
+    child_seconds: child,
+    ...(l.bytes !== undefined ? { child_bytes: l.bytes } : {}),
+    ...(l.packets !== undefined ? { child_packets: l.packets } : {}),
+    rekey_margin: child - soft,
+    rekey_jitter: Math.min(180, Math.floor(soft / 10)),
+  };
 }
 
 /**
@@ -66,5 +108,6 @@ export function ikeBlock(vpn: Vpn, me: Site, mine: WanPort, other: Site, theirs:
     remote_id: { type: "rfc822", value: siteIdentity(vpn.name, other.name) },
     proposals: { ike: [p.ike], esp: [p.esp] },
     initiate: initiates(me, mine, other, theirs),
+    lifetime: ikeLifetime(vpn.saLifetime),
   };
 }

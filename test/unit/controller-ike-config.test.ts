@@ -44,6 +44,11 @@ const vpnArb = fc.record({
   hub: fc.option(fc.nat(), { nil: undefined }),
   suite: fc.constantFrom(...CONTROLLER_SUITES),
   mode: fc.constantFrom(...CONTROLLER_MODES),
+  // the VPN's SA lifetimes, often ones IKE keying cannot express (refused at create-vpn)
+  saLifetime: fc.option(fc.record({
+    seconds: fc.integer({ min: 2, max: 700_000 }), softSeconds: fc.integer({ min: 2, max: 700_000 }),
+    bytes: fc.integer({ min: 1, max: 2 ** 40 }), packets: fc.integer({ min: 1, max: 2 ** 32 }),
+  }, { requiredKeys: [] }), { nil: undefined }),
 });
 
 const dir = mkdtempSync(join(tmpdir(), "wesp-ctl-ike-"));
@@ -59,7 +64,17 @@ test("IKE-keyed configs: no key anywhere, mirrored identities, one initiator per
       const at = join(dir, `run${run++}`);
       try {
         const topology: Topology = v.hub === undefined ? { kind: "full-mesh" } : { kind: "hub-and-spoke", hub: `site${v.hub % v.sites.length}` };
-        const vpn = await ctl.createVpn({ name: "vpn", topology, suite: v.suite, mode: v.mode });
+        let vpn;
+        try {
+          vpn = await ctl.createVpn({ name: "vpn", topology, suite: v.suite, mode: v.mode, ...(v.saLifetime ? { saLifetime: v.saLifetime } : {}) });
+        } catch (e) {
+          const l = v.saLifetime!;
+          assert.ok(l, `only a lifetime is refused: ${(e as Error).message}`);
+          assert.match((e as Error).message, /saLifetime\.(seconds|softSeconds)/);
+          const child = l.seconds ?? 3600;
+          assert.ok(child < 10 || child > 604800 || (l.softSeconds ?? 0) >= child, `refused only what a CE's IKE cannot take: ${JSON.stringify(l)}`);
+          return;
+        }
         assert.equal(vpn.keying, "ike", "IKE is the default keying");
         for (const [i, s] of v.sites.entries()) await ctl.addSite("vpn", siteOf(i, s));
         const sites = await ctl.store.listSites("vpn");
@@ -92,6 +107,13 @@ test("IKE-keyed configs: no key anywhere, mirrored identities, one initiator per
           assert.equal(config.peers.length, c.peers.length);
           for (const p of config.peers) {
             assert.ok(p.ike?.certs, "certificate authentication");
+            // the VPN's lifetimes are the CHILD_SAs': expiry at the hard one, the rekey from the soft one (or 90 % of the hard one) on
+            const lt = p.ike.lifetime;
+            assert.equal(lt.childSeconds, vpn.saLifetime.seconds ?? 3600);
+            assert.equal(lt.childSeconds - lt.rekeyMargin, vpn.saLifetime.softSeconds !== undefined && vpn.saLifetime.softSeconds < lt.childSeconds ? vpn.saLifetime.softSeconds : Math.floor(lt.childSeconds * 0.9));
+            assert.ok(lt.rekeyMargin + lt.rekeyJitter < lt.childSeconds && lt.ikeSeconds >= lt.childSeconds);
+            assert.equal(lt.childBytes, vpn.saLifetime.bytes);
+            assert.equal(lt.childPackets, vpn.saLifetime.packets);
             assert.equal(p.ike.localId.type, "rfc822");
             assert.equal(p.ike.certs.chain[0].checkEmail(`${s.name}@vpn`), `${s.name}@vpn`, "our identity is our certificate's");
           }

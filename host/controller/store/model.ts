@@ -46,6 +46,13 @@ export type SaLifetime = Lifetime;
  */
 export const DEFAULT_SA_LIFETIME: SaLifetime = { softSeconds: 3600, seconds: 7200 };
 
+/**
+ * An IKE-keyed VPN's lifetimes become its CEs' `ike.lifetime` (render_ike.ts),
+ * within what a CE's IKE accepts (docs/config.md): CHILD_SAs of 10 s to a week,
+ * 1 h when the VPN names no hard lifetime in seconds.
+ */
+export const IKE_LIFETIME = { minSeconds: 10, maxSeconds: 604800, defaultChildSeconds: 3600 } as const;
+
 export type Topology =
   | { kind: "full-mesh" }
   /** Spokes talk to the hub (and to the backup hub when there is one); hubs talk to every spoke and to each other. */

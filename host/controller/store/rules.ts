@@ -6,7 +6,7 @@
 import { parseAddress, parsePrefix, prefixesOverlap } from "../../config/addr.ts";
 import type { Prefix } from "../../config/model.ts";
 import {
-  CONTROLLER_MODES, CONTROLLER_SUITES, DEFAULT_SA_LIFETIME, KEYINGS, NAT_TYPES, StoreError, type SaLifetime,
+  CONTROLLER_MODES, CONTROLLER_SUITES, DEFAULT_SA_LIFETIME, IKE_LIFETIME, KEYINGS, NAT_TYPES, StoreError, type SaLifetime,
   type NewSite, type NewVpn, type Site, type Topology, type WanPortUpdate,
 } from "./model.ts";
 
@@ -57,7 +57,20 @@ export function checkNewVpn(v: NewVpn): Required<NewVpn> {
   const keying = v.keying ?? "ike";
   if (!CONTROLLER_MODES.includes(mode)) invalid(`mode: must be one of ${CONTROLLER_MODES.join(", ")}`);
   if (!KEYINGS.includes(keying)) invalid(`keying: must be one of ${KEYINGS.join(", ")}`);
-  return { name: checkName("name", v.name), topology: checkTopology(v.topology ?? { kind: "full-mesh" }), suite, mode, keying, saLifetime: checkSaLifetime(v.saLifetime ?? DEFAULT_SA_LIFETIME) };
+  const saLifetime = checkSaLifetime(v.saLifetime ?? DEFAULT_SA_LIFETIME);
+  if (keying === "ike") checkIkeLifetime(saLifetime);
+  return { name: checkName("name", v.name), topology: checkTopology(v.topology ?? { kind: "full-mesh" }), suite, mode, keying, saLifetime };
+}
+
+/** What render_ike.ts ikeLifetime can hand a CE's IKE (docs/config.md `peers[].ike.lifetime`). */
+function checkIkeLifetime(l: SaLifetime): void {
+  const { minSeconds, maxSeconds, defaultChildSeconds } = IKE_LIFETIME;
+  if (l.seconds !== undefined && (l.seconds < minSeconds || l.seconds > maxSeconds)) {
+    invalid(`saLifetime.seconds: with IKE keying, ${minSeconds}..${maxSeconds} (a CHILD_SA's lifetime)`);
+  }
+  if (l.seconds === undefined && l.softSeconds !== undefined && l.softSeconds >= defaultChildSeconds) {
+    invalid(`saLifetime.softSeconds: must be less than the CHILD_SA lifetime (${defaultChildSeconds} s without saLifetime.seconds)`);
+  }
 }
 
 const LIFETIME_FIELDS = ["seconds", "bytes", "packets", "softSeconds", "softBytes", "softPackets"] as const;
