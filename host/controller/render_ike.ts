@@ -15,7 +15,7 @@
 //   identities ID_RFC822_ADDR `site@vpn` (RFC 7296 §3.5), which the CA puts in
 //              each certificate as its one rfc822Name (RFC 4945 §3.1)
 //   initiate   exactly one side of each pair: the one behind a NAT (only it
-//              can open the mapping), else the lower site id
+//              can open the mapping), else the newer site (higher site id)
 //   proposals  the VPN's suite, for the IKE SA and the CHILD_SAs
 //   lifetime   the VPN's SA lifetimes (ikeLifetime below)
 import { IKE_LIFETIME, type ControllerSuite, type SaLifetime, type Site, type Vpn, type WanPort } from "./store/model.ts";
@@ -90,13 +90,17 @@ function natted(p: WanPort): boolean {
 /**
  * Whether `me` (on port `mine`) initiates towards `other` (on `theirs`): the
  * side behind a NAT does, since only its outgoing IKE_SA_INIT opens a mapping
- * its peer can answer through; when both or neither are, the lower site id
- * (unique in the VPN, never reused). Both ends compute the same answer, the
+ * its peer can answer through; when both or neither are, the higher site id
+ * (unique in the VPN, never reused): the newer site, which knows when it comes
+ * up — its peers heard of it when it was added, before its CE enrolled, so
+ * their attempts would time out into retry backoff and its tunnels would wait
+ * for the next retry instead of coming up as soon as it starts (issue 8 item 4:
+ * within 2 s). Both ends compute the same answer, the
  * opposite of each other's, from the same ports (render.ts choosePorts).
  */
 export function initiates(me: Site, mine: WanPort, other: Site, theirs: WanPort): boolean {
   if (natted(mine) !== natted(theirs)) return natted(mine);
-  return me.siteId < other.siteId;
+  return me.siteId > other.siteId;
 }
 
 /** `me`'s `ike` block for its peer `other`; `revoked`: `other`'s revoked serials (hex). */

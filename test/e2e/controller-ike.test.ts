@@ -10,7 +10,7 @@
 //          ce3 .3
 //
 // 1. three sites enrol from token files alone; every pair brings an IKE SA up
-//    (exactly one side initiates: the lower site id), `wesp status` shows it
+//    (exactly one side initiates: the higher site id), `wesp status` shows it
 //    authenticated by the peer's certificate, and the full mesh pings;
 // 2. site 3 revoked (`wesp ctl revoke`): its CE drops its VPN state; its
 //    peers apply the revocation (s3's block only). A rogue copy of CE 3 —
@@ -66,8 +66,8 @@ describe("controller + zero-touch CEs keyed by IKEv2 with their enrolled certifi
       for (const [a, b] of [[1, 2], [1, 3], [2, 3]]) {
         const sa = ikeOf(await ikeUp(sock(a), `s${b}`, 60_000), `s${b}`);
         const sb = ikeOf(await ikeUp(sock(b), `s${a}`, 60_000), `s${a}`);
-        assert.equal(sa.role, "initiator", `s${a} (the lower site id) initiates towards s${b}`);
-        assert.equal(sb.role, "responder");
+        assert.equal(sb.role, "initiator", `s${b} (the higher site id: the newer site) initiates towards s${a}`);
+        assert.equal(sa.role, "responder");
         assert.equal(sa.ikeSa, sb.ikeSa, "one IKE SA per pair");
         assert.deepEqual({ ...sa.peerAuth, serial: "" }, { method: "certificate", subject: `CN=s${b}@v`, serial: "" });
         assert.deepEqual({ ...sb.peerAuth, serial: "" }, { method: "certificate", subject: `CN=s${a}@v`, serial: "" });
@@ -80,7 +80,7 @@ describe("controller + zero-touch CEs keyed by IKEv2 with their enrolled certifi
         assert.match(agents[i].stderr, /IKE SA \S+ established .*peer authenticated by certificate "CN=s\d@v"/);
       }
       const text = await ce[1].exec([process.execPath, WESP_BIN, "status", "--control", sock(1)]);
-      assert.match(text.stdout, /ike s2 {2}up {2}initiator .*cert "CN=s2@v"/, "wesp status names the peer's certificate");
+      assert.match(text.stdout, /ike s2 {2}up {2}responder .*cert "CN=s2@v"/, "wesp status names the peer's certificate");
 
       // ---- 2. site 3 revoked: its peers refuse its certificate at IKE_AUTH
       const rogue = join(lab.dir, "rogue3");

@@ -91,7 +91,7 @@ test("IKE-keyed configs: no key anywhere, mirrored identities, one initiator per
           const na = sites.find((s) => s.name === a)!.wan.find((w) => w.name === pa.wan)!.natType !== "none";
           const nb = sites.find((s) => s.name === b)!.wan.find((w) => w.name === pb.wan)!.natType !== "none";
           if (na !== nb) assert.equal(pa.ike.initiate, na, "the side behind a NAT initiates");
-          else assert.equal(pa.ike.initiate, sites.find((s) => s.name === a)!.siteId < sites.find((s) => s.name === b)!.siteId, "else the lower site id");
+          else assert.equal(pa.ike.initiate, sites.find((s) => s.name === a)!.siteId > sites.find((s) => s.name === b)!.siteId, "else the higher (newer) site id");
           assert.deepEqual(pa.ike.local_id, pb.ike.remote_id);
           assert.deepEqual(pa.ike.remote_id, { type: "rfc822", value: `${b}@vpn` });
           assert.deepEqual(pa.ike.proposals, pb.ike.proposals);
