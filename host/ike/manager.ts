@@ -7,7 +7,8 @@
 //       installed, then outbound switched, in one apply; RFC 7296 §2.8)
 //     as the responder: new pair after the old one (inbound only) until the
 //       old one's DELETE: then it is the only one, and outbound switches
-//   childSaDeleted ──► the old pair removed (last, after make)
+//   childSaDeleted ──► the old pair removed (last, after make); a rekeyed one
+//       stays listed after its successor, inbound only, for RETIRED_INBOUND_MS
 //   lifetimes: CHILD_SA rekeyed at child_seconds − margin − jitter·random
 //     (RFC 4301 §4.4.2.1 soft lifetime); bytes/packets and sequence
 //     exhaustion come from the core as needs-rekey; the IKE SA at ike_seconds
@@ -80,10 +81,23 @@ interface Child {
   mode: ChildMode;
 }
 
+/**
+ * How long a CHILD_SA deleted in favour of its successor (a rekey, §2.8) stays
+ * in the data plane after the DELETE exchange, listed last so that only inbound
+ * uses it. The peer switched its outbound SA when it sent or got the DELETE;
+ * datagrams it sealed with the old SA just before are still on the wire, in
+ * the socket or in a worker's batch when the exchange ends, and would be lost
+ * (seen: a few per rekey at 300 datagrams/s). strongSwan waits likewise
+ * (`charon.delete_rekeyed_delay`, 5 s). The replay window still holds.
+ */
+export const RETIRED_INBOUND_MS = 2000;
+
 interface PeerState {
   peer: ManagedPeer;
   /** Index 0 is used outbound; all are accepted inbound. */
   children: Child[];
+  /** Rekeyed CHILD_SAs whose DELETE is done, kept inbound until `until` (RETIRED_INBOUND_MS); listed after `children`. */
+  retiring: { child: Child; until: number }[];
   current?: IkeSa;
   failures: number;
   alarmed: boolean;
@@ -185,6 +199,7 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
     }
     if (s.children.length === 0) return;
     s.children = [];
+    s.retiring = [];
     await this.lifecycle.setNegotiated(name, []).catch((err: Error) => this.emit("event", { type: "error", peer: name, message: err.message }));
   }
 
@@ -204,9 +219,15 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
       }
       case "childSaEstablished": return this.childUp(s, e);
       case "childSaDeleted": {
-        const before = s.children.length;
-        s.children = s.children.filter((c) => !e.spisIn.includes(c.sa.spiIn));
-        if (s.children.length !== before) this.push(s);
+        const gone = s.children.filter((c) => e.spisIn.includes(c.sa.spiIn));
+        if (gone.length === 0) return;
+        s.children = s.children.filter((c) => !gone.includes(c));
+        // replaced by a newer pair (not lost by the peer: §2.25 CHILD_SA_NOT_FOUND): its inbound half stays a moment
+        if (e.why !== "not-found" && s.children.length) {
+          const until = this.deps.now() + RETIRED_INBOUND_MS;
+          for (const child of gone) s.retiring.push({ child, until });
+        }
+        this.push(s);
         return;
       }
       case "childSaFailed": {
@@ -253,6 +274,10 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
         this.deps.send(s.current.rekeyIke());
       }
       for (const c of s.children) if (!c.rekeying && now >= c.softAt) this.rekey(s, c);
+      if (s.retiring.some((r) => now >= r.until)) {
+        s.retiring = s.retiring.filter((r) => now < r.until);
+        this.push(s);
+      }
     }
   }
 
@@ -263,6 +288,7 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
       if (s.retryAt !== undefined) ts.push(s.retryAt);
       if (s.ikeRekeyAt !== undefined) ts.push(s.ikeRekeyAt);
       for (const c of s.children) if (!c.rekeying) ts.push(c.softAt);
+      for (const r of s.retiring) ts.push(r.until);
     }
     return ts.length ? Math.min(...ts) : undefined;
   }
@@ -289,6 +315,7 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
     const keep = s.children.filter((c) => c.ikeSa !== sa);
     if (keep.length === s.children.length) return;
     s.children = keep;
+    s.retiring = s.retiring.filter((r) => r.child.ikeSa !== sa);
     this.push(s);
   }
 
@@ -370,7 +397,9 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
   /** Hands the peer's list to the lifecycle (which copies the keys and wipes the event's). */
   private push(s: PeerState): void {
     const name = s.peer.name;
-    const list = s.children.map((c) => ({ ...c.sa }));
+    // nothing retires beside an empty list: the peer is down, its SAs all go
+    if (s.children.length === 0) s.retiring = [];
+    const list = [...s.children, ...s.retiring.map((r) => r.child)].map((c) => ({ ...c.sa }));
     const ikeSas = new Set(s.children.map((c) => c.ikeSa));
     this.applying = this.lifecycle.setNegotiated(name, list).then(
       () => {
@@ -429,7 +458,7 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
 }
 
 function newState(peer: ManagedPeer): PeerState {
-  return { peer, children: [], failures: 0, alarmed: false, given: new Set(), installed: false };
+  return { peer, children: [], retiring: [], failures: 0, alarmed: false, given: new Set(), installed: false };
 }
 
 // --- from the config ---------------------------------------------------------

@@ -13,7 +13,7 @@ import { parseAddress } from "../../host/config/addr.ts";
 import { parseConfig } from "../../host/config/load.ts";
 import { KIND, type Core } from "../../host/core/core.ts";
 import { IkeEndpoint } from "../../host/ike/endpoint.ts";
-import { IkeManager, managedPeer, type ManagerEvent } from "../../host/ike/manager.ts";
+import { IkeManager, managedPeer, RETIRED_INBOUND_MS, type ManagerEvent } from "../../host/ike/manager.ts";
 import type { Path, Step } from "../../host/ike/types.ts";
 import { SaTable } from "../../host/sa/install.ts";
 import { SaLifecycle } from "../../host/sa/lifecycle.ts";
@@ -162,8 +162,17 @@ for (const [who, how] of [["A (initiator)", "soft lifetime"], ["B (responder)", 
     }
     assert.ok(results.length >= 8, `checked after each datagram (${results.length})`);
     assert.deepEqual(results.filter((r) => r !== "ok"), [], "no packet dropped");
+    // the DELETE exchange is over; the old pair stays a moment, inbound only, on both sides
+    for (const w of ["a", "b"] as const) {
+      const now = spis(n, w);
+      assert.deepEqual(now.in.slice(1), before[w].in, `${w}: the old inbound SA still accepts what the peer sealed just before it switched`);
+      assert.notEqual(now.out, before[w].out, `${w}: outbound already on the new pair`);
+    }
+    const removedNow = n.ce.a.saEvents.filter((e) => e.event === "sa-removed").map((e) => "spi" in e && e.spi);
+    assert.deepEqual(removedNow, [before.a.out], "only the old outbound SA is gone yet");
+    await n.advance(RETIRED_INBOUND_MS, check);
     const [a, b] = [spis(n, "a"), spis(n, "b")];
-    assert.equal(a.in.length, 1, "the old pair is gone once deleted");
+    assert.equal(a.in.length, 1, "the old pair is gone RETIRED_INBOUND_MS after its DELETE");
     assert.notEqual(a.out, before.a.out);
     assert.deepEqual([a.out, a.in[0]], [b.in[0], b.out]);
     const removed = n.ce.a.saEvents.filter((e) => e.event === "sa-removed").map((e) => "spi" in e && e.spi);
@@ -179,6 +188,7 @@ test("both ends rekey at once (§2.8.1, crossed requests; 6 rounds, random nonce
     const before = spis(n, "a");
     const results: string[] = [];
     await n.advance(100_000, () => results.push(...bothWays(n)));
+    await n.advance(RETIRED_INBOUND_MS, () => results.push(...bothWays(n)));
     assert.deepEqual(results.filter((r) => r !== "ok"), [], `round ${round}: no packet dropped`);
     const [a, b] = [spis(n, "a"), spis(n, "b")];
     assert.equal(a.in.length, 1, `round ${round}: one pair left (${JSON.stringify(a)})`);
