@@ -1,6 +1,7 @@
 // Shared by the SA-lifecycle end-to-end tests (restart-nonce.test.ts,
 // reload-load.test.ts, reload-move.test.ts): starting `wesp up` in a namespace, and a numbered
-// UDP stream whose receiver records every counter it got.
+// UDP stream whose receiver records every counter it got, and replaying
+// captured ESP-in-UDP packets.
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -16,18 +17,20 @@ export async function upCe(ns: Netns, cfg: string, env?: NodeJS.ProcessEnv): Pro
 }
 
 // Numbered datagrams (8-byte counter, then filler) to dst:port at `pps`, paced in
-// 10 ms bursts, until the file STOP exists; then prints "sent N". Send errors
-// (no route while a CE is down) are counted as sent: the number was used.
+// 10 ms bursts, until the file STOP exists; then prints "sent N". With FLOWS > 1
+// they go round-robin over that many sockets, each its own source port (a flow
+// of its own for a multi-queue TUN's hash). Send errors (no route while a CE is
+// down) are counted as sent: the number was used.
 const SENDER_PY = String.raw`
 import os, socket, struct, sys, time
-dst, port, pps, stop = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+dst, port, pps, stop, flows = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(flows)]
 n, t0 = 0, time.time()
 print("sending", flush=True)
 while not os.path.exists(stop):
     for _ in range(max(1, pps // 100)):
         n += 1
-        try: s.sendto(struct.pack("!Q", n) + b"n" * 100, (dst, port))
+        try: socks[n % flows].sendto(struct.pack("!Q", n) + b"n" * 100, (dst, port))
         except OSError: pass
     d = t0 + n / pps - time.time()
     if d > 0: time.sleep(d)
@@ -63,9 +66,9 @@ export async function streamReceiver(ns: Netns, addr: string, port: number): Pro
   return p;
 }
 
-/** A numbered stream's sender in `ns` to dst:port; it stops once the file `stop` exists. */
-export function streamSender(ns: Netns, dst: string, port: number, pps: number, stop: string): Spawned {
-  return ns.spawn(["/usr/bin/python3", "-c", SENDER_PY, dst, String(port), String(pps), stop]);
+/** A numbered stream's sender in `ns` to dst:port over `flows` source ports; it stops once the file `stop` exists. */
+export function streamSender(ns: Netns, dst: string, port: number, pps: number, stop: string, flows = 1): Spawned {
+  return ns.spawn(["/usr/bin/python3", "-c", SENDER_PY, dst, String(port), String(pps), stop, String(flows)]);
 }
 
 /** How many datagrams the receiver got, how many distinct counters, and the highest. */
@@ -102,4 +105,38 @@ export async function streamsBothWays(hA: Netns, hB: Netns, aAddr: string, bAddr
       return { nAB, nBA, gotB: received(rxB), gotA: received(rxA) };
     },
   };
+}
+
+// Sends each hex payload of stdin (one a line) as a UDP datagram src:sport → dst:dport over a raw socket
+// (the port is held by wesp), with a valid checksum (RFC 768). Prints how many it sent.
+const INJECT_PY = String.raw`
+import socket, struct, sys, time
+src, sport, dst, dport = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+s.bind((src, 0))
+n = 0
+for line in sys.stdin:
+    data = bytes.fromhex(line.strip())
+    if not data: continue
+    ulen = 8 + len(data)
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!xBH", 17, ulen)
+    c = csum(pseudo + struct.pack("!HHHH", sport, dport, ulen, 0) + data) or 0xffff
+    s.sendto(struct.pack("!HHHH", sport, dport, ulen, c) + data, (dst, 0))
+    n += 1
+    if n % 50 == 0: time.sleep(0.01)
+print(n)
+`;
+
+/**
+ * Sends each of `payloads` as one UDP datagram from.addr:from.port → to (from
+ * `ns`, over a raw socket: the port is wesp's); returns how many were sent.
+ * For replaying captured ESP-in-UDP packets (RFC 3948) as if the peer sent them again.
+ */
+export async function injectUdp(ns: Netns, from: { addr: string; port: number }, to: { addr: string; port: number }, payloads: Buffer[]): Promise<number> {
+  const input = payloads.map((p) => p.toString("hex")).join("\n") + "\n";
+  return Number((await ns.run(["/usr/bin/python3", "-c", INJECT_PY, from.addr, String(from.port), to.addr, String(to.port)], { input })).trim());
 }

@@ -29,7 +29,7 @@ import { startCapture } from "../helpers/tshark.ts";
 import { espPackets, type EspPacket } from "../helpers/esp_pcap.ts";
 import { assertNoNamespacesLeft } from "./io-util.ts";
 import { ADDR, buildSites, configs, status, type Case, type Sites } from "./forwarder-util.ts";
-import { received, streamReceiver, streamSender, upCe as up } from "./lifecycle-util.ts";
+import { injectUdp, received, streamReceiver, streamSender, upCe as up } from "./lifecycle-util.ts";
 
 const RESTARTS = Number(process.env.WESP_RESTARTS ?? 20);
 const BLAST_PORT = 9000;
@@ -37,30 +37,6 @@ const BLAST_PORT = 9000;
 const BLAST_PPS = 2000;
 /** Most packets replayed per injection (spread over the pre-restart capture, the last ones included). */
 const REPLAY_MAX = 300;
-
-// Sends each hex payload of stdin (one a line) as a UDP datagram src:sport → dst:dport over a raw socket
-// (the port is held by wesp), with a valid checksum (RFC 768). Prints how many it sent.
-const INJECT_PY = String.raw`
-import socket, struct, sys, time
-src, sport, dst, dport = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-def csum(b):
-    if len(b) % 2: b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
-    return ~s & 0xffff
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
-s.bind((src, 0))
-n = 0
-for line in sys.stdin:
-    data = bytes.fromhex(line.strip())
-    if not data: continue
-    ulen = 8 + len(data)
-    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!xBH", 17, ulen)
-    c = csum(pseudo + struct.pack("!HHHH", sport, dport, ulen, 0) + data) or 0xffff
-    s.sendto(struct.pack("!HHHH", sport, dport, ulen, c) + data, (dst, 0))
-    n += 1
-    if n % 50 == 0: time.sleep(0.01)
-print(n)
-`;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -163,9 +139,7 @@ describe("wesp up: kill -9 never reuses a (key, sequence number), and old packet
         const old = pkts.filter((p) => p.t < lastKill);
         const step = Math.max(1, Math.floor(old.length / REPLAY_MAX));
         const pick = old.filter((_, i) => i % step === 0 || i >= old.length - 20).slice(-REPLAY_MAX);
-        const hex = pick.map((p) => p.esp.toString("hex")).join("\n") + "\n";
-        const inject = async (): Promise<number> =>
-          Number((await s.ceA.run(["/usr/bin/python3", "-c", INJECT_PY, ADDR.ceAwan.v4, "4500", ADDR.ceBwan.v4, "4500"], { input: hex })).trim());
+        const inject = () => injectUdp(s.ceA, { addr: ADDR.ceAwan.v4, port: 4500 }, { addr: ADDR.ceBwan.v4, port: 4500 }, pick.map((p) => p.esp));
 
         const replayInto = async (what: string): Promise<{ injected: number; dropped: number }> => {
           const d0 = await inboundDrops(sockB);
