@@ -128,7 +128,8 @@ export function retryGroup(ctx: SaContext, pending: PendingChild, ps: readonly P
 
 /** The initiator's side: the CHILD_SA from the response, or why there is none. */
 export function onChildResponse(ctx: SaContext, pending: PendingChild, ps: readonly Payload[]): IkeEvent[] {
-  const failed = (n: number, detail: string): IkeEvent[] => [{ type: "childSaFailed", ike: ctx.cfg.name, notify: n, detail }];
+  const rekeyOf = pending.rekeyOf !== undefined ? { rekeyOf: pending.rekeyOf } : {};
+  const failed = (n: number, detail: string): IkeEvent[] => [{ type: "childSaFailed", ike: ctx.cfg.name, notify: n, detail, ...rekeyOf }];
   const err = ps.find((p): p is NotifyPayload => p.kind === "notify" && p.notifyType < 16384);
   if (err) return failed(err.notifyType, `CREATE_CHILD_SA refused with notify ${err.notifyType}`);
   const sa = ps.find((p) => p.kind === "sa");
@@ -151,7 +152,7 @@ export function onChildResponse(ctx: SaContext, pending: PendingChild, ps: reado
   const mode = initiatorMode(ctx.cfg.mode, ps);
   if (!mode.ok) {
     recordDoomedChild(ctx, { chosen, spiIn: pending.spiIn, tsLocal: tsi, tsRemote: tsr });
-    return [{ type: "childSaFailed", ike: ctx.cfg.name, notify: 0, detail: mode.detail, deleting: pending.spiIn }];
+    return [{ type: "childSaFailed", ike: ctx.cfg.name, notify: 0, detail: mode.detail, deleting: pending.spiIn, ...rekeyOf }];
   }
   return [establishChild(ctx, { chosen, spiIn: pending.spiIn, tsLocal: tsi, tsRemote: tsr, ni: pending.ni, nr: nr.data, exchangeInitiator: true, pfsSecret, rekeyOf: pending.rekeyOf, mode: ctx.cfg.mode })];
 }

@@ -192,7 +192,7 @@ export class IkeSa {
   rekeyChild(spiIn: number): Step {
     return this.whenIdle(() => {
       if (!this.ctx.children.some((c) => c.spiIn === spiIn)) {
-        return { send: [], events: [{ type: "childSaFailed", ike: this.name, notify: Notify.CHILD_SA_NOT_FOUND, detail: `no CHILD_SA with inbound SPI ${spiIn}` }] };
+        return { send: [], events: [{ type: "childSaFailed", ike: this.name, notify: Notify.CHILD_SA_NOT_FOUND, detail: `no CHILD_SA with inbound SPI ${spiIn}`, rekeyOf: spiIn }] };
       }
       return this.childExchange(spiIn);
     });

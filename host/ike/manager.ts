@@ -238,8 +238,11 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
         }
         // we refused the peer's request: its business to try again; ours (a rekey crossing it) is still outstanding
         if (e.peerRequest) return;
-        // a rekey refused: try again after retry.min (the old pair keeps working until its hard lifetime)
-        for (const c of s.children) if (c.rekeying) (c.rekeying = false, c.softAt = this.deps.now() + s.peer.retry.min * 1000);
+        // a rekey refused: try again after retry.min (the old pair keeps working until its hard lifetime);
+        // only that CHILD_SA's — another one's rekey may still be outstanding
+        for (const c of s.children) {
+          if (c.rekeying && (e.rekeyOf === undefined || e.rekeyOf === c.sa.spiIn)) (c.rekeying = false, c.softAt = this.deps.now() + s.peer.retry.min * 1000);
+        }
         return;
       }
       case "ikeRekeyFailed":

@@ -63,6 +63,7 @@ test("PFS configured on one side only: the responder refuses with NO_PROPOSAL_CH
   const ev = since(l.events.a, n);
   assert.deepEqual(ev.map((e) => e.type === "childSaFailed" && e.notify), [14]);
   assert.ok(ev[0].type === "childSaFailed" && ev[0].peerRequest === undefined, "A: its own request refused");
+  assert.ok(ev[0].type === "childSaFailed" && ev[0].rekeyOf === first[0].spiIn, "naming the CHILD_SA whose rekey it was (the manager retries that one alone)");
   const atB = l.events.b.filter((e) => e.type === "childSaFailed");
   assert.ok(atB.length === 1 && atB[0].type === "childSaFailed" && atB[0].peerRequest === true, "B: it refused the peer's request");
   assert.deepEqual(sa.childSpis, [first[0].spiIn]);
@@ -103,6 +104,7 @@ test("rekeying an unknown CHILD_SA fails locally", () => {
   const { sa } = up();
   const r = sa.rekeyChild(12345);
   assert.deepEqual(r.events.map((e) => e.type === "childSaFailed" && e.notify), [44]);
+  assert.ok(r.events[0].type === "childSaFailed" && r.events[0].rekeyOf === 12345);
   assert.equal(r.send.length, 0);
 });
 
