@@ -360,6 +360,7 @@ export class Agent {
   /** Stops pulling and closes the push channel (the forwarder is the caller's). */
   stop(): void {
     this.stopped = true;
+    this.expiries?.stop();
     this.closeChannels();
   }
 }

@@ -25,11 +25,11 @@ export interface EnrolledCe {
   close(): Promise<void>;
 }
 
-export async function enrolledCe(tag: string, populate: (operator: ControllerClient) => Promise<void>, stunPort?: number): Promise<EnrolledCe> {
+export async function enrolledCe(tag: string, populate: (operator: ControllerClient) => Promise<void>, stunPort?: number, now?: () => number): Promise<EnrolledCe> {
   const dir = mkdtempSync(join(tmpdir(), `wesp-${tag}-`));
   const logs: string[] = [];
   const ca = await ControllerCa.open(join(dir, "ca"));
-  const ctl = new Controller(await openStore(":memory:"), new KeySealer(randomBytes(32)));
+  const ctl = new Controller(await openStore(":memory:", now ? { now } : {}), new KeySealer(randomBytes(32)));
   const api = await startApi({ controller: ctl, tls: await ensureServerCert(join(dir, "tls"), ca, []), ca, port: 0, log: (l) => logs.push(l), ...(stunPort ? { stunPort } : {}) });
   const operator = new ControllerClient({ url: api.url, token: await ctl.store.createOperatorToken("ops"), ca: ca.pem });
   await populate(operator);

@@ -33,6 +33,14 @@ const site = (name: string, octet: number): NewSite => ({ name, prefixes: [`10.$
 /** The SPI pairs [spi_in, spi_out] `c` lists for peer `peer`, in order (the first is used outbound). */
 const sasOf = (c: CeConfig, peer: string) => c.peers.find((p) => p.name === peer)!.sas!.map((s) => [s.spi_in, s.spi_out]);
 
+/**
+ * A store clock the tests move: a generation is replaced no sooner than half
+ * its soft lifetime after it was made (store/rekey.ts minGenerationAgeMs;
+ * controller-rekey-early.test.ts), so a test reporting an expiry first lets
+ * that much time pass.
+ */
+const clock = { t: Date.now(), now: () => clock.t, age: (softSeconds: number) => (clock.t += softSeconds * 500) };
+
 async function controllerWith(store: Store, sites: string[]): Promise<Controller> {
   const ctl = new Controller(store, new KeySealer(randomBytes(32)));
   await ctl.createVpn({ name: "v", keying: "controller", saLifetime: { softSeconds: 30, seconds: 60 } });
@@ -41,7 +49,7 @@ async function controllerWith(store: Store, sites: string[]): Promise<Controller
 }
 
 test("controller rekey: new inbound first, then outbound, then the old removed â€” each step once both CEs applied the previous", async () => {
-  const ctl = await controllerWith(await openStore(":memory:"), ["a", "b", "c"]);
+  const ctl = await controllerWith(await openStore(":memory:", { now: clock.now }), ["a", "b", "c"]);
   const store = ctl.store;
   const v = (await store.getVpn("v"))!;
   const seal = ctl.keyMaker(v);
@@ -55,6 +63,7 @@ test("controller rekey: new inbound first, then outbound, then the old removed â
     const [inA, outA] = sasOf(a0, "b")[0];
 
     // a's outbound SA towards b (b's spi_in) reaches its soft lifetime.
+    clock.age(30);
     const r = await store.saExpired("v", "a", { src: "a", dst: "b", spi: outA }, seal);
     assert.equal(r.outcome, "rekeying");
     const n1 = await version();
@@ -90,6 +99,7 @@ test("controller rekey: new inbound first, then outbound, then the old removed â
     assert.deepEqual(sasOf(await ctl.configFor("v", "a"), "b"), [[inA1, outA1], [inA, outA]], "step 2: the new SA first (outbound), the old still accepted");
 
     // Meanwhile the new generation is reported expired (a tiny lifetime): remembered, not yet made.
+    clock.age(30);
     assert.equal((await store.saExpired("v", "b", { src: "a", dst: "b", spi: outA1 }, seal)).outcome, "pending");
     assert.equal(await version(), n2);
 
@@ -111,7 +121,7 @@ test("controller rekey: new inbound first, then outbound, then the old removed â
 });
 
 test("controller rekey: refusals â€” another site's SA, an unknown SPI, a version the VPN never had", async () => {
-  const ctl = await controllerWith(await openStore(":memory:"), ["a", "b", "c"]);
+  const ctl = await controllerWith(await openStore(":memory:", { now: clock.now }), ["a", "b", "c"]);
   const store = ctl.store;
   const seal = ctl.keyMaker((await store.getVpn("v"))!);
   try {
@@ -162,7 +172,7 @@ describe("controller rekey over the CE API: sadb-expire and applied, hostile bod
     ({ ctl, api, a, logs, close } = await enrolledCe("rekey", async (operator) => {
       await operator.createVpn({ name: "v", keying: "controller" });
       for (const [i, s] of ["a", "b", "c"].entries()) await operator.addSite("v", site(s, i + 1));
-    }));
+    }, undefined, clock.now));
   });
   after(() => close?.());
 
@@ -174,6 +184,7 @@ describe("controller rekey over the CE API: sadb-expire and applied, hostile bod
     assert.deepEqual(c.config.peers[0].sas![0].lifetime, { seconds: 7200, soft_seconds: 3600 }, "soft 1 h, hard 2 h by default");
     const [, out] = sasOf(c.config, "b")[0];
     const name = saName({ src: "a", dst: "b", spi: out });
+    clock.age(3600);
     const r = await a.call<{ outcome: string }>("POST", "/v1/ce/sadb-expire", { "ipsec-sa-name": name, "soft-lifetime-expire": true, "lifetime-current": { time: 3600, bytes: 1000, packets: 10 } });
     assert.equal(r.outcome, "rekeying");
     assert.ok(logs.some((l) => l.includes(`sadb-expire from v/a: SA ${name} soft lifetime`)), "logged");
@@ -253,13 +264,14 @@ describe("controller rekey on two PostgreSQL replicas", { skip: requireTools([PO
 
   test("both CEs' expiries and both CEs' step reports race through two replicas: one generation, each step once", async () => {
     const url = await cluster.createDatabase();
-    const [x, y] = await Promise.all([openStore(url), openStore(url)]);
+    const [x, y] = await Promise.all([openStore(url, { now: clock.now }), openStore(url, { now: clock.now })]);
     try {
       const ctl = await controllerWith(x, ["a", "b"]);
       const seal = ctl.keyMaker((await x.getVpn("v"))!);
       const [inA, outA] = sasOf(await ctl.configFor("v", "a"), "b")[0];
       for (let round = 0; round < 3; round++) {
         const [cur] = sasOf(await ctl.configFor("v", "a"), "b");
+        clock.age(30);
         const r = await Promise.all([
           x.saExpired("v", "a", { src: "a", dst: "b", spi: cur[1] }, seal),
           y.saExpired("v", "b", { src: "b", dst: "a", spi: cur[0] }, seal),

@@ -62,7 +62,11 @@ export async function sadbExpire(ctl: Controller, who: { vpn: string; site: stri
   const r = await ctl.store.saExpired(who.vpn, who.site, sa, ctl.keyMaker(v));
   const lc = b["lifetime-current"];
   const used = lc ? ` (used ${lc.time ?? 0} s, ${lc.bytes ?? 0} bytes, ${lc.packets ?? 0} packets)` : "";
-  log(`sadb-expire from ${who.vpn}/${who.site}: SA ${b["ipsec-sa-name"]} ${soft ? "soft" : "hard"} lifetime${used}: ${r.outcome === "rekeying" ? `rekey started, generation ${r.generation} installed inbound first (version ${r.version})` : r.outcome === "pending" ? "a rekey of the pair runs; the next follows it" : "already replaced"}`);
+  const what = r.outcome === "rekeying" ? `rekey started, generation ${r.generation} installed inbound first (version ${r.version})`
+    : r.outcome === "pending" ? "a rekey of the pair runs; the next follows it"
+    : r.outcome === "early" ? `early: generation ${r.generation} is too young to replace (a broken or hostile CE?); told to report again in ${r.retryAfter} s`
+    : "already replaced";
+  log(`sadb-expire from ${who.vpn}/${who.site}: SA ${b["ipsec-sa-name"]} ${soft ? "soft" : "hard"} lifetime${used}: ${what}`);
   return [r.outcome === "rekeying" ? 202 : 200, r];
 }
 

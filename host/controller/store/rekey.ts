@@ -18,8 +18,15 @@
 // its receiver accepts it, and the old inbound SA goes only once nothing is
 // sent on it any more. SA rows are one per direction; both directions of a
 // pair always share a generation's state.
+//
+// Each rekey costs three VPN versions, so every CE of the VPN pulls three
+// configs: a CE (broken, or hostile) reporting each new generation expired at
+// once would have the whole VPN pull without end. RFC 9061 leaves the pace to
+// the controller; here a generation is replaced no sooner than
+// minGenerationAgeMs after it was made (an earlier report is "early", and the
+// CE sends it again after `retryAfter` seconds).
 import type { Sql } from "./db.ts";
-import { StoreError, type SaState } from "./model.ts";
+import { DEFAULT_SA_LIFETIME, StoreError, type SaLifetime, type SaState } from "./model.ts";
 import type { SiteRow, VpnRow } from "./sql_store.ts";
 import type { SaSeal } from "./store.ts";
 
@@ -38,7 +45,30 @@ export type RekeySeal = (d: { src: string; dst: string; spi: number; generation:
  * "pending" — the pair is mid-rekey, the next one starts when it ends;
  * "superseded" — the SA is of an older generation, already replaced.
  */
-export type ExpireOutcome = { outcome: "rekeying"; generation: number; version: number } | { outcome: "pending" | "superseded"; generation: number };
+export type ExpireOutcome =
+  | { outcome: "rekeying"; generation: number; version: number }
+  | { outcome: "pending" | "superseded"; generation: number }
+  /** Reported sooner than minGenerationAgeMs after the generation was made: nothing done; report again after `retryAfter` s. */
+  | { outcome: "early"; generation: number; retryAfter: number };
+
+/** The floor between two generations when byte or packet limits set the pace (the controller cannot see it). */
+export const MIN_REKEY_INTERVAL_S = 10;
+
+/**
+ * How old a generation must be before a report replaces it: half the time the
+ * VPN's lifetimes give it (its soft lifetime, else 90 % of its hard one, where
+ * CEs raise needs-rekey: docs/config.md) — a CE counts from the key's first
+ * use, never before the controller made it, so an honest report is never
+ * early, and no CE can make rekeys come more than twice as often as the
+ * operator asked. Byte and packet limits may be reached sooner: then no more
+ * than MIN_REKEY_INTERVAL_S (or that half, if less).
+ */
+export function minGenerationAgeMs(l: SaLifetime): number {
+  const seconds = l.softSeconds ?? (l.seconds !== undefined ? l.seconds * 0.9 : undefined);
+  const byVolume = [l.bytes, l.packets, l.softBytes, l.softPackets].some((v) => v !== undefined);
+  const half = seconds !== undefined ? (seconds * 1000) / 2 : Infinity;
+  return byVolume || seconds === undefined ? Math.min(half, MIN_REKEY_INTERVAL_S * 1000) : half;
+}
 
 /** A step taken for a pair (for the log): `to` is the state the newer generation entered, "removed" for the old one's deletion. */
 export interface RekeyStep {
@@ -67,12 +97,15 @@ export async function saExpired(c: RekeyCtx, vpn: VpnRow, site: string, sa: SaRe
   if (sa.src !== site && sa.dst !== site) throw new StoreError("not-found", "no such SA of this site");
   const src = await c.siteRow(vpn.id, sa.src);
   const dst = await c.siteRow(vpn.id, sa.dst);
-  const row = await c.q.get<{ generation: number }>("SELECT generation FROM sas WHERE src_site = ? AND dst_site = ? AND spi = ?", [src.id, dst.id, sa.spi]);
+  const row = await c.q.get<{ generation: number; created_at: number }>("SELECT generation, created_at FROM sas WHERE src_site = ? AND dst_site = ? AND spi = ?", [src.id, dst.id, sa.spi]);
   if (!row) throw new StoreError("not-found", "no such SA of this site");
   const generation = Number(row.generation);
   const rows = await pairRows(c, src.id, dst.id);
   const newest = Math.max(...rows.map((r) => Number(r.generation)));
   if (generation < newest) return { outcome: "superseded", generation };
+  const lifetime = vpn.sa_lifetime === null ? DEFAULT_SA_LIFETIME : (JSON.parse(vpn.sa_lifetime) as SaLifetime);
+  const due = Number(row.created_at) + minGenerationAgeMs(lifetime);
+  if (c.now < due) return { outcome: "early", generation, retryAfter: Math.ceil((due - c.now) / 1000) };
   await c.q.run("UPDATE sas SET expired_at = ? WHERE src_site = ? AND dst_site = ? AND spi = ? AND expired_at IS NULL", [c.now, src.id, dst.id, sa.spi]);
   if (rows.some((r) => r.state !== "active")) return { outcome: "pending", generation };
   const version = await c.bump(vpn);
