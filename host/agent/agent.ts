@@ -51,6 +51,8 @@ export interface LocalNode {
  */
 export interface Applier {
   apply(config: Config): Promise<ApplyReport>;
+  /** The controller says peer `name`'s CE came up: an IKE peer we initiate to is tried now (IkeRuntime.peerOnline). */
+  peerOnline?(name: string): void;
 }
 
 export interface AgentOptions {
@@ -280,6 +282,18 @@ export class Agent {
     }
   }
 
+  /** "peer-online" {peer}: hostile input like every event — a known IKE peer's name or nothing happens. */
+  private peerOnline(data: string): void {
+    let peer: unknown;
+    try {
+      peer = (JSON.parse(data) as { peer?: unknown })?.peer;
+    } catch {
+      return;
+    }
+    if (typeof peer !== "string" || !this.running?.peers.some((p) => p.name === peer && p.ike)) return;
+    this.plane?.peerOnline?.(peer);
+  }
+
   private backoff(n: number): number {
     const [min, max] = this.opts.backoffMs ?? [500, 30_000];
     const d = Math.min(max, min * 2 ** Math.min(n, 16));
@@ -296,6 +310,7 @@ export class Agent {
           this.opts.log(`push channel connected to ${this.opts.enrolment.url} (${this.connects === 1 ? "first time" : `reconnect ${this.connects - 1}`})`);
           void this.pull("connect");
         } else if (ev.event === "change") void this.pull("notification");
+        else if (ev.event === "peer-online") this.peerOnline(ev.data);
       }, (why) => this.retry(why), PUSH_IDLE_MS);
     } catch (e) {
       if (isRemoval(e)) return void this.drop(e);

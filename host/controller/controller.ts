@@ -11,12 +11,13 @@
 // pair of SAs per pair of sites and generation).
 import { createHash } from "node:crypto";
 import { KeySealer, newSaKey } from "./keys.ts";
-import { renderConfig, type CeConfig } from "./render.ts";
+import { choosePorts, renderConfig, type CeConfig } from "./render.ts";
+import { initiates } from "./render_ike.ts";
 import type { NewSite, NewVpn, SaRecord, Site, Topology, Vpn } from "./store/model.ts";
 import { StoreError } from "./store/model.ts";
 import type { Store } from "./store/store.ts";
 import type { RekeySeal } from "./store/rekey.ts";
-import { pairsOf } from "./topology.ts";
+import { pairsOf, peersOf } from "./topology.ts";
 
 export interface ReconcileReport {
   made: number;
@@ -128,6 +129,28 @@ export class Controller {
     const open = (sa: SaRecord) => this.sealer.open({ vpn, src: sa.src, dst: sa.dst, generation: sa.generation, spi: sa.spi }, sa.sealedKey);
     const revoked = v.keying === "ike" ? await this.store.revokedSerialsOf(vpn) : [];
     return renderConfig(v, sites, sas, site, open, revoked);
+  }
+
+  /**
+   * The sites whose CEs initiate IKE towards `site` (render_ike.ts `initiates`:
+   * those behind a NAT, else the newer ones): when `site`'s CE comes online
+   * they are told to try at once (api/ce_api.ts "peer-online"). Their earlier
+   * attempts went to a CE not yet running and wait out a retransmission or a
+   * retry backoff (up to `retry.max`) — which only they can end, for a NAT'd
+   * side cannot be reached first. None unless the VPN is IKE-keyed.
+   */
+  async initiatorsTowards(vpn: string, site: string): Promise<string[]> {
+    const v = await this.store.getVpn(vpn);
+    if (!v || v.keying !== "ike") return [];
+    const sites = await this.sitesAt(vpn, v.version);
+    const me = sites.find((s) => s.name === site);
+    if (!me) return [];
+    const byName = new Map(sites.map((s) => [s.name, s]));
+    return peersOf(v, sites, site).filter((name) => {
+      const other = byName.get(name)!;
+      const ports = choosePorts(other, me);
+      return ports !== undefined && initiates(other, ports[0], me, ports[1]);
+    });
   }
 
   /** The VPN's sites as of `version` or later (see siteCache); a failed read is not kept. */

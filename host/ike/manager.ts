@@ -203,6 +203,30 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
     await this.lifecycle.setNegotiated(name, []).catch((err: Error) => this.emit("event", { type: "error", peer: name, message: err.message }));
   }
 
+  /**
+   * Word that peer `name`'s end just came up (its controller saw it connect:
+   * host/agent/agent.ts "peer-online"): a peer we initiate to and have no IKE
+   * SA with is tried at once. An attempt still waiting for its IKE_SA_INIT
+   * answer went to an end not yet running: it is dropped quietly (no failure
+   * counted) for a new one; so is a retry waiting out its backoff. Returns
+   * whether an attempt started.
+   */
+  retryNow(name: string): boolean {
+    const s = this.peers.get(name);
+    if (!s || this.stopped || !s.peer.initiate) return false;
+    const cur = s.current;
+    // answered (IKE_AUTH under way), up, or being deleted: leave it
+    if (cur && cur.state !== "init-sent" && cur.state !== "deleted" && cur.state !== "failed") return false;
+    if (cur?.state === "init-sent") {
+      s.given.add(cur.id);
+      this.deps.send(cur.abandon());
+    }
+    s.current = undefined;
+    s.retryAt = undefined;
+    this.connect(s);
+    return true;
+  }
+
   /** One event of the endpoint (the transport's callback). */
   onEvent(e: IkeEvent): void {
     const s = this.peers.get(e.ike);

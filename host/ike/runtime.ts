@@ -233,6 +233,15 @@ export class IkeRuntime {
     return ikeReport(report, had, next, down);
   }
 
+  /**
+   * The controller says peer `name`'s CE just came up (host/agent/agent.ts):
+   * if we initiate to it and have no IKE SA, try now (IkeManager.retryNow).
+   */
+  peerOnline(name: string): void {
+    if (this.stopped || !this.manager || !this.peers.has(name)) return;
+    if (this.manager.retryNow(name)) this.log(`ike: peer ${name}: its CE came up (the controller says): initiating now`);
+  }
+
   /** Per IKE peer: the state of its IKE SA, failures and alarm, its CHILD_SAs. Times in seconds. */
   /** IKE datagrams and messages dropped or refused so far, by reason: the endpoint's, the transport's and this runtime's counts. */
   drops(): Record<string, number> {

@@ -7,15 +7,18 @@
 //   ce1 .1   ce2 .2   ce3 .3   ce5 .5 (added later)
 //   nat .50 (masquerade) ── 10.0.0.1 ─ 10.0.0.2 ce4        site i: 10.i.0.0/16
 //
-// CEs 1 and 2 hold their push channel on replica A, 3, 4 and 5 on B (on
-// SQLite all on A). Every operator change goes through A.
+// CEs 1 and 4 hold their push channel on replica A, 2, 3 and 5 on B (on
+// SQLite all on A). Every operator change goes through A. CE 4 (NAT'd) must
+// initiate towards CE 5: it hears CE 5 came up ("peer-online") from replica A
+// though CE 5 connected to B.
 // 1. four sites enrol; CE 4 learns its NAT mapping by STUN and registers it;
 //    the full mesh is up (CE 4 initiates each of its IKE SAs: only it can
 //    open the NAT) and passes traffic both ways between every pair;
 // 2. a numbered UDP stream ce1 → ce2 flows while site 5 is added: printed,
 //    the time from the add-site to CEs on the other replica applying it
 //    (PostgreSQL: the change crossed replicas) and from CE 5's start to its
-//    tunnels with all four; asserted, zero loss and no duplicate;
+//    tunnels with all four (CE 4, NAT'd, initiates on "peer-online": logged);
+//    asserted, zero loss and no duplicate;
 // 3. site 3 removed: its peers delete their IKE SAs with it and no longer
 //    reach it; CE 3, refused, drops its VPN state and exits 1;
 // 4. controller(s) stopped: a stream ce1 → ce4 (through the NAT) loses
@@ -49,7 +52,7 @@ async function vpnInOnePiece(store: "sqlite" | "postgres"): Promise<void> {
   try {
     const attach = await wanBridge(lab);
     const replicas: ("A" | "B")[] = store === "postgres" ? ["A", "B"] : ["A"];
-    const replicaOf = (i: number): "A" | "B" => (store === "postgres" && i >= 3 ? "B" : "A");
+    const replicaOf = (i: number): "A" | "B" => (store === "postgres" && [2, 3, 5].includes(i) ? "B" : "A");
     const ctlNs = new Map<"A" | "B", Netns>();
     for (const r of replicas) {
       ctlNs.set(r, await lab.ns(`ctl${r}`));
@@ -147,6 +150,8 @@ async function vpnInOnePiece(store: "sqlite" | "postgres"): Promise<void> {
       await waitFor(() => up(i, 5) > 0 && up(5, i) > 0, `IKE SA s${i}–s5`, 30_000, 5);
       tunnel[i] = Date.now() - tForwarding;
     }));
+    // CE 4 heard of s5 (and tried, in vain) before CE 5 ran: it tries again when told CE 5 is up
+    assert.equal(lines(agents[4], /ike: peer s5: its CE came up \(the controller says\): initiating now/).length, 1, "the NAT'd CE initiated on peer-online");
     for (const i of SITES) {
       await waitFor(() => reach(i, 5), `ce${i} → ce5`, 10_000, 0);
       assert.ok(await reach(5, i), `ce5 → ce${i}`);
@@ -156,7 +161,7 @@ async function vpnInOnePiece(store: "sqlite" | "postgres"): Promise<void> {
     await waitFor(() => received(rx).distinct >= sentCount(tx), "stream ce1 → ce2 drained", 5000).catch(() => {});
     const r1 = received(rx);
     console.log(`# [${store}] site 5 added: CEs 1–4 applied it ${SITES.map((i) => `${applied[i]}`).join(" / ")} ms after the operator's add-site ` +
-      `(replica ${store === "postgres" ? "B for CEs 3, 4: through PostgreSQL's NOTIFY" : "A"}); CE 5 enrolled and forwarding ${tForwarding - tStart} ms after its start; ` +
+      `(replica ${store === "postgres" ? "B for CEs 2, 3: through PostgreSQL's NOTIFY" : "A"}); CE 5 enrolled and forwarding ${tForwarding - tStart} ms after its start; ` +
       `its IKE SAs with s1–s4 up ${SITES.map((i) => `${tunnel[i]}`).join(" / ")} ms after that; stream ce1 → ce2: sent ${sentCount(tx)}, received ${r1.distinct} distinct (${r1.count} datagrams)`);
     assert.equal(r1.distinct, sentCount(tx), "zero loss between the other sites while site 5 joined");
     assert.equal(r1.count, r1.distinct, "no duplicates");

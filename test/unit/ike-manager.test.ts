@@ -335,6 +335,39 @@ test("failures are retried after retry.min, doubling up to retry.max; the alarm 
   assert.deepEqual(bothWays(n), ["ok", "ok"]);
 });
 
+test("peer-online (retryNow): an attempt left unanswered by an end not yet running is dropped quietly for a new one; a retry waiting out its backoff starts at once; nothing for an up peer or a responder", async () => {
+  const n = await net({ retry: { min: 60, max: 600, alarm_after: 8 } });
+  n.ce.a.peer.ike.retransmit = { baseMs: 1000, tries: 4 };
+  n.dropFromA(1); // B's CE is not running yet: A's first IKE_SA_INIT is lost
+  n.mgr.a.start();
+  await n.run();
+  assert.equal(n.mgr.a.status()[0].state, "init-sent");
+  assert.equal(n.mgr.b.retryNow("to-a"), false, "B does not initiate: nothing to do");
+  // B's CE comes up; its controller tells A: a new attempt at once, not A's retransmission at 1 s
+  assert.equal(n.mgr.a.retryNow("to-b"), true);
+  await n.run();
+  assert.deepEqual(n.mgr.a.status().map((s) => [s.up, s.failures]), [[true, 0]], "up without waiting, no failure counted");
+  assert.equal(n.attempts().length, 2, "the lost attempt and the new one");
+  assert.deepEqual(n.mevents.a.map((e) => e.type), ["up"], "no down: the dropped attempt is no failure");
+  assert.deepEqual(bothWays(n), ["ok", "ok"]);
+  assert.equal(n.mgr.a.retryNow("to-b"), false, "an up peer is left alone");
+  assert.equal(n.mgr.a.status()[0].sa, n.mgr.b.status()[0].sa);
+
+  // a failed attempt waits retry.min (60 s) — unless the peer comes up meanwhile
+  const m = await net({ retry: { min: 60, max: 600, alarm_after: 8 } });
+  m.ce.a.peer.ike.retransmit = { baseMs: 1000, tries: 2 };
+  m.dropFromA(1e9);
+  m.mgr.a.start();
+  for (let i = 0; i < 10 && !m.mevents.a.some((e) => e.type === "retry"); i++) await m.advance(Math.min(m.ep.a.nextTimeout ?? Infinity, m.mgr.a.nextTimeout ?? Infinity) - m.now());
+  assert.deepEqual(m.mevents.a.filter((e) => e.type === "retry").map((e) => (e as { inMs: number }).inMs), [60000]);
+  m.dropFromA(0);
+  assert.equal(m.mgr.a.retryNow("to-b"), true);
+  await m.run();
+  assert.deepEqual(m.mgr.a.status().map((s) => [s.up, s.failures, s.retryAt]), [[true, 0, undefined]], "up now, the backoff's retry cancelled");
+  await m.advance(60_000);
+  assert.equal(m.attempts().length, 2, "no second attempt when the backoff would have ended");
+});
+
 test("the peer declared dead: its SAs leave the core, re-establishment starts at retry.min", async () => {
   const n = await up({ dpd: 5, retry: { min: 3, max: 60, alarm_after: 5 } }, { initiate: false, dpd: 0 });
   n.ce.a.peer.ike.retransmit = { baseMs: 1000, tries: 2 };

@@ -8,7 +8,9 @@
 //   GET  /v1/ce/ikeless      (mTLS) the same SAs as SPD and SAD entries shaped
 //                            after ietf-i2nsf-ikeless (RFC 9061; ../ikeless.ts)
 //   GET  /v1/ce/events       (mTLS) server-sent events: "hello", then "change"
-//                            whenever the CE's VPN changes (§3.5 notify-then-pull)
+//                            whenever the CE's VPN changes (§3.5 notify-then-pull),
+//                            and "peer-online" {peer} when a CE it initiates IKE
+//                            towards opens its own channel (it runs now: try it)
 //   POST /v1/ce/certificate  (mTLS) { csr } → a renewed certificate
 //   PUT  /v1/ce/wan/{port}   (mTLS) { publicAddress, publicPort, natType? }:
 //                            what STUN told the CE of its own port (ce_wan.ts)
@@ -87,6 +89,7 @@ export class CeApi {
   }
 
   private changed(c: Change): void {
+    if (c.online !== undefined) return void this.peerOnline(c.vpn, c.online);
     // A change anywhere may be a revocation (made through any replica): remake the CRL when the list moved.
     void this.ctl.store.listRevoked().then(async (revoked) => {
       const key = revoked.map((r) => r.serial).join(",");
@@ -96,6 +99,22 @@ export class CeApi {
     }).catch((e) => this.log(`CRL refresh failed: ${(e as Error).message}`));
     for (const s of this.streams) {
       if (s.vpn === c.vpn) s.res.write(`event: change\ndata: ${JSON.stringify({ version: c.version })}\n\n`);
+    }
+  }
+
+  /**
+   * CE `site` of `vpn` opened its push channel (on this replica or another):
+   * the CEs held here that initiate towards it hear "peer-online" and try now
+   * (Controller.initiatorsTowards). No version moved, so nobody pulls.
+   */
+  private async peerOnline(vpn: string, site: string): Promise<void> {
+    try {
+      const to = new Set(await this.ctl.initiatorsTowards(vpn, site));
+      if (to.size === 0) return;
+      const event = `event: peer-online\ndata: ${JSON.stringify({ peer: site })}\n\n`;
+      for (const s of this.streams) if (s.vpn === vpn && to.has(s.site)) s.res.write(event);
+    } catch (e) {
+      this.log(`peer-online ${vpn}/${site}: ${(e as Error).message}`);
     }
   }
 
@@ -232,7 +251,9 @@ export class CeApi {
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive" });
     void this.ctl.store.getVpn(who.vpn).then((v) => {
       res.write(`event: hello\ndata: ${JSON.stringify({ vpn: who.vpn, site: who.site, version: v?.version ?? 0 })}\n\n`);
-    });
+      // its CE runs (the agent opens the channel once its data plane forwards): peers waiting to initiate may go now
+      return this.ctl.store.announceOnline(who.vpn, who.site);
+    }).catch((e) => this.log(`push channel of ${who.vpn}/${who.site}: ${(e as Error).message}`));
     this.streams.add(s);
     res.on("close", () => this.streams.delete(s));
   }

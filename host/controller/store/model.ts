@@ -173,6 +173,12 @@ export type CertificateStatus =
 export interface Change {
   vpn: string;
   version: number;
+  /**
+   * Set: no change at all, but CE `online` of the VPN just opened its push
+   * channel (store.announceOnline) — the peers that must initiate towards it
+   * are told to try now (api/ce_api.ts). The VPN's version did not move.
+   */
+  online?: string;
 }
 
 export type StoreErrorCode = "not-found" | "conflict" | "invalid" | "token-invalid";

@@ -96,7 +96,7 @@ export class PostgresDb implements Db {
       if (m.channel !== CHANNEL || !m.payload) return;
       try {
         const p = JSON.parse(m.payload) as Change;
-        if (typeof p.vpn === "string" && typeof p.version === "number") this.events.emit("change", p);
+        if (typeof p.vpn === "string" && typeof p.version === "number" && (p.online === undefined || typeof p.online === "string")) this.events.emit("change", p);
       } catch {
         this.opts.log?.("postgres: unreadable change notification ignored");
       }

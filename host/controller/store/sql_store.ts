@@ -469,6 +469,14 @@ export class SqlStore implements Store {
     return this.db.subscribe(listener);
   }
 
+  async announceOnline(vpn: string, site: string): Promise<void> {
+    await this.db.tx(async (q) => {
+      const row = await q.get<VpnRow>("SELECT * FROM vpns WHERE name = ?", [vpn]);
+      // only IKE-keyed VPNs have CEs waiting to initiate: the rest stay quiet
+      if (row?.keying === "ike") await this.db.notify(q, { vpn, version: Number(row.version), online: site });
+    });
+  }
+
   close(): Promise<void> {
     return this.db.close();
   }
