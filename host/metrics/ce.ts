@@ -152,6 +152,29 @@ export class CeMetrics {
       drops(s.global.inbound, { direction: "in" }, set, true);
       drops(s.global.outbound, { direction: "out" }, set, true);
     });
+    // Per packet worker (node.workers > 1: status.perWorker, peers[].workers): which core carried what.
+    // The series above sum the workers; an SA's there carry worker 0's SPI (host/pipeline/status_merge.ts).
+    const workers = (s: Status) => (s.workers > 1 && Array.isArray(s.perWorker) ? s.perWorker : []);
+    from("counter", "wesp_worker_packets_total", "Packets each packet worker's core passed, by direction (node.workers > 1).", ["worker", "direction"], (s, set) => {
+      for (const w of workers(s)) {
+        set({ worker: String(w.worker), direction: "in" }, w.global.inbound.packets);
+        set({ worker: String(w.worker), direction: "out" }, w.global.outbound.packets);
+      }
+    });
+    from("counter", "wesp_worker_drops_total", "Packets each worker's core dropped, by direction and reason (reasons that counted something; node.workers > 1).", ["worker", "direction", "reason"], (s, set) => {
+      for (const w of workers(s)) {
+        drops(w.global.inbound, { worker: String(w.worker), direction: "in" }, set, false);
+        drops(w.global.outbound, { worker: String(w.worker), direction: "out" }, set, false);
+      }
+    });
+    from("counter", "wesp_worker_sa_packets_total", "Packets each worker's own SA passed, with its own SPI (node.workers > 1: worker i's SAs are derived for it).", ["peer", "direction", "spi", "worker"], (s, set) => {
+      if (workers(s).length === 0) return;
+      for (const p of s.peers) for (const w of p.workers ?? []) {
+        const l = { peer: p.name, worker: String(w.worker) };
+        if (w.outbound?.live) set({ ...l, direction: "out", spi: spiLabel(w.outbound.spi) }, w.outbound.counters.packets);
+        for (const sa of w.inbound) if (sa.live) set({ ...l, direction: "in", spi: spiLabel(sa.spi) }, sa.counters.packets);
+      }
+    });
     from("counter", "wesp_host_packets_total", "The host's packet counters (TUN reads and writes, datagrams sent and received, ICMP, fragments, keepalives).", ["counter"], (s, set) => {
       for (const [k, v] of Object.entries(s.host)) set({ counter: snake(k) }, v);
     });

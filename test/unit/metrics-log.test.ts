@@ -151,6 +151,32 @@ describe("CE metrics from status snapshots", () => {
     assert.equal(find(e, "wesp_ike_up").length, 0, "no IKE section, no IKE series");
   });
 
+  test("per-worker series with node.workers > 1: each worker's core totals and its own SAs (SPI + i); none with one worker", async () => {
+    const block = (packets: number, drops: Record<string, number> = {}) => ({ packets, bytes: packets * 100, drops: { AUTH: 0, ...drops }, dropped: 0 });
+    const sa = (spi: number, packets: number) => ({ spi, saId: spi & 0xff, index: 0, live: true, expired: false, seq: packets + 1, counters: block(packets) });
+    const two = statusWith({
+      workers: 2,
+      perWorker: [
+        { worker: 0, global: { inbound: block(5, { AUTH: 1 }), outbound: block(7) }, host: {} },
+        { worker: 1, global: { inbound: block(3), outbound: block(4) }, host: {} },
+      ],
+    });
+    two.peers[0].workers = [
+      { worker: 0, outbound: sa(0x100, 7), inbound: [sa(0x200, 5)] },
+      { worker: 1, outbound: sa(0x101, 4), inbound: [sa(0x201, 3), { ...sa(0x203, 9), live: false }] },
+    ];
+    const e = parseExposition(await new CeMetrics().scrape(async () => two));
+    assert.equal(value(e, "wesp_worker_packets_total", { worker: "0", direction: "out" }), 7);
+    assert.equal(value(e, "wesp_worker_packets_total", { worker: "1", direction: "in" }), 3);
+    assert.equal(value(e, "wesp_worker_drops_total", { worker: "0", direction: "in", reason: "AUTH" }), 1);
+    assert.equal(find(e, "wesp_worker_drops_total", { worker: "1" }).length, 0, "only reasons that counted");
+    assert.equal(value(e, "wesp_worker_sa_packets_total", { peer: "p1", worker: "1", direction: "out", spi: "0x00000101" }), 4);
+    assert.equal(value(e, "wesp_worker_sa_packets_total", { peer: "p1", worker: "0", direction: "in", spi: "0x00000200" }), 5);
+    assert.equal(find(e, "wesp_worker_sa_packets_total", { spi: "0x00000203" }).length, 0, "a dead SA has no series");
+    const one = parseExposition(await new CeMetrics().scrape(async () => statusWith({})));
+    assert.equal(find(one, "wesp_worker_packets_total").length + find(one, "wesp_worker_sa_packets_total").length, 0);
+  });
+
   test("IKE series from status.ike; another shape gives none and no error", async () => {
     const ike = [
       { name: "p1", state: "up", failures: 0, alarm: false, childSas: [{ spiIn: 1, spiOut: 2 }], establishedSeconds: 42, lastHeardSeconds: 3 },
