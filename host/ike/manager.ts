@@ -7,6 +7,9 @@
 //       installed, then outbound switched, in one apply; RFC 7296 §2.8)
 //     as the responder: new pair after the old one (inbound only) until the
 //       old one's DELETE: then it is the only one, and outbound switches
+//   reselect (the peer's selectors changed) ──► the IKE SA stays; the side that
+//       initiates makes a CHILD_SA with the new selectors, puts it first, then
+//       deletes the old ones (make before break)
 //   childSaDeleted ──► the old pair removed (last, after make); a rekeyed one
 //       stays listed after its successor, inbound only, for RETIRED_INBOUND_MS
 //   lifetimes: CHILD_SA rekeyed at child_seconds − margin − jitter·random
@@ -38,7 +41,7 @@ import type { IkeEndpoint } from "./endpoint.ts";
 import { lowestNonceIsOurs } from "./child_sa.ts";
 import type { IkeSa } from "./ike_sa.ts";
 import { parseProposal, type ProposalSpec } from "./proposals.ts";
-import { hostTs, tsFromCidrs } from "./ts.ts";
+import { hostTs, tsFromCidrs, within } from "./ts.ts";
 import type { ChildMode, ChildSaEstablished, Identity, IkeEvent, IkeSaConfig, Path, Step } from "./types.ts";
 
 /** What the manager keeps up for one peer. Times in seconds, as the config has them. */
@@ -107,6 +110,10 @@ interface PeerState {
   given: Set<string>;
   /** Whether the lifecycle holds a non-empty list of ours for this peer (the last one it accepted). */
   installed: boolean;
+  /** New selectors to bring into a CHILD_SA (reselect): from this time on (ms). */
+  reselectAt?: number;
+  /** The inbound SPIs of the CHILD_SAs the reselect's new one replaces, while its CREATE_CHILD_SA runs. */
+  replacing?: number[];
 }
 
 export interface PeerStatus {
@@ -227,6 +234,38 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
     return true;
   }
 
+  /**
+   * The peer's traffic selectors changed (a reload, or a controller adding a
+   * site whose traffic goes through this tunnel) and `peer.ike` holds the new
+   * ones. The IKE SA stays — a restart would stop the tunnel's traffic. A
+   * rekey keeps a CHILD_SA's selectors (RFC 7296 §2.8), so the side that
+   * initiates makes another CHILD_SA with the new ones (§1.3.1), puts it first
+   * once it is in the data plane and then deletes the old ones, whose inbound
+   * halves retire (RETIRED_INBOUND_MS): make before break. The data plane's
+   * policies follow the config at once (the lifecycle); this is what the
+   * CHILD_SA says to the peer. The other side answers (narrowing to its own
+   * selectors, §2.9, should its config lag: then the new CHILD_SA does not
+   * cover ours and we try again after retry.min).
+   */
+  reselect(name: string): void {
+    const s = this.peers.get(name);
+    if (!s || this.stopped || !s.peer.initiate) return;
+    s.reselectAt = this.deps.now();
+    this.tryReselect(s);
+  }
+
+  private tryReselect(s: PeerState): void {
+    const cur = s.current;
+    if (s.reselectAt === undefined || this.deps.now() < s.reselectAt || s.replacing) return;
+    // no IKE SA up: the next one's first CHILD_SA carries the new selectors
+    if (cur?.state !== "established") return void (s.reselectAt = undefined);
+    const old = s.children.filter((c) => c.ikeSa === cur.id).map((c) => c.sa.spiIn);
+    if (old.length === 0) return void (s.reselectAt = undefined);
+    s.reselectAt = undefined;
+    s.replacing = old;
+    this.deps.send(cur.createChild());
+  }
+
   /** One event of the endpoint (the transport's callback). */
   onEvent(e: IkeEvent): void {
     const s = this.peers.get(e.ike);
@@ -262,6 +301,12 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
         }
         // we refused the peer's request: its business to try again; ours (a rekey crossing it) is still outstanding
         if (e.peerRequest) return;
+        // our reselect's CHILD_SA refused: the old ones carry on; again after retry.min
+        if (e.rekeyOf === undefined && s.replacing) {
+          s.replacing = undefined;
+          s.reselectAt = this.deps.now() + s.peer.retry.min * 1000;
+          return;
+        }
         // a rekey refused: try again after retry.min (the old pair keeps working until its hard lifetime);
         // only that CHILD_SA's — another one's rekey may still be outstanding
         for (const c of s.children) {
@@ -301,6 +346,7 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
         this.deps.send(s.current.rekeyIke());
       }
       for (const c of s.children) if (!c.rekeying && now >= c.softAt) this.rekey(s, c);
+      if (s.reselectAt !== undefined && now >= s.reselectAt) this.tryReselect(s);
       if (s.retiring.some((r) => now >= r.until)) {
         s.retiring = s.retiring.filter((r) => now < r.until);
         this.push(s);
@@ -316,6 +362,7 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
       if (s.ikeRekeyAt !== undefined) ts.push(s.ikeRekeyAt);
       for (const c of s.children) if (!c.rekeying) ts.push(c.softAt);
       for (const r of s.retiring) ts.push(r.until);
+      if (s.reselectAt !== undefined) ts.push(s.reselectAt);
     }
     return ts.length ? Math.min(...ts) : undefined;
   }
@@ -375,6 +422,7 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
     const child: Child = { sa, ikeSa: e.sa ?? "", softAt: this.softAt(lt.childSeconds, s.peer), rekeying: false, mode: e.mode };
     const old = e.rekeyOf === undefined ? undefined : s.children.find((c) => c.sa.spiIn === e.rekeyOf);
     if (old) old.rekeying = true; // replaced: its DELETE follows
+    if (!old && e.initiator && s.replacing) return this.reselected(s, child, e);
     // §2.8: the rekey's initiator may send on the new pair once it has the answer; the responder
     // keeps sending on the old one until the DELETE, so the peer's new inbound SA is surely in place.
     // §2.8.1: a pair made redundant by a simultaneous rekey is deleted at once by us: never sent on.
@@ -385,6 +433,29 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
     else this.push(s);
     delete sa.keysIn;
     delete sa.keysOut;
+  }
+
+  /**
+   * Our reselect's CHILD_SA is up: first in the list (the peer installed it
+   * inbound when it answered, so we may send on it, as a rekey's initiator
+   * does, §2.8), then, once the data plane holds it, the DELETEs of the ones
+   * it replaces. If the peer narrowed it (§2.9) short of our new selectors,
+   * another try after retry.min.
+   */
+  private reselected(s: PeerState, child: Child, e: ChildSaEstablished & { sa?: string }): void {
+    const doomed = s.replacing!;
+    s.replacing = undefined;
+    s.children.unshift(child);
+    const applied = this.push(s);
+    delete child.sa.keysIn;
+    delete child.sa.keysOut;
+    if (!within(s.peer.ike.localTs, e.tsLocal) || !within(s.peer.ike.remoteTs, e.tsRemote)) s.reselectAt = this.deps.now() + s.peer.retry.min * 1000;
+    const sa = this.findSa((x) => x.id === child.ikeSa);
+    // the old CHILD_SAs go only once the new one is in the data plane (refused: they carry on)
+    void applied.then((ok) => {
+      if (!ok || sa?.state !== "established") return;
+      for (const spi of doomed) if (sa.childSpis.includes(spi)) this.deps.send(sa.deleteChild(spi));
+    });
   }
 
   /**
@@ -415,24 +486,26 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
   private dropTwin(s: PeerState, [drop, keep]: [IkeSa, IkeSa]): void {
     s.current = keep;
     s.given.add(drop.id);
-    if (drop.initiatorSide()) return this.push(s);
+    if (drop.initiatorSide()) return void this.push(s);
     s.children = [...s.children.filter((c) => c.ikeSa === keep.id), ...s.children.filter((c) => c.ikeSa !== keep.id)];
     this.push(s);
     this.applying = this.applying.then(() => this.deps.send(drop.close()));
   }
 
   /** Hands the peer's list to the lifecycle (which copies the keys and wipes the event's). */
-  private push(s: PeerState): void {
+  /** Hands the peer's list to the lifecycle; resolves to whether the data plane took it. */
+  private push(s: PeerState): Promise<boolean> {
     const name = s.peer.name;
     // nothing retires beside an empty list: the peer is down, its SAs all go
     if (s.children.length === 0) s.retiring = [];
     const list = [...s.children, ...s.retiring.map((r) => r.child)].map((c) => ({ ...c.sa }));
     const ikeSas = new Set(s.children.map((c) => c.ikeSa));
-    this.applying = this.lifecycle.setNegotiated(name, list).then(
+    const applied = this.lifecycle.setNegotiated(name, list).then(
       () => {
         s.installed = list.length > 0;
         // up again once a pair is in the data plane, not when the IKE SA alone is (failures counted until here)
         if (s.installed) (s.failures = 0, s.alarmed = false);
+        return true;
       },
       (err: Error) => {
         this.emit("event", { type: "error", peer: name, message: err.message });
@@ -441,8 +514,11 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
         if (this.peers.get(name) === s && !s.installed && cur?.state === "established" && ikeSas.has(cur.id)) {
           this.failSetup(s, cur, `no CHILD_SA: the data plane refused it: ${err.message}`);
         }
+        return false;
       },
     );
+    this.applying = applied;
+    return applied;
   }
 
   private down(s: PeerState, why: string, failure: boolean): void {

@@ -70,14 +70,26 @@ function retransmitFor(dpd: number): { baseMs: number; tries: number } | undefin
   return { baseMs: Math.round(Math.max(100, Math.min(1000, (dpd * 1000) / 15))), tries: 4 };
 }
 
-/** Everything of a config peer that IKE uses: a change restarts that peer's IKE (keys hashed, never kept). */
+/**
+ * Everything of a config peer that IKE uses but its traffic selectors: a change
+ * restarts that peer's IKE (keys hashed, never kept).
+ */
 function fingerprint(config: Config, p: PeerConfig): string {
   const wan = config.node.wan[p.wanIndex];
   const hidden = (_k: string, v: unknown) => (v instanceof Uint8Array ? createHash("sha256").update(v).digest("hex") : v);
   return JSON.stringify({
-    ike: p.ike, address: p.address.text, port: p.port, encap: p.encap, natT: p.natT, keepalive: p.keepalive,
-    wan: [wan.address.text, wan.port], prefixes: p.prefixes.map((x) => x.text), local: config.node.localPrefixes.map((x) => x.text),
+    ike: p.ike, address: p.address.text, port: p.port, encap: p.encap, natT: p.natT, keepalive: p.keepalive, mode: p.mode,
+    wan: [wan.address.text, wan.port],
   }, hidden);
+}
+
+/**
+ * A tunnel-mode peer's traffic selectors (its prefixes, ours): a change keeps
+ * the IKE SA and moves its traffic to a new CHILD_SA (IkeManager.reselect).
+ * Transport mode's come from the addresses, in the fingerprint.
+ */
+function selectors(config: Config, p: PeerConfig): string {
+  return JSON.stringify({ prefixes: p.prefixes.map((x) => x.text), local: config.node.localPrefixes.map((x) => x.text) });
 }
 
 /** "peer authenticated by certificate \"CN=…\" serial …" or "… by PSK", for the log. */
@@ -94,17 +106,18 @@ const bytesOf = (text: string): Uint8Array => {
 /**
  * The data plane's report with the IKE peers told as IKE sees them (the SA
  * lifecycle sees only their SAs, which come and go with negotiation): added,
- * removed, restarted (`changed`: an IKE field changed) or left alone.
+ * removed, `changed` (an IKE field changed: restarted; or only its selectors:
+ * reselected) or left alone.
  */
-function ikeReport(r: ApplyReport, had: Set<string>, next: Map<string, PeerConfig>, down: string[]): ApplyReport {
+function ikeReport(r: ApplyReport, had: Set<string>, next: Map<string, PeerConfig>, down: string[], reselected: string[]): ApplyReport {
   const ike = (n: string) => had.has(n) || next.has(n);
   const keep = (l: string[]) => l.filter((n) => !ike(n));
   const names = [...next.keys()];
   return {
     added: [...keep(r.added), ...names.filter((n) => !had.has(n))],
     removed: [...keep(r.removed), ...down.filter((n) => !next.has(n))],
-    changed: [...keep(r.changed), ...down.filter((n) => next.has(n))],
-    unchanged: [...keep(r.unchanged), ...names.filter((n) => had.has(n) && !down.includes(n))],
+    changed: [...keep(r.changed), ...down.filter((n) => next.has(n)), ...reselected],
+    unchanged: [...keep(r.unchanged), ...names.filter((n) => had.has(n) && !down.includes(n) && !reselected.includes(n))],
   };
 }
 
@@ -117,6 +130,7 @@ function canonical(address: string): string {
 interface Managed {
   peer: ManagedPeer;
   fingerprint: string;
+  selectors: string;
   /** The current IKE SA as it was established: for status. */
   established?: { sa: string; at: number; proposal: string; natDetected: boolean; behindNat: boolean; peerAuth: PeerAuth };
   lastError?: string;
@@ -217,6 +231,7 @@ export class IkeRuntime {
     const next = new Map(config.peers.filter((p) => p.ike).map((p) => [p.name, p]));
     const had = new Set(this.peers.keys());
     const down = [...this.peers.keys()].filter((n) => !next.has(n) || fingerprint(config, next.get(n)!) !== this.peers.get(n)!.fingerprint);
+    const reselect = [...next.keys()].filter((n) => this.peers.has(n) && !down.includes(n) && selectors(config, next.get(n)!) !== this.peers.get(n)!.selectors);
     for (const n of down) await this.remove(n);
     let report: ApplyReport;
     try {
@@ -230,7 +245,18 @@ export class IkeRuntime {
     await this.transport!.start(this.addresses(config)); // the IKE port on addresses new to IKE
     for (const p of next.values()) if (!this.peers.has(p.name)) this.add(config, p);
     if (down.length) this.log(`ike: restarted or removed peers [${down.join(", ")}]`);
-    return ikeReport(report, had, next, down);
+    // the data plane's policies already follow the new prefixes; the CHILD_SAs' selectors follow them
+    for (const n of reselect) {
+      const m = this.peers.get(n)!;
+      const fresh = managedPeer(config, next.get(n)!, bytesOf);
+      // in place: this object is every IKE SA's config (ctx.cfg) and what configFor answers with
+      m.peer.ike.localTs = fresh.ike.localTs;
+      m.peer.ike.remoteTs = fresh.ike.remoteTs;
+      m.selectors = selectors(config, next.get(n)!);
+      this.manager!.reselect(n);
+    }
+    if (reselect.length) this.log(`ike: new traffic selectors for peers [${reselect.join(", ")}]: their IKE SAs stay${reselect.some((n) => this.peers.get(n)!.peer.initiate) ? "; new CHILD_SAs replace the old ones" : ""}`);
+    return ikeReport(report, had, next, down, reselect);
   }
 
   /**
@@ -302,7 +328,7 @@ export class IkeRuntime {
     peer.ike.initialContact = true;
     const rt = retransmitFor(p.ike!.dpd);
     if (rt) peer.ike.retransmit = rt;
-    this.peers.set(p.name, { peer, fingerprint: fingerprint(config, p) });
+    this.peers.set(p.name, { peer, fingerprint: fingerprint(config, p), selectors: selectors(config, p) });
     this.manager!.addPeer(peer);
   }
 

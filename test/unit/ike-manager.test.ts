@@ -20,6 +20,7 @@ import { SaLifecycle } from "../../host/sa/lifecycle.ts";
 import type { SaEvent } from "../../host/sa/spec.ts";
 import type { Doc } from "../helpers/config_fixture.ts";
 import { innerUdp, makeCore } from "./core-helpers.ts";
+import { tsFromCidrs } from "../../host/ike/ts.ts";
 
 const A = "10.99.0.1", B = "10.99.0.2";
 const NET = { a: "192.168.1.0/24", b: "192.168.2.0/24" };
@@ -333,6 +334,44 @@ test("failures are retried after retry.min, doubling up to retry.max; the alarm 
   await n.advance(n.mgr.a.nextTimeout! - n.now());
   assert.deepEqual(n.mgr.a.status().map((s) => [s.up, s.failures, s.alarmed]), [[true, 0, false]]);
   assert.deepEqual(bothWays(n), ["ok", "ok"]);
+});
+
+test("new traffic selectors (reselect): the IKE SA stays, a new CHILD_SA with them replaces the old one, make before break; narrowed by a peer that lags, tried again", async () => {
+  const n = await up({ retry: { min: 3, max: 60, alarm_after: 5 } }, { initiate: false });
+  const sa = n.mgr.a.status()[0].sa;
+  const before = { a: spis(n, "a"), b: spis(n, "b") };
+  const wide = { a: tsFromCidrs([NET.a, "192.168.11.0/24"]), b: tsFromCidrs([NET.b, "192.168.12.0/24"]) };
+  // B's config lags: A's new CHILD_SA is narrowed to B's old selectors (§2.9)
+  n.ce.a.peer.ike.localTs = wide.a;
+  n.ce.a.peer.ike.remoteTs = wide.b;
+  n.mgr.b.reselect("to-a");
+  await n.run();
+  assert.deepEqual(spis(n, "b"), before.b, "the side that does not initiate starts nothing");
+  const results: string[] = [];
+  n.mgr.a.reselect("to-b");
+  await n.run(() => results.push(...bothWays(n)));
+  const first = spis(n, "a");
+  assert.notEqual(first.out, before.a.out, "a new CHILD_SA, sent on");
+  assert.equal(n.mgr.a.status()[0].sa, sa, "the same IKE SA");
+  // B catches up; A tries again after retry.min and gets its selectors
+  n.ce.b.peer.ike.localTs = wide.b;
+  n.ce.b.peer.ike.remoteTs = wide.a;
+  await n.advance(RETIRED_INBOUND_MS, () => results.push(...bothWays(n)));
+  await n.advance(3000 - RETIRED_INBOUND_MS, () => results.push(...bothWays(n)));
+  await n.advance(RETIRED_INBOUND_MS, () => results.push(...bothWays(n)));
+  const [a, b] = [spis(n, "a"), spis(n, "b")];
+  assert.ok(a.out !== first.out && a.out !== before.a.out, "a third CHILD_SA, after retry.min");
+  assert.deepEqual([a.in.length, b.in.length], [1, 1], "the replaced ones are gone (after their retirement)");
+  assert.deepEqual([a.out, a.in[0]], [b.in[0], b.out]);
+  assert.ok(results.length >= 8 && results.every((r) => r === "ok"), `traffic flowed after every datagram (${results.filter((r) => r !== "ok")})`);
+  const st = n.mgr.a.status()[0];
+  assert.equal(st.sa, sa, "still the same IKE SA");
+  assert.deepEqual(st.children, a.in);
+  const child = n.ep.a.sas.get([...n.ep.a.sas.keys()][0])!.ctx.children.find((c) => c.spiIn === a.in[0])!;
+  assert.deepEqual([child.tsLocal, child.tsRemote], [wide.a, wide.b], "the CHILD_SA carries the new selectors");
+  assert.deepEqual(n.mevents.a.map((e) => e.type), ["up"], "no down, no error");
+  await n.advance(60_000);
+  assert.equal(spis(n, "a").out, a.out, "and no more tries");
 });
 
 test("peer-online (retryNow): an attempt left unanswered by an end not yet running is dropped quietly for a new one; a retry waiting out its backoff starts at once; nothing for an up peer or a responder", async () => {
