@@ -17,6 +17,8 @@
 //   initiate   exactly one side of each pair: the one behind a NAT (only it
 //              can open the mapping), else the lower site id
 //   proposals  the VPN's suite, for the IKE SA and the CHILD_SAs
+//   dpd        a hub-and-spoke VPN's liveness interval, when it sets one: it
+//              bounds how long a spoke takes to fail over to the backup hub
 import type { ControllerSuite, Site, Vpn, WanPort } from "./store/model.ts";
 import { siteIdentity } from "../util/pki.ts";
 import { CE_FILES } from "../agent/state.ts";
@@ -27,6 +29,8 @@ export interface CeIke {
   remote_id: { type: "rfc822"; value: string };
   proposals: { ike: string[]; esp: string[] };
   initiate: boolean;
+  /** A hub-and-spoke VPN's liveness interval (topology `dpd`); else the config's default. */
+  dpd?: number;
 }
 
 /**
@@ -66,5 +70,6 @@ export function ikeBlock(vpn: Vpn, me: Site, mine: WanPort, other: Site, theirs:
     remote_id: { type: "rfc822", value: siteIdentity(vpn.name, other.name) },
     proposals: { ike: [p.ike], esp: [p.esp] },
     initiate: initiates(me, mine, other, theirs),
+    ...(vpn.topology.kind === "hub-and-spoke" && vpn.topology.dpd !== undefined ? { dpd: vpn.topology.dpd } : {}),
   };
 }

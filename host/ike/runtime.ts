@@ -32,6 +32,7 @@ import { FIXED_NODE_FIELDS, type ApplyReport, type SaLifecycle } from "../sa/lif
 import { IkeEndpoint } from "./endpoint.ts";
 import { IkeManager, managedPeer, type ManagedPeer, type ManagerEvent } from "./manager.ts";
 import { IkeTransport } from "./transport.ts";
+import { localSelectors } from "../config/selectors.ts";
 import { appendKeyLog, KEYLOG_ENV, keyLogPath } from "./keylog.ts";
 import type { IkeEvent, Path, PeerAuth } from "./types.ts";
 
@@ -76,7 +77,7 @@ function fingerprint(config: Config, p: PeerConfig): string {
   const hidden = (_k: string, v: unknown) => (v instanceof Uint8Array ? createHash("sha256").update(v).digest("hex") : v);
   return JSON.stringify({
     ike: p.ike, address: p.address.text, port: p.port, encap: p.encap, natT: p.natT, keepalive: p.keepalive,
-    wan: [wan.address.text, wan.port], prefixes: p.prefixes.map((x) => x.text), local: config.node.localPrefixes.map((x) => x.text),
+    wan: [wan.address.text, wan.port], prefixes: p.prefixes.map((x) => x.text), local: localSelectors(config, p).map((x) => x.text),
   }, hidden);
 }
 
