@@ -14,6 +14,11 @@ import { SaLifecycle, type NegotiatedSa } from "../../host/sa/lifecycle.ts";
 import { describeSwitch, type FailoverSwitch } from "../../host/sa/failover.ts";
 import { baseConfig, type Doc } from "../helpers/config_fixture.ts";
 import { makeCore } from "./core-helpers.ts";
+import { CeMetrics } from "../../host/metrics/ce.ts";
+import { snapshot } from "../../host/pipeline/status.ts";
+import type { Pipeline } from "../../host/pipeline/pipeline.ts";
+import type { Status } from "../../host/control/status.ts";
+import { formatStatus } from "../../host/control/format.ts";
 
 const SHARED = "10.9.0.0/16";
 
@@ -90,6 +95,12 @@ test("the SPD sends the shared prefixes to the primary while it has an SA, to th
   const lc = new SaLifecycle({ apply: async (peers) => void table.apply(peers) });
   const switches: FailoverSwitch[] = [];
   lc.on("failover", (s) => switches.push(s));
+  const metrics = new CeMetrics();
+  metrics.watch(lc);
+  const noPipe = { counters: {}, sockets: () => [] } as unknown as Pipeline;
+  const status = async (): Promise<Status> => ({
+    ...snapshot(core, table.prov, noPipe, new Set()), node: "site-a", pid: 1, startedAt: "", uptimeSeconds: 0, tun: "t", workers: 1, control: "", failover: lc.failover(),
+  });
   table.apply(lc.initial(load(failoverDoc())).peers);
   const carrier = (remote: string) => {
     const id = core.lookupPolicy("10.1.0.1", remote);
@@ -113,6 +124,11 @@ test("the SPD sends the shared prefixes to the primary while it has an SA, to th
   await lc.setNegotiated("b", [pair(0x5002, 0x6002)]);
   check("b", "b back");
   assert.deepEqual(switches.map((s) => [s.from, s.via]), [[null, "c"], ["c", "b"], ["b", "c"], ["c", "b"]]);
+  const text = await metrics.scrape(status);
+  assert.match(text, /^wesp_failover_switches_total\{primary="b",via="b"\} 2$/m);
+  assert.match(text, /^wesp_failover_switches_total\{primary="b",via="c"\} 2$/m);
+  assert.match(text, /^wesp_failover_via\{primary="b",via="b"\} 1$/m);
+  assert.match(formatStatus(await status()), /^failover b {2}backup c {2}via b$/m);
   assert.equal(describeSwitch(switches[2]), "failover: b's prefixes now via the backup c (b has no SA: dead or not up yet), was b");
   assert.equal(describeSwitch(switches[3]), "failover: b's prefixes now via b again (was c)");
 });
