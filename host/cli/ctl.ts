@@ -12,10 +12,11 @@ export const summary = "operator commands for a wesp controller (create-vpn, add
 export const help = `Usage: wesp ctl [--url URL] [--token-file FILE] [--ca FILE] [--state DIR] [--json] COMMAND ...
 
 Commands:
-  create-vpn NAME [--hub SITE [--backup-hub SITE]] [--suite SUITE] [--mode MODE]
-             [--keying ike|controller]
+  create-vpn NAME [--hub SITE [--backup-hub SITE] [--dpd SECONDS]] [--suite SUITE]
+             [--mode MODE] [--keying ike|controller]
              [--sa-lifetime soft=S,hard=S[,soft-bytes=N,bytes=N,soft-packets=N,packets=N]]
-      a VPN: full mesh, or hub-and-spoke with --hub (and an optional backup hub);
+      a VPN: full mesh, or hub-and-spoke with --hub (and an optional backup hub,
+      to which spokes fail over within three --dpd liveness intervals, IKE only);
       its CEs negotiate IKEv2 with their enrolled certificates (ike, the
       default) or get keys the controller makes (controller, RFC 9061 IKE-less);
       their SAs are rekeyed at the soft lifetime — by the CEs' IKE, or by the
@@ -50,6 +51,7 @@ const OPTIONS = {
   json: { type: "boolean" }, hub: { type: "string" }, "backup-hub": { type: "string" }, suite: { type: "string" },
   mode: { type: "string" }, keying: { type: "string" }, prefix: { type: "string", multiple: true }, wan: { type: "string", multiple: true },
   "system-id": { type: "string" }, ttl: { type: "string" }, out: { type: "string" }, "sa-lifetime": { type: "string" },
+  dpd: { type: "string" },
 } as const;
 
 const LIFETIME_KEYS: Record<string, keyof SaLifetime> = {
@@ -135,8 +137,14 @@ export async function main(args: string[]): Promise<number> {
       case "create-vpn": {
         const [name] = need(rest, 1, "create-vpn NAME [--hub SITE [--backup-hub SITE]]");
         if (values["backup-hub"] && !values.hub) throw new UsageError("--backup-hub needs --hub");
+        if (values.dpd !== undefined && !values.hub) throw new UsageError("--dpd needs --hub");
+        const dpd = values.dpd !== undefined ? Number(values.dpd) : undefined;
+        if (dpd !== undefined && !(Number.isInteger(dpd) && dpd >= 1 && dpd <= 3600)) throw new UsageError("--dpd: an integer 1..3600 (seconds)");
         const topology: Topology = values.hub
-          ? { kind: "hub-and-spoke", hub: values.hub as string, ...(values["backup-hub"] ? { backupHub: values["backup-hub"] as string } : {}) }
+          ? {
+            kind: "hub-and-spoke", hub: values.hub as string, ...(values["backup-hub"] ? { backupHub: values["backup-hub"] as string } : {}),
+            ...(dpd !== undefined ? { dpd } : {}),
+          }
           : { kind: "full-mesh" };
         const v = await c().createVpn({
           name, topology, ...(values.suite ? { suite: values.suite as never } : {}), ...(values.mode ? { mode: values.mode as never } : {}),

@@ -209,8 +209,22 @@ export interface PeerConfig {
   natT: boolean;
   /** Seconds between NAT-keepalives (RFC 3948 §2.3); 0 = none. */
   keepalive: number;
-  /** Prefixes reachable through this peer (the SPD selectors); never overlapping another peer's. */
+  /**
+   * Prefixes reachable through this peer (the SPD selectors); never
+   * overlapping another peer's, except between a backup and its primary.
+   */
   prefixes: Prefix[];
+  /**
+   * Traffic between this peer and the other transit peers passes through us
+   * (a hub): this peer's local selectors are `local_prefixes` plus every other
+   * transit peer's prefixes (config/selectors.ts).
+   */
+  transit: boolean;
+  /**
+   * The peer this one backs up (failover, config/selectors.ts): the prefixes
+   * they share go to that peer while it has SAs, to this one otherwise.
+   */
+  backupFor?: string;
   mode: Mode;
   /** Only for `gre` / `transport-gre`. */
   gre: GreOptions;

@@ -23,6 +23,7 @@ export interface RawSa {
 export interface RawPeer {
   name: string; address: string; port?: number; wan?: string; nat_t?: boolean | "auto"; keepalive?: number;
   prefixes: string[]; mode?: Mode; gre?: { key?: number; sequence?: boolean }; mtu?: number; sas?: RawSa[]; ike?: RawIke;
+  transit?: boolean; backup_for?: string;
 }
 export interface RawIke {
   auth: { psk?: string; psk_file?: string } & RawIkeCertAuth;
@@ -164,6 +165,8 @@ function normalizePeer(p: RawPeer, at: PathSegments, node: NodeConfig, ctx: Norm
     natT,
     keepalive: p.keepalive ?? 0,
     prefixes: prefixes(p.prefixes, [...at, "prefixes"], ctx),
+    transit: p.transit ?? false,
+    ...(p.backup_for !== undefined ? { backupFor: p.backup_for } : {}),
     mode,
     gre: { key: p.gre?.key, sequence: p.gre?.sequence ?? false },
     mtu: p.mtu,

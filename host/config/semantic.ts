@@ -15,6 +15,7 @@ import { overheadOf, usableMtu } from "./overhead.ts";
 import { formatPath } from "./schema_errors.ts";
 import { parseProposal } from "../ike/proposals.ts";
 import { configIdentity } from "../ike/config.ts";
+import { backupPair, checkFailover } from "./selectors.ts";
 import { idInCert } from "../ike/certs.ts";
 import { checkWorkers } from "./workers.ts";
 
@@ -31,6 +32,7 @@ export function checkSemantics(c: Config): SemanticResult {
   checkSpis(c, r);
   checkSoftLifetimes(c, r);
   checkPrefixes(c, r);
+  checkFailover(c, r.errors);
   checkKeyReuse(c, r);
   checkWorkers(c, r.errors);
   return r;
@@ -309,6 +311,7 @@ function checkPrefixes(c: Config, r: SemanticResult): void {
   for (const x of order) {
     while (open.length > 0 && !prefixesOverlap(all[open[open.length - 1]].p, all[x].p)) open.pop();
     for (const y of open) {
+      if (backupPair(c.peers[all[x].owner], c.peers[all[y].owner])) continue; // the SPD's order decides (selectors.ts)
       const [a, b] = y < x ? [y, x] : [x, y];
       const prev = firstOverlap.get(b);
       if (prev === undefined || a < prev) firstOverlap.set(b, a);

@@ -84,5 +84,6 @@ export function formatStatus(st: Status): string {
     out.push(`offloads  tun ${t.vnetHdr ? tso + gro : "no vnet header"}${udp}`);
   }
   for (const p of st.ike ?? []) out.push(...ikeLines(p));
+  for (const f of st.failover ?? []) out.push(`failover ${f.primary}  backup ${f.backup}  via ${f.via ?? "none"}`);
   return out.join("\n") + "\n";
 }

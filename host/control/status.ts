@@ -105,6 +105,8 @@ export interface Status extends WorkerStatus {
   control: string;
   /** IKEv2 peers (config `ike`), when there are any. */
   ike?: IkePeerStatus[];
+  /** `backup_for` pairs, when there are any: who carries each primary's prefixes now (host/sa/failover.ts). */
+  failover?: import("../sa/failover.ts").FailoverState[];
   /** With `ike`: IKE datagrams and messages dropped or refused since the start, by reason (host/ike/endpoint.ts, transport.ts). */
   ikeDrops?: Record<string, number>;
 }

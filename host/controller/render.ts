@@ -13,7 +13,7 @@
 // The node fields a CE decides for itself (tun, control, state_dir, workers)
 // are not set here: the agent keeps its own.
 import type { SaRecord, Site, Vpn, WanPort } from "./store/model.ts";
-import { peersOf } from "./topology.ts";
+import { peersOf, viaHub, type HubRoles } from "./topology.ts";
 import { parseAddress } from "../config/addr.ts";
 import { lifetimeToDoc } from "../config/normalize.ts";
 import { ikeBlock, type CeIke } from "./render_ike.ts";
@@ -49,6 +49,10 @@ export interface CePeer {
   keepalive: number;
   prefixes: string[];
   mode: string;
+  /** A hub's spoke: traffic between it and the other spokes passes through this CE (docs/config.md `transit`). */
+  transit?: boolean;
+  /** A spoke's backup hub: the prefixes it shares with the hub go here while the hub is dead (docs/config.md `backup_for`). */
+  backup_for?: string;
   /** Controller-made SAs (keying `controller`) … */
   sas?: CeSa[];
   /** … or IKEv2 with the enrolled certificates (keying `ike`). */
@@ -127,6 +131,7 @@ export function renderConfig(
     if (l) l.push(x);
     else byPair.set(k, [x]);
   }
+  const roles = viaHub(vpn, sites, site);
   for (const name of peersOf(vpn, sites, site)) {
     const other = byName.get(name)!;
     const ports = choosePorts(me, other);
@@ -138,8 +143,9 @@ export function renderConfig(
       wan: mine.name,
       nat_t: true,
       keepalive: mine.natType !== "none" ? NAT_KEEPALIVE_S : 0,
-      prefixes: [...other.prefixes],
+      prefixes: [...other.prefixes, ...(roles.carriers.includes(name) ? roles.spokePrefixes : [])],
       mode: vpn.mode,
+      ...(roles.transit.has(name) ? { transit: true } : {}),
     };
     if (vpn.keying === "ike") {
       const serials = revoked.filter((r) => r.site === name).map((r) => r.serial);
@@ -162,6 +168,7 @@ export function renderConfig(
       }),
     });
   }
+  markBackup(peers, roles);
   return {
     version: 1,
     node: {
@@ -171,6 +178,15 @@ export function renderConfig(
     },
     peers,
   };
+}
+
+/** A spoke's backup hub backs its hub up when both are among its peers (the hub's prefixes and the spokes' overlap only then). */
+function markBackup(peers: CePeer[], roles: HubRoles): void {
+  if (!roles.backup) return;
+  const [primary, backup] = roles.backup;
+  const b = peers.find((p) => p.name === backup);
+  if (!b || !roles.carriers.includes(backup)) return;
+  if (peers.some((p) => p.name === primary)) b.backup_for = primary;
 }
 
 /**

@@ -18,6 +18,8 @@
 //              can open the mapping), else the newer site (higher site id)
 //   proposals  the VPN's suite, for the IKE SA and the CHILD_SAs
 //   lifetime   the VPN's SA lifetimes (ikeLifetime below)
+//   dpd        a hub-and-spoke VPN's liveness interval, when it sets one: it
+//              bounds how long a spoke takes to fail over to the backup hub
 import { IKE_LIFETIME, type ControllerSuite, type SaLifetime, type Site, type Vpn, type WanPort } from "./store/model.ts";
 import { siteIdentity } from "../util/pki.ts";
 import { CE_FILES } from "../agent/state.ts";
@@ -28,6 +30,8 @@ export interface CeIke {
   remote_id: { type: "rfc822"; value: string };
   proposals: { ike: string[]; esp: string[] };
   initiate: boolean;
+  /** A hub-and-spoke VPN's liveness interval (topology `dpd`); else the config's default. */
+  dpd?: number;
   lifetime?: CeIkeLifetime;
 }
 
@@ -113,5 +117,6 @@ export function ikeBlock(vpn: Vpn, me: Site, mine: WanPort, other: Site, theirs:
     proposals: { ike: [p.ike], esp: [p.esp] },
     initiate: initiates(me, mine, other, theirs),
     lifetime: ikeLifetime(vpn.saLifetime),
+    ...(vpn.topology.kind === "hub-and-spoke" && vpn.topology.dpd !== undefined ? { dpd: vpn.topology.dpd } : {}),
   };
 }

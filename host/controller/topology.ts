@@ -7,9 +7,15 @@
 //   hub-and-spoke:   hub ↔ each spoke; backup hub ↔ each spoke; hub ↔ backup hub
 //
 // A hub named in the topology but not (yet) a site of the VPN makes no pairs.
-// Spoke-to-spoke traffic through the hub is not carried yet: a hub's CE would
-// have to accept, from one spoke, packets addressed to another spoke's
-// prefixes, which its inbound policy check (RFC 4301 §5.2) refuses today.
+//
+// Spoke to spoke goes through a hub (viaHub): a spoke's tunnel to a carrying
+// hub lists the other spokes' prefixes beside the hub's own, and the hub
+// marks its spokes `transit` so that its inbound check (RFC 4301 §5.2) takes
+// a packet from one spoke to another (docs/config.md `transit`). With IKE
+// keying both hubs carry, the backup as the hub's `backup_for` (failover on
+// IKE liveness, docs/controller.md item 7); controller-made keys have no
+// liveness signal, so there the hub alone carries (the backup hub when the
+// hub is not a site) and nothing fails over.
 import type { Site, Vpn } from "./store/model.ts";
 
 /** An unordered pair of site names, the smaller first. */
@@ -47,4 +53,34 @@ export function peersOf(vpn: Pick<Vpn, "topology">, sites: Pick<Site, "name">[],
   const hubs = [t.hub, t.backupHub].filter((h): h is string => h !== undefined && names.includes(h));
   if (!hubs.includes(site)) return [...hubs].sort();
   return names.filter((n) => n !== site && (!hubs.includes(n) || hubs.length === 2)).sort();
+}
+
+/** What a hub-and-spoke topology asks of `site`'s config beyond its pairs (render.ts). */
+export interface HubRoles {
+  /** Hubs through which `site`, a spoke, reaches the other spokes. */
+  carriers: string[];
+  /** The other spokes' prefixes (spokes by name), when `site` is a spoke. */
+  spokePrefixes: string[];
+  /** Peers of `site`, a carrying hub, that it forwards between. */
+  transit: Set<string>;
+  /** [hub, backup hub] when `site` is a spoke that fails over between them. */
+  backup?: [string, string];
+}
+
+export function viaHub(vpn: Pick<Vpn, "topology" | "keying">, sites: Pick<Site, "name" | "prefixes">[], site: string): HubRoles {
+  const none: HubRoles = { carriers: [], spokePrefixes: [], transit: new Set() };
+  const t = vpn.topology;
+  if (t.kind !== "hub-and-spoke") return none;
+  const names = new Set(sites.map((s) => s.name));
+  const hubs = [t.hub, t.backupHub].filter((h): h is string => h !== undefined && names.has(h));
+  const carriers = vpn.keying === "ike" ? hubs : hubs.slice(0, 1);
+  const spokes = sites.filter((s) => !hubs.includes(s.name)).sort((a, b) => (a.name < b.name ? -1 : 1));
+  if (carriers.includes(site)) return { ...none, transit: new Set(spokes.map((s) => s.name)) };
+  if (hubs.includes(site) || !names.has(site)) return none;
+  return {
+    carriers,
+    spokePrefixes: spokes.filter((s) => s.name !== site).flatMap((s) => s.prefixes),
+    transit: new Set(),
+    ...(carriers.length === 2 ? { backup: [carriers[0], carriers[1]] as [string, string] } : {}),
+  };
 }

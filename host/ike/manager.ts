@@ -42,6 +42,7 @@ import { lowestNonceIsOurs } from "./child_sa.ts";
 import type { IkeSa } from "./ike_sa.ts";
 import { parseProposal, type ProposalSpec } from "./proposals.ts";
 import { hostTs, tsFromCidrs, within } from "./ts.ts";
+import { localSelectors } from "../config/selectors.ts";
 import type { ChildMode, ChildSaEstablished, Identity, IkeEvent, IkeSaConfig, Path, Step } from "./types.ts";
 
 /** What the manager keeps up for one peer. Times in seconds, as the config has them. */
@@ -596,7 +597,7 @@ const LINK_PROTOCOLS: Partial<Record<Mode, number[]>> = { "transport-ipip": [4, 
  */
 function childOf(config: Config, p: PeerConfig): Pick<IkeSaConfig, "mode" | "localTs" | "remoteTs"> {
   const link = LINK_PROTOCOLS[p.mode];
-  if (!link) return { mode: "tunnel", localTs: tsFromCidrs(config.node.localPrefixes.map((x) => x.text)), remoteTs: tsFromCidrs(p.prefixes.map((x) => x.text)) };
+  if (!link) return { mode: "tunnel", localTs: tsFromCidrs(localSelectors(config, p).map((x) => x.text)), remoteTs: tsFromCidrs(p.prefixes.map((x) => x.text)) };
   return { mode: "transport", localTs: hostTs(config.node.wan[p.wanIndex].address.bytes, link), remoteTs: hostTs(p.address.bytes, link) };
 }
 

@@ -32,6 +32,7 @@ import { FIXED_NODE_FIELDS, type ApplyReport, type SaLifecycle } from "../sa/lif
 import { IkeEndpoint } from "./endpoint.ts";
 import { IkeManager, managedPeer, type ManagedPeer, type ManagerEvent } from "./manager.ts";
 import { IkeTransport } from "./transport.ts";
+import { localSelectors } from "../config/selectors.ts";
 import { appendKeyLog, KEYLOG_ENV, keyLogPath } from "./keylog.ts";
 import type { IkeEvent, Path, PeerAuth } from "./types.ts";
 
@@ -89,7 +90,7 @@ function fingerprint(config: Config, p: PeerConfig): string {
  * Transport mode's come from the addresses, in the fingerprint.
  */
 function selectors(config: Config, p: PeerConfig): string {
-  return JSON.stringify({ prefixes: p.prefixes.map((x) => x.text), local: config.node.localPrefixes.map((x) => x.text) });
+  return JSON.stringify({ prefixes: p.prefixes.map((x) => x.text), local: localSelectors(config, p).map((x) => x.text) });
 }
 
 /** "peer authenticated by certificate \"CN=…\" serial …" or "… by PSK", for the log. */

@@ -75,6 +75,7 @@ export class CeMetrics {
   private readonly removals: Counter;
   private readonly rekeyRequests: Counter;
   private readonly alarms: Counter;
+  private readonly failoverSwitches: Counter;
   private readonly ikeEvents: Counter;
   private readonly answers: Counter;
 
@@ -211,12 +212,16 @@ export class CeMetrics {
     from("gauge", "wesp_ike_child_sas", "CHILD_SA pairs the peer's IKE SA holds.", ["peer"], ike((p) => (Array.isArray(p.childSas) ? p.childSas.length : undefined)));
     from("gauge", "wesp_ike_established_seconds", "Age of the peer's current IKE SA.", ["peer"], ike((p) => num(p.establishedSeconds)));
     from("gauge", "wesp_ike_last_heard_seconds", "Seconds since the peer's last authenticated IKE message.", ["peer"], ike((p) => num(p.lastHeardSeconds)));
+    from("gauge", "wesp_failover_via", "For each backup_for pair: 1 for the peer carrying the primary's prefixes now (host/sa/failover.ts).", ["primary", "via"], (s, set) => {
+      for (const f of s.failover ?? []) set({ primary: f.primary, via: f.via ?? "" }, 1);
+    });
 
     // Lifecycle events, counted as they happen (watch()).
     this.installs = new Counter({ name: "wesp_sa_installs_total", help: "SAs installed in the worker (start, reload, rekey), by peer and direction.", labelNames: ["peer", "direction"], registers: [r] });
     this.removals = new Counter({ name: "wesp_sa_removals_total", help: "SAs removed, by peer, direction and why (config, lifetime, peer-removed, tunnel-changed, stop).", labelNames: ["peer", "direction", "why"], registers: [r] });
     this.rekeyRequests = new Counter({ name: "wesp_rekey_requests_total", help: "Rekeys the core asked for, by peer, direction and why (soft-lifetime, sequence-exhausted).", labelNames: ["peer", "direction", "why"], registers: [r] });
     this.alarms = new Counter({ name: "wesp_alarms_total", help: "Alarms raised (a person should look), by peer (\"\" when none).", labelNames: ["peer"], registers: [r] });
+    this.failoverSwitches = new Counter({ name: "wesp_failover_switches_total", help: "A primary's prefixes moved to another carrier (backup_for), by primary and the peer now carrying them (\"\" for none).", labelNames: ["primary", "via"], registers: [r] });
     this.ikeEvents = new Counter({ name: "wesp_ike_events_total", help: "What happened to IKE peers' tunnels: up, down, failure (a set-up or IKE SA failed), alarm, child-rekey, ike-rekey; by peer.", labelNames: ["peer", "event"], registers: [r] });
     this.answers = new Counter({ name: "wesp_metrics_requests_total", help: "Requests to this metrics listener, by HTTP status (400: refused by the HTTP parser).", labelNames: ["code"], registers: [r] });
   }
@@ -242,6 +247,7 @@ export class CeMetrics {
     });
     lifecycle.on("needs-rekey", (e) => this.rekeyRequests.inc({ peer: e.peer, direction: e.dir, why: e.why }));
     lifecycle.on("alarm", (e) => this.alarms.inc({ peer: e.peer ?? "" }));
+    lifecycle.on("failover", (e) => this.failoverSwitches.inc({ primary: e.primary, via: e.via ?? "" }));
   }
 
   /** Counts IKE's events (host/ike/runtime.ts IkeRuntimeOptions.onIke). */

@@ -29,6 +29,7 @@ import type { Config } from "../config/model.ts";
 import type { Status, WorkerStatus } from "../control/status.ts";
 import type { HostPacket } from "./pipeline.ts";
 import { SaLifecycle } from "../sa/lifecycle.ts";
+import { describeSwitch } from "../sa/failover.ts";
 import type { PeerSpec, SaEvent } from "../sa/spec.ts";
 import type { WorkerData } from "./worker.ts";
 import { peersForWorker } from "../sa/worker_sas.ts";
@@ -166,6 +167,7 @@ export class Forwarder {
     let fwd: Forwarder | undefined;
     const lifecycle = new SaLifecycle({ apply: (peers, transfer) => fwd ? fwd.applyPeers(peers, transfer) : Promise.reject(new ForwarderError("starting")) });
     opts.onLifecycle?.(lifecycle);
+    lifecycle.on("failover", (sw) => log(describeSwitch(sw)));
     const first = lifecycle.initial(config);
     const carriers = config.peers.filter((p) => p.ike).map((p) => ({ wanIndex: p.wanIndex, encap: p.encap }));
     const count = config.node.workers;
@@ -315,6 +317,7 @@ export class Forwarder {
       workers: this.workers.length,
       control: n.control.socket,
       ...ws,
+      ...(this.lifecycle.failover().length ? { failover: this.lifecycle.failover() } : {}),
     };
   }
 

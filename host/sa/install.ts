@@ -258,7 +258,7 @@ export class SaTable {
   }
 
   private samePolicies(a: PeerSpec, b: PeerSpec): boolean {
-    return a.locals.join() === b.locals.join() && a.remotes.join() === b.remotes.join();
+    return a.locals.join() === b.locals.join() && a.remotes.join() === b.remotes.join() && a.priority === b.priority;
   }
 
   private dropPeer(h: Held, why: "peer-removed" | "tunnel-changed" | "stop"): void {
@@ -355,7 +355,7 @@ export class SaTable {
       const locals = h.spec.locals.filter((l) => familyOf(l) === fam);
       if (locals.length === 0) locals.push(fam === 4 ? "0.0.0.0/0" : "::/0");
       for (const l of locals) {
-        h.rt.policies.push(this.core.addPolicy({ action: "protect", local: l, remote: r, saId: out.saId, peerId: h.rt.peerId }));
+        h.rt.policies.push(this.core.addPolicy({ action: "protect", local: l, remote: r, saId: out.saId, peerId: h.rt.peerId, priority: h.spec.priority }));
       }
     }
   }

@@ -20,6 +20,7 @@ import type { Config, Lifetime, Suite } from "../config/model.ts";
 import { DEFAULT_REPLAY_WINDOW } from "../config/normalize.ts";
 import { keyId } from "./key_id.ts";
 import { heldAfter, plan, wipeConfigKeys } from "./plan.ts";
+import { failoverStates, failoverSwitches, type FailoverState, type FailoverSwitch } from "./failover.ts";
 import { saKey, type KeyMaterial, type PeerSpec, type SaEvent, type SaSpec } from "./spec.ts";
 
 /**
@@ -65,6 +66,8 @@ export interface SaLifecycleEvents {
   "sa-removed": [Extract<SaEvent, { event: "sa-removed" }>];
   "needs-rekey": [Extract<SaEvent, { event: "needs-rekey" }>];
   alarm: [Extract<SaEvent, { event: "alarm" }>];
+  /** A primary's prefixes moved to another carrier (failover.ts). */
+  failover: [FailoverSwitch];
 }
 
 export class SaLifecycle extends EventEmitter<SaLifecycleEvents> {
@@ -75,6 +78,7 @@ export class SaLifecycle extends EventEmitter<SaLifecycleEvents> {
   /** IKE peers' SAs by peer name, index 0 used outbound; keys only until the worker holds them. */
   private readonly negotiated = new Map<string, SaSpec[]>();
   private queue: Promise<unknown> = Promise.resolve();
+  private carriers: FailoverState[] = [];
 
   constructor(private readonly sink: SaSink) {
     super();
@@ -88,6 +92,11 @@ export class SaLifecycle extends EventEmitter<SaLifecycleEvents> {
       case "needs-rekey": this.emit("needs-rekey", e); break;
       case "alarm": this.emit("alarm", e); break;
     }
+  }
+
+  /** Who carries each primary's prefixes now (`backup_for` pairs of the running config). */
+  failover(): FailoverState[] {
+    return this.carriers.map((c) => ({ ...c }));
   }
 
   /**
@@ -141,6 +150,10 @@ export class SaLifecycle extends EventEmitter<SaLifecycleEvents> {
     this.node = config.node;
     this.config = config;
     wipeConfigKeys(config);
+    const next = failoverStates(config, peers);
+    const switches = failoverSwitches(this.carriers, next);
+    this.carriers = next;
+    for (const sw of switches) this.emit("failover", sw);
     for (const list of this.negotiated.values()) {
       for (const s of list) {
         if (s.keysIn && this.held.sas.has(saKey("in", s.spiIn, s.keyIdIn))) s.keysIn = wipe(s.keysIn);

@@ -60,6 +60,8 @@ export interface PeerSpec {
   /** SPD: every local selector × every remote prefix (text), protect through sas[0]. */
   locals: string[];
   remotes: string[];
+  /** SPD priority of those entries: a backup's sit behind the rest (config/selectors.ts). */
+  priority: number;
   sas: SaSpec[];
 }
 

@@ -17,6 +17,19 @@ export async function wanBridge(lab: Lab): Promise<(ns: Netns, port: string, add
   };
 }
 
+/** The bridge, the controller's namespace on it (CTL) and one namespace per name, the i-th (from 1) at wanAddr(i): `ce[i]`. */
+export async function labOnBridge(lab: Lab, names: string[]): Promise<{ ctlNs: Netns; ce: Netns[] }> {
+  const attach = await wanBridge(lab);
+  const ctlNs = await lab.ns("ctl");
+  await attach(ctlNs, "pctl", CTL);
+  const ce: Netns[] = [];
+  for (const [k, name] of names.entries()) {
+    ce[k + 1] = await lab.ns(name);
+    await attach(ce[k + 1], `p${k + 1}`, wanAddr(k + 1));
+  }
+  return { ctlNs, ce };
+}
+
 /** Where the controller e2e tests run their controller, and the CEs' addresses on the bridge and behind their TUN. */
 export const CTL = "192.0.2.100";
 export const CTL_URL = `https://${CTL}:8443`;

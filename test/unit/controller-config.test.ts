@@ -98,7 +98,12 @@ test("controller configs: every pair has mirrored SAs, each CE sees only its pee
           const port = sb.wan.find((w) => w.name === pb.wan)!;
           assert.equal(pa.address, port.publicAddress ?? port.privateAddress);
           assert.equal(pa.port, port.publicPort ?? port.privatePort);
-          assert.deepEqual(pa.prefixes, sb.prefixes);
+          // A spoke's tunnel to the hub (controller keying: the hub alone) also carries the other spokes' prefixes (spoke to spoke through it).
+          const hubs = topology.kind === "hub-and-spoke" ? [topology.hub, topology.backupHub].filter((h) => h !== undefined) : [];
+          const spokes = sites.filter((s) => !hubs.includes(s.name)).sort((x, y) => (x.name < y.name ? -1 : 1));
+          const viaB = b === hubs[0] && !hubs.includes(a) ? spokes.filter((s) => s.name !== a).flatMap((s) => s.prefixes) : [];
+          assert.deepEqual(pa.prefixes, [...sb.prefixes, ...viaB]);
+          assert.equal(pa.transit ?? false, a === hubs[0] && !hubs.includes(b), "the hub forwards between its spokes");
         }
 
         // Isolation: a CE's config holds the keys of its own pairs and no other.
@@ -166,7 +171,9 @@ test("controller configs: moving to hub-and-spoke deletes the spoke-to-spoke SAs
     const hubBefore = await ctl.configFor("v", "site1");
     await ctl.setTopology("v", { kind: "hub-and-spoke", hub: "site1" });
     assert.equal((await ctl.store.listSas("v")).length, 6);
-    assert.deepEqual(await ctl.configFor("v", "site1"), hubBefore, "the hub's SAs stay as they were");
+    const hubAfter = await ctl.configFor("v", "site1");
+    assert.deepEqual(hubAfter.peers.map((p) => p.transit), [true, true, true], "the hub now forwards between its spokes");
+    assert.deepEqual({ ...hubAfter, peers: hubAfter.peers.map(({ transit: _t, ...p }) => p) }, hubBefore, "the hub's SAs stay as they were");
     assert.deepEqual((await ctl.configFor("v", "site3")).peers.map((p) => p.name), ["site1"]);
     assert.deepEqual(await ctl.reconcile("v"), { made: 0, deleted: 0 }, "reconciling again changes nothing");
     await ctl.setTopology("v", { kind: "hub-and-spoke", hub: "site1", backupHub: "site2" });

@@ -16,7 +16,7 @@ export const topologySchema = {
     { type: "object", properties: { kind: { const: "full-mesh" } }, required: ["kind"], additionalProperties: false },
     {
       type: "object",
-      properties: { kind: { const: "hub-and-spoke" }, hub: name, backupHub: name },
+      properties: { kind: { const: "hub-and-spoke" }, hub: name, backupHub: name, dpd: { type: "integer", minimum: 1, maximum: 3600 } },
       required: ["kind", "hub"],
       additionalProperties: false,
     },

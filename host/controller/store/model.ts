@@ -55,8 +55,13 @@ export const IKE_LIFETIME = { minSeconds: 10, maxSeconds: 604800, defaultChildSe
 
 export type Topology =
   | { kind: "full-mesh" }
-  /** Spokes talk to the hub (and to the backup hub when there is one); hubs talk to every spoke and to each other. */
-  | { kind: "hub-and-spoke"; hub: string; backupHub?: string };
+  /**
+   * Spokes talk to the hub (and to the backup hub when there is one); hubs
+   * talk to every spoke and to each other. `dpd`: the IKE liveness interval
+   * of its tunnels in seconds (config `ike.dpd`, default 30), which bounds how
+   * fast spokes fail over to the backup hub (docs/controller.md item 7).
+   */
+  | { kind: "hub-and-spoke"; hub: string; backupHub?: string; dpd?: number };
 
 export interface Vpn {
   name: string;

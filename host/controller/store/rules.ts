@@ -42,10 +42,16 @@ export function checkTopology(t: unknown): Topology {
   if (o?.kind === "full-mesh") return { kind: "full-mesh" };
   if (o?.kind === "hub-and-spoke") {
     const hub = checkName("topology.hub", o.hub);
-    if (o.backupHub === undefined || o.backupHub === null) return { kind: "hub-and-spoke", hub };
+    let dpd: number | undefined;
+    if (o.dpd !== undefined && o.dpd !== null) {
+      if (typeof o.dpd !== "number" || !Number.isInteger(o.dpd) || o.dpd < 1 || o.dpd > 3600) invalid("topology.dpd: an integer 1..3600 (seconds)");
+      dpd = o.dpd;
+    }
+    const withDpd = dpd !== undefined ? { dpd } : {};
+    if (o.backupHub === undefined || o.backupHub === null) return { kind: "hub-and-spoke", hub, ...withDpd };
     const backupHub = checkName("topology.backupHub", o.backupHub);
     if (backupHub === hub) invalid("topology.backupHub: must differ from the hub");
-    return { kind: "hub-and-spoke", hub, backupHub };
+    return { kind: "hub-and-spoke", hub, backupHub, ...withDpd };
   }
   invalid('topology.kind: must be "full-mesh" or "hub-and-spoke"');
 }
