@@ -11,6 +11,9 @@
 // PERIOD_MS, its send time inside) crosses a hub (spoke to spoke: `transit`).
 // 1. it flows through the hub (the hub's ESP counters for s3 move; both spokes'
 //    `wesp status` says failover via hub);
+// 1b. a spoke added (s5, its CE not running): every spoke's hub peers and the
+//    hubs' transit selectors change; the IKE SAs stay (new CHILD_SAs with the
+//    new selectors replace the old ones) and the stream loses nothing;
 // 2. the hub is killed (SIGKILL: no IKE DELETE): both spokes declare it dead on
 //    IKE liveness and move to hub2 (`backup_for`); the first datagram through
 //    the backup was sent at most 3 liveness intervals after the kill (the bound
@@ -108,6 +111,22 @@ describe("controller hub-and-spoke with a backup hub: spokes fail over on IKE li
       assert.equal(await via(sock(3)), "hub");
       assert.equal(await via(sock(4)), "hub");
       assert.ok((await inFrom(sock(1), "s3")) >= 50, "the stream enters the hub from s3");
+
+      // ---- 1b. a spoke added: the spokes' IKE SAs with both hubs stay, the stream loses nothing
+      const ikeSas = async (i: number) => Object.fromEntries(((await status(sock(i))).ike as { name: string; ikeSa: string }[]).map((p) => [p.name, p.ikeSa]));
+      const sasBefore = [await ikeSas(3), await ikeSas(4)];
+      const addedAt = Date.now();
+      await ctl("add-site", "v", "s5", "--prefix", "10.5.0.0/16", "--wan", `inet=${wan(5)}`);
+      const reselected = (i: number) => lines(agents[i], /ike: new traffic selectors for peers \[hub, hub2\]: their IKE SAs stay; new CHILD_SAs replace the old ones/).length > 0;
+      await waitFor(() => reselected(3) && reselected(4), "both spokes take s5's prefix without an IKE restart", 30_000, 20);
+      const newChild = async (i: number) => ((await status(sock(i))).ike as { name: string; childSas: unknown[] }[]).every((p) => p.childSas.length === 1);
+      await waitFor(async () => (await newChild(3)) && (await newChild(4)), "the old CHILD_SAs deleted", 30_000, 100);
+      await new Promise((r) => setTimeout(r, 3000)); // past the old inbound SAs' retirement, the stream still flowing
+      const added = outage(received(rx), addedAt);
+      console.log(`# spoke s5 added: s3 → s4 through the hub lost ${added.lost} datagrams (${received(rx).filter((r) => r.sent >= addedAt).length} sent since)`);
+      assert.equal(added.lost, 0, "zero loss on the other spokes' traffic while a spoke joins");
+      assert.deepEqual([await ikeSas(3), await ikeSas(4)], sasBefore, "the same IKE SAs with both hubs");
+      for (const i of [3, 4]) assert.equal(lines(agents[i], /ike: restarted or removed peers/).length, 0, `${NAMES[i]}: no IKE peer restarted`);
       const hub2Before = await inFrom(sock(2), "s3");
 
       // ---- 2. the hub killed: to hub2 within 3 liveness intervals
