@@ -525,6 +525,9 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
   private down(s: PeerState, why: string, failure: boolean): void {
     s.current = undefined;
     s.ikeRekeyAt = undefined;
+    // a reselect in hand ends with its IKE SA: the next one's first CHILD_SA has the selectors
+    s.replacing = undefined;
+    s.reselectAt = undefined;
     this.emit("event", { type: "down", peer: s.peer.name, why, failure });
     const r = s.peer.retry;
     if (failure) {

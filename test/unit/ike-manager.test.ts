@@ -374,6 +374,38 @@ test("new traffic selectors (reselect): the IKE SA stays, a new CHILD_SA with th
   assert.equal(spis(n, "a").out, a.out, "and no more tries");
 });
 
+test("a reselect whose IKE SA dies meanwhile: the next IKE SA comes up with the new selectors, and a later reselect still works", async () => {
+  const n = await up({ retry: { min: 2, max: 10, alarm_after: 5 }, dpd: 0 }, { initiate: false });
+  n.ce.a.peer.ike.retransmit = { baseMs: 1000, tries: 2 };
+  const wider = (extra: string) => ({ a: tsFromCidrs([NET.a, extra]), b: tsFromCidrs([NET.b]) });
+  for (const w of ["a", "b"] as const) {
+    const t = wider("192.168.11.0/24");
+    n.ce[w].peer.ike.localTs = w === "a" ? t.a : t.b;
+    n.ce[w].peer.ike.remoteTs = w === "a" ? t.b : t.a;
+  }
+  n.dropFromA(1e9); // B unreachable: the CREATE_CHILD_SA goes unanswered, the IKE SA fails
+  n.mgr.a.reselect("to-b");
+  for (let i = 0; i < 10 && !n.mevents.a.some((e) => e.type === "down"); i++) await n.advance(Math.min(n.ep.a.nextTimeout ?? Infinity, n.mgr.a.nextTimeout ?? Infinity) - n.now());
+  assert.ok(n.mevents.a.some((e) => e.type === "down"), "the IKE SA failed");
+  n.dropFromA(0);
+  for (let i = 0; i < 10 && !n.mgr.a.status()[0].up; i++) await n.advance(Math.min(n.ep.a.nextTimeout ?? Infinity, n.mgr.a.nextTimeout ?? Infinity) - n.now());
+  assert.equal(n.mgr.a.status()[0].up, true, "up again");
+  const sa = n.mgr.a.status()[0].sa;
+  const before = spis(n, "a");
+  for (const w of ["a", "b"] as const) {
+    const t = wider("192.168.13.0/24");
+    n.ce[w].peer.ike.localTs = w === "a" ? t.a : t.b;
+    n.ce[w].peer.ike.remoteTs = w === "a" ? t.b : t.a;
+  }
+  n.mgr.a.reselect("to-b");
+  await n.run();
+  await n.advance(RETIRED_INBOUND_MS);
+  const after = spis(n, "a");
+  assert.ok(after.out !== before.out && after.in.length === 1, `the later reselect made a new CHILD_SA (${JSON.stringify([before, after])})`);
+  assert.equal(n.mgr.a.status()[0].sa, sa, "under the same IKE SA");
+  assert.deepEqual(bothWays(n), ["ok", "ok"]);
+});
+
 test("peer-online (retryNow): an attempt left unanswered by an end not yet running is dropped quietly for a new one; a retry waiting out its backoff starts at once; nothing for an up peer or a responder", async () => {
   const n = await net({ retry: { min: 60, max: 600, alarm_after: 8 } });
   n.ce.a.peer.ike.retransmit = { baseMs: 1000, tries: 4 };
