@@ -288,6 +288,8 @@ export function configToDoc(c: Config): Doc {
     peers: c.peers.map((p) => ({
       name: p.name, address: p.address.text, port: p.port, wan: p.wan, nat_t: p.natT, keepalive: p.keepalive,
       prefixes: p.prefixes.map((x) => x.text), mode: p.mode,
+      ...(p.transit ? { transit: true } : {}),
+      ...(p.backupFor !== undefined ? { backup_for: p.backupFor } : {}),
       ...(p.gre.key !== undefined || p.gre.sequence ? { gre: { ...(p.gre.key !== undefined ? { key: p.gre.key } : {}), sequence: p.gre.sequence } } : {}),
       ...(p.mtu !== undefined ? { mtu: p.mtu } : {}),
       sas: p.sas.map((sa) => ({
