@@ -493,8 +493,10 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
     this.applying = this.applying.then(() => this.deps.send(drop.close()));
   }
 
-  /** Hands the peer's list to the lifecycle (which copies the keys and wipes the event's). */
-  /** Hands the peer's list to the lifecycle; resolves to whether the data plane took it. */
+  /**
+   * Hands the peer's list to the lifecycle (which copies the keys and wipes the
+   * event's); resolves to whether the data plane took it.
+   */
   private push(s: PeerState): Promise<boolean> {
     const name = s.peer.name;
     // nothing retires beside an empty list: the peer is down, its SAs all go
@@ -598,7 +600,7 @@ const LINK_PROTOCOLS: Partial<Record<Mode, number[]>> = { "transport-ipip": [4, 
  * the two WAN addresses, restricted to the link's protocols (ts.ts hostTs) so the
  * SA carries the virtual link and nothing else the two hosts exchange.
  */
-function childOf(config: Config, p: PeerConfig): Pick<IkeSaConfig, "mode" | "localTs" | "remoteTs"> {
+export function childOf(config: Config, p: PeerConfig): Pick<IkeSaConfig, "mode" | "localTs" | "remoteTs"> {
   const link = LINK_PROTOCOLS[p.mode];
   if (!link) return { mode: "tunnel", localTs: tsFromCidrs(localSelectors(config, p).map((x) => x.text)), remoteTs: tsFromCidrs(p.prefixes.map((x) => x.text)) };
   return { mode: "transport", localTs: hostTs(config.node.wan[p.wanIndex].address.bytes, link), remoteTs: hostTs(p.address.bytes, link) };

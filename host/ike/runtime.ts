@@ -30,11 +30,10 @@ import type { HostPacket } from "../pipeline/pipeline.ts";
 import type { IkePeerStatus, Status } from "../control/status.ts";
 import { FIXED_NODE_FIELDS, type ApplyReport, type SaLifecycle } from "../sa/lifecycle.ts";
 import { IkeEndpoint } from "./endpoint.ts";
-import { IkeManager, managedPeer, type ManagedPeer, type ManagerEvent } from "./manager.ts";
+import { childOf, IkeManager, managedPeer, type ManagedPeer, type ManagerEvent } from "./manager.ts";
 import { IkeTransport } from "./transport.ts";
-import { localSelectors } from "../config/selectors.ts";
 import { appendKeyLog, KEYLOG_ENV, keyLogPath } from "./keylog.ts";
-import type { IkeEvent, Path, PeerAuth } from "./types.ts";
+import type { IkeEvent, IkeSaConfig, Path, PeerAuth } from "./types.ts";
 
 /** What the runtime needs of the data plane (pipeline/forwarder.ts's Forwarder has it). */
 export interface DataPlane {
@@ -85,12 +84,12 @@ function fingerprint(config: Config, p: PeerConfig): string {
 }
 
 /**
- * A tunnel-mode peer's traffic selectors (its prefixes, ours): a change keeps
- * the IKE SA and moves its traffic to a new CHILD_SA (IkeManager.reselect).
- * Transport mode's come from the addresses, in the fingerprint.
+ * The traffic selectors IKE proposes for a peer (manager.ts childOf: a tunnel's
+ * prefixes, ours; transport mode's addresses): a change alone keeps the IKE SA
+ * and moves the traffic to a new CHILD_SA (IkeManager.reselect).
  */
-function selectors(config: Config, p: PeerConfig): string {
-  return JSON.stringify({ prefixes: p.prefixes.map((x) => x.text), local: localSelectors(config, p).map((x) => x.text) });
+function selectorText(c: Pick<IkeSaConfig, "localTs" | "remoteTs">): string {
+  return JSON.stringify([c.localTs, c.remoteTs], (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString("hex") : v));
 }
 
 /** "peer authenticated by certificate \"CN=…\" serial …" or "… by PSK", for the log. */
@@ -131,7 +130,6 @@ function canonical(address: string): string {
 interface Managed {
   peer: ManagedPeer;
   fingerprint: string;
-  selectors: string;
   /** The current IKE SA as it was established: for status. */
   established?: { sa: string; at: number; proposal: string; natDetected: boolean; behindNat: boolean; peerAuth: PeerAuth };
   lastError?: string;
@@ -232,7 +230,12 @@ export class IkeRuntime {
     const next = new Map(config.peers.filter((p) => p.ike).map((p) => [p.name, p]));
     const had = new Set(this.peers.keys());
     const down = [...this.peers.keys()].filter((n) => !next.has(n) || fingerprint(config, next.get(n)!) !== this.peers.get(n)!.fingerprint);
-    const reselect = [...next.keys()].filter((n) => this.peers.has(n) && !down.includes(n) && selectors(config, next.get(n)!) !== this.peers.get(n)!.selectors);
+    const reselect = new Map<string, ReturnType<typeof childOf>>();
+    for (const [n, p] of next) {
+      const m = this.peers.get(n);
+      const child = childOf(config, p);
+      if (m && !down.includes(n) && selectorText(child) !== selectorText(m.peer.ike)) reselect.set(n, child);
+    }
     for (const n of down) await this.remove(n);
     let report: ApplyReport;
     try {
@@ -247,17 +250,16 @@ export class IkeRuntime {
     for (const p of next.values()) if (!this.peers.has(p.name)) this.add(config, p);
     if (down.length) this.log(`ike: restarted or removed peers [${down.join(", ")}]`);
     // the data plane's policies already follow the new prefixes; the CHILD_SAs' selectors follow them
-    for (const n of reselect) {
-      const m = this.peers.get(n)!;
-      const fresh = managedPeer(config, next.get(n)!, bytesOf);
+    for (const [n, child] of reselect) {
+      const ike = this.peers.get(n)!.peer.ike;
       // in place: this object is every IKE SA's config (ctx.cfg) and what configFor answers with
-      m.peer.ike.localTs = fresh.ike.localTs;
-      m.peer.ike.remoteTs = fresh.ike.remoteTs;
-      m.selectors = selectors(config, next.get(n)!);
+      ike.localTs = child.localTs;
+      ike.remoteTs = child.remoteTs;
       this.manager!.reselect(n);
     }
-    if (reselect.length) this.log(`ike: new traffic selectors for peers [${reselect.join(", ")}]: their IKE SAs stay${reselect.some((n) => this.peers.get(n)!.peer.initiate) ? "; new CHILD_SAs replace the old ones" : ""}`);
-    return ikeReport(report, had, next, down, reselect);
+    const names = [...reselect.keys()];
+    if (names.length) this.log(`ike: new traffic selectors for peers [${names.join(", ")}]: their IKE SAs stay${names.some((n) => this.peers.get(n)!.peer.initiate) ? "; new CHILD_SAs replace the old ones" : ""}`);
+    return ikeReport(report, had, next, down, names);
   }
 
   /**
@@ -329,7 +331,7 @@ export class IkeRuntime {
     peer.ike.initialContact = true;
     const rt = retransmitFor(p.ike!.dpd);
     if (rt) peer.ike.retransmit = rt;
-    this.peers.set(p.name, { peer, fingerprint: fingerprint(config, p), selectors: selectors(config, p) });
+    this.peers.set(p.name, { peer, fingerprint: fingerprint(config, p) });
     this.manager!.addPeer(peer);
   }
 

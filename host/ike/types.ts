@@ -123,8 +123,8 @@ export type IkeEvent = (
   /**
    * `deleting`: our inbound SPI of a CHILD_SA the peer set up in a mode we did not
    * ask for (§1.3.1): it is never installed, and an INFORMATIONAL Delete follows.
+   * `rekeyOf`: our rekey of the CHILD_SA with that inbound SPI was refused (only that one's rekey is retried).
    */
-  /** `rekeyOf`: our rekey of the CHILD_SA with that inbound SPI was refused (only that one's rekey is retried). */
   | { type: "childSaFailed"; ike: string; notify: number; detail: string; deleting?: number; peerRequest?: true; rekeyOf?: number }
   /** `why` "not-found": the peer answered our rekey with CHILD_SA_NOT_FOUND; a new CHILD_SA is being created (§2.25). */
   | { type: "childSaDeleted"; ike: string; spisIn: number[]; why?: "not-found" }

@@ -308,6 +308,7 @@ export class Forwarder {
     });
     const ws = all.length === 1 ? all[0] : mergeStatus(all);
     const n = this.config.node;
+    const failover = this.lifecycle.failover();
     return {
       node: n.name,
       pid: process.pid,
@@ -317,7 +318,7 @@ export class Forwarder {
       workers: this.workers.length,
       control: n.control.socket,
       ...ws,
-      ...(this.lifecycle.failover().length ? { failover: this.lifecycle.failover() } : {}),
+      ...(failover.length ? { failover } : {}),
     };
   }
 

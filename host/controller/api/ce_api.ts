@@ -253,7 +253,7 @@ export class CeApi {
       res.write(`event: hello\ndata: ${JSON.stringify({ vpn: who.vpn, site: who.site, version: v?.version ?? 0 })}\n\n`);
       // its CE runs (the agent opens the channel once its data plane forwards): peers waiting to initiate may go now
       // (IKE-keyed VPNs only: no transaction per connect for the others)
-      if (v?.keying === "ike") return this.ctl.store.announceOnline(who.vpn, who.site);
+      if (v?.keying === "ike") return this.ctl.store.announceOnline(who.vpn, v.version, who.site);
     }).catch((e) => this.log(`push channel of ${who.vpn}/${who.site}: ${(e as Error).message}`));
     this.streams.add(s);
     res.on("close", () => this.streams.delete(s));

@@ -26,7 +26,7 @@
 // minGenerationAgeMs after it was made (an earlier report is "early", and the
 // CE sends it again after `retryAfter` seconds).
 import type { Sql } from "./db.ts";
-import { DEFAULT_SA_LIFETIME, StoreError, type SaLifetime, type SaState } from "./model.ts";
+import { StoreError, type SaLifetime, type SaState } from "./model.ts";
 import type { SiteRow, VpnRow } from "./sql_store.ts";
 import type { SaSeal } from "./store.ts";
 
@@ -92,8 +92,8 @@ interface PairRow { src_site: number; dst_site: number; generation: number; stat
 
 const PAIR = "((src_site = ? AND dst_site = ?) OR (src_site = ? AND dst_site = ?))";
 
-/** CE `site` says SA `sa` reached a lifetime (RFC 9061 §5.3, ietf-i2nsf-ikeless `sadb-expire`). */
-export async function saExpired(c: RekeyCtx, vpn: VpnRow, site: string, sa: SaRef, seal: RekeySeal): Promise<ExpireOutcome> {
+/** CE `site` says SA `sa` reached a lifetime (RFC 9061 §5.3, ietf-i2nsf-ikeless `sadb-expire`); `lifetime`: the VPN's. */
+export async function saExpired(c: RekeyCtx, vpn: VpnRow, lifetime: SaLifetime, site: string, sa: SaRef, seal: RekeySeal): Promise<ExpireOutcome> {
   if (sa.src !== site && sa.dst !== site) throw new StoreError("not-found", "no such SA of this site");
   const src = await c.siteRow(vpn.id, sa.src);
   const dst = await c.siteRow(vpn.id, sa.dst);
@@ -103,7 +103,6 @@ export async function saExpired(c: RekeyCtx, vpn: VpnRow, site: string, sa: SaRe
   const rows = await pairRows(c, src.id, dst.id);
   const newest = Math.max(...rows.map((r) => Number(r.generation)));
   if (generation < newest) return { outcome: "superseded", generation };
-  const lifetime = vpn.sa_lifetime === null ? DEFAULT_SA_LIFETIME : (JSON.parse(vpn.sa_lifetime) as SaLifetime);
   const due = Number(row.created_at) + minGenerationAgeMs(lifetime);
   if (c.now < due) return { outcome: "early", generation, retryAfter: Math.ceil((due - c.now) / 1000) };
   await c.q.run("UPDATE sas SET expired_at = ? WHERE src_site = ? AND dst_site = ? AND spi = ? AND expired_at IS NULL", [c.now, src.id, dst.id, sa.spi]);

@@ -428,7 +428,10 @@ export class SqlStore implements Store {
   }
 
   saExpired(vpn: string, site: string, sa: SaRef, seal: RekeySeal): Promise<ExpireOutcome> {
-    return this.db.tx(async (q) => saExpired(this.rekeyCtx(q), await this.lockVpn(q, vpn), site, sa, seal));
+    return this.db.tx(async (q) => {
+      const row = await this.lockVpn(q, vpn);
+      return saExpired(this.rekeyCtx(q), row, vpnOf(row).saLifetime, site, sa, seal);
+    });
   }
 
   reportApplied(vpn: string, site: string, version: number, seal: RekeySeal): Promise<RekeyStep[]> {
@@ -469,12 +472,8 @@ export class SqlStore implements Store {
     return this.db.subscribe(listener);
   }
 
-  async announceOnline(vpn: string, site: string): Promise<void> {
-    await this.db.tx(async (q) => {
-      const row = await q.get<VpnRow>("SELECT * FROM vpns WHERE name = ?", [vpn]);
-      // only IKE-keyed VPNs have CEs waiting to initiate: the rest stay quiet
-      if (row?.keying === "ike") await this.db.notify(q, { vpn, version: Number(row.version), online: site });
-    });
+  async announceOnline(vpn: string, version: number, site: string): Promise<void> {
+    await this.db.tx((q) => this.db.notify(q, { vpn, version, online: site }));
   }
 
   close(): Promise<void> {

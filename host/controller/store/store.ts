@@ -95,8 +95,8 @@ export interface Store {
   /** Hears every change to any VPN (from every replica, on PostgreSQL); returns the unsubscribe function. */
   watch(listener: (c: Change) => void): () => void;
 
-  /** Tells every replica's watchers that CE `site` of `vpn` (IKE-keyed: else nothing) is online now (a Change with `online`; nothing is written). */
-  announceOnline(vpn: string, site: string): Promise<void>;
+  /** Tells every replica's watchers that CE `site` of `vpn` (at `version`) is online now (a Change with `online`; nothing is written). */
+  announceOnline(vpn: string, version: number, site: string): Promise<void>;
   close(): Promise<void>;
 }
 
