@@ -6,7 +6,8 @@
 //   - every static spi_in and spi_out is a multiple of N (then SPI + i mod N
 //     is i, and the N derived SPIs of distinct SAs never collide), and SPI +
 //     N − 1 still fits 32 bits;
-//   - IKE peers are refused: one CHILD_SA per worker (RFC 9611) is not done;
+//   - IKE peers need nothing: IKE makes one CHILD_SA per worker (RFC 9611,
+//     host/ike/manager.ts), each on the worker its inbound SPI steers to;
 //   - GRE sequence numbers (RFC 2890 §2.2) are refused: one counter per
 //     worker would send each number N times.
 import type { Config } from "./model.ts";
@@ -18,7 +19,6 @@ export function checkWorkers(c: Config, errors: RawIssue[]): void {
   const n = c.node.workers;
   if (n <= 1) return;
   c.peers.forEach((p, i) => {
-    if (p.ike) errors.push({ at: ["peers", i, "ike"], message: `node.workers is ${n}: IKE peers need node.workers: 1 for now (one CHILD_SA per worker is not implemented)` });
     if ((p.mode === "gre" || p.mode === "transport-gre") && p.gre.sequence) {
       errors.push({ at: ["peers", i, "gre", "sequence"], message: `node.workers is ${n}: GRE sequence numbers need a single sender (node.workers: 1)` });
     }

@@ -39,7 +39,7 @@ function ikeLines(p: IkePeerStatus): string[] {
   if (p.lastError && p.state !== "up") head.push(`last error: ${p.lastError}`);
   const out = [head.join("  ")];
   if (p.ikeSa) out.push(`  ike sa ${p.ikeSa}`);
-  for (const c of p.childSas) out.push(`  child in ${hex(c.spiIn)}  out ${hex(c.spiOut)}${c.mode ? `  ${c.mode}` : ""}${c.rekeyInSeconds !== undefined ? `  rekey in ${s(c.rekeyInSeconds)}` : "  rekeying"}`);
+  for (const c of p.childSas) out.push(`  child in ${hex(c.spiIn)}  out ${hex(c.spiOut)}${c.mode ? `  ${c.mode}` : ""}${c.worker !== undefined ? `  worker ${c.worker}` : ""}${c.rekeyInSeconds !== undefined ? `  rekey in ${s(c.rekeyInSeconds)}` : "  rekeying"}`);
   return out;
 }
 

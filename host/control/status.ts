@@ -91,7 +91,8 @@ export interface IkePeerStatus {
   retryInSeconds?: number;
   lastError?: string;
   /** Our inbound SPI and the peer's, the pair used outbound first. */
-  childSas: { spiIn: number; spiOut: number; mode?: "tunnel" | "transport"; rekeyInSeconds?: number }[];
+  /** `worker`: with node.workers > 1, the packet worker holding it (one CHILD_SA per worker, host/ike/manager.ts). */
+  childSas: { spiIn: number; spiOut: number; mode?: "tunnel" | "transport"; rekeyInSeconds?: number; worker?: number }[];
 }
 
 /** The whole answer of the control socket's "status" command. */

@@ -91,7 +91,7 @@ function checkPeer(ctx: SaContext, ps: readonly Payload[]): string | undefined {
 
 /** The initiator's IKE_AUTH request payloads (inside SK). */
 export function authRequest(ctx: SaContext): Payload[] {
-  ctx.childSpiIn = ctx.deps.allocateSpi();
+  ctx.childSpiIn = ctx.deps.allocateSpi(ctx.cfg.name);
   const id = ourId(ctx);
   return [
     id,
@@ -140,7 +140,7 @@ export function onAuthRequest(ctx: SaContext, ps: readonly Payload[]): AuthAnswe
   if (!remote.length || !local.length) return childFail(Notify.TS_UNACCEPTABLE, "traffic selectors do not meet the configured prefixes");
   const mode = responderMode(ctx.cfg.mode, ps);
   if (!mode.ok) return childFail(mode.notify, mode.detail);
-  ctx.childSpiIn = ctx.deps.allocateSpi();
+  ctx.childSpiIn = ctx.deps.allocateSpi(ctx.cfg.name);
   payloads.push(
     ...mode.payloads,
     { kind: "sa", proposals: [{ ...chosen.proposal, spi: spiBytes(ctx.childSpiIn) }] },

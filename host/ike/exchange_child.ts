@@ -31,16 +31,19 @@ export interface PendingChild {
   tsRemote: TrafficSelector[];
   /** This request already follows an INVALID_KE_PAYLOAD (retried once only). */
   retried?: boolean;
+  /** A new CHILD_SA's packet worker as asked (createChild), kept for a retry. */
+  worker?: number;
 }
 
 /**
- * The request for a new CHILD_SA, or for a rekey of ours with inbound SPI `rekeyOf`.
+ * The request for a new CHILD_SA (for packet worker `worker`, when given), or for
+ * a rekey of ours with inbound SPI `rekeyOf` (on the same worker as it).
  * PFS when our first ESP proposal names a DH group (its first group goes in KEi).
  */
-export function childRequest(ctx: SaContext, rekeyOf?: number, group = ctx.cfg.espProposals[0].dh[0]): { payloads: Payload[]; pending: PendingChild } {
+export function childRequest(ctx: SaContext, rekeyOf?: number, group = ctx.cfg.espProposals[0].dh[0], worker?: number): { payloads: Payload[]; pending: PendingChild } {
   const old = rekeyOf === undefined ? undefined : ctx.children.find((c) => c.spiIn === rekeyOf);
   const pending: PendingChild = {
-    spiIn: ctx.deps.allocateSpi(),
+    spiIn: ctx.deps.allocateSpi(ctx.cfg.name, old?.spiIn ?? worker),
     ni: ctx.deps.random(NONCE_BYTES),
     rekeyOf: old?.spiIn,
     tsLocal: old?.tsLocal ?? ctx.cfg.localTs,
@@ -98,7 +101,8 @@ export function onChildRequest(ctx: SaContext, ps: readonly Payload[], closing: 
   if (!remote.length || !local.length) return refuse(Notify.TS_UNACCEPTABLE, "traffic selectors do not meet ours");
   const mode = responderMode(ctx.cfg.mode, ps);
   if (!mode.ok) return refuse(mode.notify, mode.detail);
-  const spiIn = ctx.deps.allocateSpi();
+  // a rekey stays on its CHILD_SA's worker; a new one goes where the peer has fewest (RFC 9611 §2)
+  const spiIn = ctx.deps.allocateSpi(ctx.cfg.name, old?.spiIn);
   const nr = ctx.deps.random(NONCE_BYTES);
   const event = establishChild(ctx, { chosen, spiIn, tsLocal: local, tsRemote: remote, ni: ni.data, nr, exchangeInitiator: false, pfsSecret, rekeyOf: old?.spiIn, mode: mode.mode });
   return {

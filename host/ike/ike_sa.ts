@@ -213,9 +213,13 @@ export class IkeSa {
     });
   }
 
-  /** Another CHILD_SA with the configured proposals and selectors (§1.3.1). */
-  createChild(): Step {
-    return this.whenIdle(() => this.childExchange(undefined));
+  /**
+   * Another CHILD_SA with the configured proposals and selectors (§1.3.1); with
+   * `worker`, one whose inbound SPI steers to that packet worker (RFC 9611: one
+   * CHILD_SA per resource, the same selectors on each).
+   */
+  createChild(worker?: number): Step {
+    return this.whenIdle(() => this.childExchange(undefined, undefined, worker));
   }
 
   /** Deletes one of our CHILD_SAs by its inbound SPI (§1.4.1). */
@@ -228,9 +232,11 @@ export class IkeSa {
     return this.ctx.children.map((c) => c.spiIn);
   }
 
-  private childExchange(rekeyOf: number | undefined, group?: number): Step {
-    const { payloads, pending } = group === undefined ? childRequest(this.ctx, rekeyOf) : childRequest(this.ctx, rekeyOf, group);
+  /** `worker`: for a new CHILD_SA, the packet worker its inbound SPI goes to (a worker index, or an SPI on that worker). */
+  private childExchange(rekeyOf: number | undefined, group?: number, worker?: number): Step {
+    const { payloads, pending } = group === undefined ? childRequest(this.ctx, rekeyOf, undefined, worker) : childRequest(this.ctx, rekeyOf, group, worker);
     pending.retried = group !== undefined;
+    pending.worker = worker;
     const step = this.sealedRequest(Exchange.CREATE_CHILD_SA, payloads);
     this.pending!.child = pending;
     return step;
@@ -328,15 +334,17 @@ export class IkeSa {
     const retry = p.child && retryGroup(this.ctx, p.child, inner.value);
     if (p.child && retry !== undefined) {
       // the same CHILD_SA again, with a KE of the group the responder wants
-      const rekeyOf = p.child.rekeyOf;
-      this.requests.later(() => this.childExchange(rekeyOf, retry), true);
+      const { rekeyOf, worker } = p.child;
+      this.requests.later(() => this.childExchange(rekeyOf, retry, worker), true);
     } else if (p.child && this.lostByPeer(p.child.rekeyOf, inner.value)) {
       // §2.25: "If a CHILD_SA_NOT_FOUND notification is received, the sender SHOULD silently
       // delete the Child SA (if it still exists) and send a request to create a new Child SA
       // from scratch (if the Child SA does not yet exist)": no DELETE, a CREATE_CHILD_SA without REKEY_SA
-      const spisIn = forgetChildren(this.ctx, [p.child.rekeyOf!]);
+      const lost = p.child.rekeyOf!;
+      const spisIn = forgetChildren(this.ctx, [lost]);
       step.events.push({ type: "childSaDeleted", ike: this.name, spisIn, why: "not-found" });
-      this.requests.later(() => this.childExchange(undefined), true);
+      // on the lost one's packet worker
+      this.requests.later(() => this.childExchange(undefined, undefined, lost), true);
     } else if (p.child) {
       step.events.push(...this.deleteDeclined(onChildResponse(this.ctx, p.child, inner.value)));
       const rekeyed = step.events.find((e) => e.type === "childSaEstablished" && e.rekeyOf !== undefined);

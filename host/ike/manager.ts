@@ -28,6 +28,13 @@
 //     retried as above — never an IKE SA kept up that carries no traffic
 //     (the CE document §5: a tunnel never black-holes). "Up again" (failures
 //     and alarm reset) is a CHILD_SA in the data plane, not the IKE SA alone.
+//   node.workers = N > 1 ──► one CHILD_SA per packet worker (RFC 9611 per-resource
+//     SAs: the same selectors on each, so no SA's sequence number or replay window
+//     has two writers): our inbound SPI names the worker (SPI mod N, the kernel
+//     steers by it); each side makes CHILD_SAs for its workers that have none
+//     (fill) — the IKE SA's initiator at once, the responder after FILL_DELAY_MS,
+//     by when an initiator with as many workers has made them all; a rekey stays
+//     on its worker; a reselect makes one new CHILD_SA per worker
 //
 // No sockets and no timers of its own: events come in through onEvent (the
 // transport's callback), steps go out through deps.send, time is `tick(now)`.
@@ -43,6 +50,7 @@ import type { IkeSa } from "./ike_sa.ts";
 import { parseProposal, type ProposalSpec } from "./proposals.ts";
 import { hostTs, tsFromCidrs, within } from "./ts.ts";
 import { localSelectors } from "../config/selectors.ts";
+import { workerOfSpi } from "../sa/worker_sas.ts";
 import type { ChildMode, ChildSaEstablished, Identity, IkeEvent, IkeSaConfig, Path, Step } from "./types.ts";
 
 /** What the manager keeps up for one peer. Times in seconds, as the config has them. */
@@ -63,6 +71,8 @@ export interface ManagerDeps {
   random(): number;
   /** Puts a step's datagrams on the network (IkeTransport.apply); the events in it come back through onEvent. */
   send(step: Step): void;
+  /** Packet workers (node.workers, default 1): the manager keeps a CHILD_SA with every peer on each. */
+  workers?: number;
 }
 
 export type ManagerEvent =
@@ -96,6 +106,15 @@ interface Child {
  */
 export const RETIRED_INBOUND_MS = 2000;
 
+/**
+ * How long the IKE SA's responder waits before making CHILD_SAs for its own
+ * workers that hold none (RFC 9611 leaves who makes them to the peers): the
+ * initiator makes one per worker of its own at once, so between two ends with
+ * as many workers the responder makes none, and only a responder with more
+ * workers than its initiator fills the rest. A second early would double them.
+ */
+export const FILL_DELAY_MS = 1000;
+
 interface PeerState {
   peer: ManagedPeer;
   /** Index 0 is used outbound; all are accepted inbound. */
@@ -113,8 +132,12 @@ interface PeerState {
   installed: boolean;
   /** New selectors to bring into a CHILD_SA (reselect): from this time on (ms). */
   reselectAt?: number;
-  /** The inbound SPIs of the CHILD_SAs the reselect's new one replaces, while its CREATE_CHILD_SA runs. */
-  replacing?: number[];
+  /** By packet worker, the inbound SPIs of the CHILD_SAs a reselect's new one replaces, while its CREATE_CHILD_SA runs. */
+  replacing?: Map<number, number[]>;
+  /** Workers whose CHILD_SA we asked for (fill), while the CREATE_CHILD_SA runs. */
+  filling: Set<number>;
+  /** From when workers without a CHILD_SA get one (ms). */
+  fillAt?: number;
 }
 
 export interface PeerStatus {
@@ -133,8 +156,8 @@ export interface PeerStatus {
   retryAt?: number;
   /** Our inbound SPIs, the outbound one's pair first. */
   children: number[];
-  /** The same CHILD_SAs with the peer's SPI and when each is rekeyed (ms; undefined while rekeying). */
-  pairs: { spiIn: number; spiOut: number; mode: ChildMode; rekeyAt?: number }[];
+  /** The same CHILD_SAs with the peer's SPI, when each is rekeyed (ms; undefined while rekeying) and, with several, its packet worker. */
+  pairs: { spiIn: number; spiOut: number; mode: ChildMode; rekeyAt?: number; worker?: number }[];
 }
 
 export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
@@ -178,9 +201,30 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
         ...(s.ikeRekeyAt !== undefined ? { ikeRekeyAt: s.ikeRekeyAt } : {}),
         failures: s.failures, alarmed: s.alarmed, ...(s.retryAt !== undefined ? { retryAt: s.retryAt } : {}),
         children: s.children.map((c) => c.sa.spiIn),
-        pairs: s.children.map((c) => ({ spiIn: c.sa.spiIn, spiOut: c.sa.spiOut, mode: c.mode, ...(c.rekeying ? {} : { rekeyAt: c.softAt }) })),
+        pairs: s.children.map((c) => ({
+          spiIn: c.sa.spiIn, spiOut: c.sa.spiOut, mode: c.mode, ...(c.rekeying ? {} : { rekeyAt: c.softAt }),
+          ...(this.workers > 1 ? { worker: this.workerOf(c.sa.spiIn) } : {}),
+        })),
       };
     });
+  }
+
+  private get workers(): number {
+    return this.deps.workers ?? 1;
+  }
+
+  private workerOf(spiIn: number): number {
+    return workerOfSpi(spiIn, this.workers);
+  }
+
+  /**
+   * The packet worker with the fewest of peer `name`'s CHILD_SAs (the lowest
+   * on a tie): where a new CHILD_SA the peer asks for goes (Deps.allocateSpi).
+   */
+  emptiestWorker(name: string): number {
+    const count = new Array<number>(this.workers).fill(0);
+    for (const c of this.peers.get(name)?.children ?? []) count[this.workerOf(c.sa.spiIn)]++;
+    return count.indexOf(Math.min(...count));
   }
 
   /** A peer added while running (a reload): brought up at once if it initiates. */
@@ -263,8 +307,11 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
     const old = s.children.filter((c) => c.ikeSa === cur.id).map((c) => c.sa.spiIn);
     if (old.length === 0) return void (s.reselectAt = undefined);
     s.reselectAt = undefined;
-    s.replacing = old;
-    this.deps.send(cur.createChild());
+    // one new CHILD_SA per worker, each replacing that worker's
+    const replacing = new Map<number, number[]>();
+    for (const spi of old) replacing.set(this.workerOf(spi), [...(replacing.get(this.workerOf(spi)) ?? []), spi]);
+    s.replacing = replacing;
+    for (const w of replacing.keys()) this.deps.send(cur.createChild(this.workers > 1 ? w : undefined));
   }
 
   /** One event of the endpoint (the transport's callback). */
@@ -292,6 +339,7 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
           for (const child of gone) s.retiring.push({ child, until });
         }
         this.push(s);
+        this.scheduleFill(s, FILL_DELAY_MS);
         return;
       }
       case "childSaFailed": {
@@ -306,6 +354,12 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
         if (e.rekeyOf === undefined && s.replacing) {
           s.replacing = undefined;
           s.reselectAt = this.deps.now() + s.peer.retry.min * 1000;
+          return;
+        }
+        // a worker's CHILD_SA refused (the peer may cap them, RFC 9611 §2.1 TS_MAX_QUEUE): again after retry.min
+        if (e.rekeyOf === undefined && s.filling.size) {
+          s.filling.clear();
+          s.fillAt = this.deps.now() + s.peer.retry.min * 1000;
           return;
         }
         // a rekey refused: try again after retry.min (the old pair keeps working until its hard lifetime);
@@ -348,6 +402,7 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
       }
       for (const c of s.children) if (!c.rekeying && now >= c.softAt) this.rekey(s, c);
       if (s.reselectAt !== undefined && now >= s.reselectAt) this.tryReselect(s);
+      if (s.fillAt !== undefined && now >= s.fillAt) this.fill(s);
       if (s.retiring.some((r) => now >= r.until)) {
         s.retiring = s.retiring.filter((r) => now < r.until);
         this.push(s);
@@ -364,6 +419,7 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
       for (const c of s.children) if (!c.rekeying) ts.push(c.softAt);
       for (const r of s.retiring) ts.push(r.until);
       if (s.reselectAt !== undefined) ts.push(s.reselectAt);
+      if (s.fillAt !== undefined) ts.push(s.fillAt);
     }
     return ts.length ? Math.min(...ts) : undefined;
   }
@@ -392,6 +448,33 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
     s.children = keep;
     s.retiring = s.retiring.filter((r) => r.child.ikeSa !== sa);
     this.push(s);
+    this.scheduleFill(s, FILL_DELAY_MS);
+  }
+
+  /**
+   * Fill (RFC 9611): with several packet workers, workers without a CHILD_SA
+   * of the peer get one from `delay` ms on (an earlier time already set
+   * stays). Needs a CHILD_SA up already: the first comes with IKE_AUTH.
+   */
+  private scheduleFill(s: PeerState, delay: number): void {
+    if (this.workers <= 1 || s.children.length === 0) return;
+    const at = this.deps.now() + delay;
+    if (s.fillAt === undefined || at < s.fillAt) s.fillAt = at;
+    this.fill(s);
+  }
+
+  private fill(s: PeerState): void {
+    const cur = s.current;
+    if (s.fillAt === undefined || this.deps.now() < s.fillAt || this.stopped) return;
+    // the IKE SA down: its next one fills again; a reselect under way: after it
+    if (cur?.state !== "established" || s.replacing || s.children.length === 0) return void (s.fillAt = undefined);
+    s.fillAt = undefined;
+    const held = new Set(s.children.map((c) => this.workerOf(c.sa.spiIn)));
+    for (let w = 0; w < this.workers; w++) {
+      if (held.has(w) || s.filling.has(w)) continue;
+      s.filling.add(w);
+      this.deps.send(cur.createChild(w));
+    }
   }
 
   private established(s: PeerState, sa: string): void {
@@ -423,7 +506,9 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
     const child: Child = { sa, ikeSa: e.sa ?? "", softAt: this.softAt(lt.childSeconds, s.peer), rekeying: false, mode: e.mode };
     const old = e.rekeyOf === undefined ? undefined : s.children.find((c) => c.sa.spiIn === e.rekeyOf);
     if (old) old.rekeying = true; // replaced: its DELETE follows
-    if (!old && e.initiator && s.replacing) return this.reselected(s, child, e);
+    const worker = this.workerOf(e.spiIn);
+    if (!old && e.initiator && s.replacing?.has(worker)) return this.reselected(s, child, e, worker);
+    if (!old && e.initiator) s.filling.delete(worker);
     // §2.8: the rekey's initiator may send on the new pair once it has the answer; the responder
     // keeps sending on the old one until the DELETE, so the peer's new inbound SA is surely in place.
     // §2.8.1: a pair made redundant by a simultaneous rekey is deleted at once by us: never sent on.
@@ -434,6 +519,8 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
     else this.push(s);
     delete sa.keysIn;
     delete sa.keysOut;
+    // the initiator of the IKE SA makes its workers' CHILD_SAs at once, the responder only if they still lack one
+    if (!old) this.scheduleFill(s, s.current?.initiatorSide() ? 0 : FILL_DELAY_MS);
   }
 
   /**
@@ -443,9 +530,10 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
    * it replaces. If the peer narrowed it (§2.9) short of our new selectors,
    * another try after retry.min.
    */
-  private reselected(s: PeerState, child: Child, e: ChildSaEstablished & { sa?: string }): void {
-    const doomed = s.replacing!;
-    s.replacing = undefined;
+  private reselected(s: PeerState, child: Child, e: ChildSaEstablished & { sa?: string }, worker: number): void {
+    const doomed = s.replacing!.get(worker)!;
+    s.replacing!.delete(worker);
+    if (s.replacing!.size === 0) s.replacing = undefined;
     s.children.unshift(child);
     const applied = this.push(s);
     delete child.sa.keysIn;
@@ -530,6 +618,8 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
     // a reselect in hand ends with its IKE SA: the next one's first CHILD_SA has the selectors
     s.replacing = undefined;
     s.reselectAt = undefined;
+    s.filling.clear();
+    s.fillAt = undefined;
     this.emit("event", { type: "down", peer: s.peer.name, why, failure });
     const r = s.peer.retry;
     if (failure) {
@@ -567,7 +657,7 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
 }
 
 function newState(peer: ManagedPeer): PeerState {
-  return { peer, children: [], retiring: [], failures: 0, alarmed: false, given: new Set(), installed: false };
+  return { peer, children: [], retiring: [], failures: 0, alarmed: false, given: new Set(), installed: false, filling: new Set() };
 }
 
 // --- from the config ---------------------------------------------------------

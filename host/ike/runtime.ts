@@ -29,6 +29,7 @@ import { Forwarder, ForwarderError, type ForwarderOptions } from "../pipeline/fo
 import type { HostPacket } from "../pipeline/pipeline.ts";
 import type { IkePeerStatus, Status } from "../control/status.ts";
 import { FIXED_NODE_FIELDS, type ApplyReport, type SaLifecycle } from "../sa/lifecycle.ts";
+import { workerOfSpi } from "../sa/worker_sas.ts";
 import { IkeEndpoint } from "./endpoint.ts";
 import { childOf, IkeManager, managedPeer, type ManagedPeer, type ManagerEvent } from "./manager.ts";
 import { IkeTransport } from "./transport.ts";
@@ -177,6 +178,16 @@ export class IkeRuntime {
     if (this.keyLog) this.log(`warning: ike: ${KEYLOG_ENV} is set: CHILD_SA keys are written to ${this.keyLog} (debugging only; whoever reads it reads the traffic)`);
   }
 
+  /**
+   * The packet worker a new inbound SPI of `peer` is for (node.workers > 1; none with one):
+   * `sameWorkerAs`'s (an SPI or a worker index), else the one holding fewest of the peer's CHILD_SAs.
+   */
+  private workerFor(peer: string, sameWorkerAs: number | undefined): { worker: number; of: number } | undefined {
+    const of = this.dp?.config.node.workers ?? 1;
+    if (of <= 1) return undefined;
+    return { worker: sameWorkerAs !== undefined ? workerOfSpi(sameWorkerAs, of) : (this.manager?.emptiestWorker(peer) ?? 0), of };
+  }
+
   /** For ForwarderOptions.onHostPacket: an IKE message the data plane took off a NAT-T port. */
   readonly onHostPacket = (p: HostPacket): void => {
     const wan = this.dp?.config.node.wan[p.wanIndex];
@@ -194,9 +205,10 @@ export class IkeRuntime {
     const endpoint = new IkeEndpoint((addr) => this.configFor(addr), {
       random: (n) => new Uint8Array(randomBytes(n)),
       now: Date.now,
-      allocateSpi: () => this.spis.next(),
+      allocateSpi: (peer, sameWorkerAs) => this.spis.next(this.workerFor(peer, sameWorkerAs)),
     });
-    const manager = new IkeManager(endpoint, dp.lifecycle, [], { now: Date.now, random: Math.random, send: (s) => this.transport?.apply(s) });
+    const workers = dp.config.node.workers;
+    const manager = new IkeManager(endpoint, dp.lifecycle, [], { now: Date.now, random: Math.random, send: (s) => this.transport?.apply(s), workers });
     manager.on("event", (e) => this.onManagerEvent(e));
     const config = dp.config;
     this.ikePort = this.ikePortOverride ?? config.node.ikePort;
@@ -299,7 +311,10 @@ export class IkeRuntime {
         failures: s.failures, alarm: s.alarmed,
         ...(s.retryAt !== undefined ? { retryInSeconds: secs(s.retryAt) } : {}),
         ...(m?.lastError ? { lastError: m.lastError } : {}),
-        childSas: s.pairs.map((c) => ({ spiIn: c.spiIn, spiOut: c.spiOut, mode: c.mode, ...(c.rekeyAt !== undefined ? { rekeyInSeconds: secs(c.rekeyAt) } : {}) })),
+        childSas: s.pairs.map((c) => ({
+          spiIn: c.spiIn, spiOut: c.spiOut, mode: c.mode, ...(c.rekeyAt !== undefined ? { rekeyInSeconds: secs(c.rekeyAt) } : {}),
+          ...(c.worker !== undefined ? { worker: c.worker } : {}),
+        })),
       };
       return st;
     });
@@ -453,7 +468,9 @@ export class IkeRuntime {
  * §2.1: 1–255 are reserved), never a static SA's `spi_in`, never a live CHILD_SA's,
  * and not one handed out in the last ten minutes (its exchange may still be going,
  * or its SA on the way into the worker). Our SPI is how the core finds an inbound
- * SA: a duplicate would hand one peer's packets to another's SA.
+ * SA: a duplicate would hand one peer's packets to another's SA. With several
+ * packet workers the SPI also names its worker (SPI mod workers: the kernel
+ * steers by it, net/steer_linux.ts), so `next` can be asked for a given one.
  */
 export class SpiAllocator {
   private readonly recent = new Map<number, number>();
@@ -464,15 +481,16 @@ export class SpiAllocator {
     private readonly now: () => number = Date.now,
   ) {}
 
-  next(): number {
+  next(target?: { worker: number; of: number }): number {
     const now = this.now();
     const { statics, live } = this.taken();
     for (const [spi, at] of this.recent) if (now - at > SPI_QUARANTINE_MS && !live.has(spi)) this.recent.delete(spi);
     // a few thousand SAs in 2^32: a retry is rare, a thousand in a row means the random source is broken
     for (let i = 0; i < 1000; i++) {
       const b = this.random(4);
-      const spi = ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
-      if (spi < 256 || statics.has(spi) || live.has(spi) || this.recent.has(spi)) continue;
+      let spi = ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
+      if (target) spi = spi - (spi % target.of) + target.worker;
+      if (spi < 256 || spi > 0xffffffff || statics.has(spi) || live.has(spi) || this.recent.has(spi)) continue;
       this.recent.set(spi, now);
       return spi;
     }
@@ -480,8 +498,10 @@ export class SpiAllocator {
   }
 }
 
+/** Every worker's: worker i receives a static SA's spi_in + i (sa/worker_sas.ts). */
 function staticSpis(config: Config): Set<number> {
-  return new Set(config.peers.flatMap((p) => p.sas.map((s) => s.spiIn)));
+  const n = config.node.workers;
+  return new Set(config.peers.flatMap((p) => p.sas.flatMap((s) => Array.from({ length: n }, (_, i) => s.spiIn + i))));
 }
 
 /**

@@ -163,6 +163,12 @@ export interface Step {
 export interface Deps {
   random(n: number): Uint8Array;
   now(): number;
-  /** A fresh inbound ESP SPI, ≥ 256 (RFC 4303 §2.1) and unique on this node. */
-  allocateSpi(): number;
+  /**
+   * A fresh inbound ESP SPI, ≥ 256 (RFC 4303 §2.1) and unique on this node, for
+   * a CHILD_SA of IKE peer `peer`. The SPI also picks the packet worker that
+   * receives it (node.workers > 1): with `sameWorkerAs` (a rekeyed CHILD_SA's
+   * inbound SPI, or a worker index) one for that worker, else for the worker
+   * holding the fewest of the peer's CHILD_SAs (host/ike/runtime.ts SpiAllocator).
+   */
+  allocateSpi(peer: string, sameWorkerAs?: number): number;
 }

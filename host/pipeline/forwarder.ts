@@ -115,14 +115,17 @@ export class Forwarder {
 
   /**
    * SaSink for the lifecycle: hands every worker its desired set of peers
-   * (keys transferred; workers ≥ 1 get derived SAs, worker_sas.ts). Each
+   * (worker_sas.ts: static SAs derived per worker, negotiated ones each to
+   * the worker its SPI steers to; each worker's message transfers exactly
+   * the key buffers of its share, so the plan's list is not needed). Each
    * worker applies atomically; one refusing (the same checks run in each)
    * rejects the whole apply with its message.
    */
-  private applyPeers(peers: PeerSpec[], transfer: ArrayBuffer[]): Promise<void> {
+  private applyPeers(peers: PeerSpec[], _transfer: ArrayBuffer[]): Promise<void> {
     if (this.exited || this.stopping) return Promise.reject(new ForwarderError("not running"));
     const id = this.nextId++;
-    const per = this.workers.map((_, i) => (i === 0 ? { peers, transfer } : peersForWorker(peers, i)));
+    const n = this.workers.length;
+    const per = this.workers.map((_, i) => peersForWorker(peers, i, n));
     return new Promise<void>((resolve, reject) => {
       let left = this.workers.length;
       let failed: string | undefined;
@@ -172,7 +175,7 @@ export class Forwarder {
     const carriers = config.peers.filter((p) => p.ike).map((p) => ({ wanIndex: p.wanIndex, encap: p.encap }));
     const count = config.node.workers;
     // Derived before worker 0's start message transfers the configured keys away.
-    const per = Array.from({ length: count }, (_, i) => (i === 0 ? first : peersForWorker(first.peers, i)));
+    const per = Array.from({ length: count }, (_, i) => peersForWorker(first.peers, i, count));
     const workers: Worker[] = [];
     let tun = "";
     try {

@@ -4,10 +4,15 @@
 // carried what.
 //
 //   global, host        summed over workers
-//   peers[k]            worker 0's entry; its outbound and inbound[j] counters
-//                       are summed over the workers' SAs at the same place
-//                       (worker i's SA there is the one derived for it,
-//                       host/sa/worker_sas.ts), its SPI and seq are worker 0's
+//   peers[k]            static peer: worker 0's entry; its outbound and
+//                       inbound[j] counters are summed over the workers' SAs
+//                       at the same place (worker i's SA there is the one
+//                       derived for it, host/sa/worker_sas.ts), its SPI and
+//                       seq are worker 0's
+//                       IKE peer (one CHILD_SA per worker, its own SPIs): every
+//                       worker's inbound SAs, the first worker's outbound SA
+//                       with the outbound counters of all; listed if any
+//                       worker holds it
 //   peers[k].workers    per worker: its own outbound and inbound SAs
 //   sockets             every worker's rows, names of worker i ≥ 1 with "@wi"
 //   offloads            worker 0's (every worker negotiates the same)
@@ -34,12 +39,21 @@ function summed(first: SaStatus, all: (SaStatus | null | undefined)[]): SaStatus
   return { ...first, counters: sumBlocks(all.filter((s): s is SaStatus => !!s).map((s) => s.counters)) };
 }
 
-function mergePeer(p: PeerStatus, all: WorkerStatus[]): PeerStatus {
-  const mine = all.map((w) => w.peers.find((q) => q.name === p.name));
+/** Whether worker i's SAs of a peer are worker 0's derived ones (SPI + i at each place), not SAs of their own. */
+function derived(mine: (PeerStatus | undefined)[]): boolean {
+  const [p] = mine;
+  return !!p && mine.every((q, i) => q && q.inbound.length === p.inbound.length && q.inbound.every((s, j) => s.spi === ((p.inbound[j].spi + i) >>> 0)));
+}
+
+function mergePeer(name: string, all: WorkerStatus[]): PeerStatus {
+  const mine = all.map((w) => w.peers.find((q) => q.name === name));
+  const p = mine.find((q): q is PeerStatus => !!q)!;
+  const outbound = mine.map((q) => q?.outbound).find((s): s is SaStatus => !!s);
+  const own = !derived(mine);
   return {
     ...p,
-    outbound: p.outbound ? summed(p.outbound, mine.map((q) => q?.outbound)) : null,
-    inbound: p.inbound.map((s, j) => summed(s, mine.map((q) => q?.inbound[j]))),
+    outbound: outbound ? summed(outbound, mine.map((q) => q?.outbound)) : null,
+    inbound: own ? mine.flatMap((q) => q?.inbound ?? []) : p.inbound.map((s, j) => summed(s, mine.map((q) => q?.inbound[j]))),
     retired: {
       in: sumBlocks(mine.map((q) => q?.retired?.in).filter((b): b is CounterBlock => !!b)),
       out: sumBlocks(mine.map((q) => q?.retired?.out).filter((b): b is CounterBlock => !!b)),
@@ -51,8 +65,9 @@ function mergePeer(p: PeerStatus, all: WorkerStatus[]): PeerStatus {
 /** One WorkerStatus from several (index = worker). */
 export function mergeStatus(all: WorkerStatus[]): WorkerStatus {
   const [w0] = all;
+  const names = [...new Set(all.flatMap((w) => w.peers.map((p) => p.name)))];
   return {
-    peers: w0.peers.map((p) => mergePeer(p, all)),
+    peers: names.map((n) => mergePeer(n, all)),
     global: { inbound: sumBlocks(all.map((w) => w.global.inbound)), outbound: sumBlocks(all.map((w) => w.global.outbound)) },
     host: sumHost(all.map((w) => w.host)),
     sockets: all.flatMap((w, i) => w.sockets.map((s) => (i === 0 ? s : { ...s, name: `${s.name}@w${i}` }))),

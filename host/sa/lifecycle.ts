@@ -21,6 +21,7 @@ import { DEFAULT_REPLAY_WINDOW } from "../config/normalize.ts";
 import { keyId } from "./key_id.ts";
 import { heldAfter, plan, wipeConfigKeys } from "./plan.ts";
 import { failoverStates, failoverSwitches, type FailoverState, type FailoverSwitch } from "./failover.ts";
+import { workerOfSpi } from "./worker_sas.ts";
 import { saKey, type KeyMaterial, type PeerSpec, type SaEvent, type SaSpec } from "./spec.ts";
 
 /**
@@ -181,7 +182,8 @@ export class SaLifecycle extends EventEmitter<SaLifecycleEvents> {
     try {
       const config = this.config;
       if (!config?.peers.some((p) => p.name === peer && p.ike)) throw new ReloadRefused(`peer ${peer}: not an IKE peer of the running config`);
-      const next = sas.map((n, index) => negotiatedSpec(peer, n, index, before));
+      const workers = config.node.workers;
+      const next = sas.map((n, index) => negotiatedSpec(peer, n, index, before, workers));
       this.negotiated.set(peer, next);
       const p = plan(config, this.held, this.negotiated, this.peers);
       const report = this.report(p.peers);
@@ -219,14 +221,19 @@ function wipe(km: KeyMaterial): undefined {
   return undefined;
 }
 
-/** The SaSpec of a negotiated SA: key ids from its keys, or from the same SA listed before. */
-function negotiatedSpec(peer: string, n: NegotiatedSa, index: number, before: readonly SaSpec[]): SaSpec {
+/**
+ * The SaSpec of a negotiated SA: key ids from its keys, or from the same SA
+ * listed before; with several workers, tagged with the one its inbound SPI
+ * steers to (worker_sas.ts).
+ */
+function negotiatedSpec(peer: string, n: NegotiatedSa, index: number, before: readonly SaSpec[], workers: number): SaSpec {
   const old = before.find((s) => s.spiIn === n.spiIn && s.spiOut === n.spiOut);
   const copy = (km: KeyMaterial): KeyMaterial => ({ key: km.key.slice(), ...(km.authKey ? { authKey: km.authKey.slice() } : {}) });
   if (!old && (!n.keysIn || !n.keysOut)) throw new ReloadRefused(`peer ${peer}: new SA spi 0x${(n.spiIn >>> 0).toString(16)} without its keys`);
   return {
     index, spiIn: n.spiIn, spiOut: n.spiOut, suite: n.suite, esn: n.esn, lifetime: n.lifetime,
     replayWindow: n.replayWindow ?? DEFAULT_REPLAY_WINDOW, durable: false,
+    ...(workers > 1 ? { worker: workerOfSpi(n.spiIn, workers) } : {}),
     keyIdIn: old?.keyIdIn ?? keyId("in", n.keysIn!.key, n.keysIn!.authKey),
     keyIdOut: old?.keyIdOut ?? keyId("out", n.keysOut!.key, n.keysOut!.authKey),
     // keys the worker does not hold yet: the ones kept from before, else copies of the caller's (wiped after)

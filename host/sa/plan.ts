@@ -8,7 +8,7 @@ import type { Carrier } from "../pipeline/provision.ts";
 import { overheadOf } from "../config/overhead.ts";
 import { keyId } from "./key_id.ts";
 import { BACKUP_PRIORITY, NORMAL_PRIORITY, localSelectors } from "../config/selectors.ts";
-import { saKey, tunnelKey, type KeyMaterial, type PeerSpec, type SaSpec } from "./spec.ts";
+import { saKey, sendsOn, tunnelKey, type KeyMaterial, type PeerSpec, type SaSpec } from "./spec.ts";
 
 export interface Plan {
   peers: PeerSpec[];
@@ -84,7 +84,7 @@ export function plan(config: Config, held: { sas: Set<string>; tunnels: Map<stri
     const rebuilt = held.tunnels.get(p.name) !== tunnelKey(spec);
     spec.sas.forEach((s, k) => {
       const needIn = rebuilt || !held.sas.has(saKey("in", s.spiIn, s.keyIdIn));
-      const needOut = k === 0 && (rebuilt || !held.sas.has(saKey("out", s.spiOut, s.keyIdOut)));
+      const needOut = sendsOn(spec.sas, k) && (rebuilt || !held.sas.has(saKey("out", s.spiOut, s.keyIdOut)));
       if (p.ike) {
         // Negotiated keys exist only until the worker holds them: a rebuild without them is refused by the worker.
         const n = negotiated.get(p.name)![k];
@@ -108,7 +108,7 @@ export function heldAfter(peers: PeerSpec[]): { sas: Set<string>; tunnels: Map<s
     tunnels.set(p.name, tunnelKey(p));
     p.sas.forEach((s, k) => {
       sas.add(saKey("in", s.spiIn, s.keyIdIn));
-      if (k === 0) sas.add(saKey("out", s.spiOut, s.keyIdOut));
+      if (sendsOn(p.sas, k)) sas.add(saKey("out", s.spiOut, s.keyIdOut));
     });
   }
   return { sas, tunnels };

@@ -37,7 +37,17 @@ export interface SaSpec {
   keysOut?: KeyMaterial;
   /** Keep sequence state on disk (static keys); false for negotiated SAs whose keys die with the process. */
   durable: boolean;
+  /**
+   * With node.workers > 1, a negotiated SA's packet worker (its inbound SPI
+   * mod workers, worker_sas.ts workerOfSpi): only that worker holds it, and
+   * the first SA of each worker is that worker's outbound SA. Absent for
+   * static SAs (every worker holds a derived copy) and with one worker.
+   */
+  worker?: number;
 }
+
+/** Whether `sas[k]` is an outbound SA: the first of its worker's (of all, when untagged). */
+export const sendsOn = (sas: readonly SaSpec[], k: number): boolean => sas.findIndex((s) => s.worker === sas[k].worker) === k;
 
 export interface PeerSpec {
   name: string;
@@ -57,7 +67,7 @@ export interface PeerSpec {
   mtu: number;
   carrier: Carrier;
   overhead: Overhead;
-  /** SPD: every local selector × every remote prefix (text), protect through sas[0]. */
+  /** SPD: every local selector × every remote prefix (text), protect through sas[0] (each worker's own first SA). */
   locals: string[];
   remotes: string[];
   /** SPD priority of those entries: a backup's sit behind the rest (config/selectors.ts). */

@@ -20,6 +20,12 @@
 // Key ids of derived SAs come from the configured key id, not the key,
 // because a reload sends unchanged SAs without keys; each derived SA still
 // has its own id and so its own sequence-state file.
+//
+// Negotiated SAs (IKE peers) are not derived: IKE makes one CHILD_SA per
+// worker (RFC 9611 per-resource SAs; host/ike/manager.ts), each with an
+// inbound SPI we chose so that SPI mod N is its worker (workerOfSpi), and the
+// lifecycle tags it with that worker (SaSpec.worker). Worker i gets exactly
+// the SAs tagged i; a peer with none there yet is left out on that worker.
 import { createHash, hkdfSync } from "node:crypto";
 import type { KeyMaterial, PeerSpec, SaSpec } from "./spec.ts";
 
@@ -37,6 +43,9 @@ function material(km: KeyMaterial, worker: number, transfer: ArrayBuffer[]): Key
   transfer.push(authKey.buffer as ArrayBuffer);
   return { key, authKey };
 }
+
+/** The worker that receives inbound SPI `spi` with `workers` workers (net/steer_linux.ts steers by it). */
+export const workerOfSpi = (spi: number, workers: number): number => (spi >>> 0) % workers;
 
 /** The key id of worker `worker`'s SA derived from the SA whose key id is `id`. */
 export function workerKeyId(id: string, worker: number): string {
@@ -57,14 +66,39 @@ function workerSa(s: SaSpec, worker: number, transfer: ArrayBuffer[]): SaSpec {
   };
 }
 
+/** The buffers of the key material `peers` carry: what their postMessage must transfer. */
+function buffersOf(peers: readonly PeerSpec[]): ArrayBuffer[] {
+  const out: ArrayBuffer[] = [];
+  for (const p of peers) {
+    for (const s of p.sas) {
+      for (const km of [s.keysIn, s.keysOut]) if (km) out.push(km.key.buffer as ArrayBuffer, ...(km.authKey ? [km.authKey.buffer as ArrayBuffer] : []));
+    }
+  }
+  return out;
+}
+
+/** Whether a peer's SAs are negotiated per worker (tagged) rather than derived from configured ones. */
+const tagged = (p: PeerSpec): boolean => p.sas.some((s) => s.worker !== undefined);
+
 /**
- * The desired peers of worker `worker` (≥ 1) from worker 0's (the plan of
- * lifecycle.ts): static ESP SAs derived as above, plain tunnels as they are
- * (no sequence state: only worker 0 receives them, every worker may send).
- * `peers` is only read: its key buffers still go to worker 0 afterwards.
+ * The desired peers of worker `worker` of `workers` from the lifecycle's plan
+ * (lifecycle.ts): static ESP SAs derived as above (worker 0 keeps the
+ * configured ones), negotiated ones those tagged for this worker, re-indexed
+ * (its first is its outbound SA), plain tunnels as they are (no sequence
+ * state: only worker 0 receives them, every worker may send). `transfer` is
+ * exactly the key buffers this worker's peers hold. `peers` is only read;
+ * workers ≥ 1 must be served before worker 0, whose message transfers the
+ * configured keys the others derive from.
  */
-export function peersForWorker(peers: readonly PeerSpec[], worker: number): { peers: PeerSpec[]; transfer: ArrayBuffer[] } {
-  const transfer: ArrayBuffer[] = [];
-  const out = peers.map((p) => ({ ...p, sas: p.sas.map((s) => workerSa(s, worker, transfer)) }));
-  return { peers: out, transfer };
+export function peersForWorker(peers: readonly PeerSpec[], worker: number, workers: number): { peers: PeerSpec[]; transfer: ArrayBuffer[] } {
+  if (workers <= 1) return { peers: [...peers], transfer: buffersOf(peers) };
+  const derived: ArrayBuffer[] = [];
+  const out: PeerSpec[] = [];
+  for (const p of peers) {
+    if (tagged(p)) {
+      const sas = p.sas.filter((s) => s.worker === worker).map((s, index) => ({ ...s, index }));
+      if (sas.length) out.push({ ...p, sas });
+    } else out.push(worker === 0 ? p : { ...p, sas: p.sas.map((s) => workerSa(s, worker, derived)) });
+  }
+  return { peers: out, transfer: buffersOf(out) };
 }

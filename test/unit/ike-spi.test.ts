@@ -41,3 +41,15 @@ test("a random source that only ever returns taken values is an error, not a han
   const spis = new SpiAllocator(() => ({ statics: new Set(), live: new Set() }), () => be(7));
   assert.throws(() => spis.next(), /no free SPI/);
 });
+
+test("for a packet worker: an SPI in its residue class (the kernel steers SPI mod N), reserved and top values still refused", () => {
+  // 0xffffffff ≡ 0 (mod 3), so for worker 1 of 3 it becomes 0x100000000: out of range, drawn again;
+  // 2 becomes 1: reserved (RFC 4303 §2.1), drawn again
+  const spis = new SpiAllocator(() => ({ statics: new Set(), live: new Set() }), scripted([0xffffffff, 2, 0x12345678, 0x9abcdef0, 0x55555555]));
+  assert.equal(spis.next({ worker: 1, of: 3 }), 0x12345678 - (0x12345678 % 3) + 1);
+  const got = spis.next({ worker: 2, of: 3 });
+  assert.equal(got % 3, 2);
+  assert.ok(got >= 256 && got <= 0xffffffff);
+  const w0 = spis.next({ worker: 0, of: 2 });
+  assert.equal(w0 % 2, 0);
+});

@@ -26,7 +26,7 @@ test("worker i's SA: SPI + i, a key both ends derive alike, distinct from every 
   const b = peer(sa(kAB, kBA, 0x200, 0x100, hAB, hBA));
   const seen = new Set<string>([Buffer.from(kAB).toString("hex")]);
   for (let i = 1; i < 4; i++) {
-    const wa = peersForWorker([a], i), wb = peersForWorker([b], i);
+    const wa = peersForWorker([a], i, 4), wb = peersForWorker([b], i, 4);
     const sa_ = wa.peers[0].sas[0], sb = wb.peers[0].sas[0];
     assert.equal(sa_.spiIn, 0x100 + i);
     assert.equal(sa_.spiOut, 0x200 + i);
@@ -49,10 +49,42 @@ test("worker i's SA: SPI + i, a key both ends derive alike, distinct from every 
 test("an SA sent without keys (unchanged on reload) keeps its derived identity", () => {
   const s = sa(randomBytes(20), randomBytes(20), 0x300, 0x400);
   const { keysIn: _i, keysOut: _o, ...keyless } = s;
-  const w = peersForWorker([peer(keyless as SaSpec)], 1);
+  const w = peersForWorker([peer(keyless as SaSpec)], 1, 2);
   assert.equal(w.peers[0].sas[0].keysIn, undefined);
   assert.equal(w.transfer.length, 0);
-  assert.equal(w.peers[0].sas[0].keyIdIn, peersForWorker([peer(s)], 1).peers[0].sas[0].keyIdIn);
+  assert.equal(w.peers[0].sas[0].keyIdIn, peersForWorker([peer(s)], 1, 2).peers[0].sas[0].keyIdIn);
+});
+
+test("negotiated SAs (tagged): each worker gets its own, re-indexed, and transfers exactly their key buffers", () => {
+  const tag = (s: SaSpec, worker: number): SaSpec => ({ ...s, worker, durable: false });
+  const a0 = tag(sa(randomBytes(20), randomBytes(20), 0x1000, 0x2000), 0);
+  const b1 = tag(sa(randomBytes(20), randomBytes(20), 0x1001, 0x2001), 1);
+  const c0 = tag(sa(randomBytes(20), randomBytes(20), 0x1002, 0x2002), 0);
+  const ike = { ...peer(a0), name: "ike", sas: [b1, a0, c0] } as PeerSpec;
+  const only0 = { ...peer(a0), name: "only0", sas: [tag(sa(randomBytes(20), randomBytes(20), 0x3000, 0x4000), 0)] } as PeerSpec;
+  const staticPeer = { ...peer(sa(randomBytes(20), randomBytes(20), 0x500, 0x600)), name: "static" } as PeerSpec;
+  const w0 = peersForWorker([ike, only0, staticPeer], 0, 2), w1 = peersForWorker([ike, only0, staticPeer], 1, 2);
+  assert.deepEqual(w0.peers.map((p) => p.name), ["ike", "only0", "static"]);
+  assert.deepEqual(w1.peers.map((p) => p.name), ["ike", "static"], "a peer with no SA on worker 1 is not on worker 1");
+  assert.deepEqual(w0.peers[0].sas.map((s) => [s.spiIn, s.index]), [[0x1000, 0], [0x1002, 1]], "worker 0: its two, in order, the first outbound");
+  assert.deepEqual(w1.peers[0].sas.map((s) => [s.spiIn, s.index]), [[0x1001, 0]]);
+  assert.equal(w1.peers[1].sas[0].spiIn, 0x501, "the static peer is still derived on worker 1");
+  assert.equal(w0.peers[2], staticPeer, "and as configured on worker 0");
+  const bufs = (ss: SaSpec[]) => ss.flatMap((s) => [s.keysIn!.key.buffer, s.keysOut!.key.buffer]);
+  assert.deepEqual(new Set(w0.transfer), new Set([...bufs([a0, c0]), ...bufs(only0.sas), ...bufs(staticPeer.sas)]));
+  assert.deepEqual(new Set(w1.transfer), new Set([...bufs([b1]), ...bufs(w1.peers[1].sas)]), "no buffer of another worker's SA: each is transferred once");
+  assert.equal(w0.transfer.filter((b) => w1.transfer.includes(b)).length, 0);
+  // one worker: all as they are
+  assert.deepEqual(peersForWorker([ike], 0, 1).peers[0].sas.map((s) => s.spiIn), [0x1001, 0x1000, 0x1002]);
+});
+
+test("wesp check: IKE peers are fine with workers > 1 (one CHILD_SA per worker)", () => {
+  assert.deepEqual(issues((c) => {
+    c.node.workers = 2;
+    fit(c);
+    c.peers[1].ike = { auth: { psk: "a-psk-of-twenty-chars-or-more" } };
+    delete c.peers[1].sas;
+  }), []);
 });
 
 function issues(mutate: (c: Doc) => void): { path: string; message: string }[] {
