@@ -21,8 +21,8 @@
 import dgram from "node:dgram";
 import os from "node:os";
 import { createRequire } from "node:module";
-import { io } from "../../host/net/native_linux.ts";
-import { withNetns } from "../../host/net/netns_linux.ts";
+import { io } from "../../host/io/native_linux.ts";
+import { withNetns } from "../../host/io/netns_linux.ts";
 import { Tun } from "../../host/tun/tun_linux.ts";
 import { UdpSocket } from "../../host/net/udp_linux.ts";
 import { RawSocket, PROTO_ESP } from "../../host/net/raw_linux.ts";

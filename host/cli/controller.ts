@@ -15,7 +15,7 @@ import { ControllerCa } from "../controller/ca.ts";
 import { colonHex } from "../util/pki.ts";
 import { openStore } from "../controller/store/store.ts";
 import { DEFAULT_STUN_PORT, StunServer } from "../controller/stun_server.ts";
-import { formatAddress } from "../config/addr.ts";
+import { formatAddress, formatEndpoint } from "../config/addr.ts";
 import { EXIT_OK } from "./exit_codes.ts";
 import { createLogger, parseLogOptions } from "../metrics/log.ts";
 import { ControllerMetrics } from "../metrics/controller.ts";
@@ -161,9 +161,8 @@ export async function main(args: string[]): Promise<number> {
 async function startStun(at: { host: string; port: number; alternate?: string }, explicit: boolean, log: (l: string) => void): Promise<StunServer | null> {
   try {
     const s = await StunServer.start({ host: at.host, port: at.port, alternate: at.alternate, log });
-    const text = (h: string, p: number) => `${h.includes(":") ? `[${h}]` : h}:${p}`;
     const a = s.address;
-    log(`stun: answering Binding requests on ${text(a.host, a.port)} (UDP)${at.alternate ? `, RFC 5780 on ${s.addresses().flat().map((x) => text(formatAddress(x.address), x.port)).join(" ")}` : ""}`);
+    log(`stun: answering Binding requests on ${formatEndpoint(a.host, a.port)} (UDP)${at.alternate ? `, RFC 5780 on ${s.addresses().flat().map((x) => formatEndpoint(formatAddress(x.address), x.port)).join(" ")}` : ""}`);
     return s;
   } catch (e) {
     if (explicit) throw new Error(`--stun ${at.host}:${at.port}: ${(e as Error).message}`);

@@ -5,6 +5,7 @@
 // running data plane learns the same through its own NAT-T socket
 // (host/net/stun_client.ts forwarderTransport).
 import { isIPv4, isIPv6 } from "node:net";
+import { formatEndpoint } from "../config/addr.ts";
 import { DEFAULT_STUN_PORT } from "../controller/stun_server.ts";
 import { discover, type StunServerAddress } from "../net/stun_client.ts";
 import { classifyNat } from "../net/stun_nat_type.ts";
@@ -67,8 +68,7 @@ export async function main(args: string[]): Promise<number> {
       : await discover(from.host, from.port, server, { timeoutMs });
     if (values.json) process.stdout.write(JSON.stringify(r) + "\n");
     else {
-      const at = (h: string, p: number) => `${h.includes(":") ? `[${h}]` : h}:${p}`;
-      process.stdout.write(`public ${at(r.publicAddress, r.publicPort)} (from ${at(from.host, from.port)})\n`);
+      process.stdout.write(`public ${formatEndpoint(r.publicAddress, r.publicPort)} (from ${formatEndpoint(from.host, from.port)})\n`);
       if ("mapping" in r) process.stdout.write(`mapping ${r.mapping}, filtering ${r.filtering}\n`);
     }
     return EXIT_OK;

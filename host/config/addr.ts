@@ -1,6 +1,8 @@
-// IP addresses and CIDR prefixes for the config: parsing to network-order
-// bytes, canonical text, and the overlap test used to refuse ambiguous SPDs.
-// Errors are plain strings (the caller adds the field path).
+// IP addresses and CIDR prefixes, the one module for them in the host (the
+// config, the core's 16-byte form, IKE, STUN, the controller, the CLI):
+// parsing to network-order bytes, canonical text, endpoints, and the overlap
+// test used to refuse ambiguous SPDs. Errors are plain strings (the caller
+// adds the field path).
 
 import { isIPv4, isIPv6 } from "node:net";
 import type { Address, Family, InterfaceAddress, Prefix } from "./model.ts";
@@ -18,6 +20,35 @@ export function parseAddress(text: string): Parsed<Address> {
     return { ok: true, value: { text: formatAddress(bytes), family: 6, bytes } };
   }
   return { ok: false, message: `"${text}" is not an IPv4 or IPv6 address` };
+}
+
+/**
+ * An IPv4-mapped IPv6 address (RFC 4291 §2.5.5.2), as a dual-stack socket
+ * reports an IPv4 peer ("::ffff:192.0.2.1"), as its IPv4 text; any other text
+ * unchanged.
+ */
+export function unmapV4(text: string): string {
+  return /^::ffff:/i.test(text) && isIPv4(text.slice(7)) ? text.slice(7) : text;
+}
+
+/**
+ * RFC 5952 text of an address as a socket or a user gives it (IPv4-mapped as
+ * IPv4), so "2001:DB8::1" and "2001:db8:0::1" compare equal; text that is no
+ * address comes back unchanged.
+ */
+export function canonicalAddress(text: string): string {
+  const p = parseAddress(unmapV4(text));
+  return p.ok ? p.value.text : text;
+}
+
+/** An address as the host part of an endpoint or URL: IPv6 in brackets (RFC 3986 §3.2.2, RFC 5952 §6). */
+export function hostText(address: string): string {
+  return address.includes(":") ? `[${address}]` : address;
+}
+
+/** "192.0.2.1:4500" or "[2001:db8::1]:4500" (RFC 5952 §6). */
+export function formatEndpoint(address: string, port: number): string {
+  return `${hostText(address)}:${port}`;
 }
 
 /** Parse "a.b.c.d/n" or "x::/n"; host bits must be zero. */
@@ -81,7 +112,8 @@ export function familyName(f: Family): string {
   return f === 4 ? "IPv4" : "IPv6";
 }
 
-function maskBytes(bytes: Uint8Array, length: number): Uint8Array {
+/** `bytes` with all but the first `length` bits zeroed (a new array). */
+export function maskBytes(bytes: Uint8Array, length: number): Uint8Array {
   const out = new Uint8Array(bytes.length);
   for (let i = 0; i < bytes.length; i++) {
     const bits = Math.max(0, Math.min(8, length - i * 8));

@@ -4,7 +4,7 @@
 // Runs on a model that normalize.ts built without errors.
 
 import { availableParallelism } from "node:os";
-import { familyName, isMulticastOrBroadcast, isUnspecified, prefixesOverlap } from "./addr.ts";
+import { familyName, isMulticastOrBroadcast, isUnspecified, maskBytes, prefixesOverlap } from "./addr.ts";
 import { createHash } from "node:crypto";
 import { keysEqual } from "./keys.ts";
 import type { Address, Config, PeerConfig, Prefix, WanPort } from "./model.ts";
@@ -73,12 +73,7 @@ const prefixIndexes = new WeakMap<Config, PrefixIndex>();
 
 /** The network of `bytes` at `length` bits, as a map key with the family. */
 function netKey(family: number, bytes: Uint8Array, length: number): string {
-  let k = `${family}/${length}/`;
-  for (let i = 0; i < bytes.length; i++) {
-    const bits = Math.max(0, Math.min(8, length - i * 8));
-    k += (bytes[i] & ((0xff00 >> bits) & 0xff)).toString(16).padStart(2, "0");
-  }
-  return k;
+  return `${family}/${length}/${Buffer.from(maskBytes(bytes, length)).toString("hex")}`;
 }
 
 /**

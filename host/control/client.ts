@@ -1,5 +1,6 @@
 // Client side of the control socket (server.ts): one request, one JSON answer.
 import { createConnection } from "node:net";
+import type { ControlCommand, ReloadResult } from "./protocol.ts";
 import type { Status } from "./status.ts";
 
 /** No instance answers on the socket (missing file, nobody listening). */
@@ -20,15 +21,7 @@ export function requestReload(path: string, timeoutMs = 120_000): Promise<Reload
   return request(path, "reload", timeoutMs) as Promise<ReloadResult>;
 }
 
-/** What a reload did (host/sa/lifecycle.ts). */
-export interface ReloadResult {
-  added: string[];
-  removed: string[];
-  changed: string[];
-  unchanged: string[];
-}
-
-function request(path: string, cmd: "status" | "reload", timeoutMs: number): Promise<unknown> {
+function request(path: string, cmd: ControlCommand, timeoutMs: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const c = createConnection(path);
     let buf = "";

@@ -1,6 +1,7 @@
 // `wesp status` as text: one block per peer, one line per SA, then the global
 // and host counters. Drop reasons that are zero are left out of the text (the
 // --json form has every one).
+import { hostText } from "../config/addr.ts";
 import type { CounterBlock, IkePeerStatus, SaStatus, Status } from "./status.ts";
 
 const hex = (spi: number) => "0x" + spi.toString(16).padStart(8, "0");
@@ -48,7 +49,7 @@ export function formatStatus(st: Status): string {
   out.push(`node ${st.node}  pid ${st.pid}  up ${duration(st.uptimeSeconds)}  tun ${st.tun}  workers ${st.workers}`);
   for (const p of st.peers) {
     const enc = p.encap === "plain" ? "plain" : p.encap === "udp" ? "esp-in-udp" : "raw esp";
-    const at = (a: string, port: number) => (a.includes(":") ? `[${a}]` : a) + (p.encap === "udp" ? `:${port}` : "");
+    const at = (a: string, port: number) => hostText(a) + (p.encap === "udp" ? `:${port}` : "");
     // RFC 3948 §3.5: behind a NAT the peer is where its authenticated packets come from
     const learned = p.learned ? `  (NAT-T learned; configured ${at(p.configured.address, p.configured.port)})` : "";
     out.push(`peer ${p.name}  ${p.mode}  ${enc}${p.suite ? "  " + p.suite : ""}  ${at(p.address, p.port)}${learned}`);

@@ -7,7 +7,7 @@
 // Protocol: one request per connection. The client writes one JSON line,
 // `{"cmd":"status"}` or `{"cmd":"reload"}`; the server answers one JSON line and
 // closes: `{"ok":true,"status":{…}}` / `{"ok":true,"result":{…}}` or
-// `{"ok":false,"error":"…"}`. The status is
+// `{"ok":false,"error":"…"}` (the result's shape: protocol.ts). The status is
 // counters and identities only (host/control/status.ts): no key material
 // ever reaches this module.
 import { createServer, createConnection, type Server, type Socket } from "node:net";

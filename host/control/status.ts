@@ -4,7 +4,7 @@
 // (host/pipeline/status.ts), the main thread adds the node and IKE parts.
 // 64-bit counters are plain numbers (exact below 2^53, i.e. 9 peta-packets).
 import type { TsoCounters, TunOffloads } from "../tun/tun_linux.ts";
-import type { OffloadState } from "../net/native_linux.ts";
+import type { OffloadState } from "../io/native_linux.ts";
 
 export interface CounterBlock {
   packets: number;

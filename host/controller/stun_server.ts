@@ -26,7 +26,7 @@
 // addresses are kept; beyond that the longest-idle is forgotten.
 import { createSocket, type Socket } from "node:dgram";
 import { isIPv4 } from "node:net";
-import { parseAddress } from "../config/addr.ts";
+import { parseAddress, unmapV4 } from "../config/addr.ts";
 import { ATTR, METHOD_BINDING, decodeStun, encodeStun, type StunAddress, type StunMessage } from "../net/stun.ts";
 
 export const DEFAULT_STUN_PORT = 3478; // RFC 8489 §18.6 ("stun" over UDP)
@@ -214,8 +214,7 @@ export class StunServer {
 
   private onMessage(msg: Buffer, host: string, port: number, behaviour: Rfc5780 | undefined, sock: Socket): void {
     // A dual-stack socket reports an IPv4 sender as ::ffff:a.b.c.d; the CE wants its IPv4 address back.
-    const text = host.startsWith("::ffff:") && isIPv4(host.slice(7)) ? host.slice(7) : host;
-    const a = parseAddress(text);
+    const a = parseAddress(unmapV4(host));
     if (!a.ok) return;
     if (!this.limiter.take(limitKey(a.value.family, a.value.bytes), performance.now())) {
       this.counters.rateLimited++;

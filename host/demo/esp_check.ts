@@ -16,6 +16,7 @@
 // The tag is checked before anything is decrypted (noble's AEADs do that).
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { gcm } from "@noble/ciphers/aes.js";
+import { formatAddress } from "../config/addr.ts";
 import type { DemoSa } from "./configs.ts";
 
 export interface OpenedEsp {
@@ -52,7 +53,7 @@ export function describeInner(p: Uint8Array): { src: string; dst: string; info: 
   if (v !== 4 && v !== 6) return { src: "?", dst: "?", info: `not IP (${p.length} bytes)` };
   const [proto, hl, src, dst] = v === 4
     ? [p[9], (p[0] & 15) * 4, [...p.subarray(12, 16)].join("."), [...p.subarray(16, 20)].join(".")]
-    : [p[6], 40, v6(p.subarray(8, 24)), v6(p.subarray(24, 40))];
+    : [p[6], 40, formatAddress(p.subarray(8, 24)), formatAddress(p.subarray(24, 40))];
   const l4 = p.subarray(hl);
   let info = PROTO[proto] ?? `protocol ${proto}`;
   if ((proto === 1 || proto === 58) && l4.length >= 8) {
@@ -64,20 +65,4 @@ export function describeInner(p: Uint8Array): { src: string; dst: string; info: 
     info += ` ${(l4[0] << 8) | l4[1]} → ${(l4[2] << 8) | l4[3]} [${flags}] len=${data}`;
   }
   return { src, dst, info };
-}
-
-/** An IPv6 address in RFC 5952 text. */
-export function v6(b: Uint8Array): string {
-  const words: string[] = [];
-  for (let i = 0; i < 16; i += 2) words.push(((b[i] << 8) | b[i + 1]).toString(16));
-  // compress the longest run of zero words (RFC 5952 §4.2)
-  let best = -1, bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    let j = i;
-    while (j < 8 && words[j] === "0") j++;
-    if (j - i > bestLen) [best, bestLen] = [i, j - i];
-    i = j > i ? j : i + 1;
-  }
-  if (best < 0) return words.join(":");
-  return `${words.slice(0, best).join(":")}::${words.slice(best + bestLen).join(":")}`;
 }

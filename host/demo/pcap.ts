@@ -8,7 +8,7 @@
 // (link type 1); the outer headers are IPv4 (RFC 791) or IPv6 (RFC 8200,
 // without extension headers), then UDP (RFC 768).
 import { readFileSync } from "node:fs";
-import { v6 } from "./esp_check.ts";
+import { formatAddress } from "../config/addr.ts";
 
 export interface UdpFrame {
   /** 1-based, as tshark numbers frames. */
@@ -65,8 +65,8 @@ function ethernetUdp(f: Uint8Array): Omit<UdpFrame, "frame"> | null {
     dst = ip.subarray(16, 20).join(".");
     l4 = ip.subarray((ip[0] & 15) * 4, Math.min(ip.length, (ip[2] << 8) | ip[3]));
   } else if (type === 0x86dd && ip.length >= 40 && ip[6] === 17) {
-    src = v6(ip.subarray(8, 24));
-    dst = v6(ip.subarray(24, 40));
+    src = formatAddress(ip.subarray(8, 24));
+    dst = formatAddress(ip.subarray(24, 40));
     l4 = ip.subarray(40, 40 + ((ip[4] << 8) | ip[5]));
   } else {
     return null;

@@ -9,6 +9,7 @@ import { AsnConvert } from "@peculiar/asn1-schema";
 import {
   AttributeTypeAndValue, AttributeValue, Certificate, KeyUsage, KeyUsageFlags, Name, RelativeDistinguishedName, id_ce_keyUsage,
 } from "@peculiar/asn1-x509";
+import { formatAddress } from "../config/addr.ts";
 import type { IkeCertConfig } from "../config/model.ts";
 import { IdType } from "./constants.ts";
 import { normalSerial, revokedByCrl } from "./crl.ts";
@@ -218,13 +219,6 @@ export function subjectDer(cert: X509Certificate): Uint8Array {
   return new Uint8Array(AsnConvert.serialize(asn.tbsCertificate.subject));
 }
 
-function ipText(b: Uint8Array): string {
-  if (b.length === 4) return b.join(".");
-  const words: string[] = [];
-  for (let i = 0; i < 16; i += 2) words.push(((b[i] << 8) | b[i + 1]).toString(16));
-  return words.join(":");
-}
-
 /**
  * RFC 4945 §3.1 / RFC 7296 §3.5: the ID payload must be in the certificate: the
  * subject for ID_DER_ASN1_DN, a subjectAltName (dNSName, rfc822Name, iPAddress)
@@ -242,7 +236,8 @@ export function idInCert(id: Identity, cert: X509Certificate): string | undefine
       return cert.checkEmail(text, { subject: "never" }) ? undefined : `ID RFC822 "${text}" is not an rfc822Name of the certificate`;
     case IdType.IPV4_ADDR:
     case IdType.IPV6_ADDR:
-      return cert.checkIP(ipText(id.data)) ? undefined : `ID address ${ipText(id.data)} is not an iPAddress of the certificate`;
+      // payloads.ts holds ID_IPV4_ADDR to 4 bytes and ID_IPV6_ADDR to 16 (§3.5)
+      return cert.checkIP(formatAddress(id.data)) ? undefined : `ID address ${formatAddress(id.data)} is not an iPAddress of the certificate`;
     default:
       return `ID type ${id.idType} cannot be matched against a certificate`;
   }

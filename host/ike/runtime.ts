@@ -23,7 +23,7 @@
 // only: later ones (a retry, a re-establishment) must not make the peer drop
 // SAs that are ours and live.
 import { createHash, randomBytes } from "node:crypto";
-import { formatCoreAddr, parseAddress, coreAddr } from "../config/addr.ts";
+import { canonicalAddress, formatCoreAddr, parseAddress, coreAddr } from "../config/addr.ts";
 import type { Config, PeerConfig } from "../config/model.ts";
 import { Forwarder, ForwarderError, type ForwarderOptions } from "../pipeline/forwarder.ts";
 import type { HostPacket } from "../pipeline/pipeline.ts";
@@ -120,12 +120,6 @@ function ikeReport(r: ApplyReport, had: Set<string>, next: Map<string, PeerConfi
     changed: [...keep(r.changed), ...down.filter((n) => next.has(n)), ...reselected],
     unchanged: [...keep(r.unchanged), ...names.filter((n) => had.has(n) && !down.includes(n) && !reselected.includes(n))],
   };
-}
-
-/** Canonical text of an address as a socket reports it (IPv4-mapped IPv6 included). */
-function canonical(address: string): string {
-  const r = parseAddress(address.replace(/^::ffff:(?=\d+\.)/i, ""));
-  return r.ok ? r.value.text : address;
 }
 
 interface Managed {
@@ -363,7 +357,7 @@ export class IkeRuntime {
 
   /** Responder side: the IKE config of the peer at `address`, if it is one. */
   private configFor(address: string) {
-    const a = canonical(address);
+    const a = canonicalAddress(address);
     for (const m of this.peers.values()) if (m.peer.path.remoteAddress === a) return m.peer.ike;
     return undefined;
   }

@@ -11,6 +11,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { lstatSync, unlinkSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
+import { formatEndpoint } from "../config/addr.ts";
 import type { MetricsListen } from "../config/model.ts";
 
 export interface MetricsEndpoint {
@@ -67,7 +68,7 @@ export class MetricsServer {
     if ("path" in listen) where = listen.path;
     else {
       const a = server.address() as AddressInfo;
-      where = `${a.address.includes(":") ? `[${a.address}]` : a.address}:${a.port}`;
+      where = formatEndpoint(a.address, a.port);
     }
     return new MetricsServer(server, where, "path" in listen ? listen.path : undefined);
   }

@@ -18,9 +18,9 @@
 // per callback, copied into a fresh Buffer, and sends one per call;
 // docs/io.md has the measured difference. The batched path here lands
 // packets in ring slots without a copy.
-import { F_HDRINCL, F_PKTINFO, io } from "./native_linux.ts";
-import { PacketFd } from "./packet_fd_linux.ts";
-import { withNetns } from "./netns_linux.ts";
+import { F_HDRINCL, F_PKTINFO, io } from "../io/native_linux.ts";
+import { PacketFd } from "../io/packet_fd_linux.ts";
+import { withNetns } from "../io/netns_linux.ts";
 
 export const PROTO_IPIP = 4;
 export const PROTO_IPV6 = 41;
@@ -41,7 +41,7 @@ export interface RawOptions {
   sndbuf?: number;
   /** Longest a send waits for room in a full send buffer (default 20 ms). */
   sendTimeoutMs?: number;
-  /** Open inside this network namespace (see netns_linux.ts). */
+  /** Open inside this network namespace (see host/io/netns_linux.ts). */
   netns?: string;
 }
 

@@ -24,7 +24,7 @@
 // Plain raw sockets (IP-in-IP, GRE) carry no SPI: worker 0 receives them
 // and the others get a filter that accepts nothing, keeping their socket for
 // sending only (NONE).
-import { io } from "./native_linux.ts";
+import { io } from "../io/native_linux.ts";
 
 // Classic BPF opcodes (linux/bpf_common.h, linux/filter.h).
 const LD_W_ABS = 0x20, LD_W_IND = 0x40, LD_W_LEN = 0x80, LDX_B_MSH = 0xb1;

@@ -26,7 +26,7 @@
 import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
 import { isIPv4, isIPv6 } from "node:net";
-import { formatAddress, parseAddress } from "../config/addr.ts";
+import { canonicalAddress, formatAddress, formatCoreAddr, parseAddress } from "../config/addr.ts";
 import { METHOD_BINDING, decodeStun, encodeStun, isStun, type StunAddress } from "./stun.ts";
 
 export interface StunServerAddress {
@@ -110,7 +110,7 @@ export function forwarderTransport(dp: StunDataPlane, wanIndex: number): StunTra
       dp.sendHost({ wanIndex, family: a.value.family, address: a.value.bytes, port, bytes, stun: true });
     },
     onStun: (cb) => dp.onStun((p) => {
-      if (p.wanIndex === wanIndex) cb(p.bytes, formatAddress(p.family === 4 ? p.address.subarray(0, 4) : p.address), p.port);
+      if (p.wanIndex === wanIndex) cb(p.bytes, formatCoreAddr(p.family, p.address), p.port);
     }),
   };
 }
@@ -124,16 +124,10 @@ export async function discover(
   const t = opts.transport ?? (await udpTransport(wanAddress, wanPort));
   try {
     const { mapped: m } = await binding(t, server, opts);
-    return { publicAddress: m.host, publicPort: m.port, natted: m.host !== canonical(wanAddress) || m.port !== wanPort };
+    return { publicAddress: m.host, publicPort: m.port, natted: m.host !== canonicalAddress(wanAddress) || m.port !== wanPort };
   } finally {
     if (own) t.close?.();
   }
-}
-
-/** RFC 5952 text for an address, so "2001:DB8::1" and "2001:db8:0::1" compare equal. */
-export function canonical(a: string): string {
-  const p = parseAddress(a.startsWith("::ffff:") && isIPv4(a.slice(7)) ? a.slice(7) : a);
-  return p.ok ? p.value.text : a;
 }
 
 /** What one Binding success response said (RFC 5780's attributes when the server has them). */
@@ -165,12 +159,12 @@ export function binding(t: StunTransport, server: StunServerAddress, opts: Bindi
     { fingerprint: true },
   );
   const from = opts.expectFrom ?? server;
-  const serverHost = canonical(from.host);
+  const serverHost = canonicalAddress(from.host);
   return new Promise<T>((resolve, reject) => {
     let sent = 0, interval = rto, timer: NodeJS.Timeout | undefined, settled = false;
     const overall = opts.timeoutMs !== undefined ? setTimeout(() => finish(new StunError(`no STUN response from ${server.host}:${server.port} in ${opts.timeoutMs} ms`)), opts.timeoutMs) : undefined;
     const stop = t.onStun((bytes, host, port) => {
-      if (canonical(host) !== serverHost || port !== from.port) return;
+      if (canonicalAddress(host) !== serverHost || port !== from.port) return;
       const r = decodeStun(bytes);
       if (!r.ok || r.value.message.method !== METHOD_BINDING) return;
       const m = r.value.message;

@@ -19,7 +19,8 @@
 // filtering tests run right after test I, before anything was sent to the
 // alternate address or port: a NAT with address-dependent filtering would
 // otherwise already let those in (RFC 5780 §4.4).
-import { binding, canonical, udpTransport, StunError, type DiscoverOptions, type StunServerAddress } from "./stun_client.ts";
+import { canonicalAddress } from "../config/addr.ts";
+import { binding, udpTransport, StunError, type DiscoverOptions, type StunServerAddress } from "./stun_client.ts";
 
 export type MappingBehaviour = "no-nat" | "endpoint-independent" | "address-dependent" | "address-and-port-dependent";
 export type FilteringBehaviour = "endpoint-independent" | "address-dependent" | "address-and-port-dependent";
@@ -31,7 +32,7 @@ export interface NatBehaviour {
   filtering: FilteringBehaviour;
 }
 
-const same = (a: StunServerAddress, b: StunServerAddress) => canonical(a.host) === canonical(b.host) && a.port === b.port;
+const same = (a: StunServerAddress, b: StunServerAddress) => canonicalAddress(a.host) === canonicalAddress(b.host) && a.port === b.port;
 
 export interface ClassifyOptions extends DiscoverOptions {
   /** Retransmission schedule of the filtering tests, whose silence is an answer (default RTO 200 ms, Rc 3, Rm 4: 2.2 s). */

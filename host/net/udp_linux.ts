@@ -15,9 +15,9 @@
 // Sends block while the socket's send buffer is full — backpressure for the
 // pipeline — but at most sendTimeoutMs; what is left then is counted in
 // counters().unsent and not sent. Receives never block.
-import { F_PKTINFO, F_REUSEPORT, F_V6ONLY, io, offloadState, ST_SEGMENTS, ST_SUPER, type OffloadState } from "./native_linux.ts";
-import { PacketFd } from "./packet_fd_linux.ts";
-import { withNetns } from "./netns_linux.ts";
+import { F_PKTINFO, F_REUSEPORT, F_V6ONLY, io, offloadState, ST_SEGMENTS, ST_SUPER, type OffloadState } from "../io/native_linux.ts";
+import { PacketFd } from "../io/packet_fd_linux.ts";
+import { withNetns } from "../io/netns_linux.ts";
 
 export const DEFAULT_PORT = 4500;
 
@@ -38,7 +38,7 @@ export interface UdpOptions {
   sndbuf?: number;
   /** Longest a send waits for room in a full send buffer (default 20 ms, ≥ 1). */
   sendTimeoutMs?: number;
-  /** Create the socket inside this network namespace (see netns_linux.ts). */
+  /** Create the socket inside this network namespace (see host/io/netns_linux.ts). */
   netns?: string;
   /**
    * UDP_SEGMENT: runs of same-size datagrams to one peer leave as one GSO

@@ -17,6 +17,7 @@
 // worker holds the direction they are for.
 import { EventEmitter } from "node:events";
 import type { Config, Lifetime, Suite } from "../config/model.ts";
+import type { ReloadResult } from "../control/protocol.ts";
 import { DEFAULT_REPLAY_WINDOW } from "../config/normalize.ts";
 import { keyId } from "./key_id.ts";
 import { heldAfter, plan, wipeConfigKeys } from "./plan.ts";
@@ -55,12 +56,8 @@ export class ReloadRefused extends Error {
   }
 }
 
-export interface ApplyReport {
-  added: string[];
-  removed: string[];
-  changed: string[];
-  unchanged: string[];
-}
+/** What apply() did: the control socket's answer to "reload" (host/control/protocol.ts). */
+export type ApplyReport = ReloadResult;
 
 export interface SaLifecycleEvents {
   "sa-installed": [Extract<SaEvent, { event: "sa-installed" }>];

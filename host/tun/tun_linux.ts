@@ -20,9 +20,9 @@
 // for the user once,
 //     ip tuntap add dev wesp0 mode tun user wesp [multi_queue]
 // and wesp attaches to it by name (multiQueue must match how it was made).
-import { io, offloadState, ST_BAD, ST_COALESCED, ST_COALESCED_SEGS, ST_CSUM, ST_SEGMENTS, ST_SUPER, type OffloadState } from "../net/native_linux.ts";
-import { PacketFd } from "../net/packet_fd_linux.ts";
-import { withNetns } from "../net/netns_linux.ts";
+import { io, offloadState, ST_BAD, ST_COALESCED, ST_COALESCED_SEGS, ST_CSUM, ST_SEGMENTS, ST_SUPER, type OffloadState } from "../io/native_linux.ts";
+import { PacketFd } from "../io/packet_fd_linux.ts";
+import { withNetns } from "../io/netns_linux.ts";
 
 export interface TunOptions {
   /** Interface name (≤ 15 bytes); may contain "%d" for the kernel to number it. */

@@ -6,7 +6,7 @@
 // and answers with one line of JSON on stdout.
 import { Tun } from "../../host/tun/tun_linux.ts";
 import { UdpSocket } from "../../host/net/udp_linux.ts";
-import { waitReadable } from "../../host/net/wait_linux.ts";
+import { waitReadable } from "../../host/io/wait_linux.ts";
 
 const [mode, ...args] = process.argv.slice(2);
 

@@ -9,7 +9,7 @@ import { createConnection, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { once } from "node:events";
-import { io } from "../../host/net/native_linux.ts";
+import { io } from "../../host/io/native_linux.ts";
 import { requireTools } from "../helpers/require.ts";
 import { Ring } from "./io-util.ts";
 

@@ -12,7 +12,7 @@ import { Lab, type Netns } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { Tun } from "../../host/tun/tun_linux.ts";
 import { UdpSocket } from "../../host/net/udp_linux.ts";
-import { waitReadable } from "../../host/net/wait_linux.ts";
+import { waitReadable } from "../../host/io/wait_linux.ts";
 import { assertNoNamespacesLeft, collect, parseUdp, payload, Ring, udpPacket, v4, v6, type ParsedUdp } from "./io-util.ts";
 
 const EINVAL = 22;

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { Lab, type Netns } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { UdpSocket, DEFAULT_PORT } from "../../host/net/udp_linux.ts";
-import { io } from "../../host/net/native_linux.ts";
+import { io } from "../../host/io/native_linux.ts";
 import { assertNoNamespacesLeft, collect, payload, Ring, v4, v6 } from "./io-util.ts";
 
 const ENETUNREACH = 101;

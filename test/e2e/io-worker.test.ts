@@ -11,7 +11,7 @@ import { Worker } from "node:worker_threads";
 import { Lab, waitFor, type Netns } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { UdpSocket } from "../../host/net/udp_linux.ts";
-import { Waker } from "../../host/net/wait_linux.ts";
+import { Waker } from "../../host/io/wait_linux.ts";
 import { assertNoNamespacesLeft, payload, Ring, v4 } from "./io-util.ts";
 
 /** Starts io-worker.ts in a worker thread (tsx registered there first) and tallies its messages. */

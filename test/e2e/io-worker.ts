@@ -6,7 +6,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { readlinkSync } from "node:fs";
 import { Tun } from "../../host/tun/tun_linux.ts";
 import { UdpSocket } from "../../host/net/udp_linux.ts";
-import { waitReadable } from "../../host/net/wait_linux.ts";
+import { waitReadable } from "../../host/io/wait_linux.ts";
 
 interface Data {
   mode: "udp-poll" | "tun-poll" | "blocking";

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { isIP } from "node:net";
 import fc from "fast-check";
-import { coreAddr, corePrefix, formatAddress, formatCoreAddr, parseAddress } from "../../host/config/addr.ts";
+import { canonicalAddress, coreAddr, corePrefix, formatAddress, formatCoreAddr, formatEndpoint, hostText, parseAddress, unmapV4 } from "../../host/config/addr.ts";
 
 const v6 = fc.uint8Array({ minLength: 16, maxLength: 16 });
 // runs of zero groups, so that "::" compression is exercised often
@@ -61,4 +61,24 @@ test("what is not an address is refused, never half-parsed", () => {
     assert.equal(parseAddress(bad).ok, false, bad);
   }
   assert.throws(() => coreAddr(new Uint8Array(5)), RangeError);
+});
+
+test("addresses as sockets and users give them: IPv4-mapped as IPv4 (RFC 4291 §2.5.5.2), RFC 5952 text, the rest unchanged", () => {
+  assert.equal(unmapV4("::ffff:192.0.2.1"), "192.0.2.1");
+  assert.equal(unmapV4("::FFFF:192.0.2.1"), "192.0.2.1");
+  for (const keep of ["::ffff:c000:201", "::ffff:1.2.3", "::ffff:1.2.3.4.5", "::1", "192.0.2.1", "x"]) assert.equal(unmapV4(keep), keep);
+  assert.equal(canonicalAddress("2001:DB8:0::1"), "2001:db8::1");
+  assert.equal(canonicalAddress("::ffff:198.51.100.7"), "198.51.100.7");
+  assert.equal(canonicalAddress("not an address"), "not an address");
+  fc.assert(fc.property(fc.uint8Array({ minLength: 4, maxLength: 4 }), (b) => {
+    const text = formatAddress(b);
+    assert.equal(canonicalAddress(`::ffff:${text}`), text);
+  }), { numRuns: 500 });
+});
+
+test("endpoints: IPv6 in brackets (RFC 5952 §6), IPv4 and names bare", () => {
+  assert.equal(formatEndpoint("2001:db8::1", 4500), "[2001:db8::1]:4500");
+  assert.equal(formatEndpoint("192.0.2.1", 4500), "192.0.2.1:4500");
+  assert.equal(hostText("::"), "[::]");
+  assert.equal(hostText("ce.example"), "ce.example");
 });

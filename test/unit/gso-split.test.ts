@@ -16,7 +16,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { io } from "../../host/net/native_linux.ts";
+import { io } from "../../host/io/native_linux.ts";
 
 const SLOTS = 256, SLOT = 9472, CAP = 9000;
 const mem = new Uint8Array(SLOTS * SLOT);

@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { constants } from "node:os";
-import { offloadState } from "../../host/net/native_linux.ts";
+import { offloadState } from "../../host/io/native_linux.ts";
 import { formatStatus } from "../../host/control/format.ts";
 import type { Status } from "../../host/control/status.ts";
 

@@ -11,6 +11,7 @@
 import { createServer, type Server, type ServerOptions } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { hostText } from "../../config/addr.ts";
 import type { ControllerCa } from "../ca.ts";
 import { KeySealError } from "../keys.ts";
 import { CeApi, peerOf } from "./ce_api.ts";
@@ -256,9 +257,8 @@ export async function startApi(opts: ApiOptions): Promise<RunningApi> {
     server.listen(opts.port ?? 8443, opts.host ?? "127.0.0.1", () => resolve());
   });
   const { port, address } = server.address() as AddressInfo;
-  const host = address.includes(":") ? `[${address}]` : address;
   return {
-    url: `https://${host}:${port}`,
+    url: `https://${hostText(address)}:${port}`,
     port,
     close: () => new Promise<void>((resolve) => {
       ce?.close();

@@ -1,7 +1,8 @@
 // Loads the wesp_io addon (native/*.c) and describes its raw functions.
 //
-// Only host/tun and host/net call these directly; everything else uses the
-// typed classes there (Tun, UdpSocket, RawSocket). The addon is context-aware,
+// This folder (host/io) is the base host/tun and host/net share: only they
+// call these directly; everything else uses the typed classes there (Tun,
+// UdpSocket, RawSocket). The addon is context-aware,
 // so each node:worker_threads worker that imports this gets its own instance
 // bound to its own event loop.
 //
