@@ -43,7 +43,7 @@
 #define IPV6_HDRINCL 36 /* linux/in6.h, Linux 4.5+ */
 #endif
 
-/* Flags of sockOpen, one bit each (kept in step with host/net/native_linux.ts). */
+/* Flags of sockOpen, one bit each (kept in step with host/io/native_linux.ts). */
 #define WIO_F_REUSEPORT 1 /* SO_REUSEPORT: one socket per worker, same port */
 #define WIO_F_V6ONLY 2    /* IPV6_V6ONLY: leave IPv4 to an AF_INET socket */
 #define WIO_F_PKTINFO 4   /* report each packet's local address */
