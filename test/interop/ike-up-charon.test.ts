@@ -15,12 +15,19 @@
 //    1, 2, 4, 4 s (retry min 1, max 4) as its log says; the alarm is raised once,
 //    at the third failure in a row (alarm_after 3); when charon comes back, the next
 //    retry brings the tunnel up again and traffic flows.
+// 4. wesp with node.workers = 2 (one CHILD_SA per worker, RFC 9611 style): as
+//    initiator it makes a second CHILD_SA with the same selectors right after
+//    IKE_AUTH, as responder one second after charon's IKE_AUTH; charon (which knows
+//    nothing of per-resource SAs) installs both; 16-flow numbered streams both ways
+//    arrive whole, whichever worker each flow lands on.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tcpEcho, waitFor, type Spawned } from "../helpers/netns.ts";
 import { status } from "../e2e/forwarder-util.ts";
 import { ikeNode, ikeOf, ikeUp, writeConfig } from "../e2e/ike-util.ts";
+import { received, sentCount, streamReceiver, streamSender } from "../e2e/lifecycle-util.ts";
 import type { Charon } from "./strongswan.ts";
 import { CHARON_ADDR, NET_C, NET_W, PSK, sameChild, startCharon as startCharonIn, WESP, type IkeCase } from "./ike-lab.ts";
 import { labSkip, NET_L, NET_R, PINGS, SITE_L, SITE_R, useTopo, WAN_L, WAN_R, type Topo } from "./lab_setup.ts";
@@ -36,9 +43,10 @@ assert.deepEqual([WESP, CHARON_ADDR, NET_W, NET_C], [WAN_L, WAN_R, NET_L, NET_R]
 const startCharon = (t: Topo, name: string): Promise<Charon> => startCharonIn(t.ceR, charonCase(name));
 
 /** wesp up in ceL with charon as its one IKE peer; resolves once it forwards. */
-async function startWesp(t: Topo, tag: string, ike: Record<string, unknown>): Promise<{ w: Spawned; sock: string }> {
+async function startWesp(t: Topo, tag: string, ike: Record<string, unknown>, workers = 1): Promise<{ w: Spawned; sock: string }> {
   const dir = t.lab.dir;
-  const doc = ikeNode(dir, `wesp-${tag}`, WAN_L, [NET_L], [{ name: "charon", address: WAN_R, prefixes: [NET_R], initiate: true, encap: "udp", psk: PSK, ike }]);
+  const doc = ikeNode(dir, `wesp-${tag}`, WAN_L, [NET_L], [{ name: "charon", address: WAN_R, prefixes: [NET_R], initiate: true, encap: "udp", psk: PSK, ike }]) as { node: { workers: number } };
+  doc.node.workers = workers;
   const cfg = writeConfig(dir, `wesp-${tag}.json`, doc);
   const w = wespUp(t.ceL, cfg);
   await waitFor(() => !w.running || /forwarding on/.test(w.stderr), "wesp up forwarding", 60_000);
@@ -90,6 +98,46 @@ describe("wesp up against charon: IKEv2 negotiates, ESP flows", { skip: labSkip(
       await charon.stop();
     }
   });
+
+  for (const role of ["initiator", "responder"] as const) {
+    test(`wesp with two workers as ${role}: a CHILD_SA per worker, both installed at charon, 16 flows each way carried`, async () => {
+      const t = getTopo();
+      const tag = `w2${role[0]}`;
+      const charon = await startCharon(t, tag);
+      const { w, sock } = await startWesp(t, tag, { dpd: 0, initiate: role === "initiator" }, 2);
+      try {
+        if (role === "responder") await charon.swanctl("--initiate", "--child", tag, "--timeout", "15");
+        await waitFor(async () => (ikeOf(await status(sock), "charon")?.childSas ?? []).length === 2, "two CHILD_SAs", 20_000, 100);
+        const pairs = ikeOf(await status(sock), "charon").childSas as { spiIn: number; spiOut: number; worker: number }[];
+        assert.deepEqual(pairs.map((p) => p.worker).sort(), [0, 1], "one per worker");
+        for (const p of pairs) assert.equal(p.spiIn % 2, p.worker, "the inbound SPI steers to its worker");
+        const hex = (n: number) => n.toString(16).padStart(8, "0");
+        await waitFor(async () => {
+          const sas = await charon.listSas();
+          return pairs.every((p) => new RegExp(`in\\s+${hex(p.spiOut)}`).test(sas) && new RegExp(`out\\s+${hex(p.spiIn)}`).test(sas));
+        }, "charon lists both CHILD_SAs", 10_000, 200);
+        const stop = join(t.lab.dir, `${tag}-stop`);
+        const rxR = await streamReceiver(t.siteR, SITE_R, 9100);
+        const rxL = await streamReceiver(t.siteL, SITE_L, 9101);
+        const txL = streamSender(t.siteL, SITE_R, 9100, 200, stop, 16);
+        const txR = streamSender(t.siteR, SITE_L, 9101, 200, stop, 16);
+        await new Promise((r) => setTimeout(r, 3000));
+        writeFileSync(stop, "");
+        await Promise.all([txL.exited, txR.exited]);
+        await waitFor(() => received(rxR).count >= sentCount(txL) && received(rxL).count >= sentCount(txR), "the streams drained", 5000, 50).catch(() => {});
+        await rxR.stop();
+        await rxL.stop();
+        assert.equal(received(rxR).distinct, sentCount(txL), "L→R: every datagram, over 16 flows");
+        assert.equal(received(rxL).distinct, sentCount(txR), "R→L: every datagram, over 16 flows");
+        const dp = (await status(sock)).peers.find((p: any) => p.name === "charon");
+        for (const wk of dp.workers) assert.ok(wk.outbound?.counters.packets > 0, `worker ${wk.worker} sealed some of the flows: ${JSON.stringify(dp.workers.map((x: any) => x.outbound?.counters.packets))}`);
+        assert.equal((await status(sock)).global.inbound.drops.NO_SA ?? 0, 0, "every ESP packet reached the worker with its SA");
+      } finally {
+        await w.stop("SIGTERM", 10_000);
+        await charon.stop();
+      }
+    });
+  }
 
   test("charon killed: declared dead by a liveness check, retries with backoff, the alarm, back up when charon returns", async (tc) => {
     const t = getTopo();
