@@ -16,6 +16,7 @@ import { coreSizing } from "../../host/pipeline/provision.ts";
 import { plan } from "../../host/sa/plan.ts";
 import { SaTable } from "../../host/sa/install.ts";
 import { SeqStore } from "../../host/sa/seq_store.ts";
+import { ensureStateDir } from "../../host/sa/state_file.ts";
 
 /** A hub's config with `peers` peers (≤ 65,535), each one SA pair of AES-256-GCM. */
 export function hubConfig(peers: number, stateDir?: string, replayWindow?: number): Record<string, unknown> {
@@ -107,6 +108,8 @@ export interface InstallResult {
  */
 export async function install(peers: number, chunk: number, replayWindow?: number): Promise<InstallResult> {
   const stateDir = mkdtempSync(join(tmpdir(), "wesp-bench-sas-"));
+  // as the worker does at start (pipeline/worker.ts): without it every durable SA is refused
+  ensureStateDir(stateDir);
   try {
     const rssBeforeMiB = rssMiB();
     const t0 = performance.now();
@@ -134,10 +137,15 @@ export async function install(peers: number, chunk: number, replayWindow?: numbe
       return { peers, sas: 2 * peers, replayWindow, refused: `${(e as Error).message} (coreSizing: ${JSON.stringify(sizing)})`, loadedAs: "", loadMs, planMs, installMs: NaN, tickMs: NaN, rssBeforeMiB, rssAfterMiB: rssMiB(), heapAfterMiB: NaN, coreMemoryMiB: NaN };
     }
     const store = new SeqStore((m) => process.stderr.write(`alarm: ${m}\n`));
-    const table = new SaTable(core, { store, stateDir });
+    const refused: string[] = [];
+    const table = new SaTable(core, { store, stateDir, emit: (e) => void (e.event === "alarm" && refused.push(e.message)) });
     const t2 = performance.now();
     table.apply(specs);
     const installMs = performance.now() - t2;
+    // a refused SA installs nothing: its time is not an install's
+    if (refused.length) throw new Error(`${refused.length} SAs refused, e.g. ${refused[0]}`);
+    const installed = table.prov.peers.reduce((n, rt) => n + (rt.out ? 1 : 0) + rt.in.length, 0);
+    if (installed !== 2 * peers) throw new Error(`${installed} SAs installed, not ${2 * peers}`);
     const t3 = performance.now();
     store.tick(core);
     const tickMs = performance.now() - t3;

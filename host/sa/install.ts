@@ -21,6 +21,7 @@ import type { Suite } from "../config/model.ts";
 import { splitKey } from "../config/suites.ts";
 import type { InSa, OutSa, PeerRuntime, Provisioned } from "../pipeline/provision.ts";
 import { SeqStateError, type DurableParams, type Resume, type SeqStore } from "./seq_store.ts";
+import { statePath } from "./state_file.ts";
 import { moved, saKey, tunnelKey, type KeyMaterial, type PeerSpec, type SaEvent, type SaSpec } from "./spec.ts";
 
 export class ApplyError extends Error {
@@ -98,6 +99,8 @@ export class SaTable {
    * Forgotten when the peer is removed.
    */
   readonly retired = new Map<string, { in: Counters; out: Counters }>();
+  /** During an apply: the first reservations made for it in one batch, by state file (prepareDurable). */
+  private prepared?: Map<string, Resume | SeqStateError>;
 
   constructor(private readonly core: Core, private readonly opts: SaTableOptions = {}) {}
 
@@ -126,6 +129,7 @@ export class SaTable {
   apply(peers: PeerSpec[]): void {
     try {
       this.check(peers);
+      this.prepareDurable(peers);
       const want = new Set(peers.map((p) => p.name));
       for (const [name, h] of this.held) if (!want.has(name)) this.dropPeer(h, "peer-removed");
       for (const p of peers) {
@@ -142,8 +146,34 @@ export class SaTable {
       this.prov.outBySa.clear();
       for (const h of this.held.values()) if (h.rt.out) this.prov.outBySa.set(h.rt.out.saId, h.rt.out);
     } finally {
+      this.prepared = undefined;
       for (const p of peers) for (const s of p.sas) for (const km of [s.keysIn, s.keysOut]) { km?.key.fill(0); km?.authKey?.fill(0); }
     }
+  }
+
+  /**
+   * The first reservations of every durable SA this apply adds, made in one
+   * batch (SeqStore.prepareAll: one flush of the file system instead of two
+   * fsyncs per SA), before any of them goes into the core; `resume` takes
+   * them from here. The same walk as `check`'s.
+   */
+  private prepareDurable(peers: PeerSpec[]): void {
+    const store = this.opts.store, stateDir = this.opts.stateDir;
+    if (!store || !stateDir) return;
+    const ps: DurableParams[] = [];
+    for (const p of peers) {
+      const h = this.held.get(p.name);
+      const rebuild = !h || h.tunnel !== tunnelKey(p);
+      p.sas.forEach((s, k) => {
+        if (!s.durable) return;
+        const param = (dir: "in" | "out"): DurableParams => ({
+          stateDir, dir, keyId: dir === "in" ? s.keyIdIn : s.keyIdOut, spi: dir === "in" ? s.spiIn : s.spiOut, suite: s.suite, peer: p.name, esn: s.esn,
+        });
+        if (rebuild || !h!.inByKey.has(saKey("in", s.spiIn, s.keyIdIn))) ps.push(param("in"));
+        if (k === 0 && (rebuild || h!.outKey !== saKey("out", s.spiOut, s.keyIdOut))) ps.push(param("out"));
+      });
+    }
+    if (ps.length > 1) this.prepared = store.prepareAll(ps);
   }
 
   private check(peers: PeerSpec[]): void {
@@ -299,7 +329,12 @@ export class SaTable {
       spi: dir === "in" ? s.spiIn : s.spiOut, suite: s.suite, peer: h.spec.name, esn: s.esn,
     };
     try {
-      return { dp, res: store.prepare(dp) };
+      // made in this apply's batch (prepareDurable), once: a second SA of the same key prepares on its own
+      const file = statePath(dp.stateDir, dp.dir, dp.keyId);
+      const made = this.prepared?.get(file);
+      this.prepared?.delete(file);
+      if (made instanceof SeqStateError) throw made;
+      return { dp, res: made ?? store.prepare(dp) };
     } catch (e) {
       if (!(e instanceof SeqStateError)) throw e;
       this.emit({ event: "alarm", peer: h.spec.name, spi: dp.spi, message: e.message });

@@ -41,7 +41,7 @@
 // lowered back to one block (core first, then the file), so a later crash
 // costs few replay drops.
 import type { Core } from "../core/core.ts";
-import { commitStaged, discardStaged, readState, stageState, statePath, writeStateSync, type SaStateRecord } from "./state_file.ts";
+import { commitStaged, discardStaged, readState, stageState, statePath, writeStatesSync, writeStateSync, type SaStateRecord } from "./state_file.ts";
 
 /** Fewest numbers reserved at a time: outbound skipping ahead on restart costs nothing, inbound costs replay drops. */
 export const MIN_BLOCK = { out: 8192n, in: 2048n } as const;
@@ -119,6 +119,53 @@ export class SeqStore {
    * file when the state is unreadable, corrupt, another key's, or cannot be written.
    */
   prepare(p: DurableParams, now = Date.now()): Resume {
+    const { file, rec, resume } = this.reservation(p, now);
+    try {
+      this.writeSync(file, rec);
+    } catch (e) {
+      throw new SeqStateError(file, `cannot be written (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): refusing to send on this SA`);
+    }
+    return resume;
+  }
+
+  /**
+   * `prepare` for many SAs at once (an install of many: state_file.ts
+   * writeStatesSync flushes them together), each as durable on return. Per
+   * state file, its Resume or why it is refused. Params naming the same file
+   * twice get it once (the later one is prepared on its own at install).
+   * Files of SAs still tracked are left out: an SA of that key is being
+   * replaced in this apply, and its removal (untrack) writes the file again —
+   * a reservation made before that write would be lowered under what the new
+   * SA may use. Those prepare on their own, after the removal.
+   */
+  prepareAll(ps: readonly DurableParams[], now = Date.now()): Map<string, Resume | SeqStateError> {
+    const out = new Map<string, Resume | SeqStateError>();
+    const batch: { path: string; record: SaStateRecord; resume: Resume }[] = [];
+    const live = new Set([...this.sas.values()].map((t) => t.file));
+    for (const p of ps) {
+      const file = statePath(p.stateDir, p.dir, p.keyId);
+      if (out.has(file) || live.has(file)) continue;
+      try {
+        const r = this.reservation(p, now);
+        batch.push({ path: file, record: r.rec, resume: r.resume });
+        out.set(file, r.resume);
+      } catch (e) {
+        if (!(e instanceof SeqStateError)) throw e;
+        out.set(file, e);
+      }
+    }
+    const gens = batch.map((b) => ++this.gen(b.path).issued);
+    const failed = writeStatesSync(batch);
+    batch.forEach((b, i) => {
+      const e = failed.get(b.path);
+      if (e) out.set(b.path, new SeqStateError(b.path, `cannot be written (${(e as NodeJS.ErrnoException).code ?? e.message}): refusing to send on this SA`));
+      else this.gen(b.path).committed = gens[i];
+    });
+    return out;
+  }
+
+  /** What installing SA `p` reserves: its file, the record to write before it may run, and how it resumes. */
+  private reservation(p: DurableParams, now: number): { file: string; rec: SaStateRecord; resume: Resume } {
     const file = statePath(p.stateDir, p.dir, p.keyId);
     const r = readState(file, { dir: p.dir, keyId: p.keyId });
     if (r.kind === "bad") throw new SeqStateError(file, `${r.why}: refusing this SA (never restart its numbers at 1; replace the key, or remove the file only if the key is new)`);
@@ -135,14 +182,9 @@ export class SeqStore {
       dir: p.dir, keyId: p.keyId, spi: p.spi, suite: p.suite, peer: p.peer, reserved,
       packets: prev?.packets ?? 0n, bytes: prev?.bytes ?? 0n, created: prev?.created ?? now,
     };
-    try {
-      this.writeSync(file, rec);
-    } catch (e) {
-      throw new SeqStateError(file, `cannot be written (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): refusing to send on this SA`);
-    }
     return {
-      file, initialSeq: top + 1n, priorSeen: prev !== null, seqLimit: reserved,
-      base: { packets: rec.packets, bytes: rec.bytes }, created: rec.created, resumed: prev !== null,
+      file, rec,
+      resume: { file, initialSeq: top + 1n, priorSeen: prev !== null, seqLimit: reserved, base: { packets: rec.packets, bytes: rec.bytes }, created: rec.created, resumed: prev !== null },
     };
   }
 
