@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { BATCH_FLUSH_MIN, ensureStateDir, readState, statePath, writeStatesSync, type SaStateRecord } from "../../host/sa/state_file.ts";
-import { MIN_BLOCK, SeqStateError, SeqStore, type DurableParams } from "../../host/sa/seq_store.ts";
+import { MIN_BLOCK, SeqStateError, SeqStore, TICK_SLICE, type DurableParams } from "../../host/sa/seq_store.ts";
 import { keyId } from "../../host/sa/key_id.ts";
 import { parseConfig } from "../../host/config/load.ts";
 import type { Config } from "../../host/config/model.ts";
@@ -135,6 +135,43 @@ test("SaTable: a peer rebuilt by a reload (same keys, new tunnel) never gets a l
     await lc.apply(load(doc(1300))); // p0's tunnel changed: its SAs rebuilt with the same keys
     check("after p0 was rebuilt");
     assert.deepEqual(alarms, []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("tick visits the SAs used since the last tick and the next TICK_SLICE of all, in turn: every SA within ⌈N / TICK_SLICE⌉ ticks", async () => {
+  const dir = tmp();
+  try {
+    const peers = TICK_SLICE + 100; // 2 · peers SAs: three slices
+    const doc: Doc = {
+      version: 1,
+      node: { name: "hub", wan: [{ name: "inet", address: "192.0.2.1" }], local_prefixes: ["10.0.0.0/16"] },
+      peers: Array.from({ length: peers }, (_, i) => ({
+        name: `p${i}`, address: `198.51.${100 + (i >> 8)}.${i & 255}`, port: 4500, prefixes: [`10.${1 + (i >> 8)}.${i & 255}.0/24`],
+        sas: [{ spi_in: 0x1000 + i, spi_out: 0x9000 + i, suite: "aes-256-gcm", key_in: hexKey(36), key_out: hexKey(36), replay_window: 64 }],
+      })),
+    };
+    const core = await makeCore({ maxSas: 4 * peers, maxPolicies: 2 * peers, largeWindowBlocks: 4 });
+    const store = new SeqStore(() => {});
+    const table = new SaTable(core, { store, stateDir: dir });
+    const lc = new SaLifecycle({ apply: async (ps) => table.apply(ps) });
+    const t0 = Date.now();
+    table.apply(lc.initial(load(doc)).peers);
+    const inbound = table.prov.peers.map((rt) => rt.in[0].saId);
+    // idle past IDLE_MS: a visited inbound SA gives back its block (its limit drops from MIN_BLOCK.in to 256 ahead)
+    const lowered = () => inbound.filter((id) => core.saState(id).seqLimit < MIN_BLOCK.in).length;
+    const later = t0 + 5000;
+    store.tick(core, later);
+    assert.ok(lowered() > 0 && lowered() < inbound.length, `one tick visits a slice, not all ${2 * peers} SAs (${lowered()} of ${inbound.length} inbound lowered)`);
+    // the last inbound SA is in the last slice; used now (ensure), the next tick visits it whatever its turn
+    const last = inbound[inbound.length - 1];
+    store.ensure(core, last);
+    store.tick(core, later);
+    assert.ok(core.saState(last).seqLimit < MIN_BLOCK.in, "an SA used since the last tick is visited by the next");
+    for (let i = 0; i < Math.ceil((2 * peers) / TICK_SLICE); i++) store.tick(core, later);
+    assert.equal(lowered(), inbound.length, "every SA visited within ⌈N / TICK_SLICE⌉ ticks");
+    table.clear();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
