@@ -13,10 +13,11 @@ import { parseAddress } from "../../host/config/addr.ts";
 import { parseConfig } from "../../host/config/load.ts";
 import { KIND, type Core } from "../../host/core/core.ts";
 import { IkeEndpoint } from "../../host/ike/endpoint.ts";
-import { IkeManager, managedPeer, RETIRED_INBOUND_MS, type ManagerEvent } from "../../host/ike/manager.ts";
+import { FILL_DELAY_MS, IkeManager, managedPeer, RETIRED_INBOUND_MS, type ManagerEvent } from "../../host/ike/manager.ts";
 import type { Path, Step } from "../../host/ike/types.ts";
 import { SaTable } from "../../host/sa/install.ts";
 import { SaLifecycle } from "../../host/sa/lifecycle.ts";
+import { peersForWorker } from "../../host/sa/worker_sas.ts";
 import type { SaEvent } from "../../host/sa/spec.ts";
 import type { Doc } from "../helpers/config_fixture.ts";
 import { innerUdp, makeCore } from "./core-helpers.ts";
@@ -26,35 +27,49 @@ const A = "10.99.0.1", B = "10.99.0.2";
 const NET = { a: "192.168.1.0/24", b: "192.168.2.0/24" };
 const bytesOf = (t: string) => { const r = parseAddress(t); if (!r.ok) throw new Error(t); return r.value.bytes; };
 
-/** One CE: config with one IKE peer, core, SaTable, lifecycle; its manager is made by `net`. */
-async function ce(me: "a" | "b", ike: Doc) {
+/**
+ * One CE: config with one IKE peer, core, SaTable, lifecycle; its manager is made by `net`.
+ * With `workers` > 1, a core and SaTable per packet worker, each given its share
+ * (worker_sas.ts peersForWorker) as the forwarder does; `core`/`table` are worker 0's.
+ */
+async function ce(me: "a" | "b", ike: Doc, workers = 1) {
   const [self, other] = me === "a" ? [A, B] : [B, A];
   const doc = {
     version: 1,
-    node: { name: `site-${me}`, wan: [{ name: "inet", address: self }], local_prefixes: [NET[me]] },
+    node: { name: `site-${me}`, wan: [{ name: "inet", address: self }], local_prefixes: [NET[me]], workers },
     peers: [{ name: me === "a" ? "to-b" : "to-a", address: other, prefixes: [me === "a" ? NET.b : NET.a], ike: { auth: { psk: "wesp-ike-manager-unit-psk" }, dpd: 0, ...ike } }],
   };
   const config = parseConfig(JSON.stringify(doc), { baseDir: "/tmp", source: "<test>", uid: 1000, env: {} }).config;
-  const core = await makeCore({ maxSas: 16, maxPolicies: 16, largeWindowBlocks: 4 });
+  const cores = await Promise.all(Array.from({ length: workers }, () => makeCore({ maxSas: 16, maxPolicies: 16, largeWindowBlocks: 4 })));
   const saEvents: SaEvent[] = [];
-  const lc = new SaLifecycle({ apply: async (peers) => table.apply(peers) });
-  const table: SaTable = new SaTable(core, { emit: (e) => { saEvents.push(e); lc.deliver(e); } });
-  table.apply(lc.initial(config).peers);
-  return { core, table, lc, saEvents, peer: managedPeer(config, config.peers[0], bytesOf) };
+  const lc = new SaLifecycle({ apply: async (peers) => tables.forEach((t, i) => t.apply(peersForWorker(peers, i, workers).peers)) });
+  const tables: SaTable[] = cores.map((core) => new SaTable(core, { emit: (e) => { saEvents.push(e); lc.deliver(e); } }));
+  const first = lc.initial(config).peers;
+  tables.forEach((t, i) => t.apply(peersForWorker(first, i, workers).peers));
+  return { core: cores[0], table: tables[0], cores, tables, lc, saEvents, peer: managedPeer(config, config.peers[0], bytesOf) };
 }
 
 /**
  * Two CEs and a network the test steps one datagram at a time; one clock (ms)
  * for endpoints and managers. `drop(n)` loses the next n datagrams a sends.
  */
-async function net(ikeA: Doc = {}, ikeB: Doc = { initiate: false }, random = { a: () => 0.5, b: () => 0.5 }) {
+async function net(ikeA: Doc = {}, ikeB: Doc = { initiate: false }, random = { a: () => 0.5, b: () => 0.5 }, workers = { a: 1, b: 1 }) {
   let now = 0;
   let spi = 0x1000;
-  const ce_ = { a: await ce("a", ikeA), b: await ce("b", ikeB) };
+  const ce_ = { a: await ce("a", ikeA, workers.a), b: await ce("b", ikeB, workers.b) };
   const deps = { random: (n: number) => new Uint8Array(randomBytes(n)), now: () => now, allocateSpi: () => ++spi };
+  // with several workers, SPIs as runtime.ts allocates them: in the residue class of the worker asked for, else the emptiest
+  const allocator = (w: "a" | "b") => (peer: string, same?: number) => {
+    const of = workers[w];
+    if (of === 1) return ++spi;
+    const worker = same !== undefined ? same % of : mgr[w].emptiestWorker(peer);
+    spi++;
+    spi += (worker - (spi % of) + of) % of;
+    return spi;
+  };
   const ep = {
-    a: new IkeEndpoint((r) => (r === B ? ce_.a.peer.ike : undefined), deps),
-    b: new IkeEndpoint((r) => (r === A ? ce_.b.peer.ike : undefined), deps),
+    a: new IkeEndpoint((r) => (r === B ? ce_.a.peer.ike : undefined), { ...deps, allocateSpi: allocator("a") }),
+    b: new IkeEndpoint((r) => (r === A ? ce_.b.peer.ike : undefined), { ...deps, allocateSpi: allocator("b") }),
   };
   const queue: { to: "a" | "b"; bytes: Uint8Array; path: Path }[] = [];
   const mevents = { a: [] as ManagerEvent[], b: [] as ManagerEvent[] };
@@ -73,8 +88,8 @@ async function net(ikeA: Doc = {}, ikeB: Doc = { initiate: false }, random = { a
     for (const e of s.events) mgr[from].onEvent(e);
   };
   const mgr = {
-    a: new IkeManager(ep.a, ce_.a.lc, [ce_.a.peer], { now: () => now, random: random.a, send: (s) => send("a", s) }),
-    b: new IkeManager(ep.b, ce_.b.lc, [ce_.b.peer], { now: () => now, random: random.b, send: (s) => send("b", s) }),
+    a: new IkeManager(ep.a, ce_.a.lc, [ce_.a.peer], { now: () => now, random: random.a, send: (s) => send("a", s), workers: workers.a }),
+    b: new IkeManager(ep.b, ce_.b.lc, [ce_.b.peer], { now: () => now, random: random.b, send: (s) => send("b", s), workers: workers.b }),
   };
   /** When each manager event came (same index as mevents). */
   const at = { a: [] as number[], b: [] as number[] };
@@ -478,4 +493,68 @@ test("an IKE SA up without its CHILD_SA (no ESP proposal in common) is a failed 
   assert.deepEqual(n.mgr.a.status().map((s) => [s.up, s.failures, s.alarmed, s.children.length]), [[true, 0, false, 1]]);
   assert.deepEqual(n.mgr.b.status().map((s) => [s.up, s.failures, s.alarmed]), [[true, 0, false]]);
   assert.deepEqual(bothWays(n), ["ok", "ok"]);
+});
+
+/** `from` seals on its core; the ESP goes to the receiver's worker its SPI names (SPI mod workers, as the kernel steers). */
+function carryTo(from: Core, to: Core[], src: string, dst: string): string {
+  const pkt = innerUdp(src, dst, 100);
+  from.writePacket(0, pkt);
+  from.processOutbound(1);
+  if (from.verdictName(0) !== "TO_NETWORK") return `sender: ${from.reasonName(0)}`;
+  const udp = from.packet(0).subarray(from.hdrLen(0));
+  const spi = ((udp[0] << 24) | (udp[1] << 16) | (udp[2] << 8) | udp[3]) >>> 0;
+  return carry(from, to[spi % to.length], src, dst);
+}
+
+test("two workers each end (RFC 9611 style): a CHILD_SA per worker, each SPI on its worker; rekeys stay there; a reselect makes one per worker; ESP from every worker opens after every datagram", async () => {
+  const n = await net({ lifetime: { child_seconds: 120, rekey_margin: 30, rekey_jitter: 0 }, retry: { min: 3, max: 60, alarm_after: 5 } },
+    { initiate: false, lifetime: { child_seconds: 120, rekey_margin: 10, rekey_jitter: 0 } }, undefined, { a: 2, b: 2 });
+  const results: string[] = [];
+  const check = () => {
+    for (const c of n.ce.a.cores) results.push(carryTo(c, n.ce.b.cores, "192.168.1.5", "192.168.2.7"));
+    for (const c of n.ce.b.cores) results.push(carryTo(c, n.ce.a.cores, "192.168.2.7", "192.168.1.5"));
+  };
+  n.mgr.a.start();
+  await n.run();
+  await n.advance(FILL_DELAY_MS);
+  /** Per side and worker: the inbound SPIs its core holds. */
+  const held = (w: "a" | "b") => n.ce[w].tables.map((t) => t.prov.peers[0]?.in.map((s) => s.spi) ?? []);
+  const layout = () => {
+    for (const w of ["a", "b"] as const) {
+      const pairs = n.mgr[w].status()[0].pairs;
+      assert.deepEqual(pairs.map((p) => p.worker).sort(), [0, 1], `${w}: one CHILD_SA per worker (${JSON.stringify(pairs)})`);
+      for (const p of pairs) assert.equal(p.spiIn % 2, p.worker);
+      held(w).forEach((spis, i) => assert.ok(spis.length >= 1 && spis.every((s) => s % 2 === i), `${w} worker ${i} holds only its own SAs: ${spis}`));
+    }
+  };
+  layout();
+  assert.equal(n.mgr.a.status()[0].pairs.length, 2, "B made none of its own: A filled both workers first");
+  check();
+  assert.deepEqual(results.filter((r) => r !== "ok"), []);
+  const first = n.mgr.a.status()[0].children;
+
+  // both CHILD_SAs rekeyed by A's soft lifetime, each on its worker
+  await n.advance(90_000, check);
+  await n.advance(RETIRED_INBOUND_MS, check);
+  layout();
+  const rekeyed = n.mgr.a.status()[0].children;
+  assert.ok(rekeyed.every((s) => !first.includes(s)), `both rekeyed (${first} → ${rekeyed})`);
+  assert.deepEqual(held("a").map((s) => s.length), [1, 1], "the old ones gone after retirement");
+
+  // new selectors: one new CHILD_SA per worker, the old ones deleted
+  const sa = n.mgr.a.status()[0].sa;
+  const wide = { a: tsFromCidrs([NET.a, "192.168.11.0/24"]), b: tsFromCidrs([NET.b, "192.168.12.0/24"]) };
+  [n.ce.a.peer.ike.localTs, n.ce.a.peer.ike.remoteTs, n.ce.b.peer.ike.localTs, n.ce.b.peer.ike.remoteTs] = [wide.a, wide.b, wide.b, wide.a];
+  n.mgr.a.reselect("to-b");
+  await n.run(check);
+  await n.advance(RETIRED_INBOUND_MS, check);
+  layout();
+  const now = n.mgr.a.status()[0];
+  assert.equal(now.sa, sa, "the same IKE SA");
+  assert.ok(now.children.every((s) => !rekeyed.includes(s)), "two new CHILD_SAs replaced both");
+  const children = [...n.ep.a.sas.values()][0].ctx.children;
+  for (const s of now.children) assert.deepEqual(children.find((c) => c.spiIn === s)!.tsLocal, wide.a, "with the new selectors");
+  assert.ok(results.length > 20, `checked after every datagram (${results.length})`);
+  assert.deepEqual(results.filter((r) => r !== "ok"), [], "no packet dropped on any worker");
+  assert.deepEqual(n.mevents.a.map((e) => e.type), ["up"]);
 });
