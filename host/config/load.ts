@@ -8,6 +8,7 @@
 // anything key-shaped (redact.ts) before they leave this module.
 
 import { dirname, resolve } from "node:path";
+import { fastJson } from "./json_fast.ts";
 import { CST, isAlias, isMap, isNode, isScalar, isSeq, Lexer, LineCounter, parseDocument, type Document } from "yaml";
 import { readFileAndMode, secretFileMode } from "./keys.ts";
 import type { Config, ConfigIssue } from "./model.ts";
@@ -97,6 +98,11 @@ export function parseConfig(text: string, opts: ParseOptions): LoadResult {
   const source = opts.source ?? "<text>";
   const size = Buffer.byteLength(text);
   if (size > MAX_CONFIG_BYTES) throw new ConfigError(source, [{ path: "", message: `is ${size} bytes; a config is at most ${MAX_CONFIG_BYTES} (4 MiB)` }]);
+  // JSON without a flaw (what a controller renders) skips the YAML parser; anything else,
+  // and any issue or warning (their messages name lines), takes the path below
+  const fast = fastJson(text, { maxDepth: MAX_DEPTH, maxValues: MAX_VALUES });
+  const clean = fast && cleanConfig(fast, opts, source);
+  if (clean) return clean;
   const nesting = textNesting(text);
   if (nesting.depth > MAX_TEXT_NESTING) {
     throw new ConfigError(source, [{ path: "", line: nesting.line, message: `not valid YAML/JSON: nested too deeply (more than ${MAX_TEXT_NESTING} levels of brackets, indentation and "- " at once)` }]);
@@ -151,13 +157,7 @@ export function parseConfig(text: string, opts: ParseOptions): LoadResult {
   const schemaIssues = validateSchema(raw);
   if (schemaIssues.length > 0) throw new ConfigError(source, locate(schemaIssues), fileWarnings);
 
-  const ctx: NormalizeContext = {
-    baseDir: opts.baseDir,
-    env: opts.env ?? process.env,
-    uid: opts.uid ?? process.getuid?.() ?? 0,
-    errors: [],
-    warnings: [],
-  };
+  const ctx = normalizeContext(opts);
   const config = normalize(raw as RawConfig, source, ctx);
   if (ctx.errors.length > 0) throw new ConfigError(source, locate(ctx.errors), [...fileWarnings, ...locate(ctx.warnings)]);
 
@@ -165,6 +165,35 @@ export function parseConfig(text: string, opts: ParseOptions): LoadResult {
   const warnings = [...fileWarnings, ...locate([...ctx.warnings, ...sem.warnings])];
   if (sem.errors.length > 0) throw new ConfigError(source, locate(sem.errors), warnings);
   return { config, warnings };
+}
+
+function normalizeContext(opts: ParseOptions): NormalizeContext {
+  return { baseDir: opts.baseDir, env: opts.env ?? process.env, uid: opts.uid ?? process.getuid?.() ?? 0, errors: [], warnings: [] };
+}
+
+/**
+ * The config from JSON.parse's value (json_fast.ts) by the same checks as
+ * parseConfig's, if it passes every one with no warning; undefined otherwise
+ * (parseConfig then reads the text again the YAML way, for messages with lines).
+ */
+function cleanConfig(fast: Record<string, unknown>, opts: ParseOptions, source: string): LoadResult | undefined {
+  const tagged: RawIssue[] = [];
+  const raw = plainValues(fast, [], tagged);
+  if (tagged.length > 0) return undefined;
+  if (opts.fileMode !== undefined) {
+    const inline = inlineKeyFields(raw);
+    if (inline.length > 0) {
+      const rule = secretFileMode(`config file ${source}`, opts.fileMode);
+      if (rule.error || rule.warning) return undefined;
+    }
+  }
+  if (validateSchema(raw).length > 0) return undefined;
+  const ctx = normalizeContext(opts);
+  const config = normalize(raw as RawConfig, source, ctx);
+  if (ctx.errors.length > 0 || ctx.warnings.length > 0) return undefined;
+  const sem = checkSemantics(config);
+  if (sem.errors.length > 0 || sem.warnings.length > 0) return undefined;
+  return { config, warnings: [] };
 }
 
 /**

@@ -1,0 +1,120 @@
+// A fast way in for configs written as JSON (what a controller renders: a
+// hub's config of 10,000 peers is ~4 MiB). The YAML 1.2 parser reads JSON too,
+// but spends about a millisecond per peer building its document; JSON.parse
+// takes a few percent of that. It may only be used where it gives exactly the
+// value the YAML path would (load.ts falls back to that path for everything
+// else, and for every config with an issue or a warning, whose messages carry
+// the YAML path's line numbers):
+//
+//   - the text is one JSON object (RFC 8259 §4) that JSON.parse accepts — any
+//     YAML-only syntax (comments, single quotes, \x escapes, …) makes
+//     JSON.parse throw;
+//   - no object has a name twice (RFC 8259 §4 leaves that to the parser;
+//     JSON.parse keeps the last, the YAML path refuses it): scanned first;
+//   - values nest at most `maxDepth` deep (brackets scanned before JSON.parse
+//     is let near the text) and number at most `maxValues`, counted as the YAML
+//     path's checkShape counts them (load.ts MAX_DEPTH, MAX_VALUES).
+//
+// Every byte is hostile: the scan is one pass with no recursion, strings are
+// skipped by their escapes, and a name is decoded (JSON.parse of its token)
+// only when it holds a backslash.
+
+const QUOTE = 0x22, BACKSLASH = 0x5c, OPEN_OBJ = 0x7b, CLOSE_OBJ = 0x7d, OPEN_ARR = 0x5b, CLOSE_ARR = 0x5d, COMMA = 0x2c, COLON = 0x3a;
+
+/** Whether the text's first non-blank character opens a JSON object. */
+function looksLikeObject(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d || c === 0xfeff) continue;
+    return c === OPEN_OBJ;
+  }
+  return false;
+}
+
+/** Index just past the string token starting at `i` (a quote), or -1 if it never ends. */
+function stringEnd(text: string, i: number): number {
+  for (let j = i + 1; j < text.length; j++) {
+    const c = text.charCodeAt(j);
+    if (c === BACKSLASH) j++;
+    else if (c === QUOTE) return j + 1;
+  }
+  return -1;
+}
+
+/**
+ * One pass over the text: false if an object repeats a name, brackets nest
+ * deeper than `maxDepth`, or the structure is too broken to judge (JSON.parse
+ * then decides). Names are compared decoded, as JSON.parse would see them.
+ */
+function scan(text: string, maxDepth: number): boolean {
+  // per open bracket: the names seen (objects) or null (arrays); whether the next string is a name
+  const names: (Set<string> | null)[] = [];
+  let expectName = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      const end = stringEnd(text, i);
+      if (end < 0) return false;
+      const top = names[names.length - 1];
+      if (expectName && top) {
+        const raw = text.slice(i + 1, end - 1);
+        let name = raw;
+        if (raw.includes("\\")) {
+          try {
+            name = JSON.parse(text.slice(i, end)) as string;
+          } catch {
+            return false;
+          }
+        }
+        if (top.has(name)) return false;
+        top.add(name);
+        expectName = false;
+      }
+      i = end - 1;
+    } else if (c === OPEN_OBJ || c === OPEN_ARR) {
+      if (names.length >= maxDepth) return false;
+      names.push(c === OPEN_OBJ ? new Set() : null);
+      expectName = c === OPEN_OBJ;
+    } else if (c === CLOSE_OBJ || c === CLOSE_ARR) {
+      names.pop();
+      expectName = false;
+    } else if (c === COMMA) {
+      expectName = names.length > 0 && names[names.length - 1] !== null;
+    } else if (c === COLON) {
+      expectName = false;
+    }
+  }
+  return true;
+}
+
+/** Values (objects, arrays, scalars) and the deepest nesting of a parsed JSON value, without recursion. */
+function measure(v: unknown, maxValues: number): { values: number; depth: number } {
+  const stack: [unknown, number][] = [[v, 0]];
+  let values = 0, depth = 0;
+  while (stack.length) {
+    const [x, d] = stack.pop()!;
+    if (++values > maxValues) return { values, depth };
+    if (d > depth) depth = d;
+    if (x !== null && typeof x === "object") for (const k of Object.keys(x)) stack.push([(x as Record<string, unknown>)[k], d + 1]);
+  }
+  return { values, depth };
+}
+
+/**
+ * The config text's value if it is a JSON object the YAML path would read
+ * as the same value (above), else undefined (take the YAML path).
+ */
+export function fastJson(text: string, limits: { maxDepth: number; maxValues: number }): Record<string, unknown> | undefined {
+  // a value at depth d sits inside d + 1 brackets when it is itself an object or array
+  if (!looksLikeObject(text) || !scan(text, limits.maxDepth + 1)) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (v === null || typeof v !== "object" || Array.isArray(v)) return undefined;
+  const m = measure(v, limits.maxValues);
+  if (m.values > limits.maxValues || m.depth > limits.maxDepth) return undefined;
+  return v as Record<string, unknown>;
+}
