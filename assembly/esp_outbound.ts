@@ -38,7 +38,7 @@ import {
 } from "./layout";
 import { descInBounds, descPtr, slotPtr } from "./ring";
 import { saLive, saRefreshFromPeer } from "./sa";
-import { FLOW_KEY, flowKeyFromPacket, polAction, polSa, spdLookup } from "./spd";
+import { FK_DST, FK_FAMILY, FK_PROTO, FLOW_KEY, flowKeyFromPacket, polAction, polSa, spdLookup } from "./spd";
 import { udpChecksumV6, udpSetLength } from "./udp_encap";
 
 const DIR: i32 = 1; // counters: outbound block
@@ -101,6 +101,14 @@ export function outboundOne(i: i32): bool {
     const action = polAction(pi);
     if (action == ACTION_DISCARD) return drop(d, 0, Reason.DISCARD);
     if (action == ACTION_BYPASS) {
+      // The packet leaves as it is, by a raw socket of its own family to its
+      // own destination: both go into the descriptor so the host need not
+      // read the packet (FLOW_KEY holds them, outbound view: dst = remote).
+      const family = <i32>load<u8>(FLOW_KEY + FK_FAMILY);
+      store<u8>(d + D_FAMILY, <u8>family);
+      store<u8>(d + D_PROTO, load<u8>(FLOW_KEY + FK_PROTO));
+      store<u16>(d + D_PORT, 0);
+      addrCopy(d + D_ADDR, FLOW_KEY + FK_DST, family);
       store<u8>(d + D_VERDICT, VERDICT_BYPASS);
       countOk(DIR, 0, len);
       return true;
@@ -120,13 +128,18 @@ export function outboundOne(i: i32): bool {
   return espOut(d, slot, off, len, sa, mode);
 }
 
-/** Fills the TO_NETWORK part of the descriptor. */
-function toNetwork(d: usize, slot: usize, start: usize, total: i32, hdrLen: i32, sa: usize, dst: usize, family: i32): void {
+/**
+ * Fills the TO_NETWORK part of the descriptor. `proto` is the outer IP
+ * protocol (50 ESP, 17 UDP, 4/41 IP-in-IP, 47 GRE): the host picks the raw
+ * socket of a plain tunnel by it without reading the header.
+ */
+function toNetwork(d: usize, slot: usize, start: usize, total: i32, hdrLen: i32, sa: usize, dst: usize, family: i32, proto: u8): void {
   const udp = (load<u16>(sa + SA_FLAGS) & FLAG_UDP) != 0;
   store<u32>(d + D_OFF, <u32>(start - slot));
   store<u32>(d + D_LEN, <u32>total);
   store<u16>(d + D_HDRLEN, <u16>hdrLen);
   store<u8>(d + D_FAMILY, <u8>family);
+  store<u8>(d + D_PROTO, proto);
   store<u16>(d + D_PORT, udp ? load<u16>(sa + SA_DPORT) : 0);
   store<u16>(d + D_LPORT, udp ? load<u16>(sa + SA_SPORT) : 0);
   addrCopy(d + D_ADDR, dst, family);
@@ -174,8 +187,9 @@ function plainOut(d: usize, slot: usize, off: i32, len: i32, sa: usize, mode: u8
   if (off < ipLen + g) return drop(d, sa, Reason.BAD_SLOT);
   const start = pkt - <usize>(ipLen + g);
   if (mode == MODE_GRE) greWrite(pkt - <usize>g, sa, nh == PROTO_IPIP ? 4 : 6);
-  outerIp(start, sa, total, mode == MODE_GRE ? PROTO_GRE : nh);
-  toNetwork(d, slot, start, total, ipLen, sa, sa + SA_REMOTE, <i32>load<u8>(sa + SA_FAMILY));
+  const proto = mode == MODE_GRE ? PROTO_GRE : nh;
+  outerIp(start, sa, total, proto);
+  toNetwork(d, slot, start, total, ipLen, sa, sa + SA_REMOTE, <i32>load<u8>(sa + SA_FAMILY), proto);
   countOk(DIR, sa, n);
   return true;
 }
@@ -318,7 +332,7 @@ function frontHeaders(d: usize, slot: usize, start: usize, total: i32, sa: usize
     udpSetLength(u, total - ipLen);
     if (family == 6) udpChecksumV6(start, u, total - ipLen);
   }
-  toNetwork(d, slot, start, total, ipLen + (udp ? 8 : 0), sa, dst, family);
+  toNetwork(d, slot, start, total, ipLen + (udp ? 8 : 0), sa, dst, family, udp ? PROTO_UDP : PROTO_ESP);
 }
 
 /** IV, then encryption and ICV in place (RFC 4303 §3.3.2). */

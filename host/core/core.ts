@@ -558,11 +558,15 @@ export class Core {
   mtu(i: number): number {
     return this.dv.getUint16(this.desc + i * A.DESC_SIZE + A.D_MTU, true);
   }
-  /** Inbound payload mode: the ESP next header. */
+  /**
+   * Outbound TO_NETWORK: the outer IP protocol (50 ESP, 17 UDP, 4/41, 47 GRE);
+   * BYPASS: the packet's own protocol. Inbound: payload-mode next header, or
+   * what a TO_HOST slot holds (HOST_IKE / HOST_STUN).
+   */
   proto(i: number): number {
     return this.u8[this.desc + i * A.DESC_SIZE + A.D_PROTO];
   }
-  /** TO_NETWORK: destination family (4 | 6), port (0 = raw IP) and address bytes (view of 16). */
+  /** TO_NETWORK and BYPASS: destination family (4 | 6), port (0 = raw IP) and address bytes (view of 16). */
   destFamily(i: number): number {
     return this.u8[this.desc + i * A.DESC_SIZE + A.D_FAMILY];
   }
@@ -576,7 +580,7 @@ export class Core {
     const d = this.desc + i * A.DESC_SIZE + A.D_ADDR;
     return this.u8.subarray(d, d + 16);
   }
-  /** TO_NETWORK: copies the 16 destination address bytes into out[off, off+16) — no view allocated (send path). */
+  /** TO_NETWORK / BYPASS: copies the 16 destination address bytes into out[off, off+16) — no view allocated (send path). */
   destAddrInto(i: number, out: Uint8Array, off: number): void {
     const d = this.desc + i * A.DESC_SIZE + A.D_ADDR;
     const u8 = this.u8;

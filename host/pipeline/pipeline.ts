@@ -238,7 +238,7 @@ export class Pipeline {
   }
 
   private dispatchOutbound(n: number, mayFragment: boolean): void {
-    const core = this.core, mem = this.mem;
+    const core = this.core;
     let lastSa = -1;
     for (let i = 0; i < n; i++) {
       const v = core.verdict(i);
@@ -246,17 +246,12 @@ export class Pipeline {
         const sa = core.saId(i);
         if (sa !== lastSa && this.afterBatch) this.afterBatch(core, (lastSa = sa));
         const route = this.bySa.get(sa);
-        let q = route?.q;
-        const base = core.slotBase(i) + core.offset(i);
-        if (route?.byProto) {
-          // Plain IP-in-IP / GRE: the socket whose protocol the outer header names.
-          const proto = core.destFamily(i) === 4 ? mem[base + 9] : mem[base + 6];
-          q = route.byProto.get(proto);
-        }
+        // Plain IP-in-IP / GRE: the socket of the outer protocol the core names.
+        const q = route?.byProto ? route.byProto.get(core.proto(i)) : route?.q;
         if (!q) continue; // no socket for it: cannot happen with a provisioned config
         const k = q.n++;
         const skip = q.udp ? core.hdrLen(i) : 0;
-        q.offs[k] = base + skip;
+        q.offs[k] = core.slotBase(i) + core.offset(i) + skip;
         q.lens[k] = core.length(i) - skip;
         core.destAddrInto(i, q.addrs, k * 16);
         q.ports[k] = core.destPort(i);
@@ -264,20 +259,18 @@ export class Pipeline {
       } else if (v === VERDICT.TO_TUN) {
         this.toTun(core.slotBase(i) + core.offset(i), core.length(i));
       } else if (v === VERDICT.BYPASS) {
-        const base = core.slotBase(i) + core.offset(i);
-        const q = this.bypass.get(mem[base] >> 4);
+        // The packet's own family and destination, from the descriptor: with
+        // IP_HDRINCL the address only steers routing.
+        const q = this.bypass.get(core.destFamily(i));
         if (!q) {
           this.counters.bypassUnsent++;
           continue;
         }
         const k = q.n++;
-        q.offs[k] = base;
+        q.offs[k] = core.slotBase(i) + core.offset(i);
         q.lens[k] = core.length(i);
-        q.fams[k] = mem[base] >> 4;
-        // With IP_HDRINCL the address only steers routing: the packet's own destination
-        // (IPv4 bytes 16..20, IPv6 24..40), copied byte by byte: no subarray view per packet.
-        const a = k * 16, v4 = q.fams[k] === 4, from = base + (v4 ? 16 : 24), n = v4 ? 4 : 16;
-        for (let b = 0; b < 16; b++) q.addrs[a + b] = b < n ? mem[from + b] : 0;
+        q.fams[k] = core.destFamily(i);
+        core.destAddrInto(i, q.addrs, k * 16);
       } else if (core.reason(i) === REASON_TOO_BIG && core.mtu(i) > 0) {
         this.answerTooBig(i, mayFragment);
       }
