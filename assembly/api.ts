@@ -25,6 +25,7 @@ import { HMAC_CTX_SIZE } from "./crypto/hmac_sha256";
 import { countersInit, globalCounters } from "./counters";
 import { inboundOne } from "./esp_inbound";
 import { katArm, katDisarm, katIvBuffer, outboundOne } from "./esp_outbound";
+import { fragmentCut, fragmentReset } from "./too_big";
 import {
   CTR_BLOCK_SIZE, DEFAULT_SLOTS, DESC_SIZE, ERR_ALREADY_INIT, ERR_NO_MEMORY, ERR_NOT_FOUND, ERR_NOT_INIT, ERR_PARAM, HEADROOM,
   KAT_IV_MAX, MAX_PACKET, MAX_SLOTS, POL_SIZE, POLP_SIZE, REASON_COUNT, SA_COUNTERS, SA_FLAGS, SA_REPLAY, SA_SEQ, SA_SEQLIMIT,
@@ -62,9 +63,25 @@ export function processOutbound(n: i32): i32 {
   if (!ready) return ERR_NOT_INIT;
   const m = min(max(n, 0), ringCount());
   let ok = 0;
+  fragmentReset();
   for (let i = 0; i < m; i++) if (outboundOne(i)) ok++;
   katDisarm(); // the KAT IV never outlives the call it was armed for, sealed or dropped
   return ok;
+}
+
+/**
+ * After processOutbound(n): cuts the FRAGMENT slots among 0..n-1 (RFC 791)
+ * into the fragment slots behind the ring and processes those outbound.
+ * Returns how many fragment slots (from index `slots` on) carry a verdict;
+ * call again until 0 — each call continues where the last stopped.
+ */
+export function fragmentOutbound(n: i32): i32 {
+  if (!ready) return ERR_NOT_INIT;
+  const k = fragmentCut(n);
+  const first = ringCount();
+  for (let j = 0; j < k; j++) outboundOne(first + j);
+  katDisarm();
+  return k;
 }
 
 /** Processes slots 0..n-1 inbound; returns how many were not dropped. */
@@ -200,6 +217,7 @@ const LAYOUT_TABLE = memory.data<i32>([
   <i32>L.D_LPORT,
   <i32>L.D_ADDR,
   <i32>L.D_LOCAL,
+  <i32>L.D_INNER_MTU,
   <i32>L.SAP_DIR,
   <i32>L.SAP_SUITE,
   <i32>L.SAP_MODE,
@@ -255,6 +273,8 @@ const LAYOUT_TABLE = memory.data<i32>([
   <i32>L.VERDICT_TO_TUN,
   <i32>L.VERDICT_TO_HOST,
   <i32>L.VERDICT_BYPASS,
+  <i32>L.VERDICT_ICMP,
+  <i32>L.VERDICT_FRAGMENT,
   <i32>L.DIR_IN,
   <i32>L.DIR_OUT,
   <i32>L.SUITE_NONE,
@@ -285,6 +305,7 @@ const LAYOUT_TABLE = memory.data<i32>([
   <i32>L.KAT_IV_MAX,
   <i32>L.HOST_IKE,
   <i32>L.HOST_STUN,
+  <i32>L.FRAG_SLOTS,
 ]);
 export function layoutTable(): usize { return LAYOUT_TABLE; }
-export function layoutTableLength(): i32 { return 100; }
+export function layoutTableLength(): i32 { return 104; }

@@ -28,7 +28,7 @@ import { greHeaderLen, greWrite } from "./gre";
 import { IPV4_HDR, IPV6_HDR, IP4_DST, IP4_ID, IP6_DST, PROTO_ESP, PROTO_GRE, PROTO_IPIP, PROTO_IPV6, PROTO_UDP, ipFamily, ipHl, ipParse, ipProto, ipSetLength, ipSetProto, ipTotal, ipv4SetChecksum, addrCopy } from "./ip";
 import { innerLength, ipipProtoOf } from "./ipip";
 import {
-  ACTION_BYPASS, ACTION_DISCARD, DIR_OUT, D_ADDR, D_FAMILY, D_HDRLEN, D_LEN, D_LOCAL, D_LPORT, D_MTU, D_OFF, D_PEER, D_PORT,
+  ACTION_BYPASS, ACTION_DISCARD, DIR_OUT, D_ADDR, D_FAMILY, D_HDRLEN, D_INNER_MTU, D_LEN, D_LOCAL, D_LPORT, D_MTU, D_OFF, D_PEER, D_PORT,
   D_PROTO, D_REASON, D_SA, D_VERDICT, FLAG_ESN, FLAG_NEEDS_REKEY, FLAG_UDP, KAT_IV_MAX,
   MODE_GRE, MODE_IPIP, MODE_PAYLOAD, MODE_TRANSPORT, MODE_TRANSPORT_GRE, MODE_TRANSPORT_IPIP, MODE_TUNNEL,
   SA_ALIGN, SA_CTX, SA_DIR, SA_DPORT, SA_FAMILY, SA_FLAGS, SA_HMAC_CTX, SA_ICVLEN, SA_IPID, SA_IVLEN, SA_IVSEED,
@@ -37,6 +37,7 @@ import {
   VERDICT_BYPASS, VERDICT_DROP, VERDICT_TO_NETWORK,
 } from "./layout";
 import { descInBounds, descPtr, slotPtr } from "./ring";
+import { answerTooBig, protectedRoom } from "./too_big";
 import { saLive, saRefreshFromPeer } from "./sa";
 import { FK_DST, FK_FAMILY, FK_PROTO, FLOW_KEY, flowKeyFromPacket, polAction, polSa, spdLookup } from "./spd";
 import { udpChecksumV6, udpSetLength } from "./udp_encap";
@@ -81,12 +82,24 @@ function drop(d: usize, sa: usize, reason: u16): bool {
   return false;
 }
 
+/**
+ * Over the SA's path MTU `mtu`: counted as a TOO_BIG drop, then answered
+ * (too_big.ts) for an inner MTU of `inner` bytes.
+ */
+function tooBig(d: usize, pkt: usize, off: i32, len: i32, sa: usize, mtu: i32, inner: i32): bool {
+  store<u16>(d + D_MTU, <u16>mtu);
+  drop(d, sa, Reason.TOO_BIG);
+  answerTooBig(d, pkt, off, len, inner);
+  return false;
+}
+
 /** Processes slot i outbound; true when it leaves with a non-DROP verdict. */
 export function outboundOne(i: i32): bool {
   const d = descPtr(i);
   store<u8>(d + D_VERDICT, VERDICT_DROP);
   store<u16>(d + D_REASON, 0);
   store<u32>(d + D_HDRLEN, 0); // hdrLen and mtu
+  store<u16>(d + D_INNER_MTU, 0);
   if (!descInBounds(d)) return drop(d, 0, Reason.BAD_SLOT);
   const off = <i32>load<u32>(d + D_OFF);
   const len = <i32>load<u32>(d + D_LEN);
@@ -180,9 +193,9 @@ function plainOut(d: usize, slot: usize, off: i32, len: i32, sa: usize, mode: u8
   const ipLen = <i32>load<u16>(sa + SA_TMPLLEN);
   const total = ipLen + g + n;
   const mtu = <i32>load<u16>(sa + SA_MTU);
-  if (mtu != 0 && total > mtu) {
-    store<u16>(d + D_MTU, <u16>mtu);
-    return drop(d, sa, Reason.TOO_BIG);
+  if (mtu != 0) {
+    const room = protectedRoom(sa, mode, mtu, 0);
+    if (n > room) return tooBig(d, pkt, off, len, sa, mtu, room);
   }
   if (off < ipLen + g) return drop(d, sa, Reason.BAD_SLOT);
   const start = pkt - <usize>(ipLen + g);
@@ -264,9 +277,15 @@ function espOut(d: usize, slot: usize, off: i32, len: i32, sa: usize, mode: u8):
   const endOff = pOff + ctLen + icvLen;
   const total = endOff - startOff;
   const mtu = <i32>load<u16>(sa + SA_MTU);
-  if (mtu != 0 && total > mtu) {
-    store<u16>(d + D_MTU, <u16>mtu);
-    return drop(d, sa, Reason.TOO_BIG);
+  if (mtu != 0) {
+    // total ≤ mtu exactly when the protected bytes fit the room; the inner
+    // packet is pLen less what the mode adds to it (transport-gre: GRE) plus
+    // what it keeps out of ESP (transport: its IP header).
+    const room = protectedRoom(sa, mode, mtu, pIpHdr);
+    if (pLen + tfc > room) {
+      const added = mode == MODE_TRANSPORT_GRE ? greHeaderLen(sa) : 0;
+      return tooBig(d, pkt, off, len, sa, mtu, room - added + pIpHdr);
+    }
   }
   if (startOff < 0 || endOff > SLOT_SIZE) return drop(d, sa, Reason.TOO_BIG);
 

@@ -1,9 +1,9 @@
 // The usable-MTU arithmetic, defined once: what an outbound SA adds around an
 // inner packet, and so the largest inner packet it carries within an outer
 // path MTU. `wesp check` uses it to refuse an IPv6 tunnel narrower than 1280
-// bytes (semantic.ts), the pipeline to answer ICMP "too big" with the right
-// next-hop MTU (pipeline/icmp.ts), and test/unit/pipeline-provision.test.ts
-// holds it to what the core really sends.
+// bytes (semantic.ts), and test/unit/pipeline-provision.test.ts holds it to
+// what the core really sends (the core's own answers to packets that are too
+// big take the MTU from assembly/too_big.ts).
 import type { PeerConfig, Suite, WanPort } from "./model.ts";
 import { SUITES } from "./suites.ts";
 

@@ -40,6 +40,8 @@ export const VERDICT = {
   TO_TUN: A.VERDICT_TO_TUN,
   TO_HOST: A.VERDICT_TO_HOST,
   BYPASS: A.VERDICT_BYPASS,
+  ICMP: A.VERDICT_ICMP,
+  FRAGMENT: A.VERDICT_FRAGMENT,
 } as const;
 export const KIND = { IP: A.KIND_IP, UDP: A.KIND_UDP, PAYLOAD: A.KIND_PAYLOAD } as const;
 export const HEADROOM = A.HEADROOM;
@@ -185,6 +187,7 @@ interface Exports {
   policyCount(): number;
   spdQuery(family: number, proto: number, src: number, dst: number, sport: number, dport: number): number;
   processOutbound(n: number): number;
+  fragmentOutbound(n: number): number;
   processInbound(n: number): number;
   globalCountersPtr(): number;
   katIvPtr(): number;
@@ -233,7 +236,8 @@ export class Core {
     this.ring = ex.ringBase();
     this.desc = ex.descBase();
     this.slotViews = [];
-    for (let i = 0; i < slots; i++) this.slotViews.push(this.u8.subarray(this.ring + i * A.SLOT_SIZE, this.ring + (i + 1) * A.SLOT_SIZE));
+    // The ring's slots, then the fragment slots behind them (fragmentOutbound; read-only to the host).
+    for (let i = 0; i < slots + A.FRAG_SLOTS; i++) this.slotViews.push(this.u8.subarray(this.ring + i * A.SLOT_SIZE, this.ring + (i + 1) * A.SLOT_SIZE));
   }
 
   /** Instantiates the core and sizes all of its memory once. */
@@ -517,6 +521,17 @@ export class Core {
     return this.ex.processOutbound(n);
   }
 
+  /**
+   * After processOutbound(n): cuts the slots whose verdict is FRAGMENT (IPv4,
+   * DF clear, over the SA's path MTU) into fragments (RFC 791) and processes
+   * them outbound, in the fragment slots behind the ring: returns k, and slots
+   * `slots` .. `slots + k - 1` carry verdicts (at most min(32, slots) per
+   * call). Call again until 0; each call continues where the last stopped.
+   */
+  fragmentOutbound(n: number): number {
+    return this.ex.fragmentOutbound(n);
+  }
+
   /** Processes slots 0..n-1 inbound (ESP / NAT-T / plain tunnels → inner). Returns how many were not dropped. */
   processInbound(n: number): number {
     return this.ex.processInbound(n);
@@ -555,8 +570,13 @@ export class Core {
   peerId(i: number): number {
     return this.dv.getUint32(this.desc + i * A.DESC_SIZE + A.D_PEER, true);
   }
+  /** TOO_BIG: the SA's path MTU (0: over the slot or MAX_PACKET, no answer). */
   mtu(i: number): number {
     return this.dv.getUint16(this.desc + i * A.DESC_SIZE + A.D_MTU, true);
+  }
+  /** TOO_BIG with mtu(i) > 0: the largest inner packet the SA carries (the MTU an ICMP answer names). */
+  innerMtu(i: number): number {
+    return this.dv.getUint16(this.desc + i * A.DESC_SIZE + A.D_INNER_MTU, true);
   }
   /**
    * Outbound TO_NETWORK: the outer IP protocol (50 ESP, 17 UDP, 4/41, 47 GRE);

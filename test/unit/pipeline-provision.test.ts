@@ -175,7 +175,8 @@ describe("provision: config → core", () => {
         const A = await side(docs.a);
         const out = A.prov.peers[0].out!;
         const inner = usableMtu(out.overhead, mtu);
-        for (const [len, want] of [[inner, "TO_NETWORK"], [inner + 1, "DROP"]] as const) {
+        // One byte more: dropped TOO_BIG and answered (DF set: an ICMP error for the TUN)
+        for (const [len, want] of [[inner, "TO_NETWORK"], [inner + 1, "ICMP"]] as const) {
           A.core.writePacket(0, udp("10.1.0.5", "10.2.0.7", len - 28));
           A.core.processOutbound(1);
           assert.equal(A.core.verdictName(0), want, `mtu ${mtu}, inner ${len}: ${A.core.reasonName(0)}`);
