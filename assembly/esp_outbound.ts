@@ -37,7 +37,7 @@ import {
   VERDICT_BYPASS, VERDICT_DROP, VERDICT_TO_NETWORK,
 } from "./layout";
 import { descInBounds, descPtr, slotPtr } from "./ring";
-import { answerTooBig, protectedRoom } from "./too_big";
+import { answerTooBig, innerOf, protectedRoom } from "./too_big";
 import { saLive, saRefreshFromPeer } from "./sa";
 import { FK_DST, FK_FAMILY, FK_PROTO, FLOW_KEY, flowKeyFromPacket, polAction, polSa, spdLookup } from "./spd";
 import { udpChecksumV6, udpSetLength } from "./udp_encap";
@@ -282,10 +282,7 @@ function espOut(d: usize, slot: usize, off: i32, len: i32, sa: usize, mode: u8):
     // packet is pLen less what the mode adds to it (transport-gre: GRE) plus
     // what it keeps out of ESP (transport: its IP header).
     const room = protectedRoom(sa, mode, mtu, pIpHdr);
-    if (pLen + tfc > room) {
-      const added = mode == MODE_TRANSPORT_GRE ? greHeaderLen(sa) : 0;
-      return tooBig(d, pkt, off, len, sa, mtu, room - added + pIpHdr);
-    }
+    if (pLen + tfc > room) return tooBig(d, pkt, off, len, sa, mtu, innerOf(mode, room, greHeaderLen(sa), pIpHdr));
   }
   if (startOff < 0 || endOff > SLOT_SIZE) return drop(d, sa, Reason.TOO_BIG);
 

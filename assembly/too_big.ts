@@ -30,7 +30,7 @@
 import { greHeaderLen } from "./gre";
 import { IPV4_HDR, IPV6_HDR, IP4_FRAG, IP4_LEN, IP4_PROTO, IP4_SRC, IP4_DST, IP6_NH, IP6_SRC, IP6_DST, PROTO_ICMP, csumAdd, csumFinish, csumWord, ipv4SetChecksum } from "./ip";
 import {
-  D_INNER_MTU, D_KIND, D_LEN, D_OFF, D_PROTO, D_REASON, D_SA, D_VERDICT, FRAG_SLOTS, HEADROOM, MAX_PACKET, MODE_GRE, MODE_IPIP,
+  D_INNER_MTU, D_KIND, D_LEN, D_OFF, D_PROTO, D_REASON, D_SA, D_VERDICT, FRAG_SLOTS, HEADROOM, MAX_PACKET, MODE_GRE, MODE_IPIP, MODE_TRANSPORT_GRE,
   SA_ICVLEN, SA_IVLEN, SA_ALIGN, SA_TMPLLEN, VERDICT_DROP, VERDICT_FRAGMENT, VERDICT_ICMP,
 } from "./layout";
 import { descInBounds, descPtr, ringCount, slotPtr } from "./ring";
@@ -47,18 +47,27 @@ const V6_ERROR_HDR: i32 = IPV6_HDR + 8;
 /**
  * The usable-MTU arithmetic, defined once. The most bytes an SA protects
  * within `mtu` outer bytes: ESP (RFC 4303 §2.4) pads the protected data + pad
- * length + next header (2) to the SA's alignment, and adds outer IP (+ UDP)
- * (the template), SPI + sequence number (8), IV and ICV around it; `kept` is
- * the inner IP header transport mode moves in front instead of protecting.
- * Plain IP-in-IP / GRE add the template and the GRE header only.
+ * length + next header (2) to the suite's alignment, and adds the outer
+ * template (IP, + UDP), SPI + sequence number (8), IV and ICV around it;
+ * `kept` is the inner IP header transport mode moves in front instead of
+ * protecting. Plain IP-in-IP / GRE add the template and the GRE header
+ * (`gre`) only, and protect nothing: their room is the inner packet's.
  */
-export function protectedRoom(sa: usize, mode: u8, mtu: i32, kept: i32): i32 {
-  const tmpl = <i32>load<u16>(sa + SA_TMPLLEN);
-  if (mode == MODE_IPIP) return mtu - tmpl;
-  if (mode == MODE_GRE) return mtu - tmpl - greHeaderLen(sa);
-  const align = <i32>load<u8>(sa + SA_ALIGN);
-  const block = mtu - kept - tmpl - 8 - <i32>load<u8>(sa + SA_IVLEN) - <i32>load<u8>(sa + SA_ICVLEN);
+export function roomFor(mode: u8, tmpl: i32, gre: i32, ivLen: i32, icvLen: i32, align: i32, mtu: i32, kept: i32): i32 {
+  if (mode == MODE_IPIP || mode == MODE_GRE) return mtu - tmpl - gre;
+  const block = mtu - kept - tmpl - 8 - ivLen - icvLen;
   return (block >= 0 ? block / align * align : block) - 2;
+}
+
+/** The largest inner packet for a room: less what the mode adds inside ESP (transport-gre: GRE), plus what it keeps out. */
+export function innerOf(mode: u8, room: i32, gre: i32, kept: i32): i32 {
+  return room - (mode == MODE_TRANSPORT_GRE ? gre : 0) + kept;
+}
+
+/** roomFor an SA record. */
+export function protectedRoom(sa: usize, mode: u8, mtu: i32, kept: i32): i32 {
+  const gre = mode == MODE_GRE ? greHeaderLen(sa) : 0;
+  return roomFor(mode, <i32>load<u16>(sa + SA_TMPLLEN), gre, <i32>load<u8>(sa + SA_IVLEN), <i32>load<u8>(sa + SA_ICVLEN), <i32>load<u8>(sa + SA_ALIGN), mtu, kept);
 }
 
 @inline function v4Unusable(a: usize): bool {

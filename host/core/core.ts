@@ -188,6 +188,7 @@ interface Exports {
   spdQuery(family: number, proto: number, src: number, dst: number, sport: number, dport: number): number;
   processOutbound(n: number): number;
   fragmentOutbound(n: number): number;
+  innerMtu(suite: number, mode: number, family: number, flags: number, mtu: number, innerHdr: number): number;
   processInbound(n: number): number;
   globalCountersPtr(): number;
   katIvPtr(): number;
@@ -211,6 +212,35 @@ function compile(opts: CoreOptions): WebAssembly.Module {
     moduleCache.set(file, m);
   }
   return m;
+}
+
+function wasmImports(): WebAssembly.Imports {
+  return {
+    env: {
+      abort(_m: number, _f: number, line: number, col: number) {
+        throw new Error(`wasm abort at ${line}:${col}`);
+      },
+      seed: () => Date.now(),
+    },
+  };
+}
+
+/** One uninitialised instance for the core's pure arithmetic (innerMtu), made on first use. */
+let arithmetic: Exports | undefined;
+
+/**
+ * The largest inner packet an outbound SA with these parameters, over an
+ * outer `family`, carries within `mtu` outer bytes, for inner packets of
+ * `innerFamily` — asked of the core (assembly/too_big.ts), whose own size
+ * check and ICMP answers use the same arithmetic: the usable MTU is defined
+ * there only. Needs no Core (the module's pure export; no init, no SA).
+ */
+export function innerMtu(p: Pick<SaParams, "suite" | "mode" | "udp" | "greKey" | "greSeq">, family: 4 | 6, mtu: number, innerFamily: 4 | 6): number {
+  const suite = SUITES[p.suite], mode = MODES[p.mode];
+  if (suite === undefined || mode === undefined) throw new CoreError(`innerMtu: unknown suite ${p.suite} or mode ${p.mode}`, -3);
+  arithmetic ??= new WebAssembly.Instance(compile({}), wasmImports()).exports as unknown as Exports;
+  const flags = (p.udp ? A.FLAG_UDP : 0) | (p.greKey !== undefined ? A.FLAG_GRE_KEY : 0) | (p.greSeq ? A.FLAG_GRE_SEQ : 0);
+  return arithmetic.innerMtu(suite, mode, family, flags, mtu, innerFamily === 4 ? 20 : 40);
 }
 
 export class Core {
@@ -246,14 +276,7 @@ export class Core {
     const maxSas = opts.maxSas ?? 1024;
     const maxPolicies = opts.maxPolicies ?? 1024;
     const large = opts.largeWindowBlocks ?? 16;
-    const inst = await WebAssembly.instantiate(compile(opts), {
-      env: {
-        abort(_m: number, _f: number, line: number, col: number) {
-          throw new Error(`wasm abort at ${line}:${col}`);
-        },
-        seed: () => Date.now(),
-      },
-    });
+    const inst = await WebAssembly.instantiate(compile(opts), wasmImports());
     const ex = inst.exports as unknown as Exports;
     const rc = ex.init(slots, maxSas, maxPolicies, large);
     if (rc < 0) throw new CoreError("core init failed", rc);
