@@ -7,16 +7,31 @@
  * most `rate` per second on average, bursts of `burst`.
  */
 export class RateLimit {
-  private tokens: number;
-  private last = Date.now();
+  /**
+   * [tokens, time of the last refill in ms], in a typed array: stores there
+   * never box a number, so taking a token allocates nothing (the packet
+   * path's rule; test/unit/pipeline-noalloc.test.ts, case "icmp").
+   */
+  private readonly s = new Float64Array(2);
   constructor(private readonly rate = 100, private readonly burst = 50) {
-    this.tokens = burst;
+    this.s[0] = burst;
+    this.s[1] = Date.now();
   }
-  take(now = Date.now()): boolean {
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.rate) / 1000);
-    this.last = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
+  /**
+   * Refills for the time `now` (ms). The pipeline reads the clock once per
+   * batch, not per packet: Date.now() allocates (it returns a boxed number).
+   */
+  advance(now: number): void {
+    const s = this.s;
+    s[0] = Math.min(this.burst, s[0] + ((now - s[1]) * this.rate) / 1000);
+    s[1] = now;
+  }
+  /** Takes a token if there is one (after refilling for `now`, when given). */
+  take(now?: number): boolean {
+    if (now !== undefined) this.advance(now);
+    const s = this.s;
+    if (s[0] < 1) return false;
+    s[0] -= 1;
     return true;
   }
 }

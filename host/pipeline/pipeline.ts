@@ -241,7 +241,7 @@ export class Pipeline {
   /** Slots [from, to) after processOutbound / fragmentOutbound: each to its socket, the TUN, or answered. */
   private dispatchOutbound(from: number, to: number, mayFragment: boolean): void {
     const core = this.core;
-    let lastSa = -1;
+    let lastSa = -1, timed = false;
     for (let i = from; i < to; i++) {
       const v = core.verdict(i);
       if (v === VERDICT.TO_NETWORK) {
@@ -274,7 +274,12 @@ export class Pipeline {
         q.fams[k] = core.destFamily(i);
         core.destAddrInto(i, q.addrs, k * 16);
       } else if (v === VERDICT.ICMP) {
-        // The core built the ICMP error in place (assembly/too_big.ts); the rate limit is ours.
+        // The core built the ICMP error in place (assembly/too_big.ts); the rate limit is ours,
+        // its clock read once per batch (Date.now() allocates).
+        if (!timed) {
+          this.icmpLimit.advance(Date.now());
+          timed = true;
+        }
         if (!this.icmpLimit.take()) {
           this.counters.icmpRateLimited++;
           continue;
