@@ -25,6 +25,8 @@ import { HMAC_CTX_SIZE } from "./crypto/hmac_sha256";
 import { countersInit, globalCounters } from "./counters";
 import { inboundOne } from "./esp_inbound";
 import { katArm, katDisarm, katIvBuffer, outboundOne } from "./esp_outbound";
+import { fragmentCut, fragmentReset, innerOf, roomFor } from "./too_big";
+import { greBytes } from "./gre";
 import {
   CTR_BLOCK_SIZE, DEFAULT_SLOTS, DESC_SIZE, ERR_ALREADY_INIT, ERR_NO_MEMORY, ERR_NOT_FOUND, ERR_NOT_INIT, ERR_PARAM, HEADROOM,
   KAT_IV_MAX, MAX_PACKET, MAX_SLOTS, POL_SIZE, POLP_SIZE, REASON_COUNT, SA_COUNTERS, SA_FLAGS, SA_REPLAY, SA_SEQ, SA_SEQLIMIT,
@@ -32,7 +34,7 @@ import {
 } from "./layout";
 import * as L from "./layout";
 import { ringCount, ringDescBase, ringInit, ringSlotsBase } from "./ring";
-import { peerForget, saAddFromParams, saCapacity, saInit, saLargeFree, saLive, saMoveRemote, saParamBlock, saRemoteInto, saRemoveId } from "./sa";
+import { peerForget, saAddFromParams, saCapacity, saInit, saLargeFree, saLive, saMoveRemote, saParamBlock, saRemoteInto, saRemoveId, suiteAlign, suiteIcvLen, suiteIvLen, templateLen } from "./sa";
 import { sadFindSpi, sadFindSpiLinear, sadInit } from "./sad";
 import { FLOW_KEY, flowKeySet, spdAddFromParams, spdClear, spdCount, spdIdAt, spdInit, spdLookup, spdParamBlock, spdRemove, spdScan } from "./spd";
 
@@ -62,9 +64,25 @@ export function processOutbound(n: i32): i32 {
   if (!ready) return ERR_NOT_INIT;
   const m = min(max(n, 0), ringCount());
   let ok = 0;
+  fragmentReset();
   for (let i = 0; i < m; i++) if (outboundOne(i)) ok++;
   katDisarm(); // the KAT IV never outlives the call it was armed for, sealed or dropped
   return ok;
+}
+
+/**
+ * After processOutbound(n): cuts the FRAGMENT slots among 0..n-1 (RFC 791)
+ * into the fragment slots behind the ring and processes those outbound.
+ * Returns how many fragment slots (from index `slots` on) carry a verdict;
+ * call again until 0 — each call continues where the last stopped.
+ */
+export function fragmentOutbound(n: i32): i32 {
+  if (!ready) return ERR_NOT_INIT;
+  const k = fragmentCut(n);
+  const first = ringCount();
+  for (let j = 0; j < k; j++) outboundOne(first + j);
+  katDisarm();
+  return k;
 }
 
 /** Processes slots 0..n-1 inbound; returns how many were not dropped. */
@@ -74,6 +92,21 @@ export function processInbound(n: i32): i32 {
   let ok = 0;
   for (let i = 0; i < m; i++) if (inboundOne(i)) ok++;
   return ok;
+}
+
+/**
+ * The largest inner packet an outbound SA of `suite` and `mode` over an
+ * outer `family` (flags: FLAG_UDP, FLAG_GRE_KEY, FLAG_GRE_SEQ) carries within
+ * `mtu` outer bytes, for inner packets with an `innerHdr`-byte IP header:
+ * the arithmetic the SA's own size check and its ICMP answers use
+ * (too_big.ts), for the host's config check. Pure: needs no init.
+ */
+export function innerMtu(suite: i32, mode: i32, family: i32, flags: i32, mtu: i32, innerHdr: i32): i32 {
+  const m = <u8>mode, s = <u8>suite;
+  const kept = m == L.MODE_TRANSPORT ? innerHdr : 0;
+  const gre = greBytes(<u16>flags);
+  const room = roomFor(m, templateLen(m, family, (flags & L.FLAG_UDP) != 0), m == L.MODE_GRE ? gre : 0, suiteIvLen(s), suiteIcvLen(s), suiteAlign(s), mtu, kept);
+  return innerOf(m, room, gre, kept);
 }
 
 // SAs
@@ -200,6 +233,7 @@ const LAYOUT_TABLE = memory.data<i32>([
   <i32>L.D_LPORT,
   <i32>L.D_ADDR,
   <i32>L.D_LOCAL,
+  <i32>L.D_INNER_MTU,
   <i32>L.SAP_DIR,
   <i32>L.SAP_SUITE,
   <i32>L.SAP_MODE,
@@ -255,6 +289,8 @@ const LAYOUT_TABLE = memory.data<i32>([
   <i32>L.VERDICT_TO_TUN,
   <i32>L.VERDICT_TO_HOST,
   <i32>L.VERDICT_BYPASS,
+  <i32>L.VERDICT_ICMP,
+  <i32>L.VERDICT_FRAGMENT,
   <i32>L.DIR_IN,
   <i32>L.DIR_OUT,
   <i32>L.SUITE_NONE,
@@ -285,6 +321,7 @@ const LAYOUT_TABLE = memory.data<i32>([
   <i32>L.KAT_IV_MAX,
   <i32>L.HOST_IKE,
   <i32>L.HOST_STUN,
+  <i32>L.FRAG_SLOTS,
 ]);
 export function layoutTable(): usize { return LAYOUT_TABLE; }
-export function layoutTableLength(): i32 { return 100; }
+export function layoutTableLength(): i32 { return 104; }

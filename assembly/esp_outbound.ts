@@ -28,7 +28,7 @@ import { greHeaderLen, greWrite } from "./gre";
 import { IPV4_HDR, IPV6_HDR, IP4_DST, IP4_ID, IP6_DST, PROTO_ESP, PROTO_GRE, PROTO_IPIP, PROTO_IPV6, PROTO_UDP, ipFamily, ipHl, ipParse, ipProto, ipSetLength, ipSetProto, ipTotal, ipv4SetChecksum, addrCopy } from "./ip";
 import { innerLength, ipipProtoOf } from "./ipip";
 import {
-  ACTION_BYPASS, ACTION_DISCARD, DIR_OUT, D_ADDR, D_FAMILY, D_HDRLEN, D_LEN, D_LOCAL, D_LPORT, D_MTU, D_OFF, D_PEER, D_PORT,
+  ACTION_BYPASS, ACTION_DISCARD, DIR_OUT, D_ADDR, D_FAMILY, D_HDRLEN, D_INNER_MTU, D_LEN, D_LOCAL, D_LPORT, D_MTU, D_OFF, D_PEER, D_PORT,
   D_PROTO, D_REASON, D_SA, D_VERDICT, FLAG_ESN, FLAG_NEEDS_REKEY, FLAG_UDP, KAT_IV_MAX,
   MODE_GRE, MODE_IPIP, MODE_PAYLOAD, MODE_TRANSPORT, MODE_TRANSPORT_GRE, MODE_TRANSPORT_IPIP, MODE_TUNNEL,
   SA_ALIGN, SA_CTX, SA_DIR, SA_DPORT, SA_FAMILY, SA_FLAGS, SA_HMAC_CTX, SA_ICVLEN, SA_IPID, SA_IVLEN, SA_IVSEED,
@@ -37,8 +37,9 @@ import {
   VERDICT_BYPASS, VERDICT_DROP, VERDICT_TO_NETWORK,
 } from "./layout";
 import { descInBounds, descPtr, slotPtr } from "./ring";
+import { answerTooBig, innerOf, protectedRoom } from "./too_big";
 import { saLive, saRefreshFromPeer } from "./sa";
-import { FLOW_KEY, flowKeyFromPacket, polAction, polSa, spdLookup } from "./spd";
+import { FK_DST, FK_FAMILY, FK_PROTO, FLOW_KEY, flowKeyFromPacket, polAction, polSa, spdLookup } from "./spd";
 import { udpChecksumV6, udpSetLength } from "./udp_encap";
 
 const DIR: i32 = 1; // counters: outbound block
@@ -81,12 +82,24 @@ function drop(d: usize, sa: usize, reason: u16): bool {
   return false;
 }
 
+/**
+ * Over the SA's path MTU `mtu`: counted as a TOO_BIG drop, then answered
+ * (too_big.ts) for an inner MTU of `inner` bytes.
+ */
+function tooBig(d: usize, pkt: usize, off: i32, len: i32, sa: usize, mtu: i32, inner: i32): bool {
+  store<u16>(d + D_MTU, <u16>mtu);
+  drop(d, sa, Reason.TOO_BIG);
+  answerTooBig(d, pkt, off, len, inner);
+  return false;
+}
+
 /** Processes slot i outbound; true when it leaves with a non-DROP verdict. */
 export function outboundOne(i: i32): bool {
   const d = descPtr(i);
   store<u8>(d + D_VERDICT, VERDICT_DROP);
   store<u16>(d + D_REASON, 0);
   store<u32>(d + D_HDRLEN, 0); // hdrLen and mtu
+  store<u16>(d + D_INNER_MTU, 0);
   if (!descInBounds(d)) return drop(d, 0, Reason.BAD_SLOT);
   const off = <i32>load<u32>(d + D_OFF);
   const len = <i32>load<u32>(d + D_LEN);
@@ -101,6 +114,14 @@ export function outboundOne(i: i32): bool {
     const action = polAction(pi);
     if (action == ACTION_DISCARD) return drop(d, 0, Reason.DISCARD);
     if (action == ACTION_BYPASS) {
+      // The packet leaves as it is, by a raw socket of its own family to its
+      // own destination: both go into the descriptor so the host need not
+      // read the packet (FLOW_KEY holds them, outbound view: dst = remote).
+      const family = <i32>load<u8>(FLOW_KEY + FK_FAMILY);
+      store<u8>(d + D_FAMILY, <u8>family);
+      store<u8>(d + D_PROTO, load<u8>(FLOW_KEY + FK_PROTO));
+      store<u16>(d + D_PORT, 0);
+      addrCopy(d + D_ADDR, FLOW_KEY + FK_DST, family);
       store<u8>(d + D_VERDICT, VERDICT_BYPASS);
       countOk(DIR, 0, len);
       return true;
@@ -120,13 +141,18 @@ export function outboundOne(i: i32): bool {
   return espOut(d, slot, off, len, sa, mode);
 }
 
-/** Fills the TO_NETWORK part of the descriptor. */
-function toNetwork(d: usize, slot: usize, start: usize, total: i32, hdrLen: i32, sa: usize, dst: usize, family: i32): void {
+/**
+ * Fills the TO_NETWORK part of the descriptor. `proto` is the outer IP
+ * protocol (50 ESP, 17 UDP, 4/41 IP-in-IP, 47 GRE): the host picks the raw
+ * socket of a plain tunnel by it without reading the header.
+ */
+function toNetwork(d: usize, slot: usize, start: usize, total: i32, hdrLen: i32, sa: usize, dst: usize, family: i32, proto: u8): void {
   const udp = (load<u16>(sa + SA_FLAGS) & FLAG_UDP) != 0;
   store<u32>(d + D_OFF, <u32>(start - slot));
   store<u32>(d + D_LEN, <u32>total);
   store<u16>(d + D_HDRLEN, <u16>hdrLen);
   store<u8>(d + D_FAMILY, <u8>family);
+  store<u8>(d + D_PROTO, proto);
   store<u16>(d + D_PORT, udp ? load<u16>(sa + SA_DPORT) : 0);
   store<u16>(d + D_LPORT, udp ? load<u16>(sa + SA_SPORT) : 0);
   addrCopy(d + D_ADDR, dst, family);
@@ -167,15 +193,16 @@ function plainOut(d: usize, slot: usize, off: i32, len: i32, sa: usize, mode: u8
   const ipLen = <i32>load<u16>(sa + SA_TMPLLEN);
   const total = ipLen + g + n;
   const mtu = <i32>load<u16>(sa + SA_MTU);
-  if (mtu != 0 && total > mtu) {
-    store<u16>(d + D_MTU, <u16>mtu);
-    return drop(d, sa, Reason.TOO_BIG);
+  if (mtu != 0) {
+    const room = protectedRoom(sa, mode, mtu, 0);
+    if (n > room) return tooBig(d, pkt, off, len, sa, mtu, room);
   }
   if (off < ipLen + g) return drop(d, sa, Reason.BAD_SLOT);
   const start = pkt - <usize>(ipLen + g);
   if (mode == MODE_GRE) greWrite(pkt - <usize>g, sa, nh == PROTO_IPIP ? 4 : 6);
-  outerIp(start, sa, total, mode == MODE_GRE ? PROTO_GRE : nh);
-  toNetwork(d, slot, start, total, ipLen, sa, sa + SA_REMOTE, <i32>load<u8>(sa + SA_FAMILY));
+  const proto = mode == MODE_GRE ? PROTO_GRE : nh;
+  outerIp(start, sa, total, proto);
+  toNetwork(d, slot, start, total, ipLen, sa, sa + SA_REMOTE, <i32>load<u8>(sa + SA_FAMILY), proto);
   countOk(DIR, sa, n);
   return true;
 }
@@ -250,9 +277,12 @@ function espOut(d: usize, slot: usize, off: i32, len: i32, sa: usize, mode: u8):
   const endOff = pOff + ctLen + icvLen;
   const total = endOff - startOff;
   const mtu = <i32>load<u16>(sa + SA_MTU);
-  if (mtu != 0 && total > mtu) {
-    store<u16>(d + D_MTU, <u16>mtu);
-    return drop(d, sa, Reason.TOO_BIG);
+  if (mtu != 0) {
+    // total ≤ mtu exactly when the protected bytes fit the room; the inner
+    // packet is pLen less what the mode adds to it (transport-gre: GRE) plus
+    // what it keeps out of ESP (transport: its IP header).
+    const room = protectedRoom(sa, mode, mtu, pIpHdr);
+    if (pLen + tfc > room) return tooBig(d, pkt, off, len, sa, mtu, innerOf(mode, room, greHeaderLen(sa), pIpHdr));
   }
   if (startOff < 0 || endOff > SLOT_SIZE) return drop(d, sa, Reason.TOO_BIG);
 
@@ -318,7 +348,7 @@ function frontHeaders(d: usize, slot: usize, start: usize, total: i32, sa: usize
     udpSetLength(u, total - ipLen);
     if (family == 6) udpChecksumV6(start, u, total - ipLen);
   }
-  toNetwork(d, slot, start, total, ipLen + (udp ? 8 : 0), sa, dst, family);
+  toNetwork(d, slot, start, total, ipLen + (udp ? 8 : 0), sa, dst, family, udp ? PROTO_UDP : PROTO_ESP);
 }
 
 /** IV, then encryption and ICV in place (RFC 4303 §3.3.2). */

@@ -31,7 +31,11 @@ export let greKey: u32 = 0;
 
 /** Header bytes an SA's GRE header takes: 4, + 4 key, + 4 sequence number. */
 export function greHeaderLen(sa: usize): i32 {
-  const f = load<u16>(sa + SA_FLAGS);
+  return greBytes(load<u16>(sa + SA_FLAGS));
+}
+
+/** The same from the SA flags: RFC 2784 §2.1 base header, + RFC 2890 §2 key and sequence number. */
+export function greBytes(f: u16): i32 {
   return 4 + ((f & FLAG_GRE_KEY) != 0 ? 4 : 0) + ((f & FLAG_GRE_SEQ) != 0 ? 4 : 0);
 }
 

@@ -26,6 +26,9 @@ export const TAILROOM: i32 = 344; // SLOT_SIZE - HEADROOM - MAX_PACKET (≥ 288)
 export const SLOT_SIZE: i32 = 9472;
 export const DEFAULT_SLOTS: i32 = 256;
 export const MAX_SLOTS: i32 = 4096;
+// Behind the ring's `slots` slots (and their descriptors), FRAG_SLOTS more
+// that only the core writes: the fragments of fragmentOutbound (too_big.ts).
+export const FRAG_SLOTS: i32 = 32;
 
 // ─── Slot descriptor (64 bytes, one per slot) ───────────────────────────────
 //
@@ -34,7 +37,7 @@ export const MAX_SLOTS: i32 = 4096;
 //  12 ├───────────┼───────────┼─────┴───────┴──────────┤
 //     │ saId  i32 │ peerId u32│ hdrLen u16 │  mtu u16  │
 //  24 ├─────┬─────┬───────────┬───────────┬───────────┤
-//     │fam  │proto│ port  u16 │ lport u16 │ (spare)   │
+//     │fam  │proto│ port  u16 │ lport u16 │innerMtu16 │
 //  32 ├─────┴─────┴───────────┴───────────┴───────────┤
 //     │ addr[16]   in: remote address (kinds 1, 2)     │
 //     │            out: destination for TO_NETWORK     │
@@ -53,9 +56,10 @@ export const D_PEER: i32 = 16; // u32 out: the SA's peer id
 export const D_HDRLEN: i32 = 20; // u16 out (TO_NETWORK): outer IP (+ UDP) bytes a socket would add itself
 export const D_MTU: i32 = 22; // u16 out (TOO_BIG): the SA's path MTU
 export const D_FAMILY: i32 = 24; // u8 4 | 6: family of addr/local
-export const D_PROTO: i32 = 25; // u8 in: outbound payload mode = next header; inbound kind 2 = IP protocol (0 = ESP). out: inbound payload mode next header
+export const D_PROTO: i32 = 25; // u8 in: outbound payload mode = next header; inbound kind 2 = IP protocol (0 = ESP). out: outer IP protocol (TO_NETWORK), the packet's (BYPASS); inbound payload mode next header, HOST_* (TO_HOST)
 export const D_PORT: i32 = 26; // u16 in: kind 1 remote UDP port; out: TO_NETWORK destination UDP port (0 = raw IP)
 export const D_LPORT: i32 = 28; // u16 out: TO_NETWORK source UDP port (0 = raw IP)
+export const D_INNER_MTU: i32 = 30; // u16 out (TOO_BIG with mtu): the largest inner packet the SA carries (too_big.ts)
 export const D_ADDR: i32 = 32; // 16 bytes
 export const D_LOCAL: i32 = 48; // 16 bytes
 
@@ -70,6 +74,9 @@ export const VERDICT_TO_NETWORK: u8 = 1;
 export const VERDICT_TO_TUN: u8 = 2;
 export const VERDICT_TO_HOST: u8 = 3; // IKE after a non-ESP marker, or STUN: untouched (D_PROTO says which)
 export const VERDICT_BYPASS: u8 = 4; // SPD said BYPASS: send as is
+// Outbound, over the SA's path MTU (reason TOO_BIG, counted as that drop):
+export const VERDICT_ICMP: u8 = 5; // off/len: the ICMP error built in place, for the TUN (too_big.ts)
+export const VERDICT_FRAGMENT: u8 = 6; // IPv4, DF clear: fragmentOutbound cuts it (RFC 791)
 
 // What a TO_HOST slot holds (D_PROTO, out), so the host need not look at its bytes.
 export const HOST_IKE: u8 = 0; // behind the RFC 3948 §2.2 non-ESP marker

@@ -6,7 +6,7 @@
 // wireguard-go's batch-with-offset model). The core rewrites off/len in place
 // as it adds or strips headers, so nothing is ever copied between slots.
 import { arenaAlloc } from "./arena";
-import { D_LEN, D_OFF, DESC_SIZE, SLOT_SIZE } from "./layout";
+import { D_LEN, D_OFF, DESC_SIZE, FRAG_SLOTS, SLOT_SIZE } from "./layout";
 
 let ringSlots: i32 = 0;
 let slotBase: usize = 0;
@@ -14,8 +14,10 @@ let descTable: usize = 0;
 
 /** Reserves the slots and their descriptors; false when memory cannot grow. */
 export function ringInit(slots: i32): bool {
-  slotBase = arenaAlloc(<usize>slots * <usize>SLOT_SIZE, 64);
-  descTable = arenaAlloc(<usize>slots * <usize>DESC_SIZE, 64);
+  // + FRAG_SLOTS behind them: only the core fills those (too_big.ts)
+  const all = <usize>(slots + FRAG_SLOTS);
+  slotBase = arenaAlloc(all * <usize>SLOT_SIZE, 64);
+  descTable = arenaAlloc(all * <usize>DESC_SIZE, 64);
   if (slotBase == 0 || descTable == 0) return false;
   ringSlots = slots;
   return true;

@@ -177,6 +177,34 @@ export function saAddFromParams(): i32 {
   return id;
 }
 
+// The sizes a suite and a mode give an SA record (also asked without a
+// record by api.ts innerMtu, for the host's config check).
+
+/** RFC 4106 §3.1 / RFC 7634 §2: 8-byte explicit IV; RFC 3602 §2.1: 16-byte IV. */
+export function suiteIvLen(suite: u8): i32 {
+  return suite == SUITE_NONE ? 0 : suite == SUITE_AES_CBC || suite == SUITE_AES_CBC_HMAC_SHA256 ? 16 : 8;
+}
+
+/** 16-byte ICV (RFC 4106, RFC 7634, RFC 4868 HMAC-SHA-256-128); none for plain tunnels and AES-CBC alone. */
+export function suiteIcvLen(suite: u8): i32 {
+  return suite == SUITE_NONE || suite == SUITE_AES_CBC ? 0 : 16;
+}
+
+/** RFC 4303 §2.4: pad to the cipher block size (CBC) and to 4 bytes in any case. */
+export function suiteAlign(suite: u8): i32 {
+  return suite == SUITE_AES_CBC || suite == SUITE_AES_CBC_HMAC_SHA256 ? 16 : 4;
+}
+
+/**
+ * Bytes of the outer header template: IPv4 (20) or IPv6 (40), + UDP (8,
+ * RFC 3948 §2.1). Transport modes carry their own IP header: only what
+ * follows it.
+ */
+export function templateLen(mode: u8, family: i32, udp: bool): i32 {
+  const ip = mode == MODE_TRANSPORT || mode == MODE_PAYLOAD ? 0 : family == 4 ? IPV4_HDR : IPV6_HDR;
+  return ip + (udp && mode != MODE_PAYLOAD ? 8 : 0);
+}
+
 function fillRecord(r: usize, p: usize, large: i32): void {
   const dir = load<u8>(p + SAP_DIR), suite = load<u8>(p + SAP_SUITE), mode = load<u8>(p + SAP_MODE);
   const pflags = <u16>load<u8>(p + SAP_FLAGS);
@@ -187,12 +215,9 @@ function fillRecord(r: usize, p: usize, large: i32): void {
   store<u8>(r + SA_SUITE, suite);
   store<u8>(r + SA_MODE, mode);
   store<u16>(r + SA_FLAGS, flags);
-  // RFC 4106 §3.1 / RFC 7634 §2: 8-byte explicit IV; RFC 3602 §2.1: 16-byte IV.
-  const cbc = suite == SUITE_AES_CBC || suite == SUITE_AES_CBC_HMAC_SHA256;
-  store<u8>(r + SA_IVLEN, suite == SUITE_NONE ? 0 : cbc ? 16 : 8);
-  store<u8>(r + SA_ICVLEN, suite == SUITE_NONE || suite == SUITE_AES_CBC ? 0 : 16);
-  // RFC 4303 §2.4: pad to the cipher block size (CBC) and to 4 bytes in any case.
-  store<u8>(r + SA_ALIGN, cbc ? 16 : 4);
+  store<u8>(r + SA_IVLEN, <u8>suiteIvLen(suite));
+  store<u8>(r + SA_ICVLEN, <u8>suiteIcvLen(suite));
+  store<u8>(r + SA_ALIGN, <u8>suiteAlign(suite));
   store<u32>(r + SA_SPI, load<u32>(p + SAP_SPI));
   store<u32>(r + SA_PEER, load<u32>(p + SAP_PEER));
   store<u64>(r + SA_SEQ, load<u64>(p + SAP_SEQ));
@@ -251,25 +276,19 @@ export function buildTemplate(r: usize): void {
   const flags = load<u16>(r + SA_FLAGS);
   const udp = (flags & FLAG_UDP) != 0;
   const family = <i32>load<u8>(r + SA_FAMILY);
-  let ipLen = 0;
-  if (mode != MODE_TRANSPORT && mode != MODE_PAYLOAD) {
+  const ipLen = templateLen(mode, family, false);
+  if (ipLen != 0) {
     const proto = udp ? PROTO_UDP : mode == MODE_IPIP ? PROTO_IPIP : mode == MODE_GRE ? PROTO_GRE : PROTO_ESP;
-    if (family == 4) {
-      ipv4Build(t, load<u8>(r + SA_TOS), 0, 0, (flags & FLAG_DF) != 0, load<u8>(r + SA_TTL), proto, r + SA_LOCAL, r + SA_REMOTE);
-      ipLen = IPV4_HDR;
-    } else {
-      ipv6Build(t, load<u8>(r + SA_TOS), 0, proto, load<u8>(r + SA_TTL), r + SA_LOCAL, r + SA_REMOTE);
-      ipLen = IPV6_HDR;
-    }
+    if (family == 4) ipv4Build(t, load<u8>(r + SA_TOS), 0, 0, (flags & FLAG_DF) != 0, load<u8>(r + SA_TTL), proto, r + SA_LOCAL, r + SA_REMOTE);
+    else ipv6Build(t, load<u8>(r + SA_TOS), 0, proto, load<u8>(r + SA_TTL), r + SA_LOCAL, r + SA_REMOTE);
   }
   if (udp && mode != MODE_PAYLOAD) {
     const u = t + <usize>ipLen;
     store<u16>(u, bswap<u16>(load<u16>(r + SA_SPORT)));
     store<u16>(u + 2, bswap<u16>(load<u16>(r + SA_DPORT)));
     store<u32>(u + 4, 0);
-    ipLen += 8;
   }
-  store<u16>(r + SA_TMPLLEN, <u16>ipLen);
+  store<u16>(r + SA_TMPLLEN, <u16>templateLen(mode, family, udp));
 }
 
 /**

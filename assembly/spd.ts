@@ -39,6 +39,11 @@ const K_RESULT: usize = 12;
 const K_SRC: usize = 16;
 const K_DST: usize = 32;
 
+/** Offsets of the key's family, protocol and destination (remote side), for the outbound BYPASS descriptor. */
+export const FK_FAMILY: usize = K_FAMILY;
+export const FK_PROTO: usize = K_PROTO;
+export const FK_DST: usize = K_DST;
+
 /** The lookup key of the packet being processed (FLOW_SIZE bytes). */
 export const FLOW_KEY: usize = memory.data(FLOW_SIZE, 16);
 

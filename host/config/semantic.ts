@@ -11,7 +11,7 @@ import type { Address, Config, PeerConfig, Prefix, WanPort } from "./model.ts";
 import { isPlain, keyField } from "./normalize.ts";
 import type { PathSegments, RawIssue } from "./schema_errors.ts";
 import { SUITES } from "./suites.ts";
-import { overheadOf, usableMtu } from "./overhead.ts";
+import { innerRoom } from "./inner_mtu.ts";
 import { formatPath } from "./schema_errors.ts";
 import { parseProposal } from "../ike/proposals.ts";
 import { configIdentity } from "../ike/config.ts";
@@ -209,11 +209,12 @@ function checkNatTIntegrity(p: PeerConfig, at: PathSegments, r: SemanticResult):
  * such a link for the peer's IPv6 prefixes; RFC 8201 hosts ignore a smaller
  * "Packet Too Big". So the peer's path MTU less the encapsulation (outer IP,
  * UDP, ESP header, IV, ICV, padding to the block, GRE) must leave 1280 bytes.
- * With two SAs (a rekey) the larger overhead counts.
+ * With two SAs (a rekey) the larger overhead counts. The room is the core's
+ * own figure (inner_mtu.ts).
  */
 function checkInnerRoom(p: PeerConfig, port: WanPort, mtu: number, at: PathSegments, r: SemanticResult): void {
   const suites = isPlain(p.mode) ? [undefined] : p.sas.map((sa) => sa.suite);
-  const room = (m: number) => Math.min(...suites.map((s) => usableMtu(overheadOf(p, port, s), m)));
+  const room = (m: number) => Math.min(...suites.map((s) => innerRoom(p, port, s, m, 6)));
   const inner = room(mtu);
   if (inner >= 1280) return;
   let need = mtu;

@@ -9,6 +9,7 @@ export const MAX_PACKET = 9000;
 export const SLOT_SIZE = 9472;
 export const DEFAULT_SLOTS = 256;
 export const MAX_SLOTS = 4096;
+export const FRAG_SLOTS = 32;
 
 // Slot descriptor (64 B): see docs/core.md
 export const DESC_SIZE = 64;
@@ -27,6 +28,7 @@ export const D_PORT = 26;
 export const D_LPORT = 28;
 export const D_ADDR = 32;
 export const D_LOCAL = 48;
+export const D_INNER_MTU = 30;
 
 export const KIND_IP = 0;
 export const KIND_UDP = 1;
@@ -37,7 +39,10 @@ export const VERDICT_TO_NETWORK = 1;
 export const VERDICT_TO_TUN = 2;
 export const VERDICT_TO_HOST = 3;
 export const VERDICT_BYPASS = 4;
-export const VERDICT_NAMES = ["DROP", "TO_NETWORK", "TO_TUN", "TO_HOST", "BYPASS"] as const;
+/** Outbound TOO_BIG answers (assembly/too_big.ts): an ICMP error for the TUN; an IPv4 packet for fragmentOutbound. */
+export const VERDICT_ICMP = 5;
+export const VERDICT_FRAGMENT = 6;
+export const VERDICT_NAMES = ["DROP", "TO_NETWORK", "TO_TUN", "TO_HOST", "BYPASS", "ICMP", "FRAGMENT"] as const;
 /** D_PROTO of a TO_HOST slot: IKE behind the non-ESP marker, or STUN (assembly/udp_encap.ts). */
 export const HOST_IKE = 0;
 export const HOST_STUN = 1;
@@ -195,6 +200,7 @@ export const LAYOUT_CHECK: [string, number][] = [
   ["D_LPORT", D_LPORT],
   ["D_ADDR", D_ADDR],
   ["D_LOCAL", D_LOCAL],
+  ["D_INNER_MTU", D_INNER_MTU],
   ["SAP_DIR", SAP_DIR],
   ["SAP_SUITE", SAP_SUITE],
   ["SAP_MODE", SAP_MODE],
@@ -250,6 +256,8 @@ export const LAYOUT_CHECK: [string, number][] = [
   ["VERDICT_TO_TUN", VERDICT_TO_TUN],
   ["VERDICT_TO_HOST", VERDICT_TO_HOST],
   ["VERDICT_BYPASS", VERDICT_BYPASS],
+  ["VERDICT_ICMP", VERDICT_ICMP],
+  ["VERDICT_FRAGMENT", VERDICT_FRAGMENT],
   ["DIR_IN", DIR_IN],
   ["DIR_OUT", DIR_OUT],
   ["SUITE_NONE", SUITE_NONE],
@@ -280,4 +288,5 @@ export const LAYOUT_CHECK: [string, number][] = [
   ["KAT_IV_MAX", KAT_IV_MAX],
   ["HOST_IKE", HOST_IKE],
   ["HOST_STUN", HOST_STUN],
+  ["FRAG_SLOTS", FRAG_SLOTS],
 ];

@@ -40,6 +40,8 @@ export const VERDICT = {
   TO_TUN: A.VERDICT_TO_TUN,
   TO_HOST: A.VERDICT_TO_HOST,
   BYPASS: A.VERDICT_BYPASS,
+  ICMP: A.VERDICT_ICMP,
+  FRAGMENT: A.VERDICT_FRAGMENT,
 } as const;
 export const KIND = { IP: A.KIND_IP, UDP: A.KIND_UDP, PAYLOAD: A.KIND_PAYLOAD } as const;
 export const HEADROOM = A.HEADROOM;
@@ -185,6 +187,8 @@ interface Exports {
   policyCount(): number;
   spdQuery(family: number, proto: number, src: number, dst: number, sport: number, dport: number): number;
   processOutbound(n: number): number;
+  fragmentOutbound(n: number): number;
+  innerMtu(suite: number, mode: number, family: number, flags: number, mtu: number, innerHdr: number): number;
   processInbound(n: number): number;
   globalCountersPtr(): number;
   katIvPtr(): number;
@@ -210,6 +214,35 @@ function compile(opts: CoreOptions): WebAssembly.Module {
   return m;
 }
 
+function wasmImports(): WebAssembly.Imports {
+  return {
+    env: {
+      abort(_m: number, _f: number, line: number, col: number) {
+        throw new Error(`wasm abort at ${line}:${col}`);
+      },
+      seed: () => Date.now(),
+    },
+  };
+}
+
+/** One uninitialised instance for the core's pure arithmetic (innerMtu), made on first use. */
+let arithmetic: Exports | undefined;
+
+/**
+ * The largest inner packet an outbound SA with these parameters, over an
+ * outer `family`, carries within `mtu` outer bytes, for inner packets of
+ * `innerFamily` — asked of the core (assembly/too_big.ts), whose own size
+ * check and ICMP answers use the same arithmetic: the usable MTU is defined
+ * there only. Needs no Core (the module's pure export; no init, no SA).
+ */
+export function innerMtu(p: Pick<SaParams, "suite" | "mode" | "udp" | "greKey" | "greSeq">, family: 4 | 6, mtu: number, innerFamily: 4 | 6): number {
+  const suite = SUITES[p.suite], mode = MODES[p.mode];
+  if (suite === undefined || mode === undefined) throw new CoreError(`innerMtu: unknown suite ${p.suite} or mode ${p.mode}`, -3);
+  arithmetic ??= new WebAssembly.Instance(compile({}), wasmImports()).exports as unknown as Exports;
+  const flags = (p.udp ? A.FLAG_UDP : 0) | (p.greKey !== undefined ? A.FLAG_GRE_KEY : 0) | (p.greSeq ? A.FLAG_GRE_SEQ : 0);
+  return arithmetic.innerMtu(suite, mode, family, flags, mtu, innerFamily === 4 ? 20 : 40);
+}
+
 export class Core {
   readonly slots: number;
   readonly maxSas: number;
@@ -233,7 +266,8 @@ export class Core {
     this.ring = ex.ringBase();
     this.desc = ex.descBase();
     this.slotViews = [];
-    for (let i = 0; i < slots; i++) this.slotViews.push(this.u8.subarray(this.ring + i * A.SLOT_SIZE, this.ring + (i + 1) * A.SLOT_SIZE));
+    // The ring's slots, then the fragment slots behind them (fragmentOutbound; read-only to the host).
+    for (let i = 0; i < slots + A.FRAG_SLOTS; i++) this.slotViews.push(this.u8.subarray(this.ring + i * A.SLOT_SIZE, this.ring + (i + 1) * A.SLOT_SIZE));
   }
 
   /** Instantiates the core and sizes all of its memory once. */
@@ -242,14 +276,7 @@ export class Core {
     const maxSas = opts.maxSas ?? 1024;
     const maxPolicies = opts.maxPolicies ?? 1024;
     const large = opts.largeWindowBlocks ?? 16;
-    const inst = await WebAssembly.instantiate(compile(opts), {
-      env: {
-        abort(_m: number, _f: number, line: number, col: number) {
-          throw new Error(`wasm abort at ${line}:${col}`);
-        },
-        seed: () => Date.now(),
-      },
-    });
+    const inst = await WebAssembly.instantiate(compile(opts), wasmImports());
     const ex = inst.exports as unknown as Exports;
     const rc = ex.init(slots, maxSas, maxPolicies, large);
     if (rc < 0) throw new CoreError("core init failed", rc);
@@ -517,6 +544,17 @@ export class Core {
     return this.ex.processOutbound(n);
   }
 
+  /**
+   * After processOutbound(n): cuts the slots whose verdict is FRAGMENT (IPv4,
+   * DF clear, over the SA's path MTU) into fragments (RFC 791) and processes
+   * them outbound, in the fragment slots behind the ring: returns k, and slots
+   * `slots` .. `slots + k - 1` carry verdicts (at most min(32, slots) per
+   * call). Call again until 0; each call continues where the last stopped.
+   */
+  fragmentOutbound(n: number): number {
+    return this.ex.fragmentOutbound(n);
+  }
+
   /** Processes slots 0..n-1 inbound (ESP / NAT-T / plain tunnels → inner). Returns how many were not dropped. */
   processInbound(n: number): number {
     return this.ex.processInbound(n);
@@ -555,14 +593,23 @@ export class Core {
   peerId(i: number): number {
     return this.dv.getUint32(this.desc + i * A.DESC_SIZE + A.D_PEER, true);
   }
+  /** TOO_BIG: the SA's path MTU (0: over the slot or MAX_PACKET, no answer). */
   mtu(i: number): number {
     return this.dv.getUint16(this.desc + i * A.DESC_SIZE + A.D_MTU, true);
   }
-  /** Inbound payload mode: the ESP next header. */
+  /** TOO_BIG with mtu(i) > 0: the largest inner packet the SA carries (the MTU an ICMP answer names). */
+  innerMtu(i: number): number {
+    return this.dv.getUint16(this.desc + i * A.DESC_SIZE + A.D_INNER_MTU, true);
+  }
+  /**
+   * Outbound TO_NETWORK: the outer IP protocol (50 ESP, 17 UDP, 4/41, 47 GRE);
+   * BYPASS: the packet's own protocol. Inbound: payload-mode next header, or
+   * what a TO_HOST slot holds (HOST_IKE / HOST_STUN).
+   */
   proto(i: number): number {
     return this.u8[this.desc + i * A.DESC_SIZE + A.D_PROTO];
   }
-  /** TO_NETWORK: destination family (4 | 6), port (0 = raw IP) and address bytes (view of 16). */
+  /** TO_NETWORK and BYPASS: destination family (4 | 6), port (0 = raw IP) and address bytes (view of 16). */
   destFamily(i: number): number {
     return this.u8[this.desc + i * A.DESC_SIZE + A.D_FAMILY];
   }
@@ -576,7 +623,7 @@ export class Core {
     const d = this.desc + i * A.DESC_SIZE + A.D_ADDR;
     return this.u8.subarray(d, d + 16);
   }
-  /** TO_NETWORK: copies the 16 destination address bytes into out[off, off+16) — no view allocated (send path). */
+  /** TO_NETWORK / BYPASS: copies the 16 destination address bytes into out[off, off+16) — no view allocated (send path). */
   destAddrInto(i: number, out: Uint8Array, off: number): void {
     const d = this.desc + i * A.DESC_SIZE + A.D_ADDR;
     const u8 = this.u8;

@@ -8,8 +8,9 @@
 //   → TO_NETWORK: queued on the SA's socket — UDP takes packet[hdrLen..] to
 //     the descriptor's address:port, a raw socket (IP_HDRINCL) the whole
 //     packet; BYPASS: the bypass socket of its family, if one was given;
-//     DROP TOO_BIG: ICMP error built in place (icmp.ts) and queued for the
-//     TUN, or IPv4 with DF clear fragmented and run through the core again
+//     ICMP (an inner packet over the SA's path MTU): the error the core built
+//     in place, queued for the TUN under the rate limit; FRAGMENT (IPv4, DF
+//     clear): the core's fragments, sealed behind the ring, sent after the batch
 //   → one sendmmsg per socket, one TUN write batch.
 //   With offloads (tun.offload, udp gso/gro) the TUN read cuts TCP
 //   super-packets into one slot per segment and the UDP send joins each run
@@ -29,18 +30,16 @@
 // level-triggered): each callback handles one batch and returns, so status
 // requests and the stop message are never starved, and nothing ever sits in
 // a blocking read (shutdown cannot hang on one).
-import { Core, HEADROOM, KIND, MAX_PACKET, REASON_NAMES, SLOT_SIZE, VERDICT } from "../core/core.ts";
+import { Core, HEADROOM, KIND, MAX_PACKET, SLOT_SIZE, VERDICT } from "../core/core.ts";
 import type { Tun } from "../tun/tun_linux.ts";
 import type { HostCounters, OffloadStatus, SocketRow } from "../control/status.ts";
 import { HOST_STUN } from "../core/abi.ts";
 import type { UdpSocket } from "../net/udp_linux.ts";
 import type { RawSocket } from "../net/raw_linux.ts";
 import type { Provisioned, OutSa } from "./provision.ts";
-import { fragment4, RateLimit, tooBig } from "./icmp.ts";
-import { usableMtu } from "../config/overhead.ts";
+import { RateLimit } from "./icmp_rate.ts";
 import { kernelDrops } from "./sockstat_linux.ts";
 
-const REASON_TOO_BIG = REASON_NAMES.indexOf("TOO_BIG");
 /** Most a received datagram may fill: the slot after its headroom. */
 const RECV_CAP = SLOT_SIZE - HEADROOM;
 
@@ -127,7 +126,8 @@ export class Pipeline {
   /** Each WAN port's send queues, for routing outbound SAs (refreshRoutes). */
   private readonly wanQ: { udp?: SendQueue; raw: Map<number, SendQueue> }[];
   private readonly icmpLimit = new RateLimit();
-  private frags: Uint8Array[] = [];
+  /** FRAGMENT verdicts in the batch just dispatched (their fragments follow). */
+  private fragSources = 0;
   private started = false;
 
   constructor(
@@ -224,39 +224,36 @@ export class Pipeline {
     this.counters.tunRead += n;
     for (let i = 0; i < n; i++) core.setPacket(i, HEADROOM, this.inLens[i]);
     core.processOutbound(n);
-    this.dispatchOutbound(n, true);
+    this.dispatchOutbound(0, n, true);
     this.flush();
-    // IPv4 packets with DF clear that were too big: their fragments, in batches of the ring's size.
-    while (this.frags.length > 0) {
-      const batch = this.frags.splice(0, this.slots);
-      batch.forEach((f, i) => core.writePacket(i, f));
-      core.processOutbound(batch.length);
-      this.dispatchOutbound(batch.length, false);
-      this.flush();
+    // IPv4 packets with DF clear that were too big: the core cuts them into
+    // fragments (RFC 791) and seals those in the fragment slots behind the ring.
+    if (this.fragSources > 0) {
+      this.fragSources = 0;
+      for (let k = core.fragmentOutbound(n); k > 0; k = core.fragmentOutbound(n)) {
+        this.dispatchOutbound(this.slots, this.slots + k, false);
+        this.flush();
+      }
     }
     return n;
   }
 
-  private dispatchOutbound(n: number, mayFragment: boolean): void {
-    const core = this.core, mem = this.mem;
-    let lastSa = -1;
-    for (let i = 0; i < n; i++) {
+  /** Slots [from, to) after processOutbound / fragmentOutbound: each to its socket, the TUN, or answered. */
+  private dispatchOutbound(from: number, to: number, mayFragment: boolean): void {
+    const core = this.core;
+    let lastSa = -1, timed = false;
+    for (let i = from; i < to; i++) {
       const v = core.verdict(i);
       if (v === VERDICT.TO_NETWORK) {
         const sa = core.saId(i);
         if (sa !== lastSa && this.afterBatch) this.afterBatch(core, (lastSa = sa));
         const route = this.bySa.get(sa);
-        let q = route?.q;
-        const base = core.slotBase(i) + core.offset(i);
-        if (route?.byProto) {
-          // Plain IP-in-IP / GRE: the socket whose protocol the outer header names.
-          const proto = core.destFamily(i) === 4 ? mem[base + 9] : mem[base + 6];
-          q = route.byProto.get(proto);
-        }
+        // Plain IP-in-IP / GRE: the socket of the outer protocol the core names.
+        const q = route?.byProto ? route.byProto.get(core.proto(i)) : route?.q;
         if (!q) continue; // no socket for it: cannot happen with a provisioned config
         const k = q.n++;
         const skip = q.udp ? core.hdrLen(i) : 0;
-        q.offs[k] = base + skip;
+        q.offs[k] = core.slotBase(i) + core.offset(i) + skip;
         q.lens[k] = core.length(i) - skip;
         core.destAddrInto(i, q.addrs, k * 16);
         q.ports[k] = core.destPort(i);
@@ -264,47 +261,34 @@ export class Pipeline {
       } else if (v === VERDICT.TO_TUN) {
         this.toTun(core.slotBase(i) + core.offset(i), core.length(i));
       } else if (v === VERDICT.BYPASS) {
-        const base = core.slotBase(i) + core.offset(i);
-        const q = this.bypass.get(mem[base] >> 4);
+        // The packet's own family and destination, from the descriptor: with
+        // IP_HDRINCL the address only steers routing.
+        const q = this.bypass.get(core.destFamily(i));
         if (!q) {
           this.counters.bypassUnsent++;
           continue;
         }
         const k = q.n++;
-        q.offs[k] = base;
+        q.offs[k] = core.slotBase(i) + core.offset(i);
         q.lens[k] = core.length(i);
-        q.fams[k] = mem[base] >> 4;
-        // With IP_HDRINCL the address only steers routing: the packet's own destination
-        // (IPv4 bytes 16..20, IPv6 24..40), copied byte by byte: no subarray view per packet.
-        const a = k * 16, v4 = q.fams[k] === 4, from = base + (v4 ? 16 : 24), n = v4 ? 4 : 16;
-        for (let b = 0; b < 16; b++) q.addrs[a + b] = b < n ? mem[from + b] : 0;
-      } else if (core.reason(i) === REASON_TOO_BIG && core.mtu(i) > 0) {
-        this.answerTooBig(i, mayFragment);
-      }
-    }
-  }
-
-  /** An inner packet over the SA's path MTU: ICMP error to the sender, or fragments (IPv4, DF clear). */
-  private answerTooBig(i: number, mayFragment: boolean): void {
-    const core = this.core;
-    const out = this.prov.outBySa.get(core.saId(i));
-    if (!out) return;
-    const inner = usableMtu(out.overhead, core.mtu(i));
-    const base = core.slotBase(i) + core.offset(i);
-    const len = core.length(i);
-    const a = tooBig(this.mem, base, len, inner);
-    if (a.kind === "icmp") {
-      if (!this.icmpLimit.take()) {
-        this.counters.icmpRateLimited++;
-        return;
-      }
-      this.counters.icmpTooBig++;
-      this.toTun(a.off, a.len);
-    } else if (a.kind === "fragment" && mayFragment) {
-      const fr = fragment4(this.mem.subarray(base, base + len), inner);
-      if (fr.length > 0) {
+        q.fams[k] = core.destFamily(i);
+        core.destAddrInto(i, q.addrs, k * 16);
+      } else if (v === VERDICT.ICMP) {
+        // The core built the ICMP error in place (assembly/too_big.ts); the rate limit is ours,
+        // its clock read once per batch (Date.now() allocates).
+        if (!timed) {
+          this.icmpLimit.advance(Date.now());
+          timed = true;
+        }
+        if (!this.icmpLimit.take()) {
+          this.counters.icmpRateLimited++;
+          continue;
+        }
+        this.counters.icmpTooBig++;
+        this.toTun(core.slotBase(i) + core.offset(i), core.length(i));
+      } else if (v === VERDICT.FRAGMENT && mayFragment) {
         this.counters.fragmented++;
-        this.frags.push(...fr);
+        this.fragSources++;
       }
     }
   }

@@ -1,5 +1,5 @@
 // What the pipeline knows of the SAs the core holds (Provisioned: which
-// socket each outbound SA leaves by, its overhead for ICMP too-big answers),
+// socket each outbound SA leaves by),
 // the core's sizing, and provision() for tests. The installing itself is the
 // SA lifecycle's (host/sa/install.ts), the one door for every SA:
 //
@@ -25,7 +25,6 @@
 //   the core drops as NO_POLICY.
 import type { Core } from "../core/core.ts";
 import type { Config, PeerConfig, SaConfig, Suite, WanPort } from "../config/model.ts";
-import type { Overhead } from "../config/overhead.ts";
 import { SaTable } from "../sa/install.ts";
 import { plan } from "../sa/plan.ts";
 import type { PeerSpec } from "../sa/spec.ts";
@@ -41,7 +40,6 @@ export interface OutSa {
   carrier: Carrier;
   /** Path MTU the SA enforces (0 = none). */
   mtu: number;
-  overhead: Overhead;
   /** Config lifetime (hard), checked by the worker. */
   lifetime: SaConfig["lifetime"];
 }

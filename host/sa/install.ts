@@ -18,7 +18,7 @@
 //   serves the inbound check of RFC 4301 §5.2.
 import type { Core, Counters, Mode as CoreMode, SaParams } from "../core/core.ts";
 import type { Suite } from "../config/model.ts";
-import { splitKey } from "../config/suites.ts";
+import { SUITES, splitKey } from "../config/suites.ts";
 import type { InSa, OutSa, PeerRuntime, Provisioned } from "../pipeline/provision.ts";
 import { SeqStateError, type DurableParams, type Resume, type SeqStore } from "./seq_store.ts";
 import { statePath } from "./state_file.ts";
@@ -55,19 +55,10 @@ export interface SaTableOptions {
 /** The core's suite and key parameters for one direction. */
 function coreCipher(suite: Suite, km: KeyMaterial): Pick<SaParams, "suite" | "key" | "salt" | "hmacKey" | "allowNoIntegrity"> {
   const { key, salt } = splitKey(suite, km.key);
-  switch (suite) {
-    case "aes-128-gcm":
-    case "aes-192-gcm":
-    case "aes-256-gcm":
-      return { suite: "aes-gcm-16", key, salt };
-    case "chacha20-poly1305":
-      return { suite: "chacha20-poly1305", key, salt };
-    case "aes-128-cbc-hmac-sha256":
-    case "aes-256-cbc-hmac-sha256":
-      return { suite: "aes-cbc-hmac-sha256", key, hmacKey: km.authKey };
-    case "aes-128-cbc":
-      return { suite: "aes-cbc", key, allowNoIntegrity: true };
-  }
+  const core = SUITES[suite].core;
+  if (core === "aes-cbc-hmac-sha256") return { suite: core, key, hmacKey: km.authKey };
+  if (core === "aes-cbc") return { suite: core, key, allowNoIntegrity: true };
+  return { suite: core, key, salt }; // the AEADs: the salt is the nonce's prefix
 }
 
 /** Whether a soft lifetime (RFC 4301 §4.4.2.1: "a warning ... that the SA will soon expire") is reached. */
@@ -317,7 +308,7 @@ export class SaTable {
   }
 
   private outSa(p: PeerSpec, saId: number, spi: number, lifetime: SaSpec["lifetime"]): OutSa {
-    return { saId, spi, wanIndex: p.wanIndex, family: p.family, carrier: p.carrier, mtu: p.mtu, overhead: p.overhead, lifetime };
+    return { saId, spi, wanIndex: p.wanIndex, family: p.family, carrier: p.carrier, mtu: p.mtu, lifetime };
   }
 
   /** Durable start of one direction of `s`, or null when its state refuses it (alarm raised). */

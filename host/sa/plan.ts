@@ -5,7 +5,6 @@
 // key-less (key ids).
 import type { Config, PeerConfig, SaConfig } from "../config/model.ts";
 import type { Carrier } from "../pipeline/provision.ts";
-import { overheadOf } from "../config/overhead.ts";
 import { keyId } from "./key_id.ts";
 import { BACKUP_PRIORITY, NORMAL_PRIORITY, localSelectors } from "../config/selectors.ts";
 import { saKey, sendsOn, tunnelKey, type KeyMaterial, type PeerSpec, type SaSpec } from "./spec.ts";
@@ -59,7 +58,7 @@ function peerSpec(config: Config, p: PeerConfig, negotiated: Negotiated): PeerSp
     name: p.name, mode: p.mode, local: wan.address.text, address: p.address.text, port: p.port, localPort: wan.port,
     wanIndex: p.wanIndex, family: wan.address.family, encap: plain ? "plain" : p.encap, natT: p.natT,
     keepalive: p.keepalive, ...(gre && p.gre.key !== undefined ? { greKey: p.gre.key } : {}), greSeq: gre && p.gre.sequence,
-    mtu: p.mtu ?? 0, carrier, overhead: overheadOf(p, wan, p.ike ? negotiated.get(p.name)?.[0]?.suite : p.sas[0]?.suite),
+    mtu: p.mtu ?? 0, carrier,
     locals: localSelectors(config, p).map((l) => l.text), remotes: p.prefixes.map((r) => r.text),
     priority: p.backupFor !== undefined ? BACKUP_PRIORITY : NORMAL_PRIORITY,
     sas: plain ? [] : p.ike ? (negotiated.get(p.name) ?? []).map(({ keysIn: _i, keysOut: _o, ...s }, index) => ({ ...s, index })) : p.sas.map(saSpec),

@@ -10,7 +10,6 @@
 // remote address or port alone changed keeps its SAs too (tunnelKey).
 import type { Lifetime, Mode, Suite } from "../config/model.ts";
 import type { Carrier } from "../pipeline/provision.ts";
-import type { Overhead } from "../config/overhead.ts";
 
 /** Key material of one direction, in a buffer of its own (transferred, then wiped by the worker). */
 export interface KeyMaterial {
@@ -66,7 +65,6 @@ export interface PeerSpec {
   greSeq: boolean;
   mtu: number;
   carrier: Carrier;
-  overhead: Overhead;
   /** SPD: every local selector × every remote prefix (text), protect through sas[0] (each worker's own first SA). */
   locals: string[];
   remotes: string[];

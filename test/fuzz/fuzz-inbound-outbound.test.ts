@@ -43,6 +43,11 @@ test(`fuzz: ${PACKETS} mutated packets each way through the core, every one acco
     const pout = core.processOutbound(n);
     const eout = tallyBatch(h, n, pout, tout);
     assert.equal(eout, null, `seed ${SEED} outbound batch at ${sent}: ${eout}`);
+    // FRAGMENT slots: the core cuts and seals them behind the ring (core.slots on)
+    for (let k = core.fragmentOutbound(n); k > 0; k = core.fragmentOutbound(n)) {
+      const ef = tallyBatch(h, k, null, tout, core.slots);
+      assert.equal(ef, null, `seed ${SEED} fragments of the outbound batch at ${sent}: ${ef}`);
+    }
   }
   const g = core.globalCounters();
   accounts(g.inbound, tin, "inbound");

@@ -128,7 +128,7 @@ export interface Tally {
   reasons: number[];
 }
 
-export const newTally = (): Tally => ({ sent: 0, passed: 0, verdicts: [0, 0, 0, 0, 0], reasons: new Array(32).fill(0) });
+export const newTally = (): Tally => ({ sent: 0, passed: 0, verdicts: [0, 0, 0, 0, 0, 0, 0], reasons: new Array(32).fill(0) });
 
 /**
  * Fills slots 0..n-1 with mutated inputs drawn from the corpus of `dir`.
@@ -151,25 +151,32 @@ export function fillBatch(h: Harness, dir: "in" | "out", n: number): void {
   }
 }
 
-/** Reads back slots 0..n-1: every packet has a verdict, drops a known reason, results stay inside their slot. */
-export function tallyBatch(h: Harness, n: number, passed: number, t: Tally): string | null {
+/**
+ * Reads back slots first..first+n-1: every packet has a verdict, drops a known
+ * reason, results stay inside their slot. ICMP and FRAGMENT are TOO_BIG drops
+ * the core answered. `passed` null: no processOutbound count to compare (fragment slots).
+ */
+export function tallyBatch(h: Harness, n: number, passed: number | null, t: Tally, first = 0): string | null {
   const { core } = h;
   let ok = 0;
-  for (let i = 0; i < n; i++) {
+  for (let i = first; i < first + n; i++) {
     const v = core.verdict(i);
-    if (v > VERDICT.BYPASS) return `slot ${i}: verdict ${v}`;
+    if (v > VERDICT.FRAGMENT) return `slot ${i}: verdict ${v}`;
     t.verdicts[v]++;
-    if (v === VERDICT.DROP) {
+    if (v === VERDICT.DROP || v === VERDICT.ICMP || v === VERDICT.FRAGMENT) {
       const reason = core.reason(i);
       if (reason === 0 || reason >= 19) return `slot ${i}: dropped with reason ${reason}`;
+      if (v !== VERDICT.DROP && core.reasonName(i) !== "TOO_BIG") return `slot ${i}: ${core.verdictName(i)} for ${core.reasonName(i)}`;
       t.reasons[reason]++;
+      const off = core.offset(i), len = core.length(i);
+      if (v === VERDICT.ICMP && off + len > SLOT_SIZE) return `slot ${i}: ICMP [${off}, ${off + len}) outside the slot`;
     } else {
       ok++;
       const off = core.offset(i), len = core.length(i);
       if (off + len > SLOT_SIZE) return `slot ${i}: ${core.verdictName(i)} packet [${off}, ${off + len}) outside the slot`;
     }
   }
-  if (ok !== passed) return `process returned ${passed}, descriptors say ${ok}`;
+  if (passed !== null && ok !== passed) return `process returned ${passed}, descriptors say ${ok}`;
   t.sent += n;
   t.passed += ok;
   return null;

@@ -31,6 +31,7 @@ test("plain IP-in-IP: outer protocol 4 / 41 from the inner version, id/ttl from 
     assert.equal(c.hdrLen(0), hl);
     assert.equal(c.destPort(0), 0);
     assert.equal(w[outer6 ? 6 : 9], inner6 ? 41 : 4);
+    assert.equal(c.proto(0), inner6 ? 41 : 4, "the descriptor names the outer protocol");
     assert.equal(hexOf(w.subarray(hl)), hexOf(pkt));
     if (!outer6) assert.equal(inetChecksum(w.subarray(0, 20)), 0);
     // Inbound: the reply direction (swap outer and inner addresses).
@@ -60,6 +61,7 @@ test("GRE: header with key and sequence (RFC 2890), sequence counts up from 0", 
     c.processOutbound(1);
     const w = c.packet(0);
     assert.equal(w[9], 47);
+    assert.equal(c.proto(0), 47, "the descriptor names the outer protocol");
     assert.equal(hexOf(w.subarray(20, 32)), "30000800" + "deadbeef" + n.toString(16).padStart(8, "0"));
   }
   const { c: c6 } = await plainPair("gre", true);

@@ -331,6 +331,14 @@ test("outbound SPD actions: BYPASS leaves the packet alone, DISCARD and no match
   assert.equal(l.a.processOutbound(3), 1);
   assert.equal(l.a.verdictName(0), "BYPASS");
   assert.equal(hexOf(l.a.packet(0)), hexOf(p1));
+  // The bypass socket is chosen from the descriptor: the packet's family, protocol and destination
+  assert.deepEqual([l.a.destFamily(0), l.a.proto(0), l.a.destAddress(0), l.a.destPort(0)], [4, 17, "10.3.0.1", 0]);
+  l.a.addPolicy({ action: "bypass", local: "::/0", remote: "fd03::/16" });
+  l.a.writePacket(0, innerUdp("fd01::1", "fd03::7", 10));
+  assert.equal(l.a.processOutbound(1), 1);
+  assert.deepEqual([l.a.verdictName(0), l.a.destFamily(0), l.a.destAddress(0)], ["BYPASS", 6, "fd03::7"]);
+  l.a.writePacket(0, p1); l.a.writePacket(1, p2); l.a.writePacket(2, p3);
+  l.a.processOutbound(3);
   assert.equal(l.a.reasonName(1), "DISCARD");
   assert.equal(l.a.reasonName(2), "NO_POLICY");
 });

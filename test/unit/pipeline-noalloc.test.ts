@@ -8,9 +8,12 @@
 // and heapUsed may not grow by more than HEAP_BOUND over the measured
 // batches. Major GCs are reported, not failed: V8's memory reducer starts
 // one on a timer whether or not anything is allocated. Measured in a child process
-// (this file again, with WESP_PIPELINE_NOALLOC_CHILD=1), so the test runner's
+// (this file again, with WESP_PIPELINE_NOALLOC_CHILD set to the case), so the test runner's
 // own allocations do not count. test/fuzz/no-alloc.test.ts covers the core
 // calls alone over a fuzz corpus; this covers the host's loops around them.
+// Three cases: packets that fit; packets over a 1000-byte path MTU with DF
+// clear (the core fragments them behind the ring, the far TUN gets both
+// pieces); and with DF set (the core's ICMP errors, the host's rate limit).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -22,9 +25,10 @@ const MEASURED = 800;
 /** heapUsed growth allowed: 256 KiB over 2 × 800 × 256 packets, < 0.7 byte per packet. */
 const HEAP_BOUND = 256 << 10;
 
-interface Report { packets: number; delivered: number; minorGcs: number; majorGcs: number; heapDelta: number }
+type Case = "through" | "fragment" | "icmp";
+interface Report { packets: number; delivered: number; fragmented: number; answered: number; minorGcs: number; majorGcs: number; heapDelta: number }
 
-async function child(): Promise<void> {
+async function child(kind: Case): Promise<void> {
   const { PerformanceObserver, constants } = await import("node:perf_hooks");
   const { Core } = await import("../../host/core/core.ts");
   const { parseConfig } = await import("../../host/config/load.ts");
@@ -35,8 +39,10 @@ async function child(): Promise<void> {
   /** The "wire" between the two fake sockets: datagrams and their sender. */
   class Wire {
     n = 0;
-    readonly bytes = new Uint8Array(BATCH * 2048);
-    readonly lens = new Uint32Array(BATCH);
+    /** Next datagram to receive (a batch of fragments is more than one receive). */
+    r = 0;
+    readonly bytes = new Uint8Array(2 * BATCH * 2048);
+    readonly lens = new Uint32Array(2 * BATCH);
   }
   class FakeUdp {
     readonly family = 4 as const;
@@ -45,15 +51,16 @@ async function child(): Promise<void> {
     constructor(readonly out: Wire, readonly inp: Wire, readonly peer: Uint8Array) {}
     onReadable(cb: (err: Error | null) => void) { this.cb = cb; }
     recvBatch(mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, addrs: Uint8Array, ports: Uint16Array, max: number, _cap: number, locals: Uint8Array): number {
-      const w = this.inp, n = Math.min(w.n, max);
+      const w = this.inp, n = Math.min(w.n - w.r, max);
       for (let i = 0; i < n; i++) {
-        const len = w.lens[i], from = i * 2048, to = offs[i];
+        const len = w.lens[w.r + i], from = (w.r + i) * 2048, to = offs[i];
         for (let b = 0; b < len; b++) mem[to + b] = w.bytes[from + b]; // no subarray: the fake must not allocate either
         lens[i] = len;
         for (let b = 0; b < 16; b++) { addrs[i * 16 + b] = this.peer[b]; locals[i * 16 + b] = 0; }
         ports[i] = 4500;
       }
-      w.n = 0;
+      w.r += n;
+      if (w.r === w.n) w.n = w.r = 0;
       return n;
     }
     sendBatch(mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, _a: Uint8Array, _p: Uint16Array, _f: Uint8Array, n: number): number {
@@ -81,13 +88,21 @@ async function child(): Promise<void> {
     counters() { return { failed: 0, lastErrno: 0, unsent: 0, truncated: 0 }; }
     close() {}
   }
-  /** IPv4 UDP packet src → dst with 1000 payload bytes (checksum 0: the core does not check it). */
+  /** IPv4 UDP packet src → dst with 1000 payload bytes (checksum 0: the core does not check it); DF clear only to be fragmented. */
+  const df = kind === "fragment" ? 0 : 0x40;
   const inner = (src: number[], dst: number[]) => {
     const p = new Uint8Array(1028);
-    p.set([0x45, 0, 1028 >> 8, 1028 & 0xff, 0, 0, 0x40, 0, 64, 17, 0, 0, ...src, ...dst, 0x30, 0x39, 0x1a, 0x85, 1008 >> 8, 1008 & 0xff]);
+    p.set([0x45, 0, 1028 >> 8, 1028 & 0xff, 0, 0, df, 0, 64, 17, 0, 0, ...src, ...dst, 0x30, 0x39, 0x1a, 0x85, 1008 >> 8, 1008 & 0xff]);
     return p;
   };
-  const docs = configs({ name: "noalloc", mode: "tunnel", outer: 4, encap: "udp", suite: "aes-128-gcm" }, "/tmp");
+  const docs = configs({ name: "noalloc", mode: "tunnel", outer: 4, encap: "udp", suite: "aes-128-gcm", ...(kind === "through" ? {} : { mtu: 1000 }) }, "/tmp");
+  if (kind !== "through") {
+    // IPv4 prefixes only: a 1000-byte path leaves IPv6 less than its 1280 (refused by the config check)
+    for (const d of [docs.a, docs.b] as any[]) {
+      d.node.local_prefixes = d.node.local_prefixes.filter((x: string) => !x.includes(":"));
+      d.peers[0].prefixes = d.peers[0].prefixes.filter((x: string) => !x.includes(":"));
+    }
+  }
   const addr = (s: string) => { const a = new Uint8Array(16); a.set(s.split(".").map(Number)); return a; };
   const ab = new Wire(), ba = new Wire();
   const side = async (doc: object, tunPkt: Uint8Array, out: Wire, inp: Wire, peer: string) => {
@@ -104,9 +119,13 @@ async function child(): Promise<void> {
   const B = await side(docs.b, inner([10, 2, 0, 7], [10, 1, 0, 5]), ba, ab, "192.0.2.1");
   const round = () => {
     A.pipe.outboundBatch();
-    B.udp.cb!(null);
+    while (ab.n > 0) B.udp.cb!(null);
     B.pipe.outboundBatch();
-    A.udp.cb!(null);
+    while (ba.n > 0) A.udp.cb!(null);
+  };
+  const host = () => {
+    const a = A.pipe.counters, b = B.pipe.counters;
+    return { fragmented: a.fragmented + b.fragmented, answered: a.icmpTooBig + a.icmpRateLimited + b.icmpTooBig + b.icmpRateLimited };
   };
   for (let i = 0; i < WARMUP; i++) round();
   let minorGcs = 0, majorGcs = 0;
@@ -119,28 +138,48 @@ async function child(): Promise<void> {
   obs.observe({ entryTypes: ["gc"] });
   const before = process.memoryUsage().heapUsed;
   const delivered0 = A.tun.written + B.tun.written;
+  const host0 = host();
   for (let i = 0; i < MEASURED; i++) round();
   const heapDelta = process.memoryUsage().heapUsed - before;
   const delivered = A.tun.written + B.tun.written - delivered0;
+  const host1 = host();
   await new Promise((r) => setTimeout(r, 100)); // let gc entries reach the observer
   obs.disconnect();
-  const report: Report = { packets: 2 * MEASURED * BATCH, delivered, minorGcs, majorGcs, heapDelta };
+  const report: Report = {
+    packets: 2 * MEASURED * BATCH, delivered, fragmented: host1.fragmented - host0.fragmented, answered: host1.answered - host0.answered,
+    minorGcs, majorGcs, heapDelta,
+  };
   process.stdout.write(JSON.stringify(report) + "\n");
 }
 
-if (process.env.WESP_PIPELINE_NOALLOC_CHILD === "1") {
-  await child();
+const CHILD = process.env.WESP_PIPELINE_NOALLOC_CHILD;
+if (CHILD) {
+  await child(CHILD as Case);
 } else {
-  test("Pipeline batches allocate nothing per packet (outbound, socket → inbound, both ways)", { timeout: 300_000 }, () => {
+  const run = (kind: Case): Report => {
     const r = spawnSync(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url)], {
-      env: { ...process.env, WESP_PIPELINE_NOALLOC_CHILD: "1" },
+      env: { ...process.env, WESP_PIPELINE_NOALLOC_CHILD: kind },
       encoding: "utf8",
       timeout: 280_000,
     });
     assert.equal(r.status, 0, r.stderr);
     const rep = JSON.parse(r.stdout.trim().split("\n").pop()!) as Report;
-    assert.equal(rep.delivered, rep.packets, "every packet crossed both pipelines to the far TUN");
     assert.equal(rep.minorGcs, 0, `scavenges during ${rep.packets} packets: ${JSON.stringify(rep)}`);
     assert.ok(rep.heapDelta < HEAP_BOUND, `heapUsed grew ${rep.heapDelta} bytes over ${rep.packets} packets`);
+    return rep;
+  };
+  test("Pipeline batches allocate nothing per packet (outbound, socket → inbound, both ways)", { timeout: 300_000 }, () => {
+    const rep = run("through");
+    assert.equal(rep.delivered, rep.packets, "every packet crossed both pipelines to the far TUN");
+  });
+  test("too big, DF clear: the core's fragments cross, nothing allocated", { timeout: 300_000 }, () => {
+    const rep = run("fragment");
+    assert.equal(rep.fragmented, rep.packets, "every packet was fragmented");
+    assert.equal(rep.delivered, 2 * rep.packets, "both pieces of every packet reached the far TUN");
+  });
+  test("too big, DF set: the core's ICMP errors, under the rate limit, nothing allocated", { timeout: 300_000 }, () => {
+    const rep = run("icmp");
+    assert.equal(rep.answered, rep.packets, "every packet was answered or rate-limited");
+    assert.equal(rep.fragmented, 0);
   });
 }

@@ -4,8 +4,9 @@
 // every mode and family; the SPD has one protect entry per (local, remote)
 // prefix pair; during a rekey both inbound SAs are accepted; the inbound
 // policy check refuses inner sources outside the peer's prefixes; and the
-// usable inner MTU the ICMP answer reports is exactly the largest packet the
-// core still sends within the SA's path MTU.
+// inner MTU the config check asks of the core for a peer (inner_mtu.ts) is
+// exactly the largest packet the SA installed for it still sends within its
+// path MTU, and the one its ICMP answer reports.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -13,7 +14,7 @@ import { Core, KIND, VERDICT } from "../../host/core/core.ts";
 import { parseConfig } from "../../host/config/load.ts";
 import type { Config } from "../../host/config/model.ts";
 import { coreSizing, provision } from "../../host/pipeline/provision.ts";
-import { usableMtu } from "../../host/config/overhead.ts";
+import { innerRoom } from "../../host/config/inner_mtu.ts";
 import { configs, type Case } from "../e2e/forwarder-util.ts";
 
 function load(doc: object): Config {
@@ -164,7 +165,7 @@ describe("provision: config → core", () => {
   });
 
   for (const c of CASES) {
-    it(`${c.name}: usableMtu is the largest inner packet the core sends within the path MTU`, async () => {
+    it(`${c.name}: the config check's inner MTU is the largest inner packet the installed SA sends within the path MTU`, async () => {
       for (const mtu of [1280, 1333, 1400, 1499]) {
         const docs = configs({ ...c, mtu }, "/tmp");
         // IPv4 prefixes only: the smaller path MTUs leave IPv6 less than its 1280 (refused by the config check)
@@ -173,14 +174,15 @@ describe("provision: config → core", () => {
           d.peers[0].prefixes = d.peers[0].prefixes.filter((x: string) => !x.includes(":"));
         }
         const A = await side(docs.a);
-        const out = A.prov.peers[0].out!;
-        const inner = usableMtu(out.overhead, mtu);
-        for (const [len, want] of [[inner, "TO_NETWORK"], [inner + 1, "DROP"]] as const) {
+        const p = A.config.peers[0];
+        const inner = innerRoom(p, A.config.node.wan[p.wanIndex], p.sas[0]?.suite, mtu, 4);
+        // One byte more: dropped TOO_BIG and answered (DF set: an ICMP error for the TUN)
+        for (const [len, want] of [[inner, "TO_NETWORK"], [inner + 1, "ICMP"]] as const) {
           A.core.writePacket(0, udp("10.1.0.5", "10.2.0.7", len - 28));
           A.core.processOutbound(1);
           assert.equal(A.core.verdictName(0), want, `mtu ${mtu}, inner ${len}: ${A.core.reasonName(0)}`);
           if (want === "TO_NETWORK") assert.ok(A.core.length(0) <= mtu);
-          else assert.deepEqual([A.core.reasonName(0), A.core.mtu(0)], ["TOO_BIG", mtu]);
+          else assert.deepEqual([A.core.reasonName(0), A.core.mtu(0), A.core.innerMtu(0)], ["TOO_BIG", mtu, inner]);
         }
       }
     });
