@@ -19,14 +19,15 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { run } from "../../host/util/proc.ts";
-import type { Ns, Proc } from "../tunnel/lab.ts";
+import type { Netns } from "../../host/lab/namespace.ts";
+import type { LabProcess } from "../../host/lab/process.ts";
 import { until } from "../tunnel/contender.ts";
 import { CHARON, strongswanConf } from "../tunnel/strongswan.ts";
 import { Vici } from "./vici.ts";
 
 
 export interface CharonSide {
-  ns: Ns;
+  ns: Netns;
   dir: string;
   local: string;
   remote: string;
@@ -79,7 +80,7 @@ const secrets = (psk: string) => `secrets {
 `;
 
 export class Charon {
-  proc?: Proc;
+  proc?: LabProcess;
   private readonly vici: Vici[] = [];
   constructor(readonly side: CharonSide) {}
 
@@ -94,7 +95,7 @@ export class Charon {
     writeFileSync(join(d, "strongswan.conf"), conf(d, 16 + window));
     this.proc = this.side.ns.spawn(["unshare", "-m", "sh", "-c", `mount -t tmpfs tmpfs /run && exec ${CHARON}`], { core: this.side.core, env: this.env });
     await until(() => existsSync(join(d, "charon.vici")) || !this.proc!.running, "charon's vici socket", 20_000);
-    if (!this.proc.running) throw new Error(`charon died: ${this.proc.out}`);
+    if (!this.proc.running) throw new Error(`charon died: ${this.proc.output}`);
   }
 
   /** Writes `conf` and loads it (connections and secrets). */

@@ -5,7 +5,7 @@
 // and ESP proposals, forced UDP encapsulation, `--window` exchanges in flight
 // from the initiator, initiator on core 0 and responder on
 // core 1 of the two wan endpoints of bench/tunnel/lab.ts (namespaces
-// `wicbench-<pid>-*`). Reported: tunnels per wall-clock second (start to the
+// `wicbench-<pid>-<n>-*`). Reported: tunnels per wall-clock second (start to the
 // last CHILD_SA on the initiator) and per CPU-second of both process trees
 // (/proc, bench/tunnel/cpu.ts), medians over the rounds, and wesp ÷ charon.
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -13,11 +13,15 @@ import { availableParallelism, cpus, loadavg, release } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { int, list, prologue } from "../cli.ts";
-import { ADDR, BenchLab, sweepStale } from "../tunnel/lab.ts";
+import { ADDR, BenchLab } from "../tunnel/lab.ts";
+import { sweepStale } from "../../host/lab/leftovers.ts";
 import { until } from "../tunnel/contender.ts";
 import { treeCpuSeconds } from "../tunnel/cpu.ts";
 import { CHARON } from "../tunnel/strongswan.ts";
 import { Charon, initiatorConf, responderConf } from "./charon.ts";
+
+/** Namespace name prefix (the tunnel bench's lab under a name of its own); `<WESP_NS_PREFIX>icbench-` when set. */
+const IKE_PREFIX = process.env.WESP_NS_PREFIX ? `${process.env.WESP_NS_PREFIX}icbench-` : "wicbench-";
 import type { WespPeerOptions } from "./wesp_peer.ts";
 
 const HELP = `Usage: wesp bench ike [options]        (as root)
@@ -90,13 +94,13 @@ async function wespRound(lab: BenchLab, o: Options, run: number): Promise<Sample
   const resp = peer("responder", ADDR.eBwan, ADDR.eAwan);
   const init = peer("initiator", ADDR.eAwan, ADDR.eBwan);
   try {
-    for (const p of [resp, init]) await until(() => /"ready"/.test(p.out) || !p.running, "wesp ready", 30_000);
-    if (!resp.running || !init.running) throw new Error(`wesp exited: ${resp.out} ${init.out}`);
+    for (const p of [resp, init]) await until(() => /"ready"/.test(p.output) || !p.running, "wesp ready", 30_000);
+    if (!resp.running || !init.running) throw new Error(`wesp exited: ${resp.output} ${init.output}`);
     const cpu0 = treeCpuSeconds([init.pid, resp.pid]);
     process.kill(init.pid, "SIGUSR2");
-    const line = (await until(() => /\{"type":"done".*\}/.exec(init.out)?.[0] ?? (init.running ? undefined : "exited"), "wesp's tunnels", 600_000)) as string;
+    const line = (await until(() => /\{"type":"done".*\}/.exec(init.output)?.[0] ?? (init.running ? undefined : "exited"), "wesp's tunnels", 600_000)) as string;
     const cpu1 = treeCpuSeconds([init.pid, resp.pid]);
-    if (line === "exited") throw new Error(`wesp's initiator exited: ${init.out}`);
+    if (line === "exited") throw new Error(`wesp's initiator exited: ${init.output}`);
     const done = JSON.parse(line) as { established: number; failed: number; ms: number };
     return { contender: "wesp", run, established: done.established, wallS: done.ms / 1000, cpuInitiatorS: cpu1[0] - cpu0[0], cpuResponderS: cpu1[1] - cpu0[1] };
   } finally {
@@ -169,13 +173,13 @@ export async function main(args: string[]): Promise<number> {
   const o = prologue("wesp bench ike", args, parse, HELP, "network namespaces");
   if (typeof o === "number") return o;
   const say = (l: string) => void process.stdout.write(l + "\n");
-  for (const n of sweepStale()) say(`removed a stale namespace of a dead run: ${n}`);
+  for (const n of sweepStale(IKE_PREFIX)) say(`removed a stale namespace of a dead run: ${n}`);
   const only = o.only.filter((c) => c === "wesp" || existsSync(CHARON) || (say(`charon skipped: ${CHARON} not installed (apt-get install charon-systemd libcharon-extra-plugins)`), false));
   const mach = { cpu: cpus()[0]?.model ?? "?", cores: availableParallelism(), kernel: release(), node: process.version, loadavgAtStart: loadavg().map((x) => +x.toFixed(2)) };
   say(`machine: ${mach.cpu}, ${mach.cores} cores, Linux ${mach.kernel}, Node ${mach.node}, load average ${mach.loadavgAtStart.join(" ")}`);
   const samples: Sample[] = [];
   const failures: string[] = [];
-  const lab = new BenchLab(`wicbench-${process.pid}-`);
+  const lab = new BenchLab(IKE_PREFIX);
   try {
     await lab.build();
     for (let run = 1; run <= o.runs; run++) {

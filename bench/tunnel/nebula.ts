@@ -8,7 +8,8 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { run } from "../../host/util/proc.ts";
-import { ADDR, INNER_MTU, type Ns } from "./lab.ts";
+import { ADDR, INNER_MTU } from "./lab.ts";
+import type { Netns } from "../../host/lab/namespace.ts";
 import { until, type Contender, type Running, type StartContext } from "./contender.ts";
 import { dpkgVersion } from "./tools.ts";
 
@@ -52,19 +53,19 @@ export function nebulaContender(): Contender {
           firewall: { outbound: any, inbound: any },
         };
       };
-      const side = (ns: Ns, core: number, me: "a" | "b") => {
+      const side = (ns: Netns, core: number, me: "a" | "b") => {
         writeFileSync(f(`${me}.yml`), JSON.stringify(config(me), null, 1));
         return ns.spawn(["nebula", "-config", f(`${me}.yml`)], { core });
       };
       const pa = side(ctx.lab.eA, ctx.cores[0], "a");
       const pb = side(ctx.lab.eB, ctx.cores[1], "b");
       const stop = async () => {
-        await Promise.all([pa.stop(5000), pb.stop(5000)]);
+        await Promise.all([pa.stop("SIGTERM", 5000), pb.stop("SIGTERM", 5000)]);
       };
       try {
         for (const p of [pa, pb]) {
-          await until(() => !p.running || /Nebula interface is active/.test(p.out), "nebula's interface", 30_000);
-          if (!p.running) throw new Error(`nebula exited: ${p.out.trim().split("\n").slice(-3).join(" | ")}`);
+          await until(() => !p.running || /Nebula interface is active/.test(p.output), "nebula's interface", 30_000);
+          if (!p.running) throw new Error(`nebula exited: ${p.output.trim().split("\n").slice(-3).join(" | ")}`);
         }
       } catch (e) {
         await stop();

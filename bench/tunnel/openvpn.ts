@@ -7,7 +7,8 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { run } from "../../host/util/proc.ts";
-import { ADDR, INNER_MTU, type Ns } from "./lab.ts";
+import { ADDR, INNER_MTU } from "./lab.ts";
+import type { Netns } from "../../host/lab/namespace.ts";
 import { until, type Contender, type Running, type StartContext } from "./contender.ts";
 import { dpkgVersion } from "./tools.ts";
 
@@ -39,7 +40,7 @@ export function openvpnContender(): Contender {
       const dir = join(ctx.lab.dir, `openvpn-${starts++}`);
       mkdirSync(dir, { recursive: true });
       const ca = await cert(dir, "a"), cb = await cert(dir, "b");
-      const side = (ns: Ns, core: number, me: typeof ca, peer: typeof ca, local: string, remote: string, ifl: string, ifr: string, net: string, server: boolean) =>
+      const side = (ns: Netns, core: number, me: typeof ca, peer: typeof ca, local: string, remote: string, ifl: string, ifr: string, net: string, server: boolean) =>
         ns.spawn(["openvpn", "--dev", "ovpn0", "--dev-type", "tun", "--proto", "udp",
           "--local", local, "--lport", String(PORT), "--remote", remote, "--rport", String(PORT),
           "--ifconfig", ifl, ifr, "--route", net.split("/")[0], "255.255.255.0",
@@ -50,18 +51,18 @@ export function openvpnContender(): Contender {
       const pa = side(ctx.lab.eA, ctx.cores[0], ca, cb, ADDR.eAwan, ADDR.eBwan, "10.8.0.1", "10.8.0.2", ADDR.netB, true);
       const pb = side(ctx.lab.eB, ctx.cores[1], cb, ca, ADDR.eBwan, ADDR.eAwan, "10.8.0.2", "10.8.0.1", ADDR.netA, false);
       const stop = async () => {
-        await Promise.all([pa.stop(5000), pb.stop(5000)]);
+        await Promise.all([pa.stop("SIGTERM", 5000), pb.stop("SIGTERM", 5000)]);
       };
       try {
         for (const p of [pa, pb]) {
-          await until(() => !p.running || /Initialization Sequence Completed/.test(p.out), "OpenVPN to complete its initialisation", 30_000);
-          if (!p.running) throw new Error(`openvpn exited: ${p.out.trim().split("\n").slice(-3).join(" | ")}`);
+          await until(() => !p.running || /Initialization Sequence Completed/.test(p.output), "OpenVPN to complete its initialisation", 30_000);
+          if (!p.running) throw new Error(`openvpn exited: ${p.output.trim().split("\n").slice(-3).join(" | ")}`);
         }
       } catch (e) {
         await stop();
         throw e;
       }
-      const data = /Data Channel: cipher '([^']+)'/.exec(pa.out)?.[1] ?? /Outgoing Data Channel: Cipher '([^']+)'/.exec(pa.out)?.[1];
+      const data = /Data Channel: cipher '([^']+)'/.exec(pa.output)?.[1] ?? /Outgoing Data Channel: Cipher '([^']+)'/.exec(pa.output)?.[1];
       return { pids: [pa.pid, pb.pid], notes: data ? [`data channel: ${data}`] : [], stop };
     },
   };

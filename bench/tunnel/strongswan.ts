@@ -14,7 +14,8 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { run } from "../../host/util/proc.ts";
-import { ADDR, type Ns } from "./lab.ts";
+import { ADDR } from "./lab.ts";
+import type { Netns } from "../../host/lab/namespace.ts";
 import { until, type Contender, type Running, type StartContext } from "./contender.ts";
 import { dpkgVersion } from "./tools.ts";
 
@@ -115,7 +116,7 @@ export function strongswanContender(suite: "aes-128-gcm" | "chacha20-poly1305"):
     },
     async start(ctx: StartContext): Promise<Running> {
       const n = starts++;
-      const side = (ns: Ns, name: string, core: number, local: string, remote: string, lts: string, rts: string) => {
+      const side = (ns: Netns, name: string, core: number, local: string, remote: string, lts: string, rts: string) => {
         const dir = join(ctx.lab.dir, `charon-${n}-${name}`);
         mkdirSync(dir, { recursive: true });
         writeFileSync(join(dir, "strongswan.conf"), strongswanConf(dir));
@@ -128,12 +129,12 @@ export function strongswanContender(suite: "aes-128-gcm" | "chacha20-poly1305"):
       const A = side(ctx.lab.eA, "A", ctx.cores[0], ADDR.eAwan, ADDR.eBwan, ADDR.netA, ADDR.netB);
       const B = side(ctx.lab.eB, "B", ctx.cores[1], ADDR.eBwan, ADDR.eAwan, ADDR.netB, ADDR.netA);
       const stop = async () => {
-        await Promise.all([A.proc.stop(5000), B.proc.stop(5000)]);
+        await Promise.all([A.proc.stop("SIGTERM", 5000), B.proc.stop("SIGTERM", 5000)]);
       };
       try {
         for (const s of [A, B]) {
           await until(() => existsSync(join(s.dir, "charon.vici")) || !s.proc.running, "charon's vici socket");
-          if (!s.proc.running) throw new Error(`charon died: ${s.proc.out.trim()}`);
+          if (!s.proc.running) throw new Error(`charon died: ${s.proc.output.trim()}`);
           await s.swanctl("--load-all", "--file", join(s.dir, "swanctl.conf"));
         }
         await A.swanctl("--initiate", "--child", "net", "--timeout", "15");

@@ -96,12 +96,12 @@ export function wespContender(suite: Suite, offloads = true): Contender {
       const pa = ctx.lab.eA.spawn([process.execPath, WESP_BIN, "up", cfgA], { core: ctx.cores[0], env });
       const pb = ctx.lab.eB.spawn([process.execPath, WESP_BIN, "up", cfgB], { core: ctx.cores[1], env });
       const stop = async () => {
-        await Promise.all([pa.stop(10_000), pb.stop(10_000)]);
+        await Promise.all([pa.stop("SIGTERM", 10_000), pb.stop("SIGTERM", 10_000)]);
       };
       try {
         for (const [p, n] of [[pa, "A"], [pb, "B"]] as const) {
-          await until(() => !p.running || /forwarding on/.test(p.out), `wesp up in e${n}`, Math.min(1_800_000, 120_000 + 200 * ctx.sas));
-          if (!p.running) throw new Error(`wesp up in e${n} exited ${p.exitCode}: ${p.out.trim().split("\n").slice(-3).join(" | ")}`);
+          await until(() => !p.running || /forwarding on/.test(p.output), `wesp up in e${n}`, Math.min(1_800_000, 120_000 + 200 * ctx.sas));
+          if (!p.running) throw new Error(`wesp up in e${n} exited ${p.exitCode}: ${p.output.trim().split("\n").slice(-3).join(" | ")}`);
         }
       } catch (e) {
         await stop();

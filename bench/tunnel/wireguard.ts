@@ -13,7 +13,9 @@
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { existsSync, rmSync } from "node:fs";
 import { createConnection } from "node:net";
-import { ADDR, INNER_MTU, type Ns } from "./lab.ts";
+import { ADDR, INNER_MTU } from "./lab.ts";
+import type { Netns } from "../../host/lab/namespace.ts";
+import type { LabProcess } from "../../host/lab/process.ts";
 import { until, type Contender, type Running, type StartContext } from "./contender.ts";
 import { dpkgVersion } from "./tools.ts";
 
@@ -58,22 +60,22 @@ export function wireguardContender(): Contender {
       const a = keyPair(), b = keyPair();
       const extras = Array.from({ length: ctx.sas }, (_, i) =>
         `public_key=${randomBytes(32).toString("hex")}\nallowed_ip=10.${128 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32\n`).join("");
-      const side = async (ns: Ns, me: string, core: number, mine: typeof a, theirs: typeof a, endpoint: string, allowed: string, route: string) => {
+      const side = async (ns: Netns, me: string, core: number, mine: typeof a, theirs: typeof a, endpoint: string, allowed: string, route: string) => {
         const ifname = `wg${process.pid}${me}`;
         const sock = `/var/run/wireguard/${ifname}.sock`;
         rmSync(sock, { force: true });
         const proc = ns.spawn(["wireguard-go", "-f", ifname], { core });
         await until(() => existsSync(sock) || !proc.running, `wireguard-go's UAPI socket ${sock}`);
-        if (!proc.running) throw new Error(`wireguard-go exited: ${proc.out.trim()}`);
+        if (!proc.running) throw new Error(`wireguard-go exited: ${proc.output.trim()}`);
         await uapiSet(sock, `private_key=${mine.priv}\nlisten_port=${PORT}\nreplace_peers=true\n` +
           `public_key=${theirs.pub}\nendpoint=${endpoint}:${PORT}\nallowed_ip=${allowed}\n${extras}`);
         await ns.ip("link", "set", "dev", ifname, "mtu", String(INNER_MTU), "up");
         await ns.ip("route", "replace", route, "dev", ifname);
         return proc;
       };
-      const procs = [] as { stop: (ms?: number) => Promise<void>; pid: number }[];
+      const procs: LabProcess[] = [];
       const stop = async () => {
-        await Promise.all(procs.map((p) => p.stop(5000)));
+        await Promise.all(procs.map((p) => p.stop("SIGTERM", 5000)));
       };
       try {
         procs.push(await side(ctx.lab.eA, "a", ctx.cores[0], a, b, ADDR.eBwan, ADDR.netB, ADDR.netB));

@@ -13,7 +13,8 @@
 // what any tunnel carries here. kpps counts the IP packets hB's `lan` received
 // (data and, for TCP, nothing else: ACKs flow the other way).
 import { treeCpuSeconds } from "./cpu.ts";
-import { ADDR, type BenchLab, type Proc } from "./lab.ts";
+import { ADDR, rxPackets, type BenchLab } from "./lab.ts";
+import type { LabProcess } from "../../host/lab/process.ts";
 
 export const WORKLOADS = ["tcp1", "tcp4", "udp1400", "udp64"] as const;
 export type Workload = (typeof WORKLOADS)[number];
@@ -49,19 +50,19 @@ export interface Sample {
 
 /** The iperf3 server in hB, pinned to endpoint B's core; restarted when it has died. */
 export class IperfServer {
-  private proc?: Proc;
+  private proc?: LabProcess;
   constructor(private readonly lab: BenchLab, private readonly core: number) {}
   async ensure(): Promise<void> {
     if (this.proc?.running) return;
     this.proc = this.lab.hB.spawn(["iperf3", "-s", "--forceflush", "-B", ADDR.hB, "-p", String(IPERF_PORT)], { core: this.core });
     const end = Date.now() + 10_000;
-    while (!/Server listening/.test(this.proc.out)) {
-      if (!this.proc.running || Date.now() > end) throw new Error(`iperf3 server: ${this.proc.out.trim()}`);
+    while (!/Server listening/.test(this.proc.output)) {
+      if (!this.proc.running || Date.now() > end) throw new Error(`iperf3 server: ${this.proc.output.trim()}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
   async restart(): Promise<void> {
-    await this.proc?.stop(2000);
+    await this.proc?.stop("SIGTERM", 2000);
     this.proc = undefined;
     await this.ensure();
   }
@@ -98,11 +99,11 @@ export async function warmUp(lab: BenchLab, server: IperfServer, core: number, m
 /** One measurement of `w` for `seconds`; endpoint trees rooted at `pids`. */
 export async function measure(lab: BenchLab, server: IperfServer, pids: number[], core: number, w: Workload, seconds: number): Promise<Omit<Sample, "contender" | "run">> {
   await server.ensure();
-  const rx0 = await lab.hB.rxPackets("lan");
+  const rx0 = await rxPackets(lab.hB, "lan");
   const cpu0 = treeCpuSeconds(pids);
   const r = await lab.hA.exec(["taskset", "-c", String(core), ...clientArgs(w, seconds)], { timeoutMs: (seconds + 30) * 1000 });
   const cpu1 = treeCpuSeconds(pids);
-  const rx1 = await lab.hB.rxPackets("lan");
+  const rx1 = await rxPackets(lab.hB, "lan");
   let j: any;
   try {
     j = JSON.parse(r.stdout);

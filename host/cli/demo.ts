@@ -3,7 +3,8 @@
 // the work; docs/demo.md explains it).
 import { existsSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { defaultPrefix, removeLeftovers } from "../demo/lab.ts";
+import { removeLeftovers } from "../lab/leftovers.ts";
+import { defaultPrefix } from "../demo/plan.ts";
 import { runDemo } from "../demo/run.ts";
 import { prepareTools } from "../demo/tools.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_PERMISSION } from "./exit_codes.ts";

@@ -8,7 +8,9 @@
 // `wesp up` answers by deleting its IKE SAs and closing TUN and sockets.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { exec, waitFor, type Lab, type LabProcess } from "./lab.ts";
+import { exec, waitFor } from "../util/proc.ts";
+import type { Lab } from "../lab/lab.ts";
+import type { LabProcess } from "../lab/process.ts";
 import { NS, type Site, type SiteId } from "./plan.ts";
 import type { DemoConfigs } from "./configs.ts";
 import type { Status } from "../control/status.ts";
@@ -22,8 +24,8 @@ export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** Starts `wesp up` for `site`; resolves once it forwards (its log says so), rejects if it exits first. */
 export async function startCe(lab: Lab, site: Site, configs: DemoConfigs): Promise<LabProcess> {
   const env = configs.mode === "ike" ? { [KEYLOG_ENV]: configs.keyLogs[site.id] } : undefined;
-  const p = lab.spawn(NS.ce(site), `wesp-${site.name}`, [process.execPath, WESP, "up", configs.files[site.id]], { cwd: ROOT, env });
-  const log = () => readFileSync(p.log, "utf8");
+  const p = lab.at(NS.ce(site)).spawn([process.execPath, WESP, "up", configs.files[site.id]], { log: `wesp-${site.name}`, cwd: ROOT, env });
+  const log = () => readFileSync(p.log!, "utf8");
   await waitFor(() => /forwarding on/.test(log()) || !p.running, `wesp up in ${NS.ce(site)}`, 30_000);
   if (!p.running) throw new Error(`wesp up in ${NS.ce(site)} exited with ${p.exitCode}:\n${log().trimEnd()}`);
   return p;

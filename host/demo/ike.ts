@@ -14,7 +14,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { requestStatus } from "../control/client.ts";
 import type { Status } from "../control/status.ts";
 import type { KeyLogLine } from "../ike/keylog.ts";
-import { waitFor } from "./lab.ts";
+import { waitFor } from "../util/proc.ts";
 import { PAIRS, SITES, type DemoSuite, type SiteId } from "./plan.ts";
 import type { DemoConfigs, DemoSa } from "./configs.ts";
 

@@ -7,7 +7,7 @@
 // authenticated packets: this is what makes the NAT traversal visible.
 // Nothing is forwarded from outside in: only replies to flows C opened pass.
 import { IF, NAT_INSIDE, NAT_OUTSIDE, NAT_PORTS, NS, SITES, WAN_LEN } from "./plan.ts";
-import type { Lab } from "./lab.ts";
+import type { Lab } from "../lab/lab.ts";
 
 /**
  * nftables rules for a masquerading NAT leaving by interface `outside`: UDP
@@ -33,14 +33,14 @@ table ip nat {
  * C's authenticated packets just as they would learn the NAT's mapping.
  */
 export async function setUpNat(lab: Lab, translate = true): Promise<void> {
-  await lab.ip(NS.nat, "addr", "add", `${NAT_OUTSIDE}/${WAN_LEN}`, "dev", IF.natOutside);
-  await lab.ip(NS.nat, "addr", "add", `${NAT_INSIDE.nat}/${NAT_INSIDE.len}`, "dev", IF.natInside);
+  await lab.at(NS.nat).ip("addr", "add", `${NAT_OUTSIDE}/${WAN_LEN}`, "dev", IF.natOutside);
+  await lab.at(NS.nat).ip("addr", "add", `${NAT_INSIDE.nat}/${NAT_INSIDE.len}`, "dev", IF.natInside);
   if (translate) {
-    await lab.runIn(NS.nat, ["nft", "-f", "-"], { input: masqueradeRules(IF.natOutside) });
+    await lab.at(NS.nat).run(["nft", "-f", "-"], { input: masqueradeRules(IF.natOutside) });
     return;
   }
   const inside = `${NAT_INSIDE.nat.replace(/\.\d+$/, ".0")}/${NAT_INSIDE.len}`;
-  for (const s of SITES) if (!s.behindNat) await lab.ip(NS.ce(s), "route", "add", inside, "via", NAT_OUTSIDE);
+  for (const s of SITES) if (!s.behindNat) await lab.at(NS.ce(s)).ip("route", "add", inside, "via", NAT_OUTSIDE);
 }
 
 export interface NatMapping {
@@ -58,7 +58,7 @@ export interface NatMapping {
  * tuple's source, and the reply tuple's destination, which is the translated source.
  */
 export async function natMappings(lab: Lab): Promise<NatMapping[]> {
-  const r = await lab.exec(NS.nat, ["cat", "/proc/net/nf_conntrack"]);
+  const r = await lab.at(NS.nat).exec(["cat", "/proc/net/nf_conntrack"]);
   if (r.code !== 0) return [];
   return parseConntrack(r.stdout);
 }

@@ -132,6 +132,19 @@ export function siteById(id: SiteId): Site {
 /** NAT-keepalive interval (RFC 3948 §2.3) of the site behind the NAT, in seconds. */
 export const KEEPALIVE_S = 2; // short, so that even a quick run shows some on the wire
 
+/** The demo's namespace and scratch-dir prefix (a lab tag, host/lab/lab.ts) when none is given. */
+export const DEFAULT_PREFIX = "wesp-demo-";
+
+/**
+ * The prefix when none is given: `$WESP_NS_PREFIX` + `demo-` when set (each of
+ * several concurrent runners has its own; the suffix keeps a demo clear of the
+ * runner's other namespaces, which a demo's start would otherwise remove as
+ * its leftovers), else `wesp-demo-`.
+ */
+export function defaultPrefix(env: NodeJS.ProcessEnv = process.env): string {
+  return env.WESP_NS_PREFIX ? `${env.WESP_NS_PREFIX}demo-` : DEFAULT_PREFIX;
+}
+
 /** Namespace labels (the lab prefixes them). */
 export const NS = {
   wan: "wan",

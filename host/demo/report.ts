@@ -1,7 +1,7 @@
 // What the demo prints: a step at a time, then the checks and PASS or FAIL.
 import { existsSync, readFileSync } from "node:fs";
-import type { Lab } from "./lab.ts";
-import { NAT_OUTSIDE, NAT_PORTS, NS, PAIRS, SITES, siteById, type SiteId } from "./plan.ts";
+import type { Lab } from "../lab/lab.ts";
+import { DEFAULT_PREFIX, NAT_OUTSIDE, NAT_PORTS, NS, PAIRS, SITES, siteById, type SiteId } from "./plan.ts";
 import type { DemoConfigs, DemoSa } from "./configs.ts";
 import type { PingResult, TcpResult } from "./traffic.ts";
 import type { EspSaTableFile, SpiSummary, WireFrame, WireReport } from "./wire.ts";
@@ -58,7 +58,7 @@ export function step(out: Out, n: number, what: string): void {
 }
 
 export function lab(out: Out, l: Lab, c: DemoConfigs, took: string): void {
-  out(`  ${l.namespaces.length} namespaces (${l.prefix}*), configs with fresh keys in ${l.dir} (${c.mode === "ike" ? "IKEv2 pre-shared keys" : "static ESP keys"}, mode 0600) (${took})`);
+  out(`  ${l.namespaces.length} namespaces (${l.tag}*), configs with fresh keys in ${l.dir} (${c.mode === "ike" ? "IKEv2 pre-shared keys" : "static ESP keys"}, mode 0600) (${took})`);
   for (const s of SITES) out(`    ${c.files[s.id]}`);
 }
 
@@ -152,11 +152,11 @@ export function verdict(out: Out, r: DemoResult, without: readonly DemoTool[]): 
 
 export function kept(out: Out, l: Lab): void {
   out(`\nthe lab is still up (--keep). Look around:`);
-  for (const s of SITES) out(`  ip netns exec ${l.nsName(NS.host(s))} bash      # ${s.name}'s LAN host, ${s.host.v4}`);
-  out(`  ip netns exec ${l.nsName(NS.ce(SITES[0]))} node bin/wesp.js status ${l.dir}/site-a.yaml`);
-  out(`  ip netns exec ${l.nsName(NS.wan)} tcpdump -ni br0 udp       # the Internet`);
+  for (const s of SITES) out(`  ip netns exec ${l.at(NS.host(s)).name} bash      # ${s.name}'s LAN host, ${s.host.v4}`);
+  out(`  ip netns exec ${l.at(NS.ce(SITES[0])).name} node bin/wesp.js status ${l.dir}/site-a.yaml`);
+  out(`  ip netns exec ${l.at(NS.wan).name} tcpdump -ni br0 udp       # the Internet`);
   out(`  logs, configs, keys and the capture: ${l.dir}`);
-  out(`tear it down with:  node bin/wesp.js demo --down${l.prefix === "wesp-demo-" ? "" : ` --prefix ${l.prefix}`}`);
+  out(`tear it down with:  node bin/wesp.js demo --down${l.tag === DEFAULT_PREFIX ? "" : ` --prefix ${l.tag}`}`);
 }
 
 export function logTail(out: Out, label: string, path: string): void {

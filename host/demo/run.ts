@@ -3,7 +3,8 @@
 // between every pair of sites, look at the wire and the counters, judge, tear
 // down (unless kept). Each step prints what it did; every check ends up in
 // `DemoResult.checks`, and the run passes only if all do.
-import { defaultPrefix, Lab, leftovers, removeLeftovers } from "./lab.ts";
+import { Lab } from "../lab/lab.ts";
+import { leftovers, removeLeftovers } from "../lab/leftovers.ts";
 import { buildTopology } from "./topology.ts";
 import { writeConfigs, type DemoConfigs, type DemoSa } from "./configs.ts";
 import { ceStatus, startCe } from "./ces.ts";
@@ -13,7 +14,7 @@ import { decode, decodeWithoutTshark, espSaTable, startCapture, summarize, unkno
 import { natMappings, type NatMapping } from "./nat.ts";
 import { judge, type Check } from "./checks.ts";
 import * as say from "./report.ts";
-import { NS, SITES, type DemoMode, type DemoSuite, type SiteId } from "./plan.ts";
+import { defaultPrefix, NS, SITES, type DemoMode, type DemoSuite, type SiteId } from "./plan.ts";
 import type { Status } from "../control/status.ts";
 import { ALL_TOOLS, DEMO_TOOLS, type DemoTools } from "./tools.ts";
 
@@ -76,7 +77,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     ok: false, mode: opts.mode ?? "ike", checks: [], sas: [], pings: [], tcp: [], wire: null, unknownSpi: { frames: 0, spis: [] },
     keepalives: 0, ikeDatagrams: 0, captureDropped: 0, nat: [], status: {},
     tools, skipped: without.map((t) => `${t.cmd}: ${t.without}`),
-    lab: { dir: lab.dir, namespaces: lab.namespaces, kept: false },
+    lab: { dir: lab.dir, namespaces: [], kept: false },
   };
   say.banner(out, tools, result.mode);
   try {
@@ -84,8 +85,9 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
   } catch (e) {
     result.error = (e as Error).message;
     out(`\nthe demo stopped: ${result.error}`);
-    for (const p of lab.processes) if (/^wesp-/.test(p.label)) say.logTail(out, p.label, p.log);
+    for (const p of lab.processes) if (/^wesp-/.test(p.label)) say.logTail(out, p.label, p.log!);
   }
+  result.lab.namespaces = lab.namespaces.map((ns) => ns.name);
   result.checks = judge(result);
   result.ok = !result.error && result.checks.every((c) => c.ok);
   say.verdict(out, result, without);

@@ -5,7 +5,9 @@
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import { NS, SITES, siteById, type Site, type SiteId } from "./plan.ts";
-import { waitFor, type Lab, type LabProcess } from "./lab.ts";
+import { waitFor } from "../util/proc.ts";
+import type { Lab } from "../lab/lab.ts";
+import type { LabProcess } from "../lab/process.ts";
 
 const AGENT = fileURLToPath(new URL("./agent.ts", import.meta.url));
 const TSX = import.meta.resolve("tsx");
@@ -55,7 +57,7 @@ export class Agent {
 export async function startAgents(lab: Lab): Promise<Map<SiteId, Agent>> {
   const agents = new Map<SiteId, Agent>();
   for (const s of SITES) {
-    const p = lab.spawn(NS.host(s), `agent-${s.name}`, [process.execPath, "--import", TSX, AGENT], { pipeStdio: true });
+    const p = lab.at(NS.host(s)).spawn([process.execPath, "--import", TSX, AGENT], { log: `agent-${s.name}`, stdin: true, ownStdout: true });
     agents.set(s.id, new Agent(s, p));
   }
   for (const a of agents.values()) {

@@ -9,7 +9,9 @@
 // counted apart; an ESP frame whose SPI is none of the SAs is reported.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { exec, waitFor, type Lab, type LabProcess } from "./lab.ts";
+import { exec, waitFor } from "../util/proc.ts";
+import type { Lab } from "../lab/lab.ts";
+import type { LabProcess } from "../lab/process.ts";
 import { IF, NS, SITES, type SiteId } from "./plan.ts";
 import type { DemoConfigs, DemoSa } from "./configs.ts";
 import { describeInner, openEsp } from "./esp_check.ts";
@@ -28,14 +30,14 @@ export async function startCapture(lab: Lab): Promise<Capture> {
   const pcap = join(lab.dir, "wan.pcap");
   // -B: a 64 MiB buffer, so a burst of TCP does not overflow it; --immediate-mode -U:
   // nothing waits in a buffer when the demo stops the capture.
-  const p: LabProcess = lab.spawn(NS.wan, "tcpdump", ["tcpdump", "-Z", "root", "-i", IF.bridge, "-n", "-B", "65536", "--immediate-mode", "-U", "-w", pcap, "udp"]);
-  await waitFor(() => /listening on/.test(readFileSync(p.log, "utf8")) || !p.running, "tcpdump on the WAN bridge", 15_000);
-  if (!p.running) throw new Error(`tcpdump failed: ${readFileSync(p.log, "utf8")}`);
+  const p: LabProcess = lab.at(NS.wan).spawn(["tcpdump", "-Z", "root", "-i", IF.bridge, "-n", "-B", "65536", "--immediate-mode", "-U", "-w", pcap, "udp"], { log: "tcpdump" });
+  await waitFor(() => /listening on/.test(readFileSync(p.log!, "utf8")) || !p.running, "tcpdump on the WAN bridge", 15_000);
+  if (!p.running) throw new Error(`tcpdump failed: ${readFileSync(p.log!, "utf8")}`);
   return {
     pcap,
     async stop() {
       await p.stop("SIGINT", 3000); // SIGINT: tcpdump flushes, closes the file, prints its counts
-      return Number(/(\d+) packets? dropped by kernel/.exec(readFileSync(p.log, "utf8"))?.[1] ?? 0);
+      return Number(/(\d+) packets? dropped by kernel/.exec(readFileSync(p.log!, "utf8"))?.[1] ?? 0);
     },
   };
 }

@@ -4,21 +4,19 @@
 // unchanged, reads the status, stops and hears the SAs removed.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { requireTools } from "../helpers/require.ts";
-
-const NS = `wapi${process.pid % 100000}`;
+import { Lab } from "../helpers/netns.ts";
 
 describe("library API example", { skip: requireTools(["netns"], { why: "e2e library API example" }) }, () => {
-  test("examples/embed/ce.ts: start, events, apply, status, stop", () => {
+  test("examples/embed/ce.ts: start, events, apply, status, stop", async () => {
     const dir = mkdtempSync(join(tmpdir(), "wesp-api-"));
-    execFileSync("ip", ["netns", "add", NS]);
+    const lab = new Lab();
     try {
-      execFileSync("ip", ["-n", NS, "link", "set", "lo", "up"]);
-      const out = execFileSync("ip", ["netns", "exec", NS, process.execPath, "--import", "tsx", "examples/embed/ce.ts", dir], { encoding: "utf8", timeout: 60_000 });
+      const ns = await lab.ns("api");
+      const out = await ns.run([process.execPath, "--import", "tsx", "examples/embed/ce.ts", dir], { timeoutMs: 60_000 });
       const lines = out.trim().split("\n");
       assert.equal(lines[0], "started embedded on wesp-embed");
       assert.equal(lines[1], "applied: added branch-b unchanged branch-a");
@@ -30,7 +28,7 @@ describe("library API example", { skip: requireTools(["netns"], { why: "e2e libr
       // Four keys, four state files (one per key and direction), none holding a key.
       assert.equal(readdirSync(join(dir, "sa")).filter((f) => f.endsWith(".json")).length, 4);
     } finally {
-      execFileSync("ip", ["netns", "del", NS]);
+      await lab.teardown();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -23,7 +23,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Lab, waitFor, type Netns, type Spawned } from "../helpers/netns.ts";
+import { Lab, waitFor, type Netns, type LabProcess } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { assertNoNamespacesLeft } from "./io-util.ts";
 import { WESP_BIN } from "./forwarder-util.ts";
@@ -72,7 +72,7 @@ describe("controller + zero-touch CEs (enrolment, mTLS, push)", { skip: requireT
       const tf = JSON.parse(readFileSync(tokens[0], "utf8"));
       assert.match(tf.caFingerprint, /^[0-9a-f]{64}$/, "the token file carries the CA fingerprint");
       assert.equal(statSync(tokens[0]).mode & 0o077, 0, "the token file is private");
-      const agents: Spawned[] = [];
+      const agents: LabProcess[] = [];
       await Promise.all([1, 2, 3].map(async (i) => (agents[i] = await startCe(i, tokens[i - 1]))));
       for (const i of [1, 2, 3]) {
         assert.match(agents[i].stderr, new RegExp(`enrolled as s${i}@v`));

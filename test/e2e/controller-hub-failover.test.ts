@@ -24,7 +24,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Lab, waitFor, type Spawned } from "../helpers/netns.ts";
+import { Lab, waitFor, type LabProcess } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { assertNoNamespacesLeft } from "./io-util.ts";
 import { WESP_BIN, status } from "./forwarder-util.ts";
@@ -41,7 +41,7 @@ const RECEIVER = `const d = require("dgram").createSocket("udp4");
 d.on("message", (m) => process.stdout.write(m.readUInt32BE(0) + " " + m.readDoubleBE(4) + "\\n")); d.bind(9000, process.argv[1]);`;
 
 interface Rx { seq: number; sent: number }
-const received = (p: Spawned): Rx[] => p.stdout.split("\n").filter(Boolean).map((l) => {
+const received = (p: LabProcess): Rx[] => p.stdout.split("\n").filter(Boolean).map((l) => {
   const [seq, sent] = l.split(" ").map(Number);
   return { seq, sent };
 });
@@ -73,8 +73,8 @@ async function via(sock: string): Promise<string | null> {
 describe("controller hub-and-spoke with a backup hub: spokes fail over on IKE liveness and back", { skip: requireTools(["netns", "python3"], { why: "e2e controller and CE agents" }) }, () => {
   it(`the primary hub killed: s3 → s4 flows through hub2 within 3 liveness intervals (dpd ${DPD} s); back through the hub when it returns`, { timeout: 180_000 }, async () => {
     const lab = new Lab(`${process.env.WESP_NS_PREFIX ?? "wfo-"}`);
-    const agents: Spawned[] = [];
-    const extra: Spawned[] = [];
+    const agents: LabProcess[] = [];
+    const extra: LabProcess[] = [];
     try {
       const { ctlNs, ce } = await labOnBridge(lab, NAMES.slice(1));
       // A hub forwards from its TUN back into it (spoke to spoke); no ICMP redirects for that.

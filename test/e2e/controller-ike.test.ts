@@ -24,7 +24,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Lab, waitFor, type Netns, type Spawned } from "../helpers/netns.ts";
+import { Lab, waitFor, type Netns, type LabProcess } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { assertNoNamespacesLeft } from "./io-util.ts";
 import { WESP_BIN, status } from "./forwarder-util.ts";
@@ -34,7 +34,7 @@ import { ikeOf, ikeUp } from "./ike-util.ts";
 describe("controller + zero-touch CEs keyed by IKEv2 with their enrolled certificates", { skip: requireTools(["netns", "python3"], { why: "e2e controller and CE agents" }) }, () => {
   it("3 CEs from tokens negotiate a full mesh; a revoked site is refused at IKE_AUTH; a removed one gets a DELETE", { timeout: 240_000 }, async () => {
     const lab = new Lab(`${process.env.WESP_NS_PREFIX ?? "wci-"}`);
-    const agents: Spawned[] = [];
+    const agents: LabProcess[] = [];
     try {
       const attach = await wanBridge(lab);
       const ctlNs = await lab.ns("ctl");

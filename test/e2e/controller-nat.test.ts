@@ -12,7 +12,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Lab, waitFor, type Netns, type Spawned } from "../helpers/netns.ts";
+import { Lab, waitFor, type Netns, type LabProcess } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { assertNoNamespacesLeft } from "./io-util.ts";
 import { WESP_BIN } from "./forwarder-util.ts";
@@ -47,7 +47,7 @@ describe("controller + a CE behind a NAT (STUN, registration, distribution)", { 
       await ctl("create-vpn", "v", "--keying", "controller");
       await ctl("add-site", "v", "s1", "--prefix", "10.1.0.0/16", "--wan", "inet=192.0.2.1");
       await ctl("add-site", "v", "s2", "--prefix", "10.2.0.0/16", "--wan", "inet=10.0.0.2");
-      const agents: Spawned[] = [];
+      const agents: LabProcess[] = [];
       for (const [i, ns] of [[1, ce1], [2, ce2]] as const) {
         const tf = join(lab.dir, `s${i}.token`);
         await ctl("token", "v", `s${i}`, "--ttl", "600", "--out", tf);

@@ -21,7 +21,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Lab, waitFor, type Netns, type Spawned } from "../helpers/netns.ts";
+import { Lab, waitFor, type Netns, type LabProcess } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { startCapture } from "../helpers/tshark.ts";
 import { espPackets } from "../helpers/esp_pcap.ts";
@@ -32,7 +32,7 @@ import { streamsBothWays } from "./lifecycle-util.ts";
 
 const wan = (i: number) => `192.0.2.${i}`;
 const lanAddr = (i: number) => `10.${i}.0.1`;
-const lines = (p: Spawned, re: RegExp) => p.stderr.split("\n").filter((l) => re.test(l));
+const lines = (p: LabProcess, re: RegExp) => p.stderr.split("\n").filter((l) => re.test(l));
 
 describe("controller-driven rekeying (RFC 9061 IKE-less)", { skip: requireTools(["netns", "python3", "tcpdump"], { why: "e2e controller rekeying" }) }, () => {
   it("two CEs rekeyed by the controller twice under numbered streams both ways: no loss, no duplicate, new SPIs on the wire", { timeout: 240_000 }, async () => {
@@ -50,7 +50,7 @@ describe("controller-driven rekeying (RFC 9061 IKE-less)", { skip: requireTools(
       const controller = await startController(ctlNs, state, "off");
       const ctl = operator(ctlNs, state);
       await ctl("create-vpn", "v", "--keying", "controller", "--sa-lifetime", "soft=5,hard=120");
-      const agents: Spawned[] = [];
+      const agents: LabProcess[] = [];
       for (const i of [1, 2]) {
         await ctl("add-site", "v", `s${i}`, "--prefix", `10.${i}.0.0/16`, "--wan", `inet=${wan(i)}`);
         const token = join(lab.dir, `s${i}.token`);

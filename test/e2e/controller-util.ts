@@ -2,7 +2,7 @@
 // join on their "wan" interface, a /24 address each; the controller and the
 // operator's `wesp ctl` in a namespace.
 import assert from "node:assert/strict";
-import { run, waitFor, type Lab, type Netns, type Spawned } from "../helpers/netns.ts";
+import { run, waitFor, type Lab, type Netns, type LabProcess } from "../helpers/netns.ts";
 import { WESP_BIN } from "./forwarder-util.ts";
 
 /** Makes the bridge; resolves to `attach(ns, bridgePort, address)`. */
@@ -37,10 +37,10 @@ export const wanAddr = (i: number) => `192.0.2.${i}`;
 export const lanAddr = (i: number) => `10.${i}.0.1`;
 
 /** Lines of `p`'s stderr that match `re`. */
-export const lines = (p: Spawned, re: RegExp) => p.stderr.split("\n").filter((l) => re.test(l));
+export const lines = (p: LabProcess, re: RegExp) => p.stderr.split("\n").filter((l) => re.test(l));
 
 /** `wesp controller` in `ns` with its state in `state`, once it serves (STUN as `stun`: off or HOST:PORT). */
-export async function startController(ns: Netns, state: string, stun: string): Promise<Spawned> {
+export async function startController(ns: Netns, state: string, stun: string): Promise<LabProcess> {
   const p = ns.spawn([process.execPath, WESP_BIN, "controller", "--state", state, "--listen", `${CTL}:8443`, "--stun", stun]);
   await waitFor(() => /^https:/m.test(p.stdout) || !p.running, "controller up", 60_000, 20);
   assert.ok(p.running, `controller exited: ${p.stderr}`);

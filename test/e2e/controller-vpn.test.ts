@@ -29,7 +29,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { cpSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Lab, waitFor, type Netns, type Spawned } from "../helpers/netns.ts";
+import { Lab, waitFor, type Netns, type LabProcess } from "../helpers/netns.ts";
 import { requireTools, type Need } from "../helpers/require.ts";
 import { assertNoNamespacesLeft } from "./io-util.ts";
 import { WESP_BIN, status } from "./forwarder-util.ts";
@@ -46,8 +46,8 @@ const SITES = [1, 2, 3, 4];
 
 async function vpnInOnePiece(store: "sqlite" | "postgres"): Promise<void> {
   const lab = new Lab(process.env.WESP_NS_PREFIX ?? "wvp-");
-  const agents: Spawned[] = [];
-  const controllers = new Map<"A" | "B", Spawned>();
+  const agents: LabProcess[] = [];
+  const controllers = new Map<"A" | "B", LabProcess>();
   let cluster: PgCluster | undefined;
   try {
     const attach = await wanBridge(lab);

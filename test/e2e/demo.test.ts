@@ -20,7 +20,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { requireTools } from "../helpers/require.ts";
 import { sealEsp } from "../helpers/ref_esp.ts";
-import { leftovers, removeLeftovers } from "../../host/demo/lab.ts";
+import { leftovers, removeLeftovers } from "../../host/lab/leftovers.ts";
 import { parseConntrack } from "../../host/demo/nat.ts";
 import { parsePcapUdp } from "../../host/demo/pcap.ts";
 import { prepareTools } from "../../host/demo/tools.ts";

@@ -16,7 +16,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { exec, Lab, waitFor, type Netns, type Spawned } from "../helpers/netns.ts";
+import { exec, Lab, waitFor, type Netns, type LabProcess } from "../helpers/netns.ts";
 
 export const WESP_BIN = fileURLToPath(new URL("../../bin/wesp.js", import.meta.url));
 
@@ -164,8 +164,8 @@ export function wesp(...args: string[]) {
 }
 
 export interface Running {
-  a: Spawned;
-  b: Spawned;
+  a: LabProcess;
+  b: LabProcess;
   sockA: string;
   sockB: string;
   cfgA: string;

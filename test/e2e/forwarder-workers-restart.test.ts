@@ -26,7 +26,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Lab, waitFor, type Spawned } from "../helpers/netns.ts";
+import { Lab, waitFor, type LabProcess } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { startCapture } from "../helpers/tshark.ts";
 import { espPackets, type EspPacket } from "../helpers/esp_pcap.ts";
@@ -85,7 +85,7 @@ function sample(pkts: EspPacket[], max: number): EspPacket[] {
 describe("wesp up, node.workers = 2: kill -9 never repeats a worker SA's (SPI, seq), and no replay window reopens", { skip: requireTools(["netns", "python3", "tcpdump"], { why: "e2e workers restart" }) }, () => {
   it(`${CASE.name}: ${RESTARTS} × kill -9 of ceA under two-way traffic on both workers`, { timeout: 240_000 }, async () => {
     const lab = new Lab();
-    const procs: Spawned[] = [];
+    const procs: LabProcess[] = [];
     try {
       const s: Sites = await buildSites(lab);
       const { a, b } = configs(CASE, lab.dir);

@@ -5,17 +5,15 @@
 // marker (Forwarder.sendHost). Real TUN and sockets, in a namespace.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { requireTools } from "../helpers/require.ts";
-
-const NS = `whost${process.pid % 100000}`;
+import { Lab } from "../helpers/netns.ts";
 
 describe("IKE datagrams through the NAT-T socket", { skip: requireTools(["netns"], { why: "e2e IKE host packets" }) }, () => {
-  test("marked datagrams are handed up and answered; ESP and keepalives are not", () => {
-    execFileSync("ip", ["netns", "add", NS]);
+  test("marked datagrams are handed up and answered; ESP and keepalives are not", async () => {
+    const lab = new Lab();
     try {
-      execFileSync("ip", ["-n", NS, "link", "set", "lo", "up"]);
-      const out = execFileSync("ip", ["netns", "exec", NS, process.execPath, "--import", "tsx", "test/e2e/host-packet-child.ts"], { encoding: "utf8", timeout: 60_000 });
+      const ns = await lab.ns("host");
+      const out = await ns.run([process.execPath, "--import", "tsx", "test/e2e/host-packet-child.ts"], { timeoutMs: 60_000 });
       const r = JSON.parse(out.trim().split("\n").at(-1)!);
       assert.deepEqual(r.handedUp, [
         { wan: 0, family: 4, from: "127.0.0.2:5000", local: "127.0.0.1", text: "IKE_SA_INIT request, 28+ bytes of it........" },
@@ -26,7 +24,7 @@ describe("IKE datagrams through the NAT-T socket", { skip: requireTools(["netns"
       assert.equal(r.keepalives, 1);
       assert.equal(r.espDrops, 1, "the ESP-looking datagram is the core's: it fails its ICV, not handed up");
     } finally {
-      execFileSync("ip", ["netns", "del", NS]);
+      await lab.teardown();
     }
   });
 });

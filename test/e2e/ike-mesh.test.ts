@@ -22,7 +22,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Lab, waitFor, type Netns, type Spawned } from "../helpers/netns.ts";
+import { Lab, waitFor, type Netns, type LabProcess } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { startCapture } from "../helpers/tshark.ts";
 import { espPackets } from "../helpers/esp_pcap.ts";
@@ -59,7 +59,7 @@ const sock = (dir: string, c: Ce) => join(dir, `ce${c}.sock`);
 describe("wesp up: three CEs in an IKEv2 full mesh, one killed and restarted", { skip: requireTools(["netns", "python3", "tcpdump"], { why: "e2e IKE mesh restart" }) }, () => {
   it("comes back with fresh SPIs; the survivors drop the stale SAs (INITIAL_CONTACT, liveness); traffic resumes", async () => {
     const lab = new Lab();
-    const procs = new Map<Ce, Spawned>();
+    const procs = new Map<Ce, LabProcess>();
     try {
       const core = await lab.ns("core");
       const ns = new Map<Ce, Netns>();

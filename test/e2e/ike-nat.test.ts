@@ -20,7 +20,7 @@ import { describe, it } from "node:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import assert from "node:assert/strict";
-import { Lab, tcpEcho, waitFor, type Netns, type Spawned } from "../helpers/netns.ts";
+import { Lab, tcpEcho, waitFor, type Netns, type LabProcess } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { assertNoNamespacesLeft } from "./io-util.ts";
 import { status } from "./forwarder-util.ts";
@@ -77,7 +77,7 @@ function readPcap(path: string): Udp[] {
 }
 
 /** tcpdump on `dev` in `ns`, started and listening. */
-async function capture(ns: Netns, dev: string, file: string): Promise<Spawned> {
+async function capture(ns: Netns, dev: string, file: string): Promise<LabProcess> {
   const p = ns.spawn(["tcpdump", "-i", dev, "-U", "-n", "-w", file, "udp"]);
   await waitFor(() => /listening on/.test(p.stderr) || !p.running, `tcpdump on ${dev}`, 10_000, 20);
   assert.ok(p.running, p.stderr);
@@ -93,7 +93,7 @@ const IKE_SA_INIT = 34, IKE_AUTH = 35;
 describe("IKEv2 through a NAT (wesp up, PSK)", { skip: requireTools(["netns", "python3", "nft", "tcpdump", "sysctl"], { why: "e2e IKEv2 behind nftables masquerade" }) }, () => {
   it("NAT detected both ways, IKE moves to 4500, ESP in UDP both ways to the learned mapping, keepalives keep it", async () => {
     const lab = new Lab(`${process.env.WESP_NS_PREFIX ?? ""}wnj`); // a runner's own prefix first, if it has one
-    const ces: Spawned[] = [];
+    const ces: LabProcess[] = [];
     try {
       const n = await build(lab);
       const dir = lab.dir;

@@ -5,11 +5,11 @@
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { waitFor, type Netns, type Spawned } from "../helpers/netns.ts";
+import { waitFor, type Netns, type LabProcess } from "../helpers/netns.ts";
 import { WESP_BIN } from "./forwarder-util.ts";
 
 /** `wesp up CFG` in `ns`, waited for until it forwards. */
-export async function upCe(ns: Netns, cfg: string, env?: NodeJS.ProcessEnv): Promise<Spawned> {
+export async function upCe(ns: Netns, cfg: string, env?: NodeJS.ProcessEnv): Promise<LabProcess> {
   const p = ns.spawn([process.execPath, WESP_BIN, "up", cfg], env ? { env: { ...process.env, ...env } } : {});
   await waitFor(async () => !p.running || /forwarding on/.test(p.stderr), `wesp up in ${ns.name}`, 60_000, 20);
   assert.ok(p.running, `wesp up in ${ns.name} exited ${p.exitCode}: ${p.stderr}`);
@@ -59,7 +59,7 @@ while True:
 `;
 
 /** A numbered stream's receiver in `ns` on addr:port, started and ready. */
-export async function streamReceiver(ns: Netns, addr: string, port: number): Promise<Spawned> {
+export async function streamReceiver(ns: Netns, addr: string, port: number): Promise<LabProcess> {
   const p = ns.spawn(["/usr/bin/python3", "-c", RECEIVER_PY, addr, String(port)]);
   await waitFor(() => /rx/.test(p.stdout) || !p.running, `stream receiver in ${ns.name}`);
   assert.ok(p.running, `stream receiver: ${p.stderr}`);
@@ -67,18 +67,18 @@ export async function streamReceiver(ns: Netns, addr: string, port: number): Pro
 }
 
 /** A numbered stream's sender in `ns` to dst:port over `flows` source ports; it stops once the file `stop` exists. */
-export function streamSender(ns: Netns, dst: string, port: number, pps: number, stop: string, flows = 1): Spawned {
+export function streamSender(ns: Netns, dst: string, port: number, pps: number, stop: string, flows = 1): LabProcess {
   return ns.spawn(["/usr/bin/python3", "-c", SENDER_PY, dst, String(port), String(pps), stop, String(flows)]);
 }
 
 /** How many datagrams the receiver got, how many distinct counters, and the highest. */
-export function received(p: Spawned): { count: number; distinct: number; max: number } {
+export function received(p: LabProcess): { count: number; distinct: number; max: number } {
   const m = [...p.stdout.matchAll(/rx (\d+) (\d+) (\d+)/g)].at(-1);
   return { count: Number(m?.[1] ?? 0), distinct: Number(m?.[2] ?? 0), max: Number(m?.[3] ?? 0) };
 }
 
 /** What a sender said it sent once stopped (NaN before). */
-export function sentCount(p: Spawned): number {
+export function sentCount(p: LabProcess): number {
   return Number(/sent (\d+)/.exec(p.stdout)?.[1]);
 }
 

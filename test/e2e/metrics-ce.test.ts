@@ -24,7 +24,7 @@ import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { REASON_NAMES } from "../../host/core/abi.ts";
 import { requestStatus } from "../../host/control/client.ts";
-import { waitFor, type Spawned } from "../helpers/netns.ts";
+import { waitFor, type LabProcess } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { find, parseExposition, rawExchange, value, type Exposition } from "../helpers/prom.ts";
 import { ADDR, WESP_BIN, configs, status, useSites, type Sites } from "./forwarder-util.ts";
@@ -117,7 +117,7 @@ describe("CE metrics and logs: /metrics equals wesp status, hostile requests, no
     writeFileSync(cfgA, JSON.stringify(a), { mode: 0o600 });
     writeFileSync(cfgB, JSON.stringify(b), { mode: 0o600 });
     const sockA = join(dir, "ceA.sock");
-    const start = async (ns: Sites["ceA"], args: string[]): Promise<Spawned> => {
+    const start = async (ns: Sites["ceA"], args: string[]): Promise<LabProcess> => {
       const p = ns.spawn([process.execPath, WESP_BIN, "up", ...args]);
       await waitFor(async () => !p.running || /forwarding on/.test(p.stderr), `wesp up in ${ns.name}`, 60_000, 20);
       assert.ok(p.running, `wesp up in ${ns.name} exited ${p.exitCode}: ${p.stderr}`);
@@ -256,7 +256,7 @@ describe("CE metrics and logs: /metrics equals wesp status, hostile requests, no
     await waitFor(() => /held/.test(squatter.stdout) || !squatter.running, "a process holding ceB's 127.0.0.1:9469");
     assert.ok(squatter.running, `the port holder: ${squatter.stderr}`);
     const cfgA = writeConfig(dir, "ike-metrics-a.json", docA), cfgB = writeConfig(dir, "ike-metrics-b.json", docB);
-    const up = async (ns: Sites["ceA"], args: string[]): Promise<Spawned> => {
+    const up = async (ns: Sites["ceA"], args: string[]): Promise<LabProcess> => {
       const p = ns.spawn([process.execPath, WESP_BIN, "up", ...args]);
       await waitFor(async () => !p.running || /forwarding on/.test(p.stderr), `wesp up in ${ns.name}`, 60_000, 20);
       assert.ok(p.running, `wesp up in ${ns.name} exited ${p.exitCode}: ${p.stderr}`);

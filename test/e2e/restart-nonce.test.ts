@@ -23,7 +23,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Lab, waitFor, type Spawned } from "../helpers/netns.ts";
+import { Lab, waitFor, type LabProcess } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { startCapture } from "../helpers/tshark.ts";
 import { espPackets, type EspPacket } from "../helpers/esp_pcap.ts";
@@ -57,7 +57,7 @@ describe("wesp up: kill -9 never reuses a (key, sequence number), and old packet
   for (const c of CASES) {
     it(`${c.name}, ESP in UDP: ${RESTARTS} × kill -9 of ceA under load, then replays to a running and to a restarted ceB`, { timeout: 240_000 }, async () => {
       const lab = new Lab();
-      const procs: Spawned[] = [];
+      const procs: LabProcess[] = [];
       try {
         const s: Sites = await buildSites(lab);
         const { a, b } = configs(c, lab.dir);

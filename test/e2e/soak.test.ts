@@ -6,7 +6,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { requireTools } from "../helpers/require.ts";
-import { leftovers } from "../../host/demo/lab.ts";
+import { leftovers } from "../../host/lab/leftovers.ts";
 import { DEFAULTS, formatResult, NS_PREFIX, runSoak } from "../soak/soak.ts";
 
 const MINUTES = Number(process.env.WESP_SOAK_CI_MINUTES || 1);

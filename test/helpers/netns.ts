@@ -1,120 +1,25 @@
-// Network namespaces for end-to-end and interop tests.
+// Network namespaces for end-to-end and interop tests: the lab of host/lab/
+// (namespaces, veths, processes, teardown on failure, signals and exit), named
+// for tests, with the probes only tests use.
 //
-// A `Lab` owns everything a test builds: namespaces (named `wesp-t-<pid>-<n>-<label>`
-// so leftovers can be traced to the test process that made them), the veth pairs
-// inside them, the long-running processes started in them and a scratch directory.
-// `teardown()` removes all of it and is safe to call twice; a process-wide `exit` /
-// SIGINT / SIGTERM hook runs the same teardown synchronously, so a test that throws,
-// fails an assertion or is interrupted still leaves nothing behind.
-//
-// Interfaces are only ever created *inside* a lab namespace (veth ends are created
-// directly in their target namespaces), so deleting a namespace deletes its
-// interfaces, and a process dying takes its TUN devices with it. Mounts are made
-// only inside private mount namespaces (`unshare -m`) that die with their process.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+// A test's `Lab` names its namespaces `wesp-t-<pid>-<n>-<label>` (`ownerTag`),
+// so leftovers can be traced to the test process that made them and
+// `sweepStale` removes those of dead ones. Mounts are made only inside private
+// mount namespaces (`unshare -m`) that die with their process.
+import { Lab as HostLab } from "../../host/lab/lab.ts";
+import { Netns as HostNetns } from "../../host/lab/namespace.ts";
+import { ownerTag, sweepStale as sweepStaleOf } from "../../host/lab/leftovers.ts";
+import { waitFor } from "../../host/util/proc.ts";
 
 /** Namespace name prefix; WESP_NS_PREFIX gives each of several concurrent runners its own. */
 export const NS_PREFIX = process.env.WESP_NS_PREFIX ?? "wesp-t-";
 
 export { exec, run, waitFor, type ExecOptions, type ExecResult } from "../../host/util/proc.ts";
-import { exec, run, waitFor, type ExecOptions, type ExecResult } from "../../host/util/proc.ts";
+export { LabProcess } from "../../host/lab/process.ts";
+export { canUseNetns } from "../../host/lab/namespace.ts";
 
-/** A process started inside a namespace; its output is kept for diagnostics. */
-export class Spawned {
-  stdout = "";
-  stderr = "";
-  exitCode: number | null = null;
-  readonly exited: Promise<number | null>;
-  constructor(readonly argv: string[], readonly child: ChildProcess) {
-    child.stdout?.on("data", (d) => (this.stdout = keepTail(this.stdout + d)));
-    child.stderr?.on("data", (d) => (this.stderr = keepTail(this.stderr + d)));
-    this.exited = new Promise((resolve) => {
-      child.on("exit", (code, signal) => {
-        this.exitCode = code ?? (signal ? 128 : null);
-        resolve(this.exitCode);
-      });
-      child.on("error", () => resolve(null));
-    });
-  }
-  get pid(): number {
-    return this.child.pid ?? -1;
-  }
-  get running(): boolean {
-    return this.exitCode === null && this.child.exitCode === null && this.child.signalCode === null;
-  }
-  /**
-   * Signals the process group (the child was started as a group leader) and waits for
-   * it to end; escalates to SIGKILL after `graceMs`. SIGKILL first when the caller
-   * must stop the process without letting it say goodbye (e.g. an IKE DELETE).
-   */
-  async stop(signal: NodeJS.Signals = "SIGTERM", graceMs = 3000): Promise<void> {
-    if (!this.running) return;
-    killGroup(this.pid, signal);
-    const t = setTimeout(() => killGroup(this.pid, "SIGKILL"), graceMs);
-    await this.exited;
-    clearTimeout(t);
-  }
-}
-
-function keepTail(s: string): string {
-  return s.length > 1 << 20 ? s.slice(-(1 << 19)) : s;
-}
-
-function killGroup(pid: number, signal: NodeJS.Signals): void {
-  if (pid <= 0) return;
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      /* already gone */
-    }
-  }
-}
-
-/** One network namespace of a lab. */
-export class Netns {
-  constructor(readonly name: string, readonly lab: Lab) {}
-
-  private wrap(argv: string[]): string[] {
-    return ["ip", "netns", "exec", this.name, ...argv];
-  }
-  exec(argv: string[], opts?: ExecOptions): Promise<ExecResult> {
-    return exec(this.wrap(argv), opts);
-  }
-  run(argv: string[], opts?: ExecOptions): Promise<string> {
-    return run(this.wrap(argv), opts);
-  }
-  /** `ip <args>` inside this namespace. */
-  ip(...args: string[]): Promise<string> {
-    return run(["ip", "-n", this.name, ...args]);
-  }
-  /** Starts a long-running process here; the lab kills it at teardown. */
-  spawn(argv: string[], opts: { env?: NodeJS.ProcessEnv; stdin?: boolean } = {}): Spawned {
-    return this.lab.track(this.wrap(argv), opts);
-  }
-  addr(ifname: string, cidr: string): Promise<string> {
-    return this.ip("addr", "add", cidr, "dev", ifname, ...(cidr.includes(":") ? ["nodad"] : []));
-  }
-  up(ifname: string): Promise<string> {
-    return this.ip("link", "set", "dev", ifname, "up");
-  }
-  route(prefix: string, via: string): Promise<string> {
-    return this.ip(...(via.includes(":") ? ["-6"] : []), "route", "add", prefix, "via", via);
-  }
-  /** Turns the namespace into a router for IPv4 and IPv6. */
-  async forwarding(): Promise<void> {
-    await this.run(["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]);
-  }
-  /** Pids of every process whose network namespace this is (`ip netns pids`). */
-  async pids(): Promise<number[]> {
-    const r = await exec(["ip", "netns", "pids", this.name]);
-    return r.stdout.split(/\s+/).filter(Boolean).map(Number);
-  }
+/** A lab namespace with the tests' probes: one hand-made UDP datagram, ICMP echo. */
+export class Netns extends HostNetns {
   /** Sends one UDP datagram from src:sport (which may be in use) to dst:dport. */
   async sendUdp(src: string, sport: number, dst: string, dport: number, payload: Uint8Array): Promise<void> {
     await this.run(["/usr/bin/python3", "-c", SEND_UDP_PY, src, String(sport), dst, String(dport)], {
@@ -226,167 +131,20 @@ export async function tcpEcho(server: Netns, serverAddr: string, client: Netns, 
   }
 }
 
-let labSeq = 0;
-const liveLabs = new Set<Lab>();
-
-/** Everything one test builds; see the file comment. */
-export class Lab {
-  readonly namespaces: Netns[] = [];
-  readonly processes: Spawned[] = [];
-  readonly dir: string;
-  private readonly tag: string;
-  private torn = false;
-
-  /** `prefix` starts every namespace and scratch dir name (default NS_PREFIX; sweepStale knows only that one). */
+/** Everything one test builds, named `<prefix><pid>-<n>-<label>` (default NS_PREFIX). */
+export class Lab extends HostLab {
   constructor(prefix = NS_PREFIX) {
-    this.tag = `${prefix}${process.pid}-${labSeq++}-`;
-    this.dir = mkdtempSync(join(tmpdir(), this.tag));
-    liveLabs.add(this);
-    installExitHooks();
+    super(ownerTag(prefix));
   }
-
-  /** Creates namespace `<prefix><pid>-<lab>-<label>` with loopback up. */
-  async ns(label: string): Promise<Netns> {
-    const ns = new Netns(this.tag + label, this);
-    this.namespaces.push(ns); // before creation, so a half-made one is still deleted
-    await run(["ip", "netns", "add", ns.name]);
-    await ns.ip("link", "set", "lo", "up");
-    return ns;
+  protected override makeNetns(name: string): Netns {
+    return new Netns(name, this);
   }
-
-  /**
-   * A veth pair with one end in each namespace, both up. The ends are created
-   * directly in their namespaces, so no name is ever taken in the root namespace.
-   * Interface names are limited to 15 bytes (IFNAMSIZ).
-   */
-  async veth(a: Netns, aIf: string, b: Netns, bIf: string): Promise<void> {
-    // "name" spelled out: a bare short name like "a" would parse as the keyword "address"
-    await run(["ip", "link", "add", "name", aIf, "netns", a.name, "type", "veth", "peer", "name", bIf, "netns", b.name]);
-    await a.up(aIf);
-    await b.up(bIf);
-  }
-
-  /** Used by `Netns.spawn`: starts argv as a process-group leader and remembers it. */
-  track(argv: string[], opts: { env?: NodeJS.ProcessEnv; stdin?: boolean }): Spawned {
-    if (this.torn) throw new Error("lab already torn down");
-    const child = spawn(argv[0], argv.slice(1), {
-      env: opts.env ?? process.env,
-      detached: true, // own process group: teardown kills the whole group by its id
-      stdio: [opts.stdin ? "pipe" : "ignore", "pipe", "pipe"],
-    });
-    const p = new Spawned(argv, child);
-    this.processes.push(p);
-    return p;
-  }
-
-  /** Stops every process, deletes every namespace and the scratch dir. Idempotent. */
-  async teardown(): Promise<void> {
-    if (this.torn) return;
-    this.torn = true;
-    await Promise.all(this.processes.map((p) => p.stop("SIGTERM", 2000)));
-    for (const ns of this.namespaces) {
-      // Anything still living in the namespace was started by this lab (directly or
-      // as a descendant): end it by id so the namespace can really go away.
-      for (const pid of await ns.pids()) killGroup(pid, "SIGKILL");
-      await exec(["ip", "netns", "del", ns.name]);
-    }
-    if (!process.env.WESP_KEEP_LABDIR) rmSync(this.dir, { recursive: true, force: true });
-    liveLabs.delete(this);
-  }
-
-  /** Synchronous twin of `teardown` for process-exit hooks (no awaiting there). */
-  teardownSync(): void {
-    if (this.torn) return;
-    this.torn = true;
-    for (const p of this.processes) if (p.running) killGroup(p.pid, "SIGKILL");
-    for (const ns of this.namespaces) deleteNsSync(ns.name);
-    if (!process.env.WESP_KEEP_LABDIR) rmSync(this.dir, { recursive: true, force: true });
-    liveLabs.delete(this);
+  override ns(label: string): Promise<Netns> {
+    return super.ns(label) as Promise<Netns>;
   }
 }
 
-function deleteNsSync(name: string): void {
-  try {
-    const pids = execFileSync("ip", ["netns", "pids", name], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
-    for (const pid of pids.split(/\s+/).filter(Boolean)) killGroup(Number(pid), "SIGKILL");
-  } catch {
-    /* namespace already gone */
-  }
-  try {
-    execFileSync("ip", ["netns", "del", name], { stdio: "ignore" });
-  } catch {
-    /* already gone */
-  }
-}
-
-let hooked = false;
-function installExitHooks(): void {
-  if (hooked) return;
-  hooked = true;
-  const all = () => {
-    for (const lab of [...liveLabs]) lab.teardownSync();
-  };
-  process.on("exit", all);
-  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-    process.once(sig, () => {
-      all();
-      process.exit(128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1));
-    });
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-/**
- * Removes namespaces and scratch dirs left by test processes that no longer run
- * (e.g. killed with SIGKILL, where no hook can run). Returns what it removed.
- * Leftovers of a still-running test process are not touched.
- */
-export function sweepStale(): string[] {
-  const removed: string[] = [];
-  const owner = (name: string) => {
-    const m = name.startsWith(NS_PREFIX) ? /^(\d+)-/.exec(name.slice(NS_PREFIX.length)) : null;
-    return m ? Number(m[1]) : 0;
-  };
-  let list = "";
-  try {
-    list = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
-  } catch {
-    /* no netns support: nothing to sweep */
-  }
-  for (const line of list.split("\n")) {
-    const name = line.split(" ")[0];
-    const pid = owner(name);
-    if (pid && pid !== process.pid && !pidAlive(pid)) {
-      deleteNsSync(name);
-      removed.push(name);
-    }
-  }
-  for (const name of readdirSync(tmpdir())) {
-    const pid = owner(name);
-    const path = join(tmpdir(), name);
-    if (pid && pid !== process.pid && !pidAlive(pid) && statSync(path).isDirectory()) {
-      rmSync(path, { recursive: true, force: true });
-      removed.push(path);
-    }
-  }
-  return removed;
-}
-
-/** Whether this process may build namespaces (root with `ip netns`); tests skip otherwise. */
-export function canUseNetns(): boolean {
-  if (process.getuid?.() !== 0) return false;
-  try {
-    execFileSync("ip", ["netns", "list"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
+/** Removes what test processes that no longer run left under `prefix` (e.g. killed with SIGKILL); see host/lab/leftovers.ts. */
+export function sweepStale(prefix = NS_PREFIX): string[] {
+  return sweepStaleOf(prefix);
 }

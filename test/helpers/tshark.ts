@@ -9,7 +9,7 @@
 // which dissector checked it.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { exec, run, waitFor, type Netns, type Spawned } from "./netns.ts";
+import { exec, run, waitFor, type Netns, type LabProcess } from "./netns.ts";
 
 // ---------------------------------------------------------------------------
 // Capture
@@ -52,7 +52,7 @@ async function wireSized(ns: Netns, iface: string): Promise<void> {
 export async function startCapture(ns: Netns, iface: string, pcap: string, filter: string[] = []): Promise<Capture> {
   await wireSized(ns, iface);
   // -B: a 16 MiB kernel buffer, so bursts (a TCP transfer) are not dropped on a loaded machine
-  const p: Spawned = ns.spawn(["tcpdump", "-Z", "root", "-i", iface, "-n", "-B", "16384", "--immediate-mode", "-U", "-w", pcap, ...filter]);
+  const p: LabProcess = ns.spawn(["tcpdump", "-Z", "root", "-i", iface, "-n", "-B", "16384", "--immediate-mode", "-U", "-w", pcap, ...filter]);
   await waitFor(() => /listening on/.test(p.stderr) || !p.running, `tcpdump on ${ns.name}/${iface}`);
   if (!p.running) throw new Error(`tcpdump failed: ${p.stderr}`);
   const capture: Capture = {

@@ -16,7 +16,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { run, waitFor, type Spawned } from "../helpers/netns.ts";
+import { run, waitFor, type LabProcess } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { chain, type KeyAlg } from "../helpers/pki.ts";
 import { Charon, parseChildSas } from "./strongswan.ts";
@@ -110,7 +110,7 @@ describe("wesp IKEv2 certificates ↔ strongSwan charon", { skip }, () => {
       const t = topo!;
       const files = await pki(t.lab.dir, c);
       const charon = new Charon(t.nsC, { name: c.name, local: CHARON_ADDR, remote: "10.99.0.99", localTs: [NET_C], remoteTs: [NET_W], psk: PSK, suites: ["aes128gcm16"] });
-      let w: Spawned | undefined;
+      let w: LabProcess | undefined;
       try {
         await charon.start();
         // swanctl reads private keys from its private/ directory: a swanctl dir of this charon's own

@@ -16,7 +16,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { waitFor, type Spawned } from "../helpers/netns.ts";
+import { waitFor, type LabProcess } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { parseChildSas, type Charon, type ChildSa } from "./strongswan.ts";
 import { buildIkeTopo, dumps, eventsOf, NET_C, NET_W, startCharon, startWesp, type IkeCase, type IkeTopo, type WespEvent } from "./ike-lab.ts";
@@ -55,9 +55,9 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
  * A charon and a wesp for case `c`, the IKE SA and first CHILD_SA initiated by
  * `c.initiator`, then `body`; logs printed if it fails; both stopped after.
  */
-async function withPeers(t: IkeTopo, c: IkeCase & { initiator: "wesp" | "charon"; cookieThreshold?: number }, body: (charon: Charon, wesp: Spawned) => Promise<void>): Promise<void> {
+async function withPeers(t: IkeTopo, c: IkeCase & { initiator: "wesp" | "charon"; cookieThreshold?: number }, body: (charon: Charon, wesp: LabProcess) => Promise<void>): Promise<void> {
   const charon = await startCharon(t.nsC, c);
-  let wesp: Spawned | undefined;
+  let wesp: LabProcess | undefined;
   try {
     wesp = await startWesp(t, c, c.initiator === "wesp" ? "initiator" : "responder", { cookieThreshold: c.cookieThreshold });
     if (c.initiator === "charon") await charon.swanctl("--initiate", "--child", c.name, "--timeout", "15");
@@ -78,7 +78,7 @@ type ChildEvent = WespEvent & { spiIn: number; spiOut: number; keyIn: string; ke
  * Rekeys the CHILD_SA (started by `rekeyer`) and checks the result: wesp's new
  * pair replaces and deletes the old one, and its SPIs and keys equal charon's.
  */
-async function rekeyChildAndCheck(charon: Charon, w: Spawned, rekeyer: "wesp" | "charon"): Promise<void> {
+async function rekeyChildAndCheck(charon: Charon, w: LabProcess, rekeyer: "wesp" | "charon"): Promise<void> {
   const kids = () => eventsOf(w).filter((e) => e.type === "childSaEstablished") as ChildEvent[];
   const deletes = () => eventsOf(w).filter((e) => e.type === "childSaDeleted");
   await waitFor(() => kids().length >= 1, "a CHILD_SA", 20_000, 50);

@@ -14,7 +14,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { waitFor, type Spawned } from "../helpers/netns.ts";
+import { waitFor, type LabProcess } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { seedFromEnv } from "../helpers/gen.ts";
 import { eventsOf } from "./ike-lab.ts";
@@ -30,7 +30,7 @@ const PER_ADDRESS = 3;
 const MiB = 1 << 20;
 
 /** The last line wesp's responder prints on SIGTERM: its counters and memory. */
-async function stopResponder(r: Spawned): Promise<PeerStats> {
+async function stopResponder(r: LabProcess): Promise<PeerStats> {
   await r.stop("SIGTERM", 5000);
   const last = eventsOf(r).filter((e) => e.type === "counters").pop() as PeerStats | undefined;
   assert.ok(last, `the responder printed its counters on SIGTERM: ${r.stderr}`);

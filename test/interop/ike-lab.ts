@@ -2,12 +2,11 @@
 //
 //   wesp IKE (wike…-W)  wl 10.99.0.1 ═══════ 10.99.0.2 wr  charon (wike…-C)  site 192.168.2.1
 //
-// Namespaces are named `wike<pid>-<n>-<label>`; `sweepWike` removes those of
-// test processes that died without tearing down.
-import { execFileSync } from "node:child_process";
+// Namespaces are named `wike<pid>-<n>-<label>` (a test Lab with prefix `wike`);
+// `sweepStale("wike")` removes those of test processes that died without tearing down.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Lab, Netns, waitFor, type Spawned } from "../helpers/netns.ts";
+import { Lab, sweepStale, waitFor, type LabProcess, type Netns } from "../helpers/netns.ts";
 import assert from "node:assert/strict";
 import { Charon } from "./strongswan.ts";
 import { ikeOf } from "../e2e/ike-util.ts";
@@ -21,49 +20,16 @@ export const PSK = "wesp-ike-interop-psk-0123456789";
 /** `wike`, or under WESP_NS_PREFIX (a runner's own namespaces) `<that>ike`. */
 const NS_PREFIX = process.env.WESP_NS_PREFIX ? `${process.env.WESP_NS_PREFIX}ike` : "wike";
 
-/** A Lab whose namespaces are named `<nsPrefix><pid>-<n>-<label>` (`wike` unless told). */
-export class IkeLab extends Lab {
-  private static seq = 0;
-  private readonly prefix: string;
-  constructor(nsPrefix = NS_PREFIX) {
-    super();
-    this.prefix = `${nsPrefix}${process.pid}-${IkeLab.seq++}-`;
-  }
-  override async ns(label: string): Promise<Netns> {
-    const ns = new Netns(this.prefix + label, this);
-    this.namespaces.push(ns); // before creation: a half-made one is deleted too
-    execFileSync("ip", ["netns", "add", ns.name]);
-    await ns.ip("link", "set", "lo", "up");
-    return ns;
-  }
-}
-
-/** Deletes `wike…` (or `<nsPrefix>…`) namespaces left by test processes that no longer run. */
-export function sweepWike(nsPrefix = NS_PREFIX): void {
-  const list = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
-  for (const line of list.split("\n")) {
-    const m = new RegExp(`^(${nsPrefix}(\\d+)-\\S+)`).exec(line);
-    if (!m || Number(m[2]) === process.pid) continue;
-    let alive = true;
-    try {
-      process.kill(Number(m[2]), 0);
-    } catch {
-      alive = false;
-    }
-    if (!alive) execFileSync("ip", ["netns", "del", m[1]]);
-  }
-}
-
 export interface IkeTopo {
-  lab: IkeLab;
+  lab: Lab;
   nsW: Netns;
   nsC: Netns;
 }
 
 /** The lab; `nsPrefix` keeps a test file's namespaces apart from the others' (default `wike`). */
 export async function buildIkeTopo(nsPrefix = NS_PREFIX): Promise<IkeTopo> {
-  sweepWike(nsPrefix);
-  const lab = new IkeLab(nsPrefix);
+  sweepStale(nsPrefix);
+  const lab = new Lab(nsPrefix);
   const nsW = await lab.ns("W");
   const nsC = await lab.ns("C");
   await lab.veth(nsW, "wl", nsC, "wr");
@@ -158,13 +124,13 @@ export interface WespEvent {
 }
 
 /** The JSON lines wesp's peer process (ike-peer.ts) has printed so far. */
-export const eventsOf = (p: Spawned): WespEvent[] => p.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as WespEvent);
+export const eventsOf = (p: LabProcess): WespEvent[] => p.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as WespEvent);
 
 /**
  * Starts wesp's IKE (ike-peer.ts) in `ns` for case `c`; resolves once its sockets are bound.
  * `peer` overrides fields of its IkePeerText (certificates, identities, fragment size).
  */
-export async function startWesp(t: IkeTopo, c: IkeCase, role: "initiator" | "responder", o: { transcript?: boolean; cookieThreshold?: number; peer?: Partial<IkePeerText> } = {}): Promise<Spawned> {
+export async function startWesp(t: IkeTopo, c: IkeCase, role: "initiator" | "responder", o: { transcript?: boolean; cookieThreshold?: number; peer?: Partial<IkePeerText> } = {}): Promise<LabProcess> {
   const { peer: more, ...opts } = o;
   const peer: IkePeerText = {
     name: c.name, local: WESP, remote: CHARON_ADDR, psk: PSK, ike: [c.ike], esp: [c.esp],

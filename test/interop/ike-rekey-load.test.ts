@@ -24,7 +24,7 @@ import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { waitFor, type Spawned } from "../helpers/netns.ts";
+import { waitFor, type LabProcess } from "../helpers/netns.ts";
 import { status } from "../e2e/forwarder-util.ts";
 import { ikeNode, ikeUp, writeConfig } from "../e2e/ike-util.ts";
 import { received, sentCount, streamReceiver, streamSender } from "../e2e/lifecycle-util.ts";
@@ -71,7 +71,7 @@ interface Load {
 interface Tally { sent: number; count: number; distinct: number; max: number; /** Counters reached when a gap first showed: where loss happened. */ gapsAt: number[] }
 
 /** From a receiver's "rx COUNT DISTINCT MAX" lines: the highest counter each time more were missing than before. */
-function gapsAt(rx: Spawned): number[] {
+function gapsAt(rx: LabProcess): number[] {
   const out: number[] = [];
   let missing = 0;
   for (const m of rx.stdout.matchAll(/rx (\d+) (\d+) (\d+)/g)) {
@@ -89,7 +89,7 @@ async function startLoad(t: Topo, tag: string): Promise<Load> {
   const rxL = await streamReceiver(t.siteL, SITE_L, 9101);
   const sink = t.siteR.spawn(["/usr/bin/python3", "-c", SHA_SINK_PY, SITE_R, String(TCP_PORT)]);
   await waitFor(() => /listening/.test(sink.stdout) || !sink.running, "TCP sink");
-  const procs: Spawned[] = [rxR, rxL, sink];
+  const procs: LabProcess[] = [rxR, rxL, sink];
   const txL = streamSender(t.siteL, SITE_R, 9100, PPS, stopFile);
   const txR = streamSender(t.siteR, SITE_L, 9101, PPS, stopFile);
   const tcp = t.siteL.spawn(["/usr/bin/python3", "-c", SHA_PACED_PY, SITE_R, String(TCP_PORT), String(TCP_RATE), stopFile]);
@@ -108,7 +108,7 @@ async function startLoad(t: Topo, tag: string): Promise<Load> {
           if (now !== last) (quiet = 0), (last = now);
           await sleep(100);
         }
-        const tally = (tx: Spawned, rx: Spawned): Tally => ({ sent: sentCount(tx), ...received(rx), gapsAt: gapsAt(rx) });
+        const tally = (tx: LabProcess, rx: LabProcess): Tally => ({ sent: sentCount(tx), ...received(rx), gapsAt: gapsAt(rx) });
         return {
           lr: tally(txL, rxR),
           rl: tally(txR, rxL),

@@ -6,13 +6,13 @@
 //                                              10.99.0.3 capture, 10.99.0.4 genuine
 //                                              10.99.1.1… the flood's addresses
 //
-// Namespaces are named `wic<pid>-<n>-<label>` (an IkeLab; `<WESP_NS_PREFIX>ic…` when set); `sweepWike` removes those of test
+// Namespaces are named `wic<pid>-<n>-<label>` (a test Lab; `<WESP_NS_PREFIX>ic…` when set); `sweepStale` removes those of test
 // processes that died without tearing down.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { waitFor, type Lab, type Netns, type Spawned } from "../helpers/netns.ts";
+import { Lab, sweepStale, waitFor, type Netns, type LabProcess } from "../helpers/netns.ts";
 import type { IkePeerText } from "../../host/ike/config.ts";
-import { eventsOf, IkeLab, sweepWike, type WespEvent } from "./ike-lab.ts";
+import { eventsOf, type WespEvent } from "./ike-lab.ts";
 
 export const RESPONDER = "10.99.0.1";
 export const ATTACKER = "10.99.0.2";
@@ -35,8 +35,8 @@ export interface StressTopo {
 
 /** Both namespaces, the link, and `floodAddresses` extra addresses on the attacker's side. */
 export async function buildStressTopo(floodAddresses = 0): Promise<StressTopo> {
-  sweepWike(NS_PREFIX);
-  const lab = new IkeLab(NS_PREFIX);
+  sweepStale(NS_PREFIX);
+  const lab = new Lab(NS_PREFIX);
   const nsR = await lab.ns("R");
   const nsA = await lab.ns("A");
   await lab.veth(nsR, "r", nsA, "a");
@@ -52,7 +52,7 @@ export function initiatorPeer(local: string, id: string): IkePeerText {
 }
 
 /** Starts ike-peer.ts in `ns` with `opts` ({peer, role, …}); resolves once its sockets are bound. */
-export async function startPeer(t: StressTopo, ns: Netns, label: string, opts: object): Promise<Spawned> {
+export async function startPeer(t: StressTopo, ns: Netns, label: string, opts: object): Promise<LabProcess> {
   const path = join(t.lab.dir, `${label}.json`);
   writeFileSync(path, JSON.stringify(opts));
   const p = ns.spawn([process.execPath, "--import", "tsx", join(import.meta.dirname, "ike-peer.ts"), path], { stdin: true });
@@ -62,7 +62,7 @@ export async function startPeer(t: StressTopo, ns: Netns, label: string, opts: o
 }
 
 /** wesp's responder for any address, with `o` (cookieThreshold, halfOpen…) on top; quiet. */
-export function startResponder(t: StressTopo, o: object): Promise<Spawned> {
+export function startResponder(t: StressTopo, o: object): Promise<LabProcess> {
   const peer: IkePeerText = { name: "stress", local: RESPONDER, remote: "0.0.0.0", psk: PSK, ...PROPOSALS, localTs: ["192.168.2.0/24"], remoteTs: ["192.168.1.0/24"], ports: PORTS };
   return startPeer(t, t.nsR, "responder", { peer, role: "responder", anyRemote: true, quiet: true, ...o });
 }
@@ -79,7 +79,7 @@ export interface PeerStats extends WespEvent {
 }
 
 /** Asks a running ike-peer.ts for its counters and memory ("stats" on stdin). */
-export async function stats(p: Spawned): Promise<PeerStats> {
+export async function stats(p: LabProcess): Promise<PeerStats> {
   const before = eventsOf(p).filter((e) => e.type === "stats").length;
   p.child.stdin!.write("stats\n");
   await waitFor(() => eventsOf(p).filter((e) => e.type === "stats").length > before || !p.running, "stats", 10_000, 10);

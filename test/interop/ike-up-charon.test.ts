@@ -24,7 +24,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { tcpEcho, waitFor, type Spawned } from "../helpers/netns.ts";
+import { tcpEcho, waitFor, type LabProcess } from "../helpers/netns.ts";
 import { status } from "../e2e/forwarder-util.ts";
 import { ikeNode, ikeOf, ikeUp, writeConfig } from "../e2e/ike-util.ts";
 import { received, sentCount, streamReceiver, streamSender } from "../e2e/lifecycle-util.ts";
@@ -43,7 +43,7 @@ assert.deepEqual([WESP, CHARON_ADDR, NET_W, NET_C], [WAN_L, WAN_R, NET_L, NET_R]
 const startCharon = (t: Topo, name: string): Promise<Charon> => startCharonIn(t.ceR, charonCase(name));
 
 /** wesp up in ceL with charon as its one IKE peer; resolves once it forwards. */
-async function startWesp(t: Topo, tag: string, ike: Record<string, unknown>, workers = 1): Promise<{ w: Spawned; sock: string }> {
+async function startWesp(t: Topo, tag: string, ike: Record<string, unknown>, workers = 1): Promise<{ w: LabProcess; sock: string }> {
   const dir = t.lab.dir;
   const doc = ikeNode(dir, `wesp-${tag}`, WAN_L, [NET_L], [{ name: "charon", address: WAN_R, prefixes: [NET_R], initiate: true, encap: "udp", psk: PSK, ike }]) as { node: { workers: number } };
   doc.node.workers = workers;

@@ -15,7 +15,7 @@
 // (keymat_v2.c derive_child_keys) — `parseChildSas` turns that log into SAs.
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { run, waitFor, type Netns, type Spawned } from "../helpers/netns.ts";
+import { run, waitFor, type Netns, type LabProcess } from "../helpers/netns.ts";
 import type { EspAuthAlg, EspEncAlg, EspSa } from "../helpers/tshark.ts";
 
 export const CHARON = "/usr/lib/ipsec/charon";
@@ -135,7 +135,7 @@ export class Charon {
   readonly dir: string;
   readonly logPath: string;
   readonly uri: string;
-  private proc?: Spawned;
+  private proc?: LabProcess;
 
   constructor(readonly ns: Netns, readonly opts: CharonOptions) {
     this.dir = join(ns.lab.dir, `charon-${opts.name}`);

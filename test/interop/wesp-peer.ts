@@ -6,7 +6,7 @@
 // `inbound` is what wesp receives (spi_in/key_in) and `outbound` what it sends.
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { exec, type ExecResult, type Netns, type Spawned } from "../helpers/netns.ts";
+import { exec, type ExecResult, type Netns, type LabProcess } from "../helpers/netns.ts";
 import type { ChildSa, Suite } from "./strongswan.ts";
 
 export const WESP_BIN = fileURLToPath(new URL("../../bin/wesp.js", import.meta.url));
@@ -92,6 +92,6 @@ export function wesp(...args: string[]): Promise<ExecResult> {
 }
 
 /** `wesp up CONFIG` inside `ns`, in the foreground; the lab stops it at teardown. */
-export function wespUp(ns: Netns, config: string, env?: NodeJS.ProcessEnv): Spawned {
+export function wespUp(ns: Netns, config: string, env?: NodeJS.ProcessEnv): LabProcess {
   return ns.spawn([process.execPath, WESP_BIN, "up", config], env ? { env: { ...process.env, ...env } } : {});
 }

@@ -5,7 +5,7 @@
 //   10.1.0.2   10.1.0.1 192.0.2.1  192.0.2.254   198.51.100.1  198.51.100.2  10.2.0.1  10.2.0.2
 //   fd00:1::2  fd00:1::1                                                      fd00:2::1 fd00:2::2
 //
-// Namespaces are `wsoak-<pid>-<label>` (host/demo/lab.ts removes them, with every
+// Namespaces are `wsoak-<pid>-<n>-<label>` (host/lab/ removes them, with every
 // process in them, on success, failure, signals and exit). The middle namespace
 // does no IP forwarding: each CE's peer address is the relay's address on its
 // side, and the relay (test/soak/relay.ts) forwards ESP-in-UDP between its two
@@ -31,7 +31,10 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, copyFi
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
-import { Lab, exec, leftovers, removeLeftovers, waitFor, type LabProcess } from "../../host/demo/lab.ts";
+import { exec, waitFor } from "../../host/util/proc.ts";
+import { Lab } from "../../host/lab/lab.ts";
+import { ownerTag, sweepStale } from "../../host/lab/leftovers.ts";
+import type { LabProcess } from "../../host/lab/process.ts";
 import type { RelaySummary } from "./relay.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -191,11 +194,11 @@ function configs(o: SoakOptions, dir: string, stateDir: boolean): { a: object; b
 }
 
 async function build(lab: Lab): Promise<void> {
-  for (const l of ["hA", "ceA", "mid", "ceB", "hB"]) await lab.ns(l);
-  await lab.veth("hA", "lan", "ceA", "lan");
-  await lab.veth("ceA", "wan", "mid", "toA");
-  await lab.veth("mid", "toB", "ceB", "wan");
-  await lab.veth("ceB", "lan", "hB", "lan");
+  const [hA, ceA, mid, ceB, hB] = [await lab.ns("hA"), await lab.ns("ceA"), await lab.ns("mid"), await lab.ns("ceB"), await lab.ns("hB")];
+  await lab.veth(hA, "lan", ceA, "lan");
+  await lab.veth(ceA, "wan", mid, "toA");
+  await lab.veth(mid, "toB", ceB, "wan");
+  await lab.veth(ceB, "lan", hB, "lan");
   const plan: [string, string, string][] = [
     ["hA", "lan", `${ADDR.hostA.v4}/24`], ["hA", "lan", `${ADDR.hostA.v6}/64`],
     ["ceA", "lan", `${ADDR.ceAlan.v4}/24`], ["ceA", "lan", `${ADDR.ceAlan.v6}/64`],
@@ -204,17 +207,17 @@ async function build(lab: Lab): Promise<void> {
     ["ceB", "lan", `${ADDR.ceBlan.v4}/24`], ["ceB", "lan", `${ADDR.ceBlan.v6}/64`],
     ["hB", "lan", `${ADDR.hostB.v4}/24`], ["hB", "lan", `${ADDR.hostB.v6}/64`],
   ];
-  for (const [ns, dev, cidr] of plan) await lab.ip(ns, "addr", "add", cidr, "dev", dev, ...(cidr.includes(":") ? ["nodad"] : []));
-  for (const ce of ["ceA", "ceB"]) await lab.runIn(ce, ["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]);
+  for (const [ns, dev, cidr] of plan) await lab.at(ns).addr(dev, cidr);
+  for (const ce of [ceA, ceB]) await ce.forwarding();
   // the middle forwards nothing itself: only the relay carries packets across
-  await lab.runIn("mid", ["sysctl", "-qw", "net.ipv4.ip_forward=0", "net.ipv6.conf.all.forwarding=0"]);
-  await lab.ip("hA", "route", "add", "default", "via", ADDR.ceAlan.v4);
-  await lab.ip("hA", "-6", "route", "add", "default", "via", ADDR.ceAlan.v6);
-  await lab.ip("hB", "route", "add", "default", "via", ADDR.ceBlan.v4);
-  await lab.ip("hB", "-6", "route", "add", "default", "via", ADDR.ceBlan.v6);
+  await mid.run(["sysctl", "-qw", "net.ipv4.ip_forward=0", "net.ipv6.conf.all.forwarding=0"]);
+  await hA.route("default", ADDR.ceAlan.v4);
+  await hA.route("default", ADDR.ceAlan.v6);
+  await hB.route("default", ADDR.ceBlan.v4);
+  await hB.route("default", ADDR.ceBlan.v6);
 }
 
-const readLog = (p: LabProcess) => (existsSync(p.log) ? readFileSync(p.log, "utf8") : "");
+const readLog = (p: LabProcess) => (p.log && existsSync(p.log) ? readFileSync(p.log, "utf8") : "");
 
 function vmRssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -257,13 +260,13 @@ const SNMP_DROPS = new Set([
 async function kernelDrops(lab: Lab): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const ns of ["hA", "ceA", "mid", "ceB", "hB"]) {
-    const links = JSON.parse(await lab.runIn(ns, ["ip", "-s", "-j", "link", "show"])) as { ifname: string; stats64?: Record<"rx" | "tx", Record<string, number>> }[];
+    const links = JSON.parse(await lab.at(ns).run(["ip", "-s", "-j", "link", "show"])) as { ifname: string; stats64?: Record<"rx" | "tx", Record<string, number>> }[];
     for (const l of links) {
       for (const d of ["rx", "tx"] as const) {
         for (const k of ["dropped", "errors"]) if (l.stats64?.[d]?.[k]) out[`${ns} ${l.ifname} ${d}.${k}`] = l.stats64[d][k];
       }
     }
-    const snmp = (await lab.runIn(ns, ["cat", "/proc/net/snmp"])).trim().split("\n");
+    const snmp = (await lab.at(ns).run(["cat", "/proc/net/snmp"])).trim().split("\n");
     for (let i = 0; i + 1 < snmp.length; i += 2) {
       const names = snmp[i].split(/\s+/), values = snmp[i + 1].split(/\s+/);
       const proto = names[0].replace(":", "");
@@ -302,26 +305,10 @@ const median = (xs: number[]) => {
   return s.length ? s[Math.floor(s.length / 2)] : NaN;
 };
 
-/** Removes what an earlier soak left when it was killed with SIGKILL (its pid no longer runs). */
-async function sweepDead(): Promise<void> {
-  const { namespaces, dirs } = leftovers(NS_PREFIX);
-  const pids = new Set([...namespaces, ...dirs.map((d) => d.split("/").pop()!)].map((n) => Number(/^wsoak-(\d+)-/.exec(n)?.[1] ?? 0)));
-  for (const pid of pids) {
-    if (!pid || pid === process.pid) continue;
-    let alive = true;
-    try {
-      process.kill(pid, 0);
-    } catch (e) {
-      alive = (e as NodeJS.ErrnoException).code === "EPERM";
-    }
-    if (!alive) await removeLeftovers(`${NS_PREFIX}${pid}-`);
-  }
-}
-
 export async function runSoak(opt: SoakOptions): Promise<SoakResult> {
   const say = opt.log ?? (() => {});
-  await sweepDead();
-  const lab = new Lab(`${NS_PREFIX}${process.pid}-`);
+  sweepStale(NS_PREFIX); // what an earlier soak left when it was killed with SIGKILL
+  const lab = new Lab(ownerTag(NS_PREFIX));
   try {
     return await soakIn(lab, opt, say);
   } finally {
@@ -339,11 +326,11 @@ async function soakIn(lab: Lab, o: SoakOptions, say: (s: string) => void): Promi
   writeFileSync(cfgA, stringify(a), { mode: 0o600 });
   writeFileSync(cfgB, stringify(b), { mode: 0o600 });
   const sockA = join(lab.dir, "ceA.sock"), sockB = join(lab.dir, "ceB.sock");
-  say(`lab ${lab.prefix}*: hostA ─ ceA ─ relay ─ ceB ─ hostB; ${o.suite}, replay window ${o.window}${stateDir ? ", state_dir per CE" : ""}`);
+  say(`lab ${lab.tag}*: hostA ─ ceA ─ relay ─ ceB ─ hostB; ${o.suite}, replay window ${o.window}${stateDir ? ", state_dir per CE" : ""}`);
 
   // relay first, so the CEs' first packets already pass through it
   const relayLog = join(lab.dir, "relay.tsv"), relaySummary = join(lab.dir, "relay-summary.json");
-  const relay = lab.spawn("mid", "relay", [
+  const relay = lab.at("mid").spawn([
     process.execPath, "--import", "tsx", RELAY,
     "--a-listen", `${ADDR.relayA}:${PORT}`, "--a-peer", `${ADDR.ceAwan}:${PORT}`,
     "--b-listen", `${ADDR.relayB}:${PORT}`, "--b-peer", `${ADDR.ceBwan}:${PORT}`,
@@ -351,12 +338,12 @@ async function soakIn(lab: Lab, o: SoakOptions, say: (s: string) => void): Promi
     "--drop", String(o.drop), "--dup", String(o.dup), "--reorder", String(o.reorder), "--delay", String(o.delay),
     "--reorder-max", String(o.reorderMax), "--delay-min", String(o.delayMinMs), "--delay-max", String(o.delayMaxMs),
     "--dup-delay-max", String(o.dupDelayMaxMs),
-  ], { cwd: ROOT });
+  ], { log: "relay", cwd: ROOT });
   await waitFor(() => /relay: ready/.test(readLog(relay)) || !relay.running, "the relay", 30_000);
   if (!relay.running) throw new Error(`relay did not start:\n${readLog(relay)}`);
 
-  const ceA = lab.spawn("ceA", "wesp-ceA", [process.execPath, WESP_BIN, "up", cfgA]);
-  const ceB = lab.spawn("ceB", "wesp-ceB", [process.execPath, WESP_BIN, "up", cfgB]);
+  const ceA = lab.at("ceA").spawn([process.execPath, WESP_BIN, "up", cfgA], { log: "wesp-ceA" });
+  const ceB = lab.at("ceB").spawn([process.execPath, WESP_BIN, "up", cfgB], { log: "wesp-ceB" });
   for (const p of [ceA, ceB]) {
     await waitFor(() => /forwarding on/.test(readLog(p)) || !p.running, `wesp up (${p.label})`, 60_000);
     if (!p.running) throw new Error(`${p.label} exited ${p.exitCode}:\n${readLog(p)}`);
@@ -373,8 +360,8 @@ async function soakIn(lab: Lab, o: SoakOptions, say: (s: string) => void): Promi
       "--ping-rate", String(o.pingRate), "--out", join(lab.dir, `agent-${me}.json`), "--go", go];
   };
   const go = join(lab.dir, "go");
-  const agA = lab.spawn("hA", "agent-A", agentArgs("A"));
-  const agB = lab.spawn("hB", "agent-B", agentArgs("B"));
+  const agA = lab.at("hA").spawn(agentArgs("A"), { log: "agent-A" });
+  const agB = lab.at("hB").spawn(agentArgs("B"), { log: "agent-B" });
   for (const ag of [agA, agB]) {
     await waitFor(() => /agent: ready/.test(readLog(ag)) || !ag.running, ag.label, 30_000);
     if (!ag.running) throw new Error(`${ag.label} exited ${ag.exitCode}:\n${readLog(ag)}`);
