@@ -70,6 +70,9 @@ function fakeTree() {
   cpSync(join(REPO, "host/config"), join(root, "host/config"), { recursive: true });
   // The config checks IKE proposals with the IKE module's own grammar (host/ike/proposals.ts).
   cpSync(join(REPO, "host/ike"), join(root, "host/ike"), { recursive: true });
+  // ... and asks the core (host/core, build/wesp.wasm) how much room a tunnel leaves (config/inner_mtu.ts).
+  cpSync(join(REPO, "host/core"), join(root, "host/core"), { recursive: true });
+  symlinkSync(join(REPO, "build"), join(root, "build"));
   for (const f of ["main.ts", "usage.ts", "exit_codes.ts", "check.ts", "keys.ts"]) cpSync(join(REPO, "host/cli", f), join(root, "host/cli", f));
   cpSync(join(REPO, "package.json"), join(root, "package.json"));
   symlinkSync(join(REPO, "node_modules"), join(root, "node_modules"));
