@@ -218,13 +218,17 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
   }
 
   /**
-   * The packet worker with the fewest of peer `name`'s CHILD_SAs (the lowest
-   * on a tie): where a new CHILD_SA the peer asks for goes (Deps.allocateSpi).
+   * The packet worker a new inbound SPI of peer `name` is for (Deps.allocateSpi;
+   * none with one worker): `sameWorkerAs`'s (a rekeyed CHILD_SA's SPI, or a worker
+   * index), else the one with the fewest of the peer's CHILD_SAs (the lowest on a tie).
    */
-  emptiestWorker(name: string): number {
-    const count = new Array<number>(this.workers).fill(0);
+  spiWorker(name: string, sameWorkerAs?: number): { worker: number; of: number } | undefined {
+    const of = this.workers;
+    if (of <= 1) return undefined;
+    if (sameWorkerAs !== undefined) return { worker: workerOfSpi(sameWorkerAs, of), of };
+    const count = new Array<number>(of).fill(0);
     for (const c of this.peers.get(name)?.children ?? []) count[this.workerOf(c.sa.spiIn)]++;
-    return count.indexOf(Math.min(...count));
+    return { worker: count.indexOf(Math.min(...count)), of };
   }
 
   /** A peer added while running (a reload): brought up at once if it initiates. */
@@ -309,7 +313,10 @@ export class IkeManager extends EventEmitter<{ event: [ManagerEvent] }> {
     s.reselectAt = undefined;
     // one new CHILD_SA per worker, each replacing that worker's
     const replacing = new Map<number, number[]>();
-    for (const spi of old) replacing.set(this.workerOf(spi), [...(replacing.get(this.workerOf(spi)) ?? []), spi]);
+    for (const spi of old) {
+      const w = this.workerOf(spi);
+      replacing.set(w, [...(replacing.get(w) ?? []), spi]);
+    }
     s.replacing = replacing;
     for (const w of replacing.keys()) this.deps.send(cur.createChild(this.workers > 1 ? w : undefined));
   }

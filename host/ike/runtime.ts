@@ -29,7 +29,6 @@ import { Forwarder, ForwarderError, type ForwarderOptions } from "../pipeline/fo
 import type { HostPacket } from "../pipeline/pipeline.ts";
 import type { IkePeerStatus, Status } from "../control/status.ts";
 import { FIXED_NODE_FIELDS, type ApplyReport, type SaLifecycle } from "../sa/lifecycle.ts";
-import { workerOfSpi } from "../sa/worker_sas.ts";
 import { IkeEndpoint } from "./endpoint.ts";
 import { childOf, IkeManager, managedPeer, type ManagedPeer, type ManagerEvent } from "./manager.ts";
 import { IkeTransport } from "./transport.ts";
@@ -172,16 +171,6 @@ export class IkeRuntime {
     if (this.keyLog) this.log(`warning: ike: ${KEYLOG_ENV} is set: CHILD_SA keys are written to ${this.keyLog} (debugging only; whoever reads it reads the traffic)`);
   }
 
-  /**
-   * The packet worker a new inbound SPI of `peer` is for (node.workers > 1; none with one):
-   * `sameWorkerAs`'s (an SPI or a worker index), else the one holding fewest of the peer's CHILD_SAs.
-   */
-  private workerFor(peer: string, sameWorkerAs: number | undefined): { worker: number; of: number } | undefined {
-    const of = this.dp?.config.node.workers ?? 1;
-    if (of <= 1) return undefined;
-    return { worker: sameWorkerAs !== undefined ? workerOfSpi(sameWorkerAs, of) : (this.manager?.emptiestWorker(peer) ?? 0), of };
-  }
-
   /** For ForwarderOptions.onHostPacket: an IKE message the data plane took off a NAT-T port. */
   readonly onHostPacket = (p: HostPacket): void => {
     const wan = this.dp?.config.node.wan[p.wanIndex];
@@ -199,10 +188,9 @@ export class IkeRuntime {
     const endpoint = new IkeEndpoint((addr) => this.configFor(addr), {
       random: (n) => new Uint8Array(randomBytes(n)),
       now: Date.now,
-      allocateSpi: (peer, sameWorkerAs) => this.spis.next(this.workerFor(peer, sameWorkerAs)),
+      allocateSpi: (peer, sameWorkerAs): number => this.spis.next(manager.spiWorker(peer, sameWorkerAs)),
     });
-    const workers = dp.config.node.workers;
-    const manager = new IkeManager(endpoint, dp.lifecycle, [], { now: Date.now, random: Math.random, send: (s) => this.transport?.apply(s), workers });
+    const manager: IkeManager = new IkeManager(endpoint, dp.lifecycle, [], { now: Date.now, random: Math.random, send: (s) => this.transport?.apply(s), workers: dp.config.node.workers });
     manager.on("event", (e) => this.onManagerEvent(e));
     const config = dp.config;
     this.ikePort = this.ikePortOverride ?? config.node.ikePort;

@@ -24,6 +24,13 @@ import { SeqStateError, type DurableParams, type Resume, type SeqStore } from ".
 import { statePath } from "./state_file.ts";
 import { moved, saKey, tunnelKey, type KeyMaterial, type PeerSpec, type SaEvent, type SaSpec } from "./spec.ts";
 
+/** One direction of an SA that an apply puts into the core. */
+interface Addition {
+  peer: string;
+  sa: SaSpec;
+  dir: "in" | "out";
+}
+
 export class ApplyError extends Error {
   constructor(message: string) {
     super(message);
@@ -119,8 +126,7 @@ export class SaTable {
    */
   apply(peers: PeerSpec[]): void {
     try {
-      this.check(peers);
-      this.prepareDurable(peers);
+      this.prepareDurable(this.check(peers));
       const want = new Set(peers.map((p) => p.name));
       for (const [name, h] of this.held) if (!want.has(name)) this.dropPeer(h, "peer-removed");
       for (const p of peers) {
@@ -143,31 +149,25 @@ export class SaTable {
   }
 
   /**
-   * The first reservations of every durable SA this apply adds, made in one
-   * batch (SeqStore.prepareAll: one flush of the file system instead of two
-   * fsyncs per SA), before any of them goes into the core; `resume` takes
-   * them from here. The same walk as `check`'s.
+   * The first reservations of the durable SAs this apply adds (`check` lists
+   * them), made in one batch (SeqStore.prepareAll: one flush of the file
+   * system instead of two fsyncs per SA), before any of them goes into the
+   * core; `resume` takes them from here.
    */
-  private prepareDurable(peers: PeerSpec[]): void {
+  private prepareDurable(adds: Addition[]): void {
     const store = this.opts.store, stateDir = this.opts.stateDir;
     if (!store || !stateDir) return;
-    const ps: DurableParams[] = [];
-    for (const p of peers) {
-      const h = this.held.get(p.name);
-      const rebuild = !h || h.tunnel !== tunnelKey(p);
-      p.sas.forEach((s, k) => {
-        if (!s.durable) return;
-        const param = (dir: "in" | "out"): DurableParams => ({
-          stateDir, dir, keyId: dir === "in" ? s.keyIdIn : s.keyIdOut, spi: dir === "in" ? s.spiIn : s.spiOut, suite: s.suite, peer: p.name, esn: s.esn,
-        });
-        if (rebuild || !h!.inByKey.has(saKey("in", s.spiIn, s.keyIdIn))) ps.push(param("in"));
-        if (k === 0 && (rebuild || h!.outKey !== saKey("out", s.spiOut, s.keyIdOut))) ps.push(param("out"));
-      });
-    }
+    const ps = adds.filter((a) => a.sa.durable).map((a) => this.durableParams(stateDir, a.peer, a.sa, a.dir));
     if (ps.length > 1) this.prepared = store.prepareAll(ps);
   }
 
-  private check(peers: PeerSpec[]): void {
+  private durableParams(stateDir: string, peer: string, s: SaSpec, dir: "in" | "out"): DurableParams {
+    return { stateDir, dir, keyId: dir === "in" ? s.keyIdIn : s.keyIdOut, spi: dir === "in" ? s.spiIn : s.spiOut, suite: s.suite, peer, esn: s.esn };
+  }
+
+  /** Throws ApplyError if `peers` cannot be applied; else the SA directions it adds. */
+  private check(peers: PeerSpec[]): Addition[] {
+    const added: Addition[] = [];
     let adds = 0, large = 0, policies = 0;
     for (const p of peers) {
       if (this.opts.hasCarrier && !this.opts.hasCarrier(p.wanIndex, p.carrier, p.mode)) {
@@ -182,6 +182,8 @@ export class SaTable {
         if (needIn && !s.keysIn) throw new ApplyError(`peer ${p.name}: inbound SA spi 0x${(s.spiIn >>> 0).toString(16)} arrived without its keys`);
         if (needOut && !s.keysOut) throw new ApplyError(`peer ${p.name}: outbound SA spi 0x${(s.spiOut >>> 0).toString(16)} arrived without its keys`);
         adds += (needIn ? 1 : 0) + (needOut ? 1 : 0);
+        if (needIn) added.push({ peer: p.name, sa: s, dir: "in" });
+        if (needOut) added.push({ peer: p.name, sa: s, dir: "out" });
         if (needIn && s.replayWindow > LARGE_WINDOW) large++;
       });
       policies += p.remotes.length * Math.max(1, p.locals.length);
@@ -192,6 +194,7 @@ export class SaTable {
     if (large > this.core.largeBlocksFree()) throw new ApplyError(`the new config needs ${large} more replay windows above ${LARGE_WINDOW} than the core has room for (${this.core.largeBlocksFree()} free); restart to resize`);
     // Counted as if every policy were new (a peer's are replaced, not added): conservative.
     if (this.core.policyCount() + policies > this.core.maxPolicies) throw new ApplyError(`the new config needs up to ${policies} more SPD entries than the core has room for (${this.core.maxPolicies}); restart to resize`);
+    return added;
   }
 
   private liveSas(): number {
@@ -315,10 +318,7 @@ export class SaTable {
   private resume(h: Held, s: SaSpec, dir: "in" | "out"): { dp?: DurableParams; res?: Resume } | null {
     const store = this.opts.store;
     if (!s.durable || !store || !this.opts.stateDir) return {};
-    const dp: DurableParams = {
-      stateDir: this.opts.stateDir, dir, keyId: dir === "in" ? s.keyIdIn : s.keyIdOut,
-      spi: dir === "in" ? s.spiIn : s.spiOut, suite: s.suite, peer: h.spec.name, esn: s.esn,
-    };
+    const dp = this.durableParams(this.opts.stateDir, h.spec.name, s, dir);
     try {
       // made in this apply's batch (prepareDurable), once: a second SA of the same key prepares on its own
       const file = statePath(dp.stateDir, dp.dir, dp.keyId);

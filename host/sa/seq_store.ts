@@ -254,12 +254,14 @@ export class SeqStore {
    * about every N / TICK_SLICE ticks (1 s at 100,000).
    */
   tick(core: Core, now = Date.now()): void {
+    // few SAs: all of them, once each (the hot ones among them)
+    const all = this.sas.size <= TICK_SLICE;
     for (const t of this.hot) {
       t.hot = false;
-      this.visit(core, t, now);
+      if (!all) this.visit(core, t, now);
     }
     this.hot.length = 0;
-    if (this.sas.size <= TICK_SLICE) {
+    if (all) {
       for (const t of this.sas.values()) this.visit(core, t, now);
       return;
     }

@@ -35,13 +35,9 @@ function derive(bytes: Uint8Array, worker: number): Uint8Array {
   return new Uint8Array(hkdfSync("sha256", bytes, new Uint8Array(0), INFO + worker, bytes.length));
 }
 
-function material(km: KeyMaterial, worker: number, transfer: ArrayBuffer[]): KeyMaterial {
+function material(km: KeyMaterial, worker: number): KeyMaterial {
   const key = derive(km.key, worker);
-  transfer.push(key.buffer as ArrayBuffer);
-  if (!km.authKey) return { key };
-  const authKey = derive(km.authKey, worker);
-  transfer.push(authKey.buffer as ArrayBuffer);
-  return { key, authKey };
+  return km.authKey ? { key, authKey: derive(km.authKey, worker) } : { key };
 }
 
 /** The worker that receives inbound SPI `spi` with `workers` workers (net/steer_linux.ts steers by it). */
@@ -52,8 +48,8 @@ export function workerKeyId(id: string, worker: number): string {
   return worker === 0 ? id : createHash("sha256").update(`${id}/worker ${worker}`).digest("hex").slice(0, 32);
 }
 
-/** Worker `worker`'s SA derived from `s` (keys, when `s` carries them, in new buffers added to `transfer`). */
-function workerSa(s: SaSpec, worker: number, transfer: ArrayBuffer[]): SaSpec {
+/** Worker `worker`'s SA derived from `s` (keys, when `s` carries them, in new buffers of their own). */
+function workerSa(s: SaSpec, worker: number): SaSpec {
   const { keysIn, keysOut, ...rest } = s;
   return {
     ...rest,
@@ -61,8 +57,8 @@ function workerSa(s: SaSpec, worker: number, transfer: ArrayBuffer[]): SaSpec {
     spiOut: (s.spiOut + worker) >>> 0,
     keyIdIn: workerKeyId(s.keyIdIn, worker),
     keyIdOut: workerKeyId(s.keyIdOut, worker),
-    ...(keysIn ? { keysIn: material(keysIn, worker, transfer) } : {}),
-    ...(keysOut ? { keysOut: material(keysOut, worker, transfer) } : {}),
+    ...(keysIn ? { keysIn: material(keysIn, worker) } : {}),
+    ...(keysOut ? { keysOut: material(keysOut, worker) } : {}),
   };
 }
 
@@ -92,13 +88,12 @@ const tagged = (p: PeerSpec): boolean => p.sas.some((s) => s.worker !== undefine
  */
 export function peersForWorker(peers: readonly PeerSpec[], worker: number, workers: number): { peers: PeerSpec[]; transfer: ArrayBuffer[] } {
   if (workers <= 1) return { peers: [...peers], transfer: buffersOf(peers) };
-  const derived: ArrayBuffer[] = [];
   const out: PeerSpec[] = [];
   for (const p of peers) {
     if (tagged(p)) {
       const sas = p.sas.filter((s) => s.worker === worker).map((s, index) => ({ ...s, index }));
       if (sas.length) out.push({ ...p, sas });
-    } else out.push(worker === 0 ? p : { ...p, sas: p.sas.map((s) => workerSa(s, worker, derived)) });
+    } else out.push(worker === 0 ? p : { ...p, sas: p.sas.map((s) => workerSa(s, worker)) });
   }
   return { peers: out, transfer: buffersOf(out) };
 }

@@ -58,13 +58,11 @@ async function net(ikeA: Doc = {}, ikeB: Doc = { initiate: false }, random = { a
   let spi = 0x1000;
   const ce_ = { a: await ce("a", ikeA, workers.a), b: await ce("b", ikeB, workers.b) };
   const deps = { random: (n: number) => new Uint8Array(randomBytes(n)), now: () => now, allocateSpi: () => ++spi };
-  // with several workers, SPIs as runtime.ts allocates them: in the residue class of the worker asked for, else the emptiest
+  // with several workers, SPIs as runtime.ts allocates them: the next one in the residue class of the manager's spiWorker
   const allocator = (w: "a" | "b") => (peer: string, same?: number) => {
-    const of = workers[w];
-    if (of === 1) return ++spi;
-    const worker = same !== undefined ? same % of : mgr[w].emptiestWorker(peer);
+    const t = mgr[w].spiWorker(peer, same);
     spi++;
-    spi += (worker - (spi % of) + of) % of;
+    if (t) spi += (t.worker - (spi % t.of) + t.of) % t.of;
     return spi;
   };
   const ep = {
