@@ -109,6 +109,7 @@ export class SaTable {
 
   /** Removes every SA (clean stop): final counters written, keys wiped by the core. */
   clear(): void {
+    this.untrackAll([...this.held.values()]);
     for (const h of [...this.held.values()]) this.dropPeer(h, "stop");
     this.prov.peers = [];
     this.prov.outBySa.clear();
@@ -128,7 +129,9 @@ export class SaTable {
     try {
       this.prepareDurable(this.check(peers));
       const want = new Set(peers.map((p) => p.name));
-      for (const [name, h] of this.held) if (!want.has(name)) this.dropPeer(h, "peer-removed");
+      const gone = [...this.held.values()].filter((h) => !want.has(h.spec.name));
+      this.untrackAll(gone);
+      for (const h of gone) this.dropPeer(h, "peer-removed");
       for (const p of peers) {
         const h = this.held.get(p.name);
         if (h && h.tunnel === tunnelKey(p)) {
@@ -283,6 +286,18 @@ export class SaTable {
 
   private samePolicies(a: PeerSpec, b: PeerSpec): boolean {
     return a.locals.join() === b.locals.join() && a.remotes.join() === b.remotes.join() && a.priority === b.priority;
+  }
+
+  /** The final state files of these peers' durable SAs, written in one batch before they are dropped (removeSa's untrack then has nothing left to do). */
+  private untrackAll(hs: Held[]): void {
+    const store = this.opts.store;
+    if (!store || hs.length === 0) return;
+    const ids: number[] = [];
+    for (const h of hs) {
+      if (h.rt.out && !this.expired.has(h.rt.out.saId)) ids.push(h.rt.out.saId);
+      for (const sa of h.rt.in) if (!this.expired.has(sa.saId)) ids.push(sa.saId);
+    }
+    store.untrackAll(this.core, ids);
   }
 
   private dropPeer(h: Held, why: "peer-removed" | "tunnel-changed" | "stop"): void {

@@ -13,14 +13,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { BATCH_FLUSH_MIN, ensureStateDir, readState, statePath, writeStatesSync, type SaStateRecord } from "../../host/sa/state_file.ts";
-import { MIN_BLOCK, SeqStateError, SeqStore, TICK_SLICE, type DurableParams } from "../../host/sa/seq_store.ts";
+import { FIRST_BLOCK, SeqStateError, SeqStore, TICK_SLICE, type DurableParams } from "../../host/sa/seq_store.ts";
 import { keyId } from "../../host/sa/key_id.ts";
 import { parseConfig } from "../../host/config/load.ts";
 import type { Config } from "../../host/config/model.ts";
 import { SaTable } from "../../host/sa/install.ts";
 import { SaLifecycle } from "../../host/sa/lifecycle.ts";
 import { hexKey, type Doc } from "../helpers/config_fixture.ts";
-import { makeCore } from "./core-helpers.ts";
+import { innerUdp, makeCore } from "./core-helpers.ts";
 
 const load = (doc: Doc): Config => parseConfig(JSON.stringify(doc), { baseDir: "/tmp", source: "<test>" }).config;
 
@@ -79,9 +79,9 @@ test("prepareAll says what prepare says: new keys at 1, known keys past their fi
       const onDisk = readState(r.file, { dir: p.dir, keyId: p.keyId });
       assert.ok(onDisk.kind === "ok" && onDisk.record.reserved === r.seqLimit, `SA ${i}: the promise is on disk before it is used`);
       if (p === known) {
-        assert.deepEqual([r.initialSeq, r.priorSeen, r.resumed, r.seqLimit], [top + 1n, true, true, top + MIN_BLOCK[p.dir]]);
+        assert.deepEqual([r.initialSeq, r.priorSeen, r.resumed, r.seqLimit], [top + 1n, true, true, top + FIRST_BLOCK[p.dir]]);
       } else {
-        assert.deepEqual([r.initialSeq, r.priorSeen, r.seqLimit], [1n, false, MIN_BLOCK[p.dir]]);
+        assert.deepEqual([r.initialSeq, r.priorSeen, r.seqLimit], [1n, false, FIRST_BLOCK[p.dir]]);
       }
     }
   } finally {
@@ -158,20 +158,52 @@ test("tick visits the SAs used since the last tick and the next TICK_SLICE of al
     const lc = new SaLifecycle({ apply: async (ps) => table.apply(ps) });
     const t0 = Date.now();
     table.apply(lc.initial(load(doc)).peers);
-    const inbound = table.prov.peers.map((rt) => rt.in[0].saId);
-    // idle past IDLE_MS: a visited inbound SA gives back its block (its limit drops from MIN_BLOCK.in to 256 ahead)
-    const lowered = () => inbound.filter((id) => core.saState(id).seqLimit < MIN_BLOCK.in).length;
-    const later = t0 + 5000;
-    store.tick(core, later);
-    assert.ok(lowered() > 0 && lowered() < inbound.length, `one tick visits a slice, not all ${2 * peers} SAs (${lowered()} of ${inbound.length} inbound lowered)`);
-    // the last inbound SA is in the last slice; used now (ensure), the next tick visits it whatever its turn
-    const last = inbound[inbound.length - 1];
+    const all = table.prov.peers.flatMap((rt) => [rt.in[0].saId, rt.out!.saId]);
+    const seen = (at: number) => all.filter((id) => store.visitedAt(id) === at).length;
+    store.tick(core, t0 + 1);
+    assert.equal(seen(t0 + 1), TICK_SLICE, `one tick visits a slice, not all ${all.length} SAs`);
+    // the last SA is in the last slice; used now (ensure), the next tick visits it whatever its turn
+    const last = all[all.length - 1];
     store.ensure(core, last);
-    store.tick(core, later);
-    assert.ok(core.saState(last).seqLimit < MIN_BLOCK.in, "an SA used since the last tick is visited by the next");
-    for (let i = 0; i < Math.ceil((2 * peers) / TICK_SLICE); i++) store.tick(core, later);
-    assert.equal(lowered(), inbound.length, "every SA visited within ⌈N / TICK_SLICE⌉ ticks");
+    store.tick(core, t0 + 2);
+    assert.equal(store.visitedAt(last), t0 + 2, "an SA used since the last tick is visited by the next");
+    assert.equal(seen(t0 + 2), TICK_SLICE + 1, "the slice and the used one");
+    for (let i = 0; i < Math.ceil(all.length / TICK_SLICE) - 2; i++) store.tick(core, t0 + 3);
+    assert.equal(all.filter((id) => store.visitedAt(id) === -1).length, 0, "every SA visited within ⌈N / TICK_SLICE⌉ ticks");
     table.clear();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("untrackAll writes the final state of many SAs in one batch: each file its SA's counters, tracking ended", async () => {
+  const dir = tmp();
+  try {
+    const n = BATCH_FLUSH_MIN + 8;
+    const core = await makeCore({ maxSas: 2 * n, maxPolicies: 2 * n });
+    const store = new SeqStore(() => {});
+    const ps = Array.from({ length: n }, (_, i) => params(dir, "out", 0x700 + i));
+    const prepared = store.prepareAll(ps);
+    const ids = ps.map((p, i) => {
+      const res = prepared.get(statePath(dir, "out", p.keyId))!;
+      assert.ok(!(res instanceof SeqStateError));
+      const id = core.addSa({ direction: "out", suite: "aes-gcm-16", mode: "tunnel", spi: p.spi, key: randomBytes(16), salt: randomBytes(4), local: "192.0.2.1", remote: "192.0.2.2", peerId: 1, initialSeq: res.initialSeq, seqLimit: res.seqLimit });
+      core.addPolicy({ action: "protect", local: "10.1.0.0/16", remote: `10.3.${i}.0/24`, saId: id, peerId: 1 });
+      store.track(id, p, res);
+      for (let k = 0; k <= i % 5; k++) {
+        core.writePacket(0, innerUdp("10.1.0.1", `10.3.${i}.1`, 20));
+        core.processOutbound(1);
+      }
+      return id;
+    });
+    store.untrackAll(core, ids);
+    for (const [i, p] of ps.entries()) {
+      assert.equal(store.history(ids[i]), undefined, `SA ${i} no longer tracked`);
+      const r = readState(statePath(dir, "out", p.keyId), { dir: "out", keyId: p.keyId });
+      assert.ok(r.kind === "ok" && r.record.packets === BigInt(1 + (i % 5)), `SA ${i}: its file counts its ${1 + (i % 5)} packets`);
+      assert.ok(r.kind === "ok" && r.record.reserved === FIRST_BLOCK.out, `SA ${i}: the outbound reservation stays`);
+    }
+    assert.deepEqual(readdirSync(join(dir, "sa")).filter((f) => f.endsWith(".tmp")), []);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { MIN_BLOCK, SeqStateError, SeqStore, type DurableParams } from "../../host/sa/seq_store.ts";
+import { FIRST_BLOCK, MIN_BLOCK, SeqStateError, SeqStore, type DurableParams } from "../../host/sa/seq_store.ts";
 import { decodeState, encodeState, ensureStateDir, readState, statePath } from "../../host/sa/state_file.ts";
 import { keyId } from "../../host/sa/key_id.ts";
 import { VERDICT } from "../../host/core/core.ts";
@@ -44,18 +44,18 @@ test("a new key starts at 1 with a durable first block; a restart resumes past i
       assert.equal(r1.initialSeq, 1n);
       assert.equal(r1.priorSeen, false);
       assert.equal(r1.resumed, false);
-      assert.equal(r1.seqLimit, MIN_BLOCK[d]);
+      assert.equal(r1.seqLimit, FIRST_BLOCK[d]);
       const onDisk = readState(r1.file, { dir: d, keyId: p.keyId });
       assert.equal(onDisk.kind, "ok");
-      assert.equal(onDisk.kind === "ok" && onDisk.record.reserved, MIN_BLOCK[d], "the promise is on disk before anything is used");
+      assert.equal(onDisk.kind === "ok" && onDisk.record.reserved, FIRST_BLOCK[d], "the promise is on disk before anything is used");
       assert.ok(!readFileSync(r1.file, "utf8").includes(p.keyId.slice(0, 0) + "key\""), "no key field");
       // kill -9 here: the next run resumes past everything the first could have used.
       const r2 = new SeqStore(() => {}).prepare(p, 2000);
-      assert.equal(r2.initialSeq, MIN_BLOCK[d] + 1n);
+      assert.equal(r2.initialSeq, FIRST_BLOCK[d] + 1n);
       assert.equal(r2.priorSeen, true);
       assert.equal(r2.resumed, true);
       assert.equal(r2.created, 1000, "lifetimes count from the key's first install");
-      assert.equal(r2.seqLimit, 2n * MIN_BLOCK[d]);
+      assert.equal(r2.seqLimit, 2n * FIRST_BLOCK[d]);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -160,16 +160,72 @@ async function durableInbound(dir: string, now = Date.now()) {
   return { p, store, core, sa, key, salt };
 }
 
-test("an idle inbound SA gives back most of its block: the core limit drops first, then the file", async () => {
+/** durableInbound with a sender of the same key from sequence number 1: `send(n)` seals n packets and opens them, `ensure` as the pipeline calls it after a batch. */
+async function flowingInbound(dir: string, now: number) {
+  const d = await durableInbound(dir, now);
+  d.core.addPolicy({ action: "protect", local: "10.2.0.0/16", remote: "10.1.0.0/16", saId: -1, peerId: 1 });
+  const tx = await makeCore();
+  const out = tx.addSa({ direction: "out", suite: "aes-gcm-16", mode: "tunnel", spi: d.p.spi, key: d.key, salt: d.salt, local: "192.0.2.1", remote: "192.0.2.2", peerId: 1 });
+  tx.addPolicy({ action: "protect", local: "10.1.0.0/16", remote: "10.2.0.0/16", saId: out, peerId: 1 });
+  const send = (n: number): void => {
+    for (let i = 0; i < n; i++) {
+      tx.writePacket(0, innerUdp("10.1.0.1", "10.2.0.1", 20));
+      tx.processOutbound(1);
+      d.core.writePacket(0, Uint8Array.from(tx.packet(0)), 0);
+      d.core.processInbound(1);
+      assert.equal(d.core.verdict(0), VERDICT.TO_TUN, d.core.reasonName(0));
+    }
+    d.store.ensure(d.core, d.sa);
+  };
+  return { ...d, send };
+}
+
+const onDisk = (dir: string, keyId: string): bigint => {
+  const r = readState(statePath(dir, "in", keyId), { dir: "in", keyId });
+  assert.equal(r.kind, "ok");
+  return r.kind === "ok" ? r.record.reserved : -1n;
+};
+const settle = () => new Promise((r) => setTimeout(r, 20)); // a staged write commits
+
+test("an inbound SA starts small and idle: no write while it stays idle; its first batch renews it to a whole block", async () => {
   const dir = tmp();
   try {
-    const { p, store, core, sa } = await durableInbound(dir, 0);
-    store.tick(core, 100);
-    store.tick(core, 5000); // no progress for 5 s
-    assert.ok(core.saState(sa).seqLimit < MIN_BLOCK.in, `limit lowered to ${core.saState(sa).seqLimit}`);
-    await new Promise((r) => setTimeout(r, 50));
-    const disk = readState(statePath(dir, "in", p.keyId), { dir: "in", keyId: p.keyId });
-    assert.ok(disk.kind === "ok" && disk.record.reserved === core.saState(sa).seqLimit);
+    const { p, store, core, sa, send } = await flowingInbound(dir, 0);
+    assert.equal(core.saState(sa).seqLimit, FIRST_BLOCK.in);
+    for (let now = 10; now <= 10_000; now += 10) store.tick(core, now);
+    await settle();
+    assert.equal(core.saState(sa).seqLimit, FIRST_BLOCK.in, "idle from the start: tick neither renews nor gives back");
+    assert.equal(onDisk(dir, p.keyId), FIRST_BLOCK.in);
+    send(200); // one batch: fits in FIRST_BLOCK, then ensure renews (synchronously: a quarter of a block is not left)
+    assert.equal(core.saState(sa).seqLimit, 200n + MIN_BLOCK.in);
+    assert.equal(onDisk(dir, p.keyId), 200n + MIN_BLOCK.in, "on disk before the core may use it");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("an inbound SA that goes idle gives back most of its block once: the core limit drops first, then the file; no renew/give-back cycle", async () => {
+  const dir = tmp();
+  try {
+    const { p, store, core, sa, send } = await flowingInbound(dir, 0);
+    send(100);
+    store.tick(core, 100); // progress seen
+    const limits: bigint[] = [];
+    for (let now = 110; now <= 12_000; now += 10) {
+      store.tick(core, now);
+      await new Promise((r) => setImmediate(r));
+      limits.push(core.saState(sa).seqLimit);
+    }
+    await settle();
+    const back = limits.findIndex((l) => l < 100n + MIN_BLOCK.in);
+    assert.ok(back >= 0, "given back once idle past IDLE_MS");
+    assert.equal(limits[back], 100n + 256n, "down to a small block past what it accepted");
+    assert.deepEqual([...new Set(limits.slice(back))], [limits[back]], "and it stays there while idle");
+    assert.equal(onDisk(dir, p.keyId), limits[back], "the file holds the same promise");
+    send(256); // traffic again: a whole batch (256 slots) fits what was left, then ensure renews
+    send(256);
+    assert.ok(core.saState(sa).seqLimit >= 612n + MIN_BLOCK.in / 4n);
+    assert.equal(onDisk(dir, p.keyId), core.saState(sa).seqLimit);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
