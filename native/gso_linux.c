@@ -1,6 +1,6 @@
 /*
- * TCP segmentation of TUN super-packets (the receive half of TSO) and the
- * Internet checksum, for a TUN opened with IFF_VNET_HDR.
+ * TCP and UDP segmentation of TUN super-packets (the receive half of TSO and
+ * USO) and the Internet checksum, for a TUN opened with IFF_VNET_HDR.
  *
  * With TUNSETOFFLOAD(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) the kernel hands
  * the TUN reader TCP "super-packets" of up to 64 KiB, each behind a 10-byte
@@ -11,6 +11,13 @@
  * total length / ID (+k) / header checksum, IPv6 payload length, TCP
  * sequence (+k·MSS), FIN and PSH only on the last segment, CWR only on the
  * first, and a full TCP checksum over the pseudo-header (RFC 9293 §3.1).
+ *
+ * With TUN_F_USO4 | TUN_F_USO6 too (Linux 6.2) the kernel also hands over
+ * UDP super-packets (gso_type VIRTIO_NET_HDR_GSO_UDP_L4: a UDP_SEGMENT
+ * sender's, or a UDP_GRO train forwarded into the TUN): gso_size is the
+ * payload per datagram without the UDP header, and each datagram gets the
+ * headers with its own UDP length and a full checksum (RFC 768; RFC 8200
+ * §8.1), IPv4 ID + k and lengths as for TCP: Linux __udp_gso_segment().
  *
  * Why here and not in the WASM core: each segment needs its own slot with
  * headroom and tailroom anyway (ESP is sealed in place), so segmentation is
@@ -91,18 +98,20 @@ static int finish_csum(uint8_t *p, size_t len, uint16_t start, uint16_t off) {
   return 0;
 }
 
-/* The TCP checksum of one segment: pseudo-header (RFC 9293 §3.1 / RFC 8200
- * §8.1) + TCP header and data, field zeroed first. */
-static void tcp_csum(uint8_t *seg, size_t l4, size_t len, int v6) {
+/* The TCP or UDP checksum of one segment: pseudo-header (RFC 9293 §3.1 /
+ * RFC 768 / RFC 8200 §8.1) + transport header and data, field (at `off`)
+ * zeroed first. UDP sends an all-zero result as all ones (RFC 768). */
+static void l4_csum(uint8_t *seg, size_t l4, size_t len, int v6, uint8_t proto, size_t off) {
   uint8_t *th = seg + l4;
-  th[16] = th[17] = 0;
+  th[off] = th[off + 1] = 0;
   uint64_t sum = v6 ? wio_csum_add(seg + 8, 32, 0) : wio_csum_add(seg + 12, 8, 0);
   uint8_t ph[4];
-  put16(ph, 6);
+  put16(ph, proto);
   put16(ph + 2, (uint16_t)(len - l4));
   sum = wio_csum_add(ph, 4, sum);
   uint16_t c = wio_csum_fold(wio_csum_add(th, len - l4, sum));
-  memcpy(th + 16, &c, 2);
+  if (c == 0 && proto == 17) c = 0xffff;
+  memcpy(th + off, &c, 2);
 }
 
 static void ipv4_csum(uint8_t *ip, size_t ihl) {
@@ -145,23 +154,27 @@ int wio_gso_split(const uint8_t *vh, size_t total, uint32_t first,
     if (h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) st[WIO_ST_CSUM]++;
     return 1;
   }
-  if (type != VIRTIO_NET_HDR_GSO_TCPV4 && type != VIRTIO_NET_HDR_GSO_TCPV6)
-    return WIO_GSO_BAD; /* only TSO is offered (TUNSETOFFLOAD) */
-  int v6 = type == VIRTIO_NET_HDR_GSO_TCPV6;
+  /* Only TSO and USO are offered (TUNSETOFFLOAD). USO's one type covers
+   * both families: the IP version says which. */
+  int udp = type == VIRTIO_NET_HDR_GSO_UDP_L4;
+  if (type != VIRTIO_NET_HDR_GSO_TCPV4 && type != VIRTIO_NET_HDR_GSO_TCPV6 && !udp)
+    return WIO_GSO_BAD;
+  uint8_t proto = udp ? 17 : 6;
+  int v6 = udp ? len > 0 && (p[0] >> 4) == 6 : type == VIRTIO_NET_HDR_GSO_TCPV6;
   size_t l4;
   if (v6) {
-    /* No extension headers: the kernel's TSO packets from a TCP socket or
-     * forwarded TCP carry none, and anything else is refused, not guessed. */
-    if (len < 40 || (p[0] >> 4) != 6 || p[6] != 6) return WIO_GSO_BAD;
+    /* No extension headers: the kernel's TSO/USO packets from a socket or
+     * forwarded ones carry none, and anything else is refused, not guessed. */
+    if (len < 40 || (p[0] >> 4) != 6 || p[6] != proto) return WIO_GSO_BAD;
     l4 = 40;
   } else {
-    if (len < 20 || (p[0] >> 4) != 4 || p[9] != 6) return WIO_GSO_BAD;
+    if (len < 20 || (p[0] >> 4) != 4 || p[9] != proto) return WIO_GSO_BAD;
     l4 = (size_t)(p[0] & 15) * 4;
     if (l4 < 20) return WIO_GSO_BAD;
   }
-  if (l4 + 20 > len) return WIO_GSO_BAD;
-  size_t hl = l4 + (size_t)(p[l4 + 12] >> 4) * 4;
-  if (hl < l4 + 20 || hl > len) return WIO_GSO_BAD;
+  if (l4 + (udp ? 8 : 20) > len) return WIO_GSO_BAD;
+  size_t hl = udp ? l4 + 8 : l4 + (size_t)(p[l4 + 12] >> 4) * 4;
+  if (hl < l4 + (udp ? 8 : 20) || hl > len) return WIO_GSO_BAD;
   size_t mss = h.gso_size;
   if (mss == 0 || hl + mss > cap) return WIO_GSO_BAD;
   size_t data = len - hl;
@@ -171,8 +184,8 @@ int wio_gso_split(const uint8_t *vh, size_t total, uint32_t first,
   uint32_t end = nseg - first > max ? first + max : nseg;
 
   uint16_t id0 = v6 ? 0 : be16(p + 4);
-  uint32_t seq0 = be32(p + l4 + 4);
-  uint8_t flags0 = p[l4 + 13];
+  uint32_t seq0 = udp ? 0 : be32(p + l4 + 4);
+  uint8_t flags0 = udp ? 0 : p[l4 + 13];
   for (uint32_t k = first; k < end; k++) {
     size_t at = (size_t)k * mss;
     size_t dl = data - at < mss ? data - at : mss;
@@ -188,12 +201,17 @@ int wio_gso_split(const uint8_t *vh, size_t total, uint32_t first,
       ipv4_csum(s, l4);
     }
     uint8_t *th = s + l4;
-    put32(th + 4, seq0 + (uint32_t)at);
-    uint8_t f = flags0;
-    if (k + 1 < nseg) f &= (uint8_t)~(TCP_FIN | TCP_PSH);
-    if (k > 0) f &= (uint8_t)~TCP_CWR;
-    th[13] = f;
-    tcp_csum(s, l4, sl, v6);
+    if (udp) {
+      put16(th + 4, (uint16_t)(sl - l4));
+      l4_csum(s, l4, sl, v6, 17, 6);
+    } else {
+      put32(th + 4, seq0 + (uint32_t)at);
+      uint8_t f = flags0;
+      if (k + 1 < nseg) f &= (uint8_t)~(TCP_FIN | TCP_PSH);
+      if (k > 0) f &= (uint8_t)~TCP_CWR;
+      th[13] = f;
+      l4_csum(s, l4, sl, v6, 6, 16);
+    }
     lens[k - first] = (uint32_t)sl;
   }
   if (end == nseg) st[WIO_ST_SUPER]++;

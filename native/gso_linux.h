@@ -1,11 +1,19 @@
 /*
- * TSO segmentation and checksums (gso_linux.c), shared by the TUN and UDP
- * offload paths (offload_linux.c).
+ * TSO/USO segmentation and checksums (gso_linux.c), shared by the TUN and
+ * UDP offload paths (tun_offload_linux.c, udp_coalesce_linux.c,
+ * udp_offload_linux.c).
  */
 #ifndef WESP_GSO_LINUX_H
 #define WESP_GSO_LINUX_H
 
 #include "io_util.h"
+
+#include <linux/virtio_net.h>
+#include <sys/types.h>
+
+#ifndef VIRTIO_NET_HDR_GSO_UDP_L4
+#define VIRTIO_NET_HDR_GSO_UDP_L4 5 /* USO, Linux 6.2 uapi: older headers lack it */
+#endif
 
 /* struct virtio_net_hdr without the num_buffers field (TUNSETVNETHDRSZ
  * is left at its default, 10). */
@@ -18,9 +26,11 @@ enum {
   WIO_ST_SEGMENTS = 5, /* segments they made */
   WIO_ST_BAD = 6,      /* super-packets refused as malformed, dropped */
   WIO_ST_CSUM = 7,     /* TUN: partial checksums completed */
-  WIO_ST_COALESCED = 8,      /* TUN: super-packets written (coalesced segments) */
+  WIO_ST_COALESCED = 8,      /* TUN: TCP super-packets written (coalesced segments) */
   WIO_ST_COALESCED_SEGS = 9, /* the segments they held */
-  WIO_ST_OFFLOAD_COUNT = 10
+  WIO_ST_COALESCED_UDP = 10,      /* TUN: UDP super-packets written (USO) */
+  WIO_ST_COALESCED_UDP_SEGS = 11, /* the datagrams they held */
+  WIO_ST_OFFLOAD_COUNT = 12
 };
 
 /* Return codes of wio_gso_split besides a segment count. */
@@ -39,9 +49,46 @@ int wio_gso_split(const uint8_t *vh, size_t total, uint32_t first,
                   uint8_t *mem, const uint32_t *offs, uint32_t *lens,
                   uint32_t max, uint32_t cap, uint32_t *st, uint32_t *nseg);
 
-/* Writes a batch to a vnet-header TUN, coalescing TCP runs
- * (tun_offload_linux.c); *fatal = errno when the fd is unusable. */
-uint32_t wio_tun_write_vnet(int fd, wio_ring *r, uint32_t *st, int *fatal);
+/* Writes a batch to a vnet-header TUN, coalescing TCP runs, and UDP runs
+ * when `uso` (the TUN took TUN_F_USO4|USO6) (tun_offload_linux.c); *fatal =
+ * errno when the fd is unusable. */
+uint32_t wio_tun_write_vnet(int fd, wio_ring *r, int uso, uint32_t *st, int *fatal);
+
+/* Most segments one coalesced TUN write holds (Linux UDP_GRO_CNT_MAX, and
+ * what wireguard-go and the kernel's TCP GRO settle on). */
+#define WIO_SUPER_MAX_SEGS 64
+
+/* Shared by the TCP and UDP coalescers (tun_offload_linux.c): */
+/* The first slot's IP header rewritten for a super-packet of `total` bytes
+ * (IPv4 total length and header checksum / IPv6 payload length); returns
+ * the pseudo-header sum (RFC 9293 §3.1, RFC 768, RFC 8200 §8.1) for the L4
+ * checksum field, which the kernel finishes (NEEDS_CSUM). */
+uint16_t wio_super_ip(uint8_t *p, int v6, uint32_t l4, uint32_t total, uint8_t proto);
+/* The length of slots [i, j) as one packet: the first whole, the others
+ * without their hl bytes of headers. */
+uint32_t wio_super_len(const wio_ring *r, uint32_t i, uint32_t j, uint32_t hl);
+/* One writev: h, the first slot whole, the others from byte hl on (EINTR
+ * retried). */
+ssize_t wio_write_super(int fd, const struct virtio_net_hdr *h, wio_ring *r, uint32_t i, uint32_t j, uint32_t hl);
+
+/* A UDP datagram as the UDP coalescer sees it (udp_coalesce_linux.c). */
+typedef struct {
+  const uint8_t *p;
+  uint32_t len, l4; /* IP packet length, UDP header offset */
+  int v6;
+} wio_udp_dgram;
+
+/* Whether slot bytes are a datagram a run may hold (IPv4 without options or
+ * fragments / IPv6 without extension headers, UDP length = IP payload, some
+ * payload, a non-zero checksum); the checksum itself is summed only by
+ * wio_udp_run_end. */
+int wio_udp_parse(const uint8_t *p, uint32_t len, wio_udp_dgram *u);
+/* The end (exclusive) of the run of datagrams of first's flow starting at
+ * slot i; i + 1 when there is none (every member's checksum verified). */
+uint32_t wio_udp_run_end(wio_ring *r, uint32_t i, const wio_udp_dgram *first);
+/* One writev of slots [i, j) as a GSO_UDP_L4 super-packet; the first slot's
+ * headers are rewritten for the whole. */
+ssize_t wio_udp_write_run(int fd, wio_ring *r, uint32_t i, uint32_t j, const wio_udp_dgram *first);
 
 /* Sends a batch as UDP_SEGMENT trains (udp_offload_linux.c); returns the
  * datagrams sent, or -errno when the fd is unusable. */

@@ -5,7 +5,7 @@
  * a "batch" here is a loop of read()s inside one JS->C call: the cost that
  * batching saves is the JS/C crossing and the per-packet JS work, not the
  * syscall. With IFF_VNET_HDR + TUNSETOFFLOAD (tun_offload_linux.c) one read
- * carries up to 64 KiB of TCP, as wireguard-go does.
+ * carries up to 64 KiB of TCP (or UDP with USO), as wireguard-go does.
  *
  * Ring memory as the caller hands it over (the WASM linear memory):
  *
@@ -32,7 +32,15 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-/* tunOpen(name, multiQueue, vnetHdr) -> [fd, actualName, vnet, offloadErrno]
+/* Linux 6.2 uapi (older headers lack them; older kernels refuse them). */
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#endif
+#ifndef TUN_F_USO6
+#define TUN_F_USO6 0x40
+#endif
+
+/* tunOpen(name, multiQueue, vnetHdr) -> [fd, actualName, vnet, offloadErrno, usoErrno]
  *
  * Creates the device if it does not exist (needs CAP_NET_ADMIN) or attaches
  * to an existing persistent one made with `ip tuntap add dev X mode tun user
@@ -46,9 +54,12 @@
  * vnetHdr: IFF_VNET_HDR (every read and write carries a struct
  * virtio_net_hdr, tun_offload_linux.c), then TUNSETOFFLOAD(TUN_F_CSUM |
  * TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN) so the kernel may hand over TCP
- * super-packets. vnet says whether IFF_VNET_HDR took (a kernel or device
- * that refuses it is opened without: 0); offloadErrno is 0 when the kernel
- * took the offloads, else its errno (the header stays, with no GSO). */
+ * super-packets, first with TUN_F_USO4 | TUN_F_USO6 added (Linux 6.2: UDP
+ * super-packets both ways; the kernel enables them only as a pair) and
+ * without them when that is refused. vnet says whether IFF_VNET_HDR took (a
+ * kernel or device that refuses it is opened without: 0); offloadErrno is 0
+ * when the kernel took the TCP offloads, else its errno (the header stays,
+ * with no GSO); usoErrno likewise for USO (-1: not asked). */
 static napi_value tun_open(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   char name[IFNAMSIZ];
@@ -71,12 +82,17 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
     ifr.ifr_flags &= ~IFF_VNET_HDR;
     r = ioctl(fd, TUNSETIFF, &ifr);
   }
-  int offload_err = vnet ? 0 : -1;
-  if (r >= 0 && vnet &&
-      ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN) < 0)
-    offload_err = errno;
+  int e = errno;
+  int offload_err = vnet ? 0 : -1, uso_err = -1;
+  if (r >= 0 && vnet) {
+    unsigned long tso = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+    uso_err = 0;
+    if (ioctl(fd, TUNSETOFFLOAD, tso | TUN_F_USO4 | TUN_F_USO6) < 0) {
+      uso_err = errno;
+      if (ioctl(fd, TUNSETOFFLOAD, tso) < 0) offload_err = errno;
+    }
+  }
   if (r < 0) {
-    int e = errno;
     close(fd);
     char what[64];
     snprintf(what, sizeof what, "TUNSETIFF %s", name);
@@ -85,7 +101,7 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
 
   wio_own_fd(env, fd);
   napi_value out, vfd, vname;
-  WIO_TRY(napi_create_array_with_length(env, 4, &out));
+  WIO_TRY(napi_create_array_with_length(env, 5, &out));
   WIO_TRY(napi_create_int32(env, fd, &vfd));
   WIO_TRY(napi_create_string_utf8(env, ifr.ifr_name,
                                   strnlen(ifr.ifr_name, IFNAMSIZ), &vname));
@@ -93,6 +109,7 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
   napi_set_element(env, out, 1, vname);
   napi_set_element(env, out, 2, wio_int(env, vnet));
   napi_set_element(env, out, 3, wio_int(env, offload_err));
+  napi_set_element(env, out, 4, wio_int(env, uso_err));
   return out;
 }
 
@@ -141,7 +158,7 @@ static napi_value tun_read_batch(napi_env env, napi_callback_info info) {
   return wio_int(env, n);
 }
 
-/* writeBatch(fd, mem, offs, lens, n, stats, vnet?) -> written
+/* writeBatch(fd, mem, offs, lens, n, stats, vnet?, uso?) -> written
  *
  * Writes packets 0..n-1 (mem[offs[i] .. offs[i]+lens[i]), lens[i] = 0 is
  * skipped). A packet the kernel refuses (EINVAL for a malformed header, EIO
@@ -151,21 +168,22 @@ static napi_value tun_read_batch(napi_env env, napi_callback_info info) {
  *
  * vnet: the fd was opened with IFF_VNET_HDR; packets go out behind a
  * virtio_net_hdr, TCP runs coalesced (wio_tun_write_vnet), and stats needs
- * WIO_ST_OFFLOAD_COUNT elements. */
+ * WIO_ST_OFFLOAD_COUNT elements. uso: the TUN took TUN_F_USO4|USO6 (tunOpen's
+ * usoErrno 0), so UDP runs are coalesced too. */
 static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
-  napi_value argv[7];
+  napi_value argv[8];
   int32_t fd;
   uint32_t n, *st;
-  int vnet;
+  int vnet, uso;
   wio_ring r;
-  if (!wio_args(env, info, 7, argv) || !wio_i32(env, argv[0], &fd) ||
-      !wio_u32(env, argv[4], &n) || !wio_bool(env, argv[6], &vnet) ||
+  if (!wio_args(env, info, 8, argv) || !wio_i32(env, argv[0], &fd) ||
+      !wio_u32(env, argv[4], &n) || !wio_bool(env, argv[6], &vnet) || !wio_bool(env, argv[7], &uso) ||
       !(st = wio_stats_n(env, argv[5], vnet ? WIO_ST_OFFLOAD_COUNT : WIO_ST_COUNT)) ||
       !wio_ring_unpack(env, argv + 1, n, 0, 1, &r))
     return NULL;
   if (vnet) {
     int fatal;
-    uint32_t w = wio_tun_write_vnet(fd, &r, st, &fatal);
+    uint32_t w = wio_tun_write_vnet(fd, &r, uso, st, &fatal);
     if (fatal) return wio_throw_errno(env, "tun write", fatal);
     return wio_int(env, w);
   }

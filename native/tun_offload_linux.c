@@ -4,11 +4,12 @@
  * struct virtio_net_hdr.
  *
  * Read: the packet (up to 64 KiB: a TCP super-packet when the kernel took
- * TUNSETOFFLOAD) lands in a caller-owned scratch buffer and is cut into ring
- * slots by wio_gso_split (gso_linux.c). A super-packet that needs more slots
- * than the batch has left stays in the scratch buffer and opens the next
- * batch, so nothing is lost; one that needs more than a whole batch (a tiny
- * MSS) is spread over consecutive batches.
+ * TUNSETOFFLOAD, a UDP one when it took USO too) lands in a caller-owned
+ * scratch buffer and is cut into ring slots by wio_gso_split (gso_linux.c).
+ * A super-packet that needs more slots than the batch has left stays in the
+ * scratch buffer and opens the next batch, so nothing is lost; one that
+ * needs more than a whole batch (a tiny MSS) is spread over consecutive
+ * batches.
  *
  *   scratch ┌ pending u32 ┬ done u32 ┬ (56) ┬ virtio_net_hdr ┬ packet ≤ 65,600 ┬ spill ┐
  *           0             4          8      64               74                      end
@@ -16,8 +17,10 @@
  *
  * Write (writeBatch with vnet set): runs of consecutive TCP segments of one
  * flow, as a UDP_GRO train brings them, are written as one super-packet
- * behind a GSO header; anything else behind a zeroed header (GSO_NONE, no
- * checksum flags: the receiving stack checks every inner checksum itself).
+ * behind a GSO header, and so are runs of UDP datagrams when the TUN took
+ * USO (udp_coalesce_linux.c); anything else behind a zeroed header
+ * (GSO_NONE, no checksum flags: the receiving stack checks every inner
+ * checksum itself).
  */
 #define _GNU_SOURCE
 #include "gso_linux.h"
@@ -158,25 +161,9 @@ static int tcp_follows(const tcp_seg *a, const tcp_seg *b) {
          memcmp(tx + 14, ty + 14, 2) == 0 && memcmp(tx + 18, ty + 18, a->hl - a->l4 - 18) == 0;
 }
 
-#define COALESCE_MAX_SEGS 64
-
-/* One write of slots [i, j) as a TCP super-packet behind a GSO header: the
- * first slot's headers are rewritten in place for the whole (IP length and
- * checksum, PSH of the last, the pseudo-header sum for the kernel to finish
- * - virtio 1.1 §5.1.6.2), the others give their payloads. */
-static ssize_t write_coalesced(int fd, wio_ring *r, uint32_t i, uint32_t j, const tcp_seg *first, uint8_t last_flags) {
-  struct iovec iov[1 + COALESCE_MAX_SEGS];
-  uint8_t *p = r->mem + r->offs[i];
-  uint32_t total = first->len;
-  for (uint32_t k = i + 1; k < j; k++) {
-    iov[1 + k - i].iov_base = r->mem + r->offs[k] + first->hl;
-    iov[1 + k - i].iov_len = r->lens[k] - first->hl;
-    total += r->lens[k] - first->hl;
-  }
-  uint8_t *th = p + first->l4;
-  th[13] |= last_flags & 0x08;
+uint16_t wio_super_ip(uint8_t *p, int v6, uint32_t l4, uint32_t total, uint8_t proto) {
   uint64_t ps;
-  if (first->v6) {
+  if (v6) {
     p[4] = (uint8_t)((total - 40) >> 8);
     p[5] = (uint8_t)(total - 40);
     ps = wio_csum_add(p + 8, 32, 0);
@@ -188,8 +175,42 @@ static ssize_t write_coalesced(int fd, wio_ring *r, uint32_t i, uint32_t j, cons
     memcpy(p + 10, &c, 2);
     ps = wio_csum_add(p + 12, 8, 0);
   }
-  uint8_t ph[4] = {0, 6, (uint8_t)((total - first->l4) >> 8), (uint8_t)(total - first->l4)};
-  uint16_t partial = (uint16_t)~wio_csum_fold(wio_csum_add(ph, 4, ps));
+  uint8_t ph[4] = {0, proto, (uint8_t)((total - l4) >> 8), (uint8_t)(total - l4)};
+  return (uint16_t)~wio_csum_fold(wio_csum_add(ph, 4, ps));
+}
+
+uint32_t wio_super_len(const wio_ring *r, uint32_t i, uint32_t j, uint32_t hl) {
+  uint32_t total = r->lens[i];
+  for (uint32_t k = i + 1; k < j; k++) total += r->lens[k] - hl;
+  return total;
+}
+
+ssize_t wio_write_super(int fd, const struct virtio_net_hdr *h, wio_ring *r, uint32_t i, uint32_t j, uint32_t hl) {
+  struct iovec iov[1 + WIO_SUPER_MAX_SEGS];
+  iov[0].iov_base = (void *)h;
+  iov[0].iov_len = WIO_VNET_HDR_LEN;
+  iov[1].iov_base = r->mem + r->offs[i];
+  iov[1].iov_len = r->lens[i];
+  for (uint32_t k = i + 1; k < j; k++) {
+    iov[1 + k - i].iov_base = r->mem + r->offs[k] + hl;
+    iov[1 + k - i].iov_len = r->lens[k] - hl;
+  }
+  ssize_t w;
+  do {
+    w = writev(fd, iov, (int)(1 + j - i));
+  } while (w < 0 && errno == EINTR);
+  return w;
+}
+
+/* One write of slots [i, j) as a TCP super-packet behind a GSO header: the
+ * first slot's headers are rewritten in place for the whole (IP length and
+ * checksum, PSH of the last, the pseudo-header sum for the kernel to finish
+ * - virtio 1.1 §5.1.6.2), the others give their payloads. */
+static ssize_t write_coalesced(int fd, wio_ring *r, uint32_t i, uint32_t j, const tcp_seg *first, uint8_t last_flags) {
+  uint8_t *p = r->mem + r->offs[i];
+  uint8_t *th = p + first->l4;
+  th[13] |= last_flags & 0x08;
+  uint16_t partial = wio_super_ip(p, first->v6, first->l4, wio_super_len(r, i, j, first->hl), 6);
   memcpy(th + 16, &partial, 2);
   struct virtio_net_hdr h = {
       .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
@@ -199,15 +220,7 @@ static ssize_t write_coalesced(int fd, wio_ring *r, uint32_t i, uint32_t j, cons
       .csum_start = (uint16_t)first->l4,
       .csum_offset = 16,
   };
-  iov[0].iov_base = &h;
-  iov[0].iov_len = WIO_VNET_HDR_LEN;
-  iov[1].iov_base = p;
-  iov[1].iov_len = first->len;
-  ssize_t w;
-  do {
-    w = writev(fd, iov, (int)(1 + j - i));
-  } while (w < 0 && errno == EINTR);
-  return w;
+  return wio_write_super(fd, &h, r, i, j, first->hl);
 }
 
 /* The slots of a run starting at i: consecutive segments of one flow, all
@@ -219,7 +232,7 @@ static uint32_t run_end(wio_ring *r, uint32_t i, const tcp_seg *first, uint8_t *
   uint32_t limit = first->v6 ? 65535 + 40 : 65535;
   *last_flags = first->p[first->l4 + 13];
   if (*last_flags & 0x08) return j; /* PSH ends a run (as in Linux GRO) */
-  while (j < r->count && j - i < COALESCE_MAX_SEGS && r->lens[j] != 0 &&
+  while (j < r->count && j - i < WIO_SUPER_MAX_SEGS && r->lens[j] != 0 &&
          tcp_parse(r->mem + r->offs[j], r->lens[j], &t) && tcp_follows(&prev, &t) &&
          t.len - t.hl <= size && total + (t.len - t.hl) <= limit) {
     total += t.len - t.hl;
@@ -233,10 +246,12 @@ static uint32_t run_end(wio_ring *r, uint32_t i, const tcp_seg *first, uint8_t *
 
 /* Writes r's packets to a vnet-header TUN: runs of TCP segments of one flow
  * coalesced into super-packets (the receive half of GRO; the kernel
- * segments them again where it must), everything else one by one behind a
- * zeroed header. Returns the packets written; *fatal = errno when the fd is
- * unusable. stats: [8] coalesced writes, [9] segments they held. */
-uint32_t wio_tun_write_vnet(int fd, wio_ring *r, uint32_t *st, int *fatal) {
+ * segments them again where it must), runs of UDP datagrams too when `uso`,
+ * everything else one by one behind a zeroed header. Returns the packets
+ * written; *fatal = errno when the fd is unusable. stats: [8] coalesced TCP
+ * writes, [9] segments they held, [10] coalesced UDP writes, [11] their
+ * datagrams. */
+uint32_t wio_tun_write_vnet(int fd, wio_ring *r, int uso, uint32_t *st, int *fatal) {
   uint8_t zero[WIO_VNET_HDR_LEN] = {0};
   struct iovec one[2] = {{zero, sizeof zero}, {NULL, 0}};
   uint32_t written = 0;
@@ -247,12 +262,20 @@ uint32_t wio_tun_write_vnet(int fd, wio_ring *r, uint32_t *st, int *fatal) {
       continue;
     }
     tcp_seg first;
+    wio_udp_dgram ufirst = {0};
     uint32_t j = i + 1;
     uint8_t last_flags = 0;
-    if (tcp_parse(r->mem + r->offs[i], r->lens[i], &first)) j = run_end(r, i, &first, &last_flags);
+    int udp = 0;
+    const uint8_t *p = r->mem + r->offs[i];
+    if (tcp_parse(p, r->lens[i], &first)) {
+      j = run_end(r, i, &first, &last_flags);
+    } else if (uso && wio_udp_parse(p, r->lens[i], &ufirst)) {
+      j = wio_udp_run_end(r, i, &ufirst);
+      udp = 1;
+    }
     ssize_t w;
     if (j - i > 1) {
-      w = write_coalesced(fd, r, i, j, &first, last_flags);
+      w = udp ? wio_udp_write_run(fd, r, i, j, &ufirst) : write_coalesced(fd, r, i, j, &first, last_flags);
     } else {
       one[1].iov_base = r->mem + r->offs[i];
       one[1].iov_len = r->lens[i];
@@ -270,8 +293,8 @@ uint32_t wio_tun_write_vnet(int fd, wio_ring *r, uint32_t *st, int *fatal) {
     } else {
       written += j - i;
       if (j - i > 1) {
-        st[WIO_ST_COALESCED]++;
-        st[WIO_ST_COALESCED_SEGS] += j - i;
+        st[udp ? WIO_ST_COALESCED_UDP : WIO_ST_COALESCED]++;
+        st[udp ? WIO_ST_COALESCED_UDP_SEGS : WIO_ST_COALESCED_SEGS] += j - i;
       }
     }
     i = j;

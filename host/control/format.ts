@@ -81,8 +81,10 @@ export function formatStatus(st: Status): string {
     const t = o.tun;
     const tso = t.tso === "on" ? `tso on (${t.superPackets} super-packets → ${t.segments} segments, ${t.malformed} malformed)` : `tso ${t.tso}`;
     const gro = `  coalesced ${t.coalesced} (${t.coalescedSegments} segments)`;
+    // USO (Linux 6.2): UDP super-packets read and UDP runs coalesced on write, only when the kernel took it
+    const uso = t.uso === "on" ? `  uso on  udp coalesced ${t.udpCoalesced} (${t.udpCoalescedDatagrams} datagrams)` : `  uso ${t.uso}`;
     const udp = o.udp.map((u) => `  ${u.name} gso ${u.gso}  gro ${u.gro}  trains ${u.trains} (${u.datagrams} datagrams)`).join("");
-    out.push(`offloads  tun ${t.vnetHdr ? tso + gro : "no vnet header"}${udp}`);
+    out.push(`offloads  tun ${t.vnetHdr ? tso + gro + uso : "no vnet header"}${udp}`);
   }
   for (const p of st.ike ?? []) out.push(...ikeLines(p));
   for (const f of st.failover ?? []) out.push(`failover ${f.primary}  backup ${f.backup}  via ${f.via ?? "none"}`);

@@ -30,8 +30,10 @@ export const ST_SUPER = 4; // TUN: super-packets segmented; UDP: GSO trains sent
 export const ST_SEGMENTS = 5; // the segments / datagrams those held
 export const ST_BAD = 6; // TUN: super-packets refused as malformed (dropped)
 export const ST_CSUM = 7; // TUN: partial checksums completed
-export const ST_COALESCED = 8; // TUN: super-packets written (TCP segments coalesced)
+export const ST_COALESCED = 8; // TUN: TCP super-packets written (segments coalesced)
 export const ST_COALESCED_SEGS = 9; // the segments they held
+export const ST_COALESCED_UDP = 10; // TUN: UDP super-packets written (datagrams coalesced, USO)
+export const ST_COALESCED_UDP_SEGS = 11; // the datagrams they held
 
 /** sockOpen flag bits (native/sock_linux.c). */
 export const F_REUSEPORT = 1;
@@ -49,8 +51,11 @@ export interface WespIo {
   netnsEnter(path: string): number;
   netnsRestore(prevFd: number): void;
 
-  /** vnet: whether IFF_VNET_HDR took; offloadErrno: 0 = TSO/csum offloads on, -1 = not asked, else the kernel's errno. */
-  tunOpen(name: string, multiQueue: boolean, vnetHdr?: boolean): [fd: number, name: string, vnet: number, offloadErrno: number];
+  /**
+   * vnet: whether IFF_VNET_HDR took; offloadErrno: 0 = TSO/csum offloads on, -1 = not asked, else the kernel's errno;
+   * usoErrno: the same for TUN_F_USO4|USO6 (UDP super-packets, Linux 6.2).
+   */
+  tunOpen(name: string, multiQueue: boolean, vnetHdr?: boolean): [fd: number, name: string, vnet: number, offloadErrno: number, usoErrno: number];
   readonly TUN_SCRATCH: number;
   readBatchVnet(fd: number, mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, max: number, slotCap: number, stats: Uint32Array, scratch: Uint8Array): number;
   /** Segments `first`.. of one vnet TUN read (header + packet) into up to `max` slots: slots filled, -1 = malformed. */
@@ -65,8 +70,8 @@ export interface WespIo {
     max: number, slotCap: number, stats: Uint32Array, landing: Uint8Array,
   ): number;
   readBatch(fd: number, mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, max: number, slotCap: number, stats: Uint32Array): number;
-  /** vnet: the fd has IFF_VNET_HDR (TCP runs are coalesced; stats needs 10 elements). */
-  writeBatch(fd: number, mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, n: number, stats: Uint32Array, vnet?: boolean): number;
+  /** vnet: the fd has IFF_VNET_HDR (TCP runs are coalesced; stats needs 12 elements); uso: it took USO (UDP runs too). */
+  writeBatch(fd: number, mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, n: number, stats: Uint32Array, vnet?: boolean, uso?: boolean): number;
 
   sockOpen(
     raw: boolean, family: 4 | 6, protocol: number, address: string | null, port: number,
@@ -81,7 +86,7 @@ export interface WespIo {
   sendBatch(
     fd: number, sockFamily: 4 | 6, mem: Uint8Array, offs: Uint32Array, lens: Uint32Array,
     addrs: Uint8Array, ports: Uint16Array, fams: Uint8Array, n: number, stats: Uint32Array,
-    /** UDP_SEGMENT trains (stats needs 10 elements). */
+    /** UDP_SEGMENT trains (stats needs 12 elements). */
     gso?: boolean,
   ): number;
 
@@ -119,7 +124,7 @@ export const io: WespIo = load();
 
 /** A fresh stats array for one fd (see ST_*; those from ST_SUPER on count only on offloading fds). */
 export function newStats(): Uint32Array {
-  return new Uint32Array(10);
+  return new Uint32Array(12);
 }
 
 /** An offload as negotiated: on, off (not asked), or refused with the kernel's errno name. */

@@ -20,7 +20,9 @@
 // for the user once,
 //     ip tuntap add dev wesp0 mode tun user wesp [multi_queue]
 // and wesp attaches to it by name (multiQueue must match how it was made).
-import { io, offloadState, ST_BAD, ST_COALESCED, ST_COALESCED_SEGS, ST_CSUM, ST_SEGMENTS, ST_SUPER, type OffloadState } from "../io/native_linux.ts";
+import {
+  io, offloadState, ST_BAD, ST_COALESCED, ST_COALESCED_SEGS, ST_COALESCED_UDP, ST_COALESCED_UDP_SEGS, ST_CSUM, ST_SEGMENTS, ST_SUPER, type OffloadState,
+} from "../io/native_linux.ts";
 import { PacketFd } from "../io/packet_fd_linux.ts";
 import { withNetns } from "../io/netns_linux.ts";
 
@@ -35,10 +37,11 @@ export interface TunOptions {
    */
   netns?: string;
   /**
-   * IFF_VNET_HDR with TSO4/TSO6 and checksum offload offered to the kernel
-   * (TUNSETOFFLOAD): reads may return TCP super-packets of up to 64 KiB,
-   * which readBatch segments into MTU-sized packets (native/gso_linux.c).
-   * A kernel that refuses falls back: see `offloads`.
+   * IFF_VNET_HDR with TSO4/TSO6, USO4/USO6 (Linux 6.2) and checksum offload
+   * offered to the kernel (TUNSETOFFLOAD): reads may return TCP or UDP
+   * super-packets of up to 64 KiB, which readBatch segments into MTU-sized
+   * packets (native/gso_linux.c), and writeBatch coalesces runs of one flow
+   * into such super-packets. A kernel that refuses falls back: see `offloads`.
    */
   offload?: boolean;
 }
@@ -47,8 +50,10 @@ export interface TunOptions {
 export interface TunOffloads {
   /** IFF_VNET_HDR: every read and write carries a virtio_net_hdr. */
   vnetHdr: boolean;
-  /** TUNSETOFFLOAD(CSUM | TSO4 | TSO6): super-packets from the kernel. */
+  /** TUNSETOFFLOAD(CSUM | TSO4 | TSO6): TCP super-packets both ways. */
   tso: OffloadState;
+  /** TUN_F_USO4 | USO6 on top (Linux 6.2): UDP super-packets both ways (UDP runs coalesced on write). */
+  uso: OffloadState;
 }
 
 /** Segmentation and coalescing counters of a vnet TUN (running totals, wrap at 2^32). */
@@ -61,6 +66,9 @@ export interface TsoCounters {
   /** Write: super-packets written from coalesced TCP segments, and the segments they held. */
   coalesced: number;
   coalescedSegments: number;
+  /** Write: super-packets written from coalesced UDP datagrams (USO), and the datagrams they held. */
+  udpCoalesced: number;
+  udpCoalescedDatagrams: number;
 }
 
 export class Tun extends PacketFd {
@@ -70,13 +78,16 @@ export class Tun extends PacketFd {
   readonly offloads: TunOffloads;
   /** A vnet read's landing buffer: one super-packet, kept between batches when it did not fit. */
   private readonly scratch: Uint8Array | null;
+  /** The kernel took USO: UDP runs are coalesced on write. */
+  private readonly uso: boolean;
 
-  private constructor(fd: number, name: string, multiQueue: boolean, vnet: boolean, offloadErrno: number) {
+  private constructor(fd: number, name: string, multiQueue: boolean, vnet: boolean, offloadErrno: number, usoErrno: number) {
     super(fd);
     this.name = name;
     this.multiQueue = multiQueue;
-    this.offloads = { vnetHdr: vnet, tso: vnet ? offloadState(offloadErrno) : "off" };
+    this.offloads = { vnetHdr: vnet, tso: vnet ? offloadState(offloadErrno) : "off", uso: vnet ? offloadState(usoErrno) : "off" };
     this.scratch = vnet ? new Uint8Array(io.TUN_SCRATCH) : null;
+    this.uso = this.offloads.uso === "on";
   }
 
   tsoCounters(): TsoCounters {
@@ -84,6 +95,7 @@ export class Tun extends PacketFd {
     return {
       superPackets: s[ST_SUPER], segments: s[ST_SEGMENTS], malformed: s[ST_BAD], checksums: s[ST_CSUM],
       coalesced: s[ST_COALESCED], coalescedSegments: s[ST_COALESCED_SEGS],
+      udpCoalesced: s[ST_COALESCED_UDP], udpCoalescedDatagrams: s[ST_COALESCED_UDP_SEGS],
     };
   }
 
@@ -95,8 +107,8 @@ export class Tun extends PacketFd {
    */
   static open(opts: TunOptions): Tun {
     const mq = opts.multiQueue ?? false;
-    const [fd, name, vnet, offloadErrno] = withNetns(opts.netns, () => io.tunOpen(opts.name, mq, opts.offload ?? false));
-    return new Tun(fd, name, mq, vnet === 1, offloadErrno);
+    const [fd, name, vnet, offloadErrno, usoErrno] = withNetns(opts.netns, () => io.tunOpen(opts.name, mq, opts.offload ?? false));
+    return new Tun(fd, name, mq, vnet === 1, offloadErrno, usoErrno);
   }
 
   /**
@@ -125,7 +137,7 @@ export class Tun extends PacketFd {
    * how many slots were filled; 0 = nothing ready. A packet longer than
    * slotCap is dropped (lens[i] = 0, counters().truncated). `offs` and `lens`
    * need ≥ max elements; slotCap should be ≥ the device MTU. With offloads a
-   * TCP super-packet fills one slot per segment; one that needs more slots
+   * TCP or UDP super-packet fills one slot per segment; one that needs more slots
    * than are left waits for the next call (never split across batches).
    */
   readBatch(mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, max: number, slotCap: number): number {
@@ -140,10 +152,11 @@ export class Tun extends PacketFd {
    * kernel took; refused ones (malformed, link down) are counted in
    * counters().failed and not retried. TUN writes never block. With the
    * vnet header, consecutive TCP segments of one flow (checksums valid) are
-   * written as one super-packet (tsoCounters().coalesced); the count is
+   * written as one super-packet (tsoCounters().coalesced), and with USO
+   * consecutive UDP datagrams of one flow too (udpCoalesced); the count is
    * still of packets.
    */
   writeBatch(mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, n: number): number {
-    return io.writeBatch(this.live(), mem, offs, lens, n, this.stats, this.offloads.vnetHdr);
+    return io.writeBatch(this.live(), mem, offs, lens, n, this.stats, this.offloads.vnetHdr, this.uso);
   }
 }

@@ -2,13 +2,14 @@
 // flat while a million inner packets cross two real Pipelines whose TUNs have
 // IFF_VNET_HDR with TSO and whose UDP sockets send UDP_SEGMENT trains and
 // receive with UDP_GRO — super-packets segmented on read, trains sent and
-// received, TCP runs coalesced on TUN write.
+// received, TCP runs and (with USO) UDP runs coalesced on TUN write.
 //
 // One child process (started with --expose-gc, so the test runner's own
 // allocations do not count) opens ceA's TUN and socket inside namespace ceA
 // and ceB's inside ceB (Tun/UdpSocket netns option), and runs both Pipelines
 // on its event loop, exactly as a worker does. iperf3 pushes TCP from hostA
-// to hostB and back (-R) through them. After a warm-up of WARMUP packets,
+// to hostB and back (-R) through them, and every third round UDP (1,372-byte
+// datagrams, unlimited rate) from hostA to hostB. After a warm-up of WARMUP packets,
 // the child samples heapUsed after global.gc() every SAMPLE packets; the
 // spread of the samples over PACKETS packets must stay under BOUND (one byte
 // per packet would be 1 MB), and not one scavenge may run in between (the
@@ -36,6 +37,8 @@ interface Report {
   /** UDP_SEGMENT trains sent plus UDP_GRO trains received, both sides. */
   trains: number;
   coalesced: number;
+  /** UDP runs coalesced on TUN write (USO), both sides. */
+  udpCoalesced: number;
 }
 
 async function child(): Promise<void> {
@@ -102,6 +105,7 @@ async function child(): Promise<void> {
     superPackets: A.tun.tsoCounters().superPackets + B.tun.tsoCounters().superPackets,
     trains: sa.trains + sb.trains,
     coalesced: A.tun.tsoCounters().coalesced + B.tun.tsoCounters().coalesced,
+    udpCoalesced: A.tun.tsoCounters().udpCoalesced + B.tun.tsoCounters().udpCoalesced,
   };
   A.pipe.close();
   B.pipe.close();
@@ -138,15 +142,16 @@ if (process.env.WESP_OFFLOAD_NOALLOC_CHILD === "1") {
       }
       const srv = s.hostB.spawn(["iperf3", "-s", "-B", ADDR.hostB.v4]);
       await waitFor(async () => (await s.hostA.exec(["iperf3", "-c", ADDR.hostB.v4, "-t", "1"])).code === 0 || !srv.running, "iperf3 server", 30_000);
-      // Both directions in turn until the child has counted its packets.
+      // Both directions in turn, UDP every third round, until the child has counted its packets.
       for (let i = 0; kid.running && i < 40; i++) {
-        await s.hostA.exec(["iperf3", "-c", ADDR.hostB.v4, "-t", "4", ...(i % 2 ? ["-R"] : [])], { timeoutMs: 30_000 });
+        const udp = i % 3 === 2 ? ["-u", "-b", "0", "-l", "1372"] : i % 2 ? ["-R"] : [];
+        await s.hostA.exec(["iperf3", "-c", ADDR.hostB.v4, "-t", "4", ...udp], { timeoutMs: 30_000 });
       }
       await kid.exited;
       assert.equal(kid.exitCode, 0, kid.stderr);
       const rep = JSON.parse(kid.stdout.trim().split("\n").pop()!) as Report;
       assert.ok(rep.packets >= PACKETS, `packets ${rep.packets}`);
-      assert.ok(rep.superPackets > 0 && rep.trains > 0 && rep.coalesced > 0, `offloads carried the traffic: ${JSON.stringify(rep)}`);
+      assert.ok(rep.superPackets > 0 && rep.trains > 0 && rep.coalesced > 0 && rep.udpCoalesced > 0, `offloads carried the traffic: ${JSON.stringify(rep)}`);
       const spread = Math.max(...rep.heap) - Math.min(...rep.heap);
       assert.equal(rep.scavenges, 0, `scavenges (what allocation triggers) over ${rep.packets} packets`);
       assert.ok(spread < BOUND, `heapUsed after gc spread ${spread} bytes over ${rep.packets} packets: ${JSON.stringify(rep)}`);

@@ -1,7 +1,7 @@
 // What `wesp status` says about the offloads (issue 9): the addon's result
 // codes become "on", "off" (not asked) or "refused (ERRNO)" with the errno's
 // name, and the text form has one "offloads" line naming each — so a kernel
-// that refuses TSO, UDP_SEGMENT or UDP_GRO is visible, with the counters of
+// that refuses TSO, USO, UDP_SEGMENT or UDP_GRO is visible, with the counters of
 // what did run. A real refusal cannot be forced on this kernel, so the codes
 // are fed in as the addon would return them.
 import { test } from "node:test";
@@ -25,26 +25,32 @@ const base = {
   host: { tunRead: 0, tunWritten: 0, sent: 0, received: 0, toHost: 0, icmpTooBig: 0, icmpRateLimited: 0, fragmented: 0, bypassUnsent: 0, keepalives: 0 },
   sockets: [],
 } satisfies Status;
-const counters = { superPackets: 3, segments: 120, malformed: 0, checksums: 0, coalesced: 2, coalescedSegments: 80 };
+const counters = { superPackets: 3, segments: 120, malformed: 0, checksums: 0, coalesced: 2, coalescedSegments: 80, udpCoalesced: 4, udpCoalescedDatagrams: 100 };
 
 test("status text: offloads on, with what they carried", () => {
   const text = formatStatus({
     ...base,
-    offloads: { tun: { vnetHdr: true, tso: "on", ...counters }, udp: [{ name: "wan/udp", gso: "on", gro: "on", trains: 5, datagrams: 150 }] },
+    offloads: { tun: { vnetHdr: true, tso: "on", uso: "on", ...counters }, udp: [{ name: "wan/udp", gso: "on", gro: "on", trains: 5, datagrams: 150 }] },
   });
-  assert.match(text, /^offloads {2}tun tso on \(3 super-packets → 120 segments, 0 malformed\) {2}coalesced 2 \(80 segments\) {2}wan\/udp gso on {2}gro on {2}trains 5 \(150 datagrams\)$/m);
+  assert.match(
+    text,
+    /^offloads {2}tun tso on \(3 super-packets → 120 segments, 0 malformed\) {2}coalesced 2 \(80 segments\) {2}uso on {2}udp coalesced 4 \(100 datagrams\) {2}wan\/udp gso on {2}gro on {2}trains 5 \(150 datagrams\)$/m,
+  );
 });
 
 test("status text: each refusal named with its errno, the rest still on", () => {
   const text = formatStatus({
     ...base,
     offloads: {
-      tun: { vnetHdr: true, tso: offloadState(constants.errno.EINVAL), ...counters },
+      tun: { vnetHdr: true, tso: offloadState(constants.errno.EINVAL), uso: offloadState(constants.errno.EINVAL), ...counters },
       udp: [{ name: "wan/udp", gso: offloadState(constants.errno.ENOPROTOOPT), gro: "on", trains: 0, datagrams: 0 }],
     },
   });
-  assert.match(text, /^offloads {2}tun tso refused \(EINVAL\) {2}coalesced 2 \(80 segments\) {2}wan\/udp gso refused \(ENOPROTOOPT\) {2}gro on/m);
-  const plain = formatStatus({ ...base, offloads: { tun: { vnetHdr: false, tso: "off", ...counters }, udp: [] } });
+  assert.match(text, /^offloads {2}tun tso refused \(EINVAL\) {2}coalesced 2 \(80 segments\) {2}uso refused \(EINVAL\) {2}wan\/udp gso refused \(ENOPROTOOPT\) {2}gro on/m);
+  // A kernel before 6.2: TSO taken, USO refused — no UDP coalescing counters shown.
+  const old = formatStatus({ ...base, offloads: { tun: { vnetHdr: true, tso: "on", uso: offloadState(constants.errno.EINVAL), ...counters }, udp: [] } });
+  assert.match(old, /^offloads {2}tun tso on \(3 super-packets → 120 segments, 0 malformed\) {2}coalesced 2 \(80 segments\) {2}uso refused \(EINVAL\)$/m);
+  const plain = formatStatus({ ...base, offloads: { tun: { vnetHdr: false, tso: "off", uso: "off", ...counters }, udp: [] } });
   assert.match(plain, /^offloads {2}tun no vnet header$/m);
   assert.doesNotMatch(formatStatus(base), /offloads/, "no line when the worker reports none");
 });
