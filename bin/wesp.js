@@ -1,12 +1,9 @@
 #!/usr/bin/env node
-// The `wesp` executable: registers tsx so the TypeScript host runs without a
-// build step, then hands over to host/cli/main.ts. Exit codes: docs/cli.md.
+// `wesp` from the TypeScript sources, for development and the tests: registers
+// tsx and runs bin/wesp.ts, so a change under host/ needs no build step. The
+// package's own `wesp` is the compiled dist/bin/wesp.js (`npm run build:js`),
+// which never loads tsx (docs/cli.md, "Compiled JavaScript").
 import { register } from "tsx/esm/api";
 
 register();
-const { run } = await import("../host/cli/main.ts");
-const code = await run(process.argv.slice(2));
-// Let buffered output to pipes drain before exiting; a command may leave handles open.
-await new Promise((resolve) => process.stdout.write("", resolve));
-await new Promise((resolve) => process.stderr.write("", resolve));
-process.exit(code);
+await import("./wesp.ts");

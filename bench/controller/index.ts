@@ -10,14 +10,11 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { ControllerClient } from "../../host/controller/api/client.ts";
+import { loaderFlags, modulePath, packagePath, wespArgv } from "../../host/util/package_root.ts";
 import { Usage, int, list } from "../cli.ts";
 import { HUB, VPN, provision, spoke, type Provisioned } from "./provision.ts";
 import { CAPS, install, largestLoadable, type InstallResult, type LoadResult } from "./ce_sas.ts";
-
-const WESP = fileURLToPath(new URL("../../bin/wesp.js", import.meta.url));
-const SWARM = fileURLToPath(new URL("./ce_swarm.ts", import.meta.url));
 
 export const help = `Usage: wesp bench controller [--ces N] [--stores sqlite,postgres] [--clients N]
                             [--sas N] [--only push,sas] [--json FILE]
@@ -50,7 +47,7 @@ function parse(args: string[]): Options | null {
     clients: int(v.clients, "--clients", 1, 16, 2),
     sas: int(v.sas, "--sas", 2, 200000, 100000),
     only: list(v.only, "--only", ["push", "sas"]) ?? ["push", "sas"],
-    json: v.json ?? fileURLToPath(new URL("../results/controller.json", import.meta.url)),
+    json: v.json ?? packagePath("bench/results/controller.json"),
   };
 }
 
@@ -72,7 +69,8 @@ interface Replica { proc: ChildProcess; url: string; sock: string; state: string
 
 async function startController(state: string, db: string): Promise<Replica> {
   const sock = join(state, "metrics.sock");
-  const proc = spawn(process.execPath, [WESP, "controller", "--state", state, "--db", db, "--listen", "127.0.0.1:0", "--stun", "off",
+  const [node, ...wesp] = wespArgv("controller");
+  const proc = spawn(node, [...wesp, "--state", state, "--db", db, "--listen", "127.0.0.1:0", "--stun", "off",
     "--metrics", sock, "--log-level", "warn"], { stdio: ["ignore", "pipe", "inherit"] });
   const url = await new Promise<string>((resolve, reject) => {
     let out = "";
@@ -163,7 +161,7 @@ async function runPush(o: Options, kind: string): Promise<PushResult> {
     const t0 = performance.now();
     const ready = [];
     for (let c = 0; c < o.clients; c++) {
-      const child = fork(SWARM, [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+      const child = fork(modulePath("bench/controller/ce_swarm.ts"), [], { execArgv: loaderFlags(), stdio: ["ignore", "inherit", "inherit", "ipc"] });
       swarms.push(child);
       ready.push(once<{ open: number; failed: number; firstError: string; seconds: number }>(child, "ready"));
       child.send({ type: "start", ces: prov.ces.slice(c * per, (c + 1) * per), url: replicas[c % replicas.length].url, ca, concurrency: 64, timeoutMs: 120_000 });

@@ -15,6 +15,7 @@ import { parseArgs } from "node:util";
 import { int, list, prologue } from "../cli.ts";
 import { ADDR, BenchLab } from "../tunnel/lab.ts";
 import { sweepStale } from "../../host/lab/leftovers.ts";
+import { nodeArgv, packagePath } from "../../host/util/package_root.ts";
 import { until } from "../tunnel/contender.ts";
 import { treeCpuSeconds } from "../tunnel/cpu.ts";
 import { CHARON } from "../tunnel/strongswan.ts";
@@ -45,7 +46,6 @@ const PSK = "wesp-bench-ike-psk-0123456789abcdef";
 const CONTENDERS = ["wesp", "charon", "charon-all"] as const;
 type Contender = (typeof CONTENDERS)[number];
 const PROPOSALS = { ike: "aes128gcm16-prfsha256-x25519", esp: "aes128gcm16" };
-const WESP_PEER = new URL("./wesp_peer.ts", import.meta.url).pathname;
 /** The initiator on core 0, the responder on core 1 (as bench/tunnel pins its endpoints). */
 const CORES = [0, availableParallelism() > 1 ? 1 : 0];
 
@@ -78,7 +78,7 @@ function parse(args: string[]): Options | null {
     runs: int(values.runs, "--runs", 1, 100, 3),
     window: int(values.window, "--window", 1, 10_000, 32),
     only: (list(values.only, "--only", CONTENDERS) ?? [...CONTENDERS]) as Contender[],
-    json: resolve(values.json ?? new URL("../results/ike.json", import.meta.url).pathname),
+    json: resolve(values.json ?? packagePath("bench/results/ike.json")),
   };
 }
 
@@ -89,7 +89,7 @@ async function wespRound(lab: BenchLab, o: Options, run: number): Promise<Sample
     const opts: WespPeerOptions = { role, local, remote, psk: PSK, ...PROPOSALS, tunnels: o.tunnels, window: o.window };
     writeFileSync(path, JSON.stringify(opts));
     const ns = role === "initiator" ? lab.eA : lab.eB;
-    return ns.spawn([process.execPath, "--import", "tsx", WESP_PEER, path], { core: CORES[role === "initiator" ? 0 : 1] });
+    return ns.spawn([...nodeArgv("bench/ike/wesp_peer.ts"), path], { core: CORES[role === "initiator" ? 0 : 1] });
   };
   const resp = peer("responder", ADDR.eBwan, ADDR.eAwan);
   const init = peer("initiator", ADDR.eAwan, ADDR.eBwan);

@@ -13,6 +13,7 @@ import { allContenders, selectable } from "./contenders.ts";
 import type { Contender, Running } from "./contender.ts";
 import { BenchLab, NS_PREFIX } from "./lab.ts";
 import { sweepStale } from "../../host/lab/leftovers.ts";
+import { packagePath } from "../../host/util/package_root.ts";
 import { ratios, ratioTable, resultsTable, summarise } from "./report.ts";
 import { chart } from "./svg.ts";
 import { prepare } from "./tools.ts";
@@ -66,7 +67,7 @@ function parse(args: string[]): Options | null {
     strict: true,
   });
   if (values.help) return null;
-  const json = resolve(values.json ?? new URL("../results/tunnel.json", import.meta.url).pathname);
+  const json = resolve(values.json ?? packagePath("bench/results/tunnel.json"));
   return {
     runs: int(values.runs, "--runs", 1, 100, 3),
     seconds: int(values.seconds, "--seconds", 1, 3600, 10),

@@ -1,6 +1,7 @@
-// wesp as a contender: `wesp up CONFIG` in eA and eB (bin/wesp.js, the real
-// command), static keys, ESP tunnel mode in UDP (RFC 3948, port 4500), fresh
-// random keys and a fresh `node.state_dir` for every start.
+// wesp as a contender: `wesp up CONFIG` in eA and eB (the real command, compiled
+// or from source as the benchmark itself runs: host/util/package_root.ts), static
+// keys, ESP tunnel mode in UDP (RFC 3948, port 4500), fresh random keys and a
+// fresh `node.state_dir` for every start.
 //
 // `--sas N` adds N extra peers to each side's config, each with its own /32
 // prefix in 10.128.0.0/9, outer address in 198.18.0.0/15 and one SA pair
@@ -11,11 +12,10 @@
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { ADDR, INNER_MTU } from "./lab.ts";
 import { until, type Contender, type Running, type StartContext } from "./contender.ts";
+import { packagePath, wespArgv } from "../../host/util/package_root.ts";
 
-const WESP_BIN = fileURLToPath(new URL("../../bin/wesp.js", import.meta.url));
 const KEY_BYTES = { "aes-128-gcm": 20, "chacha20-poly1305": 36 } as const;
 type Suite = keyof typeof KEY_BYTES;
 
@@ -83,7 +83,7 @@ export function wespContender(suite: Suite, offloads = true): Contender {
     suite,
     needs: [],
     async version() {
-      const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+      const pkg = JSON.parse(readFileSync(packagePath("package.json"), "utf8"));
       return `wesp ${pkg.version}, Node ${process.version}`;
     },
     async start(ctx: StartContext): Promise<Running> {
@@ -93,8 +93,8 @@ export function wespContender(suite: Suite, offloads = true): Contender {
       const cfgA = join(dir, "eA.json"), cfgB = join(dir, "eB.json");
       writeFileSync(cfgA, JSON.stringify(a), { mode: 0o600 });
       writeFileSync(cfgB, JSON.stringify(b), { mode: 0o600 });
-      const pa = ctx.lab.eA.spawn([process.execPath, WESP_BIN, "up", cfgA], { core: ctx.cores[0], env });
-      const pb = ctx.lab.eB.spawn([process.execPath, WESP_BIN, "up", cfgB], { core: ctx.cores[1], env });
+      const pa = ctx.lab.eA.spawn(wespArgv("up", cfgA), { core: ctx.cores[0], env });
+      const pb = ctx.lab.eB.spawn(wespArgv("up", cfgB), { core: ctx.cores[1], env });
       const stop = async () => {
         await Promise.all([pa.stop("SIGTERM", 10_000), pb.stop("SIGTERM", 10_000)]);
       };

@@ -4,16 +4,15 @@
 // end-to-end benchmarks (bench/tunnel/, bench/ike/); `wesp bench controller`
 // the controller's scale (bench/controller/).
 import { spawnSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { EXIT_FAILURE } from "./exit_codes.ts";
-
-const BENCH = fileURLToPath(new URL("../../bench/core/index.ts", import.meta.url));
+import { nodeArgv } from "../util/package_root.ts";
 
 export async function main(args: string[]): Promise<number> {
   if (args[0] === "tunnel") return (await import("./bench_tunnel.ts")).main(args.slice(1));
   if (args[0] === "ike") return (await import("../../bench/ike/index.ts")).main(args.slice(1));
   if (args[0] === "controller") return (await import("../../bench/controller/index.ts")).main(args.slice(1));
   const a = args.map((x) => (x === "-h" ? "--help" : x));
-  const r = spawnSync(process.execPath, ["--import", "tsx", BENCH, ...a], { stdio: "inherit" });
+  const [node, ...argv] = nodeArgv("bench/core/index.ts");
+  const r = spawnSync(node, [...argv, ...a], { stdio: "inherit" });
   return r.status ?? EXIT_FAILURE;
 }

@@ -2,8 +2,8 @@
 // namespaces, its SAs negotiated with IKEv2, end to end (host/demo/run.ts does
 // the work; docs/demo.md explains it).
 import { existsSync, writeFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { removeLeftovers } from "../lab/leftovers.ts";
+import { packagePath } from "../util/package_root.ts";
 import { defaultPrefix } from "../demo/plan.ts";
 import { runDemo } from "../demo/run.ts";
 import { prepareTools } from "../demo/tools.ts";
@@ -44,7 +44,7 @@ Exit status: 0 every check it could run passed, 1 a check failed or the demo
 could not run (with CI set: also a tool still missing), 2 bad usage, 3 not root.
 `;
 
-const WASM = fileURLToPath(new URL("../../build/wesp.wasm", import.meta.url));
+const WASM = packagePath("build/wesp.wasm");
 
 export async function main(args: string[]): Promise<number> {
   const { values, positionals, help: wantHelp } = parseCommandArgs("demo", args, {

@@ -6,9 +6,11 @@
 // every other command and says "not available in this build" (exit 1).
 
 import { readFileSync } from "node:fs";
+import { basename } from "node:path";
 import { scrub } from "../config/redact.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./exit_codes.ts";
 import { UsageError } from "./usage.ts";
+import { packagePath, siblingUrl } from "../util/package_root.ts";
 
 type CommandMain = (args: string[]) => Promise<number>;
 
@@ -16,7 +18,7 @@ interface Command {
   name: string;
   summary: string;
   usage: string;
-  /** Module next to this file exporting `main(args: string[]): Promise<number>`. */
+  /** Module next to this file exporting `main(args: string[]): Promise<number>` (its source name: up.js when compiled). */
   module: string;
 }
 
@@ -113,13 +115,14 @@ export async function run(argv: string[], io: Io = defaultIo): Promise<number> {
 }
 
 async function loadCommand(c: Command, io: Io): Promise<CommandMain | undefined> {
-  const url = new URL(c.module, import.meta.url);
+  const url = siblingUrl(c.module, import.meta.url);
+  const file = basename(url.pathname);
   let mod: { main?: unknown };
   try {
     mod = await import(url.href);
   } catch (e) {
     if (isMissing(e, url)) {
-      io.stderr(`wesp ${c.name}: not available in this build (${c.module.slice(2)} is missing)\n`);
+      io.stderr(`wesp ${c.name}: not available in this build (${file} is missing)\n`);
       return undefined;
     }
     // The file exists but fails to load (a broken import inside it): say so, do not mask it.
@@ -127,7 +130,7 @@ async function loadCommand(c: Command, io: Io): Promise<CommandMain | undefined>
     return undefined;
   }
   if (typeof mod.main !== "function") {
-    io.stderr(`wesp ${c.name}: not available in this build (${c.module.slice(2)} has no main(args))\n`);
+    io.stderr(`wesp ${c.name}: not available in this build (${file} has no main(args))\n`);
     return undefined;
   }
   return mod.main as CommandMain;
@@ -143,7 +146,7 @@ function isMissing(e: unknown, url: URL): boolean {
 
 function version(): string {
   try {
-    return JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")).version;
+    return JSON.parse(readFileSync(packagePath("package.json"), "utf8")).version;
   } catch {
     return "unknown";
   }

@@ -6,6 +6,7 @@
 
 import { readFileSync } from "node:fs";
 import Ajv2020, { type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
+import { packagePath } from "../util/package_root.ts";
 
 /** A location in the document: property names and list indices. */
 export type PathSegments = (string | number)[];
@@ -19,7 +20,7 @@ let validator: ValidateFunction | undefined;
 
 /** The shipped JSON Schema (draft 2020-12). */
 export function loadSchema(): Record<string, unknown> {
-  return JSON.parse(readFileSync(new URL("./schema.json", import.meta.url), "utf8"));
+  return JSON.parse(readFileSync(packagePath("host/config/schema.json"), "utf8"));
 }
 
 function compiled(): ValidateFunction {

@@ -8,8 +8,8 @@
 // Only numbers cross the boundary (STYLE.md §3); see docs/core.md.
 import { readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
-import { fileURLToPath } from "node:url";
 import * as A from "./abi.ts";
+import { packagePath } from "../util/package_root.ts";
 import { coreAddr, corePrefix, formatCoreAddr, type CoreAddr } from "../config/addr.ts";
 
 export type Suite = "aes-gcm-16" | "chacha20-poly1305" | "aes-cbc-hmac-sha256" | "aes-cbc" | "none";
@@ -199,13 +199,12 @@ interface Exports {
 }
 
 const moduleCache = new Map<string, WebAssembly.Module>();
-const root = fileURLToPath(new URL("../../", import.meta.url));
 
 function compile(opts: CoreOptions): WebAssembly.Module {
   if (opts.wasm instanceof WebAssembly.Module) return opts.wasm;
   if (opts.wasm) return new WebAssembly.Module(opts.wasm as Uint8Array<ArrayBuffer>);
   const p = opts.wasmPath ?? process.env.WESP_WASM ?? "build/wesp.wasm";
-  const file = p.startsWith("/") ? p : root + p;
+  const file = p.startsWith("/") ? p : packagePath(p);
   let m = moduleCache.get(file);
   if (!m) {
     m = new WebAssembly.Module(readFileSync(file));

@@ -12,10 +12,10 @@
 // the core's known-answer IV override (katSetIv), which exists for this test
 // only: bound to the vector's outbound SA and to the next processOutbound call.
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { Core, VERDICT, KIND, type Mode, type SaParams, type Suite } from "./core.ts";
+import { packagePath } from "../util/package_root.ts";
 
-export const DEFAULT_VECTORS = fileURLToPath(new URL("./vectors/esp-vectors.json", import.meta.url));
+export const DEFAULT_VECTORS = packagePath("host/core/vectors/esp-vectors.json");
 
 interface Vector {
   id: string;

@@ -2,15 +2,13 @@
 // transfers with their bytes checked, between every pair of sites and in both
 // directions. Each site's LAN host runs an agent (agent.ts) that does the work;
 // this file asks the agents and collects what they answer.
-import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import { NS, SITES, siteById, type Site, type SiteId } from "./plan.ts";
 import { waitFor } from "../util/proc.ts";
 import type { Lab } from "../lab/lab.ts";
 import type { LabProcess } from "../lab/process.ts";
+import { nodeArgv } from "../util/package_root.ts";
 
-const AGENT = fileURLToPath(new URL("./agent.ts", import.meta.url));
-const TSX = import.meta.resolve("tsx");
 const TCP_PORT = 5001;
 
 /** One agent, spoken to over its stdin/stdout (see agent.ts). */
@@ -57,7 +55,7 @@ export class Agent {
 export async function startAgents(lab: Lab): Promise<Map<SiteId, Agent>> {
   const agents = new Map<SiteId, Agent>();
   for (const s of SITES) {
-    const p = lab.at(NS.host(s)).spawn([process.execPath, "--import", TSX, AGENT], { log: `agent-${s.name}`, stdin: true, ownStdout: true });
+    const p = lab.at(NS.host(s)).spawn(nodeArgv("host/demo/agent.ts"), { log: `agent-${s.name}`, stdin: true, ownStdout: true });
     agents.set(s.id, new Agent(s, p));
   }
   for (const a of agents.values()) {

@@ -16,7 +16,7 @@ import { IF, NS, SITES, type SiteId } from "./plan.ts";
 import type { DemoConfigs, DemoSa } from "./configs.ts";
 import { describeInner, openEsp } from "./esp_check.ts";
 import { readPcapUdp } from "./pcap.ts";
-import { WESP } from "./ces.ts";
+import { wespArgv } from "../util/package_root.ts";
 import { espSaRow } from "../config/wireshark.ts";
 
 export interface Capture {
@@ -64,7 +64,7 @@ export async function espSaTable(lab: Lab, configs: DemoConfigs, sas: DemoSa[]):
   const notes = new Set<string>();
   let source: string;
   if (configs.mode === "static") {
-    const runs = await Promise.all(SITES.map((s) => exec([process.execPath, WESP, "keys", "--wireshark", "--any-address", configs.files[s.id]])));
+    const runs = await Promise.all(SITES.map((s) => exec(wespArgv("keys", "--wireshark", "--any-address", configs.files[s.id]))));
     for (const [i, r] of runs.entries()) {
       if (r.code !== 0) throw new Error(`wesp keys --wireshark ${configs.files[SITES[i].id]} → exit ${r.code}: ${r.stderr}`);
       for (const line of r.stdout.split("\n")) if (line.startsWith('"')) rows.add(line);

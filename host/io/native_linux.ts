@@ -11,8 +11,7 @@
 import { createRequire } from "node:module";
 import { constants as osConstants } from "node:os";
 import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import { dirname, join } from "node:path";
+import { packagePath } from "../util/package_root.ts";
 
 /** Opaque uv_poll handle returned by pollStart. */
 export type PollHandle = { readonly __brand: "wesp_io.poll" };
@@ -106,8 +105,7 @@ export interface WespIo {
 function addonPath(): string {
   const env = process.env.WESP_IO_ADDON;
   if (env) return env;
-  const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-  return join(root, "native", "build", "Release", "wesp_io.node");
+  return packagePath("native", "build", "Release", "wesp_io.node");
 }
 
 function load(): WespIo {

@@ -22,7 +22,7 @@
 // i holds its own derived SAs of every static peer (host/sa/worker_sas.ts),
 // applies go to all of them, status is summed (status_merge.ts). IKE, STUN
 // and keepalives use worker 0's sockets (docs/forwarder.md "Workers").
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
 import type { Config } from "../config/model.ts";
@@ -34,6 +34,8 @@ import type { PeerSpec, SaEvent } from "../sa/spec.ts";
 import type { WorkerData } from "./worker.ts";
 import { peersForWorker } from "../sa/worker_sas.ts";
 import { mergeStatus } from "./status_merge.ts";
+import { moduleWorker } from "../util/module_worker.ts";
+import { siblingUrl } from "../util/package_root.ts";
 
 const run = promisify(execFile);
 
@@ -79,11 +81,7 @@ export interface ForwarderOptions {
 }
 
 function startWorker(data: WorkerData, transferList: ArrayBuffer[]): Worker {
-  const tsx = import.meta.resolve("tsx/esm/api");
-  const entry = new URL("./worker.ts", import.meta.url).href;
-  // Node 20 does not apply `--import tsx` to a .ts worker entry: register tsx first (docs/io.md).
-  const src = `import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(entry)}); })`;
-  return new Worker(src, { eval: true, workerData: data, transferList });
+  return moduleWorker(siblingUrl("./worker.ts", import.meta.url), { workerData: data, transferList });
 }
 
 export class Forwarder {

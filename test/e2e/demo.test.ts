@@ -1,7 +1,9 @@
-// `wesp demo` end to end: the real command, as `npm run demo` runs it, in real
-// namespaces, with IKEv2 (the default) and with --static-keys. Its JSON report
-// (--report) must show every IKE SA up with its planned initiator and one
-// CHILD_SA, the NAT detected in front of site C only, every pair of sites
+// `wesp demo` end to end: the real command, from its sources (bin/wesp.js;
+// `npm run demo` runs the compiled dist/bin/wesp.js, whose `wesp up`
+// test/e2e/compiled-cli.test.ts runs), in real namespaces, with IKEv2 (the
+// default) and with --static-keys. Its JSON report (--report) must show
+// every IKE SA up with its planned initiator and one CHILD_SA, the NAT
+// detected in front of site C only, every pair of sites
 // reached both ways over IPv4 and IPv6, every TCP transfer's bytes equal at
 // the far end, every captured ESP frame authenticated by tshark or
 // @noble/ciphers with the keys IKE negotiated (or the configs' keys), C's NAT

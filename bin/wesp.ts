@@ -1,0 +1,12 @@
+#!/usr/bin/env node
+// The `wesp` executable. Compiled by `npm run build:js` to dist/bin/wesp.js,
+// the package's bin, which runs the compiled host (dist/host/) with plain node;
+// bin/wesp.js runs this same file from the TypeScript sources through tsx.
+// Exit codes: docs/cli.md.
+import { run } from "../host/cli/main.ts";
+
+const code = await run(process.argv.slice(2));
+// Let buffered output to pipes drain before exiting; a command may leave handles open.
+await new Promise((resolve) => process.stdout.write("", resolve));
+await new Promise((resolve) => process.stderr.write("", resolve));
+process.exit(code);
