@@ -142,9 +142,10 @@ if (process.env.WESP_OFFLOAD_NOALLOC_CHILD === "1") {
       }
       const srv = s.hostB.spawn(["iperf3", "-s", "-B", ADDR.hostB.v4]);
       await waitFor(async () => (await s.hostA.exec(["iperf3", "-c", ADDR.hostB.v4, "-t", "1"])).code === 0 || !srv.running, "iperf3 server", 30_000);
-      // Both directions in turn, UDP every third round, until the child has counted its packets.
+      // UDP every third round, first (on a quiet machine two TCP rounds alone reach the
+      // child's count), TCP both directions in turn, until the child has counted its packets.
       for (let i = 0; kid.running && i < 40; i++) {
-        const udp = i % 3 === 2 ? ["-u", "-b", "0", "-l", "1372"] : i % 2 ? ["-R"] : [];
+        const udp = i % 3 === 0 ? ["-u", "-b", "0", "-l", "1372"] : i % 2 ? ["-R"] : [];
         await s.hostA.exec(["iperf3", "-c", ADDR.hostB.v4, "-t", "4", ...udp], { timeoutMs: 30_000 });
       }
       await kid.exited;
