@@ -37,9 +37,23 @@ export const ADDR = {
 export const INNER_MTU = 1400;
 
 /** rx_packets of `dev` in `ns` (the kernel's counter). */
-export async function rxPackets(ns: Netns, dev: string): Promise<number> {
-  const j = JSON.parse(await ns.ip("-s", "-j", "link", "show", "dev", dev));
-  return Number(j[0].stats64.rx.packets);
+/**
+ * Packets `ns`'s own stack received, by its SNMP counters (/proc/net/snmp):
+ * UDP datagrams delivered or dropped at a full socket (InDatagrams +
+ * InErrors), or TCP segments (InSegs). Unlike an interface's rx_packets these
+ * count a GSO/GRO super-packet by the datagrams or segments in it: a tunnel
+ * that writes coalesced UDP to its TUN (USO) crosses the veth as one.
+ */
+export async function stackPackets(ns: Netns, proto: "udp" | "tcp"): Promise<number> {
+  const lines = (await ns.run(["cat", "/proc/net/snmp"])).split("\n").filter((l) => l.startsWith(proto === "udp" ? "Udp: " : "Tcp: "));
+  if (lines.length < 2) throw new Error(`no ${proto} counters in /proc/net/snmp of ${ns.name}`);
+  const names = lines[0].split(/\s+/).slice(1), values = lines[1].split(/\s+/).slice(1).map(Number);
+  const get = (n: string) => {
+    const i = names.indexOf(n);
+    if (i < 0) throw new Error(`no ${n} in /proc/net/snmp`);
+    return values[i];
+  };
+  return proto === "udp" ? get("InDatagrams") + get("InErrors") : get("InSegs");
 }
 
 export class BenchLab extends Lab {

@@ -10,10 +10,12 @@
 //   udp64    UDP, 64-byte payloads (92-byte packets)
 //
 // UDP is offered with `-b 0` (no rate limit): as fast as the sender can, above
-// what any tunnel carries here. kpps counts the IP packets hB's `lan` received
-// (data and, for TCP, nothing else: ACKs flow the other way).
+// what any tunnel carries here. kpps counts what hB's stack received: UDP
+// datagrams delivered or dropped at iperf3's full socket, TCP segments (data;
+// ACKs flow the other way), super-packets by what they hold (lab.ts
+// stackPackets).
 import { treeCpuSeconds } from "./cpu.ts";
-import { ADDR, rxPackets, type BenchLab } from "./lab.ts";
+import { ADDR, stackPackets, type BenchLab } from "./lab.ts";
 import type { LabProcess } from "../../host/lab/process.ts";
 
 export const WORKLOADS = ["tcp1", "tcp4", "udp1400", "udp64"] as const;
@@ -99,11 +101,12 @@ export async function warmUp(lab: BenchLab, server: IperfServer, core: number, m
 /** One measurement of `w` for `seconds`; endpoint trees rooted at `pids`. */
 export async function measure(lab: BenchLab, server: IperfServer, pids: number[], core: number, w: Workload, seconds: number): Promise<Omit<Sample, "contender" | "run">> {
   await server.ensure();
-  const rx0 = await rxPackets(lab.hB, "lan");
+  const proto = PAYLOAD[w] ? "udp" : "tcp";
+  const rx0 = await stackPackets(lab.hB, proto);
   const cpu0 = treeCpuSeconds(pids);
   const r = await lab.hA.exec(["taskset", "-c", String(core), ...clientArgs(w, seconds)], { timeoutMs: (seconds + 30) * 1000 });
   const cpu1 = treeCpuSeconds(pids);
-  const rx1 = await rxPackets(lab.hB, "lan");
+  const rx1 = await stackPackets(lab.hB, proto);
   let j: any;
   try {
     j = JSON.parse(r.stdout);
