@@ -14,8 +14,8 @@ import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { int, list, prologue } from "../cli.ts";
 import { ADDR, BenchLab } from "../tunnel/lab.ts";
-import { sweepStale } from "../../host/lab/leftovers.ts";
 import { nodeArgv, packagePath } from "../../host/util/package_root.ts";
+import { sweepDeadRuns } from "../lab.ts";
 import { until } from "../tunnel/contender.ts";
 import { treeCpuSeconds } from "../tunnel/cpu.ts";
 import { CHARON } from "../tunnel/strongswan.ts";
@@ -173,7 +173,7 @@ export async function main(args: string[]): Promise<number> {
   const o = prologue("wesp bench ike", args, parse, HELP, "network namespaces");
   if (typeof o === "number") return o;
   const say = (l: string) => void process.stdout.write(l + "\n");
-  for (const n of sweepStale(IKE_PREFIX)) say(`removed a stale namespace of a dead run: ${n}`);
+  sweepDeadRuns(say, IKE_PREFIX);
   const only = o.only.filter((c) => c === "wesp" || existsSync(CHARON) || (say(`charon skipped: ${CHARON} not installed (apt-get install charon-systemd libcharon-extra-plugins)`), false));
   const mach = { cpu: cpus()[0]?.model ?? "?", cores: availableParallelism(), kernel: release(), node: process.version, loadavgAtStart: loadavg().map((x) => +x.toFixed(2)) };
   say(`machine: ${mach.cpu}, ${mach.cores} cores, Linux ${mach.kernel}, Node ${mach.node}, load average ${mach.loadavgAtStart.join(" ")}`);

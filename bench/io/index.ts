@@ -379,7 +379,7 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("bench:io needs root (namespaces, TUN, raw sockets)");
   const cpu = os.cpus()[0]?.model ?? "?";
   console.error(`bench/io: ${os.cpus().length} × ${cpu}, Linux ${os.release()}, Node ${process.version}, ${ROUNDS} rounds, batch ${BATCH}, MAX_BATCH ${io.MAX_BATCH}`);
-  const net = await buildNet();
+  const net = await buildNet((l) => console.error(l));
   try {
     if (want("tun")) await benchTun(net);
     if (want("udp")) await benchUdp(net);

@@ -12,7 +12,13 @@
 // Sends that should cost only the sender's side go to 10.77.0.1: b drops them
 // at its routing step (forwarding off: no ICMP error either). Packets written
 // into the TUN go to 10.9.0.200, which a drops the same way.
-import { Lab, type Netns } from "../../test/helpers/netns.ts";
+//
+// A lab of host/lab/ (bench/lab.ts): namespaces `wbench-<pid>-<n>-{a,b}`,
+// removed at the end, on failure, on Ctrl-C and SIGTERM, and by the next run
+// after a SIGKILL. The TUN lives in a, so it goes with the namespace.
+import type { Lab } from "../../host/lab/lab.ts";
+import type { Netns } from "../../host/lab/namespace.ts";
+import { benchLab } from "../lab.ts";
 import { ipv4Header, Ring as TestRing } from "../../test/e2e/io-util.ts";
 
 export interface BenchNet {
@@ -22,18 +28,24 @@ export interface BenchNet {
   tunName: string;
 }
 
-export async function buildNet(): Promise<BenchNet> {
-  const lab = new Lab();
-  const a = await lab.ns("a");
-  const b = await lab.ns("b");
-  await lab.veth(a, "a0", b, "b0");
-  await a.addr("a0", "10.1.0.1/24");
-  await b.addr("b0", "10.1.0.2/24");
-  await a.route("10.77.0.0/16", "10.1.0.2");
-  for (const ns of [a, b]) await ns.run(["sysctl", "-qw", "net.ipv4.ip_forward=0"]);
-  // Resolve the neighbour once so the first timed send does not wait on ARP.
-  await a.run(["ip", "neigh", "replace", "10.1.0.2", "lladdr", await mac(b, "b0"), "dev", "a0", "nud", "permanent"]);
-  return { lab, a, b, tunName: "wbt0" };
+/** Builds the diagram's namespaces; `say` hears what dead runs left and the sweep removed. */
+export async function buildNet(say: (line: string) => void): Promise<BenchNet> {
+  const lab = benchLab(say);
+  try {
+    const a = await lab.ns("a");
+    const b = await lab.ns("b");
+    await lab.veth(a, "a0", b, "b0");
+    await a.addr("a0", "10.1.0.1/24");
+    await b.addr("b0", "10.1.0.2/24");
+    await a.route("10.77.0.0/16", "10.1.0.2");
+    for (const ns of [a, b]) await ns.run(["sysctl", "-qw", "net.ipv4.ip_forward=0"]);
+    // Resolve the neighbour once so the first timed send does not wait on ARP.
+    await a.run(["ip", "neigh", "replace", "10.1.0.2", "lladdr", await mac(b, "b0"), "dev", "a0", "nud", "permanent"]);
+    return { lab, a, b, tunName: "wbt0" };
+  } catch (e) {
+    await lab.teardown();
+    throw e;
+  }
 }
 
 async function mac(ns: Netns, ifname: string): Promise<string> {

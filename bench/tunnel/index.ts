@@ -11,8 +11,8 @@ import { exec } from "../../host/util/proc.ts";
 import { int, list, prologue } from "../cli.ts";
 import { allContenders, selectable } from "./contenders.ts";
 import type { Contender, Running } from "./contender.ts";
-import { BenchLab, NS_PREFIX } from "./lab.ts";
-import { sweepStale } from "../../host/lab/leftovers.ts";
+import { BenchLab } from "./lab.ts";
+import { sweepDeadRuns } from "../lab.ts";
 import { packagePath } from "../../host/util/package_root.ts";
 import { ratios, ratioTable, resultsTable, summarise } from "./report.ts";
 import { chart } from "./svg.ts";
@@ -92,7 +92,7 @@ export async function main(args: string[]): Promise<number> {
   const o = prologue("wesp bench tunnel", args, parse, HELP, "network namespaces, TUN devices, apt-get");
   if (typeof o === "number") return o;
   const say = (l: string) => void process.stdout.write(l + "\n");
-  for (const n of sweepStale(NS_PREFIX)) say(`removed a stale namespace of a dead run: ${n}`);
+  sweepDeadRuns(say);
 
   const chosen = allContenders().filter((c) =>
     (!o.only || o.only.includes(c.family) || o.only.includes(c.id)) && (!o.suites || !c.suite || o.suites.includes(c.suite)));

@@ -15,17 +15,17 @@
 // every contender's tunnel unfragmented: strongSwan's libipsec TUN is fixed at
 // 1,400 bytes (kernel_libipsec_plugin.c, TUN_DEFAULT_MTU).
 //
-// A lab of host/lab/: namespaces are named `wbench-<pid>-<n>-<label>`;
-// `teardown()` removes them and every process started in them, and the
-// process-exit / SIGINT / SIGTERM hooks do the same, so nothing outlives a
-// failed or interrupted run. `sweepStale(NS_PREFIX)` removes what a run killed
-// with SIGKILL left behind.
+// A lab of host/lab/ under the benchmarks' prefix (bench/lab.ts): namespaces
+// are named `wbench-<pid>-<n>-<label>`; `teardown()` removes them and every
+// process started in them, and the process-exit / SIGINT / SIGTERM hooks do
+// the same, so nothing outlives a failed or interrupted run. `sweepStale(NS_PREFIX)`
+// removes what a run killed with SIGKILL left behind.
 import { Lab } from "../../host/lab/lab.ts";
 import { ownerTag } from "../../host/lab/leftovers.ts";
 import type { Netns } from "../../host/lab/namespace.ts";
+import { NS_PREFIX } from "../lab.ts";
 
-/** Namespace name prefix; WESP_NS_PREFIX gives each of several concurrent runners its own. */
-export const NS_PREFIX = process.env.WESP_NS_PREFIX ?? "wbench-";
+export { NS_PREFIX };
 
 export const ADDR = {
   hA: "10.1.0.2", eAlan: "10.1.0.1", eAwan: "192.0.2.1",

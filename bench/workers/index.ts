@@ -21,13 +21,20 @@
 // Prints packets/s and Gbit/s of inner payload, packets per wesp CPU-second,
 // and the ratio N=2 : N=1. The generator runs on the same cores: on a 2-core
 // machine it competes with the workers, so say so beside the numbers.
-import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, loadavg, tmpdir } from "node:os";
+//
+// The namespace is a lab of host/lab/ (bench/lab.ts): `wbench-<pid>-<n>-wk`,
+// with wesp and the generator as its processes; it is removed at the end, on
+// failure, on Ctrl-C and SIGTERM, and by the next run after a SIGKILL.
+import { readFileSync, writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { requestStatus } from "../../host/control/client.ts";
+import type { Lab } from "../../host/lab/lab.ts";
+import type { Netns } from "../../host/lab/namespace.ts";
+import { waitFor } from "../../host/util/proc.ts";
+import { benchLab } from "../lab.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
@@ -38,23 +45,20 @@ const WORKERS = opt("--workers", "1,2").split(",").map(Number);
 const ENCAP = opt("--encap", "udp") as "udp" | "raw";
 const ROUNDS = Number(opt("--rounds", "3"));
 const JSON_OUT = args.includes("--json");
-const NS = `${process.env.WESP_NS_PREFIX ?? "wesp-bench-"}wk`;
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const WESP = join(ROOT, "bin", "wesp.js");
 
-const sh = (argv: string[]) => execFileSync(argv[0], argv.slice(1), { encoding: "utf8" });
-const inNs = (argv: string[]) => sh(["ip", "netns", "exec", NS, ...argv]);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function setup(): void {
-  sh(["ip", "netns", "add", NS]);
-  inNs(["ip", "link", "set", "lo", "up"]);
+/** The one namespace of the diagram. */
+async function setup(lab: Lab): Promise<Netns> {
+  const ns = await lab.ns("wk");
   // The sink: a veth whose other end takes every frame and drops it at once (addressed to
   // a MAC nobody has: PACKET_OTHERHOST); the wan end counts what wesp sent.
-  inNs(["ip", "link", "add", "wan", "type", "veth", "peer", "name", "sink"]);
-  inNs(["ip", "addr", "add", "192.0.2.1/24", "dev", "wan"]);
-  for (const d of ["wan", "sink"]) inNs(["ip", "link", "set", d, "up"]);
-  inNs(["ip", "neigh", "replace", "192.0.2.2", "lladdr", "02:00:00:00:00:99", "dev", "wan", "nud", "permanent"]);
+  await lab.veth(ns, "wan", ns, "sink");
+  await ns.addr("wan", "192.0.2.1/24");
+  await ns.ip("neigh", "replace", "192.0.2.2", "lladdr", "02:00:00:00:00:99", "dev", "wan", "nud", "permanent");
+  return ns;
 }
 
 function config(dir: string, workers: number): string {
@@ -85,41 +89,43 @@ function cpuSeconds(pid: number): number {
 
 interface Row { workers: number; pps: number; gbps: number; ppsPerCpu: number; cpu: number }
 
-async function one(dir: string, workers: number): Promise<Row> {
-  const up = spawn("ip", ["netns", "exec", NS, process.execPath, WESP, "up", config(dir, workers)], { stdio: ["ignore", "ignore", "pipe"] });
-  let err = "";
-  up.stderr.on("data", (d) => (err += d));
+async function one(ns: Netns, workers: number): Promise<Row> {
+  const dir = ns.lab.dir;
+  const up = ns.spawn([process.execPath, WESP, "up", config(dir, workers)]);
   try {
-    for (let i = 0; i < 300 && !/forwarding on/.test(err); i++) await sleep(100);
-    if (!/forwarding on/.test(err)) throw new Error(`wesp up did not start: ${err}`);
-    const pid = Number(inNs(["sh", "-c", `ip netns pids ${NS}`]).split(/\s+/).filter(Boolean).find((p) => readFileSync(`/proc/${p}/cmdline`, "utf8").includes("wesp.js")));
-    // The generator runs until killed; its start-up (tsx) is slow on a loaded machine, so wait for its first batch.
-    const gen = spawn("ip", ["netns", "exec", NS, process.execPath, "--import", "tsx", join(ROOT, "bench", "workers", "generator.ts"), "10.2.0.2", String(SIZE), String(FLOWS), "3600"], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
-    const genDone = new Promise<void>((r) => gen.on("exit", () => r()));
-    const sock = join(dir, "c.sock");
-    for (let i = 0; i < 600 && (await sealed(sock)) < 1000; i++) await sleep(100);
-    await sleep(2000); // warm-up: JIT, WASM tier-up, TUN queues
-    const p0 = await sealed(sock), t0 = process.hrtime.bigint(), c0 = cpuSeconds(pid);
-    await sleep(SECONDS * 1000);
-    const p1 = await sealed(sock), t1 = process.hrtime.bigint(), c1 = cpuSeconds(pid);
-    gen.kill("SIGTERM");
-    await genDone;
-    const secs = Number(t1 - t0) / 1e9, pkts = p1 - p0, cpu = c1 - c0;
-    return { workers, pps: pkts / secs, gbps: (pkts * SIZE * 8) / secs / 1e9, ppsPerCpu: cpu > 0 ? pkts / cpu : 0, cpu: cpu / secs };
+    await waitFor(() => !up.running || /forwarding on/.test(up.output), `wesp up (${workers} workers)`, 30_000);
+    if (!up.running) throw new Error(`wesp up did not start: ${up.output.trim()}`);
+    // `ip netns exec` execs the command: the lab's process is wesp itself
+    const pid = up.pid;
+    if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("wesp.js")) throw new Error(`process ${pid} is not wesp`);
+    // The generator runs until stopped; its start-up (tsx) is slow on a loaded machine, so wait for its first batch.
+    const gen = ns.spawn([process.execPath, "--import", "tsx", join(ROOT, "bench", "workers", "generator.ts"), "10.2.0.2", String(SIZE), String(FLOWS), "3600"], { cwd: ROOT });
+    try {
+      const sock = join(dir, "c.sock");
+      await waitFor(async () => !gen.running || (await sealed(sock)) >= 1000, "the generator's first packets", 60_000, 100);
+      if (!gen.running) throw new Error(`the generator exited: ${gen.output.trim()}`);
+      await sleep(2000); // warm-up: JIT, WASM tier-up, TUN queues
+      const p0 = await sealed(sock), t0 = process.hrtime.bigint(), c0 = cpuSeconds(pid);
+      await sleep(SECONDS * 1000);
+      const p1 = await sealed(sock), t1 = process.hrtime.bigint(), c1 = cpuSeconds(pid);
+      const secs = Number(t1 - t0) / 1e9, pkts = p1 - p0, cpu = c1 - c0;
+      return { workers, pps: pkts / secs, gbps: (pkts * SIZE * 8) / secs / 1e9, ppsPerCpu: cpu > 0 ? pkts / cpu : 0, cpu: cpu / secs };
+    } finally {
+      await gen.stop("SIGTERM");
+    }
   } finally {
-    up.kill("SIGTERM");
-    await new Promise((r) => up.once("exit", r));
+    await up.stop("SIGTERM", 10_000);
   }
 }
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("needs root (network namespace, TUN)");
-  const dir = mkdtempSync(join(tmpdir(), "wesp-bench-workers-"));
-  setup();
+  const lab = benchLab((l) => console.error(l));
   try {
+    const ns = await setup(lab);
     // Rounds interleave the worker counts, so load from elsewhere hits them alike; medians per count.
     const runs = new Map<number, Row[]>(WORKERS.map((w) => [w, []]));
-    for (let r = 0; r < ROUNDS; r++) for (const w of WORKERS) runs.get(w)!.push(await one(dir, w));
+    for (let r = 0; r < ROUNDS; r++) for (const w of WORKERS) runs.get(w)!.push(await one(ns, w));
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const rows: Row[] = WORKERS.map((w) => {
       const rs = runs.get(w)!;
@@ -138,10 +144,7 @@ async function main(): Promise<void> {
       console.log(`${String(r.workers).padStart(7)} ${Math.round(r.pps).toString().padStart(11)} ${r.gbps.toFixed(3).padStart(8)} ${r.cpu.toFixed(2).padStart(18)} ${Math.round(r.ppsPerCpu).toString().padStart(24)}   ${ratio}`);
     }
   } finally {
-    try {
-      sh(["ip", "netns", "del", NS]);
-    } catch { /* gone */ }
-    rmSync(dir, { recursive: true, force: true });
+    await lab.teardown();
   }
 }
 

@@ -3,7 +3,7 @@
 // socket, the worker with its TUN and sockets, and forwarding until SIGINT or
 // SIGTERM; then TUN and sockets are closed and the exit status is 0.
 import { ConfigError, formatIssue, loadConfigSync } from "../config/load.ts";
-import { loadConfigOrReport } from "./config_arg.ts";
+import { loadConfigOrReport, MAX_CONFIG_BYTES_OPTION, maxConfigBytesArg } from "./config_arg.ts";
 import { selftest, DEFAULT_VECTORS } from "../core/selftest.ts";
 import { ControlServer } from "../control/server.ts";
 import { ForwarderError, type Forwarder } from "../pipeline/forwarder.ts";
@@ -56,6 +56,10 @@ Options:
       --log-level LEVEL        debug, info (default), warn or error
       --selftest-vectors FILE  known-answer vectors for the self-test
                                (default: the shipped ones, as 'wesp selftest')
+      --max-config-bytes N     read a JSON CONFIG of up to N bytes, at start
+                               and on reload (KiB and MiB allowed: 40MiB);
+                               4 MiB (the default) to 64 MiB. YAML stays
+                               under 4 MiB (docs/config.md "Size limits")
   -h, --help                   show this help
 
 Exit status: 0 stopped by a signal, 1 runtime failure (self-test, I/O),
@@ -72,19 +76,21 @@ export async function main(args: string[]): Promise<number> {
     "selftest-vectors": { type: "string" },
     "log-format": { type: "string" },
     "log-level": { type: "string" },
+    ...MAX_CONFIG_BYTES_OPTION,
   });
   if (wantHelp) {
     process.stdout.write(help);
     return EXIT_OK;
   }
   if (positionals.length !== 1) throw new UsageError("expects exactly one CONFIG file", "up");
+  const maxBytes = maxConfigBytesArg(values["max-config-bytes"], "up");
   const logOpts = parseLogOptions(values["log-format"], values["log-level"], values.quiet === true);
   if (typeof logOpts === "string") throw new UsageError(logOpts, "up");
   const log = createLogger({ name: "wesp up", ...logOpts });
   const err = (l: string) => log.error(l);
   const info = (l: string) => log.info(l);
 
-  const loaded = loadConfigOrReport(positionals[0]);
+  const loaded = loadConfigOrReport(positionals[0], { maxBytes });
   if (!loaded) return EXIT_USAGE;
   const { config, warnings } = loaded;
   for (const w of warnings) log.warn(formatIssue(config.source, w));
@@ -110,7 +116,7 @@ export async function main(args: string[]): Promise<number> {
     if (!fwd || !ike) throw new Error("starting");
     let next;
     try {
-      next = loadConfigSync(configPath);
+      next = loadConfigSync(configPath, { maxBytes });
     } catch (e) {
       if (e instanceof ConfigError) throw new Error(`reload refused, the running config stays:\n${e.message}`);
       throw e;

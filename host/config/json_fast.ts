@@ -41,12 +41,19 @@ function stringEnd(text: string, i: number): number {
   return -1;
 }
 
+/** Why a text is not taken (a message, never a quote of the text) and the index it was found at, if one. */
+export interface JsonRefusal {
+  why: string;
+  at?: number;
+}
+
 /**
- * One pass over the text: false if an object repeats a name, brackets nest
- * deeper than `maxDepth`, or the structure is too broken to judge (JSON.parse
- * then decides). Names are compared decoded, as JSON.parse would see them.
+ * One pass over the text: a refusal if an object repeats a name, brackets
+ * nest deeper than `maxDepth` or a string never ends; none where the rest of
+ * the structure is broken (JSON.parse then decides). Names are compared
+ * decoded, as JSON.parse would see them.
  */
-function scan(text: string, maxDepth: number): boolean {
+function scan(text: string, maxDepth: number): JsonRefusal | undefined {
   // per open bracket: the names seen (objects) or null (arrays); whether the next string is a name
   const names: (Set<string> | null)[] = [];
   let expectName = false;
@@ -54,7 +61,7 @@ function scan(text: string, maxDepth: number): boolean {
     const c = text.charCodeAt(i);
     if (c === QUOTE) {
       const end = stringEnd(text, i);
-      if (end < 0) return false;
+      if (end < 0) return { why: "a string never ends", at: i };
       const top = names[names.length - 1];
       if (expectName && top) {
         const raw = text.slice(i + 1, end - 1);
@@ -63,16 +70,17 @@ function scan(text: string, maxDepth: number): boolean {
           try {
             name = JSON.parse(text.slice(i, end)) as string;
           } catch {
-            return false;
+            return { why: "a field name is not a valid JSON string", at: i };
           }
         }
-        if (top.has(name)) return false;
+        if (top.has(name)) return { why: "an object has a field name twice", at: i };
         top.add(name);
         expectName = false;
       }
       i = end - 1;
     } else if (c === OPEN_OBJ || c === OPEN_ARR) {
-      if (names.length >= maxDepth) return false;
+      // maxDepth brackets hold values maxDepth - 1 deep (readJson)
+      if (names.length >= maxDepth) return { why: `it nests more than ${maxDepth - 1} levels deep`, at: i };
       names.push(c === OPEN_OBJ ? new Set() : null);
       expectName = c === OPEN_OBJ;
     } else if (c === CLOSE_OBJ || c === CLOSE_ARR) {
@@ -84,7 +92,7 @@ function scan(text: string, maxDepth: number): boolean {
       expectName = false;
     }
   }
-  return true;
+  return undefined;
 }
 
 /** Values (objects, arrays, scalars) and the deepest nesting of a parsed JSON value, without recursion. */
@@ -102,19 +110,30 @@ function measure(v: unknown, maxValues: number): { values: number; depth: number
 
 /**
  * The config text's value if it is a JSON object the YAML path would read
- * as the same value (above), else undefined (take the YAML path).
+ * as the same value (above), else why not.
  */
-export function fastJson(text: string, limits: { maxDepth: number; maxValues: number }): Record<string, unknown> | undefined {
+export function readJson(text: string, limits: { maxDepth: number; maxValues: number }): { value: Record<string, unknown> } | JsonRefusal {
+  if (!looksLikeObject(text)) return { why: "it does not start with a JSON object" };
   // a value at depth d sits inside d + 1 brackets when it is itself an object or array
-  if (!looksLikeObject(text) || !scan(text, limits.maxDepth + 1)) return undefined;
+  const refusal = scan(text, limits.maxDepth + 1);
+  if (refusal) return refusal;
   let v: unknown;
   try {
     v = JSON.parse(text);
-  } catch {
-    return undefined;
+  } catch (e) {
+    // V8 gives "… at position N" for most errors, and quotes the text for some: only the position is kept
+    const at = /at position (\d+)/.exec((e as Error).message);
+    return { why: "it is not valid JSON", ...(at ? { at: Number(at[1]) } : {}) };
   }
-  if (v === null || typeof v !== "object" || Array.isArray(v)) return undefined;
+  if (v === null || typeof v !== "object" || Array.isArray(v)) return { why: "it is not one JSON object" };
   const m = measure(v, limits.maxValues);
-  if (m.values > limits.maxValues || m.depth > limits.maxDepth) return undefined;
-  return v as Record<string, unknown>;
+  if (m.values > limits.maxValues) return { why: `it has more than ${limits.maxValues} values` };
+  if (m.depth > limits.maxDepth) return { why: `it nests more than ${limits.maxDepth} levels deep` };
+  return { value: v as Record<string, unknown> };
+}
+
+/** readJson's value, or undefined (parseConfig then takes the YAML path). */
+export function fastJson(text: string, limits: { maxDepth: number; maxValues: number }): Record<string, unknown> | undefined {
+  const r = readJson(text, limits);
+  return "value" in r ? r.value : undefined;
 }

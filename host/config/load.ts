@@ -1,5 +1,8 @@
 // Loading a config: YAML 1.2 (so JSON too) → JSON Schema (schema.json) →
-// normalized model (normalize.ts) → cross-field checks (semantic.ts).
+// normalized model (normalize.ts) → cross-field checks (semantic.ts). A
+// config over MAX_CONFIG_BYTES, under a larger cap the operator gave
+// (`--max-config-bytes`), is read only as JSON (json_fast.ts) and its issues
+// carry no line.
 //
 // Every problem is reported as a `ConfigIssue` naming the field by path
 // (`peers[1].sas[0].key_out`) and, for files, the line. All issues found in a
@@ -8,7 +11,7 @@
 // anything key-shaped (redact.ts) before they leave this module.
 
 import { dirname, resolve } from "node:path";
-import { fastJson } from "./json_fast.ts";
+import { fastJson, readJson } from "./json_fast.ts";
 import { CST, isAlias, isMap, isNode, isScalar, isSeq, Lexer, LineCounter, parseDocument, type Document } from "yaml";
 import { readFileAndMode, secretFileMode } from "./keys.ts";
 import type { Config, ConfigIssue } from "./model.ts";
@@ -22,6 +25,13 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   /** User id for the default control socket path; default process.getuid(). */
   uid?: number;
+  /**
+   * The operator's cap on the config's size (`--max-config-bytes`), from
+   * MAX_CONFIG_BYTES (the default) to MAX_CONFIG_BYTES_CEILING. Past
+   * MAX_CONFIG_BYTES only JSON is read (json_fast.ts), its values capped in
+   * proportion (valueCap); YAML stays under MAX_CONFIG_BYTES.
+   */
+  maxBytes?: number;
 }
 
 export interface ParseOptions extends LoadOptions {
@@ -43,11 +53,22 @@ export interface LoadResult {
   warnings: ConfigIssue[];
 }
 
-/** Larger than any real config (a thousand peers with inline keys is ~600 KiB); bounds the parser's work. */
+/**
+ * The default cap, and YAML's always: larger than a config written by hand (a
+ * thousand peers with inline keys is ~600 KiB); bounds the YAML parser's work
+ * (about a millisecond and a document node per value). A hub of 10,000 peers
+ * or more rendered as JSON needs `maxBytes`.
+ */
 export const MAX_CONFIG_BYTES = 4 << 20;
+/**
+ * The most `maxBytes` may raise the cap to: a JSON config of ~200,000 peers
+ * with inline keys (≈ 330 bytes each), read by JSON.parse. A hard bound
+ * still: a runaway or hostile file costs at most this much memory and time.
+ */
+export const MAX_CONFIG_BYTES_CEILING = 64 << 20;
 /** Nesting depth refused before conversion; the deepest field of the format (peers[].sas[].lifetime.seconds) is 5. */
 export const MAX_DEPTH = 32;
-/** Values refused beyond, counting each alias expansion (a "billion laughs" stops here). */
+/** Values refused beyond, counting each alias expansion (a "billion laughs" stops here); per MAX_CONFIG_BYTES of cap (valueCap). */
 export const MAX_VALUES = 200_000;
 /**
  * Bound on the nesting the YAML parser is let recurse through, estimated from
@@ -74,16 +95,49 @@ export function formatIssue(source: string, issue: ConfigIssue): string {
   return issue.path ? `${where}: ${issue.path}: ${issue.message}` : `${where}: ${issue.message}`;
 }
 
+/**
+ * `maxBytes` checked (LoadOptions): the cap in force, MAX_CONFIG_BYTES when
+ * none is given. A value out of range is the caller's error (the command line
+ * checks `--max-config-bytes` first), so a RangeError.
+ */
+export function configCap(maxBytes: number | undefined): number {
+  if (maxBytes === undefined) return MAX_CONFIG_BYTES;
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < MAX_CONFIG_BYTES || maxBytes > MAX_CONFIG_BYTES_CEILING) {
+    throw new RangeError(`a config's size cap is ${MAX_CONFIG_BYTES}..${MAX_CONFIG_BYTES_CEILING} bytes (4..64 MiB), got ${maxBytes}`);
+  }
+  return maxBytes;
+}
+
+/** The values allowed under a cap of `maxBytes`: MAX_VALUES per MAX_CONFIG_BYTES (about 21 bytes a value; a peer takes ~25). */
+export function valueCap(maxBytes: number): number {
+  return Math.floor((MAX_VALUES * maxBytes) / MAX_CONFIG_BYTES);
+}
+
+/** "4 MiB", "6.5 MiB": a cap for messages. */
+function mib(bytes: number): string {
+  return `${+(bytes / (1 << 20)).toFixed(2)} MiB`;
+}
+
+/** What to do about a config over the cap `cap`. */
+function overCap(cap: number): string {
+  return cap < MAX_CONFIG_BYTES_CEILING
+    ? `a JSON config may be larger with --max-config-bytes, up to ${MAX_CONFIG_BYTES_CEILING} (docs/config.md)`
+    : "no config may be larger";
+}
+
 /** Read and check a config file; throws ConfigError. Key files are resolved relative to it. */
 export function loadConfigSync(file: string, opts: LoadOptions = {}): LoadResult {
   const path = resolve(file);
+  const cap = configCap(opts.maxBytes);
   let text: string;
   let mode: number;
   try {
-    ({ text, mode } = readFileAndMode(path, MAX_CONFIG_BYTES));
+    ({ text, mode } = readFileAndMode(path, cap));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? "error";
-    throw new ConfigError(path, [{ path: "", message: `cannot read the config file (${code})` }]);
+    // a file (or a device, a FIFO) is read up to the cap and no further
+    const why = code === "EFBIG" ? `: it is over ${cap} bytes (${mib(cap)}); ${overCap(cap)}` : "";
+    throw new ConfigError(path, [{ path: "", message: `cannot read the config file (${code})${why}` }]);
   }
   return parseConfig(text, { ...opts, baseDir: dirname(path), source: path, fileMode: mode });
 }
@@ -97,7 +151,9 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
 export function parseConfig(text: string, opts: ParseOptions): LoadResult {
   const source = opts.source ?? "<text>";
   const size = Buffer.byteLength(text);
-  if (size > MAX_CONFIG_BYTES) throw new ConfigError(source, [{ path: "", message: `is ${size} bytes; a config is at most ${MAX_CONFIG_BYTES} (4 MiB)` }]);
+  const cap = configCap(opts.maxBytes);
+  if (size > cap) throw new ConfigError(source, [{ path: "", message: `is ${size} bytes; a config is at most ${cap} (${mib(cap)}): ${overCap(cap)}` }]);
+  if (size > MAX_CONFIG_BYTES) return parseLargeJson(text, size, cap, opts, source);
   // JSON without a flaw (what a controller renders) skips the YAML parser; anything else,
   // and any issue or warning (their messages name lines), takes the path below
   const fast = fastJson(text, { maxDepth: MAX_DEPTH, maxValues: MAX_VALUES });
@@ -136,11 +192,52 @@ export function parseConfig(text: string, opts: ParseOptions): LoadResult {
   if (raw === null || raw === undefined) {
     throw new ConfigError(source, [{ path: "", message: "is empty" }]);
   }
+  const locate = (r: RawIssue): ConfigIssue => ({ path: scrubPath(formatPath(r.at)), message: scrub(r.message), line: lineOf(doc, lines, r.at) });
+  return checkValue(raw, opts, source, locate);
+}
+
+/**
+ * A config over MAX_CONFIG_BYTES, under the operator's `cap`: read only as
+ * JSON (json_fast.ts: one object, no name twice, at most MAX_DEPTH deep and
+ * valueCap(cap) values), never by the YAML parser; problems name their field
+ * by path without a line (only the YAML path counts lines).
+ */
+function parseLargeJson(text: string, size: number, cap: number, opts: ParseOptions, source: string): LoadResult {
+  const values = valueCap(cap);
+  const r = readJson(text, { maxDepth: MAX_DEPTH, maxValues: values });
+  if (!("value" in r)) {
+    throw new ConfigError(source, [{
+      path: "",
+      line: r.at === undefined ? undefined : lineAt(text, r.at),
+      message: `is ${size} bytes, over ${MAX_CONFIG_BYTES} (4 MiB), where a config is read only as JSON (one object, no field name twice, at most ${MAX_DEPTH} levels deep and ${values} values), and ${r.why}`,
+    }]);
+  }
+  return checkValue(r.value, opts, source, withoutLine);
+}
+
+/** An issue named by its path alone, where there is no document to count lines in. */
+function withoutLine(r: RawIssue): ConfigIssue {
+  return { path: scrubPath(formatPath(r.at)), message: scrub(r.message) };
+}
+
+/** The 1-based line of index `at` in `text`. */
+function lineAt(text: string, at: number): number {
+  let line = 1;
+  for (let i = text.indexOf("\n"); i >= 0 && i < at; i = text.indexOf("\n", i + 1)) line++;
+  return line;
+}
+
+/**
+ * The stages after parsing (docs/config.md: plain values, inline keys in a
+ * file others may read, schema, fields, fields against each other) on the
+ * parsed value; `locate` turns an issue's path into a reported one, with its
+ * line when there is a document to count lines in. Throws ConfigError.
+ */
+function checkValue(parsed: unknown, opts: ParseOptions, source: string, locate: (r: RawIssue) => ConfigIssue): LoadResult {
   const tagged: RawIssue[] = [];
-  raw = plainValues(raw, [], tagged);
-  const locateOne = (r: RawIssue): ConfigIssue => ({ path: scrubPath(formatPath(r.at)), message: scrub(r.message), line: lineOf(doc, lines, r.at) });
+  const raw = plainValues(parsed, [], tagged);
   // Reported in file order, as a compiler would.
-  const locate = (list: RawIssue[]): ConfigIssue[] => list.map(locateOne).sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+  const locateAll = (list: RawIssue[]): ConfigIssue[] => list.map(locate).sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
 
   // Whole-file issues (path ""), on the line of the first inline key.
   const fileWarnings: ConfigIssue[] = [];
@@ -148,22 +245,22 @@ export function parseConfig(text: string, opts: ParseOptions): LoadResult {
   if (inline.length > 0) {
     const more = inline.length > 1 ? ` and ${inline.length - 1} more` : "";
     const rule = secretFileMode(`config file ${source} with inline keys (${formatPath(inline[0])}${more})`, opts.fileMode!);
-    const line = lineOf(doc, lines, inline[0]);
+    const line = locate({ at: inline[0], message: "" }).line;
     if (rule.error) throw new ConfigError(source, [{ path: "", line, message: scrub(`${rule.error}, or move the keys to key files (key_in_file, ...)`) }]);
     if (rule.warning) fileWarnings.push({ path: "", line, message: scrub(rule.warning) });
   }
 
-  if (tagged.length > 0) throw new ConfigError(source, locate(tagged), fileWarnings);
+  if (tagged.length > 0) throw new ConfigError(source, locateAll(tagged), fileWarnings);
   const schemaIssues = validateSchema(raw);
-  if (schemaIssues.length > 0) throw new ConfigError(source, locate(schemaIssues), fileWarnings);
+  if (schemaIssues.length > 0) throw new ConfigError(source, locateAll(schemaIssues), fileWarnings);
 
   const ctx = normalizeContext(opts);
   const config = normalize(raw as RawConfig, source, ctx);
-  if (ctx.errors.length > 0) throw new ConfigError(source, locate(ctx.errors), [...fileWarnings, ...locate(ctx.warnings)]);
+  if (ctx.errors.length > 0) throw new ConfigError(source, locateAll(ctx.errors), [...fileWarnings, ...locateAll(ctx.warnings)]);
 
   const sem = checkSemantics(config);
-  const warnings = [...fileWarnings, ...locate([...ctx.warnings, ...sem.warnings])];
-  if (sem.errors.length > 0) throw new ConfigError(source, locate(sem.errors), warnings);
+  const warnings = [...fileWarnings, ...locateAll([...ctx.warnings, ...sem.warnings])];
+  if (sem.errors.length > 0) throw new ConfigError(source, locateAll(sem.errors), warnings);
   return { config, warnings };
 }
 
@@ -177,23 +274,13 @@ function normalizeContext(opts: ParseOptions): NormalizeContext {
  * (parseConfig then reads the text again the YAML way, for messages with lines).
  */
 function cleanConfig(fast: Record<string, unknown>, opts: ParseOptions, source: string): LoadResult | undefined {
-  const tagged: RawIssue[] = [];
-  const raw = plainValues(fast, [], tagged);
-  if (tagged.length > 0) return undefined;
-  if (opts.fileMode !== undefined) {
-    const inline = inlineKeyFields(raw);
-    if (inline.length > 0) {
-      const rule = secretFileMode(`config file ${source}`, opts.fileMode);
-      if (rule.error || rule.warning) return undefined;
-    }
+  try {
+    const r = checkValue(fast, opts, source, withoutLine);
+    return r.warnings.length === 0 ? r : undefined;
+  } catch (e) {
+    if (e instanceof ConfigError) return undefined;
+    throw e;
   }
-  if (validateSchema(raw).length > 0) return undefined;
-  const ctx = normalizeContext(opts);
-  const config = normalize(raw as RawConfig, source, ctx);
-  if (ctx.errors.length > 0 || ctx.warnings.length > 0) return undefined;
-  const sem = checkSemantics(config);
-  if (sem.errors.length > 0 || sem.warnings.length > 0) return undefined;
-  return { config, warnings: [] };
 }
 
 /**

@@ -73,9 +73,10 @@ function fakeTree() {
   // ... and asks the core (host/core, build/wesp.wasm) how much room a tunnel leaves (config/inner_mtu.ts).
   cpSync(join(REPO, "host/core"), join(root, "host/core"), { recursive: true });
   symlinkSync(join(REPO, "build"), join(root, "build"));
+  // check and keys read their CONFIG argument (and its --max-config-bytes) through config_arg.ts;
   // ... and every module finds the package's files from its root (util/package_root.ts).
   cpSync(join(REPO, "host/util"), join(root, "host/util"), { recursive: true });
-  for (const f of ["main.ts", "usage.ts", "exit_codes.ts", "check.ts", "keys.ts"]) cpSync(join(REPO, "host/cli", f), join(root, "host/cli", f));
+  for (const f of ["main.ts", "usage.ts", "exit_codes.ts", "check.ts", "keys.ts", "config_arg.ts"]) cpSync(join(REPO, "host/cli", f), join(root, "host/cli", f));
   cpSync(join(REPO, "package.json"), join(root, "package.json"));
   symlinkSync(join(REPO, "node_modules"), join(root, "node_modules"));
   writeFileSync(join(root, "host/cli/bench.ts"), 'import { x } from "./does-not-exist.ts";\nexport async function main() { return x; }\n');
