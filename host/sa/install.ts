@@ -109,6 +109,8 @@ export class SaTable {
 
   /** Removes every SA (clean stop): final counters written, keys wiped by the core. */
   clear(): void {
+    // the final records of every durable SA in one batch, while the core still holds them
+    this.opts.store?.untrackAll(this.core);
     for (const h of [...this.held.values()]) this.dropPeer(h, "stop");
     this.prov.peers = [];
     this.prov.outBySa.clear();
