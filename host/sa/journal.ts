@@ -70,9 +70,20 @@ export function journalPath(stateDir: string, owner: string, seq: number): strin
 
 const sha256 = (s: string): string => createHash("sha256").update(s).digest("hex");
 
+/**
+ * A record's line: JSON.stringify(recordBody(r)), built directly (a test
+ * holds them equal) — a batch of 100,000 spent 0.25 s in the generic one.
+ * `dir` and `keyId` need no escaping: "in"/"out" and KEY_ID (writeBatch
+ * checks), the rest are numbers or go through JSON.stringify.
+ */
+export function journalLine(r: SaStateRecord): string {
+  return `{"version":1,"dir":"${r.dir}","keyId":"${r.keyId}","spi":${r.spi >>> 0},"suite":${JSON.stringify(r.suite)},"peer":${JSON.stringify(r.peer)},` +
+    `"reserved":"${r.reserved}","packets":"${r.packets}","bytes":"${r.bytes}","created":${r.created}}`;
+}
+
 export function encodeJournal(owner: string, seq: number, records: readonly SaStateRecord[]): string {
   const lines = [JSON.stringify({ format: FORMAT, version: 1, owner, seq, count: records.length })];
-  for (const r of records) lines.push(JSON.stringify(recordBody(r)));
+  for (const r of records) lines.push(KEY_ID.test(r.keyId) ? journalLine(r) : JSON.stringify(recordBody(r)));
   const text = lines.join("\n") + "\n";
   return text + JSON.stringify({ end: records.length, check: sha256(text) }) + "\n";
 }

@@ -291,7 +291,9 @@ export class SeqStore {
       lastSeq: res.initialSeq - 1n, lastT: now, lastProgressT: now, rate: 0, pending: false, failed: null, unreserved: 0, chaseT: 0, chaseSeq: 0n,
     };
     this.sas.set(saId, t);
-    this.byFile.set(t.file, [...(this.byFile.get(t.file) ?? []), t]);
+    const same = this.byFile.get(t.file);
+    if (same) same.push(t);
+    else this.byFile.set(t.file, [t]);
   }
 
   /** Stops tracking `t` (its final write is the caller's). */

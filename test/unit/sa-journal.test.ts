@@ -14,8 +14,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { MIN_BLOCK, SeqStateError, SeqStore, type DurableParams, type Resume } from "../../host/sa/seq_store.ts";
-import { decodeJournal, durableState, encodeJournal, journalPath } from "../../host/sa/journal.ts";
-import { encodeState, ensureStateDir, readState, statePath, type SaStateRecord } from "../../host/sa/state_file.ts";
+import { decodeJournal, durableState, encodeJournal, journalLine, journalPath } from "../../host/sa/journal.ts";
+import { encodeState, ensureStateDir, readState, recordBody, statePath, type SaStateRecord } from "../../host/sa/state_file.ts";
 import { keyId } from "../../host/sa/key_id.ts";
 import { makeCore } from "./core-helpers.ts";
 
@@ -220,4 +220,8 @@ test("decodeJournal: header, count, checksum and every record checked", () => {
   // a hostile key id (it becomes a file name) is refused even under a correct checksum
   const evil = encodeJournal("w3", 4, [{ ...recordOf(p, 1n), keyId: "../../etc/x" }]);
   assert.equal(decodeJournal(evil, "w3", 4).kind, "bad");
+  // the direct line is the generic one
+  for (const r of [recordOf(p, 0n), { ...recordOf(p, (1n << 64n) - 1n), peer: 'a "quoted"\\ peer', suite: "chacha20-poly1305", spi: -1, packets: 7n, bytes: 9n, created: 1764950000000 }]) {
+    assert.equal(journalLine(r), JSON.stringify(recordBody(r)));
+  }
 });
