@@ -250,8 +250,8 @@ function report(push: PushResult[], sas: SasResult | undefined): void {
   }
   if (sas) {
     console.log(`\n## one CE: caps ${CAPS.MAX_CONFIG_BYTES} bytes, ${CAPS.MAX_VALUES} values; largest loadable hub config ${sas.largest.peers} peers (${sas.largest.bytes} bytes)`);
-    console.log("| peers | SAs | window | loaded as | load ms | plan ms | install ms | tick ms | RSS MiB | heap MiB | core MiB |\n|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|");
-    for (const r of sas.install) console.log(`| ${r.peers} | ${r.sas} | ${r.replayWindow ?? 1024} | ${r.refused ? `refused: ${r.refused}` : r.loadedAs} | ${f(r.loadMs)} | ${f(r.planMs)} | ${f(r.installMs)} | ${f(r.tickMs, 1)} | ${f(r.rssAfterMiB)} | ${f(r.heapAfterMiB)} | ${f(r.coreMemoryMiB)} |`);
+    console.log("| peers | SAs | window | loaded as | load ms | plan ms | install ms | tick ms | journal → files s | RSS MiB | heap MiB | core MiB |\n|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (const r of sas.install) console.log(`| ${r.peers} | ${r.sas} | ${r.replayWindow ?? 1024} | ${r.refused ? `refused: ${r.refused}` : r.loadedAs} | ${f(r.loadMs)} | ${f(r.planMs)} | ${f(r.installMs)} | ${f(r.tickMs, 1)} | ${f(r.migrateMs / 1000, 1)} | ${f(r.rssAfterMiB)} | ${f(r.heapAfterMiB)} | ${f(r.coreMemoryMiB)} |`);
   }
 }
 

@@ -7,10 +7,10 @@
 // its memory in init() and never grows it afterwards, so they stay valid.
 // Only numbers cross the boundary (STYLE.md §3); see docs/core.md.
 import { readFileSync } from "node:fs";
-import { randomBytes } from "node:crypto";
+import { randomFillSync } from "node:crypto";
 import * as A from "./abi.ts";
 import { packagePath } from "../util/package_root.ts";
-import { coreAddr, corePrefix, formatCoreAddr, type CoreAddr } from "../config/addr.ts";
+import { coreAddr, corePrefix, formatCoreAddr, type CoreAddr, type CorePrefix } from "../config/addr.ts";
 
 export type Suite = "aes-gcm-16" | "chacha20-poly1305" | "aes-cbc-hmac-sha256" | "aes-cbc" | "none";
 export type Mode = "tunnel" | "transport" | "transport-ipip" | "transport-gre" | "ipip" | "gre" | "payload";
@@ -242,6 +242,16 @@ export function innerMtu(p: Pick<SaParams, "suite" | "mode" | "udp" | "greKey" |
   return arithmetic.innerMtu(suite, mode, family, flags, mtu, innerFamily === 4 ? 20 : 40);
 }
 
+/** `parse(text)`, kept in `seen` (at most 256 at a time) for the next call with the same text. */
+function recall<T>(seen: Map<string, T>, text: string, parse: (t: string) => T): T {
+  let v = seen.get(text);
+  if (v === undefined) {
+    if (seen.size >= 256) seen.clear();
+    seen.set(text, (v = parse(text)));
+  }
+  return v;
+}
+
 export class Core {
   readonly slots: number;
   readonly maxSas: number;
@@ -254,6 +264,12 @@ export class Core {
   private readonly desc: number;
   private readonly slotViews: Uint8Array[];
   private readonly hostTmp = new Uint8Array(16);
+  /** IV seeds for new SAs, taken 8 bytes at a time from one CSPRNG draw (a draw per SA cost 2–15 µs: 100,000 SAs, issue 9). */
+  private readonly seeds = new Uint8Array(4096);
+  private seedAt = 4096;
+  /** Addresses and prefixes addSa / addPolicy parsed lately (a hub's SAs share their local address, a peer's pair its remote), read only. */
+  private readonly addrs = new Map<string, CoreAddr>();
+  private readonly prefixes = new Map<string, CorePrefix>();
 
   private constructor(ex: Exports, slots: number, maxSas: number, maxPolicies: number) {
     this.ex = ex;
@@ -316,15 +332,15 @@ export class Core {
     u8[b + A.SAP_KEYLEN] = key.length;
     u8.set(key, b + A.SAP_KEY);
     if (p.salt) u8.set(p.salt.subarray(0, 4), b + A.SAP_SALT);
-    u8.set(p.ivSeed ? p.ivSeed.subarray(0, 8) : randomBytes(8), b + A.SAP_IVSEED);
+    u8.set(p.ivSeed ? p.ivSeed.subarray(0, 8) : this.ivSeed(), b + A.SAP_IVSEED);
     if (p.hmacKey) {
       if (p.hmacKey.length !== 32) throw new CoreError("HMAC-SHA-256-128 needs a 32-byte key (RFC 4868 §2.1.1)", -3);
       u8.set(p.hmacKey, b + A.SAP_HMACKEY);
     }
     let family = 4;
     if (p.local !== undefined || p.remote !== undefined) {
-      const l: CoreAddr = coreAddr(p.local ?? (coreAddr(p.remote!).family === 4 ? "0.0.0.0" : "::"));
-      const r: CoreAddr = coreAddr(p.remote ?? (l.family === 4 ? "0.0.0.0" : "::"));
+      const l: CoreAddr = this.addr(p.local ?? (this.addr(p.remote!).family === 4 ? "0.0.0.0" : "::"));
+      const r: CoreAddr = this.addr(p.remote ?? (l.family === 4 ? "0.0.0.0" : "::"));
       if (l.family !== r.family) throw new CoreError("local and remote must be the same family", -3);
       family = l.family;
       u8.set(l.bytes, b + A.SAP_LOCAL);
@@ -344,6 +360,20 @@ export class Core {
     u8.fill(0, b, b + A.SAP_SIZE); // keys do not linger in the parameter block
     if (id < 0) throw new CoreError(`addSa(${p.direction} ${p.suite} ${p.mode} spi ${p.spi ?? 0})`, id);
     return id;
+  }
+
+  private ivSeed(): Uint8Array {
+    if (this.seedAt >= this.seeds.length) (randomFillSync(this.seeds), (this.seedAt = 0));
+    return this.seeds.subarray(this.seedAt, (this.seedAt += 8));
+  }
+
+  /** coreAddr of `a`, from addrs when parsed lately; throws as coreAddr does. */
+  private addr(a: string | Uint8Array): CoreAddr {
+    return typeof a === "string" ? recall(this.addrs, a, coreAddr) : coreAddr(a);
+  }
+
+  private prefix(text: string): CorePrefix {
+    return recall(this.prefixes, text, corePrefix);
   }
 
   /** Removes an SA: its keys are wiped, its SPI forgotten. Safe between batches. */
@@ -418,7 +448,7 @@ export class Core {
     const b = this.ex.policyParamPtr();
     const u8 = this.u8, dv = this.dv;
     u8.fill(0, b, b + A.POLP_SIZE);
-    const l = corePrefix(p.local), r = corePrefix(p.remote);
+    const l = this.prefix(p.local), r = this.prefix(p.remote);
     if (l.family !== r.family) throw new CoreError("policy local and remote must be the same family", -3);
     dv.setUint32(b + A.POLP_PRIO, p.priority ?? 1000, true);
     u8[b + A.POLP_ACTION] = p.action === "protect" ? A.ACTION_PROTECT : p.action === "bypass" ? A.ACTION_BYPASS : A.ACTION_DISCARD;

@@ -141,7 +141,8 @@ async function main(): Promise<void> {
   const core = await Core.create({ slots: data.slots ?? 256, ...coreSizing(data.peers) });
   const emit = (event: SaEvent) => port.postMessage({ type: "event", event });
   const log = (message: string) => port.postMessage({ type: "log", message });
-  const store = new SeqStore((message) => emit({ event: "alarm", message }));
+  // journals named after this worker (its keys are its own: host/sa/journal.ts "Owners")
+  const store = new SeqStore((message) => emit({ event: "alarm", message }), `w${data.worker?.index ?? 0}`);
   try {
     ensureStateDir(node.stateDir);
   } catch (e) {

@@ -41,7 +41,19 @@
 // peer's numbers fit; once traffic flows again an oversized reservation is
 // lowered back to one block (core first, then the file), so a later crash
 // costs few replay drops.
+//
+// Many SAs installed at once (prepareAll) put their first reservations in
+// one reservation journal instead of a file each (journal.ts: what a key
+// resumes from is then the max over its file and its journal records, and
+// why that keeps the rule across kill -9 at every step). The per-key files
+// follow in the background: renewals write them as before, and `tick` starts
+// a migration batch (migration.ts) whenever none is running, so journals
+// live seconds. A large batch lists its directory once (which keys have a
+// file) instead of reading a missing file per key.
 import type { Core } from "../core/core.ts";
+import { dirname, join } from "node:path";
+import { Journals, KEY_ID, OWNER, listed, mergeRecords } from "./journal.ts";
+import { Migration } from "./migration.ts";
 import { commitStaged, discardStaged, readState, stageState, statePath, writeStatesSync, writeStateSync, type SaStateRecord } from "./state_file.ts";
 
 /** Fewest numbers reserved at a time: outbound skipping ahead on restart costs nothing, inbound costs replay drops. */
@@ -68,6 +80,8 @@ const CHASE_MS = 10_000;
 const SEQ32_MAX = 0xffffffffn;
 /** SAs a tick visits besides the ones used since the last (tick). */
 export const TICK_SLICE = 1024;
+/** From this many SAs on, a batch lists the state directory once instead of reading each key's file (most are missing). */
+const LIST_MIN = 64;
 
 export class SeqStateError extends Error {
   constructor(readonly file: string, why: string) {
@@ -130,10 +144,51 @@ export class SeqStore {
   private readonly hot: Tracked[] = [];
   /** Where the last tick's slice of all SAs stopped. */
   private cursor?: IterableIterator<Tracked>;
-  /** Per state file: the last write generation issued, and the last committed (in place). */
+  /** Per state file: the last write generation issued, and the last committed (in place: the file, or a journal). */
   private readonly gens = new Map<string, { issued: number; committed: number }>();
+  /** Per state directory: this owner's reservation journals. */
+  private readonly journals = new Map<string, Journals>();
+  /** Tracked SAs by state file (normally one; the migration writes a tracked key's own record). */
+  private readonly byFile = new Map<string, Tracked[]>();
+  /** Set by abandon: nothing more is written. */
+  private abandoned = false;
+  /** The per-key files the journals stand in for, written in the background (tick). */
+  private readonly migration: Migration;
+  /** The core the last tick saw (a tracked key's migrated record reads its counters). */
+  private core?: Core;
 
-  constructor(private readonly alarm: (message: string, saId: number) => void) {}
+  /**
+   * `owner` names this store's journals (journal.ts "Owners"): the worker's
+   * index, `w0` for the only one.
+   */
+  constructor(private readonly alarm: (message: string, saId: number) => void, private readonly owner = "w0") {
+    if (!OWNER.test(owner)) throw new Error(`journal owner ${JSON.stringify(owner)}: expected ${OWNER}`);
+    this.migration = new Migration({
+      journals: () => this.journals.values(),
+      busy: (file) => this.byFile.get(file)?.some((t) => t.pending) === true,
+      record: (j, file) => this.migrationRecord(j, file),
+      issue: (file) => ++this.gen(file).issued,
+      committed: (file) => this.gen(file).committed,
+      setCommitted: (file, my) => void (this.gen(file).committed = my),
+      gone: () => this.abandoned,
+      alarm: (message) => this.alarm(message, -1),
+    });
+  }
+
+  /** This owner's journals in `stateDir`, read from disk on first use. */
+  private journalsOf(stateDir: string): { j: Journals; names?: Set<string> } {
+    const key = join(stateDir, "sa"); // = dirname(statePath(stateDir, …)), however stateDir is spelled
+    let j = this.journals.get(key);
+    if (!j) this.journals.set(key, (j = new Journals(stateDir, this.owner)));
+    return { j, names: j.load() };
+  }
+
+  /** Journals not yet deleted and state files they still stand for, over every state directory (status, tests). */
+  journalStats(): { journals: number; pending: number } {
+    let journals = 0, pending = 0;
+    for (const j of this.journals.values()) (journals += j.count), (pending += j.pending);
+    return { journals, pending };
+  }
 
   /**
    * Reads the key's state and makes the first reservation durable (synchronously:
@@ -141,7 +196,7 @@ export class SeqStore {
    * file when the state is unreadable, corrupt, another key's, or cannot be written.
    */
   prepare(p: DurableParams, now = Date.now()): Resume {
-    const { file, rec, resume } = this.reservation(p, now);
+    const { file, rec, resume } = this.reservation(p, now, this.journalsOf(p.stateDir).names);
     try {
       this.writeSync(file, rec);
     } catch (e) {
@@ -151,9 +206,10 @@ export class SeqStore {
   }
 
   /**
-   * `prepare` for many SAs at once (an install of many: state_file.ts
-   * writeStatesSync flushes them together), each as durable on return. Per
-   * state file, its Resume or why it is refused. Params naming the same file
+   * `prepare` for many SAs at once (an install of many), each as durable on
+   * return: their first reservations in one journal (journal.ts) — or,
+   * should it fail, a file each (state_file.ts writeStatesSync). Per state
+   * file, its Resume or why it is refused. Params naming the same file
    * twice get it once (the later one is prepared on its own at install).
    * Files of SAs still tracked are left out: an SA of that key is being
    * replaced in this apply, and its removal (untrack) writes the file again —
@@ -162,39 +218,71 @@ export class SeqStore {
    */
   prepareAll(ps: readonly DurableParams[], now = Date.now()): Map<string, Resume | SeqStateError> {
     const out = new Map<string, Resume | SeqStateError>();
-    const batch: { path: string; record: SaStateRecord; resume: Resume }[] = [];
-    const live = new Set([...this.sas.values()].map((t) => t.file));
+    const batches = new Map<string, { path: string; record: SaStateRecord }[]>();
+    const names = new Map<string, Set<string> | undefined>();
     for (const p of ps) {
       const file = statePath(p.stateDir, p.dir, p.keyId);
-      if (out.has(file) || live.has(file)) continue;
+      if (out.has(file) || this.byFile.has(file)) continue;
+      if (!names.has(p.stateDir)) {
+        const { j, names: listing } = this.journalsOf(p.stateDir);
+        names.set(p.stateDir, listing ?? (ps.length >= LIST_MIN && !j.refusal ? j.names() : undefined));
+      }
       try {
-        const r = this.reservation(p, now);
-        batch.push({ path: file, record: r.rec, resume: r.resume });
+        const r = this.reservation(p, now, names.get(p.stateDir));
+        const batch = batches.get(p.stateDir) ?? [];
+        batches.set(p.stateDir, batch);
+        batch.push({ path: file, record: r.rec });
         out.set(file, r.resume);
       } catch (e) {
         if (!(e instanceof SeqStateError)) throw e;
         out.set(file, e);
       }
     }
-    const gens = batch.map((b) => ++this.gen(b.path).issued);
-    const failed = writeStatesSync(batch);
-    batch.forEach((b, i) => {
-      const e = failed.get(b.path);
-      if (e) out.set(b.path, new SeqStateError(b.path, `cannot be written (${(e as NodeJS.ErrnoException).code ?? e.message}): refusing to send on this SA`));
-      else this.gen(b.path).committed = gens[i];
-    });
+    for (const [stateDir, batch] of batches) {
+      for (const [path, e] of this.writeBatch(stateDir, batch)) {
+        out.set(path, new SeqStateError(path, `cannot be written (${(e as NodeJS.ErrnoException).code ?? e.message}): refusing to send on this SA`));
+      }
+    }
     return out;
   }
 
-  /** What installing SA `p` reserves: its file, the record to write before it may run, and how it resumes. */
-  private reservation(p: DurableParams, now: number): { file: string; rec: SaStateRecord; resume: Resume } {
+  /** A batch's records durable: one journal, else a file each. The files that failed. */
+  private writeBatch(stateDir: string, batch: { path: string; record: SaStateRecord }[]): Map<string, Error> {
+    const gens = batch.map((b) => ++this.gen(b.path).issued);
+    const { j } = this.journalsOf(stateDir);
+    if (batch.every((b) => KEY_ID.test(b.record.keyId))) {
+      try {
+        j.write(batch.map((b, i) => ({ file: b.path, gen: gens[i], rec: b.record })));
+        // in place (in the journal): a staged write issued before must not land over it
+        batch.forEach((b, i) => (this.gen(b.path).committed = gens[i]));
+        return new Map();
+      } catch {
+        // a file each below: only the SAs whose own file fails are refused
+      }
+    }
+    const failed = writeStatesSync(batch);
+    batch.forEach((b, i) => void (failed.has(b.path) || this.committed(b.path, gens[i])));
+    return failed;
+  }
+
+  /**
+   * What installing SA `p` reserves: its file, the record to write before it
+   * may run, and how it resumes. `names` lists the state directory when the
+   * caller did (a missing file is then not read).
+   */
+  private reservation(p: DurableParams, now: number, names?: Set<string>): { file: string; rec: SaStateRecord; resume: Resume } {
     const file = statePath(p.stateDir, p.dir, p.keyId);
-    const r = readState(file, { dir: p.dir, keyId: p.keyId });
+    const j = this.journals.get(dirname(file));
+    if (j?.refusal) {
+      throw new SeqStateError(j.refusal.file, `${j.refusal.why}: refusing every durable SA of ${p.stateDir} (the journal may hold their latest reservations; never restart their numbers at 1: replace the keys, or remove the journal only if every key is new)`);
+    }
+    const r = names && !listed(names, file) ? { kind: "absent" as const } : readState(file, { dir: p.dir, keyId: p.keyId });
     if (r.kind === "bad") throw new SeqStateError(file, `${r.why}: refusing this SA (never restart its numbers at 1; replace the key, or remove the file only if the key is new)`);
-    const prev = r.kind === "ok" ? r.record : null;
-    // Every number ≤ top may have been used: the file is always at or above
-    // what the core was allowed (a staged write only raises it further, and
-    // is never committed over this newer one).
+    const prev = mergeRecords(r.kind === "ok" ? r.record : null, j?.records(file));
+    // Every number ≤ top may have been used: the latest record (the file or
+    // a journal's) is always at or above what the core was allowed, and the
+    // max includes it (a staged write only raises it further, and is never
+    // committed over this newer one).
     const top = prev ? prev.reserved : 0n;
     const max = p.esn ? (1n << 64n) - 1n : SEQ32_MAX;
     if (top >= max) throw new SeqStateError(file, `shows this key's sequence numbers used up (RFC 4303 §3.3.3): replace the key`);
@@ -219,6 +307,17 @@ export class SeqStore {
       lastProgressT: p.dir === "in" ? now - IDLE_MS - 1 : now, rate: 0, pending: false, failed: null, unreserved: 0, chaseT: 0, chaseSeq: 0n,
     };
     this.sas.set(saId, t);
+    const same = this.byFile.get(t.file);
+    if (same) same.push(t);
+    else this.byFile.set(t.file, [t]);
+  }
+
+  /** Stops tracking `t` (its final write is the caller's). */
+  private forget(t: Tracked): void {
+    this.sas.delete(t.saId);
+    const left = (this.byFile.get(t.file) ?? []).filter((x) => x !== t);
+    if (left.length) this.byFile.set(t.file, left);
+    else this.byFile.delete(t.file);
   }
 
   /** When tick last looked at tracked SA `saId` (its `now`, ms), -1 if not yet; undefined if untracked. */
@@ -241,40 +340,62 @@ export class SeqStore {
    * next packets would be dropped as replays up to the whole reservation.
    */
   untrack(core: Core, saId: number): void {
-    this.untrackAll(core, [saId]);
+    const t = this.sas.get(saId);
+    if (!t) return;
+    this.forget(t);
+    try {
+      this.writeSync(t.file, this.record(core, t, this.finalReserved(core, t)));
+    } catch {
+      // The reservation on disk is still a valid upper bound; only counters are lost.
+    }
+  }
+
+  /** What untrack writes: the reservation, an inbound one lowered to the highest number accepted. */
+  private finalReserved(core: Core, t: Tracked): bigint {
+    const top = t.p.dir === "in" ? core.seqOf(t.saId, false) : -1n;
+    return top >= 1n && top < t.reserved ? top : t.reserved; // never 0: a limit of 0 means none
   }
 
   /**
-   * `untrack` for many SAs at once (a stop, or a reload that removes many
-   * peers): their files written together by writeStatesSync — one flush of
-   * the file system instead of two fsyncs each, which made stopping a hub
-   * with 20,000 durable SAs take seconds.
+   * untrack for many SAs at once — `saIds` (the peers a reload removes), or
+   * every one (a clean stop); removeSa of each follows: their final records
+   * in one batch (state_file.ts writeStatesSync) instead of two fsyncs each,
+   * which made stopping a hub of 20,000 durable SAs take seconds. After a
+   * clean stop every journal record is covered, so the journals go.
    */
-  untrackAll(core: Core, saIds: Iterable<number>): void {
-    const batch: { path: string; record: SaStateRecord }[] = [];
-    const at = new Map<string, number>();
-    for (const saId of saIds) {
-      const t = this.sas.get(saId);
-      if (!t) continue;
-      this.sas.delete(saId);
-      const top = t.p.dir === "in" ? core.seqOf(saId, false) : -1n;
-      const reserved = top >= 1n && top < t.reserved ? top : t.reserved; // never 0: a limit of 0 means none
-      const record = this.record(core, t, reserved);
-      const i = at.get(t.file);
-      // one file twice (not expected: one tracked SA per key file): the higher promise wins
-      if (i !== undefined) {
-        if (record.reserved > batch[i].record.reserved) batch[i].record = record;
-        continue;
+  untrackAll(core: Core, saIds?: Iterable<number>): void {
+    const ts: Tracked[] = [];
+    if (saIds) {
+      for (const id of saIds) {
+        const t = this.sas.get(id);
+        if (t) ts.push(t);
       }
-      at.set(t.file, batch.length);
-      batch.push({ path: t.file, record });
+    } else ts.push(...this.sas.values());
+    const last = new Map<string, { path: string; record: SaStateRecord }>();
+    for (const t of ts) {
+      const record = this.record(core, t, this.finalReserved(core, t));
+      const had = last.get(t.file);
+      // two SAs of one key (rare): the higher promise
+      if (!had || record.reserved > had.record.reserved) last.set(t.file, { path: t.file, record });
     }
+    if (saIds) for (const t of ts) this.forget(t);
+    else {
+      this.sas.clear();
+      this.byFile.clear();
+    }
+    const batch = [...last.values()];
     const gens = batch.map((b) => ++this.gen(b.path).issued);
-    // A write that fails leaves the reservation on disk, still a valid upper bound; only counters are lost.
     const failed = writeStatesSync(batch);
     batch.forEach((b, i) => {
-      if (!failed.has(b.path)) this.gen(b.path).committed = gens[i];
+      // a record that failed: the one on disk is still a valid upper bound; only counters are lost
+      if (!failed.has(b.path)) this.committed(b.path, gens[i]);
     });
+  }
+
+  /** A write of `file` at generation `my` is in place and durable: newer than any before, its journal records covered. */
+  private committed(file: string, my: number): void {
+    this.gen(file).committed = my;
+    this.journals.get(dirname(file))?.covered(file, my);
   }
 
   private record(core: Core, t: Tracked, reserved: bigint): SaStateRecord {
@@ -299,6 +420,9 @@ export class SeqStore {
    * about every N / TICK_SLICE ticks (1 s at 100,000).
    */
   tick(core: Core, now = Date.now()): void {
+    if (this.abandoned) return;
+    this.core = core;
+    this.migration.step();
     // few SAs: all of them, once each (the hot ones among them)
     const all = this.sas.size <= TICK_SLICE;
     for (const t of this.hot) {
@@ -385,6 +509,39 @@ export class SeqStore {
     return grew;
   }
 
+  /**
+   * The record the migration writes for `file`: a tracked key's live record
+   * (raised to its journal records' reservation if that is higher: never
+   * below what they promise), any other key's (its SA refused, removed, or
+   * not installed since a restart) the max over its file and its records;
+   * null when its file is unreadable (the key is refused at install, the
+   * journal stays).
+   */
+  private migrationRecord(j: Journals, file: string): SaStateRecord | null {
+    const entries = j.records(file);
+    const tracked = this.byFile.get(file);
+    const core = this.core;
+    if (tracked?.length && core) {
+      let top = tracked[0];
+      for (const t of tracked) if (t.reserved > top.reserved) top = t;
+      const rec = this.record(core, top, top.reserved);
+      for (const e of entries ?? []) if (e.rec.reserved > rec.reserved) rec.reserved = e.rec.reserved;
+      return rec;
+    }
+    const [first] = entries ?? [];
+    if (!first) return null;
+    const r = readState(file, { dir: first.rec.dir, keyId: first.rec.keyId });
+    return r.kind === "bad" ? null : mergeRecords(r.kind === "ok" ? r.record : null, entries);
+  }
+
+  /**
+   * What kill -9 does to this store's writes in flight: they are dropped —
+   * their temporary files stay, nothing more is renamed or deleted — and
+   * nothing more is written. For tests that crash a store in-process.
+   */
+  abandon(): void {
+    this.abandoned = true;
+  }
 
   private blockFor(t: Tracked): bigint {
     const want = BigInt(Math.ceil(t.rate * BLOCK_SECONDS));
@@ -403,7 +560,7 @@ export class SeqStore {
     const g = this.gen(file);
     const my = ++g.issued;
     writeStateSync(file, rec);
-    g.committed = my;
+    this.committed(file, my);
   }
 
   /**
@@ -451,13 +608,14 @@ export class SeqStore {
         // A newer write is in place already (urgent renewal, removal, a new
         // SA of this key): this older one must not land over it.
         if (my < g.committed) return discardStaged(tmp);
+        if (this.abandoned) return;
         try {
           commitStaged(tmp, t.file);
         } catch (e) {
           discardStaged(tmp);
           return this.fail(t, e as NodeJS.ErrnoException);
         }
-        g.committed = my;
+        this.committed(t.file, my);
         t.failed = null;
         // Removed meanwhile (its id may already name another SA): nothing to raise.
         if (this.sas.get(t.saId) !== t) return;

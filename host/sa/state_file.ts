@@ -10,7 +10,7 @@
 // `reserved` is the promise: outbound, no sequence number above it was ever
 // sent under this key; inbound, none above it was ever accepted. Numbers are
 // decimal strings (u64). The key itself is never written (keyId is a keyed hash).
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync, constants } from "node:fs";
 import { open } from "node:fs/promises";
 import { createHash } from "node:crypto";
@@ -39,7 +39,8 @@ export function statePath(stateDir: string, dir: "in" | "out", keyId: string): s
   return join(stateDir, "sa", `${dir}-${keyId}.json`);
 }
 
-function body(r: SaStateRecord): Record<string, unknown> {
+/** A record's fields as written (a state file adds `check`; a journal line is this alone: journal.ts). */
+export function recordBody(r: SaStateRecord): Record<string, unknown> {
   return {
     version: 1, dir: r.dir, keyId: r.keyId, spi: r.spi >>> 0, suite: r.suite, peer: r.peer,
     reserved: r.reserved.toString(), packets: r.packets.toString(), bytes: r.bytes.toString(), created: r.created,
@@ -49,11 +50,33 @@ function body(r: SaStateRecord): Record<string, unknown> {
 const checksum = (b: Record<string, unknown>): string => createHash("sha256").update(JSON.stringify(b)).digest("hex");
 
 export function encodeState(r: SaStateRecord): string {
-  const b = body(r);
+  const b = recordBody(r);
   return JSON.stringify({ ...b, check: checksum(b) }) + "\n";
 }
 
 const U64 = /^(0|[1-9][0-9]{0,19})$/;
+
+/** Why `b` (a parsed record body, `check` aside) is not a valid one, or null: every field but dir and keyId. */
+export function bodyFault(b: Record<string, unknown>): string | null {
+  if (b.version !== 1) return `has version ${JSON.stringify(b.version)}, expected 1`;
+  for (const f of ["reserved", "packets", "bytes"]) {
+    if (typeof b[f] !== "string" || !U64.test(b[f] as string) || BigInt(b[f] as string) >= 1n << 64n) {
+      return `has no valid "${f}" (corrupt)`;
+    }
+  }
+  if (typeof b.created !== "number" || !Number.isSafeInteger(b.created) || b.created < 0) return `has no valid "created" (corrupt)`;
+  if (typeof b.spi !== "number" || typeof b.suite !== "string" || typeof b.peer !== "string") return "misses spi/suite/peer (corrupt)";
+  return null;
+}
+
+/** The record of a body bodyFault passed. */
+export function bodyRecord(b: Record<string, unknown>, dir: "in" | "out", keyId: string): SaStateRecord {
+  return {
+    dir, keyId, spi: b.spi as number, suite: b.suite as string, peer: b.peer as string,
+    reserved: BigInt(b.reserved as string), packets: BigInt(b.packets as string), bytes: BigInt(b.bytes as string),
+    created: b.created as number,
+  };
+}
 
 /** Parses a state file's text; every field is checked, the checksum last. */
 export function decodeState(text: string, expect: { dir: "in" | "out"; keyId: string }): ReadResult {
@@ -65,24 +88,11 @@ export function decodeState(text: string, expect: { dir: "in" | "out"; keyId: st
   }
   if (typeof v !== "object" || v === null || Array.isArray(v)) return { kind: "bad", why: "is not a state record (corrupt)" };
   const { check, ...rest } = v;
-  if (rest.version !== 1) return { kind: "bad", why: `has version ${JSON.stringify(rest.version)}, expected 1` };
-  for (const f of ["reserved", "packets", "bytes"]) {
-    if (typeof rest[f] !== "string" || !U64.test(rest[f] as string) || BigInt(rest[f] as string) >= 1n << 64n) {
-      return { kind: "bad", why: `has no valid "${f}" (corrupt)` };
-    }
-  }
-  if (typeof rest.created !== "number" || !Number.isSafeInteger(rest.created) || rest.created < 0) return { kind: "bad", why: `has no valid "created" (corrupt)` };
-  if (typeof rest.spi !== "number" || typeof rest.suite !== "string" || typeof rest.peer !== "string") return { kind: "bad", why: "misses spi/suite/peer (corrupt)" };
+  const fault = bodyFault(rest);
+  if (fault) return { kind: "bad", why: fault };
   if (check !== checksum(rest)) return { kind: "bad", why: "fails its checksum (corrupt)" };
   if (rest.dir !== expect.dir || rest.keyId !== expect.keyId) return { kind: "bad", why: "belongs to another key" };
-  return {
-    kind: "ok",
-    record: {
-      dir: expect.dir, keyId: expect.keyId, spi: rest.spi as number, suite: rest.suite as string, peer: rest.peer as string,
-      reserved: BigInt(rest.reserved as string), packets: BigInt(rest.packets as string), bytes: BigInt(rest.bytes as string),
-      created: rest.created as number,
-    },
-  };
+  return { kind: "ok", record: bodyRecord(rest, expect.dir, expect.keyId) };
 }
 
 export function readState(path: string, expect: { dir: "in" | "out"; keyId: string }): ReadResult {
@@ -101,7 +111,8 @@ export function ensureStateDir(stateDir: string): void {
   mkdirSync(join(stateDir, "sa"), { recursive: true, mode: 0o700 });
 }
 
-function fsyncDirSync(dir: string): void {
+/** fsync(2) of a directory: the renames in it survive a power loss. */
+export function fsyncDirSync(dir: string): void {
   const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
     fsyncSync(fd);
@@ -231,5 +242,83 @@ export function discardStaged(tmp: string): void {
     unlinkSync(tmp);
   } catch {
     /* gone already */
+  }
+}
+
+/** syncfs(2) of the file system holding `dir` (`sync -f`) without blocking the thread; false if that could not be done. */
+function syncFsOfAsync(dir: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = spawn("sync", ["-f", dir], { stdio: "ignore", timeout: 60_000 });
+    c.on("error", () => resolve(false));
+    c.on("exit", (code) => resolve(code === 0));
+  });
+}
+
+/** How many temporary files stageStates writes at a time (libuv's pool has 4 threads). */
+const STAGE_PARALLEL = 16;
+
+/**
+ * The slow half of writing many records in the background (journal
+ * migration, seq_store.ts), off the thread: each into its own temporary file
+ * (`tag` makes them unique), then one syncfs of their file system (all are
+ * under one directory) or, should that fail, an fsync each. Nothing is in
+ * place until the owner renames them (renameStaged) and fsyncs the directory
+ * once (fsyncDir). A record that could not be staged is in `failed`.
+ */
+export async function stageStates(entries: readonly { path: string; record: SaStateRecord }[], tag: string): Promise<{ staged: { path: string; tmp: string }[]; failed: Map<string, Error> }> {
+  const failed = new Map<string, Error>();
+  let staged: { path: string; tmp: string }[] = [];
+  const one = async (path: string, record: SaStateRecord, sync: boolean): Promise<void> => {
+    const tmp = `${path}.${tag}.atmp`;
+    try {
+      const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+      try {
+        await fh.writeFile(encodeState(record));
+        if (sync) await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      staged.push({ path, tmp });
+    } catch (e) {
+      failed.set(path, e instanceof Error ? e : new Error(String(e)));
+      discardStaged(tmp);
+    }
+  };
+  for (let i = 0; i < entries.length; i += STAGE_PARALLEL) {
+    await Promise.all(entries.slice(i, i + STAGE_PARALLEL).map((e) => one(e.path, e.record, false)));
+  }
+  if (staged.length && !(await syncFsOfAsync(dirname(staged[0].path)))) {
+    const left = staged;
+    staged = [];
+    for (const s of left) {
+      try {
+        const fh = await open(s.tmp, constants.O_RDONLY);
+        try {
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        staged.push(s);
+      } catch (e) {
+        failed.set(s.path, e instanceof Error ? e : new Error(String(e)));
+        discardStaged(s.tmp);
+      }
+    }
+  }
+  return { staged, failed };
+}
+
+/** Puts a record stageStates staged in place; durable only after the next fsyncDir of its directory. */
+export function renameStaged(tmp: string, path: string): void {
+  renameSync(tmp, path);
+}
+
+/** fsync(2) of a directory, off the thread: the renames made in it so far are durable when it resolves. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }

@@ -1,11 +1,14 @@
 // Installing many durable SAs at once (host/sa/seq_store.ts prepareAll,
-// state_file.ts writeStatesSync): the first reservations of a whole apply are
-// put in place with one flush of the file system instead of two fsyncs each,
-// and must say exactly what `prepare` one by one would have: a new key starts
-// at 1, a known key resumes past its file; a bad file refuses its SA alone; a
-// write that fails refuses its SA alone. A key whose SA is still tracked (being
-// replaced in this apply) is left to `prepare`, after its removal rewrote the
-// file — through SaTable, a re-added key's new limit never exceeds its file.
+// journal.ts; state_file.ts writeStatesSync when a journal cannot be
+// written): the first reservations of a whole apply are put in place with
+// one file and one flush instead of two fsyncs each, and must say exactly
+// what `prepare` one by one would have: a new key starts at 1, a known key
+// resumes past its file; a bad file refuses its SA alone; a write that fails
+// refuses its SA alone. A key whose SA is still tracked (being replaced in
+// this apply) is left to `prepare`, after its removal rewrote the file —
+// through SaTable, a re-added key's new limit never exceeds its state. "On
+// disk" below is what a restart would read (journal.ts durableState: the max
+// over the key's file and the journals).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -15,6 +18,7 @@ import { randomBytes } from "node:crypto";
 import { BATCH_FLUSH_MIN, ensureStateDir, readState, statePath, writeStatesSync, type SaStateRecord } from "../../host/sa/state_file.ts";
 import { FIRST_BLOCK, SeqStateError, SeqStore, TICK_SLICE, type DurableParams } from "../../host/sa/seq_store.ts";
 import { keyId } from "../../host/sa/key_id.ts";
+import { durableState, durableStates } from "../../host/sa/journal.ts";
 import { parseConfig } from "../../host/config/load.ts";
 import type { Config } from "../../host/config/model.ts";
 import { SaTable } from "../../host/sa/install.ts";
@@ -76,7 +80,7 @@ test("prepareAll says what prepare says: new keys at 1, known keys past their fi
         continue;
       }
       assert.ok(!(r instanceof SeqStateError), `SA ${i}: ${String(r)}`);
-      const onDisk = readState(r.file, { dir: p.dir, keyId: p.keyId });
+      const onDisk = durableState(dir, p.dir, p.keyId);
       assert.ok(onDisk.kind === "ok" && onDisk.record.reserved === r.seqLimit, `SA ${i}: the promise is on disk before it is used`);
       if (p === known) {
         assert.deepEqual([r.initialSeq, r.priorSeen, r.resumed, r.seqLimit], [top + 1n, true, true, top + FIRST_BLOCK[p.dir]]);
@@ -125,9 +129,8 @@ test("SaTable: a peer rebuilt by a reload (same keys, new tunnel) never gets a l
     const check = (when: string) => {
       for (const { saId, spi } of limits()) {
         const st = core.saState(saId);
-        const files = readdirSync(join(dir, "sa")).filter((f) => f.endsWith(".json"));
-        const reserved = files.map((f) => readState(join(dir, "sa", f), { dir: f.startsWith("in") ? "in" : "out", keyId: f.slice(f.indexOf("-") + 1, -5) })).filter((r) => r.kind === "ok" && r.record.spi === spi).map((r) => (r.kind === "ok" ? r.record.reserved : 0n));
-        assert.equal(reserved.length, 1, `${when}: one state file for SPI 0x${spi.toString(16)}`);
+        const reserved = [...durableStates(dir).values()].filter((r) => r.kind === "ok" && r.record.spi === spi).map((r) => (r.kind === "ok" ? r.record.reserved : 0n));
+        assert.equal(reserved.length, 1, `${when}: one key's state for SPI 0x${spi.toString(16)}`);
         assert.ok(st.seqLimit <= reserved[0], `${when}: SPI 0x${spi.toString(16)} may use up to ${st.seqLimit}, its file promises only ${reserved[0]}`);
       }
     };

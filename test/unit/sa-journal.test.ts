@@ -1,0 +1,227 @@
+// Reservation journals (host/sa/journal.ts, seq_store.ts prepareAll and the
+// migration in tick): a batch's first reservations are one file; a key
+// resumes from the max over its own file and its journal records; kill -9 at
+// each step of a journal's life (left as the files it leaves: a temporary
+// journal, staged per-key files, per-key files beside a journal not yet
+// deleted) never resumes a key below what it may have used; a journal that
+// cannot be read refuses every durable SA of its directory, never resumes
+// one at 1; journals are deleted once every record is covered, and only
+// their owner's.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { FIRST_BLOCK, SeqStateError, SeqStore, type DurableParams, type Resume } from "../../host/sa/seq_store.ts";
+import { decodeJournal, durableState, encodeJournal, journalLine, journalPath } from "../../host/sa/journal.ts";
+import { encodeState, ensureStateDir, readState, recordBody, statePath, type SaStateRecord } from "../../host/sa/state_file.ts";
+import { keyId } from "../../host/sa/key_id.ts";
+import { makeCore } from "./core-helpers.ts";
+
+function tmp(): string {
+  const d = mkdtempSync(join(tmpdir(), "wesp-jrn-"));
+  ensureStateDir(d);
+  return d;
+}
+
+const params = (stateDir: string, i: number): DurableParams => {
+  const dir = i % 2 ? "in" : "out";
+  return { stateDir, dir, keyId: keyId(dir, randomBytes(20)), spi: 0x100 + i, suite: "aes-256-gcm", peer: `p${i}`, esn: false };
+};
+
+const saFiles = (dir: string): string[] => readdirSync(join(dir, "sa")).sort();
+
+function resumeOf(got: Map<string, Resume | SeqStateError>, p: DurableParams): Resume {
+  const r = got.get(statePath(p.stateDir, p.dir, p.keyId));
+  assert.ok(r && !(r instanceof SeqStateError), `${p.dir} ${p.keyId}: ${String(r)}`);
+  return r;
+}
+
+const recordOf = (p: DurableParams, reserved: bigint): SaStateRecord =>
+  ({ dir: p.dir, keyId: p.keyId, spi: p.spi, suite: p.suite, peer: p.peer, reserved, packets: 0n, bytes: 0n, created: 1 });
+
+/** Ticks `store` until no journal record is left to migrate (the migration runs off the thread). */
+async function migrated(store: SeqStore): Promise<void> {
+  const core = await makeCore();
+  for (let i = 0; i < 4000 && store.journalStats().pending > 0; i++) {
+    store.tick(core);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.equal(store.journalStats().pending, 0, "the migration finished");
+}
+
+test("a batch's first reservations are one journal (no per-key file yet); a restart resumes past it and its batch covers the old journal", () => {
+  const dir = tmp();
+  try {
+    const ps = Array.from({ length: 40 }, (_, i) => params(dir, i));
+    const s1 = new SeqStore(() => {});
+    const got = s1.prepareAll(ps, 1);
+    assert.deepEqual(saFiles(dir), ["journal-w0-1.json"], "one file for the whole batch, no temporary left");
+    for (const p of ps) {
+      const r = resumeOf(got, p);
+      assert.deepEqual([r.initialSeq, r.priorSeen, r.seqLimit], [1n, false, FIRST_BLOCK[p.dir]]);
+      const d = durableState(dir, p.dir, p.keyId);
+      assert.ok(d.kind === "ok" && d.record.reserved === r.seqLimit, "the promise is on disk before prepareAll returns");
+    }
+    s1.abandon(); // kill -9 after step 2
+    const s2 = new SeqStore(() => {});
+    const again = s2.prepareAll(ps, 2);
+    for (const p of ps) {
+      const r = resumeOf(again, p);
+      assert.deepEqual([r.initialSeq, r.priorSeen, r.resumed, r.seqLimit, r.created], [FIRST_BLOCK[p.dir] + 1n, true, true, 2n * FIRST_BLOCK[p.dir], 1]);
+    }
+    assert.deepEqual(saFiles(dir), ["journal-w0-2.json"], "every record of journal 1 is covered by journal 2: deleted");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a key resumes from the max over its own file and its journal records, whichever is higher", () => {
+  const dir = tmp();
+  try {
+    const ps = Array.from({ length: 8 }, (_, i) => params(dir, 2 * i)); // outbound
+    const [low, high] = ps;
+    new SeqStore(() => {}).prepareAll(ps, 1);
+    // files beside the journal (a renewal's, a migration's): one below its journal record, one above
+    writeFileSync(statePath(dir, low.dir, low.keyId), encodeState(recordOf(low, 5n)));
+    writeFileSync(statePath(dir, high.dir, high.keyId), encodeState(recordOf(high, 1_000_000n)));
+    const s = new SeqStore(() => {});
+    assert.equal(s.prepare(low, 2).initialSeq, FIRST_BLOCK.out + 1n, "journal higher: past the journal");
+    assert.equal(s.prepare(high, 2).initialSeq, 1_000_001n, "file higher: past the file");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("kill -9 at each step of a journal's life never resumes a key below its promise", async () => {
+  const dir = tmp();
+  try {
+    const ps = Array.from({ length: 20 }, (_, i) => params(dir, i));
+    // Step 1 interrupted: a journal never renamed into place promised nothing (prepareAll never
+    // returned, no SA ran): deleted, and its keys start at 1.
+    const early = journalPath(dir, "w0", 9) + ".tmp";
+    writeFileSync(early, encodeJournal("w0", 9, ps.map((p) => recordOf(p, 777_777n))));
+    const s1 = new SeqStore(() => {});
+    const first = s1.prepareAll(ps, 1);
+    assert.equal(resumeOf(first, ps[0]).initialSeq, 1n);
+    assert.ok(!saFiles(dir).includes("journal-w0-9.json.tmp"), "the temporary journal is gone");
+    const journal = saFiles(dir).find((f) => f.startsWith("journal-"))!;
+    assert.equal(journal, "journal-w0-10.json", "numbered past every journal seen");
+    s1.abandon();
+    // Step 3 interrupted before renames: staged per-key files (the migration's) are not in place.
+    for (const p of ps) writeFileSync(`${statePath(dir, p.dir, p.keyId)}.m1.atmp`, encodeState(recordOf(p, 3n)));
+    const s2 = new SeqStore(() => {});
+    assert.equal(s2.prepare(ps[0], 2).initialSeq, FIRST_BLOCK[ps[0].dir] + 1n, "resumes from the journal");
+    s2.abandon();
+    // Step 3 interrupted after some renames: per-key files beside the journal; the max holds.
+    writeFileSync(statePath(dir, ps[1].dir, ps[1].keyId), encodeState(recordOf(ps[1], FIRST_BLOCK[ps[1].dir])));
+    const s3 = new SeqStore(() => {});
+    assert.equal(s3.prepare(ps[1], 3).initialSeq, FIRST_BLOCK[ps[1].dir] + 1n);
+    // Steps 3–4 complete: every key gets its own file (the keys not installed here are migrated too),
+    // then the journal goes; a restart resumes from the files alone.
+    await migrated(s3);
+    assert.ok(!saFiles(dir).some((f) => f.startsWith("journal-")), "every journal deleted once covered");
+    s3.abandon();
+    const s4 = new SeqStore(() => {});
+    for (const p of ps.slice(2)) {
+      const d = readState(statePath(dir, p.dir, p.keyId), { dir: p.dir, keyId: p.keyId });
+      assert.ok(d.kind === "ok" && d.record.reserved === FIRST_BLOCK[p.dir], "the migration wrote the journal's promise to the key's own file");
+      assert.equal(s4.prepare(p, 4).initialSeq, FIRST_BLOCK[p.dir] + 1n);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a journal that cannot be read refuses every durable SA of its directory, naming it; never a restart at 1", () => {
+  const damage: [string, (path: string) => void][] = [
+    ["one digit changed", (f) => writeFileSync(f, readFileSync(f, "utf8").replace(/"reserved":"(\d)/, (_m, d) => `"reserved":"${(Number(d) + 1) % 10}`))],
+    ["cut short", (f) => writeFileSync(f, readFileSync(f, "utf8").slice(0, 300))],
+    ["not JSON", (f) => writeFileSync(f, "{")],
+    ["renamed to another number", (f) => renameSync(f, f.replace("-w0-1.", "-w0-5."))],
+    ["unreadable (a directory in its place)", (f) => (rmSync(f), mkdirSync(f))],
+  ];
+  for (const [what, spoil] of damage) {
+    const dir = tmp();
+    try {
+      const ps = Array.from({ length: 6 }, (_, i) => params(dir, i));
+      new SeqStore(() => {}).prepareAll(ps, 1);
+      const path = journalPath(dir, "w0", 1);
+      spoil(path);
+      const name = saFiles(dir).find((f) => f.startsWith("journal-"))!;
+      const stranger = params(dir, 99); // not in the journal: it could have been, so it is refused too
+      const s = new SeqStore(() => {});
+      for (const p of [ps[0], stranger]) {
+        assert.throws(() => s.prepare(p, 2), (e: unknown) => e instanceof SeqStateError && e.message.includes(name) && /refusing every durable SA/.test(e.message), what);
+      }
+      const got = s.prepareAll([...ps, stranger], 2);
+      assert.ok([...got.values()].every((r) => r instanceof SeqStateError), `${what}: prepareAll refuses them all`);
+      // the operator removes it (the keys being replaced): the refusal lifts without a restart
+      rmSync(join(dir, "sa", name), { recursive: true });
+      assert.equal(s.prepare(stranger, 3).initialSeq, 1n, what);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+});
+
+test("journals are their owner's: another worker's is neither read, refused on, nor deleted", async () => {
+  const dir = tmp();
+  try {
+    const mine = Array.from({ length: 4 }, (_, i) => params(dir, i));
+    const theirs = Array.from({ length: 4 }, (_, i) => params(dir, 10 + i));
+    const w1 = new SeqStore(() => {}, "w1");
+    w1.prepareAll(theirs, 1);
+    w1.abandon();
+    const w0 = new SeqStore(() => {}, "w0");
+    w0.prepareAll(mine, 1);
+    await migrated(w0);
+    assert.deepEqual(saFiles(dir).filter((f) => f.startsWith("journal-")), ["journal-w1-1.json"], "w0 deleted its own journal only");
+    writeFileSync(journalPath(dir, "w1", 1), "{");
+    assert.equal(new SeqStore(() => {}, "w0").prepare(mine[0], 2).initialSeq, FIRST_BLOCK[mine[0].dir] + 1n, "w1's damage does not refuse w0's keys");
+    assert.throws(() => new SeqStore(() => {}, "w1").prepare(theirs[0], 2), SeqStateError);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a restart that installs only some of a journal's keys: the journal stays until the rest are migrated", async () => {
+  const dir = tmp();
+  try {
+    const ps = Array.from({ length: 10 }, (_, i) => params(dir, i));
+    const s1 = new SeqStore(() => {});
+    s1.prepareAll(ps, 1);
+    s1.abandon();
+    const s2 = new SeqStore(() => {});
+    s2.prepareAll(ps.slice(0, 5), 2);
+    assert.ok(saFiles(dir).includes("journal-w0-1.json"), "half of journal 1 is still its keys' only record");
+    await migrated(s2);
+    assert.ok(!saFiles(dir).some((f) => f.startsWith("journal-")));
+    for (const [i, p] of ps.entries()) {
+      const d = readState(statePath(dir, p.dir, p.keyId), { dir: p.dir, keyId: p.keyId });
+      assert.ok(d.kind === "ok" && d.record.reserved === (i < 5 ? 2n : 1n) * FIRST_BLOCK[p.dir], `key ${i}: its file holds its latest promise`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("decodeJournal: header, count, checksum and every record checked", () => {
+  const p = params("/x", 0);
+  const text = encodeJournal("w3", 4, [recordOf(p, 10n), recordOf({ ...p, keyId: keyId("in", randomBytes(8)), dir: "in" }, 20n)]);
+  const ok = decodeJournal(text, "w3", 4);
+  assert.ok(ok.kind === "ok" && ok.records.length === 2 && ok.records[1].reserved === 20n);
+  assert.equal(decodeJournal(text, "w3", 5).kind, "bad", "another journal's number");
+  assert.equal(decodeJournal(text, "w2", 4).kind, "bad", "another owner's");
+  assert.equal(decodeJournal(text.slice(0, -1), "w3", 4).kind, "bad", "cut by one byte");
+  const lines = text.split("\n");
+  assert.equal(decodeJournal([lines[0], lines[2], lines[1], lines[3], ""].join("\n"), "w3", 4).kind, "bad", "records reordered");
+  // a hostile key id (it becomes a file name) is refused even under a correct checksum
+  const evil = encodeJournal("w3", 4, [{ ...recordOf(p, 1n), keyId: "../../etc/x" }]);
+  assert.equal(decodeJournal(evil, "w3", 4).kind, "bad");
+  // the direct line is the generic one
+  for (const r of [recordOf(p, 0n), { ...recordOf(p, (1n << 64n) - 1n), peer: 'a "quoted"\\ peer', suite: "chacha20-poly1305", spi: -1, packets: 7n, bytes: 9n, created: 1764950000000 }]) {
+    assert.equal(journalLine(r), JSON.stringify(recordBody(r)));
+  }
+});
