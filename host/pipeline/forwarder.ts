@@ -121,6 +121,7 @@ export class Forwarder {
    */
   private applyPeers(peers: PeerSpec[], _transfer: ArrayBuffer[]): Promise<void> {
     if (this.exited || this.stopping) return Promise.reject(new ForwarderError("not running"));
+    this.sasHeld = peers.reduce((n, p) => n + 2 * p.sas.length, 0);
     const id = this.nextId++;
     const n = this.workers.length;
     const per = this.workers.map((_, i) => peersForWorker(peers, i, n));
@@ -189,6 +190,7 @@ export class Forwarder {
       throw e;
     }
     fwd = new Forwarder(config, workers, tun, log, lifecycle);
+    fwd.sasHeld = first.peers.reduce((n, p) => n + 2 * p.sas.length, 0);
     try {
       if (!config.node.tun.persistent) await fwd.configureTun();
     } catch (e) {
@@ -323,8 +325,18 @@ export class Forwarder {
     };
   }
 
-  /** Closes the TUN and sockets (in the worker) and ends it; terminate() after `graceMs`. Idempotent. */
-  stop(graceMs = 3000): Promise<void> {
+  /** SA directions in the last desired set (per worker): how many final records a stop writes. */
+  private sasHeld = 0;
+
+  /**
+   * Closes the TUN and sockets (in the worker) and ends it; terminate() after
+   * `graceMs`. The default grows with the SAs held (0.25 ms each): a worker
+   * writes every durable SA's final record before it ends (seq_store.ts
+   * untrackAll), about 3 s for 20,000 here, and one terminated first loses
+   * them (the reservations on disk stay valid bounds; counters are lost).
+   * Idempotent.
+   */
+  stop(graceMs = 3000 + Math.ceil(this.sasHeld / 4)): Promise<void> {
     if (this.stopping) return this.stopping;
     this.stopping = (async () => {
       await Promise.all(this.workers.map(async (w) => {
