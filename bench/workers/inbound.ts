@@ -2,7 +2,7 @@
 // (root): the forwarder alone, inbound, one worker against two (issue 9 item 2:
 // "two workers on two cores: ≥ 1.7× one worker"; docs/performance.md "Workers").
 //
-//   lab namespaces <prefix>wki-<pid>-{src,fw}, one veth between
+//   lab namespaces wbench-<pid>-<n>-{src,fw} (bench/lab.ts), one veth between
 //   ┌──────────────────────────────────────────────────────────────────────┐
 //   │ src: esp_source.ts (the peer, 192.0.2.2:4500)                        │
 //   │   ESP in UDP, pre-sealed, UDP_SEGMENT trains of 64 ──► 192.0.2.1:4500│
@@ -26,8 +26,8 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { requestStatus } from "../../host/control/client.ts";
-import { Lab } from "../../host/lab/lab.ts";
-import { ownerTag, sweepStale } from "../../host/lab/leftovers.ts";
+import type { Lab } from "../../host/lab/lab.ts";
+import { benchLab } from "../lab.ts";
 import { treeCpuSeconds } from "../tunnel/cpu.ts";
 
 const args = process.argv.slice(2);
@@ -39,7 +39,6 @@ const ROUNDS = Number(opt("--rounds", "3"));
 /** Datagrams per second the source offers: above what two workers open here, so wesp is the bottleneck. */
 const RATE = Number(opt("--rate", "400000"));
 const JSON_OUT = args.includes("--json");
-const PREFIX = `${process.env.WESP_NS_PREFIX ?? "w"}wki-`;
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const WESP = join(ROOT, "bin", "wesp.js");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -98,8 +97,7 @@ async function one(lab: Lab, workers: number): Promise<Row> {
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("needs root (network namespace, TUN)");
-  sweepStale(PREFIX);
-  const lab = new Lab(ownerTag(PREFIX));
+  const lab = benchLab((line) => console.error(line));
   try {
     const fw = await lab.ns("fw");
     const src = await lab.ns("src");

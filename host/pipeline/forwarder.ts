@@ -80,6 +80,9 @@ export interface ForwarderOptions {
   onLifecycle?: (lifecycle: SaLifecycle) => void;
 }
 
+/** SA directions (in and out) in a desired set: the final records a worker writes at stop. */
+const saDirections = (peers: readonly PeerSpec[]): number => peers.reduce((n, p) => n + 2 * p.sas.length, 0);
+
 function startWorker(data: WorkerData, transferList: ArrayBuffer[]): Worker {
   return moduleWorker(siblingUrl("./worker.ts", import.meta.url), { workerData: data, transferList });
 }
@@ -121,7 +124,7 @@ export class Forwarder {
    */
   private applyPeers(peers: PeerSpec[], _transfer: ArrayBuffer[]): Promise<void> {
     if (this.exited || this.stopping) return Promise.reject(new ForwarderError("not running"));
-    this.sasHeld = peers.reduce((n, p) => n + 2 * p.sas.length, 0);
+    this.sasHeld = saDirections(peers);
     const id = this.nextId++;
     const n = this.workers.length;
     const per = this.workers.map((_, i) => peersForWorker(peers, i, n));
@@ -190,7 +193,7 @@ export class Forwarder {
       throw e;
     }
     fwd = new Forwarder(config, workers, tun, log, lifecycle);
-    fwd.sasHeld = first.peers.reduce((n, p) => n + 2 * p.sas.length, 0);
+    fwd.sasHeld = saDirections(first.peers);
     try {
       if (!config.node.tun.persistent) await fwd.configureTun();
     } catch (e) {

@@ -357,20 +357,18 @@ export class SeqStore {
   }
 
   /**
-   * untrack for many SAs at once — `saIds` (the peers a reload removes), or
-   * every one (a clean stop); removeSa of each follows: their final records
-   * in one batch (state_file.ts writeStatesSync) instead of two fsyncs each,
-   * which made stopping a hub of 20,000 durable SAs take seconds. After a
-   * clean stop every journal record is covered, so the journals go.
+   * untrack for many SAs at once (a clean stop: all of them; a reload: the
+   * removed peers'); removeSa of each follows. Their final records in one
+   * batch (state_file.ts writeStatesSync) instead of two fsyncs each, which
+   * made stopping a hub of 20,000 durable SAs take seconds; the journal
+   * records they cover go with them.
    */
-  untrackAll(core: Core, saIds?: Iterable<number>): void {
+  untrackAll(core: Core, saIds: Iterable<number>): void {
     const ts: Tracked[] = [];
-    if (saIds) {
-      for (const id of saIds) {
-        const t = this.sas.get(id);
-        if (t) ts.push(t);
-      }
-    } else ts.push(...this.sas.values());
+    for (const id of saIds) {
+      const t = this.sas.get(id);
+      if (t) ts.push(t);
+    }
     const last = new Map<string, { path: string; record: SaStateRecord }>();
     for (const t of ts) {
       const record = this.record(core, t, this.finalReserved(core, t));
@@ -378,11 +376,7 @@ export class SeqStore {
       // two SAs of one key (rare): the higher promise
       if (!had || record.reserved > had.record.reserved) last.set(t.file, { path: t.file, record });
     }
-    if (saIds) for (const t of ts) this.forget(t);
-    else {
-      this.sas.clear();
-      this.byFile.clear();
-    }
+    for (const t of ts) this.forget(t);
     const batch = [...last.values()];
     const gens = batch.map((b) => ++this.gen(b.path).issued);
     const failed = writeStatesSync(batch);

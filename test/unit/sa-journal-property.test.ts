@@ -142,7 +142,7 @@ class World {
 
   async stop(): Promise<void> {
     for (const i of this.live.keys()) this.end(i);
-    this.store.untrackAll(this.core);
+    this.store.untrackAll(this.core, [...this.live.values()].map((sa) => sa.saId));
     await this.start();
   }
 
