@@ -17,7 +17,8 @@ import { packagePath } from "../../host/util/package_root.ts";
 import { ratios, ratioTable, resultsTable, summarise } from "./report.ts";
 import { chart } from "./svg.ts";
 import { prepare } from "./tools.ts";
-import { IperfServer, measure, warmUp, WORKLOAD_LABEL, WORKLOADS, type Sample, type Workload } from "./workload.ts";
+import { raiseSocketBufferCeiling } from "./sockbuf.ts";
+import { IperfServer, measure, UDP_BUFFER_BYTES, warmUp, WORKLOAD_LABEL, WORKLOADS, type Sample, type Workload } from "./workload.ts";
 
 const HELP = `Usage: wesp bench tunnel [options]        (as root; npm run bench:tunnel -- [options])
 
@@ -116,6 +117,7 @@ export async function main(args: string[]): Promise<number> {
   const failures = new Map<string, string[]>();
   const samples: Sample[] = [];
   const lab = new BenchLab();
+  const restoreBuffers = raiseSocketBufferCeiling(UDP_BUFFER_BYTES, say);
   try {
     await lab.build();
     const server = new IperfServer(lab, cores[1]);
@@ -147,6 +149,7 @@ export async function main(args: string[]): Promise<number> {
     }
   } finally {
     await lab.teardown();
+    restoreBuffers();
   }
 
   const labels = new Map(runnable.filter((c) => samples.some((s) => s.contender === c.id)).map((c) => [c.id, c.label]));

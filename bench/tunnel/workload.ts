@@ -10,10 +10,14 @@
 //   udp64    UDP, 64-byte payloads (92-byte packets)
 //
 // UDP is offered with `-b 0` (no rate limit): as fast as the sender can, above
-// what any tunnel carries here. kpps counts what hB's stack received: UDP
-// datagrams delivered or dropped at iperf3's full socket, TCP segments (data;
-// ACKs flow the other way), super-packets by what they hold (lab.ts
-// stackPackets).
+// what any tunnel carries here. UDP sockets get 4 MiB buffers (`-w`, on both
+// ends: the client sends it to the server): with the default 208 KiB, iperf3's
+// server dropped more than half of what a fast tunnel delivered in bursts
+// (RcvbufErrors in hB's /proc/net/snmp) — the sink, not the tunnel, set the
+// figure (sockbuf.ts lifts the kernel's ceiling for the run); TCP keeps its
+// autotuning. kpps counts what hB's stack received: UDP datagrams delivered
+// or dropped at iperf3's full socket, TCP segments (data; ACKs flow the other
+// way), super-packets by what they hold (lab.ts stackPackets).
 import { treeCpuSeconds } from "./cpu.ts";
 import { ADDR, stackPackets, type BenchLab } from "./lab.ts";
 import type { LabProcess } from "../../host/lab/process.ts";
@@ -30,6 +34,9 @@ export const WORKLOAD_LABEL: Record<Workload, string> = {
 
 const PAYLOAD: Partial<Record<Workload, number>> = { udp1400: 1372, udp64: 64 };
 const IPERF_PORT = 5201;
+/** Socket buffer of both UDP ends (iperf3 `-w`). */
+export const UDP_BUFFER_BYTES = 4 << 20;
+const UDP_BUFFER = String(UDP_BUFFER_BYTES);
 
 export interface Sample {
   contender: string;
@@ -75,8 +82,8 @@ function clientArgs(w: Workload, seconds: number): string[] {
   switch (w) {
     case "tcp1": return base;
     case "tcp4": return [...base, "-P", "4"];
-    case "udp1400": return [...base, "-u", "-b", "0", "-l", String(PAYLOAD.udp1400)];
-    case "udp64": return [...base, "-u", "-b", "0", "-l", String(PAYLOAD.udp64)];
+    case "udp1400": return [...base, "-u", "-b", "0", "-w", UDP_BUFFER, "-l", String(PAYLOAD.udp1400)];
+    case "udp64": return [...base, "-u", "-b", "0", "-w", UDP_BUFFER, "-l", String(PAYLOAD.udp64)];
   }
 }
 
