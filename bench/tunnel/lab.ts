@@ -36,24 +36,24 @@ export const ADDR = {
 /** Inner MTU of every path through the lab (see the file comment). */
 export const INNER_MTU = 1400;
 
-/** rx_packets of `dev` in `ns` (the kernel's counter). */
 /**
- * Packets `ns`'s own stack received, by its SNMP counters (/proc/net/snmp):
- * UDP datagrams delivered or dropped at a full socket (InDatagrams +
- * InErrors), or TCP segments (InSegs). Unlike an interface's rx_packets these
- * count a GSO/GRO super-packet by the datagrams or segments in it: a tunnel
- * that writes coalesced UDP to its TUN (USO) crosses the veth as one.
+ * UDP datagrams `ns`'s own stack received, by its SNMP counters
+ * (/proc/net/snmp): delivered or dropped at a full socket (InDatagrams +
+ * InErrors). Unlike an interface's rx_packets this counts a UDP GSO
+ * super-packet by its datagrams: a tunnel that writes coalesced UDP to its TUN
+ * (USO) crosses the veth as one. (TCP's InSegs counts a super-packet once, so
+ * TCP packets are counted from bytes in workload.ts.)
  */
-export async function stackPackets(ns: Netns, proto: "udp" | "tcp"): Promise<number> {
-  const lines = (await ns.run(["cat", "/proc/net/snmp"])).split("\n").filter((l) => l.startsWith(proto === "udp" ? "Udp: " : "Tcp: "));
-  if (lines.length < 2) throw new Error(`no ${proto} counters in /proc/net/snmp of ${ns.name}`);
+export async function stackPackets(ns: Netns): Promise<number> {
+  const lines = (await ns.run(["cat", "/proc/net/snmp"])).split("\n").filter((l) => l.startsWith("Udp: "));
+  if (lines.length < 2) throw new Error(`no UDP counters in /proc/net/snmp of ${ns.name}`);
   const names = lines[0].split(/\s+/).slice(1), values = lines[1].split(/\s+/).slice(1).map(Number);
   const get = (n: string) => {
     const i = names.indexOf(n);
     if (i < 0) throw new Error(`no ${n} in /proc/net/snmp`);
     return values[i];
   };
-  return proto === "udp" ? get("InDatagrams") + get("InErrors") : get("InSegs");
+  return get("InDatagrams") + get("InErrors");
 }
 
 export class BenchLab extends Lab {

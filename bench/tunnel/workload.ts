@@ -15,11 +15,12 @@
 // server dropped more than half of what a fast tunnel delivered in bursts
 // (RcvbufErrors in hB's /proc/net/snmp) — the sink, not the tunnel, set the
 // figure (sockbuf.ts lifts the kernel's ceiling for the run); TCP keeps its
-// autotuning. kpps counts what hB's stack received: UDP datagrams delivered
-// or dropped at iperf3's full socket, TCP segments (data; ACKs flow the other
-// way), super-packets by what they hold (lab.ts stackPackets).
+// autotuning. kpps counts inner packets: for UDP what hB's stack received,
+// datagrams delivered or dropped at iperf3's full socket (lab.ts stackPackets);
+// for TCP the bytes received over the MSS iperf3 reports, because hB's InSegs
+// counts a GRO/GSO super-packet once however many segments it holds.
 import { treeCpuSeconds } from "./cpu.ts";
-import { ADDR, stackPackets, type BenchLab } from "./lab.ts";
+import { ADDR, INNER_MTU, stackPackets, type BenchLab } from "./lab.ts";
 import type { LabProcess } from "../../host/lab/process.ts";
 
 export const WORKLOADS = ["tcp1", "tcp4", "udp1400", "udp64"] as const;
@@ -108,12 +109,12 @@ export async function warmUp(lab: BenchLab, server: IperfServer, core: number, m
 /** One measurement of `w` for `seconds`; endpoint trees rooted at `pids`. */
 export async function measure(lab: BenchLab, server: IperfServer, pids: number[], core: number, w: Workload, seconds: number): Promise<Omit<Sample, "contender" | "run">> {
   await server.ensure();
-  const proto = PAYLOAD[w] ? "udp" : "tcp";
-  const rx0 = await stackPackets(lab.hB, proto);
+  const udp = PAYLOAD[w] !== undefined;
+  const rx0 = udp ? await stackPackets(lab.hB) : 0;
   const cpu0 = treeCpuSeconds(pids);
   const r = await lab.hA.exec(["taskset", "-c", String(core), ...clientArgs(w, seconds)], { timeoutMs: (seconds + 30) * 1000 });
   const cpu1 = treeCpuSeconds(pids);
-  const rx1 = await stackPackets(lab.hB, proto);
+  const rx1 = udp ? await stackPackets(lab.hB) : 0;
   let j: any;
   try {
     j = JSON.parse(r.stdout);
@@ -126,19 +127,22 @@ export async function measure(lab: BenchLab, server: IperfServer, pids: number[]
   }
   const cpu = cpu1.map((c, i) => Math.max(0, c - cpu0[i]));
   const cpuSum = cpu.reduce((a, b) => a + b, 0);
-  let secs: number, bits: number, lossPercent: number | null = null, retransmits: number | null = null;
-  if (PAYLOAD[w]) {
+  let secs: number, bits: number, packets: number, lossPercent: number | null = null, retransmits: number | null = null;
+  if (udp) {
     const s = j.end.sum;
     secs = s.seconds;
     const got = s.packets - s.lost_packets;
     bits = got * PAYLOAD[w]! * 8;
     lossPercent = s.packets > 0 ? (100 * s.lost_packets) / s.packets : 0;
+    packets = rx1 - rx0;
   } else {
     secs = j.end.sum_received.seconds;
     bits = j.end.sum_received.bytes * 8;
     retransmits = j.end.sum_sent.retransmits ?? null;
+    // IPv4 + TCP with timestamps: 52 bytes of headers under the inner MTU.
+    const mss = Number(j.start?.tcp_mss_default) || INNER_MTU - 52;
+    packets = Math.ceil(j.end.sum_received.bytes / mss);
   }
-  const packets = rx1 - rx0;
   const per = (x: number) => (pids.length && cpuSum > 0 ? x / cpuSum : null);
   return {
     workload: w,
