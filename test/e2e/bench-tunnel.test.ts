@@ -13,6 +13,7 @@ import { requireTools } from "../helpers/require.ts";
 
 const WESP = fileURLToPath(new URL("../../bin/wesp.js", import.meta.url));
 const WORKLOADS = ["tcp1", "tcp4", "udp1400", "udp64"];
+const ceilings = () => ["rmem_max", "wmem_max"].map((k) => readFileSync(`/proc/sys/net/core/${k}`, "utf8").trim());
 
 describe("wesp bench tunnel", { skip: requireTools(["netns", "iperf3"], { why: "the tunnel benchmark" }) }, () => {
   const dir = mkdtempSync(join(tmpdir(), "wesp-bench-tunnel-test-"));
@@ -20,6 +21,7 @@ describe("wesp bench tunnel", { skip: requireTools(["netns", "iperf3"], { why: "
 
   it("measures wesp and the veth and writes JSON with numbers for each row, and an SVG", () => {
     const json = join(dir, "t.json");
+    const before = ceilings();
     const r = spawnSync(process.execPath, [WESP, "bench", "tunnel", "--runs", "1", "--seconds", "2", "--only", "wesp-aes128gcm,wesp-chacha20,veth", "--no-install", "--json", json],
       { encoding: "utf8", timeout: 300_000 });
     assert.equal(r.status, 0, `exit ${r.status}\n${r.stdout}\n${r.stderr}`);
@@ -41,6 +43,14 @@ describe("wesp bench tunnel", { skip: requireTools(["netns", "iperf3"], { why: "
         }
       }
     }
+    // TCP packets are inner packets (bytes over the MSS), not the super-packets
+    // hB's InSegs counts with offloads: each sample's kpps must match its goodput.
+    for (const smp of res.samples.filter((x: any) => x.workload.startsWith("tcp") && x.mbps > 0)) {
+      const bitsPerPacket = (smp.mbps * 1e6) / (smp.kpps * 1e3);
+      assert.ok(bitsPerPacket > 1000 * 8 && bitsPerPacket <= 1400 * 8, `${smp.contender} ${smp.workload}: ${bitsPerPacket / 8} bytes per counted packet`);
+    }
+    // The bench may raise the kernel's socket-buffer ceiling for its UDP runs; it puts it back.
+    assert.deepEqual(ceilings(), before, "net.core.rmem_max/wmem_max as they were");
     assert.ok(res.ratios.some((x: any) => x.peer === "veth" && Number.isFinite(x.throughput)), "ratios against the veth");
     assert.ok(typeof res.machine.cpu === "string" && res.machine.cores >= 1);
     assert.match(readFileSync(json.replace(/\.json$/, ".svg"), "utf8"), /^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
