@@ -6,7 +6,7 @@ import { ConfigError, formatIssue, loadConfigSync } from "../config/load.ts";
 import { loadConfigOrReport, MAX_CONFIG_BYTES_OPTION, maxConfigBytesArg } from "./config_arg.ts";
 import { selftest, DEFAULT_VECTORS } from "../core/selftest.ts";
 import { ControlServer } from "../control/server.ts";
-import { ForwarderError, type Forwarder } from "../pipeline/forwarder.ts";
+import type { ForwarderError, Forwarder } from "../pipeline/forwarder.ts";
 import { startWithIke, statusWithIke, type IkeRuntime } from "../ike/runtime.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_PERMISSION, EXIT_USAGE } from "./exit_codes.ts";
 import { parseCommandArgs, UsageError } from "./usage.ts";
@@ -14,6 +14,7 @@ import { createLogger, parseLogOptions } from "../metrics/log.ts";
 import { CeMetrics } from "../metrics/ce.ts";
 import type { MetricsServer } from "../metrics/http.ts";
 import { describeConfig } from "../config/redact.ts";
+import { isPermissionError, startFailure, stopNode, StopSignals } from "./node_run.ts";
 
 export const summary = "run the data plane in the foreground (SIGINT/SIGTERM stop it cleanly)";
 
@@ -65,8 +66,6 @@ Options:
 Exit status: 0 stopped by a signal, 1 runtime failure (self-test, I/O),
 2 invalid config or bad usage, 3 missing privilege (CAP_NET_ADMIN / CAP_NET_RAW).
 `;
-
-const PERMISSION_CODES = new Set(["EPERM", "EACCES"]);
 
 export async function main(args: string[]): Promise<number> {
   // A CE whose config comes from a controller: host/cli/up_controller.ts.
@@ -137,19 +136,13 @@ export async function main(args: string[]): Promise<number> {
     });
   } catch (e) {
     err(`control socket ${config.node.control.socket}: ${(e as Error).message}`);
-    return PERMISSION_CODES.has((e as NodeJS.ErrnoException).code ?? "") ? EXIT_PERMISSION : EXIT_FAILURE;
+    return isPermissionError(e) ? EXIT_PERMISSION : EXIT_FAILURE;
   }
 
   const telemetry = new CeMetrics(log);
   let metrics: MetricsServer | undefined;
   let fatal: ForwarderError | undefined;
-  let wake: (why: string) => void = () => {};
-  const stopped = new Promise<string>((r) => (wake = r));
-  const onSignal = (sig: NodeJS.Signals) => wake(sig);
-  const onHup = () => void reload().catch((e) => err((e as Error).message));
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  process.on("SIGHUP", onHup);
+  const signals = new StopSignals(() => void reload().catch((e) => err((e as Error).message)));
   try {
     ({ fwd, ike } = await startWithIke(config, {
       log: info,
@@ -157,39 +150,24 @@ export async function main(args: string[]): Promise<number> {
       onIke: telemetry.ike,
       onFatal: (e) => {
         fatal ??= e;
-        wake("error");
+        signals.wake("error");
       },
     }));
   } catch (e) {
     await control.close();
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-    process.off("SIGHUP", onHup);
-    if (!(e instanceof ForwarderError)) throw e;
-    err(e.message);
-    if (PERMISSION_CODES.has(e.code ?? "")) {
-      err(e.where === "ike" ? `missing privilege: IKE's UDP port ${config.node.ikePort} needs CAP_NET_BIND_SERVICE (or set node.ike_port ≥ 1024, the same on every CE)` : e.where === "socket"
-        ? "missing privilege: raw ESP, IP-in-IP and GRE sockets need CAP_NET_RAW"
-        : "missing privilege: creating a TUN needs CAP_NET_ADMIN (or attach to one made beforehand: tun.persistent)");
-      return EXIT_PERMISSION;
-    }
-    return EXIT_FAILURE;
+    signals.release();
+    return startFailure(e, config, err);
   }
   const [f, i] = [fwd, ike];
   metrics = await telemetry.serveOrLog(config.node.metrics?.listen, () => statusWithIke(f, i));
   const n = config.peers.length;
   info(`node ${config.node.name}: forwarding on ${fwd.tunName}, ${n} peer${n === 1 ? "" : "s"}, control ${control.path}`);
 
-  const why = await stopped;
+  const why = await signals.stopped;
   if (why === "error") err(`stopping: ${fatal?.message}`);
   else info(`stopping (${why})`);
-  await control.close();
-  await metrics?.close();
-  await ike.stop();
-  await fwd.stop();
-  process.off("SIGINT", onSignal);
-  process.off("SIGTERM", onSignal);
-  process.off("SIGHUP", onHup);
+  await stopNode({ control, metrics, ike, fwd });
+  signals.release();
   info("stopped: TUN and sockets closed");
   return fatal ? EXIT_FAILURE : EXIT_OK;
 }

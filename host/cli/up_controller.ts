@@ -11,13 +11,14 @@ import { AgentState, type Enrolment } from "../agent/state.ts";
 import { ConfigError } from "../config/load.ts";
 import { ControlServer } from "../control/server.ts";
 import { selftest, DEFAULT_VECTORS } from "../core/selftest.ts";
-import { ForwarderError, type Forwarder } from "../pipeline/forwarder.ts";
+import type { ForwarderError, Forwarder } from "../pipeline/forwarder.ts";
 import { startWithIke, statusWithIke, type IkeRuntime } from "../ike/runtime.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_PERMISSION } from "./exit_codes.ts";
 import { parseCommandArgs, UsageError } from "./usage.ts";
 import { createLogger, parseLogOptions } from "../metrics/log.ts";
 import { CeMetrics } from "../metrics/ce.ts";
 import { parseListen } from "../config/listen.ts";
+import { isPermissionError, startFailure, stopNode, StopSignals } from "./node_run.ts";
 
 function defaultState(): string {
   if (process.getuid?.() === 0) return "/var/lib/wesp/agent";
@@ -155,24 +156,17 @@ export async function main(args: string[]): Promise<number> {
   }).catch((e: Error) => e);
   if (control instanceof Error) {
     err(`control socket ${config.node.control.socket}: ${control.message}`);
-    return EXIT_FAILURE;
+    return isPermissionError(control) ? EXIT_PERMISSION : EXIT_FAILURE;
   }
-  let wake: (why: string) => void = () => {};
-  const stopped = new Promise<string>((r) => (wake = r));
-  const onSignal = (sig: NodeJS.Signals) => wake(sig);
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  const signals = new StopSignals();
   let fatal: ForwarderError | undefined;
   try {
     // As `wesp up CONFIG` starts it: the data plane and IKE for any peer with an `ike` block.
-    ({ fwd, ike } = await startWithIke(config, { log: info, onLifecycle: (l) => (telemetry.watch(l), agent.watchSas(l)), onIke: telemetry.ike, onFatal: (e) => ((fatal ??= e), wake("error")) }));
+    ({ fwd, ike } = await startWithIke(config, { log: info, onLifecycle: (l) => (telemetry.watch(l), agent.watchSas(l)), onIke: telemetry.ike, onFatal: (e) => ((fatal ??= e), signals.wake("error")) }));
   } catch (e) {
     await control.close();
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-    if (!(e instanceof ForwarderError)) throw e;
-    err(e.message);
-    return ["EPERM", "EACCES"].includes(e.code ?? "") ? EXIT_PERMISSION : EXIT_FAILURE;
+    signals.release();
+    return startFailure(e, config, err);
   }
   // One apply step for every config, whatever its peers: IKE's apply hands static peers to the SA lifecycle.
   agent.attach(ike, first);
@@ -181,18 +175,14 @@ export async function main(args: string[]): Promise<number> {
   info(`node ${config.node.name} (${agent.identity}): forwarding on ${fwd.tunName}, ${config.peers.length} peers, config version ${first.version}, control ${control.path}`);
   agent.start();
   agent.learnWan(fwd);
-  void agent.removed.then(() => wake("removed"));
+  void agent.removed.then(() => signals.wake("removed"));
 
-  const why = await stopped;
+  const why = await signals.stopped;
   agent.stop();
   if (why === "error") err(`stopping: ${fatal?.message}`);
   else if (why !== "removed") info(`stopping (${why})`);
-  await control.close();
-  await metrics?.close();
-  await ike.stop();
-  await fwd.stop();
-  process.off("SIGINT", onSignal);
-  process.off("SIGTERM", onSignal);
+  await stopNode({ control, metrics, ike, fwd });
+  signals.release();
   info("stopped: TUN and sockets closed");
   return why === "removed" || fatal ? EXIT_FAILURE : EXIT_OK;
 }
