@@ -16,10 +16,10 @@
 // window). Counters take the max too; `created` the earliest.
 //
 // A journal's life, and kill -9 at every step:
-//   1. `journal-<owner>-<n>.json.tmp` written and fsync'd. Killed here: no SA
+//   1. `journal-<owner>-<n>.bin.tmp` written and fsync'd. Killed here: no SA
 //      of the batch has run (prepareAll has not returned); the next load
 //      deletes the temporary file, the keys resume from what they had.
-//   2. renamed to `journal-<owner>-<n>.json`, the directory fsync'd: now the
+//   2. renamed to `journal-<owner>-<n>.bin`, the directory fsync'd: now the
 //      batch's SAs may use their numbers. Killed after: the journal is read
 //      at the next start.
 //   3. each record gets covered: by a newer durable record of its key — a
@@ -48,90 +48,25 @@
 // a store reads, covers and deletes only its owner's. A journal of a worker
 // index no longer run stays (its keys are not installed by anyone).
 //
-// Layout (text, one JSON value a line):
-//   {"format":"wesp sa-journal","version":1,"owner":"w0","seq":7,"count":N}
-//   N lines: a record body as state_file.ts writes it, without "check"
-//   {"end":N,"check":"…sha-256 of every byte above…"}
+// Layout: journal_format.ts (binary since version 2; version 1, text, is
+// still read). Files: `journal-<owner>-<n>.bin`, `.json` for version 1.
 import { closeSync, constants, fsyncSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
-import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
-import { bodyFault, bodyRecord, fsyncDirSync, readState, recordBody, statePath, type ReadResult, type SaStateRecord } from "./state_file.ts";
+import { decodeJournal, encodeJournal } from "./journal_format.ts";
+import { fsyncDirSync, readState, statePath, type ReadResult, type SaStateRecord } from "./state_file.ts";
 
-const FORMAT = "wesp sa-journal";
-const NAME = /^journal-([a-z0-9]{1,16})-([1-9][0-9]{0,14})\.json(\.tmp)?$/;
-/** A key id as key_id.ts makes it: what a journal record may name (it becomes a file name). */
-export const KEY_ID = /^[0-9a-f]{32}$/;
+/** A journal's name: owner, number, version 1's `.json` or version 2's `.bin`, `.tmp` while it is written. */
+const NAME = /^journal-([a-z0-9]{1,16})-([1-9][0-9]{0,14})\.(json|bin)(\.tmp)?$/;
 /** Who may own journals: `w` and a worker index. */
 export const OWNER = /^[a-z0-9]{1,16}$/;
 
 export function journalPath(stateDir: string, owner: string, seq: number): string {
-  return join(stateDir, "sa", `journal-${owner}-${seq}.json`);
-}
-
-const sha256 = (s: string): string => createHash("sha256").update(s).digest("hex");
-
-/**
- * A record's line: JSON.stringify(recordBody(r)), built directly (a test
- * holds them equal) — a batch of 100,000 spent 0.25 s in the generic one.
- * `dir` and `keyId` need no escaping: "in"/"out" and KEY_ID (writeBatch
- * checks), the rest are numbers or go through JSON.stringify.
- */
-export function journalLine(r: SaStateRecord): string {
-  return `{"version":1,"dir":"${r.dir}","keyId":"${r.keyId}","spi":${r.spi >>> 0},"suite":${JSON.stringify(r.suite)},"peer":${JSON.stringify(r.peer)},` +
-    `"reserved":"${r.reserved}","packets":"${r.packets}","bytes":"${r.bytes}","created":${r.created}}`;
-}
-
-export function encodeJournal(owner: string, seq: number, records: readonly SaStateRecord[]): string {
-  const lines = [JSON.stringify({ format: FORMAT, version: 1, owner, seq, count: records.length })];
-  for (const r of records) lines.push(KEY_ID.test(r.keyId) ? journalLine(r) : JSON.stringify(recordBody(r)));
-  const text = lines.join("\n") + "\n";
-  return text + JSON.stringify({ end: records.length, check: sha256(text) }) + "\n";
-}
-
-export type JournalRead = { kind: "ok"; records: SaStateRecord[] } | { kind: "bad"; why: string };
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-
-function parse(line: string): unknown {
-  try {
-    return JSON.parse(line);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Parses journal `journal-<owner>-<seq>.json`: checksum first, then header, count and every record. */
-export function decodeJournal(text: string, owner: string, seq: number): JournalRead {
-  const bad = (why: string): JournalRead => ({ kind: "bad", why });
-  const cut = text.endsWith("\n") ? text.lastIndexOf("\n", text.length - 2) + 1 : 0;
-  if (cut === 0) return bad("is cut short (corrupt)");
-  const body = text.slice(0, cut);
-  const trailer = parse(text.slice(cut));
-  if (!isObject(trailer) || typeof trailer.check !== "string") return bad("has no trailer (cut short or corrupt)");
-  if (trailer.check !== sha256(body)) return bad("fails its checksum (corrupt)");
-  const lines = body.split("\n");
-  lines.pop(); // after the last newline
-  const head = parse(lines[0]);
-  if (!isObject(head) || head.format !== FORMAT) return bad("is not a reservation journal (corrupt)");
-  if (head.version !== 1) return bad(`has version ${JSON.stringify(head.version)}, expected 1`);
-  if (head.owner !== owner || head.seq !== seq) return bad("has another journal's header (renamed?)");
-  if (head.count !== lines.length - 1 || trailer.end !== head.count) return bad("does not hold the records its header counts (corrupt)");
-  const records: SaStateRecord[] = [];
-  for (let i = 1; i < lines.length; i++) {
-    const v = parse(lines[i]);
-    if (!isObject(v)) return bad(`line ${i + 1} is not a record (corrupt)`);
-    const fault = bodyFault(v);
-    if (fault) return bad(`line ${i + 1} ${fault}`);
-    if ((v.dir !== "in" && v.dir !== "out") || typeof v.keyId !== "string" || !KEY_ID.test(v.keyId)) return bad(`line ${i + 1} names no key (corrupt)`);
-    records.push(bodyRecord(v, v.dir as "in" | "out", v.keyId as string));
-  }
-  return { kind: "ok", records };
+  return join(stateDir, "sa", `journal-${owner}-${seq}.bin`);
 }
 
 /** Steps 1–2 above: in place and durable when this returns; throws (the temporary file removed) if not. */
-export function writeJournalSync(path: string, text: string): void {
+export function writeJournalSync(path: string, buf: Uint8Array): void {
   const tmp = `${path}.tmp`;
-  const buf = Buffer.from(text, "utf8");
   try {
     const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
     try {
@@ -173,8 +108,8 @@ export class Journals {
   refusal: { file: string; why: string } | null = null;
   private loaded = false;
   private nextSeq = 1;
-  /** Journal path → the state files it still holds an uncovered record of. */
-  private readonly open = new Map<string, Set<string>>();
+  /** Journal path → how many of its records are not covered yet (a count: a set of 100,000 files cost more). */
+  private readonly open = new Map<string, number>();
   /** State file → its uncovered journal records. */
   private readonly held = new Map<string, JournalEntry[]>();
   /** Where `due` stopped. */
@@ -207,13 +142,13 @@ export class Journals {
       if (!m || m[1] !== this.owner) continue;
       const seq = Number(m[2]), path = join(dir, n);
       max = Math.max(max, seq);
-      if (m[3]) {
+      if (m[4]) {
         unlinkQuiet(path);
         continue;
       }
-      let text: string;
+      let text: Buffer;
       try {
-        text = readFileSync(path, "utf8");
+        text = readFileSync(path);
       } catch (e) {
         return void (this.refusal = { file: path, why: `cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` });
       }
@@ -225,7 +160,7 @@ export class Journals {
     this.loaded = true;
     this.nextSeq = max + 1;
     found.sort((a, b) => a.seq - b.seq);
-    for (const j of found) this.add(j.path, j.records.map((rec) => ({ file: statePath(this.stateDir, rec.dir, rec.keyId), gen: 0, rec })));
+    for (const j of found) this.add(j.path, j.records.map((rec) => statePath(this.stateDir, rec.dir, rec.keyId)), 0, j.records);
     return new Set(names);
   }
 
@@ -245,29 +180,28 @@ export class Journals {
   }
 
   /**
-   * Steps 1–2 for `entries` (one per state file, `gen` their write
-   * generations): durable on return, or throws. Their files' older records
+   * Steps 1–2 for records `recs` of state files `files` (one record per
+   * file; `gens` their write generations; parallel arrays, not an object
+   * per record): durable on return, or throws. Their files' older records
    * are covered by these (step 3).
    */
-  write(entries: readonly { file: string; gen: number; rec: SaStateRecord }[]): string {
+  write(files: readonly string[], gens: readonly number[], recs: readonly SaStateRecord[]): string {
     const seq = this.nextSeq++;
     const path = journalPath(this.stateDir, this.owner, seq);
-    writeJournalSync(path, encodeJournal(this.owner, seq, entries.map((e) => e.rec)));
-    for (const e of entries) this.covered(e.file, e.gen);
-    this.add(path, entries);
+    writeJournalSync(path, encodeJournal(this.owner, seq, recs));
+    files.forEach((f, i) => this.covered(f, gens[i]));
+    this.add(path, files, gens, recs);
     return path;
   }
 
-  private add(path: string, entries: readonly { file: string; gen: number; rec: SaStateRecord }[]): void {
-    const files = new Set<string>();
-    for (const e of entries) {
-      files.add(e.file);
-      const entry = { journal: path, gen: e.gen, rec: e.rec };
-      const list = this.held.get(e.file);
+  private add(path: string, files: readonly string[], gens: readonly number[] | 0, recs: readonly SaStateRecord[]): void {
+    files.forEach((file, i) => {
+      const entry = { journal: path, gen: gens === 0 ? 0 : gens[i], rec: recs[i] };
+      const list = this.held.get(file);
       if (list) list.push(entry);
-      else this.held.set(e.file, [entry]);
-    }
-    if (files.size) this.open.set(path, files);
+      else this.held.set(file, [entry]);
+    });
+    if (files.length) this.open.set(path, files.length);
     else unlinkQuiet(path);
   }
 
@@ -286,8 +220,9 @@ export class Journals {
         continue;
       }
       const left = this.open.get(e.journal);
-      left?.delete(file);
-      if (left?.size === 0) {
+      if (left === undefined) continue;
+      if (left > 1) this.open.set(e.journal, left - 1);
+      else {
         this.open.delete(e.journal);
         unlinkQuiet(e.journal);
       }
@@ -358,8 +293,8 @@ export function durableStates(stateDir: string): Map<string, ReadResult> {
   for (const n of readdirSync(dir)) {
     const s = STATE_NAME.exec(n), m = NAME.exec(n);
     if (s) out.set(join(dir, n), readState(join(dir, n), { dir: s[1] as "in" | "out", keyId: s[2] }));
-    if (!m || m[3]) continue;
-    const r = decodeJournal(readFileSync(join(dir, n), "utf8"), m[1], Number(m[2]));
+    if (!m || m[4]) continue;
+    const r = decodeJournal(readFileSync(join(dir, n)), m[1], Number(m[2]));
     if (r.kind === "bad") throw new Error(`journal ${join(dir, n)} ${r.why}`);
     journals.push(r.records);
   }

@@ -52,7 +52,7 @@
 // file) instead of reading a missing file per key.
 import type { Core } from "../core/core.ts";
 import { dirname, join } from "node:path";
-import { Journals, KEY_ID, OWNER, listed, mergeRecords } from "./journal.ts";
+import { Journals, OWNER, listed, mergeRecords } from "./journal.ts";
 import { Migration } from "./migration.ts";
 import { commitStaged, discardStaged, readState, stageState, statePath, writeStatesSync, writeStateSync, type SaStateRecord } from "./state_file.ts";
 
@@ -218,29 +218,45 @@ export class SeqStore {
    */
   prepareAll(ps: readonly DurableParams[], now = Date.now()): Map<string, Resume | SeqStateError> {
     const out = new Map<string, Resume | SeqStateError>();
-    const batches = new Map<string, { path: string; record: SaStateRecord }[]>();
+    this.prepareEach(ps, now).forEach((r, i) => void (r && out.set(r instanceof SeqStateError ? statePath(ps[i].stateDir, ps[i].dir, ps[i].keyId) : r.file, r)));
+    return out;
+  }
+
+  /**
+   * prepareAll, its answers in the order of `ps`: per entry its Resume, why
+   * it is refused, or undefined where prepareAll leaves it out (its file
+   * named before in `ps`, or tracked) — that SA prepares on its own.
+   */
+  prepareEach(ps: readonly DurableParams[], now = Date.now()): (Resume | SeqStateError | undefined)[] {
+    const out: (Resume | SeqStateError | undefined)[] = new Array(ps.length).fill(undefined);
+    const seen = new Set<string>();
+    const batches = new Map<string, { path: string; record: SaStateRecord; i: number }[]>();
     const names = new Map<string, Set<string> | undefined>();
-    for (const p of ps) {
+    ps.forEach((p, i) => {
       const file = statePath(p.stateDir, p.dir, p.keyId);
-      if (out.has(file) || this.byFile.has(file)) continue;
+      if (seen.has(file) || this.byFile.has(file)) return;
+      seen.add(file);
       if (!names.has(p.stateDir)) {
         const { j, names: listing } = this.journalsOf(p.stateDir);
         names.set(p.stateDir, listing ?? (ps.length >= LIST_MIN && !j.refusal ? j.names() : undefined));
       }
       try {
-        const r = this.reservation(p, now, names.get(p.stateDir));
+        const r = this.reservation(p, now, names.get(p.stateDir), file);
         const batch = batches.get(p.stateDir) ?? [];
         batches.set(p.stateDir, batch);
-        batch.push({ path: file, record: r.rec });
-        out.set(file, r.resume);
+        batch.push({ path: file, record: r.rec, i });
+        out[i] = r.resume;
       } catch (e) {
         if (!(e instanceof SeqStateError)) throw e;
-        out.set(file, e);
+        out[i] = e;
       }
-    }
+    });
     for (const [stateDir, batch] of batches) {
-      for (const [path, e] of this.writeBatch(stateDir, batch)) {
-        out.set(path, new SeqStateError(path, `cannot be written (${(e as NodeJS.ErrnoException).code ?? e.message}): refusing to send on this SA`));
+      const failed = this.writeBatch(stateDir, batch);
+      if (!failed.size) continue;
+      for (const b of batch) {
+        const e = failed.get(b.path);
+        if (e) out[b.i] = new SeqStateError(b.path, `cannot be written (${(e as NodeJS.ErrnoException).code ?? e.message}): refusing to send on this SA`);
       }
     }
     return out;
@@ -248,17 +264,17 @@ export class SeqStore {
 
   /** A batch's records durable: one journal, else a file each. The files that failed. */
   private writeBatch(stateDir: string, batch: { path: string; record: SaStateRecord }[]): Map<string, Error> {
-    const gens = batch.map((b) => ++this.gen(b.path).issued);
+    const gs = batch.map((b) => this.gen(b.path));
+    const gens = gs.map((g) => ++g.issued);
     const { j } = this.journalsOf(stateDir);
-    if (batch.every((b) => KEY_ID.test(b.record.keyId))) {
-      try {
-        j.write(batch.map((b, i) => ({ file: b.path, gen: gens[i], rec: b.record })));
-        // in place (in the journal): a staged write issued before must not land over it
-        batch.forEach((b, i) => (this.gen(b.path).committed = gens[i]));
-        return new Map();
-      } catch {
-        // a file each below: only the SAs whose own file fails are refused
-      }
+    try {
+      // throws, writing nothing, on a record it cannot hold (a key id not of journal_format.ts KEY_ID: it becomes a file name)
+      j.write(batch.map((b) => b.path), gens, batch.map((b) => b.record));
+      // in place (in the journal): a staged write issued before must not land over it
+      gs.forEach((g, i) => (g.committed = gens[i]));
+      return new Map();
+    } catch {
+      // a file each below: only the SAs whose own file fails are refused
     }
     const failed = writeStatesSync(batch);
     batch.forEach((b, i) => void (failed.has(b.path) || this.committed(b.path, gens[i])));
@@ -270,8 +286,7 @@ export class SeqStore {
    * may run, and how it resumes. `names` lists the state directory when the
    * caller did (a missing file is then not read).
    */
-  private reservation(p: DurableParams, now: number, names?: Set<string>): { file: string; rec: SaStateRecord; resume: Resume } {
-    const file = statePath(p.stateDir, p.dir, p.keyId);
+  private reservation(p: DurableParams, now: number, names?: Set<string>, file = statePath(p.stateDir, p.dir, p.keyId)): { file: string; rec: SaStateRecord; resume: Resume } {
     const j = this.journals.get(dirname(file));
     if (j?.refusal) {
       throw new SeqStateError(j.refusal.file, `${j.refusal.why}: refusing every durable SA of ${p.stateDir} (the journal may hold their latest reservations; never restart their numbers at 1: replace the keys, or remove the journal only if every key is new)`);

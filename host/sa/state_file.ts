@@ -34,9 +34,22 @@ export type ReadResult =
   | { kind: "ok"; record: SaStateRecord }
   | { kind: "bad"; why: string };
 
+/** join(stateDir, "sa") per state directory seen (a node has one; tests a few). */
+const saDirs = new Map<string, string>();
+/** A key id that needs no normalising in a path: no separator, not a dot segment. */
+const PLAIN_KEY = /^[0-9A-Za-z]+$/;
+
 /** The file of key `keyId` in direction `dir` under the node's state directory. */
 export function statePath(stateDir: string, dir: "in" | "out", keyId: string): string {
-  return join(stateDir, "sa", `${dir}-${keyId}.json`);
+  // join() normalises the whole path on every call (≈ 0.4 µs; three calls per SA of an install of
+  // 100,000): the directory part is joined once, a plain name appended — what join would give.
+  if (!PLAIN_KEY.test(keyId)) return join(stateDir, "sa", `${dir}-${keyId}.json`);
+  let sa = saDirs.get(stateDir);
+  if (sa === undefined) {
+    if (saDirs.size >= 64) saDirs.clear();
+    saDirs.set(stateDir, (sa = join(stateDir, "sa")));
+  }
+  return `${sa}/${dir}-${keyId}.json`;
 }
 
 /** A record's fields as written (a state file adds `check`; a journal line is this alone: journal.ts). */

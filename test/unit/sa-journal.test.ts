@@ -12,9 +12,10 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { FIRST_BLOCK, SeqStateError, SeqStore, type DurableParams, type Resume } from "../../host/sa/seq_store.ts";
-import { decodeJournal, durableState, encodeJournal, journalLine, journalPath } from "../../host/sa/journal.ts";
+import { durableState, journalPath } from "../../host/sa/journal.ts";
+import { decodeJournal, encodeJournal } from "../../host/sa/journal_format.ts";
 import { encodeState, ensureStateDir, readState, recordBody, statePath, type SaStateRecord } from "../../host/sa/state_file.ts";
 import { keyId } from "../../host/sa/key_id.ts";
 import { makeCore } from "./core-helpers.ts";
@@ -31,6 +32,13 @@ const params = (stateDir: string, i: number): DurableParams => {
 };
 
 const saFiles = (dir: string): string[] => readdirSync(join(dir, "sa")).sort();
+
+/** `b` with one bit of byte `at` flipped (a copy). */
+function flip(b: Buffer, at: number): Buffer {
+  const c = Buffer.from(b);
+  c[at] ^= 0x10;
+  return c;
+}
 
 function resumeOf(got: Map<string, Resume | SeqStateError>, p: DurableParams): Resume {
   const r = got.get(statePath(p.stateDir, p.dir, p.keyId));
@@ -57,7 +65,7 @@ test("a batch's first reservations are one journal (no per-key file yet); a rest
     const ps = Array.from({ length: 40 }, (_, i) => params(dir, i));
     const s1 = new SeqStore(() => {});
     const got = s1.prepareAll(ps, 1);
-    assert.deepEqual(saFiles(dir), ["journal-w0-1.json"], "one file for the whole batch, no temporary left");
+    assert.deepEqual(saFiles(dir), ["journal-w0-1.bin"], "one file for the whole batch, no temporary left");
     for (const p of ps) {
       const r = resumeOf(got, p);
       assert.deepEqual([r.initialSeq, r.priorSeen, r.seqLimit], [1n, false, FIRST_BLOCK[p.dir]]);
@@ -71,7 +79,7 @@ test("a batch's first reservations are one journal (no per-key file yet); a rest
       const r = resumeOf(again, p);
       assert.deepEqual([r.initialSeq, r.priorSeen, r.resumed, r.seqLimit, r.created], [FIRST_BLOCK[p.dir] + 1n, true, true, 2n * FIRST_BLOCK[p.dir], 1]);
     }
-    assert.deepEqual(saFiles(dir), ["journal-w0-2.json"], "every record of journal 1 is covered by journal 2: deleted");
+    assert.deepEqual(saFiles(dir), ["journal-w0-2.bin"], "every record of journal 1 is covered by journal 2: deleted");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -105,9 +113,9 @@ test("kill -9 at each step of a journal's life never resumes a key below its pro
     const s1 = new SeqStore(() => {});
     const first = s1.prepareAll(ps, 1);
     assert.equal(resumeOf(first, ps[0]).initialSeq, 1n);
-    assert.ok(!saFiles(dir).includes("journal-w0-9.json.tmp"), "the temporary journal is gone");
+    assert.ok(!saFiles(dir).includes("journal-w0-9.bin.tmp"), "the temporary journal is gone");
     const journal = saFiles(dir).find((f) => f.startsWith("journal-"))!;
-    assert.equal(journal, "journal-w0-10.json", "numbered past every journal seen");
+    assert.equal(journal, "journal-w0-10.bin", "numbered past every journal seen");
     s1.abandon();
     // Step 3 interrupted before renames: staged per-key files (the migration's) are not in place.
     for (const p of ps) writeFileSync(`${statePath(dir, p.dir, p.keyId)}.m1.atmp`, encodeState(recordOf(p, 3n)));
@@ -136,9 +144,9 @@ test("kill -9 at each step of a journal's life never resumes a key below its pro
 
 test("a journal that cannot be read refuses every durable SA of its directory, naming it; never a restart at 1", () => {
   const damage: [string, (path: string) => void][] = [
-    ["one digit changed", (f) => writeFileSync(f, readFileSync(f, "utf8").replace(/"reserved":"(\d)/, (_m, d) => `"reserved":"${(Number(d) + 1) % 10}`))],
-    ["cut short", (f) => writeFileSync(f, readFileSync(f, "utf8").slice(0, 300))],
-    ["not JSON", (f) => writeFileSync(f, "{")],
+    ["one bit of a reservation changed", (f) => writeFileSync(f, flip(readFileSync(f), 40 + 24))],
+    ["cut short", (f) => writeFileSync(f, readFileSync(f).subarray(0, 300))],
+    ["not a journal", (f) => writeFileSync(f, "{")],
     ["renamed to another number", (f) => renameSync(f, f.replace("-w0-1.", "-w0-5."))],
     ["unreadable (a directory in its place)", (f) => (rmSync(f), mkdirSync(f))],
   ];
@@ -177,7 +185,7 @@ test("journals are their owner's: another worker's is neither read, refused on, 
     const w0 = new SeqStore(() => {}, "w0");
     w0.prepareAll(mine, 1);
     await migrated(w0);
-    assert.deepEqual(saFiles(dir).filter((f) => f.startsWith("journal-")), ["journal-w1-1.json"], "w0 deleted its own journal only");
+    assert.deepEqual(saFiles(dir).filter((f) => f.startsWith("journal-")), ["journal-w1-1.bin"], "w0 deleted its own journal only");
     writeFileSync(journalPath(dir, "w1", 1), "{");
     assert.equal(new SeqStore(() => {}, "w0").prepare(mine[0], 2).initialSeq, FIRST_BLOCK[mine[0].dir] + 1n, "w1's damage does not refuse w0's keys");
     assert.throws(() => new SeqStore(() => {}, "w1").prepare(theirs[0], 2), SeqStateError);
@@ -195,7 +203,7 @@ test("a restart that installs only some of a journal's keys: the journal stays u
     s1.abandon();
     const s2 = new SeqStore(() => {});
     s2.prepareAll(ps.slice(0, 5), 2);
-    assert.ok(saFiles(dir).includes("journal-w0-1.json"), "half of journal 1 is still its keys' only record");
+    assert.ok(saFiles(dir).includes("journal-w0-1.bin"), "half of journal 1 is still its keys' only record");
     await migrated(s2);
     assert.ok(!saFiles(dir).some((f) => f.startsWith("journal-")));
     for (const [i, p] of ps.entries()) {
@@ -209,19 +217,57 @@ test("a restart that installs only some of a journal's keys: the journal stays u
 
 test("decodeJournal: header, count, checksum and every record checked", () => {
   const p = params("/x", 0);
-  const text = encodeJournal("w3", 4, [recordOf(p, 10n), recordOf({ ...p, keyId: keyId("in", randomBytes(8)), dir: "in" }, 20n)]);
-  const ok = decodeJournal(text, "w3", 4);
-  assert.ok(ok.kind === "ok" && ok.records.length === 2 && ok.records[1].reserved === 20n);
-  assert.equal(decodeJournal(text, "w3", 5).kind, "bad", "another journal's number");
-  assert.equal(decodeJournal(text, "w2", 4).kind, "bad", "another owner's");
-  assert.equal(decodeJournal(text.slice(0, -1), "w3", 4).kind, "bad", "cut by one byte");
-  const lines = text.split("\n");
-  assert.equal(decodeJournal([lines[0], lines[2], lines[1], lines[3], ""].join("\n"), "w3", 4).kind, "bad", "records reordered");
-  // a hostile key id (it becomes a file name) is refused even under a correct checksum
-  const evil = encodeJournal("w3", 4, [{ ...recordOf(p, 1n), keyId: "../../etc/x" }]);
-  assert.equal(decodeJournal(evil, "w3", 4).kind, "bad");
-  // the direct line is the generic one
-  for (const r of [recordOf(p, 0n), { ...recordOf(p, (1n << 64n) - 1n), peer: 'a "quoted"\\ peer', suite: "chacha20-poly1305", spi: -1, packets: 7n, bytes: 9n, created: 1764950000000 }]) {
-    assert.equal(journalLine(r), JSON.stringify(recordBody(r)));
+  const recs = [recordOf(p, 10n), { ...recordOf({ ...p, keyId: keyId("in", randomBytes(8)), dir: "in" }, (1n << 64n) - 1n), peer: 'a "quoted"\\ peér', spi: -1, packets: 7n, bytes: 9n, created: 1764950000000 }];
+  const b = encodeJournal("w3", 4, recs);
+  const ok = decodeJournal(b, "w3", 4);
+  assert.ok(ok.kind === "ok");
+  assert.deepEqual(ok.records, recs.map((r) => ({ ...r, spi: r.spi >>> 0 })), "every field as written");
+  assert.equal(decodeJournal(b, "w3", 5).kind, "bad", "another journal's number");
+  assert.equal(decodeJournal(b, "w2", 4).kind, "bad", "another owner's");
+  assert.equal(decodeJournal(b.subarray(0, -1), "w3", 4).kind, "bad", "cut by one byte");
+  for (let at = 0; at < b.length; at += 7) assert.equal(decodeJournal(flip(b, at), "w3", 4).kind, "bad", `bit flipped at byte ${at}`);
+  const two = encodeJournal("w3", 4, [recordOf(p, 1n), recordOf(p, 2n)]);
+  const size = (two.length - 40 - 36) / 2;
+  const swapped = Buffer.concat([two.subarray(0, 40), two.subarray(40 + size, 40 + 2 * size), two.subarray(40, 40 + size), two.subarray(40 + 2 * size)]);
+  assert.equal(decodeJournal(swapped, "w3", 4).kind, "bad", "records reordered");
+  // a key id becomes a file name: one that key_id.ts cannot make is never written
+  assert.throws(() => encodeJournal("w3", 4, [{ ...recordOf(p, 1n), keyId: "../../etc/x" }]), RangeError);
+  assert.throws(() => encodeJournal("w3", 4, [recordOf(p, 1n << 64n)]), RangeError, "past u64");
+});
+
+/** A version-1 (text) journal, as wesp wrote them before version 2. */
+function journalV1(owner: string, seq: number, records: SaStateRecord[]): string {
+  const text = [JSON.stringify({ format: "wesp sa-journal", version: 1, owner, seq, count: records.length }), ...records.map((r) => JSON.stringify(recordBody(r)))].join("\n") + "\n";
+  return text + JSON.stringify({ end: records.length, check: createHash("sha256").update(text).digest("hex") }) + "\n";
+}
+
+test("a version-1 (text) journal an earlier wesp left is read: its keys resume past it, a damaged one refuses them all", () => {
+  const p = params("/x", 0);
+  const text = journalV1("w3", 4, [recordOf(p, 10n)]);
+  const ok = decodeJournal(Buffer.from(text), "w3", 4);
+  assert.ok(ok.kind === "ok" && ok.records.length === 1 && ok.records[0].reserved === 10n);
+  assert.equal(decodeJournal(Buffer.from(text.replace('"reserved":"10"', '"reserved":"11"')), "w3", 4).kind, "bad", "a changed digit");
+  assert.equal(decodeJournal(Buffer.from(journalV1("w3", 4, [{ ...recordOf(p, 1n), keyId: "../../etc/x" }])), "w3", 4).kind, "bad", "a hostile key id");
+  const dir = tmp();
+  try {
+    const ps = Array.from({ length: 6 }, (_, i) => params(dir, i));
+    writeFileSync(join(dir, "sa", "journal-w0-3.json"), journalV1("w0", 3, ps.map((q) => recordOf(q, 500_000n))));
+    const s = new SeqStore(() => {});
+    const got = s.prepareAll(ps, 2);
+    for (const q of ps) assert.equal(resumeOf(got, q).initialSeq, 500_001n, "past the version-1 journal's promise");
+    assert.deepEqual(saFiles(dir).filter((f) => f.startsWith("journal-")), ["journal-w0-4.bin"], "numbered past it; the old one covered by the new and deleted");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("statePath is what path.join makes, however the state directory is spelled (its fast path appends to a cached join)", () => {
+  const id = keyId("in", randomBytes(16));
+  for (const d of ["/var/lib/wesp", "/var/lib/wesp/", "/var//lib/./wesp", "/", "", ".", "./state", "../x/../state", "rel/dir/"]) {
+    for (const k of [id, "ABCdef0123", "../../etc/x", "a/b", ".."]) {
+      for (const dir of ["in", "out"] as const) {
+        for (let again = 0; again < 2; again++) assert.equal(statePath(d, dir, k), join(d, "sa", `${dir}-${k}.json`), `${JSON.stringify(d)} ${k}`);
+      }
+    }
   }
 });
