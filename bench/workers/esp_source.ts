@@ -23,11 +23,12 @@
 // socket then drops, as a UDP sender never waits for its receiver.
 // Prints the datagrams sent when SECONDS are over or on SIGTERM.
 //
-// Why the flows matter: a multi-queue TUN (two workers and more) hashes every
-// packet written to it and records the writing queue in its flow table
+// Why the flows may matter: a multi-queue TUN (two workers and more) hashes
+// every packet written to it and records the writing queue in its flow table
 // (drivers/net/tun.c tun_flow_update), so that packets of the flow going the
-// other way are read by the same queue. Two workers writing the same flows
-// keep rewriting the same entries from two cores.
+// other way are read by the same queue; with `same`, two workers rewrite the
+// same entries from two cores. Measured, that costs no more than distinct
+// flows do (docs/performance.md "Workers"); distinct is what a tunnel sees.
 import { readFileSync } from "node:fs";
 import { Core, VERDICT } from "../../host/core/core.ts";
 import { parseConfig } from "../../host/config/load.ts";
