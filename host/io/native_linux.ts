@@ -97,6 +97,13 @@ export interface WespIo {
    */
   sockAttachFilter(fd: number, reuseport: boolean, program: Uint32Array, drain: boolean): number;
 
+  /**
+   * Loads an eBPF program (2 words per struct bpf_insn, steer_linux.ts) and
+   * makes it the TUN's queue selector (TUNSETSTEERINGEBPF); throws with the
+   * errno and the verifier's first line when refused.
+   */
+  tunAttachSteering(fd: number, program: Uint32Array): void;
+
   pollStart(fd: number, cb: (status: number) => void): PollHandle;
   pollStop(h: PollHandle): void;
   pollRef(h: PollHandle, keepAlive: boolean): void;

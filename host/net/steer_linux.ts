@@ -24,6 +24,16 @@
 // Plain raw sockets (IP-in-IP, GRE) carry no SPI: worker 0 receives them
 // and the others get a filter that accepts nothing, keeping their socket for
 // sending only (NONE).
+//
+//   TUN (outbound) — without a program the kernel hashes every packet written
+//   to a multi-queue TUN and records the writing queue in a flow table
+//   (drivers/net/tun.c tun_flow_update), then reads each flow from the queue
+//   its table names: per packet work on the inbound path of every worker
+//   (~0.2 µs, docs/performance.md "Workers"). An eBPF steering program
+//   (TUNSETSTEERINGEBPF) replaces both: it returns a symmetric flow hash
+//   (addresses XOR, ports XOR for TCP/UDP unless a fragment, protocol), and
+//   the kernel reads the packet from queue hash mod N. One flow, either way,
+//   always lands on one worker, as before.
 import { io } from "../io/native_linux.ts";
 
 // Classic BPF opcodes (linux/bpf_common.h, linux/filter.h).
@@ -80,4 +90,97 @@ export function steerUdp(fd: number, n: number): void {
 /** Attaches `program` to a raw socket and discards what it queued before the filter took. */
 export function filterRaw(fd: number, program: Uint32Array): number {
   return io.sockAttachFilter(fd, false, program, true);
+}
+
+// eBPF (linux/bpf.h; struct bpf_insn as two little-endian words:
+// code | dst << 8 | src << 12 | off << 16, imm). Only what tunSteerProgram uses.
+const E = {
+  ALU: 0x04, ALU64: 0x07, JMP: 0x05, LD: 0x00, K: 0x00, X: 0x08, ABS: 0x20, IND: 0x40, W: 0x00, H: 0x08, B: 0x10,
+  AND: 0x50, LSH: 0x60, RSH: 0x70, MUL: 0x20, XOR: 0xa0, MOV: 0xb0, JEQ: 0x10, JNE: 0x50, JA: 0x00, EXIT: 0x90,
+} as const;
+
+/** One instruction; `jump` names a label whose position sets `off` (target = here + 1 + off). */
+type EInsn = { code: number; dst?: number; src?: number; off?: number; imm?: number; jump?: string } | { label: string };
+
+function assembleEbpf(prog: EInsn[]): Uint32Array {
+  const at = new Map<string, number>();
+  const insns: Exclude<EInsn, { label: string }>[] = [];
+  for (const i of prog) {
+    if ("label" in i) at.set(i.label, insns.length);
+    else insns.push(i);
+  }
+  const out = new Uint32Array(insns.length * 2);
+  insns.forEach((i, k) => {
+    const off = i.jump === undefined ? (i.off ?? 0) : at.get(i.jump)! - k - 1;
+    out[2 * k] = (i.code | ((i.dst ?? 0) << 8) | ((i.src ?? 0) << 12) | ((off & 0xffff) << 16)) >>> 0;
+    out[2 * k + 1] = (i.imm ?? 0) >>> 0;
+  });
+  return out;
+}
+
+const alu = (op: number, dst: number, imm: number): EInsn => ({ code: E.ALU | op | E.K, dst, imm });
+const aluX = (op: number, dst: number, src: number): EInsn => ({ code: E.ALU | op | E.X, dst, src });
+/** r0 = the big-endian 1/2/4 bytes at `off` of the packet (LD_ABS: r6 holds the context; r1-r5 are clobbered). */
+const ldAbs = (size: number, off: number): EInsn => ({ code: E.LD | E.ABS | size, imm: off });
+const jeq = (dst: number, imm: number, to: string): EInsn => ({ code: E.JMP | E.JEQ | E.K, dst, imm, jump: to });
+
+/**
+ * The TUN steering program (see the file comment). A TUN's packets start at
+ * the IP header. r7: offset of the L4 header, r8: the hash, r9: the protocol.
+ */
+export function tunSteerProgram(): Uint32Array {
+  const v6Words = [8, 12, 16, 20, 24, 28, 32, 36]; // source then destination address, 4 words each (RFC 8200 §3)
+  return assembleEbpf([
+    { code: E.ALU64 | E.MOV | E.X, dst: 6, src: 1 },
+    ldAbs(E.B, 0),
+    aluX(E.MOV, 7, 0),
+    alu(E.RSH, 7, 4),
+    jeq(7, 4, "v4"),
+    jeq(7, 6, "v6"),
+    alu(E.MOV, 0, 0),
+    { code: E.JMP | E.EXIT },
+    { label: "v4" }, // RFC 791 §3.1: IHL in the low nibble of byte 0, protocol at 9, addresses at 12 and 16
+    aluX(E.MOV, 7, 0),
+    alu(E.AND, 7, 0xf),
+    alu(E.LSH, 7, 2),
+    ldAbs(E.W, 12),
+    aluX(E.MOV, 8, 0),
+    ldAbs(E.W, 16),
+    aluX(E.XOR, 8, 0),
+    ldAbs(E.B, 9),
+    aluX(E.MOV, 9, 0),
+    ldAbs(E.H, 6), // a fragment (MF or an offset) has no ports, or not in this packet: hash without them
+    alu(E.AND, 0, 0x3fff),
+    { code: E.JMP | E.JNE | E.K, dst: 0, imm: 0, jump: "mix" },
+    { code: E.JMP | E.JA, jump: "ports" },
+    { label: "v6" }, // next header at 6 (a TCP/UDP header right after the fixed header only), addresses 8..39
+    alu(E.MOV, 7, 40),
+    ldAbs(E.B, 6),
+    aluX(E.MOV, 9, 0),
+    ldAbs(E.W, v6Words[0]),
+    aluX(E.MOV, 8, 0),
+    ...v6Words.slice(1).flatMap((off) => [ldAbs(E.W, off), aluX(E.XOR, 8, 0)]),
+    { label: "ports" }, // TCP and UDP: source and destination port, XOR (symmetric)
+    jeq(9, 6, "l4"),
+    jeq(9, 17, "l4"),
+    { code: E.JMP | E.JA, jump: "mix" },
+    { label: "l4" },
+    { code: E.LD | E.IND | E.W, src: 7, imm: 0 },
+    aluX(E.MOV, 1, 0),
+    alu(E.RSH, 1, 16),
+    alu(E.AND, 0, 0xffff),
+    aluX(E.XOR, 0, 1),
+    aluX(E.XOR, 8, 0),
+    { label: "mix" }, // protocol in, then a multiplicative mix: the queue is the result mod N (the kernel keeps 16 bits)
+    aluX(E.XOR, 8, 9),
+    alu(E.MUL, 8, 0x9e3779b1),
+    alu(E.RSH, 8, 16),
+    aluX(E.MOV, 0, 8),
+    { code: E.JMP | E.EXIT },
+  ]);
+}
+
+/** Makes tunSteerProgram the queue selector of the multi-queue TUN `fd` belongs to. */
+export function steerTun(fd: number): void {
+  io.tunAttachSteering(fd, tunSteerProgram());
 }

@@ -28,7 +28,7 @@ import { SaTable } from "../sa/install.ts";
 import { SeqStore } from "../sa/seq_store.ts";
 import { ensureStateDir } from "../sa/state_file.ts";
 import type { PeerSpec, SaEvent } from "../sa/spec.ts";
-import { espFilterProgram, filterRaw, NONE, steerUdp } from "../net/steer_linux.ts";
+import { espFilterProgram, filterRaw, NONE, steerTun, steerUdp } from "../net/steer_linux.ts";
 
 export interface WorkerData {
   node: NodeConfig;
@@ -162,6 +162,16 @@ async function main(): Promise<void> {
     tun = Tun.open({ name: data.tunName ?? t.name, offload: OFFLOADS, ...(many ? { multiQueue: true } : {}) });
   } catch (e) {
     throw Object.assign(e as Error, { where: "tun" });
+  }
+  // Worker 0 gives the multi-queue TUN its steering program (one per device): the kernel then
+  // stops hashing every packet we write into its flow table (net/steer_linux.ts). Refused
+  // (no CAP_BPF / CAP_SYS_ADMIN, an old kernel): the flow table picks the queues, as before.
+  if ((data.worker?.count ?? 1) > 1 && data.worker?.index === 0) {
+    try {
+      steerTun(tun.fd);
+    } catch (e) {
+      log(`TUN ${tun.name}: steering program refused (${(e as Error).message}); the kernel's flow table picks each flow's queue`);
+    }
   }
   try {
     wans = openWans(node, data.peers, data.carriers, data.worker);
