@@ -400,6 +400,16 @@ export class Core {
   }
 
   /**
+   * Whether outbound SA `id` used up its sequence numbers (RFC 4303 §3.3.3:
+   * it seals nothing more; saState's needsRekey) — false for an id that is
+   * not a live SA. One flag read: polled every second for every SA.
+   */
+  needsRekey(id: number): boolean {
+    const r = this.ex.saRecord(id);
+    return r !== 0 && (this.dv.getUint16(r + A.SA_FLAGS, true) & A.FLAG_NEEDS_REKEY) !== 0;
+  }
+
+  /**
    * Moves SA `id` to a new configured remote address (same family as its
    * local one) and, for a UDP-encapsulated SA, destination port; keys,
    * sequence number, replay window and counters stay. Safe between batches.

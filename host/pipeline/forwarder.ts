@@ -32,7 +32,7 @@ import { SaLifecycle } from "../sa/lifecycle.ts";
 import { describeSwitch } from "../sa/failover.ts";
 import type { PeerSpec, SaEvent } from "../sa/spec.ts";
 import type { WorkerData } from "./worker.ts";
-import { peersForWorker } from "../sa/worker_sas.ts";
+import { peersForWorkers } from "../sa/worker_sas.ts";
 import { mergeStatus } from "./status_merge.ts";
 import { moduleWorker } from "../util/module_worker.ts";
 import { siblingUrl } from "../util/package_root.ts";
@@ -127,7 +127,7 @@ export class Forwarder {
     this.sasHeld = saDirections(peers);
     const id = this.nextId++;
     const n = this.workers.length;
-    const per = this.workers.map((_, i) => peersForWorker(peers, i, n));
+    const per = peersForWorkers(peers, n);
     return new Promise<void>((resolve, reject) => {
       let left = this.workers.length;
       let failed: string | undefined;
@@ -177,7 +177,7 @@ export class Forwarder {
     const carriers = config.peers.filter((p) => p.ike).map((p) => ({ wanIndex: p.wanIndex, encap: p.encap }));
     const count = config.node.workers;
     // Derived before worker 0's start message transfers the configured keys away.
-    const per = Array.from({ length: count }, (_, i) => peersForWorker(first.peers, i, count));
+    const per = peersForWorkers(first.peers, count);
     const workers: Worker[] = [];
     let tun = "";
     try {

@@ -137,9 +137,12 @@ export class Pipeline {
     readonly prov: Provisioned,
     bypass: RawSocket[] = [],
     /**
-     * Called for each SA that carried packets in a batch (once per run of
-     * the same SA), before the next batch: the durable-reservation check
-     * (host/sa/seq_store.ts `ensure`). Absent in tests without state.
+     * Called for each SA a batch's packets were matched to — sent, received,
+     * or dropped after the SA was found (a replay, a number past the
+     * reservation, a failed ICV) — once per run of the same SA, before the
+     * next batch: the durable-reservation check (host/sa/seq_store.ts
+     * `ensure`), whose timer looks only at the SAs reported. Absent in tests
+     * without state.
      */
     private readonly afterBatch?: (core: Core, saId: number) => void,
   ) {
@@ -289,6 +292,9 @@ export class Pipeline {
       } else if (v === VERDICT.FRAGMENT && mayFragment) {
         this.counters.fragmented++;
         this.fragSources++;
+      } else if (v === VERDICT.DROP && this.afterBatch) {
+        const sa = core.saId(i); // -1 when no SA was found (no policy, …)
+        if (sa >= 0 && sa !== lastSa) this.afterBatch(core, (lastSa = sa));
       }
     }
   }
@@ -344,6 +350,10 @@ export class Pipeline {
       else if (v === VERDICT.TO_HOST) {
         this.counters.toHost++;
         if (this.onHost && udp) this.toHost(r, i);
+      } else if (v === VERDICT.DROP && this.afterBatch) {
+        // after the SA was found: a peer past our reservation is chased from here (seq_store.ts)
+        const sa = core.saId(i);
+        if (sa >= 0 && sa !== lastSa) this.afterBatch(core, (lastSa = sa));
       }
     }
     this.flush();

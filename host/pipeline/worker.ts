@@ -182,17 +182,24 @@ async function main(): Promise<void> {
   }
   const table = new SaTable(core, { store, stateDir: node.stateDir, hasCarrier: carrierCheck(wans), emit });
   table.apply(data.peers);
-  const pipe = new Pipeline(core, tun, wans, table.prov, [], (c, saId) => store.ensure(c, saId));
+  // Each SA a batch used: its reservation (seq_store.ts) and its sequence numbers' end (checkLifetimes).
+  const pipe = new Pipeline(core, tun, wans, table.prov, [], (c, saId) => {
+    store.ensure(c, saId);
+    table.used(saId);
+  });
   // IKE behind the non-ESP marker goes to the main thread's IKE daemon, STUN to its STUN client; answers come back as send-host.
   pipe.onHost = (p) => port.postMessage({ type: "host-packet", packet: p }, [p.bytes.buffer as ArrayBuffer]);
   pipe.start((where, e) => fail(where, e));
 
   // NAT-keepalives (RFC 3948 §2.3) for every NAT-T peer held now, whatever its age.
+  // The peers that want them are listed at each apply: the timer runs four
+  // times a second and must not walk (and copy) every peer a hub holds.
   const lastKeepalive = new Map<string, number>();
+  const keepalivePeers = () => table.peers().map((p) => p.spec).filter((spec) => spec.keepalive > 0 && spec.natT);
+  let kaPeers = keepalivePeers();
   const keepalives = () => {
     const now = Date.now();
-    for (const { spec } of table.peers()) {
-      if (spec.keepalive <= 0 || !spec.natT) continue;
+    for (const spec of kaPeers) {
       if (now - (lastKeepalive.get(spec.name) ?? 0) < spec.keepalive * 1000) continue;
       lastKeepalive.set(spec.name, now);
       const a = coreAddr(spec.address);
@@ -216,6 +223,7 @@ async function main(): Promise<void> {
       try {
         table.apply(m.peers!);
         pipe.refreshRoutes();
+        kaPeers = keepalivePeers();
         port.postMessage({ type: "applied", id: m.id });
       } catch (e) {
         port.postMessage({ type: "applied", id: m.id, error: (e as Error).message });

@@ -19,6 +19,16 @@
 // left, so an SA's own traffic never runs into its limit. An inbound SA
 // starts small and idle (FIRST_BLOCK): its first traffic is renewed by ensure.
 //
+// What a tick looks at is O(active SAs), not O(SAs): an SA changes only
+// through packets, and the pipeline reports every SA a packet of a batch
+// was matched to — sent, received, or dropped after the SA was found
+// (ensure) — so the next tick visits it. Between packets an SA needs a look
+// only while something is under way: a write in flight, a peer being
+// chased, an inbound SA not yet idle (its give-back IDLE_MS after its last
+// progress). Those are `watched`; the rest are dormant and cost nothing per
+// tick (before, every tick visited the next 1,024 of all SAs: at 20,000
+// idle peers, 100,000 visits a second).
+//
 // Writes to one file are ordered by a generation number: an asynchronous
 // write is staged (written and fsync'd to a temporary file) off the thread
 // and committed (renamed into place) back on it only if no newer write was
@@ -78,7 +88,7 @@ export const FIRST_BLOCK = { out: MIN_BLOCK.out, in: IDLE_BLOCK } as const;
 /** How long a reservation raised for a peer ahead of it waits for that peer's next packet before it may shrink. */
 const CHASE_MS = 10_000;
 const SEQ32_MAX = 0xffffffffn;
-/** SAs a tick visits besides the ones used since the last (tick). */
+/** Most watched SAs a tick visits besides the ones used since the last (tick). */
 export const TICK_SLICE = 1024;
 /** From this many SAs on, a batch lists the state directory once instead of reading each key's file (most are missing). */
 const LIST_MIN = 64;
@@ -119,6 +129,8 @@ interface Tracked {
   hot: boolean;
   /** When tick last looked at it (ms; -1: not yet). */
   visitT: number;
+  /** The tick (SeqStore.ticks) that last looked at it: one look per tick. */
+  visitTick: number;
   p: DurableParams;
   file: string;
   reserved: bigint;
@@ -142,8 +154,16 @@ export class SeqStore {
   private readonly sas = new Map<number, Tracked>();
   /** SAs the pipeline used since the last tick (ensure; each once, by Tracked.hot): visited by the next tick whatever its turn. Reused: no allocation per batch. */
   private readonly hot: Tracked[] = [];
-  /** Where the last tick's slice of all SAs stopped. */
+  /**
+   * SAs a tick must look at without traffic (wanted): new ones until their
+   * first look, and those with something under way. The rest are dormant
+   * until the pipeline reports them (ensure).
+   */
+  private readonly watched = new Set<Tracked>();
+  /** Where the last tick's slice of the watched SAs stopped. */
   private cursor?: IterableIterator<Tracked>;
+  /** Ticks so far (Tracked.visitTick). */
+  private ticks = 0;
   /** Per state file: the last write generation issued, and the last committed (in place: the file, or a journal). */
   private readonly gens = new Map<string, { issued: number; committed: number }>();
   /** Per state directory: this owner's reservation journals. */
@@ -316,12 +336,13 @@ export class SeqStore {
   /** Starts renewing SA `saId`'s reservation (after addSa with `res`). */
   track(saId: number, p: DurableParams, res: Resume, now = Date.now()): void {
     const t: Tracked = {
-      saId, hot: false, visitT: -1, p, file: res.file, reserved: res.seqLimit, base: res.base, created: res.created,
+      saId, hot: false, visitT: -1, visitTick: -1, p, file: res.file, reserved: res.seqLimit, base: res.base, created: res.created,
       lastSeq: res.initialSeq - 1n, lastT: now,
       // inbound: idle until its traffic starts (FIRST_BLOCK), so tick neither renews nor gives back
       lastProgressT: p.dir === "in" ? now - IDLE_MS - 1 : now, rate: 0, pending: false, failed: null, unreserved: 0, chaseT: 0, chaseSeq: 0n,
     };
     this.sas.set(saId, t);
+    this.watched.add(t); // looked at once, then dormant unless something is under way
     const same = this.byFile.get(t.file);
     if (same) same.push(t);
     else this.byFile.set(t.file, [t]);
@@ -330,6 +351,7 @@ export class SeqStore {
   /** Stops tracking `t` (its final write is the caller's). */
   private forget(t: Tracked): void {
     this.sas.delete(t.saId);
+    this.watched.delete(t);
     const left = (this.byFile.get(t.file) ?? []).filter((x) => x !== t);
     if (left.length) this.byFile.set(t.file, left);
     else this.byFile.delete(t.file);
@@ -338,6 +360,11 @@ export class SeqStore {
   /** When tick last looked at tracked SA `saId` (its `now`, ms), -1 if not yet; undefined if untracked. */
   visitedAt(saId: number): number | undefined {
     return this.sas.get(saId)?.visitT;
+  }
+
+  /** How many SAs the next ticks look at without traffic (status, tests). */
+  watchedCount(): number {
+    return this.watched.size;
   }
 
   /** Counters of earlier runs and first-install time of a tracked SA (lifetimes). */
@@ -423,39 +450,57 @@ export class SeqStore {
    * Renews reservations that are half used (and shrinks idle inbound ones).
    * Call every few milliseconds between batches; never blocks on the disk.
    * Visits the SAs the pipeline used since the last tick (`ensure` marks
-   * them) and the next TICK_SLICE of all, in turn: a hub with 100,000 durable
-   * SAs, mostly idle, would otherwise spend more than the tick interval
-   * walking them (about 1–2.5 µs each here); an idle SA is then looked at
-   * about every N / TICK_SLICE ticks (1 s at 100,000).
+   * them) and the watched ones, at most TICK_SLICE of those per tick, in
+   * turn; dormant SAs are not visited (file comment).
    */
   tick(core: Core, now = Date.now()): void {
     if (this.abandoned) return;
     this.core = core;
+    this.ticks++;
     this.migration.step();
-    // few SAs: all of them, once each (the hot ones among them)
-    const all = this.sas.size <= TICK_SLICE;
     for (const t of this.hot) {
       t.hot = false;
-      if (!all) this.visit(core, t, now);
+      this.look(core, t, now);
     }
     this.hot.length = 0;
-    if (all) {
-      for (const t of this.sas.values()) this.visit(core, t, now);
-      return;
-    }
-    for (let n = 0; n < TICK_SLICE; n++) {
+    const n = Math.min(TICK_SLICE, this.watched.size);
+    for (let k = 0; k < n; k++) {
       let r = this.cursor?.next();
       if (!r || r.done) {
-        this.cursor = this.sas.values();
+        this.cursor = this.watched.values();
         r = this.cursor.next();
         if (r.done) return;
       }
-      this.visit(core, r.value, now);
+      this.look(core, r.value, now);
     }
   }
 
+  /** One visit of `t` this tick, then whether it stays watched. */
+  private look(core: Core, t: Tracked, now: number): void {
+    if (this.sas.get(t.saId) !== t || t.visitTick === this.ticks) return; // removed since it was marked; seen this tick
+    t.visitTick = this.ticks;
+    this.visit(core, t, now);
+    if (this.wanted(core, t, now)) this.watched.add(t);
+    else this.watched.delete(t);
+  }
+
+  /**
+   * Whether `t` needs a look without traffic: a write in flight (visit
+   * skips it until it lands), a peer being chased (ends after CHASE_MS), or
+   * an inbound SA that is not yet idle, or idle with more than the
+   * give-back leaves (visit gives it back). Anything else changes only
+   * through packets, which the pipeline reports (ensure); a failed write is
+   * retried when the SA is used again.
+   */
+  private wanted(core: Core, t: Tracked, now: number): boolean {
+    if (t.pending || t.chaseT !== 0) return true;
+    if (t.p.dir === "out") return false;
+    if (now - t.lastProgressT <= IDLE_MS) return true;
+    const cur = core.seqOf(t.saId, false);
+    return cur >= 0n && t.reserved - cur > IDLE_BLOCK * 2n;
+  }
+
   private visit(core: Core, t: Tracked, now: number): void {
-    if (this.sas.get(t.saId) !== t) return; // removed since it was marked
     t.visitT = now;
     if (t.pending) return;
     const cur = t.p.dir === "out" ? core.seqOf(t.saId, true) - 1n : core.seqOf(t.saId, false);
@@ -463,7 +508,10 @@ export class SeqStore {
     const dt = now - t.lastT;
     if (dt >= 50) {
       const inst = Number(cur - t.lastSeq) * 1000 / dt;
-      t.rate = t.rate === 0 ? inst : t.rate * 0.5 + inst * 0.5;
+      // The old estimate's weight halves every 50 ms since the last look,
+      // however long ago that was (a dormant SA is not looked at).
+      const keep = 0.5 ** (dt / 50);
+      t.rate = t.rate === 0 ? inst : t.rate * keep + inst * (1 - keep);
       if (cur !== t.lastSeq) t.lastProgressT = now;
       t.lastSeq = cur;
       t.lastT = now;
@@ -573,15 +621,18 @@ export class SeqStore {
   }
 
   /**
-   * Called by the pipeline after each batch for the SAs it used: when less
-   * than a quarter of the block is left (the asynchronous renewal fell
-   * behind), renews now, synchronously, so the SA's own traffic never meets
-   * its limit. Cheap when nothing is due (one read of the SA's number).
+   * Called by the pipeline after each batch for the SAs its packets were
+   * matched to (sent, received, or dropped after the SA was found): the
+   * next tick visits them. When less than a quarter of the block is left
+   * (the asynchronous renewal fell behind), renews now, synchronously, so
+   * the SA's own traffic never meets its limit. Cheap when nothing is due
+   * (one read of the SA's number).
    */
   ensure(core: Core, saId: number): void {
     const t = this.sas.get(saId);
-    if (!t || t.failed) return;
+    if (!t) return;
     if (!t.hot) (t.hot = true, this.hot.push(t));
+    if (t.failed) return;
     const cur = t.p.dir === "out" ? core.seqOf(saId, true) - 1n : core.seqOf(saId, false);
     if (cur < 0n) return;
     const block = this.blockFor(t);

@@ -1,8 +1,9 @@
 // What the SA-lifecycle module (lifecycle.ts, main thread) hands the packet
 // worker (install.ts): the whole desired set of peers and SAs, key-less except
 // for SAs the worker does not have yet. Plain data, so it crosses postMessage;
-// key bytes travel in their own ArrayBuffers in the transfer list, so the
-// main thread keeps no copy once they are sent.
+// key bytes travel in one ArrayBuffer of their own per message, in the
+// transfer list (worker_sas.ts packKeys), so the main thread keeps no copy
+// once they are sent.
 //
 // Identity: a peer is its name; an SA is (direction, SPI, key id). An SA whose
 // identity is unchanged keeps its core record, sequence number, replay window,
@@ -11,7 +12,7 @@
 import type { Lifetime, Mode, Suite } from "../config/model.ts";
 import type { Carrier } from "../pipeline/provision.ts";
 
-/** Key material of one direction, in a buffer of its own (transferred, then wiped by the worker). */
+/** Key material of one direction (sent as views into the message's key buffer, transferred, then wiped by the worker). */
 export interface KeyMaterial {
   /** Cipher key ‖ salt, as the config holds it (config/model.ts `Suite`). */
   key: Uint8Array;

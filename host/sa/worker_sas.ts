@@ -62,15 +62,38 @@ function workerSa(s: SaSpec, worker: number): SaSpec {
   };
 }
 
-/** The buffers of the key material `peers` carry: what their postMessage must transfer. */
-function buffersOf(peers: readonly PeerSpec[]): ArrayBuffer[] {
-  const out: ArrayBuffer[] = [];
-  for (const p of peers) {
-    for (const s of p.sas) {
-      for (const km of [s.keysIn, s.keysOut]) if (km) out.push(km.key.buffer as ArrayBuffer, ...(km.authKey ? [km.authKey.buffer as ArrayBuffer] : []));
-    }
+/**
+ * The key material `peers` carry, moved into one buffer: each key becomes a
+ * view into it, its old bytes wiped; the buffer is what their postMessage
+ * transfers (so the main thread keeps no copy). One buffer, not one per
+ * key: Node 20's Worker constructor overflows its stack on a transfer list
+ * of about 120,000 buffers, and a hub of 100,000 static peers has 200,000
+ * keys.
+ */
+function packKeys(peers: readonly PeerSpec[]): ArrayBuffer[] {
+  const moved = new Map<Uint8Array, Uint8Array>(); // a key array met twice is moved once
+  let total = 0;
+  const each = (f: (km: KeyMaterial) => void) => {
+    for (const p of peers) for (const s of p.sas) for (const km of [s.keysIn, s.keysOut]) if (km) f(km);
+  };
+  each((km) => {
+    for (const b of km.authKey ? [km.key, km.authKey] : [km.key]) if (!moved.has(b)) (moved.set(b, b), (total += b.length));
+  });
+  if (moved.size === 0) return [];
+  const buf = new ArrayBuffer(total);
+  let off = 0;
+  for (const b of moved.keys()) {
+    const view = new Uint8Array(buf, off, b.length);
+    view.set(b);
+    b.fill(0);
+    off += b.length;
+    moved.set(b, view);
   }
-  return out;
+  each((km) => {
+    km.key = moved.get(km.key)!;
+    if (km.authKey) km.authKey = moved.get(km.authKey)!;
+  });
+  return [buf];
 }
 
 /** Whether a peer's SAs are negotiated per worker (tagged) rather than derived from configured ones. */
@@ -82,12 +105,12 @@ const tagged = (p: PeerSpec): boolean => p.sas.some((s) => s.worker !== undefine
  * configured ones), negotiated ones those tagged for this worker, re-indexed
  * (its first is its outbound SA), plain tunnels as they are (no sequence
  * state: only worker 0 receives them, every worker may send). `transfer` is
- * exactly the key buffers this worker's peers hold. `peers` is only read;
- * workers ≥ 1 must be served before worker 0, whose message transfers the
- * configured keys the others derive from.
+ * the one buffer this worker's keys were moved into (packKeys). Worker 0's
+ * keys are the configured ones, moved (the originals wiped): workers ≥ 1
+ * must be served before worker 0 (peersForWorkers).
  */
 export function peersForWorker(peers: readonly PeerSpec[], worker: number, workers: number): { peers: PeerSpec[]; transfer: ArrayBuffer[] } {
-  if (workers <= 1) return { peers: [...peers], transfer: buffersOf(peers) };
+  if (workers <= 1) return { peers: [...peers], transfer: packKeys(peers) };
   const out: PeerSpec[] = [];
   for (const p of peers) {
     if (tagged(p)) {
@@ -95,5 +118,12 @@ export function peersForWorker(peers: readonly PeerSpec[], worker: number, worke
       if (sas.length) out.push({ ...p, sas });
     } else out.push(worker === 0 ? p : { ...p, sas: p.sas.map((s) => workerSa(s, worker)) });
   }
-  return { peers: out, transfer: buffersOf(out) };
+  return { peers: out, transfer: packKeys(out) };
+}
+
+/** peersForWorker for every worker of `workers`, worker 0 last (its keys are the configured ones the others derive from). */
+export function peersForWorkers(peers: readonly PeerSpec[], workers: number): { peers: PeerSpec[]; transfer: ArrayBuffer[] }[] {
+  const per: { peers: PeerSpec[]; transfer: ArrayBuffer[] }[] = [];
+  for (let i = workers - 1; i >= 0; i--) per[i] = peersForWorker(peers, i, workers);
+  return per;
 }

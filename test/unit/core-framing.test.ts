@@ -194,10 +194,12 @@ test("sequence numbers never wrap: the SA stops and asks for a rekey", async () 
     const l = await link({ suite: "aes-gcm-16", mode: "tunnel", esn, initialSeq: last - 1n });
     assert.equal(carry(l, innerUdp(srcA(false), dstB(false), 8)).verdict, VERDICT.TO_TUN);
     assert.equal(l.a.saState(l.out).needsRekey, false);
+    assert.equal(l.a.needsRekey(l.out), false, "the one-flag read the lifetime check polls says the same");
     const r = carry(l, innerUdp(srcA(false), dstB(false), 8));
     assert.equal(r.verdict, VERDICT.TO_TUN, `the last number ${last} is still sent`);
     assert.equal(new DataView(r.wire.buffer).getUint32(24), Number(last & 0xffffffffn));
     assert.equal(l.a.saState(l.out).needsRekey, true);
+    assert.equal(l.a.needsRekey(l.out), true);
     l.a.writePacket(0, innerUdp(srcA(false), dstB(false), 8));
     l.a.processOutbound(1);
     assert.equal(l.a.reasonName(0), "SEQ_EXHAUSTED");

@@ -130,6 +130,7 @@ test("renewal keeps the file ahead of every number the core seals, and the core 
         if (core.verdict(0) === VERDICT.TO_NETWORK) sent++;
         else refused++;
       }
+      store.ensure(core, sa); // what the pipeline does after a batch: the SA is in use (tick visits only those)
       const used = core.seqOf(sa, true) - 1n;
       const disk = readState(res.file, { dir: "out", keyId: p.keyId });
       assert.equal(disk.kind, "ok");

@@ -2,10 +2,11 @@
 // `wesp check` asks of a config for them (host/config/workers.ts).
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { Worker } from "node:worker_threads";
 import { randomBytes } from "node:crypto";
 import { ConfigError, parseConfig } from "../../host/config/load.ts";
 import { keyId } from "../../host/sa/key_id.ts";
-import { peersForWorker, workerKeyId } from "../../host/sa/worker_sas.ts";
+import { peersForWorker, peersForWorkers, workerKeyId } from "../../host/sa/worker_sas.ts";
 import type { PeerSpec, SaSpec } from "../../host/sa/spec.ts";
 import { baseConfig, toYaml, type Doc } from "../helpers/config_fixture.ts";
 
@@ -39,7 +40,8 @@ test("worker i's SA: SPI + i, a key both ends derive alike, distinct from every 
     seen.add(hex);
     assert.notEqual(sa_.keyIdOut, a.sas[0].keyIdOut, "its own key id, so its own state file");
     assert.equal(sa_.keyIdOut, workerKeyId(a.sas[0].keyIdOut, i));
-    assert.equal(wa.transfer.length, 4, "each derived key in a buffer of its own, for transfer");
+    assert.equal(wa.transfer.length, 1, "the derived keys moved into one buffer, for transfer");
+    assert.equal(sa_.keysOut!.key.buffer, wa.transfer[0]);
   }
   // worker 0's SA is the configured one; the source specs are only read
   assert.equal(workerKeyId("abc", 0), "abc");
@@ -63,19 +65,40 @@ test("negotiated SAs (tagged): each worker gets its own, re-indexed, and transfe
   const ike = { ...peer(a0), name: "ike", sas: [b1, a0, c0] } as PeerSpec;
   const only0 = { ...peer(a0), name: "only0", sas: [tag(sa(randomBytes(20), randomBytes(20), 0x3000, 0x4000), 0)] } as PeerSpec;
   const staticPeer = { ...peer(sa(randomBytes(20), randomBytes(20), 0x500, 0x600)), name: "static" } as PeerSpec;
-  const w0 = peersForWorker([ike, only0, staticPeer], 0, 2), w1 = peersForWorker([ike, only0, staticPeer], 1, 2);
+  const [w0, w1] = peersForWorkers([ike, only0, staticPeer], 2);
   assert.deepEqual(w0.peers.map((p) => p.name), ["ike", "only0", "static"]);
   assert.deepEqual(w1.peers.map((p) => p.name), ["ike", "static"], "a peer with no SA on worker 1 is not on worker 1");
   assert.deepEqual(w0.peers[0].sas.map((s) => [s.spiIn, s.index]), [[0x1000, 0], [0x1002, 1]], "worker 0: its two, in order, the first outbound");
   assert.deepEqual(w1.peers[0].sas.map((s) => [s.spiIn, s.index]), [[0x1001, 0]]);
   assert.equal(w1.peers[1].sas[0].spiIn, 0x501, "the static peer is still derived on worker 1");
   assert.equal(w0.peers[2], staticPeer, "and as configured on worker 0");
-  const bufs = (ss: SaSpec[]) => ss.flatMap((s) => [s.keysIn!.key.buffer, s.keysOut!.key.buffer]);
-  assert.deepEqual(new Set(w0.transfer), new Set([...bufs([a0, c0]), ...bufs(only0.sas), ...bufs(staticPeer.sas)]));
-  assert.deepEqual(new Set(w1.transfer), new Set([...bufs([b1]), ...bufs(w1.peers[1].sas)]), "no buffer of another worker's SA: each is transferred once");
-  assert.equal(w0.transfer.filter((b) => w1.transfer.includes(b)).length, 0);
+  const bufs = (ss: SaSpec[]) => new Set(ss.flatMap((s) => [s.keysIn!.key.buffer, s.keysOut!.key.buffer]));
+  assert.deepEqual(bufs([a0, c0, ...only0.sas, ...staticPeer.sas]), new Set(w0.transfer), "worker 0's keys, all in its one buffer");
+  assert.deepEqual(bufs([b1, ...w1.peers[1].sas]), new Set(w1.transfer), "worker 1's in its own: each key is transferred once");
+  assert.notEqual(w0.transfer[0], w1.transfer[0]);
   // one worker: all as they are
   assert.deepEqual(peersForWorker([ike], 0, 1).peers[0].sas.map((s) => s.spiIn), [0x1001, 0x1000, 0x1002]);
+});
+
+test("a hub's keys reach the worker in one transferred buffer, none left behind: Node's Worker refuses a transfer list of 260,000", async () => {
+  const n = 130_000; // 260,000 keys (the worker constructor overflowed its stack from about 120,000 buffers)
+  const keys = Array.from({ length: n }, () => [randomBytes(20), randomBytes(20)] as const);
+  const peers = keys.map(([kIn, kOut], i) => ({ ...peer(sa(kIn, kOut, 0x1000 + 2 * i, 0x1001 + 2 * i)), name: `p${i}` }) as PeerSpec);
+  const want = { n, first: keys[0][0].toString("hex"), last: keys[n - 1][1].toString("hex") }; // before packing wipes the originals
+  const [w] = peersForWorkers(peers, 1);
+  assert.equal(w.transfer.length, 1);
+  const worker = new Worker(
+    `const { parentPort, workerData } = require("node:worker_threads");
+     const p = workerData.peers;
+     parentPort.postMessage({ n: p.length, first: Buffer.from(p[0].sas[0].keysIn.key).toString("hex"), last: Buffer.from(p[p.length - 1].sas[0].keysOut.key).toString("hex") });`,
+    { eval: true, workerData: { peers: w.peers }, transferList: w.transfer },
+  );
+  const got = await new Promise<{ n: number; first: string; last: string }>((resolve, reject) => worker.once("message", resolve).once("error", reject));
+  await worker.terminate();
+  assert.deepEqual(got, want, "every key arrived as configured");
+  assert.ok(keys[0][0].every((b) => b === 0), "the bytes it was given were wiped when moved");
+  assert.equal(peers[0].sas[0].keysIn!.key.byteLength, 0, "the main thread's views are detached: no copy left");
+  assert.ok(peers[0].sas[0].keysIn!.key !== undefined);
 });
 
 test("wesp check: IKE peers are fine with workers > 1 (one CHILD_SA per worker)", () => {
