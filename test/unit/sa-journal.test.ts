@@ -20,10 +20,15 @@ import { encodeState, ensureStateDir, readState, recordBody, statePath, type SaS
 import { keyId } from "../../host/sa/key_id.ts";
 import { makeCore } from "./core-helpers.ts";
 
-function tmp(): string {
-  const d = mkdtempSync(join(tmpdir(), "wesp-jrn-"));
-  ensureStateDir(d);
-  return d;
+/** Runs `fn` in a fresh state directory, removed afterwards however `fn` ends. */
+async function inStateDir(fn: (dir: string) => void | Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "wesp-jrn-"));
+  try {
+    ensureStateDir(dir);
+    await fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 const params = (stateDir: string, i: number): DurableParams => {
@@ -59,9 +64,8 @@ async function migrated(store: SeqStore): Promise<void> {
   assert.equal(store.journalStats().pending, 0, "the migration finished");
 }
 
-test("a batch's first reservations are one journal (no per-key file yet); a restart resumes past it and its batch covers the old journal", () => {
-  const dir = tmp();
-  try {
+test("a batch's first reservations are one journal (no per-key file yet); a restart resumes past it and its batch covers the old journal", async () => {
+  await inStateDir(async (dir) => {
     const ps = Array.from({ length: 40 }, (_, i) => params(dir, i));
     const s1 = new SeqStore(() => {});
     const got = s1.prepareAll(ps, 1);
@@ -80,14 +84,11 @@ test("a batch's first reservations are one journal (no per-key file yet); a rest
       assert.deepEqual([r.initialSeq, r.priorSeen, r.resumed, r.seqLimit, r.created], [FIRST_BLOCK[p.dir] + 1n, true, true, 2n * FIRST_BLOCK[p.dir], 1]);
     }
     assert.deepEqual(saFiles(dir), ["journal-w0-2.bin"], "every record of journal 1 is covered by journal 2: deleted");
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
-test("a key resumes from the max over its own file and its journal records, whichever is higher", () => {
-  const dir = tmp();
-  try {
+test("a key resumes from the max over its own file and its journal records, whichever is higher", async () => {
+  await inStateDir(async (dir) => {
     const ps = Array.from({ length: 8 }, (_, i) => params(dir, 2 * i)); // outbound
     const [low, high] = ps;
     new SeqStore(() => {}).prepareAll(ps, 1);
@@ -97,14 +98,11 @@ test("a key resumes from the max over its own file and its journal records, whic
     const s = new SeqStore(() => {});
     assert.equal(s.prepare(low, 2).initialSeq, FIRST_BLOCK.out + 1n, "journal higher: past the journal");
     assert.equal(s.prepare(high, 2).initialSeq, 1_000_001n, "file higher: past the file");
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("kill -9 at each step of a journal's life never resumes a key below its promise", async () => {
-  const dir = tmp();
-  try {
+  await inStateDir(async (dir) => {
     const ps = Array.from({ length: 20 }, (_, i) => params(dir, i));
     // Step 1 interrupted: a journal never renamed into place promised nothing (prepareAll never
     // returned, no SA ran): deleted, and its keys start at 1.
@@ -137,12 +135,10 @@ test("kill -9 at each step of a journal's life never resumes a key below its pro
       assert.ok(d.kind === "ok" && d.record.reserved === FIRST_BLOCK[p.dir], "the migration wrote the journal's promise to the key's own file");
       assert.equal(s4.prepare(p, 4).initialSeq, FIRST_BLOCK[p.dir] + 1n);
     }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
-test("a journal that cannot be read refuses every durable SA of its directory, naming it; never a restart at 1", () => {
+test("a journal that cannot be read refuses every durable SA of its directory, naming it; never a restart at 1", async () => {
   const damage: [string, (path: string) => void][] = [
     ["one bit of a reservation changed", (f) => writeFileSync(f, flip(readFileSync(f), 40 + 24))],
     ["cut short", (f) => writeFileSync(f, readFileSync(f).subarray(0, 300))],
@@ -151,8 +147,7 @@ test("a journal that cannot be read refuses every durable SA of its directory, n
     ["unreadable (a directory in its place)", (f) => (rmSync(f), mkdirSync(f))],
   ];
   for (const [what, spoil] of damage) {
-    const dir = tmp();
-    try {
+    await inStateDir(async (dir) => {
       const ps = Array.from({ length: 6 }, (_, i) => params(dir, i));
       new SeqStore(() => {}).prepareAll(ps, 1);
       const path = journalPath(dir, "w0", 1);
@@ -168,15 +163,12 @@ test("a journal that cannot be read refuses every durable SA of its directory, n
       // the operator removes it (the keys being replaced): the refusal lifts without a restart
       rmSync(join(dir, "sa", name), { recursive: true });
       assert.equal(s.prepare(stranger, 3).initialSeq, 1n, what);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   }
 });
 
 test("journals are their owner's: another worker's is neither read, refused on, nor deleted", async () => {
-  const dir = tmp();
-  try {
+  await inStateDir(async (dir) => {
     const mine = Array.from({ length: 4 }, (_, i) => params(dir, i));
     const theirs = Array.from({ length: 4 }, (_, i) => params(dir, 10 + i));
     const w1 = new SeqStore(() => {}, "w1");
@@ -189,14 +181,11 @@ test("journals are their owner's: another worker's is neither read, refused on, 
     writeFileSync(journalPath(dir, "w1", 1), "{");
     assert.equal(new SeqStore(() => {}, "w0").prepare(mine[0], 2).initialSeq, FIRST_BLOCK[mine[0].dir] + 1n, "w1's damage does not refuse w0's keys");
     assert.throws(() => new SeqStore(() => {}, "w1").prepare(theirs[0], 2), SeqStateError);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("a restart that installs only some of a journal's keys: the journal stays until the rest are migrated", async () => {
-  const dir = tmp();
-  try {
+  await inStateDir(async (dir) => {
     const ps = Array.from({ length: 10 }, (_, i) => params(dir, i));
     const s1 = new SeqStore(() => {});
     s1.prepareAll(ps, 1);
@@ -210,9 +199,7 @@ test("a restart that installs only some of a journal's keys: the journal stays u
       const d = readState(statePath(dir, p.dir, p.keyId), { dir: p.dir, keyId: p.keyId });
       assert.ok(d.kind === "ok" && d.record.reserved === (i < 5 ? 2n : 1n) * FIRST_BLOCK[p.dir], `key ${i}: its file holds its latest promise`);
     }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("decodeJournal: header, count, checksum and every record checked", () => {
@@ -241,24 +228,21 @@ function journalV1(owner: string, seq: number, records: SaStateRecord[]): string
   return text + JSON.stringify({ end: records.length, check: createHash("sha256").update(text).digest("hex") }) + "\n";
 }
 
-test("a version-1 (text) journal an earlier wesp left is read: its keys resume past it, a damaged one refuses them all", () => {
+test("a version-1 (text) journal an earlier wesp left is read: its keys resume past it, a damaged one refuses them all", async () => {
   const p = params("/x", 0);
   const text = journalV1("w3", 4, [recordOf(p, 10n)]);
   const ok = decodeJournal(Buffer.from(text), "w3", 4);
   assert.ok(ok.kind === "ok" && ok.records.length === 1 && ok.records[0].reserved === 10n);
   assert.equal(decodeJournal(Buffer.from(text.replace('"reserved":"10"', '"reserved":"11"')), "w3", 4).kind, "bad", "a changed digit");
   assert.equal(decodeJournal(Buffer.from(journalV1("w3", 4, [{ ...recordOf(p, 1n), keyId: "../../etc/x" }])), "w3", 4).kind, "bad", "a hostile key id");
-  const dir = tmp();
-  try {
+  await inStateDir(async (dir) => {
     const ps = Array.from({ length: 6 }, (_, i) => params(dir, i));
     writeFileSync(join(dir, "sa", "journal-w0-3.json"), journalV1("w0", 3, ps.map((q) => recordOf(q, 500_000n))));
     const s = new SeqStore(() => {});
     const got = s.prepareAll(ps, 2);
     for (const q of ps) assert.equal(resumeOf(got, q).initialSeq, 500_001n, "past the version-1 journal's promise");
     assert.deepEqual(saFiles(dir).filter((f) => f.startsWith("journal-")), ["journal-w0-4.bin"], "numbered past it; the old one covered by the new and deleted");
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("statePath is what path.join makes, however the state directory is spelled (its fast path appends to a cached join)", () => {
