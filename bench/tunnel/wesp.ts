@@ -25,6 +25,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { MAX_CONFIG_BYTES } from "../../host/config/load.ts";
+import { isJournalName } from "../../host/sa/journal.ts";
 import { ADDR, INNER_MTU } from "./lab.ts";
 import { until, type Contender, type Running, type StartContext } from "./contender.ts";
 import { packagePath, wespArgv } from "../../host/util/package_root.ts";
@@ -44,10 +45,10 @@ function extra(i: number): { prefix: string; address: string } {
   };
 }
 
-/** Whether a wesp state directory still holds a reservation journal (host/sa/journal.ts names them `journal-*`). */
+/** Whether a wesp state directory still holds a reservation journal (host/sa/journal.ts). */
 function journalsLeft(stateDir: string): boolean {
   try {
-    return readdirSync(join(stateDir, "sa")).some((f) => f.startsWith("journal-"));
+    return readdirSync(join(stateDir, "sa")).some(isJournalName);
   } catch {
     return false; // no directory: no journal
   }

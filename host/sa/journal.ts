@@ -57,6 +57,8 @@ import { fsyncDirSync, readState, statePath, type ReadResult, type SaStateRecord
 
 /** A journal's name: owner, number, version 1's `.json` or version 2's `.bin`, `.tmp` while it is written. */
 const NAME = /^journal-([a-z0-9]{1,16})-([1-9][0-9]{0,14})\.(json|bin)(\.tmp)?$/;
+/** Whether `name` (a file in a state directory's `sa/`) is a reservation journal of any owner. */
+export const isJournalName = (name: string): boolean => NAME.test(name);
 /** Who may own journals: `w` and a worker index. */
 export const OWNER = /^[a-z0-9]{1,16}$/;
 
