@@ -117,8 +117,9 @@ export class Forwarder {
   /**
    * SaSink for the lifecycle: hands every worker its desired set of peers
    * (worker_sas.ts: static SAs derived per worker, negotiated ones each to
-   * the worker its SPI steers to; each worker's message transfers exactly
-   * the key buffers of its share, so the plan's list is not needed). Each
+   * the worker its SPI steers to; each worker's message transfers the one
+   * buffer its share's keys were moved into, so the plan's list is not
+   * needed). Each
    * worker applies atomically; one refusing (the same checks run in each)
    * rejects the whole apply with its message.
    */
@@ -138,7 +139,7 @@ export class Forwarder {
         if (failed !== undefined) reject(new ForwarderError(failed));
         else resolve();
       });
-      // Workers ≥ 1 first: worker 0's message transfers (detaches) the key buffers the others were derived from.
+      // Each message transfers its own worker's key buffer (peersForWorkers derived them all first, worker 0 last).
       for (let i = this.workers.length - 1; i >= 0; i--) this.workers[i].postMessage({ type: "apply", id, peers: per[i].peers }, per[i].transfer);
     }).then(() => this.syncRoutes(peers));
   }
