@@ -635,6 +635,15 @@ export class SeqStore {
     if (t.failed) return;
     const cur = t.p.dir === "out" ? core.seqOf(saId, true) - 1n : core.seqOf(saId, false);
     if (cur < 0n) return;
+    // An inbound window that has not moved since tick last looked: the batch
+    // used no number (replays, failed ICVs, numbers past the limit, which the
+    // chase in visit follows), so there is nothing to make room for. Without
+    // this, an idle SA's give-back (visit: cur + IDLE_BLOCK, below a quarter
+    // block) and this renewal alternated every tick for as long as such
+    // packets kept coming — two state-file writes, three fsyncs, ~100 times a
+    // second per SA on the packet thread, for anyone who can send ESP with a
+    // known SPI. The first batch that moves the window renews as before.
+    if (t.p.dir === "in" && cur === t.lastSeq) return;
     const block = this.blockFor(t);
     if (t.reserved - cur >= block / 4n) return;
     const max = t.p.esn ? (1n << 64n) - 1n : SEQ32_MAX;

@@ -168,17 +168,26 @@ async function flowingInbound(dir: string, now: number) {
   const tx = await makeCore();
   const out = tx.addSa({ direction: "out", suite: "aes-gcm-16", mode: "tunnel", spi: d.p.spi, key: d.key, salt: d.salt, local: "192.0.2.1", remote: "192.0.2.2", peerId: 1 });
   tx.addPolicy({ action: "protect", local: "10.1.0.0/16", remote: "10.2.0.0/16", saId: out, peerId: 1 });
+  let last = new Uint8Array(0);
   const send = (n: number): void => {
     for (let i = 0; i < n; i++) {
       tx.writePacket(0, innerUdp("10.1.0.1", "10.2.0.1", 20));
       tx.processOutbound(1);
-      d.core.writePacket(0, Uint8Array.from(tx.packet(0)), 0);
+      last = Uint8Array.from(tx.packet(0));
+      d.core.writePacket(0, last, 0);
       d.core.processInbound(1);
       assert.equal(d.core.verdict(0), VERDICT.TO_TUN, d.core.reasonName(0));
     }
     d.store.ensure(d.core, d.sa);
   };
-  return { ...d, send };
+  /** The last packet sent, again: dropped as a replay after its SA was found, so the pipeline reports the SA (ensure). */
+  const replay = (): void => {
+    d.core.writePacket(0, last, 0);
+    d.core.processInbound(1);
+    assert.equal(d.core.reasonName(0), "REPLAY");
+    d.store.ensure(d.core, d.sa);
+  };
+  return { ...d, send, replay };
 }
 
 const onDisk = (dir: string, keyId: string): bigint => {
@@ -226,6 +235,36 @@ test("an inbound SA that goes idle gives back most of its block once: the core l
     send(256); // traffic again: a whole batch (256 slots) fits what was left, then ensure renews
     send(256);
     assert.ok(core.saState(sa).seqLimit >= 612n + MIN_BLOCK.in / 4n);
+    assert.equal(onDisk(dir, p.keyId), core.saState(sa).seqLimit);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("an idle inbound SA fed only replays keeps its small block: packets that move no window renew nothing, no renew/give-back cycle", async () => {
+  const dir = tmp();
+  try {
+    const { p, store, core, sa, send, replay } = await flowingInbound(dir, 0);
+    send(100);
+    store.tick(core, 100); // progress seen
+    const limits: bigint[] = [];
+    // A replayed packet every 10 ms, as the worker's tick runs: the window stays at 100.
+    for (let now = 110; now <= 12_000; now += 10) {
+      store.tick(core, now);
+      replay();
+      await new Promise((r) => setImmediate(r));
+      limits.push(core.saState(sa).seqLimit);
+    }
+    await settle();
+    const back = limits.findIndex((l) => l < 100n + MIN_BLOCK.in);
+    assert.ok(back >= 0, "given back once idle past IDLE_MS, replays or not");
+    assert.equal(limits[back], 100n + 256n);
+    // Before the fix ensure() renewed it to a whole block (synchronous write) after the next
+    // replay, the next tick gave it back, and so on: the limit alternated every 10 ms.
+    assert.deepEqual([...new Set(limits.slice(back))], [limits[back]], "and it stays there while only replays come");
+    assert.equal(onDisk(dir, p.keyId), limits[back]);
+    send(256); // real traffic again: renewed after its first batch
+    assert.equal(core.saState(sa).seqLimit, 356n + MIN_BLOCK.in);
     assert.equal(onDisk(dir, p.keyId), core.saState(sa).seqLimit);
   } finally {
     rmSync(dir, { recursive: true, force: true });
