@@ -80,6 +80,17 @@ export abstract class PacketFd {
     if (this.#poll !== null) io.pollRef(this.#poll, on);
   }
 
+  /**
+   * Whether packets already taken from the fd wait in a buffer of ours for
+   * the next batch (UdpSocket: the rest of the UDP_GRO trains one recvmmsg
+   * brought; Tun: a super-packet whose segments did not fit the batch). They
+   * do not make the fd readable, so a reader that stops while this is true
+   * must come back by itself (Pipeline does); none here.
+   */
+  holding(): boolean {
+    return false;
+  }
+
   counters(): IoCounters {
     const s = this.stats;
     return { failed: s[ST_FAILED], lastErrno: s[ST_ERRNO], unsent: s[ST_UNSENT], truncated: s[ST_TRUNCATED] };

@@ -62,6 +62,8 @@ export class UdpSocket extends PacketFd {
   private readonly gso: boolean;
   /** Where coalesced GRO trains land before they are cut into slots (null: GRO off). */
   private readonly landing: Uint8Array | null;
+  /** The landing area's head as the addon keeps it: messages held, the next one to cut (udp_offload_linux.c). */
+  private readonly landingHead: Uint32Array | null;
 
   private constructor(fd: number, family: 4 | 6, gso: boolean, gro: boolean) {
     super(fd);
@@ -73,6 +75,7 @@ export class UdpSocket extends PacketFd {
     this.offloads = { gso: offloadState(g), gro: offloadState(r) };
     this.gso = g === 0;
     this.landing = r === 0 ? new Uint8Array(io.GRO_LANDING_HEAD + GRO_MESSAGES * io.GRO_LANDING_PER_MSG) : null;
+    this.landingHead = this.landing === null ? null : new Uint32Array(this.landing.buffer, 0, 2);
   }
 
   /** Trains sent with UDP_SEGMENT plus trains received coalesced, and the datagrams they held. */
@@ -108,6 +111,16 @@ export class UdpSocket extends PacketFd {
     const land = this.landing;
     if (land !== null) return io.recvBatchGro(this.live(), mem, offs, lens, addrs, ports, locals, max, slotCap, this.stats, land);
     return io.recvBatch(this.live(), mem, offs, lens, addrs, ports, locals, max, slotCap, this.stats);
+  }
+
+  /**
+   * Datagrams of trains an earlier recvBatch received wait in the landing
+   * area: one recvmmsg takes up to 64 trains (thousands of datagrams), a
+   * batch hands out at most its slots, and the rest open the next batch.
+   */
+  override holding(): boolean {
+    const h = this.landingHead;
+    return h !== null && h[1] < h[0];
   }
 
   /**

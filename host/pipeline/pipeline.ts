@@ -27,9 +27,14 @@
 //   thread's IKE side, or STUN client); sendHost answers from 4500.
 //
 // Readiness comes from onReadable (uv_poll on this thread's loop,
-// level-triggered): each callback handles one batch and returns, so status
-// requests and the stop message are never starved, and nothing ever sits in
-// a blocking read (shutdown cannot hang on one).
+// level-triggered): each callback handles batches until the fd is drained
+// (a batch short of the ring, nothing held), at most BATCHES_PER_WAKE, and
+// returns, so status requests and the stop message are never starved, and
+// nothing ever sits in a blocking read (shutdown cannot hang on one). What a
+// reader already took from the kernel and holds for its next batch (the rest
+// of the UDP_GRO trains one recvmmsg brought, a TUN super-packet that did not
+// fit) does not make the fd readable: the callback comes back for it itself,
+// after one turn of the loop, instead of waiting for the next datagram.
 import { Core, HEADROOM, KIND, MAX_PACKET, SLOT_SIZE, VERDICT } from "../core/core.ts";
 import type { Tun } from "../tun/tun_linux.ts";
 import type { HostCounters, OffloadStatus, SocketRow } from "../control/status.ts";
@@ -42,6 +47,15 @@ import { kernelDrops } from "./sockstat_linux.ts";
 
 /** Most a received datagram may fill: the slot after its headroom. */
 const RECV_CAP = SLOT_SIZE - HEADROOM;
+
+/**
+ * Most batches one readiness callback runs before it yields to the event
+ * loop: 4 × 256 packets, a few milliseconds of work, so the reservation tick
+ * (10 ms), status and the stop message wait at most that long; under a flood
+ * a wake-up (epoll_wait, the callback's way into JS) then serves up to four
+ * batches instead of one.
+ */
+export const BATCHES_PER_WAKE = 4;
 
 /** The sockets of one WAN port (any may be absent). */
 export interface WanSockets {
@@ -129,6 +143,7 @@ export class Pipeline {
   /** FRAGMENT verdicts in the batch just dispatched (their fragments follow). */
   private fragSources = 0;
   private started = false;
+  private closed = false;
 
   constructor(
     readonly core: Core,
@@ -192,25 +207,55 @@ export class Pipeline {
   start(onError: (where: string, e: Error) => void): void {
     if (this.started) return;
     this.started = true;
-    // The batch functions are made once here, not per readiness callback.
-    const outbound = () => this.outboundBatch();
-    this.tun.onReadable((err) => (err ? onError("tun", err) : this.guard("tun", onError, outbound)));
+    // The readers are made once here, not per readiness callback.
+    const tun = this.tun;
+    const outbound = this.reader("tun", tun, onError, () => this.outboundBatch());
+    tun.onReadable((err) => (err ? onError("tun", err) : outbound()));
     for (const r of this.receivers) {
-      const inbound = () => this.inboundBatch(r);
-      r.sock.onReadable((err) => (err ? onError(r.name, err) : this.guard(r.name, onError, inbound)));
+      const inbound = this.reader(r.name, r.sock, onError, () => this.inboundBatch(r));
+      r.sock.onReadable((err) => (err ? onError(r.name, err) : inbound()));
     }
   }
 
-  private guard(where: string, onError: (where: string, e: Error) => void, fn: () => void): void {
-    try {
-      fn();
-    } catch (e) {
-      onError(where, e as Error);
-    }
+  /**
+   * The readiness callback of one fd: `batch` until the fd is drained — a
+   * batch short of the ring with nothing held means the kernel had no more
+   * (recvmmsg / read said EAGAIN) — at most BATCHES_PER_WAKE times. When
+   * the budget ends with packets still held (fd.holding()), it runs again
+   * after this turn of the loop (setImmediate): the fd may never become
+   * readable again for them (the sender paused, a TCP sender waits for the
+   * ACK of exactly those segments). What is left in the kernel needs
+   * nothing: the level-triggered poll calls again.
+   */
+  private reader(where: string, fd: { holding(): boolean }, onError: (where: string, e: Error) => void, batch: () => number): () => void {
+    let queued = false;
+    const again = (): void => {
+      queued = false;
+      run();
+    };
+    const run = (): void => {
+      if (this.closed) return;
+      try {
+        for (let b = 1; ; b++) {
+          const n = batch();
+          if (n < this.slots && !fd.holding()) return;
+          if (b === BATCHES_PER_WAKE) break;
+        }
+      } catch (e) {
+        onError(where, e as Error);
+        return;
+      }
+      if (fd.holding() && !queued) {
+        queued = true;
+        setImmediate(again);
+      }
+    };
+    return run;
   }
 
   /** Stops reading and closes every fd (idempotent). */
   close(): void {
+    this.closed = true;
     this.tun.close();
     for (const w of this.wans) {
       w.udp?.close();

@@ -78,6 +78,8 @@ export class Tun extends PacketFd {
   readonly offloads: TunOffloads;
   /** A vnet read's landing buffer: one super-packet, kept between batches when it did not fit. */
   private readonly scratch: Uint8Array | null;
+  /** The scratch buffer's first word: bytes of a super-packet held for the next batch, 0 = none (tun_offload_linux.c). */
+  private readonly pending: Uint32Array | null;
   /** The kernel took USO: UDP runs are coalesced on write. */
   private readonly uso: boolean;
 
@@ -87,6 +89,7 @@ export class Tun extends PacketFd {
     this.multiQueue = multiQueue;
     this.offloads = { vnetHdr: vnet, tso: vnet ? offloadState(offloadErrno) : "off", uso: vnet ? offloadState(usoErrno) : "off" };
     this.scratch = vnet ? new Uint8Array(io.TUN_SCRATCH) : null;
+    this.pending = this.scratch === null ? null : new Uint32Array(this.scratch.buffer, 0, 1);
     this.uso = this.offloads.uso === "on";
   }
 
@@ -144,6 +147,12 @@ export class Tun extends PacketFd {
     const sc = this.scratch;
     if (sc !== null) return io.readBatchVnet(this.live(), mem, offs, lens, max, slotCap, this.stats, sc);
     return io.readBatch(this.live(), mem, offs, lens, max, slotCap, this.stats);
+  }
+
+  /** A super-packet read whose segments did not fit the last batch waits in the scratch buffer for the next. */
+  override holding(): boolean {
+    const p = this.pending;
+    return p !== null && p[0] !== 0;
   }
 
   /**

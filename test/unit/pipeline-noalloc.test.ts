@@ -52,6 +52,7 @@ async function child(kind: Case): Promise<void> {
     cb: ((err: Error | null) => void) | null = null;
     constructor(readonly out: Wire, readonly inp: Wire, readonly peer: Uint8Array) {}
     onReadable(cb: (err: Error | null) => void) { this.cb = cb; }
+    holding() { return false; }
     recvBatch(mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, addrs: Uint8Array, ports: Uint16Array, max: number, _cap: number, locals: Uint8Array): number {
       const w = this.inp, n = Math.min(w.n - w.r, max);
       for (let i = 0; i < n; i++) {
@@ -82,6 +83,7 @@ async function child(kind: Case): Promise<void> {
     written = 0;
     constructor(readonly pkt: Uint8Array) {}
     onReadable() {}
+    holding() { return false; }
     readBatch(mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, max: number): number {
       for (let i = 0; i < max; i++) { mem.set(this.pkt, offs[i]); lens[i] = this.pkt.length; }
       return max;

@@ -100,6 +100,7 @@ class FakeUdp {
   readonly queue: Uint8Array[] = [];
   constructor(readonly peer: Uint8Array) {}
   onReadable(cb: (err: Error | null) => void) { this.cb = cb; }
+  holding() { return false; }
   recvBatch(mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, addrs: Uint8Array, ports: Uint16Array, max: number, _cap: number, locals: Uint8Array): number {
     const n = Math.min(this.queue.length, max);
     for (let i = 0; i < n; i++) {
@@ -123,6 +124,7 @@ class FakeTun {
   written = 0;
   readonly queue: Uint8Array[] = [];
   onReadable() {}
+  holding() { return false; }
   readBatch(mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, max: number): number {
     const n = Math.min(this.queue.length, max);
     for (let i = 0; i < n; i++) {
