@@ -21,7 +21,8 @@
 // and the kernel steers each by its SPI. RATE (datagrams per second, offered)
 // paces the source: unpaced it would spend a core making trains the receiving
 // socket then drops, as a UDP sender never waits for its receiver.
-// Prints the datagrams sent when SECONDS are over or on SIGTERM.
+// Prints the datagrams sent when SECONDS are over or on SIGTERM, and so far
+// ("sent N") on SIGUSR2.
 //
 // Why the flows may matter: a multi-queue TUN (two workers and more) hashes
 // every packet written to it and records the writing queue in its flow table
@@ -106,6 +107,8 @@ const offs = Array.from({ length: POOL / TRAIN }, (_, t) => new Uint32Array(TRAI
 let sent = 0, offered = 0, l = 0, t = 0;
 let stop = false;
 process.on("SIGTERM", () => (stop = true));
+// What the bench reads at both ends of its measured interval (inbound.ts): the datagrams sent so far.
+process.on("SIGUSR2", () => console.log(`sent ${sent}`));
 const start = performance.now();
 const end = start + seconds * 1000;
 for (let now = start; !stop && now < end; now = performance.now()) {

@@ -1,5 +1,5 @@
 // `node --import tsx bench/workers/inbound.ts [--seconds S] [--rounds R] [--size B] [--peers 1,8] [--workers 1,2]
-//   [--rate PPS] [--flows distinct|same] [--sink route|nft] [--json]`
+//   [--rate PPS] [--flows distinct|same] [--sink route|nft] [--wesp PATH] [--json]`
 // (root): the forwarder alone, inbound, one worker against two (issue 9 item 2:
 // "two workers on two cores: ≥ 1.7× one worker"; docs/performance.md "Workers").
 //
@@ -20,13 +20,17 @@
 // (RFC 4303 §3.4.3 lets a receiver turn anti-replay off), so the source can
 // resend one pool of sealed packets; everything else is the real inbound path.
 // Per (P, N): warm up 2 s, then count for S seconds the packets wesp opened
-// (`wesp status`), wesp's CPU and the source's, and where the CPU went
-// (measure.ts, sched_sample.ts).
+// (`wesp status`), wesp's CPU and the source's, where the CPU went
+// (measure.ts, sched_sample.ts), and what the source offered: the datagrams
+// it sent and those the kernel dropped at wesp's full sockets (a run where
+// nothing was dropped did not keep wesp busy). `--wesp PATH` runs another
+// tree's bin/wesp.js under the same bench and source (before/after).
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { requestStatus } from "../../host/control/client.ts";
 import type { Lab } from "../../host/lab/lab.ts";
+import type { LabProcess } from "../../host/lab/process.ts";
 import { benchLab } from "../lab.ts";
 import { benchPeer, measure, medians, opt, printTable, rounds, sleep, writeBenchConfig, type Run } from "./measure.ts";
 
@@ -51,9 +55,26 @@ if (SINK !== "route" && SINK !== "nft") throw new Error(`--sink: route or nft, n
 const FLOWS = opt(args, "--flows", "distinct");
 const JSON_OUT = args.includes("--json");
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const WESP = join(ROOT, "bin", "wesp.js");
+/** The wesp under test: this tree's, or another's (`--wesp /other/tree/bin/wesp.js`: its code, same bench and source). */
+const WESP = opt(args, "--wesp", join(ROOT, "bin", "wesp.js"));
 
 const opened = async (sock: string) => (await requestStatus(sock)).global.inbound.packets;
+
+/** Datagrams the kernel dropped at wesp's UDP sockets so far (their receive buffers full; `wesp status`). */
+const droppedAt = async (sock: string) =>
+  (await requestStatus(sock)).sockets.filter((s) => s.name.endsWith("/udp")).reduce((a, s) => a + (s.kernelDrops ?? 0), 0);
+
+/** Datagrams the ESP source has sent so far: asked with SIGUSR2, read from its next "sent N" line. */
+async function sourceSent(src: LabProcess): Promise<number> {
+  const from = src.stdout.length;
+  process.kill(src.pid, "SIGUSR2");
+  for (let i = 0; i < 200; i++) {
+    const m = /sent (\d+)\n/.exec(src.stdout.slice(from));
+    if (m) return Number(m[1]);
+    await sleep(5);
+  }
+  throw new Error("the ESP source did not say what it sent");
+}
 
 async function one(lab: Lab, workers: number, peers: number): Promise<Run> {
   const fw = lab.at("fw");
@@ -76,7 +97,8 @@ async function one(lab: Lab, workers: number, peers: number): Promise<Run> {
       for (let i = 0; i < 600 && src.running && (await opened(sock)) < 10_000; i++) await sleep(100);
       if (!src.running) throw new Error(`the ESP source ended: ${src.output.trim()}`);
       await sleep(2000); // warm-up: JIT, WASM tier-up
-      return await measure({ workers, peers, size: SIZE, seconds: SECONDS, wesp: up.pid, source: src.pid, count: () => opened(sock) });
+      const offer = async () => ({ sent: await sourceSent(src), dropped: await droppedAt(sock) });
+      return await measure({ workers, peers, size: SIZE, seconds: SECONDS, wesp: up.pid, source: src.pid, count: () => opened(sock), offer });
     } finally {
       await src.stop("SIGTERM", 3000);
     }
@@ -99,10 +121,10 @@ async function main(): Promise<void> {
     const runs = await rounds({ rounds: ROUNDS, peers: PEERS, workers: WORKERS, one: (w, p) => one(lab, w, p) });
     const rows = medians(runs);
     if (JSON_OUT) {
-      console.log(JSON.stringify({ direction: "in", size: SIZE, seconds: SECONDS, rounds: ROUNDS, rate: RATE, flows: FLOWS, sink: SINK, load: loadavg(), runs, rows }, null, 1));
+      console.log(JSON.stringify({ direction: "in", wesp: WESP, size: SIZE, seconds: SECONDS, rounds: ROUNDS, rate: RATE, flows: FLOWS, sink: SINK, load: loadavg(), runs, rows }, null, 1));
       return;
     }
-    printTable(`forwarder alone, inbound: ${SIZE}-byte inner packets, aes-256-gcm in UDP, ${RATE} packets/s offered by an ESP source on the same machine (${FLOWS} inner flows per worker), sink ${SINK}, ${SECONDS} s per run`, rows, ROUNDS);
+    printTable(`forwarder alone, inbound: ${SIZE}-byte inner packets, aes-256-gcm in UDP, ${RATE} packets/s offered by an ESP source on the same machine (${FLOWS} inner flows per worker), sink ${SINK}, ${SECONDS} s per run${args.includes("--wesp") ? `, wesp ${WESP}` : ""}`, rows, ROUNDS);
   } finally {
     await lab.teardown();
   }

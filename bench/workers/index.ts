@@ -1,5 +1,5 @@
 // `node --import tsx bench/workers/index.ts [--seconds S] [--rounds R] [--size B] [--flows F] [--peers 1,8]
-//   [--workers 1,2] [--encap udp|raw] [--gen trains|datagrams] [--rate PPS] [--json]`
+//   [--workers 1,2] [--encap udp|raw] [--gen trains|datagrams] [--rate PPS] [--wesp PATH] [--json]`
 // (root): the forwarder alone, outbound, one worker against two (issue 9
 // item 2: "two workers on two cores: ≥ 1.7× one worker"). docs/performance.md "Workers".
 //
@@ -51,7 +51,8 @@ const RATE = Number(opt(args, "--rate", "400000"));
 const ROUNDS = Number(opt(args, "--rounds", "3"));
 const JSON_OUT = args.includes("--json");
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const WESP = join(ROOT, "bin", "wesp.js");
+/** The wesp under test: this tree's, or another's (`--wesp /other/tree/bin/wesp.js`: its code, same bench and generator). */
+const WESP = opt(args, "--wesp", join(ROOT, "bin", "wesp.js"));
 
 /** The one namespace of the diagram. */
 async function setup(lab: Lab): Promise<Netns> {
@@ -103,10 +104,10 @@ async function main(): Promise<void> {
     const runs = await rounds({ rounds: ROUNDS, peers: PEERS, workers: WORKERS, one: (w, p) => one(ns, w, p) });
     const rows = medians(runs);
     if (JSON_OUT) {
-      console.log(JSON.stringify({ direction: "out", size: SIZE, flows: FLOWS, seconds: SECONDS, rounds: ROUNDS, encap: ENCAP, gen: GEN, rate: RATE, load: loadavg(), runs, rows }, null, 1));
+      console.log(JSON.stringify({ direction: "out", wesp: WESP, size: SIZE, flows: FLOWS, seconds: SECONDS, rounds: ROUNDS, encap: ENCAP, gen: GEN, rate: RATE, load: loadavg(), runs, rows }, null, 1));
       return;
     }
-    printTable(`forwarder alone, outbound: ${SIZE}-byte UDP, ${FLOWS} flows, aes-256-gcm, ESP ${ENCAP}, generator ${GEN} at ${RATE} datagrams/s offered on the same machine, ${SECONDS} s per run`, rows, ROUNDS);
+    printTable(`forwarder alone, outbound: ${SIZE}-byte UDP, ${FLOWS} flows, aes-256-gcm, ESP ${ENCAP}, generator ${GEN} at ${RATE} datagrams/s offered on the same machine, ${SECONDS} s per run${args.includes("--wesp") ? `, wesp ${WESP}` : ""}`, rows, ROUNDS);
   } finally {
     await lab.teardown();
   }

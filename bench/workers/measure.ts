@@ -68,15 +68,28 @@ export interface Run {
   sourceCpu: number;
   /** 1-minute load average at the end of the interval. */
   load: number;
+  /**
+   * Inbound only: datagrams per second the source got into the kernel, and
+   * receive-buffer drops per second at wesp's full sockets (UdpRcvbufErrors;
+   * the kernel counts a dropped UDP_SEGMENT train once, however many
+   * datagrams it held): a run without drops did not keep wesp busy, and then
+   * measures the source.
+   */
+  offered?: number;
+  dropped?: number;
   sched: SchedDelta;
 }
+
+/** Running totals a source can report (inbound.ts): datagrams sent, and dropped at wesp's sockets. */
+export interface Offer { sent: number; dropped: number }
 
 /**
  * Counts for `seconds`: `count()` (wesp's packet counter) before and after, the
  * CPU of wesp's and the source's process trees, and wesp's threads and the CPUs
  * (sched_sample.ts). Throws when no packet moved.
  */
-export async function measure(o: { workers: number; peers: number; size: number; seconds: number; wesp: number; source: number; count: () => Promise<number> }): Promise<Run> {
+export async function measure(o: { workers: number; peers: number; size: number; seconds: number; wesp: number; source: number; count: () => Promise<number>; offer?: () => Promise<Offer> }): Promise<Run> {
+  const f0 = await o.offer?.();
   const p0 = await o.count(), t0 = process.hrtime.bigint();
   const [c0, s0] = treeCpuSeconds([o.wesp, o.source]);
   const sc0 = sample(o.wesp);
@@ -84,17 +97,21 @@ export async function measure(o: { workers: number; peers: number; size: number;
   const p1 = await o.count(), t1 = process.hrtime.bigint();
   const [c1, s1] = treeCpuSeconds([o.wesp, o.source]);
   const sc1 = sample(o.wesp);
+  const f1 = await o.offer?.();
   const secs = Number(t1 - t0) / 1e9, pkts = p1 - p0, cpu = c1 - c0;
   if (pkts <= 0) throw new Error(`wesp moved nothing in ${o.seconds} s`);
   return {
     workers: o.workers, peers: o.peers, pps: pkts / secs, gbps: (pkts * o.size * 8) / secs / 1e9, cpu: cpu / secs,
-    ppsPerCpu: cpu > 0 ? pkts / cpu : 0, sourceCpu: (s1 - s0) / secs, load: loadavg()[0], sched: schedDelta(sc0, sc1),
+    ppsPerCpu: cpu > 0 ? pkts / cpu : 0, sourceCpu: (s1 - s0) / secs, load: loadavg()[0],
+    ...(f0 && f1 ? { offered: (f1.sent - f0.sent) / secs, dropped: (f1.dropped - f0.dropped) / secs } : {}),
+    sched: schedDelta(sc0, sc1),
   };
 }
 
 /** One line per run on stderr, as it ends: the figures and where the CPU went. */
 export function logRun(r: Run, round: number): void {
-  console.error(`round ${round + 1}, ${r.peers} peer(s), ${r.workers} worker(s): ${Math.round(r.pps)} packets/s, wesp ${r.cpu.toFixed(2)} cores, ${Math.round(r.ppsPerCpu)} per CPU-s, source ${r.sourceCpu.toFixed(2)}, load ${r.load.toFixed(1)}`);
+  const offer = r.offered === undefined ? "" : `, offered ${Math.round(r.offered)}/s, drops at wesp's sockets ${Math.round(r.dropped ?? 0)}/s (trains)`;
+  console.error(`round ${round + 1}, ${r.peers} peer(s), ${r.workers} worker(s): ${Math.round(r.pps)} packets/s, wesp ${r.cpu.toFixed(2)} cores, ${Math.round(r.ppsPerCpu)} per CPU-s, source ${r.sourceCpu.toFixed(2)}${offer}, load ${r.load.toFixed(1)}`);
   console.error(describe(r.sched));
 }
 
@@ -126,7 +143,8 @@ export function medians(runs: Run[]): Row[] {
   return keys.map((key) => {
     const rs = runs.filter((r) => `${r.peers}/${r.workers}` === key);
     const m = (f: (r: Run) => number) => median(rs.map(f));
-    return { workers: rs[0].workers, peers: rs[0].peers, pps: m((r) => r.pps), gbps: m((r) => r.gbps), cpu: m((r) => r.cpu), ppsPerCpu: m((r) => r.ppsPerCpu), sourceCpu: m((r) => r.sourceCpu), load: m((r) => r.load) };
+    const offer = rs.every((r) => r.offered !== undefined) ? { offered: m((r) => r.offered!), dropped: m((r) => r.dropped ?? 0) } : {};
+    return { workers: rs[0].workers, peers: rs[0].peers, pps: m((r) => r.pps), gbps: m((r) => r.gbps), cpu: m((r) => r.cpu), ppsPerCpu: m((r) => r.ppsPerCpu), sourceCpu: m((r) => r.sourceCpu), load: m((r) => r.load), ...offer };
   });
 }
 
@@ -134,11 +152,12 @@ export function medians(runs: Run[]): Row[] {
 export function printTable(title: string, rows: Row[], rounds: number): void {
   console.log(`${title}, median of ${rounds}`);
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, load average ${loadavg().map((l) => l.toFixed(1)).join(" ")} at the end`);
-  console.log("peers workers   packets/s   Gbit/s   wesp CPU   per wesp CPU-s   source CPU   load   ratio to 1   per-CPU-s ratio");
+  const offers = rows.every((r) => r.offered !== undefined);
+  console.log(`peers workers   packets/s   Gbit/s   wesp CPU   per wesp CPU-s   source CPU   load   ratio to 1   per-CPU-s ratio${offers ? "   offered/s   drops/s (trains)" : ""}`);
   for (const r of rows) {
     const base = rows.find((b) => b.peers === r.peers && b.workers === 1);
     const ratio = base ? (r.pps / base.pps).toFixed(2) + "×" : "-";
     const perCpu = base ? (r.ppsPerCpu / base.ppsPerCpu).toFixed(2) : "-";
-    console.log(`${String(r.peers).padStart(5)} ${String(r.workers).padStart(7)} ${Math.round(r.pps).toString().padStart(11)} ${r.gbps.toFixed(3).padStart(8)} ${r.cpu.toFixed(2).padStart(10)} ${Math.round(r.ppsPerCpu).toString().padStart(16)} ${r.sourceCpu.toFixed(2).padStart(12)} ${r.load.toFixed(1).padStart(6)} ${ratio.padStart(12)} ${perCpu.padStart(17)}`);
+    console.log(`${String(r.peers).padStart(5)} ${String(r.workers).padStart(7)} ${Math.round(r.pps).toString().padStart(11)} ${r.gbps.toFixed(3).padStart(8)} ${r.cpu.toFixed(2).padStart(10)} ${Math.round(r.ppsPerCpu).toString().padStart(16)} ${r.sourceCpu.toFixed(2).padStart(12)} ${r.load.toFixed(1).padStart(6)} ${ratio.padStart(12)} ${perCpu.padStart(17)}${offers ? ` ${Math.round(r.offered!).toString().padStart(11)} ${Math.round(r.dropped!).toString().padStart(11)}` : ""}`);
   }
 }
