@@ -34,7 +34,7 @@ import {
 } from "./layout";
 import * as L from "./layout";
 import { ringCount, ringDescBase, ringInit, ringSlotsBase } from "./ring";
-import { peerForget, saAddFromParams, saCapacity, saInit, saLargeFree, saLive, saMoveRemote, saParamBlock, saRemoteInto, saRemoveId, suiteAlign, suiteIcvLen, suiteIvLen, templateLen } from "./sa";
+import { peerForget, saAddFromParams, saRecordsPtr, saCapacity, saInit, saLargeFree, saLive, saMoveRemote, saParamBlock, saRemoteInto, saRemoveId, suiteAlign, suiteIcvLen, suiteIvLen, templateLen } from "./sa";
 import { sadFindSpi, sadFindSpiLinear, sadInit } from "./sad";
 import { FLOW_KEY, flowKeySet, spdAddFromParams, spdClear, spdCount, spdIdAt, spdInit, spdLookup, spdParamBlock, spdRemove, spdScan } from "./spd";
 
@@ -115,6 +115,12 @@ export function saAdd(): i32 { return ready ? saAddFromParams() : ERR_NOT_INIT; 
 export function saRemove(id: i32): i32 { return ready ? saRemoveId(id) : ERR_NOT_INIT; }
 /** Record of a live SA (for the host's reads of state and counters), 0 if none. */
 export function saRecord(id: i32): usize { return ready ? saLive(id) : 0; }
+/**
+ * Where the SA records start (maxSas × SA_SIZE bytes, contiguous), 0 before
+ * init: the host asks the kernel to back them with huge pages (an install of
+ * 100,000 SAs first touches 262 MB of them; host/core/memory_linux.ts).
+ */
+export function saRecordsBase(): usize { return ready ? saRecordsPtr() : 0; }
 /**
  * SA `id`'s current remote address (NAT-T learned, else configured) into
  * scratchPtr() (16 B); returns port | family << 16 | learned << 24, or

@@ -66,6 +66,11 @@ export function saInit(maxSas: i32, largeBlocks: i32): bool {
   return true;
 }
 
+/** First SA record (saRec(0)): the records are one block of capacity × SA_SIZE bytes. */
+export function saRecordsPtr(): usize {
+  return records;
+}
+
 export function saParamBlock(): usize {
   return params;
 }

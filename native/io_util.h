@@ -96,5 +96,6 @@ int wio_init_poll(napi_env env, napi_value exports);
 int wio_init_tun_offload(napi_env env, napi_value exports);
 int wio_init_udp_offload(napi_env env, napi_value exports);
 int wio_init_filter(napi_env env, napi_value exports);
+int wio_init_mem(napi_env env, napi_value exports);
 
 #endif

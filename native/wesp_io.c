@@ -440,7 +440,8 @@ NAPI_MODULE_INIT() {
   }
   if (!wio_init_fd(env, exports) || !wio_init_tun(env, exports) ||
       !wio_init_sock(env, exports) || !wio_init_poll(env, exports) ||
-      !wio_init_tun_offload(env, exports) || !wio_init_udp_offload(env, exports) || !wio_init_filter(env, exports))
+      !wio_init_tun_offload(env, exports) || !wio_init_udp_offload(env, exports) || !wio_init_filter(env, exports) ||
+      !wio_init_mem(env, exports))
     return NULL;
   napi_value max;
   napi_create_uint32(env, WIO_MAX_BATCH, &max);

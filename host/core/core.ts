@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import { randomFillSync } from "node:crypto";
 import * as A from "./abi.ts";
 import { packagePath } from "../util/package_root.ts";
+import { adviseHugePages, populateInBackground } from "./memory_linux.ts";
 import { coreAddr, corePrefix, formatCoreAddr, type CoreAddr, type CorePrefix } from "../config/addr.ts";
 
 export type Suite = "aes-gcm-16" | "chacha20-poly1305" | "aes-cbc-hmac-sha256" | "aes-cbc" | "none";
@@ -57,6 +58,17 @@ export interface CoreOptions {
   maxPolicies?: number;
   /** Replay bitmaps for windows > 960 (16 KiB each, default 16). */
   largeWindowBlocks?: number;
+  /**
+   * Ask the kernel to back the SA records with huge pages (Linux, with the
+   * wesp_io addon built; memory_linux.ts). Default true.
+   */
+  hugePages?: boolean;
+  /**
+   * SA records the first apply will fill (ids 0.. are handed out in order):
+   * the kernel backs them from create on, in the background (Linux, with the
+   * addon; memory_linux.ts), so the install does not wait for it. Default 0.
+   */
+  populateSas?: number;
   /** Path of the .wasm (default $WESP_WASM or build/wesp.wasm); or pass bytes / a compiled module. */
   wasmPath?: string;
   wasm?: Uint8Array | WebAssembly.Module;
@@ -177,6 +189,7 @@ interface Exports {
   saAdd(): number;
   saRemove(id: number): number;
   saRecord(id: number): number;
+  saRecordsBase(): number;
   saRemote(id: number): number;
   saSetSeqLimit(id: number, limit: bigint): number;
   saSetRemote(id: number, family: number, port: number): number;
@@ -260,6 +273,10 @@ export class Core {
   readonly ex: Exports;
   private readonly u8: Uint8Array;
   private readonly dv: DataView;
+  /** Bytes around the SA records the kernel was asked to back with huge pages (0: none; memory_linux.ts). */
+  readonly hugePageBytes: number;
+  /** Bytes of SA records backed in the background since create (populateSas), once done. */
+  readonly populated: Promise<number>;
   private readonly ring: number;
   private readonly desc: number;
   private readonly slotViews: Uint8Array[];
@@ -271,8 +288,10 @@ export class Core {
   private readonly addrs = new Map<string, CoreAddr>();
   private readonly prefixes = new Map<string, CorePrefix>();
 
-  private constructor(ex: Exports, slots: number, maxSas: number, maxPolicies: number) {
+  private constructor(ex: Exports, slots: number, maxSas: number, maxPolicies: number, hugePageBytes: number, populated: Promise<number>) {
     this.ex = ex;
+    this.hugePageBytes = hugePageBytes;
+    this.populated = populated;
     this.slots = slots;
     this.maxSas = maxSas;
     this.maxPolicies = maxPolicies;
@@ -295,7 +314,11 @@ export class Core {
     const ex = inst.exports as unknown as Exports;
     const rc = ex.init(slots, maxSas, maxPolicies, large);
     if (rc < 0) throw new CoreError("core init failed", rc);
-    return new Core(ex, slots, maxSas, maxPolicies);
+    // before any SA touches its record: the first touch is what the advice changes
+    const mem = new Uint8Array(ex.memory.buffer), base = ex.saRecordsBase();
+    const huge = opts.hugePages === false ? 0 : await adviseHugePages(mem, base, maxSas * A.SA_SIZE);
+    const populated = populateInBackground(mem, base, Math.min(maxSas, Math.max(0, opts.populateSas ?? 0)) * A.SA_SIZE);
+    return new Core(ex, slots, maxSas, maxPolicies, huge, populated);
   }
 
   // ── SAs ──────────────────────────────────────────────────────────────────
@@ -332,7 +355,8 @@ export class Core {
     u8[b + A.SAP_KEYLEN] = key.length;
     u8.set(key, b + A.SAP_KEY);
     if (p.salt) u8.set(p.salt.subarray(0, 4), b + A.SAP_SALT);
-    u8.set(p.ivSeed ? p.ivSeed.subarray(0, 8) : this.ivSeed(), b + A.SAP_IVSEED);
+    if (p.ivSeed) u8.set(p.ivSeed.subarray(0, 8), b + A.SAP_IVSEED);
+    else this.ivSeedInto(b + A.SAP_IVSEED);
     if (p.hmacKey) {
       if (p.hmacKey.length !== 32) throw new CoreError("HMAC-SHA-256-128 needs a 32-byte key (RFC 4868 §2.1.1)", -3);
       u8.set(p.hmacKey, b + A.SAP_HMACKEY);
@@ -362,9 +386,12 @@ export class Core {
     return id;
   }
 
-  private ivSeed(): Uint8Array {
+  /** The next 8 bytes of the seed draw into linear memory at `at` (copied by hand: a subarray per SA was garbage). */
+  private ivSeedInto(at: number): void {
     if (this.seedAt >= this.seeds.length) (randomFillSync(this.seeds), (this.seedAt = 0));
-    return this.seeds.subarray(this.seedAt, (this.seedAt += 8));
+    const s = this.seeds, u8 = this.u8, from = this.seedAt;
+    for (let k = 0; k < 8; k++) u8[at + k] = s[from + k];
+    this.seedAt = from + 8;
   }
 
   /** coreAddr of `a`, from addrs when parsed lately; throws as coreAddr does. */

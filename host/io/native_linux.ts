@@ -40,6 +40,9 @@ export const F_V6ONLY = 2;
 export const F_PKTINFO = 4;
 export const F_HDRINCL = 8;
 
+/** memAdvise kinds (native/mem_linux.c). */
+export const MEM_HUGE_PAGES = 1;
+
 export interface WespIo {
   readonly MAX_BATCH: number;
   close(fd: number): void;
@@ -103,6 +106,19 @@ export interface WespIo {
    * errno and the verifier's first line when refused.
    */
   tunAttachSteering(fd: number, program: Uint32Array): void;
+
+  /**
+   * Advice to the kernel about `length` bytes of `mem` from `offset`
+   * (native/mem_linux.c); kind MEM_HUGE_PAGES: back them with transparent
+   * huge pages when touched. Bytes advised; 0 when the kernel has no THP.
+   */
+  memAdvise(mem: Uint8Array, offset: number, length: number, kind: number): number;
+  /**
+   * Has the kernel back `length` bytes of `mem` from `offset` as if written
+   * (MADV_POPULATE_WRITE), on a thread of libuv's pool; resolves with the
+   * bytes populated, 0 where the kernel cannot.
+   */
+  memPopulate(mem: Uint8Array, offset: number, length: number): Promise<number>;
 
   pollStart(fd: number, cb: (status: number) => void): PollHandle;
   pollStop(h: PollHandle): void;

@@ -83,8 +83,20 @@ export interface ForwarderOptions {
 /** SA directions (in and out) in a desired set: the final records a worker writes at stop. */
 const saDirections = (peers: readonly PeerSpec[]): number => peers.reduce((n, p) => n + 2 * p.sas.length, 0);
 
+/**
+ * The worker's young generation, at most (V8: three semi-spaces): 64 MiB
+ * semi-spaces instead of V8's 16. An install of 100,000 SAs keeps most of
+ * what it allocates (records, reservations, journal entries), and with small
+ * semi-spaces the scavenger copied it over and over: `SaTable.apply` took
+ * 3.2 s with the default, 2.5–2.7 s with 64 MiB (docs/bench.md "Less per
+ * SA"). V8 grows the semi-spaces only under allocation pressure, and the
+ * packet path allocates nothing, so an idle or forwarding worker does not
+ * hold them.
+ */
+const WORKER_YOUNG_MB = 3 * 64;
+
 function startWorker(data: WorkerData, transferList: ArrayBuffer[]): Worker {
-  return moduleWorker(siblingUrl("./worker.ts", import.meta.url), { workerData: data, transferList });
+  return moduleWorker(siblingUrl("./worker.ts", import.meta.url), { workerData: data, transferList, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_MB } });
 }
 
 export class Forwarder {
@@ -206,6 +218,12 @@ export class Forwarder {
 
   /** Wires worker `index`'s messages; resolves with its TUN name once it is ready. */
   private static listen(worker: Worker, index: number, get: () => Forwarder | undefined, log: (line: string) => void, lifecycle: SaLifecycle, opts: ForwarderOptions): Promise<string> {
+    const onEvent = (e: SaEvent) => {
+      if (e.event === "alarm") log(`alarm: ${e.message}`);
+      else if (e.event === "sa-removed" && e.why === "lifetime") log(`peer ${e.peer}: ${e.dir}bound SA spi 0x${(e.spi >>> 0).toString(16)} reached its lifetime and was removed`);
+      else if (e.event === "needs-rekey") log(`peer ${e.peer}: ${e.dir}bound SA spi 0x${(e.spi >>> 0).toString(16)} needs a rekey (${e.why})`);
+      lifecycle.deliver(e);
+    };
     return new Promise<string>((resolve, reject) => {
       worker.on("message", (m) => {
         const fwd = get();
@@ -219,13 +237,8 @@ export class Forwarder {
         else if (m.type === "applied") fwd?.applying.get(m.id)?.(m.error, index);
         else if (m.type === "host-packet" && m.packet.stun) for (const f of fwd?.stunListeners ?? []) f(m.packet);
         else if (m.type === "host-packet") opts.onHostPacket?.(m.packet);
-        else if (m.type === "event") {
-          const e = m.event as SaEvent;
-          if (e.event === "alarm") log(`alarm: ${e.message}`);
-          else if (e.event === "sa-removed" && e.why === "lifetime") log(`peer ${e.peer}: ${e.dir}bound SA spi 0x${(e.spi >>> 0).toString(16)} reached its lifetime and was removed`);
-          else if (e.event === "needs-rekey") log(`peer ${e.peer}: ${e.dir}bound SA spi 0x${(e.spi >>> 0).toString(16)} needs a rekey (${e.why})`);
-          lifecycle.deliver(e);
-        }
+        else if (m.type === "event") onEvent(m.event as SaEvent);
+        else if (m.type === "events") for (const e of m.events as SaEvent[]) onEvent(e); // one apply's (SaTable emitBatch)
       });
       worker.on("error", (e) => {
         const fwd = get();

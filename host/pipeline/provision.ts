@@ -78,7 +78,7 @@ export interface Provisioned {
  * running. Records are cheap (docs/core.md: ≈ 2.7 KB per SA), so the floor
  * is 1,024 SAs and policies; a config that outgrows them needs a restart.
  */
-export function coreSizing(peers: PeerSpec[] | Config): { maxSas: number; maxPolicies: number; largeWindowBlocks: number } {
+export function coreSizing(peers: PeerSpec[] | Config): { maxSas: number; maxPolicies: number; largeWindowBlocks: number; populateSas: number } {
   const list = Array.isArray(peers) ? peers : plan(peers, { sas: new Set(), tunnels: new Map() }).peers;
   let sas = 0, large = 0, policies = 0;
   for (const p of list) {
@@ -92,6 +92,8 @@ export function coreSizing(peers: PeerSpec[] | Config): { maxSas: number; maxPol
     maxPolicies: Math.max(1024, 2 * policies + 16),
     // 16 KiB each: the default window (1,024) needs one per inbound SA.
     largeWindowBlocks: Math.max(64, 2 * large + 16),
+    // the records these SAs take at the first apply, backed by the kernel from create on (core.ts)
+    populateSas: sas,
   };
 }
 

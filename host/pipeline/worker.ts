@@ -180,7 +180,9 @@ async function main(): Promise<void> {
     closeAll(wans);
     throw Object.assign(e as Error, { where: "socket" });
   }
-  const table = new SaTable(core, { store, stateDir: node.stateDir, hasCarrier: carrierCheck(wans), emit });
+  // an apply's events in one message (a hub's start installs 100,000 SAs: one sa-installed each)
+  const emitBatch = (events: SaEvent[]) => port.postMessage({ type: "events", events });
+  const table = new SaTable(core, { store, stateDir: node.stateDir, hasCarrier: carrierCheck(wans), emit, emitBatch });
   table.apply(data.peers);
   // Each SA a batch used: its reservation (seq_store.ts) and its sequence numbers' end (checkLifetimes).
   const pipe = new Pipeline(core, tun, wans, table.prov, [], (c, saId) => {

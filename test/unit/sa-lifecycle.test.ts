@@ -175,3 +175,33 @@ test("soft lifetimes (RFC 4301 §4.4.2.1) ask for a rekey once; the controller's
     r.close();
   }
 });
+
+test("emitBatch: an apply's events reach it in one call, in the order emit gets them one by one, whether the apply adds, replaces or removes", async () => {
+  const one = await makeCore({ maxSas: 64, maxPolicies: 64, largeWindowBlocks: 16 });
+  const batched = await makeCore({ maxSas: 64, maxPolicies: 64, largeWindowBlocks: 16 });
+  const each: SaEvent[] = [];
+  const calls: SaEvent[][] = [];
+  const got: SaEvent[] = [];
+  const a = new SaTable(one, { emit: (e) => void each.push(e) });
+  const b = new SaTable(batched, { emit: (e) => void got.push(e), emitBatch: (es) => void calls.push(es) });
+  // the same peers for both (an apply wipes the keys it was given: plan each time)
+  const peersOf = (doc: Doc) => plan(load(doc), { sas: new Set(), tunnels: new Map() }).peers;
+  const doc = baseConfig();
+  // then d rekeyed (new SPIs, new keys): make before break, its old SAs removed
+  const rekeyedD = { ...peerD(), sas: [{ ...peerD().sas[0], spi_in: 0x1005, spi_out: 0x5001 }] };
+  const steps: Doc[] = [doc, { ...doc, peers: [doc.peers[0], peerD()] }, { ...doc, peers: [rekeyedD] }];
+  for (const step of steps) {
+    each.length = 0;
+    calls.length = 0;
+    a.apply(peersOf(step));
+    b.apply(peersOf(step));
+    assert.ok(each.length > 0);
+    assert.equal(calls.length, 1, "one call per apply");
+    assert.deepEqual(calls[0], each, "the same events, in the same order");
+  }
+  assert.deepEqual(got, [], "emit gets none of an apply's events when emitBatch is given");
+  // an apply that changes nothing has nothing to send
+  calls.length = 0;
+  b.apply(peersOf(steps[2]));
+  assert.equal(calls.length, 0);
+});
