@@ -84,10 +84,11 @@ const isEsp = (p: PeerSpec) => p.mode !== "ipip" && p.mode !== "gre";
 export const OFFLOADS = process.env.WESP_OFFLOADS !== "off";
 
 /**
- * WESP_TUN_READER=readv overrides config tun.reader (docs/io.md "io_uring TUN
- * reader"): for comparisons of both readers with one config, as WESP_OFFLOADS.
+ * WESP_TUN_READER=readv|auto overrides config tun.reader (docs/io.md "io_uring
+ * TUN reader"): for comparisons of both readers with one config, as WESP_OFFLOADS.
  */
-const READER_OVERRIDE = process.env.WESP_TUN_READER === "readv" ? "readv" : undefined;
+const env = process.env.WESP_TUN_READER;
+const READER_OVERRIDE = env === "readv" || env === "auto" ? env : undefined;
 
 /** Opens the sockets each WAN port needs for the peers that use it. */
 function openWans(node: NodeConfig, peers: PeerSpec[], carriers: WorkerData["carriers"] = [], w: { index: number; count: number } = { index: 0, count: 1 }): WanSockets[] {
