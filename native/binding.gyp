@@ -7,7 +7,7 @@
   "targets": [
     {
       "target_name": "wesp_io",
-      "sources": ["wesp_io.c", "tun_linux.c", "sock_linux.c", "poll_linux.c", "gso_linux.c", "tun_offload_linux.c", "udp_coalesce_linux.c", "udp_offload_linux.c", "filter_linux.c", "mem_linux.c"],
+      "sources": ["wesp_io.c", "tun_linux.c", "sock_linux.c", "poll_linux.c", "gso_linux.c", "tun_offload_linux.c", "udp_coalesce_linux.c", "udp_offload_linux.c", "filter_linux.c", "mem_linux.c", "tun_uring_linux.c"],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "defines": ["NAPI_VERSION=8"]
     }

@@ -49,6 +49,18 @@ int wio_gso_split(const uint8_t *vh, size_t total, uint32_t first,
                   uint8_t *mem, const uint32_t *offs, uint32_t *lens,
                   uint32_t max, uint32_t cap, uint32_t *st, uint32_t *nseg);
 
+/* Largest vnet TUN read: the header and an IP packet (IPv6: 40 + 65,535). */
+#define WIO_TUN_READ_MAX (WIO_VNET_HDR_LEN + 40 + 65535)
+
+/* Cuts segments *done.. of one vnet TUN read (vh, len bytes) into slots
+ * n.. of r (tun_offload_linux.c; readBatchVnet and the io_uring reader).
+ * Returns the slots filled, or -1 when the packet does not fit what is left
+ * of a batch that already holds packets (it then opens the next batch).
+ * *done advances; *finished = 1 when the packet is used up: every segment
+ * out, or dropped as malformed (counted in WIO_ST_BAD). */
+int wio_vnet_take(const uint8_t *vh, uint32_t len, uint32_t *done, wio_ring *r,
+                  uint32_t n, uint32_t cap, uint32_t *st, int *finished);
+
 /* Writes a batch to a vnet-header TUN, coalescing TCP runs, and UDP runs
  * when `uso` (the TUN took TUN_F_USO4|USO6) (tun_offload_linux.c); *fatal =
  * errno when the fd is unusable. */

@@ -44,6 +44,10 @@ int wio_string(napi_env env, napi_value v, char *buf, size_t cap,
 
 napi_value wio_int(napi_env env, int64_t v);
 
+/* The pointer a napi external holds (a poll handle, an io_uring reader), or
+ * NULL with a TypeError `msg` pending when v is not an external. */
+void *wio_external(napi_env env, napi_value v, const char *msg);
+
 /* The ring arguments every batch call takes: (mem, offs, lens). */
 typedef struct {
   uint8_t *mem;     /* the caller's memory (WASM linear memory) */
@@ -97,5 +101,6 @@ int wio_init_tun_offload(napi_env env, napi_value exports);
 int wio_init_udp_offload(napi_env env, napi_value exports);
 int wio_init_filter(napi_env env, napi_value exports);
 int wio_init_mem(napi_env env, napi_value exports);
+int wio_init_tun_uring(napi_env env, napi_value exports);
 
 #endif

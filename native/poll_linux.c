@@ -164,14 +164,7 @@ static napi_value poll_start(napi_env env, napi_callback_info info) {
 }
 
 static poller *get_poller(napi_env env, napi_value v) {
-  void *data = NULL;
-  napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external ||
-      napi_get_value_external(env, v, &data) != napi_ok) {
-    wio_throw_type(env, "not a poll handle");
-    return NULL;
-  }
-  return (poller *)data;
+  return (poller *)wio_external(env, v, "not a poll handle");
 }
 
 /* pollStop(handle): no more callbacks; safe to call twice. Call before

@@ -34,8 +34,32 @@
 #define SCRATCH_HEAD 64
 /* Largest IP packet (IPv6: 40 + 65,535) with its header, plus a spill byte
  * that tells a truncated read from a full one. */
-#define READ_MAX (WIO_VNET_HDR_LEN + 40 + 65535)
+#define READ_MAX WIO_TUN_READ_MAX
 #define SCRATCH_MIN (SCRATCH_HEAD + READ_MAX + 1)
+
+int wio_vnet_take(const uint8_t *vh, uint32_t len, uint32_t *done, wio_ring *r,
+                  uint32_t n, uint32_t cap, uint32_t *st, int *finished) {
+  uint32_t nseg;
+  *finished = 1;
+  if (wio_gso_split(vh, len, *done, r->mem, r->offs, r->lens, 0, cap, st, &nseg) < 0) {
+    st[WIO_ST_BAD]++; /* malformed: dropped */
+    return 0;
+  }
+  /* A super-packet that does not fit what is left of this batch opens the
+   * next one; only one larger than a whole batch is split across batches. */
+  if (n > 0 && nseg - *done > r->count - n) {
+    *finished = 0;
+    return -1;
+  }
+  int k = wio_gso_split(vh, len, *done, r->mem, r->offs + n, r->lens + n, r->count - n, cap, st, &nseg);
+  if (k < 0) { /* a partial checksum whose offsets lie outside the packet */
+    st[WIO_ST_BAD]++;
+    return 0;
+  }
+  *done += (uint32_t)k;
+  *finished = *done >= nseg;
+  return k;
+}
 
 /* readBatchVnet(fd, mem, offs, lens, max, slotCap, stats, scratch) -> n
  * As readBatch, for a vnet-header TUN: up to `max` slots filled with inner
@@ -78,24 +102,11 @@ static napi_value read_batch_vnet(napi_env env, napi_callback_info info) {
       }
       pend = (uint32_t)got;
     }
-    uint32_t nseg;
-    if (wio_gso_split(buf, pend, done, r.mem, r.offs, r.lens, 0, cap, st, &nseg) < 0) {
-      st[WIO_ST_BAD]++; /* malformed: dropped */
-      pend = 0;
-      continue;
-    }
-    /* A super-packet that does not fit what is left of this batch opens the
-     * next one; only one larger than a whole batch is split across batches. */
-    if (n > 0 && nseg - done > r.count - n) break;
-    int k = wio_gso_split(buf, pend, done, r.mem, r.offs + n, r.lens + n, r.count - n, cap, st, &nseg);
-    if (k < 0) { /* a partial checksum whose offsets lie outside the packet */
-      st[WIO_ST_BAD]++;
-      pend = 0;
-      continue;
-    }
+    int finished;
+    int k = wio_vnet_take(buf, pend, &done, &r, n, cap, st, &finished);
+    if (k < 0) break;
     n += (uint32_t)k;
-    done += (uint32_t)k;
-    if (done >= nseg) pend = 0;
+    if (finished) pend = 0;
   }
   memcpy(scratch, &pend, 4);
   memcpy(scratch + 4, &done, 4);

@@ -151,6 +151,17 @@ napi_value wio_int(napi_env env, int64_t v) {
   return r;
 }
 
+void *wio_external(napi_env env, napi_value v, const char *msg) {
+  void *data = NULL;
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external ||
+      napi_get_value_external(env, v, &data) != napi_ok) {
+    wio_throw_type(env, msg);
+    return NULL;
+  }
+  return data;
+}
+
 int wio_export(napi_env env, napi_value exports, const wio_fn *fns, size_t n) {
   for (size_t i = 0; i < n; i++) {
     napi_value f;
@@ -441,7 +452,7 @@ NAPI_MODULE_INIT() {
   if (!wio_init_fd(env, exports) || !wio_init_tun(env, exports) ||
       !wio_init_sock(env, exports) || !wio_init_poll(env, exports) ||
       !wio_init_tun_offload(env, exports) || !wio_init_udp_offload(env, exports) || !wio_init_filter(env, exports) ||
-      !wio_init_mem(env, exports))
+      !wio_init_mem(env, exports) || !wio_init_tun_uring(env, exports))
     return NULL;
   napi_value max;
   napi_create_uint32(env, WIO_MAX_BATCH, &max);

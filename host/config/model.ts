@@ -103,6 +103,8 @@ export interface TunConfig {
   addresses: InterfaceAddress[];
   /** Attach to an existing TUN (made with `ip tuntap add … user U`) instead of creating one. */
   persistent: boolean;
+  /** How packets are read: "readv" (default) = read(2) per packet; "auto" = multishot io_uring where the kernel allows it, else readv (docs/io.md: not shown faster beyond the noise, so not the default). */
+  reader: "auto" | "readv";
 }
 
 export interface ControlConfig {

@@ -40,7 +40,7 @@ export interface RawConfig {
   node: {
     name: string;
     wan: { name: string; address: string; port?: number; encap?: Encap; trusted?: boolean }[];
-    tun?: { name?: string; mtu?: number; addresses?: string[]; persistent?: boolean };
+    tun?: { name?: string; mtu?: number; addresses?: string[]; persistent?: boolean; reader?: "auto" | "readv" };
     local_prefixes?: string[];
     control?: { socket?: string };
     workers?: number;
@@ -92,7 +92,7 @@ function normalizeNode(n: RawConfig["node"], ctx: NormalizeContext): NodeConfig 
   return {
     name: n.name,
     wan,
-    tun: { name: n.tun?.name ?? "wesp0", mtu: n.tun?.mtu ?? DEFAULT_TUN_MTU, addresses: tunAddresses, persistent: n.tun?.persistent ?? false },
+    tun: { name: n.tun?.name ?? "wesp0", mtu: n.tun?.mtu ?? DEFAULT_TUN_MTU, addresses: tunAddresses, persistent: n.tun?.persistent ?? false, reader: n.tun?.reader ?? "readv" },
     localPrefixes: prefixes(n.local_prefixes ?? [], ["node", "local_prefixes"], ctx),
     control: { socket: controlSocket(n.name, n.control?.socket, ctx) },
     // Not "one per core": static SAs are derived per worker, so both ends must agree on the count (docs/config.md).

@@ -45,7 +45,7 @@ export function describeConfig(c: Config): string {
     lines.push(`  wan ${w.name}: ${w.address.text} udp/${w.port} encap=${w.encap}${w.trusted ? " trusted" : ""}`);
   }
   const addrs = n.tun.addresses.map((a) => a.text).join(", ") || "none";
-  lines.push(`  tun ${n.tun.name}: mtu ${n.tun.mtu}, addresses ${addrs}${n.tun.persistent ? ", persistent" : ""}`);
+  lines.push(`  tun ${n.tun.name}: mtu ${n.tun.mtu}, addresses ${addrs}${n.tun.persistent ? ", persistent" : ""}${n.tun.reader === "auto" ? ", reader auto (io_uring)" : ""}`);
   lines.push(`  local prefixes: ${n.localPrefixes.map((p) => p.text).join(", ") || "none"}`);
   lines.push(`  control socket: ${n.control.socket}`);
   lines.push(`  workers: ${n.workers}`);

@@ -74,7 +74,9 @@ export function formatStatus(st: Status): string {
     const errs = s.failed || s.unsent || s.truncated ? `  failed ${s.failed} (errno ${s.lastErrno})  unsent ${s.unsent}  truncated ${s.truncated}` : "";
     // the kernel's drops on a full receive buffer (UdpRcvbufErrors for this socket)
     const kd = s.kernelDrops ? `  kernel drops ${s.kernelDrops} (receive buffer full)` : "";
-    out.push(`  ${s.name.padEnd(22)} rx ${s.received}  tx ${s.sent}${errs}${kd}`);
+    // the TUN queue's reader: io_uring, or readv and why (tun.reader, or what the kernel refused)
+    const rd = s.reader ? `  reader ${s.reader.reader}${s.reader.why ? ` (${s.reader.why})` : ""}` : "";
+    out.push(`  ${s.name.padEnd(22)} rx ${s.received}  tx ${s.sent}${errs}${kd}${rd}`);
   }
   const o = st.offloads;
   if (o) {

@@ -3,7 +3,7 @@
 // The shapes live here, with the protocol; the worker fills WorkerStatus
 // (host/pipeline/status.ts), the main thread adds the node and IKE parts.
 // 64-bit counters are plain numbers (exact below 2^53, i.e. 9 peta-packets).
-import type { TsoCounters, TunOffloads } from "../tun/tun_linux.ts";
+import type { TsoCounters, TunOffloads, TunReader } from "../tun/tun_linux.ts";
 import type { OffloadState } from "../io/native_linux.ts";
 
 export interface CounterBlock {
@@ -137,6 +137,8 @@ export interface SocketRow {
   truncated: number;
   /** Datagrams the kernel dropped on a full receive buffer; null for the TUN or when unknown. */
   kernelDrops: number | null;
+  /** The TUN row: how this queue is read (io_uring, or readv and why). */
+  reader?: TunReader;
 }
 
 /**

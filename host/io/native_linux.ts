@@ -16,6 +16,9 @@ import { packagePath } from "../util/package_root.ts";
 /** Opaque uv_poll handle returned by pollStart. */
 export type PollHandle = { readonly __brand: "wesp_io.poll" };
 
+/** Opaque io_uring TUN reader returned by tunUringOpen (native/tun_uring_linux.c). */
+export type UringHandle = { readonly __brand: "wesp_io.uring" };
+
 /**
  * Counters each batch call adds to (a Uint32Array(4) per fd; running totals
  * that wrap at 2^32). Indices match native/io_util.h.
@@ -72,6 +75,15 @@ export interface WespIo {
     max: number, slotCap: number, stats: Uint32Array, landing: Uint8Array,
   ): number;
   readBatch(fd: number, mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, max: number, slotCap: number, stats: Uint32Array): number;
+  /**
+   * A multishot io_uring read on a TUN fd: [reader, ringFd, "", 0], or [null, -1, why, errno] when
+   * io_uring cannot be used here (why names the step the kernel refused).
+   */
+  tunUringOpen(tunFd: number, vnet: boolean): [reader: UringHandle | null, ringFd: number, why: string, errno: number];
+  /** Cancels the read, waits for its last completion and frees the buffers (idempotent). */
+  tunUringClose(reader: UringHandle): void;
+  /** As readBatch / readBatchVnet, from the reader's completions (stats: 12 elements for a vnet TUN). */
+  readBatchUring(reader: UringHandle, mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, max: number, slotCap: number, stats: Uint32Array): number;
   /** vnet: the fd has IFF_VNET_HDR (TCP runs are coalesced; stats needs 12 elements); uso: it took USO (UDP runs too). */
   writeBatch(fd: number, mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, n: number, stats: Uint32Array, vnet?: boolean, uso?: boolean): number;
 
@@ -155,6 +167,10 @@ export type OffloadState = "on" | "off" | `refused (${string})`;
 export function offloadState(code: number): OffloadState {
   if (code === 0) return "on";
   if (code < 0) return "off";
-  const name = Object.entries(osConstants.errno).find(([, v]) => v === code)?.[0] ?? `errno ${code}`;
-  return `refused (${name})`;
+  return `refused (${errnoName(code)})`;
+}
+
+/** EPERM for 1, …; "errno N" for a number Node does not name. */
+export function errnoName(code: number): string {
+  return Object.entries(osConstants.errno).find(([, v]) => v === code)?.[0] ?? `errno ${code}`;
 }

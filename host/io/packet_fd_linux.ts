@@ -47,6 +47,15 @@ export abstract class PacketFd {
   }
 
   /**
+   * The descriptor that polls readable when a read would find packets: the
+   * fd itself, or what a subclass reads through (the TUN's io_uring ring).
+   * Put this, not `fd`, into waitReadable.
+   */
+  get readyFd(): number {
+    return this.live();
+  }
+
+  /**
    * Calls `cb` on this thread's event loop whenever the fd is readable
    * (level-triggered: if `cb` leaves packets queued, it is called again on the
    * next loop turn, after timers and messages had their chance). `cb(err)`
@@ -54,7 +63,7 @@ export abstract class PacketFd {
    * A second call replaces the callback.
    */
   onReadable(cb: (err?: Error) => void): void {
-    const fd = this.live();
+    const fd = this.readyFd;
     this.offReadable();
     this.#poll = io.pollStart(fd, (status) => {
       if (status < 0) cb(Object.assign(new Error(`poll failed (libuv ${status})`), { status }));

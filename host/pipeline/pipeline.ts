@@ -483,7 +483,7 @@ export class Pipeline {
       rows.set(r.name, x);
     }
     const t = this.tun.counters();
-    return [{ name: `tun/${this.tun.name}`, received: this.counters.tunRead, sent: this.counters.tunWritten, ...t, kernelDrops: null }, ...rows.values()];
+    return [{ name: `tun/${this.tun.name}`, received: this.counters.tunRead, sent: this.counters.tunWritten, ...t, kernelDrops: null, reader: this.tun.reader }, ...rows.values()];
   }
 }
 

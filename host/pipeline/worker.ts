@@ -83,6 +83,13 @@ const isEsp = (p: PeerSpec) => p.mode !== "ipip" && p.mode !== "gre";
  */
 export const OFFLOADS = process.env.WESP_OFFLOADS !== "off";
 
+/**
+ * WESP_TUN_READER=readv|auto overrides config tun.reader (docs/io.md "io_uring
+ * TUN reader"): for comparisons of both readers with one config, as WESP_OFFLOADS.
+ */
+const env = process.env.WESP_TUN_READER;
+const READER_OVERRIDE = env === "readv" || env === "auto" ? env : undefined;
+
 /** Opens the sockets each WAN port needs for the peers that use it. */
 function openWans(node: NodeConfig, peers: PeerSpec[], carriers: WorkerData["carriers"] = [], w: { index: number; count: number } = { index: 0, count: 1 }): WanSockets[] {
   const bufs = { rcvbuf: WAN_SOCKET_BUFFER, sndbuf: WAN_SOCKET_BUFFER };
@@ -159,7 +166,7 @@ async function main(): Promise<void> {
       throw Object.assign(new Error(`tun.persistent is set but there is no device ${t.name} (ip tuntap add dev ${t.name} mode tun user U)`), { code: "ENODEV" });
     }
     const many = (data.worker?.count ?? 1) > 1;
-    tun = Tun.open({ name: data.tunName ?? t.name, offload: OFFLOADS, ...(many ? { multiQueue: true } : {}) });
+    tun = Tun.open({ name: data.tunName ?? t.name, offload: OFFLOADS, reader: READER_OVERRIDE ?? t.reader, ...(many ? { multiQueue: true } : {}) });
   } catch (e) {
     throw Object.assign(e as Error, { where: "tun" });
   }

@@ -4,7 +4,11 @@
 // Packets are bare IPv4/IPv6 (IFF_TUN | IFF_NO_PI: no 4-byte packet-info
 // prefix). Linux has no batched TUN read, so a batch is a loop of read(2)s
 // inside one addon call; what the batch saves is the JS↔C crossing and the
-// per-packet JS work. See docs/io.md for the numbers.
+// per-packet JS work. With `reader: "auto"` a multishot io_uring read
+// (native/tun_uring_linux.c) reads for us instead and a batch reaps its
+// completions without a syscall per packet; where the kernel refuses
+// io_uring the readv loop is used, and `reader` says which and why. See
+// docs/io.md for the numbers.
 //
 // Ring slots, as the pipeline lays them out in WASM memory:
 //
@@ -21,7 +25,7 @@
 //     ip tuntap add dev wesp0 mode tun user wesp [multi_queue]
 // and wesp attaches to it by name (multiQueue must match how it was made).
 import {
-  io, offloadState, ST_BAD, ST_COALESCED, ST_COALESCED_SEGS, ST_COALESCED_UDP, ST_COALESCED_UDP_SEGS, ST_CSUM, ST_SEGMENTS, ST_SUPER, type OffloadState,
+  errnoName, io, offloadState, type UringHandle, ST_BAD, ST_COALESCED, ST_COALESCED_SEGS, ST_COALESCED_UDP, ST_COALESCED_UDP_SEGS, ST_CSUM, ST_SEGMENTS, ST_SUPER, type OffloadState,
 } from "../io/native_linux.ts";
 import { PacketFd } from "../io/packet_fd_linux.ts";
 import { withNetns } from "../io/netns_linux.ts";
@@ -44,6 +48,21 @@ export interface TunOptions {
    * into such super-packets. A kernel that refuses falls back: see `offloads`.
    */
   offload?: boolean;
+  /**
+   * How packets are read: "auto" = a multishot io_uring read where the
+   * kernel allows it (Linux 6.7), else readv; "readv" = one read(2) per
+   * packet (default here; the forwarder takes config `tun.reader`).
+   */
+  reader?: TunReaderChoice;
+}
+
+export type TunReaderChoice = "auto" | "readv";
+
+/** Which reader a TUN queue uses, and why not io_uring when it does not (status shows it). */
+export interface TunReader {
+  reader: "io_uring" | "readv";
+  /** Why readv: "tun.reader readv", or the step the kernel refused with its errno name. */
+  why?: string;
 }
 
 /** What the kernel granted a TUN queue (status shows it). */
@@ -82,8 +101,13 @@ export class Tun extends PacketFd {
   private readonly pending: Uint32Array | null;
   /** The kernel took USO: UDP runs are coalesced on write. */
   private readonly uso: boolean;
+  /** Which reader this queue uses. */
+  readonly reader: TunReader;
+  /** The io_uring reader and its ring fd (readiness), when reader is io_uring. */
+  private uring: UringHandle | null = null;
+  private readonly ringFd: number = -1;
 
-  private constructor(fd: number, name: string, multiQueue: boolean, vnet: boolean, offloadErrno: number, usoErrno: number) {
+  private constructor(fd: number, name: string, multiQueue: boolean, vnet: boolean, offloadErrno: number, usoErrno: number, choice: TunReaderChoice) {
     super(fd);
     this.name = name;
     this.multiQueue = multiQueue;
@@ -91,6 +115,31 @@ export class Tun extends PacketFd {
     this.scratch = vnet ? new Uint8Array(io.TUN_SCRATCH) : null;
     this.pending = this.scratch === null ? null : new Uint32Array(this.scratch.buffer, 0, 1);
     this.uso = this.offloads.uso === "on";
+    if (choice === "readv") {
+      this.reader = { reader: "readv", why: "tun.reader readv" };
+      return;
+    }
+    const [u, ringFd, why, errno] = io.tunUringOpen(fd, vnet);
+    this.uring = u;
+    this.ringFd = ringFd;
+    this.reader = u !== null ? { reader: "io_uring" } : { reader: "readv", why: `${why}: ${errnoName(errno)}` };
+  }
+
+  /** The ring fd when reading through io_uring (it polls readable while completions wait), else the TUN fd. */
+  override get readyFd(): number {
+    const fd = this.live();
+    return this.uring !== null ? this.ringFd : fd;
+  }
+
+  /** Stops polling, ends the io_uring read (its buffers freed once the kernel let go), closes the fd. */
+  override close(): void {
+    if (this.closed) return;
+    this.offReadable();
+    if (this.uring !== null) {
+      io.tunUringClose(this.uring);
+      this.uring = null;
+    }
+    super.close();
   }
 
   tsoCounters(): TsoCounters {
@@ -111,7 +160,12 @@ export class Tun extends PacketFd {
   static open(opts: TunOptions): Tun {
     const mq = opts.multiQueue ?? false;
     const [fd, name, vnet, offloadErrno, usoErrno] = withNetns(opts.netns, () => io.tunOpen(opts.name, mq, opts.offload ?? false));
-    return new Tun(fd, name, mq, vnet === 1, offloadErrno, usoErrno);
+    try {
+      return new Tun(fd, name, mq, vnet === 1, offloadErrno, usoErrno, opts.reader ?? "readv");
+    } catch (e) {
+      io.close(fd);
+      throw e;
+    }
   }
 
   /**
@@ -144,6 +198,8 @@ export class Tun extends PacketFd {
    * than are left waits for the next call (never split across batches).
    */
   readBatch(mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, max: number, slotCap: number): number {
+    const u = this.uring;
+    if (u !== null) return io.readBatchUring(u, mem, offs, lens, max, slotCap, this.stats);
     const sc = this.scratch;
     if (sc !== null) return io.readBatchVnet(this.live(), mem, offs, lens, max, slotCap, this.stats, sc);
     return io.readBatch(this.live(), mem, offs, lens, max, slotCap, this.stats);

@@ -98,6 +98,8 @@ export interface Case {
   lifetimePacketsA?: number;
   /** node.workers on both sides (default 1); SPIs are then multiples of 16 (docs/config.md). */
   workers?: number;
+  /** node.tun.reader on both sides (default: the config's, auto). */
+  tunReader?: "auto" | "readv";
 }
 
 const KEY_BYTES: Record<string, number> = {
@@ -125,7 +127,7 @@ export function configs(c: Case, dir: string): { a: object; b: object; keys: str
       node: {
         name: `ce${me}`,
         wan: [{ name: "wan", address: (A ? ADDR.ceAwan : ADDR.ceBwan)[fam], port, encap: plain ? "udp" : c.encap, trusted: plain }],
-        tun: { name: "wesp0", mtu: c.tunMtu ?? 1400 },
+        tun: { name: "wesp0", mtu: c.tunMtu ?? 1400, ...(c.tunReader ? { reader: c.tunReader } : {}) },
         local_prefixes: local,
         control: { socket: join(dir, `ce${me}.sock`) },
         state_dir: join(dir, `ce${me}-state`),

@@ -14,6 +14,9 @@ interface Data {
   port?: number;
   tunName?: string;
   wakeFd?: number;
+  /** tun-poll: the TUN reader (default readv) and whether the device is multi-queue (default true). */
+  reader?: "auto" | "readv";
+  multiQueue?: boolean;
 }
 const d = workerData as Data;
 const port = parentPort!;
@@ -29,8 +32,8 @@ if (d.mode === "udp-poll") {
   port.postMessage({ ready: true, nsBefore, nsAfter: threadNs() });
   s.onReadable(() => port.postMessage({ got: s.recvBatch(mem, offs, lens, null, null, 64, 2048) }));
 } else if (d.mode === "tun-poll") {
-  const tun = Tun.open({ name: d.tunName!, multiQueue: true, netns: d.ns });
-  port.postMessage({ ready: true, nsBefore, nsAfter: threadNs() });
+  const tun = Tun.open({ name: d.tunName!, multiQueue: d.multiQueue ?? true, netns: d.ns, reader: d.reader ?? "readv" });
+  port.postMessage({ ready: true, nsBefore, nsAfter: threadNs(), reader: tun.reader.reader });
   tun.onReadable(() => {
     const n = tun.readBatch(mem, offs, lens, 64, 2048);
     let udp = 0;

@@ -43,6 +43,7 @@ const POOL: Record<string, unknown[]> = {
   nat_t: [true, false, "auto", "yes"],
   trusted: [true, false],
   persistent: [true, false],
+  reader: ["auto", "readv", "io_uring", ""],
   esn: [true, false],
   allow_no_integrity: [true, false],
   spi_in: [256, 255, 0, 4294967295, 4294967296, 0x1001, 0x1002, 0x2001, "0x1001", "0x100000000", "0X00000100", "0x", "4097"],
@@ -277,7 +278,7 @@ export function configToDoc(c: Config): Doc {
     node: {
       name: n.name,
       wan: n.wan.map((w) => ({ name: w.name, address: w.address.text, port: w.port, encap: w.encap, trusted: w.trusted })),
-      tun: { name: n.tun.name, mtu: n.tun.mtu, addresses: n.tun.addresses.map((a) => a.text), persistent: n.tun.persistent },
+      tun: { name: n.tun.name, mtu: n.tun.mtu, addresses: n.tun.addresses.map((a) => a.text), persistent: n.tun.persistent, reader: n.tun.reader },
       local_prefixes: n.localPrefixes.map((p) => p.text),
       control: { socket: n.control.socket },
       state_dir: n.stateDir,

@@ -30,6 +30,7 @@ const cases: BadCase[] = [
   { name: "TUN MTU too small", mutate: (c) => { c.node.tun = { mtu: 100 }; }, path: "node.tun.mtu", message: /at least 576/ },
   { name: "peer MTU leaving under 1280 bytes for IPv6 inner packets", mutate: (c) => { c.peers[0].mtu = 1300; }, path: "peers[0].mtu", message: /is 1300, which leaves \d+ bytes for inner packets .* peers\[0\]\.prefixes has IPv6 prefixes .*RFC 8200 §5\): use at least 13\d\d/ },
   { name: "TUN MTU below IPv6 minimum", mutate: (c) => { c.node.tun = { mtu: 1000 }; }, path: "node.tun.mtu", message: /IPv6 needs at least 1280/ },
+  { name: "TUN reader unknown", mutate: (c) => { c.node.tun = { reader: "io_uring" }; }, path: "node.tun.reader", message: /one of: "auto", "readv"/ },
   { name: "TUN name too long", mutate: (c) => { c.node.tun = { name: "a-very-long-tun-name" }; }, path: "node.tun.name", message: /1-15 characters/ },
   { name: "TUN address without length", mutate: (c) => { c.node.tun = { addresses: ["10.1.0.1"] }; }, path: "node.tun.addresses[0]", message: /missing "\/length"/ },
   { name: "local prefix with host bits", mutate: (c) => { c.node.local_prefixes[0] = "10.1.2.3/16"; }, path: "node.local_prefixes[0]", message: /host bits set \(did you mean 10\.1\.0\.0\/16\?\)/ },

@@ -58,6 +58,7 @@ test("defaults are filled in", () => {
   assert.equal(c.node.tun.name, "wesp0");
   assert.equal(c.node.tun.mtu, 1400);
   assert.equal(c.node.tun.persistent, false);
+  assert.equal(c.node.tun.reader, "readv");
   assert.deepEqual(c.node.tun.addresses, []);
   assert.ok(c.node.workers >= 1);
   assert.equal(c.node.wan[0].port, 4500);
@@ -243,6 +244,7 @@ test("the defaults the schema documents are the ones the loader applies", async 
     [defs.tun.properties.name.default, c.node.tun.name],
     [defs.tun.properties.mtu.default, c.node.tun.mtu],
     [defs.tun.properties.persistent.default, c.node.tun.persistent],
+    [defs.tun.properties.reader.default, c.node.tun.reader],
     [defs.peer.properties.port.default, c.peers[0].port],
     [defs.peer.properties.mode.default, c.peers[0].mode],
     [defs.peer.properties.keepalive.default, c.peers[0].keepalive],
