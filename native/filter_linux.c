@@ -70,8 +70,10 @@ static napi_value sock_attach_filter(napi_env env, napi_callback_info info) {
     return wio_throw_errno(env, reuseport ? "SO_ATTACH_REUSEPORT_CBPF" : "SO_ATTACH_FILTER", errno);
   int drained = 0;
   if (drain) {
-    static char sink[65536];
-    while (recv(fd, sink, sizeof sink, MSG_DONTWAIT | MSG_TRUNC) >= 0) drained++;
+    /* MSG_TRUNC: each datagram is discarded whole whatever the buffer, so one
+     * byte on this thread's stack (a static buffer was shared by workers). */
+    char sink;
+    while (recv(fd, &sink, sizeof sink, MSG_DONTWAIT | MSG_TRUNC) >= 0) drained++;
   }
   napi_value out;
   WIO_TRY(napi_create_int32(env, drained, &out));

@@ -135,7 +135,7 @@ export interface SocketRow {
   lastErrno: number;
   unsent: number;
   truncated: number;
-  /** Datagrams the kernel dropped on a full receive buffer; null for the TUN or when unknown. */
+  /** What the kernel dropped on a full receive buffer (sk_drops: per skb, so a UDP_GRO train counts once, not per datagram); null for the TUN or when unknown. */
   kernelDrops: number | null;
   /** The TUN row: how this queue is read (io_uring, or readv and why). */
   reader?: TunReader;
