@@ -12,7 +12,7 @@
 
 import { dirname, resolve } from "node:path";
 import { fastJson, readJson } from "./json_fast.ts";
-import { CST, isAlias, isMap, isNode, isScalar, isSeq, Lexer, LineCounter, parseDocument, type Document } from "yaml";
+import { CST, isAlias, isMap, isNode, isPair, isScalar, isSeq, Lexer, LineCounter, parseDocument, type Document } from "yaml";
 import { readFileAndMode, secretFileMode } from "./keys.ts";
 import type { Config, ConfigIssue } from "./model.ts";
 import { normalize, type NormalizeContext, type RawConfig } from "./normalize.ts";
@@ -349,7 +349,23 @@ function checkShape(doc: Document): RawIssue[] {
         stack.push({ node: pair.value, up: e, seg: String(k.value), depth: e.depth + 1 });
       }
     } else if (isSeq(node)) {
-      node.items.forEach((v, i) => stack.push({ node: v, up: e, seg: i, depth: e.depth + 1 }));
+      // YAML 1.1's !!omap and !!pairs are sequences of key/value pairs. Their values are
+      // walked (depth, field names) like a mapping's, and named as toJS lays them out: an
+      // !!omap is a Map (`a.b`), !!pairs a list of one-field objects (`a[0].b`).
+      const omap = node.tag === "tag:yaml.org,2002:omap";
+      for (let i = 0; i < node.items.length; i++) {
+        const v = node.items[i];
+        if (!isPair(v)) {
+          stack.push({ node: v, up: e, seg: i, depth: e.depth + 1 });
+          continue;
+        }
+        const k = v.key;
+        const item: Entry = omap ? e : { node: null, up: e, seg: i, depth: e.depth + 1 };
+        if (!isScalar(k) || k.value === null || typeof k.value === "object") {
+          return [{ at: pathOf(item), message: "has a field whose name is not a plain string (a list, map or empty key)" }];
+        }
+        stack.push({ node: v.value, up: item, seg: String(k.value), depth: item.depth + 1 });
+      }
     }
   }
   return [];

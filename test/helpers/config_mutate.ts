@@ -314,7 +314,12 @@ export function namablePaths(doc: Doc): Set<string> {
   const walk = (v: unknown, at: PathSegments) => {
     if (at.length > 40) return;
     if (Array.isArray(v)) v.forEach((x, i) => { out.add(formatPath([...at, i])); walk(x, [...at, i]); });
-    else if (v && typeof v === "object") {
+    else if (v instanceof Map) {
+      // YAML's `!!omap` (and a map with non-string keys) comes out of toJS as a Map; the
+      // loader walks the document itself and names the paths inside it like any mapping's.
+      for (const f of SCHEMA_FIELDS) out.add(formatPath([...at, f]));
+      for (const [k, x] of v) { out.add(formatPath([...at, String(k)])); walk(x, [...at, String(k)]); }
+    } else if (v && typeof v === "object") {
       for (const f of SCHEMA_FIELDS) out.add(formatPath([...at, f]));
       for (const k of Object.keys(v)) { out.add(formatPath([...at, k])); walk((v as Doc)[k], [...at, k]); }
     }

@@ -151,3 +151,18 @@ test("a value a YAML tag turns into something else (!!binary, !!set, !!omap, !!t
     assert.match(e.issues[0].message, /must be a plain value/);
   }
 });
+
+test("!!omap and !!pairs: what they hold is walked like a mapping, named as it converts (config fuzz, seed 1273788196)", () => {
+  // Found by the config fuzzer: nesting under an !!omap was never walked (its items are
+  // pairs), so the 33rd level was named by the pair's index, a path the input does not have.
+  const omap = (n: number): string => (n === 0 ? "1" : `!!omap [{a: ${omap(n - 1)}}]`);
+  const e = refused(`node: {name: a, wan: ${omap(40)}}\npeers: []\n`);
+  assert.deepEqual(e.issues.map((i) => i.path), [`node.wan${".a".repeat(31)}`]);
+  assert.match(e.issues[0].message, /nested more than 32 levels deep/);
+  const pairs = (n: number): string => (n === 0 ? "1" : `!!pairs [{a: ${pairs(n - 1)}}]`);
+  const p = refused(`node: {name: a, wan: ${pairs(20)}}\npeers: []\n`);
+  assert.deepEqual(p.issues.map((i) => i.path), [`node.wan${"[0].a".repeat(16)}`]); // the first value past 32 levels
+  // a field name that is not a plain string, inside either
+  assert.deepEqual(refused("node: {name: a, wan: !!omap [{? [x]: 1}]}\npeers: []\n").issues.map((i) => i.path), ["node.wan"]);
+  assert.deepEqual(refused("node: {name: a, wan: !!pairs [{? [x]: 1}]}\npeers: []\n").issues.map((i) => i.path), ["node.wan[0]"]);
+});
