@@ -166,7 +166,7 @@ async function main(): Promise<void> {
       throw Object.assign(new Error(`tun.persistent is set but there is no device ${t.name} (ip tuntap add dev ${t.name} mode tun user U)`), { code: "ENODEV" });
     }
     const many = (data.worker?.count ?? 1) > 1;
-    tun = Tun.open({ name: data.tunName ?? t.name, offload: OFFLOADS, reader: READER_OVERRIDE ?? t.reader, ...(many ? { multiQueue: true } : {}) });
+    tun = Tun.open({ name: data.tunName ?? t.name, offload: OFFLOADS, reader: READER_OVERRIDE ?? t.reader, readerFrom: READER_OVERRIDE ? "WESP_TUN_READER" : "tun.reader", ...(many ? { multiQueue: true } : {}) });
   } catch (e) {
     throw Object.assign(e as Error, { where: "tun" });
   }

@@ -54,6 +54,8 @@ export interface TunOptions {
    * packet (default here; the forwarder takes config `tun.reader`).
    */
   reader?: TunReaderChoice;
+  /** What chose `reader`, for status's why (default "tun.reader"; the worker says "WESP_TUN_READER" when that overrides the config). */
+  readerFrom?: string;
 }
 
 export type TunReaderChoice = "auto" | "readv";
@@ -61,7 +63,7 @@ export type TunReaderChoice = "auto" | "readv";
 /** Which reader a TUN queue uses, and why not io_uring when it does not (status shows it). */
 export interface TunReader {
   reader: "io_uring" | "readv";
-  /** Why readv: "tun.reader readv", or the step the kernel refused with its errno name. */
+  /** Why readv: "tun.reader readv" (or "WESP_TUN_READER readv"), or the step the kernel refused with its errno name. */
   why?: string;
 }
 
@@ -107,7 +109,7 @@ export class Tun extends PacketFd {
   private uring: UringHandle | null = null;
   private readonly ringFd: number = -1;
 
-  private constructor(fd: number, name: string, multiQueue: boolean, vnet: boolean, offloadErrno: number, usoErrno: number, choice: TunReaderChoice) {
+  private constructor(fd: number, name: string, multiQueue: boolean, vnet: boolean, offloadErrno: number, usoErrno: number, choice: TunReaderChoice, from: string) {
     super(fd);
     this.name = name;
     this.multiQueue = multiQueue;
@@ -116,7 +118,7 @@ export class Tun extends PacketFd {
     this.pending = this.scratch === null ? null : new Uint32Array(this.scratch.buffer, 0, 1);
     this.uso = this.offloads.uso === "on";
     if (choice === "readv") {
-      this.reader = { reader: "readv", why: "tun.reader readv" };
+      this.reader = { reader: "readv", why: `${from} readv` };
       return;
     }
     const [u, ringFd, why, errno] = io.tunUringOpen(fd, vnet);
@@ -161,7 +163,7 @@ export class Tun extends PacketFd {
     const mq = opts.multiQueue ?? false;
     const [fd, name, vnet, offloadErrno, usoErrno] = withNetns(opts.netns, () => io.tunOpen(opts.name, mq, opts.offload ?? false));
     try {
-      return new Tun(fd, name, mq, vnet === 1, offloadErrno, usoErrno, opts.reader ?? "readv");
+      return new Tun(fd, name, mq, vnet === 1, offloadErrno, usoErrno, opts.reader ?? "readv", opts.readerFrom ?? "tun.reader");
     } catch (e) {
       io.close(fd);
       throw e;

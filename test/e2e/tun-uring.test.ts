@@ -202,6 +202,13 @@ describe("TUN io_uring reader", { skip: requireTools(["netns", MULTISHOT_KERNEL]
     try {
       assert.deepEqual(t.reader, { reader: "readv", why: "tun.reader readv" });
       assert.equal(t.readyFd, t.fd);
+      // status names what chose readv: the worker passes WESP_TUN_READER when the variable overrode the config
+      const e = Tun.open({ name: "wux%d", netns: ns.name, reader: "readv", readerFrom: "WESP_TUN_READER" });
+      try {
+        assert.deepEqual(e.reader, { reader: "readv", why: "WESP_TUN_READER readv" });
+      } finally {
+        e.close();
+      }
       await ns.addr(t.name, "10.41.0.1/24");
       await ns.up(t.name);
       const sizes = Array.from({ length: 100 }, (_, i) => 10 + i);
