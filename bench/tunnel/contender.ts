@@ -22,6 +22,8 @@ export interface Running {
   pids: number[];
   /** What the run should say about this start (e.g. the negotiated cipher). */
   notes: string[];
+  /** Control sockets of endpoints A and B whose status the samples record (wesp only; bench/tunnel/endpoint_counters.ts). */
+  controlSockets?: string[];
   stop(): Promise<void>;
 }
 

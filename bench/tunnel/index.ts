@@ -18,6 +18,7 @@ import { ratios, ratioTable, resultsTable, summarise } from "./report.ts";
 import { chart } from "./svg.ts";
 import { prepare } from "./tools.ts";
 import { raiseSocketBufferCeiling } from "./sockbuf.ts";
+import { countersDelta, describeCounters, snapshot } from "./endpoint_counters.ts";
 import { IperfServer, measure, UDP_BUFFER_BYTES, warmUp, WORKLOAD_LABEL, WORKLOADS, type Sample, type Workload } from "./workload.ts";
 
 const HELP = `Usage: wesp bench tunnel [options]        (as root; npm run bench:tunnel -- [options])
@@ -133,9 +134,13 @@ export async function main(args: string[]): Promise<number> {
           for (const n of r.notes) note(c.id, n);
           await warmUp(lab, server, cores[0]);
           for (const w of o.workloads) {
+            const before = r.controlSockets ? await snapshot(r.controlSockets) : null;
             const m = await measure(lab, server, r.pids, cores[0], w, o.seconds);
-            samples.push({ contender: c.id, run, ...m });
+            const after = r.controlSockets ? await snapshot(r.controlSockets) : null;
+            const endpoints = before && after ? after.map((a, i) => (a && before[i] ? countersDelta(before[i]!, a) : null)) : undefined;
+            samples.push({ contender: c.id, run, ...m, ...(endpoints ? { endpoints } : {}) });
             const per = m.mbitPerCpuS === null ? "" : `, ${m.mbitPerCpuS.toFixed(0)} Mbit per CPU-s (CPU ${m.cpu.map((x) => x.toFixed(2)).join(" + ")} s)`;
+            if (endpoints) say(`    ${describeCounters(endpoints)}`);
             say(`  ${WORKLOAD_LABEL[w].padEnd(15)} ${m.mbps.toFixed(0).padStart(6)} Mbit/s ${m.kpps.toFixed(1).padStart(7)} kpps${m.lossPercent !== null ? `, loss ${m.lossPercent.toFixed(1)} %` : ""}${per}`);
           }
         } catch (e) {

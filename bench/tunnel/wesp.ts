@@ -142,7 +142,7 @@ export function wespContender(suite: Suite, offloads = true): Contender {
         throw e;
       }
       const notes = ctx.workers > 1 ? [`node.workers ${ctx.workers}: iperf3's streams spread over the workers by the TUN's flow hash`] : [];
-      return { pids: [pa.pid, pb.pid], notes, stop };
+      return { pids: [pa.pid, pb.pid], notes, controlSockets: [join(dir, "eA.sock"), join(dir, "eB.sock")], stop };
     },
   };
 }

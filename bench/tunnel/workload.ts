@@ -19,6 +19,7 @@
 // datagrams delivered or dropped at iperf3's full socket (lab.ts stackPackets);
 // for TCP the bytes received over the MSS iperf3 reports, because hB's InSegs
 // counts a GRO/GSO super-packet once however many segments it holds.
+import type { EndpointCounters } from "./endpoint_counters.ts";
 import { treeCpuSeconds } from "./cpu.ts";
 import { ADDR, INNER_MTU, stackPackets, type BenchLab } from "./lab.ts";
 import type { LabProcess } from "../../host/lab/process.ts";
@@ -56,6 +57,8 @@ export interface Sample {
   mbitPerCpuS: number | null;
   /** Thousand packets delivered per endpoint CPU-second (A+B). */
   kppsPerCpuS: number | null;
+  /** wesp: what each endpoint's TUN reads, writes and trains carried over the interval (endpoint_counters.ts); null where one did not answer. */
+  endpoints?: (EndpointCounters | null)[];
 }
 
 /** The iperf3 server in hB, pinned to endpoint B's core; restarted when it has died. */

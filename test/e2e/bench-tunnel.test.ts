@@ -49,6 +49,21 @@ describe("wesp bench tunnel", { skip: requireTools(["netns", "iperf3"], { why: "
       const bitsPerPacket = (smp.mbps * 1e6) / (smp.kpps * 1e3);
       assert.ok(bitsPerPacket > 1000 * 8 && bitsPerPacket <= 1400 * 8, `${smp.contender} ${smp.workload}: ${bitsPerPacket / 8} bytes per counted packet`);
     }
+    // Each wesp sample records what its endpoints' TUN reads, writes and trains
+    // carried (bench/tunnel/endpoint_counters.ts): with TCP through the offloads,
+    // A read super-packets of several segments and B wrote coalesced ones; the
+    // veth has no status to ask.
+    for (const smp of res.samples) {
+      if (smp.contender === "veth") { assert.equal(smp.endpoints, undefined, "veth: no endpoint counters"); continue; }
+      assert.equal(smp.endpoints?.length, 2, `${smp.contender} ${smp.workload}: counters of A and B`);
+      for (const c of smp.endpoints) for (const [k, v] of Object.entries(c)) assert.ok(Number.isInteger(v) && (v as number) >= 0, `${smp.contender} ${smp.workload} ${k}: ${v}`);
+      const [a, b] = smp.endpoints;
+      assert.ok(a.tunRead > 0 && a.sent > 0 && b.received > 0 && b.tunWritten > 0, `${smp.contender} ${smp.workload}: traffic A→B counted`);
+      if (smp.workload === "tcp1") {
+        assert.ok(a.superPackets > 0 && a.segments > a.superPackets, `${smp.contender} tcp1: A segmented super-packets (${a.segments}/${a.superPackets})`);
+        assert.ok(b.coalesced > 0 && b.coalescedSegments > b.coalesced, `${smp.contender} tcp1: B coalesced (${b.coalescedSegments}/${b.coalesced})`);
+      }
+    }
     // The bench may raise the kernel's socket-buffer ceiling for its UDP runs; it puts it back.
     assert.deepEqual(ceilings(), before, "net.core.rmem_max/wmem_max as they were");
     assert.ok(res.ratios.some((x: any) => x.peer === "veth" && Number.isFinite(x.throughput)), "ratios against the veth");
