@@ -33,6 +33,7 @@ import { describeSwitch } from "../sa/failover.ts";
 import type { PeerSpec, SaEvent } from "../sa/spec.ts";
 import type { WorkerData } from "./worker.ts";
 import { peersForWorkers } from "../sa/worker_sas.ts";
+import { describeSweep, sweepStateDir } from "../sa/state_sweep.ts";
 import { mergeStatus } from "./status_merge.ts";
 import { moduleWorker } from "../util/module_worker.ts";
 import { siblingUrl } from "../util/package_root.ts";
@@ -189,6 +190,11 @@ export class Forwarder {
     const first = lifecycle.initial(config);
     const carriers = config.peers.filter((p) => p.ike).map((p) => ({ wanIndex: p.wanIndex, encap: p.encap }));
     const count = config.node.workers;
+    // Before any worker writes the state directory: temporary files of an interrupted write, and
+    // journals of worker indexes this run does not have, written into their keys' files first.
+    const sweep = sweepStateDir(config.node.stateDir, count);
+    const swept = describeSweep(sweep);
+    if (swept) log(swept);
     // Derived before worker 0's start message transfers the configured keys away.
     const per = peersForWorkers(first.peers, count);
     const workers: Worker[] = [];

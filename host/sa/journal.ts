@@ -46,7 +46,11 @@
 // Owners. Each worker has its own keys (worker_sas.ts: worker i's key ids
 // are derived for i), its own SeqStore and its own journals, named `w<i>`;
 // a store reads, covers and deletes only its owner's. A journal of a worker
-// index no longer run stays (its keys are not installed by anyone).
+// index no longer run (the node restarted with fewer workers) is nobody's
+// to cover: its keys are installed by no one. At start, before any worker
+// runs, state_sweep.ts writes its records into their keys' own files (the
+// max over file and records, durable) and only then deletes it, so the
+// worker index, should it run again, resumes from the files.
 //
 // Layout: journal_format.ts (binary since version 2; version 1, text, is
 // still read). Files: `journal-<owner>-<n>.bin`, `.json` for version 1.
@@ -59,6 +63,11 @@ import { fsyncDirSync, readState, statePath, type ReadResult, type SaStateRecord
 const NAME = /^journal-([a-z0-9]{1,16})-([1-9][0-9]{0,14})\.(json|bin)(\.tmp)?$/;
 /** Whether `name` (a file in a state directory's `sa/`) is a reservation journal of any owner. */
 export const isJournalName = (name: string): boolean => NAME.test(name);
+/** A journal file name's owner and number, and whether it is a temporary one (step 1); null for any other name. */
+export function parseJournalName(name: string): { owner: string; seq: number; temp: boolean } | null {
+  const m = NAME.exec(name);
+  return m ? { owner: m[1], seq: Number(m[2]), temp: m[4] !== undefined } : null;
+}
 /** Who may own journals: `w` and a worker index. */
 export const OWNER = /^[a-z0-9]{1,16}$/;
 

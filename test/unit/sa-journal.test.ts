@@ -9,34 +9,19 @@
 // their owner's.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { FIRST_BLOCK, SeqStateError, SeqStore, type DurableParams, type Resume } from "../../host/sa/seq_store.ts";
 import { durableState, journalPath } from "../../host/sa/journal.ts";
 import { decodeJournal, encodeJournal } from "../../host/sa/journal_format.ts";
-import { encodeState, ensureStateDir, readState, recordBody, statePath, type SaStateRecord } from "../../host/sa/state_file.ts";
+import { encodeState, readState, recordBody, statePath, type SaStateRecord } from "../../host/sa/state_file.ts";
 import { keyId } from "../../host/sa/key_id.ts";
 import { makeCore } from "./core-helpers.ts";
+import { inStateDir as inStateDirOf, saFiles, saParams } from "./sa-state-helpers.ts";
 
-/** Runs `fn` in a fresh state directory, removed afterwards however `fn` ends. */
-async function inStateDir(fn: (dir: string) => void | Promise<void>): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), "wesp-jrn-"));
-  try {
-    ensureStateDir(dir);
-    await fn(dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-const params = (stateDir: string, i: number): DurableParams => {
-  const dir = i % 2 ? "in" : "out";
-  return { stateDir, dir, keyId: keyId(dir, randomBytes(20)), spi: 0x100 + i, suite: "aes-256-gcm", peer: `p${i}`, esn: false };
-};
-
-const saFiles = (dir: string): string[] => readdirSync(join(dir, "sa")).sort();
+const inStateDir = (fn: (dir: string) => void | Promise<void>) => inStateDirOf("wesp-jrn-", fn);
+const params = (stateDir: string, i: number): DurableParams => saParams(stateDir, i);
 
 /** `b` with one bit of byte `at` flipped (a copy). */
 function flip(b: Buffer, at: number): Buffer {
