@@ -213,6 +213,7 @@ export class Forwarder {
     }
     fwd = new Forwarder(config, workers, tun, log, lifecycle);
     fwd.sasHeld = saDirections(first.peers);
+    fwd.journalsKept = sweep.kept;
     try {
       if (!config.node.tun.persistent) await fwd.configureTun();
     } catch (e) {
@@ -344,9 +345,13 @@ export class Forwarder {
       workers: this.workers.length,
       control: n.control.socket,
       ...ws,
+      ...(this.journalsKept.length ? { journalsKept: this.journalsKept } : {}),
       ...(failover.length ? { failover } : {}),
     };
   }
+
+  /** Former workers' journals the start's sweep left in place (state_sweep.ts), for status. */
+  private journalsKept: { file: string; why: string }[] = [];
 
   /** SA directions in the last desired set (per worker): how many final records a stop writes. */
   private sasHeld = 0;
