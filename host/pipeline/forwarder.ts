@@ -131,12 +131,11 @@ export class Forwarder {
    * SaSink for the lifecycle: hands every worker its desired set of peers
    * (worker_sas.ts: static SAs derived per worker, negotiated ones each to
    * the worker its SPI steers to; each worker's message transfers the one
-   * buffer its share's keys were moved into, so the plan's list is not
-   * needed). Each
+   * buffer its share's keys were moved into, the plan's copies wiped). Each
    * worker applies atomically; one refusing (the same checks run in each)
    * rejects the whole apply with its message.
    */
-  private applyPeers(peers: PeerSpec[], _transfer: ArrayBuffer[]): Promise<void> {
+  private applyPeers(peers: PeerSpec[]): Promise<void> {
     if (this.exited || this.stopping) return Promise.reject(new ForwarderError("not running"));
     this.sasHeld = saDirections(peers);
     const id = this.nextId++;
@@ -184,7 +183,7 @@ export class Forwarder {
   static async start(config: Config, opts: ForwarderOptions = {}): Promise<Forwarder> {
     const log = opts.log ?? ((l: string) => void process.stderr.write(l + "\n"));
     let fwd: Forwarder | undefined;
-    const lifecycle = new SaLifecycle({ apply: (peers, transfer) => fwd ? fwd.applyPeers(peers, transfer) : Promise.reject(new ForwarderError("starting")) });
+    const lifecycle = new SaLifecycle({ apply: (peers) => fwd ? fwd.applyPeers(peers) : Promise.reject(new ForwarderError("starting")) });
     opts.onLifecycle?.(lifecycle);
     lifecycle.on("failover", (sw) => log(describeSwitch(sw)));
     const first = lifecycle.initial(config);
