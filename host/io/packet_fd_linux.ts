@@ -25,7 +25,7 @@ export abstract class PacketFd {
   readonly stats: Uint32Array = newStats();
   #fd: number;
   #poll: PollHandle | null = null;
-  /** The onReadable callback, kept so that a change of readyFd can move the poll (repoll). */
+  /** The onReadable callback, kept so that a change of readyFd can move the poll (moveReadiness). */
   #onReady: ((err?: Error) => void) | null = null;
   #keepAlive = true;
 
