@@ -21,7 +21,12 @@
  * Re-arming: a CQE without IORING_CQE_F_MORE ends the multishot (ENOBUFS
  * when every buffer waits in the CQ: the packet stays queued in the TUN);
  * the batch call that sees it submits a new one after returning its
- * buffers, so nothing is lost and order holds.
+ * buffers, so nothing is lost and order holds. If io_uring_enter refuses
+ * that submission (EAGAIN, EBUSY, ...), nothing would ever make the ring fd
+ * readable again: the SQE is withdrawn, stats[WIO_ST_REARM_ERRNO] says why,
+ * and the host reads the TUN with readv from then on (tun_linux.ts). The
+ * CQ holds no read completion at that point (the multishot's last CQE was
+ * the last one consumed), so the switch loses nothing and keeps order.
  *
  * Who runs the reads: with IORING_SETUP_COOP_TASKRUN the kernel does them
  * as task_work of the thread that submitted (the worker) the next time it
@@ -66,6 +71,9 @@
 #define BUF_SIZE 65600u /* WIO_TUN_READ_MAX + 1 spill byte, rounded up */
 #define CQ_ENTRIES (2 * RING_BUFS) /* every buffer's CQE plus cancels: never overflows */
 #define BGID 7
+/* The reader's own stat, after the offload ones: the stats array it is
+ * given has WIO_ST_URING_COUNT elements (host newStats). */
+enum { WIO_ST_REARM_ERRNO = WIO_ST_OFFLOAD_COUNT, WIO_ST_URING_COUNT };
 #define UD_READ 1
 #define UD_CANCEL 2
 /* Teardown: how long to wait for the cancelled read's last CQE, in slices. */
@@ -78,6 +86,7 @@ typedef struct {
   int armed;   /* a multishot read is queued or in flight */
   int hooked;  /* env cleanup hook registered */
   unsigned unsubmitted; /* SQEs queued that io_uring_enter has not taken yet */
+  int fail_arm; /* test hook (tunUringFailRearm): the next arm is refused with this errno */
   uint32_t done; /* segments of the head CQE's super-packet already delivered */
   uint8_t *rings;
   size_t rings_len;
@@ -114,8 +123,8 @@ static int flush_sq(uring_reader *u) {
   return 0;
 }
 
-/* Queues one SQE and submits it. Returns 0 or -errno. */
-static int submit(uring_reader *u, uint8_t op, uint64_t addr, uint64_t ud) {
+/* Queues one SQE (not yet submitted). */
+static void queue_sqe(uring_reader *u, uint8_t op, uint64_t addr, uint64_t ud) {
   unsigned tail = *u->sq_tail, idx = tail & *u->sq_mask;
   struct io_uring_sqe *s = &u->sqes[idx];
   memset(s, 0, sizeof *s);
@@ -133,13 +142,30 @@ static int submit(uring_reader *u, uint8_t op, uint64_t addr, uint64_t ud) {
   u->sq_array[idx] = idx;
   __atomic_store_n(u->sq_tail, tail + 1, __ATOMIC_RELEASE);
   u->unsubmitted++;
+}
+
+/* Queues one SQE and submits it. Returns 0 or -errno. */
+static int submit(uring_reader *u, uint8_t op, uint64_t addr, uint64_t ud) {
+  queue_sqe(u, op, addr, ud);
   return flush_sq(u);
 }
 
-/* A new multishot read; armed from the moment it is queued. */
+/* A new multishot read. Returns 0 (armed), or the errno io_uring_enter
+ * refused it with: then the SQE is taken back (without SQPOLL only our own
+ * io_uring_enter consumes SQEs, so the tail may step back over ones it did
+ * not take) and the reader is not armed -- nothing of ours is left in the
+ * ring, and nothing will make the ring fd readable. Called with no other
+ * SQE pending. */
 static int arm(uring_reader *u) {
   u->armed = 1;
-  return submit(u, IORING_OP_READ_MULTISHOT, 0, UD_READ);
+  queue_sqe(u, IORING_OP_READ_MULTISHOT, 0, UD_READ);
+  int r = u->fail_arm != 0 ? -u->fail_arm : flush_sq(u);
+  u->fail_arm = 0;
+  if (r == 0 && u->unsubmitted == 0) return 0;
+  __atomic_store_n(u->sq_tail, *u->sq_tail - u->unsubmitted, __ATOMIC_RELEASE);
+  u->unsubmitted = 0;
+  u->armed = 0;
+  return r < 0 ? -r : EAGAIN; /* r == 0: the kernel took none of it */
 }
 
 /* Past CQE c at the head: the multishot read ended when it lacks F_MORE. */
@@ -270,7 +296,7 @@ static int start(uring_reader *u, const char **why) {
   u->open = 1;
   *why = "IORING_OP_READ_MULTISHOT";
   int r = arm(u);
-  if (r < 0) return -r;
+  if (r != 0) return r;
   /* A refusal at prep time (e.g. EBADFD: not pollable) is posted at once. */
   unsigned head = *u->cq_head;
   if (head != __atomic_load_n(u->cq_tail, __ATOMIC_ACQUIRE)) {
@@ -378,10 +404,13 @@ static int deliver(uring_reader *u, const uint8_t *buf, uint32_t got, wio_ring *
 }
 
 /* readBatchUring(handle, mem, offs, lens, max, slotCap, stats) -> n
- * As readBatch (readBatchVnet for a vnet TUN: stats then has 12 elements),
- * from the CQEs the multishot read posted: no syscall unless the read must
- * be re-armed. A read error is thrown as readBatch throws it (after the
- * packets before it were handed over). */
+ * As readBatch (readBatchVnet for a vnet TUN), from the CQEs the multishot
+ * read posted: no syscall unless the read must be re-armed. stats has
+ * WIO_ST_URING_COUNT elements. A read error is thrown as readBatch throws
+ * it (after the packets before it were handed over). A re-arm the kernel
+ * refused is not thrown (the n packets are good): its errno goes into
+ * stats[WIO_ST_REARM_ERRNO], this reader is spent (later calls return 0),
+ * and the caller must read the TUN fd itself from then on. */
 static napi_value read_batch_uring(napi_env env, napi_callback_info info) {
   napi_value argv[7];
   uint32_t max, cap, *st;
@@ -389,7 +418,7 @@ static napi_value read_batch_uring(napi_env env, napi_callback_info info) {
   if (!wio_args(env, info, 7, argv)) return NULL;
   uring_reader *u = get_reader(env, argv[0]);
   if (u == NULL || !wio_u32(env, argv[4], &max) || !wio_u32(env, argv[5], &cap) ||
-      !(st = wio_stats_n(env, argv[6], u->vnet ? WIO_ST_OFFLOAD_COUNT : WIO_ST_COUNT)) ||
+      !(st = wio_stats_n(env, argv[6], WIO_ST_URING_COUNT)) ||
       !wio_ring_unpack(env, argv + 1, max, cap, 0, &r))
     return NULL;
   if (!u->open) return wio_throw_errno(env, "tun read (io_uring reader closed)", EBADF);
@@ -430,10 +459,26 @@ static napi_value read_batch_uring(napi_env env, napi_callback_info info) {
   }
   __atomic_store_n(u->cq_head, head, __ATOMIC_RELEASE);
   publish_bufs(u);
-  int a = u->armed ? flush_sq(u) : arm(u);
-  if (a < 0 && n == 0 && err == 0) err = -a;
+  if (!u->armed && st[WIO_ST_REARM_ERRNO] == 0) {
+    int a = arm(u);
+    if (a != 0) st[WIO_ST_REARM_ERRNO] = (uint32_t)a; /* spent: the host switches to readv */
+  }
   if (err) return wio_throw_errno(env, "tun read", err);
   return wio_int(env, n);
+}
+
+/* tunUringFailRearm(handle, errno): TEST HOOK. The next re-arm is refused
+ * with errno as if io_uring_enter had said so (the kernel cannot be made to
+ * refuse one on demand). Not reachable from config or the CLI: only
+ * test/e2e/tun-uring.test.ts calls it, through Tun.failNextRearmForTest. */
+static napi_value uring_fail_rearm(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t e;
+  if (!wio_args(env, info, 2, argv)) return NULL;
+  uring_reader *u = get_reader(env, argv[0]);
+  if (u == NULL || !wio_i32(env, argv[1], &e)) return NULL;
+  u->fail_arm = e;
+  return NULL;
 }
 
 int wio_init_tun_uring(napi_env env, napi_value exports) {
@@ -441,6 +486,7 @@ int wio_init_tun_uring(napi_env env, napi_value exports) {
       {"tunUringOpen", uring_open},
       {"tunUringClose", uring_close},
       {"readBatchUring", read_batch_uring},
+      {"tunUringFailRearm", uring_fail_rearm},
   };
   return wio_export(env, exports, fns, sizeof fns / sizeof fns[0]);
 }

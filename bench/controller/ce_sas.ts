@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { KEY_BYTES } from "../../host/controller/keys.ts";
 import { ConfigError, MAX_CONFIG_BYTES, MAX_VALUES, parseConfig } from "../../host/config/load.ts";
 import type { Config } from "../../host/config/model.ts";
 import { Core } from "../../host/core/core.ts";
@@ -21,9 +22,24 @@ import { ensureStateDir } from "../../host/sa/state_file.ts";
 /** Most ticks (10 ms apart) the journals are given to empty after an install (≥ 10 minutes of migration). */
 const MIGRATE_TICKS = 60_000;
 
+/** AES-256-GCM key material as configs write it: 32 key bytes and the 4-byte salt (RFC 4106 §8.1). */
+export const KEYMAT_BYTES = KEY_BYTES["aes-256-gcm"];
+
+/**
+ * `n` independent keys of `bytes` bytes each, in hex, from one randomBytes
+ * call (one call per config rather than one per key: 131,070 calls for the
+ * largest hub). Each key is its own slice of the CSPRNG's output, so they
+ * are as independent as separate calls would make them.
+ */
+export function keyHexes(n: number, bytes = KEYMAT_BYTES): string[] {
+  const all = randomBytes(n * bytes).toString("hex");
+  const w = 2 * bytes;
+  return Array.from({ length: n }, (_, i) => all.slice(i * w, (i + 1) * w));
+}
+
 /** A hub's config with `peers` peers (≤ 65,535), each one SA pair of AES-256-GCM. */
 export function hubConfig(peers: number, stateDir?: string, replayWindow?: number): Record<string, unknown> {
-  const key = () => randomBytes(36).toString("hex");
+  const keys = keyHexes(2 * peers);
   return {
     version: 1,
     node: {
@@ -37,7 +53,7 @@ export function hubConfig(peers: number, stateDir?: string, replayWindow?: numbe
       return {
         name: `s${String(i).padStart(5, "0")}`, address: `198.${18 + ((i >> 16) & 1)}.${(i >> 8) & 255}.${i & 255}`, port: 4500,
         wan: "inet", nat_t: true, keepalive: 0, prefixes: [`10.${(i >> 8) & 255}.${i & 255}.0/24`], mode: "tunnel",
-        sas: [{ spi_in: 0x1000 + i, spi_out: 0x100000 + i, suite: "aes-256-gcm", key_in: key(), key_out: key(), ...(replayWindow ? { replay_window: replayWindow } : {}) }],
+        sas: [{ spi_in: 0x1000 + i, spi_out: 0x100000 + i, suite: "aes-256-gcm", key_in: keys[2 * j], key_out: keys[2 * j + 1], ...(replayWindow ? { replay_window: replayWindow } : {}) }],
       };
     }),
   };

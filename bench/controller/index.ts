@@ -141,7 +141,7 @@ async function runPush(o: Options, kind: string): Promise<PushResult> {
   try {
     let db = join(dir, "a", "controller.db");
     if (kind === "postgres") {
-      const { PgCluster } = await import("../../test/unit/controller-pg-cluster.ts");
+      const { PgCluster } = await import("../../host/lab/pg_cluster.ts");
       cluster = await PgCluster.start();
       db = await cluster.createDatabase();
     }

@@ -15,7 +15,7 @@
 import crypto from "node:crypto";
 import { cpus, loadavg } from "node:os";
 import { gcm } from "@noble/ciphers/aes.js";
-import { loadCore, Scratch } from "../../test/helpers/wasm.ts";
+import { loadCore, Scratch } from "../../host/core/raw_exports.ts";
 import { rates, SIZES, WALL } from "./micro.ts";
 
 const ex = loadCore();

@@ -10,7 +10,7 @@
 // Timing (warm-up, medians of CPU-time rounds) is bench/core/micro.ts.
 import { cpus, loadavg } from "node:os";
 import sodium from "libsodium-wrappers";
-import { loadCore, Scratch } from "../../test/helpers/wasm.ts";
+import { loadCore, Scratch } from "../../host/core/raw_exports.ts";
 import { rate as rateOf, ROUND_MS, ROUNDS, SIZES, WALL } from "./micro.ts";
 
 // Batches of 200 calls between clock reads: the smallest cases take well under a microsecond.

@@ -19,7 +19,8 @@
 import type { Lab } from "../../host/lab/lab.ts";
 import type { Netns } from "../../host/lab/namespace.ts";
 import { benchLab } from "../lab.ts";
-import { ipv4Header, Ring as TestRing } from "../../test/e2e/io-util.ts";
+import { ipv4Header } from "../../host/lab/packets.ts";
+import { Ring as TestRing } from "../../host/lab/slot_ring.ts";
 
 export interface BenchNet {
   lab: Lab;

@@ -37,7 +37,7 @@ import { SaLifecycle } from "../../host/sa/lifecycle.ts";
 import { SaTable } from "../../host/sa/install.ts";
 import { peersForWorker } from "../../host/sa/worker_sas.ts";
 import { UdpSocket } from "../../host/net/udp_linux.ts";
-import { innerUdp } from "../../test/unit/core-helpers.ts";
+import { innerUdp } from "../../host/lab/packets.ts";
 
 const [configPath, workersArg, sizeArg, secondsArg, rateArg, flowsArg = "distinct"] = process.argv.slice(2);
 if (flowsArg !== "distinct" && flowsArg !== "same") throw new Error(`flows: distinct or same, not ${flowsArg}`);

@@ -21,7 +21,7 @@ import { Core, VERDICT } from "../../host/core/core.ts";
 import { parseConfig } from "../../host/config/load.ts";
 import { SaLifecycle } from "../../host/sa/lifecycle.ts";
 import { SaTable } from "../../host/sa/install.ts";
-import { innerUdp } from "../../test/unit/core-helpers.ts";
+import { innerUdp } from "../../host/lab/packets.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);

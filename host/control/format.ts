@@ -62,6 +62,12 @@ export function formatStatus(st: Status): string {
       out.push(`    worker ${w.worker}  ${sas.join("  ")} packets`);
     }
   }
+  // Reservation journals not yet retired (host/sa/journal.ts): normally gone seconds after an install.
+  const j = st.journals;
+  if (j && j.count > 0) {
+    out.push(`journals ${j.count} pending  (${j.pendingFiles} key files to write${j.oldestSeconds !== null ? `, oldest ${duration(j.oldestSeconds)}` : ""})`);
+  }
+  for (const k of st.journalsKept ?? []) out.push(`journal ${k.file} kept: ${k.why}`);
   const g = st.global;
   out.push(`global inbound   packets ${g.inbound.packets}  bytes ${g.inbound.bytes}  ${drops(g.inbound)}`);
   out.push(`global outbound  packets ${g.outbound.packets}  bytes ${g.outbound.bytes}  ${drops(g.outbound)}`);

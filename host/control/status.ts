@@ -63,6 +63,23 @@ export interface WorkerStatus {
   offloads?: OffloadStatus;
   /** With node.workers > 1: each worker's own global and host counters (the fields above are their sums). */
   perWorker?: { worker: number; global: { inbound: CounterBlock; outbound: CounterBlock }; host: HostCounters }[];
+  /** Reservation journals not yet retired (absent where the worker keeps no durable state). */
+  journals?: JournalStatus;
+}
+
+/**
+ * Reservation journals (host/sa/journal.ts) not yet retired: one holds the
+ * first reservations of an install batch, and is deleted once every key in
+ * it has a newer record in its own state file — seconds, normally. Ones
+ * that stay say the per-key writes are failing (an alarm names why).
+ */
+export interface JournalStatus {
+  /** Journals on disk (with several workers: of all of them). */
+  count: number;
+  /** State files they still stand for: keys whose own file is not yet written past them. */
+  pendingFiles: number;
+  /** Age of the oldest one in seconds (with several workers: the oldest of all); null when none. */
+  oldestSeconds: number | null;
 }
 
 /** One IKEv2 peer (host/ike/runtime.ts); times in seconds, relative to now. */
@@ -108,6 +125,11 @@ export interface Status extends WorkerStatus {
   ike?: IkePeerStatus[];
   /** `backup_for` pairs, when there are any: who carries each primary's prefixes now (host/sa/failover.ts). */
   failover?: import("../sa/failover.ts").FailoverState[];
+  /**
+   * Journals of worker indexes this run does not have that the start's sweep
+   * had to leave in place, and why (host/sa/state_sweep.ts); absent when none.
+   */
+  journalsKept?: { file: string; why: string }[];
   /** With `ike`: IKE datagrams and messages dropped or refused since the start, by reason (host/ike/endpoint.ts, transport.ts). */
   ikeDrops?: Record<string, number>;
 }

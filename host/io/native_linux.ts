@@ -20,8 +20,8 @@ export type PollHandle = { readonly __brand: "wesp_io.poll" };
 export type UringHandle = { readonly __brand: "wesp_io.uring" };
 
 /**
- * Counters each batch call adds to (a Uint32Array(4) per fd; running totals
- * that wrap at 2^32). Indices match native/io_util.h.
+ * Counters each batch call adds to (a Uint32Array(13) per fd, newStats; running
+ * totals that wrap at 2^32). Indices match native/io_util.h, gso_linux.h, tun_uring_linux.c.
  */
 export const ST_FAILED = 0; // packets the kernel refused, skipped
 export const ST_ERRNO = 1; // errno of the last refusal
@@ -36,6 +36,8 @@ export const ST_COALESCED = 8; // TUN: TCP super-packets written (segments coale
 export const ST_COALESCED_SEGS = 9; // the segments they held
 export const ST_COALESCED_UDP = 10; // TUN: UDP super-packets written (datagrams coalesced, USO)
 export const ST_COALESCED_UDP_SEGS = 11; // the datagrams they held
+// The io_uring TUN reader only (native/tun_uring_linux.c):
+export const ST_REARM_ERRNO = 12; // errno of the multishot re-arm the kernel refused (0 = none): the reader is spent, read with readv
 
 /** sockOpen flag bits (native/sock_linux.c). */
 export const F_REUSEPORT = 1;
@@ -82,8 +84,13 @@ export interface WespIo {
   tunUringOpen(tunFd: number, vnet: boolean): [reader: UringHandle | null, ringFd: number, why: string, errno: number];
   /** Cancels the read, waits for its last completion and frees the buffers (idempotent). */
   tunUringClose(reader: UringHandle): void;
-  /** As readBatch / readBatchVnet, from the reader's completions (stats: 12 elements for a vnet TUN). */
+  /**
+   * As readBatch / readBatchVnet, from the reader's completions (stats: 13 elements). A re-arm the
+   * kernel refused is not thrown: stats[ST_REARM_ERRNO] gets its errno and the TUN fd must be read directly.
+   */
   readBatchUring(reader: UringHandle, mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, max: number, slotCap: number, stats: Uint32Array): number;
+  /** TEST HOOK (never called from config or the CLI): the reader's next re-arm is refused with `errno`. */
+  tunUringFailRearm(reader: UringHandle, errno: number): void;
   /** vnet: the fd has IFF_VNET_HDR (TCP runs are coalesced; stats needs 12 elements); uso: it took USO (UDP runs too). */
   writeBatch(fd: number, mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, n: number, stats: Uint32Array, vnet?: boolean, uso?: boolean): number;
 
@@ -157,7 +164,7 @@ export const io: WespIo = load();
 
 /** A fresh stats array for one fd (see ST_*; those from ST_SUPER on count only on offloading fds). */
 export function newStats(): Uint32Array {
-  return new Uint32Array(12);
+  return new Uint32Array(13);
 }
 
 /** An offload as negotiated: on, off (not asked), or refused with the kernel's errno name. */

@@ -25,6 +25,8 @@ export abstract class PacketFd {
   readonly stats: Uint32Array = newStats();
   #fd: number;
   #poll: PollHandle | null = null;
+  /** The onReadable callback, kept so that a change of readyFd can move the poll (moveReadiness). */
+  #onReady: ((err?: Error) => void) | null = null;
   #keepAlive = true;
 
   protected constructor(fd: number) {
@@ -65,6 +67,7 @@ export abstract class PacketFd {
   onReadable(cb: (err?: Error) => void): void {
     const fd = this.readyFd;
     this.offReadable();
+    this.#onReady = cb;
     this.#poll = io.pollStart(fd, (status) => {
       if (status < 0) cb(Object.assign(new Error(`poll failed (libuv ${status})`), { status }));
       else cb();
@@ -74,10 +77,28 @@ export abstract class PacketFd {
 
   /** Stops readiness callbacks (no-op when none). */
   offReadable(): void {
+    this.#onReady = null;
+    this.#stopPoll();
+  }
+
+  #stopPoll(): void {
     if (this.#poll !== null) {
       io.pollStop(this.#poll);
       this.#poll = null;
     }
+  }
+
+  /**
+   * For a subclass whose readyFd changes (the TUN leaving io_uring): `swap`
+   * runs with the poll stopped (so it may close the old descriptor), then
+   * the onReadable callback, if any, polls the new readyFd. Level-triggered,
+   * so packets already waiting there call it on the next loop turn.
+   */
+  protected moveReadiness(swap: () => void): void {
+    const cb = this.#onReady;
+    this.#stopPoll();
+    swap();
+    if (cb !== null && !this.closed) this.onReadable(cb);
   }
 
   /**

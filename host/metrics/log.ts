@@ -1,5 +1,7 @@
 // One logger for `wesp up` and `wesp controller`: text lines (the default,
-// what people and the existing tests read: "wesp up: forwarding on wesp0")
+// what people read: "2026-12-06T17:08:00.123Z wesp up: forwarding on wesp0",
+// the time in ISO 8601 UTC, as JSON's `time`, so lines from two CEs or a
+// CE and its peer sort and compare without knowing either's time zone)
 // or one JSON object a line through pino (`--log-format json`), for log
 // collectors.
 //
@@ -41,6 +43,8 @@ export interface LoggerOptions {
   level?: LogLevel;
   /** Where lines go (default: stderr, synchronously). */
   write?: (line: string) => void;
+  /** The clock text lines are stamped with (default: the system's); tests fix it. */
+  now?: () => Date;
 }
 
 /** Field names whose values are secrets wherever they appear (compared in lower case, without _ and -). */
@@ -96,16 +100,18 @@ export function createLogger(opts: LoggerOptions): Logger {
 }
 
 /**
- * The lines wesp always printed: "NAME: message" ("warning: message" for
- * warnings), fields appended as key=value.
+ * "TIME NAME: message" ("TIME warning: message" for warnings), fields
+ * appended as key=value; TIME is ISO 8601 in UTC with milliseconds
+ * (Date.toISOString: 2026-12-06T17:08:00.123Z).
  */
 function textLogger(opts: LoggerOptions, level: LogLevel): Logger {
   const write = opts.write ?? ((l: string) => void process.stderr.write(l));
+  const now = opts.now ?? (() => new Date());
   const line = (at: LogLevel, msg: string, fields?: LogFields) => {
     if (RANK[at] < RANK[level]) return;
     const f = fields ? clean(fields) as LogFields : undefined;
     const tail = f ? Object.entries(f).map(([k, v]) => ` ${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join("") : "";
-    write(`${at === "warn" ? "warning" : opts.name}: ${scrubLog(msg)}${tail}\n`);
+    write(`${now().toISOString()} ${at === "warn" ? "warning" : opts.name}: ${scrubLog(msg)}${tail}\n`);
   };
   return {
     level,

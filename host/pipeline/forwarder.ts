@@ -33,6 +33,7 @@ import { describeSwitch } from "../sa/failover.ts";
 import type { PeerSpec, SaEvent } from "../sa/spec.ts";
 import type { WorkerData } from "./worker.ts";
 import { peersForWorkers } from "../sa/worker_sas.ts";
+import { describeSweep, sweepStateDir } from "../sa/state_sweep.ts";
 import { mergeStatus } from "./status_merge.ts";
 import { moduleWorker } from "../util/module_worker.ts";
 import { siblingUrl } from "../util/package_root.ts";
@@ -130,12 +131,11 @@ export class Forwarder {
    * SaSink for the lifecycle: hands every worker its desired set of peers
    * (worker_sas.ts: static SAs derived per worker, negotiated ones each to
    * the worker its SPI steers to; each worker's message transfers the one
-   * buffer its share's keys were moved into, so the plan's list is not
-   * needed). Each
+   * buffer its share's keys were moved into, the plan's copies wiped). Each
    * worker applies atomically; one refusing (the same checks run in each)
    * rejects the whole apply with its message.
    */
-  private applyPeers(peers: PeerSpec[], _transfer: ArrayBuffer[]): Promise<void> {
+  private applyPeers(peers: PeerSpec[]): Promise<void> {
     if (this.exited || this.stopping) return Promise.reject(new ForwarderError("not running"));
     this.sasHeld = saDirections(peers);
     const id = this.nextId++;
@@ -183,12 +183,17 @@ export class Forwarder {
   static async start(config: Config, opts: ForwarderOptions = {}): Promise<Forwarder> {
     const log = opts.log ?? ((l: string) => void process.stderr.write(l + "\n"));
     let fwd: Forwarder | undefined;
-    const lifecycle = new SaLifecycle({ apply: (peers, transfer) => fwd ? fwd.applyPeers(peers, transfer) : Promise.reject(new ForwarderError("starting")) });
+    const lifecycle = new SaLifecycle({ apply: (peers) => fwd ? fwd.applyPeers(peers) : Promise.reject(new ForwarderError("starting")) });
     opts.onLifecycle?.(lifecycle);
     lifecycle.on("failover", (sw) => log(describeSwitch(sw)));
     const first = lifecycle.initial(config);
     const carriers = config.peers.filter((p) => p.ike).map((p) => ({ wanIndex: p.wanIndex, encap: p.encap }));
     const count = config.node.workers;
+    // Before any worker writes the state directory: temporary files of an interrupted write, and
+    // journals of worker indexes this run does not have, written into their keys' files first.
+    const sweep = sweepStateDir(config.node.stateDir, count);
+    const swept = describeSweep(sweep);
+    if (swept) log(swept);
     // Derived before worker 0's start message transfers the configured keys away.
     const per = peersForWorkers(first.peers, count);
     const workers: Worker[] = [];
@@ -207,6 +212,7 @@ export class Forwarder {
     }
     fwd = new Forwarder(config, workers, tun, log, lifecycle);
     fwd.sasHeld = saDirections(first.peers);
+    fwd.journalsKept = sweep.kept;
     try {
       if (!config.node.tun.persistent) await fwd.configureTun();
     } catch (e) {
@@ -338,9 +344,13 @@ export class Forwarder {
       workers: this.workers.length,
       control: n.control.socket,
       ...ws,
+      ...(this.journalsKept.length ? { journalsKept: this.journalsKept } : {}),
       ...(failover.length ? { failover } : {}),
     };
   }
+
+  /** Former workers' journals the start's sweep left in place (state_sweep.ts), for status. */
+  private journalsKept: { file: string; why: string }[] = [];
 
   /** SA directions in the last desired set (per worker): how many final records a stop writes. */
   private sasHeld = 0;

@@ -7,7 +7,7 @@
 // bytes, and the config's keys are not passed in.
 import { totalDrops, type Core, type Counters } from "../core/core.ts";
 import type { Pipeline } from "./pipeline.ts";
-import type { CounterBlock, SaStatus, WorkerStatus } from "../control/status.ts";
+import type { CounterBlock, JournalStatus, SaStatus, WorkerStatus } from "../control/status.ts";
 import type { Provisioned } from "./provision.ts";
 
 export function block(c: Counters): CounterBlock {
@@ -41,9 +41,15 @@ function remote(core: Core, p: Provisioned["peers"][number], expired: Set<number
 
 const ZERO: Counters = { packets: 0n, bytes: 0n, drops: {} as Counters["drops"] };
 
+/** A SeqStore's journalStats as status shows them, at `now` (ms). */
+export function journalStatus(j: { journals: number; pending: number; oldest: number | null }, now = Date.now()): JournalStatus {
+  return { count: j.journals, pendingFiles: j.pending, oldestSeconds: j.oldest === null ? null : Math.max(0, Math.round((now - j.oldest) / 1000)) };
+}
+
 export function snapshot(
   core: Core, prov: Provisioned, pipe: Pipeline, expired: Set<number>,
   retired: ReadonlyMap<string, { in: Counters; out: Counters }> = new Map(),
+  journals?: JournalStatus,
 ): WorkerStatus {
   const g = core.globalCounters();
   return {
@@ -58,5 +64,6 @@ export function snapshot(
     host: { ...pipe.counters },
     sockets: pipe.sockets(),
     offloads: typeof pipe.offloads === "function" ? pipe.offloads() : undefined,
+    ...(journals ? { journals } : {}),
   };
 }

@@ -16,7 +16,7 @@
 //   peers[k].workers    per worker: its own outbound and inbound SAs
 //   sockets             every worker's rows, names of worker i ≥ 1 with "@wi"
 //   offloads            worker 0's (every worker negotiates the same)
-import type { CounterBlock, HostCounters, PeerStatus, SaStatus, WorkerStatus } from "../control/status.ts";
+import type { CounterBlock, HostCounters, JournalStatus, PeerStatus, SaStatus, WorkerStatus } from "../control/status.ts";
 
 export function sumBlocks(blocks: CounterBlock[]): CounterBlock {
   const out: CounterBlock = { packets: 0, bytes: 0, drops: {}, dropped: 0 };
@@ -73,5 +73,20 @@ export function mergeStatus(all: WorkerStatus[]): WorkerStatus {
     sockets: all.flatMap((w, i) => w.sockets.map((s) => (i === 0 ? s : { ...s, name: `${s.name}@w${i}` }))),
     ...(w0.offloads ? { offloads: w0.offloads } : {}),
     perWorker: all.map((w, worker) => ({ worker, global: w.global, host: w.host })),
+    ...mergeJournals(all),
+  };
+}
+
+/** Every worker's journals: counts summed, the oldest of all. */
+function mergeJournals(all: WorkerStatus[]): { journals?: JournalStatus } {
+  const js = all.flatMap((w) => (w.journals ? [w.journals] : []));
+  if (!js.length) return {};
+  const ages = js.flatMap((j) => (j.oldestSeconds === null ? [] : [j.oldestSeconds]));
+  return {
+    journals: {
+      count: js.reduce((n, j) => n + j.count, 0),
+      pendingFiles: js.reduce((n, j) => n + j.pendingFiles, 0),
+      oldestSeconds: ages.length ? Math.max(...ages) : null,
+    },
   };
 }

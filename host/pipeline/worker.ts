@@ -23,7 +23,7 @@ import { coreAddr } from "../config/addr.ts";
 import type { NodeConfig } from "../config/model.ts";
 import { coreSizing } from "./provision.ts";
 import { Pipeline, type HostPacket, type WanSockets } from "./pipeline.ts";
-import { snapshot } from "./status.ts";
+import { journalStatus, snapshot } from "./status.ts";
 import { SaTable } from "../sa/install.ts";
 import { SeqStore } from "../sa/seq_store.ts";
 import { ensureStateDir } from "../sa/state_file.ts";
@@ -227,7 +227,7 @@ async function main(): Promise<void> {
       const p = m.packet!;
       if (!pipe.sendHost(p.wanIndex, p.family, p.address, p.port, p.bytes, !p.stun)) log(`send-host: WAN port ${p.wanIndex} has no UDP socket, or the datagram was refused`);
     } else if (m.type === "status") {
-      port.postMessage({ type: "status", id: m.id, status: snapshot(core, table.prov, pipe, table.expired, table.retired) });
+      port.postMessage({ type: "status", id: m.id, status: snapshot(core, table.prov, pipe, table.expired, table.retired, journalStatus(store.journalStats())) });
     } else if (m.type === "apply") {
       try {
         table.apply(m.peers!);

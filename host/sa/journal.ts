@@ -46,11 +46,15 @@
 // Owners. Each worker has its own keys (worker_sas.ts: worker i's key ids
 // are derived for i), its own SeqStore and its own journals, named `w<i>`;
 // a store reads, covers and deletes only its owner's. A journal of a worker
-// index no longer run stays (its keys are not installed by anyone).
+// index no longer run (the node restarted with fewer workers) is nobody's
+// to cover: its keys are installed by no one. At start, before any worker
+// runs, state_sweep.ts writes its records into their keys' own files (the
+// max over file and records, durable) and only then deletes it, so the
+// worker index, should it run again, resumes from the files.
 //
 // Layout: journal_format.ts (binary since version 2; version 1, text, is
 // still read). Files: `journal-<owner>-<n>.bin`, `.json` for version 1.
-import { closeSync, constants, fsyncSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, constants, fsyncSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { decodeJournal, encodeJournal } from "./journal_format.ts";
 import { fsyncDirSync, readState, statePath, type ReadResult, type SaStateRecord } from "./state_file.ts";
@@ -59,6 +63,11 @@ import { fsyncDirSync, readState, statePath, type ReadResult, type SaStateRecord
 const NAME = /^journal-([a-z0-9]{1,16})-([1-9][0-9]{0,14})\.(json|bin)(\.tmp)?$/;
 /** Whether `name` (a file in a state directory's `sa/`) is a reservation journal of any owner. */
 export const isJournalName = (name: string): boolean => NAME.test(name);
+/** A journal file name's owner and number, and whether it is a temporary one (step 1); null for any other name. */
+export function parseJournalName(name: string): { owner: string; seq: number; temp: boolean } | null {
+  const m = NAME.exec(name);
+  return m ? { owner: m[1], seq: Number(m[2]), temp: m[4] !== undefined } : null;
+}
 /** Who may own journals: `w` and a worker index. */
 export const OWNER = /^[a-z0-9]{1,16}$/;
 
@@ -93,6 +102,15 @@ function unlinkQuiet(path: string): void {
   }
 }
 
+/** A file's mtime (ms), or now when it cannot be stat'ed (it was just read). */
+function mtimeOf(path: string): number {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return Date.now();
+  }
+}
+
 /** A journal record not covered yet: the journal holding it, the write generation it counts as (seq_store.ts), the record. */
 export interface JournalEntry {
   journal: string;
@@ -112,6 +130,8 @@ export class Journals {
   private nextSeq = 1;
   /** Journal path → how many of its records are not covered yet (a count: a set of 100,000 files cost more). */
   private readonly open = new Map<string, number>();
+  /** Journal path → when it was put in place (ms: written by this run, or its file's mtime when loaded). */
+  private readonly born = new Map<string, number>();
   /** State file → its uncovered journal records. */
   private readonly held = new Map<string, JournalEntry[]>();
   /** Where `due` stopped. */
@@ -162,7 +182,7 @@ export class Journals {
     this.loaded = true;
     this.nextSeq = max + 1;
     found.sort((a, b) => a.seq - b.seq);
-    for (const j of found) this.add(j.path, j.records.map((rec) => statePath(this.stateDir, rec.dir, rec.keyId)), 0, j.records);
+    for (const j of found) this.add(j.path, j.records.map((rec) => statePath(this.stateDir, rec.dir, rec.keyId)), 0, j.records, mtimeOf(j.path));
     return new Set(names);
   }
 
@@ -181,6 +201,13 @@ export class Journals {
     return this.open.size;
   }
 
+  /** When the oldest journal still on disk was put in place (ms since the epoch), or null when there is none. */
+  get oldest(): number | null {
+    let t: number | null = null;
+    for (const b of this.born.values()) if (t === null || b < t) t = b;
+    return t;
+  }
+
   /**
    * Steps 1–2 for records `recs` of state files `files` (one record per
    * file; `gens` their write generations; parallel arrays, not an object
@@ -192,18 +219,18 @@ export class Journals {
     const path = journalPath(this.stateDir, this.owner, seq);
     writeJournalSync(path, encodeJournal(this.owner, seq, recs));
     files.forEach((f, i) => this.covered(f, gens[i]));
-    this.add(path, files, gens, recs);
+    this.add(path, files, gens, recs, Date.now());
     return path;
   }
 
-  private add(path: string, files: readonly string[], gens: readonly number[] | 0, recs: readonly SaStateRecord[]): void {
+  private add(path: string, files: readonly string[], gens: readonly number[] | 0, recs: readonly SaStateRecord[], born: number): void {
     files.forEach((file, i) => {
       const entry = { journal: path, gen: gens === 0 ? 0 : gens[i], rec: recs[i] };
       const list = this.held.get(file);
       if (list) list.push(entry);
       else this.held.set(file, [entry]);
     });
-    if (files.length) this.open.set(path, files.length);
+    if (files.length) (this.open.set(path, files.length), this.born.set(path, born));
     else unlinkQuiet(path);
   }
 
@@ -226,6 +253,7 @@ export class Journals {
       if (left > 1) this.open.set(e.journal, left - 1);
       else {
         this.open.delete(e.journal);
+        this.born.delete(e.journal);
         unlinkQuiet(e.journal);
       }
     }

@@ -4,7 +4,8 @@
 // the caller hands it a validated config — but owns how they get there:
 //
 //   config ─► plan (desired peers, key ids; keys only for SAs the worker
-//   lacks, transferred, then wiped here) ─► worker: SaTable.apply (make
+//   lacks, copied out, the config's wiped) ─► sink: each worker's share of
+//   the keys moved into one buffer and transferred (worker_sas.ts) ─► worker: SaTable.apply (make
 //   before break, atomic between batches; durable sequence reservations in
 //   seq_store) ─► events back (installed, removed, needs rekey, alarms).
 //
@@ -41,9 +42,14 @@ export interface NegotiatedSa {
   keysOut?: KeyMaterial;
 }
 
-/** What the worker side offers the lifecycle (pipeline/forwarder.ts implements it). */
+/**
+ * What the worker side offers the lifecycle (pipeline/forwarder.ts implements
+ * it). It gets the desired peers only: which buffers a message transfers is
+ * the sink's to decide, since it repacks each worker's keys into a buffer of
+ * their own (worker_sas.ts peersForWorker) and wipes the plan's copies.
+ */
 export interface SaSink {
-  apply(peers: PeerSpec[], transfer: ArrayBuffer[]): Promise<void>;
+  apply(peers: PeerSpec[]): Promise<void>;
 }
 
 /** Node fields a running instance cannot change (they shape the TUN, sockets and core). */
@@ -101,7 +107,7 @@ export class SaLifecycle extends EventEmitter<SaLifecycleEvents> {
    * The desired state for a first start (no apply yet): the worker receives
    * it with its start message. Keys are copied out and the config's wiped.
    */
-  initial(config: Config): { peers: PeerSpec[]; transfer: ArrayBuffer[] } {
+  initial(config: Config): { peers: PeerSpec[] } {
     const p = plan(config, this.held, this.negotiated);
     this.commit(config, p.peers);
     return p;
@@ -131,7 +137,7 @@ export class SaLifecycle extends EventEmitter<SaLifecycleEvents> {
       const p = plan(config, this.held, this.negotiated);
       const report = this.report(p.peers);
       try {
-        await this.sink.apply(p.peers, p.transfer);
+        await this.sink.apply(p.peers);
       } catch (e) {
         throw new ReloadRefused((e as Error).message);
       }
@@ -185,7 +191,7 @@ export class SaLifecycle extends EventEmitter<SaLifecycleEvents> {
       const p = plan(config, this.held, this.negotiated, this.peers);
       const report = this.report(p.peers);
       try {
-        await this.sink.apply(p.peers, p.transfer);
+        await this.sink.apply(p.peers);
       } catch (e) {
         this.negotiated.set(peer, before);
         throw new ReloadRefused((e as Error).message);

@@ -1,8 +1,10 @@
 // From a validated config to the desired set of peers and SAs (spec.ts) —
 // the part of the SA lifecycle that runs on the main thread, where configs
 // are loaded. Key bytes go only into SAs the worker does not hold yet, each
-// in an ArrayBuffer of its own listed for transfer; everything else is
-// key-less (key ids).
+// copied out of the config (which is wiped once planned); everything else
+// is key-less (key ids). How the copies reach the workers is worker_sas.ts's
+// business: peersForWorker moves each worker's share into one buffer of its
+// own, wipes these copies, and that buffer is what its message transfers.
 import type { Config, PeerConfig, SaConfig } from "../config/model.ts";
 import type { Carrier } from "../pipeline/provision.ts";
 import { keyId } from "./key_id.ts";
@@ -11,26 +13,19 @@ import { saKey, sendsOn, tunnelKey, type KeyMaterial, type PeerSpec, type SaSpec
 
 export interface Plan {
   peers: PeerSpec[];
-  /** Buffers holding key bytes, for postMessage's transfer list (detached here once sent). */
-  transfer: ArrayBuffer[];
 }
 
-/** A copy of `bytes` in a buffer of its own (so transferring it takes nothing else along). */
-function own(bytes: Uint8Array, transfer: ArrayBuffer[]): Uint8Array {
-  const b = new Uint8Array(bytes.length);
-  b.set(bytes);
-  transfer.push(b.buffer);
-  return b;
-}
+/** A copy of `bytes` (the config's are wiped once planned; worker_sas.ts packKeys wipes this one). */
+const own = (bytes: Uint8Array): Uint8Array => Uint8Array.from(bytes);
 
-function material(sa: SaConfig, dir: "in" | "out", transfer: ArrayBuffer[]): KeyMaterial {
+function material(sa: SaConfig, dir: "in" | "out"): KeyMaterial {
   const key = dir === "in" ? sa.keyIn : sa.keyOut;
   const auth = dir === "in" ? sa.authKeyIn : sa.authKeyOut;
-  return { key: own(key, transfer), ...(auth ? { authKey: own(auth, transfer) } : {}) };
+  return { key: own(key), ...(auth ? { authKey: own(auth) } : {}) };
 }
 
-function copyMaterial(km: KeyMaterial, transfer: ArrayBuffer[]): KeyMaterial {
-  return { key: own(km.key, transfer), ...(km.authKey ? { authKey: own(km.authKey, transfer) } : {}) };
+function copyMaterial(km: KeyMaterial): KeyMaterial {
+  return { key: own(km.key), ...(km.authKey ? { authKey: own(km.authKey) } : {}) };
 }
 
 function saSpec(sa: SaConfig): SaSpec {
@@ -45,7 +40,7 @@ function saSpec(sa: SaConfig): SaSpec {
 /**
  * SAs IKEv2 negotiated, by peer name (lifecycle.ts keeps the table): specs
  * whose keys, when present, are the lifecycle's own copies; plan copies them
- * again into buffers for transfer.
+ * again (the lifecycle drops its own once the worker holds them).
  */
 export type Negotiated = ReadonlyMap<string, readonly SaSpec[]>;
 
@@ -72,7 +67,6 @@ function peerSpec(config: Config, p: PeerConfig, negotiated: Negotiated): PeerSp
  * `running`, static peers are taken from it as they run.
  */
 export function plan(config: Config, held: { sas: Set<string>; tunnels: Map<string, string> }, negotiated: Negotiated = new Map(), running?: readonly PeerSpec[]): Plan {
-  const transfer: ArrayBuffer[] = [];
   // `running` (key-less) stands in for static peers when only negotiated SAs change: the config's keys are wiped by then.
   const keep = new Map((running ?? []).map((s) => [s.name, s]));
   // An IKE peer without a CHILD_SA yet is left out: no SA, no policy (its traffic drops as NO_POLICY).
@@ -87,16 +81,16 @@ export function plan(config: Config, held: { sas: Set<string>; tunnels: Map<stri
       if (p.ike) {
         // Negotiated keys exist only until the worker holds them: a rebuild without them is refused by the worker.
         const n = negotiated.get(p.name)![k];
-        if (needIn && n.keysIn) s.keysIn = copyMaterial(n.keysIn, transfer);
-        if (needOut && n.keysOut) s.keysOut = copyMaterial(n.keysOut, transfer);
+        if (needIn && n.keysIn) s.keysIn = copyMaterial(n.keysIn);
+        if (needOut && n.keysOut) s.keysOut = copyMaterial(n.keysOut);
         return;
       }
-      if (needIn) s.keysIn = material(p.sas[k], "in", transfer);
-      if (needOut) s.keysOut = material(p.sas[k], "out", transfer);
+      if (needIn) s.keysIn = material(p.sas[k], "in");
+      if (needOut) s.keysOut = material(p.sas[k], "out");
     });
     return spec;
   });
-  return { peers, transfer };
+  return { peers };
 }
 
 /** What the worker will hold once `peers` is applied (the next plan's `held`). */

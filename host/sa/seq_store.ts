@@ -203,11 +203,20 @@ export class SeqStore {
     return { j, names: j.load() };
   }
 
-  /** Journals not yet deleted and state files they still stand for, over every state directory (status, tests). */
-  journalStats(): { journals: number; pending: number } {
-    let journals = 0, pending = 0;
-    for (const j of this.journals.values()) (journals += j.count), (pending += j.pending);
-    return { journals, pending };
+  /**
+   * Journals not yet deleted, the state files they still stand for, and
+   * when the oldest of them was put in place (ms; null: none), over every
+   * state directory (status, tests).
+   */
+  journalStats(): { journals: number; pending: number; oldest: number | null } {
+    let journals = 0, pending = 0, oldest: number | null = null;
+    for (const j of this.journals.values()) {
+      journals += j.count;
+      pending += j.pending;
+      const o = j.oldest;
+      if (o !== null && (oldest === null || o < oldest)) oldest = o;
+    }
+    return { journals, pending, oldest };
   }
 
   /**

@@ -7,8 +7,10 @@
 // per-packet JS work. With `reader: "auto"` a multishot io_uring read
 // (native/tun_uring_linux.c) reads for us instead and a batch reaps its
 // completions without a syscall per packet; where the kernel refuses
-// io_uring the readv loop is used, and `reader` says which and why. See
-// docs/io.md for the numbers.
+// io_uring the readv loop is used, and `reader` says which and why. If the
+// kernel later refuses to re-arm the multishot read, nothing would wake the
+// reader again, so the queue drops to readv for good (readiness moves to the
+// TUN fd) and `reader.why` names the refusal. See docs/io.md for the numbers.
 //
 // Ring slots, as the pipeline lays them out in WASM memory:
 //
@@ -25,7 +27,7 @@
 //     ip tuntap add dev wesp0 mode tun user wesp [multi_queue]
 // and wesp attaches to it by name (multiQueue must match how it was made).
 import {
-  errnoName, io, offloadState, type UringHandle, ST_BAD, ST_COALESCED, ST_COALESCED_SEGS, ST_COALESCED_UDP, ST_COALESCED_UDP_SEGS, ST_CSUM, ST_SEGMENTS, ST_SUPER, type OffloadState,
+  errnoName, io, offloadState, type UringHandle, ST_BAD, ST_REARM_ERRNO, ST_COALESCED, ST_COALESCED_SEGS, ST_COALESCED_UDP, ST_COALESCED_UDP_SEGS, ST_CSUM, ST_SEGMENTS, ST_SUPER, type OffloadState,
 } from "../io/native_linux.ts";
 import { PacketFd } from "../io/packet_fd_linux.ts";
 import { withNetns } from "../io/netns_linux.ts";
@@ -63,7 +65,7 @@ export type TunReaderChoice = "auto" | "readv";
 /** Which reader a TUN queue uses, and why not io_uring when it does not (status shows it). */
 export interface TunReader {
   reader: "io_uring" | "readv";
-  /** Why readv: "tun.reader readv" (or "WESP_TUN_READER readv"), or the step the kernel refused with its errno name. */
+  /** Why readv: "tun.reader readv" (or "WESP_TUN_READER readv"), or the step the kernel refused with its errno name ("io_uring re-arm: EAGAIN" when it refused mid-run). */
   why?: string;
 }
 
@@ -103,8 +105,8 @@ export class Tun extends PacketFd {
   private readonly pending: Uint32Array | null;
   /** The kernel took USO: UDP runs are coalesced on write. */
   private readonly uso: boolean;
-  /** Which reader this queue uses. */
-  readonly reader: TunReader;
+  /** Which reader this queue uses (io_uring can turn into readv: see leaveUring). */
+  #reader: TunReader;
   /** The io_uring reader and its ring fd (readiness), when reader is io_uring. */
   private uring: UringHandle | null = null;
   private readonly ringFd: number = -1;
@@ -118,13 +120,41 @@ export class Tun extends PacketFd {
     this.pending = this.scratch === null ? null : new Uint32Array(this.scratch.buffer, 0, 1);
     this.uso = this.offloads.uso === "on";
     if (choice === "readv") {
-      this.reader = { reader: "readv", why: `${from} readv` };
+      this.#reader = { reader: "readv", why: `${from} readv` };
       return;
     }
     const [u, ringFd, why, errno] = io.tunUringOpen(fd, vnet);
     this.uring = u;
     this.ringFd = ringFd;
-    this.reader = u !== null ? { reader: "io_uring" } : { reader: "readv", why: `${why}: ${errnoName(errno)}` };
+    this.#reader = u !== null ? { reader: "io_uring" } : { reader: "readv", why: `${why}: ${errnoName(errno)}` };
+  }
+
+  /** Which reader this queue uses, and why readv when it does (status shows it). */
+  get reader(): TunReader {
+    return this.#reader;
+  }
+
+  /**
+   * The kernel refused to re-arm the multishot read (native
+   * stats[ST_REARM_ERRNO]): no completion will ever make the ring fd
+   * readable again, so this queue is read with readv from now on. The ring
+   * holds no unread packet at that point (the multishot's last completion
+   * was the last one reaped), so nothing is lost or reordered: what came
+   * after waits in the TUN queue, and the poll moves to the TUN fd.
+   */
+  private leaveUring(u: UringHandle): void {
+    const errno = this.stats[ST_REARM_ERRNO];
+    this.moveReadiness(() => {
+      io.tunUringClose(u);
+      this.uring = null;
+    });
+    this.#reader = { reader: "readv", why: `io_uring re-arm: ${errnoName(errno)}` };
+  }
+
+  /** TEST HOOK (unreachable from config and the CLI): the io_uring reader's next re-arm is refused with `errno`. */
+  failNextRearmForTest(errno: number): void {
+    if (this.uring === null) throw new Error("Tun: not reading through io_uring");
+    io.tunUringFailRearm(this.uring, errno);
   }
 
   /** The ring fd when reading through io_uring (it polls readable while completions wait), else the TUN fd. */
@@ -201,7 +231,13 @@ export class Tun extends PacketFd {
    */
   readBatch(mem: Uint8Array, offs: Uint32Array, lens: Uint32Array, max: number, slotCap: number): number {
     const u = this.uring;
-    if (u !== null) return io.readBatchUring(u, mem, offs, lens, max, slotCap, this.stats);
+    if (u !== null) {
+      try {
+        return io.readBatchUring(u, mem, offs, lens, max, slotCap, this.stats);
+      } finally {
+        if (this.stats[ST_REARM_ERRNO] !== 0) this.leaveUring(u);
+      }
+    }
     const sc = this.scratch;
     if (sc !== null) return io.readBatchVnet(this.live(), mem, offs, lens, max, slotCap, this.stats, sc);
     return io.readBatch(this.live(), mem, offs, lens, max, slotCap, this.stats);

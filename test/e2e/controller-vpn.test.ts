@@ -37,7 +37,7 @@ import { lanAddr, lines, wanAddr as wan, wanBridge } from "./controller-util.ts"
 import { ikeOf } from "./ike-util.ts";
 import { received, sentCount, streamReceiver, streamSender } from "./lifecycle-util.ts";
 import { masqueradeRules } from "../../host/demo/nat.ts";
-import { PgCluster, POSTGRES_NEED } from "../unit/controller-pg-cluster.ts";
+import { PgCluster, POSTGRES_NEED } from "../../host/lab/pg_cluster.ts";
 
 const NAT_PUBLIC = "192.0.2.50";
 const REPLICA = { A: "192.0.2.100", B: "192.0.2.101" } as const;

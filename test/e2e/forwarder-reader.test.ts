@@ -41,6 +41,8 @@ describe("wesp up: the TUN readers", { skip: requireTools(["netns", "python3"], 
           const p = st.peers[0];
           assert.equal(p.outbound.counters.dropped, 0, JSON.stringify(p.outbound.counters.drops));
           assert.equal(p.inbound[0].counters.dropped, 0, JSON.stringify(p.inbound[0].counters.drops));
+          // the worker's reservation journals reach status (static SAs with a state_dir keep durable state)
+          assert.deepEqual(Object.keys(st.journals ?? {}).sort(), ["count", "oldestSeconds", "pendingFiles"], JSON.stringify(st.journals));
         }
         const text = await wesp("status", "--control", r.sockA);
         assert.match(text.stdout, reader === "readv" ? /reader readv \(tun\.reader readv\)/ : MULTISHOT ? /reader io_uring/ : /reader /);

@@ -1,59 +1,14 @@
 // Shared pieces of the io-*.test.ts end-to-end tests: a ring over real WASM
-// memory, IP/UDP packet builders and parsers with their checksums, and a
-// check that a lab left no namespace behind.
+// memory (host/lab/slot_ring.ts), IP/UDP packet builders and parsers with
+// their checksums, and a check that a lab left no namespace behind.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import type { Lab } from "../helpers/netns.ts";
+import { ipv4Header } from "../../host/lab/packets.ts";
 
-/**
- * A ring over a real WebAssembly.Memory, like the pipeline's: `slots` slots
- * of `stride` bytes, each starting `headroom` bytes in, plus the per-slot
- * side arrays of the socket API.
- */
-export class Ring {
-  readonly memory = new WebAssembly.Memory({ initial: 16 }); // 1 MiB
-  readonly mem = new Uint8Array(this.memory.buffer);
-  readonly offs: Uint32Array;
-  readonly lens: Uint32Array;
-  readonly addrs: Uint8Array;
-  readonly ports: Uint16Array;
-  readonly fams: Uint8Array;
-  readonly locals: Uint8Array;
-  constructor(readonly slots = 64, readonly stride = 2048, readonly headroom = 64) {
-    this.offs = new Uint32Array(slots);
-    this.lens = new Uint32Array(slots);
-    this.addrs = new Uint8Array(slots * 16);
-    this.ports = new Uint16Array(slots);
-    this.fams = new Uint8Array(slots);
-    this.locals = new Uint8Array(slots * 16);
-    for (let i = 0; i < slots; i++) this.offs[i] = i * stride + headroom;
-  }
-  /** The side arrays from slot i on (views, not copies), for a batch that fills slots i.. */
-  from(i: number) {
-    return {
-      offs: this.offs.subarray(i),
-      lens: this.lens.subarray(i),
-      addrs: this.addrs.subarray(i * 16),
-      ports: this.ports.subarray(i),
-      fams: this.fams.subarray(i),
-      locals: this.locals.subarray(i * 16),
-    };
-  }
-  /** Slot i's packet bytes (a copy). */
-  packet(i: number): Uint8Array {
-    return this.mem.slice(this.offs[i], this.offs[i] + this.lens[i]);
-  }
-  put(i: number, bytes: Uint8Array): void {
-    this.mem.set(bytes, this.offs[i]);
-    this.lens[i] = bytes.length;
-  }
-  addr(i: number, a: Uint8Array | number[], family: 4 | 6, port = 0): void {
-    this.addrs.fill(0, i * 16, i * 16 + 16);
-    this.addrs.set(a, i * 16);
-    this.fams[i] = family;
-    this.ports[i] = port;
-  }
-}
+// The ring and the IPv4 header builder live in host/lab (bench/io uses them too).
+export { Ring } from "../../host/lab/slot_ring.ts";
+export { ipv4Header };
 
 /** Deterministic, slot-specific payload of `len` bytes. */
 export function payload(seed: number, len: number): Uint8Array {
@@ -98,20 +53,6 @@ function sum16(parts: Uint8Array[]): number {
 }
 
 const be16 = (v: number) => Uint8Array.of(v >> 8, v & 0xff);
-
-/** An IPv4 header (RFC 791, IHL 5, DF clear) for `payloadLen` bytes of `proto`. */
-export function ipv4Header(src: Uint8Array, dst: Uint8Array, proto: number, payloadLen: number, ttl = 64): Uint8Array {
-  const h = new Uint8Array(20);
-  h[0] = 0x45;
-  h.set(be16(20 + payloadLen), 2);
-  h.set(be16(0x1234), 4);
-  h[8] = ttl;
-  h[9] = proto;
-  h.set(src, 12);
-  h.set(dst, 16);
-  h.set(be16(~sum16([h]) & 0xffff), 10);
-  return h;
-}
 
 /** An IPv6 header (RFC 8200) for `payloadLen` bytes with next header `proto`. */
 export function ipv6Header(src: Uint8Array, dst: Uint8Array, proto: number, payloadLen: number, hops = 64): Uint8Array {

@@ -34,6 +34,8 @@ import { ikeNode, ikeOf, ikeUp, writeConfig } from "./ike-util.ts";
 const PORT = 9000;
 const PPS = 400;
 const BOGUS = 25;
+/** The start of a text log line: its ISO 8601 UTC time (host/metrics/log.ts). */
+const STAMP = String.raw`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z `;
 
 /** GET /metrics over a Unix socket. */
 function scrapeUnix(path: string): Promise<{ status: number; body: string }> {
@@ -236,8 +238,8 @@ describe("CE metrics and logs: /metrics equals wesp status, hostile requests, no
     assert.ok(objs.some((o) => o.level === "debug" && /^node ceA \(from /.test(o.msg)), "the config summary at debug level");
     assert.ok(objs.some((o) => o.level === "debug" && o.spi === spiLabel(0x1000a) && o.direction === "out"), `SA installs at debug level, with fields: ${lines.filter((l) => /installed/.test(l)).join("\n")}`);
     assert.ok(objs.some((o) => o.level === "info" && /forwarding on wesp0/.test(o.msg)));
-    assert.match(pb.stderr, /^wesp up: node ceB \(from /m, "ceB: text lines, debug included");
-    assert.match(pb.stderr, /^wesp up: stopped: TUN and sockets closed$/m);
+    assert.match(pb.stderr, new RegExp(`${STAMP}wesp up: node ceB \\(from `, "m"), "ceB: text lines, debug included");
+    assert.match(pb.stderr, new RegExp(`${STAMP}wesp up: stopped: TUN and sockets closed$`, "m"));
   });
 
   test("IKE peers: their state and events on /metrics, the SAs IKE installed counted, the PSK in no log", { timeout: 120_000 }, async () => {
@@ -266,7 +268,7 @@ describe("CE metrics and logs: /metrics equals wesp status, hostile requests, no
     const pa = await up(s.ceA, ["--log-format", "json", "--log-level", "debug", cfgA]);
     const st = await ikeUp(join(dir, "ceA.sock"), "ceB", 60_000);
     const child = ikeOf(st, "ceB").childSas[0];
-    assert.match(pb.stderr, /^wesp up: metrics listener: .*EADDRINUSE.* \(metrics off; forwarding goes on\)$/m);
+    assert.match(pb.stderr, new RegExp(`${STAMP}wesp up: metrics listener: .*EADDRINUSE.* \\(metrics off; forwarding goes on\\)$`, "m"));
     const e = await scrape(metricsA);
     assert.equal(value(e, "wesp_ike_up", { peer: "ceB" }), 1);
     assert.equal(value(e, "wesp_ike_state", { peer: "ceB", state: "up" }), 1);

@@ -3,14 +3,22 @@
 // in the order the kernel queued them — more of them than the reader has
 // buffers (the multishot read ends with ENOBUFS and is re-armed), and UDP
 // super-packets on a vnet TUN cut into their datagrams; a packet longer than
-// the slot is a counted drop; reader "readv" forces the old loop; and closing
-// the reader, or terminating a worker that holds one, while packets still
-// arrive leaves no ring, no buffers and no crash.
+// the slot is a counted drop; reader "readv" forces the old loop; a re-arm
+// the kernel refuses turns the queue into a readv one without losing a
+// packet or its wake-ups; and closing the reader, or terminating a worker
+// that holds one, while packets still arrive leaves no ring, no buffers and
+// no crash.
+//
+// The refused re-arm is injected (Tun.failNextRearmForTest, native
+// tunUringFailRearm): io_uring_enter cannot be made to refuse one
+// submission on demand. The hook is compiled in but no config or CLI path
+// reaches it.
 //
 //   ns r:  UDP socket ──route──► wur* 10.39.0.1/24 ──► io_uring multishot read ──► readBatch
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { constants as osConstants } from "node:os";
 import { release } from "node:os";
 import { Worker } from "node:worker_threads";
 import { Lab, waitFor, type Netns } from "../helpers/netns.ts";
@@ -216,6 +224,72 @@ describe("TUN io_uring reader", { skip: requireTools(["netns", MULTISHOT_KERNEL]
       const { got } = readUdp(t, sizes.length, s.port);
       got.forEach((u, i) => assert.deepEqual(u.data, payload(40_000 + i, sizes[i]), `datagram ${i}`));
       assert.equal(got.length, sizes.length);
+    } finally {
+      t.close();
+    }
+  });
+
+  /** An io_uring TUN in ns r with `cidr`, up. */
+  async function readerUp(name: string, cidr: string): Promise<Tun> {
+    const t = Tun.open({ name, netns: ns.name, reader: "auto" });
+    try {
+      await ns.addr(t.name, cidr);
+      await ns.up(t.name);
+    } catch (e) {
+      t.close();
+      throw e;
+    }
+    return t;
+  }
+
+  it("a re-arm the kernel refuses after a batch that returned packets: readv from then on, every packet in order, the ring freed", async () => {
+    const t = await readerUp("wuf%d", "10.44.0.1/24");
+    try {
+      const rings = ringFds();
+      t.failNextRearmForTest(osConstants.errno.EAGAIN);
+      // More than the 256 buffers, unread: the multishot ends (ENOBUFS) and the batch that reaps its end re-arms.
+      const sizes = Array.from({ length: 600 }, (_, i) => 20 + (i % 900));
+      sendAll(s, v4("10.44.0.2"), 7700, sizes, 70_000);
+      const { got, zero } = readUdp(t, sizes.length, s.port);
+      assert.equal(zero, 0);
+      assert.equal(got.length, sizes.length, "every datagram, across the switch");
+      got.forEach((u, i) => assert.deepEqual(u.data, payload(70_000 + i, sizes[i]), `datagram ${i} in its place`));
+      assert.deepEqual(t.reader, { reader: "readv", why: "io_uring re-arm: EAGAIN" }, "status says why");
+      assert.equal(t.readyFd, t.fd, "readiness from the TUN fd now");
+      assert.equal(ringFds(), rings - 1, "the spent ring closed");
+    } finally {
+      t.close();
+    }
+  });
+
+  it("a refused re-arm under onReadable: the poll moves to the TUN fd and keeps waking the reader", async () => {
+    const t = await readerUp("wuf%d", "10.45.0.1/24");
+    try {
+      const r = new Ring(64, 2048);
+      const got: ParsedUdp[] = [];
+      t.onReadable(() => {
+        for (let n = 64; n === 64; ) {
+          n = t.readBatch(r.mem, r.offs, r.lens, 64, 2000);
+          for (let i = 0; i < n; i++) {
+            const p = r.packet(i);
+            if (p[0] >> 4 === 4 && p[9] === 17 && parseUdp(p).sport === s.port) got.push(parseUdp(p));
+          }
+        }
+      });
+      t.failNextRearmForTest(osConstants.errno.EBUSY);
+      // Sent while this thread cannot read: the buffers run out and the multishot ends.
+      const first = Array.from({ length: 400 }, (_, i) => 30 + i);
+      sendAll(s, v4("10.45.0.2"), 7800, first, 80_000);
+      await waitFor(() => got.length >= first.length, "the first 400 through both readers");
+      assert.equal(t.reader.reader, "readv");
+      assert.equal(t.reader.why, "io_uring re-arm: EBUSY");
+      // Later packets wake the reader through the TUN fd.
+      const later = Array.from({ length: 50 }, (_, i) => 100 + i);
+      sendAll(s, v4("10.45.0.2"), 7800, later, 80_400);
+      await waitFor(() => got.length >= first.length + later.length, "the later 50 through readv");
+      const sizes = [...first, ...later];
+      assert.equal(got.length, sizes.length);
+      got.forEach((u, i) => assert.deepEqual(u.data, payload(80_000 + i, sizes[i]), `datagram ${i} in its place`));
     } finally {
       t.close();
     }

@@ -9,7 +9,7 @@
 // outer ones (local host → remote host).
 import assert from "node:assert/strict";
 import { KIND, type Core, type Mode as CoreMode, type SaParams, type Suite as CoreSuite } from "../../host/core/core.ts";
-import { toHex } from "./wasm.ts";
+import { toHex } from "../../host/core/raw_exports.ts";
 import {
   addrText, cbcIvFromSeed, concat, frame, greHeader, innerProto, PROTO, sealEsp, sealTransport, seqIv, suiteSizes,
   type Outer, type RefSa, type RefSuite,

@@ -6,7 +6,7 @@
 //
 // `shift` (0..15) misaligns data and tag on purpose; the spare 16 bytes make
 // room for it. Every guard byte holds GUARD before the call.
-import type { Scratch } from "./wasm.ts";
+import type { Scratch } from "../../host/core/raw_exports.ts";
 
 const GUARD = 0xa5;
 const BAND = 64;

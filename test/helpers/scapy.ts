@@ -4,7 +4,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { createInterface } from "node:readline";
 import { appendFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { toHex } from "./wasm.ts";
+import { toHex } from "../../host/core/raw_exports.ts";
 import type { RefSuite } from "./ref_esp.ts";
 export { addrText } from "./ref_esp.ts";
 

@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 // records, and the reference SA each one describes.
 import { existsSync, readFileSync } from "node:fs";
 import type { RefSa, RefSuite } from "./ref_esp.ts";
-import { hex } from "./wasm.ts";
+import { hex } from "../../host/core/raw_exports.ts";
 
 export interface EspVector {
   id: string;

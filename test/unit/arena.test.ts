@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { loadCore, Scratch, hex } from "../helpers/wasm.ts";
+import { loadCore, Scratch, hex } from "../../host/core/raw_exports.ts";
 
 test("arena hands out aligned, zeroed memory and ctEqual compares", () => {
   const ex = loadCore();

@@ -26,7 +26,7 @@ import { parseConfig } from "../../host/config/load.ts";
 import { CeClient, ControllerError } from "../../host/agent/ce_client.ts";
 import { enrolledCe } from "./controller-ce-fixture.ts";
 import { requireTools } from "../helpers/require.ts";
-import { PgCluster, POSTGRES_NEED } from "./controller-pg-cluster.ts";
+import { PgCluster, POSTGRES_NEED } from "../../host/lab/pg_cluster.ts";
 
 const site = (name: string, octet: number): NewSite => ({ name, prefixes: [`10.${octet}.0.0/16`], wan: [{ name: "inet", privateAddress: `192.0.2.${octet}` }] });
 

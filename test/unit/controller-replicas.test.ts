@@ -21,7 +21,7 @@ import { openStore } from "../../host/controller/store/store.ts";
 import { CeClient, ControllerError, type SseEvent } from "../../host/agent/ce_client.ts";
 import { enrol } from "../../host/agent/enrol.ts";
 import { requireTools } from "../helpers/require.ts";
-import { PgCluster, POSTGRES_NEED } from "./controller-pg-cluster.ts";
+import { PgCluster, POSTGRES_NEED } from "../../host/lab/pg_cluster.ts";
 
 describe("two controller replicas on PostgreSQL, one CE", { skip: requireTools([POSTGRES_NEED], { why: "controller replicas on PostgreSQL" }) }, () => {
   let dir: string;

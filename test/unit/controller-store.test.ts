@@ -1,6 +1,6 @@
 // The controller's VPN database (host/controller/store/): one contract suite
 // run against both implementations — SQLite always, PostgreSQL against a real
-// server this file starts in a temp dir (test/unit/controller-pg-cluster.ts).
+// server this file starts in a temp dir (host/lab/pg_cluster.ts).
 // Plus what only one of them has: a SQLite file survives a reopen; two
 // PostgreSQL replicas hear each other's changes (LISTEN/NOTIFY).
 import { after, before, describe, test } from "node:test";
@@ -15,7 +15,7 @@ import { StoreError, type Change, type NewSite } from "../../host/controller/sto
 import { SCHEMA_VERSION, migrationsFor } from "../../host/controller/store/schema.ts";
 import { hashToken } from "../../host/controller/store/sql_store.ts";
 import { requireTools } from "../helpers/require.ts";
-import { PgCluster, POSTGRES_NEED } from "./controller-pg-cluster.ts";
+import { PgCluster, POSTGRES_NEED } from "../../host/lab/pg_cluster.ts";
 
 interface Backend {
   name: "sqlite" | "postgres";

@@ -1,68 +1,12 @@
 // Packet builders and an independent ESP opener (node:crypto) for the core's
-// unit tests (test/unit/core-*.test.ts).
+// unit tests (test/unit/core-*.test.ts). The packet builders live in
+// host/lab/packets.ts (benchmarks use them too) and are re-exported here.
 import { createDecipheriv, randomBytes } from "node:crypto";
-import { coreAddr } from "../../host/config/addr.ts";
 import { Core, type SaParams } from "../../host/core/core.ts";
 
+export { inetChecksum, innerUdp, ipv4, ipv6, udp, type Ip4Opts } from "../../host/lab/packets.ts";
+
 export const hexOf = (b: Uint8Array): string => Buffer.from(b).toString("hex");
-
-/** RFC 1071 checksum of `b` (with an optional initial sum). */
-export function inetChecksum(b: Uint8Array, init = 0): number {
-  let s = init;
-  for (let i = 0; i + 1 < b.length; i += 2) s += (b[i] << 8) | b[i + 1];
-  if (b.length & 1) s += b[b.length - 1] << 8;
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return ~s & 0xffff;
-}
-
-export interface Ip4Opts { src: string; dst: string; proto: number; payload: Uint8Array; ttl?: number; id?: number; tos?: number; df?: boolean }
-
-export function ipv4(o: Ip4Opts): Uint8Array {
-  const p = new Uint8Array(20 + o.payload.length);
-  const dv = new DataView(p.buffer);
-  p[0] = 0x45;
-  p[1] = o.tos ?? 0;
-  dv.setUint16(2, p.length);
-  dv.setUint16(4, o.id ?? 0x1234);
-  dv.setUint16(6, o.df ? 0x4000 : 0);
-  p[8] = o.ttl ?? 64;
-  p[9] = o.proto;
-  p.set(coreAddr(o.src).bytes.subarray(0, 4), 12);
-  p.set(coreAddr(o.dst).bytes.subarray(0, 4), 16);
-  dv.setUint16(10, inetChecksum(p.subarray(0, 20)));
-  p.set(o.payload, 20);
-  return p;
-}
-
-export function ipv6(o: { src: string; dst: string; proto: number; payload: Uint8Array; hop?: number }): Uint8Array {
-  const p = new Uint8Array(40 + o.payload.length);
-  const dv = new DataView(p.buffer);
-  dv.setUint32(0, 0x60000000);
-  dv.setUint16(4, o.payload.length);
-  p[6] = o.proto;
-  p[7] = o.hop ?? 64;
-  p.set(coreAddr(o.src).bytes, 8);
-  p.set(coreAddr(o.dst).bytes, 24);
-  p.set(o.payload, 40);
-  return p;
-}
-
-/** A UDP header + payload (checksum 0). */
-export function udp(sport: number, dport: number, payload: Uint8Array): Uint8Array {
-  const u = new Uint8Array(8 + payload.length);
-  const dv = new DataView(u.buffer);
-  dv.setUint16(0, sport);
-  dv.setUint16(2, dport);
-  dv.setUint16(4, u.length);
-  u.set(payload, 8);
-  return u;
-}
-
-/** An inner packet: IPv4 or IPv6 UDP between the two addresses with `n` payload bytes. */
-export function innerUdp(src: string, dst: string, n: number, sport = 1000, dport = 2000): Uint8Array {
-  const body = udp(sport, dport, randomBytes(n));
-  return src.includes(":") ? ipv6({ src, dst, proto: 17, payload: body }) : ipv4({ src, dst, proto: 17, payload: body });
-}
 
 export interface Keys { key: Uint8Array; salt: Uint8Array; hmacKey?: Uint8Array }
 

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import crypto from "node:crypto";
 import fc from "fast-check";
 import { ecb } from "@noble/ciphers/aes.js";
-import { loadCore, Scratch, hex, toHex } from "../helpers/wasm.ts";
+import { loadCore, Scratch, hex, toHex } from "../../host/core/raw_exports.ts";
 
 const ex = loadCore();
 const s = new Scratch(ex, 1 << 20);

@@ -8,7 +8,7 @@ import crypto from "node:crypto";
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { cbc } from "@noble/ciphers/aes.js";
-import { loadCore, Scratch, hex, toHex } from "../helpers/wasm.ts";
+import { loadCore, Scratch, hex, toHex } from "../../host/core/raw_exports.ts";
 
 const ex = loadCore();
 const s = new Scratch(ex, 1 << 20);

@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
-import { loadCore, Scratch, hex, toHex } from "../helpers/wasm.ts";
+import { loadCore, Scratch, hex, toHex } from "../../host/core/raw_exports.ts";
 import { guardsIntact, placeGuarded, type Guarded } from "../helpers/guard_bytes.ts";
 
 const ex = loadCore();

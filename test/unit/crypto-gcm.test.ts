@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { gcm } from "@noble/ciphers/aes.js";
 import { ghash } from "@noble/ciphers/_polyval.js";
-import { loadCore, Scratch, hex, toHex } from "../helpers/wasm.ts";
+import { loadCore, Scratch, hex, toHex } from "../../host/core/raw_exports.ts";
 import { guardsIntact, placeGuarded, type Guarded } from "../helpers/guard_bytes.ts";
 
 const ex = loadCore();

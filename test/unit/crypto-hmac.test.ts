@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { loadCore, Scratch, hex, toHex } from "../helpers/wasm.ts";
+import { loadCore, Scratch, hex, toHex } from "../../host/core/raw_exports.ts";
 
 const ex = loadCore();
 const s = new Scratch(ex);

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { poly1305 } from "@noble/ciphers/_poly1305.js";
-import { loadCore, Scratch, hex, toHex } from "../helpers/wasm.ts";
+import { loadCore, Scratch, hex, toHex } from "../../host/core/raw_exports.ts";
 
 const ex = loadCore();
 const s = new Scratch(ex);

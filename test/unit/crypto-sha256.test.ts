@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
-import { loadCore, Scratch, toHex } from "../helpers/wasm.ts";
+import { loadCore, Scratch, toHex } from "../../host/core/raw_exports.ts";
 
 const ex = loadCore();
 const s = new Scratch(ex, 2 << 20);

@@ -15,7 +15,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Core, KIND } from "../../host/core/core.ts";
-import { toHex } from "../helpers/wasm.ts";
+import { toHex } from "../../host/core/raw_exports.ts";
 import {
   concat, frame, innerProto, minPadLen, monotonicPad, openEsp, PROTO, sealEsp, seqHalves, seqIv, suiteSizes, unframe, type Outer,
 } from "../helpers/ref_esp.ts";

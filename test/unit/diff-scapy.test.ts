@@ -5,7 +5,7 @@
 // with any one bit flipped refused by the core for the right reason.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { hex, toHex } from "../helpers/wasm.ts";
+import { hex, toHex } from "../../host/core/raw_exports.ts";
 import { ScapyEsp, addrText, bytes, type ScapySa } from "../helpers/scapy.ts";
 import { loadVectors, vectorSa, vectorSeq } from "../helpers/vectors.ts";
 import {

@@ -1,7 +1,8 @@
 // The logger (host/metrics/log.ts) and the CE's metrics over hand-made status
 // snapshots (host/metrics/ce.ts): what the redaction layer does with keys
 // handed to it by mistake — in fields, nested, as bytes, in the message —
-// in both formats; text lines as wesp always printed them; levels; and the
+// in both formats; text lines stamped with ISO 8601 UTC time (JSON has its
+// own `time`); levels; and the
 // CE metrics' IKE series read from status.ike when it is there, nothing (and
 // no error) when it is absent or of another shape.
 import { describe, test } from "node:test";
@@ -22,9 +23,9 @@ function forms(key: Buffer): string[] {
   return [hex, hex.toUpperCase(), hex.slice(0, 16), key.toString("base64").replace(/=+$/, ""), key.toString("base64url"), key.toString("latin1")];
 }
 
-function capture(format: LogFormat, level: "debug" | "info" = "debug") {
+function capture(format: LogFormat, level: "debug" | "info" = "debug", now?: () => Date) {
   const lines: string[] = [];
-  const log = createLogger({ name: "wesp test", format, level, write: (l) => void lines.push(l) });
+  const log = createLogger({ name: "wesp test", format, level, write: (l) => void lines.push(l), ...(now ? { now } : {}) });
   return { log, lines };
 }
 
@@ -71,13 +72,31 @@ describe("logger: no key material reaches a log", () => {
     }
   });
 
-  test("text lines are the ones wesp always printed; levels filter", () => {
-    const { log, lines } = capture("text", "info");
+  test("text lines: ISO 8601 UTC time, then what wesp always printed; levels filter", () => {
+    // a clock in UTC+9 would print 02:03 local: the line says UTC, with its Z
+    let t = Date.UTC(2026, 11, 6, 17, 8, 0, 123);
+    const { log, lines } = capture("text", "info", () => new Date(t++));
     log.debug("not shown");
     log.info("node ceA: forwarding on wesp0");
     log.warn("site.yaml:3: something");
-    log.error("stopping: boom");
-    assert.deepEqual(lines, ["wesp test: node ceA: forwarding on wesp0\n", "warning: site.yaml:3: something\n", "wesp test: stopping: boom\n"]);
+    log.error("stopping: boom", { spi: "0x0001000a" });
+    assert.deepEqual(lines, [
+      "2026-12-06T17:08:00.123Z wesp test: node ceA: forwarding on wesp0\n",
+      "2026-12-06T17:08:00.124Z warning: site.yaml:3: something\n",
+      "2026-12-06T17:08:00.125Z wesp test: stopping: boom spi=0x0001000a\n",
+    ]);
+    // the system clock by default
+    const d = capture("text", "info");
+    d.log.info("hello");
+    assert.match(d.lines[0], /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z wesp test: hello\n$/);
+  });
+
+  test("JSON lines keep pino's own ISO time field and get no text stamp", () => {
+    const { log, lines } = capture("json", "info");
+    log.info("hello");
+    const o = JSON.parse(lines[0]);
+    assert.match(o.time, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+    assert.equal(o.msg, "hello");
   });
 
   test("--log-format / --log-level / -q", () => {

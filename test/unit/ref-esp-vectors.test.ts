@@ -3,7 +3,7 @@
 // its plaintext, and rejects each vector with any single byte changed.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { hex, toHex } from "../helpers/wasm.ts";
+import { hex, toHex } from "../../host/core/raw_exports.ts";
 import { frame, minPadLen, monotonicPad, openEsp, PROTO, sealEsp, sealTransport, suiteSizes, type Outer } from "../helpers/ref_esp.ts";
 import { loadVectors, vectorSa, vectorSeq } from "../helpers/vectors.ts";
 

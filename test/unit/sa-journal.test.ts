@@ -6,37 +6,23 @@
 // deleted) never resumes a key below what it may have used; a journal that
 // cannot be read refuses every durable SA of its directory, never resumes
 // one at 1; journals are deleted once every record is covered, and only
-// their owner's.
+// their owner's; journalStats (wesp status) counts them and dates the oldest.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { FIRST_BLOCK, SeqStateError, SeqStore, type DurableParams, type Resume } from "../../host/sa/seq_store.ts";
 import { durableState, journalPath } from "../../host/sa/journal.ts";
 import { decodeJournal, encodeJournal } from "../../host/sa/journal_format.ts";
-import { encodeState, ensureStateDir, readState, recordBody, statePath, type SaStateRecord } from "../../host/sa/state_file.ts";
+import { encodeState, readState, recordBody, statePath, type SaStateRecord } from "../../host/sa/state_file.ts";
 import { keyId } from "../../host/sa/key_id.ts";
 import { makeCore } from "./core-helpers.ts";
+import { journalStatus } from "../../host/pipeline/status.ts";
+import { inStateDir as inStateDirOf, saFiles, saParams } from "./sa-state-helpers.ts";
 
-/** Runs `fn` in a fresh state directory, removed afterwards however `fn` ends. */
-async function inStateDir(fn: (dir: string) => void | Promise<void>): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), "wesp-jrn-"));
-  try {
-    ensureStateDir(dir);
-    await fn(dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-const params = (stateDir: string, i: number): DurableParams => {
-  const dir = i % 2 ? "in" : "out";
-  return { stateDir, dir, keyId: keyId(dir, randomBytes(20)), spi: 0x100 + i, suite: "aes-256-gcm", peer: `p${i}`, esn: false };
-};
-
-const saFiles = (dir: string): string[] => readdirSync(join(dir, "sa")).sort();
+const inStateDir = (fn: (dir: string) => void | Promise<void>) => inStateDirOf("wesp-jrn-", fn);
+const params = (stateDir: string, i: number): DurableParams => saParams(stateDir, i);
 
 /** `b` with one bit of byte `at` flipped (a copy). */
 function flip(b: Buffer, at: number): Buffer {
@@ -254,4 +240,28 @@ test("statePath is what path.join makes, however the state directory is spelled 
       }
     }
   }
+});
+
+test("journalStats (wesp status): journals not yet retired, the files they stand for, and when the oldest was put in place — its mtime when an earlier run left it", async () => {
+  await inStateDir(async (dir) => {
+    const ps = Array.from({ length: 6 }, (_, i) => params(dir, i));
+    const before = Date.now();
+    const s1 = new SeqStore(() => {});
+    s1.prepareAll(ps, 1);
+    const st = s1.journalStats();
+    assert.deepEqual([st.journals, st.pending], [1, 6]);
+    assert.ok(st.oldest !== null && st.oldest >= before && st.oldest <= Date.now(), "written by this run: its time");
+    s1.abandon();
+    const hourAgo = Date.now() - 3_600_000;
+    utimesSync(journalPath(dir, "w0", 1), hourAgo / 1000, hourAgo / 1000);
+    const s2 = new SeqStore(() => {});
+    s2.prepare(params(dir, 50), 2); // reads the journals
+    const st2 = s2.journalStats();
+    assert.deepEqual([st2.journals, st2.pending], [1, 6]);
+    assert.ok(st2.oldest !== null && Math.abs(st2.oldest - hourAgo) < 1000, `an earlier run's: its mtime (${st2.oldest} vs ${hourAgo})`);
+    assert.deepEqual(journalStatus(st2, st2.oldest + 95_000), { count: 1, pendingFiles: 6, oldestSeconds: 95 });
+    await migrated(s2);
+    assert.deepEqual(s2.journalStats(), { journals: 0, pending: 0, oldest: null });
+    assert.deepEqual(journalStatus(s2.journalStats()), { count: 0, pendingFiles: 0, oldestSeconds: null });
+  });
 });

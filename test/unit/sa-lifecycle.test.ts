@@ -1,6 +1,8 @@
 // The SA lifecycle's main-thread half (host/sa/lifecycle.ts, plan.ts) and its
 // worker half (install.ts) without a worker thread: keys leave the main
-// thread (transferred buffers, config wiped), only new SAs carry keys,
+// thread (the sink repacks them into one buffer per worker, as the
+// Forwarder does, and transfers it; the plan's copies and the config
+// wiped), only new SAs carry keys,
 // unchanged SAs keep their core records, make-before-break order, refusals.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -10,6 +12,7 @@ import type { Config } from "../../host/config/model.ts";
 import { SaLifecycle, ReloadRefused } from "../../host/sa/lifecycle.ts";
 import { SaTable } from "../../host/sa/install.ts";
 import { plan } from "../../host/sa/plan.ts";
+import { peersForWorker } from "../../host/sa/worker_sas.ts";
 import type { PeerSpec, SaEvent } from "../../host/sa/spec.ts";
 import { baseConfig, hexKey, type Doc } from "../helpers/config_fixture.ts";
 import { makeCore } from "./core-helpers.ts";
@@ -18,17 +21,22 @@ const load = (doc: Doc): Config => parseConfig(JSON.stringify(doc), { baseDir: "
 
 const allKeys = (c: Config): Uint8Array[] => c.peers.flatMap((p) => p.sas.flatMap((s) => [s.keyIn, s.keyOut, s.authKeyIn, s.authKeyOut].filter((k): k is NonNullable<typeof k> => !!k)));
 
-/** A lifecycle whose sink is a SaTable on a real core, reached through a real MessagePort (so transfer happens). */
+/**
+ * A lifecycle whose sink is a SaTable on a real core, reached through a real
+ * MessagePort (so transfer happens), the keys packed as the Forwarder packs
+ * them for one worker (peersForWorker).
+ */
 async function rig() {
   const core = await makeCore({ maxSas: 64, maxPolicies: 64, largeWindowBlocks: 16 });
   const events: SaEvent[] = [];
   const table = new SaTable(core, { emit: (e) => void events.push(e) });
   const { port1, port2 } = new MessageChannel();
-  const sent: { peers: PeerSpec[]; transfer: ArrayBuffer[] }[] = [];
+  const sent: { peers: PeerSpec[]; transfer: ArrayBuffer[]; keyBytes: number }[] = [];
   port2.on("message", (m: { peers: PeerSpec[] }) => table.apply(m.peers));
   const lc = new SaLifecycle({
-    apply: async (peers, transfer) => {
-      sent.push({ peers, transfer });
+    apply: async (planned) => {
+      const { peers, transfer } = peersForWorker(planned, 0, 1);
+      sent.push({ peers, transfer, keyBytes: transfer.reduce((n, b) => n + b.byteLength, 0) });
       port1.postMessage({ peers }, transfer);
       await new Promise((r) => setTimeout(r, 20));
     },
@@ -50,7 +58,8 @@ test("keys leave the main thread: transferred buffers are detached, the config's
     const init = r.lc.initial(first);
     assert.ok(allKeys(first).length > 0);
     assert.ok(allKeys(first).every((k) => k.every((b) => b === 0)), "config keys zeroed once planned");
-    assert.equal(init.transfer.length, 6, "b: key in/out; c: key and auth key in/out");
+    const planned = init.peers.flatMap((p) => p.sas.flatMap((s) => [s.keysIn?.key, s.keysIn?.authKey, s.keysOut?.key, s.keysOut?.authKey].filter((k) => k)));
+    assert.equal(planned.length, 6, "b: key in/out; c: key and auth key in/out");
     r.table.apply(init.peers);
     for (const p of init.peers) for (const s of p.sas) for (const k of [s.keysIn?.key, s.keysOut?.key, s.keysIn?.authKey]) assert.ok(!k || k.every((b) => b === 0), "the worker wipes what it installed");
 
@@ -65,8 +74,11 @@ test("keys leave the main thread: transferred buffers are detached, the config's
     const bOut = r.table.prov.peers[0].out!.saId;
     assert.deepEqual(await r.lc.apply(load(doc)), { added: ["d"], removed: [], changed: [], unchanged: ["b", "c"] });
     const last = r.sent.at(-1)!;
-    assert.equal(last.transfer.length, 2);
+    assert.equal(last.keyBytes, 2 * 36, "d's two keys, nothing else");
+    assert.equal(last.transfer.length, 1, "in one buffer");
     assert.ok(last.transfer.every((b) => b.byteLength === 0), "transferred, so detached here");
+    const d = last.peers.find((p) => p.name === "d")!.sas[0];
+    assert.deepEqual([d.keysIn!.key.length, d.keysOut!.key.length], [0, 0], "no key bytes left on this thread");
     assert.ok(last.peers.filter((p) => p.name !== "d").every((p) => p.sas.every((s) => !s.keysIn && !s.keysOut)), "unchanged SAs carry no keys");
     assert.equal(r.table.prov.peers[0].out!.saId, bOut, "b keeps its SA record");
     assert.deepEqual(r.table.prov.peers.map((p) => p.name), ["b", "c", "d"]);

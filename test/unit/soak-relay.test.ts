@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { loadCore, Scratch } from "../helpers/wasm.ts";
+import { loadCore, Scratch } from "../../host/core/raw_exports.ts";
 import { prng, ReplaySim } from "../soak/relay.ts";
 
 const ex = loadCore();

@@ -1,15 +1,17 @@
-// Loads the built core for tests that exercise single primitives.
-// (The data plane itself is only driven through host/core/.)
+// The built core's raw exports, for what exercises single primitives: the
+// primitive tests (test/unit: vectors, cross-checks) and the micro
+// benchmarks (bench/core/*_micro.ts). The data plane itself is only driven
+// through Core (core.ts); this file is here, not in test/, because it knows
+// the WASM exports (host/core is the one module that does) and benchmarks
+// must not depend on the test tree.
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-
-const root = fileURLToPath(new URL("../../", import.meta.url));
+import { packagePath } from "../util/package_root.ts";
 
 export type Exports = Record<string, any> & { memory: WebAssembly.Memory };
 
 export function loadCore(flavour: "release" | "debug" = "release"): Exports {
   const file = process.env.WESP_WASM ?? (flavour === "release" ? "build/wesp.wasm" : "build/wesp.debug.wasm");
-  const mod = new WebAssembly.Module(readFileSync(file.startsWith("/") ? file : root + file));
+  const mod = new WebAssembly.Module(readFileSync(file.startsWith("/") ? file : packagePath(file)));
   const inst = new WebAssembly.Instance(mod, {
     env: {
       abort(_msg: number, _file: number, line: number, col: number) {

@@ -1,4 +1,5 @@
-// A throwaway PostgreSQL server for the controller's store tests: its own
+// A throwaway PostgreSQL server for the controller's store tests and
+// bench/controller (kept out of test/ so benchmarks do not depend on it): its own
 // cluster in a temp dir (initdb), listening on a Unix socket only (no TCP),
 // trust authentication, stopped and deleted afterwards. Root cannot run
 // postgres, so as root the server runs as the `postgres` user the Debian
@@ -8,7 +9,6 @@ import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import type { Need } from "../helpers/require.ts";
 
 /** The directory holding initdb and pg_ctl: Debian's versioned one (newest), else PATH's. */
 export function pgBinDir(): string | null {
@@ -30,8 +30,8 @@ function postgresUser(): { uid: number; gid: number } | null {
   return r.status === 0 && g.status === 0 ? { uid: Number(r.stdout), gid: Number(g.stdout) } : null;
 }
 
-/** What test/helpers/require.ts's requireTools checks before any PostgreSQL test runs. */
-export const POSTGRES_NEED: Need = {
+/** What test/helpers/require.ts's requireTools checks before any PostgreSQL test runs (a `Need`). */
+export const POSTGRES_NEED = {
   name: "PostgreSQL server (initdb, pg_ctl" + (isRoot() ? ", the postgres user" : "") + ")",
   present: () => pgBinDir() !== null && (!isRoot() || postgresUser() !== null),
   install: "apt-get install -y postgresql",
