@@ -31,7 +31,7 @@ import { until, type Contender, type Running, type StartContext } from "./conten
 import { packagePath, wespArgv } from "../../host/util/package_root.ts";
 
 const KEY_BYTES = { "aes-128-gcm": 20, "chacha20-poly1305": 36 } as const;
-type Suite = keyof typeof KEY_BYTES;
+export type Suite = keyof typeof KEY_BYTES;
 /** The largest replay window held in the SA record itself (assembly: no pool block). */
 const INLINE_WINDOW = 960;
 
@@ -54,7 +54,7 @@ function journalsLeft(stateDir: string): boolean {
   }
 }
 
-function configs(suite: Suite, dir: string, sas: number, workers: number): [object, object] {
+export function configs(suite: Suite, dir: string, sas: number, workers: number): [object, object] {
   const hex = () => randomBytes(KEY_BYTES[suite]).toString("hex");
   const kAB = hex(), kBA = hex();
   // node.workers > 1 wants SPIs that are multiples of the count (docs/config.md); 1 keeps the old ones.

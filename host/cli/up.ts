@@ -15,6 +15,7 @@ import { CeMetrics } from "../metrics/ce.ts";
 import type { MetricsServer } from "../metrics/http.ts";
 import { describeConfig } from "../config/redact.ts";
 import { isPermissionError, startFailure, stopNode, StopSignals } from "./node_run.ts";
+import { plural, secondsSince } from "../util/elapsed.ts";
 
 export const summary = "run the data plane in the foreground (SIGINT/SIGTERM stop it cleanly)";
 
@@ -89,9 +90,12 @@ export async function main(args: string[]): Promise<number> {
   const err = (l: string) => log.error(l);
   const info = (l: string) => log.info(l);
 
+  const loadStart = performance.now();
   const loaded = loadConfigOrReport(positionals[0], { maxBytes });
   if (!loaded) return EXIT_USAGE;
   const { config, warnings } = loaded;
+  const sas = config.peers.reduce((k, p) => k + 2 * p.sas.length, 0);
+  info(`config ${config.source}: ${plural(config.peers.length, "peer")}, ${sas} static SAs, loaded and checked in ${secondsSince(loadStart)} s`);
   for (const w of warnings) log.warn(formatIssue(config.source, w));
   if (log.level === "debug") log.debug(describeConfig(config));
 
@@ -160,8 +164,7 @@ export async function main(args: string[]): Promise<number> {
   }
   const [f, i] = [fwd, ike];
   metrics = await telemetry.serveOrLog(config.node.metrics?.listen, () => statusWithIke(f, i));
-  const n = config.peers.length;
-  info(`node ${config.node.name}: forwarding on ${fwd.tunName}, ${n} peer${n === 1 ? "" : "s"}, control ${control.path}`);
+  info(`node ${config.node.name}: forwarding on ${fwd.tunName}, ${plural(config.peers.length, "peer")}, control ${control.path}; ${process.uptime().toFixed(2)} s after launch`);
 
   const why = await signals.stopped;
   if (why === "error") err(`stopping: ${fatal?.message}`);

@@ -4,11 +4,12 @@
 //   main thread                         worker thread (worker.ts)
 //   ───────────                         ─────────────────────────
 //   Forwarder.start(config)
-//     lifecycle.initial(config) ─spawn─► Core.create, open TUN + WAN sockets,
-//     (node + desired peers; keys          SaTable.apply (host/sa/install.ts),
-//      transferred, then wiped here)       Pipeline.start
+//     lifecycle.initial(config) ─spawn─► Core.create, open TUN
+//     (node + desired peers; keys ◄─tun─── (its name)
+//      transferred, then wiped here)       open WAN sockets,
+//     ip link/addr/route (unless           SaTable.apply (host/sa/install.ts),
+//      persistent), meanwhile              Pipeline.start
 //                           ◄─ready───
-//   ip link/addr/route (unless persistent)
 //   lifecycle.apply(config) ─{apply}─►  SaTable.apply ─► {applied}   (reload)
 //                           ◄─{event}─  SA installed/removed, needs rekey, alarm
 //   status() ───────────────{status}─►  snapshot(core) ─► {status}
@@ -37,6 +38,7 @@ import { describeSweep, sweepStateDir } from "../sa/state_sweep.ts";
 import { mergeStatus } from "./status_merge.ts";
 import { moduleWorker } from "../util/module_worker.ts";
 import { siblingUrl } from "../util/package_root.ts";
+import { plural, secondsSince } from "../util/elapsed.ts";
 
 const run = promisify(execFile);
 
@@ -98,6 +100,41 @@ const WORKER_YOUNG_MB = 3 * 64;
 
 function startWorker(data: WorkerData, transferList: ArrayBuffer[]): Worker {
   return moduleWorker(siblingUrl("./worker.ts", import.meta.url), { workerData: data, transferList, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_MB } });
+}
+
+/**
+ * MTU, addresses, link up and a route per peer prefix into TUN `tunName`,
+ * with `ip` (needs CAP_NET_ADMIN, which creating the TUN already required).
+ * A persistent TUN is the administrator's to configure (docs/config.md).
+ * Resolves with the prefixes routed.
+ */
+async function configureTun(config: Config, tunName: string, log: (line: string) => void): Promise<Set<string>> {
+  const start = performance.now();
+  const t = config.node.tun;
+  const ip = async (...args: string[]) => {
+    try {
+      await run("ip", args);
+    } catch (e) {
+      const err = e as { stderr?: string; message: string };
+      const msg = (err.stderr || err.message).trim();
+      throw new ForwarderError(`ip ${args.join(" ")}: ${msg}`, /Operation not permitted/.test(msg) ? "EPERM" : undefined, "tun");
+    }
+  };
+  await ip("link", "set", "dev", tunName, "mtu", String(t.mtu));
+  for (const a of t.addresses) {
+    await ip(...(a.address.family === 6 ? ["-6"] : []), "addr", "replace", a.text, "dev", tunName, ...(a.address.family === 6 ? ["nodad"] : []));
+  }
+  await ip("link", "set", "dev", tunName, "up");
+  // One `ip -batch` for every route: a process per prefix took minutes for thousands of peers.
+  const routes = config.peers.flatMap((p) => p.prefixes.map((r) => r.text));
+  try {
+    await ipBatch(routes.map((r) => `route replace ${r} dev ${tunName}`));
+  } catch (e) {
+    const msg = (e as Error).message;
+    throw new ForwarderError(msg, /Operation not permitted/.test(msg) ? "EPERM" : undefined, "tun");
+  }
+  log(`TUN ${tunName}: MTU, ${t.addresses.length} addresses, up, ${routes.length} routes in ${secondsSince(start)} s`);
+  return new Set(routes);
 }
 
 export class Forwarder {
@@ -186,6 +223,7 @@ export class Forwarder {
     const lifecycle = new SaLifecycle({ apply: (peers) => fwd ? fwd.applyPeers(peers) : Promise.reject(new ForwarderError("starting")) });
     opts.onLifecycle?.(lifecycle);
     lifecycle.on("failover", (sw) => log(describeSwitch(sw)));
+    const planStart = performance.now();
     const first = lifecycle.initial(config);
     const carriers = config.peers.filter((p) => p.ike).map((p) => ({ wanIndex: p.wanIndex, encap: p.encap }));
     const count = config.node.workers;
@@ -196,17 +234,29 @@ export class Forwarder {
     if (swept) log(swept);
     // Derived before worker 0's start message transfers the configured keys away.
     const per = peersForWorkers(first.peers, count);
+    log(`planned ${saDirections(first.peers)} SAs of ${plural(first.peers.length, "peer")}, keys derived, in ${secondsSince(planStart)} s`);
     const workers: Worker[] = [];
     let tun = "";
+    // The TUN is configured while worker 0 installs its SAs (it says "tun" once the
+    // device is open): a hub's routes, one per peer prefix, took seconds more
+    // when they came after the install. Until the pipeline starts, what the
+    // routes bring waits in the TUN's queue.
+    let configured: Promise<Set<string>> | undefined;
+    const configure = (name: string) => {
+      if (config.node.tun.persistent) return;
+      configured = configureTun(config, name, log);
+      configured.catch(() => {}); // awaited below; a failed start must not leave it unhandled
+    };
     try {
       for (let i = 0; i < count; i++) {
-        const data: WorkerData = { node: config.node, peers: per[i].peers, slots: opts.slots ?? 256, carriers, ...(count > 1 ? { worker: { index: i, count }, ...(i > 0 ? { tunName: tun } : {}) } : {}) };
+        const data: WorkerData = { node: config.node, peers: per[i].peers, slots: opts.slots ?? 256, carriers, createdAt: Date.now(), ...(count > 1 ? { worker: { index: i, count }, ...(i > 0 ? { tunName: tun } : {}) } : {}) };
         const worker = startWorker(data, per[i].transfer);
         workers.push(worker);
-        const name = await Forwarder.listen(worker, i, () => fwd, log, lifecycle, opts);
+        const name = await Forwarder.listen(worker, i, () => fwd, log, lifecycle, opts, i === 0 ? configure : undefined);
         if (i === 0) tun = name;
       }
     } catch (e) {
+      await configured?.catch(() => {}); // its ip commands end before the TUN goes with the workers
       for (const w of workers) await w.terminate();
       throw e;
     }
@@ -214,7 +264,7 @@ export class Forwarder {
     fwd.sasHeld = saDirections(first.peers);
     fwd.journalsKept = sweep.kept;
     try {
-      if (!config.node.tun.persistent) await fwd.configureTun();
+      if (!config.node.tun.persistent) for (const r of await (configured ?? configureTun(config, tun, log))) fwd.routes.add(r);
     } catch (e) {
       await fwd.stop();
       throw e;
@@ -223,7 +273,7 @@ export class Forwarder {
   }
 
   /** Wires worker `index`'s messages; resolves with its TUN name once it is ready. */
-  private static listen(worker: Worker, index: number, get: () => Forwarder | undefined, log: (line: string) => void, lifecycle: SaLifecycle, opts: ForwarderOptions): Promise<string> {
+  private static listen(worker: Worker, index: number, get: () => Forwarder | undefined, log: (line: string) => void, lifecycle: SaLifecycle, opts: ForwarderOptions, onTun?: (name: string) => void): Promise<string> {
     const onEvent = (e: SaEvent) => {
       if (e.event === "alarm") log(`alarm: ${e.message}`);
       else if (e.event === "sa-removed" && e.why === "lifetime") log(`peer ${e.peer}: ${e.dir}bound SA spi 0x${(e.spi >>> 0).toString(16)} reached its lifetime and was removed`);
@@ -234,6 +284,7 @@ export class Forwarder {
       worker.on("message", (m) => {
         const fwd = get();
         if (m.type === "ready") resolve(m.tun);
+        else if (m.type === "tun") onTun?.(m.tun);
         else if (m.type === "log") log(index > 0 ? `worker ${index}: ${m.message}` : m.message);
         else if (m.type === "error") {
           const e = new ForwarderError(`${m.where}: ${m.message}`, m.code, m.where);
@@ -259,38 +310,6 @@ export class Forwarder {
         else if (!fwd.stopping) opts.onFatal?.(new ForwarderError(`worker exited unexpectedly (${code})`));
       });
     });
-  }
-
-  /**
-   * MTU, addresses, link up and a route per peer prefix into the TUN, with
-   * `ip` (needs CAP_NET_ADMIN, which creating the TUN already required). A
-   * persistent TUN is the administrator's to configure (docs/config.md).
-   */
-  private async configureTun(): Promise<void> {
-    const t = this.config.node.tun;
-    const ip = async (...args: string[]) => {
-      try {
-        await run("ip", args);
-      } catch (e) {
-        const err = e as { stderr?: string; message: string };
-        const msg = (err.stderr || err.message).trim();
-        throw new ForwarderError(`ip ${args.join(" ")}: ${msg}`, /Operation not permitted/.test(msg) ? "EPERM" : undefined, "tun");
-      }
-    };
-    await ip("link", "set", "dev", this.tunName, "mtu", String(t.mtu));
-    for (const a of t.addresses) {
-      await ip(...(a.address.family === 6 ? ["-6"] : []), "addr", "replace", a.text, "dev", this.tunName, ...(a.address.family === 6 ? ["nodad"] : []));
-    }
-    await ip("link", "set", "dev", this.tunName, "up");
-    // One `ip -batch` for every route: a process per prefix took minutes for thousands of peers.
-    const routes = this.config.peers.flatMap((p) => p.prefixes.map((r) => r.text));
-    try {
-      await ipBatch(routes.map((r) => `route replace ${r} dev ${this.tunName}`));
-    } catch (e) {
-      const msg = (e as Error).message;
-      throw new ForwarderError(msg, /Operation not permitted/.test(msg) ? "EPERM" : undefined, "tun");
-    }
-    for (const r of routes) this.routes.add(r);
   }
 
   private readonly stunListeners = new Set<(p: HostPacket) => void>();

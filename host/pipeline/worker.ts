@@ -8,7 +8,9 @@
 //
 // Messages, main → worker:  { type: "apply", id, peers } | { type: "status", id } | { type: "stop" }
 //                           | { type: "send-host", packet }   (IKE out of the NAT-T socket)
-//           worker → main:  { type: "ready", tun, sockets } | { type: "applied", id, error? }
+//           worker → main:  { type: "tun", tun }   (the TUN is open: the main thread configures it
+//                                                   while the SAs are installed)
+//                           | { type: "ready", tun, sockets } | { type: "applied", id, error? }
 //                           | { type: "status", id, status } | { type: "event", event }
 //                           | { type: "host-packet", packet }   (IKE that arrived behind the non-ESP marker)
 //                           | { type: "error", message, code?, where } | { type: "stopped" }
@@ -29,6 +31,7 @@ import { SeqStore } from "../sa/seq_store.ts";
 import { ensureStateDir } from "../sa/state_file.ts";
 import type { PeerSpec, SaEvent } from "../sa/spec.ts";
 import { espFilterProgram, filterRaw, NONE, steerTun, steerUdp } from "../net/steer_linux.ts";
+import { secondsSince } from "../util/elapsed.ts";
 
 export interface WorkerData {
   node: NodeConfig;
@@ -49,6 +52,8 @@ export interface WorkerData {
   worker?: { index: number; count: number };
   /** The TUN worker 0 made (its name may come from a pattern): the others attach a queue to it. */
   tunName?: string;
+  /** Date.now() when the main thread created this worker: the start-up log says how long its start took. */
+  createdAt?: number;
 }
 
 const port = parentPort!;
@@ -144,6 +149,9 @@ function carrierCheck(wans: WanSockets[]) {
 const RESERVE_TICK_MS = 10;
 
 async function main(): Promise<void> {
+  // The thread's start before this: its workerData (every peer and key) and its modules.
+  const started = performance.now();
+  const boot = data.createdAt === undefined ? "" : `worker started in ${((Date.now() - data.createdAt) / 1000).toFixed(2)} s, `;
   const node = data.node;
   const core = await Core.create({ slots: data.slots ?? 256, ...coreSizing(data.peers) });
   const emit = (event: SaEvent) => port.postMessage({ type: "event", event });
@@ -170,6 +178,7 @@ async function main(): Promise<void> {
   } catch (e) {
     throw Object.assign(e as Error, { where: "tun" });
   }
+  port.postMessage({ type: "tun", tun: tun.name });
   // Worker 0 gives the multi-queue TUN its steering program (one per device): the kernel then
   // stops hashing every packet we write into its flow table (net/steer_linux.ts). Refused
   // (no CAP_BPF / CAP_SYS_ADMIN, an old kernel): the flow table picks the queues, as before.
@@ -190,7 +199,10 @@ async function main(): Promise<void> {
   // an apply's events in one message (a hub's start installs 100,000 SAs: one sa-installed each)
   const emitBatch = (events: SaEvent[]) => port.postMessage({ type: "events", events });
   const table = new SaTable(core, { store, stateDir: node.stateDir, hasCarrier: carrierCheck(wans), emit, emitBatch });
+  const installStart = performance.now();
   table.apply(data.peers);
+  const sas = data.peers.reduce((n, p) => n + 2 * p.sas.length, 0);
+  log(`${boot}core, TUN and sockets in ${((installStart - started) / 1000).toFixed(2)} s, ${sas} SAs installed in ${secondsSince(installStart)} s`);
   // Each SA a batch used: its reservation (seq_store.ts) and its sequence numbers' end (checkLifetimes).
   const pipe = new Pipeline(core, tun, wans, table.prov, [], (c, saId) => {
     store.ensure(c, saId);

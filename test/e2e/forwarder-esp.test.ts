@@ -108,6 +108,15 @@ describe("wesp up: two sites through ESP", { skip: requireTools(["netns", "pytho
         for (const out of [text.stdout, json.stdout, r.a.stderr, r.b.stderr]) {
           assert.deepEqual(findKeyLeaks(out, r.keys), [], "no key material in status or logs");
         }
+        // the start-up log says where the time went (a hub's minute: docs/bench.md), phase by phase
+        const phases = [
+          /config \S+: 1 peer, 2 static SAs, loaded and checked in \d+\.\d\d s/,
+          /planned 2 SAs of 1 peer, keys derived, in \d+\.\d\d s/,
+          /worker started in \d+\.\d\d s, core, TUN and sockets in \d+\.\d\d s, 2 SAs installed in \d+\.\d\d s/,
+          /TUN wesp0: MTU, \d+ addresses, up, \d+ routes in \d+\.\d\d s/,
+          /forwarding on wesp0, 1 peer, control \S+; \d+\.\d\d s after launch/,
+        ];
+        for (const re of phases) assert.match(r.a.stderr, re);
         // owner-only control socket
         assert.equal(statSync(r.sockA).mode & 0o777, 0o600);
 
