@@ -15,7 +15,7 @@ import { CeMetrics } from "../metrics/ce.ts";
 import type { MetricsServer } from "../metrics/http.ts";
 import { describeConfig } from "../config/redact.ts";
 import { isPermissionError, startFailure, stopNode, StopSignals } from "./node_run.ts";
-import { plural, secondsSince } from "../util/elapsed.ts";
+import { phaseStart, phaseTime, plural } from "../util/elapsed.ts";
 
 export const summary = "run the data plane in the foreground (SIGINT/SIGTERM stop it cleanly)";
 
@@ -90,12 +90,12 @@ export async function main(args: string[]): Promise<number> {
   const err = (l: string) => log.error(l);
   const info = (l: string) => log.info(l);
 
-  const loadStart = performance.now();
+  const loadStart = phaseStart();
   const loaded = loadConfigOrReport(positionals[0], { maxBytes });
   if (!loaded) return EXIT_USAGE;
   const { config, warnings } = loaded;
   const sas = config.peers.reduce((k, p) => k + 2 * p.sas.length, 0);
-  info(`config ${config.source}: ${plural(config.peers.length, "peer")}, ${sas} static SAs, loaded and checked in ${secondsSince(loadStart)} s`);
+  info(`config ${config.source}: ${plural(config.peers.length, "peer")}, ${sas} static SAs, loaded and checked in ${phaseTime(loadStart)}`);
   for (const w of warnings) log.warn(formatIssue(config.source, w));
   if (log.level === "debug") log.debug(describeConfig(config));
 

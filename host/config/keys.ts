@@ -40,26 +40,34 @@ export class KeyBytes extends Uint8Array {
 /** Result of decoding: the key, or a message safe to print. */
 export type KeyResult = { ok: true; key: KeyBytes } | { ok: false; message: string };
 
-const HEX_DIGIT = /^[0-9a-fA-F]$/;
+/** The value of hex digit `c` (a char code), or -1 for any other character. */
+function nibble(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30; // 0-9
+  const l = c | 0x20; // A-F as a-f
+  return l >= 0x61 && l <= 0x66 ? l - 0x61 + 10 : -1;
+}
 
 /**
  * Decode inline hex ("0x" prefix optional). The message on failure names the
- * 1-based character position but never the character itself.
+ * 1-based character position but never the character itself. Char codes,
+ * not a regular expression and parseInt per digit: a hub's config has
+ * 100,000 keys (docs/bench.md "Start-up"), and the text of a key is never
+ * sliced into new strings.
  */
 export function decodeHexKey(text: string): KeyResult {
-  const body = text.startsWith("0x") || text.startsWith("0X") ? text.slice(2) : text;
-  const offset = text.length - body.length;
-  if (body.length === 0) return { ok: false, message: "is empty" };
-  for (let i = 0; i < body.length; i++) {
-    if (!HEX_DIGIT.test(body[i])) {
-      return { ok: false, message: `is not hex: character ${i + offset + 1} is not 0-9/a-f` };
-    }
+  const offset = text.startsWith("0x") || text.startsWith("0X") ? 2 : 0;
+  const digits = text.length - offset;
+  if (digits === 0) return { ok: false, message: "is empty" };
+  for (let i = offset; i < text.length; i++) {
+    if (nibble(text.charCodeAt(i)) < 0) return { ok: false, message: `is not hex: character ${i + 1} is not 0-9/a-f` };
   }
-  if (body.length % 2 !== 0) {
-    return { ok: false, message: `has an odd number of hex digits (${body.length})` };
+  if (digits % 2 !== 0) {
+    return { ok: false, message: `has an odd number of hex digits (${digits})` };
   }
-  const key = new KeyBytes(body.length / 2);
-  for (let i = 0; i < key.length; i++) key[i] = parseInt(body.substr(i * 2, 2), 16);
+  const key = new KeyBytes(digits / 2);
+  for (let i = 0; i < key.length; i++) {
+    key[i] = (nibble(text.charCodeAt(offset + 2 * i)) << 4) | nibble(text.charCodeAt(offset + 2 * i + 1));
+  }
   return { ok: true, key };
 }
 

@@ -483,7 +483,10 @@ export class SpiAllocator {
 /** Every worker's: worker i receives a static SA's spi_in + i (sa/worker_sas.ts). */
 function staticSpis(config: Config): Set<number> {
   const n = config.node.workers;
-  return new Set(config.peers.flatMap((p) => p.sas.flatMap((s) => Array.from({ length: n }, (_, i) => s.spiIn + i))));
+  // a loop, not flatMaps of arrays: a hub's 50,000 SAs made 0.4 s of garbage before "forwarding on"
+  const spis = new Set<number>();
+  for (const p of config.peers) for (const s of p.sas) for (let i = 0; i < n; i++) spis.add(s.spiIn + i);
+  return spis;
 }
 
 /**

@@ -18,6 +18,7 @@ import type { SaLifecycle } from "../sa/lifecycle.ts";
 import type { MetricsListen } from "../config/model.ts";
 import type { Logger } from "./log.ts";
 import { MetricsServer } from "./http.ts";
+import { Tally } from "./tally.ts";
 import type { IkeTelemetry } from "../ike/runtime.ts";
 
 /** The SPI as a label: 0x and 8 hex digits, as `wesp status` prints it. */
@@ -71,8 +72,8 @@ export class CeMetrics {
   readonly registry = new Registry();
   private status: Status | null = null;
   private scraping: Promise<unknown> = Promise.resolve();
-  private readonly installs: Counter;
-  private readonly removals: Counter;
+  private readonly installs: Tally;
+  private readonly removals: Tally;
   private readonly rekeyRequests: Counter;
   private readonly alarms: Counter;
   private readonly failoverSwitches: Counter;
@@ -217,8 +218,9 @@ export class CeMetrics {
     });
 
     // Lifecycle events, counted as they happen (watch()).
-    this.installs = new Counter({ name: "wesp_sa_installs_total", help: "SAs installed in the worker (start, reload, rekey), by peer and direction.", labelNames: ["peer", "direction"], registers: [r] });
-    this.removals = new Counter({ name: "wesp_sa_removals_total", help: "SAs removed, by peer, direction and why (config, lifetime, peer-removed, tunnel-changed, stop).", labelNames: ["peer", "direction", "why"], registers: [r] });
+    // one event per SA (a hub's start: 100,000): tallies, not Counters (tally.ts)
+    this.installs = new Tally(r, "wesp_sa_installs_total", "SAs installed in the worker (start, reload, rekey), by peer and direction.", ["peer", "direction"]);
+    this.removals = new Tally(r, "wesp_sa_removals_total", "SAs removed, by peer, direction and why (config, lifetime, peer-removed, tunnel-changed, stop).", ["peer", "direction", "why"]);
     this.rekeyRequests = new Counter({ name: "wesp_rekey_requests_total", help: "Rekeys the core asked for, by peer, direction and why (soft-lifetime, sequence-exhausted).", labelNames: ["peer", "direction", "why"], registers: [r] });
     this.alarms = new Counter({ name: "wesp_alarms_total", help: "Alarms raised (a person should look), by peer (\"\" when none).", labelNames: ["peer"], registers: [r] });
     this.failoverSwitches = new Counter({ name: "wesp_failover_switches_total", help: "A primary's prefixes moved to another carrier (backup_for), by primary and the peer now carrying them (\"\" for none).", labelNames: ["primary", "via"], registers: [r] });
@@ -237,13 +239,15 @@ export class CeMetrics {
 
   /** Counts the lifecycle's events (and logs each at debug); call before the worker starts (ForwarderOptions.onLifecycle). */
   watch(lifecycle: SaLifecycle): void {
+    // the debug lines are built only at debug level: 100,000 of them at a hub's start
+    const debug = this.log?.level === "debug" ? this.log : undefined;
     lifecycle.on("sa-installed", (e) => {
-      this.installs.inc({ peer: e.peer, direction: e.dir });
-      this.log?.debug(`peer ${e.peer}: ${e.dir}bound SA ${spiLabel(e.spi)} installed`, { peer: e.peer, direction: e.dir, spi: spiLabel(e.spi), saId: e.saId });
+      this.installs.inc(e.peer, e.dir);
+      debug?.debug(`peer ${e.peer}: ${e.dir}bound SA ${spiLabel(e.spi)} installed`, { peer: e.peer, direction: e.dir, spi: spiLabel(e.spi), saId: e.saId });
     });
     lifecycle.on("sa-removed", (e) => {
-      this.removals.inc({ peer: e.peer, direction: e.dir, why: e.why });
-      this.log?.debug(`peer ${e.peer}: ${e.dir}bound SA ${spiLabel(e.spi)} removed (${e.why})`, { peer: e.peer, direction: e.dir, spi: spiLabel(e.spi), why: e.why });
+      this.removals.inc(e.peer, e.dir, e.why);
+      debug?.debug(`peer ${e.peer}: ${e.dir}bound SA ${spiLabel(e.spi)} removed (${e.why})`, { peer: e.peer, direction: e.dir, spi: spiLabel(e.spi), why: e.why });
     });
     lifecycle.on("needs-rekey", (e) => this.rekeyRequests.inc({ peer: e.peer, direction: e.dir, why: e.why }));
     lifecycle.on("alarm", (e) => this.alarms.inc({ peer: e.peer ?? "" }));

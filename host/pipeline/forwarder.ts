@@ -38,7 +38,7 @@ import { describeSweep, sweepStateDir } from "../sa/state_sweep.ts";
 import { mergeStatus } from "./status_merge.ts";
 import { moduleWorker } from "../util/module_worker.ts";
 import { siblingUrl } from "../util/package_root.ts";
-import { plural, secondsSince } from "../util/elapsed.ts";
+import { phaseStart, phaseTime, plural, secondsSince } from "../util/elapsed.ts";
 
 const run = promisify(execFile);
 
@@ -223,7 +223,7 @@ export class Forwarder {
     const lifecycle = new SaLifecycle({ apply: (peers) => fwd ? fwd.applyPeers(peers) : Promise.reject(new ForwarderError("starting")) });
     opts.onLifecycle?.(lifecycle);
     lifecycle.on("failover", (sw) => log(describeSwitch(sw)));
-    const planStart = performance.now();
+    const planStart = phaseStart();
     const first = lifecycle.initial(config);
     const carriers = config.peers.filter((p) => p.ike).map((p) => ({ wanIndex: p.wanIndex, encap: p.encap }));
     const count = config.node.workers;
@@ -234,7 +234,7 @@ export class Forwarder {
     if (swept) log(swept);
     // Derived before worker 0's start message transfers the configured keys away.
     const per = peersForWorkers(first.peers, count);
-    log(`planned ${saDirections(first.peers)} SAs of ${plural(first.peers.length, "peer")}, keys derived, in ${secondsSince(planStart)} s`);
+    log(`planned ${saDirections(first.peers)} SAs of ${plural(first.peers.length, "peer")}, keys derived, in ${phaseTime(planStart)}`);
     const workers: Worker[] = [];
     let tun = "";
     // The TUN is configured while worker 0 installs its SAs (it says "tun" once the
