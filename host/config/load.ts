@@ -295,12 +295,17 @@ function plainValues(v: unknown, at: PathSegments, issues: RawIssue[]): unknown 
   if (v === null || typeof v !== "object") return v;
   const proto = Object.getPrototypeOf(v);
   if (!Array.isArray(v) && proto !== Object.prototype) {
-    issues.push({ at, message: "must be a plain value: YAML tags such as !!binary, !!set, !!omap or !!timestamp make something else" });
+    issues.push({ at: [...at], message: "must be a plain value: YAML tags such as !!binary, !!set, !!omap or !!timestamp make something else" });
     return v;
   }
+  // `at` is one stack, copied only into an issue: a path array per value was
+  // a million short-lived arrays for a hub's config (docs/bench.md "Start-up").
   const o = v as Record<string, unknown>;
+  const list = Array.isArray(v);
   for (const k of Object.keys(o)) {
-    const x = plainValues(o[k], [...at, Array.isArray(v) ? Number(k) : k], issues);
+    at.push(list ? Number(k) : k);
+    const x = plainValues(o[k], at, issues);
+    at.pop();
     if (!Object.is(x, o[k])) o[k] = x;
   }
   return v;
