@@ -223,15 +223,15 @@ export class Forwarder {
     const lifecycle = new SaLifecycle({ apply: (peers) => fwd ? fwd.applyPeers(peers) : Promise.reject(new ForwarderError("starting")) });
     opts.onLifecycle?.(lifecycle);
     lifecycle.on("failover", (sw) => log(describeSwitch(sw)));
-    const planStart = phaseStart();
-    const first = lifecycle.initial(config);
-    const carriers = config.peers.filter((p) => p.ike).map((p) => ({ wanIndex: p.wanIndex, encap: p.encap }));
     const count = config.node.workers;
     // Before any worker writes the state directory: temporary files of an interrupted write, and
     // journals of worker indexes this run does not have, written into their keys' files first.
     const sweep = sweepStateDir(config.node.stateDir, count);
     const swept = describeSweep(sweep);
     if (swept) log(swept);
+    const planStart = phaseStart();
+    const first = lifecycle.initial(config);
+    const carriers = config.peers.filter((p) => p.ike).map((p) => ({ wanIndex: p.wanIndex, encap: p.encap }));
     // Derived before worker 0's start message transfers the configured keys away.
     const per = peersForWorkers(first.peers, count);
     log(`planned ${saDirections(first.peers)} SAs of ${plural(first.peers.length, "peer")}, keys derived, in ${phaseTime(planStart)}`);
