@@ -55,7 +55,7 @@
 // Layout: journal_format.ts (binary since version 2; version 1, text, is
 // still read). Files: `journal-<owner>-<n>.bin`, `.json` for version 1.
 import { closeSync, constants, fsyncSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import { decodeJournal, encodeJournal } from "./journal_format.ts";
 import { fsyncDirSync, readState, statePath, type ReadResult, type SaStateRecord } from "./state_file.ts";
 
@@ -304,9 +304,6 @@ export function mergeRecords(file: SaStateRecord | null, entries: readonly Journ
   }
   return m;
 }
-
-/** Whether state file `file`'s name is among `names` (a listing of its directory). */
-export const listed = (names: Set<string>, file: string): boolean => names.has(basename(file));
 
 const STATE_NAME = /^(in|out)-([0-9a-zA-Z]+)\.json$/;
 
