@@ -195,7 +195,7 @@ export class SaTable {
     } finally {
       this.prepared = undefined;
       this.listTimed();
-      for (const p of peers) for (const s of p.sas) for (const km of [s.keysIn, s.keysOut]) { km?.key.fill(0); km?.authKey?.fill(0); }
+      for (const p of peers) for (const s of p.sas) (wipe(s.keysIn), wipe(s.keysOut));
       const events = this.batch;
       this.batch = undefined;
       if (events?.length) this.opts.emitBatch!(events); // last: keys are wiped whatever it does
@@ -235,7 +235,8 @@ export class SaTable {
       const h = this.held.get(p.name);
       const rebuild = !h || h.tunnel !== tunnelKey(p);
       if (p.sas.length === 0) adds += rebuild ? 2 : 0;
-      p.sas.forEach((s, k) => {
+      for (let k = 0; k < p.sas.length; k++) {
+        const s = p.sas[k];
         const needIn = rebuild || !h!.inByKey.has(saKey("in", s.spiIn, s.keyIdIn));
         const needOut = k === 0 && (rebuild || h!.outKey !== saKey("out", s.spiOut, s.keyIdOut));
         if (needIn && !s.keysIn) throw new ApplyError(`peer ${p.name}: inbound SA spi 0x${(s.spiIn >>> 0).toString(16)} arrived without its keys`);
@@ -244,7 +245,7 @@ export class SaTable {
         if (needIn) added.push({ peer: p.name, sa: s, dir: "in" });
         if (needOut) added.push({ peer: p.name, sa: s, dir: "out" });
         if (needIn && s.replayWindow > LARGE_WINDOW) large++;
-      });
+      }
       policies += p.remotes.length * Math.max(1, p.locals.length);
       if (rebuild && !h && this.freeIds.length === 0 && this.nextId >= this.core.maxSas) throw new ApplyError("no free peer id: the core was sized for fewer peers (restart)");
     }
@@ -560,6 +561,12 @@ export class SaTable {
     this.expired.add(sa.saId);
     this.emit({ event: "sa-removed", peer: h.spec.name, dir, spi: sa.spi, why: "lifetime" });
   }
+}
+
+/** Zeroes a key buffer the apply was given. */
+function wipe(km: KeyMaterial | undefined): void {
+  km?.key.fill(0);
+  km?.authKey?.fill(0);
 }
 
 /** Whether a lifetime sets any limit. */
