@@ -11,7 +11,7 @@ import { randomFillSync } from "node:crypto";
 import * as A from "./abi.ts";
 import { packagePath } from "../util/package_root.ts";
 import { adviseHugePages, populateInBackground } from "./memory_linux.ts";
-import { coreAddr, corePrefix, formatCoreAddr, type CoreAddr, type CorePrefix } from "../config/addr.ts";
+import { coreAddr, corePrefix, formatCoreAddr, ipv4Into, ipv4PrefixInto, type CoreAddr, type CorePrefix } from "../config/addr.ts";
 
 export type Suite = "aes-gcm-16" | "chacha20-poly1305" | "aes-cbc-hmac-sha256" | "aes-cbc" | "none";
 export type Mode = "tunnel" | "transport" | "transport-ipip" | "transport-gre" | "ipip" | "gre" | "payload";
@@ -363,12 +363,11 @@ export class Core {
     }
     let family = 4;
     if (p.local !== undefined || p.remote !== undefined) {
-      const l: CoreAddr = this.addr(p.local ?? (this.addr(p.remote!).family === 4 ? "0.0.0.0" : "::"));
-      const r: CoreAddr = this.addr(p.remote ?? (l.family === 4 ? "0.0.0.0" : "::"));
-      if (l.family !== r.family) throw new CoreError("local and remote must be the same family", -3);
-      family = l.family;
-      u8.set(l.bytes, b + A.SAP_LOCAL);
-      u8.set(r.bytes, b + A.SAP_REMOTE);
+      // one left out is the unspecified address of the other's family: the zeros already there
+      const r = p.remote === undefined ? 0 : this.addrInto(p.remote, b + A.SAP_REMOTE);
+      const l = p.local === undefined ? r : this.addrInto(p.local, b + A.SAP_LOCAL);
+      if (r !== 0 && l !== r) throw new CoreError("local and remote must be the same family", -3);
+      family = l;
     }
     u8[b + A.SAP_FAMILY] = family;
     u8[b + A.SAP_TTL] = p.ttl ?? 64;
@@ -394,13 +393,27 @@ export class Core {
     this.seedAt = from + 8;
   }
 
-  /** coreAddr of `a`, from addrs when parsed lately; throws as coreAddr does. */
-  private addr(a: string | Uint8Array): CoreAddr {
-    return typeof a === "string" ? recall(this.addrs, a, coreAddr) : coreAddr(a);
+  /**
+   * Address `a` into the 16 bytes at `at` (zeroed by the caller), its family
+   * returned; throws as coreAddr does. An IPv4 text is parsed in place
+   * (ipv4Into: no object, no cache lookup — a hub's 50,000 peers each have
+   * their own address), anything else through coreAddr, from `addrs` when
+   * parsed lately.
+   */
+  private addrInto(a: string | Uint8Array, at: number): 4 | 6 {
+    if (typeof a === "string" && ipv4Into(a, this.u8, at)) return 4;
+    const c = typeof a === "string" ? recall(this.addrs, a, coreAddr) : coreAddr(a);
+    this.u8.set(c.bytes, at);
+    return c.family;
   }
 
-  private prefix(text: string): CorePrefix {
-    return recall(this.prefixes, text, corePrefix);
+  /** Prefix `text` into the 16 bytes at `at` (zeroed by the caller): (family << 8) | length; throws as corePrefix does. As addrInto. */
+  private prefixInto(text: string, at: number): number {
+    const len = ipv4PrefixInto(text, this.u8, at);
+    if (len >= 0) return (4 << 8) | len;
+    const c = recall(this.prefixes, text, corePrefix);
+    this.u8.set(c.bytes, at);
+    return (c.family << 8) | c.len;
   }
 
   /** Removes an SA: its keys are wiped, its SPI forgotten. Safe between batches. */
@@ -485,14 +498,14 @@ export class Core {
     const b = this.ex.policyParamPtr();
     const u8 = this.u8, dv = this.dv;
     u8.fill(0, b, b + A.POLP_SIZE);
-    const l = this.prefix(p.local), r = this.prefix(p.remote);
-    if (l.family !== r.family) throw new CoreError("policy local and remote must be the same family", -3);
+    const l = this.prefixInto(p.local, b + A.POLP_SRC), r = this.prefixInto(p.remote, b + A.POLP_DST);
+    if (l >> 8 !== r >> 8) throw new CoreError("policy local and remote must be the same family", -3);
     dv.setUint32(b + A.POLP_PRIO, p.priority ?? 1000, true);
     u8[b + A.POLP_ACTION] = p.action === "protect" ? A.ACTION_PROTECT : p.action === "bypass" ? A.ACTION_BYPASS : A.ACTION_DISCARD;
-    u8[b + A.POLP_FAMILY] = l.family;
+    u8[b + A.POLP_FAMILY] = l >> 8;
     u8[b + A.POLP_PROTO] = p.proto ?? 0;
-    u8[b + A.POLP_SRCPFX] = l.len;
-    u8[b + A.POLP_DSTPFX] = r.len;
+    u8[b + A.POLP_SRCPFX] = l & 0xff;
+    u8[b + A.POLP_DSTPFX] = r & 0xff;
     const lp = p.localPorts ?? [0, 65535], rp = p.remotePorts ?? [0, 65535];
     dv.setUint16(b + A.POLP_SPORTLO, lp[0], true);
     dv.setUint16(b + A.POLP_SPORTHI, lp[1], true);
@@ -500,8 +513,6 @@ export class Core {
     dv.setUint16(b + A.POLP_DPORTHI, rp[1], true);
     dv.setInt32(b + A.POLP_SA, p.saId ?? -1, true);
     dv.setUint32(b + A.POLP_PEER, p.peerId ?? 0, true);
-    u8.set(l.bytes, b + A.POLP_SRC);
-    u8.set(r.bytes, b + A.POLP_DST);
     const id = this.ex.policyAdd();
     if (id < 0) throw new CoreError(`addPolicy(${p.local} -> ${p.remote})`, id);
     return id;

@@ -23,10 +23,34 @@ import type { InSa, OutSa, PeerRuntime, Provisioned } from "../pipeline/provisio
 import { SeqStateError, type DurableParams, type Resume, type SeqStore } from "./seq_store.ts";
 import { moved, saKey, tunnelKey, type KeyMaterial, type PeerSpec, type SaEvent, type SaSpec } from "./spec.ts";
 
-/** A first reservation made in an apply's batch, with the parameters it was made for. */
-interface Prepared {
+/** A first reservation made in an apply's batch, with the SA and parameters it was made for. */
+export interface Prepared {
+  sa: SaSpec;
   dp: DurableParams;
   res: Resume | SeqStateError;
+}
+
+/**
+ * One direction's first reservations of an apply, in the order `check`
+ * listed their SAs — the order the apply adds them in, so each SA finds its
+ * own at the cursor (no map keyed by SA, 100,000 entries at a hub's start).
+ * Should an SA ever come out of that order, the rest go into a map.
+ */
+export class PreparedQueue {
+  private at = 0;
+  private rest?: Map<SaSpec, Prepared>;
+  constructor(private readonly list: Prepared[]) {}
+
+  /** The reservation made for `s`, once; undefined if none was (it prepares on its own). */
+  take(s: SaSpec): Prepared | undefined {
+    if (!this.rest) {
+      if (this.at < this.list.length && this.list[this.at].sa === s) return this.list[this.at++];
+      this.rest = new Map(this.list.slice(this.at).map((m) => [m.sa, m]));
+    }
+    const m = this.rest.get(s);
+    this.rest.delete(s);
+    return m;
+  }
 }
 
 /** One direction of an SA that an apply puts into the core. */
@@ -109,7 +133,7 @@ export class SaTable {
    */
   readonly retired = new Map<string, { in: Counters; out: Counters }>();
   /** During an apply: the first reservations made for it in one batch, per direction by SA (prepareDurable). */
-  private prepared?: { in: Map<SaSpec, Prepared>; out: Map<SaSpec, Prepared> };
+  private prepared?: { in: PreparedQueue; out: PreparedQueue };
   /** The SAs with a lifetime, listed at each apply: what checkLifetimes walks every second. */
   private timed: { h: Held; sa: OutSa | InSa; dir: "in" | "out" }[] = [];
   /** SAs the pipeline used since the last check (used): only an SA that sent can have used up its numbers. */
@@ -171,7 +195,7 @@ export class SaTable {
     } finally {
       this.prepared = undefined;
       this.listTimed();
-      for (const p of peers) for (const s of p.sas) for (const km of [s.keysIn, s.keysOut]) { km?.key.fill(0); km?.authKey?.fill(0); }
+      for (const p of peers) for (const s of p.sas) (wipe(s.keysIn), wipe(s.keysOut));
       const events = this.batch;
       this.batch = undefined;
       if (events?.length) this.opts.emitBatch!(events); // last: keys are wiped whatever it does
@@ -190,10 +214,10 @@ export class SaTable {
     const durable = adds.filter((a) => a.sa.durable);
     if (durable.length < 2) return;
     const ps = durable.map((a) => this.durableParams(stateDir, a.peer, a.sa, a.dir));
-    const prepared = { in: new Map<SaSpec, Prepared>(), out: new Map<SaSpec, Prepared>() };
+    const lists: { in: Prepared[]; out: Prepared[] } = { in: [], out: [] };
     // a file named twice in the batch is made once: the other SA of that key prepares on its own
-    store.prepareEach(ps).forEach((res, i) => void (res && prepared[durable[i].dir].set(durable[i].sa, { dp: ps[i], res })));
-    this.prepared = prepared;
+    store.prepareEach(ps).forEach((res, i) => void (res && lists[durable[i].dir].push({ sa: durable[i].sa, dp: ps[i], res })));
+    this.prepared = { in: new PreparedQueue(lists.in), out: new PreparedQueue(lists.out) };
   }
 
   private durableParams(stateDir: string, peer: string, s: SaSpec, dir: "in" | "out"): DurableParams {
@@ -211,7 +235,8 @@ export class SaTable {
       const h = this.held.get(p.name);
       const rebuild = !h || h.tunnel !== tunnelKey(p);
       if (p.sas.length === 0) adds += rebuild ? 2 : 0;
-      p.sas.forEach((s, k) => {
+      for (let k = 0; k < p.sas.length; k++) {
+        const s = p.sas[k];
         const needIn = rebuild || !h!.inByKey.has(saKey("in", s.spiIn, s.keyIdIn));
         const needOut = k === 0 && (rebuild || h!.outKey !== saKey("out", s.spiOut, s.keyIdOut));
         if (needIn && !s.keysIn) throw new ApplyError(`peer ${p.name}: inbound SA spi 0x${(s.spiIn >>> 0).toString(16)} arrived without its keys`);
@@ -220,7 +245,7 @@ export class SaTable {
         if (needIn) added.push({ peer: p.name, sa: s, dir: "in" });
         if (needOut) added.push({ peer: p.name, sa: s, dir: "out" });
         if (needIn && s.replayWindow > LARGE_WINDOW) large++;
-      });
+      }
       policies += p.remotes.length * Math.max(1, p.locals.length);
       if (rebuild && !h && this.freeIds.length === 0 && this.nextId >= this.core.maxSas) throw new ApplyError("no free peer id: the core was sized for fewer peers (restart)");
     }
@@ -383,8 +408,7 @@ export class SaTable {
     const store = this.opts.store;
     if (!s.durable || !store || !this.opts.stateDir) return {};
     // made in this apply's batch (prepareDurable), once
-    const made = this.prepared?.[dir].get(s);
-    this.prepared?.[dir].delete(s);
+    const made = this.prepared?.[dir].take(s);
     const dp = made?.dp ?? this.durableParams(this.opts.stateDir, h.spec.name, s, dir);
     try {
       if (made?.res instanceof SeqStateError) throw made.res;
@@ -537,6 +561,12 @@ export class SaTable {
     this.expired.add(sa.saId);
     this.emit({ event: "sa-removed", peer: h.spec.name, dir, spi: sa.spi, why: "lifetime" });
   }
+}
+
+/** Zeroes a key buffer the apply was given. */
+function wipe(km: KeyMaterial | undefined): void {
+  km?.key.fill(0);
+  km?.authKey?.fill(0);
 }
 
 /** Whether a lifetime sets any limit. */

@@ -55,7 +55,7 @@
 // Layout: journal_format.ts (binary since version 2; version 1, text, is
 // still read). Files: `journal-<owner>-<n>.bin`, `.json` for version 1.
 import { closeSync, constants, fsyncSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import { decodeJournal, encodeJournal } from "./journal_format.ts";
 import { fsyncDirSync, readState, statePath, type ReadResult, type SaStateRecord } from "./state_file.ts";
 
@@ -218,16 +218,19 @@ export class Journals {
     const seq = this.nextSeq++;
     const path = journalPath(this.stateDir, this.owner, seq);
     writeJournalSync(path, encodeJournal(this.owner, seq, recs));
-    files.forEach((f, i) => this.covered(f, gens[i]));
     this.add(path, files, gens, recs, Date.now());
     return path;
   }
 
+  /** Holds `recs` as journal `path`'s, covering their files' older records first (a write's, not a load's: gens 0). */
   private add(path: string, files: readonly string[], gens: readonly number[] | 0, recs: readonly SaStateRecord[], born: number): void {
     files.forEach((file, i) => {
       const entry = { journal: path, gen: gens === 0 ? 0 : gens[i], rec: recs[i] };
-      const list = this.held.get(file);
-      if (list) list.push(entry);
+      const list = this.held.get(file); // one lookup for most files: an install's keys have none yet
+      if (!list) return void this.held.set(file, [entry]);
+      if (gens !== 0) this.covered(file, gens[i]);
+      const left = this.held.get(file);
+      if (left) left.push(entry);
       else this.held.set(file, [entry]);
     });
     if (files.length) (this.open.set(path, files.length), this.born.set(path, born));
@@ -304,9 +307,6 @@ export function mergeRecords(file: SaStateRecord | null, entries: readonly Journ
   }
   return m;
 }
-
-/** Whether state file `file`'s name is among `names` (a listing of its directory). */
-export const listed = (names: Set<string>, file: string): boolean => names.has(basename(file));
 
 const STATE_NAME = /^(in|out)-([0-9a-zA-Z]+)\.json$/;
 

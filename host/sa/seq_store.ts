@@ -62,8 +62,9 @@
 // file) instead of reading a missing file per key.
 import type { Core } from "../core/core.ts";
 import { dirname, join } from "node:path";
-import { Journals, OWNER, listed, mergeRecords } from "./journal.ts";
+import { Journals, OWNER, mergeRecords } from "./journal.ts";
 import { Migration } from "./migration.ts";
+import { FRESH, HOT, PENDING, SaSlots } from "./seq_slots.ts";
 import { commitStaged, discardStaged, readState, stageState, statePath, writeStatesSync, writeStateSync, type SaStateRecord } from "./state_file.ts";
 
 /** Fewest numbers reserved at a time: outbound skipping ahead on restart costs nothing, inbound costs replay drops. */
@@ -123,53 +124,59 @@ export interface Resume {
   resumed: boolean;
 }
 
-interface Tracked {
-  saId: number;
-  /** Listed in SeqStore.hot (used since the last tick). */
-  hot: boolean;
-  /** When tick last looked at it (ms; -1: not yet). */
-  visitT: number;
-  /** The tick (SeqStore.ticks) that last looked at it: one look per tick. */
-  visitTick: number;
-  p: DurableParams;
-  file: string;
-  reserved: bigint;
-  base: { packets: bigint; bytes: bigint };
-  created: number;
-  lastSeq: bigint;
-  lastT: number;
-  lastProgressT: number;
-  rate: number;
-  pending: boolean;
-  /** Last write failure (reported once until a write succeeds). */
-  failed: string | null;
-  /** Inbound: the SA's SEQ_UNRESERVED drop count at the last tick (authenticated packets past the limit). */
-  unreserved: number;
-  /** Inbound: when the reservation was last raised for a peer ahead of it (0 = not chasing), and the top then. */
-  chaseT: number;
-  chaseSeq: bigint;
+/**
+ * Per state file: the last write generation issued and the last committed
+ * (in place: the file, or a journal), and the tracked SAs of its key — an
+ * SA id, normally one, or the ids when two SAs of one key are tracked at
+ * once (a replacement). One map entry per key file (an install of 100,000
+ * made two before, this and a list per file).
+ */
+interface FileState {
+  issued: number;
+  committed: number;
+  holders: number | number[] | undefined;
+  /** The prepareEach call that last took this file (a file named twice in one call is taken once). */
+  seen: number;
+}
+
+/** A first reservation of a prepareEach batch: its file, record, index in the call's params, and the file's state. */
+interface Batched {
+  path: string;
+  record: SaStateRecord;
+  i: number;
+  f: FileState;
 }
 
 export class SeqStore {
-  private readonly sas = new Map<number, Tracked>();
-  /** SAs the pipeline used since the last tick (ensure; each once, by Tracked.hot): visited by the next tick whatever its turn. Reused: no allocation per batch. */
-  private readonly hot: Tracked[] = [];
+  /** Every tracked SA's reservation state, by SA id (seq_slots.ts: columns, not an object per SA). */
+  private readonly sas = new SaSlots();
+  /** SAs the pipeline used since the last tick (ensure; each once, by the HOT flag): visited by the next tick whatever its turn. Reused: no allocation per batch. */
+  private readonly hot: number[] = [];
   /**
-   * SAs a tick must look at without traffic (wanted): new ones until their
-   * first look, and those with something under way. The rest are dormant
-   * until the pipeline reports them (ensure).
+   * SAs a tick must look at without traffic (wanted): those with something
+   * under way. The rest are dormant until the pipeline reports them (ensure).
    */
-  private readonly watched = new Set<Tracked>();
+  private readonly watched = new Set<number>();
+  /**
+   * New SAs, due their first look (the FRESH flag), in the order tracked:
+   * a list consumed by the ticks before the watched set, not set entries —
+   * an install of 100,000 adds them all at once. An id removed (or tracked
+   * again) before its look is skipped by its flag.
+   */
+  private fresh: number[] = [];
+  private freshAt = 0;
+  /** SAs in `fresh` still flagged (watchedCount). */
+  private freshCount = 0;
   /** Where the last tick's slice of the watched SAs stopped. */
-  private cursor?: IterableIterator<Tracked>;
-  /** Ticks so far (Tracked.visitTick). */
+  private cursor?: IterableIterator<number>;
+  /** Ticks so far (SaSlots.visitTick). */
   private ticks = 0;
-  /** Per state file: the last write generation issued, and the last committed (in place: the file, or a journal). */
-  private readonly gens = new Map<string, { issued: number; committed: number }>();
+  /** prepareEach calls so far (FileState.seen). */
+  private prepares = 0;
+  /** Per state file: its write generations and tracked SAs (FileState). */
+  private readonly gens = new Map<string, FileState>();
   /** Per state directory: this owner's reservation journals. */
   private readonly journals = new Map<string, Journals>();
-  /** Tracked SAs by state file (normally one; the migration writes a tracked key's own record). */
-  private readonly byFile = new Map<string, Tracked[]>();
   /** Set by abandon: nothing more is written. */
   private abandoned = false;
   /** The per-key files the journals stand in for, written in the background (tick). */
@@ -185,7 +192,7 @@ export class SeqStore {
     if (!OWNER.test(owner)) throw new Error(`journal owner ${JSON.stringify(owner)}: expected ${OWNER}`);
     this.migration = new Migration({
       journals: () => this.journals.values(),
-      busy: (file) => this.byFile.get(file)?.some((t) => t.pending) === true,
+      busy: (file) => this.holders(file).some((t) => (this.sas.flags[t] & PENDING) !== 0),
       record: (j, file) => this.migrationRecord(j, file),
       issue: (file) => ++this.gen(file).issued,
       committed: (file) => this.gen(file).committed,
@@ -258,22 +265,25 @@ export class SeqStore {
    */
   prepareEach(ps: readonly DurableParams[], now = Date.now()): (Resume | SeqStateError | undefined)[] {
     const out: (Resume | SeqStateError | undefined)[] = new Array(ps.length).fill(undefined);
-    const seen = new Set<string>();
-    const batches = new Map<string, { path: string; record: SaStateRecord; i: number }[]>();
-    const names = new Map<string, Set<string> | undefined>();
+    // this call's mark on the files it takes (FileState.seen): a file named twice is taken once
+    const call = ++this.prepares;
+    const batches = new Map<string, Batched[]>();
+    const dirs = new Map<string, { j: Journals; names: Set<string> | undefined }>();
     ps.forEach((p, i) => {
       const file = statePath(p.stateDir, p.dir, p.keyId);
-      if (seen.has(file) || this.byFile.has(file)) return;
-      seen.add(file);
-      if (!names.has(p.stateDir)) {
+      const f = this.gen(file);
+      if (f.seen === call || f.holders !== undefined) return;
+      f.seen = call;
+      let d = dirs.get(p.stateDir);
+      if (!d) {
         const { j, names: listing } = this.journalsOf(p.stateDir);
-        names.set(p.stateDir, listing ?? (ps.length >= LIST_MIN && !j.refusal ? j.names() : undefined));
+        dirs.set(p.stateDir, (d = { j, names: listing ?? (ps.length >= LIST_MIN && !j.refusal ? j.names() : undefined) }));
       }
       try {
-        const r = this.reservation(p, now, names.get(p.stateDir), file);
+        const r = this.reservation(p, now, d.names, file, d.j);
         const batch = batches.get(p.stateDir) ?? [];
         batches.set(p.stateDir, batch);
-        batch.push({ path: file, record: r.rec, i });
+        batch.push({ path: file, record: r.rec, i, f });
         out[i] = r.resume;
       } catch (e) {
         if (!(e instanceof SeqStateError)) throw e;
@@ -292,8 +302,8 @@ export class SeqStore {
   }
 
   /** A batch's records durable: one journal, else a file each. The files that failed. */
-  private writeBatch(stateDir: string, batch: { path: string; record: SaStateRecord }[]): Map<string, Error> {
-    const gs = batch.map((b) => this.gen(b.path));
+  private writeBatch(stateDir: string, batch: Batched[]): Map<string, Error> {
+    const gs = batch.map((b) => b.f);
     const gens = gs.map((g) => ++g.issued);
     const { j } = this.journalsOf(stateDir);
     try {
@@ -315,12 +325,12 @@ export class SeqStore {
    * may run, and how it resumes. `names` lists the state directory when the
    * caller did (a missing file is then not read).
    */
-  private reservation(p: DurableParams, now: number, names?: Set<string>, file = statePath(p.stateDir, p.dir, p.keyId)): { file: string; rec: SaStateRecord; resume: Resume } {
-    const j = this.journals.get(dirname(file));
+  private reservation(p: DurableParams, now: number, names?: Set<string>, file = statePath(p.stateDir, p.dir, p.keyId), j = this.journals.get(dirname(file))): { file: string; rec: SaStateRecord; resume: Resume } {
     if (j?.refusal) {
       throw new SeqStateError(j.refusal.file, `${j.refusal.why}: refusing every durable SA of ${p.stateDir} (the journal may hold their latest reservations; never restart their numbers at 1: replace the keys, or remove the journal only if every key is new)`);
     }
-    const r = names && !listed(names, file) ? { kind: "absent" as const } : readState(file, { dir: p.dir, keyId: p.keyId });
+    // the file's name: what basename gives (statePath ends it in ".json"), without its checks
+    const r = names && !names.has(file.slice(file.lastIndexOf("/") + 1)) ? { kind: "absent" as const } : readState(file, { dir: p.dir, keyId: p.keyId });
     if (r.kind === "bad") throw new SeqStateError(file, `${r.why}: refusing this SA (never restart its numbers at 1; replace the key, or remove the file only if the key is new)`);
     const prev = mergeRecords(r.kind === "ok" ? r.record : null, j?.records(file));
     // Every number ≤ top may have been used: the latest record (the file or
@@ -344,42 +354,47 @@ export class SeqStore {
 
   /** Starts renewing SA `saId`'s reservation (after addSa with `res`). */
   track(saId: number, p: DurableParams, res: Resume, now = Date.now()): void {
-    const t: Tracked = {
-      saId, hot: false, visitT: -1, visitTick: -1, p, file: res.file, reserved: res.seqLimit, base: res.base, created: res.created,
-      lastSeq: res.initialSeq - 1n, lastT: now,
-      // inbound: idle until its traffic starts (FIRST_BLOCK), so tick neither renews nor gives back
-      lastProgressT: p.dir === "in" ? now - IDLE_MS - 1 : now, rate: 0, pending: false, failed: null, unreserved: 0, chaseT: 0, chaseSeq: 0n,
-    };
-    this.sas.set(saId, t);
-    this.watched.add(t); // looked at once, then dormant unless something is under way
-    const same = this.byFile.get(t.file);
-    if (same) same.push(t);
-    else this.byFile.set(t.file, [t]);
+    if (this.sas.live(saId)) this.forget(saId); // the id was not untracked (a caller's slip): its file's listing must not keep it
+    // inbound: idle until its traffic starts (FIRST_BLOCK), so tick neither renews nor gives back
+    this.sas.fill(saId, p, res.file, res.seqLimit, res.initialSeq - 1n, res.base, res.created, now, p.dir === "in" ? now - IDLE_MS - 1 : now);
+    // looked at once, then dormant unless something is under way
+    this.sas.flags[saId] |= FRESH;
+    this.fresh.push(saId);
+    this.freshCount++;
+    const f = this.gen(res.file), same = f.holders;
+    f.holders = same === undefined ? saId : typeof same === "number" ? [same, saId] : [...same, saId];
+  }
+
+  /** The tracked SAs of state file `file` (rarely more than one). */
+  private holders(file: string): readonly number[] {
+    const h = this.gens.get(file)?.holders;
+    return h === undefined ? [] : typeof h === "number" ? [h] : h;
   }
 
   /** Stops tracking `t` (its final write is the caller's). */
-  private forget(t: Tracked): void {
-    this.sas.delete(t.saId);
+  private forget(t: number): void {
+    const file = this.sas.file[t];
+    if ((this.sas.flags[t] & FRESH) !== 0) this.freshCount--;
+    this.sas.clear(t);
     this.watched.delete(t);
-    const left = (this.byFile.get(t.file) ?? []).filter((x) => x !== t);
-    if (left.length) this.byFile.set(t.file, left);
-    else this.byFile.delete(t.file);
+    const left = this.holders(file).filter((x) => x !== t);
+    this.gen(file).holders = left.length > 1 ? left : left[0];
   }
 
   /** When tick last looked at tracked SA `saId` (its `now`, ms), -1 if not yet; undefined if untracked. */
   visitedAt(saId: number): number | undefined {
-    return this.sas.get(saId)?.visitT;
+    return this.sas.live(saId) ? this.sas.visitT[saId] : undefined;
   }
 
   /** How many SAs the next ticks look at without traffic (status, tests). */
   watchedCount(): number {
-    return this.watched.size;
+    return this.watched.size + this.freshCount;
   }
 
   /** Counters of earlier runs and first-install time of a tracked SA (lifetimes). */
   history(saId: number): { base: { packets: bigint; bytes: bigint }; created: number } | undefined {
-    const t = this.sas.get(saId);
-    return t && { base: t.base, created: t.created };
+    const s = this.sas;
+    return s.live(saId) ? { base: { packets: s.basePackets[saId], bytes: s.baseBytes[saId] }, created: s.created[saId] } : undefined;
   }
 
   /**
@@ -391,20 +406,21 @@ export class SeqStore {
    * next packets would be dropped as replays up to the whole reservation.
    */
   untrack(core: Core, saId: number): void {
-    const t = this.sas.get(saId);
-    if (!t) return;
-    this.forget(t);
+    if (!this.sas.live(saId)) return;
+    const file = this.sas.file[saId], rec = this.record(core, saId, this.finalReserved(core, saId));
+    this.forget(saId);
     try {
-      this.writeSync(t.file, this.record(core, t, this.finalReserved(core, t)));
+      this.writeSync(file, rec);
     } catch {
       // The reservation on disk is still a valid upper bound; only counters are lost.
     }
   }
 
   /** What untrack writes: the reservation, an inbound one lowered to the highest number accepted. */
-  private finalReserved(core: Core, t: Tracked): bigint {
-    const top = t.p.dir === "in" ? core.seqOf(t.saId, false) : -1n;
-    return top >= 1n && top < t.reserved ? top : t.reserved; // never 0: a limit of 0 means none
+  private finalReserved(core: Core, t: number): bigint {
+    const top = this.sas.p[t]!.dir === "in" ? core.seqOf(t, false) : -1n;
+    const reserved = this.sas.reserved[t];
+    return top >= 1n && top < reserved ? top : reserved; // never 0: a limit of 0 means none
   }
 
   /**
@@ -415,17 +431,14 @@ export class SeqStore {
    * records they cover go with them.
    */
   untrackAll(core: Core, saIds: Iterable<number>): void {
-    const ts: Tracked[] = [];
-    for (const id of saIds) {
-      const t = this.sas.get(id);
-      if (t) ts.push(t);
-    }
+    const ts: number[] = [];
+    for (const id of saIds) if (this.sas.live(id)) ts.push(id);
     const last = new Map<string, { path: string; record: SaStateRecord }>();
     for (const t of ts) {
       const record = this.record(core, t, this.finalReserved(core, t));
-      const had = last.get(t.file);
+      const file = this.sas.file[t], had = last.get(file);
       // two SAs of one key (rare): the higher promise
-      if (!had || record.reserved > had.record.reserved) last.set(t.file, { path: t.file, record });
+      if (!had || record.reserved > had.record.reserved) last.set(file, { path: file, record });
     }
     for (const t of ts) this.forget(t);
     const batch = [...last.values()];
@@ -443,16 +456,17 @@ export class SeqStore {
     this.journals.get(dirname(file))?.covered(file, my);
   }
 
-  private record(core: Core, t: Tracked, reserved: bigint): SaStateRecord {
-    let packets = t.base.packets, bytes = t.base.bytes;
+  private record(core: Core, t: number, reserved: bigint): SaStateRecord {
+    const s = this.sas, p = s.p[t]!;
+    let packets = s.basePackets[t], bytes = s.baseBytes[t];
     try {
-      const c = core.readCounters(t.saId);
+      const c = core.readCounters(t);
       packets += c.packets;
       bytes += c.bytes;
     } catch {
       /* removed already */
     }
-    return { dir: t.p.dir, keyId: t.p.keyId, spi: t.p.spi, suite: t.p.suite, peer: t.p.peer, reserved, packets, bytes, created: t.created };
+    return { dir: p.dir, keyId: p.keyId, spi: p.spi, suite: p.suite, peer: p.peer, reserved, packets, bytes, created: s.created[t] };
   }
 
   /**
@@ -468,11 +482,22 @@ export class SeqStore {
     this.ticks++;
     this.migration.step();
     for (const t of this.hot) {
-      t.hot = false;
+      this.sas.flags[t] &= ~HOT;
       this.look(core, t, now);
     }
     this.hot.length = 0;
-    const n = Math.min(TICK_SLICE, this.watched.size);
+    let budget = TICK_SLICE;
+    const s = this.sas, fresh = this.fresh;
+    while (budget > 0 && this.freshAt < fresh.length) {
+      const t = fresh[this.freshAt++];
+      if ((s.flags[t] & FRESH) === 0) continue; // removed, or looked at already
+      s.flags[t] &= ~FRESH;
+      this.freshCount--;
+      this.look(core, t, now);
+      budget--;
+    }
+    if (this.freshAt === fresh.length && fresh.length) (this.fresh = []), (this.freshAt = 0);
+    const n = Math.min(budget, this.watched.size);
     for (let k = 0; k < n; k++) {
       let r = this.cursor?.next();
       if (!r || r.done) {
@@ -485,9 +510,9 @@ export class SeqStore {
   }
 
   /** One visit of `t` this tick, then whether it stays watched. */
-  private look(core: Core, t: Tracked, now: number): void {
-    if (this.sas.get(t.saId) !== t || t.visitTick === this.ticks) return; // removed since it was marked; seen this tick
-    t.visitTick = this.ticks;
+  private look(core: Core, t: number, now: number): void {
+    if (!this.sas.live(t) || this.sas.visitTick[t] === this.ticks) return; // removed since it was marked; seen this tick
+    this.sas.visitTick[t] = this.ticks;
     this.visit(core, t, now);
     if (this.wanted(core, t, now)) this.watched.add(t);
     else this.watched.delete(t);
@@ -501,40 +526,42 @@ export class SeqStore {
    * through packets, which the pipeline reports (ensure); a failed write is
    * retried when the SA is used again.
    */
-  private wanted(core: Core, t: Tracked, now: number): boolean {
-    if (t.pending || t.chaseT !== 0) return true;
-    if (t.p.dir === "out") return false;
-    if (now - t.lastProgressT <= IDLE_MS) return true;
-    const cur = core.seqOf(t.saId, false);
-    return cur >= 0n && t.reserved - cur > IDLE_BLOCK * 2n;
+  private wanted(core: Core, t: number, now: number): boolean {
+    const s = this.sas;
+    if ((s.flags[t] & PENDING) !== 0 || s.chaseT[t] !== 0) return true;
+    if (s.p[t]!.dir === "out") return false;
+    if (now - s.lastProgressT[t] <= IDLE_MS) return true;
+    const cur = core.seqOf(t, false);
+    return cur >= 0n && s.reserved[t] - cur > IDLE_BLOCK * 2n;
   }
 
-  private visit(core: Core, t: Tracked, now: number): void {
-    t.visitT = now;
-    if (t.pending) return;
-    const cur = t.p.dir === "out" ? core.seqOf(t.saId, true) - 1n : core.seqOf(t.saId, false);
+  private visit(core: Core, t: number, now: number): void {
+    const s = this.sas, dir = s.p[t]!.dir;
+    s.visitT[t] = now;
+    if ((s.flags[t] & PENDING) !== 0) return;
+    const cur = dir === "out" ? core.seqOf(t, true) - 1n : core.seqOf(t, false);
     if (cur < 0n) return;
-    const dt = now - t.lastT;
+    const dt = now - s.lastT[t];
     if (dt >= 50) {
-      const inst = Number(cur - t.lastSeq) * 1000 / dt;
+      const inst = Number(cur - s.lastSeq[t]) * 1000 / dt;
       // The old estimate's weight halves every 50 ms since the last look,
       // however long ago that was (a dormant SA is not looked at).
       const keep = 0.5 ** (dt / 50);
-      t.rate = t.rate === 0 ? inst : t.rate * keep + inst * (1 - keep);
-      if (cur !== t.lastSeq) t.lastProgressT = now;
-      t.lastSeq = cur;
-      t.lastT = now;
+      s.rate[t] = s.rate[t] === 0 ? inst : s.rate[t] * keep + inst * (1 - keep);
+      if (cur !== s.lastSeq[t]) s.lastProgressT[t] = now;
+      s.lastSeq[t] = cur;
+      s.lastT[t] = now;
     }
     const block = this.blockFor(t);
-    const left = t.reserved - cur;
-    const stuck = t.p.dir === "in" && this.peerAhead(core, t);
+    const left = s.reserved[t] - cur;
+    const stuck = dir === "in" && this.peerAhead(core, t);
     // An idle inbound SA uses no numbers: renewing its (deliberately small)
     // reservation would only undo the give-back below, and the two would
     // alternate for as long as it stays idle — a state-file write every few
     // ticks per SA. When its traffic resumes, ensure() renews it.
-    const idle = t.p.dir === "in" && now - t.lastProgressT > IDLE_MS;
+    const idle = dir === "in" && now - s.lastProgressT[t] > IDLE_MS;
     // Chasing ends when the window moves (the peer's numbers fit), or after CHASE_MS without.
-    if (t.chaseT !== 0 && (cur > t.chaseSeq || now - t.chaseT > CHASE_MS)) t.chaseT = 0;
+    if (s.chaseT[t] !== 0 && (cur > s.chaseSeq[t] || now - s.chaseT[t] > CHASE_MS)) s.chaseT[t] = 0;
     if (stuck) {
       // The peer sends past the limit (it restarted, or sent while we were
       // down): reach at least a whole outbound block (what a restarted wesp
@@ -542,36 +569,36 @@ export class SeqStore {
       // undoes this while chasing.
       let ahead = left > block ? left : block;
       if (ahead < MIN_BLOCK.out) ahead = MIN_BLOCK.out;
-      t.chaseT = now;
-      t.chaseSeq = cur;
+      s.chaseT[t] = now;
+      s.chaseSeq[t] = cur;
       this.renew(core, t, cur + 2n * ahead);
     } else if (left < block / 2n && !idle) {
       this.renew(core, t, cur + block);
-    } else if (t.chaseT !== 0) {
+    } else if (s.chaseT[t] !== 0) {
       // waiting for the peer's next packet
-    } else if (t.p.dir === "in" && now - t.lastProgressT <= IDLE_MS && left > block * 4n) {
+    } else if (dir === "in" && now - s.lastProgressT[t] <= IDLE_MS && left > block * 4n) {
       // Flowing again after a raise: lower an oversized reservation to one
       // block (core first, as for an idle SA below).
       const lower = cur + block;
-      core.setSeqLimit(t.saId, lower);
-      t.reserved = lower;
+      core.setSeqLimit(t, lower);
+      s.reserved[t] = lower;
       this.renew(core, t, lower);
     } else if (idle && left > IDLE_BLOCK * 2n) {
       // Lower the core first: from here on nothing above cur + IDLE_BLOCK is
       // accepted, so writing the smaller promise afterwards is safe.
       const lower = cur + IDLE_BLOCK;
-      core.setSeqLimit(t.saId, lower);
-      t.reserved = lower;
+      core.setSeqLimit(t, lower);
+      s.reserved[t] = lower;
       this.renew(core, t, lower);
     }
   }
 
   /** Whether authenticated packets past the limit arrived since the last look (inbound). */
-  private peerAhead(core: Core, t: Tracked): boolean {
-    const n = core.dropCount(t.saId, "SEQ_UNRESERVED");
+  private peerAhead(core: Core, t: number): boolean {
+    const n = core.dropCount(t, "SEQ_UNRESERVED");
     if (n < 0) return false;
-    const grew = n > t.unreserved;
-    t.unreserved = n;
+    const grew = n > this.sas.unreserved[t];
+    this.sas.unreserved[t] = n;
     return grew;
   }
 
@@ -585,12 +612,12 @@ export class SeqStore {
    */
   private migrationRecord(j: Journals, file: string): SaStateRecord | null {
     const entries = j.records(file);
-    const tracked = this.byFile.get(file);
+    const tracked = this.holders(file);
     const core = this.core;
-    if (tracked?.length && core) {
+    if (tracked.length && core) {
       let top = tracked[0];
-      for (const t of tracked) if (t.reserved > top.reserved) top = t;
-      const rec = this.record(core, top, top.reserved);
+      for (const t of tracked) if (this.sas.reserved[t] > this.sas.reserved[top]) top = t;
+      const rec = this.record(core, top, this.sas.reserved[top]);
       for (const e of entries ?? []) if (e.rec.reserved > rec.reserved) rec.reserved = e.rec.reserved;
       return rec;
     }
@@ -609,15 +636,15 @@ export class SeqStore {
     this.abandoned = true;
   }
 
-  private blockFor(t: Tracked): bigint {
-    const want = BigInt(Math.ceil(t.rate * BLOCK_SECONDS));
-    const min = MIN_BLOCK[t.p.dir];
+  private blockFor(t: number): bigint {
+    const want = BigInt(Math.ceil(this.sas.rate[t] * BLOCK_SECONDS));
+    const min = MIN_BLOCK[this.sas.p[t]!.dir];
     return want < min ? min : want > MAX_BLOCK ? MAX_BLOCK : want;
   }
 
-  private gen(file: string): { issued: number; committed: number } {
+  private gen(file: string): FileState {
     let g = this.gens.get(file);
-    if (!g) this.gens.set(file, (g = { issued: 0, committed: 0 }));
+    if (!g) this.gens.set(file, (g = { issued: 0, committed: 0, holders: undefined, seen: 0 }));
     return g;
   }
 
@@ -638,11 +665,11 @@ export class SeqStore {
    * (one read of the SA's number).
    */
   ensure(core: Core, saId: number): void {
-    const t = this.sas.get(saId);
-    if (!t) return;
-    if (!t.hot) (t.hot = true, this.hot.push(t));
-    if (t.failed) return;
-    const cur = t.p.dir === "out" ? core.seqOf(saId, true) - 1n : core.seqOf(saId, false);
+    const s = this.sas, p = s.p[saId];
+    if (p === undefined) return;
+    if ((s.flags[saId] & HOT) === 0) (s.flags[saId] |= HOT, this.hot.push(saId));
+    if (s.failed[saId]) return;
+    const cur = p.dir === "out" ? core.seqOf(saId, true) - 1n : core.seqOf(saId, false);
     if (cur < 0n) return;
     // An inbound window that has not moved since tick last looked: the batch
     // used no number (replays, failed ICVs, numbers past the limit, which the
@@ -652,62 +679,67 @@ export class SeqStore {
     // packets kept coming — two state-file writes, three fsyncs, ~100 times a
     // second per SA on the packet thread, for anyone who can send ESP with a
     // known SPI. The first batch that moves the window renews as before.
-    if (t.p.dir === "in" && cur === t.lastSeq) return;
-    const block = this.blockFor(t);
-    if (t.reserved - cur >= block / 4n) return;
-    const max = t.p.esn ? (1n << 64n) - 1n : SEQ32_MAX;
+    if (p.dir === "in" && cur === s.lastSeq[saId]) return;
+    const block = this.blockFor(saId);
+    if (s.reserved[saId] - cur >= block / 4n) return;
+    const max = p.esn ? (1n << 64n) - 1n : SEQ32_MAX;
     const target = cur + block > max ? max : cur + block;
-    if (target <= t.reserved) return;
+    if (target <= s.reserved[saId]) return;
     try {
-      this.writeSync(t.file, this.record(core, t, target));
+      this.writeSync(s.file[saId], this.record(core, saId, target));
     } catch (e) {
-      this.fail(t, e as NodeJS.ErrnoException);
+      this.fail(saId, e as NodeJS.ErrnoException);
       return;
     }
-    t.reserved = target;
+    s.reserved[saId] = target;
     core.setSeqLimit(saId, target);
   }
 
-  private fail(t: Tracked, e: NodeJS.ErrnoException): void {
-    const why = `state file ${t.file} cannot be written (${e.code ?? e.message}): SA spi 0x${(t.p.spi >>> 0).toString(16)} (${t.p.dir}) stops at sequence number ${t.reserved}`;
-    if (t.failed !== why) this.alarm(why, t.saId);
-    t.failed = why;
+  private fail(t: number, e: NodeJS.ErrnoException): void {
+    const s = this.sas, p = s.p[t]!;
+    const why = `state file ${s.file[t]} cannot be written (${e.code ?? e.message}): SA spi 0x${(p.spi >>> 0).toString(16)} (${p.dir}) stops at sequence number ${s.reserved[t]}`;
+    if (s.failed[t] !== why) this.alarm(why, t);
+    s.failed[t] = why;
   }
 
-  private renew(core: Core, t: Tracked, target: bigint): void {
-    const max = t.p.esn ? (1n << 64n) - 1n : SEQ32_MAX;
+  private renew(core: Core, t: number, target: bigint): void {
+    const s = this.sas;
+    const max = s.p[t]!.esn ? (1n << 64n) - 1n : SEQ32_MAX;
     const reserved = target > max ? max : target;
-    t.pending = true;
-    const g = this.gen(t.file);
+    s.flags[t] |= PENDING;
+    // this SA's incarnation: its id may name another SA by the time the write lands
+    const file = s.file[t], epoch = s.epoch[t];
+    const same = () => s.live(t) && s.epoch[t] === epoch;
+    const g = this.gen(file);
     const my = ++g.issued;
-    stageState(t.file, this.record(core, t, reserved), my).then(
+    stageState(file, this.record(core, t, reserved), my).then(
       (tmp) => {
-        t.pending = false;
+        if (same()) s.flags[t] &= ~PENDING;
         // A newer write is in place already (urgent renewal, removal, a new
         // SA of this key): this older one must not land over it.
         if (my < g.committed) return discardStaged(tmp);
         if (this.abandoned) return;
         try {
-          commitStaged(tmp, t.file);
+          commitStaged(tmp, file);
         } catch (e) {
           discardStaged(tmp);
-          return this.fail(t, e as NodeJS.ErrnoException);
+          return same() ? this.fail(t, e as NodeJS.ErrnoException) : undefined;
         }
-        this.committed(t.file, my);
-        t.failed = null;
+        this.committed(file, my);
         // Removed meanwhile (its id may already name another SA): nothing to raise.
-        if (this.sas.get(t.saId) !== t) return;
+        if (!same()) return;
+        s.failed[t] = null;
         // Only the latest write issued may set the core: a newer one (a
         // lowering, which set the core lower before it was issued) decides.
         if (my !== g.issued) return;
-        t.reserved = reserved;
-        core.setSeqLimit(t.saId, reserved);
+        s.reserved[t] = reserved;
+        core.setSeqLimit(t, reserved);
       },
       (e: NodeJS.ErrnoException) => {
-        t.pending = false;
+        if (!same()) return; // removed meanwhile: its final write was the removal's
+        s.flags[t] &= ~PENDING;
         this.fail(t, e);
       },
     );
   }
-
 }

@@ -3,9 +3,9 @@
 // node:net on every address (property tests), and refuse what is not one.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { isIP } from "node:net";
+import { isIP, isIPv4 } from "node:net";
 import fc from "fast-check";
-import { canonicalAddress, coreAddr, corePrefix, formatAddress, formatCoreAddr, formatEndpoint, hostText, parseAddress, unmapV4 } from "../../host/config/addr.ts";
+import { canonicalAddress, coreAddr, corePrefix, formatAddress, formatCoreAddr, formatEndpoint, hostText, ipv4Into, ipv4PrefixInto, parseAddress, unmapV4 } from "../../host/config/addr.ts";
 
 const v6 = fc.uint8Array({ minLength: 16, maxLength: 16 });
 // runs of zero groups, so that "::" compression is exercised often
@@ -81,4 +81,48 @@ test("endpoints: IPv6 in brackets (RFC 5952 §6), IPv4 and names bare", () => {
   assert.equal(formatEndpoint("192.0.2.1", 4500), "192.0.2.1:4500");
   assert.equal(hostText("::"), "[::]");
   assert.equal(hostText("ce.example"), "ce.example");
+});
+
+// Text near a dotted quad: parts of 0–4 characters from digits and dots, and now and then a stray character.
+const quadish = fc.array(fc.oneof(
+  fc.integer({ min: 0, max: 300 }).map(String),
+  fc.stringMatching(/^[0-9]{1,4}$/),
+  fc.constantFrom("", "00", "01", "-1", " 1", "1 ", "0x1", "1e2", "\u0661", "+1"),
+), { minLength: 1, maxLength: 6 }).map((ps) => ps.join("."));
+
+test("ipv4Into (the install's parser) accepts exactly what net.isIPv4 accepts, with the same bytes, and writes nothing otherwise", () => {
+  fc.assert(fc.property(fc.oneof(quadish, fc.string({ maxLength: 16 })), fc.integer({ min: 0, max: 12 }), (text, at) => {
+    const out = new Uint8Array(16).fill(0xee);
+    const ok = ipv4Into(text, out, at);
+    assert.equal(ok, isIPv4(text), JSON.stringify(text));
+    if (ok) {
+      assert.deepEqual(out.subarray(at, at + 4), Uint8Array.from(text.split(".").map(Number)));
+      assert.deepEqual(out.subarray(at, at + 4), coreAddr(text).bytes.subarray(0, 4));
+    } else assert.ok(out.every((x) => x === 0xee), JSON.stringify(text));
+  }), { numRuns: 20_000 });
+  for (const bad of ["01.2.3.4", "1.2.3.04", "1.2.3.4.", ".1.2.3.4", "1..2.3", "256.1.1.1", "1.2.3.4\n", "1.2.3", "1.2.3.4.5", "00.0.0.0"]) {
+    assert.equal(ipv4Into(bad, new Uint8Array(4), 0), false, bad);
+  }
+});
+
+test("ipv4PrefixInto agrees with corePrefix on IPv4 prefixes and leaves the rest (IPv6, bad text) to it", () => {
+  const lens = fc.oneof(fc.integer({ min: 0, max: 40 }).map(String), fc.constantFrom("", "032", "1e1", "-1", "08", "0", "1000", " 8"));
+  fc.assert(fc.property(fc.oneof(quadish, fc.constantFrom("::", "2001:db8::", "::ffff:1.2.3.4")), fc.option(lens), (addr, len) => {
+    const text = len === null ? addr : `${addr}/${len}`;
+    const out = new Uint8Array(16);
+    const got = ipv4PrefixInto(text, out, 0);
+    let want: ReturnType<typeof corePrefix> | null = null;
+    try {
+      want = corePrefix(text);
+    } catch {
+      /* refused: the fast path must refuse too */
+    }
+    if (want?.family === 4) {
+      assert.equal(got, want.len, text);
+      assert.deepEqual(out, want.bytes, text);
+    } else {
+      assert.equal(got, -1, text);
+      assert.ok(out.every((x) => x === 0), text);
+    }
+  }), { numRuns: 20_000 });
 });

@@ -312,3 +312,57 @@ test("a peer that resumes past our inbound reservation (it restarted) is followe
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a renewal still in flight when its SA is removed and its id reused leaves the new SA alone: no limit raised, no failure blamed on it", async () => {
+  const dir = tmp();
+  try {
+    const alarms: string[] = [];
+    const store = new SeqStore((m) => alarms.push(m));
+    const core = await makeCore();
+    const key = randomBytes(16), salt = randomBytes(4);
+    const p1 = params(dir, "out", Buffer.concat([key, salt]));
+    const r1 = store.prepare(p1);
+    const add = (p: DurableParams, r: { initialSeq: bigint; seqLimit: bigint }, k: Uint8Array, s: Uint8Array) =>
+      core.addSa({ direction: "out", suite: "aes-gcm-16", mode: "tunnel", spi: p.spi, key: k, salt: s, local: "192.0.2.1", remote: "192.0.2.2", peerId: 1, initialSeq: r.initialSeq, seqLimit: r.seqLimit });
+    const id = add(p1, r1, key, salt);
+    core.addPolicy({ action: "protect", local: "10.1.0.0/16", remote: "10.2.0.0/16", saId: id, peerId: 1 });
+    store.track(id, p1, r1);
+    // more than half the first block used: the next look renews it, off the thread
+    const pkt = innerUdp("10.1.0.1", "10.2.0.1", 20);
+    for (let i = 0; i < Number(MIN_BLOCK.out) / 2 + 100; i++) {
+      core.writePacket(0, pkt);
+      core.processOutbound(1);
+    }
+    store.ensure(core, id);
+    store.tick(core, Date.now() + 100);
+    // removed, its final write failing (the file's name taken by a directory: the staged renewal will fail to land too),
+    // and a new key's SA takes the same id
+    rmSync(r1.file);
+    mkdirSync(join(r1.file, "x"), { recursive: true });
+    store.untrack(core, id);
+    core.removeSa(id);
+    const key2 = randomBytes(16), salt2 = randomBytes(4);
+    const p2 = params(dir, "out", Buffer.concat([key2, salt2]));
+    const r2 = store.prepare(p2);
+    const id2 = add(p2, r2, key2, salt2);
+    assert.equal(id2, id, "the core hands out the freed id again (else this test proves nothing)");
+    store.track(id2, p2, r2);
+    await settle();
+    await settle();
+    assert.equal(core.saState(id2).seqLimit, r2.seqLimit, "the old SA's renewal raised nothing of the new one");
+    assert.deepEqual(alarms, [], "the old SA's failed write is not blamed on the new one (which would stop its renewals)");
+    // the new SA still renews (its state was not left marked as writing)
+    for (let i = 0; i < Number(MIN_BLOCK.out) / 2 + 100; i++) {
+      core.writePacket(0, pkt);
+      core.processOutbound(1);
+    }
+    store.ensure(core, id2);
+    store.tick(core, Date.now() + 200);
+    await settle();
+    assert.ok(core.saState(id2).seqLimit > r2.seqLimit, "renewed");
+    const d2 = readState(r2.file, { dir: "out", keyId: p2.keyId });
+    assert.ok(d2.kind === "ok" && d2.record.reserved === core.saState(id2).seqLimit, "its file first, then the core");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
