@@ -111,6 +111,17 @@ function mtimeOf(path: string): number {
   }
 }
 
+/**
+ * A state file named by what it is within its state directory, its
+ * direction and key id, not by its path: an install of 100,000 SAs then
+ * builds and hashes no path per SA (issue 9); a path is built only when a
+ * file is read or written (Journals.path). A SaStateRecord is one.
+ */
+export interface StateKey {
+  dir: "in" | "out";
+  keyId: string;
+}
+
 /** A journal record not covered yet: the journal holding it, the write generation it counts as (seq_store.ts), the record. */
 export interface JournalEntry {
   journal: string;
@@ -132,10 +143,10 @@ export class Journals {
   private readonly open = new Map<string, number>();
   /** Journal path → when it was put in place (ms: written by this run, or its file's mtime when loaded). */
   private readonly born = new Map<string, number>();
-  /** State file → its uncovered journal records. */
-  private readonly held = new Map<string, JournalEntry[]>();
+  /** State file (by direction, then key id: StateKey) → its uncovered journal records. */
+  private readonly held = { in: new Map<string, JournalEntry[]>(), out: new Map<string, JournalEntry[]>() };
   /** Where `due` stopped. */
-  private cursor?: IterableIterator<string>;
+  private cursor?: Iterator<JournalEntry[]>;
 
   constructor(readonly stateDir: string, readonly owner: string) {}
 
@@ -182,18 +193,23 @@ export class Journals {
     this.loaded = true;
     this.nextSeq = max + 1;
     found.sort((a, b) => a.seq - b.seq);
-    for (const j of found) this.add(j.path, j.records.map((rec) => statePath(this.stateDir, rec.dir, rec.keyId)), 0, j.records, mtimeOf(j.path));
+    for (const j of found) this.add(j.path, 0, j.records, mtimeOf(j.path));
     return new Set(names);
   }
 
-  /** The uncovered journal records of state file `file`. */
-  records(file: string): readonly JournalEntry[] | undefined {
-    return this.held.get(file);
+  /** The uncovered journal records of the state file of key `keyId` in direction `dir`. */
+  records(dir: "in" | "out", keyId: string): readonly JournalEntry[] | undefined {
+    return this.held[dir].get(keyId);
+  }
+
+  /** The path of state file `k` in this directory. */
+  path(k: StateKey): string {
+    return statePath(this.stateDir, k.dir, k.keyId);
   }
 
   /** How many state files journal records still stand for. */
   get pending(): number {
-    return this.held.size;
+    return this.held.in.size + this.held.out.size;
   }
 
   /** How many journals are on disk (of this owner, as far as this store knows). */
@@ -209,41 +225,43 @@ export class Journals {
   }
 
   /**
-   * Steps 1–2 for records `recs` of state files `files` (one record per
-   * file; `gens` their write generations; parallel arrays, not an object
-   * per record): durable on return, or throws. Their files' older records
-   * are covered by these (step 3).
+   * Steps 1–2 for records `recs` (one per state file: a record names its
+   * file by direction and key id; `gens` their write generations; parallel
+   * arrays, not an object per record): durable on return, or throws. Their
+   * files' older records are covered by these (step 3).
    */
-  write(files: readonly string[], gens: readonly number[], recs: readonly SaStateRecord[]): string {
+  write(gens: readonly number[], recs: readonly SaStateRecord[]): string {
     const seq = this.nextSeq++;
     const path = journalPath(this.stateDir, this.owner, seq);
     writeJournalSync(path, encodeJournal(this.owner, seq, recs));
-    this.add(path, files, gens, recs, Date.now());
+    this.add(path, gens, recs, Date.now());
     return path;
   }
 
   /** Holds `recs` as journal `path`'s, covering their files' older records first (a write's, not a load's: gens 0). */
-  private add(path: string, files: readonly string[], gens: readonly number[] | 0, recs: readonly SaStateRecord[], born: number): void {
-    files.forEach((file, i) => {
-      const entry = { journal: path, gen: gens === 0 ? 0 : gens[i], rec: recs[i] };
-      const list = this.held.get(file); // one lookup for most files: an install's keys have none yet
-      if (!list) return void this.held.set(file, [entry]);
-      if (gens !== 0) this.covered(file, gens[i]);
-      const left = this.held.get(file);
+  private add(path: string, gens: readonly number[] | 0, recs: readonly SaStateRecord[], born: number): void {
+    recs.forEach((rec, i) => {
+      const entry = { journal: path, gen: gens === 0 ? 0 : gens[i], rec };
+      const held = this.held[rec.dir];
+      const list = held.get(rec.keyId); // one lookup for most files: an install's keys have none yet
+      if (!list) return void held.set(rec.keyId, [entry]);
+      if (gens !== 0) this.covered(rec.dir, rec.keyId, gens[i]);
+      const left = held.get(rec.keyId);
       if (left) left.push(entry);
-      else this.held.set(file, [entry]);
+      else held.set(rec.keyId, [entry]);
     });
-    if (files.length) (this.open.set(path, files.length), this.born.set(path, born));
+    if (recs.length) (this.open.set(path, recs.length), this.born.set(path, born));
     else unlinkQuiet(path);
   }
 
   /**
-   * Step 3–4: a record of `file` written at generation `gen` is durable, so
-   * its journal records from before are covered; a journal left with none
-   * is deleted.
+   * Step 3–4: a record of the state file of key `keyId` in direction `dir`
+   * written at generation `gen` is durable, so its journal records from
+   * before are covered; a journal left with none is deleted.
    */
-  covered(file: string, gen: number): void {
-    const list = this.held.get(file);
+  covered(dir: "in" | "out", keyId: string, gen: number): void {
+    const held = this.held[dir];
+    const list = held.get(keyId);
     if (!list) return;
     const keep: JournalEntry[] = [];
     for (const e of list) {
@@ -260,21 +278,30 @@ export class Journals {
         unlinkQuiet(e.journal);
       }
     }
-    if (keep.length) this.held.set(file, keep);
-    else this.held.delete(file);
+    if (keep.length) held.set(keyId, keep);
+    else held.delete(keyId);
+  }
+
+  /** Every state file's uncovered records, inbound keys first (due's turn). */
+  private *lists(): Generator<JournalEntry[]> {
+    yield* this.held.in.values();
+    yield* this.held.out.values();
   }
 
   /** Up to `n` state files with uncovered records, in turn; `skip`ped ones come round again later. */
-  due(n: number, skip: (file: string) => boolean): string[] {
-    const out: string[] = [];
-    for (let looked = 0, size = this.held.size; out.length < n && looked < size; looked++) {
+  due(n: number, skip: (k: StateKey) => boolean): StateKey[] {
+    const out: StateKey[] = [];
+    for (let looked = 0, size = this.pending; out.length < n && looked < size; looked++) {
       let r = this.cursor?.next();
       if (!r || r.done) {
-        this.cursor = this.held.keys();
+        this.cursor = this.lists();
         r = this.cursor.next();
         if (r.done) break;
       }
-      if (!skip(r.value)) out.push(r.value);
+      // the file's key: its records' (every record held names its own file)
+      const { dir, keyId } = r.value[0].rec;
+      const k = { dir, keyId };
+      if (!skip(k)) out.push(k);
     }
     return out;
   }
@@ -308,7 +335,8 @@ export function mergeRecords(file: SaStateRecord | null, entries: readonly Journ
   return m;
 }
 
-const STATE_NAME = /^(in|out)-([0-9a-zA-Z]+)\.json$/;
+/** A key's state file name in a state directory's `sa/`: direction, key id. */
+export const STATE_NAME = /^(in|out)-([0-9a-zA-Z]+)\.json$/;
 
 /**
  * Every key's state in `stateDir` as a restart would resume it: per state

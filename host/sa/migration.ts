@@ -10,7 +10,7 @@
 // Killed anywhere in between, the journal is still there: a key's max over
 // its file and the journal is what it was.
 import { dirname } from "node:path";
-import type { Journals } from "./journal.ts";
+import type { Journals, StateKey } from "./journal.ts";
 import { discardStaged, fsyncDir, renameStaged, stageStates, type SaStateRecord } from "./state_file.ts";
 
 /**
@@ -27,18 +27,26 @@ const RETRY_MS = 5000;
 /** What the migration needs of the SeqStore that owns the files (one writer per file). */
 export interface MigrationHost {
   journals(): Iterable<Journals>;
-  /** Whether `file` has a write in flight that will cover its records (left for now). */
-  busy(file: string): boolean;
-  /** The record `file` gets now, or null to leave it (its file is unreadable: the key is refused at install). */
-  record(j: Journals, file: string): SaStateRecord | null;
-  /** A new write generation of `file`, and the last one in place. */
-  issue(file: string): number;
-  committed(file: string): number;
-  /** `file` at generation `my` is in place. */
-  setCommitted(file: string, my: number): void;
+  /** Whether state file `k` of `j`'s directory has a write in flight that will cover its records (left for now). */
+  busy(j: Journals, k: StateKey): boolean;
+  /** The record `k` gets now, or null to leave it (its file is unreadable: the key is refused at install). */
+  record(j: Journals, k: StateKey): SaStateRecord | null;
+  /** A new write generation of `k`, and the last one in place. */
+  issue(j: Journals, k: StateKey): number;
+  committed(j: Journals, k: StateKey): number;
+  /** `k` at generation `my` is in place. */
+  setCommitted(j: Journals, k: StateKey, my: number): void;
   /** True once the host is abandoned (kill -9 in tests): nothing more may be renamed or deleted. */
   gone(): boolean;
   alarm(message: string): void;
+}
+
+/** A state file of a migration batch: its key, its path (it is written), its record and write generation. */
+interface Migrating {
+  k: StateKey;
+  path: string;
+  record: SaStateRecord;
+  my: number;
 }
 
 export class Migration {
@@ -55,11 +63,11 @@ export class Migration {
     const h = this.host;
     for (const j of h.journals()) {
       if (j.refusal || j.pending === 0) continue;
-      const batch: { path: string; record: SaStateRecord; my: number }[] = [];
-      const due = j.due(MIGRATE_BATCH, (f) => h.busy(f));
-      for (const file of due) {
-        const record = h.record(j, file);
-        if (record) batch.push({ path: file, record, my: h.issue(file) });
+      const batch: Migrating[] = [];
+      const due = j.due(MIGRATE_BATCH, (k) => h.busy(j, k));
+      for (const k of due) {
+        const record = h.record(j, k);
+        if (record) batch.push({ k, path: j.path(k), record, my: h.issue(j, k) });
       }
       // every one due has an unreadable file: look again later, not every tick
       if (!batch.length && due.length) this.after = Date.now() + RETRY_MS;
@@ -72,26 +80,26 @@ export class Migration {
     }
   }
 
-  private async run(j: Journals, batch: { path: string; record: SaStateRecord; my: number }[]): Promise<void> {
+  private async run(j: Journals, batch: Migrating[]): Promise<void> {
     const h = this.host;
     const { staged, failed } = await stageStates(batch, `m${++this.batches}`);
     if (h.gone()) return;
-    const my = new Map(batch.map((b) => [b.path, b.my]));
-    const renamed: string[] = [];
+    const my = new Map(batch.map((b) => [b.path, b]));
+    const renamed: Migrating[] = [];
     for (const [i, s] of staged.entries()) {
       if (i > 0 && i % RENAME_SLICE === 0) {
         await new Promise((r) => setImmediate(r)); // let packets through
         if (h.gone()) return;
       }
-      const g = my.get(s.path)!;
-      if (g < h.committed(s.path)) {
+      const b = my.get(s.path)!;
+      if (b.my < h.committed(j, b.k)) {
         discardStaged(s.tmp);
         continue;
       }
       try {
         renameStaged(s.tmp, s.path);
-        h.setCommitted(s.path, g);
-        renamed.push(s.path);
+        h.setCommitted(j, b.k, b.my);
+        renamed.push(b);
       } catch (e) {
         discardStaged(s.tmp);
         failed.set(s.path, e as Error);
@@ -99,14 +107,17 @@ export class Migration {
     }
     if (renamed.length) {
       try {
-        await fsyncDir(dirname(renamed[0]));
-        if (!h.gone()) for (const path of renamed) j.covered(path, my.get(path)!);
+        await fsyncDir(dirname(renamed[0].path));
+        if (!h.gone()) for (const b of renamed) j.covered(b.k.dir, b.k.keyId, b.my);
       } catch (e) {
-        for (const path of renamed) failed.set(path, e as Error);
+        for (const b of renamed) failed.set(b.path, e as Error);
       }
     }
     // a file covered meanwhile by another write is no loss
-    const stuck = [...failed.keys()].filter((path) => j.records(path));
+    const stuck = [...failed.keys()].filter((path) => {
+      const b = my.get(path);
+      return b !== undefined && j.records(b.k.dir, b.k.keyId);
+    });
     if (stuck.length && !h.gone()) this.failed(stuck, failed.get(stuck[0])!);
   }
 

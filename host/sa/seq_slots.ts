@@ -8,11 +8,11 @@
 // 300 bytes each with their BigInts and a map entry), all of which survive,
 // so the young generation's collector copied them again and again; here an
 // SA costs a few bytes in each column and nothing the collector walks but
-// its DurableParams and file name (issue 9, docs/bench.md).
+// its DurableParams and a reference to its file's state (issue 9, docs/bench.md).
 //
 //   id:        0     1     2    …   (the core's SA id)
 //   p          ·     ·     ·        DurableParams, undefined = not tracked
-//   file       ·     ·     ·        its state file
+//   file       ·     ·     ·        its state file (seq_store.ts: its FileState, not a path)
 //   epoch      ·     ·     ·        bumped at every track: a write that lands
 //                                    after its SA was removed (and the id reused)
 //                                    sees another epoch and leaves the slot alone
@@ -28,11 +28,11 @@ export const FRESH = 4;
 
 const FIRST = 64;
 
-export class SaSlots {
+export class SaSlots<F = string> {
   /** How many ids the typed columns hold now. */
   cap = 0;
   readonly p: (DurableParams | undefined)[] = [];
-  readonly file: string[] = [];
+  readonly file: F[] = [];
   /** Last write failure (reported once until a write succeeds). */
   readonly failed: (string | null)[] = [];
   epoch = new Uint32Array(0);
@@ -92,7 +92,7 @@ export class SaSlots {
   }
 
   /** Starts tracking `id` with every field set (a slot's earlier values never leak into a new SA); its new epoch. */
-  fill(id: number, p: DurableParams, file: string, reserved: bigint, lastSeq: bigint, base: { packets: bigint; bytes: bigint }, created: number, now: number, lastProgressT: number): number {
+  fill(id: number, p: DurableParams, file: F, reserved: bigint, lastSeq: bigint, base: { packets: bigint; bytes: bigint }, created: number, now: number, lastProgressT: number): number {
     this.room(id);
     this.p[id] = p;
     this.file[id] = file;

@@ -61,8 +61,8 @@
 // live seconds. A large batch lists its directory once (which keys have a
 // file) instead of reading a missing file per key.
 import type { Core } from "../core/core.ts";
-import { dirname, join } from "node:path";
-import { Journals, OWNER, mergeRecords } from "./journal.ts";
+import { join } from "node:path";
+import { Journals, OWNER, STATE_NAME, mergeRecords, type StateKey } from "./journal.ts";
 import { Migration } from "./migration.ts";
 import { FRESH, HOT, PENDING, SaSlots } from "./seq_slots.ts";
 import { commitStaged, discardStaged, readState, stageState, statePath, writeStatesSync, writeStateSync, type SaStateRecord } from "./state_file.ts";
@@ -113,7 +113,10 @@ export interface DurableParams {
 
 /** Where an SA starts, from its key's state (what `addSa` needs). */
 export interface Resume {
-  file: string;
+  /** Its state file's path (built when asked: an install does not). */
+  readonly file: string;
+  /** Its state file's state in the store that made this (track). */
+  readonly at: FileState;
   initialSeq: bigint;
   priorSeen: boolean;
   seqLimit: bigint;
@@ -129,9 +132,15 @@ export interface Resume {
  * (in place: the file, or a journal), and the tracked SAs of its key — an
  * SA id, normally one, or the ids when two SAs of one key are tracked at
  * once (a replacement). One map entry per key file (an install of 100,000
- * made two before, this and a list per file).
+ * made two before, this and a list per file), keyed by key id within its
+ * state directory and direction (DirState), not by path: no path string is
+ * built and hashed per SA at install; `pathOf` builds it when the file is
+ * read or written.
  */
-interface FileState {
+export interface FileState {
+  readonly d: DirState;
+  readonly dir: "in" | "out";
+  readonly keyId: string;
   issued: number;
   committed: number;
   holders: number | number[] | undefined;
@@ -139,17 +148,61 @@ interface FileState {
   seen: number;
 }
 
-/** A first reservation of a prepareEach batch: its file, record, index in the call's params, and the file's state. */
+/** One state directory (however spelled): its journals and its files' states, by direction and key id. */
+interface DirState {
+  readonly stateDir: string;
+  readonly j: Journals;
+  readonly files: { readonly in: Map<string, FileState>; readonly out: Map<string, FileState> };
+}
+
+/** A first reservation of a prepareEach batch: its record, index in the call's params, and the file's state. */
 interface Batched {
-  path: string;
   record: SaStateRecord;
   i: number;
   f: FileState;
 }
 
+/** Which state files a listing of a state directory's `sa/` shows, by direction: their key ids. */
+type Listing = { in: Set<string>; out: Set<string> };
+
+/** A key id whose file name statePath appends as is (no path normalising): a listing can answer for it. */
+const PLAIN_KEY = /^[0-9A-Za-z]+$/;
+
+function listing(names: Set<string> | undefined): Listing | undefined {
+  if (!names) return undefined;
+  const out: Listing = { in: new Set(), out: new Set() };
+  for (const n of names) {
+    const m = STATE_NAME.exec(n);
+    if (m) out[m[1] as "in" | "out"].add(m[2]);
+  }
+  return out;
+}
+
+/** The path of state file `f` (built on each call: only reads and writes need it). */
+function pathOf(f: FileState): string {
+  return statePath(f.d.stateDir, f.dir, f.keyId);
+}
+
+/** A Resume whose path is built only if asked for. */
+class Resumed implements Resume {
+  constructor(
+    readonly at: FileState,
+    readonly initialSeq: bigint,
+    readonly priorSeen: boolean,
+    readonly seqLimit: bigint,
+    readonly base: { packets: bigint; bytes: bigint },
+    readonly created: number,
+    readonly resumed: boolean,
+  ) {}
+
+  get file(): string {
+    return pathOf(this.at);
+  }
+}
+
 export class SeqStore {
   /** Every tracked SA's reservation state, by SA id (seq_slots.ts: columns, not an object per SA). */
-  private readonly sas = new SaSlots();
+  private readonly sas = new SaSlots<FileState>();
   /** SAs the pipeline used since the last tick (ensure; each once, by the HOT flag): visited by the next tick whatever its turn. Reused: no allocation per batch. */
   private readonly hot: number[] = [];
   /**
@@ -173,10 +226,12 @@ export class SeqStore {
   private ticks = 0;
   /** prepareEach calls so far (FileState.seen). */
   private prepares = 0;
-  /** Per state file: its write generations and tracked SAs (FileState). */
-  private readonly gens = new Map<string, FileState>();
-  /** Per state directory: this owner's reservation journals. */
-  private readonly journals = new Map<string, Journals>();
+  /** Per state directory, by its `sa/` path (however stateDir is spelled): its journals and files (DirState). */
+  private readonly dirs = new Map<string, DirState>();
+  /** The same, by stateDir as spelled (a cache: join normalises the whole path on each call). */
+  private readonly spelled = new Map<string, DirState>();
+  /** The same, by its journals (the migration's callbacks). */
+  private readonly byJournals = new Map<Journals, DirState>();
   /** Set by abandon: nothing more is written. */
   private abandoned = false;
   /** The per-key files the journals stand in for, written in the background (tick). */
@@ -191,23 +246,50 @@ export class SeqStore {
   constructor(private readonly alarm: (message: string, saId: number) => void, private readonly owner = "w0") {
     if (!OWNER.test(owner)) throw new Error(`journal owner ${JSON.stringify(owner)}: expected ${OWNER}`);
     this.migration = new Migration({
-      journals: () => this.journals.values(),
-      busy: (file) => this.holders(file).some((t) => (this.sas.flags[t] & PENDING) !== 0),
-      record: (j, file) => this.migrationRecord(j, file),
-      issue: (file) => ++this.gen(file).issued,
-      committed: (file) => this.gen(file).committed,
-      setCommitted: (file, my) => void (this.gen(file).committed = my),
+      journals: () => this.byJournals.keys(),
+      busy: (j, k) => this.holders(this.keyed(j, k)).some((t) => (this.sas.flags[t] & PENDING) !== 0),
+      record: (j, k) => this.migrationRecord(this.keyed(j, k)),
+      issue: (j, k) => ++this.keyed(j, k).issued,
+      committed: (j, k) => this.keyed(j, k).committed,
+      setCommitted: (j, k, my) => void (this.keyed(j, k).committed = my),
       gone: () => this.abandoned,
       alarm: (message) => this.alarm(message, -1),
     });
   }
 
-  /** This owner's journals in `stateDir`, read from disk on first use. */
-  private journalsOf(stateDir: string): { j: Journals; names?: Set<string> } {
+  /** State directory `stateDir` (its journals not read yet: journalsOf). */
+  private dirOf(stateDir: string): DirState {
+    let d = this.spelled.get(stateDir);
+    if (d !== undefined) return d;
     const key = join(stateDir, "sa"); // = dirname(statePath(stateDir, …)), however stateDir is spelled
-    let j = this.journals.get(key);
-    if (!j) this.journals.set(key, (j = new Journals(stateDir, this.owner)));
-    return { j, names: j.load() };
+    d = this.dirs.get(key);
+    if (!d) {
+      d = { stateDir, j: new Journals(stateDir, this.owner), files: { in: new Map(), out: new Map() } };
+      this.dirs.set(key, d);
+      this.byJournals.set(d.j, d);
+    }
+    if (this.spelled.size >= 64) this.spelled.clear();
+    this.spelled.set(stateDir, d);
+    return d;
+  }
+
+  /** State directory `stateDir` with this owner's journals read from disk on first use, and its listing if that read one. */
+  private journalsOf(stateDir: string): { d: DirState; names?: Listing } {
+    const d = this.dirOf(stateDir);
+    return { d, names: listing(d.j.load()) };
+  }
+
+  /** The state of file `keyId` in direction `dir` of `d`. */
+  private fileOf(d: DirState, dir: "in" | "out", keyId: string): FileState {
+    const files = d.files[dir];
+    let f = files.get(keyId);
+    if (!f) files.set(keyId, (f = { d, dir, keyId, issued: 0, committed: 0, holders: undefined, seen: 0 }));
+    return f;
+  }
+
+  /** The state of file `k` of the directory of journals `j`. */
+  private keyed(j: Journals, k: StateKey): FileState {
+    return this.fileOf(this.byJournals.get(j)!, k.dir, k.keyId);
   }
 
   /**
@@ -217,7 +299,7 @@ export class SeqStore {
    */
   journalStats(): { journals: number; pending: number; oldest: number | null } {
     let journals = 0, pending = 0, oldest: number | null = null;
-    for (const j of this.journals.values()) {
+    for (const j of this.byJournals.keys()) {
       journals += j.count;
       pending += j.pending;
       const o = j.oldest;
@@ -232,11 +314,13 @@ export class SeqStore {
    * file when the state is unreadable, corrupt, another key's, or cannot be written.
    */
   prepare(p: DurableParams, now = Date.now()): Resume {
-    const { file, rec, resume } = this.reservation(p, now, this.journalsOf(p.stateDir).names);
+    const { d, names } = this.journalsOf(p.stateDir);
+    const f = this.fileOf(d, p.dir, p.keyId);
+    const { rec, resume } = this.reservation(p, now, names, f);
     try {
-      this.writeSync(file, rec);
+      this.writeSync(f, rec);
     } catch (e) {
-      throw new SeqStateError(file, `cannot be written (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): refusing to send on this SA`);
+      throw new SeqStateError(pathOf(f), `cannot be written (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): refusing to send on this SA`);
     }
     return resume;
   }
@@ -267,56 +351,56 @@ export class SeqStore {
     const out: (Resume | SeqStateError | undefined)[] = new Array(ps.length).fill(undefined);
     // this call's mark on the files it takes (FileState.seen): a file named twice is taken once
     const call = ++this.prepares;
-    const batches = new Map<string, Batched[]>();
-    const dirs = new Map<string, { j: Journals; names: Set<string> | undefined }>();
+    const batches = new Map<DirState, Batched[]>();
+    const listed = new Map<DirState, Listing | undefined>();
     ps.forEach((p, i) => {
-      const file = statePath(p.stateDir, p.dir, p.keyId);
-      const f = this.gen(file);
+      const d = this.dirOf(p.stateDir);
+      const f = this.fileOf(d, p.dir, p.keyId);
       if (f.seen === call || f.holders !== undefined) return;
       f.seen = call;
-      let d = dirs.get(p.stateDir);
-      if (!d) {
-        const { j, names: listing } = this.journalsOf(p.stateDir);
-        dirs.set(p.stateDir, (d = { j, names: listing ?? (ps.length >= LIST_MIN && !j.refusal ? j.names() : undefined) }));
+      let names = listed.get(d);
+      if (!listed.has(d)) {
+        names = this.journalsOf(p.stateDir).names ?? (ps.length >= LIST_MIN && !d.j.refusal ? listing(d.j.names()) : undefined);
+        listed.set(d, names);
       }
       try {
-        const r = this.reservation(p, now, d.names, file, d.j);
-        const batch = batches.get(p.stateDir) ?? [];
-        batches.set(p.stateDir, batch);
-        batch.push({ path: file, record: r.rec, i, f });
+        const r = this.reservation(p, now, names, f);
+        let batch = batches.get(d);
+        if (!batch) batches.set(d, (batch = []));
+        batch.push({ record: r.rec, i, f });
         out[i] = r.resume;
       } catch (e) {
         if (!(e instanceof SeqStateError)) throw e;
         out[i] = e;
       }
     });
-    for (const [stateDir, batch] of batches) {
-      const failed = this.writeBatch(stateDir, batch);
+    for (const [d, batch] of batches) {
+      const failed = this.writeBatch(d, batch);
       if (!failed.size) continue;
       for (const b of batch) {
-        const e = failed.get(b.path);
-        if (e) out[b.i] = new SeqStateError(b.path, `cannot be written (${(e as NodeJS.ErrnoException).code ?? e.message}): refusing to send on this SA`);
+        const path = pathOf(b.f), e = failed.get(path);
+        if (e) out[b.i] = new SeqStateError(path, `cannot be written (${(e as NodeJS.ErrnoException).code ?? e.message}): refusing to send on this SA`);
       }
     }
     return out;
   }
 
   /** A batch's records durable: one journal, else a file each. The files that failed. */
-  private writeBatch(stateDir: string, batch: Batched[]): Map<string, Error> {
+  private writeBatch(d: DirState, batch: Batched[]): Map<string, Error> {
     const gs = batch.map((b) => b.f);
     const gens = gs.map((g) => ++g.issued);
-    const { j } = this.journalsOf(stateDir);
     try {
       // throws, writing nothing, on a record it cannot hold (a key id not of journal_format.ts KEY_ID: it becomes a file name)
-      j.write(batch.map((b) => b.path), gens, batch.map((b) => b.record));
+      d.j.write(gens, batch.map((b) => b.record));
       // in place (in the journal): a staged write issued before must not land over it
       gs.forEach((g, i) => (g.committed = gens[i]));
       return new Map();
     } catch {
       // a file each below: only the SAs whose own file fails are refused
     }
-    const failed = writeStatesSync(batch);
-    batch.forEach((b, i) => void (failed.has(b.path) || this.committed(b.path, gens[i])));
+    const files = batch.map((b) => ({ path: pathOf(b.f), record: b.record }));
+    const failed = writeStatesSync(files);
+    files.forEach((b, i) => void (failed.has(b.path) || this.committed(gs[i], gens[i])));
     return failed;
   }
 
@@ -325,49 +409,47 @@ export class SeqStore {
    * may run, and how it resumes. `names` lists the state directory when the
    * caller did (a missing file is then not read).
    */
-  private reservation(p: DurableParams, now: number, names?: Set<string>, file = statePath(p.stateDir, p.dir, p.keyId), j = this.journals.get(dirname(file))): { file: string; rec: SaStateRecord; resume: Resume } {
-    if (j?.refusal) {
+  private reservation(p: DurableParams, now: number, names: Listing | undefined, f: FileState): { rec: SaStateRecord; resume: Resume } {
+    const j = f.d.j;
+    if (j.refusal) {
       throw new SeqStateError(j.refusal.file, `${j.refusal.why}: refusing every durable SA of ${p.stateDir} (the journal may hold their latest reservations; never restart their numbers at 1: replace the keys, or remove the journal only if every key is new)`);
     }
-    // the file's name: what basename gives (statePath ends it in ".json"), without its checks
-    const r = names && !names.has(file.slice(file.lastIndexOf("/") + 1)) ? { kind: "absent" as const } : readState(file, { dir: p.dir, keyId: p.keyId });
-    if (r.kind === "bad") throw new SeqStateError(file, `${r.why}: refusing this SA (never restart its numbers at 1; replace the key, or remove the file only if the key is new)`);
-    const prev = mergeRecords(r.kind === "ok" ? r.record : null, j?.records(file));
+    // not listed: no file to read (a key id statePath would normalise is read whatever the listing says)
+    const r = names && !names[p.dir].has(p.keyId) && PLAIN_KEY.test(p.keyId) ? { kind: "absent" as const } : readState(pathOf(f), { dir: p.dir, keyId: p.keyId });
+    if (r.kind === "bad") throw new SeqStateError(pathOf(f), `${r.why}: refusing this SA (never restart its numbers at 1; replace the key, or remove the file only if the key is new)`);
+    const prev = mergeRecords(r.kind === "ok" ? r.record : null, j.records(p.dir, p.keyId));
     // Every number ≤ top may have been used: the latest record (the file or
     // a journal's) is always at or above what the core was allowed, and the
     // max includes it (a staged write only raises it further, and is never
     // committed over this newer one).
     const top = prev ? prev.reserved : 0n;
     const max = p.esn ? (1n << 64n) - 1n : SEQ32_MAX;
-    if (top >= max) throw new SeqStateError(file, `shows this key's sequence numbers used up (RFC 4303 §3.3.3): replace the key`);
+    if (top >= max) throw new SeqStateError(pathOf(f), `shows this key's sequence numbers used up (RFC 4303 §3.3.3): replace the key`);
     let reserved = top + FIRST_BLOCK[p.dir];
     if (reserved > max) reserved = max;
     const rec: SaStateRecord = {
       dir: p.dir, keyId: p.keyId, spi: p.spi, suite: p.suite, peer: p.peer, reserved,
       packets: prev?.packets ?? 0n, bytes: prev?.bytes ?? 0n, created: prev?.created ?? now,
     };
-    return {
-      file, rec,
-      resume: { file, initialSeq: top + 1n, priorSeen: prev !== null, seqLimit: reserved, base: { packets: rec.packets, bytes: rec.bytes }, created: rec.created, resumed: prev !== null },
-    };
+    return { rec, resume: new Resumed(f, top + 1n, prev !== null, reserved, { packets: rec.packets, bytes: rec.bytes }, rec.created, prev !== null) };
   }
 
   /** Starts renewing SA `saId`'s reservation (after addSa with `res`). */
   track(saId: number, p: DurableParams, res: Resume, now = Date.now()): void {
     if (this.sas.live(saId)) this.forget(saId); // the id was not untracked (a caller's slip): its file's listing must not keep it
     // inbound: idle until its traffic starts (FIRST_BLOCK), so tick neither renews nor gives back
-    this.sas.fill(saId, p, res.file, res.seqLimit, res.initialSeq - 1n, res.base, res.created, now, p.dir === "in" ? now - IDLE_MS - 1 : now);
+    this.sas.fill(saId, p, res.at, res.seqLimit, res.initialSeq - 1n, res.base, res.created, now, p.dir === "in" ? now - IDLE_MS - 1 : now);
     // looked at once, then dormant unless something is under way
     this.sas.flags[saId] |= FRESH;
     this.fresh.push(saId);
     this.freshCount++;
-    const f = this.gen(res.file), same = f.holders;
+    const f = res.at, same = f.holders;
     f.holders = same === undefined ? saId : typeof same === "number" ? [same, saId] : [...same, saId];
   }
 
-  /** The tracked SAs of state file `file` (rarely more than one). */
-  private holders(file: string): readonly number[] {
-    const h = this.gens.get(file)?.holders;
+  /** The tracked SAs of state file `f` (rarely more than one). */
+  private holders(f: FileState): readonly number[] {
+    const h = f.holders;
     return h === undefined ? [] : typeof h === "number" ? [h] : h;
   }
 
@@ -378,7 +460,7 @@ export class SeqStore {
     this.sas.clear(t);
     this.watched.delete(t);
     const left = this.holders(file).filter((x) => x !== t);
-    this.gen(file).holders = left.length > 1 ? left : left[0];
+    file.holders = left.length > 1 ? left : left[0];
   }
 
   /** When tick last looked at tracked SA `saId` (its `now`, ms), -1 if not yet; undefined if untracked. */
@@ -433,27 +515,28 @@ export class SeqStore {
   untrackAll(core: Core, saIds: Iterable<number>): void {
     const ts: number[] = [];
     for (const id of saIds) if (this.sas.live(id)) ts.push(id);
-    const last = new Map<string, { path: string; record: SaStateRecord }>();
+    const last = new Map<FileState, SaStateRecord>();
     for (const t of ts) {
       const record = this.record(core, t, this.finalReserved(core, t));
       const file = this.sas.file[t], had = last.get(file);
       // two SAs of one key (rare): the higher promise
-      if (!had || record.reserved > had.record.reserved) last.set(file, { path: file, record });
+      if (!had || record.reserved > had.reserved) last.set(file, record);
     }
     for (const t of ts) this.forget(t);
-    const batch = [...last.values()];
-    const gens = batch.map((b) => ++this.gen(b.path).issued);
+    const fs = [...last.keys()];
+    const batch = fs.map((f) => ({ path: pathOf(f), record: last.get(f)! }));
+    const gens = fs.map((f) => ++f.issued);
     const failed = writeStatesSync(batch);
     batch.forEach((b, i) => {
       // a record that failed: the one on disk is still a valid upper bound; only counters are lost
-      if (!failed.has(b.path)) this.committed(b.path, gens[i]);
+      if (!failed.has(b.path)) this.committed(fs[i], gens[i]);
     });
   }
 
-  /** A write of `file` at generation `my` is in place and durable: newer than any before, its journal records covered. */
-  private committed(file: string, my: number): void {
-    this.gen(file).committed = my;
-    this.journals.get(dirname(file))?.covered(file, my);
+  /** A write of `f` at generation `my` is in place and durable: newer than any before, its journal records covered. */
+  private committed(f: FileState, my: number): void {
+    f.committed = my;
+    f.d.j.covered(f.dir, f.keyId, my);
   }
 
   private record(core: Core, t: number, reserved: bigint): SaStateRecord {
@@ -610,9 +693,9 @@ export class SeqStore {
    * null when its file is unreadable (the key is refused at install, the
    * journal stays).
    */
-  private migrationRecord(j: Journals, file: string): SaStateRecord | null {
-    const entries = j.records(file);
-    const tracked = this.holders(file);
+  private migrationRecord(f: FileState): SaStateRecord | null {
+    const entries = f.d.j.records(f.dir, f.keyId);
+    const tracked = this.holders(f);
     const core = this.core;
     if (tracked.length && core) {
       let top = tracked[0];
@@ -623,7 +706,7 @@ export class SeqStore {
     }
     const [first] = entries ?? [];
     if (!first) return null;
-    const r = readState(file, { dir: first.rec.dir, keyId: first.rec.keyId });
+    const r = readState(pathOf(f), { dir: first.rec.dir, keyId: first.rec.keyId });
     return r.kind === "bad" ? null : mergeRecords(r.kind === "ok" ? r.record : null, entries);
   }
 
@@ -642,18 +725,11 @@ export class SeqStore {
     return want < min ? min : want > MAX_BLOCK ? MAX_BLOCK : want;
   }
 
-  private gen(file: string): FileState {
-    let g = this.gens.get(file);
-    if (!g) this.gens.set(file, (g = { issued: 0, committed: 0, holders: undefined, seen: 0 }));
-    return g;
-  }
-
   /** A write in place now (install, removal, stop, urgent renewal): newer than anything staged. */
-  private writeSync(file: string, rec: SaStateRecord): void {
-    const g = this.gen(file);
-    const my = ++g.issued;
-    writeStateSync(file, rec);
-    this.committed(file, my);
+  private writeSync(f: FileState, rec: SaStateRecord): void {
+    const my = ++f.issued;
+    writeStateSync(pathOf(f), rec);
+    this.committed(f, my);
   }
 
   /**
@@ -697,7 +773,7 @@ export class SeqStore {
 
   private fail(t: number, e: NodeJS.ErrnoException): void {
     const s = this.sas, p = s.p[t]!;
-    const why = `state file ${s.file[t]} cannot be written (${e.code ?? e.message}): SA spi 0x${(p.spi >>> 0).toString(16)} (${p.dir}) stops at sequence number ${s.reserved[t]}`;
+    const why = `state file ${pathOf(s.file[t])} cannot be written (${e.code ?? e.message}): SA spi 0x${(p.spi >>> 0).toString(16)} (${p.dir}) stops at sequence number ${s.reserved[t]}`;
     if (s.failed[t] !== why) this.alarm(why, t);
     s.failed[t] = why;
   }
@@ -708,9 +784,8 @@ export class SeqStore {
     const reserved = target > max ? max : target;
     s.flags[t] |= PENDING;
     // this SA's incarnation: its id may name another SA by the time the write lands
-    const file = s.file[t], epoch = s.epoch[t];
+    const g = s.file[t], file = pathOf(g), epoch = s.epoch[t];
     const same = () => s.live(t) && s.epoch[t] === epoch;
-    const g = this.gen(file);
     const my = ++g.issued;
     stageState(file, this.record(core, t, reserved), my).then(
       (tmp) => {
@@ -725,7 +800,7 @@ export class SeqStore {
           discardStaged(tmp);
           return same() ? this.fail(t, e as NodeJS.ErrnoException) : undefined;
         }
-        this.committed(file, my);
+        this.committed(g, my);
         // Removed meanwhile (its id may already name another SA): nothing to raise.
         if (!same()) return;
         s.failed[t] = null;

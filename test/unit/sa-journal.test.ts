@@ -17,9 +17,8 @@ import { durableState, journalPath } from "../../host/sa/journal.ts";
 import { decodeJournal, encodeJournal } from "../../host/sa/journal_format.ts";
 import { encodeState, readState, recordBody, statePath, type SaStateRecord } from "../../host/sa/state_file.ts";
 import { keyId } from "../../host/sa/key_id.ts";
-import { makeCore } from "./core-helpers.ts";
 import { journalStatus } from "../../host/pipeline/status.ts";
-import { inStateDir as inStateDirOf, saFiles, saParams } from "./sa-state-helpers.ts";
+import { inStateDir as inStateDirOf, migrated, saFiles, saParams } from "./sa-state-helpers.ts";
 
 const inStateDir = (fn: (dir: string) => void | Promise<void>) => inStateDirOf("wesp-jrn-", fn);
 const params = (stateDir: string, i: number): DurableParams => saParams(stateDir, i);
@@ -39,16 +38,6 @@ function resumeOf(got: Map<string, Resume | SeqStateError>, p: DurableParams): R
 
 const recordOf = (p: DurableParams, reserved: bigint): SaStateRecord =>
   ({ dir: p.dir, keyId: p.keyId, spi: p.spi, suite: p.suite, peer: p.peer, reserved, packets: 0n, bytes: 0n, created: 1 });
-
-/** Ticks `store` until no journal record is left to migrate (the migration runs off the thread). */
-async function migrated(store: SeqStore): Promise<void> {
-  const core = await makeCore();
-  for (let i = 0; i < 4000 && store.journalStats().pending > 0; i++) {
-    store.tick(core);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  assert.equal(store.journalStats().pending, 0, "the migration finished");
-}
 
 test("a batch's first reservations are one journal (no per-key file yet); a restart resumes past it and its batch covers the old journal", async () => {
   await inStateDir(async (dir) => {

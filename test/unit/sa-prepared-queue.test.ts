@@ -6,10 +6,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { PreparedQueue, type Prepared } from "../../host/sa/install.ts";
+import type { Resume } from "../../host/sa/seq_store.ts";
 import type { SaSpec } from "../../host/sa/spec.ts";
 
 const spec = (i: number): SaSpec => ({ index: 0, spiIn: i, spiOut: i, suite: "aes-256-gcm", esn: false, replayWindow: 64, lifetime: {}, keyIdIn: `i${i}`, keyIdOut: `o${i}`, durable: true });
-const made = (sa: SaSpec): Prepared => ({ sa, dp: { stateDir: "/s", dir: "in", keyId: sa.keyIdIn, spi: sa.spiIn, suite: sa.suite, peer: "p", esn: false }, res: { file: `/s/sa/in-${sa.keyIdIn}.json`, initialSeq: 1n, priorSeen: false, seqLimit: 256n, base: { packets: 0n, bytes: 0n }, created: 0, resumed: false } });
+const made = (sa: SaSpec): Prepared => ({ sa, dp: { stateDir: "/s", dir: "in", keyId: sa.keyIdIn, spi: sa.spiIn, suite: sa.suite, peer: "p", esn: false }, res: { file: `/s/sa/in-${sa.keyIdIn}.json`, at: undefined as unknown as Resume["at"] /* a queue never reads it */, initialSeq: 1n, priorSeen: false, seqLimit: 256n, base: { packets: 0n, bytes: 0n }, created: 0, resumed: false } });
 
 test("PreparedQueue: every SA takes its own reservation once, in the apply's order or any other; SAs without one get none", () => {
   fc.assert(fc.property(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 10 }), fc.boolean(), fc.integer(), (n, extra, inOrder, seed) => {

@@ -1,12 +1,16 @@
-// Shared by the state-directory tests (sa-journal, sa-state-sweep): a fresh
-// state directory per test, and durable SA parameters with fresh key ids.
+// Shared by the state-directory tests (sa-journal, sa-state-sweep, sa-seq-file-keys): a
+// fresh state directory per test, durable SA parameters with fresh key ids,
+// and a store ticked until its journals are migrated.
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { DurableParams } from "../../host/sa/seq_store.ts";
 import { ensureStateDir } from "../../host/sa/state_file.ts";
+import assert from "node:assert/strict";
 import { keyId } from "../../host/sa/key_id.ts";
+import type { SeqStore } from "../../host/sa/seq_store.ts";
+import { makeCore } from "./core-helpers.ts";
 
 /** Runs `fn` in a fresh state directory (`prefix` names it under the temp dir), removed afterwards however `fn` ends. */
 export async function inStateDir(prefix: string, fn: (dir: string) => void | Promise<void>): Promise<void> {
@@ -27,3 +31,13 @@ export const saParams = (stateDir: string, i: number, spiBase = 0x100): DurableP
 
 /** The names in the state directory's sa/, sorted. */
 export const saFiles = (dir: string): string[] => readdirSync(join(dir, "sa")).sort();
+
+/** Ticks `store` until no journal record is left to migrate (the migration runs off the thread). */
+export async function migrated(store: SeqStore): Promise<void> {
+  const core = await makeCore();
+  for (let i = 0; i < 4000 && store.journalStats().pending > 0; i++) {
+    store.tick(core);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.equal(store.journalStats().pending, 0, "the migration finished");
+}
