@@ -130,6 +130,30 @@ export interface JournalEntry {
 }
 
 /**
+ * A journal in place: its path, when it was put there, its records and
+ * their write generations — the batch's own arrays, kept as they were
+ * written or read: nothing per record (an install of 100,000 made an entry
+ * and a list per record before, all of which survived to be copied by the
+ * young generation's collector) — and how many are not covered yet.
+ */
+interface InPlace {
+  path: string;
+  born: number;
+  /** Per record; 0: all 0 (a loaded journal's). */
+  gens: readonly number[] | 0;
+  recs: readonly SaStateRecord[];
+  left: number;
+}
+
+/**
+ * A record's place, as one number: its journal's slot × SLOT + its index in
+ * the journal (a decoded count is a u32, so the index fits; slots are reused,
+ * so there are never more than there are journals in place — far below the
+ * 2^21 that keeps the number exact).
+ */
+const SLOT = 2 ** 32;
+
+/**
  * One state directory's journals of one owner, in memory: which records are
  * not covered yet (by key file), which journals still hold one, and the
  * deletion of a journal once it holds none. Loaded from disk on first use.
@@ -139,14 +163,15 @@ export class Journals {
   refusal: { file: string; why: string } | null = null;
   private loaded = false;
   private nextSeq = 1;
-  /** Journal path → how many of its records are not covered yet (a count: a set of 100,000 files cost more). */
-  private readonly open = new Map<string, number>();
-  /** Journal path → when it was put in place (ms: written by this run, or its file's mtime when loaded). */
-  private readonly born = new Map<string, number>();
-  /** State file (by direction, then key id: StateKey) → its uncovered journal records. */
-  private readonly held = { in: new Map<string, JournalEntry[]>(), out: new Map<string, JournalEntry[]>() };
+  /** Journals in place with records not covered yet, by slot (a freed slot is undefined, and reused). */
+  private readonly slots: (InPlace | undefined)[] = [];
+  private readonly free: number[] = [];
+  /** How many slots are in use. */
+  private inPlace = 0;
+  /** State file (by direction, then key id: StateKey) → its uncovered journal records' places (SLOT): one, or a list when it has several. */
+  private readonly held = { in: new Map<string, number | number[]>(), out: new Map<string, number | number[]>() };
   /** Where `due` stopped. */
-  private cursor?: Iterator<JournalEntry[]>;
+  private cursor?: Iterator<StateKey>;
 
   constructor(readonly stateDir: string, readonly owner: string) {}
 
@@ -197,9 +222,31 @@ export class Journals {
     return new Set(names);
   }
 
-  /** The uncovered journal records of the state file of key `keyId` in direction `dir`. */
+  /** The uncovered journal records of the state file of key `keyId` in direction `dir` (made when asked). */
   records(dir: "in" | "out", keyId: string): readonly JournalEntry[] | undefined {
-    return this.held[dir].get(keyId);
+    const v = this.held[dir].get(keyId);
+    if (v === undefined) return undefined;
+    return typeof v === "number" ? [this.entry(v)] : v.map((r) => this.entry(r));
+  }
+
+  private entry(ref: number): JournalEntry {
+    const j = this.slots[Math.floor(ref / SLOT)]!, i = ref % SLOT;
+    return { journal: j.path, gen: j.gens === 0 ? 0 : j.gens[i], rec: j.recs[i] };
+  }
+
+  private genOf(ref: number): number {
+    const gens = this.slots[Math.floor(ref / SLOT)]!.gens;
+    return gens === 0 ? 0 : gens[ref % SLOT];
+  }
+
+  /** Record `ref` is covered: one fewer in its journal, which is deleted once it holds none. */
+  private release(ref: number): void {
+    const slot = Math.floor(ref / SLOT), j = this.slots[slot];
+    if (!j || --j.left > 0) return;
+    this.slots[slot] = undefined;
+    this.free.push(slot);
+    this.inPlace--;
+    unlinkQuiet(j.path);
   }
 
   /** The path of state file `k` in this directory. */
@@ -214,13 +261,13 @@ export class Journals {
 
   /** How many journals are on disk (of this owner, as far as this store knows). */
   get count(): number {
-    return this.open.size;
+    return this.inPlace;
   }
 
   /** When the oldest journal still on disk was put in place (ms since the epoch), or null when there is none. */
   get oldest(): number | null {
     let t: number | null = null;
-    for (const b of this.born.values()) if (t === null || b < t) t = b;
+    for (const j of this.slots) if (j && (t === null || j.born < t)) t = j.born;
     return t;
   }
 
@@ -240,18 +287,22 @@ export class Journals {
 
   /** Holds `recs` as journal `path`'s, covering their files' older records first (a write's, not a load's: gens 0). */
   private add(path: string, gens: readonly number[] | 0, recs: readonly SaStateRecord[], born: number): void {
-    recs.forEach((rec, i) => {
-      const entry = { journal: path, gen: gens === 0 ? 0 : gens[i], rec };
-      const held = this.held[rec.dir];
-      const list = held.get(rec.keyId); // one lookup for most files: an install's keys have none yet
-      if (!list) return void held.set(rec.keyId, [entry]);
+    if (!recs.length) return unlinkQuiet(path);
+    const slot = this.free.pop() ?? this.slots.length;
+    // in place before its records are held: a record covering an earlier one of this journal (a key twice in it) counts
+    this.slots[slot] = { path, born, gens, recs, left: recs.length };
+    this.inPlace++;
+    const base = slot * SLOT;
+    for (let i = 0; i < recs.length; i++) {
+      const rec = recs[i], held = this.held[rec.dir];
+      if (!held.has(rec.keyId)) { // one lookup for most files: an install's keys have none yet
+        held.set(rec.keyId, base + i);
+        continue;
+      }
       if (gens !== 0) this.covered(rec.dir, rec.keyId, gens[i]);
       const left = held.get(rec.keyId);
-      if (left) left.push(entry);
-      else held.set(rec.keyId, [entry]);
-    });
-    if (recs.length) (this.open.set(path, recs.length), this.born.set(path, born));
-    else unlinkQuiet(path);
+      held.set(rec.keyId, left === undefined ? base + i : typeof left === "number" ? [left, base + i] : [...left, base + i]);
+    }
   }
 
   /**
@@ -261,31 +312,27 @@ export class Journals {
    */
   covered(dir: "in" | "out", keyId: string, gen: number): void {
     const held = this.held[dir];
-    const list = held.get(keyId);
-    if (!list) return;
-    const keep: JournalEntry[] = [];
-    for (const e of list) {
-      if (e.gen >= gen) {
-        keep.push(e);
-        continue;
-      }
-      const left = this.open.get(e.journal);
-      if (left === undefined) continue;
-      if (left > 1) this.open.set(e.journal, left - 1);
-      else {
-        this.open.delete(e.journal);
-        this.born.delete(e.journal);
-        unlinkQuiet(e.journal);
-      }
+    const v = held.get(keyId);
+    if (v === undefined) return;
+    if (typeof v === "number") {
+      if (this.genOf(v) >= gen) return;
+      held.delete(keyId);
+      return this.release(v);
     }
-    if (keep.length) held.set(keyId, keep);
+    const keep: number[] = [];
+    for (const r of v) {
+      if (this.genOf(r) >= gen) keep.push(r);
+      else this.release(r);
+    }
+    if (keep.length > 1) held.set(keyId, keep);
+    else if (keep.length) held.set(keyId, keep[0]);
     else held.delete(keyId);
   }
 
-  /** Every state file's uncovered records, inbound keys first (due's turn). */
-  private *lists(): Generator<JournalEntry[]> {
-    yield* this.held.in.values();
-    yield* this.held.out.values();
+  /** Every state file with uncovered records, inbound keys first (due's turn). */
+  private *keys(): Generator<StateKey> {
+    for (const keyId of this.held.in.keys()) yield { dir: "in", keyId };
+    for (const keyId of this.held.out.keys()) yield { dir: "out", keyId };
   }
 
   /** Up to `n` state files with uncovered records, in turn; `skip`ped ones come round again later. */
@@ -294,14 +341,11 @@ export class Journals {
     for (let looked = 0, size = this.pending; out.length < n && looked < size; looked++) {
       let r = this.cursor?.next();
       if (!r || r.done) {
-        this.cursor = this.lists();
+        this.cursor = this.keys();
         r = this.cursor.next();
         if (r.done) break;
       }
-      // the file's key: its records' (every record held names its own file)
-      const { dir, keyId } = r.value[0].rec;
-      const k = { dir, keyId };
-      if (!skip(k)) out.push(k);
+      if (!skip(r.value)) out.push(r.value);
     }
     return out;
   }
