@@ -140,8 +140,8 @@ export async function main(args: string[]): Promise<number> {
             const endpoints = before && after ? after.map((a, i) => (a && before[i] ? countersDelta(before[i]!, a) : null)) : undefined;
             samples.push({ contender: c.id, run, ...m, ...(endpoints ? { endpoints } : {}) });
             const per = m.mbitPerCpuS === null ? "" : `, ${m.mbitPerCpuS.toFixed(0)} Mbit per CPU-s (CPU ${m.cpu.map((x) => x.toFixed(2)).join(" + ")} s)`;
-            if (endpoints) say(`    ${describeCounters(endpoints)}`);
             say(`  ${WORKLOAD_LABEL[w].padEnd(15)} ${m.mbps.toFixed(0).padStart(6)} Mbit/s ${m.kpps.toFixed(1).padStart(7)} kpps${m.lossPercent !== null ? `, loss ${m.lossPercent.toFixed(1)} %` : ""}${per}`);
+            if (endpoints) say(`    ${describeCounters(endpoints)}`);
           }
         } catch (e) {
           const msg = (e as Error).message.split("\n").slice(0, 3).join(" ");
