@@ -22,6 +22,7 @@
 //
 // A tree is a checkout of wesp (default: this one); its own host/ modules and
 // build/wesp.wasm are used. Run it under the benchmark lock.
+import { median, medianRange } from "../stats.ts";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -138,7 +139,6 @@ async function child(tree: string, o: Options): Promise<void> {
   }
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 function parent(o: Options): void {
   const runs: Run[] = [];
@@ -159,10 +159,7 @@ function parent(o: Options): void {
   console.log("|---|---:|---:|---:|---:|---:|---:|");
   for (const tree of o.trees) {
     const rs = runs.filter((r) => r.tree === tree);
-    const col = (f: (r: Run) => number, d: number) => {
-      const xs = rs.map(f);
-      return `${median(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)})`;
-    };
+    const col = (f: (r: Run) => number, d: number) => medianRange(rs.map(f), d);
     console.log(`| ${tree} | ${col((r) => r.load1, 1)} | ${col((r) => r.createS, 3)} | ${col((r) => r.applyS, 2)} | ${col((r) => r.applyCpuS, 2)} | ${median(rs.map((r) => r.applyFaults))} | ${median(rs.map((r) => r.messages))} |`);
   }
 }

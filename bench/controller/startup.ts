@@ -21,6 +21,7 @@
 //
 // Root (namespaces); run it under the benchmark lock. Namespaces are named
 // `$WESP_NS_PREFIX` (else `wbench-`) + `<pid>-<n>-start` and `…-peer`.
+import { medianRange } from "../stats.ts";
 import { readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -120,7 +121,6 @@ async function once(tree: string, o: Options): Promise<Run> {
   }
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main(o: Options): Promise<void> {
   await sweepStale(NS_PREFIX);
@@ -138,10 +138,7 @@ async function main(o: Options): Promise<void> {
   console.log("|---|---:|---:|---:|");
   for (const tree of o.trees) {
     const rs = runs.filter((r) => r.tree === tree);
-    const col = (f: (r: Run) => number, d: number) => {
-      const xs = rs.map(f);
-      return `${median(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)})`;
-    };
+    const col = (f: (r: Run) => number, d: number) => medianRange(rs.map(f), d);
     console.log(`| ${tree} | ${col((r) => r.load1, 1)} | ${col((r) => r.readyS, 1)} | ${col((r) => r.cpuS, 1)} |`);
   }
 }

@@ -15,10 +15,8 @@ const WARM_MS = 150;
 export const SIZES = (process.env.SIZES ?? "64,1400,8192").split(",").map(Number);
 export const WALL = process.env.CLOCK === "wall";
 
-export function median(xs: number[]): number {
-  const v = [...xs].sort((a, b) => a - b);
-  return v[v.length >> 1];
-}
+import { median } from "../stats.ts";
+export { median };
 
 /**
  * Calls per second of each function: all are warmed up, then timed in turn,
