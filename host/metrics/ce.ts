@@ -213,6 +213,18 @@ export class CeMetrics {
     from("gauge", "wesp_ike_child_sas", "CHILD_SA pairs the peer's IKE SA holds.", ["peer"], ike((p) => (Array.isArray(p.childSas) ? p.childSas.length : undefined)));
     from("gauge", "wesp_ike_established_seconds", "Age of the peer's current IKE SA.", ["peer"], ike((p) => num(p.establishedSeconds)));
     from("gauge", "wesp_ike_last_heard_seconds", "Seconds since the peer's last authenticated IKE message.", ["peer"], ike((p) => num(p.lastHeardSeconds)));
+    // Reservation journals (host/sa/journal.ts): normally gone seconds after an install. One
+    // that stays means its keys' own state files are not being written (a full or read-only
+    // state directory): alert on its age, since a restart then replays it instead.
+    from("gauge", "wesp_sa_journals", "Reservation journals not yet retired (all workers); absent where no durable SA state is kept.", [], (s, set) => {
+      if (s.journals) set({}, s.journals.count);
+    });
+    from("gauge", "wesp_sa_journal_pending_files", "Key state files the unretired journals still stand for.", [], (s, set) => {
+      if (s.journals) set({}, s.journals.pendingFiles);
+    });
+    from("gauge", "wesp_sa_journal_oldest_seconds", "Age of the oldest unretired reservation journal (0 when none).", [], (s, set) => {
+      if (s.journals) set({}, s.journals.oldestSeconds ?? 0);
+    });
     from("gauge", "wesp_failover_via", "For each backup_for pair: 1 for the peer carrying the primary's prefixes now (host/sa/failover.ts).", ["primary", "via"], (s, set) => {
       for (const f of s.failover ?? []) set({ primary: f.primary, via: f.via ?? "" }, 1);
     });

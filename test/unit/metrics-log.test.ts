@@ -167,7 +167,13 @@ describe("CE metrics from status snapshots", () => {
     assert.equal(value(e, "wesp_peer_up", { peer: "p2" }), 0, "no SAs: down");
     assert.equal(value(e, "wesp_peer_remote_learned", { peer: "p2" }), 1);
     assert.equal(value(e, "wesp_host_packets_total", { counter: "tun_read" }), 3);
-    assert.equal(find(e, "wesp_ike_up").length, 0, "no IKE section, no IKE series");
+    assert.equal(find(e, "wesp_sa_journals").length, 0, "no journals section, no journal series");
+    const j = parseExposition(await new CeMetrics().scrape(async () => statusWith({ journals: { count: 3, pendingFiles: 5, oldestSeconds: 42 } })));
+    assert.equal(value(j, "wesp_sa_journals", {}), 3);
+    assert.equal(value(j, "wesp_sa_journal_pending_files", {}), 5);
+    assert.equal(value(j, "wesp_sa_journal_oldest_seconds", {}), 42);
+    const none = parseExposition(await new CeMetrics().scrape(async () => statusWith({ journals: { count: 0, pendingFiles: 0, oldestSeconds: null } })));
+    assert.equal(value(none, "wesp_sa_journal_oldest_seconds", {}), 0, "none: age 0");
   });
 
   test("per-worker series with node.workers > 1: each worker's core totals and its own SAs (SPI + i); none with one worker", async () => {
