@@ -19,6 +19,7 @@ import { chart } from "./svg.ts";
 import { prepare } from "./tools.ts";
 import { raiseSocketBufferCeiling } from "./sockbuf.ts";
 import { countersDelta, describeCounters, snapshot } from "./endpoint_counters.ts";
+import { describeCpu } from "./cpu.ts";
 import { IperfServer, measure, UDP_BUFFER_BYTES, warmUp, WORKLOAD_LABEL, WORKLOADS, type Sample, type Workload } from "./workload.ts";
 
 const HELP = `Usage: wesp bench tunnel [options]        (as root; npm run bench:tunnel -- [options])
@@ -142,6 +143,7 @@ export async function main(args: string[]): Promise<number> {
             const per = m.mbitPerCpuS === null ? "" : `, ${m.mbitPerCpuS.toFixed(0)} Mbit per CPU-s (CPU ${m.cpu.map((x) => x.toFixed(2)).join(" + ")} s)`;
             say(`  ${WORKLOAD_LABEL[w].padEnd(15)} ${m.mbps.toFixed(0).padStart(6)} Mbit/s ${m.kpps.toFixed(1).padStart(7)} kpps${m.lossPercent !== null ? `, loss ${m.lossPercent.toFixed(1)} %` : ""}${per}`);
             if (endpoints) say(`    ${describeCounters(endpoints)}`);
+            if (m.cpuUser && m.cores) say(`    ${describeCpu(m.cpu, m.cpuUser, m.cores, cores)}`);
           }
         } catch (e) {
           const msg = (e as Error).message.split("\n").slice(0, 3).join(" ");

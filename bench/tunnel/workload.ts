@@ -20,7 +20,7 @@
 // for TCP the bytes received over the MSS iperf3 reports, because hB's InSegs
 // counts a GRO/GSO super-packet once however many segments it holds.
 import type { EndpointCounters } from "./endpoint_counters.ts";
-import { treeCpuSeconds } from "./cpu.ts";
+import { cpuTimes, cpuTimesDelta, treeCpuSplit, type CpuTimes } from "./cpu.ts";
 import { ADDR, INNER_MTU, stackPackets, type BenchLab } from "./lab.ts";
 import type { LabProcess } from "../../host/lab/process.ts";
 
@@ -53,6 +53,10 @@ export interface Sample {
   retransmits: number | null;
   /** CPU seconds of endpoint A's and B's process trees over the interval; [] for the veth. */
   cpu: number[];
+  /** The user part of cpu, per endpoint (the rest is system time, including softirq work charged to it). */
+  cpuUser?: number[];
+  /** Each CPU's time over the interval (/proc/stat): where softirq, steal and idle went, per core. */
+  cores?: CpuTimes[];
   /** Mbit delivered per endpoint CPU-second (A+B); null without endpoint processes. */
   mbitPerCpuS: number | null;
   /** Thousand packets delivered per endpoint CPU-second (A+B). */
@@ -114,9 +118,11 @@ export async function measure(lab: BenchLab, server: IperfServer, pids: number[]
   await server.ensure();
   const udp = PAYLOAD[w] !== undefined;
   const rx0 = udp ? await stackPackets(lab.hB) : 0;
-  const cpu0 = treeCpuSeconds(pids);
+  const cores0 = cpuTimes();
+  const cpu0 = treeCpuSplit(pids);
   const r = await lab.hA.exec(["taskset", "-c", String(core), ...clientArgs(w, seconds)], { timeoutMs: (seconds + 30) * 1000 });
-  const cpu1 = treeCpuSeconds(pids);
+  const cpu1 = treeCpuSplit(pids);
+  const cores = cpuTimesDelta(cores0, cpuTimes());
   const rx1 = udp ? await stackPackets(lab.hB) : 0;
   let j: any;
   try {
@@ -128,7 +134,8 @@ export async function measure(lab: BenchLab, server: IperfServer, pids: number[]
     if (/busy/.test(j.error)) await server.restart();
     throw new Error(`iperf3 (${w}): ${j.error}`);
   }
-  const cpu = cpu1.map((c, i) => Math.max(0, c - cpu0[i]));
+  const cpu = cpu1.map((c, i) => Math.max(0, c.user + c.system - cpu0[i].user - cpu0[i].system));
+  const cpuUser = cpu1.map((c, i) => Math.max(0, c.user - cpu0[i].user));
   const cpuSum = cpu.reduce((a, b) => a + b, 0);
   let secs: number, bits: number, packets: number, lossPercent: number | null = null, retransmits: number | null = null;
   if (udp) {
@@ -155,6 +162,8 @@ export async function measure(lab: BenchLab, server: IperfServer, pids: number[]
     lossPercent,
     retransmits,
     cpu,
+    ...(pids.length ? { cpuUser } : {}),
+    cores,
     mbitPerCpuS: per(bits / 1e6),
     kppsPerCpuS: per(packets / 1e3),
   };
