@@ -4,11 +4,12 @@
 //   build/wesp.wasm          WebAssembly SIMD: runs on every Node ≥ 20
 //   build/wesp.relaxed.wasm  also relaxed SIMD (ASC_FEATURE_RELAXED_SIMD): GHASH's
 //                            34 nibble lookups per block are i8x16.relaxed_swizzle
-//                            (assembly/crypto/ghash.ts), AES-128-GCM seal/open of
-//                            1,400 B ≈ 8 % faster (docs/performance.md)
+//                            (assembly/crypto/ghash.ts) and GCM's AES rounds are
+//                            fixsliced (assembly/crypto/gcm.ts ctrRounds): AES-128-GCM
+//                            seal/open of 1,400 B 5.5–8 % faster (docs/performance.md)
 //
 // The two compute the same bits: relaxed_swizzle differs from swizzle only
-// for indices ≥ 16 and GHASH's indices are nibbles. test/unit/core-build.test.ts
+// for indices ≥ 16, and every index here is below 16. test/unit/core-build.test.ts
 // runs the crypto tests (published vectors, differential, property) against
 // the relaxed build too.
 //
