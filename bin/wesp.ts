@@ -3,7 +3,14 @@
 // the package's bin, which runs the compiled host (dist/host/) with plain node;
 // bin/wesp.js runs this same file from the TypeScript sources through tsx.
 // Exit codes: docs/cli.md.
-import { run } from "../host/cli/main.ts";
+import { enableRelaxedSimd } from "../host/core/core_build.ts";
+
+// Before anything can compile WASM: on Node 20 relaxed SIMD, which the faster
+// core build needs, is behind a V8 flag that only counts if set before the
+// first compile (host/core/core_build.ts; WESP_RELAXED_SIMD=0 leaves it off).
+// Hence the CLI is imported only after it.
+enableRelaxedSimd();
+const { run } = await import("../host/cli/main.ts");
 
 const code = await run(process.argv.slice(2));
 // Let buffered output to pipes drain before exiting; a command may leave handles open.

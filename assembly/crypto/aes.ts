@@ -39,9 +39,11 @@
 //
 // GCM uses the building blocks aesStateIn / aesRun / aesStateOut
 // on the module's static state, so that aesRun can GHASH ciphertext between
-// rounds; aesEncrypt8 / aesDecrypt8 are the plain paths.
+// rounds (in the relaxed-SIMD build aesRunFixsliced, see FX and gcm.ts
+// ctrRounds); aesEncrypt8 / aesDecrypt8 are the plain paths.
 
 import { ghashBlockInline } from "./ghash";
+import { permute } from "./permute";
 
 /** Bytes of an AES context: 15 bitsliced round keys + Nr. */
 export const AES_CTX_SIZE: i32 = 1936;
@@ -70,6 +72,41 @@ const ROT1: v128 = i8x16(1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12);
 const ROT2: v128 = i8x16(2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
 // ROT1 after SR in one permutation: SR_ROT1[k] = SR[ROT1[k]].
 const SR_ROT1: v128 = i8x16(5, 10, 15, 0, 9, 14, 3, 4, 13, 2, 7, 8, 1, 6, 11, 12);
+
+// Fixslicing (Adomnicai & Peyrin, "Fixslicing AES-like ciphers", TCHES 2021)
+// for the cipher inside GCM (aesRunFixsliced): the state after round r is
+// kept as T_r = SR⁻ʳ(S_r), which makes round r
+//   T_r = SR⁻ʳ·MC·SRʳ (SubBytes(T_(r−1))) ⊕ SR⁻ʳ(K_r)
+// (SubBytes commutes with byte permutations): no ShiftRows, and MixColumns
+// with its column rotations conjugated by SRʳ — still one byte permutation
+// each, so a plane costs two swizzles instead of three. The final round has
+// no permutation at all, and one SR^Nr (SR⁴ = id) turns T_Nr back into the
+// cipher's state. Masks by r mod 4, 16 B each:
+//   +0    R1_r = SR⁻ʳ∘ROT1∘SRʳ   +64   R2_r = SR⁻ʳ∘ROT2∘SRʳ
+//   +128  SR⁻ʳ (round keys, aesFixsliceKeys)   +192  SRʳ (the final fix)
+// Still constant time: the masks are picked by the round number (public) and
+// a permute's timing does not depend on its mask. Used by the relaxed-SIMD
+// build only (gcm.ts ctrRounds), where it measured 1,400 B seal 327 → 332 MB/s,
+// open 319 → 326 (same process, 2026-12-06 20:42 UTC, load 1.9–2.3;
+// docs/performance.md "The core's AES-GCM").
+const FX = memory.data<u8>([
+  1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12,
+  5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12, 1, 2, 3, 0,
+  9, 10, 11, 8, 13, 14, 15, 12, 1, 2, 3, 0, 5, 6, 7, 4,
+  13, 14, 15, 12, 1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8,
+  2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13,
+  10, 11, 8, 9, 14, 15, 12, 13, 2, 3, 0, 1, 6, 7, 4, 5,
+  2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13,
+  10, 11, 8, 9, 14, 15, 12, 13, 2, 3, 0, 1, 6, 7, 4, 5,
+  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+  0, 13, 10, 7, 4, 1, 14, 11, 8, 5, 2, 15, 12, 9, 6, 3,
+  0, 9, 2, 11, 4, 13, 6, 15, 8, 1, 10, 3, 12, 5, 14, 7,
+  0, 5, 10, 15, 4, 9, 14, 3, 8, 13, 2, 7, 12, 1, 6, 11,
+  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+  0, 5, 10, 15, 4, 9, 14, 3, 8, 13, 2, 7, 12, 1, 6, 11,
+  0, 9, 2, 11, 4, 13, 6, 15, 8, 1, 10, 3, 12, 5, 14, 7,
+  0, 13, 10, 7, 4, 1, 14, 11, 8, 5, 2, 15, 12, 9, 6, 3,
+], 16);
 
 // ortho's swap masks: exchange bit 1/2/4 of the register index with the same
 // bit of the position inside each byte.
@@ -182,6 +219,17 @@ export function aesCtrIn(base: usize, c: u32): void {
  * dependency chains overlap. dec, nr and g are public, so are the branches.
  */
 export function aesRun(rk0: usize, nr: i32, dec: bool, gp: usize, g: i32, gEnd: i32): i32 {
+  return rounds(rk0, nr, dec, gp, g, gEnd, false);
+}
+
+/** aesRun for the fixsliced round keys of aesFixsliceKeys (GCM's counter mode): encryption only. */
+export function aesRunFixsliced(rk0: usize, nr: i32, gp: usize, g: i32, gEnd: i32): i32 {
+  return rounds(rk0, nr, false, gp, g, gEnd, true);
+}
+
+/** aesRun's body; fx: the fixsliced rounds (FX), encryption only. fx is a constant at both calls, so each compiles without the other's branch. */
+// @ts-ignore: decorator
+@inline function rounds(rk0: usize, nr: i32, dec: bool, gp: usize, g: i32, gEnd: i32, fx: bool): i32 {
   let q0 = v128.load(ST), q1 = v128.load(ST, 16), q2 = v128.load(ST, 32), q3 = v128.load(ST, 48);
   let q4 = v128.load(ST, 64), q5 = v128.load(ST, 80), q6 = v128.load(ST, 96), q7 = v128.load(ST, 112);
   for (let i = 1; i <= nr; i++) {
@@ -247,7 +295,28 @@ export function aesRun(rk0: usize, nr: i32, dec: bool, gp: usize, g: i32, gEnd: 
     // per column with a = SR(q):
     //   out_r = 2·a_r ⊕ 3·a_(r+1) ⊕ a_(r+2) ⊕ a_(r+3) = 2·t ⊕ rot1(a) ⊕ rot2(t), t = a ⊕ rot1(a).
     // Multiplying by 2 (xtime) moves bit b to b+1 and folds bit 7 into bits 0,1,3,4 (x^8 = x^4+x^3+x+1).
-    if (mode & AES_LAST) {
+    if (fx) {
+      // Fixsliced (see FX): round i's rotations, no ShiftRows, nothing in the final round.
+      if (!(mode & AES_LAST)) {
+        const m1 = v128.load(FX + (<usize>(i & 3) << 4)), m2 = v128.load(FX + (<usize>(i & 3) << 4), 64);
+        const r7 = permute(q7, m1), u7 = v128.xor(q7, r7);
+        let r = permute(q0, m1), u = v128.xor(q0, r), prev = u;
+        q0 = v128.xor(v128.xor(u7, r), permute(u, m2));
+        r = permute(q1, m1); u = v128.xor(q1, r);
+        q1 = v128.xor(v128.xor(v128.xor(prev, u7), r), permute(u, m2)); prev = u;
+        r = permute(q2, m1); u = v128.xor(q2, r);
+        q2 = v128.xor(v128.xor(prev, r), permute(u, m2)); prev = u;
+        r = permute(q3, m1); u = v128.xor(q3, r);
+        q3 = v128.xor(v128.xor(v128.xor(prev, u7), r), permute(u, m2)); prev = u;
+        r = permute(q4, m1); u = v128.xor(q4, r);
+        q4 = v128.xor(v128.xor(v128.xor(prev, u7), r), permute(u, m2)); prev = u;
+        r = permute(q5, m1); u = v128.xor(q5, r);
+        q5 = v128.xor(v128.xor(prev, r), permute(u, m2)); prev = u;
+        r = permute(q6, m1); u = v128.xor(q6, r);
+        q6 = v128.xor(v128.xor(prev, r), permute(u, m2)); prev = u;
+        q7 = v128.xor(v128.xor(prev, r7), permute(u7, m2));
+      }
+    } else if (mode & AES_LAST) {
       q0 = i8x16.swizzle(q0, SR); q1 = i8x16.swizzle(q1, SR); q2 = i8x16.swizzle(q2, SR); q3 = i8x16.swizzle(q3, SR);
       q4 = i8x16.swizzle(q4, SR); q5 = i8x16.swizzle(q5, SR); q6 = i8x16.swizzle(q6, SR); q7 = i8x16.swizzle(q7, SR);
     } else {
@@ -313,9 +382,26 @@ export function aesRun(rk0: usize, nr: i32, dec: bool, gp: usize, g: i32, gEnd: 
     g++;
   }
   }
+  if (fx && (nr & 3)) {
+    const m = v128.load(FX + (<usize>(nr & 3) << 4), 192);
+    q0 = permute(q0, m); q1 = permute(q1, m); q2 = permute(q2, m); q3 = permute(q3, m);
+    q4 = permute(q4, m); q5 = permute(q5, m); q6 = permute(q6, m); q7 = permute(q7, m);
+  }
   v128.store(ST, q0); v128.store(ST, q1, 16); v128.store(ST, q2, 32); v128.store(ST, q3, 48);
   v128.store(ST, q4, 64); v128.store(ST, q5, 80); v128.store(ST, q6, 96); v128.store(ST, q7, 112);
   return g;
+}
+
+/**
+ * Turns ctx's round keys into the fixsliced ones (see FX): K_r ← SR⁻ʳ(K_r),
+ * r = 1..Nr. After it, ctx serves aesRun with fx = true only (GCM's CTR).
+ */
+export function aesFixsliceKeys(ctx: usize): void {
+  const nr = aesRounds(ctx);
+  for (let r = 1; r <= nr; r++) {
+    const k = ctx + <usize>r * AES_RK_SIZE, m = v128.load(FX + (<usize>(r & 3) << 4), 128);
+    for (let b: usize = 0; b < 128; b += 16) v128.store(k + b, i8x16.swizzle(v128.load(k + b), m));
+  }
 }
 
 /** Round count Nr of an initialised context (10, 12 or 14). */

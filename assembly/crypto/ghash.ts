@@ -15,7 +15,10 @@
 // lines it up with product byte m + j (Horner's rule: one byte shift of the
 // running 256-bit sum per plane). 17 planes × 2 nibbles = 34 swizzles per
 // block and no multiplies. (V8 adds a paddusb to every swizzle whose index
-// is not a constant, to zero lanes ≥ 16: these 34 cost two instructions each.)
+// is not a constant, to zero lanes ≥ 16: these 34 cost two instructions each
+// — except in the relaxed-SIMD build, see permute.ts, where AES-128-GCM of
+// 1,400 B measured 298 → 320 MB/s seal, 301 → 320 open: 2026-12-06 20:21 UTC,
+// load 2.5–4.1, docs/performance.md "The core's AES-GCM".)
 //
 // Constant time: a swizzle is a register permutation whose timing does not
 // depend on the index values; the planes are loaded from fixed addresses, so
@@ -36,6 +39,8 @@
 //   TP   17 × v128          plane j: byte j of n ⊗ (H << 1), lane n = 0..15
 //   TQ   17 × v128          plane j: byte j of (n ⊗ (H << 1)) << 4
 //   HC   v128               the H that TP and TQ belong to
+
+import { permute } from "./permute";
 
 const Y = memory.data(16, 16);
 const TP = memory.data(17 * 16, 16);
@@ -117,56 +122,56 @@ export function ghashBlock(p: usize): void {
   // Product bytes 0..15 in zl, 16..31 in zh, by Horner's rule over the planes:
   // from plane 16 down, shift the 256-bit sum up one byte (two palignr) and
   // add plane j's lookups into the low half — plane j ends up j bytes up.
-  let zl = v128.xor(i8x16.swizzle(v128.load(TP, 256), lo), i8x16.swizzle(v128.load(TQ, 256), hi));
+  let zl = v128.xor(permute(v128.load(TP, 256), lo), permute(v128.load(TQ, 256), hi));
   let zh = ZERO;
   zh = i8x16.shuffle(zl, zh, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
   zl = i8x16.shuffle(ZERO, zl, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
-  zl = v128.xor(zl, v128.xor(i8x16.swizzle(v128.load(TP, 240), lo), i8x16.swizzle(v128.load(TQ, 240), hi)));
+  zl = v128.xor(zl, v128.xor(permute(v128.load(TP, 240), lo), permute(v128.load(TQ, 240), hi)));
   zh = i8x16.shuffle(zl, zh, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
   zl = i8x16.shuffle(ZERO, zl, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
-  zl = v128.xor(zl, v128.xor(i8x16.swizzle(v128.load(TP, 224), lo), i8x16.swizzle(v128.load(TQ, 224), hi)));
+  zl = v128.xor(zl, v128.xor(permute(v128.load(TP, 224), lo), permute(v128.load(TQ, 224), hi)));
   zh = i8x16.shuffle(zl, zh, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
   zl = i8x16.shuffle(ZERO, zl, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
-  zl = v128.xor(zl, v128.xor(i8x16.swizzle(v128.load(TP, 208), lo), i8x16.swizzle(v128.load(TQ, 208), hi)));
+  zl = v128.xor(zl, v128.xor(permute(v128.load(TP, 208), lo), permute(v128.load(TQ, 208), hi)));
   zh = i8x16.shuffle(zl, zh, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
   zl = i8x16.shuffle(ZERO, zl, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
-  zl = v128.xor(zl, v128.xor(i8x16.swizzle(v128.load(TP, 192), lo), i8x16.swizzle(v128.load(TQ, 192), hi)));
+  zl = v128.xor(zl, v128.xor(permute(v128.load(TP, 192), lo), permute(v128.load(TQ, 192), hi)));
   zh = i8x16.shuffle(zl, zh, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
   zl = i8x16.shuffle(ZERO, zl, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
-  zl = v128.xor(zl, v128.xor(i8x16.swizzle(v128.load(TP, 176), lo), i8x16.swizzle(v128.load(TQ, 176), hi)));
+  zl = v128.xor(zl, v128.xor(permute(v128.load(TP, 176), lo), permute(v128.load(TQ, 176), hi)));
   zh = i8x16.shuffle(zl, zh, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
   zl = i8x16.shuffle(ZERO, zl, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
-  zl = v128.xor(zl, v128.xor(i8x16.swizzle(v128.load(TP, 160), lo), i8x16.swizzle(v128.load(TQ, 160), hi)));
+  zl = v128.xor(zl, v128.xor(permute(v128.load(TP, 160), lo), permute(v128.load(TQ, 160), hi)));
   zh = i8x16.shuffle(zl, zh, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
   zl = i8x16.shuffle(ZERO, zl, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
-  zl = v128.xor(zl, v128.xor(i8x16.swizzle(v128.load(TP, 144), lo), i8x16.swizzle(v128.load(TQ, 144), hi)));
+  zl = v128.xor(zl, v128.xor(permute(v128.load(TP, 144), lo), permute(v128.load(TQ, 144), hi)));
   zh = i8x16.shuffle(zl, zh, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
   zl = i8x16.shuffle(ZERO, zl, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
-  zl = v128.xor(zl, v128.xor(i8x16.swizzle(v128.load(TP, 128), lo), i8x16.swizzle(v128.load(TQ, 128), hi)));
+  zl = v128.xor(zl, v128.xor(permute(v128.load(TP, 128), lo), permute(v128.load(TQ, 128), hi)));
   zh = i8x16.shuffle(zl, zh, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
   zl = i8x16.shuffle(ZERO, zl, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
-  zl = v128.xor(zl, v128.xor(i8x16.swizzle(v128.load(TP, 112), lo), i8x16.swizzle(v128.load(TQ, 112), hi)));
+  zl = v128.xor(zl, v128.xor(permute(v128.load(TP, 112), lo), permute(v128.load(TQ, 112), hi)));
   zh = i8x16.shuffle(zl, zh, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
   zl = i8x16.shuffle(ZERO, zl, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
-  zl = v128.xor(zl, v128.xor(i8x16.swizzle(v128.load(TP, 96), lo), i8x16.swizzle(v128.load(TQ, 96), hi)));
+  zl = v128.xor(zl, v128.xor(permute(v128.load(TP, 96), lo), permute(v128.load(TQ, 96), hi)));
   zh = i8x16.shuffle(zl, zh, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
   zl = i8x16.shuffle(ZERO, zl, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
-  zl = v128.xor(zl, v128.xor(i8x16.swizzle(v128.load(TP, 80), lo), i8x16.swizzle(v128.load(TQ, 80), hi)));
+  zl = v128.xor(zl, v128.xor(permute(v128.load(TP, 80), lo), permute(v128.load(TQ, 80), hi)));
   zh = i8x16.shuffle(zl, zh, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
   zl = i8x16.shuffle(ZERO, zl, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
-  zl = v128.xor(zl, v128.xor(i8x16.swizzle(v128.load(TP, 64), lo), i8x16.swizzle(v128.load(TQ, 64), hi)));
+  zl = v128.xor(zl, v128.xor(permute(v128.load(TP, 64), lo), permute(v128.load(TQ, 64), hi)));
   zh = i8x16.shuffle(zl, zh, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
   zl = i8x16.shuffle(ZERO, zl, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
-  zl = v128.xor(zl, v128.xor(i8x16.swizzle(v128.load(TP, 48), lo), i8x16.swizzle(v128.load(TQ, 48), hi)));
+  zl = v128.xor(zl, v128.xor(permute(v128.load(TP, 48), lo), permute(v128.load(TQ, 48), hi)));
   zh = i8x16.shuffle(zl, zh, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
   zl = i8x16.shuffle(ZERO, zl, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
-  zl = v128.xor(zl, v128.xor(i8x16.swizzle(v128.load(TP, 32), lo), i8x16.swizzle(v128.load(TQ, 32), hi)));
+  zl = v128.xor(zl, v128.xor(permute(v128.load(TP, 32), lo), permute(v128.load(TQ, 32), hi)));
   zh = i8x16.shuffle(zl, zh, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
   zl = i8x16.shuffle(ZERO, zl, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
-  zl = v128.xor(zl, v128.xor(i8x16.swizzle(v128.load(TP, 16), lo), i8x16.swizzle(v128.load(TQ, 16), hi)));
+  zl = v128.xor(zl, v128.xor(permute(v128.load(TP, 16), lo), permute(v128.load(TQ, 16), hi)));
   zh = i8x16.shuffle(zl, zh, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
   zl = i8x16.shuffle(ZERO, zl, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
-  zl = v128.xor(zl, v128.xor(i8x16.swizzle(v128.load(TP), lo), i8x16.swizzle(v128.load(TQ), hi)));
+  zl = v128.xor(zl, v128.xor(permute(v128.load(TP), lo), permute(v128.load(TQ), hi)));
 
   // The 256-bit product v3:v2:v1:v0 (v3 most significant; zl = v1:v0,
   // zh = v3:v2), already shifted left by one (the tables hold multiples of

@@ -4,9 +4,11 @@
 // packet, as the datapath would have to) and @noble/ciphers in the same
 // process. Not a test; prints medians and wesp/peer ratios.
 //
-//   node --import tsx bench/core/aes_micro.ts                 # uses build/wesp.wasm
+//   node --import tsx bench/core/aes_micro.ts                 # the build Core picks (Node 20: build/wesp.wasm)
 //   SIZES=1400 CLOCK=wall node --import tsx bench/core/aes_micro.ts
 //   WESP_WASM=/abs/other.wasm node --import tsx bench/core/aes_micro.ts
+//   WESP_WASM=$PWD/build/wesp.relaxed.wasm node --experimental-wasm-relaxed-simd --import tsx bench/core/aes_micro.ts
+//                                                             # the relaxed-SIMD build on Node 20 (host/core/core_build.ts)
 //
 // New WASM runs in V8's baseline tier at about a third of its speed for the
 // first 20–30 ms, so every case is warmed up first; each figure is the median
@@ -15,7 +17,7 @@
 import crypto from "node:crypto";
 import { cpus, loadavg } from "node:os";
 import { gcm } from "@noble/ciphers/aes.js";
-import { loadCore, Scratch } from "../../host/core/raw_exports.ts";
+import { coreFile, loadCore, Scratch } from "../../host/core/raw_exports.ts";
 import { rates, SIZES, WALL } from "./micro.ts";
 
 const ex = loadCore();
@@ -115,7 +117,7 @@ for (const keyLen of [16, 32]) {
   }
 }
 
-console.log(`# ${cpus()[0]?.model ?? "?"} ×${cpus().length}, node ${process.version}, load ${loadavg().map((x) => x.toFixed(1)).join(" ")}, ${WALL ? "wall" : "CPU"} time`);
+console.log(`# ${cpus()[0]?.model ?? "?"} ×${cpus().length}, node ${process.version}, load ${loadavg().map((x) => x.toFixed(1)).join(" ")}, ${WALL ? "wall" : "CPU"} time, core ${coreFile()}`);
 console.log("suite                     op       size  impl              MB/s   kpps   ratio");
 for (const [suite, op, size, impl, perSec, ref] of rows) {
   console.log(

@@ -4,7 +4,7 @@
 //
 //   SIZES=64,1400 CLOCK=wall node --import tsx bench/core/chacha_micro.ts
 //
-//   node --import tsx bench/core/chacha_micro.ts            # uses build/wesp.wasm
+//   node --import tsx bench/core/chacha_micro.ts            # the build Core picks (Node 20: build/wesp.wasm)
 //   WESP_WASM=/abs/other.wasm node --import tsx bench/core/chacha_micro.ts
 //
 // Timing (warm-up, medians of CPU-time rounds) is bench/core/micro.ts.

@@ -11,6 +11,7 @@ import { randomFillSync } from "node:crypto";
 import * as A from "./abi.ts";
 import { packagePath } from "../util/package_root.ts";
 import { adviseHugePages, populateInBackground } from "./memory_linux.ts";
+import { defaultCoreBuild, describeCoreBuild } from "./core_build.ts";
 import { coreAddr, corePrefix, formatCoreAddr, ipv4Into, ipv4PrefixInto, type CoreAddr, type CorePrefix } from "../config/addr.ts";
 
 export type Suite = "aes-gcm-16" | "chacha20-poly1305" | "aes-cbc-hmac-sha256" | "aes-cbc" | "none";
@@ -69,7 +70,7 @@ export interface CoreOptions {
    * addon; memory_linux.ts), so the install does not wait for it. Default 0.
    */
   populateSas?: number;
-  /** Path of the .wasm (default $WESP_WASM or build/wesp.wasm); or pass bytes / a compiled module. */
+  /** Path of the .wasm (default $WESP_WASM, else build/wesp.relaxed.wasm or build/wesp.wasm: core_build.ts); or pass bytes / a compiled module. */
   wasmPath?: string;
   wasm?: Uint8Array | WebAssembly.Module;
 }
@@ -213,17 +214,18 @@ interface Exports {
 
 const moduleCache = new Map<string, WebAssembly.Module>();
 
-function compile(opts: CoreOptions): WebAssembly.Module {
-  if (opts.wasm instanceof WebAssembly.Module) return opts.wasm;
-  if (opts.wasm) return new WebAssembly.Module(opts.wasm as Uint8Array<ArrayBuffer>);
-  const p = opts.wasmPath ?? process.env.WESP_WASM ?? "build/wesp.wasm";
+/** The module to instantiate, and how logs name it (core_build.ts picks the default file). */
+function compile(opts: CoreOptions): { module: WebAssembly.Module; build: string } {
+  if (opts.wasm instanceof WebAssembly.Module) return { module: opts.wasm, build: "module given by the caller" };
+  if (opts.wasm) return { module: new WebAssembly.Module(opts.wasm as Uint8Array<ArrayBuffer>), build: "bytes given by the caller" };
+  const p = opts.wasmPath ?? process.env.WESP_WASM ?? defaultCoreBuild();
   const file = p.startsWith("/") ? p : packagePath(p);
   let m = moduleCache.get(file);
   if (!m) {
     m = new WebAssembly.Module(readFileSync(file));
     moduleCache.set(file, m);
   }
-  return m;
+  return { module: m, build: describeCoreBuild(p) };
 }
 
 function wasmImports(): WebAssembly.Imports {
@@ -250,7 +252,7 @@ let arithmetic: Exports | undefined;
 export function innerMtu(p: Pick<SaParams, "suite" | "mode" | "udp" | "greKey" | "greSeq">, family: 4 | 6, mtu: number, innerFamily: 4 | 6): number {
   const suite = SUITES[p.suite], mode = MODES[p.mode];
   if (suite === undefined || mode === undefined) throw new CoreError(`innerMtu: unknown suite ${p.suite} or mode ${p.mode}`, -3);
-  arithmetic ??= new WebAssembly.Instance(compile({}), wasmImports()).exports as unknown as Exports;
+  arithmetic ??= new WebAssembly.Instance(compile({}).module, wasmImports()).exports as unknown as Exports;
   const flags = (p.udp ? A.FLAG_UDP : 0) | (p.greKey !== undefined ? A.FLAG_GRE_KEY : 0) | (p.greSeq ? A.FLAG_GRE_SEQ : 0);
   return arithmetic.innerMtu(suite, mode, family, flags, mtu, innerFamily === 4 ? 20 : 40);
 }
@@ -271,6 +273,8 @@ export class Core {
   readonly maxPolicies: number;
   /** Raw exports: for tests of single primitives only. */
   readonly ex: Exports;
+  /** Which .wasm this core runs, for logs: "build/wesp.relaxed.wasm (relaxed SIMD)" (core_build.ts). */
+  readonly build: string;
   private readonly u8: Uint8Array;
   private readonly dv: DataView;
   /** Bytes around the SA records the kernel was asked to back with huge pages (0: none; memory_linux.ts). */
@@ -288,8 +292,9 @@ export class Core {
   private readonly addrs = new Map<string, CoreAddr>();
   private readonly prefixes = new Map<string, CorePrefix>();
 
-  private constructor(ex: Exports, slots: number, maxSas: number, maxPolicies: number, hugePageBytes: number, populated: Promise<number>) {
+  private constructor(ex: Exports, build: string, slots: number, maxSas: number, maxPolicies: number, hugePageBytes: number, populated: Promise<number>) {
     this.ex = ex;
+    this.build = build;
     this.hugePageBytes = hugePageBytes;
     this.populated = populated;
     this.slots = slots;
@@ -310,7 +315,8 @@ export class Core {
     const maxSas = opts.maxSas ?? 1024;
     const maxPolicies = opts.maxPolicies ?? 1024;
     const large = opts.largeWindowBlocks ?? 16;
-    const inst = await WebAssembly.instantiate(compile(opts), wasmImports());
+    const { module, build } = compile(opts);
+    const inst = await WebAssembly.instantiate(module, wasmImports());
     const ex = inst.exports as unknown as Exports;
     const rc = ex.init(slots, maxSas, maxPolicies, large);
     if (rc < 0) throw new CoreError("core init failed", rc);
@@ -318,7 +324,7 @@ export class Core {
     const mem = new Uint8Array(ex.memory.buffer), base = ex.saRecordsBase();
     const huge = opts.hugePages === false ? 0 : await adviseHugePages(mem, base, maxSas * A.SA_SIZE);
     const populated = populateInBackground(mem, base, Math.min(maxSas, Math.max(0, opts.populateSas ?? 0)) * A.SA_SIZE);
-    return new Core(ex, slots, maxSas, maxPolicies, huge, populated);
+    return new Core(ex, build, slots, maxSas, maxPolicies, huge, populated);
   }
 
   // ── SAs ──────────────────────────────────────────────────────────────────

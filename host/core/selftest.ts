@@ -129,6 +129,11 @@ function runVector(core: Core, v: Vector): string | undefined {
   }
 }
 
+/** A core just big enough for the vectors (selftest's default). */
+export function selftestCore(): Promise<Core> {
+  return Core.create({ slots: 1, maxSas: 4, maxPolicies: 4, largeWindowBlocks: 0 });
+}
+
 /**
  * Runs every vector of `file` (default: the shipped vectors) through a fresh
  * core; prints one line per vector and a closing "N passed, M failed" line.
@@ -136,7 +141,7 @@ function runVector(core: Core, v: Vector): string | undefined {
 export async function selftest(file: string = DEFAULT_VECTORS, log: (line: string) => void = console.log, core?: Core): Promise<{ passed: number; failed: number }> {
   const doc = JSON.parse(readFileSync(file, "utf8")) as { vectors?: Vector[] };
   const vectors = Array.isArray(doc.vectors) ? doc.vectors : [];
-  const c = core ?? (await Core.create({ slots: 1, maxSas: 4, maxPolicies: 4, largeWindowBlocks: 0 }));
+  const c = core ?? (await selftestCore());
   let passed = 0, failed = 0;
   for (const v of vectors) {
     const err = runVector(c, v);

@@ -202,7 +202,7 @@ async function main(): Promise<void> {
   const installStart = performance.now();
   table.apply(data.peers);
   const sas = data.peers.reduce((n, p) => n + 2 * p.sas.length, 0);
-  log(`${boot}core, TUN and sockets in ${((installStart - started) / 1000).toFixed(2)} s, ${sas} SAs installed in ${secondsSince(installStart)} s`);
+  log(`${boot}core, TUN and sockets in ${((installStart - started) / 1000).toFixed(2)} s, ${sas} SAs installed in ${secondsSince(installStart)} s; core ${core.build}`);
   // Each SA a batch used: its reservation (seq_store.ts) and its sequence numbers' end (checkLifetimes).
   const pipe = new Pipeline(core, tun, wans, table.prov, [], (c, saId) => {
     store.ensure(c, saId);

@@ -116,7 +116,7 @@ describe("the compiled package", () => {
 
   it("holds compiled JavaScript and the assets, no TypeScript, and tsx cannot be loaded in it", () => {
     const files = walk(tree);
-    for (const f of ["dist/bin/wesp.js", "dist/host/cli/main.js", "dist/host/pipeline/worker.js", "dist/host/api/index.d.ts", "build/wesp.wasm", "host/config/schema.json", "host/core/vectors/esp-vectors.json"]) {
+    for (const f of ["dist/bin/wesp.js", "dist/host/cli/main.js", "dist/host/pipeline/worker.js", "dist/host/api/index.d.ts", "build/wesp.wasm", "build/wesp.relaxed.wasm", "host/config/schema.json", "host/core/vectors/esp-vectors.json"]) {
       assert.ok(files.includes(f), `${f} is packed`);
     }
     assert.deepEqual(files.filter((f) => /\.[mc]?ts$/.test(f) && !f.endsWith(".d.ts")), [], "no TypeScript source is packed");
@@ -135,6 +135,7 @@ describe("the compiled package", () => {
     const self = wesp(["selftest"]);
     assert.equal(self.status, 0, self.stderr);
     assert.match(self.stdout, /^[1-9]\d* passed, 0 failed$/m);
+    assert.match(self.stdout, /^core build\/wesp\.relaxed\.wasm \(relaxed SIMD\)$/m, "the packed relaxed build runs");
   });
 
   it("wesp check loads only compiled modules: its own from dist/, none from tsx", () => {

@@ -112,7 +112,8 @@ describe("wesp up: two sites through ESP", { skip: requireTools(["netns", "pytho
         const phases = [
           /config \S+: 1 peer, 2 static SAs, loaded and checked in \d+\.\d\d s, \d+\.\d\d CPU s/,
           /planned 2 SAs of 1 peer, keys derived, in \d+\.\d\d s, \d+\.\d\d CPU s/,
-          /worker started in \d+\.\d\d s, core, TUN and sockets in \d+\.\d\d s, 2 SAs installed in \d+\.\d\d s/,
+          // and which core build runs: the relaxed-SIMD one, which the wesp entry makes Node 20 accept (core_build.ts)
+          /worker started in \d+\.\d\d s, core, TUN and sockets in \d+\.\d\d s, 2 SAs installed in \d+\.\d\d s; core build\/wesp\.relaxed\.wasm \(relaxed SIMD\)/,
           /TUN wesp0: MTU, \d+ addresses, up, \d+ routes in \d+\.\d\d s/,
           /forwarding on wesp0, 1 peer, control \S+; \d+\.\d\d s after launch/,
         ];
