@@ -38,13 +38,21 @@ export interface Prepared {
 export class PreparedQueue {
   private at = 0;
   private rest?: Map<SaSpec, Prepared>;
-  constructor(private readonly list: Prepared[]) {}
+  /** Taken entries are let go (undefined): their Resume need not outlive its SA's install. */
+  private readonly list: (Prepared | undefined)[];
+  constructor(list: Prepared[]) {
+    this.list = list;
+  }
 
   /** The reservation made for `s`, once; undefined if none was (it prepares on its own). */
   take(s: SaSpec): Prepared | undefined {
     if (!this.rest) {
-      if (this.at < this.list.length && this.list[this.at].sa === s) return this.list[this.at++];
-      this.rest = new Map(this.list.slice(this.at).map((m) => [m.sa, m]));
+      const m = this.list[this.at];
+      if (m !== undefined && m.sa === s) {
+        this.list[this.at++] = undefined;
+        return m;
+      }
+      this.rest = new Map(this.list.slice(this.at).map((m) => [m!.sa, m!]));
     }
     const m = this.rest.get(s);
     this.rest.delete(s);
@@ -148,8 +156,18 @@ export class SaTable {
   private timed: { h: Held; sa: OutSa | InSa; dir: "in" | "out" }[] = [];
   /** SAs the pipeline used since the last check (used): only an SA that sent can have used up its numbers. */
   private readonly recent = new Set<number>();
-  /** During an apply with opts.emitBatch: its events so far. */
-  private batch?: SaEvent[];
+  /**
+   * During an apply with opts.emitBatch: its events so far, an sa-installed
+   * one as its index in `installs` (made into an event at the end).
+   */
+  private batch?: (SaEvent | number)[];
+  /**
+   * The sa-installed events of the apply under way, as columns: an object
+   * per event held to the apply's end survived every collection of the
+   * young generation on the way (100,000 at a hub's start, issue 9); these
+   * are numbers and references to strings that exist anyway.
+   */
+  private readonly installs = { peer: [] as string[], dir: [] as ("in" | "out")[], spi: [] as number[], saId: [] as number[], resumedAt: [] as (bigint | undefined)[] };
 
   constructor(private readonly core: Core, private readonly opts: SaTableOptions = {}) {
     // by SA id, NaN for none: a number per SA, not a map entry and a boxed number (100,000 at a hub)
@@ -206,8 +224,9 @@ export class SaTable {
       this.prepared = undefined;
       this.listTimed();
       for (const p of peers) for (const s of p.sas) (wipe(s.keysIn), wipe(s.keysOut));
-      const events = this.batch;
+      const events = this.batch?.map((e) => (typeof e === "number" ? this.installEvent(e) : e));
       this.batch = undefined;
+      for (const col of Object.values(this.installs)) col.length = 0;
       if (events?.length) this.opts.emitBatch!(events); // last: keys are wiped whatever it does
     }
   }
@@ -462,7 +481,21 @@ export class SaTable {
 
   private installed(peer: string, dir: "in" | "out", spi: number, saId: number, res: Resume | undefined): void {
     if (!this.opts.emit && !this.opts.emitBatch) return;
-    this.emit(res?.resumed ? { event: "sa-installed", peer, dir, spi, saId, resumedAt: String(res.initialSeq) } : { event: "sa-installed", peer, dir, spi, saId });
+    const resumedAt = res?.resumed ? res.initialSeq : undefined;
+    if (!this.batch) return this.emit(installEvent(peer, dir, spi, saId, resumedAt));
+    const c = this.installs;
+    this.batch.push(c.peer.length);
+    c.peer.push(peer);
+    c.dir.push(dir);
+    c.spi.push(spi);
+    c.saId.push(saId);
+    c.resumedAt.push(resumedAt);
+  }
+
+  /** The sa-installed event in row `i` of `installs`. */
+  private installEvent(i: number): SaEvent {
+    const c = this.installs;
+    return installEvent(c.peer[i], c.dir[i], c.spi[i], c.saId[i], c.resumedAt[i]);
   }
 
   /** The peer's SPD entries, through its current outbound SA (none while it has none: NO_POLICY drops). */
@@ -572,6 +605,10 @@ export class SaTable {
     this.expired.add(sa.saId);
     this.emit({ event: "sa-removed", peer: h.spec.name, dir, spi: sa.spi, why: "lifetime" });
   }
+}
+
+function installEvent(peer: string, dir: "in" | "out", spi: number, saId: number, resumedAt: bigint | undefined): SaEvent {
+  return resumedAt !== undefined ? { event: "sa-installed", peer, dir, spi, saId, resumedAt: String(resumedAt) } : { event: "sa-installed", peer, dir, spi, saId };
 }
 
 /** Zeroes a key buffer the apply was given. */
