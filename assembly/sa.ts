@@ -163,14 +163,17 @@ export function saAddFromParams(): i32 {
   if (freeHead >= 0) {
     id = freeHead;
     freeHead = load<i32>(saRec(id) + SA_NEXT);
+    memory.fill(saRec(id), 0, <usize>SA_SIZE);
   } else if (highWater < capacity) {
+    // Never handed out: still the zeroed bytes arenaAlloc gave saInit (nothing
+    // writes a record above highWater). Not clearing it again spares an
+    // install of 100,000 SAs a pass over 262 MB of fresh memory (issue 9).
     id = highWater++;
   } else {
     if (large >= 0) { store<i32>(largeBlock(large), largeFree); largeFree = large; }
     return ERR_FULL;
   }
   const r = saRec(id);
-  memory.fill(r, 0, <usize>SA_SIZE);
   fillRecord(r, p, large);
   if (dir == DIR_IN) {
     if (isEsp(suite)) sadInsert(id, spi);

@@ -49,6 +49,9 @@ export const KIND = { IP: A.KIND_IP, UDP: A.KIND_UDP, PAYLOAD: A.KIND_PAYLOAD } 
 export const HEADROOM = A.HEADROOM;
 export const MAX_PACKET = A.MAX_PACKET;
 export const SLOT_SIZE = A.SLOT_SIZE;
+/** Bytes of the AEADs' nonce salt (RFC 4106 §4, RFC 7634 §2). */
+const SALT_BYTES = 4;
+const EMPTY = new Uint8Array(0);
 
 export interface CoreOptions {
   /** Ring slots (default 256, at most 4096). */
@@ -85,6 +88,12 @@ export interface SaParams {
   key?: Uint8Array;
   /** 4-byte nonce salt (AES-GCM, ChaCha20-Poly1305). */
   salt?: Uint8Array;
+  /**
+   * `key` is the keying material as negotiated or configured, its last 4
+   * bytes the salt (RFC 4106 §8.1, RFC 7634 §2): the core splits it, so a
+   * caller makes no views per SA (`salt` is then ignored).
+   */
+  saltInKey?: boolean;
   /** 32-byte HMAC-SHA-256 key (aes-cbc-hmac-sha256, RFC 4868). */
   hmacKey?: Uint8Array;
   /** Required for suite "aes-cbc" (no integrity; RFC 3602 vectors only). */
@@ -356,11 +365,19 @@ export class Core {
     dv.setUint32(b + A.SAP_PEER, p.peerId ?? 0, true);
     dv.setBigUint64(b + A.SAP_SEQ, BigInt(p.initialSeq ?? 1), true);
     dv.setBigUint64(b + A.SAP_SEQLIMIT, BigInt(p.seqLimit ?? 0), true);
-    const key = p.key ?? new Uint8Array(0);
-    if (key.length > 32) throw new CoreError("key longer than 32 bytes", -3);
-    u8[b + A.SAP_KEYLEN] = key.length;
-    u8.set(key, b + A.SAP_KEY);
-    if (p.salt) u8.set(p.salt.subarray(0, 4), b + A.SAP_SALT);
+    const key = p.key ?? EMPTY;
+    const keyLen = p.saltInKey ? key.length - SALT_BYTES : key.length;
+    if (keyLen > 32) throw new CoreError("key longer than 32 bytes", -3);
+    if (keyLen < 0) throw new CoreError(`keying material shorter than its ${SALT_BYTES}-byte salt`, -3);
+    u8[b + A.SAP_KEYLEN] = keyLen;
+    if (p.saltInKey) {
+      // byte by byte: a subarray per SA cost more than the copy (issue 9: 100,000 SAs)
+      for (let i = 0; i < keyLen; i++) u8[b + A.SAP_KEY + i] = key[i];
+      for (let i = 0; i < SALT_BYTES; i++) u8[b + A.SAP_SALT + i] = key[keyLen + i];
+    } else {
+      u8.set(key, b + A.SAP_KEY);
+      if (p.salt) u8.set(p.salt.length === SALT_BYTES ? p.salt : p.salt.subarray(0, SALT_BYTES), b + A.SAP_SALT);
+    }
     if (p.ivSeed) u8.set(p.ivSeed.subarray(0, 8), b + A.SAP_IVSEED);
     else this.ivSeedInto(b + A.SAP_IVSEED);
     if (p.hmacKey) {

@@ -17,11 +17,10 @@
 //   protect L -> R through the outbound SA, peerId = the peer — which also
 //   serves the inbound check of RFC 4301 §5.2.
 import type { Core, Counters, Mode as CoreMode, SaParams } from "../core/core.ts";
-import type { Suite } from "../config/model.ts";
-import { SUITES, splitKey } from "../config/suites.ts";
+import { SUITES } from "../config/suites.ts";
 import type { InSa, OutSa, PeerRuntime, Provisioned } from "../pipeline/provision.ts";
 import { SeqStateError, type DurableParams, type Resume, type SeqStore } from "./seq_store.ts";
-import { moved, saKey, tunnelKey, type KeyMaterial, type PeerSpec, type SaEvent, type SaSpec } from "./spec.ts";
+import { moved, sameTunnel, type KeyMaterial, type PeerSpec, type SaEvent, type SaSpec } from "./spec.ts";
 
 /** A first reservation made in an apply's batch, with the SA and parameters it was made for. */
 export interface Prepared {
@@ -39,13 +38,21 @@ export interface Prepared {
 export class PreparedQueue {
   private at = 0;
   private rest?: Map<SaSpec, Prepared>;
-  constructor(private readonly list: Prepared[]) {}
+  /** Taken entries are let go (undefined): their Resume need not outlive its SA's install. */
+  private readonly list: (Prepared | undefined)[];
+  constructor(list: Prepared[]) {
+    this.list = list;
+  }
 
   /** The reservation made for `s`, once; undefined if none was (it prepares on its own). */
   take(s: SaSpec): Prepared | undefined {
     if (!this.rest) {
-      if (this.at < this.list.length && this.list[this.at].sa === s) return this.list[this.at++];
-      this.rest = new Map(this.list.slice(this.at).map((m) => [m.sa, m]));
+      const m = this.list[this.at];
+      if (m !== undefined && m.sa === s) {
+        this.list[this.at++] = undefined;
+        return m;
+      }
+      this.rest = new Map(this.list.slice(this.at).map((m) => [m!.sa, m!]));
     }
     const m = this.rest.get(s);
     this.rest.delete(s);
@@ -67,15 +74,34 @@ export class ApplyError extends Error {
   }
 }
 
+/**
+ * A peer held: its spec (whose tunnel fields say whether a new spec is the
+ * same tunnel, sameTunnel) and its runtime view. An SA's identity (spec.ts
+ * saKey: direction, SPI, key id) is compared field by field — the held
+ * inbound SAs carry their key id, the outbound one's is `outKeyId` — instead
+ * of kept as strings in a map per peer: a hub's start made 50,000 maps and
+ * 100,000 key strings that all survive the install (issue 9).
+ */
 interface Held {
   spec: PeerSpec;
   rt: PeerRuntime;
-  tunnel: string;
-  /** Identity of the outbound SA (saKey), null for plain tunnels or a refused one. */
-  outKey: string | null;
-  /** Inbound SAs by identity. */
-  inByKey: Map<string, InSa>;
+  /** Key id of the outbound SA, null for plain tunnels or a refused one (with rt.out.spi, its identity). */
+  outKeyId: string | null;
 }
+
+/** An inbound SA as held: the pipeline's InSa and its key id (a reference to the spec's string). */
+interface HeldIn extends InSa {
+  keyId: string;
+}
+
+/** The held inbound SA of identity (spi, keyId), if any (a peer holds a few: a scan). */
+function heldIn(h: Held, spi: number, keyId: string): HeldIn | undefined {
+  for (const sa of h.rt.in as HeldIn[]) if (sa.spi >>> 0 === spi >>> 0 && sa.keyId === keyId) return sa;
+  return undefined;
+}
+
+/** Whether the held outbound SA is the one of identity (spi, keyId). */
+const heldOut = (h: Held, spi: number, keyId: string): boolean => h.outKeyId === keyId && h.rt.out !== null && h.rt.out.spi >>> 0 === spi >>> 0;
 
 /** Where a socket the pipeline needs is missing; the worker answers this from its open sockets. */
 export type HasCarrier = (wanIndex: number, carrier: PeerSpec["carrier"], mode: PeerSpec["mode"]) => boolean;
@@ -94,14 +120,6 @@ export interface SaTableOptions {
   emitBatch?: (events: SaEvent[]) => void;
 }
 
-/** The core's suite and key parameters for one direction. */
-function coreCipher(suite: Suite, km: KeyMaterial): Pick<SaParams, "suite" | "key" | "salt" | "hmacKey" | "allowNoIntegrity"> {
-  const { key, salt } = splitKey(suite, km.key);
-  const core = SUITES[suite].core;
-  if (core === "aes-cbc-hmac-sha256") return { suite: core, key, hmacKey: km.authKey };
-  if (core === "aes-cbc") return { suite: core, key, allowNoIntegrity: true };
-  return { suite: core, key, salt }; // the AEADs: the salt is the nonce's prefix
-}
 
 /** Whether a soft lifetime (RFC 4301 §4.4.2.1: "a warning ... that the SA will soon expire") is reached. */
 function softReached(lt: SaSpec["lifetime"], used: { seconds: number; bytes: number; packets: number }): boolean {
@@ -138,8 +156,18 @@ export class SaTable {
   private timed: { h: Held; sa: OutSa | InSa; dir: "in" | "out" }[] = [];
   /** SAs the pipeline used since the last check (used): only an SA that sent can have used up its numbers. */
   private readonly recent = new Set<number>();
-  /** During an apply with opts.emitBatch: its events so far. */
-  private batch?: SaEvent[];
+  /**
+   * During an apply with opts.emitBatch: its events so far, an sa-installed
+   * one as its index in `installs` (made into an event at the end).
+   */
+  private batch?: (SaEvent | number)[];
+  /**
+   * The sa-installed events of the apply under way, as columns: an object
+   * per event held to the apply's end survived every collection of the
+   * young generation on the way (100,000 at a hub's start, issue 9); these
+   * are numbers and references to strings that exist anyway.
+   */
+  private readonly installs = { peer: [] as string[], dir: [] as ("in" | "out")[], spi: [] as number[], saId: [] as number[], resumedAt: [] as (bigint | undefined)[] };
 
   constructor(private readonly core: Core, private readonly opts: SaTableOptions = {}) {
     // by SA id, NaN for none: a number per SA, not a map entry and a boxed number (100,000 at a hub)
@@ -181,7 +209,7 @@ export class SaTable {
       for (const h of gone) this.dropPeer(h, "peer-removed");
       for (const p of peers) {
         const h = this.held.get(p.name);
-        if (h && h.tunnel === tunnelKey(p)) {
+        if (h && sameTunnel(h.spec, p)) {
           if (moved(h.spec, p)) this.movePeer(h, p);
           this.updatePeer(h, p);
         } else {
@@ -196,8 +224,9 @@ export class SaTable {
       this.prepared = undefined;
       this.listTimed();
       for (const p of peers) for (const s of p.sas) (wipe(s.keysIn), wipe(s.keysOut));
-      const events = this.batch;
+      const events = this.batch?.map((e) => (typeof e === "number" ? this.installEvent(e) : e));
       this.batch = undefined;
+      for (const col of Object.values(this.installs)) col.length = 0;
       if (events?.length) this.opts.emitBatch!(events); // last: keys are wiped whatever it does
     }
   }
@@ -233,12 +262,12 @@ export class SaTable {
         throw new ApplyError(`peer ${p.name}: needs a ${p.carrier} socket on WAN port ${p.wanIndex} that this instance did not open at start (restart to add it)`);
       }
       const h = this.held.get(p.name);
-      const rebuild = !h || h.tunnel !== tunnelKey(p);
+      const rebuild = !h || !sameTunnel(h.spec, p);
       if (p.sas.length === 0) adds += rebuild ? 2 : 0;
       for (let k = 0; k < p.sas.length; k++) {
         const s = p.sas[k];
-        const needIn = rebuild || !h!.inByKey.has(saKey("in", s.spiIn, s.keyIdIn));
-        const needOut = k === 0 && (rebuild || h!.outKey !== saKey("out", s.spiOut, s.keyIdOut));
+        const needIn = rebuild || heldIn(h!, s.spiIn, s.keyIdIn) === undefined;
+        const needOut = k === 0 && (rebuild || !heldOut(h!, s.spiOut, s.keyIdOut));
         if (needIn && !s.keysIn) throw new ApplyError(`peer ${p.name}: inbound SA spi 0x${(s.spiIn >>> 0).toString(16)} arrived without its keys`);
         if (needOut && !s.keysOut) throw new ApplyError(`peer ${p.name}: outbound SA spi 0x${(s.spiOut >>> 0).toString(16)} arrived without its keys`);
         adds += (needIn ? 1 : 0) + (needOut ? 1 : 0);
@@ -270,14 +299,14 @@ export class SaTable {
       peerId, name: p.name, mode: p.mode, address: p.address, port: p.port, wanIndex: p.wanIndex,
       encap: p.encap, suite: p.sas[0]?.suite, out: null, in: [], policies: [],
     };
-    const h: Held = { spec: p, rt, tunnel: tunnelKey(p), outKey: null, inByKey: new Map() };
+    const h: Held = { spec: p, rt, outKeyId: null };
     this.held.set(p.name, h);
     if (p.sas.length === 0) {
       const mode = p.mode as CoreMode;
       const o = this.core.addSa({ direction: "out", suite: "none", mode, ...this.common(p, peerId) });
       const i = this.core.addSa({ direction: "in", suite: "none", mode, ...this.common(p, peerId) });
       rt.out = this.outSa(p, o, 0, {});
-      rt.in.push({ saId: i, spi: 0, index: 0, lifetime: {} });
+      rt.in.push({ saId: i, spi: 0, index: 0, lifetime: {}, keyId: "" } as HeldIn);
       this.born[o] = this.born[i] = Date.now();
     } else {
       for (const s of p.sas) this.addIn(h, s);
@@ -312,18 +341,19 @@ export class SaTable {
     h.rt.suite = p.sas[0]?.suite;
     if (p.sas.length === 0) return this.samePolicies(oldSpec, p) ? undefined : this.setPolicies(h);
     // 1. new inbound SAs first: the peer may start sending on them at once.
-    const want = new Set<string>();
+    const kept = new Set<InSa>();
     for (const s of p.sas) {
-      const k = saKey("in", s.spiIn, s.keyIdIn);
-      want.add(k);
-      const held = h.inByKey.get(k);
-      if (held) (held.index = s.index, held.lifetime = s.lifetime);
-      else this.addIn(h, s);
+      const held = heldIn(h, s.spiIn, s.keyIdIn);
+      if (held) (held.index = s.index, held.lifetime = s.lifetime, kept.add(held));
+      else {
+        const sa = this.addIn(h, s);
+        if (sa) kept.add(sa);
+      }
     }
     // 2. outbound switch: the new SA, then the policies pointing at it, then the old one goes.
     const first = p.sas[0];
     const oldOut = h.rt.out;
-    if (h.outKey !== saKey("out", first.spiOut, first.keyIdOut)) {
+    if (!heldOut(h, first.spiOut, first.keyIdOut)) {
       this.addOut(h, first);
       this.setPolicies(h);
       if (oldOut) this.removeSa(h, oldOut.saId, "out", oldOut.spi, "config");
@@ -332,12 +362,9 @@ export class SaTable {
       if (!this.samePolicies(oldSpec, p)) this.setPolicies(h);
     }
     // 3. inbound SAs no longer listed.
-    for (const [k, sa] of h.inByKey) {
-      if (want.has(k)) continue;
-      h.inByKey.delete(k);
-      h.rt.in = h.rt.in.filter((x) => x !== sa);
-      this.removeSa(h, sa.saId, "in", sa.spi, "config");
-    }
+    const gone = h.rt.in.filter((sa) => !kept.has(sa));
+    if (gone.length) h.rt.in = h.rt.in.filter((sa) => kept.has(sa));
+    for (const sa of gone) this.removeSa(h, sa.saId, "in", sa.spi, "config");
     h.rt.in.sort((a, b) => a.index - b.index);
   }
 
@@ -386,11 +413,14 @@ export class SaTable {
     const p = h.spec, km = dir === "in" ? s.keysIn! : s.keysOut!;
     const gre = p.mode === "gre" || p.mode === "transport-gre";
     const udp = p.encap === "udp";
-    const c = coreCipher(s.suite, km);
+    const suite = SUITES[s.suite];
     return {
       direction: dir, mode: p.mode as CoreMode, spi: dir === "in" ? s.spiIn : s.spiOut, esn: s.esn,
       replayWindow: dir === "in" ? s.replayWindow : undefined,
-      suite: c.suite, key: c.key, salt: c.salt, hmacKey: c.hmacKey, allowNoIntegrity: c.allowNoIntegrity,
+      // The keying material as the config holds it: the AEADs' ends in their salt, the nonce's
+      // prefix (RFC 4106 §8.1, RFC 7634 §2), which the core splits off (no views made per SA).
+      suite: suite.core, key: km.key, saltInKey: suite.saltBytes > 0,
+      hmacKey: suite.core === "aes-cbc-hmac-sha256" ? km.authKey : undefined, allowNoIntegrity: suite.core === "aes-cbc" ? true : undefined,
       peerId: h.rt.peerId, local: p.local, remote: p.address, mtu: p.mtu,
       greKey: gre ? p.greKey : undefined, greSeq: gre ? p.greSeq : undefined,
       // nat_t: false on a UDP port: encapsulated, but the peer's address is as configured (no NAT).
@@ -420,17 +450,17 @@ export class SaTable {
     }
   }
 
-  private addIn(h: Held, s: SaSpec): void {
+  private addIn(h: Held, s: SaSpec): InSa | undefined {
     const p = h.spec;
     const r = this.resume(h, s, "in");
-    if (!r) return;
+    if (!r) return undefined;
     const id = this.core.addSa(this.saParams(h, s, "in", r.res));
     if (r.res) this.opts.store!.track(id, r.dp!, r.res);
     this.born[id] = r.res?.created ?? Date.now();
-    const sa: InSa = { saId: id, spi: s.spiIn, index: s.index, lifetime: s.lifetime };
+    const sa: HeldIn = { saId: id, spi: s.spiIn, index: s.index, lifetime: s.lifetime, keyId: s.keyIdIn };
     h.rt.in.push(sa);
-    h.inByKey.set(saKey("in", s.spiIn, s.keyIdIn), sa);
     this.installed(p.name, "in", s.spiIn, id, r.res);
+    return sa;
   }
 
   private addOut(h: Held, s: SaSpec): void {
@@ -438,20 +468,34 @@ export class SaTable {
     const r = this.resume(h, s, "out");
     if (!r) {
       h.rt.out = null;
-      h.outKey = null;
+      h.outKeyId = null;
       return;
     }
     const id = this.core.addSa(this.saParams(h, s, "out", r.res));
     if (r.res) this.opts.store!.track(id, r.dp!, r.res);
     this.born[id] = r.res?.created ?? Date.now();
     h.rt.out = this.outSa(p, id, s.spiOut, s.lifetime);
-    h.outKey = saKey("out", s.spiOut, s.keyIdOut);
+    h.outKeyId = s.keyIdOut;
     this.installed(p.name, "out", s.spiOut, id, r.res);
   }
 
   private installed(peer: string, dir: "in" | "out", spi: number, saId: number, res: Resume | undefined): void {
     if (!this.opts.emit && !this.opts.emitBatch) return;
-    this.emit(res?.resumed ? { event: "sa-installed", peer, dir, spi, saId, resumedAt: String(res.initialSeq) } : { event: "sa-installed", peer, dir, spi, saId });
+    const resumedAt = res?.resumed ? res.initialSeq : undefined;
+    if (!this.batch) return this.emit(installEvent(peer, dir, spi, saId, resumedAt));
+    const c = this.installs;
+    this.batch.push(c.peer.length);
+    c.peer.push(peer);
+    c.dir.push(dir);
+    c.spi.push(spi);
+    c.saId.push(saId);
+    c.resumedAt.push(resumedAt);
+  }
+
+  /** The sa-installed event in row `i` of `installs`. */
+  private installEvent(i: number): SaEvent {
+    const c = this.installs;
+    return installEvent(c.peer[i], c.dir[i], c.spi[i], c.saId[i], c.resumedAt[i]);
   }
 
   /** The peer's SPD entries, through its current outbound SA (none while it has none: NO_POLICY drops). */
@@ -561,6 +605,10 @@ export class SaTable {
     this.expired.add(sa.saId);
     this.emit({ event: "sa-removed", peer: h.spec.name, dir, spi: sa.spi, why: "lifetime" });
   }
+}
+
+function installEvent(peer: string, dir: "in" | "out", spi: number, saId: number, resumedAt: bigint | undefined): SaEvent {
+  return resumedAt !== undefined ? { event: "sa-installed", peer, dir, spi, saId, resumedAt: String(resumedAt) } : { event: "sa-installed", peer, dir, spi, saId };
 }
 
 /** Zeroes a key buffer the apply was given. */
