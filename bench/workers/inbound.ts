@@ -165,7 +165,7 @@ async function main(): Promise<void> {
       console.log(JSON.stringify({ direction: "in", wesp: WESP, size: SIZE, seconds: SECONDS, rounds: ROUNDS, rate: RATE, flows: FLOWS, sink: SINK, load: loadavg(), runs, rows }, null, 1));
       return;
     }
-    printTable(`forwarder alone, inbound: ${SIZE}-byte inner packets, aes-256-gcm in UDP, ${RATE} packets/s offered by an ESP source on the same machine (${FLOWS} inner flows per worker), sink ${SINK}, ${SECONDS} s per run${args.includes("--wesp") ? `, wesp ${WESP}` : ""}`, rows, ROUNDS);
+    printTable(`forwarder alone, inbound: ${SIZE}-byte inner packets, aes-256-gcm in UDP, ${RATE} packets/s offered by an ESP source on the same machine (${FLOWS} inner flows per worker), sink ${SINK}, ${SECONDS} s per run${args.includes("--wesp") ? `, wesp ${WESP}` : ""}`, rows, ROUNDS, runs);
   } finally {
     await lab.teardown();
   }
