@@ -55,9 +55,10 @@ const RATE = Number(opt(args, "--rate", "400000"));
  * - `route`, the default before: IP input with forwarding off and no route.
  *   The kernel's path for an unroutable packet caches nothing: it allocates a
  *   route (dst) per packet, frees it through RCU and counts an error
- *   (ip_route_input_slow → rt_dst_alloc, ip_error). With two workers on two
- *   cores that path cost 0.2–0.7 µs a packet more than with one, wesp's own work
- *   the same (docs/performance.md "Workers", 20:30): a ratio of the sink's.
+ *   (ip_route_input_slow → rt_dst_alloc, ip_error): the kernel's error path,
+ *   not what a gateway does with a tunnel's traffic. With two workers it cost
+ *   −0.1 to +0.7 µs a packet more than with one (docs/performance.md "Workers",
+ *   20:30–21:02).
  * - `nft`, an nftables netdev ingress chain on the TUN with policy drop, before
  *   IP (this kernel has no tc drop action; XDP would need a compiled program).
  */
