@@ -1,5 +1,5 @@
 // `node --import tsx bench/workers/inbound.ts [--seconds S] [--rounds R] [--size B] [--peers 1,8] [--workers 1,2]
-//   [--rate PPS] [--flows distinct|same] [--sink route|nft] [--wesp PATH] [--json]`
+//   [--rate PPS] [--flows distinct|same] [--sink forward|route|nft] [--wesp PATH] [--json]`
 // (root): the forwarder alone, inbound, one worker against two (issue 9 item 2:
 // "two workers on two cores: ≥ 1.7× one worker"; docs/performance.md "Workers").
 //
@@ -9,9 +9,10 @@
 //   │   ESP in UDP, pre-sealed, UDP_SEGMENT trains of 64 ──► 192.0.2.1:4500│
 //   │ fw: wesp up (node.workers = N): the kernel steers each train by SPI  │
 //   │   to the worker owning the SA; it opens, checks policy, and writes   │
-//   │   the inner packets to its TUN, whose kernel drops them on arrival   │
-//   │   (10.1.200.1: not this host, forwarding off; `--sink nft`: an       │
-//   │   nftables netdev ingress chain on the TUN drops them before IP)     │
+//   │   the inner packets to its TUN; its kernel forwards them into a veth │
+//   │   whose other end drops them (10.1.200.1; `--sink route`: no route,  │
+//   │   forwarding off; `--sink nft`: an nftables netdev ingress chain on  │
+//   │   the TUN drops them before IP)                                      │
 //   └──────────────────────────────────────────────────────────────────────┘
 //
 // The source costs one sendmmsg per 64 packets, so on a 2-core machine two
@@ -32,6 +33,7 @@ import { requestStatus } from "../../host/control/client.ts";
 import type { Lab } from "../../host/lab/lab.ts";
 import type { LabProcess } from "../../host/lab/process.ts";
 import { benchLab } from "../lab.ts";
+import { tunWritten, udpKernelDrops } from "./status_rows.ts";
 import { benchPeer, measure, medians, opt, printTable, rounds, sleep, writeBenchConfig, type Run } from "./measure.ts";
 
 const args = process.argv.slice(2);
@@ -43,14 +45,25 @@ const ROUNDS = Number(opt(args, "--rounds", "3"));
 /** Datagrams per second the source offers: above what two workers open here, so wesp is the bottleneck. */
 const RATE = Number(opt(args, "--rate", "400000"));
 /**
- * Where the kernel drops what wesp writes to its TUN: `route`, in IP input (no
- * route, forwarding off: a route lookup per packet), or `nft`, an nftables
- * netdev ingress chain on the TUN with policy drop, before IP (this kernel has
- * no tc drop action; XDP would need a compiled program). Either is charged to
- * wesp: the kernel runs it in the writing thread.
+ * Where the kernel drops what wesp writes to its TUN (it runs that in the
+ * writing thread, so it is charged to wesp):
+ * - `forward` (the default since 2026-12-06 20:45): the namespace forwards, and
+ *   10.1.200.0/24 is on a veth whose other end drops every frame (a MAC nobody
+ *   has, as the outbound bench's sink). What a gateway's kernel does with a
+ *   tunnel's traffic: IP input finds the nexthop's cached input route and
+ *   forwards.
+ * - `route`, the default before: IP input with forwarding off and no route.
+ *   The kernel's path for an unroutable packet caches nothing: it allocates a
+ *   route (dst) per packet, frees it through RCU and counts an error
+ *   (ip_route_input_slow → rt_dst_alloc, ip_error): the kernel's error path,
+ *   not what a gateway does with a tunnel's traffic. With two workers it cost
+ *   −0.1 to +0.7 µs a packet more than with one (docs/performance.md "Workers",
+ *   20:30–21:02).
+ * - `nft`, an nftables netdev ingress chain on the TUN with policy drop, before
+ *   IP (this kernel has no tc drop action; XDP would need a compiled program).
  */
-const SINK = opt(args, "--sink", "route");
-if (SINK !== "route" && SINK !== "nft") throw new Error(`--sink: route or nft, not ${SINK}`);
+const SINK = opt(args, "--sink", "forward");
+if (SINK !== "forward" && SINK !== "route" && SINK !== "nft") throw new Error(`--sink: forward, route or nft, not ${SINK}`);
 /** Inner flows of the workers' pools: each its own (the default), or all the same 256 (esp_source.ts). */
 const FLOWS = opt(args, "--flows", "distinct");
 const JSON_OUT = args.includes("--json");
@@ -60,9 +73,19 @@ const WESP = opt(args, "--wesp", join(ROOT, "bin", "wesp.js"));
 
 const opened = async (sock: string) => (await requestStatus(sock)).global.inbound.packets;
 
-/** Datagrams the kernel dropped at wesp's UDP sockets so far (their receive buffers full; `wesp status`). */
-const droppedAt = async (sock: string) =>
-  (await requestStatus(sock)).sockets.filter((s) => s.name.endsWith("/udp")).reduce((a, s) => a + (s.kernelDrops ?? 0), 0);
+/**
+ * What a run counts: packets wesp wrote to its TUN (every worker's queue),
+ * i.e. forwarded, not only opened (the core's inbound counter, which also
+ * counts a packet that then fails its policy check or its TUN write). On the
+ * bench's clean traffic the two are equal; `one` says when they are not.
+ */
+async function counts(sock: string): Promise<{ forwarded: number; opened: number }> {
+  const st = await requestStatus(sock);
+  return { forwarded: tunWritten(st.sockets), opened: st.global.inbound.packets };
+}
+
+/** Datagrams the kernel dropped at wesp's UDP sockets so far, every worker's (their receive buffers full; `wesp status`). */
+const droppedAt = async (sock: string) => udpKernelDrops((await requestStatus(sock)).sockets);
 
 /** Datagrams the ESP source has sent so far: asked with SIGUSR2, read from its next "sent N" line. */
 async function sourceSent(src: LabProcess): Promise<number> {
@@ -98,7 +121,17 @@ async function one(lab: Lab, workers: number, peers: number): Promise<Run> {
       if (!src.running) throw new Error(`the ESP source ended: ${src.output.trim()}`);
       await sleep(2000); // warm-up: JIT, WASM tier-up
       const offer = async () => ({ sent: await sourceSent(src), dropped: await droppedAt(sock) });
-      return await measure({ workers, peers, size: SIZE, seconds: SECONDS, wesp: up.pid, source: src.pid, count: () => opened(sock), offer });
+      // The forward sink must see what wesp wrote (else the kernel dropped it on the way, e.g. rp_filter).
+      const sunk = async () => (SINK === "forward" ? Number(await fw.run(["cat", "/sys/class/net/sink0/statistics/tx_packets"])) : 0);
+      const k0 = await sunk();
+      const c0 = await counts(sock);
+      const run = await measure({ workers, peers, size: SIZE, seconds: SECONDS, wesp: up.pid, source: src.pid, count: async () => (await counts(sock)).forwarded, offer });
+      const c1 = await counts(sock);
+      const fwd = c1.forwarded - c0.forwarded, opn = c1.opened - c0.opened;
+      if (Math.abs(fwd - opn) > 0.001 * opn) console.error(`note: wesp opened ${opn} packets and wrote ${fwd} to its TUN in the run`);
+      const k = (await sunk()) - k0;
+      if (SINK === "forward" && k < 0.99 * fwd) console.error(`note: wesp wrote ${fwd} packets to its TUN and the kernel forwarded ${k} to the sink`);
+      return run;
     } finally {
       await src.stop("SIGTERM", 3000);
     }
@@ -118,13 +151,22 @@ async function main(): Promise<void> {
     await lab.veth(src, "wan", fw, "wan");
     for (let i = 0; i < Math.max(...PEERS); i++) await src.addr("wan", `${benchPeer(i).address}/24`);
     await fw.addr("wan", "192.0.2.1/24");
+    if (SINK === "forward") {
+      // The outbound bench's sink (index.ts): a veth whose other end takes every frame and drops
+      // it at once, addressed to a MAC nobody has (PACKET_OTHERHOST, the first check of IP
+      // input). This kernel has no dummy driver. It stays for every run of the lab.
+      await lab.veth(fw, "sink0", fw, "sink1");
+      await fw.addr("sink0", "10.1.200.2/24");
+      await fw.ip("neigh", "replace", "10.1.200.1", "lladdr", "02:00:00:00:00:99", "dev", "sink0", "nud", "permanent");
+      await fw.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    }
     const runs = await rounds({ rounds: ROUNDS, peers: PEERS, workers: WORKERS, one: (w, p) => one(lab, w, p) });
     const rows = medians(runs);
     if (JSON_OUT) {
       console.log(JSON.stringify({ direction: "in", wesp: WESP, size: SIZE, seconds: SECONDS, rounds: ROUNDS, rate: RATE, flows: FLOWS, sink: SINK, load: loadavg(), runs, rows }, null, 1));
       return;
     }
-    printTable(`forwarder alone, inbound: ${SIZE}-byte inner packets, aes-256-gcm in UDP, ${RATE} packets/s offered by an ESP source on the same machine (${FLOWS} inner flows per worker), sink ${SINK}, ${SECONDS} s per run${args.includes("--wesp") ? `, wesp ${WESP}` : ""}`, rows, ROUNDS);
+    printTable(`forwarder alone, inbound: ${SIZE}-byte inner packets, aes-256-gcm in UDP, ${RATE} packets/s offered by an ESP source on the same machine (${FLOWS} inner flows per worker), sink ${SINK}, ${SECONDS} s per run${args.includes("--wesp") ? `, wesp ${WESP}` : ""}`, rows, ROUNDS, runs);
   } finally {
     await lab.teardown();
   }

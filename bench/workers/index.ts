@@ -107,7 +107,7 @@ async function main(): Promise<void> {
       console.log(JSON.stringify({ direction: "out", wesp: WESP, size: SIZE, flows: FLOWS, seconds: SECONDS, rounds: ROUNDS, encap: ENCAP, gen: GEN, rate: RATE, load: loadavg(), runs, rows }, null, 1));
       return;
     }
-    printTable(`forwarder alone, outbound: ${SIZE}-byte UDP, ${FLOWS} flows, aes-256-gcm, ESP ${ENCAP}, generator ${GEN} at ${RATE} datagrams/s offered on the same machine, ${SECONDS} s per run${args.includes("--wesp") ? `, wesp ${WESP}` : ""}`, rows, ROUNDS);
+    printTable(`forwarder alone, outbound: ${SIZE}-byte UDP, ${FLOWS} flows, aes-256-gcm, ESP ${ENCAP}, generator ${GEN} at ${RATE} datagrams/s offered on the same machine, ${SECONDS} s per run${args.includes("--wesp") ? `, wesp ${WESP}` : ""}`, rows, ROUNDS, runs);
   } finally {
     await lab.teardown();
   }

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { treeCpuSeconds } from "../tunnel/cpu.ts";
 import { describe, sample, schedDelta, type SchedDelta } from "./sched_sample.ts";
+import { formatRoundRatios, roundRatios } from "./round_ratios.ts";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -57,6 +58,8 @@ export function writeBenchConfig(dir: string, o: { workers: number; peers: numbe
 }
 
 export interface Run {
+  /** Which round it ran in, from 0 (set by `rounds`). */
+  round?: number;
   workers: number;
   peers: number;
   pps: number;
@@ -124,7 +127,7 @@ export async function rounds(o: { rounds: number; peers: number[]; workers: numb
   for (let r = 0; r < o.rounds; r++) {
     for (const p of o.peers) {
       for (const w of o.workers) {
-        const run = await o.one(w, p);
+        const run = { ...(await o.one(w, p)), round: r };
         logRun(run, r);
         runs.push(run);
       }
@@ -133,7 +136,7 @@ export async function rounds(o: { rounds: number; peers: number[]; workers: numb
   return runs;
 }
 
-export type Row = Omit<Run, "sched">;
+export type Row = Omit<Run, "sched" | "round">;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -148,8 +151,12 @@ export function medians(runs: Run[]): Row[] {
   });
 }
 
-/** The table: each row's packets/s and packets per wesp CPU-s against one worker with the same peers. */
-export function printTable(title: string, rows: Row[], rounds: number): void {
+/**
+ * The table: each row's packets/s and packets per wesp CPU-s against one worker
+ * with the same peers; then, given the runs, the same ratios round by round
+ * (round_ratios.ts: which rounds were quiet).
+ */
+export function printTable(title: string, rows: Row[], rounds: number, runs: Run[] = []): void {
   console.log(`${title}, median of ${rounds}`);
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, load average ${loadavg().map((l) => l.toFixed(1)).join(" ")} at the end`);
   const offers = rows.every((r) => r.offered !== undefined);
@@ -160,4 +167,6 @@ export function printTable(title: string, rows: Row[], rounds: number): void {
     const perCpu = base ? (r.ppsPerCpu / base.ppsPerCpu).toFixed(2) : "-";
     console.log(`${String(r.peers).padStart(5)} ${String(r.workers).padStart(7)} ${Math.round(r.pps).toString().padStart(11)} ${r.gbps.toFixed(3).padStart(8)} ${r.cpu.toFixed(2).padStart(10)} ${Math.round(r.ppsPerCpu).toString().padStart(16)} ${r.sourceCpu.toFixed(2).padStart(12)} ${r.load.toFixed(1).padStart(6)} ${ratio.padStart(12)} ${perCpu.padStart(17)}${offers ? ` ${Math.round(r.offered!).toString().padStart(11)} ${Math.round(r.dropped!).toString().padStart(11)}` : ""}`);
   }
+  const pairs = roundRatios(runs.map((r) => ({ ...r, round: r.round ?? 0 })));
+  if (pairs.length) console.log(["paired by round (one worker and more, same round):", ...formatRoundRatios(pairs).map((l) => `  ${l}`)].join("\n"));
 }
