@@ -10,6 +10,16 @@ import { enableRelaxedSimd } from "../host/core/core_build.ts";
 // first compile (host/core/core_build.ts; WESP_RELAXED_SIMD=0 leaves it off).
 // Hence the CLI is imported only after it.
 enableRelaxedSimd();
+
+// A reader that went away (`wesp selftest | head -1`, a log pipe whose reader
+// died) makes the next write fail with EPIPE. Unhandled, that error ends the
+// process, which for `wesp up` would stop forwarding over a log line; the
+// output is simply dropped instead. Other write errors still surface.
+for (const s of [process.stdout, process.stderr]) {
+  s.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code !== "EPIPE" && e.code !== "ERR_STREAM_DESTROYED") throw e;
+  });
+}
 const { run } = await import("../host/cli/main.ts");
 
 const code = await run(process.argv.slice(2));

@@ -125,3 +125,17 @@ test("dispatch: missing, broken and main-less command modules fail alone with ex
     dir.remove();
   }
 });
+
+test("a reader that goes away (wesp selftest | head -1): the output is dropped, no crash, exit 0", async () => {
+  const { spawn } = await import("node:child_process");
+  const { WESP_BIN } = await import("../helpers/config_fixture.ts");
+  const child = spawn(process.execPath, [WESP_BIN, "selftest"], { stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  child.stderr.on("data", (d) => (err += d));
+  // Read the first chunk, then close our end: the next write gets EPIPE.
+  await new Promise<void>((resolve) => child.stdout.once("data", () => resolve()));
+  child.stdout.destroy();
+  const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
+  assert.doesNotMatch(err, /EPIPE|Unhandled/, err);
+  assert.equal(code, 0);
+});
