@@ -257,6 +257,8 @@ export class SaTable {
   private check(peers: PeerSpec[]): Addition[] {
     const added: Addition[] = [];
     let adds = 0, large = 0, policies = 0;
+    const staying = new Set(peers.map((p) => p.name));
+    let spiOwner: Map<number, string> | undefined; // inbound SPIs held now → peer (built at the first added one, on a reload only)
     for (const p of peers) {
       if (this.opts.hasCarrier && !this.opts.hasCarrier(p.wanIndex, p.carrier, p.mode)) {
         throw new ApplyError(`peer ${p.name}: needs a ${p.carrier} socket on WAN port ${p.wanIndex} that this instance did not open at start (restart to add it)`);
@@ -272,6 +274,15 @@ export class SaTable {
         if (needOut && !s.keysOut) throw new ApplyError(`peer ${p.name}: outbound SA spi 0x${(s.spiOut >>> 0).toString(16)} arrived without its keys`);
         adds += (needIn ? 1 : 0) + (needOut ? 1 : 0);
         if (needIn) added.push({ peer: p.name, sa: s, dir: "in" });
+        if (needIn && this.held.size > 0) {
+          // An inbound SPI moving from a peer that stays to another one: the apply
+          // would add it here before that peer lets it go (make before break).
+          spiOwner ??= this.inboundSpiOwners();
+          const q = spiOwner.get(s.spiIn >>> 0);
+          if (q !== undefined && q !== p.name && staying.has(q)) {
+            throw new ApplyError(`peer ${p.name}: inbound SA spi 0x${(s.spiIn >>> 0).toString(16)} is held by peer ${q} until this apply; move an SPI between peers in two steps (remove it from ${q} first)`);
+          }
+        }
         if (needOut) added.push({ peer: p.name, sa: s, dir: "out" });
         if (needIn && s.replayWindow > LARGE_WINDOW) large++;
       }
@@ -284,6 +295,13 @@ export class SaTable {
     // Counted as if every policy were new (a peer's are replaced, not added): conservative.
     if (this.core.policyCount() + policies > this.core.maxPolicies) throw new ApplyError(`the new config needs up to ${policies} more SPD entries than the core has room for (${this.core.maxPolicies}); restart to resize`);
     return added;
+  }
+
+  /** Every inbound SPI held now (expired ones included: they keep theirs until the next apply) → its peer. */
+  private inboundSpiOwners(): Map<number, string> {
+    const m = new Map<number, string>();
+    for (const h of this.held.values()) if (h.spec.sas.length) for (const sa of h.rt.in) m.set(sa.spi >>> 0, h.spec.name);
+    return m;
   }
 
   private liveSas(): number {
@@ -346,6 +364,15 @@ export class SaTable {
       const held = heldIn(h, s.spiIn, s.keyIdIn);
       if (held) (held.index = s.index, held.lifetime = s.lifetime, kept.add(held));
       else {
+        // The same SPI under another key (a static key edited, its SPI kept): two SAs
+        // cannot share an inbound SPI (RFC 4301 §4.1, the SPI names the SA at its
+        // destination), so this one is replaced break-before-make. Nothing is lost:
+        // a packet still sealed under the old key fails authentication under the new.
+        const stale = (h.rt.in as HeldIn[]).find((sa) => sa.spi >>> 0 === s.spiIn >>> 0);
+        if (stale) {
+          h.rt.in = h.rt.in.filter((sa) => sa !== stale);
+          this.removeSa(h, stale.saId, "in", stale.spi, "config");
+        }
         const sa = this.addIn(h, s);
         if (sa) kept.add(sa);
       }

@@ -24,17 +24,18 @@ import { innerUdp, makeCore, nodeOpenEsp } from "./core-helpers.ts";
 
 const NAMES = ["a", "b", "c", "d"];
 
-interface PeerGen { on: boolean; mtu: number; addr: number; ids: { spi: number; spiOut: number; keyOut: number }[] }
+interface PeerGen { on: boolean; mtu: number; addr: number; ids: { spi: number; keyIn: number; spiOut: number; keyOut: number }[] }
 
 /**
  * One peer's spec: SPIs are the peer's own (index × 0x100 + n: inbound SPIs
- * are unique in a core; an inbound SPI comes with one key, as the config
- * checks), outbound key ids from a small pool (a new key on the same SPI).
+ * are unique in a core, as the config checks), key ids from a small pool per
+ * SPI: a step may give an SPI a new key (a static key edited, its SPI kept),
+ * which replaces that SA.
  */
 function peerSpec(i: number, g: PeerGen): PeerSpec {
   const sas: SaSpec[] = g.ids.map((d, index) => ({
     index, spiIn: 0x1000 + i * 0x100 + d.spi, spiOut: 0x9000 + i * 0x100 + d.spiOut, suite: "aes-256-gcm" as Suite, esn: false,
-    replayWindow: 64, lifetime: {}, keyIdIn: `in${d.spi}`, keyIdOut: `out${d.keyOut}`, durable: false,
+    replayWindow: 64, lifetime: {}, keyIdIn: `in${d.spi}k${d.keyIn}`, keyIdOut: `out${d.keyOut}`, durable: false,
     keysIn: { key: randomBytes(36) }, keysOut: { key: randomBytes(36) },
   }));
   return {
@@ -44,7 +45,7 @@ function peerSpec(i: number, g: PeerGen): PeerSpec {
   };
 }
 
-const idGen = fc.record({ spi: fc.integer({ min: 0, max: 5 }), spiOut: fc.integer({ min: 0, max: 2 }), keyOut: fc.integer({ min: 0, max: 2 }) });
+const idGen = fc.record({ spi: fc.integer({ min: 0, max: 5 }), keyIn: fc.integer({ min: 0, max: 1 }), spiOut: fc.integer({ min: 0, max: 2 }), keyOut: fc.integer({ min: 0, max: 2 }) });
 const peerGen: fc.Arbitrary<PeerGen> = fc.record({
   on: fc.boolean(),
   mtu: fc.constantFrom(1400, 1300), // a change of tunnel: rebuilt
@@ -124,6 +125,27 @@ test("SaTable keeps, adds and removes SAs by identity as a model says, over rand
       tunnels = new Map(specs.map((p) => [p.name, tunnelKey(p)]));
     }
   }), { numRuns: 60 });
+});
+
+test("an inbound SPI moving to another peer that stays is refused before anything changes (ApplyError)", async () => {
+  const core = await makeCore({ maxSas: 16, maxPolicies: 16 });
+  const t = new SaTable(core, {});
+  const g = (spi: number): PeerGen => ({ on: true, mtu: 1400, addr: 0, ids: [{ spi, keyIn: 0, spiOut: 0, keyOut: 0 }] });
+  const a = peerSpec(0, g(1)), b = peerSpec(1, g(2));
+  t.apply([a, b]);
+  const ids = () => t.prov.peers.map((rt) => [rt.name, rt.out!.saId, ...rt.in.map((x) => `${x.spi}:${x.saId}`)].join(" "));
+  const was = ids();
+  // b takes a's inbound SPI while a, listed first, gives it up: a second step is needed.
+  const a2 = peerSpec(0, g(3)), b2 = peerSpec(1, g(2));
+  b2.sas[0].spiIn = a.sas[0].spiIn;
+  assert.throws(() => t.apply([a2, b2]), /held by peer a until this apply; move an SPI between peers in two steps/);
+  assert.deepEqual(ids(), was, "nothing changed");
+  // in two steps it goes through
+  t.apply([a2, peerSpec(1, g(2))]);
+  const b3 = peerSpec(1, g(2));
+  b3.sas[0].spiIn = a.sas[0].spiIn;
+  t.apply([peerSpec(0, g(3)), b3]);
+  assert.equal(t.prov.peers[1].in[0].spi, a.sas[0].spiIn);
 });
 
 test("sameTunnel(a, b) is tunnelKey(a) === tunnelKey(b) (fast-check)", () => {
