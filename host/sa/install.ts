@@ -257,8 +257,7 @@ export class SaTable {
   private check(peers: PeerSpec[]): Addition[] {
     const added: Addition[] = [];
     let adds = 0, large = 0, policies = 0;
-    const staying = new Set(peers.map((p) => p.name));
-    let spiOwner: Map<number, string> | undefined; // inbound SPIs held now → peer (built at the first added one, on a reload only)
+    const addedIn = new Map<number, string>(); // inbound SPIs this apply adds → their peer (a reload: a few)
     for (const p of peers) {
       if (this.opts.hasCarrier && !this.opts.hasCarrier(p.wanIndex, p.carrier, p.mode)) {
         throw new ApplyError(`peer ${p.name}: needs a ${p.carrier} socket on WAN port ${p.wanIndex} that this instance did not open at start (restart to add it)`);
@@ -274,21 +273,14 @@ export class SaTable {
         if (needOut && !s.keysOut) throw new ApplyError(`peer ${p.name}: outbound SA spi 0x${(s.spiOut >>> 0).toString(16)} arrived without its keys`);
         adds += (needIn ? 1 : 0) + (needOut ? 1 : 0);
         if (needIn) added.push({ peer: p.name, sa: s, dir: "in" });
-        if (needIn && this.held.size > 0) {
-          // An inbound SPI moving from a peer that stays to another one: the apply
-          // would add it here before that peer lets it go (make before break).
-          spiOwner ??= this.inboundSpiOwners();
-          const q = spiOwner.get(s.spiIn >>> 0);
-          if (q !== undefined && q !== p.name && staying.has(q)) {
-            throw new ApplyError(`peer ${p.name}: inbound SA spi 0x${(s.spiIn >>> 0).toString(16)} is held by peer ${q} until this apply; move an SPI between peers in two steps (remove it from ${q} first)`);
-          }
-        }
+        if (needIn && this.held.size > 0) addedIn.set(s.spiIn >>> 0, p.name);
         if (needOut) added.push({ peer: p.name, sa: s, dir: "out" });
         if (needIn && s.replayWindow > LARGE_WINDOW) large++;
       }
       policies += p.remotes.length * Math.max(1, p.locals.length);
       if (rebuild && !h && this.freeIds.length === 0 && this.nextId >= this.core.maxSas) throw new ApplyError("no free peer id: the core was sized for fewer peers (restart)");
     }
+    if (addedIn.size) this.checkSpiMoves(addedIn, peers);
     // Make before break needs room for the new SAs while the old ones still exist.
     if (this.liveSas() + adds > this.core.maxSas) throw new ApplyError(`the new config needs ${adds} more SAs than the core has room for (${this.core.maxSas}); restart to resize`);
     if (large > this.core.largeBlocksFree()) throw new ApplyError(`the new config needs ${large} more replay windows above ${LARGE_WINDOW} than the core has room for (${this.core.largeBlocksFree()} free); restart to resize`);
@@ -297,11 +289,26 @@ export class SaTable {
     return added;
   }
 
-  /** Every inbound SPI held now (expired ones included: they keep theirs until the next apply) → its peer. */
-  private inboundSpiOwners(): Map<number, string> {
-    const m = new Map<number, string>();
-    for (const h of this.held.values()) if (h.spec.sas.length) for (const sa of h.rt.in) m.set(sa.spi >>> 0, h.spec.name);
-    return m;
+  /**
+   * Throws ApplyError when an inbound SPI this apply adds for one peer is held
+   * now by another peer that stays: the apply would add it before that peer
+   * lets it go (make before break), and two SAs cannot share an inbound SPI.
+   * One pass over the held SAs (expired ones included: they keep their SPI
+   * until the apply removes them), against the few SPIs a reload adds.
+   */
+  private checkSpiMoves(addedIn: Map<number, string>, peers: PeerSpec[]): void {
+    let staying: Set<string> | undefined;
+    for (const h of this.held.values()) {
+      if (h.spec.sas.length === 0) continue;
+      for (const sa of h.rt.in) {
+        const p = addedIn.get(sa.spi >>> 0);
+        if (p === undefined || p === h.spec.name) continue;
+        staying ??= new Set(peers.map((x) => x.name));
+        if (staying.has(h.spec.name)) {
+          throw new ApplyError(`peer ${p}: inbound SA spi 0x${(sa.spi >>> 0).toString(16)} is held by peer ${h.spec.name} until this apply; move an SPI between peers in two steps (remove it from ${h.spec.name} first)`);
+        }
+      }
+    }
   }
 
   private liveSas(): number {
