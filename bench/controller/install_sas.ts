@@ -139,7 +139,6 @@ async function child(tree: string, o: Options): Promise<void> {
   }
 }
 
-
 function parent(o: Options): void {
   const runs: Run[] = [];
   const argv = ["--peers", String(o.peers), "--window", String(o.window), "--chunk", String(o.chunk), "--core-opts", o.coreOpts];

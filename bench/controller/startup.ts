@@ -121,7 +121,6 @@ async function once(tree: string, o: Options): Promise<Run> {
   }
 }
 
-
 async function main(o: Options): Promise<void> {
   await sweepStale(NS_PREFIX);
   const runs: Run[] = [];

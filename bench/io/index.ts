@@ -27,6 +27,7 @@ import { Tun } from "../../host/tun/tun_linux.ts";
 import { UdpSocket } from "../../host/net/udp_linux.ts";
 import { RawSocket, PROTO_ESP } from "../../host/net/raw_linux.ts";
 import { buildNet, ipv4Udp, Ring, type BenchNet } from "./lab.ts";
+import { median } from "../stats.ts";
 import { baseAddress, kClose, KMmsg, kReadBatch, kSocket4, kTunOpen, kWriteBatch } from "./koffi_io.ts";
 
 const rawSocket = createRequire(import.meta.url)("raw-socket");
@@ -108,7 +109,6 @@ function countEvents(n: number, subscribe: (tick: () => void) => void, unsubscri
   return countBatches(n, (add) => subscribe(() => add(1)), unsubscribe);
 }
 
-const median = (xs: number[]) => xs.sort((x, y) => x - y)[xs.length >> 1];
 const fmt = (pps: number) => (pps >= 1e6 ? `${(pps / 1e6).toFixed(2)} M` : `${(pps / 1e3).toFixed(0)} k`).padStart(8);
 
 /** Calls `step` until it returns 0, or `n` packets have come. */

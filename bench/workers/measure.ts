@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { treeCpuSeconds } from "../tunnel/cpu.ts";
 import { describe, sample, schedDelta, type SchedDelta } from "./sched_sample.ts";
 import { formatRoundRatios, roundRatios } from "./round_ratios.ts";
+import { median } from "../stats.ts";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -138,7 +139,6 @@ export async function rounds(o: { rounds: number; peers: number[]; workers: numb
 
 export type Row = Omit<Run, "sched" | "round">;
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Per (peers, workers): the median of each figure over its rounds. */
 export function medians(runs: Run[]): Row[] {

@@ -22,6 +22,7 @@ import { parseConfig } from "../../host/config/load.ts";
 import { SaLifecycle } from "../../host/sa/lifecycle.ts";
 import { SaTable } from "../../host/sa/install.ts";
 import { innerUdp } from "../../host/lab/packets.ts";
+import { median } from "../stats.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
@@ -74,7 +75,6 @@ async function main(): Promise<void> {
     alone.push(...(await run(1, seconds, size)));
     twins.push(...(await run(2, seconds, size)));
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const a = median(alone), t = median(twins);
   if (args.includes("--json")) {
     console.log(JSON.stringify({ size, seconds, rounds, load: loadavg(), alone, twins, ratio: t / a }));

@@ -44,16 +44,3 @@ export function describeKeySize(info: SuiteInfo): string {
   return `${info.keyBytes} bytes (${info.keyBytes - info.saltBytes} key + ${info.saltBytes} salt)`;
 }
 
-/**
- * Split a `key_in` / `key_out` into the cipher key and the salt that prefixes
- * each nonce (RFC 4106 §4 and §8.1, RFC 7634 §2: the salt is the last 4 bytes
- * of KEYMAT). For non-AEAD suites the salt is empty. Both are views (no copy)
- * and stay KeyBytes, so they print redacted too.
- */
-export function splitKey<T extends Uint8Array>(suite: Suite, keymat: T): { key: T; salt: T } {
-  const saltBytes = SUITES[suite].saltBytes;
-  return {
-    key: keymat.subarray(0, keymat.length - saltBytes) as T,
-    salt: keymat.subarray(keymat.length - saltBytes) as T,
-  };
-}

@@ -11,7 +11,7 @@ import { randomFillSync } from "node:crypto";
 import * as A from "./abi.ts";
 import { packagePath } from "../util/package_root.ts";
 import { adviseHugePages, populateInBackground } from "./memory_linux.ts";
-import { defaultCoreBuild, describeCoreBuild } from "./core_build.ts";
+import { coreFileFromEnv, describeCoreBuild } from "./core_build.ts";
 import { coreAddr, corePrefix, formatCoreAddr, ipv4Into, ipv4PrefixInto, type CoreAddr, type CorePrefix } from "../config/addr.ts";
 
 export type Suite = "aes-gcm-16" | "chacha20-poly1305" | "aes-cbc-hmac-sha256" | "aes-cbc" | "none";
@@ -227,7 +227,7 @@ const moduleCache = new Map<string, WebAssembly.Module>();
 function compile(opts: CoreOptions): { module: WebAssembly.Module; build: string } {
   if (opts.wasm instanceof WebAssembly.Module) return { module: opts.wasm, build: "module given by the caller" };
   if (opts.wasm) return { module: new WebAssembly.Module(opts.wasm as Uint8Array<ArrayBuffer>), build: "bytes given by the caller" };
-  const p = opts.wasmPath ?? process.env.WESP_WASM ?? defaultCoreBuild();
+  const p = opts.wasmPath ?? coreFileFromEnv();
   const file = p.startsWith("/") ? p : packagePath(p);
   let m = moduleCache.get(file);
   if (!m) {

@@ -68,6 +68,11 @@ export function defaultCoreBuild(env: NodeJS.ProcessEnv = process.env, validates
   return BASELINE_BUILD;
 }
 
+/** The core file to load when the caller names none: $WESP_WASM, else defaultCoreBuild. */
+export function coreFileFromEnv(env: NodeJS.ProcessEnv = process.env): string {
+  return env.WESP_WASM ?? defaultCoreBuild(env);
+}
+
 /** How logs name a core file: "build/wesp.relaxed.wasm (relaxed SIMD)". */
 export function describeCoreBuild(file: string): string {
   return file.endsWith("wesp.relaxed.wasm") ? `${file} (relaxed SIMD)` : file.endsWith("wesp.wasm") ? `${file} (baseline SIMD)` : file;

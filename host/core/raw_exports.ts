@@ -6,13 +6,13 @@
 // must not depend on the test tree.
 import { readFileSync } from "node:fs";
 import { packagePath } from "../util/package_root.ts";
-import { defaultCoreBuild } from "./core_build.ts";
+import { coreFileFromEnv } from "./core_build.ts";
 
 export type Exports = Record<string, any> & { memory: WebAssembly.Memory };
 
 /** The .wasm loadCore loads: $WESP_WASM, else the debug build or the build Core would pick. */
 export function coreFile(flavour: "release" | "debug" = "release"): string {
-  return process.env.WESP_WASM ?? (flavour === "release" ? defaultCoreBuild() : "build/wesp.debug.wasm");
+  return flavour === "release" ? coreFileFromEnv() : (process.env.WESP_WASM ?? "build/wesp.debug.wasm");
 }
 
 export function loadCore(flavour: "release" | "debug" = "release"): Exports {

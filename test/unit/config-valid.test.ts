@@ -210,17 +210,25 @@ test("a node with no peers is valid", () => {
   assert.equal(parseConfig(toYaml(doc), opts).config.peers.length, 0);
 });
 
-test("splitKey: AEAD KEYMAT is cipher key then 4-byte salt; CBC keys have no salt", async () => {
-  const { splitKey } = await import("../../host/config/suites.ts");
+test("AEAD KEYMAT is cipher key then 4-byte salt, as the core splits it (saltInKey); CBC keys have no salt", async () => {
+  const { Core } = await import("../../host/core/core.ts");
+  const { innerUdp, nodeOpenEsp } = await import("./core-helpers.ts");
   const doc = baseConfig();
   const c = parseConfig(toYaml(doc), opts).config;
-  const gcm = splitKey("aes-256-gcm", c.peers[0].sas[0].keyIn);
-  assert.equal(Buffer.from(gcm.key).toString("hex"), doc.peers[0].sas[0].key_in.slice(0, 64));
-  assert.equal(Buffer.from(gcm.salt).toString("hex"), doc.peers[0].sas[0].key_in.slice(64));
-  assert.ok(gcm.key instanceof KeyBytes);
-  const cbc = splitKey("aes-128-cbc-hmac-sha256", c.peers[1].sas[0].keyIn);
-  assert.equal(cbc.key.length, 16);
-  assert.equal(cbc.salt.length, 0);
+  const keymat = c.peers[0].sas[0].keyIn;
+  assert.ok(keymat instanceof KeyBytes);
+  assert.equal(SUITES["aes-256-gcm"].saltBytes, 4);
+  // The config's key_in sealed through the core as the SA table installs it (install.ts saParams),
+  // opened by node:crypto with key_in's first 32 bytes as the key and its last 4 as the salt.
+  const core = await Core.create({ slots: 1, maxSas: 2, maxPolicies: 2, largeWindowBlocks: 0 });
+  const id = core.addSa({ direction: "out", suite: "aes-gcm-16", mode: "payload", spi: 0x100, key: keymat, saltInKey: true, peerId: 1 });
+  core.writePacket(0, innerUdp("10.1.0.1", "10.2.0.1", 24), 0, id, 4);
+  assert.equal(core.processOutbound(1), 1);
+  const hex = doc.peers[0].sas[0].key_in;
+  nodeOpenEsp(core.packet(0), "aes-gcm-16", { key: Buffer.from(hex.slice(0, 64), "hex"), salt: Buffer.from(hex.slice(64), "hex") }); // throws on a bad tag
+  const cbc = c.peers[1].sas[0].keyIn;
+  assert.equal(cbc.length, 16);
+  assert.equal(SUITES["aes-128-cbc-hmac-sha256"].saltBytes, 0);
 });
 
 test("docs/config.md shows the three example files verbatim", () => {
