@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { ControllerClient } from "../../host/controller/api/client.ts";
 import { loaderFlags, modulePath, packagePath, wespArgv } from "../../host/util/package_root.ts";
 import { Usage, int, list } from "../cli.ts";
-import { HUB, VPN, provision, spoke, type Provisioned } from "./provision.ts";
+import { VPN, provision, spoke, type Provisioned } from "./provision.ts";
 import { CAPS, install, largestLoadable, type InstallResult, type LoadResult } from "./ce_sas.ts";
 
 export const help = `Usage: wesp bench controller [--ces N] [--stores sqlite,postgres] [--clients N]

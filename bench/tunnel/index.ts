@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import { exec } from "../../host/util/proc.ts";
 import { int, list, prologue } from "../cli.ts";
 import { allContenders, selectable } from "./contenders.ts";
-import type { Contender, Running } from "./contender.ts";
+import type { Running } from "./contender.ts";
 import { BenchLab } from "./lab.ts";
 import { sweepDeadRuns } from "../lab.ts";
 import { packagePath } from "../../host/util/package_root.ts";

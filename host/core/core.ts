@@ -293,7 +293,6 @@ export class Core {
   private readonly ring: number;
   private readonly desc: number;
   private readonly slotViews: Uint8Array[];
-  private readonly hostTmp = new Uint8Array(16);
   /** IV seeds for new SAs, taken 8 bytes at a time from one CSPRNG draw (a draw per SA cost 2–15 µs: 100,000 SAs, issue 9). */
   private readonly seeds = new Uint8Array(4096);
   private seedAt = 4096;

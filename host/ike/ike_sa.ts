@@ -18,7 +18,7 @@ import { Exchange, Flag, Notify, Protocol, VERSION } from "./constants.ts";
 import { hexSpi, type SaContext } from "./context.ts";
 import { authRequest, onAuthRequest, onAuthResponse } from "./exchange_auth.ts";
 import { forgetChildren, lowestNonceIsOurs, nonceOf, spiBytes, spiNumber } from "./child_sa.ts";
-import { childRequest, onChildRequest, onChildResponse, retryGroup, type PendingChild } from "./exchange_child.ts";
+import { childRequest, onChildRequest, onChildResponse, retryGroup } from "./exchange_child.ts";
 import { ikeRekeyRequest, isIkeRekey, onIkeRekeyRequest, onIkeRekeyResponse, type PendingIkeRekey } from "./exchange_ike_rekey.ts";
 import { initRequest, onInitRequest, onInitResponse } from "./exchange_init.ts";
 import { fragmentNumbers, Reassembly } from "./fragment.ts";

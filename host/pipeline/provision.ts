@@ -24,7 +24,7 @@
 //   entries does not matter; nothing matches traffic to anything else, which
 //   the core drops as NO_POLICY.
 import type { Core } from "../core/core.ts";
-import type { Config, PeerConfig, SaConfig, Suite, WanPort } from "../config/model.ts";
+import type { Config, PeerConfig, SaConfig, Suite } from "../config/model.ts";
 import { SaTable } from "../sa/install.ts";
 import { plan } from "../sa/plan.ts";
 import type { PeerSpec } from "../sa/spec.ts";

@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { Lab, tcpEcho, waitFor, type Netns } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { assertNoNamespacesLeft } from "./io-util.ts";
-import { ADDR, buildSites, status } from "./forwarder-util.ts";
+import { ADDR, buildSites } from "./forwarder-util.ts";
 import { ikeNode, ikeOf, ikeUp, writeConfig } from "./ike-util.ts";
 import { upCe } from "./lifecycle-util.ts";
 

@@ -18,7 +18,7 @@ import { describe, it } from "node:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import assert from "node:assert/strict";
-import { Lab, tcpEcho, waitFor } from "../helpers/netns.ts";
+import { Lab, tcpEcho } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { checkEsp, startCapture, type EspSa } from "../helpers/tshark.ts";
 import { assertNoNamespacesLeft } from "./io-util.ts";

@@ -26,7 +26,7 @@ import { join } from "node:path";
 import { Lab, waitFor, type LabProcess } from "../helpers/netns.ts";
 import { requireTools } from "../helpers/require.ts";
 import { startCapture } from "../helpers/tshark.ts";
-import { espPackets, type EspPacket } from "../helpers/esp_pcap.ts";
+import { espPackets } from "../helpers/esp_pcap.ts";
 import { assertNoNamespacesLeft } from "./io-util.ts";
 import { ADDR, buildSites, configs, status, type Case, type Sites } from "./forwarder-util.ts";
 import { injectUdp, received, streamReceiver, streamSender, upCe as up } from "./lifecycle-util.ts";

@@ -16,7 +16,6 @@ import Database from "better-sqlite3";
 import fc from "fast-check";
 import { Controller } from "../../host/controller/controller.ts";
 import { KeySealer } from "../../host/controller/keys.ts";
-import type { RunningApi } from "../../host/controller/api/server.ts";
 import { saName } from "../../host/controller/api/ce_rekey.ts";
 import { openStore, type Store } from "../../host/controller/store/store.ts";
 import { migrationsFor } from "../../host/controller/store/schema.ts";
@@ -56,7 +55,7 @@ test("controller rekey: new inbound first, then outbound, then the old removed â
   const version = async () => (await store.getVpn("v"))!.version;
   try {
     const a0 = await ctl.configFor("v", "a");
-    const b0 = await ctl.configFor("v", "b");
+    await ctl.configFor("v", "b");
     const c0 = await ctl.configFor("v", "c");
     assert.equal(sasOf(a0, "b").length, 1);
     assert.deepEqual(a0.peers[0].sas![0].lifetime, { seconds: 60, soft_seconds: 30 }, "the VPN's lifetimes, as the config spells them");
@@ -163,13 +162,12 @@ test("controller rekey: a VPN made before lifetimes existed gets a soft lifetime
 
 describe("controller rekey over the CE API: sadb-expire and applied, hostile bodies refused", () => {
   let ctl: Controller;
-  let api: RunningApi;
   let a: CeClient;
   let logs: string[];
   let close: () => Promise<void>;
 
   before(async () => {
-    ({ ctl, api, a, logs, close } = await enrolledCe("rekey", async (operator) => {
+    ({ ctl, a, logs, close } = await enrolledCe("rekey", async (operator) => {
       await operator.createVpn({ name: "v", keying: "controller" });
       for (const [i, s] of ["a", "b", "c"].entries()) await operator.addSite("v", site(s, i + 1));
     }, undefined, clock.now));

@@ -10,7 +10,7 @@ import { loadCore, Scratch } from "../../host/core/raw_exports.ts";
 
 const ex = loadCore();
 const s = new Scratch(ex, 1 << 20);
-const OK = 0, DUP = 1, OLD = 2;
+const OK = 0, DUP = 1;
 const NAME = ["OK", "DUPLICATE", "TOO_OLD"];
 const P32 = 1n << 32n;
 const u64 = (x: bigint) => BigInt.asUintN(64, x);

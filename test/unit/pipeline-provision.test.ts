@@ -10,7 +10,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { Core, KIND, VERDICT } from "../../host/core/core.ts";
+import { Core, KIND } from "../../host/core/core.ts";
 import { parseConfig } from "../../host/config/load.ts";
 import type { Config } from "../../host/config/model.ts";
 import { coreSizing, provision } from "../../host/pipeline/provision.ts";
