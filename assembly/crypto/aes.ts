@@ -37,10 +37,11 @@
 // Decryption uses the same round keys in reverse with the inverse cipher
 // (FIPS-197 §5.3), so one schedule serves both directions.
 //
-// GCM uses the building blocks aesStateIn / aesRun / aesStateOut
-// on the module's static state, so that aesRun can GHASH ciphertext between
-// rounds (in the relaxed-SIMD build aesRunFixsliced, see FX and gcm.ts
-// ctrRounds); aesEncrypt8 / aesDecrypt8 are the plain paths.
+// GCM uses the building blocks aesCtrBase / aesCtrSbox15 / aesCtrRound1 /
+// aesCtrIn1 / aesRunCtr / aesStateOut on the module's static state, so that
+// aesRunCtr can GHASH ciphertext between rounds (fixsliced in the relaxed-SIMD
+// build, see FX, and round 1 cached, see R1C; gcm.ts ctrBatch);
+// aesEncrypt8 / aesDecrypt8 are the plain paths.
 
 import { ghashBlockInline } from "./ghash";
 import { permute } from "./permute";
@@ -74,7 +75,7 @@ const ROT2: v128 = i8x16(2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
 const SR_ROT1: v128 = i8x16(5, 10, 15, 0, 9, 14, 3, 4, 13, 2, 7, 8, 1, 6, 11, 12);
 
 // Fixslicing (Adomnicai & Peyrin, "Fixslicing AES-like ciphers", TCHES 2021)
-// for the cipher inside GCM (aesRunFixsliced): the state after round r is
+// for the cipher inside GCM (aesRunCtr): the state after round r is
 // kept as T_r = SR⁻ʳ(S_r), which makes round r
 //   T_r = SR⁻ʳ·MC·SRʳ (SubBytes(T_(r−1))) ⊕ SR⁻ʳ(K_r)
 // (SubBytes commutes with byte permutations): no ShiftRows, and MixColumns
@@ -86,7 +87,7 @@ const SR_ROT1: v128 = i8x16(5, 10, 15, 0, 9, 14, 3, 4, 13, 2, 7, 8, 1, 6, 11, 12
 //   +128  SR⁻ʳ (round keys, aesFixsliceKeys)   +192  SRʳ (the final fix)
 // Still constant time: the masks are picked by the round number (public) and
 // a permute's timing does not depend on its mask. Used by the relaxed-SIMD
-// build only (gcm.ts ctrRounds), where it measured 1,400 B seal 327 → 332 MB/s,
+// build only (aesRunCtr), where it measured 1,400 B seal 327 → 332 MB/s,
 // open 319 → 326 (same process, 2026-12-06 20:42 UTC, load 1.9–2.3;
 // docs/performance.md "The core's AES-GCM").
 const FX = memory.data<u8>([
@@ -197,6 +198,101 @@ export function aesCtrIn(base: usize, c: u32): void {
 }
 
 /**
+ * Round 1 of counter mode, cached (Bernstein–Schwabe, "New AES software speed
+ * records", INDOCRYPT 2008, §4: the first round of a counter-mode run mostly
+ * repeats). Within 256 consecutive counters only byte 15 of the counter block
+ * changes, so round 1's SubBytes output is the same in every batch at state
+ * positions 0..14; position 15's byte reaches round 1's output only through
+ * one column of MixColumns, with coefficients 1, 1, 3, 2 (rows 0..3). The
+ * round is linear after SubBytes, so
+ *
+ *   round1(batch) = R1C ⊕ M(d),  d = S'(position 15 of the batch)
+ *
+ * where R1C is round 1's output with position 15's S-box output taken as zero
+ * (once per run of 256 counters, aesCtrRound1) and M(d) puts d, d, 3·d, 2·d
+ * into that column's four bytes (aesCtrIn1). d for 16 batches comes from one
+ * bitsliced S-box with batch k's position 15 in byte lane k (aesCtrSbox15).
+ * In the fixsliced rounds (relaxed build) round 1's output is kept as
+ * SR⁻¹(S_1) (see FX), which moves the column's bytes 0, 1, 2, 3 to 0, 5, 10, 15.
+ * Position 15's input bits 0..2 are the block number inside the batch (the
+ * pattern of aesCtrBase) and bits 3..7 are bits 3..7 of the batch's counter:
+ * batch c uses lane (c >> 3) & 15, distinct for 16 consecutive batches.
+ * Constant time: which lane and when to refresh depend on counters only (public).
+ */
+const R1C = memory.data(128, 64);
+/** S'(position 15) of 16 batches: plane b, lane (c >> 3) & 15 (aesCtrSbox15). */
+const D15 = memory.data(128, 64);
+/** Counter low bytes by lane while aesCtrSbox15 runs (16 B). */
+const LOW = memory.data(16, 16);
+// Where round 1's output column gets d (rows 0, 1, 2: 1, 1, 3 = 1 ⊕ 2) and 2·d
+// (rows 2, 3), plain (column 0: bytes 0..3) then fixsliced (bytes 0, 5, 10, 15).
+const COL = memory.data<u8>([
+  255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  255, 0, 0, 0, 0, 255, 0, 0, 0, 0, 255, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 0, 0, 0, 0, 255,
+], 16);
+
+/**
+ * S'(position 15) — SubBytes without its constant, as the circuit computes it —
+ * of the 16 batches whose first counters are c, c + 8, …, c + 120 (c ≡ 0 mod 8;
+ * base from aesCtrBase) into D15, lane (counter >> 3) & 15. Clobbers the state.
+ */
+export function aesCtrSbox15(base: usize, c: u32): void {
+  for (let t: u32 = 0; t < 128; t += 8) {
+    const ct = c + t;
+    store<u8>(LOW + <usize>((ct >> 3) & 15), <u8>ct);
+  }
+  const low = v128.load(LOW);
+  for (let b: usize = 0; b < 8; b++) {
+    const one: i32 = 1 << <i32>b;
+    const bit = i8x16.splat(<i8>one);
+    const x = v128.xor(i8x16.splat(load<i8>(base + (b << 4), 15)), i8x16.eq(v128.and(low, bit), bit));
+    // aesRun's final round ends with ShiftRows: lane j is taken from byte SR[j].
+    v128.store(ST + (b << 4), i8x16.swizzle(x, ISR));
+  }
+  aesRun(ZERO_RK - AES_RK_SIZE, 1, false, 0, 0, 0);
+  memory.copy(D15, ST, 128);
+}
+
+/** dst = src ⊕ M(d) for the batch at counter c (see R1C); fx: the fixsliced column. */
+// @ts-ignore: decorator
+@inline function addCol15(src: usize, dst: usize, c: u32, fx: bool): void {
+  const sel = i8x16.splat(<i8>((c >> 3) & 15));
+  const ma = v128.load(COL + (fx ? 32 : 0)), mb = v128.load(COL + (fx ? 48 : 16));
+  // d in every lane of plane b, then 2·d by xtime (see rounds): bit b ← bit b − 1,
+  // bit 7 folded into bits 0, 1, 3, 4.
+  const d0 = permute(v128.load(D15), sel), d1 = permute(v128.load(D15, 16), sel);
+  const d2 = permute(v128.load(D15, 32), sel), d3 = permute(v128.load(D15, 48), sel);
+  const d4 = permute(v128.load(D15, 64), sel), d5 = permute(v128.load(D15, 80), sel);
+  const d6 = permute(v128.load(D15, 96), sel), d7 = permute(v128.load(D15, 112), sel);
+  v128.store(dst, v128.xor(v128.load(src), v128.xor(v128.and(d0, ma), v128.and(d7, mb))));
+  v128.store(dst, v128.xor(v128.load(src, 16), v128.xor(v128.and(d1, ma), v128.and(v128.xor(d0, d7), mb))), 16);
+  v128.store(dst, v128.xor(v128.load(src, 32), v128.xor(v128.and(d2, ma), v128.and(d1, mb))), 32);
+  v128.store(dst, v128.xor(v128.load(src, 48), v128.xor(v128.and(d3, ma), v128.and(v128.xor(d2, d7), mb))), 48);
+  v128.store(dst, v128.xor(v128.load(src, 64), v128.xor(v128.and(d4, ma), v128.and(v128.xor(d3, d7), mb))), 64);
+  v128.store(dst, v128.xor(v128.load(src, 80), v128.xor(v128.and(d5, ma), v128.and(d4, mb))), 80);
+  v128.store(dst, v128.xor(v128.load(src, 96), v128.xor(v128.and(d6, ma), v128.and(d5, mb))), 96);
+  v128.store(dst, v128.xor(v128.load(src, 112), v128.xor(v128.and(d7, ma), v128.and(d6, mb))), 112);
+}
+
+/**
+ * R1C for the run of 256 counters holding c (a multiple of 8), from round 1
+ * of that batch done in full: R1C = round1(c) ⊕ M(d_c). D15 must cover c
+ * (aesCtrSbox15). Leaves the state undefined.
+ */
+export function aesCtrRound1(rk0: usize, nr: i32, base: usize, c: u32): void {
+  aesCtrIn(base, c);
+  aesRunCtr(rk0, nr, 1, 1, 0, 0, 0);
+  addCol15(ST, R1C, c, ASC_FEATURE_RELAXED_SIMD);
+}
+
+/** The state after round 1 for the batch at counter c: R1C ⊕ M(d_c) (aesCtrRound1 ran for c's run). */
+export function aesCtrIn1(c: u32): void {
+  addCol15(R1C, ST, c, ASC_FEATURE_RELAXED_SIMD);
+}
+
+/**
  * Rounds 1..nr of the cipher (FIPS-197 §5.1), or of the inverse cipher
  * (§5.3) when dec, on the state (AddRoundKey 0 already applied):
  *   cipher round r:          SubBytes, ShiftRows, MixColumns*, AddRoundKey(r)
@@ -219,20 +315,29 @@ export function aesCtrIn(base: usize, c: u32): void {
  * dependency chains overlap. dec, nr and g are public, so are the branches.
  */
 export function aesRun(rk0: usize, nr: i32, dec: bool, gp: usize, g: i32, gEnd: i32): i32 {
-  return rounds(rk0, nr, dec, gp, g, gEnd, false);
+  return rounds(rk0, nr, 1, nr, dec, gp, g, gEnd, false);
 }
 
-/** aesRun for the fixsliced round keys of aesFixsliceKeys (GCM's counter mode): encryption only. */
-export function aesRunFixsliced(rk0: usize, nr: i32, gp: usize, g: i32, gEnd: i32): i32 {
-  return rounds(rk0, nr, false, gp, g, gEnd, true);
+/**
+ * Rounds from..to of the cipher for GCM's counter mode (encryption only):
+ * fixsliced (FX, round keys from aesFixsliceKeys) in the relaxed-SIMD build,
+ * plain in the baseline one. from = 2 continues from a state aesCtrRound1
+ * made; to < nr stops before the last round (and before the fixslice fix).
+ */
+export function aesRunCtr(rk0: usize, nr: i32, from: i32, to: i32, gp: usize, g: i32, gEnd: i32): i32 {
+  return rounds(rk0, nr, from, to, false, gp, g, gEnd, ASC_FEATURE_RELAXED_SIMD);
 }
 
-/** aesRun's body; fx: the fixsliced rounds (FX), encryption only. fx is a constant at both calls, so each compiles without the other's branch. */
+/**
+ * aesRun's body; fx: the fixsliced rounds (FX), encryption only. fx is a
+ * constant at both calls, so each compiles without the other's branch.
+ * Runs rounds from..to of nr (round nr is the final one).
+ */
 // @ts-ignore: decorator
-@inline function rounds(rk0: usize, nr: i32, dec: bool, gp: usize, g: i32, gEnd: i32, fx: bool): i32 {
+@inline function rounds(rk0: usize, nr: i32, from: i32, to: i32, dec: bool, gp: usize, g: i32, gEnd: i32, fx: bool): i32 {
   let q0 = v128.load(ST), q1 = v128.load(ST, 16), q2 = v128.load(ST, 32), q3 = v128.load(ST, 48);
   let q4 = v128.load(ST, 64), q5 = v128.load(ST, 80), q6 = v128.load(ST, 96), q7 = v128.load(ST, 112);
-  for (let i = 1; i <= nr; i++) {
+  for (let i = from; i <= to; i++) {
   const rk = rk0 + <usize>(dec ? nr - i : i) * AES_RK_SIZE;
   const mode = i == nr ? AES_LAST : 0;
   if (dec) {
@@ -382,7 +487,7 @@ export function aesRunFixsliced(rk0: usize, nr: i32, gp: usize, g: i32, gEnd: i3
     g++;
   }
   }
-  if (fx && (nr & 3)) {
+  if (fx && to == nr && (nr & 3)) {
     const m = v128.load(FX + (<usize>(nr & 3) << 4), 192);
     q0 = permute(q0, m); q1 = permute(q1, m); q2 = permute(q2, m); q3 = permute(q3, m);
     q4 = permute(q4, m); q5 = permute(q5, m); q6 = permute(q6, m); q7 = permute(q7, m);
@@ -521,6 +626,9 @@ export function aesDecryptBlock(ctx: usize, inp: usize, out: usize): void {
  */
 export function aesWipeScratch(): void {
   memory.fill(ST, 0, 128);
+  memory.fill(R1C, 0, 128);
+  memory.fill(D15, 0, 128);
+  memory.fill(LOW, 0, 16);
   memory.fill(KW, 0, 240);
   memory.fill(ONE, 0, 128);
 }

@@ -5,7 +5,8 @@
 // and one GHASH block (ghash.ts) runs between consecutive AES rounds, inline
 // in the same loop: the two are independent chains of vector work, so the
 // CPU's out-of-order window overlaps them (measured a few per cent better
-// than GHASHing each batch afterwards).
+// than GHASHing each batch afterwards). Round 1 of each batch is mostly
+// cached (aes.ts R1C), so the GHASH blocks run between rounds 2..Nr.
 //
 // Keystream numbering: keystream block j is E(K, J0 + j) with J0 = nonce ‖
 // 0x00000001 (§7.1 step 2, 96-bit IV), inc32 on the last four bytes. Block 0
@@ -25,11 +26,11 @@
 //
 // Context layout (GCM_CTX_SIZE bytes, caller-allocated, 64-byte aligned):
 //   0     AES context (aes.ts, AES_CTX_SIZE bytes: bitsliced round keys + Nr;
-//         in the relaxed-SIMD build fixsliced, aesFixsliceKeys: see ctrRounds)
+//         in the relaxed-SIMD build fixsliced, aesFixsliceKeys: see ctrBatch)
 //   1936  H = E(K, 0^128), 16 B (the GHASH key, §6.4)
 //   1952  end
 
-import { AES_CTX_SIZE, aesInit, aesEncryptBlock, aesFixsliceKeys, aesRounds, aesCtrBase, aesCtrIn, aesStateOut, aesRun, aesRunFixsliced, aesWipeScratch } from "./aes";
+import { AES_CTX_SIZE, aesInit, aesEncryptBlock, aesFixsliceKeys, aesRounds, aesCtrBase, aesCtrSbox15, aesCtrRound1, aesCtrIn1, aesStateOut, aesRunCtr, aesWipeScratch } from "./aes";
 import { ghashStart, ghashBlock, ghashBytes, ghashLengths, ghashFinish, ghashWipeScratch } from "./ghash";
 import { ctEqual } from "./ct";
 
@@ -76,8 +77,12 @@ export function gcmInit(ctx: usize, key: usize, keyLen: i32): void {
 }
 
 /**
- * The AES rounds of one counter batch, GHASHing ciphertext blocks g.. < gEnd
- * at data between them (aesRun). The relaxed-SIMD build runs them fixsliced
+ * The AES rounds of the counter batch whose first counter is c (a multiple
+ * of 8; batch: its index in the message), GHASHing ciphertext blocks
+ * g.. < gEnd at data between them (aesRunCtr). Round 1 comes from the cache
+ * of aes.ts R1C: position 15's S-boxes every 16 batches, round 1 in full at
+ * the message's first batch and wherever c's low byte wraps to 0 (a new run
+ * of 256 counters: c >> 8 changed). The relaxed-SIMD build runs the rounds fixsliced
  * (aes.ts FX: two byte permutations per plane and round instead of three,
  * by masks that change with the round and so are loaded, which relaxed_swizzle
  * takes as a bare pshufb): measured 0.3–3 % faster at 1,400 B there
@@ -86,9 +91,11 @@ export function gcmInit(ctx: usize, key: usize, keyLen: i32): void {
  * the ShiftRows it saves, so that build keeps the plain rounds.
  */
 // @ts-ignore: decorator
-@inline function ctrRounds(ctx: usize, nr: i32, data: usize, g: i32, gEnd: i32): i32 {
-  if (ASC_FEATURE_RELAXED_SIMD) return aesRunFixsliced(ctx, nr, data, g, gEnd);
-  return aesRun(ctx, nr, false, data, g, gEnd);
+@inline function ctrBatch(ctx: usize, nr: i32, c: u32, batch: i32, data: usize, g: i32, gEnd: i32): i32 {
+  if (!(batch & 15)) aesCtrSbox15(BASE, c);
+  if (batch == 0 || !(c & 0xff)) aesCtrRound1(ctx, nr, BASE, c);
+  aesCtrIn1(c);
+  return aesRunCtr(ctx, nr, 2, nr, data, g, gEnd);
 }
 
 /** J0 = nonce ‖ 0x00000001 for a 12-byte nonce (§7.1 step 2), into J0. */
@@ -159,9 +166,10 @@ export function gcmSealJ0(ctx: usize, j0: usize, aad: usize, aadLen: i32, data: 
   aesCtrBase(ctx, j0, BASE);
   let g = 0;     // next ciphertext block to GHASH
   let ready = 0; // ciphertext blocks written so far
+  let batch = 0;
   for (let first = -off; first <= nblk; first += 8) {
-    aesCtrIn(BASE, (c0 & ~7) + <u32>(first + off));
-    g = ctrRounds(ctx, nr, data, g, min(ready, nfull));
+    g = ctrBatch(ctx, nr, (c0 & ~7) + <u32>(first + off), batch, data, g, min(ready, nfull));
+    batch++;
     aesStateOut(KS);
     let i = max(0, -first);
     if (first + i == 0) { v128.store(MASK, v128.load(KS + (<usize>i << 4))); i++; }
@@ -188,9 +196,10 @@ export function gcmOpenJ0(ctx: usize, j0: usize, aad: usize, aadLen: i32, data: 
   const c0 = bswap<u32>(load<u32>(j0, 12)), off = <i32>(c0 & 7);
   aesCtrBase(ctx, j0, BASE);
   let g = 0;
+  let batch = 0;
   for (let first = -off; first <= nblk; first += 8) {
-    aesCtrIn(BASE, (c0 & ~7) + <u32>(first + off));
-    g = ctrRounds(ctx, nr, data, g, nfull);
+    g = ctrBatch(ctx, nr, (c0 & ~7) + <u32>(first + off), batch, data, g, nfull);
+    batch++;
     aesStateOut(KSALL + (<isize>first << 4));
   }
   for (; g < nfull; g++) ghashBlock(data + (<usize>g << 4));
