@@ -555,11 +555,13 @@ export class SeqStore {
    * thread), so that is exact, and the same key installed again (a peer
    * removed and added back by a reload) resumes just past it — else the peer's
    * next packets would be dropped as replays up to the whole reservation.
+   * Never below what another SA of the key still tracked may use (keepOthers).
    */
   untrack(core: Core, saId: number): void {
     if (!this.sas.live(saId)) return;
     const file = this.sas.file[saId], rec = this.record(core, saId, this.finalReserved(core, saId));
     this.forget(saId);
+    this.keepOthers(file, rec);
     try {
       this.writeSync(file, rec);
     } catch {
@@ -567,6 +569,19 @@ export class SeqStore {
       // (Its generation never commits: the state stays, which is the safe side.)
     }
     this.release(file);
+  }
+
+  /**
+   * Raises `rec`, a final record of `f`, to the limit of every SA of `f`'s
+   * key still tracked. A reload that keeps a key but gives it a new SPI
+   * installs the new SA (make-before-break: prepare reserves past the file,
+   * track) before the old one goes; the old one's final record alone would
+   * promise only its own reservation — an inbound one only what it accepted
+   * — below the numbers the new SA may already use, and a crash then would
+   * reuse them (outbound) or reopen them (inbound).
+   */
+  private keepOthers(f: FileState, rec: SaStateRecord): void {
+    for (const t of this.holders(f)) if (this.sas.reserved[t] > rec.reserved) rec.reserved = this.sas.reserved[t];
   }
 
   /** What untrack writes: the reservation, an inbound one lowered to the highest number accepted. */
@@ -594,6 +609,7 @@ export class SeqStore {
       if (!had || record.reserved > had.reserved) last.set(file, record);
     }
     for (const t of ts) this.forget(t);
+    for (const [f, rec] of last) this.keepOthers(f, rec);
     const fs = [...last.keys()];
     const batch = fs.map((f) => ({ path: pathOf(f), record: last.get(f)! }));
     const gens = fs.map((f) => ++f.issued);
