@@ -229,6 +229,11 @@ export class Journals {
     return typeof v === "number" ? [this.entry(v)] : v.map((r) => this.entry(r));
   }
 
+  /** Whether the state file of key `keyId` in direction `dir` has uncovered journal records (records(), without making them). */
+  has(dir: "in" | "out", keyId: string): boolean {
+    return this.held[dir].has(keyId);
+  }
+
   private entry(ref: number): JournalEntry {
     const j = this.slots[Math.floor(ref / SLOT)]!, i = ref % SLOT;
     return { journal: j.path, gen: j.gens === 0 ? 0 : j.gens[i], rec: j.recs[i] };

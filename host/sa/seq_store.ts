@@ -40,6 +40,23 @@
 // numbered just past what we accepted, are dropped as replays only up to the
 // reservation, so a small one loses little.
 //
+// A file's generations live in its FileState, which is kept only while it
+// may be needed and let go of (release) once three things hold: no SA of its
+// key is tracked, no write of it is in flight that could still land (issued
+// === committed), and it has no uncovered journal record. Otherwise a node
+// that rotates its static keys (a new key, a new key id, at each reload or
+// controller push) would keep one per key it ever had: 10,000 peers rotating
+// hourly, 10,000 more an hour, for ever. Letting go never reorders writes:
+// every write compares against the FileState it was issued on (captured, never
+// looked up again by key), and with issued === committed any write still in
+// flight is older than the committed one, so it is discarded when it lands,
+// whatever state the key has by then. A state made afresh for the key later
+// (generations from 0 again) orders only writes issued after it, all newer
+// than anything of the old one. Journal records carry their writer's
+// generations, which only that state may compare (covered): hence the third
+// condition. A Resume holds its state until track; one let go of meanwhile is
+// swapped for the key's current one there.
+//
 // An inbound SA must also follow a peer that jumped past its reservation:
 // a peer that restarted resumes past its own (outbound) reservation, up to a
 // whole block ahead, and a peer that kept sending while we were down is ahead
@@ -62,7 +79,7 @@
 // file) instead of reading a missing file per key.
 import type { Core } from "../core/core.ts";
 import { join } from "node:path";
-import { Journals, OWNER, STATE_NAME, mergeRecords, type StateKey } from "./journal.ts";
+import { Journals, OWNER, STATE_NAME, mergeRecords } from "./journal.ts";
 import { Migration } from "./migration.ts";
 import { FRESH, HOT, PENDING, SaSlots } from "./seq_slots.ts";
 import { commitStaged, discardStaged, readState, stageState, statePath, writeStatesSync, writeStateSync, type SaStateRecord } from "./state_file.ts";
@@ -135,7 +152,7 @@ export interface Resume {
  * made two before, this and a list per file), keyed by key id within its
  * state directory and direction (DirState), not by path: no path string is
  * built and hashed per SA at install; `pathOf` builds it when the file is
- * read or written.
+ * read or written. Held only while it may be needed (file comment, release).
  */
 export interface FileState {
   readonly d: DirState;
@@ -235,7 +252,7 @@ export class SeqStore {
   /** Set by abandon: nothing more is written. */
   private abandoned = false;
   /** The per-key files the journals stand in for, written in the background (tick). */
-  private readonly migration: Migration;
+  private readonly migration: Migration<FileState>;
   /** The core the last tick saw (a tracked key's migrated record reads its counters). */
   private core?: Core;
 
@@ -245,13 +262,18 @@ export class SeqStore {
    */
   constructor(private readonly alarm: (message: string, saId: number) => void, private readonly owner = "w0") {
     if (!OWNER.test(owner)) throw new Error(`journal owner ${JSON.stringify(owner)}: expected ${OWNER}`);
-    this.migration = new Migration({
+    this.migration = new Migration<FileState>({
       journals: () => this.byJournals.keys(),
-      busy: (j, k) => this.holders(this.keyed(j, k)).some((t) => (this.sas.flags[t] & PENDING) !== 0),
-      record: (j, k) => this.migrationRecord(this.keyed(j, k)),
-      issue: (j, k) => ++this.keyed(j, k).issued,
-      committed: (j, k) => this.keyed(j, k).committed,
-      setCommitted: (j, k, my) => void (this.keyed(j, k).committed = my),
+      file: (j, k) => this.fileOf(this.byJournals.get(j)!, k.dir, k.keyId),
+      busy: (f) => this.holders(f).some((t) => (this.sas.flags[t] & PENDING) !== 0),
+      record: (f) => this.migrationRecord(f),
+      issue: (f) => ++f.issued,
+      committed: (f) => f.committed,
+      setCommitted: (f, my) => void (f.committed = my),
+      covered: (f, my) => {
+        this.cover(f, my);
+        this.release(f); // a key no SA holds (removed, or not installed since a restart): its file is all it needs
+      },
       gone: () => this.abandoned,
       alarm: (message) => this.alarm(message, -1),
     });
@@ -287,9 +309,29 @@ export class SeqStore {
     return f;
   }
 
-  /** The state of file `k` of the directory of journals `j`. */
-  private keyed(j: Journals, k: StateKey): FileState {
-    return this.fileOf(this.byJournals.get(j)!, k.dir, k.keyId);
+  /** Whether `f` is still its key's state (not let go of: release). */
+  private current(f: FileState): boolean {
+    return f.d.files[f.dir].get(f.keyId) === f;
+  }
+
+  /**
+   * Lets go of file `f`'s state when nothing can need it (file comment):
+   * no tracked SA; no write in flight that could land (issued === committed:
+   * any still in flight is older than the committed one, and discarded on
+   * landing against `f` itself); no uncovered journal record (their
+   * generations are `f`'s). Called where one of these may have just become
+   * true; the key's next use makes a new state (fileOf).
+   */
+  private release(f: FileState): void {
+    if (f.holders !== undefined || f.issued !== f.committed || f.d.j.has(f.dir, f.keyId)) return;
+    if (this.current(f)) f.d.files[f.dir].delete(f.keyId);
+  }
+
+  /** How many state files this store holds a state for (tests, status): the tracked SAs' keys and those with something under way. */
+  fileCount(): number {
+    let n = 0;
+    for (const d of this.dirs.values()) n += d.files.in.size + d.files.out.size;
+    return n;
   }
 
   /**
@@ -316,7 +358,14 @@ export class SeqStore {
   prepare(p: DurableParams, now = Date.now()): Resume {
     const { d, names } = this.journalsOf(p.stateDir);
     const f = this.fileOf(d, p.dir, p.keyId);
-    const { rec, resume } = this.reservation(p, now, names, f);
+    let r: { rec: SaStateRecord; resume: Resume };
+    try {
+      r = this.reservation(p, now, names, f);
+    } catch (e) {
+      this.release(f); // refused before any write: nothing to keep for it
+      throw e;
+    }
+    const { rec, resume } = r;
     try {
       this.writeSync(f, rec);
     } catch (e) {
@@ -353,6 +402,8 @@ export class SeqStore {
     const call = ++this.prepares;
     const batches = new Map<DirState, Batched[]>();
     const listed = new Map<DirState, Listing | undefined>();
+    // let go of after the loop: a file named again in this call is still taken once (seen)
+    const refused: FileState[] = [];
     ps.forEach((p, i) => {
       const d = this.dirOf(p.stateDir);
       const f = this.fileOf(d, p.dir, p.keyId);
@@ -372,8 +423,10 @@ export class SeqStore {
       } catch (e) {
         if (!(e instanceof SeqStateError)) throw e;
         out[i] = e;
+        refused.push(f);
       }
     });
+    for (const f of refused) this.release(f);
     for (const [d, batch] of batches) {
       const failed = this.writeBatch(d, batch);
       if (!failed.size) continue;
@@ -436,14 +489,30 @@ export class SeqStore {
 
   /** Starts renewing SA `saId`'s reservation (after addSa with `res`). */
   track(saId: number, p: DurableParams, res: Resume, now = Date.now()): void {
-    if (this.sas.live(saId)) this.forget(saId); // the id was not untracked (a caller's slip): its file's listing must not keep it
+    if (this.sas.live(saId)) {
+      // the id was not untracked (a caller's slip): its file's listing must not keep it
+      const old = this.sas.file[saId];
+      this.forget(saId);
+      this.release(old);
+    }
+    // The state `res` was prepared on, unless it was let go of since (its
+    // key's last SA removed between prepare and track: SaTable.apply does not
+    // do that, but nothing here forbids it). Then the key's current state
+    // stands in, and that is safe: the prepare's write was synchronous and is
+    // in place (or covered by a newer one); the old state was let go of with
+    // nothing in flight that can land (release), so its generations order
+    // nothing any more; every write of this SA is issued on the current state,
+    // after everything of the old one. Tracking the old state instead would
+    // leave the key with two generation spaces, and an older, slower write of
+    // one could land over a newer write of the other.
+    const f = this.current(res.at) ? res.at : this.fileOf(res.at.d, res.at.dir, res.at.keyId);
     // inbound: idle until its traffic starts (FIRST_BLOCK), so tick neither renews nor gives back
-    this.sas.fill(saId, p, res.at, res.seqLimit, res.initialSeq - 1n, res.base, res.created, now, p.dir === "in" ? now - IDLE_MS - 1 : now);
+    this.sas.fill(saId, p, f, res.seqLimit, res.initialSeq - 1n, res.base, res.created, now, p.dir === "in" ? now - IDLE_MS - 1 : now);
     // looked at once, then dormant unless something is under way
     this.sas.flags[saId] |= FRESH;
     this.fresh.push(saId);
     this.freshCount++;
-    const f = res.at, same = f.holders;
+    const same = f.holders;
     f.holders = same === undefined ? saId : typeof same === "number" ? [same, saId] : [...same, saId];
   }
 
@@ -486,16 +555,33 @@ export class SeqStore {
    * thread), so that is exact, and the same key installed again (a peer
    * removed and added back by a reload) resumes just past it — else the peer's
    * next packets would be dropped as replays up to the whole reservation.
+   * Never below what another SA of the key still tracked may use (keepOthers).
    */
   untrack(core: Core, saId: number): void {
     if (!this.sas.live(saId)) return;
     const file = this.sas.file[saId], rec = this.record(core, saId, this.finalReserved(core, saId));
     this.forget(saId);
+    this.keepOthers(file, rec);
     try {
       this.writeSync(file, rec);
     } catch {
       // The reservation on disk is still a valid upper bound; only counters are lost.
+      // (Its generation never commits: the state stays, which is the safe side.)
     }
+    this.release(file);
+  }
+
+  /**
+   * Raises `rec`, a final record of `f`, to the limit of every SA of `f`'s
+   * key still tracked. A reload that keeps a key but gives it a new SPI
+   * installs the new SA (make-before-break: prepare reserves past the file,
+   * track) before the old one goes; the old one's final record alone would
+   * promise only its own reservation — an inbound one only what it accepted
+   * — below the numbers the new SA may already use, and a crash then would
+   * reuse them (outbound) or reopen them (inbound).
+   */
+  private keepOthers(f: FileState, rec: SaStateRecord): void {
+    for (const t of this.holders(f)) if (this.sas.reserved[t] > rec.reserved) rec.reserved = this.sas.reserved[t];
   }
 
   /** What untrack writes: the reservation, an inbound one lowered to the highest number accepted. */
@@ -523,6 +609,7 @@ export class SeqStore {
       if (!had || record.reserved > had.reserved) last.set(file, record);
     }
     for (const t of ts) this.forget(t);
+    for (const [f, rec] of last) this.keepOthers(f, rec);
     const fs = [...last.keys()];
     const batch = fs.map((f) => ({ path: pathOf(f), record: last.get(f)! }));
     const gens = fs.map((f) => ++f.issued);
@@ -531,12 +618,25 @@ export class SeqStore {
       // a record that failed: the one on disk is still a valid upper bound; only counters are lost
       if (!failed.has(b.path)) this.committed(fs[i], gens[i]);
     });
+    for (const f of fs) this.release(f);
   }
 
   /** A write of `f` at generation `my` is in place and durable: newer than any before, its journal records covered. */
   private committed(f: FileState, my: number): void {
     f.committed = my;
-    f.d.j.covered(f.dir, f.keyId, my);
+    this.cover(f, my);
+  }
+
+  /**
+   * `f`'s journal records older than generation `my` are covered — if `f` is
+   * still its key's state. One let go of had no records; any its key has now
+   * were written by a newer state, in generations `my` must not be compared
+   * with (a migration's fsync that resolves after the key's final write, its
+   * release and a new install's journal would otherwise cover that journal's
+   * record, newer than the file).
+   */
+  private cover(f: FileState, my: number): void {
+    if (this.current(f)) f.d.j.covered(f.dir, f.keyId, my);
   }
 
   private record(core: Core, t: number, reserved: bigint): SaStateRecord {
@@ -791,8 +891,13 @@ export class SeqStore {
       (tmp) => {
         if (same()) s.flags[t] &= ~PENDING;
         // A newer write is in place already (urgent renewal, removal, a new
-        // SA of this key): this older one must not land over it.
-        if (my < g.committed) return discardStaged(tmp);
+        // SA of this key): this older one must not land over it. Compared
+        // with `g`, the state it was issued on, even if its key has another
+        // by now (release).
+        if (my < g.committed) {
+          discardStaged(tmp);
+          return this.release(g);
+        }
         if (this.abandoned) return;
         try {
           commitStaged(tmp, file);
@@ -801,8 +906,9 @@ export class SeqStore {
           return same() ? this.fail(t, e as NodeJS.ErrnoException) : undefined;
         }
         this.committed(g, my);
-        // Removed meanwhile (its id may already name another SA): nothing to raise.
-        if (!same()) return;
+        // Removed meanwhile (its id may already name another SA): nothing to
+        // raise; the last write of a key no SA holds any more may free its state.
+        if (!same()) return this.release(g);
         s.failed[t] = null;
         // Only the latest write issued may set the core: a newer one (a
         // lowering, which set the core lower before it was issued) decides.

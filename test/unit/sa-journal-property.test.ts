@@ -24,6 +24,7 @@ import { durableState } from "../../host/sa/journal.ts";
 import { ensureStateDir, statePath } from "../../host/sa/state_file.ts";
 import { keyId } from "../../host/sa/key_id.ts";
 import { innerUdp, makeCore } from "./core-helpers.ts";
+import { sendOut } from "./sa-state-helpers.ts";
 
 /** Keys 0–3 outbound (they send), 4–5 inbound (idle: their reservations shrink). */
 const KEYS = 6;
@@ -101,15 +102,7 @@ class World {
   send(i: number, n: number): void {
     const sa = this.live.get(i);
     if (!sa) return;
-    const pkt = innerUdp("10.1.0.1", `10.2.${i}.1`, 16);
-    for (let left = n; left > 0; ) {
-      const k = Math.min(left, 64);
-      for (let j = 0; j < k; j++) this.core.writePacket(j, pkt);
-      this.core.processOutbound(k);
-      this.store.ensure(this.core, sa.saId); // as the pipeline does after each batch
-      left -= k;
-    }
-    const top = this.core.seqOf(sa.saId, true) - 1n;
+    const top = sendOut(this.core, this.store, sa.saId, innerUdp("10.1.0.1", `10.2.${i}.1`, 16), n);
     if (top > this.sent[i]) this.sent[i] = top;
   }
 

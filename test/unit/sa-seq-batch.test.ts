@@ -6,7 +6,9 @@
 // resumes past its file; a bad file refuses its SA alone; a write that fails
 // refuses its SA alone. A key whose SA is still tracked (being replaced in
 // this apply) is left to `prepare`, after its removal rewrote the file —
-// through SaTable, a re-added key's new limit never exceeds its state. "On
+// through SaTable, a re-added key's new limit never exceeds its state; where
+// the new SA of a kept key comes first (a new SPI: make-before-break), the
+// old one's final write keeps the new one's limit. "On
 // disk" below is what a restart would read (journal.ts durableState: the max
 // over the key's file and the journals).
 import { test } from "node:test";
@@ -27,6 +29,16 @@ import { hexKey, type Doc } from "../helpers/config_fixture.ts";
 import { innerUdp, makeCore } from "./core-helpers.ts";
 
 const load = (doc: Doc): Config => parseConfig(JSON.stringify(doc), { baseDir: "/tmp", source: "<test>" }).config;
+
+/** A node with a peer per key pair ([in, out], hex), SPIs from `spi` (in) and `spi` + 0x1000 (out); peer 0's MTU `mtu` if given. */
+const peersDoc = (keys: string[][], spi: number, mtu?: number): Doc => ({
+  version: 1,
+  node: { name: "a", wan: [{ name: "inet", address: "192.0.2.1" }], local_prefixes: ["10.0.0.0/16"] },
+  peers: keys.map(([kin, kout], i) => ({
+    name: `p${i}`, address: `198.51.100.${i + 1}`, port: 4500, prefixes: [`10.${i + 1}.0.0/16`], ...(i === 0 && mtu !== undefined ? { mtu } : {}),
+    sas: [{ spi_in: spi + i, spi_out: spi + 0x1000 + i, suite: "aes-256-gcm", key_in: kin, key_out: kout }],
+  })),
+});
 
 function tmp(): string {
   const d = mkdtempSync(join(tmpdir(), "wesp-seqb-"));
@@ -112,14 +124,7 @@ test("SaTable: a peer rebuilt by a reload (same keys, new tunnel) never gets a l
   const dir = tmp();
   try {
     const keys = Array.from({ length: 20 }, () => [hexKey(36), hexKey(36)]);
-    const doc = (mtu: number): Doc => ({
-      version: 1,
-      node: { name: "a", wan: [{ name: "inet", address: "192.0.2.1" }], local_prefixes: ["10.0.0.0/16"] },
-      peers: keys.map(([kin, kout], i) => ({
-        name: `p${i}`, address: `198.51.100.${i + 1}`, port: 4500, prefixes: [`10.${i + 1}.0.0/16`], ...(i === 0 ? { mtu } : {}),
-        sas: [{ spi_in: 0x1000 + i, spi_out: 0x2000 + i, suite: "aes-256-gcm", key_in: kin, key_out: kout }],
-      })),
-    });
+    const doc = (mtu: number): Doc => peersDoc(keys, 0x1000, mtu);
     const core = await makeCore({ maxSas: 64, maxPolicies: 64, largeWindowBlocks: 48 });
     const alarms: string[] = [];
     const table = new SaTable(core, { store: new SeqStore((m) => void alarms.push(m)), stateDir: dir, emit: (e) => void (e.event === "alarm" && alarms.push(e.message)) });
@@ -137,6 +142,59 @@ test("SaTable: a peer rebuilt by a reload (same keys, new tunnel) never gets a l
     check("first install (one batch)");
     await lc.apply(load(doc(1300))); // p0's tunnel changed: its SAs rebuilt with the same keys
     check("after p0 was rebuilt");
+    assert.deepEqual(alarms, []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("two SAs of one key: the first one's removal never writes its file below the second one's limit (untrack and untrackAll)", async () => {
+  const dir = tmp();
+  try {
+    const core = await makeCore();
+    for (const d of ["out", "in"] as const) {
+      for (const all of [false, true]) {
+        const s = new SeqStore(() => {});
+        const p = params(dir, d, 0x900);
+        const r1 = s.prepare(p, 1);
+        s.track(1, p, r1, 1);
+        const r2 = s.prepare(p, 2); // the key's new SA (a new SPI), made before the old one goes
+        assert.ok(r2.seqLimit > r1.seqLimit);
+        s.track(2, p, r2, 2);
+        if (all) s.untrackAll(core, [1]);
+        else s.untrack(core, 1);
+        const on = durableState(dir, d, p.keyId);
+        assert.ok(on.kind === "ok" && on.record.reserved >= r2.seqLimit, `${d}, ${all ? "untrackAll" : "untrack"}: file ${on.kind === "ok" ? on.record.reserved : on.kind}, the remaining SA may use up to ${r2.seqLimit}`);
+        s.untrack(core, 2);
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("SaTable: a reload that gives a kept key a new SPI never leaves its file below the new SA's limit", async () => {
+  const dir = tmp();
+  try {
+    const keys = Array.from({ length: 4 }, () => [hexKey(36), hexKey(36)]);
+    const doc = (spi: number): Doc => peersDoc(keys, spi);
+    const core = await makeCore({ maxSas: 64, maxPolicies: 64, largeWindowBlocks: 48 });
+    const alarms: string[] = [];
+    const table = new SaTable(core, { store: new SeqStore((m) => void alarms.push(m)), stateDir: dir, emit: (e) => void (e.event === "alarm" && alarms.push(e.message)) });
+    const lc = new SaLifecycle({ apply: async (peers) => table.apply(peers) });
+    table.apply(lc.initial(load(doc(0x1000))).peers);
+    const check = (when: string) => {
+      for (const { spec, rt } of table.peers()) {
+        const sa = spec.sas[0];
+        for (const [d, saId, kid] of [["out", rt.out!.saId, sa.keyIdOut], ["in", rt.in[0].saId, sa.keyIdIn]] as const) {
+          const on = durableState(dir, d, kid), lim = core.saState(saId).seqLimit;
+          assert.ok(on.kind === "ok" && on.record.reserved >= lim, `${when}: ${spec.name} ${d} may use up to ${lim}, its file promises ${on.kind === "ok" ? on.record.reserved : on.kind}`);
+        }
+      }
+    };
+    check("first install");
+    await lc.apply(load(doc(0x3000))); // same keys, new SPIs: each new SA is installed before its old one goes
+    check("after the SPIs moved");
     assert.deepEqual(alarms, []);
   } finally {
     rmSync(dir, { recursive: true, force: true });

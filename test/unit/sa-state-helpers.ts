@@ -10,6 +10,7 @@ import { ensureStateDir } from "../../host/sa/state_file.ts";
 import assert from "node:assert/strict";
 import { keyId } from "../../host/sa/key_id.ts";
 import type { SeqStore } from "../../host/sa/seq_store.ts";
+import type { Core } from "../../host/core/core.ts";
 import { makeCore } from "./core-helpers.ts";
 
 /** Runs `fn` in a fresh state directory (`prefix` names it under the temp dir), removed afterwards however `fn` ends. */
@@ -40,4 +41,20 @@ export async function migrated(store: SeqStore): Promise<void> {
     await new Promise((r) => setTimeout(r, 5));
   }
   assert.equal(store.journalStats().pending, 0, "the migration finished");
+}
+
+/**
+ * Seals `n` copies of `pkt` on outbound SA `saId` in batches of 64 (the core
+ * needs as many slots), reporting each batch to `store` as the pipeline does
+ * (ensure); the last sequence number the SA used.
+ */
+export function sendOut(core: Core, store: SeqStore, saId: number, pkt: Uint8Array, n: number): bigint {
+  for (let left = n; left > 0; ) {
+    const b = Math.min(left, 64);
+    for (let j = 0; j < b; j++) core.writePacket(j, pkt);
+    core.processOutbound(b);
+    store.ensure(core, saId);
+    left -= b;
+  }
+  return core.seqOf(saId, true) - 1n;
 }
