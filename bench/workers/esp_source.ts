@@ -3,7 +3,7 @@
 // so the forwarder alone does the work and the source costs little (one
 // sendmmsg per 64 datagrams of a train; the packets are sealed once, up front).
 //
-//   node --import tsx bench/workers/esp_source.ts CONFIG WORKERS SIZE SECONDS RATE [distinct|same]
+//   node --import tsx bench/workers/esp_source.ts CONFIG WORKERS SIZE SECONDS RATE [distinct|same] [TICK_MS]
 //
 // CONFIG is the wesp config under test. Each of its peers is mirrored (we are
 // that peer: SPIs and keys swapped, our node at the peer's address) and
@@ -39,9 +39,12 @@ import { peersForWorker } from "../../host/sa/worker_sas.ts";
 import { UdpSocket } from "../../host/net/udp_linux.ts";
 import { innerUdp } from "../../host/lab/packets.ts";
 
-const [configPath, workersArg, sizeArg, secondsArg, rateArg, flowsArg = "distinct"] = process.argv.slice(2);
+const [configPath, workersArg, sizeArg, secondsArg, rateArg, flowsArg = "distinct", tickArg = "5"] = process.argv.slice(2);
 if (flowsArg !== "distinct" && flowsArg !== "same") throw new Error(`flows: distinct or same, not ${flowsArg}`);
 const workers = Number(workersArg), size = Number(sizeArg), seconds = Number(secondsArg), rate = Number(rateArg);
+/** How long to sleep when ahead of the rate (ms): fewer, larger bursts preempt a worker on this core less often. */
+const tickMs = Number(tickArg);
+if (!(tickMs >= 1 && tickMs <= 100)) throw new Error(`TICK_MS: 1..100, not ${tickArg}`);
 const POOL = 256, TRAIN = 64;
 
 const theirs = JSON.parse(readFileSync(configPath, "utf8"));
@@ -112,9 +115,9 @@ process.on("SIGUSR2", () => console.log(`sent ${sent}`));
 const start = performance.now();
 const end = start + seconds * 1000;
 for (let now = start; !stop && now < end; now = performance.now()) {
-  // ahead of the rate: wait (a millisecond at a time; the trains then leave in bursts)
+  // ahead of the rate: wait (tickMs at a time; the trains then leave in bursts)
   if (offered > ((now - start) * rate) / 1000) {
-    await new Promise((r) => setTimeout(r, 1));
+    await new Promise((r) => setTimeout(r, tickMs));
     continue;
   }
   const lane = lanes[l];

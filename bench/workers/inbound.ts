@@ -1,5 +1,5 @@
 // `node --import tsx bench/workers/inbound.ts [--seconds S] [--rounds R] [--size B] [--peers 1,8] [--workers 1,2]
-//   [--rate PPS] [--flows distinct|same] [--sink forward|route|nft] [--wesp PATH] [--json]`
+//   [--rate PPS] [--tick-ms MS] [--flows distinct|same] [--sink forward|route|nft] [--wesp PATH] [--json]`
 // (root): the forwarder alone, inbound, one worker against two (issue 9 item 2:
 // "two workers on two cores: ≥ 1.7× one worker"; docs/performance.md "Workers").
 //
@@ -66,6 +66,14 @@ const SINK = opt(args, "--sink", "forward");
 if (SINK !== "forward" && SINK !== "route" && SINK !== "nft") throw new Error(`--sink: forward, route or nft, not ${SINK}`);
 /** Inner flows of the workers' pools: each its own (the default), or all the same 256 (esp_source.ts). */
 const FLOWS = opt(args, "--flows", "distinct");
+/**
+ * How long the source sleeps when it is ahead of its rate (ms, esp_source.ts):
+ * each wake-up on core 0 preempts the worker that shares that core (two
+ * workers). 5 (since 2026-12-07 01:40; 1 before): that worker's involuntary
+ * switches fell from 500–870 to 150–300 a second, the trains leaving in bursts
+ * of ~2,000 datagrams (docs/performance.md "Workers", "The source's wake-ups").
+ */
+const TICK_MS = opt(args, "--tick-ms", "5");
 const JSON_OUT = args.includes("--json");
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** The wesp under test: this tree's, or another's (`--wesp /other/tree/bin/wesp.js`: its code, same bench and source). */
@@ -115,7 +123,7 @@ async function one(lab: Lab, workers: number, peers: number): Promise<Run> {
       ].join("\n");
       await fw.run(["nft", "-f", "-"], { input: ruleset });
     }
-    const src = lab.at("src").spawn([process.execPath, "--import", "tsx", join(ROOT, "bench", "workers", "esp_source.ts"), path, String(workers), String(SIZE), "3600", String(RATE), FLOWS], { cwd: ROOT });
+    const src = lab.at("src").spawn([process.execPath, "--import", "tsx", join(ROOT, "bench", "workers", "esp_source.ts"), path, String(workers), String(SIZE), "3600", String(RATE), FLOWS, TICK_MS], { cwd: ROOT });
     try {
       for (let i = 0; i < 600 && src.running && (await opened(sock)) < 10_000; i++) await sleep(100);
       if (!src.running) throw new Error(`the ESP source ended: ${src.output.trim()}`);
@@ -163,7 +171,7 @@ async function main(): Promise<void> {
     const runs = await rounds({ rounds: ROUNDS, peers: PEERS, workers: WORKERS, one: (w, p) => one(lab, w, p) });
     const rows = medians(runs);
     if (JSON_OUT) {
-      console.log(JSON.stringify({ direction: "in", wesp: WESP, size: SIZE, seconds: SECONDS, rounds: ROUNDS, rate: RATE, flows: FLOWS, sink: SINK, load: loadavg(), runs, rows }, null, 1));
+      console.log(JSON.stringify({ direction: "in", wesp: WESP, size: SIZE, seconds: SECONDS, rounds: ROUNDS, rate: RATE, flows: FLOWS, tickMs: Number(TICK_MS), sink: SINK, load: loadavg(), runs, rows }, null, 1));
       return;
     }
     printTable(`forwarder alone, inbound: ${SIZE}-byte inner packets, aes-256-gcm in UDP, ${RATE} packets/s offered by an ESP source on the same machine (${FLOWS} inner flows per worker), sink ${SINK}, ${SECONDS} s per run${args.includes("--wesp") ? `, wesp ${WESP}` : ""}`, rows, ROUNDS, runs);

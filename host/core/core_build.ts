@@ -5,7 +5,7 @@
 //   build/wesp.relaxed.wasm  also relaxed SIMD (ASC_FEATURE_RELAXED_SIMD): GHASH's
 //                            34 nibble lookups per block are i8x16.relaxed_swizzle
 //                            (assembly/crypto/ghash.ts) and GCM's AES rounds are
-//                            fixsliced (assembly/crypto/gcm.ts ctrRounds): AES-128-GCM
+//                            fixsliced (assembly/crypto/aes.ts aesRunCtr): AES-128-GCM
 //                            seal/open of 1,400 B 5.5–8 % faster (docs/performance.md)
 //
 // The two compute the same bits: relaxed_swizzle differs from swizzle only
