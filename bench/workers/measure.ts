@@ -139,7 +139,6 @@ export async function rounds(o: { rounds: number; peers: number[]; workers: numb
 
 export type Row = Omit<Run, "sched" | "round">;
 
-
 /** Per (peers, workers): the median of each figure over its rounds. */
 export function medians(runs: Run[]): Row[] {
   const keys = [...new Set(runs.map((r) => `${r.peers}/${r.workers}`))];

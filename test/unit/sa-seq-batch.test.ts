@@ -40,6 +40,15 @@ const peersDoc = (keys: string[][], spi: number, mtu?: number): Doc => ({
   })),
 });
 
+/** A core, and an SaTable with durable state in `dir` driven by an SaLifecycle, collecting its alarms. */
+async function durableTable(dir: string) {
+  const core = await makeCore({ maxSas: 64, maxPolicies: 64, largeWindowBlocks: 48 });
+  const alarms: string[] = [];
+  const table = new SaTable(core, { store: new SeqStore((m) => void alarms.push(m)), stateDir: dir, emit: (e) => void (e.event === "alarm" && alarms.push(e.message)) });
+  const lc = new SaLifecycle({ apply: async (peers) => table.apply(peers) });
+  return { core, alarms, table, lc };
+}
+
 function tmp(): string {
   const d = mkdtempSync(join(tmpdir(), "wesp-seqb-"));
   ensureStateDir(d);
@@ -125,10 +134,7 @@ test("SaTable: a peer rebuilt by a reload (same keys, new tunnel) never gets a l
   try {
     const keys = Array.from({ length: 20 }, () => [hexKey(36), hexKey(36)]);
     const doc = (mtu: number): Doc => peersDoc(keys, 0x1000, mtu);
-    const core = await makeCore({ maxSas: 64, maxPolicies: 64, largeWindowBlocks: 48 });
-    const alarms: string[] = [];
-    const table = new SaTable(core, { store: new SeqStore((m) => void alarms.push(m)), stateDir: dir, emit: (e) => void (e.event === "alarm" && alarms.push(e.message)) });
-    const lc = new SaLifecycle({ apply: async (peers) => table.apply(peers) });
+    const { core, alarms, table, lc } = await durableTable(dir);
     table.apply(lc.initial(load(doc(1400))).peers);
     const limits = () => table.prov.peers.flatMap((rt) => [rt.out!, ...rt.in].map((sa) => ({ saId: sa.saId, spi: sa.spi })));
     const check = (when: string) => {
@@ -178,10 +184,7 @@ test("SaTable: a reload that gives a kept key a new SPI never leaves its file be
   try {
     const keys = Array.from({ length: 4 }, () => [hexKey(36), hexKey(36)]);
     const doc = (spi: number): Doc => peersDoc(keys, spi);
-    const core = await makeCore({ maxSas: 64, maxPolicies: 64, largeWindowBlocks: 48 });
-    const alarms: string[] = [];
-    const table = new SaTable(core, { store: new SeqStore((m) => void alarms.push(m)), stateDir: dir, emit: (e) => void (e.event === "alarm" && alarms.push(e.message)) });
-    const lc = new SaLifecycle({ apply: async (peers) => table.apply(peers) });
+    const { core, alarms, table, lc } = await durableTable(dir);
     table.apply(lc.initial(load(doc(0x1000))).peers);
     const check = (when: string) => {
       for (const { spec, rt } of table.peers()) {
