@@ -37,8 +37,8 @@
 // Decryption uses the same round keys in reverse with the inverse cipher
 // (FIPS-197 §5.3), so one schedule serves both directions.
 //
-// GCM uses the building blocks aesCtrBase / aesCtrSbox15 / aesCtrRound1 /
-// aesCtrSbox2 / aesCtrRound2 / aesCtrIn2 / aesRunCtr / aesStateOut on the
+// GCM uses the building blocks aesCtrBase / aesCtrSbox15 / aesCtrRun /
+// aesCtrSbox2 / aesCtrIn2 / aesRunCtr / aesStateOut on the
 // module's static state, so that aesRunCtr can GHASH ciphertext between
 // rounds (fixsliced in the relaxed-SIMD build, see FX, and rounds 1 and 2
 // cached, see R1C and R2C; gcm.ts ctrBatch);
@@ -210,9 +210,10 @@ export function aesCtrIn(base: usize, c: u32): void {
  *   round1(batch) = R1C ⊕ M(d),  d = S'(position 15 of the batch)
  *
  * where R1C is round 1's output with position 15's S-box output taken as zero
- * (once per run of 256 counters, aesCtrRound1) and M(d) puts d, d, 3·d, 2·d
- * into that column's four bytes (aesCtrIn1; only the column goes on per
- * batch, into round 2's cache, see R2C). d for 16 batches comes from one
+ * (once per run of 256 counters, aesCtrRun) and M(d) puts d, d, 3·d, 2·d
+ * into that column's four bytes. Only that column goes on, into round 2's
+ * S-box (see R2C), so R1C keeps just the column's four bytes, repeated
+ * over aesCtrSbox2's 16 input lanes (C2 +48 / +64). d for 16 batches comes from one
  * bitsliced S-box with batch k's position 15 in byte lane k (aesCtrSbox15).
  * In the fixsliced rounds (relaxed build) round 1's output is kept as
  * SR⁻¹(S_1) (see FX), which moves the column's bytes 0, 1, 2, 3 to 0, 5, 10, 15.
@@ -287,22 +288,6 @@ export function aesCtrSbox15(base: usize, c: u32): void {
 }
 
 /**
- * R1C for the run of 256 counters holding c (a multiple of 8), from round 1
- * of that batch done in full: R1C = round1(c) ⊕ M(d_c). D15 must cover c
- * (aesCtrSbox15). Leaves the state undefined.
- */
-export function aesCtrRound1(rk0: usize, nr: i32, base: usize, c: u32): void {
-  aesCtrIn(base, c);
-  aesRunCtr(rk0, nr, 1, 1, 0, 0, 0);
-  addCol15(ST, R1C, c, ASC_FEATURE_RELAXED_SIMD);
-}
-
-/** The state after round 1 for the batch at counter c: R1C ⊕ M(d_c) (aesCtrRound1 ran for c's run). */
-export function aesCtrIn1(c: u32): void {
-  addCol15(R1C, ST, c, ASC_FEATURE_RELAXED_SIMD);
-}
-
-/**
  * Round 2 of counter mode, cached the same way (Bernstein–Schwabe 2008 §4
  * carry the cache on into round 2). Within a run of 256 counters round 1's
  * output varies in one column only (R1C: bytes 0..3, fixsliced 0, 5, 10, 15),
@@ -314,7 +299,7 @@ export function aesCtrIn1(c: u32): void {
  *   round2(batch) = R2C ⊕ L(z),  z = S'(round 1's four varying bytes of the batch)
  *
  * where R2C is round 2's output with those four S-box outputs taken as zero
- * (once per run of 256 counters, aesCtrRound2) and L(z) gives each byte k of
+ * (once per run of 256 counters, aesCtrRun) and L(z) gives each byte k of
  * the state coef_k · z_r(k), coef_k ∈ {1, 2, 3} (aesCtrIn2; fixsliced, round
  * 2's output is SR⁻²(S_2), see FX). The four bytes of four batches fill one
  * bitsliced S-box (aesCtrSbox2): batch slot j = batch & 3 puts row r in lane
@@ -360,12 +345,10 @@ const C2 = memory.data<u8>([
  * R1C must be c's run and D15 cover those batches. Clobbers the state.
  */
 export function aesCtrSbox2(c: u32, batch: i32): void {
-  const gr = v128.load(C2 + (ASC_FEATURE_RELAXED_SIMD ? 64 : 48));
-  for (let b: usize = 0; b < 128; b += 16) v128.store(ST + b, permute(v128.load(R1C + b), gr));
   // Lane m serves batch + t, t = (slot − batch) & 3: D15 lane ((c >> 3) + t) & 15.
   const t = v128.and(i8x16.sub(v128.load(C2), i8x16.splat(<i8>batch)), i8x16.splat(3));
   const sel = v128.and(i8x16.add(t, i8x16.splat(<i8>(c >> 3))), i8x16.splat(15));
-  addSpread(ST, ST, D15, sel, v128.load(C2, 16), v128.load(C2, 32));
+  addSpread(R1C, ST, D15, sel, v128.load(C2, 16), v128.load(C2, 32));
   aesRun(ZERO_RK - AES_RK_SIZE, 1, false, 0, 0, 0);
   memory.copy(Z2, ST, 128);
 }
@@ -379,17 +362,25 @@ export function aesCtrSbox2(c: u32, batch: i32): void {
 }
 
 /**
- * R2C for the run of 256 counters holding c, from rounds 1 and 2 of that
- * batch (index batch): R2C = round2(c) ⊕ L(z_c). R1C and Z2 must cover it
- * (aesCtrRound1, aesCtrSbox2). Leaves the state undefined.
+ * The caches for the run of 256 counters holding c (a multiple of 8; batch:
+ * its index in the message), from rounds 1 and 2 of that batch done in full:
+ * R1C = round1(c) ⊕ M(d_c), kept as its column (see R1C), then Z2 for this
+ * batch's group (aesCtrSbox2), then R2C = round2(c) ⊕ L(z_c). D15 must cover
+ * c's group (aesCtrSbox15). Leaves the state undefined.
  */
-export function aesCtrRound2(rk0: usize, nr: i32, c: u32, batch: i32): void {
-  aesCtrIn1(c);
+export function aesCtrRun(rk0: usize, nr: i32, base: usize, c: u32, batch: i32): void {
+  aesCtrIn(base, c);
+  aesRunCtr(rk0, nr, 1, 1, 0, 0, 0);
+  addCol15(ST, R1C, c, ASC_FEATURE_RELAXED_SIMD);
+  const gr = v128.load(C2 + (ASC_FEATURE_RELAXED_SIMD ? 64 : 48));
+  for (let b: usize = 0; b < 128; b += 16) v128.store(R1C + b, permute(v128.load(R1C + b), gr));
   aesRunCtr(rk0, nr, 2, 2, 0, 0, 0);
-  addRow2(ST, R2C, batch);
+  memory.copy(R2C, ST, 128);
+  aesCtrSbox2(c, batch);
+  addRow2(R2C, R2C, batch);
 }
 
-/** The state after round 2 for the batch with index batch: R2C ⊕ L(z) (aesCtrRound2 ran for its run). */
+/** The state after round 2 for the batch with index batch: R2C ⊕ L(z) (aesCtrRun ran for its run). */
 export function aesCtrIn2(batch: i32): void {
   addRow2(R2C, ST, batch);
 }
@@ -423,7 +414,7 @@ export function aesRun(rk0: usize, nr: i32, dec: bool, gp: usize, g: i32, gEnd: 
 /**
  * Rounds from..to of the cipher for GCM's counter mode (encryption only):
  * fixsliced (FX, round keys from aesFixsliceKeys) in the relaxed-SIMD build,
- * plain in the baseline one. from = 2 continues from a state aesCtrRound1
+ * plain in the baseline one. from = 3 continues from a state aesCtrIn2
  * made; to < nr stops before the last round (and before the fixslice fix).
  */
 export function aesRunCtr(rk0: usize, nr: i32, from: i32, to: i32, gp: usize, g: i32, gEnd: i32): i32 {

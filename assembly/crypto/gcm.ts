@@ -31,7 +31,7 @@
 //   1936  H = E(K, 0^128), 16 B (the GHASH key, §6.4)
 //   1952  end
 
-import { AES_CTX_SIZE, aesInit, aesEncryptBlock, aesFixsliceKeys, aesRounds, aesCtrBase, aesCtrSbox15, aesCtrRound1, aesCtrSbox2, aesCtrRound2, aesCtrIn2, aesStateOut, aesRunCtr, aesWipeScratch } from "./aes";
+import { AES_CTX_SIZE, aesInit, aesEncryptBlock, aesFixsliceKeys, aesRounds, aesCtrBase, aesCtrSbox15, aesCtrRun, aesCtrSbox2, aesCtrIn2, aesStateOut, aesRunCtr, aesWipeScratch } from "./aes";
 import { ghashStart, ghashBlock, ghashBytes, ghashLengths, ghashFinish, ghashWipeScratch } from "./ghash";
 import { ctEqual } from "./ct";
 
@@ -82,10 +82,10 @@ export function gcmInit(ctx: usize, key: usize, keyLen: i32): void {
  * of 8; batch: its index in the message), GHASHing ciphertext blocks
  * g.. < gEnd at data between them (aesRunCtr). Rounds 1 and 2 come from the
  * caches of aes.ts R1C and R2C: position 15's S-boxes every 16 batches, round
- * 2's varying column of 4 batches every 4, rounds 1 and 2 in full (and the
- * 4-batch group again) at the message's first batch and wherever c's low
- * byte wraps to 0 (a new run of 256 counters: c >> 8 changed), all in that
- * order because each cache is built from the ones before it (Bernstein–Schwabe
+ * 2's varying column of 4 batches every 4, and rounds 1 and 2 in full (with
+ * that group, aes.ts aesCtrRun) at the message's first batch and wherever c's
+ * low byte wraps to 0 (a new run of 256 counters: c >> 8 changed), in that
+ * order: each cache is built from the ones before it (Bernstein–Schwabe
  * 2008 §4). The relaxed-SIMD build runs the rounds fixsliced
  * (aes.ts FX: two byte permutations per plane and round instead of three,
  * by masks that change with the round and so are loaded, which relaxed_swizzle
@@ -97,10 +97,8 @@ export function gcmInit(ctx: usize, key: usize, keyLen: i32): void {
 // @ts-ignore: decorator
 @inline function ctrBatch(ctx: usize, nr: i32, c: u32, batch: i32, data: usize, g: i32, gEnd: i32): i32 {
   if (!(batch & 15)) aesCtrSbox15(BASE, c);
-  const run = batch == 0 || !(c & 0xff);
-  if (run) aesCtrRound1(ctx, nr, BASE, c);
-  if (run || !(batch & 3)) aesCtrSbox2(c, batch);
-  if (run) aesCtrRound2(ctx, nr, c, batch);
+  if (batch == 0 || !(c & 0xff)) aesCtrRun(ctx, nr, BASE, c, batch);
+  else if (!(batch & 3)) aesCtrSbox2(c, batch);
   aesCtrIn2(batch);
   return aesRunCtr(ctx, nr, 3, nr, data, g, gEnd);
 }
