@@ -37,8 +37,8 @@
 // Decryption uses the same round keys in reverse with the inverse cipher
 // (FIPS-197 §5.3), so one schedule serves both directions.
 //
-// GCM uses the building blocks aesCtrBase / aesCtrSbox15 / aesCtrRun /
-// aesCtrSbox2 / aesCtrIn2 / aesRunCtr / aesStateOut on the
+// GCM uses the building blocks aesCtrBase / aesCtrIn / aesCtrSbox15 /
+// aesCtrRun / aesCtrSbox2 / aesCtrIn2 / aesRunCtr / aesStateOut on the
 // module's static state, so that aesRunCtr can GHASH ciphertext between
 // rounds (fixsliced in the relaxed-SIMD build, see FX, and rounds 1 and 2
 // cached, see R1C and R2C; gcm.ts ctrBatch);
@@ -212,9 +212,9 @@ export function aesCtrIn(base: usize, c: u32): void {
  * where R1C is round 1's output with position 15's S-box output taken as zero
  * (once per run of 256 counters, aesCtrRun) and M(d) puts d, d, 3·d, 2·d
  * into that column's four bytes. Only that column goes on, into round 2's
- * S-box (see R2C), so R1C keeps just the column's four bytes, repeated
- * over aesCtrSbox2's 16 input lanes (C2 +48 / +64). d for 16 batches comes from one
- * bitsliced S-box with batch k's position 15 in byte lane k (aesCtrSbox15).
+ * S-box (see R2C), so R1C keeps just the column's four bytes, repeated over
+ * aesCtrSbox2's 16 input lanes (C2 +48 / +64). d for 16 batches comes from
+ * one bitsliced S-box with batch k's position 15 in byte lane k (aesCtrSbox15).
  * In the fixsliced rounds (relaxed build) round 1's output is kept as
  * SR⁻¹(S_1) (see FX), which moves the column's bytes 0, 1, 2, 3 to 0, 5, 10, 15.
  * Position 15's input bits 0..2 are the block number inside the batch (the
@@ -414,8 +414,9 @@ export function aesRun(rk0: usize, nr: i32, dec: bool, gp: usize, g: i32, gEnd: 
 /**
  * Rounds from..to of the cipher for GCM's counter mode (encryption only):
  * fixsliced (FX, round keys from aesFixsliceKeys) in the relaxed-SIMD build,
- * plain in the baseline one. from = 3 continues from a state aesCtrIn2
- * made; to < nr stops before the last round (and before the fixslice fix).
+ * plain in the baseline one. from = 1 starts from aesCtrIn's state, 2 and 3
+ * continue after round 1 (aesCtrRun) or 2 (aesCtrIn2); to < nr stops before
+ * the last round (and before the fixslice fix).
  */
 export function aesRunCtr(rk0: usize, nr: i32, from: i32, to: i32, gp: usize, g: i32, gEnd: i32): i32 {
   return rounds(rk0, nr, from, to, false, gp, g, gEnd, ASC_FEATURE_RELAXED_SIMD);
