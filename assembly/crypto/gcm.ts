@@ -7,7 +7,8 @@
 // CPU's out-of-order window overlaps them (measured a few per cent better
 // than GHASHing each batch afterwards). Rounds 1 and 2 of each batch are
 // mostly cached (aes.ts R1C, R2C), so the GHASH blocks run between rounds
-// 3..Nr (8 slots for a batch's 8 blocks with AES-128).
+// 3..Nr (8 slots for a batch's 8 blocks with AES-128); a message of fewer
+// than CACHE_MIN batches runs all rounds, uncached (see ctrBatch).
 //
 // Keystream numbering: keystream block j is E(K, J0 + j) with J0 = nonce ‖
 // 0x00000001 (§7.1 step 2, 96-bit IV), inc32 on the last four bytes. Block 0
