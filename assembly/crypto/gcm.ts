@@ -5,8 +5,10 @@
 // and one GHASH block (ghash.ts) runs between consecutive AES rounds, inline
 // in the same loop: the two are independent chains of vector work, so the
 // CPU's out-of-order window overlaps them (measured a few per cent better
-// than GHASHing each batch afterwards). Round 1 of each batch is mostly
-// cached (aes.ts R1C), so the GHASH blocks run between rounds 2..Nr.
+// than GHASHing each batch afterwards). Rounds 1 and 2 of each batch are
+// mostly cached (aes.ts R1C, R2C), so the GHASH blocks run between rounds
+// 3..Nr (8 slots for a batch's 8 blocks with AES-128); a message of fewer
+// than CACHE_MIN batches runs all rounds, uncached (see ctrBatch).
 //
 // Keystream numbering: keystream block j is E(K, J0 + j) with J0 = nonce ‖
 // 0x00000001 (§7.1 step 2, 96-bit IV), inc32 on the last four bytes. Block 0
@@ -30,7 +32,7 @@
 //   1936  H = E(K, 0^128), 16 B (the GHASH key, §6.4)
 //   1952  end
 
-import { AES_CTX_SIZE, aesInit, aesEncryptBlock, aesFixsliceKeys, aesRounds, aesCtrBase, aesCtrSbox15, aesCtrRound1, aesCtrIn1, aesStateOut, aesRunCtr, aesWipeScratch } from "./aes";
+import { AES_CTX_SIZE, aesInit, aesEncryptBlock, aesFixsliceKeys, aesRounds, aesCtrBase, aesCtrIn, aesCtrSbox15, aesCtrRun, aesCtrSbox2, aesCtrIn2, aesStateOut, aesRunCtr, aesWipeScratch } from "./aes";
 import { ghashStart, ghashBlock, ghashBytes, ghashLengths, ghashFinish, ghashWipeScratch } from "./ghash";
 import { ctEqual } from "./ct";
 
@@ -79,24 +81,46 @@ export function gcmInit(ctx: usize, key: usize, keyLen: i32): void {
 /**
  * The AES rounds of the counter batch whose first counter is c (a multiple
  * of 8; batch: its index in the message), GHASHing ciphertext blocks
- * g.. < gEnd at data between them (aesRunCtr). Round 1 comes from the cache
- * of aes.ts R1C: position 15's S-boxes every 16 batches, round 1 in full at
- * the message's first batch and wherever c's low byte wraps to 0 (a new run
- * of 256 counters: c >> 8 changed). The relaxed-SIMD build runs the rounds fixsliced
+ * g.. < gEnd at data between them (aesRunCtr). Rounds 1 and 2 come from the
+ * caches of aes.ts R1C and R2C: position 15's S-boxes every 16 batches, round
+ * 2's varying column of 4 batches every 4, and rounds 1 and 2 in full (with
+ * that group, aes.ts aesCtrRun) at the message's first batch and wherever c's
+ * low byte wraps to 0 (a new run of 256 counters: c >> 8 changed), in that
+ * order: each cache is built from the ones before it (Bernstein–Schwabe
+ * 2008 §4). The relaxed-SIMD build runs the rounds fixsliced
  * (aes.ts FX: two byte permutations per plane and round instead of three,
  * by masks that change with the round and so are loaded, which relaxed_swizzle
  * takes as a bare pshufb): measured 0.3–3 % faster at 1,400 B there
  * (docs/performance.md "The core's AES-GCM"). In the baseline build a swizzle
  * by a loaded mask costs a paddusb more, two per plane and round, more than
  * the ShiftRows it saves, so that build keeps the plain rounds.
+ * cached false (a message of fewer than CACHE_MIN batches): all rounds in
+ * full, the caches' set-up costing more than they would save.
  */
 // @ts-ignore: decorator
-@inline function ctrBatch(ctx: usize, nr: i32, c: u32, batch: i32, data: usize, g: i32, gEnd: i32): i32 {
+@inline function ctrBatch(ctx: usize, nr: i32, c: u32, batch: i32, cached: bool, data: usize, g: i32, gEnd: i32): i32 {
+  if (!cached) {
+    aesCtrIn(BASE, c);
+    return aesRunCtr(ctx, nr, 1, nr, data, g, gEnd);
+  }
   if (!(batch & 15)) aesCtrSbox15(BASE, c);
-  if (batch == 0 || !(c & 0xff)) aesCtrRound1(ctx, nr, BASE, c);
-  aesCtrIn1(c);
-  return aesRunCtr(ctx, nr, 2, nr, data, g, gEnd);
+  if (batch == 0 || !(c & 0xff)) aesCtrRun(ctx, nr, BASE, c, batch);
+  else if (!(batch & 3)) aesCtrSbox2(c, batch);
+  aesCtrIn2(batch);
+  return aesRunCtr(ctx, nr, 3, nr, data, g, gEnd);
 }
+
+/**
+ * Fewest batches for which a message uses the counter-mode caches (ctrBatch).
+ * Setting them up — position 15's S-boxes, rounds 1 and 2 in full, the first
+ * round-2 group — costs about two rounds more than a batch's rounds 1 and 2
+ * in full, and each batch then saves about 1.3 rounds: a loss below 4
+ * batches (64 B packets measured 11–20 % faster with no cache than with
+ * round 1's alone), a gain from there (docs/performance.md "Round 2 of
+ * counter mode cached"). Up to 352 B for ESP (J0's counter is 1). The count
+ * depends on the message length only, which is public.
+ */
+const CACHE_MIN: i32 = 4;
 
 /** J0 = nonce ‖ 0x00000001 for a 12-byte nonce (§7.1 step 2), into J0. */
 // @ts-ignore: decorator
@@ -164,11 +188,12 @@ export function gcmSealJ0(ctx: usize, j0: usize, aad: usize, aadLen: i32, data: 
   // keystream block j = 8k + i − off, off = J0's counter mod 8.
   const c0 = bswap<u32>(load<u32>(j0, 12)), off = <i32>(c0 & 7);
   aesCtrBase(ctx, j0, BASE);
+  const cached = ((nblk + off) >> 3) + 1 >= CACHE_MIN;
   let g = 0;     // next ciphertext block to GHASH
   let ready = 0; // ciphertext blocks written so far
   let batch = 0;
   for (let first = -off; first <= nblk; first += 8) {
-    g = ctrBatch(ctx, nr, (c0 & ~7) + <u32>(first + off), batch, data, g, min(ready, nfull));
+    g = ctrBatch(ctx, nr, (c0 & ~7) + <u32>(first + off), batch, cached, data, g, min(ready, nfull));
     batch++;
     aesStateOut(KS);
     let i = max(0, -first);
@@ -195,10 +220,11 @@ export function gcmOpenJ0(ctx: usize, j0: usize, aad: usize, aadLen: i32, data: 
   const nblk = (len + 15) >> 4, nfull = len >> 4;
   const c0 = bswap<u32>(load<u32>(j0, 12)), off = <i32>(c0 & 7);
   aesCtrBase(ctx, j0, BASE);
+  const cached = ((nblk + off) >> 3) + 1 >= CACHE_MIN;
   let g = 0;
   let batch = 0;
   for (let first = -off; first <= nblk; first += 8) {
-    g = ctrBatch(ctx, nr, (c0 & ~7) + <u32>(first + off), batch, data, g, nfull);
+    g = ctrBatch(ctx, nr, (c0 & ~7) + <u32>(first + off), batch, cached, data, g, nfull);
     batch++;
     aesStateOut(KSALL + (<isize>first << 4));
   }

@@ -175,8 +175,9 @@ test("inc32 wraps the last 32 bits only (J0 near 2^32), against an OpenSSL-ECB +
 });
 
 test("long messages (4 KiB to GCM_MAX_LEN, counter runs crossing 256 blocks) from any J0 counter equal the reference; open inverts", () => {
-  // Round 1 is cached per run of 256 counters and position 15's S-boxes per 16 batches
-  // (aes.ts R1C): lengths past 256 blocks and J0 counters at every offset cross both.
+  // Rounds 1 and 2 are cached per run of 256 counters, position 15's S-boxes per 16 batches
+  // and round 2's varying column per 4 (aes.ts R1C, R2C): lengths past 256 blocks and J0
+  // counters at every offset cross all three.
   fc.assert(
     fc.property(
       keyArb,
@@ -197,6 +198,24 @@ test("long messages (4 KiB to GCM_MAX_LEN, counter runs crossing 256 blocks) fro
     ),
     { numRuns: 60 },
   );
+});
+
+test("packets whose counters start at every low byte (a 256-run wrap in every batch and round-2 slot) equal the reference; open inverts", () => {
+  // A wrap refreshes R1C, R2C and round 2's 4-batch S-box group (aes.ts R2C) mid-group
+  // when J0's counter is not a multiple of 32: every low byte puts it in every slot.
+  const key = crypto.randomBytes(16), aad = crypto.randomBytes(8), j0 = crypto.randomBytes(16);
+  for (const len of [100, 300, 1400]) {
+    const pt = crypto.randomBytes(len);
+    for (let low = 0; low < 256; low++) {
+      new DataView(j0.buffer, j0.byteOffset).setUint32(12, 0x1234500 + low);
+      const p = place(key, new Uint8Array(12), aad, pt, new Uint8Array(16), 0);
+      const j = s.put(j0);
+      ex.gcmSealJ0(p.ctx, j, p.a, aad.length, p.d, len, p.t);
+      assert.equal(toHex(s.get(p.d, len + 16)), toHex(refSealJ0(key, j0, aad, pt)), `len ${len}, J0 low byte ${low}`);
+      assert.ok(ex.gcmOpenJ0(p.ctx, j, p.a, aad.length, p.d, len, p.t));
+      assert.equal(toHex(s.get(p.d, len)), toHex(pt));
+    }
+  }
 });
 
 test("GHASH alone equals @noble/ciphers' GHASH for random keys and messages", () => {
