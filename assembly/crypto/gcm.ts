@@ -6,7 +6,7 @@
 // in the same loop: the two are independent chains of vector work, so the
 // CPU's out-of-order window overlaps them (measured a few per cent better
 // than GHASHing each batch afterwards). Rounds 1 and 2 of each batch are
-// mostly cached (aes.ts R1C, R2C), so the GHASH blocks run between rounds
+// mostly cached (aes_ctr_cache.ts R1C, R2C), so the GHASH blocks run between rounds
 // 3..Nr (8 slots for a batch's 8 blocks with AES-128); a message of fewer
 // than CACHE_MIN batches runs all rounds, uncached (see ctrBatch).
 //
@@ -32,7 +32,8 @@
 //   1936  H = E(K, 0^128), 16 B (the GHASH key, §6.4)
 //   1952  end
 
-import { AES_CTX_SIZE, aesInit, aesEncryptBlock, aesFixsliceKeys, aesRounds, aesCtrBase, aesCtrIn, aesCtrSbox15, aesCtrRun, aesCtrSbox2, aesCtrIn2, aesStateOut, aesRunCtr, aesWipeScratch } from "./aes";
+import { AES_CTX_SIZE, aesInit, aesEncryptBlock, aesFixsliceKeys, aesRounds, aesCtrBase, aesCtrIn, aesStateOut, aesRunCtr, aesWipeScratch } from "./aes";
+import { aesCtrSbox15, aesCtrRun, aesCtrSbox2, aesCtrIn2, aesCtrCacheWipeScratch } from "./aes_ctr_cache";
 import { ghashStart, ghashBlock, ghashBytes, ghashLengths, ghashFinish, ghashWipeScratch } from "./ghash";
 import { ctEqual } from "./ct";
 
@@ -82,9 +83,9 @@ export function gcmInit(ctx: usize, key: usize, keyLen: i32): void {
  * The AES rounds of the counter batch whose first counter is c (a multiple
  * of 8; batch: its index in the message), GHASHing ciphertext blocks
  * g.. < gEnd at data between them (aesRunCtr). Rounds 1 and 2 come from the
- * caches of aes.ts R1C and R2C: position 15's S-boxes every 16 batches, round
+ * caches of aes_ctr_cache.ts R1C and R2C: position 15's S-boxes every 16 batches, round
  * 2's varying column of 4 batches every 4, and rounds 1 and 2 in full (with
- * that group, aes.ts aesCtrRun) at the message's first batch and wherever c's
+ * that group, aes_ctr_cache.ts aesCtrRun) at the message's first batch and wherever c's
  * low byte wraps to 0 (a new run of 256 counters: c >> 8 changed), in that
  * order: each cache is built from the ones before it (Bernstein–Schwabe
  * 2008 §4). The relaxed-SIMD build runs the rounds fixsliced
@@ -250,6 +251,7 @@ export function gcmOpenJ0(ctx: usize, j0: usize, aad: usize, aadLen: i32, data: 
  */
 export function gcmWipeScratch(): void {
   aesWipeScratch();
+  aesCtrCacheWipeScratch();
   ghashWipeScratch();
   memory.fill(BASE, 0, 128);
   memory.fill(KS, 0, 128);

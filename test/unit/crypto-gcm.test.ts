@@ -176,7 +176,7 @@ test("inc32 wraps the last 32 bits only (J0 near 2^32), against an OpenSSL-ECB +
 
 test("long messages (4 KiB to GCM_MAX_LEN, counter runs crossing 256 blocks) from any J0 counter equal the reference; open inverts", () => {
   // Rounds 1 and 2 are cached per run of 256 counters, position 15's S-boxes per 16 batches
-  // and round 2's varying column per 4 (aes.ts R1C, R2C): lengths past 256 blocks and J0
+  // and round 2's varying column per 4 (aes_ctr_cache.ts R1C, R2C): lengths past 256 blocks and J0
   // counters at every offset cross all three.
   fc.assert(
     fc.property(
@@ -201,7 +201,7 @@ test("long messages (4 KiB to GCM_MAX_LEN, counter runs crossing 256 blocks) fro
 });
 
 test("packets whose counters start at every low byte (a 256-run wrap in every batch and round-2 slot) equal the reference; open inverts", () => {
-  // A wrap refreshes R1C, R2C and round 2's 4-batch S-box group (aes.ts R2C) mid-group
+  // A wrap refreshes R1C, R2C and round 2's 4-batch S-box group (aes_ctr_cache.ts R2C) mid-group
   // when J0's counter is not a multiple of 32: every low byte puts it in every slot.
   const key = crypto.randomBytes(16), aad = crypto.randomBytes(8), j0 = crypto.randomBytes(16);
   for (const len of [100, 300, 1400]) {
