@@ -168,6 +168,13 @@ export class SaTable {
    * are numbers and references to strings that exist anyway.
    */
   private readonly installs = { peer: [] as string[], dir: [] as ("in" | "out")[], spi: [] as number[], saId: [] as number[], resumedAt: [] as (bigint | undefined)[] };
+  /** The core's parameters of the SA being added (saParams: one object for every call), and its UDP ports. */
+  private readonly params: SaParams = {
+    direction: "out", suite: "none", mode: "tunnel", spi: 0, esn: false, replayWindow: undefined, key: undefined, saltInKey: false,
+    hmacKey: undefined, allowNoIntegrity: undefined, peerId: 0, local: undefined, remote: undefined, mtu: 0, greKey: undefined,
+    greSeq: undefined, udp: undefined, fixedRemote: undefined, initialSeq: undefined, priorSeen: undefined, seqLimit: undefined,
+  };
+  private readonly udp = { sport: 0, dport: 0 };
 
   constructor(private readonly core: Core, private readonly opts: SaTableOptions = {}) {
     // by SA id, NaN for none: a number per SA, not a map entry and a boxed number (100,000 at a hub)
@@ -439,28 +446,54 @@ export class SaTable {
   }
 
   /**
-   * The core's parameters for direction `dir` of `s`, durable from `res`:
-   * one object literal (the spreads of partial objects it replaces cost
-   * about 1 µs an SA, an install of 100,000 making 200,000 of them).
+   * The core's parameters for direction `dir` of `s`, durable from `res`,
+   * written into one object kept for every call (`params`): `Core.addSa`
+   * reads them during the call and keeps nothing, and an object of 27
+   * fields per SA direction (200,000 at a hub's start) was 14 MB of the
+   * young generation's allocation, each megabyte bringing its next
+   * collection, which copies every object the install keeps, closer
+   * (issue 9). Every field is written on every call: none carries over.
    */
   private saParams(h: Held, s: SaSpec, dir: "in" | "out", res: Resume | undefined): SaParams {
-    const p = h.spec, km = dir === "in" ? s.keysIn! : s.keysOut!;
+    const p = h.spec, km = dir === "in" ? s.keysIn! : s.keysOut!, o = this.params;
     const gre = p.mode === "gre" || p.mode === "transport-gre";
     const udp = p.encap === "udp";
     const suite = SUITES[s.suite];
-    return {
-      direction: dir, mode: p.mode as CoreMode, spi: dir === "in" ? s.spiIn : s.spiOut, esn: s.esn,
-      replayWindow: dir === "in" ? s.replayWindow : undefined,
-      // The keying material as the config holds it: the AEADs' ends in their salt, the nonce's
-      // prefix (RFC 4106 §8.1, RFC 7634 §2), which the core splits off (no views made per SA).
-      suite: suite.core, key: km.key, saltInKey: suite.saltBytes > 0,
-      hmacKey: suite.core === "aes-cbc-hmac-sha256" ? km.authKey : undefined, allowNoIntegrity: suite.core === "aes-cbc" ? true : undefined,
-      peerId: h.rt.peerId, local: p.local, remote: p.address, mtu: p.mtu,
-      greKey: gre ? p.greKey : undefined, greSeq: gre ? p.greSeq : undefined,
-      // nat_t: false on a UDP port: encapsulated, but the peer's address is as configured (no NAT).
-      udp: udp ? { sport: p.localPort, dport: p.port } : undefined, fixedRemote: udp ? !p.natT : undefined,
-      initialSeq: res?.initialSeq, priorSeen: dir === "in" ? res?.priorSeen : undefined, seqLimit: res?.seqLimit,
-    };
+    o.direction = dir;
+    o.mode = p.mode as CoreMode;
+    o.spi = dir === "in" ? s.spiIn : s.spiOut;
+    o.esn = s.esn;
+    o.replayWindow = dir === "in" ? s.replayWindow : undefined;
+    // The keying material as the config holds it: the AEADs' ends in their salt, the nonce's
+    // prefix (RFC 4106 §8.1, RFC 7634 §2), which the core splits off (no views made per SA).
+    o.suite = suite.core;
+    o.key = km.key;
+    o.saltInKey = suite.saltBytes > 0;
+    o.hmacKey = suite.core === "aes-cbc-hmac-sha256" ? km.authKey : undefined;
+    o.allowNoIntegrity = suite.core === "aes-cbc" ? true : undefined;
+    o.peerId = h.rt.peerId;
+    o.local = p.local;
+    o.remote = p.address;
+    o.mtu = p.mtu;
+    o.greKey = gre ? p.greKey : undefined;
+    o.greSeq = gre ? p.greSeq : undefined;
+    // nat_t: false on a UDP port: encapsulated, but the peer's address is as configured (no NAT).
+    if (udp) (this.udp.sport = p.localPort, this.udp.dport = p.port);
+    o.udp = udp ? this.udp : undefined;
+    o.fixedRemote = udp ? !p.natT : undefined;
+    o.initialSeq = res?.initialSeq;
+    o.priorSeen = dir === "in" ? res?.priorSeen : undefined;
+    o.seqLimit = res?.seqLimit;
+    return o;
+  }
+
+  /** `core.addSa` of direction `dir` of `s` (saParams); the shared parameters let go of the key after. */
+  private addToCore(h: Held, s: SaSpec, dir: "in" | "out", res: Resume | undefined): number {
+    try {
+      return this.core.addSa(this.saParams(h, s, dir, res));
+    } finally {
+      this.params.key = this.params.hmacKey = undefined;
+    }
   }
 
   private outSa(p: PeerSpec, saId: number, spi: number, lifetime: SaSpec["lifetime"]): OutSa {
@@ -488,7 +521,7 @@ export class SaTable {
     const p = h.spec;
     const r = this.resume(h, s, "in");
     if (!r) return undefined;
-    const id = this.core.addSa(this.saParams(h, s, "in", r.res));
+    const id = this.addToCore(h, s, "in", r.res);
     if (r.res) this.opts.store!.track(id, r.dp!, r.res);
     this.born[id] = r.res?.created ?? Date.now();
     const sa: HeldIn = { saId: id, spi: s.spiIn, index: s.index, lifetime: s.lifetime, keyId: s.keyIdIn };
@@ -505,7 +538,7 @@ export class SaTable {
       h.outKeyId = null;
       return;
     }
-    const id = this.core.addSa(this.saParams(h, s, "out", r.res));
+    const id = this.addToCore(h, s, "out", r.res);
     if (r.res) this.opts.store!.track(id, r.dp!, r.res);
     this.born[id] = r.res?.created ?? Date.now();
     h.rt.out = this.outSa(p, id, s.spiOut, s.lifetime);
@@ -647,8 +680,18 @@ function installEvent(peer: string, dir: "in" | "out", spi: number, saId: number
 
 /** Zeroes a key buffer the apply was given. */
 function wipe(km: KeyMaterial | undefined): void {
-  km?.key.fill(0);
-  km?.authKey?.fill(0);
+  if (km === undefined) return;
+  zero(km.key);
+  if (km.authKey) zero(km.authKey);
+}
+
+/**
+ * Writes zeros over `b`: a loop the compiler inlines, not `fill(0)`, a call
+ * into the runtime that cost more than the 36 bytes of a key (200,000 calls
+ * at a hub's start, issue 9).
+ */
+function zero(b: Uint8Array): void {
+  for (let i = 0; i < b.length; i++) b[i] = 0;
 }
 
 /** Whether a lifetime sets any limit. */

@@ -82,7 +82,7 @@ import { join } from "node:path";
 import { Journals, OWNER, STATE_NAME, mergeRecords } from "./journal.ts";
 import { Migration } from "./migration.ts";
 import { FRESH, HOT, PENDING, SaSlots } from "./seq_slots.ts";
-import { commitStaged, discardStaged, readState, stageState, statePath, writeStatesSync, writeStateSync, type SaStateRecord } from "./state_file.ts";
+import { commitStaged, discardStaged, plainKey, readState, stageState, statePath, writeStatesSync, writeStateSync, type SaStateRecord } from "./state_file.ts";
 
 /** Fewest numbers reserved at a time: outbound skipping ahead on restart costs nothing, inbound costs replay drops. */
 export const MIN_BLOCK = { out: 8192n, in: 2048n } as const;
@@ -163,6 +163,12 @@ export interface FileState {
   holders: number | number[] | undefined;
   /** The prepareEach call that last took this file (a file named twice in one call is taken once). */
   seen: number;
+  /**
+   * Set when the store lets go of this state (release, the one place a state
+   * leaves its map): `current` reads it instead of looking the key up again
+   * in a map of every key (0.1 s of a 100,000-SA install, issue 9).
+   */
+  released: boolean;
 }
 
 /** One state directory (however spelled): its journals and its files' states, by direction and key id. */
@@ -182,8 +188,6 @@ interface Batched {
 /** Which state files a listing of a state directory's `sa/` shows, by direction: their key ids. */
 type Listing = { in: Set<string>; out: Set<string> };
 
-/** A key id whose file name statePath appends as is (no path normalising): a listing can answer for it. */
-const PLAIN_KEY = /^[0-9A-Za-z]+$/;
 
 function listing(names: Set<string> | undefined): Listing | undefined {
   if (!names) return undefined;
@@ -199,6 +203,9 @@ function listing(names: Set<string> | undefined): Listing | undefined {
 function pathOf(f: FileState): string {
   return statePath(f.d.stateDir, f.dir, f.keyId);
 }
+
+/** The counters of a key never used (a Resume's base, shared: read, never written). */
+const NO_COUNTS: Resume["base"] = Object.freeze({ packets: 0n, bytes: 0n });
 
 /** A Resume whose path is built only if asked for. */
 class Resumed implements Resume {
@@ -305,13 +312,13 @@ export class SeqStore {
   private fileOf(d: DirState, dir: "in" | "out", keyId: string): FileState {
     const files = d.files[dir];
     let f = files.get(keyId);
-    if (!f) files.set(keyId, (f = { d, dir, keyId, issued: 0, committed: 0, holders: undefined, seen: 0 }));
+    if (!f) files.set(keyId, (f = { d, dir, keyId, issued: 0, committed: 0, holders: undefined, seen: 0, released: false }));
     return f;
   }
 
   /** Whether `f` is still its key's state (not let go of: release). */
   private current(f: FileState): boolean {
-    return f.d.files[f.dir].get(f.keyId) === f;
+    return !f.released;
   }
 
   /**
@@ -324,7 +331,9 @@ export class SeqStore {
    */
   private release(f: FileState): void {
     if (f.holders !== undefined || f.issued !== f.committed || f.d.j.has(f.dir, f.keyId)) return;
-    if (this.current(f)) f.d.files[f.dir].delete(f.keyId);
+    if (!this.current(f)) return;
+    f.d.files[f.dir].delete(f.keyId);
+    f.released = true;
   }
 
   /** How many state files this store holds a state for (tests, status): the tracked SAs' keys and those with something under way. */
@@ -467,8 +476,8 @@ export class SeqStore {
     if (j.refusal) {
       throw new SeqStateError(j.refusal.file, `${j.refusal.why}: refusing every durable SA of ${p.stateDir} (the journal may hold their latest reservations; never restart their numbers at 1: replace the keys, or remove the journal only if every key is new)`);
     }
-    // not listed: no file to read (a key id statePath would normalise is read whatever the listing says)
-    const r = names && !names[p.dir].has(p.keyId) && PLAIN_KEY.test(p.keyId) ? { kind: "absent" as const } : readState(pathOf(f), { dir: p.dir, keyId: p.keyId });
+    // not listed: no file to read (a key id statePath would normalise, not plainKey, is read whatever the listing says)
+    const r = names && !names[p.dir].has(p.keyId) && plainKey(p.keyId) ? { kind: "absent" as const } : readState(pathOf(f), { dir: p.dir, keyId: p.keyId });
     if (r.kind === "bad") throw new SeqStateError(pathOf(f), `${r.why}: refusing this SA (never restart its numbers at 1; replace the key, or remove the file only if the key is new)`);
     const prev = mergeRecords(r.kind === "ok" ? r.record : null, j.records(p.dir, p.keyId));
     // Every number ≤ top may have been used: the latest record (the file or
@@ -484,7 +493,8 @@ export class SeqStore {
       dir: p.dir, keyId: p.keyId, spi: p.spi, suite: p.suite, peer: p.peer, reserved,
       packets: prev?.packets ?? 0n, bytes: prev?.bytes ?? 0n, created: prev?.created ?? now,
     };
-    return { rec, resume: new Resumed(f, top + 1n, prev !== null, reserved, { packets: rec.packets, bytes: rec.bytes }, rec.created, prev !== null) };
+    const base = rec.packets === 0n && rec.bytes === 0n ? NO_COUNTS : { packets: rec.packets, bytes: rec.bytes };
+    return { rec, resume: new Resumed(f, top + 1n, prev !== null, reserved, base, rec.created, prev !== null) };
   }
 
   /** Starts renewing SA `saId`'s reservation (after addSa with `res`). */
