@@ -210,21 +210,27 @@ export class SaTable {
     if (this.opts.emitBatch) this.batch = [];
     try {
       this.prepareDurable(this.check(peers));
-      const want = new Set(peers.map((p) => p.name));
-      const gone = [...this.held.values()].filter((h) => !want.has(h.spec.name));
-      this.untrackAll(gone);
-      for (const h of gone) this.dropPeer(h, "peer-removed");
+      // a first apply (a node's start) holds nothing to look up: no set of names, no lookups
+      if (this.held.size > 0) {
+        const want = new Set(peers.map((p) => p.name));
+        const gone = [...this.held.values()].filter((h) => !want.has(h.spec.name));
+        this.untrackAll(gone);
+        for (const h of gone) this.dropPeer(h, "peer-removed");
+      }
+      // each peer's runtime view as it is applied, not looked up again by name afterwards
+      const rts: PeerRuntime[] = [];
       for (const p of peers) {
-        const h = this.held.get(p.name);
+        let h = this.held.size > 0 ? this.held.get(p.name) : undefined;
         if (h && sameTunnel(h.spec, p)) {
           if (moved(h.spec, p)) this.movePeer(h, p);
           this.updatePeer(h, p);
         } else {
           if (h) this.dropPeer(h, "tunnel-changed");
-          this.addPeer(p);
+          h = this.addPeer(p);
         }
+        rts.push(h.rt);
       }
-      this.prov.peers = peers.map((p) => this.held.get(p.name)!.rt);
+      this.prov.peers = rts;
       this.prov.outBySa.clear();
       for (const h of this.held.values()) if (h.rt.out) this.prov.outBySa.set(h.rt.out.saId, h.rt.out);
     } finally {
@@ -250,6 +256,8 @@ export class SaTable {
     const durable = adds.filter((a) => a.sa.durable);
     if (durable.length < 2) return;
     const ps = durable.map((a) => this.durableParams(stateDir, a.peer, a.sa, a.dir));
+    // the store's columns sized once for the SA ids this apply may hand out (lowest free: below live + added)
+    store.expectIds(Math.min(this.core.maxSas, this.liveSas() + adds.length));
     const lists: { in: Prepared[]; out: Prepared[] } = { in: [], out: [] };
     // a file named twice in the batch is made once: the other SA of that key prepares on its own
     store.prepareEach(ps).forEach((res, i) => void (res && lists[durable[i].dir].push({ sa: durable[i].sa, dp: ps[i], res })));
@@ -269,7 +277,7 @@ export class SaTable {
       if (this.opts.hasCarrier && !this.opts.hasCarrier(p.wanIndex, p.carrier, p.mode)) {
         throw new ApplyError(`peer ${p.name}: needs a ${p.carrier} socket on WAN port ${p.wanIndex} that this instance did not open at start (restart to add it)`);
       }
-      const h = this.held.get(p.name);
+      const h = this.held.size > 0 ? this.held.get(p.name) : undefined;
       const rebuild = !h || !sameTunnel(h.spec, p);
       if (p.sas.length === 0) adds += rebuild ? 2 : 0;
       for (let k = 0; k < p.sas.length; k++) {
@@ -324,7 +332,7 @@ export class SaTable {
     return n;
   }
 
-  private addPeer(p: PeerSpec): void {
+  private addPeer(p: PeerSpec): Held {
     const peerId = this.freeIds.pop() ?? this.nextId++;
     this.core.forgetPeer(peerId); // a reused id must not carry another peer's learned address
     const rt: PeerRuntime = {
@@ -345,6 +353,7 @@ export class SaTable {
       this.addOut(h, p.sas[0]);
     }
     this.setPolicies(h);
+    return h;
   }
 
   /**
