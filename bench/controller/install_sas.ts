@@ -104,17 +104,20 @@ async function child(tree: string, o: Options): Promise<void> {
     const { port1, port2 } = new MessageChannel();
     let messages = 0, events = 0;
     const refused: string[] = [];
-    port2.on("message", (m: { event?: { event: string }; events?: unknown[] }) => {
+    port2.on("message", (m: { event?: { event: string }; events?: unknown[]; batch?: { events: unknown[] } }) => {
       messages++;
-      events += m.events ? m.events.length : 1;
+      events += m.events ? m.events.length : m.batch ? m.batch.events.length : 1;
     });
     const emit = (e: { event: string; message?: string }) => {
       if (e.event === "alarm") refused.push(e.message!);
       port1.postMessage({ type: "event", event: e });
     };
-    const emitBatch = (es: { event: string; message?: string }[]) => {
-      for (const e of es) if (e.event === "alarm") refused.push(e.message!);
-      port1.postMessage({ type: "events", events: es });
+    // as the tree's worker sends it: an array of events (older trees) or an EventBatch (rows for sa-installed)
+    type Ev = { event: string; message?: string };
+    const emitBatch = (b: Ev[] | { events: (Ev | number)[] }) => {
+      const es = Array.isArray(b) ? b : b.events;
+      for (const e of es) if (typeof e === "object" && e.event === "alarm") refused.push(e.message!);
+      port1.postMessage(Array.isArray(b) ? { type: "events", events: b } : { type: "events", batch: b });
     };
     const store = new SeqStore((m: string) => refused.push(m));
     const table = new SaTable(core, { store, stateDir, emit, emitBatch });

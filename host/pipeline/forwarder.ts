@@ -31,7 +31,7 @@ import type { Status, WorkerStatus } from "../control/status.ts";
 import type { HostPacket } from "./pipeline.ts";
 import { SaLifecycle } from "../sa/lifecycle.ts";
 import { describeSwitch } from "../sa/failover.ts";
-import type { PeerSpec, SaEvent } from "../sa/spec.ts";
+import { eventsOf, type EventBatch, type PeerSpec, type SaEvent } from "../sa/spec.ts";
 import type { WorkerData } from "./worker.ts";
 import { peersForWorkers } from "../sa/worker_sas.ts";
 import { describeSweep, sweepStateDir } from "../sa/state_sweep.ts";
@@ -295,7 +295,7 @@ export class Forwarder {
         else if (m.type === "host-packet" && m.packet.stun) for (const f of fwd?.stunListeners ?? []) f(m.packet);
         else if (m.type === "host-packet") opts.onHostPacket?.(m.packet);
         else if (m.type === "event") onEvent(m.event as SaEvent);
-        else if (m.type === "events") for (const e of m.events as SaEvent[]) onEvent(e); // one apply's (SaTable emitBatch)
+        else if (m.type === "events") for (const e of eventsOf(m.batch as EventBatch)) onEvent(e); // one apply's (SaTable emitBatch)
       });
       worker.on("error", (e) => {
         const fwd = get();

@@ -29,7 +29,7 @@ import { journalStatus, snapshot } from "./status.ts";
 import { SaTable } from "../sa/install.ts";
 import { SeqStore } from "../sa/seq_store.ts";
 import { ensureStateDir } from "../sa/state_file.ts";
-import type { PeerSpec, SaEvent } from "../sa/spec.ts";
+import type { EventBatch, PeerSpec, SaEvent } from "../sa/spec.ts";
 import { espFilterProgram, filterRaw, NONE, steerTun, steerUdp } from "../net/steer_linux.ts";
 import { secondsSince } from "../util/elapsed.ts";
 
@@ -197,7 +197,7 @@ async function main(): Promise<void> {
     throw Object.assign(e as Error, { where: "socket" });
   }
   // an apply's events in one message (a hub's start installs 100,000 SAs: one sa-installed each)
-  const emitBatch = (events: SaEvent[]) => port.postMessage({ type: "events", events });
+  const emitBatch = (batch: EventBatch) => port.postMessage({ type: "events", batch });
   const table = new SaTable(core, { store, stateDir: node.stateDir, hasCarrier: carrierCheck(wans), emit, emitBatch });
   const installStart = performance.now();
   table.apply(data.peers);

@@ -20,7 +20,7 @@ import type { Core, Counters, Mode as CoreMode, SaParams } from "../core/core.ts
 import { SUITES } from "../config/suites.ts";
 import type { InSa, OutSa, PeerRuntime, Provisioned } from "../pipeline/provision.ts";
 import { SeqStateError, type DurableParams, type Resume, type SeqStore } from "./seq_store.ts";
-import { moved, sameTunnel, type KeyMaterial, type PeerSpec, type SaEvent, type SaSpec } from "./spec.ts";
+import { installEvent, installRows, moved, sameTunnel, type EventBatch, type KeyMaterial, type PeerSpec, type SaEvent, type SaSpec } from "./spec.ts";
 
 /** A first reservation made in an apply's batch, with the SA and parameters it was made for. */
 export interface Prepared {
@@ -115,9 +115,11 @@ export interface SaTableOptions {
   /**
    * The events of one apply, at its end, in one call (in order; `emit` then
    * gets none of them): a worker sends them to the main thread as one
-   * message instead of one per SA (100,000 at a hub's start).
+   * message instead of one per SA (100,000 at a hub's start), its
+   * sa-installed events as rows (EventBatch; eventsOf makes the objects).
+   * The batch is the callback's to keep.
    */
-  emitBatch?: (events: SaEvent[]) => void;
+  emitBatch?: (batch: EventBatch) => void;
 }
 
 
@@ -158,7 +160,7 @@ export class SaTable {
   private readonly recent = new Set<number>();
   /**
    * During an apply with opts.emitBatch: its events so far, an sa-installed
-   * one as its index in `installs` (made into an event at the end).
+   * one as its row in `installs` (EventBatch).
    */
   private batch?: (SaEvent | number)[];
   /**
@@ -167,7 +169,7 @@ export class SaTable {
    * young generation on the way (100,000 at a hub's start, issue 9); these
    * are numbers and references to strings that exist anyway.
    */
-  private readonly installs = { peer: [] as string[], dir: [] as ("in" | "out")[], spi: [] as number[], saId: [] as number[], resumedAt: [] as (bigint | undefined)[] };
+  private installs = installRows();
   /** The core's parameters of the SA being added (saParams: one object for every call), and its UDP ports. */
   private readonly params: SaParams = {
     direction: "out", suite: "none", mode: "tunnel", spi: 0, esn: false, replayWindow: undefined, key: undefined, saltInKey: false,
@@ -237,10 +239,11 @@ export class SaTable {
       this.prepared = undefined;
       this.listTimed();
       for (const p of peers) for (const s of p.sas) (wipe(s.keysIn), wipe(s.keysOut));
-      const events = this.batch?.map((e) => (typeof e === "number" ? this.installEvent(e) : e));
+      // the rows go with the batch (no copy): the next apply starts new ones
+      const batch = this.batch ? { events: this.batch, installs: this.installs } : undefined;
       this.batch = undefined;
-      for (const col of Object.values(this.installs)) col.length = 0;
-      if (events?.length) this.opts.emitBatch!(events); // last: keys are wiped whatever it does
+      if (batch) this.installs = installRows();
+      if (batch?.events.length) this.opts.emitBatch!(batch); // last: keys are wiped whatever it does
     }
   }
 
@@ -568,12 +571,6 @@ export class SaTable {
     c.resumedAt.push(resumedAt);
   }
 
-  /** The sa-installed event in row `i` of `installs`. */
-  private installEvent(i: number): SaEvent {
-    const c = this.installs;
-    return installEvent(c.peer[i], c.dir[i], c.spi[i], c.saId[i], c.resumedAt[i]);
-  }
-
   /** The peer's SPD entries, through its current outbound SA (none while it has none: NO_POLICY drops). */
   private setPolicies(h: Held): void {
     for (const id of h.rt.policies) this.core.removePolicy(id);
@@ -681,10 +678,6 @@ export class SaTable {
     this.expired.add(sa.saId);
     this.emit({ event: "sa-removed", peer: h.spec.name, dir, spi: sa.spi, why: "lifetime" });
   }
-}
-
-function installEvent(peer: string, dir: "in" | "out", spi: number, saId: number, resumedAt: bigint | undefined): SaEvent {
-  return resumedAt !== undefined ? { event: "sa-installed", peer, dir, spi, saId, resumedAt: String(resumedAt) } : { event: "sa-installed", peer, dir, spi, saId };
 }
 
 /** Zeroes a key buffer the apply was given. */

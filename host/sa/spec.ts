@@ -108,3 +108,41 @@ export type SaEvent =
   | { event: "sa-removed"; peer: string; dir: "in" | "out"; spi: number; why: "config" | "lifetime" | "peer-removed" | "tunnel-changed" | "stop" }
   | { event: "needs-rekey"; peer: string; dir: "in" | "out"; spi: number; why: "soft-lifetime" | "sequence-exhausted" }
   | { event: "alarm"; peer?: string; spi?: number; message: string };
+
+/**
+ * An apply's events as one batch (SaTable emitBatch, a worker's one message
+ * to the main thread): in order, each sa-installed one as its row in
+ * `installs`, whose columns hold numbers and references to strings that
+ * exist anyway. A hub's start installs 100,000 SAs: their events as objects
+ * were 100,000 objects made at the apply's end and 100,000 cloned (each
+ * with its property names) into the message, on the installing thread; as
+ * rows they are five arrays, and the receiver makes the objects (eventsOf).
+ */
+export interface EventBatch {
+  events: (SaEvent | number)[];
+  installs: InstallRows;
+}
+
+/** sa-installed events as columns (EventBatch): row i is one event. */
+export interface InstallRows {
+  peer: string[];
+  dir: ("in" | "out")[];
+  spi: number[];
+  saId: number[];
+  /** The first sequence number of an SA resumed from an earlier run's state, else undefined. */
+  resumedAt: (bigint | undefined)[];
+}
+
+/** Empty columns for an apply's sa-installed events. */
+export const installRows = (): InstallRows => ({ peer: [], dir: [], spi: [], saId: [], resumedAt: [] });
+
+/** An sa-installed event. */
+export function installEvent(peer: string, dir: "in" | "out", spi: number, saId: number, resumedAt: bigint | undefined): SaEvent {
+  return resumedAt !== undefined ? { event: "sa-installed", peer, dir, spi, saId, resumedAt: String(resumedAt) } : { event: "sa-installed", peer, dir, spi, saId };
+}
+
+/** The events of batch `b`, in order, as SaEvents. */
+export function eventsOf(b: EventBatch): SaEvent[] {
+  const r = b.installs;
+  return b.events.map((e) => (typeof e === "number" ? installEvent(r.peer[e], r.dir[e], r.spi[e], r.saId[e], r.resumedAt[e]) : e));
+}

@@ -13,7 +13,7 @@ import { SaLifecycle, ReloadRefused } from "../../host/sa/lifecycle.ts";
 import { SaTable } from "../../host/sa/install.ts";
 import { plan } from "../../host/sa/plan.ts";
 import { peersForWorker } from "../../host/sa/worker_sas.ts";
-import type { PeerSpec, SaEvent } from "../../host/sa/spec.ts";
+import { eventsOf, type EventBatch, type PeerSpec, type SaEvent } from "../../host/sa/spec.ts";
 import { baseConfig, hexKey, type Doc } from "../helpers/config_fixture.ts";
 import { makeCore } from "./core-helpers.ts";
 
@@ -194,8 +194,9 @@ test("emitBatch: an apply's events reach it in one call, in the order emit gets 
   const each: SaEvent[] = [];
   const calls: SaEvent[][] = [];
   const got: SaEvent[] = [];
+  const raw: EventBatch[] = [];
   const a = new SaTable(one, { emit: (e) => void each.push(e) });
-  const b = new SaTable(batched, { emit: (e) => void got.push(e), emitBatch: (es) => void calls.push(es) });
+  const b = new SaTable(batched, { emit: (e) => void got.push(e), emitBatch: (b) => void (calls.push(eventsOf(b)), raw.push(b)) });
   // the same peers for both (an apply wipes the keys it was given: plan each time)
   const peersOf = (doc: Doc) => plan(load(doc), { sas: new Set(), tunnels: new Map() }).peers;
   const doc = baseConfig();
@@ -210,6 +211,10 @@ test("emitBatch: an apply's events reach it in one call, in the order emit gets 
     assert.ok(each.length > 0);
     assert.equal(calls.length, 1, "one call per apply");
     assert.deepEqual(calls[0], each, "the same events, in the same order");
+    // sa-installed events travel as rows (no object each), and survive the worker's message as they are
+    const batch = raw.pop()!;
+    assert.equal(batch.events.filter((e) => typeof e === "number").length, each.filter((e) => e.event === "sa-installed").length);
+    assert.deepEqual(eventsOf(structuredClone(batch)), each, "the main thread's events from the cloned batch");
   }
   assert.deepEqual(got, [], "emit gets none of an apply's events when emitBatch is given");
   // an apply that changes nothing has nothing to send
