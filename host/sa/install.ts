@@ -222,7 +222,7 @@ export class SaTable {
       // each peer's runtime view as it is applied, not looked up again by name afterwards
       const rts: PeerRuntime[] = [];
       for (const p of peers) {
-        let h = this.held.size > 0 ? this.held.get(p.name) : undefined;
+        let h = this.held.get(p.name);
         if (h && sameTunnel(h.spec, p)) {
           if (moved(h.spec, p)) this.movePeer(h, p);
           this.updatePeer(h, p);

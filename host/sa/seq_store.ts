@@ -188,7 +188,6 @@ interface Batched {
 /** Which state files a listing of a state directory's `sa/` shows, by direction: their key ids. */
 type Listing = { in: Set<string>; out: Set<string> };
 
-
 function listing(names: Set<string> | undefined): Listing | undefined {
   if (!names) return undefined;
   const out: Listing = { in: new Set(), out: new Set() };
